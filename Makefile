@@ -1,0 +1,33 @@
+# Trunkline — every target installs what it needs first. Only Node/npm must pre-exist.
+BUN := node_modules/.bin/bun
+CONFIG ?= config.example.yaml
+
+.PHONY: run test build bench check typecheck deps system-deps clean
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
+
+deps: node_modules/.installed
+
+system-deps:
+	scripts/system-deps.sh
+
+build: deps
+	$(BUN) build --compile --minify main.ts --outfile dist/trunkline
+
+run: build
+	mkdir -p data
+	./dist/trunkline serve --config $(CONFIG) --db data/trunkline.db
+
+typecheck: deps
+	$(BUN) x tsc --noEmit
+
+test: deps system-deps typecheck
+	$(BUN) test
+
+bench: deps system-deps
+	$(BUN) run bench/run.ts
+
+clean:
+	rm -rf dist node_modules data
