@@ -27,7 +27,7 @@ test: deps system-deps typecheck
 	$(BUN) test
 
 bench: deps system-deps
-	$(BUN) run bench/run.ts
+	$(BUN) run bench/run.ts $(BENCH)
 
 clean:
 	rm -rf dist node_modules data
