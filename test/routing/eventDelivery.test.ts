@@ -1,0 +1,85 @@
+import { afterAll, describe, expect, test } from "bun:test";
+import { EventBus } from "../../src/events.ts";
+import { EventDelivery } from "../../src/routing/eventDelivery.ts";
+import { SIGNATURE_HEADER, verifyWebhookSignature, TIMESTAMP_HEADER } from "../../src/routing/webhooks.ts";
+import { startWebhookServer } from "../helpers/webhookServer.ts";
+
+const server = startWebhookServer();
+afterAll(() => server.stop());
+
+const call = (callId: string) => ({ callId, direction: "inbound" as const, applicationId: "app", channelId: "room" });
+
+describe("events webhook delivery", () => {
+  test("events of one call arrive in order despite failures, retried with backoff", async () => {
+    let failuresLeft = 2;
+    server.handle("/ordered", () => (failuresLeft-- > 0 ? new Response("", { status: 503 }) : Response.json({})));
+    const bus = new EventBus();
+    const delivery = new EventDelivery({ settings: () => ({ eventsUrl: server.url("/ordered"), timeoutMs: 500, secret: "k" }), retryDelaysMs: [20, 20, 20] });
+    delivery.attach(bus);
+    bus.emit("call.ringing", { ...call("c1"), sipStatus: 180 });
+    bus.emit("call.answered", call("c1"));
+    bus.emit("call.ended", { ...call("c1"), reason: "remote_bye" });
+    await delivery.idle();
+    const delivered = server.received.filter((r) => r.path === "/ordered" && r.json !== undefined);
+    // Two failed attempts of the first event, then the three in order.
+    const types = delivered.map((r) => (r.json as { type: string }).type);
+    expect(types).toEqual(["call.ringing", "call.ringing", "call.ringing", "call.answered", "call.ended"]);
+    const last = delivered.at(-1)!;
+    expect(last.json).toMatchObject({ type: "call.ended", data: { callId: "c1", reason: "remote_bye" } });
+    expect(verifyWebhookSignature({ secret: "k", body: last.body, timestamp: last.headers.get(TIMESTAMP_HEADER), signature: last.headers.get(SIGNATURE_HEADER) })).toBe(true);
+  });
+
+  test("emitting does not wait for a slow receiver", async () => {
+    server.handle("/slow", () => Bun.sleep(300).then(() => Response.json({})));
+    const bus = new EventBus();
+    const delivery = new EventDelivery({ settings: () => ({ eventsUrl: server.url("/slow"), timeoutMs: 1000 }) });
+    delivery.attach(bus);
+    const started = performance.now();
+    for (let i = 0; i < 20; i++) bus.emit("dtmf.received", { ...call(`c${i}`), digit: "1", method: "rfc4733" });
+    expect(performance.now() - started).toBeLessThan(50);
+    await delivery.idle();
+    expect(server.received.filter((r) => r.path === "/slow")).toHaveLength(20);
+  });
+
+  test("a permanently failing receiver is given up on after the retries", async () => {
+    server.handle("/dead", () => new Response("", { status: 500 }));
+    const bus = new EventBus();
+    const delivery = new EventDelivery({ settings: () => ({ eventsUrl: server.url("/dead"), timeoutMs: 500 }), retryDelaysMs: [5, 5] });
+    delivery.attach(bus);
+    bus.emit("trunk.unreachable", { trunkId: "t1" });
+    await delivery.idle();
+    expect(server.received.filter((r) => r.path === "/dead")).toHaveLength(3);
+  });
+
+  test("a 4xx rejection is not retried", async () => {
+    server.handle("/reject", () => new Response("", { status: 400 }));
+    const bus = new EventBus();
+    const delivery = new EventDelivery({ settings: () => ({ eventsUrl: server.url("/reject"), timeoutMs: 500 }), retryDelaysMs: [5, 5] });
+    delivery.attach(bus);
+    bus.emit("trunk.reachable", { trunkId: "t1" });
+    await delivery.idle();
+    expect(server.received.filter((r) => r.path === "/reject")).toHaveLength(1);
+  });
+
+  test("without an eventsUrl nothing is queued", async () => {
+    const bus = new EventBus();
+    const delivery = new EventDelivery({ settings: () => ({ timeoutMs: 500 }) });
+    delivery.attach(bus);
+    bus.emit("trunk.reachable", { trunkId: "t1" });
+    await delivery.idle();
+  });
+});
+
+describe("event bus", () => {
+  test("a throwing subscriber does not stop the others", () => {
+    const bus = new EventBus();
+    const seen: string[] = [];
+    bus.subscribe(() => {
+      throw new Error("boom");
+    });
+    bus.subscribe((e) => seen.push(e.type));
+    const event = bus.emit("trunk.registered", { trunkId: "t" });
+    expect(seen).toEqual(["trunk.registered"]);
+    expect(event.id).toMatch(/^evt_/);
+  });
+});
