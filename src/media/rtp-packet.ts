@@ -1,0 +1,84 @@
+// RTP fixed header parse/serialize (RFC 3550 §5.1) and RTP/RTCP demultiplexing (RFC 5761 §4).
+
+export interface RtpPacket {
+  marker: boolean;
+  payloadType: number;
+  sequenceNumber: number;
+  timestamp: number;
+  ssrc: number;
+  csrcs: number[];
+  /** view into the received datagram; copy it if it must outlive the handler */
+  payload: Uint8Array;
+}
+
+export const RTP_HEADER_SIZE = 12;
+
+/** Returns undefined for anything that is not a well-formed RTP v2 packet. */
+export function parseRtp(data: Uint8Array): RtpPacket | undefined {
+  if (data.length < RTP_HEADER_SIZE) return undefined;
+  const b0 = data[0]!;
+  if (b0 >> 6 !== 2) return undefined;
+  const b1 = data[1]!;
+  const csrcCount = b0 & 0x0f;
+  let offset = RTP_HEADER_SIZE + csrcCount * 4;
+  if (data.length < offset) return undefined;
+  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  const csrcs: number[] = [];
+  for (let i = 0; i < csrcCount; i++) csrcs.push(view.getUint32(RTP_HEADER_SIZE + i * 4));
+  if (b0 & 0x10) {
+    // RFC 3550 §5.3.1 header extension: 16-bit profile, 16-bit length in 32-bit words.
+    if (data.length < offset + 4) return undefined;
+    offset += 4 + view.getUint16(offset + 2) * 4;
+    if (data.length < offset) return undefined;
+  }
+  let end = data.length;
+  if (b0 & 0x20) {
+    // RFC 3550 §5.1 padding: the last octet counts the padding octets, itself included.
+    const pad = data[end - 1]!;
+    if (pad === 0 || offset + pad > end) return undefined;
+    end -= pad;
+  }
+  return {
+    marker: (b1 & 0x80) !== 0,
+    payloadType: b1 & 0x7f,
+    sequenceNumber: view.getUint16(2),
+    timestamp: view.getUint32(4),
+    ssrc: view.getUint32(8),
+    csrcs,
+    payload: data.subarray(offset, end),
+  };
+}
+
+export interface RtpHeaderFields {
+  marker?: boolean;
+  payloadType: number;
+  sequenceNumber: number;
+  timestamp: number;
+  ssrc: number;
+}
+
+/** A 12-byte-header packet (no CSRCs, no extension) carrying `payload`. */
+export function serializeRtp(h: RtpHeaderFields, payload: Uint8Array): Uint8Array {
+  const out = new Uint8Array(RTP_HEADER_SIZE + payload.length);
+  writeRtpHeader(out, h);
+  out.set(payload, RTP_HEADER_SIZE);
+  return out;
+}
+
+export function writeRtpHeader(out: Uint8Array, h: RtpHeaderFields): void {
+  out[0] = 0x80;
+  out[1] = (h.marker ? 0x80 : 0) | (h.payloadType & 0x7f);
+  out[2] = (h.sequenceNumber >>> 8) & 0xff;
+  out[3] = h.sequenceNumber & 0xff;
+  const ts = h.timestamp >>> 0;
+  out[4] = ts >>> 24; out[5] = (ts >>> 16) & 0xff; out[6] = (ts >>> 8) & 0xff; out[7] = ts & 0xff;
+  const ssrc = h.ssrc >>> 0;
+  out[8] = ssrc >>> 24; out[9] = (ssrc >>> 16) & 0xff; out[10] = (ssrc >>> 8) & 0xff; out[11] = ssrc & 0xff;
+}
+
+/** RFC 5761 §4: with rtcp-mux, RTCP packet types 192–223 sit where RTP's marker+PT would be. */
+export function looksLikeRtcp(data: Uint8Array): boolean {
+  if (data.length < 8 || data[0]! >> 6 !== 2) return false;
+  const pt = data[1]!;
+  return pt >= 192 && pt <= 223;
+}
