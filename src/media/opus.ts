@@ -1,0 +1,89 @@
+// Opus (RFC 6716 / RFC 7587) through @evan/opus: 48 kHz mono internally, rtpmap opus/48000/2.
+// The library returns views into one buffer it reuses, so every result is copied before returning.
+// Loss concealment uses Opus's own PLC: a packet holding only a TOC byte has a zero-length frame,
+// which the decoder treats as lost (RFC 6716 §3.2.1) and fills from its internal state.
+// In-band FEC is switched on in the encoder (peers can use it); the binding exposes no decode_fec
+// flag, so received FEC data is not used for recovery here.
+import { Decoder, Encoder } from "@evan/opus";
+import type { AudioDecoder, AudioEncoder, Codec } from "./codec.ts";
+
+const sampleRate = 48000;
+const defaultBitrate = 32000;
+
+export interface OpusEncoderOptions {
+  bitrate?: number;
+  /** Expected loss percentage; drives how much in-band FEC the encoder adds. */
+  packetLossPercent?: number;
+}
+
+function copyPcm(bytes: Uint8Array): Int16Array {
+  const copy = Uint8Array.prototype.slice.call(bytes, 0, bytes.length & ~1);
+  return new Int16Array(copy.buffer, 0, copy.length >> 1);
+}
+
+export function createOpusEncoder(o: OpusEncoderOptions = {}): AudioEncoder {
+  const enc = new Encoder({ channels: 1, sample_rate: sampleRate, application: "voip" });
+  enc.bitrate = o.bitrate ?? defaultBitrate;
+  enc.inband_fec = true;
+  enc.packet_loss = o.packetLossPercent ?? 5;
+  return {
+    encode(pcm) {
+      return Uint8Array.prototype.slice.call(enc.encode(pcm));
+    },
+  };
+}
+
+/** TOC byte of a zero-length 20 ms (or 10 ms) frame in the same mode and bandwidth as `lastToc`. */
+function concealmentToc(lastToc: number, want20ms: boolean): number {
+  const config = lastToc >> 3;
+  let lossConfig: number;
+  if (config < 12) lossConfig = (config & ~3) + (want20ms ? 1 : 0); // SILK: 10/20/40/60 ms
+  else if (config < 16) lossConfig = (config & ~1) + (want20ms ? 1 : 0); // Hybrid: 10/20 ms
+  else lossConfig = (config & ~3) + (want20ms ? 3 : 2); // CELT: 2.5/5/10/20 ms
+  return lossConfig << 3; // mono, code 0 (one frame)
+}
+
+export function createOpusDecoder(): AudioDecoder {
+  const dec = new Decoder({ channels: 1, sample_rate: sampleRate });
+  let lastToc = 31 << 3; // CELT fullband 20 ms until a real packet arrives
+  const conceal = (samples: number): Int16Array => {
+    const out = new Int16Array(samples);
+    let filled = 0;
+    while (filled < samples) {
+      const left = samples - filled;
+      const toc = concealmentToc(lastToc, left >= 960);
+      let chunk: Int16Array;
+      try {
+        chunk = copyPcm(dec.decode(Uint8Array.of(toc)));
+      } catch {
+        break; // leave the rest silent
+      }
+      if (chunk.length === 0) break;
+      out.set(chunk.subarray(0, Math.min(chunk.length, left)), filled);
+      filled += chunk.length;
+    }
+    return out;
+  };
+  return {
+    decode(payload) {
+      if (payload.length === 0) return conceal(960);
+      try {
+        const pcm = copyPcm(dec.decode(payload));
+        lastToc = payload[0] ?? lastToc;
+        return pcm;
+      } catch {
+        return conceal(960);
+      }
+    },
+    conceal,
+  };
+}
+
+export const opus: Codec = {
+  name: "opus",
+  rtpClockRate: sampleRate,
+  sampleRate,
+  sdpChannels: 2,
+  createEncoder: () => createOpusEncoder(),
+  createDecoder: createOpusDecoder,
+};
