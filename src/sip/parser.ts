@@ -1,0 +1,354 @@
+// SIP message parser (RFC 3261 §7, §18.3, §20; RFC 4475 torture tests; RFC 5118 IPv6).
+// Errors are values: parseMessage never throws. A rejected request still carries a partial
+// SipRequest when Via, From, To, Call-ID and CSeq were readable, so the stack can answer 400
+// (or 413/505) statelessly; a rejected response is simply dropped by the caller.
+
+import {
+  SipRequest, SipResponse, parseCSeq, parseScalar, resolveHeaderName,
+  type SipMessage,
+} from "./message.ts";
+import { isToken, parseNameAddr, parseUri, parseVia, splitTopLevel, type SipUri, type Via } from "./uri.ts";
+
+export interface ParseLimits {
+  /** Whole message (start line, headers, body) in bytes. */
+  maxSize: number;
+  /** Header lines, folded continuation lines included. */
+  maxHeaders: number;
+  /** Bytes of one physical line. */
+  maxLineLength: number;
+}
+
+export const DEFAULT_LIMITS: ParseLimits = { maxSize: 65536, maxHeaders: 256, maxLineLength: 8192 };
+
+export interface ParseError {
+  /** Status a UAS would answer with: 400, 413 or 505. */
+  status: number;
+  /** Reason phrase naming the defect, e.g. "Malformed Via header". */
+  reason: string;
+  /** What the bytes looked like; a "response" or "unknown" error is dropped, never answered. */
+  kind: "request" | "response" | "unknown";
+  /** Set when enough was readable to build a response (Via, From, To, Call-ID, CSeq). */
+  request?: SipRequest;
+}
+
+export type ParseResult = { ok: true; message: SipRequest | SipResponse } | { ok: false; error: ParseError };
+
+const decoder = new TextDecoder();
+const LF = 10;
+const CR = 13;
+const NO_URI: SipUri = { scheme: "", host: "", params: new Map(), headers: new Map() };
+
+interface Defect {
+  status: number;
+  reason: string;
+}
+
+export function parseMessage(
+  data: Uint8Array,
+  framing: "datagram" | "stream",
+  limits: ParseLimits = DEFAULT_LIMITS,
+): ParseResult {
+  // RFC 3261 §7.5: CRLFs before the start line are ignored.
+  let start = 0;
+  while (start < data.length && (data[start] === CR || data[start] === LF)) start++;
+  if (start === data.length) return fail(400, "Empty message", "unknown");
+
+  // Find the empty line ending the header section; enforce line length and line count limits.
+  let headEnd = -1; // index of the LF closing the last header line (or data.length)
+  let bodyStart = data.length;
+  let lineStart = start;
+  let lines = 0;
+  for (;;) {
+    const lf = data.indexOf(LF, lineStart);
+    const lineEnd = lf < 0 ? data.length : lf;
+    if (lineEnd - lineStart > limits.maxLineLength) return fail(400, "Header line too long", guessKind(data, start));
+    if (++lines > limits.maxHeaders + 1) return fail(400, "Too many header fields", guessKind(data, start));
+    if (lf < 0) {
+      if (framing === "stream") return fail(400, "Header section not terminated", guessKind(data, start));
+      headEnd = data.length; // datagram without the empty line: headers run to its end
+      break;
+    }
+    if (lf - start > limits.maxSize) return fail(413, "Message too large", guessKind(data, start));
+    if (data[lf + 1] === LF) {
+      headEnd = lf;
+      bodyStart = lf + 2;
+      break;
+    }
+    if (data[lf + 1] === CR && data[lf + 2] === LF) {
+      headEnd = lf;
+      bodyStart = lf + 3;
+      break;
+    }
+    lineStart = lf + 1;
+  }
+
+  const head = decoder.decode(data.subarray(start, headEnd));
+  let defect: Defect | undefined;
+  const note = (status: number, reason: string) => {
+    defect ??= { status, reason };
+  };
+
+  // Start line
+  let pos = head.indexOf("\n");
+  if (pos < 0) pos = head.length;
+  let startLine = head.slice(0, pos);
+  if (startLine.endsWith("\r")) startLine = startLine.slice(0, -1);
+  let message: SipRequest | SipResponse;
+  let isRequest: boolean;
+  if (startLine.length >= 4 && startLine.slice(0, 4).toUpperCase() === "SIP/") {
+    isRequest = false;
+    const r = parseStatusLine(startLine);
+    if (!("message" in r)) return fail(r.status, r.reason, "response");
+    message = r.message;
+  } else {
+    isRequest = true;
+    const r = parseRequestLine(startLine);
+    message = r.message;
+    if (r.defect) note(r.defect.status, r.defect.reason);
+  }
+
+  // Header lines, unfolding continuation lines (RFC 3261 §7.3.1)
+  let name = "";
+  let key = "";
+  let value = "";
+  let haveField = false;
+  const fields: [string, string, string][] = [];
+  while (pos < head.length) {
+    const lineFrom = pos + 1;
+    let lineTo = head.indexOf("\n", lineFrom);
+    if (lineTo < 0) lineTo = head.length;
+    pos = lineTo;
+    if (lineTo > lineFrom && head.charCodeAt(lineTo - 1) === CR) lineTo--;
+    if (lineTo === lineFrom) continue;
+    const first = head.charCodeAt(lineFrom);
+    if (first === 32 || first === 9) {
+      if (!haveField) {
+        note(400, "Continuation line before the first header");
+        continue;
+      }
+      const more = head.slice(lineFrom, lineTo).trim();
+      if (more.length > 0) value = value.length > 0 ? `${value} ${more}` : more;
+      continue;
+    }
+    if (haveField) fields.push([name, key, value]);
+    const colon = head.indexOf(":", lineFrom);
+    if (colon < 0 || colon > lineTo) {
+      note(400, "Malformed header line");
+      haveField = false;
+      continue;
+    }
+    let nameEnd = colon;
+    while (nameEnd > lineFrom && (head.charCodeAt(nameEnd - 1) === 32 || head.charCodeAt(nameEnd - 1) === 9)) nameEnd--;
+    const rawName = head.slice(lineFrom, nameEnd);
+    if (!isToken(rawName)) {
+      note(400, "Malformed header name");
+      haveField = false;
+      continue;
+    }
+    const resolved = resolveHeaderName(rawName);
+    name = resolved.name;
+    key = resolved.key;
+    value = head.slice(colon + 1, lineTo).trim();
+    haveField = true;
+  }
+  if (haveField) fields.push([name, key, value]);
+  for (const [n, k, v] of fields) message.pushField(n, k, v);
+
+  // Mandatory headers, parsed eagerly (RFC 3261 §8.1.1)
+  const readable = checkMandatory(message, isRequest, note);
+
+  // Body (RFC 3261 §18.3, §20.14)
+  const declared = message.contentLength;
+  let end: number;
+  if (message.hasHeader("content-length") && declared === undefined) {
+    note(400, "Malformed Content-Length header");
+    end = data.length;
+  } else if (declared === undefined) {
+    if (framing === "stream") note(400, "Missing Content-Length header");
+    end = data.length; // datagram: the body is the rest of the datagram
+  } else {
+    end = bodyStart + declared;
+    if (end > data.length) {
+      note(400, framing === "datagram" ? "Content-Length larger than datagram" : "Message shorter than Content-Length");
+      end = data.length;
+    }
+  }
+  if (end - start > limits.maxSize) {
+    defect = { status: 413, reason: "Message too large" };
+  }
+  if (bodyStart < end) message.body = data.slice(bodyStart, end);
+
+  if (defect === undefined) return { ok: true, message };
+  const error: ParseError = { status: defect.status, reason: defect.reason, kind: isRequest ? "request" : "response" };
+  if (isRequest && readable) error.request = message as SipRequest;
+  return { ok: false, error };
+}
+
+function fail(status: number, reason: string, kind: ParseError["kind"]): ParseResult {
+  return { ok: false, error: { status, reason, kind } };
+}
+
+function guessKind(data: Uint8Array, start: number): ParseError["kind"] {
+  // "SIP/" at the start means a status line
+  const s = data[start] === 83 && data[start + 1] === 73 && data[start + 2] === 80 && data[start + 3] === 47;
+  return s ? "response" : "request";
+}
+
+const VERSION = /^SIP\/\d{1,3}\.\d{1,3}$/i;
+
+function parseRequestLine(line: string): { message: SipRequest; defect?: Defect } {
+  // Request-Line = Method SP Request-URI SP SIP-Version CRLF (RFC 3261 §7.1); single spaces only.
+  const sp1 = line.indexOf(" ");
+  const sp2 = sp1 < 0 ? -1 : line.indexOf(" ", sp1 + 1);
+  const method = sp1 > 0 && isToken(line.slice(0, sp1)) ? line.slice(0, sp1) : "";
+  if (sp1 < 0 || sp2 < 0) return { message: new SipRequest(method, NO_URI), defect: { status: 400, reason: "Malformed Request-Line" } };
+  if (method === "") return { message: new SipRequest(method, NO_URI), defect: { status: 400, reason: "Malformed method" } };
+  if (sp2 === sp1 + 1) {
+    return { message: new SipRequest(method, NO_URI), defect: { status: 400, reason: "Extra whitespace in Request-Line" } };
+  }
+  // RFC 4475 §3.1.2.10: trailing whitespace after the version is tolerated.
+  const version = line.slice(sp2 + 1).trimEnd();
+  const uriText = line.slice(sp1 + 1, sp2);
+  if (version.indexOf(" ") >= 0 || version.indexOf("\t") >= 0) {
+    return { message: new SipRequest(method, NO_URI), defect: { status: 400, reason: "Whitespace in Request-URI" } };
+  }
+  if (uriText.charCodeAt(0) === 60) {
+    return { message: new SipRequest(method, NO_URI), defect: { status: 400, reason: "Request-URI enclosed in <>" } };
+  }
+  const uri = parseUri(uriText);
+  const message = new SipRequest(method, uri ?? NO_URI);
+  if (!VERSION.test(version)) return { message, defect: { status: 400, reason: "Malformed SIP version" } };
+  message.version = version.toUpperCase();
+  if (message.version !== "SIP/2.0") return { message, defect: { status: 505, reason: "Version Not Supported" } };
+  if (uri === undefined) return { message, defect: { status: 400, reason: "Malformed Request-URI" } };
+  // RFC 3261 §19.1.1 table: headers are not allowed in a Request-URI (RFC 4475 §3.1.2.11).
+  if (uri.headers.size > 0) return { message, defect: { status: 400, reason: "Headers in Request-URI" } };
+  return { message };
+}
+
+function parseStatusLine(line: string): { message: SipResponse } | Defect {
+  // Status-Line = SIP-Version SP Status-Code SP Reason-Phrase CRLF (RFC 3261 §7.2)
+  const sp1 = line.indexOf(" ");
+  if (sp1 < 0) return { status: 400, reason: "Malformed Status-Line" };
+  const version = line.slice(0, sp1).toUpperCase();
+  if (!VERSION.test(version)) return { status: 400, reason: "Malformed SIP version" };
+  let i = sp1 + 1;
+  let code = 0;
+  const digits = i;
+  while (i < line.length && i - digits < 4) {
+    const c = line.charCodeAt(i);
+    if (c < 48 || c > 57) break;
+    code = code * 10 + (c - 48);
+    i++;
+  }
+  if (i - digits !== 3 || (i < line.length && line.charCodeAt(i) !== 32) || code < 100 || code > 699) {
+    return { status: 400, reason: "Malformed status code" };
+  }
+  if (version !== "SIP/2.0") return { status: 505, reason: "Version Not Supported" };
+  const message = new SipResponse(code, line.slice(i + 1));
+  message.version = version;
+  return { message };
+}
+
+/**
+ * Parses Via, From, To, Call-ID, CSeq, Max-Forwards and Content-Length, storing the parsed values.
+ * Returns whether a response could be built (the partial request of a ParseError).
+ */
+function checkMandatory(message: SipMessage, isRequest: boolean, note: (status: number, reason: string) => void): boolean {
+  const vias: Via[] = [];
+  let viaLines = 0;
+  let topViaUsable = false;
+  let from = 0;
+  let to = 0;
+  let callId = 0;
+  let cseq = 0;
+  let maxForwards = 0;
+  let contentLength = 0;
+  for (const f of message.headerFields) {
+    switch (f.key) {
+      case "via": {
+        for (const v of splitTopLevel(f.value)) {
+          const via = parseVia(v);
+          if (via) {
+            vias.push(via);
+            if (viaLines === 0) topViaUsable = true;
+          } else {
+            note(400, "Malformed Via header");
+            // RFC 4475 §3.1.2.1: a Via with broken parameters still tells where to send the 400
+            const lenient = viaLines === 0 ? parseVia(v.slice(0, semicolonOrEnd(v))) : undefined;
+            if (lenient) {
+              vias.push(lenient);
+              topViaUsable = true;
+            }
+          }
+          viaLines++;
+        }
+        break;
+      }
+      case "from":
+        from++;
+        break;
+      case "to":
+        to++;
+        break;
+      case "call-id":
+        callId++;
+        break;
+      case "cseq":
+        cseq++;
+        break;
+      case "max-forwards":
+        maxForwards++;
+        break;
+      case "content-length":
+        contentLength++;
+        break;
+    }
+  }
+  message.setParsed("via", vias);
+  if (viaLines === 0) note(400, "Missing Via header");
+
+  // RFC 4475 §3.3.8/§3.3.9: single-valued headers that appear more than once are malformed.
+  for (const [count, name, key] of [
+    [from, "From", "from"], [to, "To", "to"], [callId, "Call-ID", "call-id"], [cseq, "CSeq", "cseq"],
+  ] as const) {
+    if (count === 0) note(400, `Missing ${name} header`);
+    else if (count > 1) note(400, `Multiple ${name} headers`);
+    else if (key === "from" || key === "to") {
+      const parsed = parseNameAddr(message.getHeader(key) ?? "");
+      if (parsed) message.setParsed(key, parsed);
+      else note(400, `Malformed ${name} header`);
+    }
+  }
+  if (maxForwards > 1) note(400, "Multiple Max-Forwards headers");
+  if (contentLength > 1) note(400, "Multiple Content-Length headers");
+
+  const callIdValue = message.getHeader("call-id");
+  if (callIdValue !== undefined && (callIdValue.length === 0 || /\s/.test(callIdValue))) {
+    note(400, "Malformed Call-ID header");
+  }
+  const cseqValue = message.getHeader("cseq");
+  if (cseqValue !== undefined) {
+    const parsed = parseCSeq(cseqValue);
+    if (parsed === undefined) note(400, "Malformed CSeq header");
+    else {
+      message.setParsed("cseq", parsed);
+      // RFC 3261 §8.1.1.5 (RFC 4475 §3.1.2.17)
+      if (isRequest && message instanceof SipRequest && message.method !== "" && parsed.method !== message.method) {
+        note(400, "CSeq method does not match Request-Line");
+      }
+    }
+  }
+  const mf = message.getHeader("max-forwards");
+  if (mf !== undefined) {
+    const parsed = parseScalar(mf, 255);
+    if (parsed === undefined) note(400, "Malformed Max-Forwards header");
+    message.setParsed("max-forwards", parsed);
+  }
+  return topViaUsable && from > 0 && to > 0 && callId > 0 && cseq > 0;
+}
+
+function semicolonOrEnd(s: string): number {
+  const i = s.indexOf(";");
+  return i < 0 ? s.length : i;
+}
