@@ -1,0 +1,77 @@
+import { describe, expect, test } from "bun:test";
+import { renderCallerId } from "../../src/calls/callerId.ts";
+import { parseDialTarget, requestUriFor } from "../../src/calls/dialTarget.ts";
+import { createSourceMatcher } from "../../src/calls/sourceMatcher.ts";
+import { formatUri } from "../../src/sip/message.ts";
+
+describe("trunk source matching", () => {
+  const match = createSourceMatcher([
+    { trunkId: "a", resolvedAddresses: ["192.0.2.10"], allowedAddresses: ["198.51.100.0/24"] },
+    { trunkId: "b", resolvedAddresses: ["2001:db8::5"], allowedAddresses: ["203.0.113.7", "2001:db8:1::/48"] },
+  ]);
+
+  test("resolved addresses and exact allowed addresses match their trunk", () => {
+    expect(match("192.0.2.10")).toBe("a");
+    expect(match("203.0.113.7")).toBe("b");
+    expect(match("2001:DB8:0::5")).toBe("b");
+    expect(match("[2001:db8::5]")).toBe("b");
+  });
+
+  test("CIDR blocks match inside and not outside", () => {
+    expect(match("198.51.100.200")).toBe("a");
+    expect(match("198.51.101.1")).toBeUndefined();
+    expect(match("2001:db8:1:ffff::1")).toBe("b");
+    expect(match("2001:db8:2::1")).toBeUndefined();
+  });
+
+  test("IPv4-mapped IPv6 sources are treated as IPv4", () => {
+    expect(match("::ffff:198.51.100.3")).toBe("a");
+  });
+
+  test("unknown and garbage sources match nothing", () => {
+    expect(match("10.0.0.1")).toBeUndefined();
+    expect(match("not-an-ip")).toBeUndefined();
+    expect(match("1.2.3.999")).toBeUndefined();
+  });
+});
+
+describe("dial targets", () => {
+  test("numbers go to the trunk's domain; SIP URIs are kept", () => {
+    const number = parseDialTarget("+15551234567");
+    expect(number).toEqual({ kind: "number", number: "+15551234567" });
+    if ("error" in number) throw new Error("unexpected");
+    expect(formatUri(requestUriFor(number, { domain: "trunk.example", port: 5070 }))).toBe("sip:+15551234567@trunk.example:5070");
+    const uri = parseDialTarget("sip:alice@example.com");
+    if ("error" in uri) throw new Error("unexpected");
+    expect(formatUri(requestUriFor(uri, { domain: "trunk.example" }))).toBe("sip:alice@example.com");
+  });
+
+  test("anything else is an error", () => {
+    expect(parseDialTarget("hello")).toHaveProperty("error");
+    expect(parseDialTarget("+1234567890123456")).toHaveProperty("error");
+    expect(parseDialTarget("sip:")).toHaveProperty("error");
+  });
+});
+
+describe("caller ID", () => {
+  const client = { id: "c1", userId: "u1", userAlias: "Alice Smith", roles: ["dial", "admin"] };
+
+  test("templates render over the client's info", () => {
+    expect(renderCallerId({ displayName: "{userAlias} ({roles})", username: "{userId}-{id}" }, client, "trunkuser")).toEqual({
+      displayName: "Alice Smith (dial,admin)",
+      username: "u1-c1",
+    });
+  });
+
+  test("defaults: no display name and the trunk's username", () => {
+    expect(renderCallerId(undefined, client, "trunkuser")).toEqual({ username: "trunkuser" });
+    expect(renderCallerId({ username: "{deviceId}" }, client, "trunkuser")).toEqual({ username: "trunkuser" });
+  });
+
+  test("the user part is escaped and control characters never reach the header", () => {
+    expect(renderCallerId({ displayName: "a\r\nX-Evil: 1", username: "{userAlias}" }, client, "t")).toEqual({
+      displayName: "aX-Evil: 1",
+      username: "Alice%20Smith",
+    });
+  });
+});
