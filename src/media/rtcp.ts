@@ -51,6 +51,8 @@ export class ReceptionStats {
   private transit: number | undefined;
   private jitterUnits = 0;   // J in timestamp units (float; reported truncated)
   received = 0;
+  /** fraction lost (0..1) in the interval of the last report block */
+  lastFractionLost = 0;
   private lastSrMiddle = 0;
   private lastSrArrivalMs = 0;
 
@@ -138,6 +140,7 @@ export class ReceptionStats {
     this.receivedPrior = this.received;
     const lostInterval = expectedInterval - receivedInterval;
     const fractionLost = expectedInterval === 0 || lostInterval <= 0 ? 0 : Math.min(255, Math.floor((lostInterval << 8) / expectedInterval));
+    this.lastFractionLost = fractionLost / 256;
     const lost = Math.max(-0x800000, Math.min(0x7fffff, this.cumulativeLost));
     return {
       ssrc: this.ssrc,

@@ -1,0 +1,312 @@
+// RtpSession: one RTP (+RTCP) flow on a Bun.udpSocket pair from the port allocator.
+//
+//   const s = await RtpSession.open({ allocator, bindAddress: "0.0.0.0", cname });  // or { error }
+//   s.configure({ remote, payloadTypes, clockRate, expectMedia, mediaTimeoutMs });
+//   s.onPacket = (packet, arrivalMs) => …;     // valid RTP from the (latched) peer, accepted PTs only
+//   s.onNewSource = (ssrc) => …;               // the peer's SSRC changed (reset decoders/jitter)
+//   s.onTimeout = () => …;                     // no RTP for mediaTimeoutMs while media is expected
+//   s.send(payloadType, payload, timestamp, marker);   // our SSRC, continuous sequence numbers
+//   s.stats(); s.close();
+//
+// Symmetric RTP (RFC 4961) / latching: we send to the SDP address until the first valid packet
+// arrives, then to where the peer's media really comes from (NAT); once latched, packets from other
+// sources are ignored. configure() with a new remote (re-INVITE) unlatches. RTCP SR/RR + SDES go out
+// every ~5 s (RFC 3550 §6.2, randomised 0.5–1.5×), on the RTP port when rtcp-mux (RFC 5761) is on.
+import { createLogger } from "../log.ts";
+import { bindRtpPair, type BoundRtpPair, type RtpPortAllocator } from "./ports.ts";
+import { RTP_HEADER_SIZE, looksLikeRtcp, parseRtp, writeRtpHeader, type RtpPacket } from "./rtp-packet.ts";
+import { ReceptionStats, buildCompound, ntpNow, parseCompound, roundTripMs, type ReportBlock } from "./rtcp.ts";
+
+const log = createLogger("rtp");
+
+export interface RtpRemote {
+  address: string;
+  port: number;
+  rtcpAddress: string;
+  rtcpPort: number;
+  rtcpMux: boolean;
+}
+
+export interface RtpSessionConfig {
+  remote: RtpRemote;
+  /** payload types we accept from the peer (audio codec + telephone-event) */
+  payloadTypes: readonly number[];
+  /** RTP clock of the audio codec (for jitter and SR timestamps) */
+  clockRate: number;
+  /** false while the peer is not supposed to send (hold): no media timeout then */
+  expectMedia: boolean;
+  /** 0 disables the media timeout */
+  mediaTimeoutMs: number;
+}
+
+export interface PeerReport { fractionLost: number; cumulativeLost: number; jitterMs: number; rttMs?: number }
+
+export interface RtpSessionStats {
+  localPort: number;
+  remote: string;                  // where we send RTP now
+  latched: boolean;
+  packetsSent: number;
+  octetsSent: number;
+  packetsReceived: number;
+  octetsReceived: number;
+  packetsLost: number;             // RFC 3550 A.3 cumulative, for the current peer SSRC
+  fractionLost: number;            // 0..1 over the last RTCP interval
+  jitterMs: number;                // RFC 3550 A.8
+  ignoredPackets: number;          // from unexpected sources once latched, or unknown payload types
+  invalidPackets: number;
+  sourceChanges: number;           // peer SSRC changes
+  peerReport?: PeerReport;         // what the peer's RTCP says about our stream
+}
+
+const RTCP_INTERVAL_MS = 5000;
+const HOUSEKEEPING_MS = 250;
+const SEND_BUFFER_SIZE = 1500;
+
+/** One shared timer drives RTCP and media timeouts for all sessions. */
+const liveSessions = new Set<RtpSession>();
+let housekeeping: ReturnType<typeof setInterval> | undefined;
+
+function register(s: RtpSession): void {
+  liveSessions.add(s);
+  if (!housekeeping) {
+    housekeeping = setInterval(() => {
+      const now = performance.now();
+      for (const session of liveSessions) session.housekeep(now);
+    }, HOUSEKEEPING_MS);
+    housekeeping.unref();
+  }
+}
+
+function unregister(s: RtpSession): void {
+  liveSessions.delete(s);
+  if (liveSessions.size === 0 && housekeeping) {
+    clearInterval(housekeeping);
+    housekeeping = undefined;
+  }
+}
+
+function randomUint32(): number {
+  return crypto.getRandomValues(new Uint32Array(1))[0]!;
+}
+
+export class RtpSession {
+  onPacket: (packet: RtpPacket, arrivalMs: number) => void = () => {};
+  onNewSource: (ssrc: number) => void = () => {};
+  onTimeout: () => void = () => {};
+
+  readonly ssrc = randomUint32();
+  private seq = randomUint32() & 0xffff;
+  private readonly cname: string;
+  private readonly sendBuffer = new Uint8Array(SEND_BUFFER_SIZE);
+  private pair!: BoundRtpPair;
+  private config: RtpSessionConfig | undefined;
+  private accepted = new Set<number>();
+  private latchedAddress: string | undefined;
+  private latchedPort = 0;
+  private rtcpLatchedAddress: string | undefined;
+  private rtcpLatchedPort = 0;
+  private reception: ReceptionStats | undefined;
+  private lastRtpAtMs = performance.now();
+  private timedOut = false;
+  private nextRtcpAtMs = performance.now() + RTCP_INTERVAL_MS * (0.5 + Math.random());
+  private lastSentTimestamp = 0;
+  private lastSentAtMs = 0;
+  private peerReport: PeerReport | undefined;
+  private closed = false;
+  private readonly counters = { packetsSent: 0, octetsSent: 0, packetsReceived: 0, octetsReceived: 0, ignoredPackets: 0, invalidPackets: 0, sourceChanges: 0 };
+
+  private constructor(cname: string) {
+    this.cname = cname;
+  }
+
+  static async open(o: { allocator: RtpPortAllocator; bindAddress?: string; cname?: string }): Promise<RtpSession | { error: string }> {
+    const session = new RtpSession(o.cname ?? "trunkline");
+    const bound = await bindRtpPair(o.allocator, o.bindAddress ?? "0.0.0.0", {
+      rtp: { data: (_s, data, port, address) => session.receiveOnRtpPort(data, port, address) },
+      rtcp: { data: (_s, data, port, address) => session.receiveRtcp(data, port, address, performance.now()) },
+    });
+    if ("error" in bound) return bound;
+    session.pair = bound;
+    register(session);
+    return session;
+  }
+
+  get localPort(): number {
+    return this.pair.port;
+  }
+
+  /** Sets (or, for a re-INVITE, replaces) the peer and what we accept from it; unlatches. */
+  configure(config: RtpSessionConfig): void {
+    const previous = this.config;
+    this.config = config;
+    this.accepted = new Set(config.payloadTypes);
+    const moved = !previous || previous.remote.address !== config.remote.address || previous.remote.port !== config.remote.port;
+    if (moved) {
+      this.latchedAddress = undefined;
+      this.rtcpLatchedAddress = undefined;
+    }
+    if (!previous?.expectMedia && config.expectMedia) this.lastRtpAtMs = performance.now();
+    this.timedOut = false;
+  }
+
+  private receiveOnRtpPort(data: Uint8Array, port: number, address: string): void {
+    const now = performance.now();
+    if (looksLikeRtcp(data)) {
+      this.receiveRtcp(data, port, address, now);
+      return;
+    }
+    const packet = parseRtp(data);
+    if (!packet || !this.config) {
+      this.counters.invalidPackets++;
+      return;
+    }
+    if (!this.accepted.has(packet.payloadType)) {
+      this.counters.ignoredPackets++;
+      return;
+    }
+    if (this.latchedAddress === undefined) {
+      this.latchedAddress = address;
+      this.latchedPort = port;
+      log.debug("latched", { localPort: this.pair.port, address, port });
+    } else if (this.latchedPort !== port || this.latchedAddress !== address) {
+      this.counters.ignoredPackets++;
+      return;
+    }
+    this.counters.packetsReceived++;
+    this.counters.octetsReceived += packet.payload.length;
+    let reception = this.reception;
+    if (!reception || reception.ssrc !== packet.ssrc) {
+      const changed = reception !== undefined;
+      reception = this.reception = new ReceptionStats(packet.ssrc, packet.sequenceNumber, this.config.clockRate);
+      if (changed) {
+        this.counters.sourceChanges++;
+        this.safely(() => this.onNewSource(packet.ssrc));
+      }
+    }
+    reception.updateSeq(packet.sequenceNumber);
+    reception.updateJitter(packet.timestamp, now);
+    this.lastRtpAtMs = now;
+    this.timedOut = false;
+    this.safely(() => this.onPacket(packet, now));
+  }
+
+  private receiveRtcp(data: Uint8Array, port: number, address: string, now: number): void {
+    const packets = parseCompound(data);
+    if (!packets) {
+      this.counters.invalidPackets++;
+      return;
+    }
+    const mux = this.config?.remote.rtcpMux ?? false;
+    if (mux) {
+      if (this.latchedAddress !== undefined && (this.latchedAddress !== address || this.latchedPort !== port)) return;
+    } else if (this.rtcpLatchedAddress === undefined) {
+      this.rtcpLatchedAddress = address;
+      this.rtcpLatchedPort = port;
+    } else if (this.rtcpLatchedAddress !== address || this.rtcpLatchedPort !== port) {
+      return;
+    }
+    for (const p of packets) {
+      if (p.type === "sr" && this.reception?.ssrc === p.ssrc) this.reception.noteSenderReport(p.sender.ntpSec, p.sender.ntpFrac, now);
+      if (p.type === "sr" || p.type === "rr") {
+        const mine = p.reports.find((b) => b.ssrc === this.ssrc);
+        if (mine) this.peerReport = this.toPeerReport(mine, now);
+      }
+    }
+  }
+
+  private toPeerReport(b: ReportBlock, nowMs: number): PeerReport {
+    const clock = this.config?.clockRate ?? 8000;
+    return {
+      fractionLost: b.fractionLost / 256,
+      cumulativeLost: b.cumulativeLost,
+      jitterMs: (b.jitter * 1000) / clock,
+      rttMs: roundTripMs(b, performance.timeOrigin + nowMs),
+    };
+  }
+
+  private safely(fn: () => void): void {
+    try {
+      fn();
+    } catch (error) {
+      log.error("media handler failed", { localPort: this.pair.port, error });
+    }
+  }
+
+  /** Sends one RTP packet; returns false when there is nowhere to send or the socket refused it. */
+  send(payloadType: number, payload: Uint8Array, timestamp: number, marker = false): boolean {
+    if (this.closed || !this.config) return false;
+    const address = this.latchedAddress ?? this.config.remote.address;
+    const port = this.latchedAddress !== undefined ? this.latchedPort : this.config.remote.port;
+    if (port === 0) return false;
+    const length = RTP_HEADER_SIZE + payload.length;
+    const buffer = length <= SEND_BUFFER_SIZE ? this.sendBuffer : new Uint8Array(length);
+    writeRtpHeader(buffer, { marker, payloadType, sequenceNumber: this.seq, timestamp, ssrc: this.ssrc });
+    buffer.set(payload, RTP_HEADER_SIZE);
+    this.seq = (this.seq + 1) & 0xffff;
+    this.counters.packetsSent++;
+    this.counters.octetsSent += payload.length;
+    this.lastSentTimestamp = timestamp >>> 0;
+    this.lastSentAtMs = performance.now();
+    return this.pair.rtp.send(buffer.subarray(0, length), port, address);
+  }
+
+  /** Called by the shared timer: RTCP reports and the media timeout. */
+  housekeep(now: number): void {
+    const c = this.config;
+    if (this.closed || !c) return;
+    if (c.expectMedia && c.mediaTimeoutMs > 0 && !this.timedOut && now - this.lastRtpAtMs >= c.mediaTimeoutMs) {
+      this.timedOut = true;
+      this.safely(() => this.onTimeout());
+    }
+    if (now >= this.nextRtcpAtMs) {
+      this.nextRtcpAtMs = now + RTCP_INTERVAL_MS * (0.5 + Math.random());
+      this.sendRtcp(now, false);
+    }
+  }
+
+  private sendRtcp(now: number, bye: boolean): void {
+    const c = this.config;
+    if (!c) return;
+    const recentlySent = this.counters.packetsSent > 0 && now - this.lastSentAtMs < 2 * RTCP_INTERVAL_MS;
+    let sender;
+    if (recentlySent) {
+      const ntp = ntpNow(performance.timeOrigin + now);
+      // The SR's RTP timestamp is our media clock at the SR's wall-clock instant (RFC 3550 §6.4.1).
+      const rtpTimestamp = (this.lastSentTimestamp + Math.round(((now - this.lastSentAtMs) * c.clockRate) / 1000)) >>> 0;
+      sender = { ntpSec: ntp.sec, ntpFrac: ntp.frac, rtpTimestamp, packetCount: this.counters.packetsSent, octetCount: this.counters.octetsSent };
+    }
+    const reports = this.reception && now - this.lastRtpAtMs < 2 * RTCP_INTERVAL_MS ? [this.reception.reportBlock(now)] : [];
+    const packet = buildCompound({ ssrc: this.ssrc, cname: this.cname, sender, reports, bye });
+    const mux = c.remote.rtcpMux;
+    const address = mux ? (this.latchedAddress ?? c.remote.address) : (this.rtcpLatchedAddress ?? c.remote.rtcpAddress);
+    const port = mux ? (this.latchedAddress !== undefined ? this.latchedPort : c.remote.port) : (this.rtcpLatchedAddress !== undefined ? this.rtcpLatchedPort : c.remote.rtcpPort);
+    if (port === 0 || address === "0.0.0.0") return;
+    (mux ? this.pair.rtp : this.pair.rtcp).send(packet, port, address);
+  }
+
+  stats(): RtpSessionStats {
+    const r = this.reception;
+    const c = this.config;
+    const address = this.latchedAddress ?? c?.remote.address ?? "";
+    const port = this.latchedAddress !== undefined ? this.latchedPort : (c?.remote.port ?? 0);
+    return {
+      localPort: this.pair.port,
+      remote: address.includes(":") ? `[${address}]:${port}` : `${address}:${port}`,
+      latched: this.latchedAddress !== undefined,
+      ...this.counters,
+      packetsLost: r ? Math.max(0, r.cumulativeLost) : 0,
+      fractionLost: r ? r.lastFractionLost : 0,
+      jitterMs: r ? r.jitterMs : 0,
+      peerReport: this.peerReport,
+    };
+  }
+
+  /** Sends RTCP BYE (RFC 3550 §6.6), closes both sockets and frees the port pair. */
+  close(): void {
+    if (this.closed) return;
+    this.sendRtcp(performance.now(), true);
+    this.closed = true;
+    unregister(this);
+    this.pair.close();
+  }
+}

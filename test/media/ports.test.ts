@@ -1,0 +1,42 @@
+import { describe, expect, test } from "bun:test";
+import { RtpPortAllocator, bindRtpPair } from "../../src/media/ports.ts";
+
+const noop = { rtp: {}, rtcp: {} };
+
+function freeRangeStart(): number {
+  return 20000 + 2 * Math.floor(Math.random() * 10000);
+}
+
+describe("RtpPortAllocator", () => {
+  test("hands out even ports inside the range, each once, until exhausted", () => {
+    const a = new RtpPortAllocator({ min: 30001, max: 30010 });
+    expect(a.capacity).toBe(4);
+    const got = [a.reserve(), a.reserve(), a.reserve(), a.reserve()];
+    expect(got.every((p) => p !== undefined && p % 2 === 0 && p >= 30002 && p + 1 <= 30010)).toBe(true);
+    expect(new Set(got).size).toBe(4);
+    expect(a.reserve()).toBeUndefined();
+    a.release(got[0]!);
+    expect(a.reserve()).toBe(got[0]!);
+  });
+
+  test("rejects a range without one even/odd pair", () => {
+    expect(() => new RtpPortAllocator({ min: 40001, max: 40002 })).toThrow(RangeError);
+  });
+
+  test("binds RTP on the even port and RTCP on +1, skipping pairs another process holds", async () => {
+    const base = freeRangeStart();
+    const a = new RtpPortAllocator({ min: base, max: base + 3 });
+    const squatter = await Bun.udpSocket({ hostname: "127.0.0.1", port: base + 1 });
+    const first = await bindRtpPair(a, "127.0.0.1", noop);
+    if ("error" in first) throw new Error(first.error);
+    expect(first.port).toBe(base + 2);
+    expect(first.rtcp.port).toBe(base + 3);
+    const second = await bindRtpPair(a, "127.0.0.1", noop);
+    expect("error" in second).toBe(true);
+    first.close();
+    squatter.close();
+    const again = await bindRtpPair(a, "127.0.0.1", noop);
+    expect("error" in again).toBe(false);
+    if (!("error" in again)) again.close();
+  });
+});

@@ -1,0 +1,160 @@
+import { afterEach, describe, expect, test } from "bun:test";
+import { RtpPortAllocator } from "../../src/media/ports.ts";
+import { RtpSession, type RtpSessionConfig } from "../../src/media/rtp.ts";
+import { parseRtp, serializeRtp, type RtpPacket } from "../../src/media/rtp-packet.ts";
+import { parseCompound } from "../../src/media/rtcp.ts";
+
+const allocator = new RtpPortAllocator({ min: 42000, max: 43999 });
+const opened: { close(): void }[] = [];
+afterEach(() => { for (const s of opened.splice(0)) s.close(); });
+
+async function session(): Promise<RtpSession> {
+  const s = await RtpSession.open({ allocator, bindAddress: "127.0.0.1", cname: "test" });
+  if ("error" in s) throw new Error(s.error);
+  opened.push(s);
+  return s;
+}
+
+/** A plain socket standing in for the peer; collects what it receives. */
+async function peer() {
+  const received: { data: Uint8Array; port: number }[] = [];
+  const socket = await Bun.udpSocket({ hostname: "127.0.0.1", binaryType: "uint8array", socket: { data: (_s, data, port) => { received.push({ data: data.slice(), port }); } } });
+  opened.push(socket);
+  return { socket, received };
+}
+
+function config(remotePort: number, extra: Partial<RtpSessionConfig> = {}): RtpSessionConfig {
+  return {
+    remote: { address: "127.0.0.1", port: remotePort, rtcpAddress: "127.0.0.1", rtcpPort: remotePort + 1, rtcpMux: true },
+    payloadTypes: [0, 101], clockRate: 8000, expectMedia: true, mediaTimeoutMs: 0, ...extra,
+  };
+}
+
+const until = async (cond: () => boolean, ms = 2000) => {
+  const end = Date.now() + ms;
+  while (!cond()) { if (Date.now() > end) throw new Error("timed out"); await Bun.sleep(2); }
+};
+
+function rtp(seq: number, ssrc = 0x1111, pt = 0): Uint8Array {
+  return serializeRtp({ payloadType: pt, sequenceNumber: seq, timestamp: seq * 160, ssrc }, new Uint8Array(160).fill(0xff));
+}
+
+describe("RtpSession", () => {
+  test("outbound stream: our SSRC, consecutive sequence numbers, caller's timestamps", async () => {
+    const s = await session();
+    const p = await peer();
+    s.configure(config(p.socket.port));
+    for (let i = 0; i < 5; i++) s.send(0, new Uint8Array(160), 1000 + i * 160, i === 0);
+    await until(() => p.received.length === 5);
+    const packets = p.received.map((r) => parseRtp(r.data)!);
+    expect(packets.every((x) => x.ssrc === s.ssrc)).toBe(true);
+    expect(packets.map((x) => (x.sequenceNumber - packets[0]!.sequenceNumber) & 0xffff)).toEqual([0, 1, 2, 3, 4]);
+    expect(packets.map((x) => x.timestamp)).toEqual([1000, 1160, 1320, 1480, 1640]);
+    expect(packets.map((x) => x.marker)).toEqual([true, false, false, false, false]);
+  });
+
+  test("latches to the port media really comes from, then ignores other sources", async () => {
+    const s = await session();
+    const sdpPeer = await peer();     // the address the SDP named: never sends
+    const natPeer = await peer();     // where the media actually comes from
+    const intruder = await peer();
+    s.configure(config(sdpPeer.socket.port));
+    const got: RtpPacket[] = [];
+    s.onPacket = (p) => got.push(p);
+    s.send(0, new Uint8Array(160), 0);
+    await until(() => sdpPeer.received.length === 1);
+    natPeer.socket.send(rtp(1), s.localPort, "127.0.0.1");
+    await until(() => got.length === 1);
+    s.send(0, new Uint8Array(160), 160);
+    await until(() => natPeer.received.length === 1);
+    intruder.socket.send(rtp(2, 0x2222), s.localPort, "127.0.0.1");
+    natPeer.socket.send(rtp(3), s.localPort, "127.0.0.1");
+    await until(() => got.length === 2);
+    expect(got.map((p) => p.sequenceNumber)).toEqual([1, 3]);
+    expect(s.stats()).toMatchObject({ latched: true, remote: `127.0.0.1:${natPeer.socket.port}`, ignoredPackets: 1 });
+    expect(sdpPeer.received.length).toBe(1);
+  });
+
+  test("re-configuring with a new remote (re-INVITE) unlatches", async () => {
+    const s = await session();
+    const a = await peer();
+    const b = await peer();
+    s.configure(config(a.socket.port));
+    let n = 0;
+    s.onPacket = () => n++;
+    a.socket.send(rtp(1), s.localPort, "127.0.0.1");
+    await until(() => n === 1);
+    s.configure(config(b.socket.port));
+    b.socket.send(rtp(2), s.localPort, "127.0.0.1");
+    await until(() => n === 2);
+    s.send(0, new Uint8Array(160), 0);
+    await until(() => b.received.length === 1);
+  });
+
+  test("unknown payload types and garbage are dropped and counted", async () => {
+    const s = await session();
+    const p = await peer();
+    s.configure(config(p.socket.port));
+    let n = 0;
+    s.onPacket = () => n++;
+    p.socket.send(rtp(1, 0x1111, 18), s.localPort, "127.0.0.1");
+    p.socket.send(new Uint8Array([1, 2, 3]), s.localPort, "127.0.0.1");
+    p.socket.send(rtp(2), s.localPort, "127.0.0.1");
+    await until(() => n === 1);
+    await until(() => s.stats().invalidPackets === 1);
+    expect(s.stats().ignoredPackets).toBe(1);
+  });
+
+  test("new peer SSRC is reported", async () => {
+    const s = await session();
+    const p = await peer();
+    s.configure(config(p.socket.port));
+    const sources: number[] = [];
+    s.onNewSource = (ssrc) => sources.push(ssrc);
+    let n = 0;
+    s.onPacket = () => n++;
+    for (let i = 0; i < 3; i++) p.socket.send(rtp(i), s.localPort, "127.0.0.1");
+    await until(() => n === 3);
+    p.socket.send(rtp(500, 0x9999), s.localPort, "127.0.0.1");
+    await until(() => n === 4);
+    expect(sources).toEqual([0x9999]);
+    expect(s.stats().sourceChanges).toBe(1);
+  });
+
+  test("media timeout fires once when RTP stops, not while on hold", async () => {
+    const s = await session();
+    const p = await peer();
+    let timeouts = 0;
+    s.onTimeout = () => timeouts++;
+    s.configure(config(p.socket.port, { mediaTimeoutMs: 300, expectMedia: false }));
+    await Bun.sleep(700);
+    expect(timeouts).toBe(0);
+    s.configure(config(p.socket.port, { mediaTimeoutMs: 300, expectMedia: true }));
+    await until(() => timeouts === 1);
+    await Bun.sleep(600);
+    expect(timeouts).toBe(1);
+  });
+
+  test("loss and RTCP BYE: stats count the gaps, close sends BYE with our SSRC", async () => {
+    const s = await session();
+    const p = await peer();
+    s.configure(config(p.socket.port));
+    let n = 0;
+    s.onPacket = () => n++;
+    for (let i = 0; i < 100; i++) if (i % 10 !== 7) p.socket.send(rtp(i), s.localPort, "127.0.0.1");
+    await until(() => n === 90);
+    expect(s.stats().packetsLost).toBe(10);
+    s.send(0, new Uint8Array(160), 0);
+    opened.splice(opened.indexOf(s), 1);
+    s.close();
+    await until(() => p.received.some((r) => parseCompound(r.data)?.some((x) => x.type === "bye")));
+    const compound = parseCompound(p.received.find((r) => parseCompound(r.data)?.some((x) => x.type === "bye"))!.data)!;
+    const sr = compound[0]!;
+    expect(sr.type).toBe("sr");
+    if (sr.type === "sr") {
+      expect(sr.ssrc).toBe(s.ssrc);
+      expect(sr.sender.packetCount).toBe(1);
+      expect(sr.reports[0]).toMatchObject({ ssrc: 0x1111, cumulativeLost: 10 });
+    }
+  });
+});
