@@ -1,0 +1,343 @@
+// RFC 3261 §12 dialogs created by INVITE: identifiers, route set, remote target, CSeq spaces;
+// in-dialog request creation (§12.2.1.1) and dispatch (§12.2.2); the UAS retransmits its 2xx until
+// the ACK (§13.3.1.4) and the UAC ACKs every 2xx (§13.2.2.4).
+//
+//   UAS: Dialog.answer(stack, invite, tx, ctx, { contact, body, contentType })  → sends the 2xx
+//   UAC: Dialog.fromInvite2xx(stack, invite, response, tx, dest, { ack })       → sends the ACK
+//   both: dialog.createRequest("INFO", {...}) / dialog.sendRequest(req) / dialog.bye()
+//         dialog.on("request", (req, tx, ctx) => ...)  every in-dialog request but BYE and ACK
+//         dialog.on("ack", (ack) => ...)               UAS: the ACK of our 2xx (may carry SDP)
+//         dialog.on("terminated", (reason) => ...)     "bye" (peer hung up), "local", "ackTimeout"
+//
+// In-dialog requests go to the first Route (loose routing) or the remote target. When that URI's
+// host is an IP literal it is used; otherwise (a host name needing RFC 3263) the dialog's peer
+// endpoint, the one the INVITE transaction used, stands in.
+import { createLogger } from "../log.ts";
+import { Emitter } from "./emitter.ts";
+import {
+  createRequest,
+  createResponse,
+  formatNameAddr,
+  formatUri,
+  isIPv4,
+  isIPv6,
+  type NameAddr,
+  parseNameAddr,
+  serializeMessage,
+  type SipRequest,
+  type SipResponse,
+  type SipUri,
+  type TransportName,
+} from "./message.ts";
+import { dialogId, type SipStack } from "./stack.ts";
+import type { ClientOutcome, ClientTransaction, RespondOptions, ServerTransaction } from "./transaction.ts";
+import { defaultPort, type Endpoint, type InboundContext } from "./transport.ts";
+
+const log = createLogger("sip.dialog");
+
+export type DialogTermination = "bye" | "local" | "ackTimeout";
+
+export type DialogEvents = {
+  request: (req: SipRequest, tx: ServerTransaction, ctx: InboundContext) => void;
+  ack: (ack: SipRequest) => void;
+  terminated: (reason: DialogTermination) => void;
+};
+
+export interface AnswerOptions extends RespondOptions {
+  /** 2xx status (default 200). */
+  status?: number;
+  reason?: string;
+  /** Our Contact (the remote target the peer will use): stack.contactFor(user, transport). */
+  contact: NameAddr;
+}
+
+export class Dialog extends Emitter<DialogEvents> {
+  readonly id: string;
+  readonly callId: string;
+  readonly localTag: string;
+  readonly remoteTag: string;
+  readonly localUri: NameAddr;
+  readonly remoteUri: NameAddr;
+  readonly role: "uac" | "uas";
+  remoteTarget: SipUri;
+  /** Route header values, in the order requests carry them. */
+  routeSet: string[];
+  localSeq: number;
+  remoteSeq: number | undefined;
+  state: "confirmed" | "terminated" = "confirmed";
+  /** The endpoint of the INVITE's transaction: next hop when the target is not an IP literal. */
+  readonly peer: Endpoint;
+  /** UAC: the ACK we sent, re-sent for every retransmitted 2xx (§13.2.2.4). */
+  private ackBytes: Uint8Array | undefined;
+  private inviteAuth: [string, string][] = [];
+  private retransmitTimer: ReturnType<typeof setTimeout> | undefined;
+  private awaitingAckFor: number | undefined;
+
+  private constructor(
+    private readonly stack: SipStack,
+    o: {
+      callId: string;
+      localTag: string;
+      remoteTag: string;
+      localUri: NameAddr;
+      remoteUri: NameAddr;
+      role: "uac" | "uas";
+      remoteTarget: SipUri;
+      routeSet: string[];
+      localSeq: number;
+      remoteSeq: number | undefined;
+      peer: Endpoint;
+    },
+  ) {
+    super();
+    this.callId = o.callId;
+    this.localTag = o.localTag;
+    this.remoteTag = o.remoteTag;
+    this.localUri = o.localUri;
+    this.remoteUri = o.remoteUri;
+    this.role = o.role;
+    this.remoteTarget = o.remoteTarget;
+    this.routeSet = o.routeSet;
+    this.localSeq = o.localSeq;
+    this.remoteSeq = o.remoteSeq;
+    this.peer = o.peer;
+    this.id = dialogId(o.callId, o.localTag, o.remoteTag);
+    stack.dialogs.set(this.id, this);
+  }
+
+  /**
+   * UAS (§12.1.1): answers the INVITE with a 2xx carrying Record-Route and our Contact, creates the
+   * dialog and retransmits the 2xx until the ACK arrives (§13.3.1.4); without ACK after 64*T1 the
+   * dialog sends BYE and ends with "ackTimeout".
+   */
+  static answer(stack: SipStack, invite: SipRequest, tx: ServerTransaction, ctx: InboundContext, o: AnswerOptions): Dialog {
+    const dialog = new Dialog(stack, {
+      callId: invite.callId,
+      localTag: tx.toTag,
+      remoteTag: invite.from.params.get("tag") ?? "",
+      localUri: invite.to,
+      remoteUri: invite.from,
+      role: "uas",
+      remoteTarget: invite.contacts[0]?.uri ?? invite.from.uri,
+      routeSet: invite.getHeaders("Record-Route"),
+      localSeq: 0,
+      remoteSeq: invite.cseq.seq,
+      peer: ctx.source,
+    });
+    dialog.respond2xx(invite, tx, o);
+    return dialog;
+  }
+
+  /**
+   * UAC (§12.1.2): the dialog of a 2xx to our INVITE; sends the ACK (§13.2.2.4), with `ack.body`
+   * when the 2xx carried the offer (delayed offer), and re-sends it for 2xx retransmissions.
+   */
+  static fromInvite2xx(
+    stack: SipStack,
+    invite: SipRequest,
+    response: SipResponse,
+    tx: ClientTransaction,
+    dest: Endpoint,
+    o: { ack?: { body: Uint8Array | string; contentType: string } } = {},
+  ): Dialog {
+    const dialog = new Dialog(stack, {
+      callId: invite.callId,
+      localTag: invite.from.params.get("tag") ?? "",
+      remoteTag: response.to.params.get("tag") ?? "",
+      localUri: invite.from,
+      remoteUri: response.to,
+      role: "uac",
+      remoteTarget: response.contacts[0]?.uri ?? invite.uri,
+      routeSet: response.getHeaders("Record-Route").reverse(),
+      localSeq: invite.cseq.seq,
+      remoteSeq: undefined,
+      peer: dest,
+    });
+    // §13.2.2.4 / §22: the ACK carries the INVITE's credentials.
+    dialog.inviteAuth = [
+      ...invite.getHeaders("Authorization").map((v): [string, string] => ["Authorization", v]),
+      ...invite.getHeaders("Proxy-Authorization").map((v): [string, string] => ["Proxy-Authorization", v]),
+    ];
+    dialog.sendAck(invite.cseq.seq, o.ack);
+    tx.on("extra2xx", (res) => {
+      if ((res.to.params.get("tag") ?? "") === dialog.remoteTag) dialog.resendAck();
+    });
+    return dialog;
+  }
+
+  /** Sends a 2xx for an INVITE (initial or re-INVITE) and retransmits it until the ACK (§13.3.1.4). */
+  respond2xx(invite: SipRequest, tx: ServerTransaction, o: AnswerOptions): SipResponse {
+    const headers: [string, string][] = [
+      // §12.1.1: the 2xx copies the Record-Route headers.
+      ...invite.getHeaders("Record-Route").map((v): [string, string] => ["Record-Route", v]),
+      ["Contact", formatNameAddr(o.contact)],
+      ...(o.headers ?? []),
+    ];
+    const res = createResponse(invite, o.status ?? 200, o.reason, {
+      toTag: this.localTag,
+      headers,
+      ...(o.body !== undefined ? { body: o.body } : {}),
+      ...(o.contentType !== undefined ? { contentType: o.contentType } : {}),
+    });
+    tx.respondWith(res);
+    this.awaitingAckFor = invite.cseq.seq;
+    tx.on("ack", (ack) => this.receiveAck(ack));
+    const { T1, T2 } = this.stack.transactions.timers;
+    const giveUpAt = Date.now() + 64 * T1;
+    const retransmit = (interval: number) => {
+      this.retransmitTimer = setTimeout(() => {
+        if (this.awaitingAckFor === undefined || this.state === "terminated") return;
+        if (Date.now() >= giveUpAt) {
+          log.warn("no ACK for our 2xx; ending the dialog", { callId: this.callId });
+          this.awaitingAckFor = undefined;
+          void this.bye("ackTimeout");
+          return;
+        }
+        tx.retransmit2xx();
+        retransmit(Math.min(2 * interval, T2));
+      }, interval);
+    };
+    retransmit(T1);
+    return res;
+  }
+
+  /** The ACK of our 2xx: stops its retransmission; emitted once per INVITE. */
+  receiveAck(ack: SipRequest): void {
+    if (this.awaitingAckFor === undefined || ack.cseq.seq !== this.awaitingAckFor) return;
+    this.awaitingAckFor = undefined;
+    clearTimeout(this.retransmitTimer);
+    this.emit("ack", ack);
+  }
+
+  /** §12.2.2: an in-dialog request (the stack routes it here by Call-ID and tags). */
+  receiveRequest(req: SipRequest, tx: ServerTransaction, ctx: InboundContext): void {
+    if (this.remoteSeq !== undefined && req.cseq.seq < this.remoteSeq) {
+      tx.respond(500, "CSeq out of order");
+      return;
+    }
+    this.remoteSeq = req.cseq.seq;
+    if (req.method === "BYE") {
+      // §15.1.2: the session ends with the BYE.
+      tx.respond(200);
+      this.end("bye");
+      return;
+    }
+    // §12.2.2: target refresh requests update the remote target.
+    const contact = req.contacts[0];
+    if ((req.method === "INVITE" || req.method === "UPDATE") && contact) this.remoteTarget = contact.uri;
+    if (this.listenerCount("request") === 0) {
+      if (req.method === "OPTIONS") tx.respond(200);
+      else tx.respond(501);
+      return;
+    }
+    this.emit("request", req, tx, ctx);
+  }
+
+  /** §12.2.1.1: a request within this dialog (BYE, re-INVITE, INFO, UPDATE, OPTIONS). */
+  createRequest(
+    method: string,
+    o: { headers?: [string, string][]; body?: Uint8Array | string; contentType?: string; contact?: NameAddr } = {},
+  ): SipRequest {
+    if (method !== "ACK" && method !== "CANCEL") this.localSeq++;
+    return this.buildRequest(method, this.localSeq, o);
+  }
+
+  private buildRequest(
+    method: string,
+    cseq: number,
+    o: { headers?: [string, string][]; body?: Uint8Array | string; contentType?: string; contact?: NameAddr },
+  ): SipRequest {
+    const dest = this.nextHop();
+    let uri = this.remoteTarget;
+    let routes = this.routeSet;
+    const first = this.routeSet[0];
+    const firstUri = first ? routeUri(first) : undefined;
+    if (firstUri && !firstUri.params.has("lr")) {
+      // §12.2.1.1 strict routing: the first route becomes the Request-URI, the target the last route.
+      uri = firstUri;
+      routes = [...this.routeSet.slice(1), `<${formatUri(this.remoteTarget)}>`];
+    }
+    const contact =
+      o.contact ?? (method === "INVITE" || method === "UPDATE" ? this.stack.contactFor(this.localUri.uri.user, dest.transport) : undefined);
+    const from: NameAddr = { ...this.localUri, params: new Map(this.localUri.params) };
+    from.params.set("tag", this.localTag);
+    const to: NameAddr = { ...this.remoteUri, params: new Map(this.remoteUri.params) };
+    if (this.remoteTag) to.params.set("tag", this.remoteTag);
+    return createRequest({
+      method,
+      uri,
+      from,
+      to,
+      callId: this.callId,
+      cseq,
+      via: [this.stack.viaFor(dest.transport)],
+      ...(contact ? { contact } : {}),
+      headers: [...routes.map((r): [string, string] => ["Route", r]), ...(o.headers ?? [])],
+      ...(o.body !== undefined ? { body: o.body } : {}),
+      ...(o.contentType !== undefined ? { contentType: o.contentType } : {}),
+    });
+  }
+
+  /** Where in-dialog requests go: first Route or remote target when an IP literal, else the peer. */
+  nextHop(): Endpoint {
+    const first = this.routeSet[0];
+    const uri = (first ? routeUri(first) : undefined) ?? this.remoteTarget;
+    if (!isIPv4(uri.host) && !isIPv6(uri.host)) return this.peer;
+    const param = uri.params.get("transport")?.toLowerCase();
+    const transport: TransportName =
+      param === "udp" || param === "tcp" || param === "tls"
+        ? param
+        : uri.scheme === "sips"
+          ? "tls"
+          : this.peer.transport;
+    return { transport, address: uri.host, port: uri.port ?? defaultPort(transport) };
+  }
+
+  sendRequest(req: SipRequest): ClientTransaction {
+    return this.stack.sendRequest(req, this.nextHop());
+  }
+
+  /** Ends the dialog with a BYE (§15.1.1); resolves with the BYE's outcome (undefined if already ended). */
+  async bye(reason: DialogTermination = "local"): Promise<ClientOutcome | undefined> {
+    if (this.state === "terminated") return undefined;
+    const tx = this.sendRequest(this.createRequest("BYE"));
+    this.end(reason);
+    return tx.outcome;
+  }
+
+  private sendAck(cseq: number, ack?: { body: Uint8Array | string; contentType: string }): void {
+    const req = this.buildRequest("ACK", cseq, {
+      headers: this.inviteAuth,
+      ...(ack ? { body: ack.body, contentType: ack.contentType } : {}),
+    });
+    this.ackBytes = serializeMessage(req);
+    this.resendAck();
+  }
+
+  private resendAck(): void {
+    const bytes = this.ackBytes;
+    if (!bytes) return;
+    this.stack
+      .wireTo(this.nextHop())
+      .send(bytes)
+      .catch((error: unknown) => log.warn("ACK could not be sent", { error, callId: this.callId }));
+  }
+
+  /** Forgets the dialog without signalling (the peer already knows, or the stack stops). */
+  terminate(): void {
+    this.end("local");
+  }
+
+  private end(reason: DialogTermination): void {
+    if (this.state === "terminated") return;
+    this.state = "terminated";
+    clearTimeout(this.retransmitTimer);
+    this.awaitingAckFor = undefined;
+    if (this.stack.dialogs.get(this.id) === this) this.stack.dialogs.delete(this.id);
+    this.emit("terminated", reason);
+  }
+}
+
+function routeUri(route: string): SipUri | undefined {
+  return parseNameAddr(route)?.uri;
+}

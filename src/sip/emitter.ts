@@ -1,0 +1,39 @@
+// A minimal typed event emitter for transactions and dialogs. A throwing listener is logged and
+// never unwinds into the timer or socket callback that fired the event.
+import { createLogger } from "../log.ts";
+
+const log = createLogger("sip.emitter");
+
+// biome-ignore lint: listener signatures vary per event
+type EventMap = Record<string, (...args: any[]) => void>;
+
+export class Emitter<E extends EventMap> {
+  private listeners: { [K in keyof E]?: E[K][] } = {};
+
+  on<K extends keyof E>(event: K, listener: E[K]): this {
+    (this.listeners[event] ??= []).push(listener);
+    return this;
+  }
+
+  off<K extends keyof E>(event: K, listener: E[K]): this {
+    const list = this.listeners[event];
+    if (list) this.listeners[event] = list.filter((l) => l !== listener);
+    return this;
+  }
+
+  listenerCount(event: keyof E): number {
+    return this.listeners[event]?.length ?? 0;
+  }
+
+  protected emit<K extends keyof E>(event: K, ...args: Parameters<E[K]>): void {
+    const list = this.listeners[event];
+    if (!list) return;
+    for (const listener of list) {
+      try {
+        listener(...args);
+      } catch (error) {
+        log.error("event listener threw", { event: String(event), error });
+      }
+    }
+  }
+}

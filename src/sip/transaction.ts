@@ -1,0 +1,621 @@
+// RFC 3261 §17 transactions (with the RFC 6026 "Accepted" states for INVITE 2xx), their timers,
+// and the matching rules of §17.1.3 / §17.2.3 (including RFC 2543 requests without z9hG4bK),
+// CANCEL matching (§9.2) and merged-request detection (§8.2.2.2).
+//
+// Transactions speak to the network through a Wire the stack builds for each destination; they
+// never see sockets. Timer values are injectable (`TimerConfig`) so tests can run them scaled down.
+import { createLogger } from "../log.ts";
+import { Emitter } from "./emitter.ts";
+import { newTag } from "./ids.ts";
+import { createRequest, createResponse, type SipRequest, type SipResponse } from "./message.ts";
+import { serializeMessage } from "./serializer.ts";
+
+const log = createLogger("sip.transaction");
+
+export interface TimerConfig {
+  /** RTT estimate (RFC 3261 §17.1.1.1), 500 ms. */
+  T1: number;
+  /** Maximum retransmit interval for non-INVITE requests and INVITE responses, 4 s. */
+  T2: number;
+  /** Maximum time a message stays in the network, 5 s. */
+  T4: number;
+}
+
+export const DEFAULT_TIMERS: TimerConfig = { T1: 500, T2: 4_000, T4: 5_000 };
+
+/** Where a transaction's messages go: built by the stack per destination / per inbound context. */
+export interface Wire {
+  /** Reliable transports switch off retransmissions and zero timers D, I, J, K (RFC 3261 §17). */
+  readonly reliable: boolean;
+  send(data: Uint8Array): Promise<void>;
+}
+
+export const MAGIC_COOKIE = "z9hG4bK";
+
+/** Methods whose CSeq identifies the INVITE transaction they belong to (ACK for non-2xx, §17.2.3). */
+function matchMethod(method: string): string {
+  return method === "ACK" ? "INVITE" : method;
+}
+
+function sentBy(req: SipRequest): string {
+  const via = req.vias[0];
+  return via ? `${via.host.toLowerCase()}:${via.port ?? ""}` : "";
+}
+
+function branchOf(msg: SipRequest | SipResponse): string | undefined {
+  const branch = msg.vias[0]?.params.get("branch");
+  return branch ?? undefined;
+}
+
+/** RFC 3261 §17.1.3: a response matches the client transaction by top-Via branch and CSeq method. */
+export function clientKey(branch: string, cseqMethod: string): string {
+  return `${branch}|${cseqMethod}`;
+}
+
+/** RFC 3261 §17.2.3 server transaction key; RFC 2543 style (no magic cookie) when the branch lacks it. */
+export function serverKey(req: SipRequest, method: string = matchMethod(req.method)): string {
+  const branch = branchOf(req);
+  if (branch?.startsWith(MAGIC_COOKIE)) return `${branch}|${sentBy(req)}|${method}`;
+  // RFC 3261 §17.2.3 (RFC 2543 compatibility): Request-URI, From tag, Call-ID, CSeq number,
+  // top Via; the To tag is compared after lookup because the ACK carries the response's tag.
+  const via = req.vias[0];
+  const u = req.uri;
+  const ruri = `${u.scheme}:${u.user ?? ""}@${u.host.toLowerCase()}:${u.port ?? ""}`;
+  return `2543|${ruri}|${req.from.params.get("tag") ?? ""}|${req.callId}|${req.cseq.seq}|${method}|${
+    via ? `${via.host.toLowerCase()}:${via.port ?? ""}|${via.params.get("branch") ?? ""}` : ""
+  }`;
+}
+
+function isRfc2543(req: SipRequest): boolean {
+  return !branchOf(req)?.startsWith(MAGIC_COOKIE);
+}
+
+/** RFC 3261 §8.2.2.2: From tag, Call-ID and CSeq of a request without To tag. */
+function mergeKey(req: SipRequest): string {
+  return `${req.from.params.get("tag") ?? ""}|${req.callId}|${req.cseq.seq}|${req.cseq.method}`;
+}
+
+class Timers {
+  private readonly handles = new Map<string, ReturnType<typeof setTimeout>>();
+
+  start(name: string, ms: number, fire: () => void): void {
+    this.stop(name);
+    const handle = setTimeout(() => {
+      this.handles.delete(name);
+      try {
+        fire();
+      } catch (error) {
+        log.error("transaction timer failed", { timer: name, error });
+      }
+    }, ms);
+    this.handles.set(name, handle);
+  }
+
+  stop(name: string): void {
+    const handle = this.handles.get(name);
+    if (handle !== undefined) {
+      clearTimeout(handle);
+      this.handles.delete(name);
+    }
+  }
+
+  stopAll(): void {
+    for (const handle of this.handles.values()) clearTimeout(handle);
+    this.handles.clear();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Client transactions (RFC 3261 §17.1)
+
+export type ClientState = "calling" | "trying" | "proceeding" | "completed" | "accepted" | "terminated";
+
+export type ClientOutcome =
+  | { kind: "final"; response: SipResponse }
+  | { kind: "timeout" }
+  | { kind: "transportError"; error: Error };
+
+export type ClientTransactionEvents = {
+  /** 1xx responses (each one received, including retransmissions over UDP). */
+  provisional: (response: SipResponse) => void;
+  /** The first final response. */
+  final: (response: SipResponse) => void;
+  /** INVITE only: a further 2xx (retransmission or another fork) while Accepted (RFC 6026 §7.2);
+   * the UAC must ACK it again (RFC 3261 §13.2.2.4). */
+  extra2xx: (response: SipResponse) => void;
+  /** Timer B or F fired without a final response (the TU treats it as 408, §8.1.3.1). */
+  timeout: () => void;
+  transportError: (error: Error) => void;
+  terminated: () => void;
+};
+
+export class ClientTransaction extends Emitter<ClientTransactionEvents> {
+  readonly key: string;
+  readonly isInvite: boolean;
+  state: ClientState;
+  /** Resolves with the first final response, the timeout or the transport failure. */
+  readonly outcome: Promise<ClientOutcome>;
+  private resolveOutcome!: (o: ClientOutcome) => void;
+  private readonly timers = new Timers();
+  private readonly bytes: Uint8Array;
+  private ackBytes: Uint8Array | undefined;
+  private cancelWanted = false;
+  private hadProvisional = false;
+  private cancelTx: ClientTransaction | undefined;
+
+  constructor(
+    readonly request: SipRequest,
+    private readonly wire: Wire,
+    private readonly layer: TransactionLayer,
+  ) {
+    super();
+    const branch = branchOf(request);
+    if (!branch) throw new Error("a client transaction needs a Via branch");
+    this.key = clientKey(branch, request.method);
+    this.isInvite = request.method === "INVITE";
+    this.state = this.isInvite ? "calling" : "trying";
+    this.bytes = serializeMessage(request);
+    this.outcome = new Promise((resolve) => {
+      this.resolveOutcome = resolve;
+    });
+  }
+
+  /** Sends the request and arms timers A/B (INVITE, §17.1.1.2) or E/F (non-INVITE, §17.1.2.2). */
+  start(): void {
+    const { T1, T2 } = this.layer.timers;
+    this.transmit(this.bytes);
+    if (this.isInvite) {
+      if (!this.wire.reliable) this.retransmitEvery("A", T1, Number.POSITIVE_INFINITY);
+      this.timers.start("B", 64 * T1, () => this.timeOut());
+    } else {
+      if (!this.wire.reliable) this.retransmitEvery("E", T1, T2);
+      this.timers.start("F", 64 * T1, () => this.timeOut());
+    }
+  }
+
+  private retransmitEvery(timer: string, interval: number, cap: number): void {
+    this.timers.start(timer, interval, () => {
+      if (this.state !== "calling" && this.state !== "trying" && this.state !== "proceeding") return;
+      this.transmit(this.bytes);
+      // §17.1.2.2: in Proceeding, timer E fires every T2.
+      const next = this.state === "proceeding" ? this.layer.timers.T2 : Math.min(2 * interval, cap);
+      this.retransmitEvery(timer, next, cap);
+    });
+  }
+
+  private transmit(bytes: Uint8Array): void {
+    this.wire.send(bytes).catch((error: unknown) => this.failTransport(error));
+  }
+
+  private failTransport(error: unknown): void {
+    if (this.state === "terminated") return;
+    // RFC 3261 §17.1.4: a transport failure terminates the transaction and informs the TU.
+    const err = error instanceof Error ? error : new Error(String(error));
+    const hadFinal = this.state === "completed" || this.state === "accepted";
+    this.terminate();
+    if (!hadFinal) {
+      this.resolveOutcome({ kind: "transportError", error: err });
+      this.emit("transportError", err);
+    }
+  }
+
+  private timeOut(): void {
+    if (this.state === "terminated" || this.state === "completed" || this.state === "accepted") return;
+    this.terminate();
+    this.resolveOutcome({ kind: "timeout" });
+    this.emit("timeout");
+  }
+
+  /** Called by the layer for every response that matches this transaction. */
+  receive(res: SipResponse): void {
+    const { T1, T4 } = this.layer.timers;
+    if (res.status < 200) {
+      if (this.state === "calling" || this.state === "trying" || this.state === "proceeding") {
+        this.state = "proceeding";
+        this.timers.stop("A");
+        this.hadProvisional = true;
+        this.emit("provisional", res);
+        if (this.cancelWanted) this.sendCancel();
+      }
+      return;
+    }
+    if (this.isInvite) {
+      if (res.status < 300) {
+        if (this.state === "accepted") {
+          this.emit("extra2xx", res);
+          return;
+        }
+        if (this.state === "terminated" || this.state === "completed") return;
+        // RFC 6026 §7.2: Accepted; 2xx retransmissions reach the TU until timer M.
+        this.state = "accepted";
+        this.timers.stop("A");
+        this.timers.stop("B");
+        this.timers.stop("cancel");
+        this.timers.start("M", 64 * T1, () => this.terminate());
+        this.finish(res);
+        return;
+      }
+      if (this.state === "completed") {
+        // §17.1.1.2: retransmitted final response → retransmit the ACK.
+        if (this.ackBytes) this.transmit(this.ackBytes);
+        return;
+      }
+      if (this.state === "terminated" || this.state === "accepted") return;
+      this.state = "completed";
+      this.timers.stop("A");
+      this.timers.stop("B");
+      this.timers.stop("cancel");
+      this.ackBytes = serializeMessage(buildNon2xxAck(this.request, res));
+      this.transmit(this.ackBytes);
+      // Timer D: at least 32 s on unreliable transports (64*T1 at the default T1), 0 on reliable.
+      this.timers.start("D", this.wire.reliable ? 0 : 64 * T1, () => this.terminate());
+      this.finish(res);
+      return;
+    }
+    if (this.state === "completed" || this.state === "terminated") return;
+    this.state = "completed";
+    this.timers.stop("E");
+    this.timers.stop("F");
+    this.timers.start("K", this.wire.reliable ? 0 : T4, () => this.terminate());
+    this.finish(res);
+  }
+
+  private finish(res: SipResponse): void {
+    this.resolveOutcome({ kind: "final", response: res });
+    this.emit("final", res);
+  }
+
+  /**
+   * RFC 3261 §9.1: CANCEL a pending INVITE. Sent once a provisional response has arrived (before
+   * that, it waits for one); a no-op once a final response arrived. Returns the CANCEL transaction
+   * when it was sent right away.
+   */
+  cancel(): ClientTransaction | undefined {
+    if (!this.isInvite || this.cancelWanted) return this.cancelTx;
+    if (this.state !== "calling" && this.state !== "proceeding") return undefined;
+    this.cancelWanted = true;
+    if (this.hadProvisional) return this.sendCancel();
+    return undefined;
+  }
+
+  private sendCancel(): ClientTransaction | undefined {
+    if (this.cancelTx || this.state !== "proceeding") return this.cancelTx;
+    this.cancelTx = this.layer.startClient(buildCancel(this.request), this.wire);
+    // §9.1: no final response 64*T1 after the CANCEL → the INVITE transaction is given up.
+    this.timers.start("cancel", 64 * this.layer.timers.T1, () => this.timeOut());
+    return this.cancelTx;
+  }
+
+  terminate(): void {
+    if (this.state === "terminated") return;
+    this.state = "terminated";
+    this.timers.stopAll();
+    this.layer.removeClient(this);
+    this.emit("terminated");
+  }
+}
+
+/** RFC 3261 §17.1.1.3: the ACK for a non-2xx final response, built by the transaction. */
+export function buildNon2xxAck(invite: SipRequest, res: SipResponse): SipRequest {
+  const via = invite.vias[0];
+  return createRequest({
+    method: "ACK",
+    uri: invite.uri,
+    from: invite.from,
+    to: res.to,
+    callId: invite.callId,
+    cseq: invite.cseq.seq,
+    via: via ? [via] : [],
+    maxForwards: 70,
+    headers: invite.getHeaders("Route").map((r): [string, string] => ["Route", r]),
+  });
+}
+
+/** RFC 3261 §9.1: CANCEL mirrors the INVITE's Request-URI, Call-ID, To, From, CSeq number, top Via and Route. */
+export function buildCancel(invite: SipRequest): SipRequest {
+  const via = invite.vias[0];
+  return createRequest({
+    method: "CANCEL",
+    uri: invite.uri,
+    from: invite.from,
+    to: invite.to,
+    callId: invite.callId,
+    cseq: invite.cseq.seq,
+    via: via ? [via] : [],
+    maxForwards: 70,
+    headers: invite.getHeaders("Route").map((r): [string, string] => ["Route", r]),
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Server transactions (RFC 3261 §17.2)
+
+export type ServerState = "trying" | "proceeding" | "completed" | "confirmed" | "accepted" | "terminated";
+
+export type ServerTransactionEvents = {
+  /** INVITE: the ACK for a non-2xx final (§17.2.1) or for a 2xx (passed up while Accepted, RFC 6026). */
+  ack: (ack: SipRequest) => void;
+  /** INVITE: a matching CANCEL arrived before the final response (§9.2); the stack answers 487 after the listeners ran. */
+  cancel: (cancel: SipRequest) => void;
+  /** INVITE: timer H fired, the non-2xx final was never acknowledged. */
+  timeout: () => void;
+  transportError: (error: Error) => void;
+  terminated: () => void;
+};
+
+export interface RespondOptions {
+  toTag?: string;
+  headers?: [string, string][];
+  body?: Uint8Array | string;
+  contentType?: string;
+}
+
+export class ServerTransaction extends Emitter<ServerTransactionEvents> {
+  readonly key: string;
+  readonly isInvite: boolean;
+  state: ServerState;
+  /** The To tag this transaction puts on its responses (§8.2.6.2), fixed on first use. */
+  private localTag: string | undefined;
+  private lastResponse: SipResponse | undefined;
+  private lastBytes: Uint8Array | undefined;
+  private readonly timers = new Timers();
+  readonly mergeKey: string | undefined;
+
+  constructor(
+    readonly request: SipRequest,
+    private readonly wire: Wire,
+    private readonly layer: TransactionLayer,
+  ) {
+    super();
+    this.key = serverKey(request);
+    this.isInvite = request.method === "INVITE";
+    this.state = this.isInvite ? "proceeding" : "trying";
+    this.mergeKey = request.to.params.get("tag") ? undefined : mergeKey(request);
+  }
+
+  get finalResponse(): SipResponse | undefined {
+    return this.lastResponse && this.lastResponse.status >= 200 ? this.lastResponse : undefined;
+  }
+
+  /** The To tag of this transaction's responses: the request's own, or one minted once (§8.2.6.2). */
+  get toTag(): string {
+    const existing = this.request.to.params.get("tag");
+    if (existing) return existing;
+    this.localTag ??= newTag();
+    return this.localTag;
+  }
+
+  /** Whether the TU may still respond. */
+  get pending(): boolean {
+    return this.state === "trying" || this.state === "proceeding";
+  }
+
+  respond(status: number, reason?: string, opts: RespondOptions = {}): SipResponse | undefined {
+    if (!this.pending) return undefined;
+    const toTag = status === 100 ? undefined : (opts.toTag ?? this.toTag);
+    if (opts.toTag && !this.request.to.params.get("tag")) this.localTag = opts.toTag;
+    const res = createResponse(this.request, status, reason, { ...opts, ...(toTag ? { toTag } : {}) });
+    this.respondWith(res);
+    return res;
+  }
+
+  /** Sends a response built elsewhere (e.g. a 2xx from a dialog); it must belong to this request. */
+  respondWith(res: SipResponse): void {
+    if (!this.pending) return;
+    const { T1, T2 } = this.layer.timers;
+    this.lastResponse = res;
+    this.lastBytes = serializeMessage(res);
+    this.transmit(this.lastBytes);
+    if (res.status < 200) {
+      this.state = "proceeding";
+      return;
+    }
+    if (!this.isInvite) {
+      // §17.2.2: Completed; timer J absorbs request retransmissions.
+      this.state = "completed";
+      this.timers.stop("noFinal");
+      this.timers.start("J", this.wire.reliable ? 0 : 64 * T1, () => this.terminate());
+      return;
+    }
+    if (res.status < 300) {
+      // RFC 6026 §8.5: Accepted; the TU (dialog) retransmits the 2xx until the ACK (§13.3.1.4).
+      this.state = "accepted";
+      this.layer.noteAccepted(this);
+      this.timers.start("L", 64 * T1, () => this.terminate());
+      return;
+    }
+    // §17.2.1: Completed; timer G retransmits the final response, timer H waits for the ACK.
+    this.state = "completed";
+    if (!this.wire.reliable) {
+      const retransmit = (interval: number) =>
+        this.timers.start("G", interval, () => {
+          if (this.state !== "completed" || !this.lastBytes) return;
+          this.transmit(this.lastBytes);
+          retransmit(Math.min(2 * interval, T2));
+        });
+      retransmit(T1);
+    }
+    this.timers.start("H", 64 * T1, () => {
+      if (this.state !== "completed") return;
+      this.terminate();
+      this.emit("timeout");
+    });
+  }
+
+  /** Non-INVITE requests the TU never answers must not live forever. */
+  armNoFinalGuard(): void {
+    if (this.isInvite) return;
+    this.timers.start("noFinal", 64 * this.layer.timers.T1, () => {
+      if (!this.pending) return;
+      log.warn("no final response from the TU; transaction dropped", {
+        method: this.request.method,
+        callId: this.request.callId,
+      });
+      this.terminate();
+    });
+  }
+
+  /** A retransmission of the request (or the ACK for a non-2xx final) matched this transaction. */
+  receiveRetransmission(req: SipRequest): void {
+    if (req.method === "ACK") {
+      if (!this.isInvite) return;
+      // An RFC 2543 ACK for our 2xx matches by transaction key rather than by dialog.
+      if (this.state === "accepted") return this.emit("ack", req);
+      if (this.state === "completed") {
+        // §17.2.1: Confirmed; timer I absorbs ACK retransmissions.
+        this.state = "confirmed";
+        this.timers.stop("G");
+        this.timers.stop("H");
+        this.timers.start("I", this.wire.reliable ? 0 : this.layer.timers.T4, () => this.terminate());
+        this.emit("ack", req);
+      }
+      return;
+    }
+    // §17.2.1 / §17.2.2: resend the last response in Proceeding and Completed; absorb otherwise.
+    if ((this.state === "proceeding" || this.state === "completed") && this.lastBytes) this.transmit(this.lastBytes);
+  }
+
+  /** §13.3.1.4: the dialog re-sends its 2xx through this transaction's path until the ACK. */
+  retransmit2xx(): void {
+    if (this.state === "accepted" && this.lastBytes) this.transmit(this.lastBytes);
+  }
+
+  /** RFC 6026: an ACK for our 2xx, matched by dialog identifiers while Accepted. */
+  receiveAck2xx(ack: SipRequest): void {
+    this.emit("ack", ack);
+  }
+
+  /** §9.2: a CANCEL for this INVITE. Returns whether a final response was still pending. */
+  receiveCancel(cancel: SipRequest): boolean {
+    if (!this.isInvite || !this.pending) return false;
+    this.emit("cancel", cancel);
+    // §9.2: the UAS answers the INVITE with 487 unless the TU already sent a final response.
+    this.respond(487, "Request Terminated");
+    return true;
+  }
+
+  private transmit(bytes: Uint8Array): void {
+    this.wire.send(bytes).catch((error: unknown) => {
+      if (this.state === "terminated") return;
+      // §17.2.4: report the failure to the TU.
+      const err = error instanceof Error ? error : new Error(String(error));
+      this.terminate();
+      this.emit("transportError", err);
+    });
+  }
+
+  terminate(): void {
+    if (this.state === "terminated") return;
+    this.state = "terminated";
+    this.timers.stopAll();
+    this.layer.removeServer(this);
+    this.emit("terminated");
+  }
+
+  /** The To tag of the final response, which an RFC 2543 ACK must carry to match (§17.2.3). */
+  get responseToTag(): string | undefined {
+    return this.lastResponse?.to.params.get("tag") ?? undefined;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The layer: owns the transaction tables.
+
+export class TransactionLayer {
+  readonly timers: TimerConfig;
+  private readonly clients = new Map<string, ClientTransaction>();
+  private readonly servers = new Map<string, ServerTransaction>();
+  private readonly merged = new Map<string, ServerTransaction>();
+  private readonly accepted = new Map<string, ServerTransaction>();
+
+  constructor(timers: Partial<TimerConfig> = {}) {
+    this.timers = { ...DEFAULT_TIMERS, ...timers };
+  }
+
+  get size(): { clients: number; servers: number } {
+    return { clients: this.clients.size, servers: this.servers.size };
+  }
+
+  startClient(request: SipRequest, wire: Wire): ClientTransaction {
+    const tx = new ClientTransaction(request, wire, this);
+    this.clients.set(tx.key, tx);
+    tx.start();
+    return tx;
+  }
+
+  /** Routes a response to its client transaction; false when none matches (§18.1.2: stray response). */
+  receiveResponse(res: SipResponse): boolean {
+    const branch = branchOf(res);
+    if (!branch) return false;
+    const tx = this.clients.get(clientKey(branch, res.cseq.method));
+    if (!tx) return false;
+    tx.receive(res);
+    return true;
+  }
+
+  /** A server transaction this request belongs to (retransmission, or ACK for a non-2xx final). */
+  matchServer(req: SipRequest): ServerTransaction | undefined {
+    const tx = this.servers.get(serverKey(req));
+    if (!tx || !isRfc2543(req)) return tx;
+    // §17.2.3 RFC 2543 matching: the ACK carries the To tag of the response; others the request's.
+    const toTag = req.to.params.get("tag") ?? undefined;
+    const expected = req.method === "ACK" ? tx.responseToTag : (tx.request.to.params.get("tag") ?? undefined);
+    return toTag === expected ? tx : undefined;
+  }
+
+  /** RFC 3261 §9.2: the INVITE server transaction a CANCEL targets. */
+  matchCancelTarget(cancel: SipRequest): ServerTransaction | undefined {
+    const tx = this.servers.get(serverKey(cancel, "INVITE"));
+    if (!tx || !isRfc2543(cancel)) return tx;
+    return (cancel.to.params.get("tag") ?? undefined) === (tx.request.to.params.get("tag") ?? undefined)
+      ? tx
+      : undefined;
+  }
+
+  /** RFC 3261 §8.2.2.2: a request without To tag that shares From tag, Call-ID and CSeq with another transaction. */
+  isMerged(req: SipRequest): boolean {
+    if (req.to.params.get("tag") || req.method === "ACK" || req.method === "CANCEL") return false;
+    const other = this.merged.get(mergeKey(req));
+    return other !== undefined && other.key !== serverKey(req);
+  }
+
+  /** RFC 6026 §8.7: an ACK for a 2xx, matched by Call-ID, CSeq number and tags to an Accepted INVITE. */
+  matchAck2xx(ack: SipRequest): ServerTransaction | undefined {
+    return this.accepted.get(ackKey(ack.callId, ack.cseq.seq, ack.from.params.get("tag"), ack.to.params.get("tag")));
+  }
+
+  createServer(request: SipRequest, wire: Wire): ServerTransaction {
+    const tx = new ServerTransaction(request, wire, this);
+    this.servers.set(tx.key, tx);
+    if (tx.mergeKey) this.merged.set(tx.mergeKey, tx);
+    tx.armNoFinalGuard();
+    return tx;
+  }
+
+  noteAccepted(tx: ServerTransaction): void {
+    const r = tx.request;
+    this.accepted.set(ackKey(r.callId, r.cseq.seq, r.from.params.get("tag"), tx.responseToTag), tx);
+  }
+
+  removeClient(tx: ClientTransaction): void {
+    if (this.clients.get(tx.key) === tx) this.clients.delete(tx.key);
+  }
+
+  removeServer(tx: ServerTransaction): void {
+    if (this.servers.get(tx.key) === tx) this.servers.delete(tx.key);
+    if (tx.mergeKey && this.merged.get(tx.mergeKey) === tx) this.merged.delete(tx.mergeKey);
+    const r = tx.request;
+    const key = ackKey(r.callId, r.cseq.seq, r.from.params.get("tag"), tx.responseToTag);
+    if (this.accepted.get(key) === tx) this.accepted.delete(key);
+  }
+
+  /** Terminates every transaction (stack shutdown). */
+  clear(): void {
+    for (const tx of [...this.clients.values()]) tx.terminate();
+    for (const tx of [...this.servers.values()]) tx.terminate();
+  }
+}
+
+function ackKey(callId: string, seq: number, fromTag: string | null | undefined, toTag: string | null | undefined): string {
+  return `${callId}|${seq}|${fromTag ?? ""}|${toTag ?? ""}`;
+}
