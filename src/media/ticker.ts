@@ -1,0 +1,122 @@
+// Tick sources for the mixer: a drift-corrected real-time timer shared by all channels, and a
+// manual one for tests. Ticks are aligned across mixers that share a source.
+import { createLogger } from "../log.ts";
+
+const log = createLogger("media.ticker");
+
+export interface TickSource {
+  /** Calls `onTick` once per period until the returned function is called. */
+  subscribe(onTick: () => void): () => void;
+}
+
+export interface TickerStats {
+  ticks: number;
+  /** Ticks that ran late, back-to-back to catch up after the event loop stalled. */
+  lateTicks: number;
+  /** Ticks dropped because the stall exceeded the catch-up limit. */
+  skippedTicks: number;
+}
+
+class Subscribers {
+  private list: (() => void)[] = [];
+
+  add(fn: () => void): () => void {
+    this.list = [...this.list, fn];
+    return () => {
+      this.list = this.list.filter((f) => f !== fn);
+    };
+  }
+
+  get size(): number {
+    return this.list.length;
+  }
+
+  run(): void {
+    for (const fn of this.list) {
+      try {
+        fn();
+      } catch (err) {
+        log.error("tick subscriber failed", { err });
+      }
+    }
+  }
+}
+
+/**
+ * setTimeout-based ticker that schedules against absolute deadlines (start + k·period), so timer
+ * lateness does not accumulate. After a stall it runs missed ticks back-to-back, up to
+ * `maxCatchUp`; beyond that it drops them and re-anchors.
+ */
+export class DriftCorrectedTicker implements TickSource {
+  private readonly subscribers = new Subscribers();
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  private nextDeadline = 0;
+  private readonly counters: TickerStats = { ticks: 0, lateTicks: 0, skippedTicks: 0 };
+
+  constructor(
+    readonly periodMs = 20,
+    private readonly maxCatchUp = 5,
+    private readonly now: () => number = () => performance.now(),
+  ) {}
+
+  subscribe(onTick: () => void): () => void {
+    const unsubscribe = this.subscribers.add(onTick);
+    if (this.timer === undefined) {
+      this.nextDeadline = this.now() + this.periodMs;
+      this.schedule();
+    }
+    return () => {
+      unsubscribe();
+      if (this.subscribers.size === 0 && this.timer !== undefined) {
+        clearTimeout(this.timer);
+        this.timer = undefined;
+      }
+    };
+  }
+
+  stats(): TickerStats {
+    return { ...this.counters };
+  }
+
+  private schedule(): void {
+    this.timer = setTimeout(() => this.fire(), Math.max(0, this.nextDeadline - this.now()));
+  }
+
+  private fire(): void {
+    const now = this.now();
+    let due = Math.floor((now - this.nextDeadline) / this.periodMs) + 1;
+    if (due > this.maxCatchUp) {
+      this.counters.skippedTicks += due - 1;
+      this.nextDeadline = now;
+      due = 1;
+    } else if (due > 1) this.counters.lateTicks += due - 1;
+    for (let i = 0; i < Math.max(1, due); i++) {
+      this.counters.ticks++;
+      this.subscribers.run();
+      this.nextDeadline += this.periodMs;
+    }
+    if (this.subscribers.size > 0) this.schedule();
+    else this.timer = undefined;
+  }
+}
+
+/** Ticks only when told to; for tests and offline processing. */
+export class ManualTicker implements TickSource {
+  private readonly subscribers = new Subscribers();
+
+  subscribe(onTick: () => void): () => void {
+    return this.subscribers.add(onTick);
+  }
+
+  tick(count = 1): void {
+    for (let i = 0; i < count; i++) this.subscribers.run();
+  }
+}
+
+let shared: DriftCorrectedTicker | undefined;
+
+/** The process-wide 20 ms ticker all mixers use unless given another source. */
+export function sharedTicker(): DriftCorrectedTicker {
+  shared ??= new DriftCorrectedTicker(20);
+  return shared;
+}

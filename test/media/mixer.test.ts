@@ -1,0 +1,211 @@
+import { describe, expect, test } from "bun:test";
+import { type Codec, codecByName } from "../../src/media/codec.ts";
+import { goertzelPower, meanSquare } from "../../src/media/goertzel.ts";
+import { type MixedFrame, Mixer, type MixerParticipant, sharedMixId } from "../../src/media/mixer.ts";
+import { createResampler } from "../../src/media/resample.ts";
+import { ManualTicker } from "../../src/media/ticker.ts";
+
+const rate = 48000;
+const frameSamples = 960;
+
+/** Frame k of a continuous sine at `freq`. */
+function sineFrame(freq: number, k: number, amplitude = 8000): Int16Array {
+  const out = new Int16Array(frameSamples);
+  for (let i = 0; i < frameSamples; i++) {
+    out[i] = Math.round(amplitude * Math.sin((2 * Math.PI * freq * (k * frameSamples + i)) / rate));
+  }
+  return out;
+}
+
+function setup(ids: string[]) {
+  const ticker = new ManualTicker();
+  const mixer = new Mixer({ ticker });
+  const heard = new Map<string, MixedFrame[]>();
+  const parts = ids.map((id) => {
+    heard.set(id, []);
+    return mixer.join(id, (f) => heard.get(id)?.push(f));
+  });
+  return { ticker, mixer, heard, parts };
+}
+
+/** Share of the frame's power at `freq` (1 = pure tone). */
+function toneShare(pcm: Int16Array, freq: number): number {
+  const total = meanSquare(pcm);
+  return total === 0 ? 0 : goertzelPower(pcm, rate, freq) / total;
+}
+
+describe("Mixer", () => {
+  test("three talkers on 300/500/700 Hz: each hears exactly the other two tones, not its own", () => {
+    const freqs = [300, 500, 700];
+    const { ticker, heard, parts } = setup(["a", "b", "c"]);
+    for (let k = 0; k < 10; k++) {
+      parts.forEach((p, i) => p.write(sineFrame(freqs[i] ?? 0, k)));
+      ticker.tick();
+    }
+    parts.forEach((p, i) => {
+      const last = heard.get(p.id)?.at(-1);
+      expect(last).toBeDefined();
+      const pcm = (last as MixedFrame).pcm;
+      const own = freqs[i] ?? 0;
+      const others = freqs.filter((f) => f !== own);
+      // Each other tone at full level (amplitude 8000 → power 3.2e7), own tone absent.
+      for (const f of others) expect(goertzelPower(pcm, rate, f)).toBeGreaterThan(0.9 * 3.2e7);
+      expect(goertzelPower(pcm, rate, own)).toBeLessThan(1e-6 * 3.2e7);
+      // The two tones are all there is.
+      const explained = others.reduce((s, f) => s + goertzelPower(pcm, rate, f), 0);
+      expect(explained / meanSquare(pcm)).toBeGreaterThan(0.999);
+    });
+  });
+
+  test("a silent listener hears the shared full mix; talkers get their own N−1 mix", () => {
+    const { ticker, heard, parts } = setup(["a", "b", "quiet"]);
+    for (let k = 0; k < 3; k++) {
+      parts[0]?.write(sineFrame(300, k));
+      parts[1]?.write(sineFrame(500, k));
+      parts[2]?.write(new Int16Array(frameSamples));
+      ticker.tick();
+    }
+    const a = heard.get("a")?.at(-1) as MixedFrame;
+    const b = heard.get("b")?.at(-1) as MixedFrame;
+    const quiet = heard.get("quiet")?.at(-1) as MixedFrame;
+    expect(quiet.mixId).toBe(sharedMixId);
+    expect(a.mixId).not.toBe(sharedMixId);
+    expect(b.mixId).not.toBe(a.mixId);
+    expect(toneShare(quiet.pcm, 300) + toneShare(quiet.pcm, 500)).toBeGreaterThan(0.999);
+  });
+
+  test("no volume drop as people join: a talker's level is the same with 2 or 10 listeners", () => {
+    const level = (listeners: number) => {
+      const ids = ["talker", ...Array.from({ length: listeners }, (_, i) => `l${i}`)];
+      const { ticker, heard, parts } = setup(ids);
+      for (let k = 0; k < 3; k++) {
+        parts[0]?.write(sineFrame(440, k));
+        ticker.tick();
+      }
+      return goertzelPower((heard.get("l0")?.at(-1) as MixedFrame).pcm, rate, 440);
+    };
+    expect(level(10)).toBeCloseTo(level(1), -2);
+    expect(level(10)).toBeGreaterThan(0.99 * 3.2e7);
+  });
+
+  test("loud overlapping talkers are soft-limited, never clipped", () => {
+    const { ticker, heard, parts } = setup(["a", "b", "c", "listener"]);
+    for (let k = 0; k < 3; k++) {
+      parts[0]?.write(sineFrame(300, k, 30000));
+      parts[1]?.write(sineFrame(300, k, 30000));
+      parts[2]?.write(sineFrame(300, k, 30000));
+      ticker.tick();
+    }
+    const pcm = (heard.get("listener")?.at(-1) as MixedFrame).pcm;
+    let peak = 0;
+    let atRail = 0;
+    for (const v of pcm) {
+      peak = Math.max(peak, Math.abs(v));
+      if (Math.abs(v) >= 32767) atRail++;
+    }
+    expect(peak).toBeGreaterThan(30000);
+    // A hard clipper would sit on the rail for a third of the cycle; the soft curve barely touches it.
+    expect(atRail).toBeLessThan(pcm.length / 20);
+    // Below the knee the sum passes untouched: wherever b + c stays under it, a hears it exactly.
+    const a = (heard.get("a")?.at(-1) as MixedFrame).pcm;
+    const bPlusC = Array.from(sineFrame(300, 2, 30000), (v) => v * 2);
+    for (let i = 0; i < a.length; i++) if (Math.abs(bPlusC[i] ?? 0) <= 24576) expect(a[i]).toBe(bPlusC[i] ?? 0);
+  });
+
+  test("absent input contributes nothing and costs no slot; silence yields silent frames", () => {
+    const { ticker, heard, parts, mixer } = setup(["a", "b"]);
+    parts[0]?.write(sineFrame(300, 0));
+    ticker.tick();
+    ticker.tick(); // a wrote nothing for this tick
+    const second = heard.get("b")?.at(-1) as MixedFrame;
+    expect(second.silent).toBe(true);
+    expect(meanSquare(second.pcm)).toBe(0);
+    expect(mixer.stats().speakers).toBe(0);
+  });
+
+  test("joining and leaving do not disturb the others' streams", () => {
+    const { ticker, mixer, heard, parts } = setup(["a", "b"]);
+    const outputs: Int16Array[] = [];
+    let late: ReturnType<typeof mixer.join> | undefined;
+    for (let k = 0; k < 12; k++) {
+      if (k === 4) late = mixer.join("late", () => {});
+      if (k === 8) late?.leave();
+      parts[0]?.write(sineFrame(300, k));
+      parts[1]?.write(new Int16Array(frameSamples));
+      ticker.tick();
+      outputs.push((heard.get("b")?.at(-1) as MixedFrame).pcm);
+    }
+    // b hears one continuous 300 Hz sine: every sample equals the input stream (after the fade-in frame).
+    for (let k = 1; k < 12; k++) expect(Array.from(outputs[k] ?? [])).toEqual(Array.from(sineFrame(300, k)));
+    expect(mixer.size).toBe(2);
+  });
+
+  test("pull-mode participants are read once per tick", () => {
+    const ticker = new ManualTicker();
+    const mixer = new Mixer({ ticker });
+    let pulls = 0;
+    let lastHeard: MixedFrame | undefined;
+    mixer.join("src", () => {}, { pull: () => sineFrame(700, pulls++) });
+    mixer.join("dst", (f) => (lastHeard = f));
+    ticker.tick(3);
+    expect(pulls).toBe(3);
+    expect(toneShare((lastHeard as MixedFrame).pcm, 700)).toBeGreaterThan(0.999);
+  });
+
+  test("listeners of the same mix share one encode per codec per tick", () => {
+    const pcmu = codecByName("PCMU") as Codec;
+    let encodes = 0;
+    const counting: Codec = {
+      ...pcmu,
+      createEncoder() {
+        const inner = pcmu.createEncoder();
+        return { encode: (pcm) => (encodes++, inner.encode(pcm)) };
+      },
+    };
+    const ticker = new ManualTicker();
+    const mixer = new Mixer({ ticker });
+    const payloads = new Map<string, Uint8Array>();
+    const join = (id: string) => {
+      const p: MixerParticipant = mixer.join(id, (f) => payloads.set(id, p.encode(f, counting)));
+      return p;
+    };
+    const talker = join("talker");
+    for (let i = 0; i < 5; i++) join(`l${i}`);
+    for (let k = 0; k < 4; k++) {
+      talker.write(sineFrame(300, k));
+      ticker.tick();
+    }
+    // Per tick: one encode of the shared mix for five listeners, one of the talker's own (silent) mix.
+    expect(encodes).toBe(8);
+    const shared = payloads.get("l0");
+    for (let i = 1; i < 5; i++) expect(payloads.get(`l${i}`)).toBe(shared as Uint8Array);
+    expect(payloads.get("talker")).not.toBe(shared as Uint8Array);
+  });
+
+  test("G.722: a listener who starts talking keeps one continuous encoder stream", () => {
+    const g722 = codecByName("G722") as Codec;
+    const ticker = new ManualTicker();
+    const mixer = new Mixer({ ticker });
+    const heardByB: Int16Array[] = [];
+    const payloadsB: Uint8Array[] = [];
+    const a = mixer.join("a", () => {});
+    // c joins before b, so c encodes the shared mix first in each tick (b's switch must not see
+    // the shared encoder already advanced).
+    const c: MixerParticipant = mixer.join("c", (f) => c.encode(f, g722));
+    const b: MixerParticipant = mixer.join("b", (f) => {
+      heardByB.push(f.pcm);
+      payloadsB.push(b.encode(f, g722));
+    });
+    for (let k = 0; k < 12; k++) {
+      a.write(sineFrame(300, k));
+      if (k >= 5) b.write(sineFrame(500, k));
+      ticker.tick();
+    }
+    // A single encoder fed exactly what b heard must produce exactly b's packets.
+    const resampler = createResampler(48000, 16000);
+    const reference = g722.createEncoder();
+    heardByB.forEach((pcm, k) => {
+      expect(Array.from(payloadsB[k] ?? [])).toEqual(Array.from(reference.encode(resampler.process(pcm))));
+    });
+  });
+});
