@@ -25,11 +25,12 @@ export interface ClientClaims {
   exp: number;
 }
 
-export type TokenErrorCode = "malformed_token" | "bad_signature" | "token_expired" | "invalid_claims";
+export type TokenErrorCode = "missing_token" | "malformed_token" | "bad_signature" | "token_expired" | "invalid_claims";
 
 export type TokenResult<T> = { ok: true; value: T } | { ok: false; code: TokenErrorCode; message: string };
 
 const optionalStringClaims = ["clientId", "userId", "userAlias", "deviceId", "deviceAlias", "tag", "region"] as const;
+const BAD_SIGNATURE = "token signature does not verify with the application's secret";
 const encodedHeader = base64url(JSON.stringify({ alg: "HS256", typ: "JWT" }));
 
 export function signClientToken(claims: ClientClaims, secret: string): string {
@@ -56,7 +57,7 @@ export function verifyClientToken(token: string, secret: string, nowMs = Date.no
   if (header.alg !== "HS256") return fail("malformed_token", "only HS256 tokens are accepted");
   const expected = createHmac("sha256", secret).update(signingInput).digest();
   if (signatureBytes.length !== expected.length || !timingSafeEqual(signatureBytes, expected))
-    return fail("bad_signature", "token signature does not verify with the application's secret");
+    return fail("bad_signature", BAD_SIGNATURE);
   const claims = readClaims(payload);
   if (!claims.ok) return claims;
   if (claims.value.exp * 1000 <= nowMs) return fail("token_expired", "token has expired");
@@ -123,4 +124,26 @@ function base64url(text: string): string {
 
 function fail(code: TokenErrorCode, message: string): { ok: false; code: TokenErrorCode; message: string } {
   return { ok: false, code, message };
+}
+
+export type ClientAuthResult = { ok: true; claims: ClientClaims } | { ok: false; code: TokenErrorCode; message: string };
+
+/**
+ * Verifies a client token against the secret of the application it names. An unknown application
+ * fails exactly like a wrong signature, so tokens cannot be used to probe for application ids.
+ */
+export function authenticateClientToken(token: string, secretFor: (applicationId: string) => string | undefined): ClientAuthResult {
+  const applicationId = peekApplicationId(token);
+  if (!applicationId.ok) return applicationId;
+  const secret = secretFor(applicationId.value);
+  if (secret === undefined) return fail("bad_signature", BAD_SIGNATURE);
+  const verified = verifyClientToken(token, secret);
+  return verified.ok ? { ok: true, claims: verified.value } : verified;
+}
+
+/** Authenticates an HTTP `Authorization: Bearer <client token>` header. */
+export function authenticateBearer(header: string | undefined, secretFor: (applicationId: string) => string | undefined): ClientAuthResult {
+  const token = /^Bearer\s+(\S+)$/i.exec(header ?? "")?.[1];
+  if (!token) return fail("missing_token", "a client token is required (Authorization: Bearer <token>)");
+  return authenticateClientToken(token, secretFor);
 }

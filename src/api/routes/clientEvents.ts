@@ -1,0 +1,105 @@
+// GET /api/v1/client/events — a WebSocket streaming the channel of a client token.
+//
+// Authentication: `Authorization: Bearer <token>` on the upgrade request, or — for browsers, which
+// cannot set headers on a WebSocket and should not put tokens in URLs — a first message
+// `{ "type": "auth", "token": "<token>" }` within 5 seconds. Failure closes with code 4401.
+//
+// Server → client messages (JSON text frames):
+//   { "type": "participants", "participants": [ParticipantInfo...] }  on start and on every change
+//   { "type": "event", "event": { id, type, time, data } }            the channel's call.*,
+//                                                                      participant.* and dtmf.* events
+import type { MiddlewareHandler } from "hono";
+import { upgradeWebSocket } from "hono/bun";
+import type { WSContext } from "hono/ws";
+import type { ChannelRegistry } from "../../channels/registry.ts";
+import { subscribeEvents } from "../../events.ts";
+import { authenticateBearer, authenticateClientToken, type ClientAuthResult, type ClientClaims } from "../../webrtc/tokens.ts";
+import { ApiError } from "../errors.ts";
+import type { ApiRouter } from "../router.ts";
+
+export interface ClientEventsDeps {
+  registry: ChannelRegistry;
+  applicationSecret(applicationId: string): string | undefined;
+}
+
+const AUTH_TIMEOUT_MS = 5000;
+const CLOSE_UNAUTHORIZED = 4401;
+
+export function mountClientEvents(api: ApiRouter, deps: ClientEventsDeps): void {
+  const headerAuth: MiddlewareHandler = async (c, next) => {
+    const header = c.req.header("authorization");
+    if (header !== undefined) {
+      const auth = authenticateBearer(header, deps.applicationSecret);
+      if (!auth.ok) throw new ApiError(401, auth.code, auth.message);
+    }
+    await next();
+  };
+  const upgrade = upgradeWebSocket((c) => {
+    const header = c.req.header("authorization");
+    return channelStream(deps, header !== undefined ? authenticateBearer(header, deps.applicationSecret) : undefined);
+  });
+  api.route(
+    { method: "get", path: "/client/events", tag: "client", auth: "client", middleware: [headerAuth, upgrade],
+      summary: "WebSocket: the channel's participants and call events", response: { status: 101, description: "Switching Protocols" } },
+    () => {
+      throw new ApiError(400, "websocket_required", "this endpoint only accepts a WebSocket upgrade");
+    },
+  );
+}
+
+/** The WebSocket's life: authenticate (header or first message), then stream until closed. */
+function channelStream(deps: ClientEventsDeps, headerAuth: ClientAuthResult | undefined) {
+  const stops: (() => void)[] = [];
+  let authTimer: ReturnType<typeof setTimeout> | undefined;
+  let streaming = false;
+  let open = true;
+
+  const start = (ws: WSContext, claims: ClientClaims) => {
+    streaming = true;
+    clearTimeout(authTimer);
+    const send = (message: object) => {
+      if (open) ws.send(JSON.stringify(message));
+    };
+    send({ type: "participants", participants: deps.registry.participants(claims.applicationId, claims.channelId) });
+    stops.push(deps.registry.watch(claims.applicationId, claims.channelId, (participants) => send({ type: "participants", participants })));
+    stops.push(
+      subscribeEvents((event) => {
+        const data = event.data as { applicationId?: string; channelId?: string };
+        if (data.applicationId === claims.applicationId && data.channelId === claims.channelId) send({ type: "event", event });
+      }),
+    );
+  };
+  const refuse = (ws: WSContext, message: string) => ws.close(CLOSE_UNAUTHORIZED, message.slice(0, 120));
+
+  return {
+    onOpen(_event: Event, ws: WSContext) {
+      if (headerAuth?.ok) return start(ws, headerAuth.claims);
+      authTimer = setTimeout(() => refuse(ws, "no auth message"), AUTH_TIMEOUT_MS);
+    },
+    onMessage(event: MessageEvent, ws: WSContext) {
+      if (streaming) return;
+      const token = authMessageToken(event.data);
+      if (token === undefined) return refuse(ws, 'the first message must be {"type":"auth","token":"..."}');
+      const auth = authenticateClientToken(token, deps.applicationSecret);
+      if (!auth.ok) return refuse(ws, auth.message);
+      start(ws, auth.claims);
+    },
+    onClose() {
+      open = false;
+      clearTimeout(authTimer);
+      for (const stop of stops.splice(0)) stop();
+    },
+  };
+}
+
+function authMessageToken(data: unknown): string | undefined {
+  if (typeof data !== "string" || data.length > 16384) return undefined;
+  try {
+    const message: unknown = JSON.parse(data);
+    if (typeof message !== "object" || message === null) return undefined;
+    const { type, token } = message as { type?: unknown; token?: unknown };
+    return type === "auth" && typeof token === "string" ? token : undefined;
+  } catch {
+    return undefined;
+  }
+}

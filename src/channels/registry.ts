@@ -1,0 +1,142 @@
+// Channels: the audio rooms of an application. One Mixer per (applicationId, channelId), created
+// when the first participant joins and closed when the last one leaves. SIP legs (calls layer) and
+// WebRTC clients join through here alike, so the channel knows who is in it and participant
+// events are emitted in one place.
+//
+//   const member = registry.join({ applicationId, channelId, id, kind: "sip", userId, callId },
+//     (mixer) => { const leg = createPhoneLeg({ mixer, participantId: id, ... }); return () => leg.close(); });
+//   member.leave("hangup");   // detaches from the mixer, emits participant.left
+import { emitEvent } from "../events.ts";
+import { Mixer } from "../media/mixer.ts";
+
+export interface ParticipantInfo {
+  applicationId: string;
+  channelId: string;
+  /** Mixer participant id: the call id for a SIP leg, the client id for a WebRTC client. Unique per channel. */
+  id: string;
+  kind: "sip" | "webrtc";
+  userId: string;
+  userAlias?: string;
+  callId?: string;
+  clientId?: string;
+  /** The phone number or SIP address of a phone leg, for participant lists. */
+  address?: string;
+  joinedAt: string;
+}
+
+/** Joins the channel's mixer and returns how to leave it. */
+export type Attach = (mixer: Mixer) => () => void;
+
+export interface ChannelMember {
+  readonly info: ParticipantInfo;
+  /** Removes the participant from the mixer and emits participant.left; later calls do nothing. */
+  leave(reason?: string): void;
+}
+
+export type ChannelListener = (participants: ParticipantInfo[]) => void;
+
+interface Channel {
+  mixer: Mixer;
+  members: Map<string, ChannelMember>;
+}
+
+export class ChannelRegistry {
+  private readonly channels = new Map<string, Channel>();
+  private readonly watchers = new Map<string, Set<ChannelListener>>();
+
+  join(info: Omit<ParticipantInfo, "joinedAt">, attach: Attach): ChannelMember {
+    const key = channelKey(info.applicationId, info.channelId);
+    const channel = this.channels.get(key) ?? this.open(key);
+    channel.members.get(info.id)?.leave("replaced");
+    const full: ParticipantInfo = { ...info, joinedAt: new Date().toISOString() };
+    let detach: () => void;
+    try {
+      detach = attach(channel.mixer);
+    } catch (error) {
+      if (channel.members.size === 0) this.closeChannel(key, channel);
+      throw error;
+    }
+    let present = true;
+    const member: ChannelMember = {
+      info: full,
+      leave: (reason) => {
+        if (!present) return;
+        present = false;
+        detach();
+        channel.members.delete(info.id);
+        if (channel.members.size === 0) this.closeChannel(key, channel);
+        emitEvent("participant.left", { ...eventData(full), ...(reason ? { reason } : {}) });
+        this.notify(key);
+      },
+    };
+    channel.members.set(info.id, member);
+    emitEvent("participant.joined", eventData(full));
+    this.notify(key);
+    return member;
+  }
+
+  participants(applicationId: string, channelId: string): ParticipantInfo[] {
+    const channel = this.channels.get(channelKey(applicationId, channelId));
+    return channel ? [...channel.members.values()].map((m) => m.info) : [];
+  }
+
+  /** Calls `listener` with the full participant list whenever it changes. Returns the unsubscribe function. */
+  watch(applicationId: string, channelId: string, listener: ChannelListener): () => void {
+    const key = channelKey(applicationId, channelId);
+    let set = this.watchers.get(key);
+    if (!set) this.watchers.set(key, (set = new Set()));
+    set.add(listener);
+    return () => {
+      set.delete(listener);
+      if (set.size === 0) this.watchers.delete(key);
+    };
+  }
+
+  /** Every open channel with its participant count (metrics, admin views). */
+  list(): { applicationId: string; channelId: string; participants: number }[] {
+    return [...this.channels.values()].flatMap((c) => {
+      const first = c.members.values().next().value;
+      return first ? [{ applicationId: first.info.applicationId, channelId: first.info.channelId, participants: c.members.size }] : [];
+    });
+  }
+
+  /** Removes everyone (shutdown). */
+  closeAll(reason = "shutdown"): void {
+    for (const channel of [...this.channels.values()]) for (const member of [...channel.members.values()]) member.leave(reason);
+  }
+
+  private open(key: string): Channel {
+    const channel: Channel = { mixer: new Mixer(), members: new Map() };
+    this.channels.set(key, channel);
+    return channel;
+  }
+
+  private closeChannel(key: string, channel: Channel): void {
+    channel.mixer.close();
+    this.channels.delete(key);
+  }
+
+  private notify(key: string): void {
+    const listeners = this.watchers.get(key);
+    if (!listeners) return;
+    const channel = this.channels.get(key);
+    const list = channel ? [...channel.members.values()].map((m) => m.info) : [];
+    for (const listener of listeners) listener(list);
+  }
+}
+
+function channelKey(applicationId: string, channelId: string): string {
+  return JSON.stringify([applicationId, channelId]);
+}
+
+function eventData(info: ParticipantInfo) {
+  return {
+    applicationId: info.applicationId,
+    channelId: info.channelId,
+    participantId: info.id,
+    userId: info.userId,
+    kind: info.kind,
+    ...(info.callId ? { callId: info.callId } : {}),
+    ...(info.clientId ? { clientId: info.clientId } : {}),
+  };
+}

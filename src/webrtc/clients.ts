@@ -1,0 +1,101 @@
+// The WebRTC clients connected right now. A join answers the client's offer, puts the client into
+// its channel's mixer, and wires the two directions: the client's decoded audio into the mixer,
+// and each mixed frame (N−1) encoded for the client — identical mixes are encoded once per codec.
+// A client leaves by DELETE, by closing its peer connection, or by going silent/unreachable.
+import type { ChannelMember, ChannelRegistry, ParticipantInfo } from "../channels/registry.ts";
+import { createLogger } from "../log.ts";
+import { answerClientOffer, type ClientPeer, type PeerNetworkOptions, type PeerTimeouts } from "./peer.ts";
+import { newClientId, type ClientClaims } from "./tokens.ts";
+
+export interface ClientSession {
+  readonly clientId: string;
+  readonly claims: ClientClaims;
+  readonly peer: ClientPeer;
+  readonly member: ChannelMember;
+}
+
+export type JoinResult =
+  | { ok: true; clientId: string; sdp: string; codec: string }
+  | { ok: false; status: 400 | 409; code: string; message: string };
+
+export interface ClientSessionsOptions {
+  registry: ChannelRegistry;
+  network: PeerNetworkOptions;
+  timeouts: PeerTimeouts;
+  maxParticipantsPerChannel?: number;
+}
+
+const log = createLogger("webrtc");
+
+export class ClientSessions {
+  private readonly sessions = new Map<string, ClientSession>();
+
+  constructor(private readonly options: ClientSessionsOptions) {}
+
+  async join(claims: ClientClaims, offerSdp: string): Promise<JoinResult> {
+    const { registry, network, timeouts, maxParticipantsPerChannel } = this.options;
+    const clientId = claims.clientId ?? newClientId();
+    const present = registry.participants(claims.applicationId, claims.channelId);
+    const rejoining = present.some((p) => p.id === clientId);
+    if (maxParticipantsPerChannel !== undefined && !rejoining && present.length >= maxParticipantsPerChannel)
+      return { ok: false, status: 409, code: "channel_full", message: `the channel already has ${present.length} participants` };
+
+    const answer = await answerClientOffer(offerSdp, network, timeouts);
+    if (!answer.ok) return { ok: false, status: 400, code: "bad_sdp", message: answer.message };
+    const { peer } = answer;
+
+    const key = sessionKey(claims.applicationId, clientId);
+    this.sessions.get(key)?.member.leave("replaced");
+    const info: Omit<ParticipantInfo, "joinedAt"> = {
+      applicationId: claims.applicationId,
+      channelId: claims.channelId,
+      id: clientId,
+      kind: "webrtc",
+      userId: claims.userId ?? clientId,
+      clientId,
+      ...(claims.userAlias ? { userAlias: claims.userAlias } : {}),
+    };
+    const member = registry.join(info, (mixer) => {
+      const participant = mixer.join(clientId, (frame) => {
+        if (peer.isConnected) peer.sendEncoded(participant.encode(frame, peer.sendCodec));
+      });
+      peer.onAudio = (pcm) => participant.write(pcm);
+      return () => {
+        participant.leave();
+        peer.close();
+        if (this.sessions.get(key)?.member === member) this.sessions.delete(key);
+      };
+    });
+    const session: ClientSession = { clientId, claims: { ...claims, clientId }, peer, member };
+    this.sessions.set(key, session);
+    peer.onClosed = (reason) => {
+      log.info("client peer closed", { applicationId: claims.applicationId, channelId: claims.channelId, clientId, reason });
+      member.leave(reason);
+    };
+    log.info("client joined", { applicationId: claims.applicationId, channelId: claims.channelId, clientId, codec: peer.sendCodec.name });
+    return { ok: true, clientId, sdp: answer.sdp, codec: peer.sendCodec.name };
+  }
+
+  get(applicationId: string, clientId: string): ClientSession | undefined {
+    return this.sessions.get(sessionKey(applicationId, clientId));
+  }
+
+  leave(applicationId: string, clientId: string, reason = "left"): boolean {
+    const session = this.sessions.get(sessionKey(applicationId, clientId));
+    if (!session) return false;
+    session.member.leave(reason);
+    return true;
+  }
+
+  get size(): number {
+    return this.sessions.size;
+  }
+
+  closeAll(reason = "shutdown"): void {
+    for (const session of [...this.sessions.values()]) session.member.leave(reason);
+  }
+}
+
+function sessionKey(applicationId: string, clientId: string): string {
+  return JSON.stringify([applicationId, clientId]);
+}

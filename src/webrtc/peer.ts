@@ -1,0 +1,229 @@
+// One WebRTC client's media connection: a werift RTCPeerConnection answering the client's offer,
+// audio only (Opus preferred, PCMU accepted), ICE host candidates on the configured addresses.
+// The peer turns the client's RTP into 20 ms frames of 48 kHz PCM (`onAudio`) and sends whatever
+// encoded frames it is given (`sendEncoded`), with its own sequence numbers and timestamps.
+// It reports its own death (`onClosed`): ICE/DTLS failure, no connection in time, or no media.
+import { RTCPeerConnection, RTCRtpCodecParameters, RtpHeader, RtpPacket, type MediaStreamTrack, type RTCRtpTransceiver } from "werift";
+import { codecByName, type AudioDecoder, type Codec } from "../media/codec.ts";
+import { createResampler, type Resampler } from "../media/resample.ts";
+import { createLogger } from "../log.ts";
+
+export const FRAME_SAMPLES = 960; // 20 ms at 48 kHz, the mixer's frame
+
+export interface PeerNetworkOptions {
+  /** ICE host candidate addresses; empty means every non-loopback interface address. */
+  hostAddresses: string[];
+  /** A public (1:1 NAT) address, offered as a further host candidate on the same ports. */
+  publicAddress?: string;
+  /** UDP port range for ICE sockets (forward it on the NAT when publicAddress is used). */
+  portRange?: [number, number];
+}
+
+export interface PeerTimeouts {
+  /** ICE + DTLS must complete within this after the answer. */
+  connectMs: number;
+  /** No RTP from the client for this long once connected: the client is gone. */
+  mediaMs: number;
+}
+
+export type PeerCloseReason = "ice-failed" | "connect-timeout" | "media-timeout" | "closed";
+
+export type AnswerResult = { ok: true; peer: ClientPeer; sdp: string } | { ok: false; message: string };
+
+const log = createLogger("webrtc");
+const MAX_CONCEALED_FRAMES = 5;
+const GATHER_TIMEOUT_MS = 3000;
+
+/** The codecs we accept, in our order of preference. */
+function localCodecs(): RTCRtpCodecParameters[] {
+  return [
+    new RTCRtpCodecParameters({ mimeType: "audio/opus", clockRate: 48000, channels: 2 }),
+    new RTCRtpCodecParameters({ mimeType: "audio/PCMU", clockRate: 8000, payloadType: 0 }),
+  ];
+}
+
+/** Answers a client's offer. On any failure everything opened so far is closed again. */
+export async function answerClientOffer(offerSdp: string, network: PeerNetworkOptions, timeouts: PeerTimeouts): Promise<AnswerResult> {
+  if (!/^v=0\r?\n/.test(offerSdp) || !/^m=audio /m.test(offerSdp)) return { ok: false, message: "sdp must be an SDP offer with an audio section" };
+  const pc = new RTCPeerConnection({
+    codecs: { audio: localCodecs() },
+    headerExtensions: { audio: [] },
+    // Gather only on the addresses we were given; werift's own interface scan is turned off then.
+    iceUseIpv4: network.hostAddresses.length === 0,
+    iceUseIpv6: false,
+    iceAdditionalHostAddresses: [...network.hostAddresses, ...(network.publicAddress ? [network.publicAddress] : [])],
+    icePortRange: network.portRange,
+    bundlePolicy: "max-bundle",
+  });
+  try {
+    await pc.setRemoteDescription({ type: "offer", sdp: offerSdp });
+    const audio = pc.getTransceivers().filter((t) => t.kind === "audio");
+    const transceiver = audio[0];
+    if (!transceiver || audio.length !== 1 || pc.getTransceivers().length !== 1)
+      throw new OfferError("the offer must have exactly one audio section and nothing else");
+    const accepted = transceiver.codecs.filter((c) => codecOf(c) !== undefined);
+    if (accepted.length === 0) throw new OfferError("the offer has neither Opus nor PCMU");
+    transceiver.setCodecPreferences(preferOpus(accepted));
+    transceiver.setDirection("sendrecv");
+    await pc.setLocalDescription(await pc.createAnswer());
+    await gathered(pc);
+    const sdp = pc.localDescription?.sdp;
+    const sendCodec = transceiver.sender.codec ?? transceiver.codecs[0];
+    if (!sdp || !sendCodec) throw new OfferError("no answer could be negotiated");
+    const codec = codecOf(sendCodec);
+    if (!codec) throw new OfferError("the negotiated codec is neither Opus nor PCMU");
+    return { ok: true, peer: new ClientPeer(pc, transceiver, codec, timeouts), sdp };
+  } catch (error) {
+    await pc.close().catch(() => {});
+    const message = error instanceof OfferError ? error.message : `the offer was not accepted: ${errorText(error)}`;
+    return { ok: false, message };
+  }
+}
+
+class OfferError extends Error {}
+
+export class ClientPeer {
+  /** 20 ms frames (960 samples, 48 kHz) of what the client says. */
+  onAudio: (pcm48k: Int16Array) => void = () => {};
+  /** Called once when the peer is gone, whatever the cause. */
+  onClosed: (reason: PeerCloseReason) => void = () => {};
+  /** The codec our side sends (Opus or PCMU); the client may send either of the negotiated ones. */
+  readonly sendCodec: Codec;
+
+  private closed = false;
+  private connected = false;
+  private lastMediaAt = 0;
+  private readonly createdAt = Date.now();
+  private readonly watchdog: ReturnType<typeof setInterval>;
+  private sequence = Math.floor(Math.random() * 0x10000);
+  private timestamp = Math.floor(Math.random() * 0x1_0000_0000);
+  private readonly samplesPerFrame: number;
+  private readonly receivers = new Map<number, IncomingStream>();
+
+  constructor(
+    private readonly pc: RTCPeerConnection,
+    private readonly transceiver: RTCRtpTransceiver,
+    codec: Codec,
+    private readonly timeouts: PeerTimeouts,
+  ) {
+    this.sendCodec = codec;
+    this.samplesPerFrame = (codec.rtpClockRate * 20) / 1000;
+    for (const c of transceiver.codecs) {
+      const known = codecOf(c);
+      if (known) this.receivers.set(c.payloadType, new IncomingStream(known, (pcm) => this.onAudio(pcm)));
+    }
+    const subscribeTrack = (track: MediaStreamTrack) => track.onReceiveRtp.subscribe((rtp) => this.receive(rtp));
+    transceiver.receiver.tracks.forEach(subscribeTrack);
+    transceiver.onTrack.subscribe(subscribeTrack);
+    pc.connectionStateChange.subscribe((state) => {
+      if (state === "connected") {
+        this.connected = true;
+        this.lastMediaAt = Date.now();
+      } else if (state === "failed") this.close("ice-failed");
+      else if (state === "closed") this.close("closed");
+    });
+    this.watchdog = setInterval(() => this.checkLiveness(), 500);
+  }
+
+  /** Sends one encoded 20 ms frame; silently dropped until the connection is up. */
+  sendEncoded(payload: Uint8Array): void {
+    if (this.closed || !this.connected) return;
+    this.sequence = (this.sequence + 1) & 0xffff;
+    this.timestamp = (this.timestamp + this.samplesPerFrame) >>> 0;
+    const header = new RtpHeader({ sequenceNumber: this.sequence, timestamp: this.timestamp });
+    const packet = new RtpPacket(header, Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength));
+    this.transceiver.sender.sendRtp(packet).catch(() => {});
+  }
+
+  close(reason: PeerCloseReason = "closed"): void {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.watchdog);
+    this.pc.close().catch((error: unknown) => log.warn("closing peer connection failed", { error: errorText(error) }));
+    this.onClosed(reason);
+  }
+
+  get isConnected(): boolean {
+    return this.connected && !this.closed;
+  }
+
+  private receive(rtp: RtpPacket): void {
+    if (this.closed) return;
+    this.lastMediaAt = Date.now();
+    this.receivers.get(rtp.header.payloadType)?.push(rtp.header.sequenceNumber, rtp.payload);
+  }
+
+  private checkLiveness(): void {
+    const now = Date.now();
+    if (!this.connected) {
+      if (now - this.createdAt > this.timeouts.connectMs) this.close("connect-timeout");
+    } else if (now - this.lastMediaAt > this.timeouts.mediaMs) this.close("media-timeout");
+  }
+}
+
+/** One payload type's incoming RTP: decode, conceal small gaps, cut into 48 kHz 20 ms frames. */
+class IncomingStream {
+  private readonly decoder: AudioDecoder;
+  private readonly toMixerRate: Resampler | undefined;
+  private lastSequence: number | undefined;
+  private pending = new Int16Array(0);
+  private readonly frameSamples: number;
+
+  constructor(
+    private readonly codec: Codec,
+    private readonly deliver: (pcm48k: Int16Array) => void,
+  ) {
+    this.decoder = codec.createDecoder();
+    this.toMixerRate = codec.sampleRate === 48000 ? undefined : createResampler(codec.sampleRate, 48000);
+    this.frameSamples = (codec.sampleRate * 20) / 1000;
+  }
+
+  push(sequence: number, payload: Uint8Array): void {
+    if (this.lastSequence !== undefined) {
+      const gap = (sequence - this.lastSequence - 1) & 0xffff;
+      if (gap >= 0x8000) return; // late or duplicate packet: its time has passed
+      for (let i = 0; i < Math.min(gap, MAX_CONCEALED_FRAMES); i++) this.emit(this.decoder.conceal(this.frameSamples));
+    }
+    this.lastSequence = sequence;
+    this.emit(this.decoder.decode(payload));
+  }
+
+  private emit(pcm: Int16Array): void {
+    const samples = this.toMixerRate ? this.toMixerRate.process(pcm) : pcm;
+    const joined = new Int16Array(this.pending.length + samples.length);
+    joined.set(this.pending);
+    joined.set(samples, this.pending.length);
+    let offset = 0;
+    for (; offset + FRAME_SAMPLES <= joined.length; offset += FRAME_SAMPLES) this.deliver(joined.slice(offset, offset + FRAME_SAMPLES));
+    this.pending = joined.slice(offset);
+  }
+}
+
+function codecOf(parameters: RTCRtpCodecParameters): Codec | undefined {
+  const name = parameters.name.toLowerCase();
+  if (name === "opus" && parameters.clockRate === 48000) return codecByName("opus");
+  if (name === "pcmu" && parameters.clockRate === 8000) return codecByName("PCMU");
+  return undefined;
+}
+
+function preferOpus(codecs: RTCRtpCodecParameters[]): RTCRtpCodecParameters[] {
+  const isOpus = (c: RTCRtpCodecParameters) => c.name.toLowerCase() === "opus";
+  return [...codecs.filter(isOpus), ...codecs.filter((c) => !isOpus(c))];
+}
+
+function gathered(pc: RTCPeerConnection): Promise<void> {
+  if (pc.iceGatheringState === "complete") return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, GATHER_TIMEOUT_MS);
+    const { unSubscribe } = pc.iceGatheringStateChange.subscribe((state) => state === "complete" && done());
+    function done() {
+      clearTimeout(timer);
+      unSubscribe();
+      resolve();
+    }
+  });
+}
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,0 +1,118 @@
+// A WebRTC client for tests and benchmarks: a werift peer that offers audio in one codec, sends a
+// sine tone (or silence) as 20 ms RTP frames on a drift-free clock, and records what it hears,
+// decoded at the codec's sample rate.
+import { RTCPeerConnection, RTCRtpCodecParameters, RtpHeader, RtpPacket, type RTCRtpTransceiver } from "werift";
+import { codecByName, type Codec } from "../../src/media/codec.ts";
+
+export type TestCodec = "opus" | "PCMU";
+
+export interface TestClient {
+  readonly codec: Codec;
+  /** The offer with gathered host candidates on 127.0.0.1. */
+  offer(): Promise<string>;
+  accept(answerSdp: string): Promise<void>;
+  connected(timeoutMs?: number): Promise<void>;
+  /** Starts sending: a tone at `freq` Hz, or digital silence when freq is 0. */
+  startSending(freq: number, amplitude?: number): void;
+  stopSending(): void;
+  /** Everything heard since the last call, decoded (codec sample rate), and forgets it. */
+  takeReceived(): Int16Array;
+  readonly packetsReceived: number;
+  close(): Promise<void>;
+}
+
+export function createTestClient(codecName: TestCodec): TestClient {
+  const codec = codecByName(codecName)!;
+  const parameters =
+    codecName === "opus"
+      ? new RTCRtpCodecParameters({ mimeType: "audio/opus", clockRate: 48000, channels: 2 })
+      : new RTCRtpCodecParameters({ mimeType: "audio/PCMU", clockRate: 8000, payloadType: 0 });
+  const pc = new RTCPeerConnection({
+    codecs: { audio: [parameters] },
+    headerExtensions: { audio: [] },
+    iceUseIpv4: false,
+    iceUseIpv6: false,
+    iceAdditionalHostAddresses: ["127.0.0.1"],
+  });
+  const transceiver: RTCRtpTransceiver = pc.addTransceiver("audio", { direction: "sendrecv" });
+  const decoder = codec.createDecoder();
+  const encoder = codec.createEncoder();
+  const frameSamples = (codec.sampleRate * 20) / 1000;
+  const timestampStep = (codec.rtpClockRate * 20) / 1000;
+  let heard: Int16Array[] = [];
+  let packetsReceived = 0;
+  let timer: ReturnType<typeof setInterval> | undefined;
+
+  transceiver.onTrack.subscribe((track) =>
+    track.onReceiveRtp.subscribe((rtp) => {
+      packetsReceived++;
+      heard.push(decoder.decode(rtp.payload));
+    }),
+  );
+
+  return {
+    codec,
+    async offer() {
+      await pc.setLocalDescription(await pc.createOffer());
+      if (pc.iceGatheringState !== "complete") await pc.iceGatheringStateChange.watch((s) => s === "complete", 5000);
+      return pc.localDescription!.sdp;
+    },
+    async accept(answerSdp) {
+      await pc.setRemoteDescription({ type: "answer", sdp: answerSdp });
+    },
+    async connected(timeoutMs = 5000) {
+      if (pc.connectionState !== "connected") await pc.connectionStateChange.watch((s) => s === "connected", timeoutMs);
+    },
+    startSending(freq, amplitude = 8000) {
+      clearInterval(timer);
+      let sequence = 0;
+      let timestamp = 0;
+      let phase = 0;
+      const started = performance.now();
+      let sent = 0;
+      const sendFrame = () => {
+        const pcm = new Int16Array(frameSamples);
+        for (let i = 0; i < frameSamples; i++) {
+          pcm[i] = Math.round(amplitude * Math.sin(phase));
+          phase += (2 * Math.PI * freq) / codec.sampleRate;
+        }
+        phase %= 2 * Math.PI;
+        const payload = encoder.encode(pcm);
+        const header = new RtpHeader({ sequenceNumber: sequence, timestamp, marker: sequence === 0 });
+        sequence = (sequence + 1) & 0xffff;
+        timestamp = (timestamp + timestampStep) >>> 0;
+        transceiver.sender.sendRtp(new RtpPacket(header, Buffer.from(payload))).catch(() => {});
+      };
+      // Sends every frame that is due, so timer jitter never changes the sending rate.
+      timer = setInterval(() => {
+        const due = Math.floor((performance.now() - started) / 20);
+        while (sent < due) {
+          sendFrame();
+          sent++;
+        }
+      }, 10);
+    },
+    stopSending() {
+      clearInterval(timer);
+      timer = undefined;
+    },
+    takeReceived() {
+      const total = heard.reduce((n, a) => n + a.length, 0);
+      const out = new Int16Array(total);
+      let offset = 0;
+      for (const chunk of heard) {
+        out.set(chunk, offset);
+        offset += chunk.length;
+      }
+      heard = [];
+      return out;
+    },
+    get packetsReceived() {
+      return packetsReceived;
+    },
+    async close() {
+      clearInterval(timer);
+      await pc.close();
+    },
+  };
+}

@@ -1,0 +1,58 @@
+import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { goertzelPower } from "../../src/media/goertzel.ts";
+import { createTestClient, type TestClient, type TestCodec } from "../helpers/weriftClient.ts";
+import { startHarness, type Harness } from "./harness.ts";
+
+let h: Harness;
+const clients: TestClient[] = [];
+
+beforeEach(() => {
+  h = startHarness();
+});
+afterEach(async () => {
+  await Promise.all(clients.splice(0).map((c) => c.close()));
+  await h.stop();
+});
+
+async function joinClient(codec: TestCodec, clientId: string): Promise<TestClient> {
+  const client = createTestClient(codec);
+  clients.push(client);
+  const res = await h.join(h.token({ clientId, userId: `user-${clientId}` }), await client.offer());
+  expect(res.status).toBe(200);
+  const body = (await res.json()) as { clientId: string; sdp: string; codec: string };
+  expect(body.clientId).toBe(clientId);
+  expect(body.codec).toBe(codec);
+  await client.accept(body.sdp);
+  await client.connected();
+  return client;
+}
+
+/** Power of `freq` in what the client heard, in dB relative to full-scale sine. */
+function level(pcm: Int16Array, sampleRate: number, freq: number): number {
+  return 10 * Math.log10(goertzelPower(pcm, sampleRate, freq) / (32767 * 32767 * 0.5) + 1e-12);
+}
+
+describe("WebRTC clients in a channel", () => {
+  test("an Opus client and a PCMU client each hear the other's tone and not their own", async () => {
+    const opus = await joinClient("opus", "opus-client");
+    const pcmu = await joinClient("PCMU", "pcmu-client");
+    expect(h.registry.participants("app1", "room1").map((p) => p.id).sort()).toEqual(["opus-client", "pcmu-client"]);
+
+    opus.startSending(600);
+    pcmu.startSending(1000);
+    await Bun.sleep(600);
+    opus.takeReceived();
+    pcmu.takeReceived();
+    await Bun.sleep(1000);
+    const heardByOpus = opus.takeReceived();
+    const heardByPcmu = pcmu.takeReceived();
+
+    expect(heardByOpus.length).toBeGreaterThan(48000 * 0.8);
+    expect(heardByPcmu.length).toBeGreaterThan(8000 * 0.8);
+    // The tones are sent at −12 dBFS; the other side's tone arrives near that, one's own not at all.
+    expect(level(heardByOpus, 48000, 1000)).toBeGreaterThan(-20);
+    expect(level(heardByOpus, 48000, 600)).toBeLessThan(-50);
+    expect(level(heardByPcmu, 8000, 600)).toBeGreaterThan(-20);
+    expect(level(heardByPcmu, 8000, 1000)).toBeLessThan(-50);
+  });
+});
