@@ -1,0 +1,145 @@
+// Runs SIPp (3.6) as a real peer in tests: scenario XML (text or file) in a temp dir, bounded by
+// -timeout and a hard kill, always loopback. Collects exit code, stderr, the unexpected-message
+// trace (-trace_err), the message trace (-trace_msg) and <log> actions (-trace_logs).
+//
+//   const r = await runSipp({ scenario: OPTIONS_XML, remote: `127.0.0.1:${port}`, transport: "udp" });
+//   expect(r.exitCode, r.summary).toBe(0);
+//
+//   // SIPp as the answering side: start it, call its port, then await the result.
+//   const peer = await startSipp({ scenario: "test/fixtures/sipp/uas.xml", mode: "server" });
+//   ...send INVITE to 127.0.0.1:peer.localPort...
+//   const r = await peer.done;
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+export interface SippOptions {
+  /** Scenario XML text, or the path of an .xml file. */
+  scenario: string;
+  /** "host:port" to call (client scenarios); omit for a server scenario. */
+  remote?: string;
+  transport?: "udp" | "tcp";
+  /** Local SIP port; default: a free port picked before the run. */
+  localPort?: number;
+  /** -s: the [service] (user part) of the Request-URI. */
+  service?: string;
+  /** -key name value: scenario keywords such as [rtpport]. */
+  keys?: Record<string, string | number>;
+  /** -m: calls to place / answer before exiting (default 1). */
+  calls?: number;
+  /** -timeout in seconds (default 10); the process is killed 5 s after that regardless. */
+  timeoutSec?: number;
+  extraArgs?: string[];
+}
+
+export interface SippResult {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+  /** Unexpected messages and failures (-trace_err). */
+  errors: string;
+  /** Every message sent and received (-trace_msg). */
+  messages: string;
+  /** Output of the scenario's <log> actions (-trace_logs). */
+  logs: string;
+  /** True when the hard kill had to stop SIPp. */
+  killed: boolean;
+  /** A compact explanation for assertion messages. */
+  summary: string;
+}
+
+export interface SippRun {
+  localPort: number;
+  done: Promise<SippResult>;
+  kill(): void;
+}
+
+/** A port free for both UDP and TCP a moment ago (SIPp needs a fixed -p to be reachable). */
+export async function freePort(): Promise<number> {
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const udp = await Bun.udpSocket({ hostname: "127.0.0.1", port: 0 });
+    const port = udp.port;
+    try {
+      Bun.listen({ hostname: "127.0.0.1", port, socket: { data() {} } }).stop(true);
+      return port;
+    } catch {
+      // TCP side taken: try another
+    } finally {
+      udp.close();
+    }
+  }
+  throw new Error("no free port");
+}
+
+export async function startSipp(o: SippOptions): Promise<SippRun> {
+  const dir = mkdtempSync(join(tmpdir(), "sipp-"));
+  const scenarioPath = o.scenario.trimStart().startsWith("<") ? join(dir, "scenario.xml") : o.scenario;
+  if (scenarioPath !== o.scenario) writeFileSync(scenarioPath, o.scenario);
+  else if (!existsSync(scenarioPath)) throw new Error(`SIPp scenario not found: ${scenarioPath}`);
+  const localPort = o.localPort ?? (await freePort());
+  const timeoutSec = o.timeoutSec ?? 10;
+  const files = {
+    errors: join(dir, "errors.log"),
+    messages: join(dir, "messages.log"),
+    logs: join(dir, "logs.log"),
+    screen: join(dir, "screen.log"),
+  };
+  const args = [
+    "sipp",
+    ...(o.remote ? [o.remote] : []),
+    "-sf", scenarioPath,
+    "-i", "127.0.0.1",
+    "-p", String(localPort),
+    "-t", o.transport === "tcp" ? "t1" : "u1",
+    "-m", String(o.calls ?? 1),
+    "-timeout", `${timeoutSec}s`,
+    "-timeout_error",
+    "-nostdin",
+    "-trace_err", "-error_file", files.errors,
+    "-trace_msg", "-message_file", files.messages,
+    "-trace_logs", "-log_file", files.logs,
+    "-trace_screen", "-screen_file", files.screen,
+    ...(o.service ? ["-s", o.service] : []),
+    ...Object.entries(o.keys ?? {}).flatMap(([k, v]) => ["-key", k, String(v)]),
+    ...(o.extraArgs ?? []),
+  ];
+  const proc = Bun.spawn(args, { cwd: dir, stdout: "pipe", stderr: "pipe", stdin: "ignore" });
+  let killed = false;
+  const hardKill = setTimeout(() => {
+    killed = true;
+    proc.kill("SIGKILL");
+  }, (timeoutSec + 5) * 1000);
+  const done = (async (): Promise<SippResult> => {
+    const [stdout, stderr, exitCode] = await Promise.all([
+      new Response(proc.stdout).text(),
+      new Response(proc.stderr).text(),
+      proc.exited,
+    ]);
+    clearTimeout(hardKill);
+    const read = (path: string) => (existsSync(path) ? readFileSync(path, "utf8") : "");
+    const result = {
+      exitCode,
+      stdout,
+      stderr,
+      errors: read(files.errors),
+      messages: read(files.messages),
+      logs: read(files.logs),
+      killed,
+    };
+    rmSync(dir, { recursive: true, force: true });
+    const summary = [
+      `sipp exit ${exitCode}${killed ? " (killed)" : ""}`,
+      result.stderr.trim() && `stderr: ${result.stderr.trim().slice(0, 2000)}`,
+      result.errors.trim() && `errors: ${result.errors.trim().slice(0, 2000)}`,
+      exitCode !== 0 && result.messages && `messages: ${result.messages.slice(-3000)}`,
+    ]
+      .filter(Boolean)
+      .join("\n");
+    return { ...result, summary };
+  })();
+  return { localPort, done, kill: () => proc.kill("SIGTERM") };
+}
+
+export async function runSipp(o: SippOptions): Promise<SippResult> {
+  return (await startSipp(o)).done;
+}

@@ -1,0 +1,119 @@
+// Real peer: SIPp (uac) drives INVITE/100/200/ACK/BYE/200 against a minimal answering user of the
+// stack, over UDP and TCP; the answering side sees the ACK and the BYE through its dialog.
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { Dialog, type DialogTermination } from "../../src/sip/dialog.ts";
+import { SipStack } from "../../src/sip/stack.ts";
+import { runSipp } from "../helpers/sipp.ts";
+
+const SDP = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0\r\n";
+
+const UAC_XML = `<?xml version="1.0" encoding="UTF-8"?>
+<!DOCTYPE scenario SYSTEM "sipp.dtd">
+<scenario name="invite-uac">
+  <send retrans="500">
+    <![CDATA[
+      INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag[call_number]
+      To: <sip:[service]@[remote_ip]:[remote_port]>
+      Call-ID: [call_id]
+      CSeq: 1 INVITE
+      Contact: <sip:sipp@[local_ip]:[local_port];transport=[transport]>
+      Max-Forwards: 70
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+      v=0
+      o=- 1 1 IN IP4 [local_ip]
+      s=-
+      c=IN IP4 [local_ip]
+      t=0 0
+      m=audio 6000 RTP/AVP 0
+    ]]>
+  </send>
+  <recv response="100"/>
+  <recv response="180" optional="true"/>
+  <recv response="200" rtd="true" rrs="true">
+    <action>
+      <ereg regexp="application/sdp" search_in="hdr" header="Content-Type:" check_it="true" assign_to="ct"/>
+    </action>
+  </recv>
+  <send>
+    <![CDATA[
+      ACK [next_url] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag[call_number]
+      [last_To:]
+      Call-ID: [call_id]
+      CSeq: 1 ACK
+      Contact: <sip:sipp@[local_ip]:[local_port];transport=[transport]>
+      Max-Forwards: 70
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <pause milliseconds="100"/>
+  <send retrans="500">
+    <![CDATA[
+      BYE [next_url] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag[call_number]
+      [last_To:]
+      Call-ID: [call_id]
+      CSeq: 2 BYE
+      Contact: <sip:sipp@[local_ip]:[local_port];transport=[transport]>
+      Max-Forwards: 70
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <recv response="200" crlf="true"/>
+  <Reference variables="ct"/>
+</scenario>
+`;
+
+let stack: SipStack;
+const events: string[] = [];
+
+beforeAll(async () => {
+  stack = new SipStack({
+    listen: [
+      { transport: "udp", host: "127.0.0.1", port: 0 },
+      { transport: "tcp", host: "127.0.0.1", port: 0 },
+    ],
+  });
+  stack.onRequest((req, tx, ctx) => {
+    if (req.method !== "INVITE") {
+      tx.respond(405);
+      return;
+    }
+    tx.respond(180);
+    const dialog = Dialog.answer(stack, req, tx, ctx, {
+      contact: stack.contactFor("answer", ctx.local.transport),
+      body: SDP,
+      contentType: "application/sdp",
+    });
+    dialog.on("ack", () => events.push(`${ctx.local.transport}:ack`));
+    dialog.on("terminated", (reason: DialogTermination) => events.push(`${ctx.local.transport}:${reason}`));
+  });
+  await stack.start();
+});
+
+afterAll(() => stack.stop());
+
+for (const transport of ["udp", "tcp"] as const) {
+  test(`SIPp completes INVITE/100/200/ACK/BYE/200 over ${transport} against an answering stack user`, async () => {
+    const port = stack.boundEndpoints.find((e) => e.transport === transport)!.port;
+    const result = await runSipp({
+      scenario: UAC_XML,
+      remote: `127.0.0.1:${port}`,
+      transport,
+      service: "answer",
+      timeoutSec: 8,
+    });
+    expect(result.exitCode, result.summary).toBe(0);
+    expect(events).toContain(`${transport}:ack`);
+    expect(events).toContain(`${transport}:bye`);
+    expect(stack.dialogs.size).toBe(0);
+  }, 20_000);
+}
