@@ -22,7 +22,7 @@
 //
 // The body is always bytes; Content-Length is written by the serializer from body.length.
 
-import { formatNameAddr, formatVia, parseNameAddr, parseVia, splitTopLevel, skipWs } from "./uri.ts";
+import { formatNameAddr, formatVia, isToken, parseNameAddr, parseVia, splitTopLevel, skipWs } from "./uri.ts";
 import type { NameAddr, Params, SipUri, Via } from "./uri.ts";
 import { formatUri } from "./uri.ts";
 
@@ -105,9 +105,11 @@ export function canonicalHeaderName(name: string): string {
 // a flood of invented header names cannot grow it without limit.
 const resolvedNames = new Map<string, { name: string; key: string }>();
 
-export function resolveHeaderName(raw: string): { name: string; key: string } {
+/** Resolves a header name as received; undefined when it is not a token (RFC 3261 §7.3.1). */
+export function resolveHeaderName(raw: string): { name: string; key: string } | undefined {
   const hit = resolvedNames.get(raw);
   if (hit) return hit;
+  if (!isToken(raw)) return undefined;
   const key = headerKey(raw);
   const resolved = { name: CANONICAL.get(key) ?? raw, key };
   if (resolvedNames.size < 2048) resolvedNames.set(raw, resolved);
@@ -121,7 +123,12 @@ export abstract class SipMessage {
   /** SIP version of the start line, "SIP/2.0" for everything we build. */
   version = "SIP/2.0";
   protected fields: Field[] = [];
-  private parsed = new Map<string, unknown>();
+  // Parsed views: the eager ones in fields, the lazy ones in a map allocated on first use.
+  private viaCache: Via[] | undefined;
+  private fromCache: NameAddr | undefined;
+  private toCache: NameAddr | undefined;
+  private cseqCache: CSeq | undefined;
+  private lazyCache: Map<string, unknown> | undefined;
 
   /** Header fields in order (one per header line). */
   get headerFields(): readonly HeaderField[] {
@@ -172,7 +179,7 @@ export abstract class SipMessage {
     const at = first < 0 ? kept.length : first;
     kept.splice(at, 0, ...replacement);
     this.fields = kept;
-    this.parsed.delete(key);
+    this.invalidate(key);
   }
 
   /** Appends a field, or with prepend inserts it before the first field of that name (top Via). */
@@ -185,13 +192,13 @@ export abstract class SipMessage {
     } else {
       this.fields.push(field);
     }
-    this.parsed.delete(key);
+    this.invalidate(key);
   }
 
   removeHeader(name: string): void {
     const key = headerKey(name);
     this.fields = this.fields.filter((f) => f.key !== key);
-    this.parsed.delete(key);
+    this.invalidate(key);
   }
 
   /** Used by the parser to append fields without per-call name normalisation. */
@@ -199,35 +206,47 @@ export abstract class SipMessage {
     this.fields.push({ name, key, value });
   }
 
-  /** Used by the parser to store the eagerly parsed value of a header. */
-  setParsed(key: string, value: unknown): void {
-    this.parsed.set(key, value);
+  /** Used by the parser to store the eagerly parsed values. */
+  cacheParsed(o: { vias: Via[]; from?: NameAddr; to?: NameAddr; cseq?: CSeq }): void {
+    this.viaCache = o.vias;
+    this.fromCache = o.from;
+    this.toCache = o.to;
+    this.cseqCache = o.cseq;
+  }
+
+  private invalidate(key: string): void {
+    if (key === "via") this.viaCache = undefined;
+    else if (key === "from") this.fromCache = undefined;
+    else if (key === "to") this.toCache = undefined;
+    else if (key === "cseq") this.cseqCache = undefined;
+    else this.lazyCache?.delete(key);
   }
 
   private lazy<T>(key: string, compute: () => T): T {
-    if (this.parsed.has(key)) return this.parsed.get(key) as T;
+    this.lazyCache ??= new Map();
+    if (this.lazyCache.has(key)) return this.lazyCache.get(key) as T;
     const value = compute();
-    this.parsed.set(key, value);
+    this.lazyCache.set(key, value);
     return value;
   }
 
   get vias(): Via[] {
-    return this.lazy("via", () => {
-      const out: Via[] = [];
+    if (this.viaCache === undefined) {
+      this.viaCache = [];
       for (const v of this.getHeaders("via")) {
         const via = parseVia(v);
-        if (via) out.push(via);
+        if (via) this.viaCache.push(via);
       }
-      return out;
-    });
+    }
+    return this.viaCache;
   }
 
   get from(): NameAddr {
-    return this.lazy("from", () => parseSingleNameAddr(this.getHeader("from")));
+    return (this.fromCache ??= parseSingleNameAddr(this.getHeader("from")));
   }
 
   get to(): NameAddr {
-    return this.lazy("to", () => parseSingleNameAddr(this.getHeader("to")));
+    return (this.toCache ??= parseSingleNameAddr(this.getHeader("to")));
   }
 
   get callId(): string {
@@ -235,16 +254,16 @@ export abstract class SipMessage {
   }
 
   get cseq(): CSeq {
-    return this.lazy("cseq", () => parseCSeq(this.getHeader("cseq") ?? "") ?? { seq: 0, method: "" });
+    return (this.cseqCache ??= parseCSeq(this.getHeader("cseq") ?? "") ?? { seq: 0, method: "" });
   }
 
   get maxForwards(): number | undefined {
-    return this.lazy("max-forwards", () => parseScalar(this.getHeader("max-forwards"), 255));
+    return parseScalar(this.getHeader("max-forwards"), 255);
   }
 
   /** Declared Content-Length (the serializer always writes body.length). */
   get contentLength(): number | undefined {
-    return this.lazy("content-length", () => parseScalar(this.getHeader("content-length"), 0xffffffff));
+    return parseScalar(this.getHeader("content-length"), 0xffffffff);
   }
 
   /** Contact values; `[]` for "Contact: *" (see isWildcardContact) or when malformed. */

@@ -3,10 +3,7 @@
 // SipRequest when Via, From, To, Call-ID and CSeq were readable, so the stack can answer 400
 // (or 413/505) statelessly; a rejected response is simply dropped by the caller.
 
-import {
-  SipRequest, SipResponse, parseCSeq, parseScalar, resolveHeaderName,
-  type SipMessage,
-} from "./message.ts";
+import { SipRequest, SipResponse, parseCSeq, parseScalar, resolveHeaderName, type CSeq } from "./message.ts";
 import { isToken, parseNameAddr, parseUri, parseVia, splitTopLevel, type SipUri, type Via } from "./uri.ts";
 
 export interface ParseLimits {
@@ -112,7 +109,6 @@ export function parseMessage(
   let key = "";
   let value = "";
   let haveField = false;
-  const fields: [string, string, string][] = [];
   while (pos < head.length) {
     const lineFrom = pos + 1;
     let lineTo = head.indexOf("\n", lineFrom);
@@ -130,42 +126,38 @@ export function parseMessage(
       if (more.length > 0) value = value.length > 0 ? `${value} ${more}` : more;
       continue;
     }
-    if (haveField) fields.push([name, key, value]);
+    if (haveField) message.pushField(name, key, value);
+    haveField = false;
     const colon = head.indexOf(":", lineFrom);
     if (colon < 0 || colon > lineTo) {
       note(400, "Malformed header line");
-      haveField = false;
       continue;
     }
     let nameEnd = colon;
     while (nameEnd > lineFrom && (head.charCodeAt(nameEnd - 1) === 32 || head.charCodeAt(nameEnd - 1) === 9)) nameEnd--;
-    const rawName = head.slice(lineFrom, nameEnd);
-    if (!isToken(rawName)) {
+    const resolved = resolveHeaderName(head.slice(lineFrom, nameEnd));
+    if (resolved === undefined) {
       note(400, "Malformed header name");
-      haveField = false;
       continue;
     }
-    const resolved = resolveHeaderName(rawName);
     name = resolved.name;
     key = resolved.key;
     value = head.slice(colon + 1, lineTo).trim();
     haveField = true;
   }
-  if (haveField) fields.push([name, key, value]);
-  for (const [n, k, v] of fields) message.pushField(n, k, v);
+  if (haveField) message.pushField(name, key, value);
 
   // Mandatory headers, parsed eagerly (RFC 3261 §8.1.1)
-  const readable = checkMandatory(message, isRequest, note);
+  const mandatory = checkMandatory(message, isRequest, note);
 
   // Body (RFC 3261 §18.3, §20.14)
-  const declared = message.contentLength;
+  const declared = mandatory.contentLength;
   let end: number;
-  if (message.hasHeader("content-length") && declared === undefined) {
-    note(400, "Malformed Content-Length header");
-    end = data.length;
-  } else if (declared === undefined) {
+  if (declared === undefined) {
     if (framing === "stream") note(400, "Missing Content-Length header");
     end = data.length; // datagram: the body is the rest of the datagram
+  } else if (declared === "malformed") {
+    end = data.length;
   } else {
     end = bodyStart + declared;
     if (end > data.length) {
@@ -173,14 +165,12 @@ export function parseMessage(
       end = data.length;
     }
   }
-  if (end - start > limits.maxSize) {
-    defect = { status: 413, reason: "Message too large" };
-  }
+  if (end - start > limits.maxSize) defect = { status: 413, reason: "Message too large" };
   if (bodyStart < end) message.body = data.slice(bodyStart, end);
 
   if (defect === undefined) return { ok: true, message };
   const error: ParseError = { status: defect.status, reason: defect.reason, kind: isRequest ? "request" : "response" };
-  if (isRequest && readable) error.request = message as SipRequest;
+  if (isRequest && mandatory.readable) error.request = message as SipRequest;
   return { ok: false, error };
 }
 
@@ -251,101 +241,109 @@ function parseStatusLine(line: string): { message: SipResponse } | Defect {
 }
 
 /**
- * Parses Via, From, To, Call-ID, CSeq, Max-Forwards and Content-Length, storing the parsed values.
- * Returns whether a response could be built (the partial request of a ParseError).
+ * Parses Via, From, To, Call-ID, CSeq, Max-Forwards and Content-Length in one pass over the
+ * fields, caching the parsed values on the message. `readable` says whether a response could be
+ * built (the partial request of a ParseError).
  */
-function checkMandatory(message: SipMessage, isRequest: boolean, note: (status: number, reason: string) => void): boolean {
+function checkMandatory(
+  message: SipRequest | SipResponse,
+  isRequest: boolean,
+  note: (status: number, reason: string) => void,
+): { readable: boolean; contentLength: number | "malformed" | undefined } {
   const vias: Via[] = [];
-  let viaLines = 0;
+  let viaCount = 0;
   let topViaUsable = false;
-  let from = 0;
-  let to = 0;
-  let callId = 0;
-  let cseq = 0;
-  let maxForwards = 0;
-  let contentLength = 0;
+  let from: string | undefined;
+  let to: string | undefined;
+  let callId: string | undefined;
+  let cseq: string | undefined;
+  let maxForwards: string | undefined;
+  let contentLength: string | undefined;
   for (const f of message.headerFields) {
     switch (f.key) {
-      case "via": {
+      case "via":
         for (const v of splitTopLevel(f.value)) {
           const via = parseVia(v);
           if (via) {
             vias.push(via);
-            if (viaLines === 0) topViaUsable = true;
+            if (viaCount === 0) topViaUsable = true;
           } else {
             note(400, "Malformed Via header");
             // RFC 4475 §3.1.2.1: a Via with broken parameters still tells where to send the 400
-            const lenient = viaLines === 0 ? parseVia(v.slice(0, semicolonOrEnd(v))) : undefined;
+            const lenient = viaCount === 0 ? parseVia(v.slice(0, semicolonOrEnd(v))) : undefined;
             if (lenient) {
               vias.push(lenient);
               topViaUsable = true;
             }
           }
-          viaLines++;
+          viaCount++;
         }
         break;
-      }
+      // RFC 4475 §3.3.8/§3.3.9: single-valued headers that appear more than once are malformed.
       case "from":
-        from++;
+        if (from !== undefined) note(400, "Multiple From headers");
+        from ??= f.value;
         break;
       case "to":
-        to++;
+        if (to !== undefined) note(400, "Multiple To headers");
+        to ??= f.value;
         break;
       case "call-id":
-        callId++;
+        if (callId !== undefined) note(400, "Multiple Call-ID headers");
+        callId ??= f.value;
         break;
       case "cseq":
-        cseq++;
+        if (cseq !== undefined) note(400, "Multiple CSeq headers");
+        cseq ??= f.value;
         break;
       case "max-forwards":
-        maxForwards++;
+        if (maxForwards !== undefined) note(400, "Multiple Max-Forwards headers");
+        maxForwards ??= f.value;
         break;
       case "content-length":
-        contentLength++;
+        if (contentLength !== undefined) note(400, "Multiple Content-Length headers");
+        contentLength ??= f.value;
         break;
     }
   }
-  message.setParsed("via", vias);
-  if (viaLines === 0) note(400, "Missing Via header");
-
-  // RFC 4475 §3.3.8/§3.3.9: single-valued headers that appear more than once are malformed.
-  for (const [count, name, key] of [
-    [from, "From", "from"], [to, "To", "to"], [callId, "Call-ID", "call-id"], [cseq, "CSeq", "cseq"],
-  ] as const) {
-    if (count === 0) note(400, `Missing ${name} header`);
-    else if (count > 1) note(400, `Multiple ${name} headers`);
-    else if (key === "from" || key === "to") {
-      const parsed = parseNameAddr(message.getHeader(key) ?? "");
-      if (parsed) message.setParsed(key, parsed);
-      else note(400, `Malformed ${name} header`);
+  if (viaCount === 0) note(400, "Missing Via header");
+  const fromParsed = from === undefined ? undefined : parseNameAddr(from);
+  if (from === undefined) note(400, "Missing From header");
+  else if (fromParsed === undefined) note(400, "Malformed From header");
+  const toParsed = to === undefined ? undefined : parseNameAddr(to);
+  if (to === undefined) note(400, "Missing To header");
+  else if (toParsed === undefined) note(400, "Malformed To header");
+  if (callId === undefined) note(400, "Missing Call-ID header");
+  else if (!isCallId(callId)) note(400, "Malformed Call-ID header");
+  let cseqParsed: CSeq | undefined;
+  if (cseq === undefined) note(400, "Missing CSeq header");
+  else {
+    cseqParsed = parseCSeq(cseq);
+    if (cseqParsed === undefined) note(400, "Malformed CSeq header");
+    // RFC 3261 §8.1.1.5 (RFC 4475 §3.1.2.17)
+    else if (isRequest && message instanceof SipRequest && message.method !== "" && cseqParsed.method !== message.method) {
+      note(400, "CSeq method does not match Request-Line");
     }
   }
-  if (maxForwards > 1) note(400, "Multiple Max-Forwards headers");
-  if (contentLength > 1) note(400, "Multiple Content-Length headers");
+  if (maxForwards !== undefined && parseScalar(maxForwards, 255) === undefined) note(400, "Malformed Max-Forwards header");
+  let length: number | "malformed" | undefined;
+  if (contentLength !== undefined) {
+    length = parseScalar(contentLength, 0xffffffff) ?? "malformed";
+    if (length === "malformed") note(400, "Malformed Content-Length header");
+  }
+  message.cacheParsed({ vias, from: fromParsed, to: toParsed, cseq: cseqParsed });
+  const readable = topViaUsable && from !== undefined && to !== undefined && callId !== undefined && cseq !== undefined;
+  return { readable, contentLength: length };
+}
 
-  const callIdValue = message.getHeader("call-id");
-  if (callIdValue !== undefined && (callIdValue.length === 0 || /\s/.test(callIdValue))) {
-    note(400, "Malformed Call-ID header");
+/** callid = word [ "@" word ]: no whitespace, not empty (RFC 3261 §25.1). */
+function isCallId(s: string): boolean {
+  if (s.length === 0) return false;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c <= 32 || c === 127) return false;
   }
-  const cseqValue = message.getHeader("cseq");
-  if (cseqValue !== undefined) {
-    const parsed = parseCSeq(cseqValue);
-    if (parsed === undefined) note(400, "Malformed CSeq header");
-    else {
-      message.setParsed("cseq", parsed);
-      // RFC 3261 §8.1.1.5 (RFC 4475 §3.1.2.17)
-      if (isRequest && message instanceof SipRequest && message.method !== "" && parsed.method !== message.method) {
-        note(400, "CSeq method does not match Request-Line");
-      }
-    }
-  }
-  const mf = message.getHeader("max-forwards");
-  if (mf !== undefined) {
-    const parsed = parseScalar(mf, 255);
-    if (parsed === undefined) note(400, "Malformed Max-Forwards header");
-    message.setParsed("max-forwards", parsed);
-  }
-  return topViaUsable && from > 0 && to > 0 && callId > 0 && cseq > 0;
+  return true;
 }
 
 function semicolonOrEnd(s: string): number {
