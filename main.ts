@@ -1,0 +1,125 @@
+// trunkline [serve] --config FILE [--http-port N] [--sip-port N] [--db PATH] [--log-level L]
+// trunkline check-config --config FILE
+// trunkline --version
+import { ConfigError, startApp } from "./src/app.ts";
+import { loadConfigFile } from "./src/config/load.ts";
+import type { CliOverrides } from "./src/config/overrides.ts";
+import { createLogger, type LogLevel } from "./src/log.ts";
+import { composeServices } from "./src/services.ts";
+import { VERSION } from "./src/version.ts";
+
+const usage = `Usage:
+  trunkline [serve] --config FILE [--http-port N] [--sip-port N] [--db PATH] [--log-level debug|info|warn|error]
+  trunkline check-config --config FILE
+  trunkline --version
+
+Environment: TRUNKLINE_ADMIN_TOKEN overrides adminToken; \${NAME} in YAML string values reads NAME.
+Signals: SIGHUP reloads the config file, SIGTERM/SIGINT stop gracefully.`;
+
+type Command = { name: "serve" | "check-config"; configPath: string; overrides: CliOverrides } | { name: "version" } | { name: "help" };
+
+function parseArgs(args: string[]): Command | { error: string } {
+  if (args.includes("--version") || args.includes("-v")) return { name: "version" };
+  if (args.includes("--help") || args.includes("-h")) return { name: "help" };
+  let name: "serve" | "check-config" = "serve";
+  let rest = args;
+  if (args[0] === "serve" || args[0] === "check-config") {
+    name = args[0];
+    rest = args.slice(1);
+  }
+  const overrides: CliOverrides = {};
+  let configPath: string | undefined;
+  for (let i = 0; i < rest.length; i++) {
+    const flag = rest[i]!;
+    const [key, inline] = flag.includes("=") ? [flag.slice(0, flag.indexOf("=")), flag.slice(flag.indexOf("=") + 1)] : [flag, undefined];
+    const value = inline ?? rest[++i];
+    if (value === undefined) return { error: `${key} needs a value` };
+    switch (key) {
+      case "--config":
+        configPath = value;
+        break;
+      case "--http-port":
+      case "--sip-port": {
+        const port = Number(value);
+        if (!/^\d+$/.test(value) || port > 65535) return { error: `${key} must be a port number (0-65535), got ${JSON.stringify(value)}` };
+        if (key === "--http-port") overrides.httpPort = port;
+        else overrides.sipPort = port;
+        break;
+      }
+      case "--db":
+        overrides.dbPath = value;
+        break;
+      case "--log-level":
+        if (!["debug", "info", "warn", "error"].includes(value)) return { error: `--log-level must be debug, info, warn or error` };
+        overrides.logLevel = value as LogLevel;
+        break;
+      default:
+        return { error: `unknown argument ${JSON.stringify(flag)}` };
+    }
+  }
+  if (configPath === undefined) return { error: "--config FILE is required" };
+  if (name === "check-config" && Object.keys(overrides).length > 0) return { error: "check-config takes only --config" };
+  return { name, configPath, overrides };
+}
+
+async function checkConfig(configPath: string): Promise<number> {
+  const result = await loadConfigFile(configPath);
+  if (result.ok) {
+    console.log(`${configPath}: OK`);
+    return 0;
+  }
+  for (const line of result.errors) console.error(line);
+  return 1;
+}
+
+async function serve(configPath: string, overrides: CliOverrides): Promise<void> {
+  const log = createLogger("main");
+  let app;
+  try {
+    app = await startApp({ configPath, overrides, compose: composeServices });
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      for (const line of err.errors) console.error(line);
+    } else {
+      log.error("start-up failed", { err });
+    }
+    process.exit(1);
+  }
+  const running = app;
+  const shutdown = (signal: string) => {
+    log.info("signal received", { signal });
+    running.stop().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        log.error("shutdown failed", { err });
+        process.exit(1);
+      },
+    );
+  };
+  process.on("SIGTERM", () => shutdown("SIGTERM"));
+  process.on("SIGINT", () => shutdown("SIGINT"));
+  process.on("SIGHUP", () => {
+    log.info("signal received", { signal: "SIGHUP" });
+    void running.reload();
+  });
+}
+
+const command = parseArgs(process.argv.slice(2));
+if ("error" in command) {
+  console.error(`trunkline: ${command.error}\n\n${usage}`);
+  process.exit(2);
+}
+switch (command.name) {
+  case "version":
+    console.log(`trunkline ${VERSION}`);
+    break;
+  case "help":
+    console.log(usage);
+    break;
+  case "check-config":
+    process.exit(await checkConfig(command.configPath));
+    break;
+  case "serve":
+    await serve(command.configPath, command.overrides);
+    break;
+}

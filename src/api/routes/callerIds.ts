@@ -1,0 +1,70 @@
+// /api/v1/applications/:appId/channels/:channelId/caller-id — outbound caller-ID templates.
+// Templates are checked on save: an unknown {variable} is a 400 naming the field.
+import type { Context } from "hono";
+import { callerIdSchema, channelIdSchema, idSchema } from "../../config/entities.ts";
+import { s } from "../../config/schema.ts";
+import type { CallerIdConfig } from "../../store/index.ts";
+import { notFound } from "../errors.ts";
+import { pathParam, type ApiModule } from "../router.ts";
+import { findApplication, writableApplication } from "./applications.ts";
+
+export const callerIdView = callerIdSchema
+  .extend({ applicationId: idSchema, channelId: channelIdSchema, updatedAt: s.string() })
+  .describe("Caller-ID config");
+
+const viewCallerId = (config: CallerIdConfig): object => config;
+
+export const callerIdRoutes: ApiModule = (api, store) => {
+  const tag = "caller ID";
+  const path = "/applications/:appId/channels/:channelId/caller-id";
+  const keys = (c: Context) => ({ appId: pathParam(c, "appId", idSchema), channelId: pathParam(c, "channelId", channelIdSchema) });
+
+  api.route(
+    {
+      method: "get",
+      path,
+      summary: "Get a channel's caller-ID templates",
+      tag,
+      response: { status: 200, description: "The templates", schema: callerIdView },
+      errors: [404],
+    },
+    (c) => {
+      const { appId, channelId } = keys(c);
+      const config = store.callerIds.get(findApplication(store, appId).id, channelId);
+      if (!config) throw notFound("caller-ID config for channel", channelId);
+      return c.json(viewCallerId(config));
+    },
+  );
+
+  api.route(
+    {
+      method: "put",
+      path,
+      summary: "Set a channel's caller-ID templates",
+      tag,
+      body: callerIdSchema,
+      response: { status: 200, description: "The saved templates", schema: callerIdView },
+      errors: [404, 409],
+    },
+    (c, body) => {
+      const { appId, channelId } = keys(c);
+      return c.json(viewCallerId(store.callerIds.put(writableApplication(store, appId).id, channelId, body)));
+    },
+  );
+
+  api.route(
+    {
+      method: "delete",
+      path,
+      summary: "Remove a channel's caller-ID templates",
+      tag,
+      response: { status: 204, description: "Deleted" },
+      errors: [404, 409],
+    },
+    (c) => {
+      const { appId, channelId } = keys(c);
+      if (!store.callerIds.delete(writableApplication(store, appId).id, channelId)) throw notFound("caller-ID config for channel", channelId);
+      return c.body(null, 204);
+    },
+  );
+};

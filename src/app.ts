@@ -1,0 +1,214 @@
+// Composition root: config → store → services → HTTP server, plus reload (SIGHUP) and a bounded
+// graceful stop (SIGTERM). Capabilities plug in as `Service`s built by a compose function
+// (src/services.ts for the real process; tests pass their own):
+//
+//   const compose: ComposeServices = (ctx) => {
+//     const sip = new SipService(ctx);            // start(): bind sockets; ready(): sockets bound
+//     const trunks = new TrunkService(ctx, sip);  // routes(api): /trunks/status; reacts to ctx.store.changes
+//     return [sip, trunks];                       // started in order, stopped in reverse
+//   };
+import type { Server } from "bun";
+import { websocket } from "hono/bun";
+import { ApiRouter } from "./api/router.ts";
+import { createHttpApp, type ReadinessCheck } from "./api/server.ts";
+import { applyConfigToStore } from "./config/apply.ts";
+import type { Config } from "./config/config.ts";
+import { loadConfigFile } from "./config/load.ts";
+import { applyOverrides, type CliOverrides } from "./config/overrides.ts";
+import { createLogger, setLogLevel } from "./log.ts";
+import { metrics, type MetricsRegistry } from "./metrics.ts";
+import { openStore, type Store } from "./store/index.ts";
+import { VERSION } from "./version.ts";
+
+export interface Service {
+  readonly name: string;
+  start?(): Promise<void> | void;
+  /** Stop taking new work, let in-flight work finish before `deadline` (epoch ms), release resources. */
+  stop?(deadline: number): Promise<void> | void;
+  /** Contributes to GET /readyz (e.g. "SIP sockets bound"). */
+  ready?(): ReadinessCheck;
+  /** Adds API routes (admin by default; see ApiRouter). */
+  routes?(api: ApiRouter): void;
+  /** The config file was reloaded; the store already holds the new YAML objects. */
+  reload?(config: Config): Promise<void> | void;
+}
+
+export interface AppContext {
+  /** The current config (replaced on reload). */
+  readonly config: Config;
+  readonly configPath: string;
+  readonly store: Store;
+  readonly metrics: MetricsRegistry;
+}
+
+export type ComposeServices = (ctx: AppContext) => Service[] | Promise<Service[]>;
+
+export interface AppOptions {
+  configPath: string;
+  overrides?: CliOverrides;
+  env?: Record<string, string | undefined>;
+  compose?: ComposeServices;
+}
+
+export interface App {
+  readonly ctx: AppContext;
+  /** The bound HTTP port (useful with http.port 0). */
+  readonly httpPort: number;
+  readonly url: string;
+  /** Re-reads the config file; on errors keeps the running config and returns them. */
+  reload(): Promise<{ ok: true } | { ok: false; errors: string[] }>;
+  stop(): Promise<void>;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly errors: string[]) {
+    super(`invalid configuration:\n${errors.join("\n")}`);
+  }
+}
+
+const log = createLogger("app");
+
+async function loadEffectiveConfig(options: AppOptions): Promise<Config> {
+  const loaded = await loadConfigFile(options.configPath, { env: options.env ?? process.env });
+  if (!loaded.ok) throw new ConfigError(loaded.errors);
+  return applyOverrides(loaded.config, options.overrides ?? {}, options.env ?? process.env);
+}
+
+export async function startApp(options: AppOptions): Promise<App> {
+  let config = await loadEffectiveConfig(options);
+  setLogLevel(config.logLevel);
+  const store = openStore(config.database.path);
+  applyConfigToStore(config, store);
+  if (config.adminToken === undefined) log.warn("no adminToken configured: the admin API answers 401 until one is set");
+
+  const ctx: AppContext = {
+    get config() {
+      return config;
+    },
+    configPath: options.configPath,
+    store,
+    metrics,
+  };
+
+  const started: Service[] = [];
+  let server: Server<unknown> | undefined;
+  try {
+    const services = options.compose ? await options.compose(ctx) : [];
+    for (const service of services) {
+      await service.start?.();
+      started.push(service);
+      log.info("service started", { service: service.name });
+    }
+    const { hono } = createHttpApp({
+      store,
+      version: VERSION,
+      adminToken: () => config.adminToken,
+      maxBodyBytes: () => config.limits.maxHttpBodyBytes,
+      readiness: () => readiness(store, started),
+      extraRoutes: started.filter((s) => s.routes).map((s) => (api: ApiRouter) => s.routes!(api)),
+    });
+    server = Bun.serve({
+      hostname: config.http.host,
+      port: config.http.port,
+      fetch: hono.fetch,
+      websocket,
+      maxRequestBodySize: config.limits.maxHttpBodyBytes,
+    });
+  } catch (err) {
+    await stopServices(started, Date.now() + 2000);
+    store.close();
+    throw err;
+  }
+
+  const httpServer = server;
+  const httpPort = httpServer.port ?? config.http.port;
+  log.info("trunkline started", { version: VERSION, http: `${config.http.host}:${httpPort}`, database: config.database.path });
+
+  let reloading: Promise<unknown> = Promise.resolve();
+  let stopping: Promise<void> | undefined;
+
+  const reloadOnce = async (): Promise<{ ok: true } | { ok: false; errors: string[] }> => {
+    let next: Config;
+    try {
+      next = await loadEffectiveConfig(options);
+    } catch (err) {
+      const errors = err instanceof ConfigError ? err.errors : [String(err)];
+      log.error("reload rejected: config invalid, keeping the running config", { errors });
+      return { ok: false, errors };
+    }
+    for (const key of ["http", "sip", "database"] as const) {
+      if (JSON.stringify(next[key]) !== JSON.stringify(config[key])) log.warn("config change needs a restart to take effect", { key });
+    }
+    // Keys read at start-up keep their running values so every part of the process agrees.
+    next = { ...next, http: config.http, sip: config.sip, database: config.database };
+    applyConfigToStore(next, store);
+    config = next;
+    setLogLevel(config.logLevel);
+    for (const service of started) {
+      try {
+        await service.reload?.(config);
+      } catch (err) {
+        log.error("service reload failed", { service: service.name, err });
+      }
+    }
+    log.info("config reloaded");
+    return { ok: true };
+  };
+
+  return {
+    ctx,
+    httpPort,
+    url: `http://${config.http.host === "0.0.0.0" || config.http.host === "::" ? "127.0.0.1" : config.http.host}:${httpPort}`,
+    reload() {
+      const run = reloading.then(reloadOnce);
+      reloading = run.catch(() => undefined);
+      return run;
+    },
+    stop() {
+      stopping ??= (async () => {
+        const deadline = Date.now() + config.limits.shutdownGraceSec * 1000;
+        log.info("stopping", { graceSec: config.limits.shutdownGraceSec });
+        // Stop accepting connections first; in-flight requests get until the deadline.
+        await withDeadline(httpServer.stop(false), deadline);
+        await stopServices(started, deadline);
+        await httpServer.stop(true);
+        store.close();
+        log.info("stopped");
+      })();
+      return stopping;
+    },
+  };
+}
+
+function readiness(store: Store, services: Service[]): Record<string, ReadinessCheck> {
+  const checks: Record<string, ReadinessCheck> = {};
+  try {
+    checks.database = store.isOpen() && store.db.query("SELECT 1 AS ok").get() ? { ok: true } : { ok: false, detail: "closed" };
+  } catch (err) {
+    checks.database = { ok: false, detail: (err as Error).message };
+  }
+  for (const service of services) {
+    if (service.ready) checks[service.name] = service.ready();
+  }
+  return checks;
+}
+
+async function stopServices(services: Service[], deadline: number): Promise<void> {
+  for (const service of [...services].reverse()) {
+    try {
+      await withDeadline(Promise.resolve(service.stop?.(deadline)), deadline);
+    } catch (err) {
+      log.error("service stop failed", { service: service.name, err });
+    }
+  }
+}
+
+/** Waits for `work` but no later than the deadline (a little slack lets a service's own cut-off run). */
+async function withDeadline(work: Promise<unknown>, deadline: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, Math.max(0, deadline - Date.now()) + 100);
+  });
+  await Promise.race([work, timeout]);
+  clearTimeout(timer);
+}

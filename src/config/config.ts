@@ -1,0 +1,137 @@
+// The whole configuration file: one schema, the source of the `Config` type.
+// Every key is documented in config.example.yaml.
+import {
+  applicationSchema,
+  callerIdSchema,
+  channelIdSchema,
+  inboundRouteSchema,
+  transportSchema,
+  trunkSchema,
+  webhooksSchema,
+} from "./entities.ts";
+import { s, type Infer } from "./schema.ts";
+
+const host = s.string({ minLength: 1, maxLength: 253 });
+
+const listenSchema = s.object({
+  transport: transportSchema,
+  host: host.default("0.0.0.0"),
+  port: s.integer({ min: 0, max: 65535 }).optional().describe("Default 5060 (udp/tcp) or 5061 (tls); 0 picks a free port."),
+});
+
+const sipSchema = s
+  .object({
+    listen: s
+      .array(listenSchema, { minItems: 1 })
+      .default([
+        { transport: "udp", host: "0.0.0.0" },
+        { transport: "tcp", host: "0.0.0.0" },
+      ]),
+    advertised: s
+      .object({ host, port: s.integer({ min: 1, max: 65535 }).optional() })
+      .optional()
+      .describe("External address put in Via/Contact/SDP when behind NAT."),
+    tls: s.object({ certFile: s.string({ minLength: 1 }), keyFile: s.string({ minLength: 1 }) }).optional(),
+    userAgent: s.string({ minLength: 1, maxLength: 128 }).default("Trunkline"),
+  })
+  .refine((sip) =>
+    sip.listen.some((l) => l.transport === "tls") && !sip.tls ? "a tls listener needs sip.tls.certFile and sip.tls.keyFile" : undefined,
+  );
+
+const codecName = s.enum(["opus", "G722", "PCMU", "PCMA"]);
+
+const rtpSchema = s
+  .object({
+    portMin: s.integer({ min: 1024, max: 65534 }).default(10000),
+    portMax: s.integer({ min: 1025, max: 65535 }).default(20000),
+    mediaTimeoutSec: s.integer({ min: 0, max: 3600 }).default(30),
+    codecs: s.array(codecName, { minItems: 1, uniqueBy: (c) => c, uniqueLabel: "codec" }).default(["opus", "G722", "PCMU", "PCMA"]),
+    dtmfDurationMs: s.integer({ min: 40, max: 2000 }).default(160),
+  })
+  .refine((rtp) => (rtp.portMax - rtp.portMin < 1 ? "portMax must be above portMin" : undefined));
+
+const httpSchema = s.object({
+  host: host.default("0.0.0.0"),
+  port: s.integer({ min: 0, max: 65535 }).default(8080).describe("0 picks a free port."),
+});
+
+const databaseSchema = s.object({
+  path: s.string({ minLength: 1 }).default("data/trunkline.db"),
+});
+
+const applicationConfigSchema = applicationSchema.extend({
+  inboundRoutes: s
+    .array(inboundRouteSchema, { uniqueBy: (r) => r.sipUsername, uniqueLabel: "sipUsername" })
+    .default([]),
+  channels: s.record(channelIdSchema, s.object({ callerId: callerIdSchema.optional() })).default({}),
+});
+
+const callsSchema = s.object({
+  ringTimeoutSec: s.integer({ min: 1, max: 600 }).default(60),
+  sendRinging: s.boolean().default(true),
+  maxConcurrentCalls: s.integer({ min: 1 }).default(200),
+  sessionTimerSec: s.integer({ min: 90, max: 86400 }).default(1800),
+});
+
+const webrtcSchema = s.object({
+  publicAddress: s.string({ minLength: 1 }).optional().describe("Address announced in ICE candidates behind NAT."),
+  iceServers: s
+    .array(
+      s.object({
+        urls: s.array(s.string({ minLength: 1 }), { minItems: 1 }),
+        username: s.string().optional(),
+        credential: s.string().optional().writeOnly(),
+      }),
+    )
+    .default([]),
+  tokenTtlSec: s.integer({ min: 60, max: 604800 }).default(3600),
+  dialRole: s.string({ minLength: 1 }).default("dial"),
+});
+
+const limitsSchema = s.object({
+  maxSipMessageBytes: s.integer({ min: 1024, max: 65535 }).default(65535),
+  maxSipConnections: s.integer({ min: 1 }).default(1024),
+  maxHttpBodyBytes: s.integer({ min: 1024 }).default(1048576),
+  maxParticipantsPerChannel: s.integer({ min: 2 }).default(50),
+  shutdownGraceSec: s.integer({ min: 0, max: 600 }).default(15),
+});
+
+export const logLevelSchema = s.enum(["debug", "info", "warn", "error"]);
+
+export const configSchema = s
+  .object({
+    sip: s.defaulted(sipSchema),
+    rtp: s.defaulted(rtpSchema),
+    http: s.defaulted(httpSchema),
+    adminToken: s.string({ minLength: 16, maxLength: 512 }).optional().writeOnly(),
+    database: s.defaulted(databaseSchema),
+    logLevel: logLevelSchema.default("info"),
+    trunks: s.array(trunkSchema, { uniqueBy: (t) => t.id, uniqueLabel: "trunk id" }).default([]),
+    applications: s.array(applicationConfigSchema, { uniqueBy: (a) => a.id, uniqueLabel: "application id" }).default([]),
+    webhooks: webhooksSchema.optional(),
+    calls: s.defaulted(callsSchema),
+    webrtc: s.defaulted(webrtcSchema),
+    limits: s.defaulted(limitsSchema),
+  })
+  .refine((config) => {
+    const owners = new Map<string, string>();
+    for (const app of config.applications) {
+      for (const route of app.inboundRoutes) {
+        const other = owners.get(route.sipUsername);
+        if (other !== undefined && other !== app.id) {
+          return `inbound route sipUsername "${route.sipUsername}" is used by applications "${other}" and "${app.id}"`;
+        }
+        owners.set(route.sipUsername, app.id);
+      }
+    }
+    return undefined;
+  });
+
+export type Config = Infer<typeof configSchema>;
+export type ApplicationConfig = Config["applications"][number];
+export type SipListen = Config["sip"]["listen"][number];
+
+/** Default ports per RFC 3261 §19.1.2. */
+export function listenPort(listen: SipListen): number {
+  return listen.port ?? (listen.transport === "tls" ? 5061 : 5060);
+}

@@ -1,0 +1,109 @@
+// Schemas of the objects an operator manages, shared by the YAML config and the admin API bodies,
+// so both validate the same way and the OpenAPI document is generated from these definitions.
+import { templateError } from "../channels/callerIdTemplate.ts";
+import { s, type Infer } from "./schema.ts";
+
+export const idSchema = s.string({
+  minLength: 1,
+  maxLength: 64,
+  pattern: /^[A-Za-z0-9][A-Za-z0-9._-]*$/,
+  patternHint: "letters, digits, '.', '_' or '-', starting with a letter or digit",
+});
+
+export const channelIdSchema = s.string({
+  minLength: 1,
+  maxLength: 128,
+  pattern: /^[^\s/\\?#{}]+$/,
+  patternHint: "free of whitespace and / \\ ? # { }",
+});
+
+// RFC 3261 §25.1: user = 1*( unreserved / escaped / user-unreserved )
+export const sipUsernameSchema = s.string({
+  minLength: 1,
+  maxLength: 128,
+  pattern: /^(?:[A-Za-z0-9\-_.!~*'()&=+$,;?/]|%[0-9A-Fa-f]{2})+$/,
+  patternHint: "the user part of a SIP URI (RFC 3261 user characters)",
+});
+
+const hostSchema = s.string({
+  minLength: 1,
+  maxLength: 253,
+  pattern: /^(?:[A-Za-z0-9.-]+|\[?[0-9A-Fa-f:.]+\]?)$/,
+  patternHint: "a host name or an IPv4/IPv6 address",
+});
+
+const cidrSchema = s.string({ minLength: 1 }).refine((value) => (isCidr(value) ? undefined : "must be an IP address or CIDR block (e.g. 203.0.113.0/24)"));
+
+export function isCidr(value: string): boolean {
+  const [address, prefix, extra] = value.split("/");
+  if (extra !== undefined || address === undefined) return false;
+  const v4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(address);
+  const isV4 = v4 !== null && v4.slice(1).every((octet) => Number(octet) <= 255);
+  const isV6 = !isV4 && address.includes(":") && /^[0-9A-Fa-f:.]+$/.test(address) && (address.match(/::/g) ?? []).length <= 1;
+  if (!isV4 && !isV6) return false;
+  if (prefix === undefined) return true;
+  if (!/^\d{1,3}$/.test(prefix)) return false;
+  return Number(prefix) <= (isV4 ? 32 : 128);
+}
+
+export const transportSchema = s.enum(["udp", "tcp", "tls"]);
+
+export const trunkSchema = s.object({
+  id: idSchema.describe("Trunk identifier (sipTrunkId in the outbound webhook)."),
+  domain: hostSchema.describe("The SIP provider domain (resolved per RFC 3263) or address."),
+  port: s.integer({ min: 1, max: 65535 }).optional().describe("Overrides the port; skips DNS SRV."),
+  transport: transportSchema.default("udp").describe("Transport used to reach the provider."),
+  register: s.boolean().default(false).describe("Whether Trunkline registers with the provider."),
+  canTerminate: s.boolean().default(true).describe("Whether outbound calls may use this trunk."),
+  username: s.string({ maxLength: 256 }).default("").describe("SIP provider username."),
+  password: s.string({ maxLength: 256 }).default("").writeOnly().describe("SIP provider password (write-only)."),
+  authId: s.string({ maxLength: 256 }).optional().describe("Authorization ID, when the provider uses one besides the username."),
+  registerExpires: s.integer({ min: 60, max: 86400 }).default(3600).describe("Requested registration expiry in seconds."),
+  maxConcurrentCalls: s.integer({ min: 1 }).optional().describe("Concurrent-call limit of this trunk (inbound over it gets 503)."),
+  allowedAddresses: s
+    .array(cidrSchema)
+    .default([])
+    .describe("Extra source addresses/CIDRs accepted as this trunk, besides the domain's resolved addresses."),
+  earlyOffer: s.boolean().default(false).describe("Send SDP in outbound INVITEs (default: delayed offer)."),
+  optionsIntervalSec: s.integer({ min: 0, max: 3600 }).default(30).describe("OPTIONS keep-alive interval; 0 turns it off."),
+  tlsVerify: s.boolean().default(true).describe("Verify the provider's TLS certificate against the system store."),
+  enabled: s.boolean().default(true).describe("A disabled trunk neither registers nor carries calls."),
+});
+export type TrunkInput = Infer<typeof trunkSchema>;
+
+const templateSchema = s.string({ maxLength: 256 }).refine(templateError);
+
+export const callerIdSchema = s.object({
+  displayName: templateSchema
+    .optional()
+    .describe("Template for the display name of the From header, e.g. \"{userAlias}\". Absent: no display name."),
+  username: templateSchema
+    .optional()
+    .describe("Template for the user part of the From URI, e.g. \"{userId}\". Absent: the trunk's username."),
+});
+export type CallerIdInput = Infer<typeof callerIdSchema>;
+
+export const inboundRouteSchema = s.object({
+  sipUsername: sipUsernameSchema.describe("User part of the To URI of an inbound INVITE (unique across applications)."),
+  channelId: channelIdSchema.describe("Channel the call joins."),
+});
+export type InboundRouteInput = Infer<typeof inboundRouteSchema>;
+
+const secretSchema = s.string({ minLength: 16, maxLength: 512 });
+
+export const applicationSchema = s.object({
+  id: idSchema.describe("Application identifier (applicationId)."),
+  name: s.string({ minLength: 1, maxLength: 200 }).describe("Human-readable name."),
+  sharedSecret: secretSchema.writeOnly().describe("Signs client tokens (HS256); at least 16 characters, write-only."),
+});
+export type ApplicationInput = Infer<typeof applicationSchema>;
+
+export const webhooksSchema = s.object({
+  inboundUrl: s.string({ format: "uri" }).optional().describe("Picks application and channel for an inbound call without a static route."),
+  inboundCancelUrl: s.string({ format: "uri" }).optional().describe("Told when an inbound call is cancelled before answer."),
+  outboundUrl: s.string({ format: "uri" }).optional().describe("Picks the trunk (sipTrunkId) for an outbound call."),
+  eventsUrl: s.string({ format: "uri" }).optional().describe("Receives call and trunk events."),
+  timeoutMs: s.integer({ min: 100, max: 30000 }).default(5000).describe("Timeout of every webhook request."),
+  secret: s.string({ maxLength: 512 }).optional().writeOnly().describe("HMAC-SHA256 key signing webhook bodies (write-only)."),
+});
+export type WebhooksInput = Infer<typeof webhooksSchema>;

@@ -1,0 +1,85 @@
+// Ordered schema migrations. Append new entries at the end with the next version; never edit an
+// applied one. Each runs once, in its own transaction, recorded in schema_migrations.
+import type { Database } from "bun:sqlite";
+
+export interface Migration {
+  version: number;
+  name: string;
+  up: string | ((db: Database) => void);
+}
+
+export const migrations: Migration[] = [
+  {
+    version: 1,
+    name: "core entities",
+    up: `
+      CREATE TABLE trunks (
+        id TEXT PRIMARY KEY,
+        source TEXT NOT NULL CHECK (source IN ('yaml', 'api')),
+        domain TEXT NOT NULL,
+        port INTEGER,
+        transport TEXT NOT NULL CHECK (transport IN ('udp', 'tcp', 'tls')),
+        register INTEGER NOT NULL,
+        can_terminate INTEGER NOT NULL,
+        username TEXT NOT NULL,
+        password TEXT NOT NULL,
+        auth_id TEXT,
+        register_expires INTEGER NOT NULL,
+        max_concurrent_calls INTEGER,
+        allowed_addresses TEXT NOT NULL,
+        early_offer INTEGER NOT NULL,
+        options_interval_sec INTEGER NOT NULL,
+        tls_verify INTEGER NOT NULL,
+        enabled INTEGER NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+      ) STRICT;
+      CREATE TABLE applications (
+        id TEXT PRIMARY KEY,
+        source TEXT NOT NULL CHECK (source IN ('yaml', 'api')),
+        name TEXT NOT NULL,
+        shared_secret TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+      ) STRICT;
+      CREATE TABLE inbound_routes (
+        sip_username TEXT PRIMARY KEY,
+        application_id TEXT NOT NULL REFERENCES applications(id) ON DELETE CASCADE,
+        channel_id TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+      ) STRICT;
+      CREATE INDEX inbound_routes_by_application ON inbound_routes(application_id);
+      CREATE TABLE caller_ids (
+        application_id TEXT NOT NULL REFERENCES applications(id) ON DELETE CASCADE,
+        channel_id TEXT NOT NULL,
+        display_name TEXT,
+        username TEXT,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (application_id, channel_id)
+      ) STRICT;
+      CREATE TABLE settings (
+        key TEXT PRIMARY KEY,
+        source TEXT NOT NULL CHECK (source IN ('yaml', 'api')),
+        value TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+      ) STRICT;
+      CREATE TABLE call_records (
+        id TEXT PRIMARY KEY,
+        direction TEXT NOT NULL CHECK (direction IN ('inbound', 'outbound')),
+        state TEXT NOT NULL,
+        trunk_id TEXT,
+        application_id TEXT,
+        channel_id TEXT,
+        from_uri TEXT,
+        to_uri TEXT,
+        sip_call_id TEXT,
+        started_at TEXT NOT NULL,
+        answered_at TEXT,
+        ended_at TEXT,
+        end_reason TEXT
+      ) STRICT;
+      CREATE INDEX call_records_by_start ON call_records(started_at);
+    `,
+  },
+];
