@@ -1,0 +1,302 @@
+// Every configured trunk's live state: its registration client, its OPTIONS keep-alive, its
+// active-call count, and whether it is available for outbound calls. Trunks run independently; a
+// change to one (API or config reload) restarts only what that change affects.
+//
+// For the calls layer:
+//   manager.candidates()              // TrunkChoiceCandidate[] in trunk order → chooseTrunk()
+//   manager.isAvailable(id)
+//   const slot = manager.acquireCall(id, { outbound: true });   // undefined: unknown, disabled, at its limit
+//                                                               // (or, outbound, not available)
+//   ... slot.release()                // once the call ends (idempotent)
+// For the API: manager.status(id), manager.statuses().
+import type { TrunkInput } from "../config/entities.ts";
+import { emitEvent } from "../events.ts";
+import { createLogger } from "../log.ts";
+import { metrics } from "../metrics.ts";
+import type { TrunkChoiceCandidate } from "../routing/outbound.ts";
+import type { Resolver } from "../sip/resolver.ts";
+import type { TrunkAddress, TrunkSipPort } from "./exchange.ts";
+import { OptionsProbe, type ProbeOutcome, type ProbeStatus } from "./keepalive.ts";
+import {
+  Registration, type RegisterOutcome, type RegistrationState, type RegistrationStatus, type RegistrationTiming,
+} from "./registration.ts";
+
+export interface TrunkStatus {
+  id: string;
+  registration: RegistrationStatus;
+  /** Last OPTIONS result; null when the trunk is not probed or no probe has completed yet. */
+  reachable: boolean | null;
+  lastOptionsAt: string | null;
+  /** Why the last OPTIONS probe failed (DNS, refused connection, TLS, timeout), when it did. */
+  lastOptionsError: string | null;
+  activeCalls: number;
+  maxConcurrentCalls: number | null;
+  available: boolean;
+}
+
+export interface TrunkCallSlot {
+  readonly trunkId: string;
+  release(): void;
+}
+
+export interface TrunkManagerOptions {
+  port: TrunkSipPort;
+  resolver: Resolver;
+  registrationTiming?: Partial<RegistrationTiming>;
+}
+
+interface TrunkRuntime {
+  trunk: TrunkInput;
+  registration: Registration | undefined;
+  probe: OptionsProbe | undefined;
+  /** Set while an old binding is being removed before the new registration starts. */
+  replacing: Promise<void> | undefined;
+  activeCalls: number;
+}
+
+const log = createLogger("trunks");
+
+const registrationStates: RegistrationState[] = ["registered", "registering", "unregistered", "failed", "disabled"];
+const liveManagers = new Set<TrunkManager>();
+
+const registerOutcomes = metrics.counter("trunkline_trunk_register_total", "REGISTER exchanges by outcome.", ["trunk", "outcome"]);
+const optionsOutcomes = metrics.counter("trunkline_trunk_options_total", "OPTIONS keep-alive probes by outcome.", ["trunk", "outcome"]);
+metrics.gauge("trunkline_trunk_registration_state", "1 for the current registration state of each trunk.", ["trunk", "state"], () =>
+  allStatuses().flatMap((s) => registrationStates.map((state) => ({ labels: { trunk: s.id, state }, value: s.registration.state === state ? 1 : 0 }))));
+metrics.gauge("trunkline_trunk_reachable", "1 when the trunk's last OPTIONS keep-alive was answered (probed trunks only).", ["trunk"], () =>
+  allStatuses().filter((s) => s.reachable !== null).map((s) => ({ labels: { trunk: s.id }, value: s.reachable ? 1 : 0 })));
+metrics.gauge("trunkline_trunk_available", "1 when the trunk can take an outbound call now.", ["trunk"], () =>
+  allStatuses().map((s) => ({ labels: { trunk: s.id }, value: s.available ? 1 : 0 })));
+metrics.gauge("trunkline_trunk_active_calls", "Calls in progress per trunk.", ["trunk"], () =>
+  allStatuses().map((s) => ({ labels: { trunk: s.id }, value: s.activeCalls })));
+
+function allStatuses(): TrunkStatus[] {
+  return [...liveManagers].flatMap((m) => m.statuses());
+}
+
+function addressOf(t: TrunkInput): TrunkAddress {
+  return { domain: t.domain, transport: t.transport, tlsVerify: t.tlsVerify, ...(t.port !== undefined ? { port: t.port } : {}) };
+}
+
+/** What identifies the binding: changing any of these moves it elsewhere, so the old one is removed. */
+function bindingKey(t: TrunkInput): string {
+  return JSON.stringify([t.domain, t.port, t.transport, t.username]);
+}
+
+function registrationKey(t: TrunkInput): string {
+  return JSON.stringify([t.enabled, t.register, bindingKey(t), t.password, t.authId, t.registerExpires, t.tlsVerify]);
+}
+
+function probeKey(t: TrunkInput): string {
+  return JSON.stringify([t.enabled, t.optionsIntervalSec, t.domain, t.port, t.transport, t.tlsVerify, t.username]);
+}
+
+export class TrunkManager {
+  private readonly trunks = new Map<string, TrunkRuntime>();
+  private stopped = false;
+
+  constructor(private readonly options: TrunkManagerOptions) {
+    liveManagers.add(this);
+  }
+
+  /** Makes the running trunks match `trunks` (the whole desired set, in order). */
+  apply(trunks: readonly TrunkInput[]): void {
+    if (this.stopped) return;
+    const wanted = new Set(trunks.map((t) => t.id));
+    for (const [id, runtime] of this.trunks) {
+      if (!wanted.has(id)) {
+        this.trunks.delete(id);
+        log.info("trunk removed", { trunkId: id });
+        void this.retire(runtime, "unregistered");
+      }
+    }
+    const ordered = new Map<string, TrunkRuntime>();
+    for (const trunk of trunks) {
+      const runtime = this.trunks.get(trunk.id);
+      ordered.set(trunk.id, runtime ? this.update(runtime, trunk) : this.launch(trunk));
+    }
+    this.trunks.clear();
+    for (const [id, runtime] of ordered) this.trunks.set(id, runtime);
+  }
+
+  /** Un-registers every trunk (bounded wait) and stops all timers. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    const runtimes = [...this.trunks.values()];
+    await Promise.all(runtimes.map((r) => this.retire(r, "unregistered")));
+    liveManagers.delete(this);
+  }
+
+  status(id: string): TrunkStatus | undefined {
+    const runtime = this.trunks.get(id);
+    return runtime ? this.describe(runtime) : undefined;
+  }
+
+  statuses(): TrunkStatus[] {
+    return [...this.trunks.values()].map((r) => this.describe(r));
+  }
+
+  isAvailable(id: string): boolean {
+    return this.status(id)?.available ?? false;
+  }
+
+  /** Trunks as the outbound chooser sees them (routing/outbound.ts), in configuration order. */
+  candidates(): TrunkChoiceCandidate[] {
+    return [...this.trunks.values()].map((r) => ({
+      id: r.trunk.id,
+      username: r.trunk.username,
+      domain: r.trunk.domain,
+      ...(r.trunk.authId !== undefined ? { authId: r.trunk.authId } : {}),
+      available: this.isRuntimeAvailable(r),
+    }));
+  }
+
+  /**
+   * Counts a call on the trunk. Refused (undefined) for an unknown or disabled trunk or one at its
+   * concurrent-call limit; with `outbound`, also when the trunk is not available to terminate.
+   */
+  acquireCall(id: string, o: { outbound?: boolean } = {}): TrunkCallSlot | undefined {
+    const runtime = this.trunks.get(id);
+    if (!runtime || !runtime.trunk.enabled) return undefined;
+    if (o.outbound ? !this.isRuntimeAvailable(runtime) : this.atLimit(runtime)) return undefined;
+    runtime.activeCalls++;
+    let released = false;
+    return {
+      trunkId: id,
+      release: () => {
+        if (released) return;
+        released = true;
+        runtime.activeCalls = Math.max(0, runtime.activeCalls - 1);
+      },
+    };
+  }
+
+  private atLimit(r: TrunkRuntime): boolean {
+    return r.trunk.maxConcurrentCalls !== undefined && r.activeCalls >= r.trunk.maxConcurrentCalls;
+  }
+
+  private isRuntimeAvailable(r: TrunkRuntime): boolean {
+    const t = r.trunk;
+    if (!t.enabled || !t.canTerminate || this.atLimit(r)) return false;
+    if (t.register && r.registration?.status.state !== "registered") return false;
+    // An unprobed trunk, or one whose first probe is still out, counts as reachable.
+    if (r.probe && r.probe.status.reachable === false) return false;
+    return true;
+  }
+
+  private describe(r: TrunkRuntime): TrunkStatus {
+    const probe: ProbeStatus = r.probe?.status ?? { reachable: null, lastOptionsAt: null, lastError: null };
+    const registration: RegistrationStatus = r.registration?.status
+      ?? { state: r.trunk.enabled ? "unregistered" : "disabled", expiresAt: null, lastError: null, lastStatusCode: null };
+    if (r.replacing && r.trunk.enabled && r.trunk.register) registration.state = "registering";
+    return {
+      id: r.trunk.id,
+      registration,
+      reachable: probe.reachable,
+      lastOptionsAt: probe.lastOptionsAt,
+      lastOptionsError: probe.lastError,
+      activeCalls: r.activeCalls,
+      maxConcurrentCalls: r.trunk.maxConcurrentCalls ?? null,
+      available: this.isRuntimeAvailable(r),
+    };
+  }
+
+  private launch(trunk: TrunkInput): TrunkRuntime {
+    const runtime: TrunkRuntime = { trunk, registration: undefined, probe: undefined, replacing: undefined, activeCalls: 0 };
+    this.startRegistration(runtime);
+    this.startProbe(runtime);
+    log.info("trunk started", { trunkId: trunk.id, register: trunk.register, enabled: trunk.enabled });
+    return runtime;
+  }
+
+  private update(runtime: TrunkRuntime, trunk: TrunkInput): TrunkRuntime {
+    const before = runtime.trunk;
+    runtime.trunk = trunk;
+    if (registrationKey(before) !== registrationKey(trunk)) {
+      const old = runtime.registration;
+      runtime.registration = undefined;
+      // Moving the binding (other registrar or AOR) or switching off: remove the old one first so a
+      // late un-REGISTER cannot delete the new binding. Same binding, new credentials: replace it.
+      const removeOld = !trunk.enabled || !trunk.register || bindingKey(before) !== bindingKey(trunk);
+      const finalState = trunk.enabled ? "unregistered" : "disabled";
+      const stopping = old ? old.stop({ unregister: removeOld, finalState }) : Promise.resolve();
+      log.info("trunk registration settings changed", { trunkId: trunk.id, removeOld });
+      const replacing = stopping.then(() => {
+        if (runtime.replacing !== replacing) return;
+        runtime.replacing = undefined;
+        if (this.trunks.get(trunk.id) === runtime && !this.stopped) this.startRegistration(runtime);
+      });
+      runtime.replacing = replacing;
+    }
+    if (probeKey(before) !== probeKey(trunk)) {
+      runtime.probe?.stop();
+      runtime.probe = undefined;
+      this.startProbe(runtime);
+    }
+    return runtime;
+  }
+
+  private async retire(runtime: TrunkRuntime, finalState: "unregistered" | "disabled"): Promise<void> {
+    runtime.probe?.stop();
+    runtime.replacing = undefined;
+    await runtime.registration?.stop({ unregister: true, finalState });
+  }
+
+  private startRegistration(runtime: TrunkRuntime): void {
+    const t = runtime.trunk;
+    if (!t.enabled || !t.register) return;
+    const trunkId = t.id;
+    const registration = new Registration(
+      {
+        trunkId,
+        address: addressOf(t),
+        credentials: { username: t.username, password: t.password, ...(t.authId ? { authId: t.authId } : {}) },
+        expires: t.registerExpires,
+      },
+      {
+        port: this.options.port,
+        resolver: this.options.resolver,
+        ...(this.options.registrationTiming ? { timing: this.options.registrationTiming } : {}),
+        onOutcome: (outcome: RegisterOutcome) => registerOutcomes.inc({ trunk: trunkId, outcome }),
+        onStatus: (status, previous) => {
+          if (status.state === "registered" && previous.state !== "registered") {
+            log.info("trunk registered", { trunkId, expiresAt: status.expiresAt });
+            emitEvent("trunk.registered", { trunkId, ...(status.expiresAt ? { expiresAt: status.expiresAt } : {}) });
+          }
+          if (status.state === "failed" && previous.state !== "failed") {
+            emitEvent("trunk.registration_failed", {
+              trunkId,
+              reason: status.lastError ?? "registration failed",
+              ...(status.lastStatusCode !== null ? { statusCode: status.lastStatusCode } : {}),
+            });
+          }
+        },
+      },
+    );
+    runtime.registration = registration;
+    registration.start();
+  }
+
+  private startProbe(runtime: TrunkRuntime): void {
+    const t = runtime.trunk;
+    if (!t.enabled || t.optionsIntervalSec <= 0) return;
+    const trunkId = t.id;
+    const probe = new OptionsProbe(
+      { trunkId, address: addressOf(t), intervalSec: t.optionsIntervalSec, fromUser: t.username || "trunkline" },
+      {
+        port: this.options.port,
+        resolver: this.options.resolver,
+        onOutcome: (outcome: ProbeOutcome) => optionsOutcomes.inc({ trunk: trunkId, outcome }),
+        onStatus: (status, previous) => {
+          if (status.reachable === false && previous.reachable !== false) {
+            emitEvent("trunk.unreachable", { trunkId, ...(status.lastError ? { reason: status.lastError } : {}) });
+          } else if (status.reachable === true && previous.reachable === false) {
+            emitEvent("trunk.reachable", { trunkId });
+          }
+        },
+      },
+    );
+    runtime.probe = probe;
+    probe.start();
+  }
+}

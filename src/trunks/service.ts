@@ -1,0 +1,39 @@
+// The trunk service of the running process: feeds the trunk manager from the store (and every
+// trunk change made through the API or a config reload), serves the status routes, and
+// un-registers every trunk on shutdown.
+//
+//   const trunks = new TrunkService(ctx, stack);   // stack: the started SipStack
+//   trunks.manager                                 // for the calls layer: candidates(), acquireCall()
+import type { ApiRouter } from "../api/router.ts";
+import { trunkStatusRoutes } from "../api/routes/trunk-status.ts";
+import type { AppContext, Service } from "../app.ts";
+import { createResolver, type Resolver } from "../sip/resolver.ts";
+import type { SipStack } from "../sip/stack.ts";
+import { TrunkManager } from "./manager.ts";
+import { stackPort } from "./sipPort.ts";
+
+export class TrunkService implements Service {
+  readonly name = "trunks";
+  readonly manager: TrunkManager;
+  private unsubscribe: (() => void) | undefined;
+
+  constructor(private readonly ctx: AppContext, stack: SipStack, o: { resolver?: Resolver } = {}) {
+    this.manager = new TrunkManager({ port: stackPort(stack), resolver: o.resolver ?? createResolver() });
+  }
+
+  start(): void {
+    this.unsubscribe = this.ctx.store.changes.subscribe((change) => {
+      if (change.entity === "trunk") this.manager.apply(this.ctx.store.trunks.list());
+    });
+    this.manager.apply(this.ctx.store.trunks.list());
+  }
+
+  async stop(): Promise<void> {
+    this.unsubscribe?.();
+    await this.manager.stop();
+  }
+
+  routes(api: ApiRouter): void {
+    trunkStatusRoutes(api, this.manager);
+  }
+}
