@@ -30,7 +30,7 @@ export class UdpTransport implements Transport {
           }
         },
         error(_sock, error) {
-          log.warn("udp socket error", { error });
+          log.debug("udp socket error", { error: String(error) });
         },
       },
     });

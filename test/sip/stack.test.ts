@@ -1,0 +1,374 @@
+// SipStack over real loopback sockets: the stateless rules of a UAS (RFC 3261 §8.2), Via
+// `received`/`rport` (§18.2.1, RFC 3581), response routing (§18.2.2), CANCEL (§9.2), merged
+// requests (§8.2.2.2), the acceptSource hook, and the RFC 4475 torture messages.
+import { afterAll, afterEach, beforeAll, expect, test } from "bun:test";
+import { readdirSync, readFileSync } from "node:fs";
+import { parseMessage, type SipRequest, type SipResponse } from "../../src/sip/message.ts";
+import { SipStack } from "../../src/sip/stack.ts";
+import type { ServerTransaction } from "../../src/sip/transaction.ts";
+import type { Endpoint } from "../../src/sip/transport.ts";
+import { isResponse, type RawSipPeer, tcpPeer, udpPeer } from "../helpers/rawSipPeer.ts";
+
+let stack: SipStack;
+let udp: Endpoint;
+let tcp: Endpoint;
+const handled: { req: SipRequest; tx: ServerTransaction }[] = [];
+let rejectSources = false;
+const peers: RawSipPeer[] = [];
+
+beforeAll(async () => {
+  stack = new SipStack({
+    listen: [
+      { transport: "udp", host: "127.0.0.1", port: 0 },
+      { transport: "tcp", host: "127.0.0.1", port: 0 },
+    ],
+    supported: ["replaces"],
+    acceptSource: () => !rejectSources,
+    timers: { T1: 20, T2: 160, T4: 200 },
+  });
+  stack.onRequest((req, tx) => {
+    handled.push({ req, tx });
+    if (req.method === "INVITE") {
+      if (req.getHeader("X-Hold")) return; // left pending: CANCEL tests
+      tx.respond(486);
+    } else tx.respond(200);
+  });
+  await stack.start();
+  udp = stack.boundEndpoints.find((e) => e.transport === "udp")!;
+  tcp = stack.boundEndpoints.find((e) => e.transport === "tcp")!;
+});
+
+afterEach(() => {
+  for (const p of peers.splice(0)) p.close();
+  handled.length = 0;
+  rejectSources = false;
+});
+
+afterAll(() => stack.stop());
+
+async function newUdpPeer(): Promise<RawSipPeer> {
+  const p = await udpPeer("127.0.0.1", udp.port);
+  peers.push(p);
+  return p;
+}
+
+let seq = 0;
+function request(
+  method: string,
+  o: { uri?: string; headers?: string[]; body?: string; branch?: string; callId?: string; cseq?: string; version?: string; transport?: string; fromTag?: string; via?: string } = {},
+): string {
+  seq++;
+  const body = o.body ?? "";
+  return [
+    `${method} ${o.uri ?? "sip:bob@127.0.0.1"} ${o.version ?? "SIP/2.0"}`,
+    o.via ?? `Via: SIP/2.0/${o.transport ?? "UDP"} 127.0.0.1:[port];branch=${o.branch ?? `z9hG4bK-t${seq}`}`,
+    `From: <sip:alice@127.0.0.1>;tag=${o.fromTag ?? `f${seq}`}`,
+    "To: <sip:bob@127.0.0.1>",
+    `Call-ID: ${o.callId ?? `call-${seq}@test`}`,
+    `CSeq: ${o.cseq ?? `1 ${method}`}`,
+    "Max-Forwards: 70",
+    ...(o.headers ?? []),
+    `Content-Length: ${new TextEncoder().encode(body).length}`,
+    "",
+    body,
+  ].join("\r\n");
+}
+
+async function ask(text: string): Promise<SipResponse> {
+  const p = await newUdpPeer();
+  p.send(text);
+  return p.waitFor((m): m is SipResponse => "status" in m && m.status >= 200);
+}
+
+test("OPTIONS is answered 200 with Allow, Accept and Supported", async () => {
+  const res = await ask(request("OPTIONS"));
+  expect(res.status).toBe(200);
+  expect(res.getHeaders("Allow")).toEqual(["INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "INFO"]);
+  expect(res.getHeader("Accept")).toBe("application/sdp");
+  expect(res.getHeader("Supported")).toBe("replaces");
+});
+
+test("an unknown method gets 501 with Allow; a known but unsupported one 405", async () => {
+  const unknown = await ask(request("FOOBAR"));
+  expect(unknown.status).toBe(501);
+  expect(unknown.getHeaders("Allow")).toContain("BYE");
+  const register = await ask(request("REGISTER"));
+  expect(register.status).toBe(405);
+  expect(register.getHeaders("Allow")).toContain("OPTIONS");
+});
+
+test("an unsupported Require gets 420 listing the option tags in Unsupported", async () => {
+  const res = await ask(request("INVITE", { headers: ["Require: replaces, nonsense, 100rel"] }));
+  expect(res.status).toBe(420);
+  expect(res.getHeaders("Unsupported")).toEqual(["nonsense", "100rel"]);
+});
+
+test("an unsupported Request-URI scheme gets 416", async () => {
+  const res = await ask(request("OPTIONS", { uri: "nobodyKnowsThisScheme:opaque" }));
+  expect(res.status).toBe(416);
+});
+
+test("an unsupported body type gets 415 with Accept", async () => {
+  const res = await ask(request("INVITE", { headers: ["Content-Type: application/unknownformat"], body: "<x/>" }));
+  expect(res.status).toBe(415);
+  expect(res.getHeader("Accept")).toBe("application/sdp");
+});
+
+test("an INVITE whose Accept excludes application/sdp gets 406", async () => {
+  const res = await ask(request("INVITE", { headers: ["Accept: text/nobodyknowsthis"] }));
+  expect(res.status).toBe(406);
+});
+
+test("SIP version other than 2.0 gets 505", async () => {
+  const res = await ask(request("OPTIONS", { version: "SIP/7.0" }));
+  expect(res.status).toBe(505);
+});
+
+test("a malformed request gets 400 with a reason naming the defect", async () => {
+  const res = await ask(request("OPTIONS", { cseq: "1 INVITE" }));
+  expect(res.status).toBe(400);
+  expect(res.reason).toContain("CSeq");
+  const badContact = await ask(request("INVITE", { headers: ["Contact: <sip:a@b;x=y"] }));
+  expect(badContact.status).toBe(400);
+  expect(badContact.reason).toContain("Contact");
+});
+
+test("garbage and unanswerable requests are dropped without harming the stack", async () => {
+  const p = await newUdpPeer();
+  p.send(new Uint8Array([0xff, 0x00, 0x13, 0x37]));
+  p.send("INVITE sip:x@y SIP/2.0\r\nContent-Length: 0\r\n\r\n");
+  p.send(request("OPTIONS"));
+  const res = await p.waitFor(isResponse(200));
+  expect(res.cseq.method).toBe("OPTIONS");
+  expect(p.received).toHaveLength(1);
+});
+
+test("Via gets received and rport (RFC 3581) and the response goes to the source port", async () => {
+  const p = await newUdpPeer();
+  // sent-by names another host and port: the response must still come back to our socket.
+  p.send(request("OPTIONS", { via: "Via: SIP/2.0/UDP 192.0.2.99:5999;rport;branch=z9hG4bK-rport1" }));
+  const res = await p.waitFor(isResponse(200));
+  const via = res.vias[0]!;
+  expect(via.params.get("received")).toBe("127.0.0.1");
+  expect(via.params.get("rport")).toBe(String(p.port));
+});
+
+test("without rport the response goes to received + sent-by port (§18.2.2)", async () => {
+  const p = await newUdpPeer();
+  p.send(request("OPTIONS", { via: "Via: SIP/2.0/UDP localhost:[port];branch=z9hG4bK-norport" }));
+  const res = await p.waitFor(isResponse(200));
+  expect(res.vias[0]!.params.get("received")).toBe("127.0.0.1");
+  expect(res.vias[0]!.params.has("rport")).toBe(false);
+});
+
+test("a retransmitted request is absorbed and answered from the transaction", async () => {
+  const p = await newUdpPeer();
+  const text = request("INFO", { branch: "z9hG4bK-retrans" });
+  p.send(text);
+  await p.waitFor(isResponse(200));
+  p.send(text);
+  await Bun.sleep(50);
+  expect(p.received.filter((m) => "status" in m && m.status === 200)).toHaveLength(2);
+  expect(handled.filter((h) => h.req.method === "INFO")).toHaveLength(1);
+});
+
+test("an INVITE gets 100 Trying at once and the TU's final response", async () => {
+  const p = await newUdpPeer();
+  p.send(request("INVITE"));
+  const trying = await p.waitFor(isResponse(100));
+  expect(trying.to.params.has("tag")).toBe(false);
+  const busy = await p.waitFor(isResponse(486));
+  expect(busy.to.params.get("tag")).toBeTruthy();
+});
+
+test("the ACK for a non-2xx final stops its retransmission (timer G) — §17.2.1", async () => {
+  const p = await newUdpPeer();
+  const inv = request("INVITE", { branch: "z9hG4bK-ackg", callId: "ackg@test", fromTag: "ackg" });
+  p.send(inv);
+  const busy = await p.waitFor(isResponse(486));
+  await Bun.sleep(70); // T1=20: retransmissions at 20, 60 ms
+  const before = p.received.filter((m) => "status" in m && m.status === 486).length;
+  expect(before).toBeGreaterThan(1);
+  p.send(
+    [
+      "ACK sip:bob@127.0.0.1 SIP/2.0",
+      "Via: SIP/2.0/UDP 127.0.0.1:[port];branch=z9hG4bK-ackg",
+      "From: <sip:alice@127.0.0.1>;tag=ackg",
+      `To: <sip:bob@127.0.0.1>;tag=${busy.to.params.get("tag")}`,
+      "Call-ID: ackg@test",
+      "CSeq: 1 ACK",
+      "Content-Length: 0",
+      "",
+      "",
+    ].join("\r\n"),
+  );
+  await Bun.sleep(30);
+  const atAck = p.received.filter((m) => "status" in m && m.status === 486).length;
+  await Bun.sleep(300);
+  expect(p.received.filter((m) => "status" in m && m.status === 486).length).toBe(atAck);
+});
+
+test("CANCEL gets 200 and the pending INVITE 487 (§9.2); an unmatched CANCEL 481", async () => {
+  const p = await newUdpPeer();
+  const common = { branch: "z9hG4bK-cancel1", callId: "cancel1@test", fromTag: "c1", headers: ["X-Hold: 1"] };
+  p.send(request("INVITE", common));
+  await p.waitFor(isResponse(100));
+  let cancelled = false;
+  await waitUntil(() => handled.some((h) => h.req.callId === "cancel1@test"));
+  handled.find((h) => h.req.callId === "cancel1@test")!.tx.on("cancel", () => {
+    cancelled = true;
+  });
+  p.send(request("CANCEL", { ...common, headers: [], cseq: "1 CANCEL" }));
+  const ok = await p.waitFor((m) => "status" in m && m.status === 200 && m.cseq.method === "CANCEL");
+  expect(ok).toBeDefined();
+  const terminated = await p.waitFor(isResponse(487));
+  expect(terminated.cseq.method).toBe("INVITE");
+  expect(cancelled).toBe(true);
+
+  p.send(request("CANCEL", { branch: "z9hG4bK-nothing", cseq: "1 CANCEL" }));
+  await p.waitFor(isResponse(481));
+});
+
+test("a merged request (same From tag, Call-ID, CSeq; other branch) gets 482 — §8.2.2.2", async () => {
+  const p = await newUdpPeer();
+  const common = { callId: "merged@test", fromTag: "m1", headers: ["X-Hold: 1"] };
+  p.send(request("INVITE", { ...common, branch: "z9hG4bK-path1" }));
+  await p.waitFor(isResponse(100));
+  p.send(request("INVITE", { ...common, branch: "z9hG4bK-path2" }));
+  const loop = await p.waitFor(isResponse(482));
+  expect(loop.vias[0]!.params.get("branch")).toBe("z9hG4bK-path2");
+});
+
+test("an in-dialog request for an unknown dialog gets 481 (§12.2.2)", async () => {
+  const p = await newUdpPeer();
+  p.send(request("BYE").replace("To: <sip:bob@127.0.0.1>", "To: <sip:bob@127.0.0.1>;tag=nosuchdialog"));
+  await p.waitFor(isResponse(481));
+});
+
+test("RFC 2543 requests (no z9hG4bK) match their transaction: retransmission and ACK", async () => {
+  const p = await newUdpPeer();
+  const via = "Via: SIP/2.0/UDP 127.0.0.1:[port]";
+  const inv = request("INVITE", { via, callId: "rfc2543@test", fromTag: "old" });
+  p.send(inv);
+  const busy = await p.waitFor(isResponse(486));
+  p.send(inv);
+  await waitUntil(() => p.received.filter((m) => "status" in m && m.status === 486).length >= 2);
+  expect(handled.filter((h) => h.req.callId === "rfc2543@test")).toHaveLength(1);
+  const ack = request("ACK", { via, callId: "rfc2543@test", fromTag: "old", cseq: "1 ACK" }).replace(
+    "To: <sip:bob@127.0.0.1>",
+    `To: <sip:bob@127.0.0.1>;tag=${busy.to.params.get("tag")}`,
+  );
+  p.send(ack);
+  await Bun.sleep(20);
+  const atAck = p.received.length;
+  await Bun.sleep(200);
+  expect(p.received.length).toBe(atAck);
+});
+
+test("acceptSource=false drops the request silently", async () => {
+  rejectSources = true;
+  const p = await newUdpPeer();
+  p.send(request("OPTIONS"));
+  await Bun.sleep(100);
+  expect(p.received).toHaveLength(0);
+});
+
+test("over TCP the response uses the request's connection, and coalesced requests are all answered", async () => {
+  const p = await tcpPeer("127.0.0.1", tcp.port);
+  peers.push(p);
+  // sent-by port 9 is closed: a response that did not reuse the connection would be lost.
+  const one = request("OPTIONS", { transport: "TCP", via: "Via: SIP/2.0/TCP 127.0.0.1:9;branch=z9hG4bK-tcp1" });
+  const two = request("OPTIONS", { transport: "TCP", via: "Via: SIP/2.0/TCP 127.0.0.1:9;branch=z9hG4bK-tcp2" });
+  p.send(one + two);
+  await p.waitFor((m) => "status" in m && m.vias[0]?.params.get("branch") === "z9hG4bK-tcp2");
+  expect(p.received.filter(isResponse(200))).toHaveLength(2);
+});
+
+test("RFC 5626 keep-alive: CRLFCRLF ping gets a CRLF pong", async () => {
+  const p = await tcpPeer("127.0.0.1", tcp.port);
+  peers.push(p);
+  p.send("\r\n\r\n");
+  await waitUntil(() => p.raw.length > 0);
+  expect(new TextDecoder().decode(p.raw[0])).toBe("\r\n");
+});
+
+// RFC 4475 torture messages over a real socket. Via rewritten to our loopback peer so no response
+// can leave the machine.
+const corpusDir = new URL("../../../shared/corpus/rfc4475/", import.meta.url).pathname;
+const expectations = new Map(
+  readFileSync(`${corpusDir}EXPECT.tsv`, "utf8")
+    .trim()
+    .split("\n")
+    .slice(1)
+    .map((line) => {
+      const [name, , , handling] = line.split("\t");
+      return [name!, handling!] as const;
+    }),
+);
+
+function expectedStatus(handling: string): number[] | "drop" | "answered" {
+  if (handling.startsWith("drop")) return "drop";
+  if (handling.includes("or ignore")) return "answered";
+  const codes = [...handling.matchAll(/\b([1-6]\d\d)\b/g)].map((m) => Number(m[1]));
+  if (handling.startsWith("accept or 400")) return "answered";
+  if (handling.startsWith("accept") || handling.startsWith("parse") || handling.startsWith("a user agent"))
+    return "answered";
+  if (handling.startsWith("not a 400")) return codes.length ? codes : "answered";
+  return codes.length ? codes : "answered";
+}
+
+function rewriteToLoopback(text: string): string {
+  // Every Via sent-by → 127.0.0.1:[port] (the peer); other IPv4 literals → 127.0.0.1.
+  return text
+    .replace(/^(Via|v)(\s*:\s*SIP\s*\/\s*2\.0\s*\/\s*[A-Za-z]+\s+)[^;,\r\n]+/gim, "$1$2127.0.0.1:[port]")
+    .replace(/\b\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}\b/g, "127.0.0.1");
+}
+
+test("RFC 4475 torture messages get the handling EXPECT.tsv asks of a user agent", async () => {
+  const failures: string[] = [];
+  for (const file of readdirSync(corpusDir).filter((f) => f.endsWith(".dat"))) {
+    const name = file.replace(/\.dat$/, "");
+    const handling = expectations.get(name);
+    if (!handling) continue;
+    const original = readFileSync(`${corpusDir}${file}`, "latin1");
+    if (!/^[A-Z]+ /.test(original) || original.startsWith("SIP/")) {
+      // Responses: must be dropped (no transaction) and must not break the stack.
+      const p = await newUdpPeer();
+      p.send(Buffer.from(rewriteToLoopback(original), "latin1"));
+      await Bun.sleep(20);
+      if (p.received.length > 0) failures.push(`${name}: a response was answered`);
+      continue;
+    }
+    const parsed = parseMessage(Buffer.from(original, "latin1"), "datagram");
+    // "400 where a response can be built (usable Via, From, To, Call-ID, CSeq), otherwise drop".
+    const answerable = parsed.ok || parsed.error.request !== undefined;
+    let expected = expectedStatus(handling);
+    if (!answerable && Array.isArray(expected) && expected.includes(400)) expected = "drop";
+    const p = await newUdpPeer();
+    p.send(Buffer.from(rewriteToLoopback(original).replaceAll("[port]", String(p.port)), "latin1"));
+    await Bun.sleep(40);
+    // Replies to malformed requests copy the malformed headers, so read the status line raw.
+    const statuses = p.raw
+      .map((d) => /^SIP\/2\.0 (\d{3}) ?(.*)/.exec(new TextDecoder().decode(d)))
+      .filter((m) => m !== null && Number(m[1]) >= 200)
+      .map((m) => ({ status: Number(m![1]), reason: m![2] }));
+    const final = statuses[0];
+    if (expected === "drop") {
+      if (final) failures.push(`${name}: expected drop, got ${final.status}`);
+    } else if (expected === "answered") {
+      if (!final || final.status === 400) failures.push(`${name}: expected an answer (not 400), got ${final?.status}`);
+    } else if (!final || !expected.includes(final.status)) {
+      failures.push(`${name}: expected ${expected.join("/")}, got ${final?.status ?? "nothing"} (${final?.reason ?? ""})`);
+    }
+    p.close();
+  }
+  expect(failures).toEqual([]);
+});
+
+async function waitUntil(cond: () => boolean, timeoutMs = 2000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error("condition not met in time");
+    await Bun.sleep(5);
+  }
+}
