@@ -55,6 +55,7 @@ export interface RtpSessionStats {
   ignoredPackets: number;          // from unexpected sources once latched, or unknown payload types
   invalidPackets: number;
   sourceChanges: number;           // peer SSRC changes
+  socketErrors: number;            // e.g. ICMP port unreachable from a vanished peer
   peerReport?: PeerReport;         // what the peer's RTCP says about our stream
 }
 
@@ -113,7 +114,7 @@ export class RtpSession {
   private lastSentAtMs = 0;
   private peerReport: PeerReport | undefined;
   private closed = false;
-  private readonly counters = { packetsSent: 0, octetsSent: 0, packetsReceived: 0, octetsReceived: 0, ignoredPackets: 0, invalidPackets: 0, sourceChanges: 0 };
+  private readonly counters = { packetsSent: 0, octetsSent: 0, packetsReceived: 0, octetsReceived: 0, ignoredPackets: 0, invalidPackets: 0, sourceChanges: 0, socketErrors: 0 };
 
   private constructor(cname: string) {
     this.cname = cname;
@@ -121,9 +122,12 @@ export class RtpSession {
 
   static async open(o: { allocator: RtpPortAllocator; bindAddress?: string; cname?: string }): Promise<RtpSession | { error: string }> {
     const session = new RtpSession(o.cname ?? "trunkline");
+    // ICMP port-unreachable from a peer that went away surfaces as a socket error (ECONNREFUSED):
+    // the media timeout reports a dead peer, so these are only counted.
+    const error = () => { session.counters.socketErrors++; };
     const bound = await bindRtpPair(o.allocator, o.bindAddress ?? "0.0.0.0", {
-      rtp: { data: (_s, data, port, address) => session.receiveOnRtpPort(data, port, address) },
-      rtcp: { data: (_s, data, port, address) => session.receiveRtcp(data, port, address, performance.now()) },
+      rtp: { data: (_s, data, port, address) => session.receiveOnRtpPort(data, port, address), error },
+      rtcp: { data: (_s, data, port, address) => session.receiveRtcp(data, port, address, performance.now()), error },
     });
     if ("error" in bound) return bound;
     session.pair = bound;

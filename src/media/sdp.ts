@@ -72,6 +72,7 @@ export interface NegotiatedMedia {
   payloadType: number;
   fmtp?: string;                        // the peer's fmtp for the chosen codec
   telephoneEventPayloadType?: number;
+  telephoneEventClockRate?: number;
   remoteAddress: string;                // from c= (0.0.0.0 means hold, RFC 3264 §8.4 old style)
   remotePort: number;
   remoteRtcpAddress: string;
@@ -306,7 +307,7 @@ function isTelephoneEvent(map: RtpMap | undefined): boolean {
   return map !== undefined && map.encoding.toLowerCase() === "telephone-event";
 }
 
-interface CodecChoice { codec: SdpCodec; pt: number; fmtp?: string; tePt?: number }
+interface CodecChoice { codec: SdpCodec; pt: number; fmtp?: string; tePt?: number; teRate?: number }
 
 /** Picks the codec for an audio m= line; telephone-event at the codec's clock rate wins (RFC 4733 §2.1). */
 function chooseCodec(m: SdpMedia, local: LocalMediaOptions): CodecChoice | undefined {
@@ -334,7 +335,10 @@ function chooseCodec(m: SdpMedia, local: LocalMediaOptions): CodecChoice | undef
   if (local.telephoneEvent !== false) {
     const events = offered.filter((o) => isTelephoneEvent(o.map));
     const te = events.find((o) => o.map.clockRate === choice.codec.rtpClockRate) ?? events[0];
-    if (te) choice.tePt = te.pt;
+    if (te) {
+      choice.tePt = te.pt;
+      choice.teRate = te.map.clockRate;
+    }
   }
   return choice;
 }
@@ -455,6 +459,7 @@ export function negotiateAnswer(offer: Sdp, local: LocalMediaOptions): AnswerRes
       payloadType: choice.pt,
       fmtp: choice.fmtp,
       telephoneEventPayloadType: choice.tePt,
+      telephoneEventClockRate: choice.teRate,
       remoteAddress: conn.address,
       remotePort: m.port,
       remoteRtcpAddress: rtcp.address,
@@ -468,9 +473,8 @@ export function negotiateAnswer(offer: Sdp, local: LocalMediaOptions): AnswerRes
     const fmtp = defaultFmtp(choice.codec);
     if (fmtp) attributes.push({ name: "fmtp", value: `${choice.pt} ${fmtp}` });
     if (choice.tePt !== undefined) {
-      const teRate = rtpMapOf(m, choice.tePt)?.clockRate ?? 8000;
       formats.push(String(choice.tePt));
-      attributes.push({ name: "rtpmap", value: `${choice.tePt} telephone-event/${teRate}` });
+      attributes.push({ name: "rtpmap", value: `${choice.tePt} telephone-event/${choice.teRate}` });
       attributes.push({ name: "fmtp", value: `${choice.tePt} 0-16` });
     }
     attributes.push({ name: "ptime", value: String(local.ptime ?? 20) });
@@ -509,6 +513,7 @@ export function processAnswer(offer: Sdp, answer: Sdp, local: LocalMediaOptions)
       payloadType: choice.pt,
       fmtp: choice.fmtp,
       telephoneEventPayloadType: choice.tePt,
+      telephoneEventClockRate: choice.teRate,
       remoteAddress: conn.address,
       remotePort: m.port,
       remoteRtcpAddress: rtcp.address,

@@ -1,0 +1,413 @@
+// PhoneLeg: one SIP call's audio — an RtpSession, the negotiated codec, a jitter buffer, resampling
+// to/from the mixer's 48 kHz, a mixer participant, and RFC 4733 DTMF both ways.
+//
+//   const leg = await createPhoneLeg({ allocator, advertisedAddress: "203.0.113.5", mixer,
+//     participantId: "call-123", codecPreferences: ["PCMU", "PCMA"], mediaTimeoutSec: 30 });
+//   if ("error" in leg) …                                  // no RTP port could be bound
+//
+//   Inbound INVITE with SDP (early offer) or a re-INVITE offer:
+//     const r = leg.answer(offerSdp);   // { ok: true, sdp } | { ok: false, status: 400 | 488, reason, warning? }
+//   We offer (INVITE, delayed-offer 200 OK, re-INVITE):
+//     const sdp = leg.offer({ hold? });  then  leg.applyAnswer(answerSdp)   // { ok: true } | failure
+//   Whatever the peer sent, when the caller does not track who offered:
+//     leg.applyRemoteSdp(sdp)            // answer to our pending offer, else an offer: { ok: true, sdp? }
+//
+//   leg.sendDtmf("123#");                 // RFC 4733 events (in-band tones when the peer has none)
+//   leg.onDtmf = ({ digit, durationMs }) => …;
+//   leg.onTimeout = () => …;              // no RTP for mediaTimeoutSec while the peer should send
+//   leg.stats(); leg.close();
+//
+// Audio flows once an offer/answer has completed: the mixer pulls one 20 ms frame per tick from the
+// jitter buffer (decoded, concealed on loss, resampled to 48 kHz) and hands back what this leg
+// hears, which is encoded once per distinct mix and sent as one 20 ms RTP packet. Our outbound
+// timestamps advance every tick, also while silent or on hold, and carry on across codec changes, so
+// the stream stays continuous; the marker bit flags each restart of sending (RFC 3551 §4.1).
+// A failure result's `warning` goes into a Warning header: `${code} ${host} "${text}"`.
+import { createLogger } from "../log.ts";
+import { codecByName, codecs as allCodecs, type AudioDecoder, type AudioEncoder, type Codec, type CodecName } from "./codec.ts";
+import { DtmfReceiver, InbandDtmfGenerator, digitToEvent, telephoneEventPackets, type DtmfEvent, type ScheduledEventPacket } from "./dtmf.ts";
+import { JitterBuffer, type JitterStats } from "./jitter.ts";
+import type { MixedFrame, Mixer, MixerParticipant } from "./mixer.ts";
+import type { RtpPortAllocator } from "./ports.ts";
+import { createResampler, type Resampler } from "./resample.ts";
+import type { RtpPacket } from "./rtp-packet.ts";
+import { RtpSession, type RtpSessionStats } from "./rtp.ts";
+import {
+  buildOffer, formatSdp, isNullAddress, negotiateAnswer, parseSdp, processAnswer,
+  type LocalMediaOptions, type MediaDirection, type NegotiatedMedia, type Sdp,
+} from "./sdp.ts";
+
+const log = createLogger("media.leg");
+
+export interface PhoneLegOptions {
+  allocator: RtpPortAllocator;
+  /** local address to bind RTP on (default 0.0.0.0) */
+  bindAddress?: string;
+  /** address written into c= / o= (public address behind NAT) */
+  advertisedAddress: string;
+  mixer: Mixer;
+  participantId: string;
+  /** codecs we accept, in our preference order (default: opus, G722, PCMU, PCMA) */
+  codecPreferences?: readonly CodecName[];
+  /** answer with our order rather than the offerer's (default false: offerer's order wins) */
+  preferLocalOrder?: boolean;
+  /** 0 disables; default 30 */
+  mediaTimeoutSec?: number;
+  /** length of each DTMF digit we send, default 100 ms */
+  dtmfDurationMs?: number;
+}
+
+export type SdpFailure = { ok: false; status: 400 | 488; reason: string; warning?: { code: number; text: string } };
+export type AnswerSdpResult = { ok: true; sdp: string } | SdpFailure;
+export type ApplyResult = { ok: true; sdp?: string } | SdpFailure;
+
+export type { DtmfEvent };
+
+export interface PhoneLegStats {
+  codec?: CodecName;
+  direction?: MediaDirection;
+  rtp: RtpSessionStats;
+  jitter: JitterStats;
+  dtmfReceived: number;
+  /** digits accepted by sendDtmf */
+  dtmfSent: number;
+}
+
+export interface PhoneLeg {
+  readonly localPort: number;
+  answer(offerSdp: string | Uint8Array): AnswerSdpResult;
+  offer(o?: { hold?: boolean }): string;
+  applyAnswer(answerSdp: string | Uint8Array): ApplyResult;
+  applyRemoteSdp(sdp: string | Uint8Array): ApplyResult;
+  sendDtmf(digits: string): void;
+  onDtmf: (event: DtmfEvent) => void;
+  onTimeout: () => void;
+  stats(): PhoneLegStats;
+  close(): void;
+}
+
+const FRAME_MS = 20;
+const DTMF_GAP_MS = 60;
+const DEFAULT_PREFERENCES: readonly CodecName[] = ["opus", "G722", "PCMU", "PCMA"];
+
+/** The state tied to one negotiated codec (replaced when a re-INVITE changes it). */
+interface Receiver {
+  codec: Codec;
+  decoder: AudioDecoder;
+  jitter: JitterBuffer;
+  toMixer: Resampler;
+  /** decoded samples at codec rate not yet handed to the mixer (packets longer than 20 ms) */
+  pending: Int16Array;
+}
+
+/** The RFC 4733 event being sent: its packets go out one per tick in place of audio. */
+interface OutgoingEvent { packets: ScheduledEventPacket[]; next: number; timestamp: number; startTick: number }
+
+export async function createPhoneLeg(o: PhoneLegOptions): Promise<PhoneLeg | { error: string }> {
+  const session = await RtpSession.open({ allocator: o.allocator, bindAddress: o.bindAddress, cname: `${o.participantId}@trunkline` });
+  if ("error" in session) return session;
+  return new RtpPhoneLeg(o, session);
+}
+
+function codecList(names: readonly CodecName[] | undefined): Codec[] {
+  const list = (names ?? DEFAULT_PREFERENCES).map((n) => codecByName(n)).filter((c): c is Codec => c !== undefined);
+  return list.length > 0 ? list : [...allCodecs];
+}
+
+class RtpPhoneLeg implements PhoneLeg {
+  onDtmf: (event: DtmfEvent) => void = () => {};
+  onTimeout: () => void = () => {};
+
+  private readonly codecs: Codec[];
+  private readonly participant: MixerParticipant;
+  private readonly sessionId = String(Math.floor(Math.random() * 2 ** 52) + 1);
+  private sessionVersion = 0;
+  private lastBody: string | undefined;
+  private pendingOffer: Sdp | undefined;
+  private pendingHold = false;
+  private media: NegotiatedMedia | undefined;
+  private receiver: Receiver | undefined;
+  private sendCodec: Codec | undefined;
+  private outTimestamp = Math.floor(Math.random() * 2 ** 32);
+  private restartMarker = true;
+  private dtmfReceiver: DtmfReceiver;
+  private dtmfQueue: string[] = [];
+  private dtmfEvent: OutgoingEvent | undefined;
+  private dtmfGapTicks = 0;
+  private inband: { generator: InbandDtmfGenerator; encoder: AudioEncoder; codec: Codec } | undefined;
+  private tick = 0;
+  private dtmfReceived = 0;
+  private dtmfSent = 0;
+  private closed = false;
+  private readonly emptyJitterStats: JitterStats;
+
+  constructor(private readonly o: PhoneLegOptions, private readonly session: RtpSession) {
+    this.codecs = codecList(o.codecPreferences);
+    this.emptyJitterStats = new JitterBuffer({ clockRate: 8000 }).stats();
+    this.participant = o.mixer.join(o.participantId, (frame) => this.hear(frame), { pull: () => this.speak() });
+    session.onPacket = (packet, arrivalMs) => this.receive(packet, arrivalMs);
+    session.onNewSource = () => this.restartReceiver();
+    session.onTimeout = () => {
+      this.dtmfReceiver.finish();
+      this.onTimeout();
+    };
+    this.dtmfReceiver = this.createDtmfReceiver(8000);
+  }
+
+  private createDtmfReceiver(clockRate: number): DtmfReceiver {
+    return new DtmfReceiver((e) => {
+      this.dtmfReceived++;
+      this.onDtmf(e);
+    }, clockRate);
+  }
+
+  get localPort(): number {
+    return this.session.localPort;
+  }
+
+  private localOptions(direction?: MediaDirection): LocalMediaOptions {
+    return {
+      address: this.o.advertisedAddress,
+      port: this.session.localPort,
+      codecs: this.codecs,
+      preferLocalOrder: this.o.preferLocalOrder,
+      direction,
+      sessionId: this.sessionId,
+      sessionVersion: this.sessionVersion,
+    };
+  }
+
+  /** RFC 3264 §8: o= version goes up exactly when the description changes. */
+  private stamp(sdp: Sdp): string {
+    const body = formatSdp({ ...sdp, origin: { ...sdp.origin, sessionVersion: "0" } });
+    if (body !== this.lastBody) {
+      this.sessionVersion++;
+      this.lastBody = body;
+    }
+    return formatSdp({ ...sdp, origin: { ...sdp.origin, sessionVersion: String(this.sessionVersion) } });
+  }
+
+  answer(offerSdp: string | Uint8Array): AnswerSdpResult {
+    const parsed = parseSdp(offerSdp);
+    if (!parsed.ok) return { ok: false, status: 400, reason: `bad SDP: ${parsed.error.message}` };
+    const r = negotiateAnswer(parsed.sdp, this.localOptions(this.pendingHold ? "sendonly" : undefined));
+    if (!r.ok) return { ok: false, status: 488, reason: "Not Acceptable Here", warning: r.warning };
+    this.pendingOffer = undefined;
+    this.apply(r.media);
+    return { ok: true, sdp: this.stamp(r.answer) };
+  }
+
+  offer(o: { hold?: boolean } = {}): string {
+    this.pendingHold = o.hold ?? false;
+    const sdp = buildOffer(this.localOptions(this.pendingHold ? "sendonly" : "sendrecv"));
+    this.pendingOffer = sdp;
+    return this.stamp(sdp);
+  }
+
+  applyAnswer(answerSdp: string | Uint8Array): ApplyResult {
+    const offer = this.pendingOffer;
+    if (!offer) return { ok: false, status: 400, reason: "no offer outstanding" };
+    const parsed = parseSdp(answerSdp);
+    if (!parsed.ok) return { ok: false, status: 400, reason: `bad SDP: ${parsed.error.message}` };
+    const r = processAnswer(offer, parsed.sdp, this.localOptions(this.pendingHold ? "sendonly" : "sendrecv"));
+    if (!r.ok) return { ok: false, status: 488, reason: "Not Acceptable Here", warning: r.warning };
+    this.pendingOffer = undefined;
+    this.apply(r.media);
+    return { ok: true };
+  }
+
+  applyRemoteSdp(sdp: string | Uint8Array): ApplyResult {
+    return this.pendingOffer ? this.applyAnswer(sdp) : this.answer(sdp);
+  }
+
+  private apply(media: NegotiatedMedia): void {
+    const codec = this.codecs.find((c) => c.name === media.codec.name)!;
+    const previous = this.media;
+    this.media = media;
+    if (!this.receiver || this.receiver.codec !== codec) {
+      this.receiver = {
+        codec,
+        decoder: codec.createDecoder(),
+        jitter: new JitterBuffer({ clockRate: codec.rtpClockRate }),
+        toMixer: createResampler(codec.sampleRate, this.o.mixer.sampleRate),
+        pending: new Int16Array(0),
+      };
+    }
+    if (media.telephoneEventClockRate !== undefined && media.telephoneEventClockRate !== previous?.telephoneEventClockRate) {
+      this.dtmfReceiver.finish();
+      this.dtmfReceiver = this.createDtmfReceiver(media.telephoneEventClockRate);
+    }
+    if (this.sendCodec !== codec || previous?.direction !== media.direction) this.restartMarker = true;
+    this.sendCodec = codec;
+    const payloadTypes = media.telephoneEventPayloadType === undefined ? [media.payloadType] : [media.payloadType, media.telephoneEventPayloadType];
+    this.session.configure({
+      remote: {
+        address: media.remoteAddress, port: media.remotePort,
+        rtcpAddress: media.remoteRtcpAddress, rtcpPort: media.remoteRtcpPort, rtcpMux: media.rtcpMux,
+      },
+      payloadTypes,
+      clockRate: codec.rtpClockRate,
+      expectMedia: this.receiving && !isNullAddress(media.remoteAddress),
+      mediaTimeoutMs: (this.o.mediaTimeoutSec ?? 30) * 1000,
+    });
+    log.debug("media negotiated", { participant: this.o.participantId, codec: codec.name, direction: media.direction, remote: `${media.remoteAddress}:${media.remotePort}` });
+  }
+
+  private get receiving(): boolean {
+    const d = this.media?.direction;
+    return d === "sendrecv" || d === "recvonly";
+  }
+
+  private get sending(): boolean {
+    const m = this.media;
+    if (!m || m.remotePort === 0 || isNullAddress(m.remoteAddress)) return false;
+    return m.direction === "sendrecv" || m.direction === "sendonly";
+  }
+
+  private restartReceiver(): void {
+    const r = this.receiver;
+    if (!r) return;
+    r.jitter.reset();
+    r.decoder = r.codec.createDecoder();
+    r.pending = new Int16Array(0);
+  }
+
+  private receive(packet: RtpPacket, arrivalMs: number): void {
+    const m = this.media;
+    const r = this.receiver;
+    if (!m || !r || !this.receiving) return;
+    if (packet.payloadType === m.payloadType) {
+      // The socket's buffer is reused for the next datagram: keep a copy.
+      r.jitter.push(packet.sequenceNumber, packet.timestamp, packet.payload.slice(), arrivalMs);
+    } else if (packet.payloadType === m.telephoneEventPayloadType) {
+      // Events bypass the jitter buffer: a key press is reported when its end packet arrives.
+      // The audio they displace shows up there as a short gap, concealed like loss.
+      this.dtmfReceiver.receive({ timestamp: packet.timestamp, marker: packet.marker, payload: packet.payload });
+    }
+  }
+
+  /** Mixer pull: the next 20 ms of what the phone says, at the mixer rate. */
+  private speak(): Int16Array | undefined {
+    const r = this.receiver;
+    if (!r || !this.receiving) return undefined;
+    const need = (r.codec.sampleRate * FRAME_MS) / 1000;
+    let pcm = r.pending;
+    while (pcm.length < need) {
+      const frame = r.jitter.pop();
+      if (frame === undefined) break;
+      const decoded = frame === "lost"
+        ? r.decoder.conceal(Math.round((r.jitter.frameTimestampUnits * r.codec.sampleRate) / r.codec.rtpClockRate))
+        : r.decoder.decode(frame.payload);
+      pcm = pcm.length === 0 ? decoded : concat(pcm, decoded);
+    }
+    if (pcm.length < need) {
+      r.pending = pcm;
+      return undefined;
+    }
+    r.pending = pcm.length === need ? new Int16Array(0) : pcm.subarray(need);
+    return r.toMixer.process(pcm.length === need ? pcm : pcm.subarray(0, need));
+  }
+
+  /** Mixer output: what this leg hears this tick, sent as one RTP packet. */
+  private hear(frame: MixedFrame): void {
+    const codec = this.sendCodec;
+    const m = this.media;
+    if (!codec || !m) return;
+    const timestamp = this.outTimestamp;
+    this.outTimestamp = (this.outTimestamp + (codec.rtpClockRate * FRAME_MS) / 1000) >>> 0;
+    this.tick++;
+    if (!this.sending) {
+      this.restartMarker = true;
+      return;
+    }
+    if (this.eventsUsable && this.sendEventPacket(m.telephoneEventPayloadType!, timestamp)) return;
+    const payload = this.inbandTone(codec) ?? this.participant.encode(frame, codec);
+    this.session.send(m.payloadType, payload, timestamp, this.restartMarker);
+    this.restartMarker = false;
+  }
+
+  /** RFC 4733 §2.5.1: one event packet per tick, all with the event's start timestamp; true if sent. */
+  private sendEventPacket(pt: number, timestamp: number): boolean {
+    if (!this.dtmfEvent) {
+      if (this.dtmfGapTicks > 0) {
+        this.dtmfGapTicks--;
+        return false;
+      }
+      const digit = this.dtmfQueue.shift();
+      if (digit === undefined) return false;
+      const packets = telephoneEventPackets(digit, { durationMs: this.o.dtmfDurationMs ?? 100, packetMs: FRAME_MS, clockRate: this.media?.telephoneEventClockRate ?? 8000 });
+      if (!packets) return false;
+      this.dtmfEvent = { packets, next: 0, timestamp, startTick: this.tick };
+    }
+    const e = this.dtmfEvent;
+    const elapsedMs = (this.tick - e.startTick) * FRAME_MS;
+    const packet = e.packets[e.next];
+    if (packet && packet.atMs <= elapsedMs) {
+      this.session.send(pt, packet.payload, e.timestamp, packet.marker);
+      e.next++;
+    }
+    if (e.next >= e.packets.length) {
+      this.dtmfEvent = undefined;
+      this.dtmfGapTicks = DTMF_GAP_MS / FRAME_MS;
+      this.restartMarker = true;
+    }
+    return true;
+  }
+
+  /** In-band tones for peers without telephone-event, encoded in place of the mix. */
+  private inbandTone(codec: Codec): Uint8Array | undefined {
+    const ib = this.inband;
+    if (!ib?.generator.pending) return undefined;
+    if (ib.codec !== codec) return undefined;
+    const pcm = ib.generator.nextFrame((codec.sampleRate * FRAME_MS) / 1000);
+    if (!pcm) return undefined;
+    return ib.encoder.encode(pcm);
+  }
+
+  /** Events share our audio timestamps, so they need telephone-event at the codec's clock (RFC 4733 §2.1). */
+  private get eventsUsable(): boolean {
+    const m = this.media;
+    return m?.telephoneEventPayloadType !== undefined && m.telephoneEventClockRate === this.sendCodec?.rtpClockRate;
+  }
+
+  sendDtmf(digits: string): void {
+    const valid = [...digits].filter((d) => digitToEvent(d) !== undefined);
+    this.dtmfSent += valid.length;
+    if (this.eventsUsable) {
+      this.dtmfQueue.push(...valid);
+      return;
+    }
+    const codec = this.sendCodec;
+    if (!codec) return;
+    if (!this.inband || this.inband.codec !== codec) {
+      this.inband = { generator: new InbandDtmfGenerator(codec.sampleRate), encoder: codec.createEncoder(), codec };
+    }
+    for (const d of valid) this.inband.generator.queueDigit(d, this.o.dtmfDurationMs ?? 100, DTMF_GAP_MS);
+  }
+
+  stats(): PhoneLegStats {
+    return {
+      codec: this.sendCodec?.name,
+      direction: this.media?.direction,
+      rtp: this.session.stats(),
+      jitter: this.receiver ? this.receiver.jitter.stats() : this.emptyJitterStats,
+      dtmfReceived: this.dtmfReceived,
+      dtmfSent: this.dtmfSent,
+    };
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.dtmfReceiver.finish();
+    this.participant.leave();
+    this.session.close();
+  }
+}
+
+function concat(a: Int16Array, b: Int16Array): Int16Array {
+  const out = new Int16Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
+}

@@ -1,0 +1,281 @@
+import { afterEach, describe, expect, test } from "bun:test";
+import { decodeUlaw, encodeUlaw } from "../../src/media/g711.ts";
+import { goertzelPower, meanSquare } from "../../src/media/goertzel.ts";
+import { DtmfReceiver, detectDtmfDigit, type DtmfEvent } from "../../src/media/dtmf.ts";
+import { createPhoneLeg, type PhoneLeg, type PhoneLegOptions } from "../../src/media/leg.ts";
+import { Mixer } from "../../src/media/mixer.ts";
+import { RtpPortAllocator } from "../../src/media/ports.ts";
+import { parseRtp, serializeRtp, type RtpPacket } from "../../src/media/rtp-packet.ts";
+import { readPcapRtp } from "../helpers/pcap.ts";
+
+const allocator = new RtpPortAllocator({ min: 44000, max: 45999 });
+const cleanup: (() => void)[] = [];
+afterEach(() => { for (const f of cleanup.splice(0).reverse()) f(); });
+
+function mixer(): Mixer {
+  const m = new Mixer();
+  cleanup.push(() => m.close());
+  return m;
+}
+
+async function leg(m: Mixer, id: string, extra: Partial<PhoneLegOptions> = {}): Promise<PhoneLeg> {
+  const l = await createPhoneLeg({ allocator, bindAddress: "127.0.0.1", advertisedAddress: "127.0.0.1", mixer: m, participantId: id, codecPreferences: ["PCMU", "PCMA"], ...extra });
+  if ("error" in l) throw new Error(l.error);
+  cleanup.push(() => l.close());
+  return l;
+}
+
+/** A phone: its own socket, an SDP offer naming it, optional PCMU tone, a log of what it receives. */
+async function phone(o: { toneHz?: number; telephoneEvent?: boolean } = {}) {
+  const packets: RtpPacket[] = [];
+  const socket = await Bun.udpSocket({
+    hostname: "127.0.0.1", binaryType: "uint8array",
+    socket: { data: (_s, data) => { const p = parseRtp(data.slice()); if (p) packets.push(p); } },
+  });
+  let timer: ReturnType<typeof setInterval> | undefined;
+  const close = () => { clearInterval(timer); socket.close(); };
+  cleanup.push(close);
+  const te = o.telephoneEvent === false ? "" : " 101";
+  const offer = [
+    "v=0", "o=phone 1 1 IN IP4 127.0.0.1", "s=-", "c=IN IP4 127.0.0.1", "t=0 0",
+    `m=audio ${socket.port} RTP/AVP 0${te}`, "a=rtpmap:0 PCMU/8000",
+    ...(te ? ["a=rtpmap:101 telephone-event/8000", "a=fmtp:101 0-16"] : []), "a=sendrecv", "",
+  ].join("\r\n");
+  let seq = 1000;
+  let phase = 0;
+  return {
+    socket, packets, offer,
+    /** Starts a 20 ms PCMU tone stream to `port` (our leg). */
+    startTone(port: number, hz = o.toneHz ?? 440) {
+      timer = setInterval(() => {
+        const pcm = new Int16Array(160);
+        for (let i = 0; i < 160; i++) pcm[i] = Math.round(8000 * Math.sin((2 * Math.PI * hz * phase++) / 8000));
+        socket.send(serializeRtp({ payloadType: 0, sequenceNumber: seq & 0xffff, timestamp: seq * 160, ssrc: 0xabc }, encodeUlaw(pcm)), port, "127.0.0.1");
+        seq++;
+      }, 20);
+    },
+    audio(pt = 0): Int16Array {
+      const chunks = packets.filter((p) => p.payloadType === pt).map((p) => decodeUlaw(p.payload));
+      const out = new Int16Array(chunks.reduce((n, c) => n + c.length, 0));
+      let at = 0;
+      for (const c of chunks) { out.set(c, at); at += c.length; }
+      return out;
+    },
+    close,
+  };
+}
+
+function share(pcm: Int16Array, hz: number): number {
+  const total = meanSquare(pcm);
+  return total === 0 ? 0 : goertzelPower(pcm, 8000, hz) / total;
+}
+
+const until = async (cond: () => boolean, ms = 3000) => {
+  const end = Date.now() + ms;
+  while (!cond()) { if (Date.now() > end) throw new Error("timed out"); await Bun.sleep(5); }
+};
+
+function answerOf(l: PhoneLeg, offer: string): string {
+  const r = l.answer(offer);
+  if (!r.ok) throw new Error(r.reason);
+  return r.sdp;
+}
+
+describe("PhoneLeg", () => {
+  test("a tone sent into one leg through a real socket is heard by the second leg's phone", async () => {
+    const m = mixer();
+    const a = await leg(m, "a");
+    const b = await leg(m, "b");
+    const phoneA = await phone({ toneHz: 440 });
+    const phoneB = await phone();
+    const answer = answerOf(a, phoneA.offer);
+    expect(answer).toContain(`m=audio ${a.localPort} RTP/AVP 0 101`);
+    answerOf(b, phoneB.offer);
+    phoneA.startTone(a.localPort);
+    await until(() => phoneB.packets.length >= 40);
+    const heard = phoneB.audio().subarray(-160 * 20); // last 400 ms
+    expect(share(heard, 440)).toBeGreaterThan(0.8);
+    // A does not hear itself (N−1): what it gets back is silence.
+    expect(meanSquare(phoneA.audio().subarray(-160 * 20))).toBeLessThan(100);
+    expect(a.stats().rtp.packetsReceived).toBeGreaterThan(20);
+    expect(a.stats().jitter.played).toBeGreaterThan(10);
+  });
+
+  test("our stream is continuous: one SSRC, consecutive sequence numbers, 160-unit timestamp steps", async () => {
+    const m = mixer();
+    const a = await leg(m, "a");
+    const p = await phone();
+    answerOf(a, p.offer);
+    await until(() => p.packets.length >= 20);
+    const audio = p.packets.filter((x) => x.payloadType === 0);
+    expect(new Set(audio.map((x) => x.ssrc)).size).toBe(1);
+    for (let i = 1; i < audio.length; i++) {
+      expect((audio[i]!.sequenceNumber - audio[i - 1]!.sequenceNumber) & 0xffff).toBe(1);
+      expect((audio[i]!.timestamp - audio[i - 1]!.timestamp) >>> 0).toBe(160);
+    }
+    expect(audio[0]!.marker).toBe(true);
+  });
+
+  test("DTMF from SIPp's dtmf_2833_1.pcap replayed over a socket is reported as digit 1", async () => {
+    const m = mixer();
+    const a = await leg(m, "a");
+    const captured = readPcapRtp("/usr/share/sip-tester/dtmf_2833_1.pcap");
+    const pt = captured[0]!.payloadType;
+    const p = await phone();
+    answerOf(a, p.offer.replaceAll(" 101", ` ${pt}`).replaceAll(":101 ", `:${pt} `));
+    const digits: DtmfEvent[] = [];
+    a.onDtmf = (e) => digits.push(e);
+    for (const c of captured) {
+      p.socket.send(serializeRtp({ marker: c.marker, payloadType: c.payloadType, sequenceNumber: c.sequence, timestamp: c.timestamp, ssrc: c.ssrc }, c.payload), a.localPort, "127.0.0.1");
+      await Bun.sleep(1);
+    }
+    await until(() => digits.length >= 1);
+    await Bun.sleep(50);
+    expect(digits.map((d) => d.digit)).toEqual(["1"]);
+    expect(digits[0]!.durationMs).toBeGreaterThan(0);
+    expect(a.stats().dtmfReceived).toBe(1);
+  });
+
+  test("sendDtmf: RFC 4733 events with the event's start timestamp and three end packets", async () => {
+    const m = mixer();
+    const a = await leg(m, "a", { dtmfDurationMs: 100 });
+    const p = await phone();
+    answerOf(a, p.offer);
+    await until(() => p.packets.length >= 3);
+    a.sendDtmf("4#x");
+    const got: DtmfEvent[] = [];
+    const rx = new DtmfReceiver((e) => got.push(e));
+    await until(() => p.packets.filter((x) => x.payloadType === 101 && (x.payload[1]! & 0x80)).length >= 6);
+    const events = p.packets.filter((x) => x.payloadType === 101);
+    for (const e of events) rx.receive({ timestamp: e.timestamp, marker: e.marker, payload: e.payload });
+    expect(got.map((e) => e.digit)).toEqual(["4", "#"]);
+    expect(got[0]!.durationMs).toBe(100);
+    expect(events.filter((e) => e.marker).length).toBe(2);
+    // Sequence numbers stay continuous across audio and events.
+    const seqs = p.packets.map((x) => x.sequenceNumber);
+    for (let i = 1; i < seqs.length; i++) expect((seqs[i]! - seqs[i - 1]!) & 0xffff).toBe(1);
+  });
+
+  test("in-band DTMF tones when the peer has no telephone-event", async () => {
+    const m = mixer();
+    const a = await leg(m, "a", { dtmfDurationMs: 120 });
+    const p = await phone({ telephoneEvent: false });
+    expect(answerOf(a, p.offer)).not.toContain("telephone-event");
+    await until(() => p.packets.length >= 3);
+    const before = p.packets.length;
+    a.sendDtmf("7");
+    await until(() => p.packets.length >= before + 10);
+    const pcm = p.audio().subarray(before * 160);
+    const digitsSeen = new Set<string>();
+    for (let i = 0; i + 160 <= pcm.length; i += 160) {
+      const d = detectDtmfDigit(pcm.subarray(i, i + 160), 8000);
+      if (d) digitsSeen.add(d);
+    }
+    expect([...digitsSeen]).toEqual(["7"]);
+  });
+
+  test("latches to the port the phone really sends from, not the SDP port", async () => {
+    const m = mixer();
+    const a = await leg(m, "a");
+    const sdpSide = await phone();
+    const natSide = await phone({ toneHz: 300 });
+    answerOf(a, sdpSide.offer);
+    await until(() => sdpSide.packets.length >= 2);
+    natSide.startTone(a.localPort);
+    await until(() => natSide.packets.length >= 5);
+    const before = sdpSide.packets.length;
+    await Bun.sleep(100);
+    expect(sdpSide.packets.length).toBeLessThanOrEqual(before + 1);
+    expect(a.stats().rtp).toMatchObject({ latched: true, remote: `127.0.0.1:${natSide.socket.port}` });
+  });
+
+  test("re-INVITE: hold stops our stream, resume continues its sequence and timestamps", async () => {
+    const m = mixer();
+    const a = await leg(m, "a");
+    const p = await phone();
+    answerOf(a, p.offer);
+    await until(() => p.packets.length >= 5);
+    const held = a.applyRemoteSdp(p.offer.replace("a=sendrecv", "a=inactive"));
+    expect(held.ok && held.sdp).toContain("a=inactive");
+    expect(a.stats().direction).toBe("inactive");
+    await Bun.sleep(30);
+    const atHold = p.packets.length;
+    await Bun.sleep(200);
+    expect(p.packets.length).toBe(atHold);
+    const last = p.packets.at(-1)!;
+    const resumed = a.applyRemoteSdp(p.offer.replace("o=phone 1 1", "o=phone 1 3"));
+    expect(resumed.ok && resumed.sdp).toContain("a=sendrecv");
+    await until(() => p.packets.length >= atHold + 3);
+    const next = p.packets[atHold]!;
+    expect(next.marker).toBe(true);
+    expect(next.ssrc).toBe(last.ssrc);
+    expect((next.sequenceNumber - last.sequenceNumber) & 0xffff).toBe(1);
+    // Timestamps kept running through the ~200 ms on hold.
+    expect((next.timestamp - last.timestamp) >>> 0).toBeGreaterThanOrEqual(160 * 9);
+  });
+
+  test("re-INVITE to another codec and address: stream moves, timestamps stay continuous", async () => {
+    const m = mixer();
+    const a = await leg(m, "a");
+    const p1 = await phone();
+    const p2 = await phone();
+    answerOf(a, p1.offer);
+    await until(() => p1.packets.length >= 3);
+    const pcma = p2.offer.replace("RTP/AVP 0 101", "RTP/AVP 8 101").replace("a=rtpmap:0 PCMU/8000", "a=rtpmap:8 PCMA/8000");
+    const r = a.applyRemoteSdp(pcma);
+    expect(r.ok && r.sdp).toContain("RTP/AVP 8 101");
+    await until(() => p2.packets.length >= 3);
+    const lastOld = p1.packets.at(-1)!;
+    const firstNew = p2.packets[0]!;
+    expect(firstNew.payloadType).toBe(8);
+    expect(firstNew.ssrc).toBe(lastOld.ssrc);
+    expect((firstNew.sequenceNumber - lastOld.sequenceNumber) & 0xffff).toBeLessThan(4);
+    expect(a.stats().codec).toBe("PCMA");
+  });
+
+  test("we offer (delayed offer in 200 OK), the answer comes in the ACK", async () => {
+    const m = mixer();
+    const a = await leg(m, "a", { codecPreferences: ["G722", "PCMU"] });
+    const p = await phone();
+    const offer = a.offer();
+    expect(offer).toContain(`m=audio ${a.localPort} RTP/AVP 9 0 101`);
+    expect(a.applyRemoteSdp(p.offer.replace("o=phone", "o=phone"))).toEqual({ ok: true });
+    expect(a.stats().codec).toBe("PCMU");
+    await until(() => p.packets.length >= 2);
+    expect(a.applyAnswer(p.offer)).toMatchObject({ ok: false, status: 400 });
+  });
+
+  test("bad SDP → 400, nothing in common → 488 with a warning; never a throw", async () => {
+    const m = mixer();
+    const a = await leg(m, "a");
+    expect(a.answer("garbage")).toMatchObject({ ok: false, status: 400 });
+    const g729 = "v=0\r\no=x 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 18\r\na=rtpmap:18 G729/8000\r\n";
+    expect(a.answer(g729)).toMatchObject({ ok: false, status: 488, warning: { code: 305 } });
+  });
+
+  test("the SDP version goes up only when our description changes (RFC 3264 §8)", async () => {
+    const m = mixer();
+    const a = await leg(m, "a");
+    const p = await phone();
+    const v = (sdp: string) => /o=\S+ \d+ (\d+)/.exec(sdp)![1];
+    const first = answerOf(a, p.offer);
+    const same = answerOf(a, p.offer);
+    const hold = answerOf(a, p.offer.replace("a=sendrecv", "a=sendonly"));
+    expect(v(same)).toBe(v(first));
+    expect(Number(v(hold))).toBe(Number(v(first)) + 1);
+  });
+
+  test("media timeout is reported when the phone stops sending", async () => {
+    const m = mixer();
+    const a = await leg(m, "a", { mediaTimeoutSec: 0.4 });
+    const p = await phone();
+    let timeouts = 0;
+    a.onTimeout = () => timeouts++;
+    answerOf(a, p.offer);
+    p.startTone(a.localPort);
+    await Bun.sleep(300);
+    expect(timeouts).toBe(0);
+    p.close();
+    await until(() => timeouts === 1, 2000);
+  });
+});
