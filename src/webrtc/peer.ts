@@ -44,7 +44,8 @@ function localCodecs(): RTCRtpCodecParameters[] {
 
 /** Answers a client's offer. On any failure everything opened so far is closed again. */
 export async function answerClientOffer(offerSdp: string, network: PeerNetworkOptions, timeouts: PeerTimeouts): Promise<AnswerResult> {
-  if (!/^v=0\r?\n/.test(offerSdp) || !/^m=audio /m.test(offerSdp)) return { ok: false, message: "sdp must be an SDP offer with an audio section" };
+  const problem = offerProblem(offerSdp);
+  if (problem) return { ok: false, message: problem };
   const pc = new RTCPeerConnection({
     codecs: { audio: localCodecs() },
     headerExtensions: { audio: [] },
@@ -67,6 +68,7 @@ export async function answerClientOffer(offerSdp: string, network: PeerNetworkOp
     transceiver.setDirection("sendrecv");
     await pc.setLocalDescription(await pc.createAnswer());
     await gathered(pc);
+    guardSockets(pc);
     const sdp = pc.localDescription?.sdp;
     const sendCodec = transceiver.sender.codec ?? transceiver.codecs[0];
     if (!sdp || !sendCodec) throw new OfferError("no answer could be negotiated");
@@ -199,6 +201,15 @@ class IncomingStream {
   }
 }
 
+/** What makes an offer unusable for WebRTC before werift sees it (RFC 8829 §5.8 requirements, briefly). */
+function offerProblem(sdp: string): string | undefined {
+  if (!/^v=0\r?\n/.test(sdp)) return "sdp must be an SDP offer (starting with v=0)";
+  if (!/^m=audio \d+ UDP\/TLS\/RTP\/SAVPF /m.test(sdp)) return "the offer needs an m=audio section with UDP/TLS/RTP/SAVPF";
+  for (const attribute of ["ice-ufrag", "ice-pwd", "fingerprint"])
+    if (!new RegExp(`^a=${attribute}:\\S`, "m").test(sdp)) return `the offer has no a=${attribute}`;
+  return undefined;
+}
+
 function codecOf(parameters: RTCRtpCodecParameters): Codec | undefined {
   const name = parameters.name.toLowerCase();
   if (name === "opus" && parameters.clockRate === 48000) return codecByName("opus");
@@ -222,6 +233,20 @@ function gathered(pc: RTCPeerConnection): Promise<void> {
       resolve();
     }
   });
+}
+
+/**
+ * werift's UDP sockets have no 'error' listener, and an unhandled socket error (Bun reports ICMP
+ * port-unreachable from a vanished peer as one) would end the process. Each socket gets a listener.
+ */
+export function guardSockets(pc: RTCPeerConnection): void {
+  for (const transport of pc.iceTransports) {
+    const protocols = (transport.connection as unknown as { protocols?: { transport?: { socket?: unknown } }[] }).protocols ?? [];
+    for (const protocol of protocols) {
+      const socket = protocol.transport?.socket as { on?: (event: "error", listener: (error: Error) => void) => void } | undefined;
+      socket?.on?.("error", (error) => log.debug("ICE socket error", { error: error.message }));
+    }
+  }
 }
 
 function errorText(error: unknown): string {

@@ -3,6 +3,7 @@
 // decoded at the codec's sample rate.
 import { RTCPeerConnection, RTCRtpCodecParameters, RtpHeader, RtpPacket, type RTCRtpTransceiver } from "werift";
 import { codecByName, type Codec } from "../../src/media/codec.ts";
+import { guardSockets } from "../../src/webrtc/peer.ts";
 
 export type TestCodec = "opus" | "PCMU";
 
@@ -55,6 +56,7 @@ export function createTestClient(codecName: TestCodec): TestClient {
     async offer() {
       await pc.setLocalDescription(await pc.createOffer());
       if (pc.iceGatheringState !== "complete") await pc.iceGatheringStateChange.watch((s) => s === "complete", 5000);
+      guardSockets(pc);
       return pc.localDescription!.sdp;
     },
     async accept(answerSdp) {

@@ -1,0 +1,276 @@
+import { afterEach, describe, expect, test } from "bun:test";
+import { readdirSync } from "node:fs";
+import { subscribeEvents, type AnyEvent } from "../../src/events.ts";
+import { ApiError } from "../../src/api/errors.ts";
+import type { ClientCallControl } from "../../src/api/routes/client.ts";
+import { verifyClientToken } from "../../src/webrtc/tokens.ts";
+import { createTestClient, type TestClient } from "../helpers/weriftClient.ts";
+import { ADMIN_TOKEN, APP, startHarness, type Harness } from "./harness.ts";
+
+let h: Harness | undefined;
+const clients: TestClient[] = [];
+afterEach(async () => {
+  await Promise.all(clients.splice(0).map((c) => c.close()));
+  await h?.stop();
+  h = undefined;
+});
+
+function harness(o: Parameters<typeof startHarness>[0] = {}): Harness {
+  h = startHarness(o);
+  return h;
+}
+
+async function joined(hx: Harness, clientId: string): Promise<TestClient> {
+  const client = createTestClient("opus");
+  clients.push(client);
+  const res = await hx.join(hx.token({ clientId }), await client.offer());
+  expect(res.status).toBe(200);
+  await client.accept(((await res.json()) as { sdp: string }).sdp);
+  await client.connected();
+  return client;
+}
+
+const openFds = () => readdirSync("/proc/self/fd").length;
+
+describe("client token errors", () => {
+  test("missing, expired, wrongly signed and unknown-application tokens get 401 JSON", async () => {
+    const hx = harness();
+    const expired = hx.token({ exp: Math.floor(Date.now() / 1000) - 5 });
+    const wrongKey = hx.token({}, "not-the-secret");
+    const unknownApp = hx.token({ applicationId: "nope" });
+    const cases: [string | undefined, string][] = [
+      [undefined, "missing_token"],
+      ["garbage", "malformed_token"],
+      [expired, "token_expired"],
+      [wrongKey, "bad_signature"],
+      [unknownApp, "bad_signature"],
+    ];
+    for (const [token, code] of cases) {
+      const res = await fetch(`${hx.url}/api/v1/client/join`, {
+        method: "POST",
+        headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },
+        body: JSON.stringify({ sdp: "v=0\r\n" }),
+      });
+      expect(res.status).toBe(401);
+      expect(res.headers.get("content-type")).toContain("application/json");
+      expect(((await res.json()) as { error: { code: string } }).error.code).toBe(code);
+    }
+  });
+
+  test("a token for another channel gets 403 JSON", async () => {
+    const hx = harness();
+    const res = await hx.join(hx.token({ channelId: "room1" }), "v=0\r\n", { channelId: "room2" });
+    expect(res.status).toBe(403);
+    expect(await res.json()).toEqual({ error: { code: "wrong_channel", message: "the token is not valid for this channel", field: "channelId" } });
+  });
+
+  test("leaving another channel's connection is refused with 403", async () => {
+    const hx = harness();
+    await joined(hx, "alice");
+    const res = await fetch(`${hx.url}/api/v1/client/connections/alice`, {
+      method: "DELETE",
+      headers: { authorization: `Bearer ${hx.token({ channelId: "elsewhere" })}` },
+    });
+    expect(res.status).toBe(403);
+    expect(hx.registry.participants(APP.id, "room1")).toHaveLength(1);
+  });
+});
+
+describe("join", () => {
+  test("malformed SDP gets 400 and leaves no participant, session or socket behind", async () => {
+    const hx = harness();
+    const offerer = createTestClient("opus");
+    clients.push(offerer);
+    const good = await offerer.offer();
+    await hx.join(hx.token(), "v=0\r\n"); // opens the keep-alive HTTP connection before counting
+    const before = openFds();
+    const bad = [
+      "hello",
+      "v=0\r\nm=audio\r\n",
+      "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:111 opus/48000/2\r\n",
+      good.replace(/a=fingerprint:.*\r\n/, ""),
+      good.replace(/a=rtpmap:\d+ opus\/48000\/2/, "a=rtpmap:96 VP8/90000").replace(/m=audio (\d+) (\S+) \d+/, "m=audio $1 $2 96"),
+    ];
+    for (const sdp of bad) {
+      const res = await hx.join(hx.token(), sdp);
+      expect(res.status).toBe(400);
+      const body = (await res.json()) as { error: { code: string; field?: string } };
+      expect(body.error.field).toBe("sdp");
+    }
+    const missing = await hx.join(hx.token(), "");
+    expect(missing.status).toBe(400);
+    expect(hx.registry.participants(APP.id, "room1")).toEqual([]);
+    expect(hx.sessions.size).toBe(0);
+    await Bun.sleep(200);
+    expect(openFds()).toBeLessThanOrEqual(before);
+  });
+
+  test("a client without clientId in its token gets a generated one", async () => {
+    const hx = harness();
+    const client = createTestClient("opus");
+    clients.push(client);
+    const res = await hx.join(hx.token({ clientId: undefined, userId: "u9" }), await client.offer());
+    const body = (await res.json()) as { clientId: string };
+    expect(body.clientId).toMatch(/^cl_/);
+    expect(hx.registry.participants(APP.id, "room1")).toMatchObject([{ id: body.clientId, userId: "u9", kind: "webrtc" }]);
+  });
+});
+
+describe("leaving", () => {
+  test("DELETE removes the client and emits participant.left with its userId", async () => {
+    const hx = harness();
+    const seen: AnyEvent[] = [];
+    const stop = subscribeEvents((e) => seen.push(e));
+    try {
+      await joined(hx, "bob");
+      const res = await fetch(`${hx.url}/api/v1/client/connections/bob`, {
+        method: "DELETE",
+        headers: { authorization: `Bearer ${hx.token()}` },
+      });
+      expect(res.status).toBe(204);
+      expect(hx.registry.participants(APP.id, "room1")).toEqual([]);
+      const kinds = seen.filter((e) => e.type.startsWith("participant.")).map((e) => [e.type, (e.data as { userId: string }).userId]);
+      expect(kinds).toEqual([
+        ["participant.joined", "bob"],
+        ["participant.left", "bob"],
+      ]);
+    } finally {
+      stop();
+    }
+  });
+
+  test("a client that vanishes mid-call is removed within the media timeout", async () => {
+    const hx = harness({ timeouts: { connectMs: 5000, mediaMs: 1000 } });
+    const stay = await joined(hx, "stays");
+    const gone = await joined(hx, "vanishes");
+    stay.startSending(500);
+    gone.startSending(700);
+    await Bun.sleep(300);
+    const left = new Promise<AnyEvent>((resolve) => {
+      const stop = subscribeEvents((e) => {
+        if (e.type === "participant.left") {
+          stop();
+          resolve(e);
+        }
+      });
+    });
+    const vanishedAt = Date.now();
+    gone.stopSending(); // no goodbye: just silence on the wire, as when a laptop lid closes
+    const event = await left;
+    expect(Date.now() - vanishedAt).toBeLessThan(3000);
+    expect(event.data).toMatchObject({ participantId: "vanishes", reason: "media-timeout" });
+    expect(hx.registry.participants(APP.id, "room1").map((p) => p.id)).toEqual(["stays"]);
+    expect(hx.sessions.size).toBe(1);
+  });
+
+  test("a client that never completes ICE is removed after the connect timeout", async () => {
+    const hx = harness({ timeouts: { connectMs: 800, mediaMs: 5000 } });
+    const client = createTestClient("opus");
+    clients.push(client);
+    const res = await hx.join(hx.token({ clientId: "ghost" }), await client.offer());
+    expect(res.status).toBe(200); // the answer is never applied, so ICE never starts
+    expect(hx.registry.participants(APP.id, "room1")).toHaveLength(1);
+    await Bun.sleep(1800);
+    expect(hx.registry.participants(APP.id, "room1")).toEqual([]);
+  });
+});
+
+describe("events WebSocket", () => {
+  test("streams the participant list after a first-message auth, and refuses a bad token", async () => {
+    const hx = harness();
+    const ws = new WebSocket(`${hx.url.replace("http", "ws")}/api/v1/client/events`);
+    const messages: { type: string; participants?: { id: string }[] }[] = [];
+    ws.onmessage = (m) => messages.push(JSON.parse(String(m.data)));
+    await new Promise((r) => (ws.onopen = r));
+    ws.send(JSON.stringify({ type: "auth", token: hx.token({ clientId: "watcher" }) }));
+    await Bun.sleep(100);
+    await joined(hx, "carol");
+    await Bun.sleep(100);
+    const lists = messages.filter((m) => m.type === "participants").map((m) => m.participants!.map((p) => p.id));
+    expect(lists[0]).toEqual([]);
+    expect(lists.at(-1)).toEqual(["carol"]);
+    expect(messages.some((m) => m.type === "event")).toBe(true);
+    ws.close();
+
+    const refused = new WebSocket(`${hx.url.replace("http", "ws")}/api/v1/client/events`);
+    await new Promise((r) => (refused.onopen = r));
+    const closed = new Promise<CloseEvent>((r) => (refused.onclose = r));
+    refused.send(JSON.stringify({ type: "auth", token: hx.token({}, "wrong-secret") }));
+    expect((await closed).code).toBe(4401);
+  });
+
+  test("a bad Authorization header on the upgrade gets 401 JSON", async () => {
+    const hx = harness();
+    const res = await fetch(`${hx.url}/api/v1/client/events`, { headers: { authorization: "Bearer x.y.z" } });
+    expect(res.status).toBe(401);
+  });
+});
+
+describe("dialling", () => {
+  const calls: ClientCallControl & { dialled: string[] } = {
+    dialled: [],
+    async dial({ claims, to }) {
+      calls.dialled.push(`${claims.clientId}->${to}`);
+      return { callId: "call-1" };
+    },
+    async hangUp({ callId }) {
+      if (callId !== "call-1") throw new ApiError(404, "not_found", "no such call");
+    },
+    async sendDtmf() {},
+  };
+  const post = (hx: Harness, path: string, token: string, body: object) =>
+    fetch(`${hx.url}/api/v1/client${path}`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
+
+  test("needs the dial role; with it the calls layer dials and the call can be hung up", async () => {
+    const hx = harness({ calls });
+    expect((await post(hx, "/calls", hx.token({ clientId: "c1", roles: [] }), { to: "+15550100" })).status).toBe(403);
+    const res = await post(hx, "/calls", hx.token({ clientId: "c1" }), { to: "+15550100" });
+    expect(res.status).toBe(201);
+    expect(await res.json()).toEqual({ id: "call-1", to: "+15550100" });
+    expect(calls.dialled).toEqual(["c1->+15550100"]);
+    expect((await post(hx, "/calls/call-1/dtmf", hx.token(), { digits: "12#" })).status).toBe(204);
+    expect((await post(hx, "/calls/call-1/dtmf", hx.token(), { digits: "12x" })).status).toBe(400);
+    const del = (id: string) => fetch(`${hx.url}/api/v1/client/calls/${id}`, { method: "DELETE", headers: { authorization: `Bearer ${hx.token()}` } });
+    expect((await del("call-1")).status).toBe(204);
+    expect((await del("other")).status).toBe(404);
+  });
+
+  test("a token without clientId may only dial as a client connected to its channel", async () => {
+    const hx = harness({ calls });
+    const token = hx.token({ clientId: undefined });
+    expect((await post(hx, "/calls", token, { to: "100" })).status).toBe(400);
+    expect((await post(hx, "/calls", token, { to: "100", clientId: "stranger" })).status).toBe(403);
+  });
+
+  test("without a calls layer dialling answers 503", async () => {
+    const hx = harness();
+    expect((await post(hx, "/calls", hx.token({ clientId: "c1" }), { to: "100" })).status).toBe(503);
+  });
+});
+
+describe("admin token minting", () => {
+  test("mints a verifiable token for an application, 404 for an unknown one, 401 without admin auth", async () => {
+    const hx = harness();
+    const mint = (app: string, auth: string, body: object) =>
+      fetch(`${hx.url}/api/v1/applications/${app}/tokens`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${auth}`, "content-type": "application/json" },
+        body: JSON.stringify(body),
+      });
+    const res = await mint(APP.id, ADMIN_TOKEN, { channelId: "lobby", userId: "u1", roles: ["dial"], ttlSec: 120 });
+    expect(res.status).toBe(200);
+    const { token, expiresAt } = (await res.json()) as { token: string; expiresAt: string };
+    const verified = verifyClientToken(token, APP.secret);
+    expect(verified).toMatchObject({ ok: true, value: { applicationId: APP.id, channelId: "lobby", userId: "u1", roles: ["dial"] } });
+    expect(Math.abs(Date.parse(expiresAt) - Date.now() - 120_000)).toBeLessThan(2000);
+    expect((await mint("nope", ADMIN_TOKEN, { channelId: "lobby" })).status).toBe(404);
+    expect((await mint(APP.id, "wrong", { channelId: "lobby" })).status).toBe(401);
+    const invalid = await mint(APP.id, ADMIN_TOKEN, { channelId: "" });
+    expect(invalid.status).toBe(400);
+    expect(((await invalid.json()) as { error: { field: string } }).error.field).toBe("channelId");
+  });
+});
