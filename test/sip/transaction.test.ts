@@ -1,0 +1,325 @@
+// RFC 3261 §17 state machines without sockets: a recording Wire and timers scaled down
+// (T1=10 ms, T2=80 ms, T4=100 ms), so every timer's effect is observable in milliseconds.
+import { expect, test } from "bun:test";
+import { createResponse, parseMessage, type SipRequest, type SipResponse } from "../../src/sip/message.ts";
+import { TransactionLayer, type Wire } from "../../src/sip/transaction.ts";
+
+const T = { T1: 10, T2: 80, T4: 100 };
+
+class RecordingWire implements Wire {
+  sent: { at: number; text: string }[] = [];
+  private readonly t0 = performance.now();
+  fail = false;
+  constructor(readonly reliable: boolean) {}
+  async send(data: Uint8Array): Promise<void> {
+    if (this.fail) throw new Error("connection refused");
+    this.sent.push({ at: performance.now() - this.t0, text: new TextDecoder().decode(data) });
+  }
+  lines(): string[] {
+    return this.sent.map((s) => s.text.split("\r\n")[0]!);
+  }
+}
+
+function parseReq(text: string): SipRequest {
+  const r = parseMessage(new TextEncoder().encode(text), "datagram");
+  if (!r.ok || "status" in r.message) throw new Error(`bad test request: ${JSON.stringify(!r.ok && r.error)}`);
+  return r.message;
+}
+
+function req(method: string, o: { branch?: string; toTag?: string; cseq?: number; fromTag?: string } = {}): SipRequest {
+  return parseReq(
+    [
+      `${method} sip:bob@127.0.0.1 SIP/2.0`,
+      `Via: SIP/2.0/UDP 127.0.0.1:5999;branch=${o.branch ?? "z9hG4bK-tx1"}`,
+      "Route: <sip:proxy.example.com;lr>",
+      `From: <sip:alice@127.0.0.1>;tag=${o.fromTag ?? "a1"}`,
+      `To: <sip:bob@127.0.0.1>${o.toTag ? `;tag=${o.toTag}` : ""}`,
+      "Call-ID: tx-test@127.0.0.1",
+      `CSeq: ${o.cseq ?? 1} ${method}`,
+      "Max-Forwards: 70",
+      "Content-Length: 0",
+      "",
+      "",
+    ].join("\r\n"),
+  );
+}
+
+function responseTo(request: SipRequest, status: number, toTag = "b1"): SipResponse {
+  // Round-trip through the parser so the response looks like one received from the network.
+  const built = createResponse(request, status, undefined, status > 100 ? { toTag } : {});
+  const head = [`SIP/2.0 ${built.status} ${built.reason}`, ...built.headerFields.map((f) => `${f.name}: ${f.value}`)];
+  const r = parseMessage(new TextEncoder().encode([...head, "Content-Length: 0", "", ""].join("\r\n")), "datagram");
+  if (!r.ok || !("status" in r.message)) throw new Error("bad test response");
+  return r.message;
+}
+
+test("non-INVITE client over UDP: timer E doubles from T1 to T2, timer F times out at 64*T1", async () => {
+  const layer = new TransactionLayer(T);
+  const wire = new RecordingWire(false);
+  const tx = layer.startClient(req("OPTIONS"), wire);
+  let timedOut = false;
+  tx.on("timeout", () => {
+    timedOut = true;
+  });
+  const outcome = await tx.outcome;
+  expect(outcome.kind).toBe("timeout");
+  expect(timedOut).toBe(true);
+  const at = wire.sent.map((s) => s.at);
+  // sends at 0, 10, 30, 70, 150, 230, ... (intervals 10, 20, 40, 80, 80, ...) until 640 ms
+  const gaps = at.slice(1).map((t, i) => t - at[i]!);
+  expect(gaps[0]).toBeGreaterThanOrEqual(9);
+  expect(gaps[1]).toBeGreaterThanOrEqual(19);
+  expect(gaps[2]).toBeGreaterThanOrEqual(39);
+  expect(Math.max(...gaps)).toBeLessThan(80 * 1.6);
+  expect(at.length).toBeGreaterThanOrEqual(9);
+  expect(at.length).toBeLessThanOrEqual(12);
+  expect(layer.size.clients).toBe(0);
+});
+
+test("non-INVITE client over a reliable transport never retransmits; timer K is 0", async () => {
+  const layer = new TransactionLayer(T);
+  const wire = new RecordingWire(true);
+  const request = req("OPTIONS");
+  const tx = layer.startClient(request, wire);
+  await Bun.sleep(50);
+  expect(wire.sent).toHaveLength(1);
+  expect(layer.receiveResponse(responseTo(request, 200))).toBe(true);
+  expect((await tx.outcome).kind).toBe("final");
+  await Bun.sleep(1);
+  expect(tx.state).toBe("terminated");
+});
+
+test("non-INVITE client: a provisional moves to Proceeding where timer E fires every T2", async () => {
+  const layer = new TransactionLayer(T);
+  const wire = new RecordingWire(false);
+  const request = req("BYE");
+  const tx = layer.startClient(request, wire);
+  layer.receiveResponse(responseTo(request, 100));
+  expect(tx.state).toBe("proceeding");
+  const before = wire.sent.length;
+  await Bun.sleep(100);
+  const during = wire.sent.length - before;
+  expect(during).toBeGreaterThanOrEqual(1);
+  expect(during).toBeLessThanOrEqual(2);
+  layer.receiveResponse(responseTo(request, 200));
+  expect(tx.state).toBe("completed");
+  await Bun.sleep(T.T4 + 20); // timer K
+  expect(tx.state).toBe("terminated");
+});
+
+test("INVITE client: timer A doubles without cap until a provisional; non-2xx gets an ACK built by the transaction", async () => {
+  const layer = new TransactionLayer(T);
+  const wire = new RecordingWire(false);
+  const invite = req("INVITE", { branch: "z9hG4bK-inv1" });
+  const tx = layer.startClient(invite, wire);
+  await Bun.sleep(75); // sends at 0, 10, 30, 70
+  expect(wire.lines().filter((l) => l.startsWith("INVITE"))).toHaveLength(4);
+  layer.receiveResponse(responseTo(invite, 180));
+  await Bun.sleep(100);
+  expect(wire.lines().filter((l) => l.startsWith("INVITE"))).toHaveLength(4);
+  const busy = responseTo(invite, 486, "callee");
+  layer.receiveResponse(busy);
+  const outcome = await tx.outcome;
+  expect(outcome.kind === "final" && outcome.response.status).toBe(486);
+  const ack = parseReq(wire.sent.at(-1)!.text);
+  expect(ack.method).toBe("ACK");
+  expect(ack.uri.user).toBe("bob");
+  expect(ack.vias).toHaveLength(1);
+  expect(ack.vias[0]!.params.get("branch")).toBe("z9hG4bK-inv1");
+  expect(ack.to.params.get("tag")).toBe("callee");
+  expect(ack.cseq).toEqual({ seq: 1, method: "ACK" });
+  expect(ack.getHeaders("Route")).toEqual(["<sip:proxy.example.com;lr>"]);
+  // A retransmitted final response is answered with the same ACK; timer D then ends the transaction.
+  layer.receiveResponse(busy);
+  expect(wire.lines().filter((l) => l.startsWith("ACK"))).toHaveLength(2);
+  expect(tx.state).toBe("completed");
+  await Bun.sleep(64 * T.T1 + 30);
+  expect(tx.state).toBe("terminated");
+});
+
+test("INVITE client: timer B reports a timeout after 64*T1 without any response", async () => {
+  const layer = new TransactionLayer(T);
+  const tx = layer.startClient(req("INVITE", { branch: "z9hG4bK-inv2" }), new RecordingWire(false));
+  const started = performance.now();
+  expect((await tx.outcome).kind).toBe("timeout");
+  expect(performance.now() - started).toBeGreaterThanOrEqual(64 * T.T1 - 5);
+});
+
+test("INVITE client: 2xx moves to Accepted and later 2xx are passed up as extra2xx (RFC 6026)", async () => {
+  const layer = new TransactionLayer(T);
+  const wire = new RecordingWire(false);
+  const invite = req("INVITE", { branch: "z9hG4bK-inv3" });
+  const tx = layer.startClient(invite, wire);
+  const extras: number[] = [];
+  tx.on("extra2xx", (r) => extras.push(r.status));
+  layer.receiveResponse(responseTo(invite, 200));
+  expect(tx.state).toBe("accepted");
+  layer.receiveResponse(responseTo(invite, 200));
+  expect(extras).toEqual([200]);
+  // The ACK for a 2xx is the dialog's, never the transaction's.
+  expect(wire.lines().filter((l) => l.startsWith("ACK"))).toHaveLength(0);
+  await Bun.sleep(64 * T.T1 + 30); // timer M
+  expect(tx.state).toBe("terminated");
+});
+
+test("CANCEL waits for a provisional response, then mirrors the INVITE (§9.1)", async () => {
+  const layer = new TransactionLayer(T);
+  const wire = new RecordingWire(true);
+  const invite = req("INVITE", { branch: "z9hG4bK-inv4" });
+  const tx = layer.startClient(invite, wire);
+  expect(tx.cancel()).toBeUndefined();
+  expect(wire.lines().some((l) => l.startsWith("CANCEL"))).toBe(false);
+  layer.receiveResponse(responseTo(invite, 180));
+  const cancel = parseReq(wire.sent.at(-1)!.text);
+  expect(cancel.method).toBe("CANCEL");
+  expect(cancel.vias[0]!.params.get("branch")).toBe("z9hG4bK-inv4");
+  expect(cancel.cseq).toEqual({ seq: 1, method: "CANCEL" });
+  expect(cancel.to.params.has("tag")).toBe(false);
+  expect(layer.size.clients).toBe(2);
+});
+
+test("a transport error ends the client transaction and is reported (§17.1.4)", async () => {
+  const layer = new TransactionLayer(T);
+  const wire = new RecordingWire(true);
+  wire.fail = true;
+  const tx = layer.startClient(req("OPTIONS", { branch: "z9hG4bK-fail" }), wire);
+  const outcome = await tx.outcome;
+  expect(outcome.kind).toBe("transportError");
+  expect(tx.state).toBe("terminated");
+});
+
+test("non-INVITE server: retransmissions resend the final response; timer J ends it after 64*T1", async () => {
+  const layer = new TransactionLayer(T);
+  const wire = new RecordingWire(false);
+  const request = req("OPTIONS", { branch: "z9hG4bK-srv1" });
+  const tx = layer.createServer(request, wire);
+  layer.matchServer(request)?.receiveRetransmission(request); // Trying: absorbed
+  expect(wire.sent).toHaveLength(0);
+  tx.respond(200);
+  layer.matchServer(request)!.receiveRetransmission(request);
+  expect(wire.lines()).toEqual(["SIP/2.0 200 OK", "SIP/2.0 200 OK"]);
+  expect(tx.state).toBe("completed");
+  await Bun.sleep(64 * T.T1 + 30);
+  expect(tx.state).toBe("terminated");
+  expect(layer.matchServer(request)).toBeUndefined();
+});
+
+test("INVITE server: timer G retransmits a non-2xx until the ACK, timer I then ends it", async () => {
+  const layer = new TransactionLayer(T);
+  const wire = new RecordingWire(false);
+  const invite = req("INVITE", { branch: "z9hG4bK-srv2" });
+  const tx = layer.createServer(invite, wire);
+  tx.respond(486);
+  await Bun.sleep(75); // retransmits at 10, 30, 70
+  const count = wire.sent.length;
+  expect(count).toBeGreaterThanOrEqual(3);
+  const ack = req("ACK", { branch: "z9hG4bK-srv2", toTag: tx.toTag });
+  let acked = false;
+  tx.on("ack", () => {
+    acked = true;
+  });
+  layer.matchServer(ack)!.receiveRetransmission(ack);
+  expect(acked).toBe(true);
+  expect(tx.state).toBe("confirmed");
+  await Bun.sleep(T.T4 + 30);
+  expect(wire.sent.length).toBe(count);
+  expect(tx.state).toBe("terminated");
+});
+
+test("INVITE server: without ACK, timer H fires after 64*T1 and the retransmissions stop at T2 spacing", async () => {
+  const layer = new TransactionLayer(T);
+  const wire = new RecordingWire(false);
+  const tx = layer.createServer(req("INVITE", { branch: "z9hG4bK-srv3" }), wire);
+  let timedOut = false;
+  tx.on("timeout", () => {
+    timedOut = true;
+  });
+  tx.respond(603);
+  await Bun.sleep(64 * T.T1 + 40);
+  expect(timedOut).toBe(true);
+  const gaps = wire.sent.slice(1).map((s, i) => s.at - wire.sent[i]!.at);
+  expect(Math.max(...gaps)).toBeLessThan(T.T2 * 1.6);
+});
+
+test("INVITE server on a reliable transport: no retransmission, timer I is 0 after the ACK", async () => {
+  const layer = new TransactionLayer(T);
+  const wire = new RecordingWire(true);
+  const invite = req("INVITE", { branch: "z9hG4bK-srv4" });
+  const tx = layer.createServer(invite, wire);
+  tx.respond(480);
+  await Bun.sleep(60);
+  expect(wire.sent).toHaveLength(1);
+  layer.matchServer(req("ACK", { branch: "z9hG4bK-srv4", toTag: tx.toTag }))!.receiveRetransmission(
+    req("ACK", { branch: "z9hG4bK-srv4", toTag: tx.toTag }),
+  );
+  await Bun.sleep(5);
+  expect(tx.state).toBe("terminated");
+});
+
+test("responses of one server transaction share one To tag (§8.2.6.2); 100 Trying has none", () => {
+  const layer = new TransactionLayer(T);
+  const tx = layer.createServer(req("INVITE", { branch: "z9hG4bK-tag" }), new RecordingWire(true));
+  const trying = tx.respond(100)!;
+  const ringing = tx.respond(180)!;
+  const ok = tx.respond(200)!;
+  expect(trying.to.params.has("tag")).toBe(false);
+  expect(ringing.to.params.get("tag")).toBe(ok.to.params.get("tag")!);
+  expect(tx.respond(500)).toBeUndefined();
+});
+
+test("ACK for a 2xx matches the Accepted INVITE by dialog identifiers (RFC 6026)", () => {
+  const layer = new TransactionLayer(T);
+  const tx = layer.createServer(req("INVITE", { branch: "z9hG4bK-acc" }), new RecordingWire(false));
+  tx.respond(200);
+  expect(tx.state).toBe("accepted");
+  const ack = req("ACK", { branch: "z9hG4bK-other", toTag: tx.toTag });
+  expect(layer.matchServer(ack)).toBeUndefined();
+  expect(layer.matchAck2xx(ack)).toBe(tx);
+});
+
+test("server matching keys on branch and sent-by; CANCEL finds its INVITE; merged requests are detected", () => {
+  const layer = new TransactionLayer(T);
+  const invite = req("INVITE", { branch: "z9hG4bK-m1" });
+  const tx = layer.createServer(invite, new RecordingWire(false));
+  expect(layer.matchServer(req("INVITE", { branch: "z9hG4bK-m1" }))).toBe(tx);
+  expect(layer.matchServer(req("INVITE", { branch: "z9hG4bK-m2" }))).toBeUndefined();
+  expect(layer.matchCancelTarget(req("CANCEL", { branch: "z9hG4bK-m1" }))).toBe(tx);
+  expect(layer.matchCancelTarget(req("CANCEL", { branch: "z9hG4bK-m9" }))).toBeUndefined();
+  expect(layer.isMerged(req("INVITE", { branch: "z9hG4bK-m2" }))).toBe(true);
+  expect(layer.isMerged(req("INVITE", { branch: "z9hG4bK-m3", fromTag: "other" }))).toBe(false);
+  expect(layer.isMerged(req("INVITE", { branch: "z9hG4bK-m4", cseq: 2 }))).toBe(false);
+});
+
+test("RFC 2543 matching (no magic cookie) compares the To tag of the ACK with the response's", () => {
+  const layer = new TransactionLayer(T);
+  const invite = req("INVITE", { branch: "old-style-1" });
+  const tx = layer.createServer(invite, new RecordingWire(true));
+  expect(layer.matchServer(req("INVITE", { branch: "old-style-1" }))).toBe(tx);
+  tx.respond(404);
+  expect(layer.matchServer(req("ACK", { branch: "old-style-1", toTag: tx.toTag }))).toBe(tx);
+  expect(layer.matchServer(req("ACK", { branch: "old-style-1", toTag: "wrong" }))).toBeUndefined();
+  expect(layer.matchCancelTarget(req("CANCEL", { branch: "old-style-1" }))).toBe(tx);
+});
+
+test("a CANCEL on a pending INVITE emits cancel and answers 487", () => {
+  const layer = new TransactionLayer(T);
+  const wire = new RecordingWire(true);
+  const tx = layer.createServer(req("INVITE", { branch: "z9hG4bK-c1" }), wire);
+  let seen = false;
+  tx.on("cancel", () => {
+    seen = true;
+  });
+  expect(tx.receiveCancel(req("CANCEL", { branch: "z9hG4bK-c1" }))).toBe(true);
+  expect(seen).toBe(true);
+  expect(wire.lines()).toEqual(["SIP/2.0 487 Request Terminated"]);
+  expect(tx.receiveCancel(req("CANCEL", { branch: "z9hG4bK-c1" }))).toBe(false);
+});
+
+test("a throwing listener never escapes a timer", async () => {
+  const layer = new TransactionLayer(T);
+  const tx = layer.startClient(req("OPTIONS", { branch: "z9hG4bK-throw" }), new RecordingWire(true));
+  tx.on("timeout", () => {
+    throw new Error("listener bug");
+  });
+  expect((await tx.outcome).kind).toBe("timeout");
+});
