@@ -162,8 +162,6 @@ export class G722Encoder implements AudioEncoder {
   encode(pcm: Int16Array): Uint8Array {
     const out = new Uint8Array(pcm.length >> 1);
     const x = this.x;
-    const low = this.low;
-    const high = this.high;
     for (let j = 0, n = 0; j + 1 < pcm.length; j += 2, n++) {
       // Transmit QMF: split into 8 kHz low and high bands (§3.1).
       x.copyWithin(0, 2);
@@ -177,30 +175,36 @@ export class G722Encoder implements AudioEncoder {
       }
       const xlow = (sumEven + sumOdd) >> 14;
       const xhigh = (sumEven - sumOdd) >> 14;
-
-      // Low band: SUBTRA, QUANTL (6 bits), INVQAL, LOGSCL/SCALEL, block 4.
-      const el = sat16(xlow - low.s);
-      let wd = el >= 0 ? el : -(el + 1);
-      let i = 1;
-      for (; i < 30; i++) if (wd < (((q6[i] ?? 0) * low.det) >> 12)) break;
-      const ilow = el < 0 ? (iln[i] ?? 0) : (ilp[i] ?? 0);
-      const ril = ilow >> 2;
-      const dlow = (low.det * (qm4[ril] ?? 0)) >> 15;
-      low.adaptScale(wl[rl42[ril] ?? 0] ?? 0, 18432, 8);
-      low.update(dlow);
-
-      // High band: SUBTRA, QUANTH (2 bits), INVQAH, LOGSCH/SCALEH, block 4.
-      const eh = sat16(xhigh - high.s);
-      wd = eh >= 0 ? eh : -(eh + 1);
-      const mih = wd >= ((564 * high.det) >> 12) ? 2 : 1;
-      const ihigh = eh < 0 ? (ihn[mih] ?? 0) : (ihp[mih] ?? 0);
-      const dhigh = (high.det * (qm2[ihigh] ?? 0)) >> 15;
-      high.adaptScale(wh[rh2[ihigh] ?? 0] ?? 0, 22528, 10);
-      high.update(dhigh);
-
-      out[n] = (ihigh << 6) | ilow;
+      out[n] = this.encodeBands(xlow, xhigh);
     }
     return out;
+  }
+
+  /** ADPCM-codes one low-band and one high-band sample (15-bit) into a 64 kbit/s code byte. */
+  encodeBands(xlow: number, xhigh: number): number {
+    const low = this.low;
+    const high = this.high;
+    // Low band: SUBTRA, QUANTL (6 bits), INVQAL, LOGSCL/SCALEL, block 4.
+    const el = sat16(xlow - low.s);
+    let wd = el >= 0 ? el : -(el + 1);
+    let i = 1;
+    for (; i < 30; i++) if (wd < (((q6[i] ?? 0) * low.det) >> 12)) break;
+    const ilow = el < 0 ? (iln[i] ?? 0) : (ilp[i] ?? 0);
+    const ril = ilow >> 2;
+    const dlow = (low.det * (qm4[ril] ?? 0)) >> 15;
+    low.adaptScale(wl[rl42[ril] ?? 0] ?? 0, 18432, 8);
+    low.update(dlow);
+
+    // High band: SUBTRA, QUANTH (2 bits), INVQAH, LOGSCH/SCALEH, block 4.
+    const eh = sat16(xhigh - high.s);
+    wd = eh >= 0 ? eh : -(eh + 1);
+    const mih = wd >= ((564 * high.det) >> 12) ? 2 : 1;
+    const ihigh = eh < 0 ? (ihn[mih] ?? 0) : (ihp[mih] ?? 0);
+    const dhigh = (high.det * (qm2[ihigh] ?? 0)) >> 15;
+    high.adaptScale(wh[rh2[ihigh] ?? 0] ?? 0, 22528, 10);
+    high.update(dhigh);
+
+    return (ihigh << 6) | ilow;
   }
 
   fork(): G722Encoder {
@@ -217,36 +221,16 @@ export class G722Decoder implements AudioDecoder {
   private low = new Band(32);
   private high = new Band(8);
   private plc = new RepeatFadeConcealer();
+  /** High-band output of the last decodeBands call. */
+  lastHigh = 0;
 
   /** One byte per pair of 16 kHz samples. */
   decode(payload: Uint8Array): Int16Array {
     const out = new Int16Array(payload.length * 2);
     const x = this.x;
-    const low = this.low;
-    const high = this.high;
     for (let j = 0; j < payload.length; j++) {
-      const code = payload[j] ?? 0;
-      const ilow = code & 0x3f;
-      const ihigh = (code >> 6) & 0x03;
-
-      // Low band: INVQBL with the 6-bit quantiser for output, RECONS, LIMIT.
-      let rlow = low.s + ((low.det * (qm6[ilow] ?? 0)) >> 15);
-      if (rlow > 16383) rlow = 16383;
-      else if (rlow < -16384) rlow = -16384;
-      // INVQAL with the 4-bit quantiser drives adaptation, exactly as in the encoder.
-      const ril = ilow >> 2;
-      const dlow = (low.det * (qm4[ril] ?? 0)) >> 15;
-      low.adaptScale(wl[rl42[ril] ?? 0] ?? 0, 18432, 8);
-      low.update(dlow);
-
-      // High band: INVQAH, RECONS, LIMIT.
-      const dhigh = (high.det * (qm2[ihigh] ?? 0)) >> 15;
-      let rhigh = dhigh + high.s;
-      if (rhigh > 16383) rhigh = 16383;
-      else if (rhigh < -16384) rhigh = -16384;
-      high.adaptScale(wh[rh2[ihigh] ?? 0] ?? 0, 22528, 10);
-      high.update(dhigh);
-
+      const rlow = this.decodeBands(payload[j] ?? 0);
+      const rhigh = this.lastHigh;
       // Receive QMF: recombine the bands into two 16 kHz samples (§4.4).
       x.copyWithin(0, 2);
       x[22] = rlow + rhigh;
@@ -262,6 +246,38 @@ export class G722Decoder implements AudioDecoder {
     }
     this.plc.remember(out);
     return out;
+  }
+
+  /**
+   * Decodes one 64 kbit/s code byte into its reconstructed low-band sample (returned) and
+   * high-band sample (`lastHigh`), both 15-bit.
+   */
+  decodeBands(code: number): number {
+    const low = this.low;
+    const high = this.high;
+    const ilow = code & 0x3f;
+    const ihigh = (code >> 6) & 0x03;
+
+    // Low band: INVQBL with the 6-bit quantiser for output, RECONS, LIMIT.
+    let rlow = low.s + ((low.det * (qm6[ilow] ?? 0)) >> 15);
+    if (rlow > 16383) rlow = 16383;
+    else if (rlow < -16384) rlow = -16384;
+    // INVQAL with the 4-bit quantiser drives adaptation, exactly as in the encoder.
+    const ril = ilow >> 2;
+    const dlow = (low.det * (qm4[ril] ?? 0)) >> 15;
+    low.adaptScale(wl[rl42[ril] ?? 0] ?? 0, 18432, 8);
+    low.update(dlow);
+
+    // High band: INVQAH, RECONS, LIMIT.
+    const dhigh = (high.det * (qm2[ihigh] ?? 0)) >> 15;
+    let rhigh = dhigh + high.s;
+    if (rhigh > 16383) rhigh = 16383;
+    else if (rhigh < -16384) rhigh = -16384;
+    high.adaptScale(wh[rh2[ihigh] ?? 0] ?? 0, 22528, 10);
+    high.update(dhigh);
+
+    this.lastHigh = rhigh;
+    return rlow;
   }
 
   conceal(samples: number): Int16Array {
