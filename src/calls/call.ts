@@ -1,0 +1,312 @@
+// One call, inbound or outbound, from its first message to its record's end: the record written
+// at each state change, the events, the phone leg in the channel's mixer, and the dialog's
+// in-dialog requests (BYE, re-INVITE/UPDATE for hold/resume/new address/codec, INFO DTMF,
+// RFC 4028 session refreshes).
+import type { ChannelMember, ChannelRegistry } from "../channels/registry.ts";
+import { emitEvent, type CallEventBase } from "../events.ts";
+import { createLogger, type Logger } from "../log.ts";
+import type { Dialog } from "../sip/dialog.ts";
+import { formatNameAddr, type SipRequest } from "../sip/message.ts";
+import type { SipStack } from "../sip/stack.ts";
+import type { ServerTransaction } from "../sip/transaction.ts";
+import type { CallDirection, CallState, CallStore, CallUpdate } from "../store/calls.ts";
+import { parseDtmfInfo } from "./dtmfInfo.ts";
+import type { CallMedia } from "./media.ts";
+import { SessionTimer, type SessionTimerSettings } from "./sessionTimer.ts";
+
+export interface CallEnvironment {
+  store: CallStore;
+  registry: ChannelRegistry;
+  stack: SipStack;
+  /** Removes the call from the manager's tables once it has ended. */
+  release(call: Call): void;
+}
+
+/** Why a call ended, as recorded in `endReason` and the call.ended event. */
+export type EndReason =
+  | "remote_bye"
+  | "local_hangup"
+  | "cancelled"
+  | "rejected"
+  | "no_answer"
+  | "no_ack"
+  | "timeout"
+  | "transport_error"
+  | "media_timeout"
+  | "session_expired"
+  | "media_error"
+  | "no_trunk"
+  | "unknown_trunk"
+  | "trunk_unavailable"
+  | "webhook_timeout"
+  | "webhook_error"
+  | "webhook_malformed"
+  | "shutdown";
+
+const ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE";
+
+export class Call {
+  state: CallState = "trying";
+  applicationId?: string;
+  channelId?: string;
+  userId?: string;
+  clientId?: string;
+  trunkId?: string;
+  codec?: string;
+  dialog?: Dialog;
+  media?: CallMedia;
+  /** Before the answer: how DELETE /calls/:id stops this call (CANCEL out, 480 in). */
+  abandon?: () => void;
+  readonly log: Logger;
+  private member?: ChannelMember;
+  private sessionTimer?: SessionTimer;
+  /** A re-INVITE without SDP: our offer went in the 2xx, the answer comes in the ACK. */
+  private awaitingAnswerInAck = false;
+  private ended = false;
+  private readonly createdAt = Date.now();
+
+  constructor(
+    readonly id: string,
+    readonly direction: CallDirection,
+    public from: string,
+    public to: string,
+    private readonly env: CallEnvironment,
+  ) {
+    this.log = createLogger("calls", { callId: id, direction });
+  }
+
+  get isEnded(): boolean {
+    return this.ended;
+  }
+
+  eventBase(): CallEventBase {
+    return {
+      callId: this.id,
+      direction: this.direction,
+      ...(this.applicationId ? { applicationId: this.applicationId } : {}),
+      ...(this.channelId ? { channelId: this.channelId } : {}),
+      ...(this.trunkId ? { trunkId: this.trunkId } : {}),
+      from: this.from,
+      to: this.to,
+      ...(this.userId ? { userId: this.userId } : {}),
+      ...(this.clientId ? { clientId: this.clientId } : {}),
+    };
+  }
+
+  /** Writes a change of the record (one committed statement). */
+  record(change: CallUpdate): void {
+    if (this.ended) return;
+    this.env.store.update(this.id, change);
+  }
+
+  ringing(sipStatus: number): void {
+    if (this.ended || this.state !== "trying") return;
+    this.state = "ringing";
+    this.record({ state: "ringing", sipStatus });
+    emitEvent("call.ringing", { ...this.eventBase(), sipStatus });
+  }
+
+  answered(codec: string): void {
+    if (this.ended || this.state === "answered") return;
+    this.state = "answered";
+    this.codec = codec;
+    this.abandon = undefined;
+    this.record({ state: "answered", sipStatus: 200, codec });
+    emitEvent("call.answered", { ...this.eventBase(), codec });
+  }
+
+  /** Puts the phone leg into the channel's mixer as participant `callId` with the call's userId. */
+  joinChannel(): void {
+    const { applicationId, channelId, media } = this;
+    if (this.member || !applicationId || !channelId || !media) return;
+    this.member = this.env.registry.join(
+      { applicationId, channelId, id: this.id, kind: "sip", userId: this.userId ?? this.from, callId: this.id, address: this.direction === "inbound" ? this.from : this.to },
+      (mixer) => media.attach(mixer, this.id),
+    );
+  }
+
+  /** Takes over the dialog: in-dialog requests, its end, media DTMF and timeouts. */
+  attachDialog(dialog: Dialog, sessionTimer?: SessionTimerSettings): void {
+    this.dialog = dialog;
+    dialog.on("request", (req, tx) => this.onInDialogRequest(req, tx));
+    dialog.on("ack", (ack) => this.onAck(ack));
+    dialog.on("terminated", (reason) => {
+      if (reason === "bye") this.end("remote_bye");
+      else if (reason === "ackTimeout") this.end("no_ack");
+    });
+    this.media?.onDtmf((digit, durationMs) => this.dtmfReceived(digit, durationMs, "rfc4733"));
+    this.media?.onTimeout(() => this.hangUpWithReason("media_timeout", 'SIP;cause=408;text="RTP timeout"'));
+    if (sessionTimer) {
+      this.sessionTimer = new SessionTimer(sessionTimer, {
+        refresh: () => this.refreshSession(),
+        expire: () => this.hangUpWithReason("session_expired", 'SIP;cause=408;text="session timer expired"'),
+      });
+    }
+  }
+
+  /** Set by the inbound flow for a delayed-offer INVITE: the answer arrives in the ACK. */
+  expectAnswerInAck(): void {
+    this.awaitingAnswerInAck = true;
+  }
+
+  private onAck(ack: SipRequest): void {
+    if (!this.awaitingAnswerInAck) return;
+    this.awaitingAnswerInAck = false;
+    const sdp = ack.bodyText;
+    const applied = sdp && this.media ? this.media.acceptAnswer(sdp) : { ok: false as const, reason: "ACK without the SDP answer" };
+    if (!applied.ok) {
+      this.log.warn("no usable answer in the ACK", { reason: applied.reason });
+      this.hangUpWithReason("media_error", `SIP;cause=488;text="${applied.reason.replace(/"/g, "'")}"`);
+      return;
+    }
+    if (this.state !== "answered") {
+      this.answered(applied.codec);
+      this.joinChannel();
+    } else {
+      this.codec = applied.codec;
+      this.record({ codec: applied.codec });
+    }
+  }
+
+  private onInDialogRequest(req: SipRequest, tx: ServerTransaction): void {
+    switch (req.method) {
+      case "INVITE":
+        return this.onReinvite(req, tx);
+      case "UPDATE":
+        return this.onUpdate(req, tx);
+      case "INFO":
+        return this.onInfo(req, tx);
+      case "OPTIONS":
+        tx.respond(200, "OK", { headers: [["Allow", ALLOW]] });
+        return;
+      default:
+        tx.respond(405, "Method Not Allowed", { headers: [["Allow", ALLOW]] });
+    }
+  }
+
+  // RFC 3261 §14.2 / RFC 3264 §8: a re-INVITE with an offer gets our answer; without one, our offer
+  // goes in the 2xx and the answer comes in the ACK. RFC 4028 §9: it also refreshes the session.
+  private onReinvite(req: SipRequest, tx: ServerTransaction): void {
+    const { dialog, media } = this;
+    if (!dialog || !media) return void tx.respond(500, "Server Internal Error");
+    const contact = this.env.stack.contactFor(undefined, dialog.peer.transport);
+    const timerHeaders = this.sessionTimer?.refreshed(req) ?? [];
+    if (req.body.length === 0) {
+      this.awaitingAnswerInAck = true;
+      dialog.respond2xx(req, tx, { contact, body: media.offer(), contentType: "application/sdp", headers: timerHeaders });
+      return;
+    }
+    const answer = media.answer(req.bodyText);
+    if (!answer.ok) return void this.rejectOffer(tx, answer);
+    this.codecChanged(answer.codec);
+    dialog.respond2xx(req, tx, { contact, body: answer.sdp, contentType: "application/sdp", headers: timerHeaders });
+  }
+
+  // RFC 3311: UPDATE carries an offer (answered in its 2xx) or only refreshes the session timer.
+  private onUpdate(req: SipRequest, tx: ServerTransaction): void {
+    const { dialog, media } = this;
+    if (!dialog || !media) return void tx.respond(500, "Server Internal Error");
+    const timerHeaders = this.sessionTimer?.refreshed(req) ?? [];
+    const contact: [string, string] = ["Contact", formatNameAddr(this.env.stack.contactFor(undefined, dialog.peer.transport))];
+    if (req.body.length === 0) return void tx.respond(200, "OK", { headers: [contact, ...timerHeaders] });
+    const answer = media.answer(req.bodyText);
+    if (!answer.ok) return void this.rejectOffer(tx, answer);
+    this.codecChanged(answer.codec);
+    tx.respond(200, "OK", { headers: [contact, ...timerHeaders], body: answer.sdp, contentType: "application/sdp" });
+  }
+
+  private rejectOffer(tx: ServerTransaction, answer: { status: 400 | 488; reason: string; warning?: string }): void {
+    const headers: [string, string][] = answer.warning ? [["Warning", answer.warning]] : [];
+    tx.respond(answer.status, answer.status === 400 ? "Bad SDP" : "Not Acceptable Here", { headers });
+  }
+
+  private codecChanged(codec: string): void {
+    if (codec === this.codec) return;
+    this.codec = codec;
+    this.record({ codec });
+  }
+
+  private onInfo(req: SipRequest, tx: ServerTransaction): void {
+    if (req.body.length === 0) return void tx.respond(200);
+    const dtmf = parseDtmfInfo(req.contentType, req.bodyText);
+    if (dtmf === "unsupported") return void tx.respond(415, "Unsupported Media Type", { headers: [["Accept", "application/dtmf-relay, application/dtmf"]] });
+    if (dtmf === undefined) return void tx.respond(400, "Bad DTMF Body");
+    tx.respond(200);
+    this.dtmfReceived(dtmf.digit, dtmf.durationMs, "sip-info");
+  }
+
+  private dtmfReceived(digit: string, durationMs: number | undefined, method: "rfc4733" | "sip-info"): void {
+    emitEvent("dtmf.received", { ...this.eventBase(), digit, ...(durationMs !== undefined ? { durationMs } : {}), method });
+  }
+
+  sendDtmf(digits: string): boolean {
+    if (this.state !== "answered" || !this.media) return false;
+    this.media.sendDtmf(digits);
+    return true;
+  }
+
+  // RFC 4028 §10: the refresher sends a re-INVITE (with a new offer) before the session expires.
+  private async refreshSession(): Promise<void> {
+    const { dialog, media } = this;
+    if (!dialog || !media || this.ended) return;
+    const req = dialog.createRequest("INVITE", { body: media.offer(), contentType: "application/sdp", headers: this.sessionTimer?.requestHeaders() ?? [] });
+    const outcome = await dialog.sendRequest(req).outcome;
+    if (outcome.kind !== "final") return void this.log.warn("session refresh got no answer", { outcome: outcome.kind });
+    const res = outcome.response;
+    if (res.status >= 200 && res.status < 300) {
+      // §13.2.2.4: every 2xx to an INVITE is ACKed, in-dialog too.
+      const ack = dialog.createRequest("ACK");
+      await this.env.stack.sendStateless(ack, dialog.nextHop()).catch(() => undefined);
+      if (res.body.length > 0) media.acceptAnswer(res.bodyText);
+      this.sessionTimer?.refreshedBy(res);
+    } else if (res.status === 408 || res.status === 481) {
+      // RFC 3261 §12.2.1.2: the dialog is gone.
+      this.hangUpWithReason("session_expired", 'SIP;cause=481;text="session refresh failed"');
+    }
+  }
+
+  /** Ends an answered call with a BYE carrying a Reason header (RFC 3326). */
+  hangUpWithReason(reason: EndReason, reasonHeader?: string): void {
+    const dialog = this.dialog;
+    if (this.ended) return;
+    if (dialog && dialog.state !== "terminated") {
+      const bye = dialog.createRequest("BYE", reasonHeader ? { headers: [["Reason", reasonHeader]] } : {});
+      dialog.sendRequest(bye);
+      dialog.terminate();
+    }
+    this.end(reason);
+  }
+
+  /** DELETE /calls/:id: BYE when answered, CANCEL/480 before. */
+  hangUp(): void {
+    if (this.ended) return;
+    if (this.dialog) return this.hangUpWithReason("local_hangup");
+    if (this.abandon) return this.abandon();
+    this.end("local_hangup");
+  }
+
+  /** Final: records the end, leaves the channel, frees the media; later calls do nothing. */
+  end(reason: EndReason, sipStatus?: number): void {
+    if (this.ended) return;
+    const stats = this.media?.stats();
+    this.env.store.update(this.id, {
+      state: "ended",
+      endReason: reason,
+      ...(sipStatus !== undefined ? { sipStatus } : {}),
+      ...(stats ? { mediaStats: roundStats(stats) } : {}),
+    });
+    this.ended = true;
+    this.abandon = undefined;
+    this.sessionTimer?.stop();
+    this.member?.leave(reason);
+    this.media?.close();
+    if (this.dialog && this.dialog.state !== "terminated") this.dialog.terminate();
+    const durationMs = Date.now() - this.createdAt;
+    emitEvent("call.ended", { ...this.eventBase(), reason, ...(sipStatus !== undefined ? { sipStatus } : {}), durationMs });
+    this.env.release(this);
+  }
+}
+
+function roundStats(stats: Record<string, number>): Record<string, number> {
+  return Object.fromEntries(Object.entries(stats).map(([k, v]) => [k, Math.round(v)]));
+}

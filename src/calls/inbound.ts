@@ -1,0 +1,114 @@
+// An INVITE from a trunk, until it is answered or turned away:
+//   source check (403, cheap) → limits (503) → 100 Trying (the stack) → routing: static map, then
+//   the inbound webhook (404 / 5xx saying why) → SDP answer (or our offer for a delayed-offer
+//   INVITE) → optional 180 → 200, retransmitted until the ACK (the dialog) → the caller joins the
+//   channel's mixer with its userId.
+// CANCEL at any point before the 200: the stack sends 200 + 487; we abandon the routing webhook,
+// close the record as `cancelled` and tell the inbound-cancel webhook with the INVITE's headers.
+import { notifyInboundCancel, routeInbound } from "../routing/inbound.ts";
+import { Dialog } from "../sip/dialog.ts";
+import { formatUri, type SipRequest } from "../sip/message.ts";
+import type { ServerTransaction } from "../sip/transaction.ts";
+import type { InboundContext } from "../sip/transport.ts";
+import type { CallManager } from "./manager.ts";
+import { ALLOW_METHODS, newCallId } from "./manager.ts";
+import { negotiateInbound } from "./sessionTimer.ts";
+
+export async function handleInboundInvite(manager: CallManager, req: SipRequest, tx: ServerTransaction, ctx: InboundContext): Promise<void> {
+  const trunk = manager.trunkForSource(ctx.source.address);
+  if (!trunk) {
+    tx.respond(403, "Forbidden");
+    return;
+  }
+  const { deps } = manager;
+  const overLimit = !manager.hasCapacity(trunk);
+  const call = manager.createCall({
+    id: newCallId(),
+    direction: "inbound",
+    from: formatUri(req.from.uri),
+    to: formatUri(req.to.uri),
+    sipCallId: req.callId,
+    trunkId: trunk.id,
+  });
+  const reject = (status: number, reason: string, headers: [string, string][] = []) => {
+    tx.respond(status, reason, { headers });
+    call.end("rejected", status);
+  };
+  if (overLimit) return reject(503, "Too Many Calls", [["Retry-After", "30"]]);
+  const timers = negotiateInbound(req, deps.settings().sessionTimerSec);
+  if (!timers.ok) return reject(timers.status, "Session Interval Too Small", timers.headers);
+
+  const headers = headersRecord(req);
+  const webhooks = deps.webhooks();
+  const routing = new AbortController();
+  tx.on("cancel", () => {
+    routing.abort();
+    call.end("cancelled", 487);
+    void notifyInboundCancel(headers, webhooks);
+  });
+  call.abandon = () => {
+    routing.abort();
+    reject(480, "Temporarily Unavailable");
+  };
+
+  const routed = await routeInbound(
+    { toUser: req.to.uri.user, fromUri: call.from, headers, sdp: req.body.length > 0 ? req.bodyText : "" },
+    deps.routes,
+    webhooks,
+    routing.signal,
+  );
+  if (call.isEnded) return;
+  if (!routed.ok) {
+    call.log.warn("inbound call not routed", { status: routed.status, reason: routed.reason, detail: routed.detail });
+    return reject(routed.status, routed.reason);
+  }
+  const { applicationId, channelId, userId } = routed.route;
+  Object.assign(call, { applicationId, channelId, userId });
+  call.record({ applicationId, channelId, userId });
+
+  const media = await deps.media({ callId: call.id });
+  if ("error" in media) {
+    call.log.error("no media for the call", { reason: media.error });
+    return reject(503, "Media Unavailable");
+  }
+  if (call.isEnded) return media.close();
+  call.media = media;
+
+  let body: string;
+  let codec: string | undefined;
+  if (req.body.length > 0) {
+    const answer = media.answer(req.bodyText);
+    if (!answer.ok) return reject(answer.status, answer.status === 400 ? "Bad SDP" : "Not Acceptable Here", answer.warning ? [["Warning", answer.warning]] : []);
+    body = answer.sdp;
+    codec = answer.codec;
+  } else {
+    // RFC 3264 §5 with RFC 3261 §13.2.1: no offer in the INVITE → ours goes in the 2xx, the answer in the ACK.
+    body = media.offer();
+  }
+  if (deps.settings().sendRinging) {
+    tx.respond(180, "Ringing");
+    call.ringing(180);
+  }
+  const dialog = Dialog.answer(deps.stack, req, tx, ctx, {
+    contact: deps.stack.contactFor(undefined, ctx.local.transport),
+    body,
+    contentType: "application/sdp",
+    headers: [["Allow", ALLOW_METHODS], ["Supported", "timer"], ...timers.headers],
+  });
+  call.attachDialog(dialog, timers.settings);
+  if (codec === undefined) {
+    call.expectAnswerInAck();
+    return;
+  }
+  call.answered(codec);
+  call.joinChannel();
+}
+
+/** The INVITE's headers as the webhooks get them: name → value, repeated headers joined with ", ". */
+export function headersRecord(req: SipRequest): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const { name, value } of req.headerFields) {
+    out[name] = Object.hasOwn(out, name) ? `${out[name]}, ${value}` : value;
+  }
+  return out;
+}

@@ -1,0 +1,279 @@
+// The call service: owns every live call, the concurrent-call limits, and the commands the APIs
+// use (dial, hang up, DTMF, list). Inbound INVITEs arrive through the SIP stack's request handler;
+// the flows themselves live in inbound.ts and outbound.ts.
+//
+//   const calls = new CallManager({ stack, records, registry, trunks, resolver, media, routes, callerId, webhooks, settings });
+//   calls.start();                                    // takes the stack's out-of-dialog requests
+//   calls.dial({ applicationId, channelId, to, client: { id, userId, ... } })  → { ok, call } at once
+//   calls.hangUp(id); calls.sendDtmf(id, "123"); calls.get(id); calls.list({ state, limit, cursor })
+//   calls.clientControl()                             // for the client API (dialling from a browser)
+import { randomUUID } from "node:crypto";
+import type { ChannelRegistry } from "../channels/registry.ts";
+import type { TrunkInput } from "../config/entities.ts";
+import { createLogger } from "../log.ts";
+import type { InboundRouteSource, InboundWebhookSettings } from "../routing/inbound.ts";
+import type { OutboundWebhookSettings } from "../routing/outbound.ts";
+import type { SipRequest } from "../sip/message.ts";
+import type { Resolver } from "../sip/resolver.ts";
+import type { SipStack } from "../sip/stack.ts";
+import type { ServerTransaction } from "../sip/transaction.ts";
+import type { InboundContext } from "../sip/transport.ts";
+import type { CallListQuery, CallRecord, CallStore, NewCall } from "../store/calls.ts";
+import { Call, type CallEnvironment } from "./call.ts";
+import type { CallerIdTemplates } from "./callerId.ts";
+import { parseDialTarget } from "./dialTarget.ts";
+import { handleInboundInvite } from "./inbound.ts";
+import type { MediaFactory } from "./media.ts";
+import { placeOutboundCall } from "./outbound.ts";
+import { createSourceMatcher, type SourceMatcher } from "./sourceMatcher.ts";
+import type { CommandResult, DialClient, DialRequest } from "./types.ts";
+
+export const ALLOW_METHODS = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE";
+
+/** What the call layer needs to know about trunks (the trunk manager provides it). */
+export interface TrunkDirectory {
+  /** Every configured trunk, in configuration order. */
+  list(): TrunkInput[];
+  /** Registered when it registers and reachable when it is probed (the call limit is ours to check). */
+  isUp(trunkId: string): boolean;
+  /** The addresses the trunk's domain resolved to, for matching inbound sources. */
+  resolvedAddresses(trunkId: string): readonly string[];
+  /** Called when trunks or their resolved addresses change. Returns the unsubscribe function. */
+  onChange(listener: () => void): () => void;
+}
+
+export interface CallSettings {
+  ringTimeoutSec: number;
+  sendRinging: boolean;
+  maxConcurrentCalls: number;
+  /** Longest session-timer interval we accept (RFC 4028). */
+  sessionTimerSec: number;
+}
+
+export type WebhookConfig = InboundWebhookSettings & OutboundWebhookSettings;
+
+export interface CallManagerDeps {
+  stack: SipStack;
+  records: CallStore;
+  registry: ChannelRegistry;
+  trunks: TrunkDirectory;
+  resolver: Resolver;
+  media: MediaFactory;
+  routes: InboundRouteSource;
+  callerId(applicationId: string, channelId: string): CallerIdTemplates | undefined;
+  webhooks(): WebhookConfig;
+  settings(): CallSettings;
+}
+
+/** The token claims the client API passes when a browser dials, hangs up or sends DTMF. */
+export interface ClientIdentity {
+  applicationId: string;
+  channelId: string;
+  clientId?: string;
+  userId?: string;
+  userAlias?: string;
+  deviceId?: string;
+  deviceAlias?: string;
+  tag?: string;
+  roles?: string[];
+  region?: string;
+}
+
+const log = createLogger("calls");
+
+export class CallManager {
+  private readonly calls = new Map<string, Call>();
+  private readonly perTrunk = new Map<string, number>();
+  private readonly env: CallEnvironment;
+  private matchSource: SourceMatcher = () => undefined;
+  private unsubscribe: (() => void) | undefined;
+
+  constructor(readonly deps: CallManagerDeps) {
+    this.env = { store: deps.records, registry: deps.registry, stack: deps.stack, release: (call) => this.release(call) };
+  }
+
+  /** Takes the stack's out-of-dialog requests and closes the records of calls a crash interrupted. */
+  start(): void {
+    const interrupted = this.deps.records.closeInterruptedCalls();
+    if (interrupted > 0) log.warn("calls live at the last stop closed as interrupted", { count: interrupted });
+    this.rebuildSourceMatcher();
+    this.unsubscribe = this.deps.trunks.onChange(() => this.rebuildSourceMatcher());
+    this.deps.stack.onRequest((req, tx, ctx) => this.onRequest(req, tx, ctx));
+  }
+
+  /** Ends every call (BYE / CANCEL) for shutdown. */
+  stop(): void {
+    this.unsubscribe?.();
+    for (const call of [...this.calls.values()]) {
+      if (call.dialog) call.hangUpWithReason("shutdown", 'SIP;cause=503;text="shutting down"');
+      else if (call.abandon) call.abandon();
+      call.end("shutdown");
+    }
+  }
+
+  private onRequest(req: SipRequest, tx: ServerTransaction, ctx: InboundContext): void {
+    if (req.method === "INVITE") {
+      handleInboundInvite(this, req, tx, ctx).catch((error: unknown) => {
+        log.error("inbound call failed", { error, sipCallId: req.callId });
+        tx.respond(500, "Server Internal Error");
+      });
+      return;
+    }
+    // §8.2.1: the stack answered OPTIONS; other out-of-dialog methods have no meaning here.
+    tx.respond(405, "Method Not Allowed", { headers: [["Allow", ALLOW_METHODS]] });
+  }
+
+  private rebuildSourceMatcher(): void {
+    const trunks = this.deps.trunks.list().filter((t) => t.enabled);
+    this.matchSource = createSourceMatcher(
+      trunks.map((t) => ({ trunkId: t.id, resolvedAddresses: this.deps.trunks.resolvedAddresses(t.id), allowedAddresses: t.allowedAddresses })),
+    );
+  }
+
+  /** The enabled trunk an inbound request's source address belongs to. */
+  trunkForSource(address: string): TrunkInput | undefined {
+    const id = this.matchSource(address);
+    return id === undefined ? undefined : this.trunk(id);
+  }
+
+  trunk(id: string): TrunkInput | undefined {
+    return this.deps.trunks.list().find((t) => t.id === id);
+  }
+
+  /** Under the total limit, and under the trunk's own limit when a trunk is given. */
+  hasCapacity(trunk?: TrunkInput): boolean {
+    if (this.calls.size >= this.deps.settings().maxConcurrentCalls) return false;
+    return trunk === undefined || this.hasTrunkRoom(trunk);
+  }
+
+  /** Under the trunk's own concurrent-call limit (outbound skips full trunks). */
+  hasTrunkRoom(trunk: TrunkInput): boolean {
+    return !trunk.maxConcurrentCalls || (this.perTrunk.get(trunk.id) ?? 0) < trunk.maxConcurrentCalls;
+  }
+
+  /** Live calls in total or on one trunk (trunk status shows this). */
+  activeCalls(trunkId?: string): number {
+    return trunkId === undefined ? this.calls.size : (this.perTrunk.get(trunkId) ?? 0);
+  }
+
+  /** Creates the call and its record (state `trying`). */
+  createCall(o: NewCall): Call {
+    this.deps.records.create(o);
+    const call = new Call(o.id, o.direction, o.from, o.to, this.env);
+    Object.assign(call, {
+      ...(o.applicationId ? { applicationId: o.applicationId } : {}),
+      ...(o.channelId ? { channelId: o.channelId } : {}),
+      ...(o.userId ? { userId: o.userId } : {}),
+      ...(o.clientId ? { clientId: o.clientId } : {}),
+    });
+    this.calls.set(call.id, call);
+    if (o.trunkId) this.assignTrunk(call, o.trunkId);
+    return call;
+  }
+
+  /** Counts the call against its trunk's limit. */
+  assignTrunk(call: Call, trunkId: string): void {
+    call.trunkId = trunkId;
+    this.perTrunk.set(trunkId, (this.perTrunk.get(trunkId) ?? 0) + 1);
+  }
+
+  private release(call: Call): void {
+    if (!this.calls.delete(call.id)) return;
+    if (call.trunkId) this.perTrunk.set(call.trunkId, Math.max(0, (this.perTrunk.get(call.trunkId) ?? 1) - 1));
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Commands
+
+  /** Places an outbound call into a channel; returns its record at once (state `trying`). */
+  dial(request: DialRequest): CommandResult<{ call: CallRecord }> {
+    const target = parseDialTarget(request.to);
+    if ("error" in target) return { ok: false, status: 400, code: "invalid_body", message: `to ${target.error}`, field: "to" };
+    if (!this.hasCapacity()) return { ok: false, status: 503, code: "too_many_calls", message: "the concurrent-call limit is reached" };
+    const call = this.createCall({
+      id: newCallId(),
+      direction: "outbound",
+      from: "",
+      to: request.to.trim(),
+      applicationId: request.applicationId,
+      channelId: request.channelId,
+      clientId: request.client.id,
+      ...(request.client.userId ? { userId: request.client.userId } : {}),
+    });
+    placeOutboundCall(this, call, request, target).catch((error: unknown) => {
+      call.log.error("outbound call failed", { error });
+      call.end("transport_error");
+    });
+    return { ok: true, call: this.deps.records.get(call.id)! };
+  }
+
+  hangUp(id: string): CommandResult {
+    const call = this.calls.get(id);
+    if (!call) return this.notLive(id);
+    call.hangUp();
+    return { ok: true };
+  }
+
+  sendDtmf(id: string, digits: string): CommandResult {
+    const call = this.calls.get(id);
+    if (!call) return this.notLive(id);
+    if (!call.sendDtmf(digits)) return { ok: false, status: 409, code: "not_answered", message: "DTMF needs an answered call" };
+    return { ok: true };
+  }
+
+  get(id: string): CallRecord | undefined {
+    return this.deps.records.get(id);
+  }
+
+  list(query: CallListQuery): { calls: CallRecord[]; nextCursor?: string } {
+    return this.deps.records.list(query);
+  }
+
+  private notLive(id: string): CommandResult {
+    return this.deps.records.get(id)
+      ? { ok: false, status: 409, code: "call_ended", message: `call ${JSON.stringify(id)} has already ended` }
+      : { ok: false, status: 404, code: "not_found", message: `call ${JSON.stringify(id)} not found` };
+  }
+
+  /** The client API's view: dial from the token's channel; hang up or send DTMF on that channel's calls. */
+  clientControl() {
+    const ownCall = (claims: ClientIdentity, callId: string): CommandResult<{ call: Call }> => {
+      const call = this.calls.get(callId);
+      if (!call || call.applicationId !== claims.applicationId || call.channelId !== claims.channelId) return this.notLive(callId) as CommandResult<{ call: Call }>;
+      return { ok: true, call };
+    };
+    return {
+      dial: async (o: { claims: ClientIdentity & { clientId: string }; to: string }): Promise<CommandResult<{ callId: string }>> => {
+        const { claims } = o;
+        const client: DialClient = {
+          id: claims.clientId,
+          ...pick(claims, ["userId", "userAlias", "deviceId", "deviceAlias", "tag", "region"]),
+          ...(claims.roles ? { roles: claims.roles } : {}),
+        };
+        const result = this.dial({ applicationId: claims.applicationId, channelId: claims.channelId, to: o.to, client });
+        return result.ok ? { ok: true, callId: result.call.id } : result;
+      },
+      hangUp: async (o: { claims: ClientIdentity; callId: string }): Promise<CommandResult> => {
+        const own = ownCall(o.claims, o.callId);
+        if (!own.ok) return own;
+        own.call.hangUp();
+        return { ok: true };
+      },
+      sendDtmf: async (o: { claims: ClientIdentity; callId: string; digits: string }): Promise<CommandResult> => {
+        const own = ownCall(o.claims, o.callId);
+        if (!own.ok) return own;
+        return own.call.sendDtmf(o.digits) ? { ok: true } : { ok: false, status: 409, code: "not_answered", message: "DTMF needs an answered call" };
+      },
+    };
+  }
+}
+
+export function newCallId(): string {
+  return `call_${randomUUID().replace(/-/g, "")}`;
+}
+
+function pick<T extends object, K extends keyof T>(o: T, keys: K[]): Partial<Pick<T, K>> {
+  const out: Partial<Pick<T, K>> = {};
+  for (const key of keys) if (o[key] !== undefined) out[key] = o[key];
+  return out;
+}

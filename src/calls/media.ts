@@ -1,0 +1,30 @@
+// What a call needs from its phone leg (src/media/leg.ts does the work): SDP offers and answers,
+// audio into and out of the channel mixer, DTMF both ways, statistics and the media timeout.
+import type { Mixer } from "../media/mixer.ts";
+
+export type AnswerOutcome =
+  | { ok: true; sdp: string; codec: string }
+  /** 400: the SDP does not parse; 488: nothing acceptable in it (warning for the Warning header). */
+  | { ok: false; status: 400 | 488; reason: string; warning?: string };
+
+export type ApplyOutcome = { ok: true; codec: string } | { ok: false; reason: string; warning?: string };
+
+export interface CallMedia {
+  /** Our offer: for a delayed-offer INVITE's 2xx, an early-offer INVITE, or a refresh. */
+  offer(): string;
+  /** Answers the peer's offer (initial or in a re-INVITE/UPDATE: hold, new address, new codec). */
+  answer(offerSdp: string): AnswerOutcome;
+  /** Applies the peer's answer to our last offer. */
+  acceptAnswer(answerSdp: string): ApplyOutcome;
+  /** Starts sending/receiving audio as the mixer participant `participantId`; returns the detach. */
+  attach(mixer: Mixer, participantId: string): () => void;
+  /** Sends RFC 4733 events (in-band tones when the peer negotiated no telephone-event). */
+  sendDtmf(digits: string): void;
+  onDtmf(listener: (digit: string, durationMs: number) => void): void;
+  /** No RTP for the configured time while media is expected. */
+  onTimeout(listener: () => void): void;
+  stats(): Record<string, number>;
+  close(): void;
+}
+
+export type MediaFactory = (o: { callId: string }) => Promise<CallMedia | { error: string }>;

@@ -1,0 +1,18 @@
+// Shapes shared by the call manager and its callers (admin API, client API).
+import type { CallerIdClientInfo } from "../channels/callerIdTemplate.ts";
+
+/** The client a call is placed for: caller-ID variables plus the ids the outbound webhook gets. */
+export interface DialClient extends CallerIdClientInfo {
+  id: string;
+}
+
+export interface DialRequest {
+  applicationId: string;
+  channelId: string;
+  /** E.164 number or SIP URI. */
+  to: string;
+  client: DialClient;
+}
+
+export type CommandFailure = { ok: false; status: 400 | 404 | 409 | 503; code: string; message: string; field?: string };
+export type CommandResult<T extends object = object> = ({ ok: true } & T) | CommandFailure;

@@ -1,0 +1,81 @@
+// A phone's media end for tests: sends a PCMU sine tone every 20 ms from its own socket (so the
+// far end can latch to it) and records what it receives, decoded to 8 kHz PCM, so tests can ask
+// "does this side hear a 440 Hz tone?" with Goertzel.
+import { decodeUlaw, encodeUlaw } from "../../src/media/g711.ts";
+import { goertzelPower, meanSquare } from "../../src/media/goertzel.ts";
+import { parseRtp, serializeRtp } from "../../src/media/rtp-packet.ts";
+
+export interface RtpPeer {
+  readonly port: number;
+  /** Where to send (the SDP of the other side); sending starts with the first call. */
+  sendTo(address: string, port: number): void;
+  /** Decoded PCM (8 kHz) of every PCMU packet received so far, in arrival order. */
+  received(): Int16Array;
+  readonly packetsReceived: number;
+  /** Share of the received signal's power at `freq` (0..1) over the last `ms` milliseconds. */
+  toneShare(freq: number, ms?: number): number;
+  close(): void;
+}
+
+export async function startRtpPeer(toneHz: number, amplitude = 8000): Promise<RtpPeer> {
+  const chunks: Int16Array[] = [];
+  let packetsReceived = 0;
+  const socket = await Bun.udpSocket({
+    hostname: "127.0.0.1",
+    socket: {
+      data(_socket, data) {
+        const packet = parseRtp(new Uint8Array(data));
+        if (!packet || packet.payloadType !== 0) return;
+        packetsReceived++;
+        chunks.push(decodeUlaw(packet.payload));
+      },
+    },
+  });
+  let timer: ReturnType<typeof setInterval> | undefined;
+  let seq = Math.floor(Math.random() * 60000);
+  let timestamp = Math.floor(Math.random() * 1e9);
+  let phase = 0;
+  const ssrc = Math.floor(Math.random() * 0xffffffff);
+  const frame = new Int16Array(160);
+  const step = (2 * Math.PI * toneHz) / 8000;
+
+  const peer: RtpPeer = {
+    port: socket.port,
+    sendTo(address, port) {
+      if (timer) clearInterval(timer);
+      timer = setInterval(() => {
+        for (let i = 0; i < frame.length; i++) {
+          frame[i] = Math.round(amplitude * Math.sin(phase));
+          phase += step;
+        }
+        socket.send(serializeRtp({ payloadType: 0, sequenceNumber: seq, timestamp, ssrc }, encodeUlaw(frame)), port, address);
+        seq = (seq + 1) & 0xffff;
+        timestamp = (timestamp + 160) >>> 0;
+      }, 20);
+    },
+    received() {
+      const total = chunks.reduce((n, c) => n + c.length, 0);
+      const out = new Int16Array(total);
+      let offset = 0;
+      for (const chunk of chunks) {
+        out.set(chunk, offset);
+        offset += chunk.length;
+      }
+      return out;
+    },
+    get packetsReceived() {
+      return packetsReceived;
+    },
+    toneShare(freq, ms = 1000) {
+      const all = peer.received();
+      const tail = all.subarray(Math.max(0, all.length - (ms * 8000) / 1000));
+      const total = meanSquare(tail);
+      return total === 0 ? 0 : goertzelPower(tail, 8000, freq) / total;
+    },
+    close() {
+      if (timer) clearInterval(timer);
+      socket.close();
+    },
+  };
+  return peer;
+}
