@@ -104,11 +104,14 @@ export class Registration {
   async stop(o: { unregister: boolean; finalState: "unregistered" | "disabled" }): Promise<void> {
     this.generation++;
     this.clearTimers();
-    const hadBinding = this.current.state === "registered" || this.inFlight !== undefined;
-    if (o.unregister && hadBinding) {
+    if (o.unregister && this.current.state === "registered") {
       const done = this.unregister();
       const timeout = new Promise<void>((resolve) => setTimeout(resolve, this.timing.unregisterTimeoutMs).unref?.());
       await Promise.race([done, timeout]);
+    } else if (o.unregister && this.inFlight) {
+      // A first REGISTER still out may yet create a binding: remove it, without waiting on a
+      // provider that has not answered so far.
+      void this.unregister();
     }
     this.update({ state: o.finalState, expiresAt: null });
   }

@@ -1,0 +1,79 @@
+// Runs Kamailio (5.6) as a real peer in tests: foreground (-DD), logging to stderr (-E), on a
+// loopback UDP+TCP port, with a config from test/fixtures/kamailio/. The stderr lines are kept so
+// tests can wait for what the config's xlog() prints.
+//
+//   const k = await startKamailio({ config: "test/fixtures/kamailio/registrar.cfg" });
+//   ... register to 127.0.0.1:k.port ...
+//   await k.waitFor(/TRUNKLINE saved aor=sip:alice@/);
+//   await k.stop();
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { freePort } from "./sipp.ts";
+
+export interface KamailioRun {
+  port: number;
+  /** Every stderr line so far. */
+  readonly lines: string[];
+  /** Resolves with the first line (already seen or future) matching `pattern`. */
+  waitFor(pattern: RegExp, timeoutMs?: number): Promise<string>;
+  stop(): Promise<void>;
+}
+
+export async function startKamailio(o: { config: string; port?: number; readyTimeoutMs?: number }): Promise<KamailioRun> {
+  const port = o.port ?? (await freePort());
+  const runDir = mkdtempSync(join(tmpdir(), "kamailio-"));
+  const proc = Bun.spawn(
+    ["kamailio", "-DD", "-E", "-f", resolve(o.config), "-l", `udp:127.0.0.1:${port}`, "-l", `tcp:127.0.0.1:${port}`, "-Y", runDir, "-w", runDir],
+    { stdout: "ignore", stderr: "pipe", stdin: "ignore" },
+  );
+  const lines: string[] = [];
+  const waiters = new Set<{ pattern: RegExp; resolve: (line: string) => void }>();
+  void (async () => {
+    const decoder = new TextDecoder();
+    let partial = "";
+    for await (const chunk of proc.stderr) {
+      partial += decoder.decode(chunk, { stream: true });
+      const parts = partial.split("\n");
+      partial = parts.pop() ?? "";
+      for (const line of parts) {
+        lines.push(line);
+        for (const w of [...waiters]) if (w.pattern.test(line)) { waiters.delete(w); w.resolve(line); }
+      }
+    }
+  })();
+
+  const waitFor = (pattern: RegExp, timeoutMs = 5000) => {
+    const seen = lines.find((l) => pattern.test(l));
+    if (seen !== undefined) return Promise.resolve(seen);
+    return new Promise<string>((resolveLine, reject) => {
+      const waiter = { pattern, resolve: (line: string) => { clearTimeout(timer); resolveLine(line); } };
+      const timer = setTimeout(() => {
+        waiters.delete(waiter);
+        reject(new Error(`kamailio never logged ${pattern}; last lines:\n${lines.slice(-15).join("\n")}`));
+      }, timeoutMs);
+      waiters.add(waiter);
+    });
+  };
+
+  const stop = async () => {
+    proc.kill("SIGTERM");
+    const exited = await Promise.race([proc.exited.then(() => true), Bun.sleep(3000).then(() => false)]);
+    if (!exited) proc.kill("SIGKILL");
+    rmSync(runDir, { recursive: true, force: true });
+  };
+
+  // Ready once the TCP listener accepts (both listeners are bound before the workers start).
+  const deadline = Date.now() + (o.readyTimeoutMs ?? 5000);
+  for (;;) {
+    if (proc.exitCode !== null) throw new Error(`kamailio exited with ${proc.exitCode}:\n${lines.join("\n")}`);
+    const connected = await Bun.connect({ hostname: "127.0.0.1", port, socket: { data() {} } }).then((s) => { s.end(); return true; }, () => false);
+    if (connected) break;
+    if (Date.now() > deadline) {
+      await stop();
+      throw new Error(`kamailio not ready on ${port}:\n${lines.join("\n")}`);
+    }
+    await Bun.sleep(50);
+  }
+  return { port, lines, waitFor, stop };
+}
