@@ -257,6 +257,9 @@ export class StreamTransport implements Transport {
     const ready = new Promise<void>((resolve, reject) => {
       settle = (error) => (error ? reject(error) : resolve());
     });
+    // A refused connect rejects `ready` from connectError while Bun.connect's own rejection is the
+    // one awaited below; without a handler that second rejection would surface as unhandled.
+    ready.catch(() => {});
     const state: ConnectionState = { ready: settle };
     const base = this.handlers((socket) => {
       this.wrap(socket, dest);
