@@ -173,16 +173,18 @@ export class StreamTransport implements Transport {
       data: (socket: Socket<ConnectionState>, chunk: Uint8Array) => {
         const conn = socket.data.conn;
         if (!conn) return;
-        try {
-          const error = conn.receive(chunk, maxSize, (message) =>
-            this.onMessage(message, { source: conn.remote, connectionId: conn.id, local: this.local }, "stream"),
-          );
-          if (error) {
-            log.warn("dropping stream connection: framing error", { error, remote: conn.remote });
-            socket.end();
+        const error = conn.receive(chunk, maxSize, (message) => {
+          try {
+            this.onMessage(message, { source: conn.remote, connectionId: conn.id, local: this.local }, "stream");
+          } catch (handlerError) {
+            // One bad message must not take the connection (or the process) down.
+            log.error("stream message handler failed", { error: handlerError, remote: conn.remote });
           }
-        } catch (error) {
-          log.error("stream message handler failed", { error, remote: conn.remote });
+        });
+        if (error) {
+          log.warn("dropping stream connection: framing error", { error, remote: conn.remote });
+          this.forget(conn);
+          socket.end();
         }
       },
       drain: (socket: Socket<ConnectionState>) => socket.data.conn?.drain(),

@@ -1,0 +1,204 @@
+// Transports on loopback (IPv4 and IPv6): datagrams, stream framing of split and coalesced
+// messages, connection reuse, idle timeout, RFC 5626 keep-alive, TLS certificate checks.
+import { afterEach, expect, test } from "bun:test";
+import type { Socket } from "bun";
+import type { InboundContext } from "../../src/sip/transport.ts";
+import { StreamTransport } from "../../src/sip/transport-stream.ts";
+import { UdpTransport } from "../../src/sip/transport-udp.ts";
+
+const CERT = new URL("../fixtures/tls/cert.pem", import.meta.url).pathname;
+const KEY = new URL("../fixtures/tls/key.pem", import.meta.url).pathname;
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+function message(n: number, body = ""): string {
+  return `OPTIONS sip:x@127.0.0.1 SIP/2.0\r\nCall-ID: m${n}\r\nContent-Length: ${encoder.encode(body).length}\r\n\r\n${body}`;
+}
+
+interface Received {
+  text: string;
+  ctx: InboundContext;
+  framing: string;
+}
+
+function collector() {
+  const got: Received[] = [];
+  const handler = (data: Uint8Array, ctx: InboundContext, framing: string) => {
+    got.push({ text: decoder.decode(data), ctx, framing });
+  };
+  return { got, handler };
+}
+
+const closers: (() => unknown)[] = [];
+afterEach(async () => {
+  for (const close of closers.splice(0)) await close();
+});
+
+async function until(cond: () => boolean, ms = 2000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error("timed out waiting");
+    await Bun.sleep(5);
+  }
+}
+
+for (const host of ["127.0.0.1", "::1"]) {
+  test(`UDP on ${host}: a datagram arrives whole with its source; keep-alive CRLFs are ignored`, async () => {
+    const a = collector();
+    const b = collector();
+    const ta = await UdpTransport.listen(host, 0, a.handler);
+    const tb = await UdpTransport.listen(host, 0, b.handler);
+    closers.push(() => ta.close(), () => tb.close());
+    await ta.send(encoder.encode("\r\n\r\n"), tb.local);
+    await ta.send(encoder.encode(message(1)), tb.local);
+    await until(() => b.got.length === 1);
+    await Bun.sleep(20);
+    expect(b.got).toHaveLength(1);
+    expect(b.got[0]!.text).toBe(message(1));
+    expect(b.got[0]!.framing).toBe("datagram");
+    expect(b.got[0]!.ctx.source).toEqual({ transport: "udp", address: host, port: ta.local.port });
+  });
+
+  test(`TCP on ${host}: requests reuse one connection and the reply takes it back`, async () => {
+    const a = collector();
+    const b = collector();
+    const ta = await StreamTransport.listen("tcp", host, 0, a.handler);
+    const tb = await StreamTransport.listen("tcp", host, 0, b.handler);
+    closers.push(() => ta.close(), () => tb.close());
+    await Promise.all([ta.send(encoder.encode(message(1)), tb.local), ta.send(encoder.encode(message(2)), tb.local)]);
+    await ta.send(encoder.encode(message(3)), tb.local);
+    await until(() => b.got.length === 3);
+    expect(ta.connectionCount).toBe(1);
+    expect(tb.connectionCount).toBe(1);
+    const connectionId = b.got[0]!.ctx.connectionId;
+    expect(new Set(b.got.map((g) => g.ctx.connectionId))).toEqual(new Set([connectionId]));
+    // The reply names a port nobody listens on; only the connection can carry it.
+    await tb.send(encoder.encode(message(4)), { transport: "tcp", address: host, port: 9 }, { connectionId });
+    await until(() => a.got.length === 1);
+    expect(a.got[0]!.text).toBe(message(4));
+    expect(ta.connectionCount).toBe(1);
+  });
+}
+
+async function rawClient(port: number, onData: (d: Uint8Array) => void = () => {}): Promise<Socket<undefined>> {
+  const socket = await Bun.connect({
+    hostname: "127.0.0.1",
+    port,
+    socket: { binaryType: "uint8array", data: (_s, d: Uint8Array) => onData(d) },
+  });
+  closers.push(() => socket.end());
+  return socket;
+}
+
+test("TCP framing: a message split into single bytes is delivered once, whole", async () => {
+  const b = collector();
+  const tb = await StreamTransport.listen("tcp", "127.0.0.1", 0, b.handler);
+  closers.push(() => tb.close());
+  const socket = await rawClient(tb.local.port);
+  const bytes = encoder.encode(message(1, "v=0\r\n"));
+  for (const byte of bytes) {
+    socket.write(new Uint8Array([byte]));
+    socket.flush();
+    await Bun.sleep(0);
+  }
+  await until(() => b.got.length === 1);
+  expect(b.got[0]!.text).toBe(message(1, "v=0\r\n"));
+  expect(b.got[0]!.framing).toBe("stream");
+});
+
+test("TCP framing: coalesced messages (with CRLF between) come out one by one", async () => {
+  const b = collector();
+  const tb = await StreamTransport.listen("tcp", "127.0.0.1", 0, b.handler);
+  closers.push(() => tb.close());
+  const socket = await rawClient(tb.local.port);
+  socket.write(message(1, "abc") + "\r\n" + message(2) + message(3, "é"));
+  await until(() => b.got.length === 3);
+  expect(b.got.map((g) => g.text)).toEqual([message(1, "abc"), message(2), message(3, "é")]);
+});
+
+test("TCP: CRLFCRLF keep-alive ping is answered with a CRLF pong (RFC 5626 §3.5.1)", async () => {
+  const tb = await StreamTransport.listen("tcp", "127.0.0.1", 0, () => {});
+  closers.push(() => tb.close());
+  const replies: string[] = [];
+  const socket = await rawClient(tb.local.port, (d) => replies.push(decoder.decode(d)));
+  socket.write("\r\n\r\n");
+  await until(() => replies.length > 0);
+  expect(replies.join("")).toBe("\r\n");
+});
+
+test("TCP: an unframeable stream (no Content-Length) is closed; a throwing handler harms nothing", async () => {
+  let calls = 0;
+  const tb = await StreamTransport.listen("tcp", "127.0.0.1", 0, () => {
+    calls++;
+    throw new Error("handler bug");
+  });
+  closers.push(() => tb.close());
+  const ok = await rawClient(tb.local.port);
+  ok.write(message(1) + message(2));
+  await until(() => calls === 2);
+  let closed = false;
+  const bad = await Bun.connect({
+    hostname: "127.0.0.1",
+    port: tb.local.port,
+    socket: {
+      data() {},
+      close() {
+        closed = true;
+      },
+    },
+  });
+  bad.write("OPTIONS sip:x@y SIP/2.0\r\nCall-ID: z\r\n\r\n");
+  await until(() => closed);
+  expect(tb.connectionCount).toBe(1);
+});
+
+test("TCP: idle connections are closed after the idle timeout", async () => {
+  const a = collector();
+  const ta = await StreamTransport.listen("tcp", "127.0.0.1", 0, a.handler, { idleTimeoutMs: 100 });
+  const tb = await StreamTransport.listen("tcp", "127.0.0.1", 0, () => {}, { idleTimeoutMs: 60_000 });
+  closers.push(() => ta.close(), () => tb.close());
+  await ta.send(encoder.encode(message(1)), tb.local);
+  expect(ta.connectionCount).toBe(1);
+  await until(() => ta.connectionCount === 0, 1000);
+  await until(() => tb.connectionCount === 0, 1000);
+});
+
+test("TLS: a client trusting the CA connects; the system store rejects a self-signed server; verify=false accepts it", async () => {
+  const b = collector();
+  const server = await StreamTransport.listen("tls", "127.0.0.1", 0, b.handler, { tls: { certFile: CERT, keyFile: KEY } });
+  const trusting = await StreamTransport.listen("tls", "127.0.0.1", 0, () => {}, {
+    tls: { certFile: CERT, keyFile: KEY, caFile: CERT },
+  });
+  const strict = await StreamTransport.listen("tls", "127.0.0.1", 0, () => {}, { tls: { certFile: CERT, keyFile: KEY } });
+  closers.push(() => server.close(), () => trusting.close(), () => strict.close());
+
+  await trusting.send(encoder.encode(message(1)), server.local);
+  await until(() => b.got.length === 1);
+  expect(b.got[0]!.text).toBe(message(1));
+  expect(b.got[0]!.ctx.source.transport).toBe("tls");
+
+  expect(strict.send(encoder.encode(message(2)), server.local)).rejects.toThrow(/certificate/);
+  await strict.send(encoder.encode(message(3)), server.local, { verify: false });
+  await until(() => b.got.length === 2);
+  expect(b.got[1]!.text).toBe(message(3));
+});
+
+test("TLS: the certificate must name the host dialled", async () => {
+  const server = await StreamTransport.listen("tls", "127.0.0.1", 0, () => {}, { tls: { certFile: CERT, keyFile: KEY } });
+  const client = await StreamTransport.listen("tls", "127.0.0.1", 0, () => {}, {
+    tls: { certFile: CERT, keyFile: KEY, caFile: CERT },
+  });
+  closers.push(() => server.close(), () => client.close());
+  expect(client.send(encoder.encode(message(1)), server.local, { serverName: "sip.example.com" })).rejects.toThrow(
+    /certificate/,
+  );
+});
+
+test("a connect to a closed port fails with a TransportError", async () => {
+  const ta = await StreamTransport.listen("tcp", "127.0.0.1", 0, () => {});
+  closers.push(() => ta.close());
+  expect(ta.send(encoder.encode(message(1)), { transport: "tcp", address: "127.0.0.1", port: 9 })).rejects.toThrow(
+    /connect/,
+  );
+});
