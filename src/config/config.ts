@@ -34,9 +34,10 @@ const sipSchema = s
     tls: s.object({ certFile: s.string({ minLength: 1 }), keyFile: s.string({ minLength: 1 }) }).optional(),
     userAgent: s.string({ minLength: 1, maxLength: 128 }).default("Trunkline"),
   })
-  .refine((sip) =>
-    sip.listen.some((l) => l.transport === "tls") && !sip.tls ? "a tls listener needs sip.tls.certFile and sip.tls.keyFile" : undefined,
-  );
+  .refine((sip) => {
+    const tls = sip.listen.findIndex((l) => l.transport === "tls");
+    return tls >= 0 && !sip.tls ? { at: ["listen", tls, "transport"], message: "a tls listener needs sip.tls.certFile and sip.tls.keyFile" } : undefined;
+  });
 
 const codecName = s.enum(["opus", "G722", "PCMU", "PCMA"]);
 
@@ -48,7 +49,7 @@ const rtpSchema = s
     codecs: s.array(codecName, { minItems: 1, uniqueBy: (c) => c, uniqueLabel: "codec" }).default(["opus", "G722", "PCMU", "PCMA"]),
     dtmfDurationMs: s.integer({ min: 40, max: 2000 }).default(160),
   })
-  .refine((rtp) => (rtp.portMax - rtp.portMin < 1 ? "portMax must be above portMin" : undefined));
+  .refine((rtp) => (rtp.portMax <= rtp.portMin ? { at: ["portMax"], message: `must be above portMin (${rtp.portMin})` } : undefined));
 
 const httpSchema = s.object({
   host: host.default("0.0.0.0"),
@@ -115,11 +116,14 @@ export const configSchema = s
   })
   .refine((config) => {
     const owners = new Map<string, string>();
-    for (const app of config.applications) {
-      for (const route of app.inboundRoutes) {
+    for (const [a, app] of config.applications.entries()) {
+      for (const [r, route] of app.inboundRoutes.entries()) {
         const other = owners.get(route.sipUsername);
         if (other !== undefined && other !== app.id) {
-          return `inbound route sipUsername "${route.sipUsername}" is used by applications "${other}" and "${app.id}"`;
+          return {
+            at: ["applications", a, "inboundRoutes", r, "sipUsername"],
+            message: `"${route.sipUsername}" is already routed by application "${other}"`,
+          };
         }
         owners.set(route.sipUsername, app.id);
       }

@@ -61,8 +61,11 @@ export abstract class Schema<T> {
     return new DefaultSchema(this, value);
   }
 
-  /** Adds a rule on the validated value; `rule` returns an error message or undefined. */
-  refine(rule: (value: T) => string | undefined): Schema<T> {
+  /**
+   * Adds a rule on the validated value; `rule` returns undefined when satisfied, else a message
+   * about the whole value or one about a part of it (`at` is relative to this value).
+   */
+  refine(rule: (value: T) => string | { at: Path; message: string } | undefined): Schema<T> {
     return new RefinedSchema(this, rule);
   }
 
@@ -104,16 +107,16 @@ export class DefaultSchema<T> extends Schema<T> {
 class RefinedSchema<T> extends Schema<T> {
   constructor(
     private readonly inner: Schema<T>,
-    private readonly rule: (value: T) => string | undefined,
+    private readonly rule: (value: T) => string | { at: Path; message: string } | undefined,
   ) {
     super();
   }
   check(input: unknown, path: Path, issues: Issue[]): T | undefined {
     const value = this.inner.check(input, path, issues);
     if (value === undefined) return undefined;
-    const message = this.rule(value);
-    if (message === undefined) return value;
-    issues.push({ path, message });
+    const failure = this.rule(value);
+    if (failure === undefined) return value;
+    issues.push(typeof failure === "string" ? { path, message: failure } : { path: [...path, ...failure.at], message: failure.message });
     return undefined;
   }
   protected baseJsonSchema(): JsonSchema {
