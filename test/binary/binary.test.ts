@@ -1,0 +1,143 @@
+// The single-file executable: built with `bun build --compile`, copied alone into an empty
+// directory (no node_modules), run with a temp config and database on free ports.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import type { Subprocess } from "bun";
+
+const repo = resolve(import.meta.dir, "../..");
+const bun = process.execPath;
+const token = "binary-test-token-0123456789";
+let dir: string;
+let binary: string;
+
+function build(entry: string, out: string): void {
+  const result = Bun.spawnSync([bun, "build", "--compile", "--minify", entry, "--outfile", out], { cwd: repo, stderr: "pipe", stdout: "pipe" });
+  if (result.exitCode !== 0) throw new Error(`build failed: ${result.stderr.toString()}`);
+}
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), "trunkline-bin-"));
+  mkdirSync(join(dir, "build"));
+  mkdirSync(join(dir, "run"));
+  build("main.ts", join(dir, "build", "trunkline"));
+  binary = join(dir, "run", "trunkline");
+  copyFileSync(join(dir, "build", "trunkline"), binary);
+  Bun.spawnSync(["chmod", "+x", binary]);
+  writeFileSync(
+    join(dir, "run", "config.yaml"),
+    `http: { host: 127.0.0.1, port: 0 }\nsip: { listen: [{ transport: udp, host: 127.0.0.1, port: 0 }] }\nadminToken: \${TOKEN}\ndatabase: { path: data/t.db }\n`,
+  );
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+interface Running {
+  proc: Subprocess<"ignore", "pipe", "pipe">;
+  url: string;
+  lines: string[];
+}
+
+/** Starts `trunkline serve` and resolves once it logs its bound HTTP address. */
+async function serve(): Promise<Running> {
+  const proc = Bun.spawn([binary, "serve", "--config", "config.yaml", "--log-level", "info"], {
+    cwd: join(dir, "run"),
+    env: { PATH: process.env.PATH ?? "", TOKEN: token },
+    stdin: "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  const lines: string[] = [];
+  const reader = proc.stdout.getReader();
+  const decoder = new TextDecoder();
+  let buffered = "";
+  const url = await new Promise<string>((resolveUrl, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no start-up line in ${lines.join("\n")}`)), 10000);
+    void (async () => {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) return reject(new Error(`exited early: ${lines.join("\n")}`));
+        buffered += decoder.decode(value, { stream: true });
+        let newline;
+        while ((newline = buffered.indexOf("\n")) >= 0) {
+          const line = buffered.slice(0, newline);
+          buffered = buffered.slice(newline + 1);
+          lines.push(line);
+          const started = /"msg":"trunkline started".*"http":"[^"]*:(\d+)"/.exec(line);
+          if (started) {
+            clearTimeout(timer);
+            resolveUrl(`http://127.0.0.1:${started[1]}`);
+          }
+        }
+      }
+    })();
+  });
+  return { proc, url, lines };
+}
+
+const api = (url: string, method: string, path: string, body?: unknown) =>
+  fetch(url + path, {
+    method,
+    headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+
+describe("compiled binary", () => {
+  test("--version and check-config work without node_modules", () => {
+    const version = Bun.spawnSync([binary, "--version"], { cwd: join(dir, "run") });
+    expect(version.stdout.toString().trim()).toMatch(/^trunkline \d+\.\d+\.\d+$/);
+
+    writeFileSync(join(dir, "run", "bad.yaml"), "http:\n  port: x\ntrunks:\n  - id: a\n    domian: b\n");
+    const bad = Bun.spawnSync([binary, "check-config", "--config", "bad.yaml"], { cwd: join(dir, "run") });
+    expect(bad.exitCode).toBe(1);
+    expect(bad.stderr.toString().trim().split("\n")).toEqual([
+      "bad.yaml:2:9: http.port: must be an integer, got a string",
+      "bad.yaml:4:5: trunks[0].domain: is required",
+      'bad.yaml:5:5: trunks[0].domian: unknown key (did you mean "domain"?)',
+    ]);
+    const good = Bun.spawnSync([binary, "check-config", "--config", "config.yaml"], { cwd: join(dir, "run"), env: { TOKEN: token } });
+    expect(good.exitCode).toBe(0);
+
+    const usage = Bun.spawnSync([binary, "serve"], { cwd: join(dir, "run") });
+    expect(usage.exitCode).toBe(2);
+    expect(usage.stderr.toString()).toContain("--config FILE is required");
+  });
+
+  test("serves /healthz, keeps API-made objects across a SIGTERM restart, reloads on SIGHUP", async () => {
+    const first = await serve();
+    expect(await (await fetch(`${first.url}/healthz`)).json()).toEqual({ status: "ok" });
+    expect((await api(first.url, "POST", "/api/v1/trunks", { id: "persisted", domain: "sip.example.com", password: "pw-secret" })).status).toBe(201);
+    expect((await api(first.url, "POST", "/api/v1/applications", { id: "app", name: "A", sharedSecret: "app-secret-0123456789" })).status).toBe(201);
+
+    writeFileSync(join(dir, "run", "config.yaml"), `${await Bun.file(join(dir, "run", "config.yaml")).text()}trunks: [{ id: from-yaml, domain: y.example.com }]\n`);
+    first.proc.kill("SIGHUP");
+    let reloaded = 0;
+    for (let i = 0; i < 50 && reloaded !== 200; i++) {
+      await Bun.sleep(50);
+      reloaded = (await api(first.url, "GET", "/api/v1/trunks/from-yaml")).status;
+    }
+    expect(reloaded).toBe(200);
+
+    first.proc.kill("SIGTERM");
+    expect(await first.proc.exited).toBe(0);
+
+    const second = await serve();
+    const trunks = (await (await api(second.url, "GET", "/api/v1/trunks")).json()) as { id: string; source: string }[];
+    expect(trunks.map((t) => [t.id, t.source])).toEqual([
+      ["from-yaml", "yaml"],
+      ["persisted", "api"],
+    ]);
+    expect((await api(second.url, "GET", "/api/v1/applications/app")).status).toBe(200);
+    second.proc.kill("SIGTERM");
+    expect(await second.proc.exited).toBe(0);
+    expect([...first.lines, ...second.lines].join("\n")).not.toContain("pw-secret");
+  });
+
+  test("@evan/opus loads inside a compiled executable", () => {
+    const probe = join(dir, "run", "opus-probe");
+    build("test/binary/opusProbe.ts", probe);
+    const run = Bun.spawnSync([probe], { cwd: join(dir, "run") });
+    expect(run.exitCode).toBe(0);
+    expect(JSON.parse(run.stdout.toString())).toEqual({ packetBytes: expect.any(Number), decodedBytes: 1920 });
+  });
+});
