@@ -1,0 +1,237 @@
+// RFC 3261 §12/§13 dialogs between two stacks (and a raw peer where one side must misbehave):
+// ACK for 2xx, 2xx retransmission until ACK, BYE, route sets, CSeq order, re-INVITE, delayed offer.
+import { afterEach, expect, test } from "bun:test";
+import { Dialog, type DialogTermination } from "../../src/sip/dialog.ts";
+import { parseUri, type SipRequest, type SipResponse } from "../../src/sip/message.ts";
+import { SipStack } from "../../src/sip/stack.ts";
+import type { ClientTransaction } from "../../src/sip/transaction.ts";
+import type { Endpoint, InboundContext } from "../../src/sip/transport.ts";
+import { isResponse, type RawSipPeer, udpPeer } from "../helpers/rawSipPeer.ts";
+
+const timers = { T1: 10, T2: 80, T4: 100 };
+const stacks: SipStack[] = [];
+const peers: RawSipPeer[] = [];
+
+afterEach(async () => {
+  for (const p of peers.splice(0)) p.close();
+  for (const s of stacks.splice(0)) await s.stop();
+});
+
+async function newStack(transport: "udp" | "tcp" = "udp"): Promise<SipStack> {
+  const s = new SipStack({ listen: [{ transport, host: "127.0.0.1", port: 0 }], timers });
+  await s.start();
+  stacks.push(s);
+  return s;
+}
+
+function invite(from: SipStack, to: Endpoint, o: { body?: string; headers?: [string, string][] } = {}): SipRequest {
+  return from.createOutOfDialogRequest({
+    method: "INVITE",
+    uri: parseUri(`sip:bob@127.0.0.1:${to.port}`)!,
+    from: { uri: parseUri("sip:alice@127.0.0.1")!, params: new Map() },
+    to: { uri: parseUri("sip:bob@127.0.0.1")!, params: new Map() },
+    transport: to.transport,
+    ...(o.body ? { body: o.body, contentType: "application/sdp" } : {}),
+    ...(o.headers ? { headers: o.headers } : {}),
+  });
+}
+
+async function call(a: SipStack, dest: Endpoint, inv: SipRequest): Promise<{ dialog: Dialog; tx: ClientTransaction; res: SipResponse }> {
+  const tx = a.sendRequest(inv, dest);
+  const outcome = await tx.outcome;
+  if (outcome.kind !== "final" || outcome.response.status >= 300) throw new Error(`call failed: ${JSON.stringify(outcome.kind)}`);
+  return { dialog: Dialog.fromInvite2xx(a, inv, outcome.response, tx, dest), tx, res: outcome.response };
+}
+
+function answering(b: SipStack, onDialog: (d: Dialog, req: SipRequest, ctx: InboundContext) => void = () => {}): void {
+  b.onRequest((req, tx, ctx) => {
+    const d = Dialog.answer(b, req, tx, ctx, {
+      contact: b.contactFor("bob", ctx.local.transport),
+      body: "v=0\r\n",
+      contentType: "application/sdp",
+    });
+    onDialog(d, req, ctx);
+  });
+}
+
+async function until(cond: () => boolean, ms = 2000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error("timed out waiting");
+    await Bun.sleep(2);
+  }
+}
+
+for (const transport of ["udp", "tcp"] as const) {
+  test(`${transport}: INVITE/200/ACK/BYE establishes matching dialogs on both sides and ends them`, async () => {
+    const a = await newStack(transport);
+    const b = await newStack(transport);
+    const events: string[] = [];
+    let uas: Dialog | undefined;
+    answering(b, (d) => {
+      uas = d;
+      d.on("ack", () => events.push("ack"));
+      d.on("terminated", (r: DialogTermination) => events.push(`uas:${r}`));
+    });
+    const { dialog } = await call(a, b.boundEndpoints[0]!, invite(a, b.boundEndpoints[0]!, { body: "v=0\r\n" }));
+    await until(() => events.includes("ack"));
+    expect(uas!.callId).toBe(dialog.callId);
+    expect(uas!.localTag).toBe(dialog.remoteTag);
+    expect(uas!.remoteTag).toBe(dialog.localTag);
+    expect(a.dialogs.size).toBe(1);
+    const bye = await dialog.bye();
+    expect(bye?.kind === "final" && bye.response.status).toBe(200);
+    await until(() => events.includes("uas:bye"));
+    expect(a.dialogs.size).toBe(0);
+    expect(b.dialogs.size).toBe(0);
+  });
+}
+
+test("UAS retransmits its 2xx (T1 doubling to T2) until the ACK, then stops (§13.3.1.4)", async () => {
+  const b = await newStack();
+  let acked = false;
+  answering(b, (d) => d.on("ack", () => (acked = true)));
+  const p = await udpPeer("127.0.0.1", b.boundEndpoints[0]!.port);
+  peers.push(p);
+  p.send(rawInvite("retx"));
+  const ok = await p.waitFor(isResponse(200));
+  await Bun.sleep(75); // retransmissions at 10, 30, 70 ms
+  const count200 = () => p.received.filter((m) => "status" in m && m.status === 200).length;
+  expect(count200()).toBeGreaterThanOrEqual(3);
+  p.send(rawAck("retx", ok.to.params.get("tag")!));
+  await until(() => acked);
+  const atAck = count200();
+  await Bun.sleep(200);
+  expect(count200()).toBe(atAck);
+});
+
+test("UAS without ACK gives up after 64*T1, sends BYE and ends with ackTimeout", async () => {
+  const b = await newStack();
+  let reason: DialogTermination | undefined;
+  answering(b, (d) => d.on("terminated", (r: DialogTermination) => (reason = r)));
+  const p = await udpPeer("127.0.0.1", b.boundEndpoints[0]!.port);
+  peers.push(p);
+  p.send(rawInvite("noack"));
+  const bye = (await p.waitFor((m) => "method" in m && m.method === "BYE", 2000)) as SipRequest;
+  expect(reason).toBe("ackTimeout");
+  expect(bye.uri.user).toBe("caller");
+  expect(bye.uri.port).toBe(p.port);
+  expect(bye.getHeaders("Route")).toEqual(["<sip:127.0.0.1:" + p.port + ";lr>", "<sip:rr2.example.com;lr>"]);
+});
+
+test("UAC ACKs every retransmission of the 2xx with the same ACK (§13.2.2.4)", async () => {
+  const a = await newStack();
+  const p = await udpPeer("127.0.0.1", a.boundEndpoints[0]!.port);
+  peers.push(p);
+  const dest: Endpoint = { transport: "udp", address: "127.0.0.1", port: p.port };
+  const inv = invite(a, dest);
+  const tx = a.sendRequest(inv, dest);
+  const got = (await p.waitFor((m) => "method" in m && m.method === "INVITE")) as SipRequest;
+  const ok = rawOk(got, p.port);
+  p.send(ok);
+  const outcome = await tx.outcome;
+  if (outcome.kind !== "final") throw new Error("no final");
+  Dialog.fromInvite2xx(a, inv, outcome.response, tx, dest, { ack: { body: "v=0\r\n", contentType: "application/sdp" } });
+  const ack = (await p.waitFor((m) => "method" in m && m.method === "ACK")) as SipRequest;
+  expect(ack.cseq).toEqual({ seq: 1, method: "ACK" });
+  expect(ack.bodyText).toBe("v=0\r\n"); // delayed offer: the answer rides in the ACK
+  expect(ack.vias[0]!.params.get("branch")).not.toBe(inv.vias[0]!.params.get("branch"));
+  p.send(ok);
+  await until(() => p.received.filter((m) => "method" in m && m.method === "ACK").length === 2);
+  const acks = p.received.filter((m): m is SipRequest => "method" in m && m.method === "ACK");
+  expect(acks[1]!.vias[0]!.params.get("branch")).toBe(ack.vias[0]!.params.get("branch")!);
+});
+
+test("route sets: UAS keeps Record-Route order, UAC reverses it; requests target the remote Contact", async () => {
+  const b = await newStack();
+  let uas: Dialog | undefined;
+  answering(b, (d) => (uas = d));
+  const p = await udpPeer("127.0.0.1", b.boundEndpoints[0]!.port);
+  peers.push(p);
+  p.send(rawInvite("routes"));
+  const ok = await p.waitFor(isResponse(200));
+  expect(ok.getHeaders("Record-Route")).toEqual(["<sip:127.0.0.1:" + p.port + ";lr>", "<sip:rr2.example.com;lr>"]);
+  expect(ok.contacts[0]!.uri.user).toBe("bob");
+  const info = uas!.createRequest("INFO");
+  expect(info.uri.user).toBe("caller");
+  expect(info.getHeaders("Route")).toEqual(["<sip:127.0.0.1:" + p.port + ";lr>", "<sip:rr2.example.com;lr>"]);
+  expect(info.cseq.method).toBe("INFO");
+  expect(info.to.params.get("tag")).toBe("rawtag-routes");
+  expect(info.from.params.get("tag")).toBe(uas!.localTag);
+  expect(uas!.nextHop()).toEqual({ transport: "udp", address: "127.0.0.1", port: p.port });
+  uas!.terminate();
+});
+
+test("an in-dialog request with a lower CSeq gets 500; a re-INVITE reaches the dialog's listener", async () => {
+  const a = await newStack();
+  const b = await newStack();
+  let uas: Dialog | undefined;
+  const seen: string[] = [];
+  answering(b, (d) => {
+    uas = d;
+    d.on("request", (req, tx) => {
+      seen.push(req.method);
+      if (req.method === "INVITE") d.respond2xx(req, tx, { contact: b.contactFor("bob", "udp"), body: "v=0\r\n", contentType: "application/sdp" });
+      else tx.respond(200);
+    });
+  });
+  const { dialog } = await call(a, b.boundEndpoints[0]!, invite(a, b.boundEndpoints[0]!));
+  const reinvite = dialog.createRequest("INVITE", { body: "v=0\r\n", contentType: "application/sdp" });
+  const retx = dialog.sendRequest(reinvite);
+  const out = await retx.outcome;
+  expect(out.kind === "final" && out.response.status).toBe(200);
+  expect(seen).toEqual(["INVITE"]);
+  // A stale CSeq (below the re-INVITE's) is out of order.
+  dialog.localSeq = 0;
+  const stale = await dialog.sendRequest(dialog.createRequest("INFO")).outcome;
+  expect(stale.kind === "final" && stale.response.status).toBe(500);
+  expect(uas!.state).toBe("confirmed");
+});
+
+function rawInvite(id: string): string {
+  return [
+    "INVITE sip:bob@127.0.0.1 SIP/2.0",
+    `Via: SIP/2.0/UDP 127.0.0.1:[port];branch=z9hG4bK-${id}`,
+    "Record-Route: <sip:127.0.0.1:[port];lr>, <sip:rr2.example.com;lr>",
+    `From: <sip:caller@127.0.0.1>;tag=rawtag-${id}`,
+    "To: <sip:bob@127.0.0.1>",
+    `Call-ID: ${id}@raw`,
+    "CSeq: 7 INVITE",
+    "Contact: <sip:caller@127.0.0.1:[port]>",
+    "Max-Forwards: 70",
+    "Content-Length: 0",
+    "",
+    "",
+  ].join("\r\n");
+}
+
+function rawAck(id: string, toTag: string): string {
+  return [
+    "ACK sip:bob@127.0.0.1 SIP/2.0",
+    `Via: SIP/2.0/UDP 127.0.0.1:[port];branch=z9hG4bK-ack-${id}`,
+    `From: <sip:caller@127.0.0.1>;tag=rawtag-${id}`,
+    `To: <sip:bob@127.0.0.1>;tag=${toTag}`,
+    `Call-ID: ${id}@raw`,
+    "CSeq: 7 ACK",
+    "Max-Forwards: 70",
+    "Content-Length: 0",
+    "",
+    "",
+  ].join("\r\n");
+}
+
+function rawOk(inv: SipRequest, port: number): string {
+  return [
+    "SIP/2.0 200 OK",
+    ...inv.getHeaders("Via").map((v) => `Via: ${v}`),
+    `From: ${inv.getHeader("From")}`,
+    `To: ${inv.getHeader("To")};tag=callee1`,
+    `Call-ID: ${inv.callId}`,
+    `CSeq: ${inv.cseq.seq} INVITE`,
+    `Contact: <sip:callee@127.0.0.1:${port}>`,
+    "Content-Type: application/sdp",
+    "Content-Length: 5",
+    "",
+    "v=0\r\n",
+  ].join("\r\n");
+}
