@@ -45,9 +45,12 @@ const HT = 9;
 
 // token = 1*(alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" / "'" / "~")  RFC 3261 §25.1
 const TOKEN = new Uint8Array(128);
-// Characters allowed unescaped in URI user parts, params and headers (unreserved, user-unreserved,
-// param-unreserved, hnv-unreserved, plus "%" checked separately as an escape).
-const URIC = new Uint8Array(128);
+// Characters allowed unescaped in each URI component (RFC 3261 §25.1); "%" is checked separately
+// as the start of an escape.
+const USER = new Uint8Array(128); // unreserved / user-unreserved
+const PASSWORD = new Uint8Array(128); // unreserved / "&" / "=" / "+" / "$" / ","
+const PARAM = new Uint8Array(128); // paramchar: param-unreserved / unreserved
+const HEADER = new Uint8Array(128); // hnv-unreserved / unreserved
 const HOSTNAME = new Uint8Array(128);
 const HEX = new Uint8Array(128);
 {
@@ -55,9 +58,13 @@ const HEX = new Uint8Array(128);
     for (let i = 0; i < chars.length; i++) table[chars.charCodeAt(i)] = 1;
   };
   const alnum = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+  const unreserved = alnum + "-_.!~*'()";
   mark(TOKEN, alnum + "-.!%*_+`'~");
-  mark(URIC, alnum + "-_.!~*'()&=+$,;?/[]:@");
-  mark(HOSTNAME, alnum + "-._");
+  mark(USER, unreserved + "&=+$,;?/");
+  mark(PASSWORD, unreserved + "&=+$,");
+  mark(PARAM, unreserved + "[]/:&+$");
+  mark(HEADER, unreserved + "[]/?:+$");
+  mark(HOSTNAME, alnum + "-.");
   mark(HEX, "0123456789abcdefABCDEF");
 }
 
@@ -88,8 +95,8 @@ function scanToken(s: string, i: number): number {
   return i;
 }
 
-/** True when every char of s[from, to) is allowed in a URI component and every "%" starts an escape. */
-function isUriText(s: string, from: number, to: number, extra?: number): boolean {
+/** True when every char of s[from, to) is in `allowed` or starts a %HH escape. */
+function isUriText(s: string, from: number, to: number, allowed: Uint8Array): boolean {
   for (let i = from; i < to; i++) {
     const c = s.charCodeAt(i);
     if (c === 37) {
@@ -97,7 +104,7 @@ function isUriText(s: string, from: number, to: number, extra?: number): boolean
       const b = s.charCodeAt(i + 2);
       if (i + 2 >= to || a >= 128 || b >= 128 || HEX[a] !== 1 || HEX[b] !== 1) return false;
       i += 2;
-    } else if (c >= 128 || (URIC[c] !== 1 && c !== extra)) {
+    } else if (c >= 128 || allowed[c] !== 1) {
       return false;
     }
   }
@@ -199,8 +206,9 @@ function scanHostPort(s: string, i: number, out: { host: string; port?: number }
       if (c >= 128 || HOSTNAME[c] !== 1) break;
       i++;
     }
-    if (i === start) return -1;
-    out.host = s.slice(start, i);
+    const host = s.slice(start, i);
+    if (!isHostname(host) && !isIPv4(host)) return -1;
+    out.host = host;
   }
   let j = lwsAroundColon ? skipWs(s, i) : i;
   if (s.charCodeAt(j) === 58 /* : */) {
@@ -219,6 +227,24 @@ function scanHostPort(s: string, i: number, out: { host: string; port?: number }
     return j;
   }
   return i;
+}
+
+/** hostname = *( domainlabel "." ) toplabel [ "." ] (RFC 3261 §25.1); toplabel starts with a letter. */
+export function isHostname(s: string): boolean {
+  let end = s.length;
+  if (end > 0 && s.charCodeAt(end - 1) === 46) end--;
+  if (end === 0 || end > 253) return false;
+  let labelStart = 0;
+  for (let i = 0; i <= end; i++) {
+    if (i < end && s.charCodeAt(i) !== 46) continue;
+    if (i === labelStart || s.charCodeAt(labelStart) === 45 || s.charCodeAt(i - 1) === 45) return false;
+    if (i === end) {
+      const first = s.charCodeAt(labelStart) | 0x20;
+      return first >= 97 && first <= 122;
+    }
+    labelStart = i + 1;
+  }
+  return false;
 }
 
 export function formatHost(host: string): string {
@@ -261,14 +287,13 @@ function parseSipUri(s: string, scheme: string, start: number): SipUri | undefin
   let i = start;
   const at = s.indexOf("@", start);
   if (at >= 0) {
-    if (at === start || !isUriText(s, start, at)) return undefined;
     const pw = s.indexOf(":", start);
-    if (pw >= 0 && pw < at) {
-      uri.user = s.slice(start, pw);
-      uri.password = s.slice(pw + 1, at);
-      if (uri.user.length === 0) return undefined;
-    } else {
-      uri.user = s.slice(start, at);
+    const userEnd = pw >= 0 && pw < at ? pw : at;
+    if (userEnd === start || !isUriText(s, start, userEnd, USER)) return undefined;
+    uri.user = s.slice(start, userEnd);
+    if (userEnd < at) {
+      if (!isUriText(s, userEnd + 1, at, PASSWORD)) return undefined;
+      uri.password = s.slice(userEnd + 1, at);
     }
     i = at + 1;
   }
@@ -281,7 +306,7 @@ function parseTelUri(s: string, start: number): SipUri | undefined {
   const uri: SipUri = { scheme: "tel", host: "", params: new Map(), headers: new Map() };
   let end = start;
   while (end < s.length && s.charCodeAt(end) !== 59 /* ; */) end++;
-  if (end === start || !isUriText(s, start, end)) return undefined;
+  if (end === start || !isUriText(s, start, end, USER)) return undefined;
   uri.user = s.slice(start, end);
   return parseUriTail(s, end, uri);
 }
@@ -294,12 +319,14 @@ function parseUriTail(s: string, i: number, uri: SipUri): SipUri | undefined {
     if (s.charCodeAt(i) !== 59) return undefined;
     let end = s.indexOf(";", i + 1);
     if (end < 0 || end > paramsEnd) end = paramsEnd;
-    if (end === i + 1 || !isUriText(s, i + 1, end)) return undefined;
     const eq = s.indexOf("=", i + 1);
     if (eq >= 0 && eq < end) {
-      if (eq === i + 1) return undefined;
+      if (eq === i + 1 || eq + 1 === end || !isUriText(s, i + 1, eq, PARAM) || !isUriText(s, eq + 1, end, PARAM)) {
+        return undefined;
+      }
       uri.params.set(s.slice(i + 1, eq).toLowerCase(), s.slice(eq + 1, end));
     } else {
+      if (end === i + 1 || !isUriText(s, i + 1, end, PARAM)) return undefined;
       uri.params.set(s.slice(i + 1, end).toLowerCase(), null);
     }
     i = end;
@@ -311,7 +338,9 @@ function parseUriTail(s: string, i: number, uri: SipUri): SipUri | undefined {
       let end = s.indexOf("&", i);
       if (end < 0) end = s.length;
       const eq = s.indexOf("=", i);
-      if (eq < 0 || eq >= end || eq === i || !isUriText(s, i, end)) return undefined;
+      if (eq < 0 || eq >= end || eq === i || !isUriText(s, i, eq, HEADER) || !isUriText(s, eq + 1, end, HEADER)) {
+        return undefined;
+      }
       uri.headers.set(s.slice(i, eq), s.slice(eq + 1, end));
       i = end + 1;
     }

@@ -95,13 +95,13 @@ describe("parseMessage", () => {
 
   test("splits list headers at top-level commas only", () => {
     const m = req(msg(
-      'Contact: "Doe, John" <sip:j@h;x=a,b>;q=0.5, <sip:k@h>',
+      'Contact: "Doe, John" <sip:j,k@h;x=a>;q=0.5, <sip:k@h>',
       "Contact: sip:l@h",
       "Route: <sip:p1;lr>, <sip:p2;lr>",
       'WWW-Authenticate: Digest realm="a,b", nonce="1"',
       "Date: Sat, 13 Nov 2010 23:29:00 GMT",
     ));
-    expect(m.getHeaders("contact")).toEqual(['"Doe, John" <sip:j@h;x=a,b>;q=0.5', "<sip:k@h>", "sip:l@h"]);
+    expect(m.getHeaders("contact")).toEqual(['"Doe, John" <sip:j,k@h;x=a>;q=0.5', "<sip:k@h>", "sip:l@h"]);
     expect(m.contacts.map((c) => c.displayName ?? null)).toEqual(["Doe, John", null, null]);
     expect(m.contacts[0]?.params.get("q")).toBe("0.5");
     expect(m.routes.map((r) => r.uri.host)).toEqual(["p1", "p2"]);
