@@ -1,0 +1,99 @@
+// The whole media path for N G.711 legs in two-party channels, on loopback: a load generator in
+// another process plays N phones (one 20 ms PCMU packet per leg every 20 ms); this process runs N
+// PhoneLegs (RTP receive, jitter buffer, decode, 8→48 kHz, mixer, 48→8 kHz, encode, RTP send).
+// Reported: this process's CPU per leg (share of one core) and the share of late frames —
+// packets arriving at the phones more than 20 ms behind their schedule, and mixer ticks that ran
+// late. Target (issue 5): ≥500 legs on one core with no late frames.
+// BENCH_RTP_LEGS="100,500" and BENCH_RTP_SECONDS=10 override the defaults.
+import { join } from "node:path";
+import { createPhoneLeg, type PhoneLeg } from "../src/media/leg.ts";
+import { Mixer } from "../src/media/mixer.ts";
+import { RtpPortAllocator } from "../src/media/ports.ts";
+import { sharedTicker } from "../src/media/ticker.ts";
+
+interface LoadResult { sent: number; received: number; expected: number; late: number; missing: number; maxLatenessMs: number; silentLegs: number; senderLateTicks: number }
+
+async function readLine(reader: ReadableStreamDefaultReader<Uint8Array>, state: { buffered: string }): Promise<string> {
+  const decoder = new TextDecoder();
+  for (;;) {
+    const nl = state.buffered.indexOf("\n");
+    if (nl >= 0) {
+      const line = state.buffered.slice(0, nl);
+      state.buffered = state.buffered.slice(nl + 1);
+      return line;
+    }
+    const { value, done } = await reader.read();
+    if (done) throw new Error("load generator exited early");
+    state.buffered += decoder.decode(value);
+  }
+}
+
+function phoneOffer(port: number): string {
+  return ["v=0", "o=loadgen 1 1 IN IP4 127.0.0.1", "s=-", "c=IN IP4 127.0.0.1", "t=0 0",
+    `m=audio ${port} RTP/AVP 0 101`, "a=rtpmap:0 PCMU/8000", "a=rtpmap:101 telephone-event/8000", "a=sendrecv", ""].join("\r\n");
+}
+
+async function measure(legCount: number, seconds: number, mixerRate: number): Promise<void> {
+  const generator = Bun.spawn([process.execPath, join(import.meta.dir, "rtp-loadgen.ts")], { stdin: "pipe", stdout: "pipe", stderr: "inherit" });
+  const reader = generator.stdout.getReader();
+  const state = { buffered: "" };
+  const { port: phonePort } = JSON.parse(await readLine(reader, state)) as { port: number };
+
+  const allocator = new RtpPortAllocator({ min: 30000, max: 39999 });
+  const mixers: Mixer[] = [];
+  const legs: PhoneLeg[] = [];
+  for (let i = 0; i < legCount; i++) {
+    if (i % 2 === 0) mixers.push(new Mixer({ sampleRate: mixerRate }));
+    const leg = await createPhoneLeg({ allocator, bindAddress: "127.0.0.1", advertisedAddress: "127.0.0.1", mixer: mixers.at(-1)!, participantId: `leg${i}`, codecPreferences: ["PCMU"], mediaTimeoutSec: 0 });
+    if ("error" in leg) throw new Error(leg.error);
+    const r = leg.answer(phoneOffer(phonePort));
+    if (!r.ok) throw new Error(r.reason);
+    legs.push(leg);
+  }
+
+  const warmupMs = 2000;
+  const measureMs = seconds * 1000;
+  generator.stdin.write(JSON.stringify({ targets: legs.map((l) => l.localPort), warmupMs, measureMs }) + "\n");
+  generator.stdin.flush();
+  await Bun.sleep(warmupMs);
+  const ticker = sharedTicker();
+  const tick0 = ticker.stats();
+  const cpu0 = process.cpuUsage();
+  const wall0 = performance.now();
+  await Bun.sleep(measureMs);
+  const cpu = process.cpuUsage(cpu0);
+  const wallMs = performance.now() - wall0;
+  const tick1 = ticker.stats();
+  const load = JSON.parse(await readLine(reader, state)) as LoadResult;
+  await generator.exited;
+
+  let played = 0;
+  let concealed = 0;
+  for (const leg of legs) {
+    const s = leg.stats().jitter;
+    played += s.played;
+    concealed += s.lost;
+  }
+  for (const leg of legs) leg.close();
+  for (const m of mixers) m.close();
+
+  const coreShare = (cpu.user + cpu.system) / 1000 / wallMs;
+  const skipped = tick1.skippedTicks - tick0.skippedTicks;
+  const ticks = tick1.ticks - tick0.ticks + skipped;
+  const lateTicks = tick1.lateTicks - tick0.lateTicks + skipped;
+  const pct = (x: number) => `${(100 * x).toFixed(2)}%`;
+  console.log(`${legCount} legs (${legCount / 2} two-party channels, PCMU 20 ms, mixer at ${mixerRate / 1000} kHz, ${seconds} s):`);
+  console.log(`  CPU: ${pct(coreShare)} of one core → ${((coreShare * 1e6) / legCount).toFixed(0)} µs CPU per leg per second (${pct(coreShare / legCount)} of a core per leg)`);
+  console.log(`  frames to phones: ${load.received}/${load.expected} received, late (>20 ms behind schedule) ${load.late} = ${pct(load.late / Math.max(1, load.received))}, worst ${load.maxLatenessMs.toFixed(1)} ms, missing (timestamp gaps) ${load.missing}`);
+  console.log(`  mixer ticks due: ${ticks}, late or skipped ${lateTicks} = ${pct(lateTicks / Math.max(1, ticks))}; frames from phones played ${played}, concealed ${concealed}`);
+  if (load.senderLateTicks > 0) console.log(`  note: the load generator itself ran ${load.senderLateTicks} ticks late`);
+}
+
+export async function run(): Promise<void> {
+  const legCounts = (process.env.BENCH_RTP_LEGS ?? "100,500").split(",").map(Number).filter((n) => n > 0);
+  const seconds = Number(process.env.BENCH_RTP_SECONDS ?? 10);
+  const rates = (process.env.BENCH_RTP_MIXER_RATES ?? "48000,8000").split(",").map(Number).filter((r) => r > 0);
+  for (const rate of rates) for (const n of legCounts) await measure(n + (n % 2), seconds, rate);
+}
+
+if (import.meta.main) await run();
