@@ -5,7 +5,7 @@
 import type { Database } from "bun:sqlite";
 import { ApplicationStore } from "./applications.ts";
 import { CallerIdStore } from "./callerIds.ts";
-import { CallRecordStore } from "./callRecords.ts";
+import { CallStore } from "./calls.ts";
 import { ChangeFeed } from "./changes.ts";
 import { openDatabase } from "./db.ts";
 import { InboundRouteStore } from "./inboundRoutes.ts";
@@ -22,7 +22,7 @@ export interface Store {
   readonly inboundRoutes: InboundRouteStore;
   readonly callerIds: CallerIdStore;
   readonly settings: SettingsStore;
-  readonly callRecords: CallRecordStore;
+  readonly calls: CallStore;
   isOpen(): boolean;
   close(): void;
 }
@@ -40,7 +40,7 @@ export function openStore(path: string, migrations?: Migration[]): Store {
     inboundRoutes: new InboundRouteStore(db, changes),
     callerIds: new CallerIdStore(db, changes),
     settings: new SettingsStore(db, changes),
-    callRecords: new CallRecordStore(db),
+    calls: new CallStore(db),
     isOpen: () => open,
     close() {
       if (!open) return;
@@ -54,7 +54,7 @@ export function openStore(path: string, migrations?: Migration[]): Store {
 
 export type { Application } from "./applications.ts";
 export type { CallerIdConfig } from "./callerIds.ts";
-export type { CallRecord } from "./callRecords.ts";
+export type { CallRecord } from "./calls.ts";
 export type { StoreChange, Source } from "./changes.ts";
 export type { InboundRoute } from "./inboundRoutes.ts";
 export type { WebhookSettings } from "./settings.ts";

@@ -1,6 +1,7 @@
 // Ordered schema migrations. Append new entries at the end with the next version; never edit an
 // applied one. Each runs once, in its own transaction, recorded in schema_migrations.
 import type { Database } from "bun:sqlite";
+import { callsMigration } from "./calls.ts";
 
 export interface Migration {
   version: number;
@@ -64,22 +65,7 @@ export const migrations: Migration[] = [
         value TEXT NOT NULL,
         updated_at TEXT NOT NULL
       ) STRICT;
-      CREATE TABLE call_records (
-        id TEXT PRIMARY KEY,
-        direction TEXT NOT NULL CHECK (direction IN ('inbound', 'outbound')),
-        state TEXT NOT NULL,
-        trunk_id TEXT,
-        application_id TEXT,
-        channel_id TEXT,
-        from_uri TEXT,
-        to_uri TEXT,
-        sip_call_id TEXT,
-        started_at TEXT NOT NULL,
-        answered_at TEXT,
-        ended_at TEXT,
-        end_reason TEXT
-      ) STRICT;
-      CREATE INDEX call_records_by_start ON call_records(started_at);
     `,
   },
+  { version: 2, name: "call records", up: callsMigration },
 ];

@@ -52,14 +52,14 @@ describe("database", () => {
       .query<{ name: string }, []>("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
       .all()
       .map((t) => t.name);
-    expect(tables).toEqual(expect.arrayContaining(["applications", "call_records", "caller_ids", "inbound_routes", "schema_migrations", "settings", "trunks"]));
+    expect(tables).toEqual(expect.arrayContaining(["applications", "calls", "caller_ids", "inbound_routes", "schema_migrations", "settings", "trunks"]));
     expect(schemaVersion(store.db)).toBe(Math.max(...migrations.map((m) => m.version)));
   });
 
   test("a reopen applies only migrations appended since", () => {
     const path = tempDbPath();
     open(path).close();
-    const extended = [...migrations, { version: 1000, name: "test column", up: "ALTER TABLE call_records ADD COLUMN test_note TEXT" }];
+    const extended = [...migrations, { version: 1000, name: "test column", up: "ALTER TABLE calls ADD COLUMN test_note TEXT" }];
     const store = open(path, extended);
     expect(schemaVersion(store.db)).toBe(1000);
     const applied = store.db.query<{ n: number }, []>("SELECT COUNT(*) AS n FROM schema_migrations").get()?.n;
@@ -74,7 +74,8 @@ describe("database", () => {
     first.inboundRoutes.put("app", { sipUsername: "100", channelId: "lobby" });
     first.callerIds.put("app", "lobby", { displayName: "{userAlias}" });
     first.settings.putWebhooks({ inboundUrl: "https://example.com/in", timeoutMs: 2000, secret: "whsec" }, "api");
-    first.callRecords.insert({ id: "c1", direction: "inbound", state: "ended", startedAt: "2026-01-01T00:00:00.000Z" });
+    first.calls.create({ id: "c1", direction: "inbound", from: "sip:a@x", to: "sip:100@y" });
+    first.calls.update("c1", { state: "ended", endReason: "bye" });
     first.close();
 
     const second = open(path);
@@ -84,7 +85,7 @@ describe("database", () => {
     expect(second.callerIds.get("app", "lobby")).toMatchObject({ displayName: "{userAlias}" });
     expect(second.callerIds.get("app", "lobby")?.username).toBeUndefined();
     expect(second.settings.webhooks()).toMatchObject({ inboundUrl: "https://example.com/in", timeoutMs: 2000, secret: "whsec" });
-    expect(second.callRecords.get("c1")).toMatchObject({ direction: "inbound", state: "ended" });
+    expect(second.calls.get("c1")).toMatchObject({ direction: "inbound", state: "ended", endReason: "bye" });
   });
 });
 
@@ -135,18 +136,6 @@ describe("entities", () => {
     expect(reached).toBe(true);
   });
 
-  test("call records page newest first with a cursor", () => {
-    const store = open(tempDbPath());
-    for (let i = 0; i < 5; i++) {
-      store.callRecords.insert({ id: `c${i}`, direction: "outbound", state: "ringing", startedAt: `2026-01-01T00:00:0${i}.000Z` });
-    }
-    expect(store.callRecords.update("c4", { state: "answered", answeredAt: "2026-01-01T00:00:09.000Z" })).toBe(true);
-    const page1 = store.callRecords.list({ limit: 2 });
-    expect(page1.map((r) => r.id)).toEqual(["c4", "c3"]);
-    expect(page1[0]).toMatchObject({ state: "answered", answeredAt: "2026-01-01T00:00:09.000Z" });
-    const last = page1[1]!;
-    expect(store.callRecords.list({ limit: 2, before: { startedAt: last.startedAt, id: last.id } }).map((r) => r.id)).toEqual(["c2", "c1"]);
-  });
 });
 
 describe("applying the YAML config", () => {
