@@ -13,7 +13,7 @@ import { sharedTicker } from "../src/media/ticker.ts";
 
 interface LoadResult { sent: number; received: number; expected: number; late: number; missing: number; maxLatenessMs: number; silentLegs: number; senderLateTicks: number }
 
-async function readLine(reader: ReadableStreamDefaultReader<Uint8Array>, state: { buffered: string }): Promise<string> {
+async function readLine(reader: ReadableStreamDefaultReader<Uint8Array<ArrayBuffer>>, state: { buffered: string }): Promise<string> {
   const decoder = new TextDecoder();
   for (;;) {
     const nl = state.buffered.indexOf("\n");
