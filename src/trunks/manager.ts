@@ -2,8 +2,11 @@
 // active-call count, and whether it is available for outbound calls. Trunks run independently; a
 // change to one (API or config reload) restarts only what that change affects.
 //
-// For the calls layer:
+// For the calls layer (the TrunkDirectory of calls/manager.ts):
+//   manager.list()                    // TrunkInput[] in trunk order
 //   manager.candidates()              // TrunkChoiceCandidate[] in trunk order → chooseTrunk()
+//   manager.resolvedAddresses(id)     // IPs the trunk's domain resolves to (inbound source matching)
+//   manager.onChange(listener)        // trunks or their resolved addresses changed
 //   manager.isAvailable(id)
 //   const slot = manager.acquireCall(id, { outbound: true });   // undefined: unknown, disabled, at its limit
 //                                                               // (or, outbound, not available)
@@ -52,7 +55,12 @@ interface TrunkRuntime {
   /** Set while an old binding is being removed before the new registration starts. */
   replacing: Promise<void> | undefined;
   activeCalls: number;
+  /** Addresses the domain resolved to (all RFC 3263 targets), for matching inbound sources. */
+  addresses: readonly string[];
 }
+
+/** Resolved trunk addresses are refreshed this often (the resolver caches per TTL underneath). */
+const addressRefreshMs = 5 * 60_000;
 
 const log = createLogger("trunks");
 
@@ -93,10 +101,56 @@ function probeKey(t: TrunkInput): string {
 
 export class TrunkManager {
   private readonly trunks = new Map<string, TrunkRuntime>();
+  private readonly listeners = new Set<() => void>();
+  private readonly addressTimer: ReturnType<typeof setInterval>;
   private stopped = false;
 
   constructor(private readonly options: TrunkManagerOptions) {
     liveManagers.add(this);
+    this.addressTimer = setInterval(() => {
+      for (const runtime of this.trunks.values()) void this.resolveAddresses(runtime);
+    }, addressRefreshMs);
+    this.addressTimer.unref?.();
+  }
+
+  list(): TrunkInput[] {
+    return [...this.trunks.values()].map((r) => r.trunk);
+  }
+
+  resolvedAddresses(id: string): readonly string[] {
+    return this.trunks.get(id)?.addresses ?? [];
+  }
+
+  /** Called after the trunk set or a trunk's resolved addresses change; returns the unsubscribe function. */
+  onChange(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private notify(): void {
+    for (const listener of this.listeners) {
+      try {
+        listener();
+      } catch (err) {
+        log.error("trunk change listener failed", { err });
+      }
+    }
+  }
+
+  private async resolveAddresses(runtime: TrunkRuntime): Promise<void> {
+    const t = runtime.trunk;
+    let addresses: string[] = [];
+    try {
+      const targets = await this.options.resolver.resolve(t.domain, t.transport, t.port);
+      addresses = [...new Set(targets.map((target) => target.address))];
+    } catch (err) {
+      log.warn("trunk domain does not resolve", { trunkId: t.id, domain: t.domain, reason: err instanceof Error ? err.message : String(err) });
+    }
+    // The trunk may have been replaced or re-pointed while the lookup ran.
+    if (this.trunks.get(t.id) !== runtime || runtime.trunk.domain !== t.domain) return;
+    if (addresses.join(",") === runtime.addresses.join(",")) return;
+    runtime.addresses = addresses;
+    this.notify();
   }
 
   /** Makes the running trunks match `trunks` (the whole desired set, in order). */
@@ -117,11 +171,13 @@ export class TrunkManager {
     }
     this.trunks.clear();
     for (const [id, runtime] of ordered) this.trunks.set(id, runtime);
+    this.notify();
   }
 
   /** Un-registers every trunk (bounded wait) and stops all timers. */
   async stop(): Promise<void> {
     this.stopped = true;
+    clearInterval(this.addressTimer);
     const runtimes = [...this.trunks.values()];
     await Promise.all(runtimes.map((r) => this.retire(r, "unregistered")));
     liveManagers.delete(this);
@@ -202,7 +258,8 @@ export class TrunkManager {
   }
 
   private launch(trunk: TrunkInput): TrunkRuntime {
-    const runtime: TrunkRuntime = { trunk, registration: undefined, probe: undefined, replacing: undefined, activeCalls: 0 };
+    const runtime: TrunkRuntime = { trunk, registration: undefined, probe: undefined, replacing: undefined, activeCalls: 0, addresses: [] };
+    void this.resolveAddresses(runtime);
     this.startRegistration(runtime);
     this.startProbe(runtime);
     log.info("trunk started", { trunkId: trunk.id, register: trunk.register, enabled: trunk.enabled });
@@ -212,6 +269,10 @@ export class TrunkManager {
   private update(runtime: TrunkRuntime, trunk: TrunkInput): TrunkRuntime {
     const before = runtime.trunk;
     runtime.trunk = trunk;
+    if (before.domain !== trunk.domain || before.transport !== trunk.transport || before.port !== trunk.port) {
+      runtime.addresses = [];
+      void this.resolveAddresses(runtime);
+    }
     if (registrationKey(before) !== registrationKey(trunk)) {
       const old = runtime.registration;
       runtime.registration = undefined;

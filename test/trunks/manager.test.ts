@@ -3,6 +3,7 @@ import type { TrunkInput } from "../../src/config/entities.ts";
 import { subscribeEvents, type AnyEvent } from "../../src/events.ts";
 import { metrics } from "../../src/metrics.ts";
 import { createResponse, type SipRequest } from "../../src/sip/message.ts";
+import type { TrunkDirectory } from "../../src/calls/manager.ts";
 import { TrunkManager } from "../../src/trunks/manager.ts";
 import { digestRegistrar, fakeProvider, type FakeProvider } from "./fakeRegistrar.ts";
 
@@ -171,5 +172,22 @@ describe("trunk manager", () => {
     manager.apply([trunk({ id: "slow", register: true, domain: "slow.example.com" }), trunk({ id: "fast", register: true })]);
     await until(() => manager.isAvailable("fast"), 500);
     expect(manager.status("slow")!.registration.state).toBe("registering");
+  });
+
+  test("serves the calls layer's trunk directory: list, resolved addresses, change notifications", async () => {
+    const provider = fakeProvider(() => 200);
+    const { manager } = manage(provider);
+    const directory: TrunkDirectory = manager;
+    let changes = 0;
+    directory.onChange(() => changes++);
+    manager.apply([trunk({ id: "a" }), trunk({ id: "b", domain: "b.example.com", enabled: false })]);
+    expect(directory.list().map((t) => t.id)).toEqual(["a", "b"]);
+    await until(() => directory.resolvedAddresses("a").length > 0);
+    expect(directory.resolvedAddresses("a")).toEqual(["198.51.100.1"]);
+    expect(directory.resolvedAddresses("unknown")).toEqual([]);
+    expect(changes).toBeGreaterThanOrEqual(2);
+    provider.resolver.resolve = async (domain, transport) => [{ transport, address: "203.0.113.77", port: 5060, domain }];
+    manager.apply([trunk({ id: "a", domain: "moved.example.com" })]);
+    await until(() => directory.resolvedAddresses("a")[0] === "203.0.113.77");
   });
 });
