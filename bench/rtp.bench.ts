@@ -13,7 +13,9 @@ import { sharedTicker } from "../src/media/ticker.ts";
 
 interface LoadResult { sent: number; received: number; expected: number; late: number; missing: number; maxLatenessMs: number; silentLegs: number; senderLateTicks: number }
 
-async function readLine(reader: ReadableStreamDefaultReader<Uint8Array<ArrayBuffer>>, state: { buffered: string }): Promise<string> {
+interface ChunkReader { read(): Promise<{ value?: Uint8Array; done: boolean }> }
+
+async function readLine(reader: ChunkReader, state: { buffered: string }): Promise<string> {
   const decoder = new TextDecoder();
   for (;;) {
     const nl = state.buffered.indexOf("\n");
