@@ -11,12 +11,14 @@ import { createLogger } from "../log.ts";
 export const FRAME_SAMPLES = 960; // 20 ms at 48 kHz, the mixer's frame
 
 export interface PeerNetworkOptions {
-  /** ICE host candidate addresses; empty means every non-loopback interface address. */
+  /** ICE host candidate addresses; empty means every interface address, loopback included. */
   hostAddresses: string[];
   /** A public (1:1 NAT) address, offered as a further host candidate on the same ports. */
   publicAddress?: string;
   /** UDP port range for ICE sockets (forward it on the NAT when publicAddress is used). */
   portRange?: [number, number];
+  /** STUN/TURN servers, for when a plain host candidate cannot be reached. */
+  iceServers?: { urls: string[]; username?: string; credential?: string }[];
 }
 
 export interface PeerTimeouts {
@@ -46,14 +48,16 @@ function localCodecs(): RTCRtpCodecParameters[] {
 export async function answerClientOffer(offerSdp: string, network: PeerNetworkOptions, timeouts: PeerTimeouts): Promise<AnswerResult> {
   const problem = offerProblem(offerSdp);
   if (problem) return { ok: false, message: problem };
+  const auto = network.hostAddresses.length === 0;
   const pc = new RTCPeerConnection({
     codecs: { audio: localCodecs() },
     headerExtensions: { audio: [] },
     // Gather only on the addresses we were given; werift's own interface scan is turned off then.
-    iceUseIpv4: network.hostAddresses.length === 0,
+    iceUseIpv4: auto,
     iceUseIpv6: false,
-    iceAdditionalHostAddresses: [...network.hostAddresses, ...(network.publicAddress ? [network.publicAddress] : [])],
+    iceAdditionalHostAddresses: [...(auto ? ["127.0.0.1"] : network.hostAddresses), ...(network.publicAddress ? [network.publicAddress] : [])],
     icePortRange: network.portRange,
+    iceServers: network.iceServers ?? [],
     bundlePolicy: "max-bundle",
   });
   try {

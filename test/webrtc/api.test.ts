@@ -1,7 +1,6 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { readdirSync } from "node:fs";
 import { subscribeEvents, type AnyEvent } from "../../src/events.ts";
-import { ApiError } from "../../src/api/errors.ts";
 import type { ClientCallControl } from "../../src/api/routes/client.ts";
 import { verifyClientToken } from "../../src/webrtc/tokens.ts";
 import { createTestClient, type TestClient } from "../helpers/weriftClient.ts";
@@ -211,12 +210,14 @@ describe("dialling", () => {
     dialled: [],
     async dial({ claims, to }) {
       calls.dialled.push(`${claims.clientId}->${to}`);
-      return { callId: "call-1" };
+      return { ok: true, callId: "call-1" };
     },
     async hangUp({ callId }) {
-      if (callId !== "call-1") throw new ApiError(404, "not_found", "no such call");
+      return callId === "call-1" ? { ok: true } : { ok: false, status: 404, code: "not_found", message: "no such call" };
     },
-    async sendDtmf() {},
+    async sendDtmf() {
+      return { ok: true };
+    },
   };
   const post = (hx: Harness, path: string, token: string, body: object) =>
     fetch(`${hx.url}/api/v1/client${path}`, {

@@ -10,6 +10,7 @@ import { ApiRouter } from "../../src/api/router.ts";
 import { mountClientRoutes, type ClientCallControl } from "../../src/api/routes/client.ts";
 import { mountClientTokenRoutes } from "../../src/api/routes/clientTokens.ts";
 import { ClientSessions } from "../../src/webrtc/clients.ts";
+import { mountUi } from "../../src/webrtc/ui.ts";
 import type { PeerTimeouts } from "../../src/webrtc/peer.ts";
 import { signClientToken, type ClientClaims } from "../../src/webrtc/tokens.ts";
 
@@ -38,6 +39,7 @@ export function startHarness(o: { timeouts?: PeerTimeouts; calls?: ClientCallCon
   const applicationSecret = (id: string) => (id === APP.id ? APP.secret : undefined);
   mountClientRoutes(api, { sessions, registry, applicationSecret, dialRole: () => "dial", calls: () => o.calls });
   mountClientTokenRoutes(api, { applicationSecret, defaultTtlSec: () => 3600 });
+  mountUi(hono);
   const server = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: hono.fetch, websocket });
   const url = `http://127.0.0.1:${server.port}`;
   return {

@@ -16,12 +16,16 @@ import { ApiError } from "../errors.ts";
 import type { ApiRouter } from "../router.ts";
 import { mountClientEvents } from "./clientEvents.ts";
 
-/** What the calls layer offers clients: dialling from a channel, hanging up, DTMF. Failures are thrown as ApiError. */
+/** What the calls layer offers clients (CallManager.clientControl()): dialling from a channel, hanging up, DTMF. */
 export interface ClientCallControl {
-  dial(o: { claims: ClientClaims & { clientId: string }; to: string }): Promise<{ callId: string }>;
-  hangUp(o: { claims: ClientClaims; callId: string }): Promise<void>;
-  sendDtmf(o: { claims: ClientClaims; callId: string; digits: string }): Promise<void>;
+  dial(o: { claims: ClientClaims & { clientId: string }; to: string }): Promise<CallControlResult<{ callId: string }>>;
+  hangUp(o: { claims: ClientClaims; callId: string }): Promise<CallControlResult>;
+  sendDtmf(o: { claims: ClientClaims; callId: string; digits: string }): Promise<CallControlResult>;
 }
+
+export type CallControlResult<T extends object = object> =
+  | ({ ok: true } & T)
+  | { ok: false; status: 400 | 403 | 404 | 409 | 503; code: string; message: string; field?: string };
 
 export interface ClientApiDeps {
   sessions: ClientSessions;
@@ -112,8 +116,8 @@ export function mountClientRoutes(api: ApiRouter, deps: ClientApiDeps): void {
       if (clientId === undefined) throw new ApiError(400, "invalid_body", "clientId is required when the token has none", "clientId");
       if (claims.clientId === undefined && deps.sessions.get(claims.applicationId, clientId)?.claims.channelId !== claims.channelId)
         throw new ApiError(403, "forbidden", "clientId is not a client connected to this channel", "clientId");
-      const { callId } = await callControl().dial({ claims: { ...claims, clientId }, to: body.to });
-      return c.json({ id: callId, to: body.to }, 201);
+      const dialled = succeeded(await callControl().dial({ claims: { ...claims, clientId }, to: body.to }));
+      return c.json({ id: dialled.callId, to: body.to }, 201);
     },
   );
 
@@ -121,7 +125,7 @@ export function mountClientRoutes(api: ApiRouter, deps: ClientApiDeps): void {
     { ...client, method: "delete", path: "/client/calls/:id", summary: "Hang up a call of the channel",
       response: { status: 204, description: "Hung up" }, errors: [403, 404, 503] },
     async (c) => {
-      await callControl().hangUp({ claims: claimsOf(c), callId: c.req.param("id") ?? "" });
+      succeeded(await callControl().hangUp({ claims: claimsOf(c), callId: c.req.param("id") ?? "" }));
       return c.body(null, 204);
     },
   );
@@ -130,10 +134,15 @@ export function mountClientRoutes(api: ApiRouter, deps: ClientApiDeps): void {
     { ...client, method: "post", path: "/client/calls/:id/dtmf", summary: "Send DTMF digits on a call (RFC 4733)", body: dtmfBody,
       response: { status: 204, description: "Sent" }, errors: [403, 404, 503] },
     async (c, body) => {
-      await callControl().sendDtmf({ claims: claimsOf(c), callId: c.req.param("id") ?? "", digits: body.digits });
+      succeeded(await callControl().sendDtmf({ claims: claimsOf(c), callId: c.req.param("id") ?? "", digits: body.digits }));
       return c.body(null, 204);
     },
   );
+}
+
+function succeeded<T extends object>(result: CallControlResult<T>): { ok: true } & T {
+  if (!result.ok) throw new ApiError(result.status, result.code, result.message, result.field);
+  return result;
 }
 
 function claimsOf(c: Context): ClientClaims {

@@ -1,0 +1,68 @@
+// The WebRTC service: client sessions, the client API, the admin token route and the /ui/ page.
+//
+//   const registry = new ChannelRegistry();                       // shared with the calls service
+//   const webrtc = new WebRtcService(ctx, registry, () => calls.clientControl());
+import { isIP } from "node:net";
+import type { AppContext, Service } from "../app.ts";
+import type { ChannelRegistry } from "../channels/registry.ts";
+import type { Config } from "../config/config.ts";
+import type { ApiRouter } from "../api/router.ts";
+import { mountClientRoutes, type ClientCallControl } from "../api/routes/client.ts";
+import { mountClientTokenRoutes } from "../api/routes/clientTokens.ts";
+import { ClientSessions } from "./clients.ts";
+import type { PeerNetworkOptions, PeerTimeouts } from "./peer.ts";
+import { mountUi } from "./ui.ts";
+
+/** ICE + DTLS must be up this long after the answer, and client RTP may pause at most this long. */
+export const CLIENT_TIMEOUTS: PeerTimeouts = { connectMs: 15_000, mediaMs: 5_000 };
+
+export class WebRtcService implements Service {
+  readonly name = "webrtc";
+  readonly sessions: ClientSessions;
+
+  constructor(
+    private readonly ctx: AppContext,
+    private readonly registry: ChannelRegistry,
+    private readonly calls?: () => ClientCallControl | undefined,
+  ) {
+    this.sessions = new ClientSessions({
+      registry,
+      network: peerNetwork(ctx.config),
+      timeouts: CLIENT_TIMEOUTS,
+      maxParticipantsPerChannel: ctx.config.limits.maxParticipantsPerChannel,
+    });
+  }
+
+  routes(api: ApiRouter): void {
+    const applicationSecret = (id: string) => this.ctx.store.applications.get(id)?.sharedSecret;
+    mountClientRoutes(api, {
+      sessions: this.sessions,
+      registry: this.registry,
+      applicationSecret,
+      calls: this.calls,
+      dialRole: () => this.ctx.config.webrtc.dialRole,
+    });
+    mountClientTokenRoutes(api, { applicationSecret, defaultTtlSec: () => this.ctx.config.webrtc.tokenTtlSec });
+    mountUi(api.hono);
+  }
+
+  stop(): void {
+    this.sessions.closeAll("shutdown");
+  }
+}
+
+/**
+ * Host candidates: the HTTP listen address when it is one interface's IP (clients reach us there
+ * already), otherwise every interface address plus loopback. The public address (webrtc.publicAddress,
+ * else sip.advertised.host) is offered too, for a 1:1 NAT.
+ */
+export function peerNetwork(config: Config): PeerNetworkOptions {
+  const { host } = config.http;
+  const oneInterface = isIP(host) !== 0 && host !== "0.0.0.0" && host !== "::";
+  const publicAddress = config.webrtc.publicAddress ?? config.sip.advertised?.host;
+  return {
+    hostAddresses: oneInterface ? [host] : [],
+    ...(publicAddress ? { publicAddress } : {}),
+    iceServers: config.webrtc.iceServers,
+  };
+}
