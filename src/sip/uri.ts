@@ -395,14 +395,23 @@ export function scanParams(s: string, i: number, end: number, params: Params): n
       if (s.charCodeAt(k) === 34 /* " */) {
         k = scanQuoted(s, k);
         if (k < 0) return -1;
+      } else if (s.charCodeAt(k) === 91 /* [ */) {
+        // gen-value = host: an IPv6 reference
+        const close = s.indexOf("]", k);
+        if (close < 0 || close >= end || !isIPv6(s.slice(k + 1, close))) return -1;
+        k = close + 1;
       } else {
-        // gen-value = token / host / quoted-string; ":" and brackets for IPv6 (RFC 5118 §4.5)
+        // gen-value = token, or an IPv6 address without brackets (RFC 5118 §4.5 received=)
+        let colon = false;
         while (k < end) {
           const c = s.charCodeAt(k);
-          if (c < 128 && (TOKEN[c] === 1 || c === 58 || c === 91 || c === 93)) k++;
-          else break;
+          if (c < 128 && TOKEN[c] === 1) k++;
+          else if (c === 58) {
+            colon = true;
+            k++;
+          } else break;
         }
-        if (k === valueStart) return -1;
+        if (k === valueStart || (colon && !isIPv6(s.slice(valueStart, k)))) return -1;
       }
       params.set(name, s.slice(valueStart, k));
       i = k;
@@ -475,7 +484,8 @@ export function parseNameAddr(s: string): NameAddr | undefined {
   if (s.charCodeAt(i) === 34) {
     const close = scanQuoted(s, i);
     if (close < 0) return undefined;
-    displayName = unquote(s.slice(i, close));
+    const quoted = unquote(s.slice(i, close));
+    if (quoted !== "") displayName = quoted;
     i = skipWs(s, close);
     if (s.charCodeAt(i) !== 60) return undefined;
   } else if (lt >= 0 && !hasUnquotedUriBefore(s, i, lt)) {
