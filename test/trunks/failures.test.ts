@@ -1,0 +1,94 @@
+// Bad trunks over real sockets: an untrusted TLS certificate, a refused TCP connection and an
+// unresolvable domain each show their precise reason in the trunk status, and nothing else breaks.
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import type { TrunkInput } from "../../src/config/entities.ts";
+import { ResolveError, createResolver, type Resolver } from "../../src/sip/resolver.ts";
+import { SipStack } from "../../src/sip/stack.ts";
+import { TrunkManager } from "../../src/trunks/manager.ts";
+import { stackPort } from "../../src/trunks/sipPort.ts";
+import { freePort } from "../helpers/sipp.ts";
+
+const CERT = new URL("../fixtures/tls/cert.pem", import.meta.url).pathname;
+const KEY = new URL("../fixtures/tls/key.pem", import.meta.url).pathname;
+
+let provider: SipStack;
+/** A second provider: the transport shares one connection per remote address whatever its verify setting. */
+let lenientProvider: SipStack;
+let ours: SipStack;
+let manager: TrunkManager;
+
+/** Real resolution for IP literals; names under .invalid fail like NXDOMAIN (no DNS here). */
+const resolver: Resolver = {
+  resolve(domain, transport, port) {
+    if (domain.endsWith(".invalid")) return Promise.reject(new ResolveError(`${domain} has no A/AAAA records`, domain, "ENOTFOUND"));
+    return createResolver().resolve(domain, transport, port);
+  },
+};
+
+beforeAll(async () => {
+  provider = new SipStack({ listen: [{ transport: "tls", host: "127.0.0.1", port: 0 }], tls: { certFile: CERT, keyFile: KEY } });
+  await provider.start();
+  lenientProvider = new SipStack({ listen: [{ transport: "tls", host: "127.0.0.1", port: 0 }], tls: { certFile: CERT, keyFile: KEY } });
+  await lenientProvider.start();
+  ours = new SipStack({
+    listen: [{ transport: "udp", host: "127.0.0.1", port: 0 }, { transport: "tcp", host: "127.0.0.1", port: 0 }, { transport: "tls", host: "127.0.0.1", port: 0 }],
+    tls: { certFile: CERT, keyFile: KEY },
+  });
+  await ours.start();
+  manager = new TrunkManager({ port: stackPort(ours), resolver });
+});
+
+afterAll(async () => {
+  await manager.stop();
+  await ours.stop();
+  await provider.stop();
+  await lenientProvider.stop();
+});
+
+function trunk(over: Partial<TrunkInput> & { id: string }): TrunkInput {
+  return {
+    domain: "127.0.0.1", transport: "udp", register: false, canTerminate: true, username: "alice", password: "pw",
+    registerExpires: 600, allowedAddresses: [], earlyOffer: false, optionsIntervalSec: 30, tlsVerify: true, enabled: true,
+    ...over,
+  };
+}
+
+async function until(check: () => boolean, what: () => unknown, timeoutMs = 5000): Promise<void> {
+  const started = Date.now();
+  while (!check()) {
+    if (Date.now() - started > timeoutMs) throw new Error(`timed out: ${JSON.stringify(what())}`);
+    await Bun.sleep(10);
+  }
+}
+
+test("untrusted TLS certificate, refused connection and unknown domain each report their reason", async () => {
+  const tlsPort = provider.boundEndpoints[0]!.port;
+  const deadPort = await freePort();
+  manager.apply([
+    trunk({ id: "tls-strict", transport: "tls", port: tlsPort, register: true }),
+    trunk({ id: "tls-lenient", transport: "tls", port: lenientProvider.boundEndpoints[0]!.port, tlsVerify: false }),
+    trunk({ id: "refused", transport: "tcp", port: deadPort, register: true }),
+    trunk({ id: "nxdomain", domain: "sip.nowhere.invalid", register: true }),
+  ]);
+  const s = (id: string) => manager.status(id)!;
+  await until(() => ["tls-strict", "tls-lenient", "refused", "nxdomain"].every((id) => s(id).reachable !== null), () => manager.statuses());
+
+  expect(s("tls-strict").reachable).toBe(false);
+  expect(s("tls-strict").lastOptionsError).toMatch(/certificate|self[- ]signed|unable to verify/i);
+  await until(() => s("tls-strict").registration.state === "failed", () => s("tls-strict"));
+  expect(s("tls-strict").registration.lastError).toMatch(/^tls:127\.0\.0\.1:\d+: .*(certificate|self[- ]signed|verify)/i);
+
+  // A provider with the same certificate, verification off (per-trunk tlsVerify: false) answers the keep-alive.
+  expect(s("tls-lenient").reachable, JSON.stringify(s("tls-lenient"))).toBe(true);
+  expect(s("tls-lenient").available).toBe(true);
+
+  expect(s("refused").reachable).toBe(false);
+  expect(s("refused").lastOptionsError).toMatch(/ECONNREFUSED/);
+  await until(() => s("refused").registration.state === "failed", () => s("refused"));
+  expect(s("refused").registration.lastError).toMatch(new RegExp(`^tcp:127\\.0\\.0\\.1:${deadPort}: .*ECONNREFUSED`));
+
+  expect(s("nxdomain").lastOptionsError).toBe("DNS: sip.nowhere.invalid has no A/AAAA records");
+  await until(() => s("nxdomain").registration.state === "failed", () => s("nxdomain"));
+  expect(s("nxdomain").registration.lastError).toBe("DNS: sip.nowhere.invalid has no A/AAAA records");
+  expect(s("nxdomain").available).toBe(false);
+}, 15_000);
