@@ -314,10 +314,10 @@ export class StreamTransport implements Transport {
     } catch (error) {
       state.ready = undefined;
       socket?.terminate();
-      throw new TransportError(
-        `${this.name} connect to ${dest.address}:${dest.port} failed: ${error instanceof Error ? error.message : String(error)}`,
-        dest,
-      );
+      // Bun says "Failed to connect" for every socket error; the errno code is what tells them apart.
+      const code = (error as { code?: unknown } | null)?.code;
+      const detail = `${error instanceof Error ? error.message : String(error)}${typeof code === "string" ? ` (${code})` : ""}`;
+      throw new TransportError(`${this.name} connect to ${dest.address}:${dest.port} failed: ${detail}`, dest);
     } finally {
       clearTimeout(timer);
     }
