@@ -1,0 +1,40 @@
+import { describe, expect, test } from "bun:test";
+import { backoffDelayMs, parseRetryAfter, refreshDelaySec } from "../../src/trunks/timing.ts";
+
+describe("refresh schedule", () => {
+  test("half the expiry when that leaves a full transaction timeout of margin", () => {
+    expect(refreshDelaySec(3600)).toBe(1800);
+    expect(refreshDelaySec(64)).toBe(32);
+  });
+  test("earlier than half for short expiries, never later than the grant", () => {
+    for (const granted of [1, 3, 10, 30, 60]) {
+      expect(refreshDelaySec(granted)).toBeLessThan(granted / 2 + 1e-9);
+      expect(refreshDelaySec(granted)).toBeGreaterThan(0);
+    }
+    expect(refreshDelaySec(10)).toBe(4);
+  });
+});
+
+describe("backoff", () => {
+  const policy = { baseMs: 1000, capMs: 60_000 };
+  test("doubles per failure within the upper half of each step, capped", () => {
+    expect(backoffDelayMs(1, policy, () => 0)).toBe(500);
+    expect(backoffDelayMs(1, policy, () => 1)).toBe(1000);
+    expect(backoffDelayMs(3, policy, () => 0)).toBe(2000);
+    expect(backoffDelayMs(3, policy, () => 1)).toBe(4000);
+    expect(backoffDelayMs(50, policy, () => 1)).toBe(60_000);
+    expect(backoffDelayMs(50, policy, () => 0)).toBe(30_000);
+  });
+  test("jitter spreads trunks that fail together", () => {
+    const delays = new Set(Array.from({ length: 50 }, () => backoffDelayMs(4, policy)));
+    expect(delays.size).toBeGreaterThan(10);
+  });
+});
+
+test("Retry-After seconds, with comment and parameters ignored", () => {
+  expect(parseRetryAfter("120")).toBe(120);
+  expect(parseRetryAfter(" 18000;duration=3600")).toBe(18000);
+  expect(parseRetryAfter("120 (I'm in a meeting)")).toBe(120);
+  expect(parseRetryAfter("soon")).toBeUndefined();
+  expect(parseRetryAfter(undefined)).toBeUndefined();
+});
