@@ -126,6 +126,9 @@ class RtpPhoneLeg implements PhoneLeg {
   private pendingOffer: Sdp | undefined;
   private pendingHold = false;
   private media: NegotiatedMedia | undefined;
+  /** the negotiated direction lets the peer send to us / lets us send to a real address */
+  private receiving = false;
+  private sending = false;
   private receiver: Receiver | undefined;
   private sendCodec: Codec | undefined;
   private outTimestamp = Math.floor(Math.random() * 2 ** 32);
@@ -224,6 +227,9 @@ class RtpPhoneLeg implements PhoneLeg {
     const codec = this.codecs.find((c) => c.name === media.codec.name)!;
     const previous = this.media;
     this.media = media;
+    this.receiving = media.direction === "sendrecv" || media.direction === "recvonly";
+    const reachable = media.remotePort !== 0 && !isNullAddress(media.remoteAddress);
+    this.sending = reachable && (media.direction === "sendrecv" || media.direction === "sendonly");
     if (!this.receiver || this.receiver.codec !== codec) {
       this.receiver = {
         codec,
@@ -247,21 +253,10 @@ class RtpPhoneLeg implements PhoneLeg {
       },
       payloadTypes,
       clockRate: codec.rtpClockRate,
-      expectMedia: this.receiving && !isNullAddress(media.remoteAddress),
+      expectMedia: this.receiving && reachable,
       mediaTimeoutMs: (this.o.mediaTimeoutSec ?? 30) * 1000,
     });
     log.debug("media negotiated", { participant: this.o.participantId, codec: codec.name, direction: media.direction, remote: `${media.remoteAddress}:${media.remotePort}` });
-  }
-
-  private get receiving(): boolean {
-    const d = this.media?.direction;
-    return d === "sendrecv" || d === "recvonly";
-  }
-
-  private get sending(): boolean {
-    const m = this.media;
-    if (!m || m.remotePort === 0 || isNullAddress(m.remoteAddress)) return false;
-    return m.direction === "sendrecv" || m.direction === "sendonly";
   }
 
   private restartReceiver(): void {
