@@ -14,6 +14,9 @@ import { startHarness, type Harness } from "../webrtc/harness.ts";
 const BROWSER_HZ = 1000;
 const PHONE_HZ = 600;
 
+/** Runs in the page: the level (dB) of `hz` in what the page receives from the channel. */
+const pageLevelAt = (hz: number) => (globalThis as unknown as { trunkline: { levelAt(hz: number): number } }).trunkline.levelAt(hz);
+
 let h: Harness;
 let dir: string;
 let browser: BrowserContext;
@@ -69,9 +72,9 @@ test("a browser on /ui/ and a werift client hear each other's tone and not their
   let heard = -Infinity;
   for (let i = 0; i < 40 && heard < -50; i++) {
     await Bun.sleep(100);
-    heard = await page.evaluate((hz) => (window as unknown as { trunkline: { levelAt(hz: number): number } }).trunkline.levelAt(hz), PHONE_HZ);
+    heard = await page.evaluate(pageLevelAt, PHONE_HZ);
   }
-  const own = await page.evaluate((hz) => (window as unknown as { trunkline: { levelAt(hz: number): number } }).trunkline.levelAt(hz), BROWSER_HZ);
+  const own = await page.evaluate(pageLevelAt, BROWSER_HZ);
   expect(heard).toBeGreaterThan(-50);
   expect(own).toBeLessThan(heard - 30);
 
