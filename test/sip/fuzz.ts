@@ -1,0 +1,117 @@
+// Parser fuzzing shared by test/sip/parser-fuzz.test.ts (a few thousand cases) and
+// bench/parser-fuzz.bench.ts (the long run): corpus messages mutated at random, plus random bytes.
+// The property: parseMessage and nextMessageLength return a value or a typed error, never throw,
+// never take long; what parses can be read through every accessor and serialized and re-parsed.
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { nextMessageLength, parseMessage, serializeMessage, SipRequest, type SipMessage } from "../../src/sip/message.ts";
+import { mulberry32 } from "./random.ts";
+import { trunkAck, trunkBye, trunkInvite, trunkOk } from "./samples.ts";
+
+export function fuzzSeeds(): Uint8Array[] {
+  const corpus = join(import.meta.dir, "..", "..", "..", "shared", "corpus");
+  const seeds = [trunkInvite, trunkOk, trunkAck, trunkBye].map((s) => new TextEncoder().encode(s));
+  for (const dir of ["rfc4475", "rfc5118"]) {
+    for (const file of readdirSync(join(corpus, dir)).sort()) {
+      if (!file.endsWith(".tsv")) seeds.push(new Uint8Array(readFileSync(join(corpus, dir, file))));
+    }
+  }
+  return seeds;
+}
+
+const FRAGMENTS = [
+  "\r\n", "\r\n ", "\r\n\r\n", ":", ";", ",", "<", ">", '"', "\\", "@", "[", "]", "%", "%0", "=", " ", "\t", "\0",
+  "Via: SIP/2.0/UDP [::1]:5060;branch=z9hG4bK", "Content-Length: 99999999999", "l: -1", "CSeq: 4294967296 INVITE",
+  "Contact: *", "To: <sip:a@[::1]>;tag=", "SIP/2.0 ", "sip:", "sips:[", "\u00ff", "\r\n\tfolded",
+];
+
+export function createMutator(seed: number, seeds: Uint8Array[]) {
+  const rnd = mulberry32(seed);
+  const int = (n: number) => Math.floor(rnd() * n);
+  const enc = new TextEncoder();
+  const concat = (...parts: Uint8Array[]) => {
+    const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+    let at = 0;
+    for (const p of parts) {
+      out.set(p, at);
+      at += p.length;
+    }
+    return out;
+  };
+  const mutateOnce = (b: Uint8Array): Uint8Array => {
+    const i = int(b.length + 1);
+    switch (int(8)) {
+      case 0: { // flip a byte
+        const out = b.slice();
+        if (out.length > 0) out[Math.min(i, out.length - 1)] = int(256);
+        return out;
+      }
+      case 1: // insert a grammar fragment
+        return concat(b.subarray(0, i), enc.encode(FRAGMENTS[int(FRAGMENTS.length)] ?? ""), b.subarray(i));
+      case 2: // delete a range
+        return concat(b.subarray(0, i), b.subarray(Math.min(b.length, i + 1 + int(40))));
+      case 3: { // duplicate a range (repeated headers, long lines)
+        const end = Math.min(b.length, i + 1 + int(200));
+        return concat(b.subarray(0, end), b.subarray(i, end), b.subarray(end));
+      }
+      case 4: // truncate
+        return b.subarray(0, i);
+      case 5: { // splice with another message
+        const other = seeds[int(seeds.length)] ?? b;
+        return concat(b.subarray(0, i), other.subarray(int(other.length + 1)));
+      }
+      case 6: { // random bytes inserted
+        const noise = new Uint8Array(1 + int(16));
+        for (let k = 0; k < noise.length; k++) noise[k] = int(256);
+        return concat(b.subarray(0, i), noise, b.subarray(i));
+      }
+      default: { // change a digit to a big number
+        const text = new TextDecoder("latin1").decode(b);
+        const digit = text.slice(i).search(/\d/);
+        if (digit < 0) return b;
+        const at = i + digit;
+        return concat(b.subarray(0, at), enc.encode("9".repeat(1 + int(30))), b.subarray(at + 1));
+      }
+    }
+  };
+  return (): Uint8Array => {
+    if (rnd() < 0.1) {
+      const noise = new Uint8Array(int(2048));
+      for (let k = 0; k < noise.length; k++) noise[k] = int(256);
+      return noise;
+    }
+    let b = seeds[int(seeds.length)] ?? new Uint8Array(0);
+    const rounds = 1 + int(4);
+    for (let r = 0; r < rounds; r++) b = mutateOnce(b);
+    return b;
+  };
+}
+
+/** Runs one input through the parser; returns a description of a property violation, or undefined. */
+export function checkInput(input: Uint8Array): string | undefined {
+  for (const framing of ["datagram", "stream"] as const) {
+    const r = parseMessage(input, framing);
+    if (!r.ok) {
+      if (![400, 413, 505].includes(r.error.status)) return `unexpected status ${r.error.status}`;
+      if (typeof r.error.reason !== "string" || r.error.reason.length === 0) return "error without a reason";
+      if (r.error.request) readEverything(r.error.request);
+      continue;
+    }
+    readEverything(r.message);
+    const again = parseMessage(serializeMessage(r.message), framing === "stream" ? "stream" : "datagram");
+    if (!again.ok) return `serialized message does not re-parse: ${again.error.reason}`;
+    const before = r.message.headerFields.filter((f) => f.key !== "content-length");
+    const after = again.message.headerFields.filter((f) => f.key !== "content-length");
+    if (JSON.stringify(before) !== JSON.stringify(after)) return "headers change through serialize/parse";
+    if (again.message.body.length !== r.message.body.length) return "body changes through serialize/parse";
+  }
+  const framed = nextMessageLength(input, 65536);
+  if (typeof framed === "number" && (framed <= 0 || framed > input.length)) return `bad frame length ${framed}`;
+  return undefined;
+}
+
+function readEverything(m: SipMessage): void {
+  void [m.vias, m.from, m.to, m.callId, m.cseq, m.maxForwards, m.contentLength, m.contacts, m.routes, m.recordRoutes,
+    m.expires, m.contentType, m.require, m.supported, m.isWildcardContact, m.checkHeaders(), m.bodyText];
+  if (m instanceof SipRequest) void m.uri;
+}
