@@ -450,24 +450,8 @@ export function negotiateAnswer(offer: Sdp, local: LocalMediaOptions): AnswerRes
       answer.media.push(rejectedCopy(m));
       continue;
     }
-    const theirDirection = directionOf(offer, m);
-    const direction = answerDirection(theirDirection, local.direction);
-    const rtcpMux = local.rtcpMux !== false && hasAttribute(m.attributes, "rtcp-mux");
-    const rtcp = rtcpMux ? { port: m.port, address: conn.address } : rtcpTarget(m, conn.address);
-    media = {
-      codec: choice.codec,
-      payloadType: choice.pt,
-      fmtp: choice.fmtp,
-      telephoneEventPayloadType: choice.tePt,
-      telephoneEventClockRate: choice.teRate,
-      remoteAddress: conn.address,
-      remotePort: m.port,
-      remoteRtcpAddress: rtcp.address,
-      remoteRtcpPort: rtcp.port,
-      rtcpMux,
-      direction,
-      ptime: ptimeOf(m) ?? 20,
-    };
+    media = negotiated(choice, m, conn, directionOf(offer, m), local);
+    const { direction, rtcpMux } = media;
     const formats = [String(choice.pt)];
     const attributes: SdpAttribute[] = [{ name: "rtpmap", value: rtpmapValue(choice.pt, choice.codec) }];
     const fmtp = defaultFmtp(choice.codec);
@@ -504,24 +488,26 @@ export function processAnswer(offer: Sdp, answer: Sdp, local: LocalMediaOptions)
     offeredAudio.formats.some((f) => { const map = rtpMapOf(offeredAudio, Number(f)); return map !== undefined && sameCodec(map, c); }));
   const choice = chooseCodec(m, { ...local, codecs: offeredCodecs, preferLocalOrder: false });
   if (!choice) return incompatible("Incompatible media format: answer names no codec we offered", 305);
+  return { ok: true, media: negotiated(choice, m, conn, directionOf(answer, m), local) };
+}
+
+/** The media plan from the peer's m= section (`theirs` is the direction the peer declared). */
+function negotiated(choice: CodecChoice, m: SdpMedia, conn: SdpConnection, theirs: MediaDirection, local: LocalMediaOptions): NegotiatedMedia {
   const rtcpMux = local.rtcpMux !== false && hasAttribute(m.attributes, "rtcp-mux");
   const rtcp = rtcpMux ? { port: m.port, address: conn.address } : rtcpTarget(m, conn.address);
   return {
-    ok: true,
-    media: {
-      codec: choice.codec,
-      payloadType: choice.pt,
-      fmtp: choice.fmtp,
-      telephoneEventPayloadType: choice.tePt,
-      telephoneEventClockRate: choice.teRate,
-      remoteAddress: conn.address,
-      remotePort: m.port,
-      remoteRtcpAddress: rtcp.address,
-      remoteRtcpPort: rtcp.port,
-      rtcpMux,
-      direction: answerDirection(directionOf(answer, m), local.direction),
-      ptime: ptimeOf(m) ?? 20,
-    },
+    codec: choice.codec,
+    payloadType: choice.pt,
+    fmtp: choice.fmtp,
+    telephoneEventPayloadType: choice.tePt,
+    telephoneEventClockRate: choice.teRate,
+    remoteAddress: conn.address,
+    remotePort: m.port,
+    remoteRtcpAddress: rtcp.address,
+    remoteRtcpPort: rtcp.port,
+    rtcpMux,
+    direction: answerDirection(theirs, local.direction),
+    ptime: ptimeOf(m) ?? 20,
   };
 }
 

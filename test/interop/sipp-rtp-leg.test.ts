@@ -2,6 +2,7 @@
 // capture (dtmf_2833_1.pcap) with play_pcap_audio; the leg latches to SIPp's media port and
 // reports the digit.
 import { afterAll, beforeAll, expect, test } from "bun:test";
+import { join } from "node:path";
 import { Dialog } from "../../src/sip/dialog.ts";
 import { SipStack } from "../../src/sip/stack.ts";
 import { createPhoneLeg, type PhoneLeg } from "../../src/media/leg.ts";
@@ -10,72 +11,7 @@ import { RtpPortAllocator } from "../../src/media/ports.ts";
 import type { DtmfEvent } from "../../src/media/dtmf.ts";
 import { freePort, runSipp } from "../helpers/sipp.ts";
 
-const UAC_XML = `<?xml version="1.0" encoding="UTF-8"?>
-<!DOCTYPE scenario SYSTEM "sipp.dtd">
-<scenario name="dtmf-to-leg">
-  <send retrans="500">
-    <![CDATA[
-      INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag[call_number]
-      To: <sip:[service]@[remote_ip]:[remote_port]>
-      Call-ID: [call_id]
-      CSeq: 1 INVITE
-      Contact: <sip:sipp@[local_ip]:[local_port];transport=[transport]>
-      Max-Forwards: 70
-      Content-Type: application/sdp
-      Content-Length: [len]
-
-      v=0
-      o=- 1 1 IN IP4 [local_ip]
-      s=-
-      c=IN IP4 [media_ip]
-      t=0 0
-      m=audio [media_port] RTP/AVP 0 101
-      a=rtpmap:0 PCMU/8000
-      a=rtpmap:101 telephone-event/8000
-      a=fmtp:101 0-15
-    ]]>
-  </send>
-  <recv response="100" optional="true"/>
-  <recv response="200" rtd="true" rrs="true"/>
-  <send>
-    <![CDATA[
-      ACK [next_url] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag[call_number]
-      [last_To:]
-      Call-ID: [call_id]
-      CSeq: 1 ACK
-      Contact: <sip:sipp@[local_ip]:[local_port];transport=[transport]>
-      Max-Forwards: 70
-      Content-Length: 0
-
-    ]]>
-  </send>
-  <nop>
-    <action>
-      <exec play_pcap_audio="/usr/share/sip-tester/dtmf_2833_1.pcap"/>
-    </action>
-  </nop>
-  <pause milliseconds="1500"/>
-  <send retrans="500">
-    <![CDATA[
-      BYE [next_url] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag[call_number]
-      [last_To:]
-      Call-ID: [call_id]
-      CSeq: 2 BYE
-      Contact: <sip:sipp@[local_ip]:[local_port];transport=[transport]>
-      Max-Forwards: 70
-      Content-Length: 0
-
-    ]]>
-  </send>
-  <recv response="200" crlf="true"/>
-</scenario>
-`;
+const UAC_SCENARIO = join(import.meta.dir, "..", "fixtures", "sipp", "media-uac-dtmf-pcap.xml");
 
 let stack: SipStack;
 const mixer = new Mixer();
@@ -117,7 +53,7 @@ test("SIPp play_pcap_audio of dtmf_2833_1.pcap into a PhoneLeg yields digit 1, l
   const port = stack.boundEndpoints[0]!.port;
   const mediaPort = await freePort();
   const result = await runSipp({
-    scenario: UAC_XML, remote: `127.0.0.1:${port}`, transport: "udp", service: "leg", timeoutSec: 8,
+    scenario: UAC_SCENARIO, remote: `127.0.0.1:${port}`, transport: "udp", service: "leg", timeoutSec: 8,
     extraArgs: ["-mp", String(mediaPort), "-mi", "127.0.0.1"],
   });
   expect(result.exitCode, result.summary).toBe(0);
