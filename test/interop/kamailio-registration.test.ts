@@ -9,6 +9,7 @@ import { TrunkManager } from "../../src/trunks/manager.ts";
 import { stackPort } from "../../src/trunks/sipPort.ts";
 import { startKamailio, type KamailioRun } from "../helpers/kamailio.ts";
 import { freePort } from "../helpers/sipp.ts";
+import { until } from "../helpers/until.ts";
 
 let kamailio: KamailioRun;
 let stack: SipStack;
@@ -37,18 +38,6 @@ function trunk(over: Partial<TrunkInput> & { id: string; username: string }): Tr
   };
 }
 
-function until(check: () => boolean, timeoutMs: number, what: () => string): Promise<void> {
-  const started = Date.now();
-  return new Promise((resolve, reject) => {
-    const poll = () => {
-      if (check()) return resolve();
-      if (Date.now() - started > timeoutMs) return reject(new Error(`timed out: ${what()}`));
-      setTimeout(poll, 10);
-    };
-    poll();
-  });
-}
-
 function newManager(): TrunkManager {
   manager = new TrunkManager({ port: stackPort(stack), resolver: createResolver() });
   return manager;
@@ -59,7 +48,7 @@ for (const transport of ["udp", "tcp"] as const) {
     const m = newManager();
     const user = `alice-${transport}`;
     m.apply([trunk({ id: `k-${transport}`, username: user, transport })]);
-    await until(() => m.status(`k-${transport}`)!.registration.state === "registered", 5000, () => JSON.stringify(m.status(`k-${transport}`)));
+    await until(() => m.status(`k-${transport}`)!.registration.state === "registered", { timeoutMs: 5000, what: () => JSON.stringify(m.status(`k-${transport}`)) });
     const saved = await kamailio.waitFor(new RegExp(`TRUNKLINE saved bindings=1 aor=sip:${user}@127\\.0\\.0\\.1.* expires=60 .*proto=${transport}`));
     const ourPort = stack.boundEndpoints.find((e) => e.transport === transport)!.port;
     expect(saved).toContain(`contact=<sip:${user}@127.0.0.1:${ourPort}`);
@@ -73,14 +62,14 @@ for (const transport of ["udp", "tcp"] as const) {
 test("authId is the digest username Kamailio sees; the AOR keeps the username", async () => {
   const m = newManager();
   m.apply([trunk({ id: "k-authid", username: "carol", authId: "carol-auth" })]);
-  await until(() => m.status("k-authid")!.registration.state === "registered", 5000, () => JSON.stringify(m.status("k-authid")));
+  await until(() => m.status("k-authid")!.registration.state === "registered", { timeoutMs: 5000, what: () => JSON.stringify(m.status("k-authid")) });
   await kamailio.waitFor(/TRUNKLINE saved bindings=1 aor=sip:carol@127\.0\.0\.1 authuser=carol-auth /);
 }, 15_000);
 
 test("wrong password → failed with 401, after exactly one answered challenge", async () => {
   const m = newManager();
   m.apply([trunk({ id: "k-bad", username: "mallory", password: "not-it" })]);
-  await until(() => m.status("k-bad")!.registration.state === "failed", 5000, () => JSON.stringify(m.status("k-bad")));
+  await until(() => m.status("k-bad")!.registration.state === "failed", { timeoutMs: 5000, what: () => JSON.stringify(m.status("k-bad")) });
   const status = m.status("k-bad")!;
   expect(status.registration.lastStatusCode).toBe(401);
   expect(status.registration.lastError).toContain("credentials rejected");
@@ -99,12 +88,12 @@ test("two trunks, one pointing at a dead port: the healthy one registers and sta
     trunk({ id: "dead-tcp", username: "dave", port: deadPort, transport: "tcp" }),
     trunk({ id: "healthy", username: "erin", registerExpires: 10 }),
   ]);
-  await until(() => m.status("healthy")!.registration.state === "registered", 5000, () => JSON.stringify(m.statuses()));
-  await until(() => m.status("dead-tcp")!.registration.state === "failed", 5000, () => JSON.stringify(m.status("dead-tcp")));
+  await until(() => m.status("healthy")!.registration.state === "registered", { timeoutMs: 5000, what: () => JSON.stringify(m.statuses()) });
+  await until(() => m.status("dead-tcp")!.registration.state === "failed", { timeoutMs: 5000, what: () => JSON.stringify(m.status("dead-tcp")) });
   expect(m.status("dead-tcp")!.registration.lastError).toMatch(/refused|ECONNREFUSED|connect/i);
   // Kamailio grants 10 s: a refresh must land and keep the healthy trunk registered.
   const firstExpiry = m.status("healthy")!.registration.expiresAt!;
-  await until(() => m.status("healthy")!.registration.expiresAt !== firstExpiry, 8000, () => JSON.stringify(m.status("healthy")));
+  await until(() => m.status("healthy")!.registration.expiresAt !== firstExpiry, { timeoutMs: 8000, what: () => JSON.stringify(m.status("healthy")) });
   expect(m.status("healthy")!.registration.state).toBe("registered");
   expect(m.status("dead-udp")!.registration.state).not.toBe("registered");
 }, 20_000);

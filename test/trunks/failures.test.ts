@@ -7,6 +7,7 @@ import { SipStack } from "../../src/sip/stack.ts";
 import { TrunkManager } from "../../src/trunks/manager.ts";
 import { stackPort } from "../../src/trunks/sipPort.ts";
 import { freePort } from "../helpers/sipp.ts";
+import { until } from "../helpers/until.ts";
 
 const CERT = new URL("../fixtures/tls/cert.pem", import.meta.url).pathname;
 const KEY = new URL("../fixtures/tls/key.pem", import.meta.url).pathname;
@@ -53,14 +54,6 @@ function trunk(over: Partial<TrunkInput> & { id: string }): TrunkInput {
   };
 }
 
-async function until(check: () => boolean, what: () => unknown, timeoutMs = 5000): Promise<void> {
-  const started = Date.now();
-  while (!check()) {
-    if (Date.now() - started > timeoutMs) throw new Error(`timed out: ${JSON.stringify(what())}`);
-    await Bun.sleep(10);
-  }
-}
-
 test("untrusted TLS certificate, refused connection and unknown domain each report their reason", async () => {
   const tlsPort = provider.boundEndpoints[0]!.port;
   const deadPort = await freePort();
@@ -71,11 +64,11 @@ test("untrusted TLS certificate, refused connection and unknown domain each repo
     trunk({ id: "nxdomain", domain: "sip.nowhere.invalid", register: true }),
   ]);
   const s = (id: string) => manager.status(id)!;
-  await until(() => ["tls-strict", "tls-lenient", "refused", "nxdomain"].every((id) => s(id).reachable !== null), () => manager.statuses());
+  await until(() => ["tls-strict", "tls-lenient", "refused", "nxdomain"].every((id) => s(id).reachable !== null), { what: () => manager.statuses() });
 
   expect(s("tls-strict").reachable).toBe(false);
   expect(s("tls-strict").lastOptionsError).toMatch(/certificate|self[- ]signed|unable to verify/i);
-  await until(() => s("tls-strict").registration.state === "failed", () => s("tls-strict"));
+  await until(() => s("tls-strict").registration.state === "failed", { what: () => s("tls-strict") });
   expect(s("tls-strict").registration.lastError).toMatch(/^tls:127\.0\.0\.1:\d+: .*(certificate|self[- ]signed|verify)/i);
 
   // A provider with the same certificate, verification off (per-trunk tlsVerify: false) answers the keep-alive.
@@ -84,11 +77,11 @@ test("untrusted TLS certificate, refused connection and unknown domain each repo
 
   expect(s("refused").reachable).toBe(false);
   expect(s("refused").lastOptionsError).toMatch(/ECONNREFUSED/);
-  await until(() => s("refused").registration.state === "failed", () => s("refused"));
+  await until(() => s("refused").registration.state === "failed", { what: () => s("refused") });
   expect(s("refused").registration.lastError).toMatch(new RegExp(`^tcp:127\\.0\\.0\\.1:${deadPort}: .*ECONNREFUSED`));
 
   expect(s("nxdomain").lastOptionsError).toBe("DNS: sip.nowhere.invalid has no A/AAAA records");
-  await until(() => s("nxdomain").registration.state === "failed", () => s("nxdomain"));
+  await until(() => s("nxdomain").registration.state === "failed", { what: () => s("nxdomain") });
   expect(s("nxdomain").registration.lastError).toBe("DNS: sip.nowhere.invalid has no A/AAAA records");
   expect(s("nxdomain").available).toBe(false);
 }, 15_000);

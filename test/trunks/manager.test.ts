@@ -5,6 +5,7 @@ import { metrics } from "../../src/metrics.ts";
 import { createResponse, type SipRequest } from "../../src/sip/message.ts";
 import type { TrunkDirectory } from "../../src/calls/manager.ts";
 import { TrunkManager } from "../../src/trunks/manager.ts";
+import { until } from "../helpers/until.ts";
 import { digestRegistrar, fakeProvider, type FakeProvider } from "./fakeRegistrar.ts";
 
 function trunk(over: Partial<TrunkInput> & { id: string }): TrunkInput {
@@ -13,18 +14,6 @@ function trunk(over: Partial<TrunkInput> & { id: string }): TrunkInput {
     registerExpires: 3600, allowedAddresses: [], earlyOffer: false, optionsIntervalSec: 0, tlsVerify: true, enabled: true,
     ...over,
   };
-}
-
-function until(check: () => boolean, timeoutMs = 3000): Promise<void> {
-  const started = Date.now();
-  return new Promise((resolve, reject) => {
-    const poll = () => {
-      if (check()) return resolve();
-      if (Date.now() - started > timeoutMs) return reject(new Error("condition not reached in time"));
-      setTimeout(poll, 5);
-    };
-    poll();
-  });
 }
 
 const managers: TrunkManager[] = [];
@@ -81,11 +70,11 @@ describe("trunk manager", () => {
     await until(() => manager.status("p")!.reachable === true);
     expect(manager.status("p")!.lastOptionsAt).not.toBeNull();
     answer = "timeout";
-    await until(() => manager.status("p")!.reachable === false, 2500);
+    await until(() => manager.status("p")!.reachable === false, { timeoutMs: 2500 });
     expect(manager.isAvailable("p")).toBe(false);
     expect(manager.status("p")!.lastOptionsError).toContain("timeout");
     answer = "404";
-    await until(() => manager.status("p")!.reachable === true, 2500);
+    await until(() => manager.status("p")!.reachable === true, { timeoutMs: 2500 });
     expect(events.map((e) => e.type)).toEqual(["trunk.unreachable", "trunk.reachable"]);
     const options = provider.requests.map((r) => r.req).filter((r) => r.method === "OPTIONS");
     expect(options[0]!.uri.host).toBe("example.com");
@@ -170,7 +159,7 @@ describe("trunk manager", () => {
     });
     const { manager } = manage(provider);
     manager.apply([trunk({ id: "slow", register: true, domain: "slow.example.com" }), trunk({ id: "fast", register: true })]);
-    await until(() => manager.isAvailable("fast"), 500);
+    await until(() => manager.isAvailable("fast"), { timeoutMs: 500 });
     expect(manager.status("slow")!.registration.state).toBe("registering");
   });
 

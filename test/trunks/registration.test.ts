@@ -3,6 +3,7 @@ import { parseAuthParams } from "../../src/sip/digest.ts";
 import { createResponse, SipRequest } from "../../src/sip/message.ts";
 import { ResolveError } from "../../src/sip/resolver.ts";
 import { grantedExpires, Registration, type RegistrationConfig, type RegistrationStatus } from "../../src/trunks/registration.ts";
+import { until } from "../helpers/until.ts";
 import { digestRegistrar, fakeProvider, type FakeProvider } from "./fakeRegistrar.ts";
 
 const config: RegistrationConfig = {
@@ -13,18 +14,6 @@ const config: RegistrationConfig = {
 };
 
 const fastTiming = { backoff: { baseMs: 20, capMs: 80 }, failedRetryMs: 60_000, unregisterTimeoutMs: 500 };
-
-function until(check: () => boolean, timeoutMs = 3000): Promise<void> {
-  const started = Date.now();
-  return new Promise((resolve, reject) => {
-    const poll = () => {
-      if (check()) return resolve();
-      if (Date.now() - started > timeoutMs) return reject(new Error("condition not reached in time"));
-      setTimeout(poll, 5);
-    };
-    poll();
-  });
-}
 
 function start(provider: FakeProvider, cfg: RegistrationConfig = config) {
   const transitions: RegistrationStatus[] = [];
@@ -84,7 +73,7 @@ describe("trunk registration", () => {
     const registrar = digestRegistrar({ password: "right", qop: "auth", grant: () => 1 });
     const provider = fakeProvider((req) => registrar.handler(req));
     const { reg } = start(provider);
-    await until(() => registers(provider).length >= 4, 4000);
+    await until(() => registers(provider).length >= 4, { timeoutMs: 4000 });
     const all = registers(provider);
     expect(new Set(all.map((r) => r.callId)).size).toBe(1);
     const seqs = all.map((r) => r.cseq.seq);
@@ -111,7 +100,7 @@ describe("trunk registration", () => {
     await until(() => reg.status.state === "registered");
     forget = true;
     const before = registers(provider).length;
-    await until(() => registers(provider).length >= before + 3, 3000);
+    await until(() => registers(provider).length >= before + 3, { timeoutMs: 3000 });
     expect(reg.status.state).toBe("registered");
     await reg.stop({ unregister: false, finalState: "unregistered" });
   });
@@ -183,7 +172,7 @@ describe("trunk registration", () => {
     await until(() => reg.status.state === "failed");
     await Bun.sleep(500);
     expect(calls).toBe(1);
-    await until(() => reg.status.state === "registered", 2000);
+    await until(() => reg.status.state === "registered", { timeoutMs: 2000 });
     await reg.stop({ unregister: false, finalState: "unregistered" });
   });
 
