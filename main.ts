@@ -86,8 +86,17 @@ async function serve(configPath: string, overrides: CliOverrides): Promise<void>
     process.exit(1);
   }
   const running = app;
+  // A stray rejection or exception in one call must not take every other call down with the process.
+  process.on("unhandledRejection", (reason) => log.error("unhandled rejection", { err: reason }));
+  process.on("uncaughtException", (err) => log.error("uncaught exception", { err }));
+  let stopping = false;
   const shutdown = (signal: string) => {
     log.info("signal received", { signal });
+    if (stopping) {
+      log.warn("second stop signal: exiting without waiting for in-flight work");
+      process.exit(1);
+    }
+    stopping = true;
     running.stop().then(
       () => process.exit(0),
       (err: unknown) => {

@@ -80,6 +80,7 @@ export async function startApp(options: AppOptions): Promise<App> {
   const store = openStore(config.database.path);
   applyConfigToStore(config, store);
   if (config.adminToken === undefined) log.warn("no adminToken configured: the admin API answers 401 until one is set");
+  else if (/change-me/i.test(config.adminToken)) log.warn("adminToken is the example's placeholder: set a secret one before exposing the API");
 
   const ctx: AppContext = {
     get config() {

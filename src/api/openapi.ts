@@ -10,6 +10,8 @@ export interface OperationDoc {
   tag: string;
   auth: "admin" | "public" | "client";
   body?: Schema<unknown>;
+  /** Schemas of path parameters; parameters without one are documented as plain strings. */
+  params?: Record<string, Schema<string>>;
   response?: { status: number; description: string; schema?: Schema<unknown>; contentType?: string };
   errors: number[];
 }
@@ -39,7 +41,7 @@ export class OpenApiRegistry {
         name: m[1],
         in: "path",
         required: true,
-        schema: { type: "string" },
+        schema: op.params?.[m[1]!]?.toJsonSchema() ?? { type: "string" },
       }));
       const responses: Record<string, unknown> = {};
       const ok = op.response ?? { status: 200, description: "OK" };

@@ -3,6 +3,7 @@
 //   api.route({ method: "post", path: "/trunks", summary: "Create a trunk", tag: "trunks",
 //     body: trunkSchema, response: { status: 201, description: "Created", schema: trunkView } },
 //     (c, body) => c.json(view(store.trunks.put(body, "api")), 201));
+//   api.route({ method: "get", path: "/trunks/:id", params: { id: idSchema }, ... }, (c, _body, { id }) => ...);
 // Paths are relative to /api/v1. `auth` defaults to "admin"; routes with their own scheme (client
 // tokens) pass "client" plus their middleware.
 import type { Context, Hono, MiddlewareHandler } from "hono";
@@ -13,11 +14,13 @@ import type { OpenApiRegistry, OperationDoc } from "./openapi.ts";
 
 export const API_PREFIX = "/api/v1";
 
-export interface RouteSpec<B> {
+export interface RouteSpec<B, P extends string = never> {
   method: "get" | "post" | "put" | "patch" | "delete";
   path: string;
   summary: string;
   tag: string;
+  /** Path parameters, validated before the handler runs (400 naming the parameter) and documented. */
+  params?: Record<P, Schema<string>>;
   auth?: OperationDoc["auth"];
   middleware?: MiddlewareHandler[];
   body?: Schema<B>;
@@ -26,7 +29,7 @@ export interface RouteSpec<B> {
   errors?: number[];
 }
 
-export type RouteHandler<B> = (c: Context, body: B) => Response | Promise<Response>;
+export type RouteHandler<B, P extends string = never> = (c: Context, body: B, params: Record<P, string>) => Response | Promise<Response>;
 
 export class ApiRouter {
   constructor(
@@ -36,13 +39,16 @@ export class ApiRouter {
     private readonly maxBodyBytes: () => number,
   ) {}
 
-  route<B = undefined>(spec: RouteSpec<B>, handler: RouteHandler<B>): void {
+  route<B = undefined, P extends string = never>(spec: RouteSpec<B, P>, handler: RouteHandler<B, P>): void {
     const auth = spec.auth ?? "admin";
     const middleware = [...(auth === "admin" ? [this.adminAuth] : []), ...(spec.middleware ?? [])];
     const { body } = spec;
+    const paramSchemas = Object.entries(spec.params ?? {}) as [P, Schema<string>][];
     const final: MiddlewareHandler = async (c) => {
+      const params = {} as Record<P, string>;
+      for (const [name, schema] of paramSchemas) params[name] = pathParam(c, name, schema);
       const parsed = body ? await readBody(c, body, this.maxBodyBytes()) : (undefined as B);
-      return handler(c, parsed);
+      return handler(c, parsed, params);
     };
     // Hono's typed overloads take fixed-length handler tuples; the chain here is built at run time.
     const on = this.hono.on.bind(this.hono) as (method: string, path: string, ...handlers: MiddlewareHandler[]) => unknown;
@@ -54,6 +60,7 @@ export class ApiRouter {
       tag: spec.tag,
       auth,
       body: spec.body as Schema<unknown> | undefined,
+      params: Object.fromEntries(paramSchemas),
       response: spec.response,
       errors: spec.errors ?? [],
     });

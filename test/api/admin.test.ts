@@ -101,6 +101,12 @@ describe("trunks", () => {
     expect(again.json.error).toMatchObject({ code: "already_exists", field: "id" });
     expect((await h.call("PATCH", "/api/v1/trunks/dup", { id: "other" })).json.error.field).toBe("id");
   });
+
+  test("a malformed path parameter is a 400 naming it", async () => {
+    const res = await h.call("GET", "/api/v1/trunks/bad%20id");
+    expect(res.status).toBe(400);
+    expect(res.json.error).toMatchObject({ code: "invalid_body", field: "id" });
+  });
 });
 
 describe("applications, inbound routes and caller ID", () => {
@@ -217,6 +223,11 @@ describe("documentation and observability", () => {
     expect(trunkBody.properties.password.writeOnly).toBe(true);
     expect(trunkBody.additionalProperties).toBe(false);
     expect(doc.paths["/api/v1/trunks"].post.security).toEqual([{ adminToken: [] }]);
+    expect(doc.paths["/api/v1/applications/{appId}/inbound-routes/{sipUsername}"].put.parameters.map((p: { name: string }) => p.name)).toEqual([
+      "appId",
+      "sipUsername",
+    ]);
+    expect(doc.paths["/api/v1/trunks/{id}"].get.parameters[0].schema.pattern).toBeString();
     const trunkResponse = doc.paths["/api/v1/trunks/{id}"].get.responses["200"].content["application/json"].schema;
     expect(trunkResponse.properties.password).toBeUndefined();
   });

@@ -1,10 +1,9 @@
 // /api/v1/applications — tenants. The sharedSecret is write-only.
-import type { Context } from "hono";
 import { applicationSchema, idSchema } from "../../config/entities.ts";
 import { s, validate } from "../../config/schema.ts";
 import type { Application, Store } from "../../store/index.ts";
 import { ApiError, notFound, validationError, yamlManaged } from "../errors.ts";
-import { pathParam, type ApiModule } from "../router.ts";
+import type { ApiModule } from "../router.ts";
 
 export const applicationView = applicationSchema
   .omit("sharedSecret")
@@ -36,7 +35,7 @@ export function writableApplication(store: Store, appId: string): Application {
 
 export const applicationRoutes: ApiModule = (api, store) => {
   const tag = "applications";
-  const appIdOf = (c: Context) => pathParam(c, "appId", idSchema);
+  const params = { appId: idSchema };
 
   api.route(
     {
@@ -71,26 +70,28 @@ export const applicationRoutes: ApiModule = (api, store) => {
     {
       method: "get",
       path: "/applications/:appId",
+      params,
       summary: "Get an application",
       tag,
       response: { status: 200, description: "The application", schema: applicationView },
       errors: [404],
     },
-    (c) => c.json(viewApplication(findApplication(store, appIdOf(c)))),
+    (c, _body, { appId }) => c.json(viewApplication(findApplication(store, appId))),
   );
 
   api.route(
     {
       method: "patch",
       path: "/applications/:appId",
+      params,
       summary: "Rename an application or rotate its shared secret",
       tag,
       body: applicationSchema.omit("id").partial(),
       response: { status: 200, description: "The updated application", schema: applicationView },
       errors: [404, 409],
     },
-    (c, patch) => {
-      const { source: _source, createdAt: _createdAt, updatedAt: _updatedAt, ...current } = writableApplication(store, appIdOf(c));
+    (c, patch, { appId }) => {
+      const { source: _source, createdAt: _createdAt, updatedAt: _updatedAt, ...current } = writableApplication(store, appId);
       const merged = validate(applicationSchema, { ...current, ...patch });
       if (!merged.ok) throw validationError(merged.issues);
       return c.json(viewApplication(store.applications.put(merged.value, "api")));
@@ -101,13 +102,14 @@ export const applicationRoutes: ApiModule = (api, store) => {
     {
       method: "delete",
       path: "/applications/:appId",
+      params,
       summary: "Delete an application with its inbound routes and caller-ID configs",
       tag,
       response: { status: 204, description: "Deleted" },
       errors: [404, 409],
     },
-    (c) => {
-      store.applications.delete(writableApplication(store, appIdOf(c)).id);
+    (c, _body, { appId }) => {
+      store.applications.delete(writableApplication(store, appId).id);
       return c.body(null, 204);
     },
   );

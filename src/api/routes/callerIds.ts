@@ -1,11 +1,10 @@
 // /api/v1/applications/:appId/channels/:channelId/caller-id — outbound caller-ID templates.
 // Templates are checked on save: an unknown {variable} is a 400 naming the field.
-import type { Context } from "hono";
 import { callerIdSchema, channelIdSchema, idSchema } from "../../config/entities.ts";
 import { s } from "../../config/schema.ts";
 import type { CallerIdConfig } from "../../store/index.ts";
 import { notFound } from "../errors.ts";
-import { pathParam, type ApiModule } from "../router.ts";
+import type { ApiModule } from "../router.ts";
 import { findApplication, writableApplication } from "./applications.ts";
 
 export const callerIdView = callerIdSchema
@@ -17,19 +16,19 @@ const viewCallerId = (config: CallerIdConfig): object => config;
 export const callerIdRoutes: ApiModule = (api, store) => {
   const tag = "caller ID";
   const path = "/applications/:appId/channels/:channelId/caller-id";
-  const keys = (c: Context) => ({ appId: pathParam(c, "appId", idSchema), channelId: pathParam(c, "channelId", channelIdSchema) });
+  const params = { appId: idSchema, channelId: channelIdSchema };
 
   api.route(
     {
       method: "get",
       path,
+      params,
       summary: "Get a channel's caller-ID templates",
       tag,
       response: { status: 200, description: "The templates", schema: callerIdView },
       errors: [404],
     },
-    (c) => {
-      const { appId, channelId } = keys(c);
+    (c, _body, { appId, channelId }) => {
       const config = store.callerIds.get(findApplication(store, appId).id, channelId);
       if (!config) throw notFound("caller-ID config for channel", channelId);
       return c.json(viewCallerId(config));
@@ -40,14 +39,14 @@ export const callerIdRoutes: ApiModule = (api, store) => {
     {
       method: "put",
       path,
+      params,
       summary: "Set a channel's caller-ID templates",
       tag,
       body: callerIdSchema,
       response: { status: 200, description: "The saved templates", schema: callerIdView },
       errors: [404, 409],
     },
-    (c, body) => {
-      const { appId, channelId } = keys(c);
+    (c, body, { appId, channelId }) => {
       return c.json(viewCallerId(store.callerIds.put(writableApplication(store, appId).id, channelId, body)));
     },
   );
@@ -56,13 +55,13 @@ export const callerIdRoutes: ApiModule = (api, store) => {
     {
       method: "delete",
       path,
+      params,
       summary: "Remove a channel's caller-ID templates",
       tag,
       response: { status: 204, description: "Deleted" },
       errors: [404, 409],
     },
-    (c) => {
-      const { appId, channelId } = keys(c);
+    (c, _body, { appId, channelId }) => {
       if (!store.callerIds.delete(writableApplication(store, appId).id, channelId)) throw notFound("caller-ID config for channel", channelId);
       return c.body(null, 204);
     },

@@ -1,12 +1,11 @@
 // /api/v1/applications/:appId/inbound-routes — the static inbound map, sipUsername → channelId.
 // A sipUsername routes to one channel across all applications, so taking one that another
 // application holds is a 409.
-import type { Context } from "hono";
 import { idSchema, inboundRouteSchema, sipUsernameSchema } from "../../config/entities.ts";
 import { s } from "../../config/schema.ts";
 import type { InboundRoute, Store } from "../../store/index.ts";
 import { ApiError, notFound } from "../errors.ts";
-import { pathParam, type ApiModule } from "../router.ts";
+import type { ApiModule } from "../router.ts";
 import { findApplication, writableApplication } from "./applications.ts";
 
 export const inboundRouteView = inboundRouteSchema
@@ -25,8 +24,8 @@ function ensureFree(store: Store, appId: string, sipUsername: string): void {
 export const inboundRouteRoutes: ApiModule = (api, store) => {
   const tag = "inbound routes";
   const base = "/applications/:appId/inbound-routes";
-  const appIdOf = (c: Context) => pathParam(c, "appId", idSchema);
-  const userOf = (c: Context) => pathParam(c, "sipUsername", sipUsernameSchema);
+  const appParams = { appId: idSchema };
+  const routeParams = { appId: idSchema, sipUsername: sipUsernameSchema };
   const existing = (appId: string, sipUsername: string) => {
     const route = store.inboundRoutes.find(sipUsername);
     if (!route || route.applicationId !== appId) throw notFound("inbound route", sipUsername);
@@ -37,26 +36,28 @@ export const inboundRouteRoutes: ApiModule = (api, store) => {
     {
       method: "get",
       path: base,
+      params: appParams,
       summary: "List an application's inbound routes",
       tag,
       response: { status: 200, description: "The routes", schema: s.array(inboundRouteView) },
       errors: [404],
     },
-    (c) => c.json(store.inboundRoutes.listByApplication(findApplication(store, appIdOf(c)).id).map(viewRoute)),
+    (c, _body, { appId }) => c.json(store.inboundRoutes.listByApplication(findApplication(store, appId).id).map(viewRoute)),
   );
 
   api.route(
     {
       method: "post",
       path: base,
+      params: appParams,
       summary: "Add an inbound route",
       tag,
       body: inboundRouteSchema,
       response: { status: 201, description: "Created", schema: inboundRouteView },
       errors: [404, 409],
     },
-    (c, body) => {
-      const app = writableApplication(store, appIdOf(c));
+    (c, body, { appId }) => {
+      const app = writableApplication(store, appId);
       ensureFree(store, app.id, body.sipUsername);
       if (store.inboundRoutes.find(body.sipUsername)) {
         throw new ApiError(409, "already_exists", `inbound route ${JSON.stringify(body.sipUsername)} already exists`, "sipUsername");
@@ -69,27 +70,28 @@ export const inboundRouteRoutes: ApiModule = (api, store) => {
     {
       method: "get",
       path: `${base}/:sipUsername`,
+      params: routeParams,
       summary: "Get an inbound route",
       tag,
       response: { status: 200, description: "The route", schema: inboundRouteView },
       errors: [404],
     },
-    (c) => c.json(viewRoute(existing(findApplication(store, appIdOf(c)).id, userOf(c)))),
+    (c, _body, { appId, sipUsername }) => c.json(viewRoute(existing(findApplication(store, appId).id, sipUsername))),
   );
 
   api.route(
     {
       method: "put",
       path: `${base}/:sipUsername`,
+      params: routeParams,
       summary: "Create or replace an inbound route",
       tag,
       body: inboundRouteSchema.omit("sipUsername"),
       response: { status: 200, description: "The route (201 when created)", schema: inboundRouteView },
       errors: [404, 409],
     },
-    (c, body) => {
-      const app = writableApplication(store, appIdOf(c));
-      const sipUsername = userOf(c);
+    (c, body, { appId, sipUsername }) => {
+      const app = writableApplication(store, appId);
       ensureFree(store, app.id, sipUsername);
       const created = !store.inboundRoutes.find(sipUsername);
       return c.json(viewRoute(store.inboundRoutes.put(app.id, { sipUsername, channelId: body.channelId })), created ? 201 : 200);
@@ -100,14 +102,15 @@ export const inboundRouteRoutes: ApiModule = (api, store) => {
     {
       method: "delete",
       path: `${base}/:sipUsername`,
+      params: routeParams,
       summary: "Delete an inbound route",
       tag,
       response: { status: 204, description: "Deleted" },
       errors: [404, 409],
     },
-    (c) => {
-      const app = writableApplication(store, appIdOf(c));
-      store.inboundRoutes.delete(app.id, existing(app.id, userOf(c)).sipUsername);
+    (c, _body, { appId, sipUsername }) => {
+      const app = writableApplication(store, appId);
+      store.inboundRoutes.delete(app.id, existing(app.id, sipUsername).sipUsername);
       return c.body(null, 204);
     },
   );

@@ -3,7 +3,7 @@ import { idSchema, trunkSchema } from "../../config/entities.ts";
 import { s, validate } from "../../config/schema.ts";
 import type { Trunk } from "../../store/index.ts";
 import { ApiError, notFound, validationError, yamlManaged } from "../errors.ts";
-import { pathParam, type ApiModule } from "../router.ts";
+import type { ApiModule } from "../router.ts";
 
 export const trunkView = trunkSchema
   .omit("password")
@@ -55,22 +55,31 @@ export const trunkRoutes: ApiModule = (api, store) => {
   );
 
   api.route(
-    { method: "get", path: "/trunks/:id", summary: "Get a trunk", tag, response: { status: 200, description: "The trunk", schema: trunkView }, errors: [404] },
-    (c) => c.json(viewTrunk(existing(pathParam(c, "id", idSchema)))),
+    {
+      method: "get",
+      path: "/trunks/:id",
+      params: { id: idSchema },
+      summary: "Get a trunk",
+      tag,
+      response: { status: 200, description: "The trunk", schema: trunkView },
+      errors: [404],
+    },
+    (c, _body, { id }) => c.json(viewTrunk(existing(id))),
   );
 
   api.route(
     {
       method: "patch",
       path: "/trunks/:id",
+      params: { id: idSchema },
       summary: "Change some fields of a trunk",
       tag,
       body: trunkPatch,
       response: { status: 200, description: "The updated trunk", schema: trunkView },
       errors: [404, 409],
     },
-    (c, patch) => {
-      const { source: _source, createdAt: _createdAt, updatedAt: _updatedAt, ...current } = writable(pathParam(c, "id", idSchema));
+    (c, patch, { id }) => {
+      const { source: _source, createdAt: _createdAt, updatedAt: _updatedAt, ...current } = writable(id);
       const merged = validate(trunkSchema, { ...current, ...patch });
       if (!merged.ok) throw validationError(merged.issues);
       return c.json(viewTrunk(store.trunks.put(merged.value, "api")));
@@ -78,9 +87,17 @@ export const trunkRoutes: ApiModule = (api, store) => {
   );
 
   api.route(
-    { method: "delete", path: "/trunks/:id", summary: "Delete a trunk", tag, response: { status: 204, description: "Deleted" }, errors: [404, 409] },
-    (c) => {
-      store.trunks.delete(writable(pathParam(c, "id", idSchema)).id);
+    {
+      method: "delete",
+      path: "/trunks/:id",
+      params: { id: idSchema },
+      summary: "Delete a trunk",
+      tag,
+      response: { status: 204, description: "Deleted" },
+      errors: [404, 409],
+    },
+    (c, _body, { id }) => {
+      store.trunks.delete(writable(id).id);
       return c.body(null, 204);
     },
   );
