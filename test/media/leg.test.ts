@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, test } from "bun:test";
-import { decodeUlaw, encodeUlaw } from "../../src/media/g711.ts";
+import { codecByName, type CodecName } from "../../src/media/codec.ts";
 import { goertzelPower, meanSquare } from "../../src/media/goertzel.ts";
 import { DtmfReceiver, detectDtmfDigit, type DtmfEvent } from "../../src/media/dtmf.ts";
 import { createPhoneLeg, type PhoneLeg, type PhoneLegOptions } from "../../src/media/leg.ts";
@@ -25,8 +25,13 @@ async function leg(m: Mixer, id: string, extra: Partial<PhoneLegOptions> = {}): 
   return l;
 }
 
-/** A phone: its own socket, an SDP offer naming it, optional PCMU tone, a log of what it receives. */
-async function phone(o: { toneHz?: number; telephoneEvent?: boolean } = {}) {
+/** A phone: its own socket, an SDP offer naming it, optional tone, a log of what it receives. */
+async function phone(o: { toneHz?: number; telephoneEvent?: boolean; codec?: CodecName } = {}) {
+  const codec = codecByName(o.codec ?? "PCMU")!;
+  const pt = codec.staticPayloadType ?? 111;
+  const rtpmap = codec.sdpChannels ? `${codec.name}/${codec.rtpClockRate}/${codec.sdpChannels}` : `${codec.name}/${codec.rtpClockRate}`;
+  const frameSamples = (codec.sampleRate * 20) / 1000;
+  const frameTs = (codec.rtpClockRate * 20) / 1000;
   const packets: RtpPacket[] = [];
   const socket = await Bun.udpSocket({
     hostname: "127.0.0.1", binaryType: "uint8array",
@@ -38,36 +43,40 @@ async function phone(o: { toneHz?: number; telephoneEvent?: boolean } = {}) {
   const te = o.telephoneEvent === false ? "" : " 101";
   const offer = [
     "v=0", "o=phone 1 1 IN IP4 127.0.0.1", "s=-", "c=IN IP4 127.0.0.1", "t=0 0",
-    `m=audio ${socket.port} RTP/AVP 0${te}`, "a=rtpmap:0 PCMU/8000",
+    `m=audio ${socket.port} RTP/AVP ${pt}${te}`, `a=rtpmap:${pt} ${rtpmap}`,
     ...(te ? ["a=rtpmap:101 telephone-event/8000", "a=fmtp:101 0-16"] : []), "a=sendrecv", "",
   ].join("\r\n");
   let seq = 1000;
   let phase = 0;
+  const encoder = codec.createEncoder();
   return {
     socket, packets, offer,
-    /** Starts a 20 ms PCMU tone stream to `port` (our leg). */
+    /** Starts a 20 ms tone stream in the phone's codec to `port` (our leg). */
     startTone(port: number, hz = o.toneHz ?? 440) {
       timer = setInterval(() => {
-        const pcm = new Int16Array(160);
-        for (let i = 0; i < 160; i++) pcm[i] = Math.round(8000 * Math.sin((2 * Math.PI * hz * phase++) / 8000));
-        socket.send(serializeRtp({ payloadType: 0, sequenceNumber: seq & 0xffff, timestamp: seq * 160, ssrc: 0xabc }, encodeUlaw(pcm)), port, "127.0.0.1");
+        const pcm = new Int16Array(frameSamples);
+        for (let i = 0; i < frameSamples; i++) pcm[i] = Math.round(8000 * Math.sin((2 * Math.PI * hz * phase++) / codec.sampleRate));
+        socket.send(serializeRtp({ payloadType: pt, sequenceNumber: seq & 0xffff, timestamp: seq * frameTs, ssrc: 0xabc }, encoder.encode(pcm)), port, "127.0.0.1");
         seq++;
       }, 20);
     },
-    audio(pt = 0): Int16Array {
-      const chunks = packets.filter((p) => p.payloadType === pt).map((p) => decodeUlaw(p.payload));
+    /** Everything received in the phone's codec, decoded, at `sampleRate`. */
+    audio(): Int16Array {
+      const decoder = codec.createDecoder();
+      const chunks = packets.filter((p) => p.payloadType === pt).map((p) => decoder.decode(p.payload));
       const out = new Int16Array(chunks.reduce((n, c) => n + c.length, 0));
       let at = 0;
       for (const c of chunks) { out.set(c, at); at += c.length; }
       return out;
     },
+    sampleRate: codec.sampleRate,
     close,
   };
 }
 
-function share(pcm: Int16Array, hz: number): number {
+function share(pcm: Int16Array, hz: number, sampleRate = 8000): number {
   const total = meanSquare(pcm);
-  return total === 0 ? 0 : goertzelPower(pcm, 8000, hz) / total;
+  return total === 0 ? 0 : goertzelPower(pcm, sampleRate, hz) / total;
 }
 
 const until = async (cond: () => boolean, ms = 3000) => {
@@ -99,6 +108,27 @@ describe("PhoneLeg", () => {
     expect(meanSquare(phoneA.audio().subarray(-160 * 20))).toBeLessThan(100);
     expect(a.stats().rtp.packetsReceived).toBeGreaterThan(20);
     expect(a.stats().jitter.played).toBeGreaterThan(10);
+  });
+
+  test.each([
+    ["opus", "G722"],
+    ["G722", "PCMA"],
+    ["PCMA", "opus"],
+  ] as [CodecName, CodecName][])("transcoding through the mixer: a %s phone's tone reaches a %s phone", async (from, to) => {
+    const m = mixer();
+    const codecPreferences: CodecName[] = ["opus", "G722", "PCMU", "PCMA"];
+    const a = await leg(m, "a", { codecPreferences });
+    const b = await leg(m, "b", { codecPreferences });
+    const phoneA = await phone({ toneHz: 600, codec: from });
+    const phoneB = await phone({ codec: to });
+    expect(answerOf(a, phoneA.offer)).toContain(from);
+    expect(answerOf(b, phoneB.offer)).toContain(to);
+    phoneA.startTone(a.localPort);
+    await until(() => phoneB.packets.length >= 40);
+    const heard = phoneB.audio();
+    const last = heard.subarray(heard.length - (phoneB.sampleRate * 400) / 1000);
+    expect(share(last, 600, phoneB.sampleRate)).toBeGreaterThan(0.8);
+    expect(b.stats().codec).toBe(to);
   });
 
   test("our stream is continuous: one SSRC, consecutive sequence numbers, 160-unit timestamp steps", async () => {
