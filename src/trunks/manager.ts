@@ -307,6 +307,8 @@ export class TrunkManager {
     const t = runtime.trunk;
     if (!t.enabled || !t.register) return;
     const trunkId = t.id;
+    // A trunk that keeps failing for the same reason reports it once, not on every retry.
+    let reportedFailure: string | null = null;
     const registration = new Registration(
       {
         trunkId,
@@ -321,10 +323,12 @@ export class TrunkManager {
         onOutcome: (outcome: RegisterOutcome) => registerOutcomes.inc({ trunk: trunkId, outcome }),
         onStatus: (status, previous) => {
           if (status.state === "registered" && previous.state !== "registered") {
+            reportedFailure = null;
             log.info("trunk registered", { trunkId, expiresAt: status.expiresAt });
             emitEvent("trunk.registered", { trunkId, ...(status.expiresAt ? { expiresAt: status.expiresAt } : {}) });
           }
-          if (status.state === "failed" && previous.state !== "failed") {
+          if (status.state === "failed" && previous.state !== "failed" && status.lastError !== reportedFailure) {
+            reportedFailure = status.lastError;
             emitEvent("trunk.registration_failed", {
               trunkId,
               reason: status.lastError ?? "registration failed",

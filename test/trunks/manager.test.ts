@@ -62,6 +62,18 @@ describe("trunk manager", () => {
     expect(events[0]!.data).toMatchObject({ trunkId: "bad", statusCode: 401 });
   });
 
+  test("a trunk failing again for the same reason reports it once; a new reason is reported", async () => {
+    let reply: number = 503;
+    const provider = fakeProvider(() => reply);
+    const { manager, events } = manage(provider);
+    manager.apply([trunk({ id: "flaky", register: true })]);
+    await until(() => registersTo(provider).length >= 3);
+    expect(events.map((e) => e.type)).toEqual(["trunk.registration_failed"]);
+    reply = 500;
+    await until(() => events.length === 2);
+    expect(events[1]!.data).toMatchObject({ trunkId: "flaky", reason: "500 Server Internal Error", statusCode: 500 });
+  });
+
   test("OPTIONS: any response is reachable, a timeout unreachable until the next answer", async () => {
     let answer: "404" | "timeout" = "404";
     const provider = fakeProvider((req) => (answer === "timeout" ? { kind: "timeout" } : createResponse(req, 404)));
