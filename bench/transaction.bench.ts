@@ -1,0 +1,109 @@
+// Cost of a full INVITE transaction through the stack on loopback: two SipStack instances in this
+// process, caller and callee. One call = INVITE → 100 → 200 (callee dialog) → ACK (caller dialog)
+// → BYE → 200, i.e. two client and two server transactions, six messages parsed and serialized
+// each way. Reported: sequential latency, and throughput/CPU per call with many calls in flight.
+import { Dialog } from "../src/sip/dialog.ts";
+import { parseUri } from "../src/sip/message.ts";
+import { SipStack } from "../src/sip/stack.ts";
+import type { TransportName } from "../src/sip/message.ts";
+import type { Endpoint } from "../src/sip/transport.ts";
+
+const SDP = [
+  "v=0",
+  "o=- 3724394 3724394 IN IP4 127.0.0.1",
+  "s=-",
+  "c=IN IP4 127.0.0.1",
+  "t=0 0",
+  "m=audio 40000 RTP/AVP 0 8 101",
+  "a=rtpmap:0 PCMU/8000",
+  "a=rtpmap:8 PCMA/8000",
+  "a=rtpmap:101 telephone-event/8000",
+  "a=fmtp:101 0-16",
+  "a=sendrecv",
+  "",
+].join("\r\n");
+
+async function pair(transport: TransportName): Promise<{ caller: SipStack; callee: SipStack; dest: Endpoint }> {
+  const caller = new SipStack({ listen: [{ transport, host: "127.0.0.1", port: 0 }] });
+  const callee = new SipStack({ listen: [{ transport, host: "127.0.0.1", port: 0 }] });
+  await caller.start();
+  await callee.start();
+  callee.onRequest((req, tx, ctx) => {
+    Dialog.answer(callee, req, tx, ctx, { contact: callee.contactFor("bench", transport), body: SDP, contentType: "application/sdp" });
+  });
+  return { caller, callee, dest: callee.boundEndpoints[0]! };
+}
+
+async function oneCall(caller: SipStack, dest: Endpoint): Promise<void> {
+  const invite = caller.createOutOfDialogRequest({
+    method: "INVITE",
+    uri: parseUri(`sip:bench@127.0.0.1:${dest.port}`)!,
+    from: { uri: parseUri("sip:caller@127.0.0.1")!, params: new Map() },
+    to: { uri: parseUri("sip:bench@127.0.0.1")!, params: new Map() },
+    transport: dest.transport,
+    body: SDP,
+    contentType: "application/sdp",
+  });
+  const tx = caller.sendRequest(invite, dest);
+  const outcome = await tx.outcome;
+  if (outcome.kind !== "final" || outcome.response.status !== 200) throw new Error(`call failed: ${outcome.kind}`);
+  const dialog = Dialog.fromInvite2xx(caller, invite, outcome.response, tx, dest);
+  const bye = await dialog.bye();
+  if (bye?.kind !== "final" || bye.response.status !== 200) throw new Error("BYE failed");
+}
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
+}
+
+async function measure(transport: TransportName): Promise<void> {
+  const { caller, callee, dest } = await pair(transport);
+  try {
+    for (let i = 0; i < 200; i++) await oneCall(caller, dest); // warm-up
+
+    const sequential = 1000;
+    const latencies: number[] = [];
+    for (let i = 0; i < sequential; i++) {
+      const t0 = performance.now();
+      await oneCall(caller, dest);
+      latencies.push(performance.now() - t0);
+    }
+    latencies.sort((a, b) => a - b);
+
+    const total = 5000;
+    const inFlight = 50;
+    let started = 0;
+    const cpu0 = process.cpuUsage();
+    const t0 = performance.now();
+    const worker = async () => {
+      while (started < total) {
+        started++;
+        await oneCall(caller, dest);
+      }
+    };
+    await Promise.all(Array.from({ length: inFlight }, worker));
+    const elapsed = (performance.now() - t0) / 1000;
+    const cpu = process.cpuUsage(cpu0);
+    const cpuPerCallUs = (cpu.user + cpu.system) / total;
+
+    console.log(
+      `${transport.toUpperCase()}: sequential call (INVITE/100/200/ACK/BYE/200) p50 ${percentile(latencies, 50).toFixed(3)} ms, ` +
+        `p99 ${percentile(latencies, 99).toFixed(3)} ms over ${sequential} calls`,
+    );
+    console.log(
+      `${transport.toUpperCase()}: ${inFlight} in flight: ${(total / elapsed).toFixed(0)} calls/s, ` +
+        `CPU ${cpuPerCallUs.toFixed(0)} µs per call for both sides together ` +
+        `(user ${(cpu.user / total).toFixed(0)} µs, system ${(cpu.system / total).toFixed(0)} µs)`,
+    );
+  } finally {
+    await caller.stop();
+    await callee.stop();
+  }
+}
+
+export async function run(): Promise<void> {
+  await measure("udp");
+  await measure("tcp");
+}
+
+if (import.meta.main) await run();
