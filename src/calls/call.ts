@@ -11,11 +11,12 @@ import type { SipStack } from "../sip/stack.ts";
 import type { ServerTransaction } from "../sip/transaction.ts";
 import type { CallDirection, CallState, CallStore, CallUpdate } from "../store/calls.ts";
 import { parseDtmfInfo } from "./dtmfInfo.ts";
-import type { CallMedia } from "./media.ts";
+import type { CallMedia, MediaFactory } from "./media.ts";
 import { SessionTimer, type SessionTimerSettings } from "./sessionTimer.ts";
 
 export interface CallEnvironment {
   store: CallStore;
+  media: MediaFactory;
   registry: ChannelRegistry;
   stack: SipStack;
   /** Removes the call from the manager's tables once it has ended. */
@@ -115,14 +116,32 @@ export class Call {
     emitEvent("call.answered", { ...this.eventBase(), codec });
   }
 
-  /** Puts the phone leg into the channel's mixer as participant `callId` with the call's userId. */
-  joinChannel(): void {
-    const { applicationId, channelId, media } = this;
-    if (this.member || !applicationId || !channelId || !media) return;
-    this.member = this.env.registry.join(
+  /**
+   * Joins the channel as participant `callId` with the call's userId: the phone leg is created in
+   * the channel's mixer (RTP ports bound). Leaving the channel closes the leg.
+   */
+  async joinChannel(): Promise<CallMedia | { error: string }> {
+    if (this.media) return this.media;
+    const { applicationId, channelId } = this;
+    if (!applicationId || !channelId) return { error: "the call has no channel" };
+    let created: Promise<CallMedia | { error: string }> | undefined;
+    const member = this.env.registry.join(
       { applicationId, channelId, id: this.id, kind: "sip", userId: this.userId ?? this.from, callId: this.id, address: this.direction === "inbound" ? this.from : this.to },
-      (mixer) => media.attach(mixer, this.id),
+      (mixer) => {
+        created = this.env.media({ callId: this.id, mixer });
+        return () => void created?.then((media) => ("error" in media ? undefined : media.close()));
+      },
     );
+    const media = await created!;
+    if ("error" in media || this.ended) {
+      member.leave("error" in media ? "media_error" : "ended");
+      return "error" in media ? media : { error: "the call ended" };
+    }
+    this.member = member;
+    this.media = media;
+    media.onDtmf((digit, durationMs) => this.dtmfReceived(digit, durationMs, "rfc4733"));
+    media.onTimeout(() => this.hangUpWithReason("media_timeout", 'SIP;cause=408;text="RTP timeout"'));
+    return media;
   }
 
   /** Takes over the dialog: in-dialog requests, its end, media DTMF and timeouts. */
@@ -134,8 +153,6 @@ export class Call {
       if (reason === "bye") this.end("remote_bye");
       else if (reason === "ackTimeout") this.end("no_ack");
     });
-    this.media?.onDtmf((digit, durationMs) => this.dtmfReceived(digit, durationMs, "rfc4733"));
-    this.media?.onTimeout(() => this.hangUpWithReason("media_timeout", 'SIP;cause=408;text="RTP timeout"'));
     if (sessionTimer) {
       this.sessionTimer = new SessionTimer(sessionTimer, {
         refresh: () => this.refreshSession(),
@@ -161,7 +178,6 @@ export class Call {
     }
     if (this.state !== "answered") {
       this.answered(applied.codec);
-      this.joinChannel();
     } else {
       this.codec = applied.codec;
       this.record({ codec: applied.codec });

@@ -1,8 +1,8 @@
 // An INVITE from a trunk, until it is answered or turned away:
 //   source check (403, cheap) → limits (503) → 100 Trying (the stack) → routing: static map, then
 //   the inbound webhook (404 / 5xx saying why) → SDP answer (or our offer for a delayed-offer
-//   INVITE) → optional 180 → 200, retransmitted until the ACK (the dialog) → the caller joins the
-//   channel's mixer with its userId.
+//   INVITE), for which the caller joins the channel's mixer with its userId → optional 180 → 200,
+//   retransmitted until the ACK (the dialog).
 // CANCEL at any point before the 200: the stack sends 200 + 487; we abandon the routing webhook,
 // close the record as `cancelled` and tell the inbound-cancel webhook with the INVITE's headers.
 import { notifyInboundCancel, routeInbound } from "../routing/inbound.ts";
@@ -21,7 +21,7 @@ export async function handleInboundInvite(manager: CallManager, req: SipRequest,
     return;
   }
   const { deps } = manager;
-  const overLimit = !manager.hasCapacity(trunk);
+  const overLimit = !manager.hasCapacity();
   const call = manager.createCall({
     id: newCallId(),
     direction: "inbound",
@@ -34,7 +34,7 @@ export async function handleInboundInvite(manager: CallManager, req: SipRequest,
     tx.respond(status, reason, { headers });
     call.end("rejected", status);
   };
-  if (overLimit) return reject(503, "Too Many Calls", [["Retry-After", "30"]]);
+  if (overLimit || !manager.takeTrunkSlot(call, trunk.id)) return reject(503, "Too Many Calls", [["Retry-After", "30"]]);
   const timers = negotiateInbound(req, deps.settings().sessionTimerSec);
   if (!timers.ok) return reject(timers.status, "Session Interval Too Small", timers.headers);
 
@@ -66,13 +66,14 @@ export async function handleInboundInvite(manager: CallManager, req: SipRequest,
   Object.assign(call, { applicationId, channelId, userId });
   call.record({ applicationId, channelId, userId });
 
-  const media = await deps.media({ callId: call.id });
+  // The caller joins the channel now: its phone leg is needed for the SDP answer.
+  const media = await call.joinChannel();
   if ("error" in media) {
+    if (call.isEnded) return;
     call.log.error("no media for the call", { reason: media.error });
     return reject(503, "Media Unavailable");
   }
-  if (call.isEnded) return media.close();
-  call.media = media;
+  if (call.isEnded) return;
 
   let body: string;
   let codec: string | undefined;
@@ -101,7 +102,6 @@ export async function handleInboundInvite(manager: CallManager, req: SipRequest,
     return;
   }
   call.answered(codec);
-  call.joinChannel();
 }
 
 /** The INVITE's headers as the webhooks get them: name → value, repeated headers joined with ", ". */

@@ -12,7 +12,7 @@ import type { ChannelRegistry } from "../channels/registry.ts";
 import type { TrunkInput } from "../config/entities.ts";
 import { createLogger } from "../log.ts";
 import type { InboundRouteSource, InboundWebhookSettings } from "../routing/inbound.ts";
-import type { OutboundWebhookSettings } from "../routing/outbound.ts";
+import type { OutboundWebhookSettings, TrunkChoiceCandidate } from "../routing/outbound.ts";
 import type { SipRequest } from "../sip/message.ts";
 import type { Resolver } from "../sip/resolver.ts";
 import type { SipStack } from "../sip/stack.ts";
@@ -30,12 +30,14 @@ import type { CommandResult, DialClient, DialRequest } from "./types.ts";
 
 export const ALLOW_METHODS = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE";
 
-/** What the call layer needs to know about trunks (the trunk manager provides it). */
+/** What the call layer needs to know about trunks (the trunk manager and the store provide it). */
 export interface TrunkDirectory {
   /** Every configured trunk, in configuration order. */
   list(): TrunkInput[];
-  /** Registered when it registers and reachable when it is probed (the call limit is ours to check). */
-  isUp(trunkId: string): boolean;
+  /** Trunks for the outbound chooser, with availability (registered, reachable, under its limit). */
+  candidates(): TrunkChoiceCandidate[];
+  /** Counts a call on the trunk; undefined when it is unknown, disabled, at its limit (or, outbound, unavailable). */
+  acquireCall(trunkId: string, o?: { outbound?: boolean }): { release(): void } | undefined;
   /** The addresses the trunk's domain resolved to, for matching inbound sources. */
   resolvedAddresses(trunkId: string): readonly string[];
   /** Called when trunks or their resolved addresses change. Returns the unsubscribe function. */
@@ -83,13 +85,13 @@ const log = createLogger("calls");
 
 export class CallManager {
   private readonly calls = new Map<string, Call>();
-  private readonly perTrunk = new Map<string, number>();
+  private readonly trunkSlots = new Map<string, { release(): void }>();
   private readonly env: CallEnvironment;
   private matchSource: SourceMatcher = () => undefined;
   private unsubscribe: (() => void) | undefined;
 
   constructor(readonly deps: CallManagerDeps) {
-    this.env = { store: deps.records, registry: deps.registry, stack: deps.stack, release: (call) => this.release(call) };
+    this.env = { store: deps.records, registry: deps.registry, stack: deps.stack, media: deps.media, release: (call) => this.release(call) };
   }
 
   /** Takes the stack's out-of-dialog requests and closes the records of calls a crash interrupted. */
@@ -140,20 +142,14 @@ export class CallManager {
     return this.deps.trunks.list().find((t) => t.id === id);
   }
 
-  /** Under the total limit, and under the trunk's own limit when a trunk is given. */
-  hasCapacity(trunk?: TrunkInput): boolean {
-    if (this.calls.size >= this.deps.settings().maxConcurrentCalls) return false;
-    return trunk === undefined || this.hasTrunkRoom(trunk);
+  /** Under the total concurrent-call limit (the trunk manager counts each trunk's own). */
+  hasCapacity(): boolean {
+    return this.calls.size < this.deps.settings().maxConcurrentCalls;
   }
 
-  /** Under the trunk's own concurrent-call limit (outbound skips full trunks). */
-  hasTrunkRoom(trunk: TrunkInput): boolean {
-    return !trunk.maxConcurrentCalls || (this.perTrunk.get(trunk.id) ?? 0) < trunk.maxConcurrentCalls;
-  }
-
-  /** Live calls in total or on one trunk (trunk status shows this). */
-  activeCalls(trunkId?: string): number {
-    return trunkId === undefined ? this.calls.size : (this.perTrunk.get(trunkId) ?? 0);
+  /** Live calls. */
+  get activeCalls(): number {
+    return this.calls.size;
   }
 
   /** Creates the call and its record (state `trying`). */
@@ -165,21 +161,25 @@ export class CallManager {
       ...(o.channelId ? { channelId: o.channelId } : {}),
       ...(o.userId ? { userId: o.userId } : {}),
       ...(o.clientId ? { clientId: o.clientId } : {}),
+      ...(o.trunkId ? { trunkId: o.trunkId } : {}),
     });
     this.calls.set(call.id, call);
-    if (o.trunkId) this.assignTrunk(call, o.trunkId);
     return call;
   }
 
-  /** Counts the call against its trunk's limit. */
-  assignTrunk(call: Call, trunkId: string): void {
+  /** Counts the call on its trunk; false when the trunk refuses (at its limit, or unavailable outbound). */
+  takeTrunkSlot(call: Call, trunkId: string, o: { outbound?: boolean } = {}): boolean {
+    const slot = this.deps.trunks.acquireCall(trunkId, o);
+    if (!slot) return false;
     call.trunkId = trunkId;
-    this.perTrunk.set(trunkId, (this.perTrunk.get(trunkId) ?? 0) + 1);
+    this.trunkSlots.set(call.id, slot);
+    return true;
   }
 
   private release(call: Call): void {
     if (!this.calls.delete(call.id)) return;
-    if (call.trunkId) this.perTrunk.set(call.trunkId, Math.max(0, (this.perTrunk.get(call.trunkId) ?? 1) - 1));
+    this.trunkSlots.get(call.id)?.release();
+    this.trunkSlots.delete(call.id);
   }
 
   // -------------------------------------------------------------------------------------------

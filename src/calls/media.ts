@@ -1,5 +1,5 @@
 // What a call needs from its phone leg (src/media/leg.ts does the work): SDP offers and answers,
-// audio into and out of the channel mixer, DTMF both ways, statistics and the media timeout.
+// audio into and out of the channel mixer (joined at creation, left at close), DTMF both ways, statistics and the media timeout.
 import type { Mixer } from "../media/mixer.ts";
 
 export type AnswerOutcome =
@@ -16,8 +16,6 @@ export interface CallMedia {
   answer(offerSdp: string): AnswerOutcome;
   /** Applies the peer's answer to our last offer. */
   acceptAnswer(answerSdp: string): ApplyOutcome;
-  /** Starts sending/receiving audio as the mixer participant `participantId`; returns the detach. */
-  attach(mixer: Mixer, participantId: string): () => void;
   /** Sends RFC 4733 events (in-band tones when the peer negotiated no telephone-event). */
   sendDtmf(digits: string): void;
   onDtmf(listener: (digit: string, durationMs: number) => void): void;
@@ -27,4 +25,5 @@ export interface CallMedia {
   close(): void;
 }
 
-export type MediaFactory = (o: { callId: string }) => Promise<CallMedia | { error: string }>;
+/** Creates the call's phone leg as participant `callId` of the channel's mixer (RTP ports bound). */
+export type MediaFactory = (o: { callId: string; mixer: Mixer }) => Promise<CallMedia | { error: string }>;

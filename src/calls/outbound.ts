@@ -14,7 +14,6 @@ import type { ClientTransaction } from "../sip/transaction.ts";
 import type { Call } from "./call.ts";
 import { renderCallerId } from "./callerId.ts";
 import { requestUriFor, type DialTarget } from "./dialTarget.ts";
-import type { CallMedia } from "./media.ts";
 import { ALLOW_METHODS, type CallManager } from "./manager.ts";
 import { fromInvite2xx } from "./sessionTimer.ts";
 import type { DialRequest } from "./types.ts";
@@ -30,10 +29,7 @@ export async function placeOutboundCall(manager: CallManager, call: Call, reques
     call.end("cancelled");
   };
 
-  const candidates = deps.trunks
-    .list()
-    .filter((t) => t.enabled && t.canTerminate)
-    .map((t) => ({ id: t.id, domain: t.domain, username: t.username, ...(t.authId ? { authId: t.authId } : {}), available: deps.trunks.isUp(t.id) && manager.hasTrunkRoom(t) }));
+  const candidates = deps.trunks.candidates();
   const origin = {
     applicationId: request.applicationId,
     channelId: request.channelId,
@@ -46,8 +42,11 @@ export async function placeOutboundCall(manager: CallManager, call: Call, reques
     call.log.warn("no trunk for the call", { reason: choice.reason, detail: choice.message });
     return call.end(choice.reason);
   }
-  const trunk = manager.trunk(choice.trunkId)!;
-  manager.assignTrunk(call, trunk.id);
+  const trunk = manager.trunk(choice.trunkId);
+  if (!trunk || !manager.takeTrunkSlot(call, trunk.id, { outbound: true })) {
+    call.log.warn("chosen trunk refused the call", { trunkId: choice.trunkId });
+    return call.end("trunk_unavailable");
+  }
 
   const callerId = renderCallerId(deps.callerId(request.applicationId, request.channelId), request.client, trunk.username);
   const from: NameAddr = {
@@ -67,15 +66,15 @@ export async function placeOutboundCall(manager: CallManager, call: Call, reques
     call.log.warn("trunk domain does not resolve", { trunkId: trunk.id, error });
     return call.end("transport_error");
   }
-  const media = await deps.media({ callId: call.id });
-  if ("error" in media) {
-    call.log.error("no media for the call", { reason: media.error });
-    return call.end("media_error");
+  // Early offer needs the phone leg (and so the channel) now; a delayed offer only at the 2xx.
+  let offer: string | undefined;
+  if (trunk.earlyOffer) {
+    const media = await call.joinChannel();
+    if ("error" in media) return call.end("media_error");
+    offer = media.offer();
   }
-  if (call.isEnded) return media.close();
-  call.media = media;
+  if (call.isEnded) return;
 
-  const offer = trunk.earlyOffer ? media.offer() : undefined;
   let invite = deps.stack.createOutOfDialogRequest({
     method: "INVITE",
     uri: requestUri,
@@ -88,7 +87,7 @@ export async function placeOutboundCall(manager: CallManager, call: Call, reques
   });
   call.record({ sipCallId: invite.callId });
 
-  const attempt = new InviteAttempt(manager, call, trunk, media, offer !== undefined);
+  const attempt = new InviteAttempt(manager, call, trunk, offer !== undefined);
   call.abandon = () => attempt.cancel("cancelled");
   const ringTimer = setTimeout(() => attempt.cancel("no_answer"), deps.settings().ringTimeoutSec * 1000);
   try {
@@ -154,7 +153,6 @@ class InviteAttempt {
     private readonly manager: CallManager,
     private readonly call: Call,
     private readonly trunk: TrunkInput,
-    private readonly media: CallMedia,
     private readonly earlyOffer: boolean,
   ) {}
 
@@ -184,11 +182,8 @@ class InviteAttempt {
       this.call.ringing(res.status);
       // Early media (RFC 3960): with our offer in the INVITE, an 18x answer lets the ringback play.
       if (this.earlyOffer && this.earlyCodec === undefined && res.body.length > 0) {
-        const applied = this.media.acceptAnswer(res.bodyText);
-        if (applied.ok) {
-          this.earlyCodec = applied.codec;
-          this.call.joinChannel();
-        }
+        const applied = this.call.media?.acceptAnswer(res.bodyText);
+        if (applied?.ok) this.earlyCodec = applied.codec;
       }
     });
     const outcome = await tx.outcome;
@@ -202,7 +197,7 @@ class InviteAttempt {
     return { kind: "final", response: res, tx };
   }
 
-  finish(result: AttemptResult, invite: SipRequest, destination: ResolvedTarget): void {
+  finish(result: AttemptResult, invite: SipRequest, destination: ResolvedTarget): void | Promise<void> {
     const call = this.call;
     if (call.isEnded) return;
     if (result.kind === "timeout" || (result.kind === "failover" && result.reason === "timeout")) return call.end(this.cancelled ?? "timeout", 408);
@@ -216,17 +211,20 @@ class InviteAttempt {
       call.log.info("call failed", { sipStatus: res.status, reason: res.reason });
       return call.end(res.status === 487 && this.cancelled ? this.cancelled : "rejected", res.status);
     }
-    if (result.kind === "final" && result.tx) this.answered(invite, res, result.tx, destination);
-    else call.end("rejected", res.status);
+    if (result.kind === "final" && result.tx) return this.answered(invite, res, result.tx, destination);
+    call.end("rejected", res.status);
   }
 
-  private answered(invite: SipRequest, res: SipResponse, tx: ClientTransaction, destination: ResolvedTarget): void {
-    const { call, media } = this;
+  private async answered(invite: SipRequest, res: SipResponse, tx: ClientTransaction, destination: ResolvedTarget): Promise<void> {
+    const { call } = this;
     const stack = this.manager.deps.stack;
+    const media = await call.joinChannel();
     let codec: string | undefined;
     let failure: string | undefined;
     let ack: { body: string; contentType: string } | undefined;
-    if (this.earlyOffer) {
+    if ("error" in media) {
+      failure = media.error;
+    } else if (this.earlyOffer) {
       // RFC 3264 §4: the 2xx repeats (or first carries) the answer to the INVITE's offer.
       if (res.body.length > 0) {
         const applied = media.acceptAnswer(res.bodyText);
@@ -252,6 +250,5 @@ class InviteAttempt {
     }
     if (this.cancelled) return call.hangUpWithReason("local_hangup");
     call.answered(codec);
-    call.joinChannel();
   }
 }

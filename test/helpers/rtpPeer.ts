@@ -17,18 +17,28 @@ export interface RtpPeer {
   close(): void;
 }
 
-export async function startRtpPeer(toneHz: number, amplitude = 8000): Promise<RtpPeer> {
+/**
+ * `replyToSender`: start sending to wherever the first RTP packet comes from (symmetric RTP), for
+ * when the test does not see the other side's SDP.
+ */
+export async function startRtpPeer(toneHz: number, o: { amplitude?: number; replyToSender?: boolean } = {}): Promise<RtpPeer> {
+  const amplitude = o.amplitude ?? 8000;
   const chunks: Int16Array[] = [];
   let packetsReceived = 0;
+  let sending = false;
   const socket = await Bun.udpSocket({
     hostname: "127.0.0.1",
     socket: {
-      data(_socket, data) {
+      data(_socket, data, port, address) {
         const packet = parseRtp(new Uint8Array(data));
-        if (!packet || packet.payloadType !== 0) return;
+        if (!packet) return;
+        if (o.replyToSender && !sending) peer.sendTo(address, port);
+        if (packet.payloadType !== 0) return;
         packetsReceived++;
         chunks.push(decodeUlaw(packet.payload));
       },
+      // ICMP port unreachable once the far end has closed its socket: expected at hang-up.
+      error() {},
     },
   });
   let timer: ReturnType<typeof setInterval> | undefined;
@@ -42,6 +52,7 @@ export async function startRtpPeer(toneHz: number, amplitude = 8000): Promise<Rt
   const peer: RtpPeer = {
     port: socket.port,
     sendTo(address, port) {
+      sending = true;
       if (timer) clearInterval(timer);
       timer = setInterval(() => {
         for (let i = 0; i < frame.length; i++) {

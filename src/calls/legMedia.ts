@@ -1,0 +1,87 @@
+// CallMedia on the media plane's PhoneLeg (src/media/leg.ts).
+import type { CodecName } from "../media/codec.ts";
+import { createPhoneLeg, type PhoneLeg, type SdpFailure } from "../media/leg.ts";
+import type { RtpPortAllocator } from "../media/ports.ts";
+import type { CallMedia, MediaFactory } from "./media.ts";
+
+export interface PhoneLegMediaOptions {
+  allocator: RtpPortAllocator;
+  /** Address written into our SDP (c=, o=). */
+  advertisedAddress: string;
+  bindAddress?: string;
+  codecPreferences?: readonly CodecName[];
+  mediaTimeoutSec?: number;
+  dtmfDurationMs?: number;
+}
+
+export function phoneLegMedia(o: PhoneLegMediaOptions): MediaFactory {
+  return async ({ callId, mixer }) => {
+    const leg = await createPhoneLeg({ ...o, mixer, participantId: callId });
+    return "error" in leg ? leg : new PhoneLegMedia(leg, o.advertisedAddress);
+  };
+}
+
+class PhoneLegMedia implements CallMedia {
+  constructor(
+    private readonly leg: PhoneLeg,
+    private readonly host: string,
+  ) {}
+
+  offer(): string {
+    return this.leg.offer();
+  }
+
+  answer(offerSdp: string) {
+    const result = this.leg.answer(offerSdp);
+    if (!result.ok) return this.failure(result);
+    return { ok: true as const, sdp: result.sdp, codec: this.codec() };
+  }
+
+  acceptAnswer(answerSdp: string) {
+    const result = this.leg.applyAnswer(answerSdp);
+    if (!result.ok) return this.failure(result);
+    return { ok: true as const, codec: this.codec() };
+  }
+
+  sendDtmf(digits: string): void {
+    this.leg.sendDtmf(digits);
+  }
+
+  onDtmf(listener: (digit: string, durationMs: number) => void): void {
+    this.leg.onDtmf = (event) => listener(event.digit, event.durationMs);
+  }
+
+  onTimeout(listener: () => void): void {
+    this.leg.onTimeout = listener;
+  }
+
+  stats(): Record<string, number> {
+    const { rtp, jitter, dtmfReceived, dtmfSent } = this.leg.stats();
+    return {
+      packetsSent: rtp.packetsSent,
+      packetsReceived: rtp.packetsReceived,
+      octetsSent: rtp.octetsSent,
+      octetsReceived: rtp.octetsReceived,
+      packetsLost: rtp.packetsLost,
+      jitterMs: rtp.jitterMs,
+      framesConcealed: jitter.lost,
+      latePackets: jitter.late,
+      dtmfReceived,
+      dtmfSent,
+    };
+  }
+
+  close(): void {
+    this.leg.close();
+  }
+
+  private codec(): string {
+    return this.leg.stats().codec ?? "unknown";
+  }
+
+  private failure(f: SdpFailure) {
+    // RFC 3261 §20.43: warn-code SP warn-agent SP warn-text.
+    const warning = f.warning ? `${f.warning.code} ${this.host} "${f.warning.text.replace(/"/g, "'")}"` : undefined;
+    return { ok: false as const, status: f.status, reason: f.reason, ...(warning ? { warning } : {}) };
+  }
+}

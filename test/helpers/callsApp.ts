@@ -1,0 +1,59 @@
+// The real app with SIP, trunks, channels and calls composed as in production, on free ports, for
+// the call interop tests. SIP listens on UDP 127.0.0.1 (port in `sipPort`).
+import { ChannelRegistry } from "../../src/channels/registry.ts";
+import { CALL_STACK_OPTIONS, CallService } from "../../src/calls/service.ts";
+import type { Service } from "../../src/app.ts";
+import { SipStack } from "../../src/sip/stack.ts";
+import { TrunkService } from "../../src/trunks/service.ts";
+import { startHarness, type Harness } from "../api/harness.ts";
+
+export interface CallsApp {
+  harness: Harness;
+  sipPort: number;
+  calls: CallService;
+  registry: ChannelRegistry;
+  close(): Promise<void>;
+}
+
+export async function startCallsApp(yaml: string, logLevel = "warn"): Promise<CallsApp> {
+  let stack: SipStack | undefined;
+  let calls: CallService | undefined;
+  const registry = new ChannelRegistry();
+  const harness = await startHarness(
+    yaml,
+    (ctx) => {
+      stack = new SipStack({ ...CALL_STACK_OPTIONS, listen: [{ transport: "udp", host: "127.0.0.1", port: 0 }] });
+      const sipStack = stack;
+      const sip: Service = { name: "sip", start: () => sipStack.start(), stop: () => sipStack.stop() };
+      const trunks = new TrunkService(ctx, sipStack);
+      calls = new CallService(ctx, { stack: sipStack, trunks: trunks.manager, registry });
+      return [sip, trunks, calls];
+    },
+    logLevel,
+  );
+  const sipPort = stack!.boundEndpoints[0]!.port;
+  return { harness, sipPort, calls: calls!, registry, close: () => harness.close() };
+}
+
+/** Polls GET /api/v1/calls/:id until `check` passes. */
+export async function callUntil(app: CallsApp, id: string, check: (call: any) => boolean, timeoutMs = 8000): Promise<any> {
+  const started = Date.now();
+  for (;;) {
+    const res = await app.harness.call("GET", `/api/v1/calls/${id}`);
+    if (res.status === 200 && check(res.json)) return res.json;
+    if (Date.now() - started > timeoutMs) throw new Error(`call ${id} never matched: ${res.status} ${res.text}`);
+    await Bun.sleep(25);
+  }
+}
+
+/** Polls the call list until a call matches. */
+export async function findCall(app: CallsApp, check: (call: any) => boolean, timeoutMs = 8000): Promise<any> {
+  const started = Date.now();
+  for (;;) {
+    const res = await app.harness.call("GET", "/api/v1/calls?limit=500");
+    const found = res.status === 200 ? (res.json.calls as any[]).find(check) : undefined;
+    if (found) return found;
+    if (Date.now() - started > timeoutMs) throw new Error(`no call matched: ${res.status} ${res.text}`);
+    await Bun.sleep(25);
+  }
+}
