@@ -37,70 +37,57 @@ function formatNumber(value: number): string {
   return String(value);
 }
 
-export class Counter implements Metric {
-  readonly type = "counter";
-  private readonly values = new Map<string, { labels: string[]; value: number }>();
+/** A value per label combination, or values read at scrape time through `collect`. */
+abstract class ValueMetric implements Metric {
+  abstract readonly type: "counter" | "gauge";
+  protected readonly values = new Map<string, { labels: string[]; value: number }>();
   constructor(
     readonly name: string,
     readonly help: string,
     readonly labelNames: readonly string[],
     private readonly collect?: Collect,
   ) {}
-
-  inc(labels: Labels = {}, by = 1): void {
-    const key = labelKey(this.labelNames, labels);
-    const entry = this.values.get(key);
-    if (entry) entry.value += by;
-    else this.values.set(key, { labels: this.labelNames.map((n) => labels[n] ?? ""), value: by });
-  }
 
   get(labels: Labels = {}): number {
     return this.values.get(labelKey(this.labelNames, labels))?.value ?? 0;
   }
 
-  render(): string[] {
-    return renderSeries(this.name, this.labelNames, this.collect ? this.collect() : [...this.values.values()]);
-  }
-}
-
-function renderSeries(
-  name: string,
-  labelNames: readonly string[],
-  series: number | { labels: Labels | string[]; value: number }[],
-): string[] {
-  if (typeof series === "number") return [`${name} ${formatNumber(series)}`];
-  if (labelNames.length === 0 && series.length === 0) return [`${name} 0`];
-  return series.map((e) => {
-    const values = Array.isArray(e.labels) ? e.labels : labelNames.map((n) => (e.labels as Labels)[n] ?? "");
-    return `${name}${formatLabels(labelNames, values)} ${formatNumber(e.value)}`;
-  });
-}
-
-export class Gauge implements Metric {
-  readonly type = "gauge";
-  private readonly values = new Map<string, { labels: string[]; value: number }>();
-  constructor(
-    readonly name: string,
-    readonly help: string,
-    readonly labelNames: readonly string[],
-    private readonly collect?: Collect,
-  ) {}
-
-  set(labels: Labels, value: number): void {
+  protected store(labels: Labels, value: number): void {
     this.values.set(labelKey(this.labelNames, labels), { labels: this.labelNames.map((n) => labels[n] ?? ""), value });
   }
 
+  render(): string[] {
+    const series = this.collect ? this.collect() : [...this.values.values()];
+    if (typeof series === "number") return [`${this.name} ${formatNumber(series)}`];
+    if (this.labelNames.length === 0 && series.length === 0) return [`${this.name} 0`];
+    return series.map((e) => {
+      const values = Array.isArray(e.labels) ? e.labels : this.labelNames.map((n) => (e.labels as Labels)[n] ?? "");
+      return `${this.name}${formatLabels(this.labelNames, values)} ${formatNumber(e.value)}`;
+    });
+  }
+}
+
+export class Counter extends ValueMetric {
+  readonly type = "counter";
+
   inc(labels: Labels = {}, by = 1): void {
-    const key = labelKey(this.labelNames, labels);
-    this.set(labels, (this.values.get(key)?.value ?? 0) + by);
+    this.store(labels, this.get(labels) + by);
+  }
+}
+
+export class Gauge extends ValueMetric {
+  readonly type = "gauge";
+
+  set(labels: Labels, value: number): void {
+    this.store(labels, value);
+  }
+
+  inc(labels: Labels = {}, by = 1): void {
+    this.store(labels, this.get(labels) + by);
   }
 
   dec(labels: Labels = {}, by = 1): void {
     this.inc(labels, -by);
-  }
-
-  render(): string[] {
-    return renderSeries(this.name, this.labelNames, this.collect ? this.collect() : [...this.values.values()]);
   }
 }
 
