@@ -6,12 +6,18 @@ export interface RtpPacket {
   sequenceNumber: number;
   timestamp: number;
   ssrc: number;
-  csrcs: number[];
+  csrcs: readonly number[];
   /** view into the received datagram; copy it if it must outlive the handler */
   payload: Uint8Array;
 }
 
 export const RTP_HEADER_SIZE = 12;
+
+const NO_CSRCS: readonly number[] = Object.freeze([]);
+
+function readUint32(d: Uint8Array, o: number): number {
+  return ((d[o]! << 24) | (d[o + 1]! << 16) | (d[o + 2]! << 8) | d[o + 3]!) >>> 0;
+}
 
 /** Returns undefined for anything that is not a well-formed RTP v2 packet. */
 export function parseRtp(data: Uint8Array): RtpPacket | undefined {
@@ -22,13 +28,16 @@ export function parseRtp(data: Uint8Array): RtpPacket | undefined {
   const csrcCount = b0 & 0x0f;
   let offset = RTP_HEADER_SIZE + csrcCount * 4;
   if (data.length < offset) return undefined;
-  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
-  const csrcs: number[] = [];
-  for (let i = 0; i < csrcCount; i++) csrcs.push(view.getUint32(RTP_HEADER_SIZE + i * 4));
+  let csrcs = NO_CSRCS;
+  if (csrcCount > 0) {
+    const list: number[] = [];
+    for (let i = 0; i < csrcCount; i++) list.push(readUint32(data, RTP_HEADER_SIZE + i * 4));
+    csrcs = list;
+  }
   if (b0 & 0x10) {
     // RFC 3550 §5.3.1 header extension: 16-bit profile, 16-bit length in 32-bit words.
     if (data.length < offset + 4) return undefined;
-    offset += 4 + view.getUint16(offset + 2) * 4;
+    offset += 4 + ((data[offset + 2]! << 8) | data[offset + 3]!) * 4;
     if (data.length < offset) return undefined;
   }
   let end = data.length;
@@ -41,9 +50,9 @@ export function parseRtp(data: Uint8Array): RtpPacket | undefined {
   return {
     marker: (b1 & 0x80) !== 0,
     payloadType: b1 & 0x7f,
-    sequenceNumber: view.getUint16(2),
-    timestamp: view.getUint32(4),
-    ssrc: view.getUint32(8),
+    sequenceNumber: (data[2]! << 8) | data[3]!,
+    timestamp: readUint32(data, 4),
+    ssrc: readUint32(data, 8),
     csrcs,
     payload: data.subarray(offset, end),
   };
