@@ -174,12 +174,12 @@ export class TrunkManager {
     this.notify();
   }
 
-  /** Un-registers every trunk (bounded wait) and stops all timers. */
-  async stop(): Promise<void> {
+  /** Un-registers every trunk (bounded wait, at most until `deadline` in epoch ms) and stops all timers. */
+  async stop(deadline?: number): Promise<void> {
     this.stopped = true;
     clearInterval(this.addressTimer);
     const runtimes = [...this.trunks.values()];
-    await Promise.all(runtimes.map((r) => this.retire(r, "unregistered")));
+    await Promise.all(runtimes.map((r) => this.retire(r, "unregistered", deadline)));
     liveManagers.delete(this);
   }
 
@@ -297,10 +297,10 @@ export class TrunkManager {
     return runtime;
   }
 
-  private async retire(runtime: TrunkRuntime, finalState: "unregistered" | "disabled"): Promise<void> {
+  private async retire(runtime: TrunkRuntime, finalState: "unregistered" | "disabled", deadline?: number): Promise<void> {
     runtime.probe?.stop();
     runtime.replacing = undefined;
-    await runtime.registration?.stop({ unregister: true, finalState });
+    await runtime.registration?.stop({ unregister: true, finalState, ...(deadline !== undefined ? { deadline } : {}) });
   }
 
   private startRegistration(runtime: TrunkRuntime): void {

@@ -101,12 +101,13 @@ export class Registration {
   }
 
   /** Stops refreshing; with `unregister`, removes the binding first (expires 0, §10.2.2). */
-  async stop(o: { unregister: boolean; finalState: "unregistered" | "disabled" }): Promise<void> {
+  async stop(o: { unregister: boolean; finalState: "unregistered" | "disabled"; deadline?: number }): Promise<void> {
     this.generation++;
     this.clearTimers();
     if (o.unregister && this.current.state === "registered") {
       const done = this.unregister();
-      const timeout = new Promise<void>((resolve) => setTimeout(resolve, this.timing.unregisterTimeoutMs).unref?.());
+      const waitMs = Math.min(this.timing.unregisterTimeoutMs, Math.max(0, (o.deadline ?? Infinity) - Date.now()));
+      const timeout = new Promise<void>((resolve) => setTimeout(resolve, waitMs).unref?.());
       await Promise.race([done, timeout]);
     } else if (o.unregister && this.inFlight) {
       // A first REGISTER still out may yet create a binding: remove it, without waiting on a
@@ -188,6 +189,9 @@ export class Registration {
   }
 
   private async register(): Promise<Verdict> {
+    if (this.config.credentials.username === "") {
+      return { kind: "refused", reason: "the trunk has no username to register (address of record)", status: null };
+    }
     for (let intervalRetries = 0; ; intervalRetries++) {
       let result = await this.send(this.expires);
       if (result.kind === "authRejected" && this.credentialsProven) {

@@ -28,9 +28,9 @@ export class TrunkService implements Service {
     this.manager.apply(this.ctx.store.trunks.list());
   }
 
-  async stop(): Promise<void> {
+  async stop(deadline: number): Promise<void> {
     this.unsubscribe?.();
-    await this.manager.stop();
+    await this.manager.stop(deadline);
   }
 
   routes(api: ApiRouter): void {
