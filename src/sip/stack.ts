@@ -14,22 +14,33 @@
 //     tx.respond(180);
 //     const dialog = Dialog.answer(stack, req, tx, ctx, { status: 200, contact: stack.contactFor("bot", ctx.local.transport),
 //       body: sdpAnswer, contentType: "application/sdp" });
-//     dialog.on("request", (inDialog, itx) => { if (inDialog.method === "BYE") itx.respond(200); dialog.terminate(); });
-//     dialog.on("ackTimeout", () => dialog.bye());
+//     dialog.on("ack", (ack) => ...);                    // the ACK (may carry the SDP answer for a delayed offer)
+//     dialog.on("request", (inDialog, itx) => ...);      // re-INVITE, INFO, UPDATE, OPTIONS: respond on itx
+//     dialog.on("terminated", (reason) => ...);          // "bye" (peer's BYE answered 200), "local", "ackTimeout" (BYE sent)
 //   });
 //
 //   // UAC: INVITE → 2xx → ACK (sent by the dialog) → BYE.
-//   const invite = stack.createInvite({ to: parseUri("sip:bob@198.51.100.2")!, from: { uri: parseUri("sip:alice@example.com")! },
-//     dest: { transport: "udp", address: "198.51.100.2", port: 5060 }, body: sdpOffer });
-//   const tx = stack.sendRequest(invite, dest);
+//   const dest = { transport: "udp", address: "198.51.100.2", port: 5060 } as const;
+//   const invite = stack.createOutOfDialogRequest({ method: "INVITE", uri: parseUri("sip:bob@198.51.100.2")!,
+//     from: { uri: parseUri("sip:alice@example.com")!, params: new Map() },
+//     to: { uri: parseUri("sip:bob@198.51.100.2")!, params: new Map() },
+//     transport: "udp", body: sdpOffer, contentType: "application/sdp" });   // Via, From tag, Call-ID, Contact filled in
+//   const tx = stack.sendRequest(invite, dest);     // tx.cancel() sends CANCEL (§9.1)
 //   tx.on("provisional", (res) => ...);
-//   const outcome = await tx.outcome;            // { kind: "final", response } | { kind: "timeout" } | { kind: "transportError" }
+//   const outcome = await tx.outcome;               // { kind: "final", response } | { kind: "timeout" } | { kind: "transportError", error }
 //   if (outcome.kind === "final" && outcome.response.status < 300) {
-//     const dialog = Dialog.fromInvite2xx(stack, invite, outcome.response, tx, dest); // sends the ACK
+//     const dialog = Dialog.fromInvite2xx(stack, invite, outcome.response, tx, dest); // sends the ACK, re-ACKs retransmitted 2xx
 //     ... later: await dialog.bye();
 //   }
 //
-//   // Non-INVITE (OPTIONS ping, REGISTER): const res = await stack.sendRequest(req, dest).outcome;
+//   // Non-INVITE (OPTIONS ping, REGISTER): const outcome = await stack.sendRequest(req, dest).outcome;
+//   // Responses to our requests never reach onRequest; they resolve the client transaction.
+//
+// Server transactions: tx.respond(status, reason?, { headers, body, contentType }) or tx.respondWith(res);
+// tx.on("cancel") (the stack answers 487 after the listeners ran), tx.on("ack") for non-2xx ACKs.
+// A 2xx to an INVITE belongs to a Dialog (Dialog.answer / dialog.respond2xx), which retransmits it.
+// OPTIONS outside a dialog, CANCEL, ACK, retransmissions and in-dialog requests (routed to
+// stack.dialogs, else 481) are handled here and never reach onRequest.
 import { networkInterfaces } from "node:os";
 import { createLogger } from "../log.ts";
 import type { Dialog } from "./dialog.ts";
@@ -202,8 +213,14 @@ export class SipStack {
     await this.transportFor(dest).send(serializeMessage(msg), dest, opts);
   }
 
+  /** The path to a destination for transactions and dialogs; a missing transport fails the send (§17.1.4). */
   wireTo(dest: Endpoint, opts: SendOptions = {}): Wire {
-    const transport = this.transportFor(dest);
+    let transport: Transport;
+    try {
+      transport = this.transportFor(dest);
+    } catch (error) {
+      return { reliable: true, send: () => Promise.reject(error) };
+    }
     return { reliable: transport.reliable, send: (data) => transport.send(data, dest, opts) };
   }
 
@@ -439,10 +456,13 @@ export class SipStack {
   private responseWire(transport: Transport, req: SipRequest, ctx: InboundContext): Wire {
     const via = req.vias[0];
     const rport = via?.params.get("rport");
+    const sentByPort = via?.port ?? defaultPort(ctx.source.transport);
+    // Streams answer on the request's connection; should it be gone, a new connection goes to
+    // received + sent-by port (§18.2.2). Datagrams go to received + rport (RFC 3581 §4).
     const dest: Endpoint = {
       transport: ctx.source.transport,
       address: via?.params.get("received") ?? ctx.source.address,
-      port: rport ? Number(rport) : (via?.port ?? defaultPort(ctx.source.transport)),
+      port: !transport.reliable && rport ? Number(rport) : sentByPort,
     };
     const sendOpts = withConnection(ctx);
     return { reliable: transport.reliable, send: (data) => transport.send(data, dest, sendOpts) };

@@ -17,17 +17,26 @@ afterEach(async () => {
   for (const s of stacks.splice(0)) await s.stop();
 });
 
-async function newStack(transport: "udp" | "tcp" = "udp"): Promise<SipStack> {
-  const s = new SipStack({ listen: [{ transport, host: "127.0.0.1", port: 0 }], timers });
+const CERT = new URL("../fixtures/tls/cert.pem", import.meta.url).pathname;
+const KEY = new URL("../fixtures/tls/key.pem", import.meta.url).pathname;
+
+async function newStack(transport: "udp" | "tcp" | "tls" = "udp", host = "127.0.0.1"): Promise<SipStack> {
+  const s = new SipStack({
+    listen: [{ transport, host, port: 0 }],
+    timers,
+    // Trust the test CA only: the certificate names 127.0.0.1, ::1 and localhost.
+    ...(transport === "tls" ? { tls: { certFile: CERT, keyFile: KEY, caFile: CERT } } : {}),
+  });
   await s.start();
   stacks.push(s);
   return s;
 }
 
 function invite(from: SipStack, to: Endpoint, o: { body?: string; headers?: [string, string][] } = {}): SipRequest {
+  const host = to.address.includes(":") ? `[${to.address}]` : to.address;
   return from.createOutOfDialogRequest({
     method: "INVITE",
-    uri: parseUri(`sip:bob@127.0.0.1:${to.port}`)!,
+    uri: parseUri(`sip:bob@${host}:${to.port}`)!,
     from: { uri: parseUri("sip:alice@127.0.0.1")!, params: new Map() },
     to: { uri: parseUri("sip:bob@127.0.0.1")!, params: new Map() },
     transport: to.transport,
@@ -62,10 +71,18 @@ async function until(cond: () => boolean, ms = 2000): Promise<void> {
   }
 }
 
-for (const transport of ["udp", "tcp"] as const) {
-  test(`${transport}: INVITE/200/ACK/BYE establishes matching dialogs on both sides and ends them`, async () => {
-    const a = await newStack(transport);
-    const b = await newStack(transport);
+const variants = [
+  { transport: "udp", host: "127.0.0.1" },
+  { transport: "tcp", host: "127.0.0.1" },
+  { transport: "tls", host: "127.0.0.1" },
+  { transport: "udp", host: "::1" },
+  { transport: "tcp", host: "::1" },
+] as const;
+
+for (const { transport, host } of variants) {
+  test(`${transport} on ${host}: INVITE/200/ACK/BYE establishes matching dialogs on both sides and ends them`, async () => {
+    const a = await newStack(transport, host);
+    const b = await newStack(transport, host);
     const events: string[] = [];
     let uas: Dialog | undefined;
     answering(b, (d) => {
