@@ -106,7 +106,13 @@ interface OutgoingEvent { packets: ScheduledEventPacket[]; next: number; timesta
 export async function createPhoneLeg(o: PhoneLegOptions): Promise<PhoneLeg | { error: string }> {
   const session = await RtpSession.open({ allocator: o.allocator, bindAddress: o.bindAddress, cname: `${o.participantId}@trunkline` });
   if ("error" in session) return session;
-  return new RtpPhoneLeg(o, session);
+  try {
+    return new RtpPhoneLeg(o, session);
+  } catch (error) {
+    // mixer.join refuses a closed mixer or a duplicate participant id
+    session.close();
+    return { error: error instanceof Error ? error.message : String(error) };
+  }
 }
 
 function codecList(names: readonly CodecName[] | undefined): Codec[] {

@@ -275,6 +275,15 @@ describe("PhoneLeg", () => {
     expect(a.applyAnswer(p.offer)).toMatchObject({ ok: false, status: 400 });
   });
 
+  test("a duplicate participant id is an error result and frees the port", async () => {
+    const m = mixer();
+    await leg(m, "same");
+    const used = allocator.used;
+    const second = await createPhoneLeg({ allocator, bindAddress: "127.0.0.1", advertisedAddress: "127.0.0.1", mixer: m, participantId: "same" });
+    expect("error" in second).toBe(true);
+    expect(allocator.used).toBe(used);
+  });
+
   test("bad SDP → 400, nothing in common → 488 with a warning; never a throw", async () => {
     const m = mixer();
     const a = await leg(m, "a");
