@@ -36,13 +36,25 @@ function besselI0(x: number): number {
   return sum;
 }
 
-/** Polyphase coefficient table: phase p, tap k at index p * taps + k. */
-function designPhases(d: StageDesign): { phases: Float64Array; taps: number } {
+/**
+ * Polyphase form of the filter without its zero taps (half-band ×2/÷2 and third-band ×3/÷3
+ * designs have every 2nd/3rd tap exactly zero): phase p applies coefs[j] to the input delays[j]
+ * samples back, for j in [starts[p], starts[p+1]).
+ */
+interface Polyphase {
+  starts: Int32Array;
+  coefs: Float64Array;
+  delays: Int32Array;
+  /** Input history a phase can reach back. */
+  span: number;
+}
+
+function prototypeFilter(d: StageDesign): Float64Array {
   const fsUp = d.inRate * d.up;
   const transition = (2 * Math.PI * (d.stopHz - d.passHz)) / fsUp;
   const minLength = Math.ceil((attenuationDb - 7.95) / (2.285 * transition)) + 1;
-  const taps = Math.ceil(minLength / d.up);
-  const n = taps * d.up;
+  // Odd length, so the centre tap falls on a sample and band-filter zeros land exactly on taps.
+  const n = minLength % 2 === 1 ? minLength : minLength + 1;
   const cutoff = (d.passHz + d.stopHz) / 2 / fsUp; // cycles per upsampled sample
   const beta = kaiserBeta(attenuationDb);
   const center = (n - 1) / 2;
@@ -50,64 +62,107 @@ function designPhases(d: StageDesign): { phases: Float64Array; taps: number } {
   let sum = 0;
   for (let i = 0; i < n; i++) {
     const t = i - center;
-    const sinc = t === 0 ? 2 * cutoff : Math.sin(2 * Math.PI * cutoff * t) / (Math.PI * t);
+    const x = 2 * cutoff * t;
+    // sin(πx) is exactly zero at integer x; compute it so rounding does not leave tiny taps.
+    const sinc = t === 0 ? 2 * cutoff : Number.isInteger(x) ? 0 : Math.sin(Math.PI * x) / (Math.PI * t);
     const r = (2 * i) / (n - 1) - 1;
-    const w = besselI0(beta * Math.sqrt(Math.max(0, 1 - r * r))) / besselI0(beta);
-    h[i] = sinc * w;
-    sum += h[i] ?? 0;
+    h[i] = (sinc * besselI0(beta * Math.sqrt(Math.max(0, 1 - r * r)))) / besselI0(beta);
+    sum += h[i] as number;
   }
   // Unity passband gain after zero-stuffing by `up`.
-  const phases = new Float64Array(n);
-  for (let p = 0; p < d.up; p++) {
-    for (let k = 0; k < taps; k++) phases[p * taps + k] = ((h[p + k * d.up] ?? 0) * d.up) / sum;
-  }
-  return { phases, taps };
+  for (let i = 0; i < n; i++) h[i] = ((h[i] as number) * d.up) / sum;
+  return h;
 }
 
+function designPolyphase(d: StageDesign): Polyphase {
+  const h = prototypeFilter(d);
+  const peak = h.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+  const starts = new Int32Array(d.up + 1);
+  const coefs: number[] = [];
+  const delays: number[] = [];
+  for (let p = 0; p < d.up; p++) {
+    starts[p] = coefs.length;
+    for (let k = 0; p + k * d.up < h.length; k++) {
+      const c = h[p + k * d.up] as number;
+      if (Math.abs(c) <= peak * 1e-12) continue;
+      coefs.push(c);
+      delays.push(k);
+    }
+  }
+  starts[d.up] = coefs.length;
+  return { starts, coefs: Float64Array.from(coefs), delays: Int32Array.from(delays), span: Math.ceil(h.length / d.up) };
+}
+
+/**
+ * One interpolation (×up) or decimation (÷down) stage; the other factor is 1. Loops run tap by
+ * tap over the whole block (out[n] += c · x[n − delay]), long simple loops the JIT handles well.
+ */
 class PolyphaseStage {
-  private history: Float64Array; // last taps-1 inputs, then the current block
-  private position = 0; // next output's index in the upsampled domain, relative to block start
+  /** Last `span` inputs followed by the current block. */
+  private history: Float64Array;
+  private output = new Float64Array(0);
+  /** Decimation: index in the next block of the input the next output is aligned with. */
+  private offset = 0;
+  /** The history holds only zeros, so an all-zero block yields zeros without filtering. */
+  private quiet = true;
 
   constructor(
     private readonly up: number,
     private readonly down: number,
-    private readonly phases: Float64Array,
-    private readonly taps: number,
+    private readonly filter: Polyphase,
   ) {
-    this.history = new Float64Array(taps - 1 + 960);
+    this.history = new Float64Array(filter.span + 960);
   }
 
+  /** Filters `length` samples of `input`; the result is valid until the next call. */
   process(input: Float64Array, length: number): { out: Float64Array; length: number } {
-    const keep = this.taps - 1;
+    const keep = this.filter.span;
     if (this.history.length < keep + length) {
       const grown = new Float64Array(keep + length);
       grown.set(this.history.subarray(0, keep));
       this.history = grown;
     }
+    const { up, down } = this;
+    const { starts, coefs, delays } = this.filter;
+    const count = up > 1 ? length * up : Math.max(0, Math.ceil((length - this.offset) / down));
+    if (this.output.length < count) this.output = new Float64Array(count);
+    const out = this.output;
+    out.fill(0, 0, count);
+    let silent = true;
+    for (let i = 0; i < length && silent; i++) silent = input[i] === 0;
+    const wasQuiet = this.quiet;
+    this.quiet = silent && length >= keep;
+    if (silent && wasQuiet && length >= keep) {
+      this.offset = this.offset + count * down - length;
+      return { out, length: count };
+    }
     const buf = this.history;
     buf.set(input.subarray(0, length), keep);
-    const { up, down, phases, taps } = this;
-    const end = length * up;
-    const out = new Float64Array(Math.ceil((end - this.position) / down) + 1);
-    let produced = 0;
-    let u = this.position;
-    for (; u < end; u += down) {
-      const i = Math.floor(u / up);
-      const base = (u - i * up) * taps;
-      const newest = keep + i;
-      let acc = 0;
-      for (let k = 0; k < taps; k++) acc += (phases[base + k] as number) * (buf[newest - k] as number);
-      out[produced++] = acc;
+    if (up > 1) {
+      for (let phase = 0; phase < up; phase++) {
+        for (let j = starts[phase] as number; j < (starts[phase + 1] as number); j++) {
+          const c = coefs[j] as number;
+          const from = keep - (delays[j] as number);
+          for (let i = 0, o = phase; i < length; i++, o += up) out[o] = (out[o] as number) + c * (buf[from + i] as number);
+        }
+      }
+    } else {
+      for (let j = 0; j < coefs.length; j++) {
+        const c = coefs[j] as number;
+        const from = keep + this.offset - (delays[j] as number);
+        for (let o = 0, i = from; o < count; o++, i += down) out[o] = (out[o] as number) + c * (buf[i] as number);
+      }
+      this.offset = this.offset + count * down - length;
     }
-    this.position = u - end;
     buf.copyWithin(0, length, length + keep);
-    return { out, length: produced };
+    return { out, length: count };
   }
 
   fork(): PolyphaseStage {
-    const c = new PolyphaseStage(this.up, this.down, this.phases, this.taps);
+    const c = new PolyphaseStage(this.up, this.down, this.filter);
     c.history = this.history.slice();
-    c.position = this.position;
+    c.offset = this.offset;
+    c.quiet = this.quiet;
     return c;
   }
 }
@@ -136,15 +191,15 @@ const stageDesigns = new Map<string, StageDesign[]>([
   ]],
 ]);
 
-const designCache = new Map<StageDesign, { phases: Float64Array; taps: number }>();
+const designCache = new Map<StageDesign, Polyphase>();
 
 function stageFor(d: StageDesign): PolyphaseStage {
   let designed = designCache.get(d);
   if (!designed) {
-    designed = designPhases(d);
+    designed = designPolyphase(d);
     designCache.set(d, designed);
   }
-  return new PolyphaseStage(d.up, d.down, designed.phases, designed.taps);
+  return new PolyphaseStage(d.up, d.down, designed);
 }
 
 class ChainResampler implements Resampler {
@@ -154,8 +209,12 @@ class ChainResampler implements Resampler {
     private readonly stages: PolyphaseStage[],
   ) {}
 
+  private input: Float64Array = new Float64Array(0);
+
   process(input: Int16Array): Int16Array {
-    let buf: Float64Array = Float64Array.from(input);
+    if (this.input.length < input.length) this.input = new Float64Array(input.length);
+    this.input.set(input);
+    let buf = this.input;
     let length = input.length;
     for (const stage of this.stages) ({ out: buf, length } = stage.process(buf, length));
     const out = new Int16Array(length);
