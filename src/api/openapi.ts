@@ -47,7 +47,9 @@ export class OpenApiRegistry {
       const ok = op.response ?? { status: 200, description: "OK" };
       responses[String(ok.status)] = {
         description: ok.description,
-        ...(ok.schema ? { content: { [ok.contentType ?? "application/json"]: { schema: ok.schema.toJsonSchema() } } } : {}),
+        ...(ok.schema || ok.contentType
+          ? { content: { [ok.contentType ?? "application/json"]: ok.schema ? { schema: ok.schema.toJsonSchema() } : {} } }
+          : {}),
       };
       const errors = new Set(op.errors);
       if (op.auth !== "public") errors.add(401);

@@ -2,6 +2,7 @@
 // whatever routes the running services add. JSON errors everywhere, one log line per API request.
 import { Hono } from "hono";
 import { routePath } from "hono/route";
+import { s, type Schema } from "../config/schema.ts";
 import { createLogger } from "../log.ts";
 import { httpDuration, httpRequests, metrics } from "../metrics.ts";
 import type { Store } from "../store/index.ts";
@@ -23,6 +24,11 @@ export interface ReadinessCheck {
   ok: boolean;
   detail?: string;
 }
+
+const readinessSchema = s.object({
+  status: s.enum(["ready", "not_ready"]),
+  checks: s.record(s.string(), s.object({ ok: s.boolean(), detail: s.string().optional() })),
+});
 
 export interface HttpAppOptions {
   store: Store;
@@ -59,6 +65,15 @@ export function createHttpApp(options: HttpAppOptions): { hono: Hono; api: ApiRo
   });
   hono.get("/metrics", (c) => c.text(metrics.render(), 200, { "Content-Type": "text/plain; version=0.0.4; charset=utf-8" }));
   hono.get(`${API_PREFIX}/openapi.json`, (c) => c.json(docs.document(options.version)));
+  const operational: [string, string, { schema?: Schema<unknown>; contentType?: string }][] = [
+    ["/healthz", "Liveness: the process answers", { schema: s.object({ status: s.enum(["ok"]) }) }],
+    ["/readyz", "Readiness: database open and every service ready (503 otherwise)", { schema: readinessSchema }],
+    ["/metrics", "Prometheus metrics", { contentType: "text/plain" }],
+    [`${API_PREFIX}/openapi.json`, "This document", { contentType: "application/json" }],
+  ];
+  for (const [path, summary, content] of operational) {
+    docs.add({ method: "get", path, summary, tag: "operations", auth: "public", response: { status: 200, description: summary, ...content }, errors: [] });
+  }
 
   for (const extend of options.extraRoutes) extend(api);
   for (const mount of adminModules) mount(api, options.store);

@@ -4,7 +4,7 @@ import { callerIdView } from "../../src/api/routes/callerIds.ts";
 import { inboundRouteView } from "../../src/api/routes/inboundRoutes.ts";
 import { trunkView } from "../../src/api/routes/trunks.ts";
 import { webhooksView } from "../../src/api/routes/webhooks.ts";
-import { validate, type Schema } from "../../src/config/schema.ts";
+import { s, validate, type Schema } from "../../src/config/schema.ts";
 import { setLogSink } from "../../src/log.ts";
 import { startHarness, type Harness } from "./harness.ts";
 
@@ -48,7 +48,11 @@ describe("authentication", () => {
     for (const path of ["/healthz", "/readyz", "/metrics", "/api/v1/openapi.json"]) {
       expect((await h.call("GET", path, undefined, { authorization: "" })).status).toBe(200);
     }
-    expect((await h.call("GET", "/readyz")).json).toEqual({ status: "ready", checks: { database: { ok: true } } });
+    const ready = (await h.call("GET", "/readyz")).json;
+    expect(ready).toEqual({ status: "ready", checks: { database: { ok: true } } });
+    const doc = (await h.call("GET", "/api/v1/openapi.json")).json;
+    expectView(s.object({ status: s.string(), checks: s.record(s.string(), s.object({ ok: s.boolean() })) }), ready);
+    expect(doc.paths["/readyz"].get.responses["200"].content["application/json"].schema.properties.status.enum).toEqual(["ready", "not_ready"]);
   });
 });
 
