@@ -105,6 +105,32 @@ export function canonicalHeaderName(name: string): string {
 // a flood of invented header names cannot grow it without limit.
 const resolvedNames = new Map<string, { name: string; key: string }>();
 
+// Known spellings indexed by (first char, length) so the parser can recognise a header name in
+// place, without slicing and hashing a new string for every header line.
+const SPELLINGS: ({ spelling: string; resolved: { name: string; key: string } }[] | undefined)[] = new Array(128 * 64);
+function addSpelling(spelling: string, resolved: { name: string; key: string }): void {
+  const slot = (spelling.charCodeAt(0) & 127) * 64 + (spelling.length & 63);
+  (SPELLINGS[slot] ??= []).push({ spelling, resolved });
+  resolvedNames.set(spelling, resolved);
+}
+for (const name of CANONICAL.values()) addSpelling(name, { name, key: name.toLowerCase() });
+for (const [letter, key] of Object.entries(COMPACT)) {
+  const resolved = { name: CANONICAL.get(key) ?? key, key };
+  addSpelling(letter, resolved);
+  addSpelling(letter.toUpperCase(), resolved);
+}
+
+/** resolveHeaderName for the name at text[from, to), recognising the usual spellings in place. */
+export function resolveHeaderNameAt(text: string, from: number, to: number): { name: string; key: string } | undefined {
+  const candidates = SPELLINGS[(text.charCodeAt(from) & 127) * 64 + ((to - from) & 63)];
+  if (candidates) {
+    for (const c of candidates) {
+      if (c.spelling.length === to - from && text.startsWith(c.spelling, from)) return c.resolved;
+    }
+  }
+  return resolveHeaderName(text.slice(from, to));
+}
+
 /** Resolves a header name as received; undefined when it is not a token (RFC 3261 §7.3.1). */
 export function resolveHeaderName(raw: string): { name: string; key: string } | undefined {
   const hit = resolvedNames.get(raw);
@@ -116,7 +142,10 @@ export function resolveHeaderName(raw: string): { name: string; key: string } | 
   return resolved;
 }
 
-const NO_URI: SipUri = { scheme: "", host: "", params: new Map(), headers: new Map() };
+/** Placeholder URI (scheme "") for what could not be parsed; fresh each time since URIs are mutable. */
+export function emptyUri(): SipUri {
+  return { scheme: "", host: "", params: new Map(), headers: new Map() };
+}
 
 export abstract class SipMessage {
   body: Uint8Array = new Uint8Array(0);
@@ -355,7 +384,7 @@ export class SipResponse extends SipMessage {
 // Typed header value parsers (shared with parser.ts)
 
 function parseSingleNameAddr(v: string | undefined): NameAddr {
-  return (v === undefined ? undefined : parseNameAddr(v)) ?? { uri: NO_URI, params: new Map() };
+  return (v === undefined ? undefined : parseNameAddr(v)) ?? { uri: emptyUri(), params: new Map() };
 }
 
 export function parseNameAddrList(values: string[]): NameAddr[] | undefined {

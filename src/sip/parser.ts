@@ -3,8 +3,8 @@
 // SipRequest when Via, From, To, Call-ID and CSeq were readable, so the stack can answer 400
 // (or 413/505) statelessly; a rejected response is simply dropped by the caller.
 
-import { SipRequest, SipResponse, parseCSeq, parseScalar, resolveHeaderName, type CSeq } from "./message.ts";
-import { isToken, parseNameAddr, parseUri, parseVia, splitTopLevel, type SipUri, type Via } from "./uri.ts";
+import { SipRequest, SipResponse, emptyUri, parseCSeq, parseScalar, resolveHeaderNameAt, type CSeq } from "./message.ts";
+import { isToken, parseNameAddr, parseUri, parseVia, splitTopLevel, type Via } from "./uri.ts";
 
 export interface ParseLimits {
   /** Whole message (start line, headers, body) in bytes. */
@@ -33,7 +33,6 @@ export type ParseResult = { ok: true; message: SipRequest | SipResponse } | { ok
 const decoder = new TextDecoder();
 const LF = 10;
 const CR = 13;
-const NO_URI: SipUri = { scheme: "", host: "", params: new Map(), headers: new Map() };
 
 interface Defect {
   status: number;
@@ -135,7 +134,7 @@ export function parseMessage(
     }
     let nameEnd = colon;
     while (nameEnd > lineFrom && (head.charCodeAt(nameEnd - 1) === 32 || head.charCodeAt(nameEnd - 1) === 9)) nameEnd--;
-    const resolved = resolveHeaderName(head.slice(lineFrom, nameEnd));
+    const resolved = resolveHeaderNameAt(head, lineFrom, nameEnd);
     if (resolved === undefined) {
       note(400, "Malformed header name");
       continue;
@@ -191,22 +190,22 @@ function parseRequestLine(line: string): { message: SipRequest; defect?: Defect 
   const sp1 = line.indexOf(" ");
   const sp2 = sp1 < 0 ? -1 : line.indexOf(" ", sp1 + 1);
   const method = sp1 > 0 && isToken(line.slice(0, sp1)) ? line.slice(0, sp1) : "";
-  if (sp1 < 0 || sp2 < 0) return { message: new SipRequest(method, NO_URI), defect: { status: 400, reason: "Malformed Request-Line" } };
-  if (method === "") return { message: new SipRequest(method, NO_URI), defect: { status: 400, reason: "Malformed method" } };
+  if (sp1 < 0 || sp2 < 0) return { message: new SipRequest(method, emptyUri()), defect: { status: 400, reason: "Malformed Request-Line" } };
+  if (method === "") return { message: new SipRequest(method, emptyUri()), defect: { status: 400, reason: "Malformed method" } };
   if (sp2 === sp1 + 1) {
-    return { message: new SipRequest(method, NO_URI), defect: { status: 400, reason: "Extra whitespace in Request-Line" } };
+    return { message: new SipRequest(method, emptyUri()), defect: { status: 400, reason: "Extra whitespace in Request-Line" } };
   }
   // RFC 4475 §3.1.2.10: trailing whitespace after the version is tolerated.
   const version = line.slice(sp2 + 1).trimEnd();
   const uriText = line.slice(sp1 + 1, sp2);
   if (version.indexOf(" ") >= 0 || version.indexOf("\t") >= 0) {
-    return { message: new SipRequest(method, NO_URI), defect: { status: 400, reason: "Whitespace in Request-URI" } };
+    return { message: new SipRequest(method, emptyUri()), defect: { status: 400, reason: "Whitespace in Request-URI" } };
   }
   if (uriText.charCodeAt(0) === 60) {
-    return { message: new SipRequest(method, NO_URI), defect: { status: 400, reason: "Request-URI enclosed in <>" } };
+    return { message: new SipRequest(method, emptyUri()), defect: { status: 400, reason: "Request-URI enclosed in <>" } };
   }
   const uri = parseUri(uriText);
-  const message = new SipRequest(method, uri ?? NO_URI);
+  const message = new SipRequest(method, uri ?? emptyUri());
   if (!VERSION.test(version)) return { message, defect: { status: 400, reason: "Malformed SIP version" } };
   message.version = version.toUpperCase();
   if (message.version !== "SIP/2.0") return { message, defect: { status: 505, reason: "Version Not Supported" } };

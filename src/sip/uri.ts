@@ -319,8 +319,9 @@ function parseUriTail(s: string, i: number, uri: SipUri): SipUri | undefined {
     if (s.charCodeAt(i) !== 59) return undefined;
     let end = s.indexOf(";", i + 1);
     if (end < 0 || end > paramsEnd) end = paramsEnd;
-    const eq = s.indexOf("=", i + 1);
-    if (eq >= 0 && eq < end) {
+    let eq = i + 1;
+    while (eq < end && s.charCodeAt(eq) !== 61 /* = */) eq++;
+    if (eq < end) {
       if (eq === i + 1 || eq + 1 === end || !isUriText(s, i + 1, eq, PARAM) || !isUriText(s, eq + 1, end, PARAM)) {
         return undefined;
       }
@@ -337,8 +338,9 @@ function parseUriTail(s: string, i: number, uri: SipUri): SipUri | undefined {
     while (i < s.length) {
       let end = s.indexOf("&", i);
       if (end < 0) end = s.length;
-      const eq = s.indexOf("=", i);
-      if (eq < 0 || eq >= end || eq === i || !isUriText(s, i, eq, HEADER) || !isUriText(s, eq + 1, end, HEADER)) {
+      let eq = i;
+      while (eq < end && s.charCodeAt(eq) !== 61 /* = */) eq++;
+      if (eq >= end || eq === i || !isUriText(s, i, eq, HEADER) || !isUriText(s, eq + 1, end, HEADER)) {
         return undefined;
       }
       uri.headers.set(s.slice(i, eq), s.slice(eq + 1, end));
@@ -489,11 +491,12 @@ export function parseNameAddr(s: string): NameAddr | undefined {
     i = skipWs(s, close);
     if (s.charCodeAt(i) !== 60) return undefined;
   } else if (lt >= 0 && !hasUnquotedUriBefore(s, i, lt)) {
-    // display-name = *(token LWS): tokens separated by whitespace, right up to "<" (RFC 4475 §3.1.1.6)
+    // display-name = *(token LWS): tokens separated by whitespace, right up to "<" (RFC 4475 §3.1.1.6).
+    // Beyond the ABNF, non-ASCII (UTF-8) letters are accepted: some devices send unquoted names.
     const words: string[] = [];
     let k = i;
     while (k < lt) {
-      const wordEnd = scanToken(s, k);
+      const wordEnd = scanDisplayWord(s, k);
       if (wordEnd === k) return undefined;
       words.push(s.slice(k, wordEnd));
       k = skipWs(s, wordEnd);
@@ -527,6 +530,15 @@ export function parseNameAddr(s: string): NameAddr | undefined {
   const stop = scanParams(s, gt + 1, end, params);
   if (stop !== end) return undefined;
   return displayName === undefined ? { uri, params } : { displayName, uri, params };
+}
+
+function scanDisplayWord(s: string, i: number): number {
+  while (i < s.length) {
+    const c = s.charCodeAt(i);
+    if (c >= 128 || TOKEN[c] === 1) i++;
+    else break;
+  }
+  return i;
 }
 
 /** Whether an addr-spec (a ":" of a scheme before any whitespace) precedes the "<" at `lt`. */

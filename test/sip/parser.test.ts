@@ -342,3 +342,12 @@ describe("identifiers", () => {
     expect(newCallId("192.0.2.1")).toMatch(/^[0-9a-f]{32}@192\.0\.2\.1$/);
   });
 });
+
+describe("display names beyond ASCII", () => {
+  test("quoted and unquoted UTF-8 display names are read as text", () => {
+    expect(parseNameAddr('"Jürgen Müller" <sip:j@h>')?.displayName).toBe("Jürgen Müller");
+    expect(parseNameAddr("Jürgen Müller <sip:j@h>")?.displayName).toBe("Jürgen Müller");
+    const m = req(msg().replace("From: <sip:alice@example.com>;tag=1", 'From: "Zoë" <sip:alice@example.com>;tag=1'));
+    expect(m.from.displayName).toBe("Zoë");
+  });
+});
