@@ -26,12 +26,13 @@ async function leg(m: Mixer, id: string, extra: Partial<PhoneLegOptions> = {}): 
 }
 
 /** A phone: its own socket, an SDP offer naming it, optional tone, a log of what it receives. */
-async function phone(o: { toneHz?: number; telephoneEvent?: boolean; codec?: CodecName } = {}) {
+async function phone(o: { toneHz?: number; telephoneEvent?: boolean; codec?: CodecName; ptimeMs?: number } = {}) {
   const codec = codecByName(o.codec ?? "PCMU")!;
   const pt = codec.staticPayloadType ?? 111;
   const rtpmap = codec.sdpChannels ? `${codec.name}/${codec.rtpClockRate}/${codec.sdpChannels}` : `${codec.name}/${codec.rtpClockRate}`;
-  const frameSamples = (codec.sampleRate * 20) / 1000;
-  const frameTs = (codec.rtpClockRate * 20) / 1000;
+  const ptime = o.ptimeMs ?? 20;
+  const frameSamples = (codec.sampleRate * ptime) / 1000;
+  const frameTs = (codec.rtpClockRate * ptime) / 1000;
   const packets: RtpPacket[] = [];
   const socket = await Bun.udpSocket({
     hostname: "127.0.0.1", binaryType: "uint8array",
@@ -58,7 +59,7 @@ async function phone(o: { toneHz?: number; telephoneEvent?: boolean; codec?: Cod
         for (let i = 0; i < frameSamples; i++) pcm[i] = Math.round(8000 * Math.sin((2 * Math.PI * hz * phase++) / codec.sampleRate));
         socket.send(serializeRtp({ payloadType: pt, sequenceNumber: seq & 0xffff, timestamp: seq * frameTs, ssrc: 0xabc }, encoder.encode(pcm)), port, "127.0.0.1");
         seq++;
-      }, 20);
+      }, ptime);
     },
     /** Everything received in the phone's codec, decoded, at `sampleRate`. */
     audio(): Int16Array {
@@ -129,6 +130,23 @@ describe("PhoneLeg", () => {
     const last = heard.subarray(heard.length - (phoneB.sampleRate * 400) / 1000);
     expect(share(last, 600, phoneB.sampleRate)).toBeGreaterThan(0.8);
     expect(b.stats().codec).toBe(to);
+  });
+
+  test("30 ms packets from the phone are re-cut into 20 ms mixer frames without gaps", async () => {
+    const m = mixer();
+    const a = await leg(m, "a");
+    const b = await leg(m, "b");
+    const phoneA = await phone({ toneHz: 500, ptimeMs: 30 });
+    const phoneB = await phone();
+    answerOf(a, phoneA.offer.replace("a=sendrecv", "a=ptime:30\r\na=sendrecv"));
+    answerOf(b, phoneB.offer);
+    phoneA.startTone(a.localPort);
+    await until(() => a.stats().jitter.played >= 30);
+    await until(() => phoneB.packets.length >= 60);
+    const heard = phoneB.audio();
+    expect(share(heard.subarray(heard.length - 160 * 20), 500)).toBeGreaterThan(0.8);
+    const j = a.stats().jitter;
+    expect(j.lost).toBeLessThan(j.played / 10);
   });
 
   test("our stream is continuous: one SSRC, consecutive sequence numbers, 160-unit timestamp steps", async () => {
