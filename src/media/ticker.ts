@@ -84,13 +84,14 @@ export class DriftCorrectedTicker implements TickSource {
 
   private fire(): void {
     const now = this.now();
-    let due = Math.floor((now - this.nextDeadline) / this.periodMs) + 1;
+    let due = now < this.nextDeadline ? 0 : Math.floor((now - this.nextDeadline) / this.periodMs) + 1;
     if (due > this.maxCatchUp) {
       this.counters.skippedTicks += due - 1;
       this.nextDeadline = now;
       due = 1;
     } else if (due > 1) this.counters.lateTicks += due - 1;
-    for (let i = 0; i < Math.max(1, due); i++) {
+    // due = 0: the timer fired early; just wait for the deadline.
+    for (let i = 0; i < due; i++) {
       this.counters.ticks++;
       this.subscribers.run();
       this.nextDeadline += this.periodMs;

@@ -3,7 +3,7 @@ import { type Codec, codecByName } from "../../src/media/codec.ts";
 import { goertzelPower, meanSquare } from "../../src/media/goertzel.ts";
 import { type MixedFrame, Mixer, type MixerParticipant, sharedMixId } from "../../src/media/mixer.ts";
 import { createResampler } from "../../src/media/resample.ts";
-import { ManualTicker } from "../../src/media/ticker.ts";
+import { DriftCorrectedTicker, ManualTicker } from "../../src/media/ticker.ts";
 
 const rate = 48000;
 const frameSamples = 960;
@@ -207,5 +207,36 @@ describe("Mixer", () => {
     heardByB.forEach((pcm, k) => {
       expect(Array.from(payloadsB[k] ?? [])).toEqual(Array.from(reference.encode(resampler.process(pcm))));
     });
+  });
+});
+
+describe("DriftCorrectedTicker", () => {
+  test("runs missed ticks back-to-back after a stall, and re-anchors after a long one", async () => {
+    let now = 0;
+    const ticker = new DriftCorrectedTicker(20, 5, () => now);
+    let ticks = 0;
+    const stop = ticker.subscribe(() => ticks++);
+    await Bun.sleep(30);
+    expect(ticks).toBe(0); // timers fired, but the (injected) clock has not reached the deadline
+    now = 110; // the event loop "stalled": deadlines 20, 40, 60, 80, 100 have passed
+    await Bun.sleep(40);
+    expect(ticks).toBe(5);
+    expect(ticker.stats()).toEqual({ ticks: 5, lateTicks: 4, skippedTicks: 0 });
+    now = 1000; // far beyond the catch-up limit: one tick, the rest dropped
+    await Bun.sleep(20);
+    stop();
+    expect(ticks).toBe(6);
+    expect(ticker.stats().skippedTicks).toBe(44);
+  });
+
+  test("drives a mixer in real time", async () => {
+    const ticker = new DriftCorrectedTicker(20);
+    const mixer = new Mixer({ ticker });
+    let frames = 0;
+    mixer.join("a", () => frames++);
+    await Bun.sleep(130);
+    mixer.close();
+    expect(frames).toBeGreaterThanOrEqual(4);
+    expect(frames).toBeLessThanOrEqual(8);
   });
 });
