@@ -130,7 +130,8 @@ class RtpPhoneLeg implements PhoneLeg {
   private sessionVersion = 0;
   private lastBody: string | undefined;
   private pendingOffer: Sdp | undefined;
-  private pendingHold = false;
+  /** we put the peer on hold with our last offer; our answers keep saying so until we resume */
+  private holding = false;
   private media: NegotiatedMedia | undefined;
   /** the negotiated direction lets the peer send to us / lets us send to a real address */
   private receiving = false;
@@ -182,7 +183,6 @@ class RtpPhoneLeg implements PhoneLeg {
       preferLocalOrder: this.o.preferLocalOrder,
       direction,
       sessionId: this.sessionId,
-      sessionVersion: this.sessionVersion,
     };
   }
 
@@ -199,7 +199,7 @@ class RtpPhoneLeg implements PhoneLeg {
   answer(offerSdp: string | Uint8Array): AnswerSdpResult {
     const parsed = parseSdp(offerSdp);
     if (!parsed.ok) return { ok: false, status: 400, reason: `bad SDP: ${parsed.error.message}` };
-    const r = negotiateAnswer(parsed.sdp, this.localOptions(this.pendingHold ? "sendonly" : undefined));
+    const r = negotiateAnswer(parsed.sdp, this.localOptions(this.holding ? "sendonly" : undefined));
     if (!r.ok) return { ok: false, status: 488, reason: "Not Acceptable Here", warning: r.warning };
     this.pendingOffer = undefined;
     this.apply(r.media);
@@ -207,8 +207,8 @@ class RtpPhoneLeg implements PhoneLeg {
   }
 
   offer(o: { hold?: boolean } = {}): string {
-    this.pendingHold = o.hold ?? false;
-    const sdp = buildOffer(this.localOptions(this.pendingHold ? "sendonly" : "sendrecv"));
+    this.holding = o.hold ?? false;
+    const sdp = buildOffer(this.localOptions(this.holding ? "sendonly" : "sendrecv"));
     this.pendingOffer = sdp;
     return this.stamp(sdp);
   }
@@ -218,7 +218,7 @@ class RtpPhoneLeg implements PhoneLeg {
     if (!offer) return { ok: false, status: 400, reason: "no offer outstanding" };
     const parsed = parseSdp(answerSdp);
     if (!parsed.ok) return { ok: false, status: 400, reason: `bad SDP: ${parsed.error.message}` };
-    const r = processAnswer(offer, parsed.sdp, this.localOptions(this.pendingHold ? "sendonly" : "sendrecv"));
+    const r = processAnswer(offer, parsed.sdp, this.localOptions(this.holding ? "sendonly" : "sendrecv"));
     if (!r.ok) return { ok: false, status: 488, reason: "Not Acceptable Here", warning: r.warning };
     this.pendingOffer = undefined;
     this.apply(r.media);

@@ -302,6 +302,21 @@ describe("PhoneLeg", () => {
     expect(allocator.used).toBe(used);
   });
 
+  test("we hold the peer: our re-offer says sendonly, their recvonly answer stops our receiving", async () => {
+    const m = mixer();
+    const a = await leg(m, "a");
+    const p = await phone();
+    answerOf(a, p.offer);
+    const hold = a.offer({ hold: true });
+    expect(hold).toContain("a=sendonly");
+    expect(a.applyAnswer(p.offer.replace("a=sendrecv", "a=recvonly"))).toEqual({ ok: true });
+    expect(a.stats().direction).toBe("sendonly");
+    const resume = a.offer();
+    expect(resume).toContain("a=sendrecv");
+    expect(a.applyAnswer(p.offer)).toEqual({ ok: true });
+    expect(a.stats().direction).toBe("sendrecv");
+  });
+
   test("bad SDP → 400, nothing in common → 488 with a warning; never a throw", async () => {
     const m = mixer();
     const a = await leg(m, "a");
