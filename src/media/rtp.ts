@@ -251,7 +251,17 @@ export class RtpSession {
     this.counters.octetsSent += payload.length;
     this.lastSentTimestamp = timestamp >>> 0;
     this.lastSentAtMs = performance.now();
-    return this.pair.rtp.send(buffer.subarray(0, length), port, address);
+    return this.transmit(this.pair.rtp, buffer.subarray(0, length), port, address);
+  }
+
+  /** Bun throws on send after an ICMP error (ECONNREFUSED) or a bad address: count it, never throw. */
+  private transmit(socket: BoundRtpPair["rtp"], data: Uint8Array, port: number, address: string): boolean {
+    try {
+      return socket.send(data, port, address);
+    } catch {
+      this.counters.socketErrors++;
+      return false;
+    }
   }
 
   /** Called by the shared timer: RTCP reports and the media timeout. */
@@ -285,7 +295,7 @@ export class RtpSession {
     const address = mux ? (this.latchedAddress ?? c.remote.address) : (this.rtcpLatchedAddress ?? c.remote.rtcpAddress);
     const port = mux ? (this.latchedAddress !== undefined ? this.latchedPort : c.remote.port) : (this.rtcpLatchedAddress !== undefined ? this.rtcpLatchedPort : c.remote.rtcpPort);
     if (port === 0 || address === "0.0.0.0") return;
-    (mux ? this.pair.rtp : this.pair.rtcp).send(packet, port, address);
+    this.transmit(mux ? this.pair.rtp : this.pair.rtcp, packet, port, address);
   }
 
   stats(): RtpSessionStats {

@@ -121,6 +121,19 @@ describe("RtpSession", () => {
     expect(s.stats().sourceChanges).toBe(1);
   });
 
+  test("sending to a peer that went away (ICMP port unreachable) never throws", async () => {
+    const s = await session();
+    const p = await peer();
+    s.configure(config(p.socket.port));
+    p.socket.close();
+    for (let i = 0; i < 20; i++) {
+      s.send(0, new Uint8Array(160), i * 160);
+      await Bun.sleep(2);
+    }
+    expect(s.stats().packetsSent).toBe(20);
+    expect(s.stats().socketErrors).toBeGreaterThan(0);
+  });
+
   test("media timeout fires once when RTP stops, not while on hold", async () => {
     const s = await session();
     const p = await peer();
