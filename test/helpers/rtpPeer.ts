@@ -12,7 +12,10 @@ export interface RtpPeer {
   /** Decoded PCM (8 kHz) of every PCMU packet received so far, in arrival order. */
   received(): Int16Array;
   readonly packetsReceived: number;
-  /** Share of the received signal's power at `freq` (0..1) over the last `ms` milliseconds. */
+  /**
+   * Share of the received signal's power at `freq` (0..1) over the last `ms` milliseconds, summed
+   * over 100 ms blocks so that a phase jump (a concealed or dropped frame) does not cancel the tone.
+   */
   toneShare(freq: number, ms?: number): number;
   close(): void;
 }
@@ -80,8 +83,14 @@ export async function startRtpPeer(toneHz: number, o: { amplitude?: number; repl
     toneShare(freq, ms = 1000) {
       const all = peer.received();
       const tail = all.subarray(Math.max(0, all.length - (ms * 8000) / 1000));
-      const total = meanSquare(tail);
-      return total === 0 ? 0 : goertzelPower(tail, 8000, freq) / total;
+      let tone = 0;
+      let total = 0;
+      for (let at = 0; at + 800 <= tail.length; at += 800) {
+        const block = tail.subarray(at, at + 800);
+        tone += goertzelPower(block, 8000, freq);
+        total += meanSquare(block);
+      }
+      return total === 0 ? 0 : tone / total;
     },
     close() {
       if (timer) clearInterval(timer);

@@ -89,7 +89,7 @@ describe("inbound calls", () => {
     expect(ended.answeredAt).toBeDefined();
     expect(ended.mediaStats.packetsReceived).toBeGreaterThan(50);
     expect(ended.mediaStats.packetsSent).toBeGreaterThan(50);
-  });
+  }, 20_000);
 
   test("the inbound webhook routes a call with its userId; requests are signed; events follow in order", async () => {
     hooks.handle("/inbound", () => Response.json({ applicationId: "app1", channelId: "room-7", userId: "alice" }));
@@ -120,7 +120,7 @@ describe("inbound calls", () => {
     expect(types).toEqual(["participant.joined", "call.ringing", "call.answered", "participant.left", "call.ended"]);
     const joined = hooks.received.find((r) => r.path === "/events" && (r.json as any).type === "participant.joined" && (r.json as any).data.callId === call.id);
     expect((joined!.json as any).data).toMatchObject({ userId: "alice", kind: "sip", channelId: "room-7" });
-  });
+  }, 20_000);
 
   test("CANCEL during routing: 200 + 487, the webhook abandoned, the cancel webhook gets the INVITE's headers", async () => {
     hooks.handle("/slow-inbound", () => Bun.sleep(1500).then(() => Response.json({ applicationId: "app1", channelId: "late" })));
@@ -135,7 +135,7 @@ describe("inbound calls", () => {
     const call = await findCall(app, (c) => c.from.includes("+15550002222"));
     expect(call).toMatchObject({ state: "ended", endReason: "cancelled", sipStatus: 487 });
     expect(call.channelId).toBeUndefined();
-  });
+  }, 20_000);
 
   test("a routing webhook that is down or slow turns the call away fast with a 503 saying why", async () => {
     const probe = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response() });
@@ -155,7 +155,7 @@ describe("inbound calls", () => {
     expect(slow.exitCode, slow.summary).toBe(0);
     expect(slow.logs).toContain("FINAL 503 Routing Webhook Timed Out");
     expect(performance.now() - started).toBeLessThan(2500);
-  });
+  }, 20_000);
 
   test("no static route and no webhook is 404", async () => {
     await setWebhooks({});
@@ -164,5 +164,5 @@ describe("inbound calls", () => {
     expect(r.logs).toContain("FINAL 404");
     const call = await findCall(app, (c) => c.to.includes("9999"));
     expect(call).toMatchObject({ state: "ended", endReason: "rejected", sipStatus: 404 });
-  });
+  }, 20_000);
 });

@@ -1,0 +1,192 @@
+// Outbound calls from a channel to a real SIP peer (SIPp as the trunk): delayed offer answered in
+// the ACK, caller ID from the channel's templates in the From, RTP both ways with a phone caller
+// in the same channel, a 407 challenge, the outbound webhook's body and choice, failures keeping
+// their SIP status, and hanging up through the API.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { join } from "node:path";
+import { callUntil, startCallsApp, type CallsApp } from "../helpers/callsApp.ts";
+import { startRtpPeer } from "../helpers/rtpPeer.ts";
+import { freePort, runSipp, startSipp } from "../helpers/sipp.ts";
+import { startWebhookServer, type WebhookServer } from "../helpers/webhookServer.ts";
+
+const fixture = (name: string) => join(import.meta.dir, "../fixtures/sipp", name);
+
+const BUSY_UAS = `<?xml version="1.0" encoding="UTF-8"?>
+<scenario name="busy">
+  <recv request="INVITE"/>
+  <send><![CDATA[
+SIP/2.0 486 Busy Here
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]busy[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+
+]]></send>
+  <recv request="ACK"/>
+</scenario>`;
+
+/** RFC 2617 §3.2.2 without qop, computed independently of src/sip/digest.ts. */
+function digestValid(header: string, method: string, username: string, password: string): boolean {
+  const field = (name: string) => new RegExp(`${name}="?([^",]*)"?`).exec(header)?.[1] ?? "";
+  const md5 = (s: string) => new Bun.CryptoHasher("md5").update(s).digest("hex");
+  if (field("username") !== username) return false;
+  const ha1 = md5(`${username}:${field("realm")}:${password}`);
+  const ha2 = md5(`${method}:${field("uri")}`);
+  return field("response") === md5(`${ha1}:${field("nonce")}:${ha2}`);
+}
+
+let app: CallsApp;
+let hooks: WebhookServer;
+let uasPort: number;
+let authPort: number;
+let busyPort: number;
+
+beforeAll(async () => {
+  hooks = startWebhookServer();
+  [uasPort, authPort, busyPort] = [await freePort(), await freePort(), await freePort()];
+  app = await startCallsApp(`
+rtp: { portMin: 48000, portMax: 48999, mediaTimeoutSec: 0 }
+trunks:
+  - { id: t1-uas, domain: 127.0.0.1, port: ${uasPort}, username: trunk-one, optionsIntervalSec: 0 }
+  - { id: t2-auth, domain: 127.0.0.1, port: ${authPort}, username: trunkuser, password: trunkpass, earlyOffer: true, optionsIntervalSec: 0 }
+  - { id: t3-busy, domain: 127.0.0.1, port: ${busyPort}, username: busy, optionsIntervalSec: 0 }
+applications:
+  - id: app1
+    name: Test app
+    sharedSecret: test-shared-secret-0123456789
+    inboundRoutes:
+      - { sipUsername: "1000", channelId: room }
+    channels:
+      room: { callerId: { displayName: "{userAlias}", username: "{userId}-{id}" } }
+`);
+});
+
+afterAll(async () => {
+  await app?.close();
+  await hooks?.stop();
+});
+
+async function setWebhooks(settings: Record<string, unknown>): Promise<void> {
+  const res = await app.harness.call("PUT", "/api/v1/settings/webhooks", { timeoutMs: 2000, ...settings });
+  expect(res.status, res.text).toBe(200);
+}
+
+async function dial(to: string, client: Record<string, unknown> = { id: "c1", userId: "u1", userAlias: "Alice" }): Promise<string> {
+  const res = await app.harness.call("POST", "/api/v1/applications/app1/channels/room/calls", { to, client });
+  expect(res.status, res.text).toBe(201);
+  expect(res.json).toMatchObject({ direction: "outbound", state: "trying", channelId: "room", clientId: client.id });
+  return res.json.id;
+}
+
+describe("outbound calls", () => {
+  test("delayed offer: the ACK carries our answer, the From carries the caller ID, a phone caller and the callee hear each other", async () => {
+    await setWebhooks({});
+    const callee = await startRtpPeer(1000, { replyToSender: true });
+    const caller = await startRtpPeer(440, { replyToSender: true });
+    try {
+      const uas = await startSipp({ scenario: fixture("calls-uas-delayed-offer.xml"), localPort: uasPort, keys: { rtpport: callee.port }, extraArgs: ["-d", "3000"], timeoutSec: 15 });
+      const inbound = runSipp({
+        scenario: fixture("calls-uac-early-offer.xml"),
+        remote: `127.0.0.1:${app.sipPort}`,
+        service: "1000",
+        keys: { rtpport: caller.port, testcase: "caller" },
+        extraArgs: ["-d", "3000"],
+        timeoutSec: 15,
+      });
+      await Bun.sleep(400);
+      const id = await dial("+15551234567");
+      const [r, c] = await Promise.all([uas.done, inbound]);
+      expect(r.exitCode, r.summary).toBe(0);
+      expect(c.exitCode, c.summary).toBe(0);
+      expect(r.logs).toMatch(/FROM\s+"Alice" <sip:u1-c1@127\.0\.0\.1>;tag=/);
+      expect(r.logs).toMatch(/INVITE_SDP\s*$/m);
+      expect(r.logs).toMatch(/ACK_SDP_PORT \d+/);
+      expect(callee.toneShare(440, 1500)).toBeGreaterThan(0.5);
+      expect(caller.toneShare(1000, 1500)).toBeGreaterThan(0.5);
+      const call = await callUntil(app, id, (x) => x.state === "ended");
+      expect(call).toMatchObject({
+        trunkId: "t1-uas",
+        from: "sip:u1-c1@127.0.0.1",
+        to: `sip:+15551234567@127.0.0.1:${uasPort}`,
+        endReason: "remote_bye",
+        sipStatus: 200,
+        codec: "PCMU",
+        clientId: "c1",
+        userId: "u1",
+      });
+      expect(call.ringingAt).toBeDefined();
+      expect(call.answeredAt).toBeDefined();
+      expect(call.mediaStats.packetsReceived).toBeGreaterThan(50);
+    } finally {
+      callee.close();
+      caller.close();
+    }
+  }, 20_000);
+
+  test("the outbound webhook picks the trunk; a 407 is answered with credentials on the same Call-ID; DELETE hangs up", async () => {
+    hooks.handle("/outbound", () => Response.json({ sipTrunkId: "t2-auth" }));
+    await setWebhooks({ outboundUrl: hooks.url("/outbound") });
+    const callee = await startRtpPeer(1000, { replyToSender: true });
+    try {
+      const uas = await startSipp({ scenario: fixture("calls-uas-auth.xml"), localPort: authPort, keys: { rtpport: callee.port }, timeoutSec: 15 });
+      const id = await dial("sip:bob@example.net", { id: "c2", userId: "u2" });
+      const answered = await callUntil(app, id, (x) => x.state === "answered");
+      expect(answered.trunkId).toBe("t2-auth");
+      await Bun.sleep(300);
+      const hangup = await app.harness.call("DELETE", `/api/v1/calls/${id}`);
+      expect(hangup.status).toBe(204);
+      const r = await uas.done;
+      expect(r.exitCode, r.summary).toBe(0);
+      const first = /FIRST (\S+) (\d+) INVITE/.exec(r.logs);
+      const second = /SECOND (\S+) (\d+) INVITE/.exec(r.logs);
+      expect(second?.[1]).toBe(first?.[1]!);
+      expect(Number(second?.[2])).toBe(Number(first?.[2]) + 1);
+      const credentials = /CREDENTIALS (.*)/.exec(r.logs)?.[1] ?? "";
+      expect(digestValid(credentials, "INVITE", "trunkuser", "trunkpass")).toBe(true);
+      const ended = await callUntil(app, id, (x) => x.state === "ended");
+      expect(ended).toMatchObject({ endReason: "local_hangup", to: "sip:bob@example.net" });
+      expect(callee.packetsReceived).toBeGreaterThan(5);
+    } finally {
+      callee.close();
+    }
+    const req = await hooks.waitFor("/outbound");
+    expect(req.json).toEqual({
+      applicationId: "app1",
+      channelId: "room",
+      clientId: "c2",
+      userId: "u2",
+      sipTrunks: [
+        { id: "t1-uas", authId: null, username: "trunk-one", domain: "127.0.0.1" },
+        { id: "t2-auth", authId: null, username: "trunkuser", domain: "127.0.0.1" },
+        { id: "t3-busy", authId: null, username: "busy", domain: "127.0.0.1" },
+      ],
+    });
+  }, 20_000);
+
+  test("a failure keeps its SIP status; an unknown trunk from the webhook fails the dial", async () => {
+    hooks.handle("/busy", () => Response.json({ sipTrunkId: "t3-busy" }));
+    await setWebhooks({ outboundUrl: hooks.url("/busy") });
+    const uas = await startSipp({ scenario: BUSY_UAS, localPort: busyPort, timeoutSec: 10 });
+    const id = await dial("+15550000000");
+    expect((await uas.done).exitCode).toBe(0);
+    expect(await callUntil(app, id, (x) => x.state === "ended")).toMatchObject({ endReason: "rejected", sipStatus: 486, trunkId: "t3-busy" });
+
+    hooks.handle("/nonsense", () => Response.json({ sipTrunkId: "nope" }));
+    await setWebhooks({ outboundUrl: hooks.url("/nonsense") });
+    const failed = await dial("+15550000001");
+    expect(await callUntil(app, failed, (x) => x.state === "ended")).toMatchObject({ endReason: "unknown_trunk" });
+  }, 20_000);
+
+  test("bad input names the field", async () => {
+    const res = await app.harness.call("POST", "/api/v1/applications/app1/channels/room/calls", { to: "not a number", client: { id: "c" } });
+    expect(res.status).toBe(400);
+    expect(res.json.error.field).toBe("to");
+    const missing = await app.harness.call("POST", "/api/v1/applications/app1/channels/room/calls", { to: "+1555" });
+    expect(missing.status).toBe(400);
+    expect(missing.json.error.field).toBe("client");
+    const unknownApp = await app.harness.call("POST", "/api/v1/applications/nope/channels/room/calls", { to: "+1555", client: { id: "c" } });
+    expect(unknownApp.status).toBe(404);
+  }, 20_000);
+});
