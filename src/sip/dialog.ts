@@ -5,6 +5,8 @@
 //   UAS: Dialog.answer(stack, invite, tx, ctx, { contact, body, contentType })  → sends the 2xx
 //   UAC: Dialog.fromInvite2xx(stack, invite, response, tx, dest, { ack })       → sends the ACK
 //   both: dialog.createRequest("INFO", {...}) / dialog.sendRequest(req) / dialog.bye()
+//         re-INVITE: tx = dialog.sendRequest(dialog.createRequest("INVITE", {...})); on 2xx
+//         dialog.acknowledge(reinvite, tx, ack?)  (UAC side); dialog.respond2xx(req, tx, {...}) (UAS side)
 //         dialog.on("request", (req, tx, ctx) => ...)  every in-dialog request but BYE and ACK
 //         dialog.on("ack", (ack) => ...)               UAS: the ACK of our 2xx (may carry SDP)
 //         dialog.on("terminated", (reason) => ...)     "bye" (peer hung up), "local", "ackTimeout"
@@ -67,9 +69,6 @@ export class Dialog extends Emitter<DialogEvents> {
   state: "confirmed" | "terminated" = "confirmed";
   /** The endpoint of the INVITE's transaction: next hop when the target is not an IP literal. */
   readonly peer: Endpoint;
-  /** UAC: the ACK we sent, re-sent for every retransmitted 2xx (§13.2.2.4). */
-  private ackBytes: Uint8Array | undefined;
-  private inviteAuth: [string, string][] = [];
   private retransmitTimer: ReturnType<typeof setTimeout> | undefined;
   private awaitingAckFor: number | undefined;
 
@@ -153,16 +152,34 @@ export class Dialog extends Emitter<DialogEvents> {
       remoteSeq: undefined,
       peer: dest,
     });
-    // §13.2.2.4 / §22: the ACK carries the INVITE's credentials.
-    dialog.inviteAuth = [
+    dialog.acknowledge(invite, tx, o.ack);
+    return dialog;
+  }
+
+  /**
+   * UAC (§13.2.2.4): ACKs the 2xx of an INVITE sent in this dialog (the initial one, or a
+   * re-INVITE sent with sendRequest) and ACKs its retransmissions again. The ACK carries the
+   * INVITE's CSeq number and credentials, and `ack.body` when the 2xx carried the offer.
+   */
+  acknowledge(invite: SipRequest, tx: ClientTransaction, ack?: { body: Uint8Array | string; contentType: string }): void {
+    const credentials = [
       ...invite.getHeaders("Authorization").map((v): [string, string] => ["Authorization", v]),
       ...invite.getHeaders("Proxy-Authorization").map((v): [string, string] => ["Proxy-Authorization", v]),
     ];
-    dialog.sendAck(invite.cseq.seq, o.ack);
-    tx.on("extra2xx", (res) => {
-      if ((res.to.params.get("tag") ?? "") === dialog.remoteTag) dialog.resendAck();
+    const req = this.buildRequest("ACK", invite.cseq.seq, {
+      headers: credentials,
+      ...(ack ? { body: ack.body, contentType: ack.contentType } : {}),
     });
-    return dialog;
+    const bytes = serializeMessage(req);
+    const send = () =>
+      this.stack
+        .wireTo(this.nextHop())
+        .send(bytes)
+        .catch((error: unknown) => log.warn("ACK could not be sent", { error, callId: this.callId }));
+    send();
+    tx.on("extra2xx", (res) => {
+      if ((res.to.params.get("tag") ?? "") === this.remoteTag) send();
+    });
   }
 
   /** Sends a 2xx for an INVITE (initial or re-INVITE) and retransmits it until the ACK (§13.3.1.4). */
@@ -303,24 +320,6 @@ export class Dialog extends Emitter<DialogEvents> {
     const tx = this.sendRequest(this.createRequest("BYE"));
     this.end(reason);
     return tx.outcome;
-  }
-
-  private sendAck(cseq: number, ack?: { body: Uint8Array | string; contentType: string }): void {
-    const req = this.buildRequest("ACK", cseq, {
-      headers: this.inviteAuth,
-      ...(ack ? { body: ack.body, contentType: ack.contentType } : {}),
-    });
-    this.ackBytes = serializeMessage(req);
-    this.resendAck();
-  }
-
-  private resendAck(): void {
-    const bytes = this.ackBytes;
-    if (!bytes) return;
-    this.stack
-      .wireTo(this.nextHop())
-      .send(bytes)
-      .catch((error: unknown) => log.warn("ACK could not be sent", { error, callId: this.callId }));
   }
 
   /** Forgets the dialog without signalling (the peer already knows, or the stack stops). */

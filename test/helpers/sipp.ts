@@ -6,7 +6,7 @@
 //   expect(r.exitCode, r.summary).toBe(0);
 //
 //   // SIPp as the answering side: start it, call its port, then await the result.
-//   const peer = await startSipp({ scenario: "test/fixtures/sipp/uas.xml", mode: "server" });
+//   const peer = await startSipp({ scenario: "test/fixtures/sipp/some-uas.xml" });
 //   ...send INVITE to 127.0.0.1:peer.localPort...
 //   const r = await peer.done;
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from "node:fs";
@@ -51,7 +51,18 @@ export interface SippResult {
 export interface SippRun {
   localPort: number;
   done: Promise<SippResult>;
+  /** Resolves once SIPp has bound its port (server scenarios: call it before sending). */
+  ready(): Promise<void>;
   kill(): void;
+}
+
+/** Whether a local socket is bound to the port (Linux /proc/net tables; hex port after the colon). */
+function portBound(port: number, transport: "udp" | "tcp"): boolean {
+  const suffix = `:${port.toString(16).toUpperCase().padStart(4, "0")}`;
+  const tables = transport === "udp" ? ["/proc/net/udp", "/proc/net/udp6"] : ["/proc/net/tcp", "/proc/net/tcp6"];
+  return tables.some(
+    (t) => existsSync(t) && readFileSync(t, "utf8").split("\n").some((l) => l.trim().split(/\s+/)[1]?.endsWith(suffix)),
+  );
 }
 
 /** A port free for both UDP and TCP a moment ago (SIPp needs a fixed -p to be reachable). */
@@ -73,9 +84,12 @@ export async function freePort(): Promise<number> {
 
 export async function startSipp(o: SippOptions): Promise<SippRun> {
   const dir = mkdtempSync(join(tmpdir(), "sipp-"));
-  const scenarioPath = o.scenario.trimStart().startsWith("<") ? join(dir, "scenario.xml") : o.scenario;
-  if (scenarioPath !== o.scenario) writeFileSync(scenarioPath, o.scenario);
-  else if (!existsSync(scenarioPath)) throw new Error(`SIPp scenario not found: ${scenarioPath}`);
+  let scenarioArgs: string[];
+  if (o.scenario.trimStart().startsWith("<")) {
+    scenarioArgs = ["-sf", join(dir, "scenario.xml")];
+    writeFileSync(join(dir, "scenario.xml"), o.scenario);
+  } else if (existsSync(o.scenario)) scenarioArgs = ["-sf", o.scenario];
+  else throw new Error(`SIPp scenario not found: ${o.scenario}`);
   const localPort = o.localPort ?? (await freePort());
   const timeoutSec = o.timeoutSec ?? 10;
   const files = {
@@ -87,7 +101,7 @@ export async function startSipp(o: SippOptions): Promise<SippRun> {
   const args = [
     "sipp",
     ...(o.remote ? [o.remote] : []),
-    "-sf", scenarioPath,
+    ...scenarioArgs,
     "-i", "127.0.0.1",
     "-p", String(localPort),
     "-t", o.transport === "tcp" ? "t1" : "u1",
@@ -137,7 +151,14 @@ export async function startSipp(o: SippOptions): Promise<SippRun> {
       .join("\n");
     return { ...result, summary };
   })();
-  return { localPort, done, kill: () => proc.kill("SIGTERM") };
+  const ready = async () => {
+    const deadline = Date.now() + 5000;
+    while (!portBound(localPort, o.transport ?? "udp")) {
+      if (Date.now() > deadline || proc.exitCode !== null) throw new Error(`SIPp did not bind port ${localPort}`);
+      await Bun.sleep(10);
+    }
+  };
+  return { localPort, done, ready, kill: () => proc.kill("SIGTERM") };
 }
 
 export async function runSipp(o: SippOptions): Promise<SippResult> {

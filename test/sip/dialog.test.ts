@@ -179,7 +179,7 @@ test("route sets: UAS keeps Record-Route order, UAC reverses it; requests target
   uas!.terminate();
 });
 
-test("an in-dialog request with a lower CSeq gets 500; a re-INVITE reaches the dialog's listener", async () => {
+test("an in-dialog request with a lower CSeq gets 500; a re-INVITE reaches the dialog's listener and its 2xx is ACKed", async () => {
   const a = await newStack();
   const b = await newStack();
   let uas: Dialog | undefined;
@@ -198,6 +198,9 @@ test("an in-dialog request with a lower CSeq gets 500; a re-INVITE reaches the d
   const out = await retx.outcome;
   expect(out.kind === "final" && out.response.status).toBe(200);
   expect(seen).toEqual(["INVITE"]);
+  const reAcked = new Promise<SipRequest>((resolve) => uas!.on("ack", resolve));
+  dialog.acknowledge(reinvite, retx);
+  expect((await reAcked).cseq).toEqual({ seq: reinvite.cseq.seq, method: "ACK" });
   // A stale CSeq (below the re-INVITE's) is out of order.
   dialog.localSeq = 0;
   const stale = await dialog.sendRequest(dialog.createRequest("INFO")).outcome;
