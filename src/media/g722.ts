@@ -41,14 +41,14 @@ class Band {
   s = 0; // predicted signal
   sp = 0; // pole section output
   sz = 0; // zero section output
-  r = [0, 0, 0]; // reconstructed signal
-  a = [0, 0, 0]; // pole coefficients
-  ap = [0, 0, 0];
-  p = [0, 0, 0]; // partially reconstructed signal
-  d = [0, 0, 0, 0, 0, 0, 0]; // quantised difference signal
-  b = [0, 0, 0, 0, 0, 0, 0]; // zero coefficients
-  bp = [0, 0, 0, 0, 0, 0, 0];
-  sg = [0, 0, 0, 0, 0, 0, 0];
+  r = new Int32Array(3); // reconstructed signal
+  a = new Int32Array(3); // pole coefficients
+  ap = new Int32Array(3);
+  p = new Int32Array(3); // partially reconstructed signal
+  d = new Int32Array(7); // quantised difference signal
+  b = new Int32Array(7); // zero coefficients
+  bp = new Int32Array(7);
+  sg = new Int32Array(7);
   nb = 0; // log scale factor
   det: number; // scale factor
 
@@ -62,14 +62,7 @@ class Band {
     c.sp = this.sp;
     c.sz = this.sz;
     c.nb = this.nb;
-    c.r = [...this.r];
-    c.a = [...this.a];
-    c.ap = [...this.ap];
-    c.p = [...this.p];
-    c.d = [...this.d];
-    c.b = [...this.b];
-    c.bp = [...this.bp];
-    c.sg = [...this.sg];
+    for (const key of ["r", "a", "ap", "p", "d", "b", "bp", "sg"] as const) c[key].set(this[key]);
     return c;
   }
 
@@ -81,35 +74,41 @@ class Band {
     this.nb = nb;
     const wd1 = (nb >> 6) & 31;
     const wd2 = shiftBase - (nb >> 11);
-    const base = ilb[wd1] ?? 0;
+    const base = ilb[wd1] as number;
     const wd3 = wd2 < 0 ? base << -wd2 : base >> wd2;
     this.det = wd3 << 2;
   }
 
   /** Block 4: reconstruct, adapt the pole/zero predictor and predict the next sample. */
   update(d: number): void {
-    const { r, p, a, ap, b, bp, sg } = this;
+    const r = this.r;
+    const p = this.p;
+    const a = this.a;
+    const ap = this.ap;
+    const b = this.b;
+    const bp = this.bp;
+    const sg = this.sg;
     const dd = this.d;
     // RECONS, PARREC
     dd[0] = d;
     r[0] = sat16(this.s + d);
     p[0] = sat16(this.sz + d);
     // UPPOL2
-    for (let i = 0; i < 3; i++) sg[i] = (p[i] ?? 0) >> 15;
-    let wd1 = sat16((a[1] ?? 0) << 2);
+    sg[0] = (p[0] as number) >> 15;
+    sg[1] = (p[1] as number) >> 15;
+    sg[2] = (p[2] as number) >> 15;
+    let wd1 = sat16((a[1] as number) << 2);
     let wd2 = sg[0] === sg[1] ? -wd1 : wd1;
     if (wd2 > 32767) wd2 = 32767;
     let wd3 = sg[0] === sg[2] ? 128 : -128;
     wd3 += wd2 >> 7;
-    wd3 += ((a[2] ?? 0) * 32512) >> 15;
+    wd3 += ((a[2] as number) * 32512) >> 15;
     if (wd3 > 12288) wd3 = 12288;
     else if (wd3 < -12288) wd3 = -12288;
     ap[2] = wd3;
     // UPPOL1
-    sg[0] = (p[0] ?? 0) >> 15;
-    sg[1] = (p[1] ?? 0) >> 15;
     wd1 = sg[0] === sg[1] ? 192 : -192;
-    wd2 = ((a[1] ?? 0) * 32640) >> 15;
+    wd2 = ((a[1] as number) * 32640) >> 15;
     let ap1 = sat16(wd1 + wd2);
     wd3 = sat16(15360 - wd3);
     if (ap1 > wd3) ap1 = wd3;
@@ -117,35 +116,32 @@ class Band {
     ap[1] = ap1;
     // UPZERO
     wd1 = d === 0 ? 0 : 128;
-    sg[0] = d >> 15;
+    const sign = d >> 15;
     for (let i = 1; i < 7; i++) {
-      sg[i] = (dd[i] ?? 0) >> 15;
-      wd2 = sg[i] === sg[0] ? wd1 : -wd1;
-      wd3 = ((b[i] ?? 0) * 32640) >> 15;
+      wd2 = (dd[i] as number) >> 15 === sign ? wd1 : -wd1;
+      wd3 = ((b[i] as number) * 32640) >> 15;
       bp[i] = sat16(wd2 + wd3);
     }
     // DELAYA
     for (let i = 6; i > 0; i--) {
-      dd[i] = dd[i - 1] ?? 0;
-      b[i] = bp[i] ?? 0;
+      dd[i] = dd[i - 1] as number;
+      b[i] = bp[i] as number;
     }
-    for (let i = 2; i > 0; i--) {
-      r[i] = r[i - 1] ?? 0;
-      p[i] = p[i - 1] ?? 0;
-      a[i] = ap[i] ?? 0;
-    }
+    r[2] = r[1] as number;
+    r[1] = r[0] as number;
+    p[2] = p[1] as number;
+    p[1] = p[0] as number;
+    a[2] = ap[2] as number;
+    a[1] = ap[1] as number;
     // FILTEP
-    wd1 = sat16((r[1] ?? 0) * 2);
-    wd1 = ((a[1] ?? 0) * wd1) >> 15;
-    wd2 = sat16((r[2] ?? 0) * 2);
-    wd2 = ((a[2] ?? 0) * wd2) >> 15;
+    wd1 = sat16((r[1] as number) * 2);
+    wd1 = ((a[1] as number) * wd1) >> 15;
+    wd2 = sat16((r[2] as number) * 2);
+    wd2 = ((a[2] as number) * wd2) >> 15;
     this.sp = sat16(wd1 + wd2);
     // FILTEZ
     let sz = 0;
-    for (let i = 6; i > 0; i--) {
-      const w = sat16((dd[i] ?? 0) * 2);
-      sz += ((b[i] ?? 0) * w) >> 15;
-    }
+    for (let i = 6; i > 0; i--) sz += ((b[i] as number) * sat16((dd[i] as number) * 2)) >> 15;
     this.sz = sat16(sz);
     // PREDIC
     this.s = sat16(this.sp + this.sz);
@@ -154,30 +150,39 @@ class Band {
 
 /** Encoder state: transmit QMF history plus the two sub-band predictors. */
 export class G722Encoder implements AudioEncoder {
-  private x = new Int32Array(24);
+  private x = new Int32Array(22 + 320);
   private low = new Band(32);
   private high = new Band(8);
 
   /** 16 kHz PCM (even length) → one byte per pair of samples. */
   encode(pcm: Int16Array): Uint8Array {
-    const out = new Uint8Array(pcm.length >> 1);
-    const x = this.x;
-    for (let j = 0, n = 0; j + 1 < pcm.length; j += 2, n++) {
+    const pairs = pcm.length >> 1;
+    const out = new Uint8Array(pairs);
+    // QMF input line: 22 samples of history, then this frame, so the filter slides without copying.
+    const x = this.qmfLine(pcm.length);
+    x.set(pcm.subarray(0, pairs * 2), 22);
+    for (let n = 0; n < pairs; n++) {
       // Transmit QMF: split into 8 kHz low and high bands (§3.1).
-      x.copyWithin(0, 2);
-      x[22] = pcm[j] ?? 0;
-      x[23] = pcm[j + 1] ?? 0;
+      const base = 2 * n;
       let sumEven = 0;
       let sumOdd = 0;
       for (let i = 0; i < 12; i++) {
-        sumOdd += (x[2 * i] ?? 0) * (qmfCoeffs[i] ?? 0);
-        sumEven += (x[2 * i + 1] ?? 0) * (qmfCoeffs[11 - i] ?? 0);
+        sumOdd += (x[base + 2 * i] as number) * (qmfCoeffs[i] as number);
+        sumEven += (x[base + 2 * i + 1] as number) * (qmfCoeffs[11 - i] as number);
       }
-      const xlow = (sumEven + sumOdd) >> 14;
-      const xhigh = (sumEven - sumOdd) >> 14;
-      out[n] = this.encodeBands(xlow, xhigh);
+      out[n] = this.encodeBands((sumEven + sumOdd) >> 14, (sumEven - sumOdd) >> 14);
     }
+    x.copyWithin(0, pairs * 2, pairs * 2 + 22);
     return out;
+  }
+
+  private qmfLine(samples: number): Int32Array {
+    if (this.x.length < samples + 22) {
+      const grown = new Int32Array(samples + 22);
+      grown.set(this.x.subarray(0, 22));
+      this.x = grown;
+    }
+    return this.x;
   }
 
   /** ADPCM-codes one low-band and one high-band sample (15-bit) into a 64 kbit/s code byte. */
@@ -187,8 +192,16 @@ export class G722Encoder implements AudioEncoder {
     // Low band: SUBTRA, QUANTL (6 bits), INVQAL, LOGSCL/SCALEL, block 4.
     const el = sat16(xlow - low.s);
     let wd = el >= 0 ? el : -(el + 1);
-    let i = 1;
-    for (; i < 30; i++) if (wd < (((q6[i] ?? 0) * low.det) >> 12)) break;
+    // First decision level above wd (levels grow with i, so a binary search equals the linear scan).
+    const det = low.det;
+    let lo = 1;
+    let hi = 30;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (wd < (((q6[mid] as number) * det) >> 12)) hi = mid;
+      else lo = mid + 1;
+    }
+    const i = lo;
     const ilow = el < 0 ? (iln[i] ?? 0) : (ilp[i] ?? 0);
     const ril = ilow >> 2;
     const dlow = (low.det * (qm4[ril] ?? 0)) >> 15;
@@ -209,7 +222,7 @@ export class G722Encoder implements AudioEncoder {
 
   fork(): G722Encoder {
     const c = new G722Encoder();
-    c.x.set(this.x);
+    c.x = this.x.slice();
     c.low = this.low.clone();
     c.high = this.high.clone();
     return c;
@@ -217,7 +230,8 @@ export class G722Encoder implements AudioEncoder {
 }
 
 export class G722Decoder implements AudioDecoder {
-  private x = new Int32Array(24);
+  /** Receive QMF line: 22 samples of history, then this frame's band sums. */
+  private x = new Int32Array(22 + 320);
   private low = new Band(32);
   private high = new Band(8);
   private plc = new RepeatFadeConcealer();
@@ -227,23 +241,29 @@ export class G722Decoder implements AudioDecoder {
   /** One byte per pair of 16 kHz samples. */
   decode(payload: Uint8Array): Int16Array {
     const out = new Int16Array(payload.length * 2);
+    if (this.x.length < payload.length * 2 + 22) {
+      const grown = new Int32Array(payload.length * 2 + 22);
+      grown.set(this.x.subarray(0, 22));
+      this.x = grown;
+    }
     const x = this.x;
     for (let j = 0; j < payload.length; j++) {
-      const rlow = this.decodeBands(payload[j] ?? 0);
+      const rlow = this.decodeBands(payload[j] as number);
       const rhigh = this.lastHigh;
       // Receive QMF: recombine the bands into two 16 kHz samples (§4.4).
-      x.copyWithin(0, 2);
-      x[22] = rlow + rhigh;
-      x[23] = rlow - rhigh;
+      const base = 2 * j;
+      x[base + 22] = rlow + rhigh;
+      x[base + 23] = rlow - rhigh;
       let xout1 = 0;
       let xout2 = 0;
       for (let i = 0; i < 12; i++) {
-        xout2 += (x[2 * i] ?? 0) * (qmfCoeffs[i] ?? 0);
-        xout1 += (x[2 * i + 1] ?? 0) * (qmfCoeffs[11 - i] ?? 0);
+        xout2 += (x[base + 2 * i] as number) * (qmfCoeffs[i] as number);
+        xout1 += (x[base + 2 * i + 1] as number) * (qmfCoeffs[11 - i] as number);
       }
-      out[2 * j] = sat16(xout1 >> 11);
-      out[2 * j + 1] = sat16(xout2 >> 11);
+      out[base] = sat16(xout1 >> 11);
+      out[base + 1] = sat16(xout2 >> 11);
     }
+    x.copyWithin(0, payload.length * 2, payload.length * 2 + 22);
     this.plc.remember(out);
     return out;
   }
