@@ -365,6 +365,43 @@ test("RFC 4475 torture messages get the handling EXPECT.tsv asks of a user agent
   expect(failures).toEqual([]);
 });
 
+test("fuzz over sockets: mutated torture messages and random bytes never break the stack", async () => {
+  let state = 0x5eed;
+  const random = () => {
+    state = (Math.imul(state, 1103515245) + 12345) >>> 0;
+    return state / 4294967296;
+  };
+  const p = await newUdpPeer();
+  const seeds = readdirSync(corpusDir)
+    .filter((f) => f.endsWith(".dat"))
+    .map((f) => rewriteToLoopback(readFileSync(`${corpusDir}${f}`, "latin1")).replaceAll("[port]", String(p.port)))
+    .map((text) => Buffer.from(text, "latin1"));
+  const mutate = (input: Uint8Array): Uint8Array => {
+    const out = Uint8Array.from(input);
+    const flips = 1 + Math.floor(random() * 8);
+    for (let i = 0; i < flips; i++) out[Math.floor(random() * out.length)] = Math.floor(random() * 256);
+    return random() < 0.2 ? out.subarray(0, Math.floor(random() * out.length)) : out;
+  };
+  const stream = await tcpPeer("127.0.0.1", tcp.port);
+  peers.push(stream);
+  for (let i = 0; i < 600; i++) {
+    const seed = seeds[i % seeds.length]!;
+    const bytes =
+      i % 10 === 0 ? crypto.getRandomValues(new Uint8Array(1 + Math.floor(random() * 1500))) : mutate(seed);
+    p.send(bytes);
+    if (i % 3 === 0) stream.send(bytes);
+    if (i % 50 === 0) await Bun.sleep(1);
+  }
+  // Still alive and answering on both transports (a fresh TCP connection: the fuzzed one may be closed).
+  const after = await newUdpPeer();
+  after.send(request("OPTIONS", { branch: "z9hG4bK-after-fuzz" }));
+  await after.waitFor(isResponse(200));
+  const fresh = await tcpPeer("127.0.0.1", tcp.port);
+  peers.push(fresh);
+  fresh.send(request("OPTIONS", { transport: "TCP", branch: "z9hG4bK-after-fuzz-tcp" }));
+  await fresh.waitFor(isResponse(200));
+});
+
 async function waitUntil(cond: () => boolean, timeoutMs = 2000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!cond()) {
