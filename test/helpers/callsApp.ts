@@ -2,7 +2,7 @@
 // the call interop tests. SIP listens on UDP 127.0.0.1 (port in `sipPort`).
 import { ChannelRegistry } from "../../src/channels/registry.ts";
 import { CALL_STACK_OPTIONS, CallService } from "../../src/calls/service.ts";
-import type { Service } from "../../src/app.ts";
+import type { ComposeServices, Service } from "../../src/app.ts";
 import { SipStack } from "../../src/sip/stack.ts";
 import { TrunkService } from "../../src/trunks/service.ts";
 import { startHarness, type Harness } from "../api/harness.ts";
@@ -15,24 +15,26 @@ export interface CallsApp {
   close(): Promise<void>;
 }
 
-export async function startCallsApp(yaml: string, logLevel = "warn"): Promise<CallsApp> {
+/** SIP stack (UDP on 127.0.0.1, free port), trunks, a channel registry and calls, as composed in production. */
+export function composeCalls(): { compose: ComposeServices; sipPort(): number; calls(): CallService; registry: ChannelRegistry } {
   let stack: SipStack | undefined;
   let calls: CallService | undefined;
   const registry = new ChannelRegistry();
-  const harness = await startHarness(
-    yaml,
-    (ctx) => {
-      stack = new SipStack({ ...CALL_STACK_OPTIONS, listen: [{ transport: "udp", host: "127.0.0.1", port: 0 }] });
-      const sipStack = stack;
-      const sip: Service = { name: "sip", start: () => sipStack.start(), stop: () => sipStack.stop() };
-      const trunks = new TrunkService(ctx, sipStack);
-      calls = new CallService(ctx, { stack: sipStack, trunks: trunks.manager, registry });
-      return [sip, trunks, calls];
-    },
-    logLevel,
-  );
-  const sipPort = stack!.boundEndpoints[0]!.port;
-  return { harness, sipPort, calls: calls!, registry, close: () => harness.close() };
+  const compose: ComposeServices = (ctx) => {
+    stack = new SipStack({ ...CALL_STACK_OPTIONS, listen: [{ transport: "udp", host: "127.0.0.1", port: 0 }] });
+    const sipStack = stack;
+    const sip: Service = { name: "sip", start: () => sipStack.start(), stop: () => sipStack.stop() };
+    const trunks = new TrunkService(ctx, sipStack);
+    calls = new CallService(ctx, { stack: sipStack, trunks: trunks.manager, registry });
+    return [sip, trunks, calls];
+  };
+  return { compose, sipPort: () => stack!.boundEndpoints[0]!.port, calls: () => calls!, registry };
+}
+
+export async function startCallsApp(yaml: string, logLevel = "warn"): Promise<CallsApp> {
+  const composed = composeCalls();
+  const harness = await startHarness(yaml, composed.compose, logLevel);
+  return { harness, sipPort: composed.sipPort(), calls: composed.calls(), registry: composed.registry, close: () => harness.close() };
 }
 
 /** Polls GET /api/v1/calls/:id until `check` passes. */
