@@ -252,59 +252,37 @@ function checkMandatory(
   const vias: Via[] = [];
   let viaCount = 0;
   let topViaUsable = false;
-  let from: string | undefined;
-  let to: string | undefined;
-  let callId: string | undefined;
-  let cseq: string | undefined;
-  let maxForwards: string | undefined;
-  let contentLength: string | undefined;
+  // First value of each single-valued header; RFC 4475 §3.3.8/§3.3.9: a second one is malformed.
+  const single: Record<string, string | undefined> = {};
   for (const f of message.headerFields) {
-    switch (f.key) {
-      case "via":
-        for (const v of splitTopLevel(f.value)) {
-          const via = parseVia(v);
-          if (via) {
-            vias.push(via);
-            if (viaCount === 0) topViaUsable = true;
-          } else {
-            note(400, "Malformed Via header");
-            // RFC 4475 §3.1.2.1: a Via with broken parameters still tells where to send the 400
-            const lenient = viaCount === 0 ? parseVia(v.slice(0, semicolonOrEnd(v))) : undefined;
-            if (lenient) {
-              vias.push(lenient);
-              topViaUsable = true;
-            }
+    if (f.key === "via") {
+      for (const v of splitTopLevel(f.value)) {
+        const via = parseVia(v);
+        if (via) {
+          vias.push(via);
+          if (viaCount === 0) topViaUsable = true;
+        } else {
+          note(400, "Malformed Via header");
+          // RFC 4475 §3.1.2.1: a Via with broken parameters still tells where to send the 400
+          const lenient = viaCount === 0 ? parseVia(v.slice(0, semicolonOrEnd(v))) : undefined;
+          if (lenient) {
+            vias.push(lenient);
+            topViaUsable = true;
           }
-          viaCount++;
         }
-        break;
-      // RFC 4475 §3.3.8/§3.3.9: single-valued headers that appear more than once are malformed.
-      case "from":
-        if (from !== undefined) note(400, "Multiple From headers");
-        from ??= f.value;
-        break;
-      case "to":
-        if (to !== undefined) note(400, "Multiple To headers");
-        to ??= f.value;
-        break;
-      case "call-id":
-        if (callId !== undefined) note(400, "Multiple Call-ID headers");
-        callId ??= f.value;
-        break;
-      case "cseq":
-        if (cseq !== undefined) note(400, "Multiple CSeq headers");
-        cseq ??= f.value;
-        break;
-      case "max-forwards":
-        if (maxForwards !== undefined) note(400, "Multiple Max-Forwards headers");
-        maxForwards ??= f.value;
-        break;
-      case "content-length":
-        if (contentLength !== undefined) note(400, "Multiple Content-Length headers");
-        contentLength ??= f.value;
-        break;
+        viaCount++;
+      }
+    } else if (SINGLE_VALUED.has(f.key)) {
+      if (single[f.key] !== undefined) note(400, `Multiple ${f.name} headers`);
+      else single[f.key] = f.value;
     }
   }
+  const from = single.from;
+  const to = single.to;
+  const callId = single["call-id"];
+  const cseq = single.cseq;
+  const maxForwards = single["max-forwards"];
+  const contentLength = single["content-length"];
   if (viaCount === 0) note(400, "Missing Via header");
   const fromParsed = from === undefined ? undefined : parseNameAddr(from);
   if (from === undefined) note(400, "Missing From header");
@@ -344,6 +322,8 @@ function isCallId(s: string): boolean {
   }
   return true;
 }
+
+const SINGLE_VALUED = new Set(["from", "to", "call-id", "cseq", "max-forwards", "content-length"]);
 
 function semicolonOrEnd(s: string): number {
   const i = s.indexOf(";");

@@ -562,25 +562,24 @@ export function formatNameAddr(n: NameAddr): string {
 /** Parses one via-parm: sent-protocol LWS sent-by *( SEMI via-params ). */
 export function parseVia(s: string): Via | undefined {
   const end = s.length;
-  let i = skipWs(s, 0);
-  const nameEnd = scanToken(s, i);
-  if (nameEnd === i) return undefined;
-  const name = s.slice(i, nameEnd);
-  i = skipWs(s, nameEnd);
-  if (s.charCodeAt(i) !== 47) return undefined;
-  i = skipWs(s, i + 1);
-  const versionEnd = scanToken(s, i);
-  if (versionEnd === i) return undefined;
-  const version = s.slice(i, versionEnd);
-  i = skipWs(s, versionEnd);
-  if (s.charCodeAt(i) !== 47) return undefined;
-  i = skipWs(s, i + 1);
-  const transportEnd = scanToken(s, i);
-  if (transportEnd === i) return undefined;
-  const transport = s.slice(i, transportEnd).toUpperCase();
-  i = skipWs(s, transportEnd);
+  // sent-protocol = protocol-name SLASH protocol-version SLASH transport, SLASH = SWS "/" SWS
+  const parts: string[] = [];
+  let i = 0;
+  for (let part = 0; part < 3; part++) {
+    i = skipWs(s, i);
+    if (part > 0) {
+      if (s.charCodeAt(i) !== 47) return undefined;
+      i = skipWs(s, i + 1);
+    }
+    const tokenEnd = scanToken(s, i);
+    if (tokenEnd === i) return undefined;
+    parts.push(s.slice(i, tokenEnd).toUpperCase());
+    i = tokenEnd;
+  }
+  const transportEnd = i;
+  i = skipWs(s, i);
   if (i === transportEnd) return undefined; // LWS required before sent-by
-  const via: Via = { protocol: `${name}/${version}`.toUpperCase(), transport, host: "", params: new Map() };
+  const via: Via = { protocol: `${parts[0]}/${parts[1]}`, transport: parts[2] ?? "", host: "", params: new Map() };
   i = scanHostPort(s, i, via, true);
   if (i < 0) return undefined;
   const stop = scanParams(s, i, end, via.params);

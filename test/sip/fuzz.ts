@@ -29,15 +29,7 @@ export function createMutator(seed: number, seeds: Uint8Array[]) {
   const rnd = mulberry32(seed);
   const int = (n: number) => Math.floor(rnd() * n);
   const enc = new TextEncoder();
-  const concat = (...parts: Uint8Array[]) => {
-    const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-    let at = 0;
-    for (const p of parts) {
-      out.set(p, at);
-      at += p.length;
-    }
-    return out;
-  };
+  const concat = (...parts: Uint8Array[]): Uint8Array => Buffer.concat(parts);
   const mutateOnce = (b: Uint8Array): Uint8Array => {
     const i = int(b.length + 1);
     switch (int(8)) {
@@ -114,4 +106,55 @@ function readEverything(m: SipMessage): void {
   void [m.vias, m.from, m.to, m.callId, m.cseq, m.maxForwards, m.contentLength, m.contacts, m.routes, m.recordRoutes,
     m.expires, m.contentType, m.require, m.supported, m.isWildcardContact, m.checkHeaders(), m.bodyText];
   if (m instanceof SipRequest) void m.uri;
+}
+
+export interface FuzzOutcome {
+  cases: number;
+  slowestMs: number;
+  /** Up to `maxFailures` property violations, each with its input in base64. */
+  failures: string[];
+}
+
+/** Feeds inputs from `next` to checkInput until `keepGoing` says stop or enough failures piled up. */
+export function runFuzz(next: () => Uint8Array, keepGoing: (cases: number) => boolean, maxFailures = 5): FuzzOutcome {
+  const outcome: FuzzOutcome = { cases: 0, slowestMs: 0, failures: [] };
+  while (keepGoing(outcome.cases) && outcome.failures.length < maxFailures) {
+    const input = next();
+    const start = performance.now();
+    let problem: string | undefined;
+    try {
+      problem = checkInput(input);
+    } catch (e) {
+      problem = `threw ${e instanceof Error ? e.stack : String(e)}`;
+    }
+    outcome.slowestMs = Math.max(outcome.slowestMs, performance.now() - start);
+    outcome.cases++;
+    if (problem) outcome.failures.push(`${problem}\n  input (base64): ${Buffer.from(input).toString("base64")}`);
+  }
+  return outcome;
+}
+
+/** Worst-case shapes near the size limits: each must parse in time linear in its size. */
+export function adversarialInputs(): [string, Uint8Array][] {
+  const head = (extra: string, uri = "sip:bob@example.com") =>
+    `INVITE ${uri} SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: <sip:a@h>;tag=1\r\nTo: <sip:b@h>\r\n` +
+    `Call-ID: x\r\nCSeq: 1 INVITE\r\n${extra}Content-Length: 0\r\n\r\n`;
+  // one header line of about 8000 bytes: `unit` repeated, then `last`
+  const line = (name: string, unit: string, last = "") =>
+    `${name}: ${unit.repeat(Math.floor((8000 - last.length) / unit.length))}${last}\r\n`;
+  const many = (n: number, make: (i: number) => string) => Array.from({ length: n }, (_, i) => make(i)).join("");
+  const cases: [string, string][] = [
+    ["URI with thousands of parameters", head("", `sip:b@h${";a".repeat(3900)}`)],
+    ["URI with thousands of headers", head(line("Contact", "a=b&", "a=b>").replace(": ", ": <sip:b@h?"))],
+    ["Via line of comma-separated entries", head(line("Via", "SIP/2.0/UDP h;branch=z9hG4bK2, ", "SIP/2.0/UDP h").repeat(7))],
+    ["Contact line of quoted commas", head(line("Contact", '"a,b" <sip:x@h>, ', "<sip:y@h>").repeat(7))],
+    ["unbalanced quotes", head(line("Contact", '"', "'").repeat(7))],
+    ["angle brackets", head(line("Contact", "<").repeat(7))],
+    ["backslashes in a quoted string", head(line("Contact", `"${"\\".repeat(3000)}" <sip:x@h>, `, "<sip:y@h>").repeat(7))],
+    ["header parameters", head(line("Contact", ";a=b", "").replace(": ", ": <sip:x@h>").repeat(7))],
+    ["folded continuation lines", head(`Subject: x\r\n${many(240, () => " y\r\n")}`)],
+    ["240 unknown header names", head(many(240, (i) => `X-Unknown-${i}-${"z".repeat(200)}: v\r\n`))],
+    ["display name words", head(line("Contact", "w ", "<sip:x@h>").repeat(7))],
+  ];
+  return cases.map(([name, text]) => [name, new TextEncoder().encode(text)]);
 }

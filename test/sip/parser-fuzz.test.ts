@@ -1,23 +1,18 @@
 // A few thousand fuzzed inputs with a fixed seed; the long run is bench/parser-fuzz.bench.ts.
 import { expect, test } from "bun:test";
-import { checkInput, createMutator, fuzzSeeds } from "./fuzz.ts";
+import { adversarialInputs, checkInput, createMutator, fuzzSeeds, runFuzz } from "./fuzz.ts";
 
 test("mutated corpus messages and random bytes: a value or a typed error, never a throw or a hang", () => {
-  const next = createMutator(20261126, fuzzSeeds());
-  const failures: string[] = [];
-  let slowest = 0;
-  for (let i = 0; i < 3000; i++) {
-    const input = next();
+  const outcome = runFuzz(createMutator(20261126, fuzzSeeds()), (cases) => cases < 3000);
+  expect(outcome.failures).toEqual([]);
+  expect(outcome.cases).toBe(3000);
+  expect(outcome.slowestMs).toBeLessThan(250); // generous: the machine may be busy; a hang would be seconds
+});
+
+test("worst-case shapes near the size limits parse, serialize and re-parse", () => {
+  for (const [name, input] of adversarialInputs()) {
     const start = performance.now();
-    let problem: string | undefined;
-    try {
-      problem = checkInput(input);
-    } catch (e) {
-      problem = `threw ${e instanceof Error ? e.stack : String(e)}`;
-    }
-    slowest = Math.max(slowest, performance.now() - start);
-    if (problem && failures.length < 5) failures.push(`${problem}\n  input: ${JSON.stringify(new TextDecoder("latin1").decode(input).slice(0, 400))}`);
+    expect({ name, problem: checkInput(input) }).toEqual({ name, problem: undefined });
+    expect(performance.now() - start).toBeLessThan(1000); // linear work: milliseconds, not seconds
   }
-  expect(failures).toEqual([]);
-  expect(slowest).toBeLessThan(250); // generous: the machine may be busy; a hang would be seconds
 });
