@@ -280,7 +280,9 @@ export class TrunkManager {
       // late un-REGISTER cannot delete the new binding. Same binding, new credentials: replace it.
       const removeOld = !trunk.enabled || !trunk.register || bindingKey(before) !== bindingKey(trunk);
       const finalState = trunk.enabled ? "unregistered" : "disabled";
-      const stopping = old ? old.stop({ unregister: removeOld, finalState }) : Promise.resolve();
+      // Chained after a replacement still in progress, so its un-REGISTER cannot land after ours registers.
+      const stopOld = () => old?.stop({ unregister: removeOld, finalState });
+      const stopping = runtime.replacing ? runtime.replacing.then(stopOld) : Promise.resolve(stopOld());
       log.info("trunk registration settings changed", { trunkId: trunk.id, removeOld });
       const replacing = stopping.then(() => {
         if (runtime.replacing !== replacing) return;

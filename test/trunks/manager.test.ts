@@ -142,6 +142,24 @@ describe("trunk manager", () => {
     expect(sequence).toEqual(["example.com:3600", "example.com:0", "other.example.net:3600"]);
   });
 
+  test("two quick domain changes: every old binding is removed before the last one registers", async () => {
+    const provider = fakeProvider(async (req) => {
+      if (req.getHeader("Expires") === "0") await Bun.sleep(30);
+      return createResponse(req, 200, "OK", { headers: [["Expires", String(req.expires ?? 0)]] });
+    });
+    const { manager } = manage(provider);
+    manager.apply([trunk({ id: "t", register: true })]);
+    await until(() => manager.isAvailable("t"));
+    manager.apply([trunk({ id: "t", register: true, domain: "b.example.com" })]);
+    await until(() => registersTo(provider, "b.example.com").length > 0);
+    manager.apply([trunk({ id: "t", register: true, domain: "c.example.com" })]);
+    await until(() => registersTo(provider, "c.example.com").length > 0 && manager.isAvailable("t"));
+    const sequence = registersTo(provider).map((r) => `${r.uri.host}:${r.getHeader("Expires")}`);
+    expect(sequence.indexOf("c.example.com:3600")).toBe(sequence.length - 1);
+    expect(sequence).toContain("example.com:0");
+    expect(sequence).toContain("b.example.com:0");
+  });
+
   test("disabling un-registers and shows disabled; deleting un-registers and forgets the trunk", async () => {
     const provider = fakeProvider((req: SipRequest) => createResponse(req, 200, "OK", { headers: [["Expires", String(req.expires ?? 0)]] }));
     const { manager } = manage(provider);
@@ -149,7 +167,7 @@ describe("trunk manager", () => {
     await until(() => manager.isAvailable("x") && manager.isAvailable("y"));
     manager.apply([trunk({ id: "x", register: true, enabled: false }), trunk({ id: "y", register: true, domain: "y.example.com" })]);
     await until(() => manager.status("x")!.registration.state === "disabled");
-    expect(registersTo(provider, "example.com").at(-1)!.getHeader("Expires")).toBe("0");
+    await until(() => registersTo(provider, "example.com").at(-1)!.getHeader("Expires") === "0");
     manager.apply([trunk({ id: "x", register: true, enabled: false })]);
     expect(manager.status("y")).toBeUndefined();
     await until(() => registersTo(provider, "y.example.com").at(-1)!.getHeader("Expires") === "0");
