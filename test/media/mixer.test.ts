@@ -123,6 +123,28 @@ describe("Mixer", () => {
     expect(mixer.stats().speakers).toBe(0);
   });
 
+  test("background hiss below the speech threshold is not mixed; speech tails are held, then faded", () => {
+    const { ticker, heard, parts } = setup(["hiss", "talker", "listener"]);
+    const hiss = () => Int16Array.from({ length: frameSamples }, (_, i) => (i % 2 === 0 ? 30 : -30));
+    const quietTail = sineFrame(300, 0, 60); // RMS ≈ 42, below the default threshold of 100
+    const heardByListener: MixedFrame[] = [];
+    for (let k = 0; k < 30; k++) {
+      parts[0]?.write(hiss());
+      parts[1]?.write(k < 5 ? sineFrame(300, k) : quietTail);
+      ticker.tick();
+      heardByListener.push(heard.get("listener")?.at(-1) as MixedFrame);
+    }
+    // The hissing participant never reaches anyone and listens to the shared mix.
+    expect(heard.get("hiss")?.at(3)?.mixId).toBe(sharedMixId);
+    expect(goertzelPower(heardByListener[3]?.pcm ?? new Int16Array(), rate, 24000)).toBe(0);
+    // The talker's quiet tail is still heard during the 300 ms hangover (15 ticks after tick 4)...
+    expect(meanSquare(heardByListener[12]?.pcm ?? new Int16Array())).toBeGreaterThan(1000);
+    // ...then faded out over one frame and dropped.
+    const fade = heardByListener[20]?.pcm ?? new Int16Array();
+    expect(Math.abs(fade[frameSamples - 1] ?? 0)).toBeLessThan(2);
+    expect(heardByListener[21]?.silent).toBe(true);
+  });
+
   test("joining and leaving do not disturb the others' streams", () => {
     const { ticker, mixer, heard, parts } = setup(["a", "b"]);
     const outputs: Int16Array[] = [];
