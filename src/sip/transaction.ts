@@ -7,7 +7,7 @@
 import { createLogger } from "../log.ts";
 import { Emitter } from "./emitter.ts";
 import { newTag } from "./ids.ts";
-import { createRequest, createResponse, type SipRequest, type SipResponse } from "./message.ts";
+import { createRequest, createResponse, type NameAddr, type SipRequest, type SipResponse } from "./message.ts";
 import { serializeMessage } from "./serializer.ts";
 
 const log = createLogger("sip.transaction");
@@ -297,28 +297,22 @@ export class ClientTransaction extends Emitter<ClientTransactionEvents> {
 
 /** RFC 3261 §17.1.1.3: the ACK for a non-2xx final response, built by the transaction. */
 export function buildNon2xxAck(invite: SipRequest, res: SipResponse): SipRequest {
-  const via = invite.vias[0];
-  return createRequest({
-    method: "ACK",
-    uri: invite.uri,
-    from: invite.from,
-    to: res.to,
-    callId: invite.callId,
-    cseq: invite.cseq.seq,
-    via: via ? [via] : [],
-    maxForwards: 70,
-    headers: invite.getHeaders("Route").map((r): [string, string] => ["Route", r]),
-  });
+  return mirrorInvite(invite, "ACK", res.to);
 }
 
 /** RFC 3261 §9.1: CANCEL mirrors the INVITE's Request-URI, Call-ID, To, From, CSeq number, top Via and Route. */
 export function buildCancel(invite: SipRequest): SipRequest {
+  return mirrorInvite(invite, "CANCEL", invite.to);
+}
+
+/** ACK (non-2xx) and CANCEL share the INVITE's Request-URI, From, Call-ID, CSeq number, top Via and Route. */
+function mirrorInvite(invite: SipRequest, method: "ACK" | "CANCEL", to: NameAddr): SipRequest {
   const via = invite.vias[0];
   return createRequest({
-    method: "CANCEL",
+    method,
     uri: invite.uri,
     from: invite.from,
-    to: invite.to,
+    to,
     callId: invite.callId,
     cseq: invite.cseq.seq,
     via: via ? [via] : [],
