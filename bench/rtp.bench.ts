@@ -59,12 +59,15 @@ async function measure(legCount: number, seconds: number, mixerRate: number): Pr
   generator.stdin.flush();
   await Bun.sleep(warmupMs);
   const ticker = sharedTicker();
+  const sentFrames = () => legs.reduce((n, l) => n + l.stats().rtp.packetsSent, 0);
   const tick0 = ticker.stats();
+  const sent0 = sentFrames();
   const cpu0 = process.cpuUsage();
   const wall0 = performance.now();
   await Bun.sleep(measureMs);
   const cpu = process.cpuUsage(cpu0);
   const wallMs = performance.now() - wall0;
+  const frames = sentFrames() - sent0;
   const tick1 = ticker.stats();
   const load = JSON.parse(await readLine(reader, state)) as LoadResult;
   await generator.exited;
@@ -85,7 +88,11 @@ async function measure(legCount: number, seconds: number, mixerRate: number): Pr
   const lateTicks = tick1.lateTicks - tick0.lateTicks + skipped;
   const pct = (x: number) => `${(100 * x).toFixed(2)}%`;
   console.log(`${legCount} legs (${legCount / 2} two-party channels, PCMU 20 ms, mixer at ${mixerRate / 1000} kHz, ${seconds} s):`);
-  console.log(`  CPU: ${pct(coreShare)} of one core → ${((coreShare * 1e6) / legCount).toFixed(0)} µs CPU per leg per second (${pct(coreShare / legCount)} of a core per leg)`);
+  console.log(`  CPU: ${pct(coreShare)} of one core (kernel ${pct(cpu.system / 1000 / wallMs)}) → ${((coreShare * 1e6) / legCount).toFixed(0)} µs CPU per leg per second (${pct(coreShare / legCount)} of a core per leg)`);
+  // Per frame actually sent (each also means one received, decoded and mixed): robust when the
+  // machine is shared and this process gets less than a core.
+  const perFrameUs = (cpu.user + cpu.system) / Math.max(1, frames);
+  console.log(`  CPU per leg-frame (20 ms each way): ${perFrameUs.toFixed(1)} µs → one core carries ≈ ${Math.floor(20_000 / perFrameUs)} legs`);
   console.log(`  frames to phones: ${load.received}/${load.expected} received, late (>20 ms behind schedule) ${load.late} = ${pct(load.late / Math.max(1, load.received))}, worst ${load.maxLatenessMs.toFixed(1)} ms, missing (timestamp gaps) ${load.missing}`);
   console.log(`  mixer ticks due: ${ticks}, late or skipped ${lateTicks} = ${pct(lateTicks / Math.max(1, ticks))}; frames from phones played ${played}, concealed ${concealed}`);
   if (load.senderLateTicks > 0) console.log(`  note: the load generator itself ran ${load.senderLateTicks} ticks late`);
