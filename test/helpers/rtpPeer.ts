@@ -12,10 +12,7 @@ export interface RtpPeer {
   /** Decoded PCM (8 kHz) of every PCMU packet received so far, in arrival order. */
   received(): Int16Array;
   readonly packetsReceived: number;
-  /**
-   * Share of the received signal's power at `freq` (0..1) over the last `ms` milliseconds, summed
-   * over 100 ms blocks so that a phase jump (a concealed or dropped frame) does not cancel the tone.
-   */
+  /** Share of the received signal's power at `freq` (0..1) over the last `ms` milliseconds (toneShareOf). */
   toneShare(freq: number, ms?: number): number;
   close(): void;
 }
@@ -82,15 +79,7 @@ export async function startRtpPeer(toneHz: number, o: { amplitude?: number; repl
     },
     toneShare(freq, ms = 1000) {
       const all = peer.received();
-      const tail = all.subarray(Math.max(0, all.length - (ms * 8000) / 1000));
-      let tone = 0;
-      let total = 0;
-      for (let at = 0; at + 800 <= tail.length; at += 800) {
-        const block = tail.subarray(at, at + 800);
-        tone += goertzelPower(block, 8000, freq);
-        total += meanSquare(block);
-      }
-      return total === 0 ? 0 : tone / total;
+      return toneShareOf(all.subarray(Math.max(0, all.length - (ms * 8000) / 1000)), 8000, freq);
     },
     close() {
       if (timer) clearInterval(timer);
@@ -98,4 +87,20 @@ export async function startRtpPeer(toneHz: number, o: { amplitude?: number; repl
     },
   };
   return peer;
+}
+
+/**
+ * Share of the power of `pcm` at `freq` (0..1), summed over 100 ms blocks so that a phase jump (a
+ * concealed or dropped frame) does not cancel the tone.
+ */
+export function toneShareOf(pcm: Int16Array, sampleRate: number, freq: number): number {
+  const size = sampleRate / 10;
+  let tone = 0;
+  let total = 0;
+  for (let at = 0; at + size <= pcm.length; at += size) {
+    const block = pcm.subarray(at, at + size);
+    tone += goertzelPower(block, sampleRate, freq);
+    total += meanSquare(block);
+  }
+  return total === 0 ? 0 : tone / total;
 }

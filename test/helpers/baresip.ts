@@ -1,0 +1,85 @@
+// Runs baresip (Debian's baresip-core, headless) as a second, independent SIP user agent: its own
+// config dir, a sine tone as microphone (ausine, 48 kHz stereo as that module requires), the
+// decoded audio it receives dumped to a WAV file (sndfile), auto-answer, quit after `seconds`
+// (hanging up with BYE).
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { freePort } from "./sipp.ts";
+
+export interface BaresipResult {
+  exitCode: number;
+  output: string;
+  /** What baresip decoded from the call, first channel. */
+  received: Int16Array;
+  sampleRate: number;
+}
+
+export interface BaresipRun {
+  port: number;
+  done: Promise<BaresipResult>;
+}
+
+export async function startBaresip(o: { toneHz: number; seconds: number; dial?: string; port?: number }): Promise<BaresipRun> {
+  const dir = mkdtempSync(join(tmpdir(), "baresip-"));
+  const port = o.port ?? (await freePort());
+  writeFileSync(
+    join(dir, "config"),
+    [
+      "poll_method epoll",
+      `sip_listen 127.0.0.1:${port}`,
+      "audio_player aubridge,play",
+      `audio_source ausine,${o.toneHz}`,
+      "audio_alert aubridge,alert",
+      "ausrc_srate 48000",
+      "auplay_srate 48000",
+      "ausrc_channels 2",
+      "auplay_channels 2",
+      "module_path /usr/lib/baresip/modules",
+      "module g711.so",
+      "module ausine.so",
+      "module aubridge.so",
+      "module sndfile.so",
+      "module_app account.so",
+      "module_app menu.so",
+      `snd_path ${dir}`,
+      "",
+    ].join("\n"),
+  );
+  writeFileSync(join(dir, "accounts"), "<sip:baresip@127.0.0.1>;regint=0;answermode=auto\n");
+  const args = ["baresip", "-f", dir, "-t", String(o.seconds), ...(o.dial ? ["-e", `/dial ${o.dial}`] : [])];
+  const proc = Bun.spawn(args, { stdout: "pipe", stderr: "pipe", stdin: "ignore" });
+  const hardKill = setTimeout(() => proc.kill("SIGKILL"), (o.seconds + 10) * 1000);
+  const done = (async (): Promise<BaresipResult> => {
+    const [stdout, stderr, exitCode] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+    clearTimeout(hardKill);
+    const dump = readdirSync(dir).find((f) => f.endsWith("-dec.wav"));
+    const wav = dump ? readWav(readFileSync(join(dir, dump))) : { samples: new Int16Array(0), sampleRate: 8000 };
+    rmSync(dir, { recursive: true, force: true });
+    return { exitCode, output: stdout + stderr, received: wav.samples, sampleRate: wav.sampleRate };
+  })();
+  return { port, done };
+}
+
+/** 16-bit PCM WAV → first channel. A header left unfinished by the writer reads to the file's end. */
+function readWav(buf: Buffer): { samples: Int16Array; sampleRate: number } {
+  let sampleRate = 8000;
+  let channels = 1;
+  let at = 12;
+  while (at + 8 <= buf.length) {
+    const id = buf.toString("ascii", at, at + 4);
+    const size = buf.readUInt32LE(at + 4);
+    if (id === "fmt ") {
+      channels = buf.readUInt16LE(at + 10);
+      sampleRate = buf.readUInt32LE(at + 12);
+    } else if (id === "data") {
+      const end = size === 0 || at + 8 + size > buf.length ? buf.length : at + 8 + size;
+      const frames = Math.floor((end - at - 8) / (2 * channels));
+      const samples = new Int16Array(frames);
+      for (let i = 0; i < frames; i++) samples[i] = buf.readInt16LE(at + 8 + i * 2 * channels);
+      return { samples, sampleRate };
+    }
+    at += 8 + size + (size % 2);
+  }
+  return { samples: new Int16Array(0), sampleRate };
+}
