@@ -2,33 +2,42 @@
 // it re-exports the parser, serializer, URI grammar, stream framing and identifier generators.
 //
 //   parseMessage(bytes, "datagram" | "stream", limits?) → ParseResult   (never throws; parser.ts)
+//     ok: SipRequest | SipResponse; error: { status 400/413/505, reason naming the defect,
+//     kind "request" | "response" | "unknown", request?: partial SipRequest }. The partial request
+//     is there when Via (top entry), From, To, Call-ID and CSeq were present, so the stack can
+//     answer with createResponse(partial, status, reason); on it only the raw header values, the
+//     method and vias[0] are reliable. A "response"/"unknown" error is dropped, never answered.
 //   serializeMessage(msg) → Uint8Array                                    (serializer.ts)
 //   parseUri / formatUri / parseNameAddr / formatNameAddr / parseVia / formatVia   (uri.ts)
 //   nextMessageLength(buf, maxSize), keepAlivePrefix(buf)                 (framing.ts)
 //   newBranch() / newTag() / newCallId(host)                              (ids.ts)
-//   createRequest({...}) / createResponse(req, status, reason?, {...})   (here)
+//   createRequest({...}) / createResponse(req, status, reason?, {...}), reasonPhrase(status)
 //
-// SipMessage keeps header fields in order as { name, value } with canonical names (compact forms
-// expanded: "v" → "Via"); one entry per header line (folded lines joined with one space).
-// getHeaders() splits list-valued headers at top-level commas; headers that legitimately contain
-// commas (Date, Authorization, WWW-Authenticate, From, To, ...) are never split.
+// SipRequest { method, uri, version }, SipResponse { status, reason, version }; both SipMessage:
+// header fields in order as { name, key, value } with canonical names (compact forms expanded:
+// "v" → "Via"), one entry per header line (folded lines joined with one space).
+// getHeader/getHeaders/hasHeader take any spelling ("call-id", "I"); getHeaders() splits
+// list-valued headers at top-level commas; headers that legitimately contain commas (Date,
+// Authorization, WWW-Authenticate, From, To, ...) are never split. setHeader/addHeader
+// ({ prepend } puts a Via on top)/removeHeader edit the list and drop the parsed view.
 //
-// Parsed views (vias, from, to, callId, cseq, maxForwards, contentLength) are computed eagerly by
-// parseMessage, which rejects a message whose mandatory headers are malformed. Everything else
-// (contacts, routes, recordRoutes, expires, contentType, require, ...) is parsed on first access
-// and cached; mutating a header drops its cache. Lazy getters never throw: a malformed lazy header
-// reads as absent/empty. `checkHeaders()` reports the first malformed lazily-parsed header so the
-// UA core can answer 400 (RFC 4475 §3.1.2.13 regbadct) before acting on the request.
+// Parsed views (vias, from, to, callId, cseq, maxForwards, contentLength) come from the eager pass
+// of parseMessage, which rejects a message whose mandatory headers are malformed. Everything else
+// (contacts, isWildcardContact, routes, recordRoutes, expires, contentType, require, supported,
+// bodyText) is parsed on first access and cached. Lazy getters never throw: a malformed lazy
+// header reads as absent/empty. checkHeaders() reports the first malformed lazily-parsed header
+// as a reason phrase so the UA core can answer 400 (RFC 4475 §3.1.2.13 regbadct).
 //
-// The body is always bytes; Content-Length is written by the serializer from body.length.
+// URIs and parameters keep their text as received (escapes, quotes; keys lower-cased); IPv6 hosts
+// are stored without brackets; see uri.ts. The body is always bytes; Content-Length is written by
+// the serializer from body.length.
 
-import { formatNameAddr, formatVia, isToken, parseNameAddr, parseVia, splitTopLevel, skipWs } from "./uri.ts";
-import type { NameAddr, Params, SipUri, Via } from "./uri.ts";
-import { formatUri } from "./uri.ts";
+import type { NameAddr, SipUri, Via } from "./uri.ts";
+import { formatNameAddr, formatVia, isToken, parseNameAddr, parseVia, skipWs, splitTopLevel } from "./uri.ts";
 
 export type { NameAddr, Params, SipUri, Via } from "./uri.ts";
 export {
-  formatHost, formatNameAddr, formatUri, formatVia, isIPv4, isIPv6, parseNameAddr, parseUri, parseVia,
+  formatHost, formatNameAddr, formatUri, formatVia, isHostname, isIPv4, isIPv6, parseNameAddr, parseUri, parseVia,
   quote, splitTopLevel, unescapeUri, unquote,
 } from "./uri.ts";
 export { parseMessage, DEFAULT_LIMITS } from "./parser.ts";
@@ -51,8 +60,6 @@ export interface HeaderField {
   readonly key: string;
   readonly value: string;
 }
-
-type Field = HeaderField;
 
 // Known headers: lower-case long name → canonical spelling.
 const CANONICAL = new Map<string, string>();
@@ -151,7 +158,7 @@ export abstract class SipMessage {
   body: Uint8Array = new Uint8Array(0);
   /** SIP version of the start line, "SIP/2.0" for everything we build. */
   version = "SIP/2.0";
-  protected fields: Field[] = [];
+  protected fields: HeaderField[] = [];
   // Parsed views: the eager ones in fields, the lazy ones in a map allocated on first use.
   private viaCache: Via[] | undefined;
   private fromCache: NameAddr | undefined;
