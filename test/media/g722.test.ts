@@ -60,4 +60,36 @@ describe("G.722 (64 kbit/s)", () => {
     const lost = dec.conceal(320);
     expect(goertzelPower(lost, 16000, 1000)).toBeGreaterThan(0.3 * goertzelPower(good.subarray(640), 16000, 1000));
   });
+
+  // Golden values recorded from this implementation after it reproduced the ITU-T G.722 Appendix II
+  // digital test sequences bit for bit (T1C2.XMT → T2R2.COD, T2R2.COD → T3L2.RC1 and T3H2.RC0; the
+  // sequences are ITU copyright and not shipped here). Any change to tables or arithmetic shows up.
+  test("bit-exact regression: full-scale alternation + chirp, through the QMF and per band", () => {
+    const fnv = (values: ArrayLike<number>, mask: number) => {
+      let h = 0x811c9dc5;
+      for (let i = 0; i < values.length; i++) h = Math.imul(h ^ ((values[i] ?? 0) & mask), 0x01000193) >>> 0;
+      return h.toString(16);
+    };
+    const input = new Int16Array(16000);
+    for (let i = 0; i < input.length; i++) {
+      const t = i / 16000;
+      input[i] = i < 200 ? (i % 2 ? 32767 : -32768) : Math.round(20000 * Math.sin(2 * Math.PI * (50 * t + 3700 * t * t)));
+    }
+    const codes = new G722Encoder().encode(input);
+    expect(fnv(codes, 0xff)).toBe("6697b676");
+    expect(fnv(new Uint8Array(new G722Decoder().decode(codes).buffer), 0xff)).toBe("3b89d93a");
+
+    // Band level, as the ITU test sequences exercise it: the same 15-bit sample into both bands.
+    const enc = new G722Encoder();
+    const dec = new G722Decoder();
+    const bandCodes: number[] = [];
+    const bandOut: number[] = [];
+    for (const x of input) {
+      const code = enc.encodeBands(x >> 1, x >> 1);
+      bandCodes.push(code);
+      bandOut.push(dec.decodeBands(code), dec.lastHigh);
+    }
+    expect(fnv(bandCodes, 0xff)).toBe("96cb4916");
+    expect(fnv(bandOut, 0xffff)).toBe("aa8ee1c4");
+  });
 });
