@@ -175,6 +175,7 @@ export class SipStack {
       transport = await StreamTransport.listen(spec.transport, host, spec.port, onMessage, {
         ...(this.opts.tls ? { tls: this.opts.tls } : {}),
         ...(this.opts.idleTimeoutMs !== undefined ? { idleTimeoutMs: this.opts.idleTimeoutMs } : {}),
+        ...(this.opts.acceptSource ? { acceptSource: this.opts.acceptSource } : {}),
       });
     return transport;
   }

@@ -33,6 +33,8 @@ export interface StreamTransportOptions {
   /** Largest message accepted on a stream before the connection is dropped. */
   maxMessageSize?: number;
   connectTimeoutMs?: number;
+  /** Inbound connections from sources this rejects are closed at once. */
+  acceptSource?: (source: Endpoint) => boolean;
 }
 
 interface ConnectionState {
@@ -75,8 +77,15 @@ class StreamConnection {
     }
   }
 
-  /** Appends received bytes and yields every complete message; returns an error to drop the connection. */
-  receive(chunk: Uint8Array, maxSize: number, deliver: (message: Uint8Array) => void): string | undefined {
+  /**
+   * Appends received bytes and yields every complete message. A stream that cannot be framed
+   * returns the error and the unframed bytes; the connection is then dropped.
+   */
+  receive(
+    chunk: Uint8Array,
+    maxSize: number,
+    deliver: (message: Uint8Array) => void,
+  ): { error: string; unframed: Uint8Array } | undefined {
     this.lastActivity = Date.now();
     let buf = chunk;
     if (this.pending) {
@@ -100,10 +109,10 @@ class StreamConnection {
       const view = buf.subarray(off);
       const length = nextMessageLength(view, maxSize);
       if (length === "incomplete") {
-        if (view.length > maxSize) return `message exceeds ${maxSize} bytes`;
+        if (view.length > maxSize) return { error: `message exceeds ${maxSize} bytes`, unframed: view };
         break;
       }
-      if (typeof length !== "number") return length.error;
+      if (typeof length !== "number") return { error: length.error, unframed: view };
       deliver(view.subarray(0, length));
       off += length;
     }
@@ -157,7 +166,12 @@ export class StreamTransport implements Transport {
       ...(this.name === "tls" && tls?.certFile && tls.keyFile
         ? { tls: { cert: Bun.file(tls.certFile), key: Bun.file(tls.keyFile) } }
         : {}),
-      socket: this.handlers((socket) => this.register(this.wrap(socket))),
+      socket: this.handlers((socket) => {
+        // Disallowed sources are refused at accept, before any byte is read.
+        const remote: Endpoint = { transport: this.name, address: socket.remoteAddress, port: socket.remotePort };
+        if (this.opts.acceptSource && !this.opts.acceptSource(remote)) return socket.terminate();
+        this.register(this.wrap(socket, remote));
+      }),
     });
     this.local = { ...this.local, port: this.listener.port };
     const idle = this.opts.idleTimeoutMs ?? 300_000;
@@ -173,16 +187,20 @@ export class StreamTransport implements Transport {
       data: (socket: Socket<ConnectionState>, chunk: Uint8Array) => {
         const conn = socket.data.conn;
         if (!conn) return;
-        const error = conn.receive(chunk, maxSize, (message) => {
+        const deliver = (message: Uint8Array) => {
           try {
             this.onMessage(message, { source: conn.remote, connectionId: conn.id, local: this.local }, "stream");
           } catch (handlerError) {
             // One bad message must not take the connection (or the process) down.
             log.error("stream message handler failed", { error: handlerError, remote: conn.remote });
           }
-        });
-        if (error) {
-          log.warn("dropping stream connection: framing error", { error, remote: conn.remote });
+        };
+        const failure = conn.receive(chunk, maxSize, deliver);
+        if (failure) {
+          // The parser still gets the bytes, so a request whose reply can be built is answered
+          // 400/413 on this connection before it closes (RFC 3261 §18.3, §21.4.11).
+          log.warn("dropping stream connection: framing error", { error: failure.error, remote: conn.remote });
+          deliver(failure.unframed);
           this.forget(conn);
           socket.end();
         }

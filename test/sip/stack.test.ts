@@ -284,6 +284,31 @@ test("over TCP the response uses the request's connection, and coalesced request
   expect(p.received.filter(isResponse(200))).toHaveLength(2);
 });
 
+test("over TCP a request without Content-Length gets 400 on its connection, which then closes", async () => {
+  const p = await tcpPeer("127.0.0.1", tcp.port);
+  peers.push(p);
+  p.send(request("OPTIONS", { transport: "TCP" }).replace(/Content-Length: 0\r\n/, ""));
+  const res = await p.waitFor(isResponse(400));
+  expect(res.reason).toContain("Content-Length");
+});
+
+test("acceptSource=false refuses a TCP connection before reading it", async () => {
+  rejectSources = true;
+  let closed = false;
+  const socket = await Bun.connect({
+    hostname: "127.0.0.1",
+    port: tcp.port,
+    socket: {
+      data() {},
+      close() {
+        closed = true;
+      },
+    },
+  });
+  socket.write(request("OPTIONS", { transport: "TCP" }));
+  await waitUntil(() => closed);
+});
+
 test("RFC 5626 keep-alive: CRLFCRLF ping gets a CRLF pong", async () => {
   const p = await tcpPeer("127.0.0.1", tcp.port);
   peers.push(p);
