@@ -61,6 +61,20 @@ describe("resampler", () => {
     expect(Array.from(framed)).toEqual(Array.from(whole));
   });
 
+  test.each(pairs)("%d → %d Hz: any block sizes (also not multiples of the ratio) give the same stream", (from, to) => {
+    const input = sine(from, 555, from / 5, 9000); // 200 ms
+    const whole = createResampler(from, to).process(input);
+    const r = createResampler(from, to);
+    const parts: Int16Array[] = [];
+    const sizes = [7, 13, 160, 1, 29, 480, 5, 96];
+    for (let at = 0, k = 0; at < input.length; k++) {
+      const size = sizes[k % sizes.length] ?? 1;
+      parts.push(r.process(input.subarray(at, at + size)));
+      at += size;
+    }
+    expect(Array.from(concat(parts))).toEqual(Array.from(whole));
+  });
+
   test("a fork continues identically; same-rate is a copying pass-through", () => {
     const a = createResampler(48000, 16000);
     a.process(sine(48000, 500, 960));
