@@ -24,7 +24,7 @@ typecheck: deps
 	$(BUN) x tsc --noEmit
 
 test: deps system-deps typecheck
-	$(BUN) test
+	$(BUN) test --timeout 60000
 
 bench: deps system-deps
 	$(BUN) run bench/run.ts $(BENCH)

@@ -101,7 +101,7 @@ describe("compiled binary", () => {
     const usage = Bun.spawnSync([binary, "serve"], { cwd: join(dir, "run") });
     expect(usage.exitCode).toBe(2);
     expect(usage.stderr.toString()).toContain("--config FILE is required");
-  });
+  }, 30_000);
 
   test("serves /healthz, keeps API-made objects across a SIGTERM restart, reloads on SIGHUP", async () => {
     const first = await serve();
@@ -131,7 +131,7 @@ describe("compiled binary", () => {
     second.proc.kill("SIGTERM");
     expect(await second.proc.exited).toBe(0);
     expect([...first.lines, ...second.lines].join("\n")).not.toContain("pw-secret");
-  });
+  }, 30_000);
 
   test("@evan/opus loads inside a compiled executable", () => {
     const probe = join(dir, "run", "opus-probe");
@@ -139,5 +139,5 @@ describe("compiled binary", () => {
     const run = Bun.spawnSync([probe], { cwd: join(dir, "run") });
     expect(run.exitCode).toBe(0);
     expect(JSON.parse(run.stdout.toString())).toEqual({ packetBytes: expect.any(Number), decodedBytes: 1920 });
-  });
+  }, 30_000);
 });

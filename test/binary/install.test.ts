@@ -9,6 +9,7 @@ const repo = resolve(import.meta.dir, "../..");
 let dir: string;
 let binary: string;
 
+// Copying a 100 MB executable twice can take seconds on a loaded machine.
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), "trunkline-install-"));
   binary = join(dir, "trunkline");
@@ -43,7 +44,7 @@ test("installs binary, config and unit; a second run keeps the edited config", (
   expect(second.code).toBe(0);
   expect(second.out).toContain("kept existing");
   expect(readFileSync(config, "utf8")).toBe("# edited by the operator\n");
-});
+}, 30_000);
 
 test("rejects unknown options and a missing binary", () => {
   expect(install("--frobnicate").code).toBe(1);
