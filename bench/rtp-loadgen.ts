@@ -2,12 +2,12 @@
 // media process. Plays N phones from one UDP socket: every 20 ms one PCMU packet (a 400 Hz tone) to
 // each target port, and records when each target's packets arrive.
 //
-// Protocol: prints {"port":P} once bound; reads one JSON line {targets, warmupMs, measureMs} on
+// Protocol: prints {"port":P} once bound; reads one JSON line {targets, warmupMs, measureMs, talkers} on
 // stdin; streams for warmupMs + measureMs; prints one JSON result line and exits.
 import { encodeUlaw } from "../src/media/g711.ts";
 import { RTP_HEADER_SIZE, writeRtpHeader } from "../src/media/rtp-packet.ts";
 
-interface Command { targets: number[]; warmupMs: number; measureMs: number }
+interface Command { targets: number[]; warmupMs: number; measureMs: number; talkers: "all" | "half" }
 
 interface Arrivals { times: Float64Array; stamps: Uint32Array; count: number }
 
@@ -48,9 +48,11 @@ for (const port of cmd.targets) arrivals.set(port, { times: new Float64Array(cap
 const tone = new Int16Array(160);
 for (let i = 0; i < 160; i++) tone[i] = Math.round(8000 * Math.sin((2 * Math.PI * 400 * i) / 8000));
 const payload = encodeUlaw(tone);
-const packets = cmd.targets.map(() => {
+const silence = encodeUlaw(new Int16Array(160));
+// talkers "half": every second phone (the second party of each two-party channel) stays silent.
+const packets = cmd.targets.map((_, i) => {
   const p = new Uint8Array(RTP_HEADER_SIZE + payload.length);
-  p.set(payload, RTP_HEADER_SIZE);
+  p.set(cmd.talkers === "half" && i % 2 === 1 ? silence : payload, RTP_HEADER_SIZE);
   return p;
 });
 const batch: (Uint8Array | number | string)[] = [];

@@ -4,7 +4,9 @@
 // Reported: this process's CPU per leg (share of one core) and the share of late frames —
 // packets arriving at the phones more than 20 ms behind their schedule, and mixer ticks that ran
 // late. Target (issue 5): ≥500 legs on one core with no late frames.
-// BENCH_RTP_LEGS="100,500" and BENCH_RTP_SECONDS=10 override the defaults.
+// Defaults: 100 and 500 legs, mixer at 48 and 8 kHz, both parties or one party talking, 10 s each;
+// BENCH_RTP_LEGS="100,500", BENCH_RTP_MIXER_RATES="48000,8000", BENCH_RTP_TALKERS="all,half" and
+// BENCH_RTP_SECONDS=10 override them.
 import { join } from "node:path";
 import { createPhoneLeg, type PhoneLeg } from "../src/media/leg.ts";
 import { Mixer } from "../src/media/mixer.ts";
@@ -35,7 +37,7 @@ function phoneOffer(port: number): string {
     `m=audio ${port} RTP/AVP 0 101`, "a=rtpmap:0 PCMU/8000", "a=rtpmap:101 telephone-event/8000", "a=sendrecv", ""].join("\r\n");
 }
 
-async function measure(legCount: number, seconds: number, mixerRate: number): Promise<void> {
+async function measure(legCount: number, seconds: number, mixerRate: number, talkers: "all" | "half"): Promise<void> {
   const generator = Bun.spawn([process.execPath, join(import.meta.dir, "rtp-loadgen.ts")], { stdin: "pipe", stdout: "pipe", stderr: "inherit" });
   const reader = generator.stdout.getReader();
   const state = { buffered: "" };
@@ -55,7 +57,7 @@ async function measure(legCount: number, seconds: number, mixerRate: number): Pr
 
   const warmupMs = 2000;
   const measureMs = seconds * 1000;
-  generator.stdin.write(JSON.stringify({ targets: legs.map((l) => l.localPort), warmupMs, measureMs }) + "\n");
+  generator.stdin.write(JSON.stringify({ targets: legs.map((l) => l.localPort), warmupMs, measureMs, talkers }) + "\n");
   generator.stdin.flush();
   await Bun.sleep(warmupMs);
   const ticker = sharedTicker();
@@ -87,7 +89,7 @@ async function measure(legCount: number, seconds: number, mixerRate: number): Pr
   const ticks = tick1.ticks - tick0.ticks + skipped;
   const lateTicks = tick1.lateTicks - tick0.lateTicks + skipped;
   const pct = (x: number) => `${(100 * x).toFixed(2)}%`;
-  console.log(`${legCount} legs (${legCount / 2} two-party channels, PCMU 20 ms, mixer at ${mixerRate / 1000} kHz, ${seconds} s):`);
+  console.log(`${legCount} legs (${legCount / 2} two-party channels, PCMU 20 ms, mixer at ${mixerRate / 1000} kHz, ${talkers === "all" ? "both parties talking" : "one party talking"}, ${seconds} s):`);
   console.log(`  CPU: ${pct(coreShare)} of one core (kernel ${pct(cpu.system / 1000 / wallMs)}) → ${((coreShare * 1e6) / legCount).toFixed(0)} µs CPU per leg per second (${pct(coreShare / legCount)} of a core per leg)`);
   // Per frame actually sent (each also means one received, decoded and mixed): robust when the
   // machine is shared and this process gets less than a core.
@@ -102,7 +104,8 @@ export async function run(): Promise<void> {
   const legCounts = (process.env.BENCH_RTP_LEGS ?? "100,500").split(",").map(Number).filter((n) => n > 0);
   const seconds = Number(process.env.BENCH_RTP_SECONDS ?? 10);
   const rates = (process.env.BENCH_RTP_MIXER_RATES ?? "48000,8000").split(",").map(Number).filter((r) => r > 0);
-  for (const rate of rates) for (const n of legCounts) await measure(n + (n % 2), seconds, rate);
+  const talkers = (process.env.BENCH_RTP_TALKERS ?? "all,half").split(",").filter((t): t is "all" | "half" => t === "all" || t === "half");
+  for (const rate of rates) for (const t of talkers) for (const n of legCounts) await measure(n + (n % 2), seconds, rate, t);
 }
 
 if (import.meta.main) await run();
