@@ -1,13 +1,15 @@
 // Streaming sample-rate conversion between 8, 16 and 48 kHz.
 //
-// Each stage is a polyphase rational resampler (up by L, low-pass, down by M) whose FIR is a
-// Kaiser-windowed sinc designed from a passband edge, a stopband edge and an attenuation. Only the
-// outputs that survive decimation are computed, and filter history carries over between calls, so
-// consecutive 20 ms frames join seamlessly. 8↔48 kHz runs as two stages through 16 kHz: the sharp
-// 4 kHz edge is cut at 16 kHz where it is cheap, the 16↔48 stage only has to reject images far
-// above the 3.5 kHz telephone band.
+// Each stage is a polyphase interpolator (×L) or decimator (÷M) whose low-pass FIR is a
+// Kaiser-windowed sinc designed from a passband edge, a stopband edge and a 70 dB stopband. Only
+// the outputs that survive decimation are computed, and filter history carries over between
+// calls, so consecutive frames join seamlessly. 8↔48 kHz runs as two stages through 16 kHz: the
+// sharp 4 kHz edge is cut at 16 kHz where it is cheap, the 16↔48 stage only has to reject images
+// far above the 3.5 kHz telephone band.
 
 const attenuationDb = 70;
+/** Kaiser window shape for that attenuation (Kaiser's formula for more than 50 dB). */
+const kaiserBeta = 0.1102 * (attenuationDb - 8.7);
 
 interface StageDesign {
   inRate: number;
@@ -15,13 +17,6 @@ interface StageDesign {
   down: number;
   passHz: number;
   stopHz: number;
-}
-
-/** Kaiser window shape parameter for a given stopband attenuation (Kaiser's formula). */
-function kaiserBeta(a: number): number {
-  if (a > 50) return 0.1102 * (a - 8.7);
-  if (a >= 21) return 0.5842 * (a - 21) ** 0.4 + 0.07886 * (a - 21);
-  return 0;
 }
 
 /** Zeroth-order modified Bessel function of the first kind (series expansion). */
@@ -56,7 +51,6 @@ function prototypeFilter(d: StageDesign): Float64Array {
   // Odd length, so the centre tap falls on a sample and band-filter zeros land exactly on taps.
   const n = minLength % 2 === 1 ? minLength : minLength + 1;
   const cutoff = (d.passHz + d.stopHz) / 2 / fsUp; // cycles per upsampled sample
-  const beta = kaiserBeta(attenuationDb);
   const center = (n - 1) / 2;
   const h = new Float64Array(n);
   let sum = 0;
@@ -66,7 +60,7 @@ function prototypeFilter(d: StageDesign): Float64Array {
     // sin(πx) is exactly zero at integer x; compute it so rounding does not leave tiny taps.
     const sinc = t === 0 ? 2 * cutoff : Number.isInteger(x) ? 0 : Math.sin(Math.PI * x) / (Math.PI * t);
     const r = (2 * i) / (n - 1) - 1;
-    h[i] = (sinc * besselI0(beta * Math.sqrt(Math.max(0, 1 - r * r)))) / besselI0(beta);
+    h[i] = (sinc * besselI0(kaiserBeta * Math.sqrt(Math.max(0, 1 - r * r)))) / besselI0(kaiserBeta);
     sum += h[i] as number;
   }
   // Unity passband gain after zero-stuffing by `up`.
