@@ -191,7 +191,12 @@ export class RtpSession {
     reception.updateJitter(packet.timestamp, now);
     this.lastRtpAtMs = now;
     this.timedOut = false;
-    this.safely(() => this.onPacket(packet, now));
+    // Per packet: a plain try instead of safely()'s closure.
+    try {
+      this.onPacket(packet, now);
+    } catch (error) {
+      log.error("media handler failed", { localPort: this.pair.port, error });
+    }
   }
 
   private receiveRtcp(data: Uint8Array, port: number, address: string, now: number): void {
