@@ -99,6 +99,8 @@ export class RtpSession {
   private seq = randomUint32() & 0xffff;
   private readonly cname: string;
   private readonly sendBuffer = new Uint8Array(SEND_BUFFER_SIZE);
+  /** view of sendBuffer at the last packet length (audio packets keep one size) */
+  private sendView = this.sendBuffer.subarray(0, 0);
   private pair!: BoundRtpPair;
   private config: RtpSessionConfig | undefined;
   private accepted = new Set<number>();
@@ -248,7 +250,8 @@ export class RtpSession {
     const port = this.latchedAddress !== undefined ? this.latchedPort : this.config.remote.port;
     if (port === 0) return false;
     const length = RTP_HEADER_SIZE + payload.length;
-    const buffer = length <= SEND_BUFFER_SIZE ? this.sendBuffer : new Uint8Array(length);
+    if (this.sendView.length !== length) this.sendView = length <= SEND_BUFFER_SIZE ? this.sendBuffer.subarray(0, length) : new Uint8Array(length);
+    const buffer = this.sendView;
     writeRtpHeader(buffer, { marker, payloadType, sequenceNumber: this.seq, timestamp, ssrc: this.ssrc });
     buffer.set(payload, RTP_HEADER_SIZE);
     this.seq = (this.seq + 1) & 0xffff;
@@ -256,7 +259,7 @@ export class RtpSession {
     this.counters.octetsSent += payload.length;
     this.lastSentTimestamp = timestamp >>> 0;
     this.lastSentAtMs = performance.now();
-    return this.transmit(this.pair.rtp, buffer.subarray(0, length), port, address);
+    return this.transmit(this.pair.rtp, buffer, port, address);
   }
 
   /** Bun throws on send after an ICMP error (ECONNREFUSED) or a bad address: count it, never throw. */
