@@ -1,7 +1,6 @@
 // JSON errors: { "error": { "code", "message", "field"? } }. Handlers throw ApiError; anything
 // else becomes a 500 with a generic message (the details go to the log, never to the client).
-import { formatPath, type Issue } from "../config/schema.ts";
-import { s } from "../config/schema.ts";
+import { formatPath, s, type Issue } from "../config/schema.ts";
 
 export type ErrorStatus = 400 | 401 | 403 | 404 | 405 | 409 | 413 | 415 | 422 | 429 | 500 | 503;
 

@@ -24,7 +24,11 @@ const trunkPatch = trunkSchema.omit("id").partial();
 
 export const trunkRoutes: ApiModule = (api, store) => {
   const tag = "trunks";
-  const existing = (id: string) => store.trunks.get(id) ?? (() => { throw notFound("trunk", id); })();
+  const existing = (id: string) => {
+    const trunk = store.trunks.get(id);
+    if (!trunk) throw notFound("trunk", id);
+    return trunk;
+  };
   const writable = (id: string) => {
     const trunk = existing(id);
     if (trunk.source === "yaml") throw yamlManaged("trunk", id);
