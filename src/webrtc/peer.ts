@@ -73,7 +73,8 @@ export async function answerClientOffer(offerSdp: string, network: PeerNetworkOp
     await pc.setLocalDescription(await pc.createAnswer());
     await gathered(pc);
     guardSockets(pc);
-    const sdp = pc.localDescription?.sdp;
+    const opusPayloadType = transceiver.codecs.find((c) => c.name.toLowerCase() === "opus")?.payloadType;
+    const sdp = pc.localDescription && withOpusDtx(pc.localDescription.sdp, opusPayloadType);
     const sendCodec = transceiver.sender.codec ?? transceiver.codecs[0];
     if (!sdp || !sendCodec) throw new OfferError("no answer could be negotiated");
     const codec = codecOf(sendCodec);
@@ -203,6 +204,20 @@ class IncomingStream {
     for (; offset + FRAME_SAMPLES <= joined.length; offset += FRAME_SAMPLES) this.deliver(joined.slice(offset, offset + FRAME_SAMPLES));
     this.pending = joined.slice(offset);
   }
+}
+
+/**
+ * Asks the client to use Opus DTX towards us (RFC 7587 §6.1 usedtx=1): a silent browser then sends
+ * one packet per 400 ms instead of fifty per second, so quiet participants cost next to nothing
+ * to receive and decode. The parameter describes our receiving side only.
+ */
+function withOpusDtx(sdp: string, payloadType: number | undefined): string {
+  if (payloadType === undefined) return sdp;
+  const fmtp = new RegExp(`^a=fmtp:${payloadType} ([^\\r\\n]*)`, "m");
+  const params = fmtp.exec(sdp)?.[1];
+  if (params === undefined) return sdp.replace(new RegExp(`^a=rtpmap:${payloadType} [^\\r\\n]*`, "m"), (line) => `${line}\r\na=fmtp:${payloadType} usedtx=1`);
+  const kept = params.split(";").filter((p) => p.trim() !== "" && !/^\s*usedtx=/.test(p));
+  return sdp.replace(fmtp, `a=fmtp:${payloadType} ${[...kept, "usedtx=1"].join(";")}`);
 }
 
 /** What makes an offer unusable for WebRTC before werift sees it (RFC 8829 §5.8 requirements, briefly). */

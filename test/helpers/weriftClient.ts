@@ -22,8 +22,16 @@ export interface TestClient {
   close(): Promise<void>;
 }
 
-export function createTestClient(codecName: TestCodec): TestClient {
-  const codec = codecByName(codecName)!;
+/** A werift peer that offers one audio codec with host candidates on 127.0.0.1 only. */
+export interface OfferingPeer {
+  readonly pc: RTCPeerConnection;
+  readonly transceiver: RTCRtpTransceiver;
+  offer(): Promise<string>;
+  accept(answerSdp: string): Promise<void>;
+  connected(timeoutMs?: number): Promise<void>;
+}
+
+export function createOfferingPeer(codecName: TestCodec): OfferingPeer {
   const parameters =
     codecName === "opus"
       ? new RTCRtpCodecParameters({ mimeType: "audio/opus", clockRate: 48000, channels: 2 })
@@ -35,7 +43,29 @@ export function createTestClient(codecName: TestCodec): TestClient {
     iceUseIpv6: false,
     iceAdditionalHostAddresses: ["127.0.0.1"],
   });
-  const transceiver: RTCRtpTransceiver = pc.addTransceiver("audio", { direction: "sendrecv" });
+  const transceiver = pc.addTransceiver("audio", { direction: "sendrecv" });
+  return {
+    pc,
+    transceiver,
+    async offer() {
+      await pc.setLocalDescription(await pc.createOffer());
+      if (pc.iceGatheringState !== "complete") await pc.iceGatheringStateChange.watch((s) => s === "complete", 5000);
+      guardSockets(pc);
+      return pc.localDescription!.sdp;
+    },
+    async accept(answerSdp) {
+      await pc.setRemoteDescription({ type: "answer", sdp: answerSdp });
+    },
+    async connected(timeoutMs = 5000) {
+      if (pc.connectionState !== "connected") await pc.connectionStateChange.watch((s) => s === "connected", timeoutMs);
+    },
+  };
+}
+
+export function createTestClient(codecName: TestCodec): TestClient {
+  const codec = codecByName(codecName)!;
+  const peer = createOfferingPeer(codecName);
+  const { pc, transceiver } = peer;
   const decoder = codec.createDecoder();
   const encoder = codec.createEncoder();
   const frameSamples = (codec.sampleRate * 20) / 1000;
@@ -53,18 +83,9 @@ export function createTestClient(codecName: TestCodec): TestClient {
 
   return {
     codec,
-    async offer() {
-      await pc.setLocalDescription(await pc.createOffer());
-      if (pc.iceGatheringState !== "complete") await pc.iceGatheringStateChange.watch((s) => s === "complete", 5000);
-      guardSockets(pc);
-      return pc.localDescription!.sdp;
-    },
-    async accept(answerSdp) {
-      await pc.setRemoteDescription({ type: "answer", sdp: answerSdp });
-    },
-    async connected(timeoutMs = 5000) {
-      if (pc.connectionState !== "connected") await pc.connectionStateChange.watch((s) => s === "connected", timeoutMs);
-    },
+    offer: peer.offer,
+    accept: peer.accept,
+    connected: peer.connected,
     startSending(freq, amplitude = 8000) {
       clearInterval(timer);
       let sequence = 0;

@@ -15,6 +15,11 @@ afterEach(async () => {
 });
 
 async function joinClient(codec: TestCodec, clientId: string): Promise<TestClient> {
+  const { client } = await joinWithAnswer(codec, clientId);
+  return client;
+}
+
+async function joinWithAnswer(codec: TestCodec, clientId: string): Promise<{ client: TestClient; answer: string }> {
   const client = createTestClient(codec);
   clients.push(client);
   const res = await h.join(h.token({ clientId, userId: `user-${clientId}` }), await client.offer());
@@ -24,7 +29,7 @@ async function joinClient(codec: TestCodec, clientId: string): Promise<TestClien
   expect(body.codec).toBe(codec);
   await client.accept(body.sdp);
   await client.connected();
-  return client;
+  return { client, answer: body.sdp };
 }
 
 /** Power of `freq` in what the client heard, in dB relative to full-scale sine. */
@@ -33,6 +38,12 @@ function level(pcm: Int16Array, sampleRate: number, freq: number): number {
 }
 
 describe("WebRTC clients in a channel", () => {
+  test("the answer asks an Opus client for DTX, so a silent client sends almost nothing", async () => {
+    const { answer } = await joinWithAnswer("opus", "dtx-client");
+    const opusPt = /a=rtpmap:(\d+) opus\/48000\/2/.exec(answer)?.[1];
+    expect(answer).toMatch(new RegExp(`a=fmtp:${opusPt} [^\\r\\n]*usedtx=1\\r\\n`));
+  });
+
   test("an Opus client and a PCMU client each hear the other's tone and not their own", async () => {
     const opus = await joinClient("opus", "opus-client");
     const pcmu = await joinClient("PCMU", "pcmu-client");
@@ -47,8 +58,8 @@ describe("WebRTC clients in a channel", () => {
     const heardByOpus = opus.takeReceived();
     const heardByPcmu = pcmu.takeReceived();
 
-    expect(heardByOpus.length).toBeGreaterThan(48000 * 0.8);
-    expect(heardByPcmu.length).toBeGreaterThan(8000 * 0.8);
+    expect(heardByOpus.length).toBeGreaterThan(48000 * 0.5);
+    expect(heardByPcmu.length).toBeGreaterThan(8000 * 0.5);
     // The tones are sent at −12 dBFS; the other side's tone arrives near that, one's own not at all.
     expect(level(heardByOpus, 48000, 1000)).toBeGreaterThan(-20);
     expect(level(heardByOpus, 48000, 600)).toBeLessThan(-50);

@@ -1,0 +1,92 @@
+// Child process of bench/webrtc.bench.ts: N werift Opus clients joining channels of a Trunkline
+// server, speakers sending a 1 kHz tone at 50 packets/s, the others Opus-encoded silence: 50
+// packets/s, or one packet per 400 ms as a browser does with DTX (which Trunkline's answer asks for).
+// Prints "ready" once every client is connected and sending, then one JSON line of receive stats.
+import { RtpHeader, RtpPacket } from "werift";
+import { codecByName } from "../src/media/codec.ts";
+import { signClientToken } from "../src/webrtc/tokens.ts";
+import { sine } from "../test/helpers/audio.ts";
+import { createOfferingPeer, type OfferingPeer } from "../test/helpers/weriftClient.ts";
+
+interface Plan {
+  url: string;
+  applicationId: string;
+  secret: string;
+  channels: number;
+  perChannel: number;
+  speakersPerChannel: number;
+  silence: "dtx" | "continuous";
+  seconds: number;
+}
+
+const plan = JSON.parse(process.argv[2] ?? "{}") as Plan;
+const opus = codecByName("opus")!;
+
+/** One second of payloads, looped: 1000 Hz has a whole number of cycles per second, so the loop is seamless. */
+function oneSecondOf(freq: number): Uint8Array[] {
+  const encoder = opus.createEncoder();
+  return Array.from({ length: 50 }, (_, i) => encoder.encode(sine(48000, freq, 960, freq ? 8000 : 0, i * 960)));
+}
+const tone = oneSecondOf(1000);
+const silence = oneSecondOf(0);
+
+interface BenchClient {
+  peer: OfferingPeer;
+  payloads: Uint8Array[];
+  /** Frames per packet actually sent: 1, or 20 for a silent DTX client. */
+  every: number;
+  sequence: number;
+  received: number;
+}
+
+async function joinOne(channel: number, index: number): Promise<BenchClient> {
+  const peer = createOfferingPeer("opus");
+  const token = signClientToken(
+    { applicationId: plan.applicationId, channelId: `bench-${channel}`, clientId: `c${channel}-${index}`, roles: [], exp: Math.floor(Date.now() / 1000) + 3600 },
+    plan.secret,
+  );
+  const res = await fetch(`${plan.url}/api/v1/client/join`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+    body: JSON.stringify({ sdp: await peer.offer() }),
+  });
+  if (!res.ok) throw new Error(`join failed: ${res.status} ${await res.text()}`);
+  const speaker = index < plan.speakersPerChannel;
+  const every = speaker || plan.silence === "continuous" ? 1 : 20;
+  const client: BenchClient = { peer, payloads: speaker ? tone : silence, every, sequence: 0, received: 0 };
+  peer.transceiver.onTrack.subscribe((track) => track.onReceiveRtp.subscribe(() => client.received++));
+  await peer.accept(((await res.json()) as { sdp: string }).sdp);
+  await peer.connected(20_000);
+  return client;
+}
+
+const clients: BenchClient[] = [];
+for (let channel = 0; channel < plan.channels; channel++) {
+  clients.push(...(await Promise.all(Array.from({ length: plan.perChannel }, (_, i) => joinOne(channel, i)))));
+}
+
+// One drift-free clock for all clients: every due frame is sent, whatever the timer jitter.
+const started = performance.now();
+let sent = 0;
+const timer = setInterval(() => {
+  const due = Math.floor((performance.now() - started) / 20);
+  for (; sent < due; sent++) {
+    for (const c of clients) {
+      if (sent % c.every !== 0) continue;
+      const header = new RtpHeader({ sequenceNumber: c.sequence & 0xffff, timestamp: (sent * 960) >>> 0 });
+      const payload = c.payloads[sent % 50]!;
+      c.sequence++;
+      c.peer.transceiver.sender.sendRtp(new RtpPacket(header, Buffer.from(payload))).catch(() => {});
+    }
+  }
+}, 5);
+
+await Bun.sleep(1000);
+for (const c of clients) c.received = 0;
+console.log("ready");
+await Bun.sleep(plan.seconds * 1000);
+const rates = clients.map((c) => c.received / plan.seconds).sort((a, b) => a - b);
+console.log(JSON.stringify({ minPacketsPerSecond: rates[0], medianPacketsPerSecond: rates[Math.floor(rates.length / 2)] }));
+clearInterval(timer);
+await Promise.all(clients.map((c) => c.peer.pc.close()));
+process.exit(0);

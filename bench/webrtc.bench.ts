@@ -1,0 +1,100 @@
+// WebRTC participants per core: N werift Opus clients (a separate process) in 10-party channels,
+// each hearing its N−1 mix encoded for it. Measures the server process's CPU while they talk.
+import { loadavg } from "node:os";
+import { setLogLevel } from "../src/log.ts";
+import { sharedTicker } from "../src/media/ticker.ts";
+import { APP, startHarness } from "../test/webrtc/harness.ts";
+
+const PER_CHANNEL = 10;
+const SECONDS = 10;
+
+type Silence = "dtx" | "continuous";
+
+interface Outcome {
+  participants: number;
+  speakersPerChannel: number;
+  silence: Silence;
+  cpuCores: number;
+  lateTicks: number;
+  skippedTicks: number;
+  minPacketsPerSecond: number;
+  medianPacketsPerSecond: number;
+}
+
+async function measure(participants: number, speakersPerChannel: number, silence: Silence): Promise<Outcome> {
+  const h = startHarness({ timeouts: { connectMs: 60_000, mediaMs: 10_000 } });
+  const plan = {
+    url: h.url,
+    applicationId: APP.id,
+    secret: APP.secret,
+    channels: participants / PER_CHANNEL,
+    perChannel: PER_CHANNEL,
+    speakersPerChannel,
+    silence,
+    seconds: SECONDS,
+  };
+  const child = Bun.spawn([process.execPath, `${import.meta.dir}/webrtc-clients.ts`, JSON.stringify(plan)], { stdout: "pipe", stderr: "inherit" });
+  const lines = readLines(child.stdout);
+  try {
+    await lines.next(); // "ready": everyone connected and talking
+    const cpuBefore = process.cpuUsage();
+    const wallBefore = performance.now();
+    const ticksBefore = sharedTicker().stats();
+    const result = JSON.parse((await lines.next()).value ?? "{}") as { minPacketsPerSecond: number; medianPacketsPerSecond: number };
+    const cpu = process.cpuUsage(cpuBefore);
+    const wallMs = performance.now() - wallBefore;
+    const ticks = sharedTicker().stats();
+    return {
+      participants,
+      speakersPerChannel,
+      silence,
+      cpuCores: (cpu.user + cpu.system) / 1000 / wallMs,
+      lateTicks: ticks.lateTicks - ticksBefore.lateTicks,
+      skippedTicks: ticks.skippedTicks - ticksBefore.skippedTicks,
+      ...result,
+    };
+  } finally {
+    child.kill();
+    await child.exited;
+    await h.stop();
+  }
+}
+
+async function* readLines(stream: ReadableStream<Uint8Array>): AsyncGenerator<string> {
+  let buffer = "";
+  const decoder = new TextDecoder();
+  for await (const chunk of stream) {
+    buffer += decoder.decode(chunk, { stream: true });
+    let newline: number;
+    while ((newline = buffer.indexOf("\n")) >= 0) {
+      const line = buffer.slice(0, newline).trim();
+      buffer = buffer.slice(newline + 1);
+      if (line.startsWith("{") || line === "ready") yield line;
+    }
+  }
+}
+
+export async function run(): Promise<void> {
+  setLogLevel("warn");
+  console.log(`WebRTC Opus participants in ${PER_CHANNEL}-party channels, ${SECONDS} s each (werift clients in a separate process)`);
+  // Another busy process on the machine starves the mixer clock (skipped ticks): read numbers with the load in mind.
+  console.log(`load average before: ${loadavg().map((l) => l.toFixed(1)).join(" ")}`);
+  console.log("participants | speakers/channel | silent clients send | server CPU (cores) | participants per core | late/skipped mixer ticks | packets/s heard (min/median)");
+  // WEBRTC_BENCH=100x2xdtx runs one configuration.
+  const only = process.env.WEBRTC_BENCH?.split("x");
+  const plans: [number, number, Silence][] = only
+    ? [[Number(only[0]), Number(only[1]), only[2] === "continuous" ? "continuous" : "dtx"]]
+    : [
+        [100, 1, "dtx"],
+        [100, 1, "continuous"],
+        [100, 10, "dtx"],
+      ];
+  for (const [participants, speakers, silence] of plans) {
+    const o = await measure(participants, speakers, silence);
+    console.log(
+      `${o.participants} | ${o.speakersPerChannel} | ${o.silence === "dtx" ? "DTX" : "50 pkt/s"} | ${o.cpuCores.toFixed(2)} | ${Math.round(o.participants / o.cpuCores)} | ${o.lateTicks}/${o.skippedTicks} | ${o.minPacketsPerSecond}/${o.medianPacketsPerSecond}`,
+    );
+  }
+}
+
+if (import.meta.main) await run();
