@@ -2,7 +2,7 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { RtpPortAllocator } from "../../src/media/ports.ts";
 import { RtpSession, type RtpSessionConfig } from "../../src/media/rtp.ts";
 import { parseRtp, serializeRtp, type RtpPacket } from "../../src/media/rtp-packet.ts";
-import { parseCompound } from "../../src/media/rtcp.ts";
+import { buildCompound, parseCompound } from "../../src/media/rtcp.ts";
 
 const allocator = new RtpPortAllocator({ min: 42000, max: 43999 });
 const opened: { close(): void }[] = [];
@@ -132,6 +132,38 @@ describe("RtpSession", () => {
     }
     expect(s.stats().packetsSent).toBe(20);
     expect(s.stats().socketErrors).toBeGreaterThan(0);
+  });
+
+  test("RTCP from the peer: on the RTP port with rtcp-mux, on port + 1 without; the peer's view of our stream is kept", async () => {
+    for (const rtcpMux of [true, false]) {
+      const s = await session();
+      const p = await peer();
+      s.configure({ ...config(p.socket.port), remote: { ...config(p.socket.port).remote, rtcpMux } });
+      const report = buildCompound({
+        ssrc: 0x1111, cname: "peer",
+        reports: [{ ssrc: s.ssrc, fractionLost: 64, cumulativeLost: 12, extendedHighestSeq: 100, jitter: 80, lastSr: 0, delaySinceLastSr: 0 }],
+      });
+      p.socket.send(report, rtcpMux ? s.localPort : s.localPort + 1, "127.0.0.1");
+      await until(() => s.stats().peerReport !== undefined);
+      expect(s.stats().peerReport).toEqual({ fractionLost: 0.25, cumulativeLost: 12, jitterMs: 10, rttMs: undefined });
+    }
+  });
+
+  test("IPv6: binds, receives and latches on ::1", async () => {
+    const s = await RtpSession.open({ allocator, bindAddress: "::1" });
+    if ("error" in s) throw new Error(s.error);
+    opened.push(s);
+    const got: string[] = [];
+    const p = await Bun.udpSocket({ hostname: "::1", binaryType: "uint8array", socket: { data: (_s, _d, _port, address) => { got.push(address); } } });
+    opened.push(p);
+    s.configure({ ...config(p.port), remote: { address: "::1", port: p.port, rtcpAddress: "::1", rtcpPort: p.port + 1, rtcpMux: true } });
+    let n = 0;
+    s.onPacket = () => n++;
+    p.send(rtp(1), s.localPort, "::1");
+    await until(() => n === 1);
+    s.send(0, new Uint8Array(160), 0);
+    await until(() => got.length === 1);
+    expect(s.stats().remote).toBe(`[::1]:${p.port}`);
   });
 
   test("media timeout fires once when RTP stops, not while on hold", async () => {
