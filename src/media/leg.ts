@@ -1,5 +1,5 @@
 // PhoneLeg: one SIP call's audio — an RtpSession, the negotiated codec, a jitter buffer, resampling
-// to/from the mixer's 48 kHz, a mixer participant, and RFC 4733 DTMF both ways.
+// to/from the mixer's rate (48 kHz), a mixer participant, and RFC 4733 DTMF both ways.
 //
 //   const leg = await createPhoneLeg({ allocator, advertisedAddress: "203.0.113.5", mixer,
 //     participantId: "call-123", codecPreferences: ["PCMU", "PCMA"], mediaTimeoutSec: 30 });
@@ -18,8 +18,9 @@
 //   leg.stats(); leg.close();
 //
 // Audio flows once an offer/answer has completed: the mixer pulls one 20 ms frame per tick from the
-// jitter buffer (decoded, concealed on loss, resampled to 48 kHz) and hands back what this leg
-// hears, which is encoded once per distinct mix and sent as one 20 ms RTP packet. Our outbound
+// jitter buffer (decoded, concealed on loss, resampled to the mixer rate) and hands back what this
+// leg hears, which is encoded once per distinct mix and sent as one 20 ms RTP packet (we answer
+// a=ptime:20 whatever the offer's ptime; incoming packets of any length are re-cut). Our outbound
 // timestamps advance every tick, also while silent or on hold, and carry on across codec changes, so
 // the stream stays continuous; the marker bit flags each restart of sending (RFC 3551 §4.1).
 // A failure result's `warning` goes into a Warning header: `${code} ${host} "${text}"`.
