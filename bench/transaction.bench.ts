@@ -1,7 +1,8 @@
 // Cost of a full INVITE transaction through the stack on loopback: two SipStack instances in this
 // process, caller and callee. One call = INVITE → 100 → 200 (callee dialog) → ACK (caller dialog)
 // → BYE → 200, i.e. two client and two server transactions, six messages parsed and serialized
-// each way. Reported: sequential latency, and throughput/CPU per call with many calls in flight.
+// each way. Reported: sequential latency, and throughput/CPU per call with many calls in flight;
+// then an OPTIONS flood (what a scanner on port 5060 sends) and the cost of denied sources.
 import { Dialog } from "../src/sip/dialog.ts";
 import { parseUri } from "../src/sip/message.ts";
 import { SipStack } from "../src/sip/stack.ts";
@@ -101,9 +102,79 @@ async function measure(transport: TransportName): Promise<void> {
   }
 }
 
+/**
+ * Scanner-flood view: OPTIONS (the usual scanner probe) answered per second over UDP, each one a
+ * parse, a server transaction and a serialized 200; and how fast acceptSource drops a denied source.
+ */
+async function optionsFlood(): Promise<void> {
+  let deny = false;
+  const stack = new SipStack({ listen: [{ transport: "udp", host: "127.0.0.1", port: 0 }], acceptSource: () => !deny });
+  await stack.start();
+  const target = stack.boundEndpoints[0]!;
+  let answered = 0;
+  const client = await Bun.udpSocket({
+    hostname: "127.0.0.1",
+    port: 0,
+    socket: {
+      data() {
+        answered++;
+      },
+    },
+  });
+  const probe = (i: number) =>
+    [
+      `OPTIONS sip:100@127.0.0.1:${target.port} SIP/2.0`,
+      `Via: SIP/2.0/UDP 127.0.0.1:${client.port};branch=z9hG4bK-flood${i};rport`,
+      `From: "sipvicious"<sip:100@1.1.1.1>;tag=${i}`,
+      "To: \"sipvicious\"<sip:100@1.1.1.1>",
+      `Call-ID: flood-${i}`,
+      "CSeq: 1 OPTIONS",
+      "Max-Forwards: 70",
+      "Accept: application/sdp",
+      "Content-Length: 0",
+      "",
+      "",
+    ].join("\r\n");
+  try {
+    const total = 20_000;
+    const window = 100; // outstanding probes, so loopback buffers never overflow
+    const cpu0 = process.cpuUsage();
+    const t0 = performance.now();
+    let sent = 0;
+    while (answered < total) {
+      while (sent < total && sent - answered < window) client.send(probe(sent++), target.port, "127.0.0.1");
+      await Bun.sleep(0);
+      if (performance.now() - t0 > 30_000) break;
+    }
+    const elapsed = (performance.now() - t0) / 1000;
+    const cpu = process.cpuUsage(cpu0);
+    console.log(
+      `UDP OPTIONS flood: ${(answered / elapsed).toFixed(0)} answered/s, CPU ${((cpu.user + cpu.system) / answered).toFixed(1)} µs per probe ` +
+        `(answered ${answered}/${total}, both the probing socket and the stack in this process)`,
+    );
+
+    deny = true;
+    const denied = 200_000;
+    const bytes = new TextEncoder().encode(probe(0));
+    const d0 = performance.now();
+    for (let i = 0; i < denied; i++) {
+      client.send(bytes, target.port, "127.0.0.1");
+      if (i % 200 === 0) await Bun.sleep(0);
+    }
+    await Bun.sleep(50);
+    console.log(
+      `UDP flood from a denied source: ${(denied / ((performance.now() - d0) / 1000)).toFixed(0)} datagrams/s sent and dropped before parsing`,
+    );
+  } finally {
+    client.close();
+    await stack.stop();
+  }
+}
+
 export async function run(): Promise<void> {
   await measure("udp");
   await measure("tcp");
+  await optionsFlood();
 }
 
 if (import.meta.main) await run();

@@ -354,6 +354,8 @@ export class ServerTransaction extends Emitter<ServerTransactionEvents> {
   private lastBytes: Uint8Array | undefined;
   private readonly timers = new Timers();
   readonly mergeKey: string | undefined;
+  /** Set while Accepted: the key the ACK for our 2xx is matched by (RFC 6026). */
+  acceptedKey: string | undefined;
 
   constructor(
     readonly request: SipRequest,
@@ -588,7 +590,8 @@ export class TransactionLayer {
 
   noteAccepted(tx: ServerTransaction): void {
     const r = tx.request;
-    this.accepted.set(ackKey(r.callId, r.cseq.seq, r.from.params.get("tag"), tx.responseToTag), tx);
+    tx.acceptedKey = ackKey(r.callId, r.cseq.seq, r.from.params.get("tag"), tx.responseToTag);
+    this.accepted.set(tx.acceptedKey, tx);
   }
 
   removeClient(tx: ClientTransaction): void {
@@ -598,9 +601,7 @@ export class TransactionLayer {
   removeServer(tx: ServerTransaction): void {
     if (this.servers.get(tx.key) === tx) this.servers.delete(tx.key);
     if (tx.mergeKey && this.merged.get(tx.mergeKey) === tx) this.merged.delete(tx.mergeKey);
-    const r = tx.request;
-    const key = ackKey(r.callId, r.cseq.seq, r.from.params.get("tag"), tx.responseToTag);
-    if (this.accepted.get(key) === tx) this.accepted.delete(key);
+    if (tx.acceptedKey && this.accepted.get(tx.acceptedKey) === tx) this.accepted.delete(tx.acceptedKey);
   }
 
   /** Terminates every transaction (stack shutdown). */
