@@ -15,7 +15,7 @@ export interface ParseLimits {
   maxLineLength: number;
 }
 
-export const DEFAULT_LIMITS: ParseLimits = { maxSize: 65536, maxHeaders: 256, maxLineLength: 8192 };
+export const DEFAULT_LIMITS: Readonly<ParseLimits> = { maxSize: 65536, maxHeaders: 256, maxLineLength: 8192 };
 
 export interface ParseError {
   /** Status a UAS would answer with: 400, 413 or 505. */
@@ -42,8 +42,11 @@ interface Defect {
 export function parseMessage(
   data: Uint8Array,
   framing: "datagram" | "stream",
-  limits: ParseLimits = DEFAULT_LIMITS,
+  limits?: Partial<ParseLimits>,
 ): ParseResult {
+  const maxSize = limits?.maxSize ?? DEFAULT_LIMITS.maxSize;
+  const maxHeaders = limits?.maxHeaders ?? DEFAULT_LIMITS.maxHeaders;
+  const maxLineLength = limits?.maxLineLength ?? DEFAULT_LIMITS.maxLineLength;
   // RFC 3261 §7.5: CRLFs before the start line are ignored.
   let start = 0;
   while (start < data.length && (data[start] === CR || data[start] === LF)) start++;
@@ -57,14 +60,14 @@ export function parseMessage(
   for (;;) {
     const lf = data.indexOf(LF, lineStart);
     const lineEnd = lf < 0 ? data.length : lf;
-    if (lineEnd - lineStart > limits.maxLineLength) return fail(400, "Header line too long", guessKind(data, start));
-    if (++lines > limits.maxHeaders + 1) return fail(400, "Too many header fields", guessKind(data, start));
+    if (lineEnd - lineStart > maxLineLength) return fail(400, "Header line too long", guessKind(data, start));
+    if (++lines > maxHeaders + 1) return fail(400, "Too many header fields", guessKind(data, start));
     if (lf < 0) {
       if (framing === "stream") return fail(400, "Header section not terminated", guessKind(data, start));
       headEnd = data.length; // datagram without the empty line: headers run to its end
       break;
     }
-    if (lf - start > limits.maxSize) return fail(413, "Message too large", guessKind(data, start));
+    if (lf - start > maxSize) return fail(413, "Message too large", guessKind(data, start));
     if (data[lf + 1] === LF) {
       headEnd = lf;
       bodyStart = lf + 2;
@@ -164,7 +167,7 @@ export function parseMessage(
       end = data.length;
     }
   }
-  if (end - start > limits.maxSize) defect = { status: 413, reason: "Message too large" };
+  if (end - start > maxSize) defect = { status: 413, reason: "Message too large" };
   if (bodyStart < end) message.body = data.slice(bodyStart, end);
 
   if (defect === undefined) return { ok: true, message };

@@ -351,3 +351,16 @@ describe("display names beyond ASCII", () => {
     expect(m.from.displayName).toBe("Zoë");
   });
 });
+
+describe("configurable limits", () => {
+  test("a smaller maxSize, maxHeaders or maxLineLength applies; the others keep their defaults", () => {
+    const text = msg("Content-Length: 10") + "0123456789";
+    expect(parseMessage(enc(text), "datagram").ok).toBe(true);
+    const small = parseMessage(enc(text), "datagram", { maxSize: 100 });
+    expect(small.ok ? "accepted" : [small.error.status, small.error.reason]).toEqual([413, "Message too large"]);
+    const fewHeaders = parseMessage(enc(text), "datagram", { maxHeaders: 4 });
+    expect(fewHeaders.ok ? "accepted" : fewHeaders.error.reason).toBe("Too many header fields");
+    const shortLines = parseMessage(enc(text), "datagram", { maxLineLength: 40 });
+    expect(shortLines.ok ? "accepted" : shortLines.error.reason).toBe("Header line too long");
+  });
+});
