@@ -66,8 +66,9 @@ function ourNameAddr(n: NameAddr): NameAddrView {
 }
 
 function theirNameAddr(s: string): NameAddrView | undefined {
-  // the "From" rule takes both name-addr and addr-spec forms
-  const n = Grammar.parse(s, "From");
+  // name-addr form through the Name_Addr_Header rule; addr-spec form through "From", which takes both
+  const nameAddrForm = /^\s*"/.test(s) || /^[^:]*</.test(s);
+  const n = Grammar.parse(s, nameAddrForm ? "Name_Addr_Header" : "From");
   if (n === -1) return undefined;
   const raw: string | undefined = n.displayName || undefined;
   // sip.js keeps quoted-pair escapes and the inner whitespace of token display names
