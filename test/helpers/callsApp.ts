@@ -4,6 +4,7 @@ import { ChannelRegistry } from "../../src/channels/registry.ts";
 import { CALL_STACK_OPTIONS, CallService } from "../../src/calls/service.ts";
 import type { ComposeServices, Service } from "../../src/app.ts";
 import { SipStack } from "../../src/sip/stack.ts";
+import type { TimerConfig } from "../../src/sip/transaction.ts";
 import { TrunkService } from "../../src/trunks/service.ts";
 import { startHarness, type Harness } from "../api/harness.ts";
 
@@ -16,12 +17,12 @@ export interface CallsApp {
 }
 
 /** SIP stack (UDP on 127.0.0.1, free port), trunks, a channel registry and calls, as composed in production. */
-export function composeCalls(): { compose: ComposeServices; sipPort(): number; calls(): CallService; registry: ChannelRegistry } {
+export function composeCalls(o: { timers?: Partial<TimerConfig> } = {}): { compose: ComposeServices; sipPort(): number; calls(): CallService; registry: ChannelRegistry } {
   let stack: SipStack | undefined;
   let calls: CallService | undefined;
   const registry = new ChannelRegistry();
   const compose: ComposeServices = (ctx) => {
-    stack = new SipStack({ ...CALL_STACK_OPTIONS, listen: [{ transport: "udp", host: "127.0.0.1", port: 0 }] });
+    stack = new SipStack({ ...CALL_STACK_OPTIONS, listen: [{ transport: "udp", host: "127.0.0.1", port: 0 }], ...(o.timers ? { timers: o.timers } : {}) });
     const sipStack = stack;
     const sip: Service = { name: "sip", start: () => sipStack.start(), stop: () => sipStack.stop() };
     const trunks = new TrunkService(ctx, sipStack);
@@ -31,9 +32,9 @@ export function composeCalls(): { compose: ComposeServices; sipPort(): number; c
   return { compose, sipPort: () => stack!.boundEndpoints[0]!.port, calls: () => calls!, registry };
 }
 
-export async function startCallsApp(yaml: string, logLevel = "warn"): Promise<CallsApp> {
-  const composed = composeCalls();
-  const harness = await startHarness(yaml, composed.compose, logLevel);
+export async function startCallsApp(yaml: string, o: { logLevel?: string; timers?: Partial<TimerConfig> } = {}): Promise<CallsApp> {
+  const composed = composeCalls(o);
+  const harness = await startHarness(yaml, composed.compose, o.logLevel ?? "warn");
   return { harness, sipPort: composed.sipPort(), calls: composed.calls(), registry: composed.registry, close: () => harness.close() };
 }
 
