@@ -123,7 +123,8 @@ export class Dialog extends Emitter<DialogEvents> {
       remoteSeq: invite.cseq.seq,
       peer: ctx.source,
     });
-    dialog.respond2xx(invite, tx, o);
+    // Too late (CANCELled, or answered already): the dialog ends before it began.
+    if (!dialog.respond2xx(invite, tx, o)) dialog.end("local");
     return dialog;
   }
 
@@ -182,8 +183,12 @@ export class Dialog extends Emitter<DialogEvents> {
     });
   }
 
-  /** Sends a 2xx for an INVITE (initial or re-INVITE) and retransmits it until the ACK (§13.3.1.4). */
-  respond2xx(invite: SipRequest, tx: ServerTransaction, o: AnswerOptions): SipResponse {
+  /**
+   * Sends a 2xx for an INVITE (initial or re-INVITE) and retransmits it until the ACK (§13.3.1.4);
+   * undefined when the transaction can no longer respond.
+   */
+  respond2xx(invite: SipRequest, tx: ServerTransaction, o: AnswerOptions): SipResponse | undefined {
+    if (!tx.pending) return undefined;
     const headers: [string, string][] = [
       // §12.1.1: the 2xx copies the Record-Route headers.
       ...invite.getHeaders("Record-Route").map((v): [string, string] => ["Record-Route", v]),

@@ -208,6 +208,32 @@ test("an in-dialog request with a lower CSeq gets 500; a re-INVITE reaches the d
   expect(uas!.state).toBe("confirmed");
 });
 
+test("answering an INVITE that was CANCELled leaves no dialog and sends no 2xx", async () => {
+  const b = await newStack();
+  let late: Dialog | undefined;
+  const cancelled = new Promise<void>((resolve) =>
+    b.onRequest((req, tx, ctx) => {
+      tx.on("cancel", () => {
+        queueMicrotask(() => {
+          late = Dialog.answer(b, req, tx, ctx, { contact: b.contactFor("bob", "udp") });
+          resolve();
+        });
+      });
+    }),
+  );
+  const p = await udpPeer("127.0.0.1", b.boundEndpoints[0]!.port);
+  peers.push(p);
+  p.send(rawInvite("late"));
+  await p.waitFor(isResponse(100));
+  p.send(rawInvite("late").replace("INVITE sip:", "CANCEL sip:").replace("CSeq: 7 INVITE", "CSeq: 7 CANCEL"));
+  await p.waitFor(isResponse(487));
+  await cancelled;
+  expect(late!.state).toBe("terminated");
+  expect(b.dialogs.size).toBe(0);
+  await Bun.sleep(30);
+  expect(p.received.some((m) => "status" in m && m.status === 200 && m.cseq.method === "INVITE")).toBe(false);
+});
+
 function rawInvite(id: string): string {
   return [
     "INVITE sip:bob@127.0.0.1 SIP/2.0",
