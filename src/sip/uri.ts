@@ -480,8 +480,6 @@ export function parseNameAddr(s: string): NameAddr | undefined {
   const end = s.length;
   let i = skipWs(s, 0);
   let displayName: string | undefined;
-  let uriStart: number;
-  let uriEnd: number;
   const lt = s.indexOf("<", i);
   if (s.charCodeAt(i) === 34) {
     const close = scanQuoted(s, i);
@@ -505,7 +503,7 @@ export function parseNameAddr(s: string): NameAddr | undefined {
     i = lt;
   } else {
     // addr-spec: the URI runs to the first whitespace or ";", which start header parameters.
-    uriStart = i;
+    const uriStart = i;
     while (i < end) {
       const c = s.charCodeAt(i);
       if (c === 59 || isWs(c)) break;
@@ -513,8 +511,7 @@ export function parseNameAddr(s: string): NameAddr | undefined {
       if (c === 44 || c === 63) return undefined;
       i++;
     }
-    uriEnd = i;
-    const uri = parseUri(s.slice(uriStart, uriEnd));
+    const uri = parseUri(s.slice(uriStart, i));
     if (uri === undefined) return undefined;
     const params: Params = new Map();
     const stop = scanParams(s, i, end, params);
