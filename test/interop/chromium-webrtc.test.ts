@@ -1,29 +1,49 @@
-// Headless Chromium loads /ui/, joins a channel with its fake microphone playing a 1000 Hz tone,
-// and must hear a werift client's 600 Hz tone (WebAudio analyser in the page) while the werift
-// client hears the browser's tone — and neither hears itself.
+// Headless Chromium loads /ui/ of the app composed as in production, joins a channel with its fake
+// microphone playing a 1000 Hz tone, and must hear a SIPp caller's 440 Hz tone (WebAudio analyser
+// in the page) while the caller hears the browser's tone — and neither hears itself.
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium, type BrowserContext } from "playwright-core";
-import { goertzelPower } from "../../src/media/goertzel.ts";
+import { WebRtcService } from "../../src/webrtc/service.ts";
+import { signClientToken } from "../../src/webrtc/tokens.ts";
+import { startHarness, type Harness } from "../api/harness.ts";
+import { composeCalls } from "../helpers/callsApp.ts";
+import { startRtpPeer } from "../helpers/rtpPeer.ts";
+import { runSipp } from "../helpers/sipp.ts";
 import { writeToneWav } from "../helpers/toneWav.ts";
-import { createTestClient, type TestClient } from "../helpers/weriftClient.ts";
-import { startHarness, type Harness } from "../webrtc/harness.ts";
 
 const BROWSER_HZ = 1000;
-const PHONE_HZ = 600;
+const PHONE_HZ = 440;
+const SECRET = "chromium-test-secret-0123456789";
+const UAC = join(import.meta.dir, "../fixtures/sipp/calls-uac-early-offer.xml");
 
 /** Runs in the page: the level (dB) of `hz` in what the page receives from the channel. */
 const pageLevelAt = (hz: number) => (globalThis as unknown as { trunkline: { levelAt(hz: number): number } }).trunkline.levelAt(hz);
 
 let h: Harness;
+let sipPort: number;
 let dir: string;
 let browser: BrowserContext;
-let peer: TestClient;
 
 beforeAll(async () => {
-  h = startHarness();
+  const calls = composeCalls();
+  h = await startHarness(
+    `
+rtp: { portMin: 45000, portMax: 45999, mediaTimeoutSec: 0 }
+trunks:
+  - { id: sipp, domain: 127.0.0.1, optionsIntervalSec: 0 }
+applications:
+  - id: app1
+    name: Browser test app
+    sharedSecret: ${SECRET}
+    inboundRoutes:
+      - { sipUsername: "1000", channelId: room1 }
+`,
+    async (ctx) => [...(await calls.compose(ctx)), new WebRtcService(ctx, calls.registry, () => calls.calls().manager.clientControl())],
+  );
+  sipPort = calls.sipPort();
   dir = mkdtempSync(join(tmpdir(), "trunkline-chromium-"));
   const wav = join(dir, "tone.wav");
   writeToneWav(wav, { freq: BROWSER_HZ, seconds: 4 });
@@ -50,44 +70,46 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await browser?.close();
-  await peer?.close();
-  await h?.stop();
+  await h?.close();
   rmSync(dir, { recursive: true, force: true });
 });
 
-test("a browser on /ui/ and a werift client hear each other's tone and not their own", async () => {
-  peer = createTestClient("opus");
-  const res = await h.join(h.token({ clientId: "phone-like", userId: "werift", userAlias: "Test peer" }), await peer.offer());
-  await peer.accept(((await res.json()) as { sdp: string }).sdp);
-  await peer.connected();
-  peer.startSending(PHONE_HZ);
-
+test("a browser on /ui/ and a SIPp caller hear each other's tone and not their own", async () => {
   const page = await browser.newPage();
-  const token = h.token({ clientId: "browser", userId: "ada", userAlias: "Ada (browser)" });
-  await page.goto(`${h.url}/ui/#token=${token}`);
+  const token = signClientToken(
+    { applicationId: "app1", channelId: "room1", clientId: "browser", userId: "ada", userAlias: "Ada Lovelace", roles: ["dial"], exp: Math.floor(Date.now() / 1000) + 600 },
+    SECRET,
+  );
+  await page.goto(`${h.app.url}/ui/#token=${token}`);
   await page.getByRole("button", { name: "Join channel" }).click();
   await page.getByText("Connected to “room1”").waitFor({ timeout: 10_000 });
 
-  // The page hears the werift client's tone.
-  let heard = -Infinity;
-  for (let i = 0; i < 40 && heard < -50; i++) {
-    await Bun.sleep(100);
-    heard = await page.evaluate(pageLevelAt, PHONE_HZ);
+  const phone = await startRtpPeer(PHONE_HZ, { replyToSender: true });
+  try {
+    const call = runSipp({ scenario: UAC, remote: `127.0.0.1:${sipPort}`, service: "1000", keys: { rtpport: phone.port, testcase: "chromium" }, extraArgs: ["-d", "4000"], timeoutSec: 15 });
+    await page.locator("#people").getByText("Phone").waitFor({ timeout: 5000 });
+
+    // The page hears the caller's tone, not its own.
+    let heard = -Infinity;
+    for (let i = 0; i < 40 && heard < -50; i++) {
+      await Bun.sleep(100);
+      heard = await page.evaluate(pageLevelAt, PHONE_HZ);
+    }
+    const own = await page.evaluate(pageLevelAt, BROWSER_HZ);
+    expect(heard).toBeGreaterThan(-50);
+    expect(own).toBeLessThan(heard - 30);
+
+    // The caller hears the browser's tone, not its own.
+    await Bun.sleep(1000);
+    expect(phone.toneShare(BROWSER_HZ, 1000)).toBeGreaterThan(0.5);
+    expect(phone.toneShare(PHONE_HZ, 1000)).toBeLessThan(0.1);
+
+    await page.locator("#people").getByText("Ada Lovelace").waitFor();
+    mkdirSync("test-artifacts", { recursive: true });
+    await page.screenshot({ path: "test-artifacts/webrtc-ui.png", fullPage: true });
+    const result = await call;
+    expect(result.exitCode, result.summary).toBe(0);
+  } finally {
+    phone.close();
   }
-  const own = await page.evaluate(pageLevelAt, BROWSER_HZ);
-  expect(heard).toBeGreaterThan(-50);
-  expect(own).toBeLessThan(heard - 30);
-
-  // The werift client hears the browser's tone.
-  peer.takeReceived();
-  await Bun.sleep(1000);
-  const pcm = peer.takeReceived();
-  const db = (hz: number) => 10 * Math.log10(goertzelPower(pcm, 48000, hz) / (32767 * 32767 * 0.5) + 1e-12);
-  expect(db(BROWSER_HZ)).toBeGreaterThan(-30);
-  expect(db(PHONE_HZ)).toBeLessThan(db(BROWSER_HZ) - 30);
-
-  await page.locator("#people").getByText("Ada (browser)").waitFor();
-  await page.locator("#people").getByText("Test peer").waitFor();
-  mkdirSync("test-artifacts", { recursive: true });
-  await page.screenshot({ path: "test-artifacts/webrtc-ui.png", fullPage: true });
-});
+}, 30_000);

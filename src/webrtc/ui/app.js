@@ -173,15 +173,23 @@ function openEvents() {
   });
 }
 
+/** "sip:+15551234567@carrier.example;user=phone" → "+15551234567"; anything else as it is. */
+function phoneNumber(address) {
+  const match = /^(?:sips?:|tel:)?([^@;]+)/i.exec(String(address ?? "").replace(/^.*<|>.*$/g, ""));
+  return match ? decodeURIComponent(match[1]) : String(address ?? "");
+}
+
 function personName(p) {
   if (p.userAlias) return p.userAlias;
-  if (p.kind === "sip") return p.address || p.userId;
+  if (p.kind === "sip") return phoneNumber(p.address || p.userId);
   return p.userId;
 }
 
-function initials(name, kind) {
+const PHONE_ICON =
+  '<svg viewBox="0 0 24 24" width="16" height="16" aria-hidden="true" fill="currentColor"><path d="M6.6 10.8a15.1 15.1 0 0 0 6.6 6.6l2.2-2.2c.3-.3.7-.4 1-.2 1.1.4 2.3.6 3.6.6.6 0 1 .4 1 1V20c0 .6-.4 1-1 1C10.6 21 3 13.4 3 4c0-.6.4-1 1-1h3.5c.6 0 1 .4 1 1 0 1.3.2 2.5.6 3.6.1.3 0 .7-.2 1l-2.3 2.2z"/></svg>';
+
+function initials(name) {
   const words = String(name ?? "").replace(/[^\p{L}\p{N} ]/gu, " ").trim().split(/\s+/).filter(Boolean);
-  if (kind === "sip" && !/\p{L}/u.test(name ?? "")) return "#";
   return (words.slice(0, 2).map((w) => w[0]).join("") || "?").toUpperCase();
 }
 
@@ -201,7 +209,8 @@ function renderPeople(participants) {
     const avatar = document.createElement("span");
     avatar.className = `avatar ${p.kind}`;
     avatar.setAttribute("aria-hidden", "true");
-    avatar.textContent = initials(personName(p), p.kind);
+    if (p.kind === "sip") avatar.innerHTML = PHONE_ICON;
+    else avatar.textContent = initials(personName(p));
     const who = document.createElement("div");
     who.className = "who";
     const name = document.createElement("strong");
@@ -223,7 +232,8 @@ function renderPeople(participants) {
 function onEvent(event) {
   const callId = event.data.callId;
   if (!callId || !event.type.startsWith("call.")) return;
-  const call = state.calls.get(callId) ?? { id: callId, to: event.data.to ?? event.data.from ?? "call" };
+  const inbound = event.data.direction === "inbound";
+  const call = state.calls.get(callId) ?? { id: callId, to: phoneNumber((inbound ? event.data.from : event.data.to) ?? "call"), inbound };
   call.state = event.type.slice("call.".length);
   if (event.type === "call.ended") {
     call.reason = event.data.reason;
@@ -244,10 +254,14 @@ function renderCalls() {
     const num = document.createElement("span");
     num.className = "num";
     num.textContent = call.to;
+    const dir = document.createElement("span");
+    dir.className = "dir";
+    dir.textContent = call.inbound ? "in" : "out";
+    dir.title = call.inbound ? "Incoming call" : "Outgoing call";
     const st = document.createElement("span");
     st.className = `state ${call.state}`;
     st.textContent = call.state === "ended" && call.reason ? `ended (${call.reason.replace(/_/g, " ")})` : call.state;
-    li.append(num, st);
+    li.append(dir, num, st);
     if (call.state !== "ended") {
       const hang = document.createElement("button");
       hang.type = "button";
