@@ -4,6 +4,7 @@ import {
   keepAlivePrefix, newBranch, newCallId, newTag, nextMessageLength, parseMessage, parseNameAddr, parseUri,
   parseVia, serializeMessage, splitTopLevel, type ParseResult,
 } from "../../src/sip/message.ts";
+import { mulberry32 } from "./random.ts";
 import { trunkAck, trunkInvite, trunkOk } from "./samples.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
@@ -362,5 +363,32 @@ describe("configurable limits", () => {
     expect(fewHeaders.ok ? "accepted" : fewHeaders.error.reason).toBe("Too many header fields");
     const shortLines = parseMessage(enc(text), "datagram", { maxLineLength: 40 });
     expect(shortLines.ok ? "accepted" : shortLines.error.reason).toBe("Header line too long");
+  });
+});
+
+describe("stream reassembly", () => {
+  test("messages split at random points and joined with keep-alives come out whole and in order", () => {
+    const rnd = mulberry32(7);
+    const originals = [trunkInvite, trunkOk, trunkAck, msg("Content-Length: 0"), msg("l: 3") + "abc"].map(enc);
+    const order = Array.from({ length: 40 }, () => originals[Math.floor(rnd() * originals.length)]!);
+    const stream = Buffer.concat(order.flatMap((m) => (rnd() < 0.3 ? [enc("\r\n\r\n"), m] : [m])));
+    const received: Uint8Array[] = [];
+    let pending: Uint8Array = new Uint8Array(0);
+    for (let at = 0; at < stream.length; ) {
+      const chunk = stream.subarray(at, at + 1 + Math.floor(rnd() * 700));
+      at += chunk.length;
+      pending = Buffer.concat([pending, chunk]);
+      for (;;) {
+        pending = pending.subarray(keepAlivePrefix(pending));
+        const length = nextMessageLength(pending, 65536);
+        if (length === "incomplete") break;
+        if (typeof length !== "number") throw new Error(length.error);
+        received.push(pending.slice(0, length));
+        pending = pending.subarray(length);
+      }
+    }
+    expect(pending.length).toBe(0);
+    expect(received.map(dec)).toEqual(order.map(dec));
+    for (const m of received) expect(parseMessage(m, "stream").ok).toBe(true);
   });
 });
