@@ -170,6 +170,12 @@ describe("calls at the SIP level", () => {
       const bad = await inDialog(call, "INFO", { body: "hello", contentType: "text/plain" });
       expect(bad.status).toBe(415);
 
+      const sent = await app.harness.call("POST", `/api/v1/calls/${record.id}/dtmf`, { digits: "19#" });
+      expect(sent.status).toBe(204);
+      const started = Date.now();
+      while (peer.dtmfEvents.length < 3 && Date.now() - started < 3000) await Bun.sleep(20);
+      expect(peer.dtmfEvents).toEqual([1, 9, 11]);
+
       const byeSeen = new Promise<string>((resolve) => dialog.on("terminated", (reason) => resolve(reason)));
       const hangup = await app.harness.call("DELETE", `/api/v1/calls/${record.id}`);
       expect(hangup.status).toBe(204);

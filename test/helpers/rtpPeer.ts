@@ -12,6 +12,8 @@ export interface RtpPeer {
   /** Decoded PCM (8 kHz) of every PCMU packet received so far, in arrival order. */
   received(): Int16Array;
   readonly packetsReceived: number;
+  /** RFC 4733 event codes received (payload type 101), each once per event in arrival order. */
+  readonly dtmfEvents: number[];
   /** Share of the received signal's power at `freq` (0..1) over the last `ms` milliseconds (toneShareOf). */
   toneShare(freq: number, ms?: number): number;
   close(): void;
@@ -26,6 +28,8 @@ export async function startRtpPeer(toneHz: number, o: { amplitude?: number; repl
   const chunks: Int16Array[] = [];
   let packetsReceived = 0;
   let sending = false;
+  const dtmfEvents: number[] = [];
+  let lastEventTimestamp = -1;
   const socket = await Bun.udpSocket({
     hostname: "127.0.0.1",
     socket: {
@@ -33,6 +37,10 @@ export async function startRtpPeer(toneHz: number, o: { amplitude?: number; repl
         const packet = parseRtp(new Uint8Array(data));
         if (!packet) return;
         if (o.replyToSender && !sending) peer.sendTo(address, port);
+        if (packet.payloadType === 101 && packet.timestamp !== lastEventTimestamp) {
+          lastEventTimestamp = packet.timestamp;
+          dtmfEvents.push(packet.payload[0]!);
+        }
         if (packet.payloadType !== 0) return;
         packetsReceived++;
         chunks.push(decodeUlaw(packet.payload));
@@ -77,6 +85,7 @@ export async function startRtpPeer(toneHz: number, o: { amplitude?: number; repl
     get packetsReceived() {
       return packetsReceived;
     },
+    dtmfEvents,
     toneShare(freq, ms = 1000) {
       const all = peer.received();
       return toneShareOf(all.subarray(Math.max(0, all.length - (ms * 8000) / 1000)), 8000, freq);

@@ -37,21 +37,62 @@ function digestValid(header: string, method: string, username: string, password:
   return field("response") === md5(`${ha1}:${field("nonce")}:${ha2}`);
 }
 
+// Rings and never answers: Trunkline's ring timeout must CANCEL (RFC 3261 §9.1).
+const RINGING_UAS = `<?xml version="1.0" encoding="UTF-8"?>
+<scenario name="ringing">
+  <recv request="INVITE"/>
+  <send><![CDATA[
+SIP/2.0 180 Ringing
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]ring[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+
+]]></send>
+  <recv request="CANCEL"/>
+  <send><![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]ring[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+
+]]></send>
+  <send><![CDATA[
+SIP/2.0 487 Request Terminated
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]ring[call_number]
+[last_Call-ID:]
+CSeq: 1 INVITE
+Content-Length: 0
+
+]]></send>
+  <recv request="ACK"/>
+</scenario>`;
+
 let app: CallsApp;
 let hooks: WebhookServer;
 let uasPort: number;
 let authPort: number;
 let busyPort: number;
+let ringPort: number;
 
 beforeAll(async () => {
   hooks = startWebhookServer();
-  [uasPort, authPort, busyPort] = [await freePort(), await freePort(), await freePort()];
+  [uasPort, authPort, busyPort, ringPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
   app = await startCallsApp(`
 rtp: { portMin: 48000, portMax: 48999, mediaTimeoutSec: 0 }
+calls: { ringTimeoutSec: 2 }
 trunks:
   - { id: t1-uas, domain: 127.0.0.1, port: ${uasPort}, username: trunk-one, optionsIntervalSec: 0 }
   - { id: t2-auth, domain: 127.0.0.1, port: ${authPort}, username: trunkuser, password: trunkpass, earlyOffer: true, optionsIntervalSec: 0 }
   - { id: t3-busy, domain: 127.0.0.1, port: ${busyPort}, username: busy, optionsIntervalSec: 0 }
+  - { id: t4-ring, domain: 127.0.0.1, port: ${ringPort}, username: ring, optionsIntervalSec: 0 }
 applications:
   - id: app1
     name: Test app
@@ -161,6 +202,7 @@ describe("outbound calls", () => {
         { id: "t1-uas", authId: null, username: "trunk-one", domain: "127.0.0.1" },
         { id: "t2-auth", authId: null, username: "trunkuser", domain: "127.0.0.1" },
         { id: "t3-busy", authId: null, username: "busy", domain: "127.0.0.1" },
+        { id: "t4-ring", authId: null, username: "ring", domain: "127.0.0.1" },
       ],
     });
   }, 20_000);
@@ -177,6 +219,19 @@ describe("outbound calls", () => {
     await setWebhooks({ outboundUrl: hooks.url("/nonsense") });
     const failed = await dial("+15550000001");
     expect(await callUntil(app, failed, (x) => x.state === "ended")).toMatchObject({ endReason: "unknown_trunk" });
+  }, 20_000);
+
+  test("the ring timeout cancels an unanswered call: 180, CANCEL, 487, recorded as no_answer", async () => {
+    hooks.handle("/ring", () => Response.json({ sipTrunkId: "t4-ring" }));
+    await setWebhooks({ outboundUrl: hooks.url("/ring") });
+    const uas = await startSipp({ scenario: RINGING_UAS, localPort: ringPort, timeoutSec: 10 });
+    const id = await dial("+15550000002");
+    await callUntil(app, id, (x) => x.state === "ringing");
+    const r = await uas.done;
+    expect(r.exitCode, r.summary).toBe(0);
+    const ended = await callUntil(app, id, (x) => x.state === "ended");
+    expect(ended).toMatchObject({ endReason: "no_answer", sipStatus: 487 });
+    expect(Date.parse(ended.endedAt) - Date.parse(ended.createdAt)).toBeGreaterThanOrEqual(1900);
   }, 20_000);
 
   test("bad input names the field", async () => {
