@@ -8,7 +8,7 @@
 //     answer with createResponse(partial, status, reason); on it only the raw header values, the
 //     method and vias[0] are reliable. A "response"/"unknown" error is dropped, never answered.
 //   serializeMessage(msg) → Uint8Array                                    (serializer.ts)
-//   parseUri / formatUri / parseNameAddr / formatNameAddr / parseVia / formatVia   (uri.ts)
+//   parseUri / formatUri / uriEquals / parseNameAddr / formatNameAddr / parseVia / formatVia (uri.ts)
 //   nextMessageLength(buf, maxSize), keepAlivePrefix(buf)                 (framing.ts)
 //   newBranch() / newTag() / newCallId(host)                              (ids.ts)
 //   createRequest({...}) / createResponse(req, status, reason?, {...}), reasonPhrase(status)
@@ -38,7 +38,7 @@ import { formatNameAddr, formatVia, isToken, parseNameAddr, parseVia, skipWs, sp
 export type { NameAddr, Params, SipUri, Via } from "./uri.ts";
 export {
   formatHost, formatNameAddr, formatUri, formatVia, isHostname, isIPv4, isIPv6, parseNameAddr, parseUri, parseVia,
-  quote, splitTopLevel, unescapeUri, unquote,
+  quote, splitTopLevel, unescapeUri, unquote, uriEquals,
 } from "./uri.ts";
 export { parseMessage, DEFAULT_LIMITS } from "./parser.ts";
 export type { ParseResult, ParseError, ParseLimits } from "./parser.ts";

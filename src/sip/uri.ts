@@ -374,6 +374,31 @@ export function formatUri(u: SipUri): string {
   return out;
 }
 
+/**
+ * URI equivalence (RFC 3261 §19.1.4): scheme and host case-insensitive, user and password
+ * case-sensitive, escapes decoded; user, ttl, method, maddr and transport must agree when either
+ * URI has them, other parameters only when both have them; headers must all agree; a missing port
+ * does not equal an explicit 5060.
+ */
+export function uriEquals(a: SipUri, b: SipUri): boolean {
+  if (a.scheme !== b.scheme) return false;
+  if (a.opaque !== undefined || b.opaque !== undefined) return a.opaque === b.opaque;
+  if (unescapeUri(a.user ?? "") !== unescapeUri(b.user ?? "")) return false;
+  if (unescapeUri(a.password ?? "") !== unescapeUri(b.password ?? "")) return false;
+  if (a.host.toLowerCase() !== b.host.toLowerCase() || a.port !== b.port) return false;
+  const value = (v: string | null | undefined) => (v === undefined ? undefined : v === null ? "" : unescapeUri(v).toLowerCase());
+  for (const key of new Set([...a.params.keys(), ...b.params.keys()])) {
+    const va = value(a.params.get(key));
+    const vb = value(b.params.get(key));
+    const mustAgree = key === "user" || key === "ttl" || key === "method" || key === "maddr" || key === "transport";
+    if ((mustAgree || (va !== undefined && vb !== undefined)) && va !== vb) return false;
+  }
+  if (a.headers.size !== b.headers.size) return false;
+  const bHeaders = new Map([...b.headers].map(([k, v]) => [k.toLowerCase(), unescapeUri(v)]));
+  for (const [k, v] of a.headers) if (bHeaders.get(k.toLowerCase()) !== unescapeUri(v)) return false;
+  return true;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Header parameters (LWS allowed around ";" and "=", RFC 3261 §25.1 SEMI / EQUAL)
 

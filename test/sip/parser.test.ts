@@ -2,7 +2,7 @@ import { describe, expect, test } from "bun:test";
 import {
   BRANCH_COOKIE, SipRequest, SipResponse, createRequest, createResponse, formatNameAddr, formatUri, formatVia,
   keepAlivePrefix, newBranch, newCallId, newTag, nextMessageLength, parseMessage, parseNameAddr, parseUri,
-  parseVia, serializeMessage, splitTopLevel, type ParseResult,
+  parseVia, serializeMessage, splitTopLevel, uriEquals, type ParseResult,
 } from "../../src/sip/message.ts";
 import { mulberry32 } from "./random.ts";
 import { trunkAck, trunkInvite, trunkOk } from "./samples.ts";
@@ -390,5 +390,26 @@ describe("stream reassembly", () => {
     expect(pending.length).toBe(0);
     expect(received.map(dec)).toEqual(order.map(dec));
     for (const m of received) expect(parseMessage(m, "stream").ok).toBe(true);
+  });
+});
+
+describe("uriEquals (RFC 3261 §19.1.4)", () => {
+  const eq = (a: string, b: string) => uriEquals(parseUri(a)!, parseUri(b)!);
+  test("the RFC's equivalent pairs", () => {
+    expect(eq("sip:%61lice@atlanta.com;transport=TCP", "sip:alice@AtLanTa.CoM;Transport=tcp")).toBe(true);
+    expect(eq("sip:carol@chicago.com", "sip:carol@chicago.com;newparam=5")).toBe(true);
+    expect(eq("sip:carol@chicago.com;security=on", "sip:carol@chicago.com;newparam=5")).toBe(true);
+    expect(eq("sip:biloxi.com;transport=tcp;method=REGISTER?to=sip:bob%40biloxi.com", "sip:biloxi.com;method=REGISTER;transport=tcp?to=sip:bob%40biloxi.com")).toBe(true);
+    expect(eq("sip:alice@atlanta.com?subject=project%20x&priority=urgent", "sip:alice@atlanta.com?priority=urgent&subject=project%20x")).toBe(true);
+  });
+  test("the RFC's non-equivalent pairs", () => {
+    expect(eq("SIP:ALICE@AtLanTa.CoM;Transport=udp", "sip:alice@AtLanTa.CoM;Transport=UDP")).toBe(false);
+    expect(eq("sip:bob@biloxi.com", "sip:bob@biloxi.com:5060")).toBe(false);
+    expect(eq("sip:bob@biloxi.com", "sip:bob@biloxi.com;transport=udp")).toBe(false);
+    expect(eq("sip:bob@biloxi.com", "sip:bob@biloxi.com:6000;transport=tcp")).toBe(false);
+    expect(eq("sip:carol@chicago.com", "sip:carol@chicago.com?Subject=next%20meeting")).toBe(false);
+    expect(eq("sip:bob@phone21.boxesbybob.com", "sip:bob@192.0.2.4")).toBe(false);
+    expect(eq("sip:carol@chicago.com;security=on", "sip:carol@chicago.com;security=off")).toBe(false);
+    expect(eq("sips:a@h", "sip:a@h")).toBe(false);
   });
 });
