@@ -144,7 +144,7 @@ describe("calls at the SIP level", () => {
     await callUntil(app, record.id, (c) => c.state === "ended" && c.endReason === "no_ack", 8000);
   }, 10_000);
 
-  test("hold and resume by re-INVITE, an UPDATE, DTMF by SIP INFO, then DELETE sends BYE", async () => {
+  test("hold and resume by re-INVITE, an UPDATE, DTMF both ways (SIP INFO, RFC 4733), then DELETE sends BYE", async () => {
     const stack = await peerStack();
     const peer = await media();
     const seen = collectEvents();
@@ -166,6 +166,13 @@ describe("calls at the SIP level", () => {
       expect(info.status).toBe(200);
       const dtmf = seen.list.find((e) => e.type === "dtmf.received");
       expect(dtmf?.data).toMatchObject({ callId: record.id, digit: "5", durationMs: 160, method: "sip-info" });
+
+      const waitStart = Date.now();
+      while (peer.packetsReceived === 0 && Date.now() - waitStart < 2000) await Bun.sleep(10);
+      await peer.sendDtmf(7);
+      while (!seen.list.some((e) => e.type === "dtmf.received" && e.data.method === "rfc4733") && Date.now() - waitStart < 2000) await Bun.sleep(20);
+      const rtpDtmf = seen.list.find((e) => e.type === "dtmf.received" && e.data.method === "rfc4733");
+      expect(rtpDtmf?.data).toMatchObject({ callId: record.id, digit: "7" });
 
       const bad = await inDialog(call, "INFO", { body: "hello", contentType: "text/plain" });
       expect(bad.status).toBe(415);

@@ -9,6 +9,8 @@ export interface RtpPeer {
   readonly port: number;
   /** Where to send (the SDP of the other side); sending starts with the first call. */
   sendTo(address: string, port: number): void;
+  /** Sends one RFC 4733 event (payload type 101): three updates, then three end packets (§2.5.1.4). */
+  sendDtmf(event: number): Promise<void>;
   /** Decoded PCM (8 kHz) of every PCMU packet received so far, in arrival order. */
   received(): Int16Array;
   readonly packetsReceived: number;
@@ -30,6 +32,7 @@ export async function startRtpPeer(toneHz: number, o: { amplitude?: number; repl
   let sending = false;
   const dtmfEvents: number[] = [];
   let lastEventTimestamp = -1;
+  let target: { address: string; port: number } | undefined;
   const socket = await Bun.udpSocket({
     hostname: "127.0.0.1",
     socket: {
@@ -61,6 +64,7 @@ export async function startRtpPeer(toneHz: number, o: { amplitude?: number; repl
     port: socket.port,
     sendTo(address, port) {
       sending = true;
+      target = { address, port };
       if (timer) clearInterval(timer);
       timer = setInterval(() => {
         for (let i = 0; i < frame.length; i++) {
@@ -71,6 +75,18 @@ export async function startRtpPeer(toneHz: number, o: { amplitude?: number; repl
         seq = (seq + 1) & 0xffff;
         timestamp = (timestamp + 160) >>> 0;
       }, 20);
+    },
+    async sendDtmf(event) {
+      if (!target) throw new Error("sendDtmf before sendTo");
+      const start = timestamp;
+      for (let i = 1; i <= 6; i++) {
+        const end = i > 3;
+        const duration = Math.min(i, 4) * 160;
+        const payload = new Uint8Array([event, (end ? 0x80 : 0) | 10, duration >> 8, duration & 0xff]);
+        socket.send(serializeRtp({ payloadType: 101, sequenceNumber: seq, timestamp: start, ssrc, marker: i === 1 }, payload), target.port, target.address);
+        seq = (seq + 1) & 0xffff;
+        await Bun.sleep(20);
+      }
     },
     received() {
       const total = chunks.reduce((n, c) => n + c.length, 0);

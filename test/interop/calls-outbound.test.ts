@@ -241,6 +241,13 @@ describe("outbound calls", () => {
     const missing = await app.harness.call("POST", "/api/v1/applications/app1/channels/room/calls", { to: "+1555" });
     expect(missing.status).toBe(400);
     expect(missing.json.error.field).toBe("client");
+    const badCursor = await app.harness.call("GET", "/api/v1/calls?cursor=nonsense");
+    expect(badCursor.status).toBe(400);
+    expect(badCursor.json.error.field).toBe("cursor");
+    const badState = await app.harness.call("GET", "/api/v1/calls?state=sleeping");
+    expect(badState.status).toBe(400);
+    const unknownCall = await app.harness.call("GET", "/api/v1/calls/call_nope");
+    expect(unknownCall.status).toBe(404);
     const unknownApp = await app.harness.call("POST", "/api/v1/applications/nope/channels/room/calls", { to: "+1555", client: { id: "c" } });
     expect(unknownApp.status).toBe(404);
   }, 20_000);
