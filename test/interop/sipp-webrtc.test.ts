@@ -1,31 +1,37 @@
 // A SIPp caller (inbound through the static map) and a werift WebRTC client in one channel, on the
 // app composed as in production: each hears the other's tone and neither hears itself. PCMU and
-// Opus client variants; the participant list shows the phone and the browser.
+// Opus client variants; the participant list shows the phone and the browser. A client with the
+// dial role calls a phone (SIPp as the trunk) into the channel, sees the call's states on its events
+// WebSocket, sends DTMF, and both hear each other.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { WebRtcService } from "../../src/webrtc/service.ts";
 import { signClientToken } from "../../src/webrtc/tokens.ts";
 import { composeCalls } from "../helpers/callsApp.ts";
 import { startRtpPeer, toneShareOf } from "../helpers/rtpPeer.ts";
-import { runSipp } from "../helpers/sipp.ts";
+import { freePort, runSipp, startSipp } from "../helpers/sipp.ts";
 import { createTestClient, type TestCodec } from "../helpers/weriftClient.ts";
 import { startHarness, type Harness } from "../api/harness.ts";
 
 const SECRET = "webrtc-sipp-secret-0123456789";
 const UAC = join(import.meta.dir, "../fixtures/sipp/calls-uac-early-offer.xml");
+const UAS = join(import.meta.dir, "../fixtures/sipp/calls-uas-delayed-offer.xml");
 const PHONE_HZ = 440;
 const BROWSER_HZ = 1000;
 
 let harness: Harness;
 let sipPort: number;
+let uasPort: number;
 
 beforeAll(async () => {
+  uasPort = await freePort();
   const calls = composeCalls();
   harness = await startHarness(
     `
 rtp: { portMin: 46000, portMax: 46999, mediaTimeoutSec: 0 }
 trunks:
-  - { id: sipp, domain: 127.0.0.1, optionsIntervalSec: 0 }
+  - { id: callee, domain: 127.0.0.1, port: ${uasPort}, username: trunk, optionsIntervalSec: 0 }
+  - { id: sipp, domain: 127.0.0.1, canTerminate: false, optionsIntervalSec: 0 }
 applications:
   - id: app1
     name: WebRTC test app
@@ -45,23 +51,32 @@ afterAll(async () => {
   await harness?.close();
 });
 
-const token = (clientId: string) =>
-  signClientToken({ applicationId: "app1", channelId: "lobby", clientId, userId: `user-${clientId}`, roles: [], exp: Math.floor(Date.now() / 1000) + 600 }, SECRET);
+const token = (clientId: string, roles: string[] = []) =>
+  signClientToken({ applicationId: "app1", channelId: "lobby", clientId, userId: `user-${clientId}`, roles, exp: Math.floor(Date.now() / 1000) + 600 }, SECRET);
+
+async function joinClient(codec: TestCodec, clientId: string, roles: string[] = []) {
+  const client = createTestClient(codec);
+  const res = await fetch(`${harness.app.url}/api/v1/client/join`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${token(clientId, roles)}`, "content-type": "application/json" },
+    body: JSON.stringify({ sdp: await client.offer() }),
+  });
+  expect(res.status).toBe(200);
+  await client.accept(((await res.json()) as { sdp: string }).sdp);
+  await client.connected();
+  return client;
+}
+
+async function leave(clientId: string): Promise<void> {
+  await fetch(`${harness.app.url}/api/v1/client/connections/${clientId}`, { method: "DELETE", headers: { authorization: `Bearer ${token(clientId)}` } });
+}
 
 describe("a phone caller and a WebRTC client in one channel", () => {
   for (const codec of ["PCMU", "opus"] as TestCodec[]) {
     test(`${codec} client: each hears the other's tone and not its own`, async () => {
-      const client = createTestClient(codec);
+      const client = await joinClient(codec, `web-${codec}`);
       const phone = await startRtpPeer(PHONE_HZ, { replyToSender: true });
       try {
-        const res = await fetch(`${harness.app.url}/api/v1/client/join`, {
-          method: "POST",
-          headers: { authorization: `Bearer ${token(`web-${codec}`)}`, "content-type": "application/json" },
-          body: JSON.stringify({ sdp: await client.offer() }),
-        });
-        expect(res.status).toBe(200);
-        await client.accept(((await res.json()) as { sdp: string }).sdp);
-        await client.connected();
         client.startSending(BROWSER_HZ);
 
         const call = runSipp({ scenario: UAC, remote: `127.0.0.1:${sipPort}`, service: "1000", keys: { rtpport: phone.port, testcase: codec }, extraArgs: ["-d", "2500"], timeoutSec: 15 });
@@ -87,11 +102,61 @@ describe("a phone caller and a WebRTC client in one channel", () => {
       } finally {
         phone.close();
         await client.close();
-        await fetch(`${harness.app.url}/api/v1/client/connections/web-${codec}`, { method: "DELETE", headers: { authorization: `Bearer ${token(`web-${codec}`)}` } });
+        await leave(`web-${codec}`);
       }
     });
   }
+
+  test("a client with the dial role calls a phone into the channel, follows its states, sends DTMF", async () => {
+    const client = await joinClient("opus", "dialler", ["dial"]);
+    const callee = await startRtpPeer(PHONE_HZ, { replyToSender: true });
+    const events = await eventTypes("dialler");
+    try {
+      client.startSending(BROWSER_HZ);
+      const uas = await startSipp({ scenario: UAS, localPort: uasPort, keys: { rtpport: callee.port }, extraArgs: ["-d", "2500"], timeoutSec: 15 });
+      const post = (path: string, body: object) =>
+        fetch(`${harness.app.url}/api/v1/client${path}`, {
+          method: "POST",
+          headers: { authorization: `Bearer ${token("dialler", ["dial"])}`, "content-type": "application/json" },
+          body: JSON.stringify(body),
+        });
+      const dialled = await post("/calls", { to: "+15551234567" });
+      expect(dialled.status).toBe(201);
+      const { id } = (await dialled.json()) as { id: string };
+      for (let i = 0; i < 60 && !events.seen.includes("call.answered"); i++) await Bun.sleep(50);
+      expect(events.seen).toContain("call.answered");
+      expect((await post(`/calls/${id}/dtmf`, { digits: "5#" })).status).toBe(204);
+      await Bun.sleep(1000);
+      client.takeReceived();
+      await Bun.sleep(800);
+      const heard = client.takeReceived();
+      const result = await uas.done;
+      expect(result.exitCode, result.summary).toBe(0);
+      expect(toneShareOf(heard, 48000, PHONE_HZ)).toBeGreaterThan(0.5);
+      expect(callee.toneShare(BROWSER_HZ, 1000)).toBeGreaterThan(0.5);
+      for (let i = 0; i < 40 && !events.seen.includes("call.ended"); i++) await Bun.sleep(50);
+      expect(events.seen.filter((t) => t.startsWith("call."))).toEqual(["call.ringing", "call.answered", "call.ended"]);
+    } finally {
+      events.close();
+      callee.close();
+      await client.close();
+      await leave("dialler");
+    }
+  }, 20_000);
 });
+
+/** Collects the event types the channel's events WebSocket streams. */
+async function eventTypes(clientId: string): Promise<{ seen: string[]; close(): void }> {
+  const seen: string[] = [];
+  const ws = new WebSocket(`${harness.app.url.replace("http", "ws")}/api/v1/client/events`);
+  ws.onmessage = (m) => {
+    const message = JSON.parse(String(m.data)) as { type: string; event?: { type: string } };
+    if (message.event) seen.push(message.event.type);
+  };
+  await new Promise((r) => (ws.onopen = r));
+  ws.send(JSON.stringify({ type: "auth", token: token(clientId) }));
+  return { seen, close: () => ws.close() };
+}
 
 /** The participant kinds the client's events WebSocket reports, sorted. */
 async function participantKinds(codec: string): Promise<string[]> {
