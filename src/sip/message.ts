@@ -154,8 +154,11 @@ export function emptyUri(): SipUri {
   return { scheme: "", host: "", params: new Map(), headers: new Map() };
 }
 
+// Shared by every message without a body: a zero-length array has nothing to mutate.
+const NO_BODY = new Uint8Array(0);
+
 export abstract class SipMessage {
-  body: Uint8Array = new Uint8Array(0);
+  body: Uint8Array = NO_BODY;
   /** SIP version of the start line, "SIP/2.0" for everything we build. */
   version = "SIP/2.0";
   protected fields: HeaderField[] = [];
@@ -444,7 +447,7 @@ export function parseCSeq(v: string): CSeq | undefined {
 const encoder = new TextEncoder();
 
 function toBytes(body: Uint8Array | string | undefined): Uint8Array {
-  if (body === undefined) return new Uint8Array(0);
+  if (body === undefined) return NO_BODY;
   return typeof body === "string" ? encoder.encode(body) : body;
 }
 
