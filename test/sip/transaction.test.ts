@@ -5,6 +5,8 @@ import { createResponse, parseMessage, type SipRequest, type SipResponse } from 
 import { TransactionLayer, type Wire } from "../../src/sip/transaction.ts";
 
 const T = { T1: 10, T2: 80, T4: 100 };
+/** For tests that only wait a 64*T1 timer out. */
+const FAST = { T1: 3, T2: 24, T4: 30 };
 
 class RecordingWire implements Wire {
   sent: { at: number; text: string }[] = [];
@@ -138,15 +140,15 @@ test("INVITE client: timer A doubles without cap until a provisional; non-2xx ge
 });
 
 test("INVITE client: timer B reports a timeout after 64*T1 without any response", async () => {
-  const layer = new TransactionLayer(T);
+  const layer = new TransactionLayer(FAST);
   const tx = layer.startClient(req("INVITE", { branch: "z9hG4bK-inv2" }), new RecordingWire(false));
   const started = performance.now();
   expect((await tx.outcome).kind).toBe("timeout");
-  expect(performance.now() - started).toBeGreaterThanOrEqual(64 * T.T1 - 5);
+  expect(performance.now() - started).toBeGreaterThanOrEqual(64 * FAST.T1 - 5);
 });
 
 test("INVITE client: 2xx moves to Accepted and later 2xx are passed up as extra2xx (RFC 6026)", async () => {
-  const layer = new TransactionLayer(T);
+  const layer = new TransactionLayer(FAST);
   const wire = new RecordingWire(false);
   const invite = req("INVITE", { branch: "z9hG4bK-inv3" });
   const tx = layer.startClient(invite, wire);
@@ -158,7 +160,7 @@ test("INVITE client: 2xx moves to Accepted and later 2xx are passed up as extra2
   expect(extras).toEqual([200]);
   // The ACK for a 2xx is the dialog's, never the transaction's.
   expect(wire.lines().filter((l) => l.startsWith("ACK"))).toHaveLength(0);
-  await Bun.sleep(64 * T.T1 + 30); // timer M
+  await Bun.sleep(64 * FAST.T1 + 30); // timer M
   expect(tx.state).toBe("terminated");
 });
 
@@ -189,7 +191,7 @@ test("a transport error ends the client transaction and is reported (§17.1.4)",
 });
 
 test("non-INVITE server: retransmissions resend the final response; timer J ends it after 64*T1", async () => {
-  const layer = new TransactionLayer(T);
+  const layer = new TransactionLayer(FAST);
   const wire = new RecordingWire(false);
   const request = req("OPTIONS", { branch: "z9hG4bK-srv1" });
   const tx = layer.createServer(request, wire);
@@ -199,7 +201,7 @@ test("non-INVITE server: retransmissions resend the final response; timer J ends
   layer.matchServer(request)!.receiveRetransmission(request);
   expect(wire.lines()).toEqual(["SIP/2.0 200 OK", "SIP/2.0 200 OK"]);
   expect(tx.state).toBe("completed");
-  await Bun.sleep(64 * T.T1 + 30);
+  await Bun.sleep(64 * FAST.T1 + 30);
   expect(tx.state).toBe("terminated");
   expect(layer.matchServer(request)).toBeUndefined();
 });
@@ -316,7 +318,7 @@ test("a CANCEL on a pending INVITE emits cancel and answers 487", () => {
 });
 
 test("a throwing listener never escapes a timer", async () => {
-  const layer = new TransactionLayer(T);
+  const layer = new TransactionLayer(FAST);
   const tx = layer.startClient(req("OPTIONS", { branch: "z9hG4bK-throw" }), new RecordingWire(true));
   tx.on("timeout", () => {
     throw new Error("listener bug");
