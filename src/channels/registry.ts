@@ -24,8 +24,8 @@ export interface ParticipantInfo {
   joinedAt: string;
 }
 
-/** Joins the channel's mixer and returns how to leave it. */
-export type Attach = (mixer: Mixer) => () => void;
+/** Joins the channel's mixer and returns how to leave it (told why). */
+export type Attach = (mixer: Mixer) => (reason?: string) => void;
 
 export interface ChannelMember {
   readonly info: ParticipantInfo;
@@ -49,7 +49,7 @@ export class ChannelRegistry {
     const channel = this.channels.get(key) ?? this.open(key);
     channel.members.get(info.id)?.leave("replaced");
     const full: ParticipantInfo = { ...info, joinedAt: new Date().toISOString() };
-    let detach: () => void;
+    let detach: (reason?: string) => void;
     try {
       detach = attach(channel.mixer);
     } catch (error) {
@@ -62,7 +62,7 @@ export class ChannelRegistry {
       leave: (reason) => {
         if (!present) return;
         present = false;
-        detach();
+        detach(reason);
         channel.members.delete(info.id);
         if (channel.members.size === 0) this.closeChannel(key, channel);
         emitEvent("participant.left", { ...eventData(full), ...(reason ? { reason } : {}) });

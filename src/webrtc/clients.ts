@@ -4,6 +4,7 @@
 // A client leaves by DELETE, by closing its peer connection, or by going silent/unreachable.
 import type { ChannelMember, ChannelRegistry, ParticipantInfo } from "../channels/registry.ts";
 import { createLogger } from "../log.ts";
+import { metrics } from "../metrics.ts";
 import { answerClientOffer, type ClientPeer, type PeerNetworkOptions, type PeerTimeouts } from "./peer.ts";
 import { newClientId, type ClientClaims } from "./tokens.ts";
 
@@ -26,6 +27,9 @@ export interface ClientSessionsOptions {
 }
 
 const log = createLogger("webrtc");
+const connectedClients = metrics.gauge("trunkline_webrtc_clients", "WebRTC clients in channels.");
+const joins = metrics.counter("trunkline_webrtc_joins_total", "WebRTC join requests by outcome.", ["outcome"]);
+const leaves = metrics.counter("trunkline_webrtc_leaves_total", "WebRTC clients gone by reason (left, media-timeout, ice-failed, ...).", ["reason"]);
 
 export class ClientSessions {
   private readonly sessions = new Map<string, ClientSession>();
@@ -38,10 +42,10 @@ export class ClientSessions {
     const present = registry.participants(claims.applicationId, claims.channelId);
     const rejoining = present.some((p) => p.id === clientId);
     if (maxParticipantsPerChannel !== undefined && !rejoining && present.length >= maxParticipantsPerChannel)
-      return { ok: false, status: 409, code: "channel_full", message: `the channel already has ${present.length} participants` };
+      return refused(409, "channel_full", `the channel already has ${present.length} participants`);
 
     const answer = await answerClientOffer(offerSdp, network, timeouts);
-    if (!answer.ok) return { ok: false, status: 400, code: "bad_sdp", message: answer.message };
+    if (!answer.ok) return refused(400, "bad_sdp", answer.message);
     const { peer } = answer;
 
     const key = sessionKey(claims.applicationId, clientId);
@@ -60,7 +64,10 @@ export class ClientSessions {
         if (peer.isConnected) peer.sendEncoded(participant.encode(frame, peer.sendCodec));
       });
       peer.onAudio = (pcm) => participant.write(pcm);
-      return () => {
+      connectedClients.inc();
+      return (reason = "left") => {
+        connectedClients.dec();
+        leaves.inc({ reason });
         participant.leave();
         peer.close();
         if (this.sessions.get(key)?.member === member) this.sessions.delete(key);
@@ -72,6 +79,7 @@ export class ClientSessions {
       log.info("client peer closed", { applicationId: claims.applicationId, channelId: claims.channelId, clientId, reason });
       member.leave(reason);
     };
+    joins.inc({ outcome: "joined" });
     log.info("client joined", { applicationId: claims.applicationId, channelId: claims.channelId, clientId, codec: peer.sendCodec.name });
     return { ok: true, clientId, sdp: answer.sdp, codec: peer.sendCodec.name };
   }
@@ -94,6 +102,11 @@ export class ClientSessions {
   closeAll(reason = "shutdown"): void {
     for (const session of [...this.sessions.values()]) session.member.leave(reason);
   }
+}
+
+function refused(status: 400 | 409, code: string, message: string): JoinResult {
+  joins.inc({ outcome: code });
+  return { ok: false, status, code, message };
 }
 
 function sessionKey(applicationId: string, clientId: string): string {

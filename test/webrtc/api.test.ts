@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { readdirSync } from "node:fs";
 import { subscribeEvents, type AnyEvent } from "../../src/events.ts";
+import { metrics } from "../../src/metrics.ts";
 import type { ClientCallControl } from "../../src/api/routes/client.ts";
 import { verifyClientToken } from "../../src/webrtc/tokens.ts";
 import { createTestClient, type TestClient } from "../helpers/weriftClient.ts";
@@ -116,18 +117,24 @@ describe("join", () => {
 });
 
 describe("leaving", () => {
-  test("DELETE removes the client and emits participant.left with its userId", async () => {
+  test("DELETE removes the client, emits participant.left with its userId and counts it", async () => {
     const hx = harness();
     const seen: AnyEvent[] = [];
     const stop = subscribeEvents((e) => seen.push(e));
+    const metric = (line: RegExp) => Number(line.exec(metrics.render())?.[1] ?? 0);
+    const leftBefore = metric(/^trunkline_webrtc_leaves_total\{reason="left"\} (\d+)$/m);
+    const clientsBefore = metric(/^trunkline_webrtc_clients (-?\d+)$/m);
     try {
       await joined(hx, "bob");
+      expect(metric(/^trunkline_webrtc_clients (-?\d+)$/m)).toBe(clientsBefore + 1);
       const res = await fetch(`${hx.url}/api/v1/client/connections/bob`, {
         method: "DELETE",
         headers: { authorization: `Bearer ${hx.token()}` },
       });
       expect(res.status).toBe(204);
       expect(hx.registry.participants(APP.id, "room1")).toEqual([]);
+      expect(metric(/^trunkline_webrtc_clients (-?\d+)$/m)).toBe(clientsBefore);
+      expect(metric(/^trunkline_webrtc_leaves_total\{reason="left"\} (\d+)$/m)).toBe(leftBefore + 1);
       const kinds = seen.filter((e) => e.type.startsWith("participant.")).map((e) => [e.type, (e.data as { userId: string }).userId]);
       expect(kinds).toEqual([
         ["participant.joined", "bob"],
