@@ -8,6 +8,7 @@
 //   calls.hangUp(id); calls.sendDtmf(id, "123"); calls.get(id); calls.list({ state, limit, cursor })
 //   calls.clientControl()                             // for the client API (dialling from a browser)
 import { randomUUID } from "node:crypto";
+import type { CallerIdClientInfo } from "../channels/callerIdTemplate.ts";
 import type { ChannelRegistry } from "../channels/registry.ts";
 import type { TrunkInput } from "../config/entities.ts";
 import { createLogger } from "../log.ts";
@@ -68,18 +69,7 @@ export interface CallManagerDeps {
 }
 
 /** The token claims the client API passes when a browser dials, hangs up or sends DTMF. */
-export interface ClientIdentity {
-  applicationId: string;
-  channelId: string;
-  clientId?: string;
-  userId?: string;
-  userAlias?: string;
-  deviceId?: string;
-  deviceAlias?: string;
-  tag?: string;
-  roles?: string[];
-  region?: string;
-}
+export type ClientIdentity = Omit<CallerIdClientInfo, "id"> & { applicationId: string; channelId: string; clientId?: string };
 
 const log = createLogger("calls");
 

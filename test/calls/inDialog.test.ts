@@ -6,7 +6,7 @@ import { events, type AnyEvent } from "../../src/events.ts";
 import { Dialog } from "../../src/sip/dialog.ts";
 import { parseUri, type SipRequest, type SipResponse } from "../../src/sip/message.ts";
 import { SipStack } from "../../src/sip/stack.ts";
-import { callUntil, findCall, startCallsApp, type CallsApp } from "../helpers/callsApp.ts";
+import { callUntil, findCall, startCallsApp, testApplicationYaml, type CallsApp } from "../helpers/callsApp.ts";
 import { startRtpPeer, type RtpPeer } from "../helpers/rtpPeer.ts";
 
 let app: CallsApp;
@@ -21,12 +21,7 @@ calls: { sendRinging: false }
 trunks:
   - { id: local, domain: 127.0.0.1, maxConcurrentCalls: 2, optionsIntervalSec: 0 }
   - { id: cidr, domain: 192.0.2.1, allowedAddresses: [127.0.0.3/32], optionsIntervalSec: 0 }
-applications:
-  - id: app1
-    name: In-dialog tests
-    sharedSecret: test-shared-secret-0123456789
-    inboundRoutes:
-      - { sipUsername: "1000", channelId: lobby }
+${testApplicationYaml({ "1000": "lobby" })}
 `,
     { timers: { T1: 50, T2: 400 } },
   );

@@ -60,3 +60,15 @@ export async function findCall(app: CallsApp, check: (call: any) => boolean, tim
     await Bun.sleep(25);
   }
 }
+
+/** YAML for the test application `app1` with static routes (SIP username → channel) and extra keys. */
+export function testApplicationYaml(routes: Record<string, string>, extra = ""): string {
+  const lines = Object.entries(routes).map(([user, channel]) => `      - { sipUsername: "${user}", channelId: ${channel} }`);
+  return `applications:
+  - id: app1
+    name: Test app
+    sharedSecret: test-shared-secret-0123456789
+    inboundRoutes:
+${lines.join("\n")}
+${extra}`;
+}

@@ -4,6 +4,7 @@
 import { decodeUlaw, encodeUlaw } from "../../src/media/g711.ts";
 import { goertzelPower, meanSquare } from "../../src/media/goertzel.ts";
 import { parseRtp, serializeRtp } from "../../src/media/rtp-packet.ts";
+import { concat } from "./audio.ts";
 
 export interface RtpPeer {
   readonly port: number;
@@ -89,14 +90,7 @@ export async function startRtpPeer(toneHz: number, o: { amplitude?: number; repl
       }
     },
     received() {
-      const total = chunks.reduce((n, c) => n + c.length, 0);
-      const out = new Int16Array(total);
-      let offset = 0;
-      for (const chunk of chunks) {
-        out.set(chunk, offset);
-        offset += chunk.length;
-      }
-      return out;
+      return concat(chunks);
     },
     get packetsReceived() {
       return packetsReceived;

@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { startBaresip } from "../helpers/baresip.ts";
-import { callUntil, findCall, startCallsApp, type CallsApp } from "../helpers/callsApp.ts";
+import { callUntil, findCall, startCallsApp, testApplicationYaml, type CallsApp } from "../helpers/callsApp.ts";
 import { startRtpPeer, toneShareOf } from "../helpers/rtpPeer.ts";
 import { freePort, runSipp } from "../helpers/sipp.ts";
 
@@ -18,12 +18,7 @@ beforeAll(async () => {
 rtp: { portMin: 46000, portMax: 46999, mediaTimeoutSec: 0 }
 trunks:
   - { id: baresip, domain: 127.0.0.1, port: ${baresipPort}, username: trunkline, optionsIntervalSec: 0 }
-applications:
-  - id: app1
-    name: baresip test
-    sharedSecret: test-shared-secret-0123456789
-    inboundRoutes:
-      - { sipUsername: "1000", channelId: lobby }
+${testApplicationYaml({ "1000": "lobby" })}
 `);
 });
 

@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { ADMIN_TOKEN } from "../api/harness.ts";
+import { testApplicationYaml } from "../helpers/callsApp.ts";
 import { startRtpPeer } from "../helpers/rtpPeer.ts";
 import { runSipp, startSipp, type SippRun } from "../helpers/sipp.ts";
 
@@ -21,12 +22,7 @@ logLevel: warn
 rtp: { portMin: 49000, portMax: 49999, mediaTimeoutSec: 0 }
 trunks:
   - { id: sipp, domain: 127.0.0.1, optionsIntervalSec: 0 }
-applications:
-  - id: app1
-    name: Crash test
-    sharedSecret: test-shared-secret-0123456789
-    inboundRoutes:
-      - { sipUsername: "1000", channelId: lobby }
+${testApplicationYaml({ "1000": "lobby" })}
 `,
 );
 

@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { SIGNATURE_HEADER, TIMESTAMP_HEADER, verifyWebhookSignature } from "../../src/routing/webhooks.ts";
-import { callUntil, findCall, startCallsApp, type CallsApp } from "../helpers/callsApp.ts";
+import { callUntil, findCall, startCallsApp, testApplicationYaml, type CallsApp } from "../helpers/callsApp.ts";
 import { startRtpPeer } from "../helpers/rtpPeer.ts";
 import { runSipp } from "../helpers/sipp.ts";
 import { startWebhookServer, type WebhookServer } from "../helpers/webhookServer.ts";
@@ -25,12 +25,7 @@ rtp: { portMin: 47000, portMax: 47999, mediaTimeoutSec: 0 }
 calls: { sendRinging: true }
 trunks:
   - { id: sipp, domain: 127.0.0.1, optionsIntervalSec: 0 }
-applications:
-  - id: app1
-    name: Test app
-    sharedSecret: test-shared-secret-0123456789
-    inboundRoutes:
-      - { sipUsername: "1000", channelId: lobby }
+${testApplicationYaml({ "1000": "lobby" })}
 `);
 });
 

@@ -4,28 +4,12 @@
 // their SIP status, and hanging up through the API.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
-import { callUntil, startCallsApp, type CallsApp } from "../helpers/callsApp.ts";
+import { callUntil, startCallsApp, testApplicationYaml, type CallsApp } from "../helpers/callsApp.ts";
 import { startRtpPeer } from "../helpers/rtpPeer.ts";
 import { freePort, runSipp, startSipp } from "../helpers/sipp.ts";
 import { startWebhookServer, type WebhookServer } from "../helpers/webhookServer.ts";
 
 const fixture = (name: string) => join(import.meta.dir, "../fixtures/sipp", name);
-
-const BUSY_UAS = `<?xml version="1.0" encoding="UTF-8"?>
-<scenario name="busy">
-  <recv request="INVITE"/>
-  <send><![CDATA[
-SIP/2.0 486 Busy Here
-[last_Via:]
-[last_From:]
-[last_To:];tag=[pid]busy[call_number]
-[last_Call-ID:]
-[last_CSeq:]
-Content-Length: 0
-
-]]></send>
-  <recv request="ACK"/>
-</scenario>`;
 
 /** RFC 2617 §3.2.2 without qop, computed independently of src/sip/digest.ts. */
 function digestValid(header: string, method: string, username: string, password: string): boolean {
@@ -36,44 +20,6 @@ function digestValid(header: string, method: string, username: string, password:
   const ha2 = md5(`${method}:${field("uri")}`);
   return field("response") === md5(`${ha1}:${field("nonce")}:${ha2}`);
 }
-
-// Rings and never answers: Trunkline's ring timeout must CANCEL (RFC 3261 §9.1).
-const RINGING_UAS = `<?xml version="1.0" encoding="UTF-8"?>
-<scenario name="ringing">
-  <recv request="INVITE"/>
-  <send><![CDATA[
-SIP/2.0 180 Ringing
-[last_Via:]
-[last_From:]
-[last_To:];tag=[pid]ring[call_number]
-[last_Call-ID:]
-[last_CSeq:]
-Content-Length: 0
-
-]]></send>
-  <recv request="CANCEL"/>
-  <send><![CDATA[
-SIP/2.0 200 OK
-[last_Via:]
-[last_From:]
-[last_To:];tag=[pid]ring[call_number]
-[last_Call-ID:]
-[last_CSeq:]
-Content-Length: 0
-
-]]></send>
-  <send><![CDATA[
-SIP/2.0 487 Request Terminated
-[last_Via:]
-[last_From:]
-[last_To:];tag=[pid]ring[call_number]
-[last_Call-ID:]
-CSeq: 1 INVITE
-Content-Length: 0
-
-]]></send>
-  <recv request="ACK"/>
-</scenario>`;
 
 let app: CallsApp;
 let hooks: WebhookServer;
@@ -93,14 +39,7 @@ trunks:
   - { id: t2-auth, domain: 127.0.0.1, port: ${authPort}, username: trunkuser, password: trunkpass, earlyOffer: true, optionsIntervalSec: 0 }
   - { id: t3-busy, domain: 127.0.0.1, port: ${busyPort}, username: busy, optionsIntervalSec: 0 }
   - { id: t4-ring, domain: 127.0.0.1, port: ${ringPort}, username: ring, optionsIntervalSec: 0 }
-applications:
-  - id: app1
-    name: Test app
-    sharedSecret: test-shared-secret-0123456789
-    inboundRoutes:
-      - { sipUsername: "1000", channelId: room }
-    channels:
-      room: { callerId: { displayName: "{userAlias}", username: "{userId}-{id}" } }
+${testApplicationYaml({ "1000": "room" }, '    channels:\n      room: { callerId: { displayName: "{userAlias}", username: "{userId}-{id}" } }')}
 `);
 });
 
@@ -210,7 +149,7 @@ describe("outbound calls", () => {
   test("a failure keeps its SIP status; an unknown trunk from the webhook fails the dial", async () => {
     hooks.handle("/busy", () => Response.json({ sipTrunkId: "t3-busy" }));
     await setWebhooks({ outboundUrl: hooks.url("/busy") });
-    const uas = await startSipp({ scenario: BUSY_UAS, localPort: busyPort, timeoutSec: 10 });
+    const uas = await startSipp({ scenario: fixture("calls-uas-busy.xml"), localPort: busyPort, timeoutSec: 10 });
     const id = await dial("+15550000000");
     expect((await uas.done).exitCode).toBe(0);
     expect(await callUntil(app, id, (x) => x.state === "ended")).toMatchObject({ endReason: "rejected", sipStatus: 486, trunkId: "t3-busy" });
@@ -224,7 +163,7 @@ describe("outbound calls", () => {
   test("the ring timeout cancels an unanswered call: 180, CANCEL, 487, recorded as no_answer", async () => {
     hooks.handle("/ring", () => Response.json({ sipTrunkId: "t4-ring" }));
     await setWebhooks({ outboundUrl: hooks.url("/ring") });
-    const uas = await startSipp({ scenario: RINGING_UAS, localPort: ringPort, timeoutSec: 10 });
+    const uas = await startSipp({ scenario: fixture("calls-uas-ringing.xml"), localPort: ringPort, timeoutSec: 10 });
     const id = await dial("+15550000002");
     await callUntil(app, id, (x) => x.state === "ringing");
     const r = await uas.done;
