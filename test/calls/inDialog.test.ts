@@ -16,7 +16,7 @@ const rtp: RtpPeer[] = [];
 beforeAll(async () => {
   app = await startCallsApp(
     `
-rtp: { portMin: 45000, portMax: 45999, mediaTimeoutSec: 1 }
+rtp: { portMin: 51000, portMax: 51999, mediaTimeoutSec: 1 }
 calls: { sendRinging: false }
 trunks:
   - { id: local, domain: 127.0.0.1, maxConcurrentCalls: 2, optionsIntervalSec: 0 }

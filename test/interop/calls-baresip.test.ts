@@ -15,7 +15,7 @@ let baresipPort: number;
 beforeAll(async () => {
   baresipPort = await freePort();
   app = await startCallsApp(`
-rtp: { portMin: 46000, portMax: 46999, mediaTimeoutSec: 0 }
+rtp: { portMin: 50000, portMax: 50999, mediaTimeoutSec: 0 }
 trunks:
   - { id: baresip, domain: 127.0.0.1, port: ${baresipPort}, username: trunkline, optionsIntervalSec: 0 }
 ${testApplicationYaml({ "1000": "lobby" })}
