@@ -437,7 +437,7 @@ export function parseCSeq(v: string): CSeq | undefined {
   const methodStart = skipWs(v, i);
   if (methodStart === i) return undefined;
   const method = v.slice(methodStart).trimEnd();
-  if (method.length === 0 || /[\s]/.test(method)) return undefined;
+  if (method.length === 0 || !isToken(method)) return undefined;
   return { seq, method };
 }
 

@@ -94,7 +94,7 @@ export function parseMessage(
   if (startLine.endsWith("\r")) startLine = startLine.slice(0, -1);
   let message: SipRequest | SipResponse;
   let isRequest: boolean;
-  if (startLine.length >= 4 && startLine.slice(0, 4).toUpperCase() === "SIP/") {
+  if (startsWithSip(startLine)) {
     isRequest = false;
     const r = parseStatusLine(startLine);
     if (!("message" in r)) return fail(r.status, r.reason, "response");
@@ -180,6 +180,14 @@ function fail(status: number, reason: string, kind: ParseError["kind"]): ParseRe
   return { ok: false, error: { status, reason, kind } };
 }
 
+/** "SIP/" in any case at the start: a status line (RFC 3261 §7.2). */
+function startsWithSip(line: string): boolean {
+  return (
+    (line.charCodeAt(0) | 0x20) === 115 && (line.charCodeAt(1) | 0x20) === 105 &&
+    (line.charCodeAt(2) | 0x20) === 112 && line.charCodeAt(3) === 47
+  );
+}
+
 function guessKind(data: Uint8Array, start: number): ParseError["kind"] {
   // "SIP/" at the start means a status line
   const s = data[start] === 83 && data[start + 1] === 73 && data[start + 2] === 80 && data[start + 3] === 47;
@@ -188,11 +196,16 @@ function guessKind(data: Uint8Array, start: number): ParseError["kind"] {
 
 const VERSION = /^SIP\/\d{1,3}\.\d{1,3}$/i;
 
+function isVersion(v: string): boolean {
+  return v === "SIP/2.0" || VERSION.test(v);
+}
+
 function parseRequestLine(line: string): { message: SipRequest; defect?: Defect } {
   // Request-Line = Method SP Request-URI SP SIP-Version CRLF (RFC 3261 §7.1); single spaces only.
   const sp1 = line.indexOf(" ");
   const sp2 = sp1 < 0 ? -1 : line.indexOf(" ", sp1 + 1);
-  const method = sp1 > 0 && isToken(line.slice(0, sp1)) ? line.slice(0, sp1) : "";
+  const token = sp1 > 0 ? line.slice(0, sp1) : "";
+  const method = isToken(token) ? token : "";
   if (sp1 < 0 || sp2 < 0) return { message: new SipRequest(method, emptyUri()), defect: { status: 400, reason: "Malformed Request-Line" } };
   if (method === "") return { message: new SipRequest(method, emptyUri()), defect: { status: 400, reason: "Malformed method" } };
   if (sp2 === sp1 + 1) {
@@ -209,7 +222,7 @@ function parseRequestLine(line: string): { message: SipRequest; defect?: Defect 
   }
   const uri = parseUri(uriText);
   const message = new SipRequest(method, uri ?? emptyUri());
-  if (!VERSION.test(version)) return { message, defect: { status: 400, reason: "Malformed SIP version" } };
+  if (!isVersion(version)) return { message, defect: { status: 400, reason: "Malformed SIP version" } };
   message.version = version.toUpperCase();
   if (message.version !== "SIP/2.0") return { message, defect: { status: 505, reason: "Version Not Supported" } };
   if (uri === undefined) return { message, defect: { status: 400, reason: "Malformed Request-URI" } };
@@ -223,7 +236,7 @@ function parseStatusLine(line: string): { message: SipResponse } | Defect {
   const sp1 = line.indexOf(" ");
   if (sp1 < 0) return { status: 400, reason: "Malformed Status-Line" };
   const version = line.slice(0, sp1).toUpperCase();
-  if (!VERSION.test(version)) return { status: 400, reason: "Malformed SIP version" };
+  if (!isVersion(version)) return { status: 400, reason: "Malformed SIP version" };
   let i = sp1 + 1;
   let code = 0;
   const digits = i;
@@ -256,7 +269,7 @@ function checkMandatory(
   let viaCount = 0;
   let topViaUsable = false;
   // First value of each single-valued header; RFC 4475 §3.3.8/§3.3.9: a second one is malformed.
-  const single: Record<string, string | undefined> = {};
+  const single: (string | undefined)[] = [undefined, undefined, undefined, undefined, undefined, undefined];
   for (const f of message.headerFields) {
     if (f.key === "via") {
       for (const v of splitTopLevel(f.value)) {
@@ -275,17 +288,14 @@ function checkMandatory(
         }
         viaCount++;
       }
-    } else if (SINGLE_VALUED.has(f.key)) {
-      if (single[f.key] !== undefined) note(400, `Multiple ${f.name} headers`);
-      else single[f.key] = f.value;
+      continue;
     }
+    const slot = SINGLE_VALUED.get(f.key);
+    if (slot === undefined) continue;
+    if (single[slot] !== undefined) note(400, `Multiple ${f.name} headers`);
+    else single[slot] = f.value;
   }
-  const from = single.from;
-  const to = single.to;
-  const callId = single["call-id"];
-  const cseq = single.cseq;
-  const maxForwards = single["max-forwards"];
-  const contentLength = single["content-length"];
+  const [from, to, callId, cseq, maxForwards, contentLength] = single;
   if (viaCount === 0) note(400, "Missing Via header");
   const fromParsed = from === undefined ? undefined : parseNameAddr(from);
   if (from === undefined) note(400, "Missing From header");
@@ -326,7 +336,7 @@ function isCallId(s: string): boolean {
   return true;
 }
 
-const SINGLE_VALUED = new Set(["from", "to", "call-id", "cseq", "max-forwards", "content-length"]);
+const SINGLE_VALUED = new Map(["from", "to", "call-id", "cseq", "max-forwards", "content-length"].map((k, i) => [k, i]));
 
 function semicolonOrEnd(s: string): number {
   const i = s.indexOf(";");

@@ -207,7 +207,9 @@ function scanHostPort(s: string, i: number, out: { host: string; port?: number }
       i++;
     }
     const host = s.slice(start, i);
-    if (!isHostname(host) && !isIPv4(host)) return -1;
+    const first = host.charCodeAt(0);
+    const valid = first >= 48 && first <= 57 ? isIPv4(host) || isHostname(host) : isHostname(host);
+    if (!valid) return -1;
     out.host = host;
   }
   let j = lwsAroundColon ? skipWs(s, i) : i;
