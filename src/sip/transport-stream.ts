@@ -33,6 +33,8 @@ export interface StreamTransportOptions {
   /** Largest message accepted on a stream before the connection is dropped. */
   maxMessageSize?: number;
   connectTimeoutMs?: number;
+  /** Open connections (both directions) beyond which inbound ones are refused (default 4096). */
+  maxConnections?: number;
   /** Inbound connections from sources this rejects are closed at once. */
   acceptSource?: (source: Endpoint) => boolean;
 }
@@ -162,7 +164,6 @@ export class StreamTransport implements Transport {
     this.listener = Bun.listen<ConnectionState>({
       hostname: this.local.address,
       port,
-      data: {},
       ...(this.name === "tls" && tls?.certFile && tls.keyFile
         ? { tls: { cert: Bun.file(tls.certFile), key: Bun.file(tls.keyFile) } }
         : {}),
@@ -170,6 +171,11 @@ export class StreamTransport implements Transport {
         // Disallowed sources are refused at accept, before any byte is read.
         const remote: Endpoint = { transport: this.name, address: socket.remoteAddress, port: socket.remotePort };
         if (this.opts.acceptSource && !this.opts.acceptSource(remote)) return socket.terminate();
+        // A connection flood must not exhaust file descriptors.
+        if (this.connections.size >= (this.opts.maxConnections ?? 4096)) {
+          log.warn("refusing connection: limit reached", { remote, limit: this.opts.maxConnections ?? 4096 });
+          return socket.terminate();
+        }
         this.register(this.wrap(socket, remote));
       }),
     });
@@ -185,7 +191,7 @@ export class StreamTransport implements Transport {
       binaryType: "uint8array" as const,
       open: onOpen,
       data: (socket: Socket<ConnectionState>, chunk: Uint8Array) => {
-        const conn = socket.data.conn;
+        const conn = socket.data?.conn;
         if (!conn) return;
         const deliver = (message: Uint8Array) => {
           try {
@@ -205,13 +211,13 @@ export class StreamTransport implements Transport {
           socket.end();
         }
       },
-      drain: (socket: Socket<ConnectionState>) => socket.data.conn?.drain(),
+      drain: (socket: Socket<ConnectionState>) => socket.data?.conn?.drain(),
       close: (socket: Socket<ConnectionState>) => {
-        const conn = socket.data.conn;
+        const conn = socket.data?.conn;
         if (conn) this.forget(conn);
       },
       error: (socket: Socket<ConnectionState>, error: Error) => {
-        log.debug("stream socket error", { error, remote: socket.data.conn?.remote });
+        log.debug("stream socket error", { error, remote: socket.data?.conn?.remote });
       },
     };
   }
@@ -220,7 +226,8 @@ export class StreamTransport implements Transport {
   private wrap(socket: Socket<ConnectionState>, remote?: Endpoint): StreamConnection {
     const peer = remote ?? { transport: this.name, address: socket.remoteAddress, port: socket.remotePort };
     const conn = new StreamConnection(`${this.name}-${++this.nextId}`, socket, peer);
-    socket.data.conn = conn;
+    // A fresh object per socket: Bun hands every accepted socket the same listener `data` object.
+    socket.data = { conn, ...(socket.data?.ready ? { ready: socket.data.ready } : {}) };
     return conn;
   }
 
@@ -325,12 +332,12 @@ export class StreamTransport implements Transport {
           timer = setTimeout(() => reject(new Error("handshake timeout")), timeoutMs);
         }),
       ]);
-      state.ready = undefined;
+      socket.data.ready = undefined;
       const conn = socket.data.conn;
       if (!conn || conn.closed) throw new Error("connection closed during setup");
       return this.register(conn);
     } catch (error) {
-      state.ready = undefined;
+      if (socket?.data) socket.data.ready = undefined;
       socket?.terminate();
       // Bun says "Failed to connect" for every socket error; the errno code is what tells them apart.
       const code = (error as { code?: unknown } | null)?.code;

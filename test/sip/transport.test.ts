@@ -153,6 +153,51 @@ test("TCP: an unframeable stream (no Content-Length) is closed; a throwing handl
   expect(tb.connectionCount).toBe(1);
 });
 
+test("TCP: each inbound connection keeps its own identity; replies reach the right peer", async () => {
+  const b = collector();
+  const tb = await StreamTransport.listen("tcp", "127.0.0.1", 0, b.handler);
+  closers.push(() => tb.close());
+  const heard: string[][] = [[], []];
+  const first = await rawClient(tb.local.port, (d) => heard[0]!.push(decoder.decode(d)));
+  const second = await rawClient(tb.local.port, (d) => heard[1]!.push(decoder.decode(d)));
+  await until(() => tb.connectionCount === 2);
+  first.write(message(1));
+  await until(() => b.got.length === 1);
+  second.write(message(2));
+  await until(() => b.got.length === 2);
+  const [fromFirst, fromSecond] = b.got;
+  expect(fromFirst!.ctx.connectionId).not.toBe(fromSecond!.ctx.connectionId);
+  expect(fromFirst!.ctx.source.port).toBe(first.localPort);
+  expect(fromSecond!.ctx.source.port).toBe(second.localPort);
+  await tb.send(encoder.encode("to-first"), fromFirst!.ctx.source, { connectionId: fromFirst!.ctx.connectionId! });
+  await tb.send(encoder.encode("to-second"), fromSecond!.ctx.source, { connectionId: fromSecond!.ctx.connectionId! });
+  await until(() => heard[0]!.length === 1 && heard[1]!.length === 1);
+  expect(heard).toEqual([["to-first"], ["to-second"]]);
+});
+
+test("TCP: inbound connections beyond maxConnections are refused", async () => {
+  const tb = await StreamTransport.listen("tcp", "127.0.0.1", 0, () => {}, { maxConnections: 2 });
+  closers.push(() => tb.close());
+  let closedCount = 0;
+  const open = () =>
+    Bun.connect({
+      hostname: "127.0.0.1",
+      port: tb.local.port,
+      socket: {
+        data() {},
+        close() {
+          closedCount++;
+        },
+      },
+    });
+  const sockets = [await open(), await open()];
+  await until(() => tb.connectionCount === 2);
+  sockets.push(await open());
+  closers.push(() => sockets.forEach((s) => s.end()));
+  await until(() => closedCount === 1);
+  expect(tb.connectionCount).toBe(2);
+});
+
 test("TCP: idle connections are closed after the idle timeout", async () => {
   const a = collector();
   const ta = await StreamTransport.listen("tcp", "127.0.0.1", 0, a.handler, { idleTimeoutMs: 100 });
