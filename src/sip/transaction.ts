@@ -528,8 +528,9 @@ export class TransactionLayer {
     this.timers = { ...DEFAULT_TIMERS, ...timers };
   }
 
-  get size(): { clients: number; servers: number } {
-    return { clients: this.clients.size, servers: this.servers.size };
+  /** Table sizes: live transactions and the merge / ACK-for-2xx indexes (all drain as timers end). */
+  get size(): { clients: number; servers: number; merged: number; accepted: number } {
+    return { clients: this.clients.size, servers: this.servers.size, merged: this.merged.size, accepted: this.accepted.size };
   }
 
   startClient(request: SipRequest, wire: Wire): ClientTransaction {

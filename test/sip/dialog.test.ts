@@ -104,6 +104,43 @@ for (const { transport, host } of variants) {
   });
 }
 
+test("after many calls every transaction table and dialog map drains once the timers ran", async () => {
+  const fast = { T1: 3, T2: 24, T4: 30 };
+  const a = new SipStack({ listen: [{ transport: "udp", host: "127.0.0.1", port: 0 }], timers: fast });
+  const b = new SipStack({ listen: [{ transport: "udp", host: "127.0.0.1", port: 0 }], timers: fast });
+  await a.start();
+  await b.start();
+  stacks.push(a, b);
+  answering(b);
+  const dest = b.boundEndpoints[0]!;
+  await Promise.all(
+    Array.from({ length: 40 }, async (_, i) => {
+      const { dialog } = await call(a, dest, invite(a, dest));
+      if (i % 2 === 0) await dialog.bye();
+      else {
+        // The callee hangs up this time.
+        const uas = [...b.dialogs.values()].find((d) => d.callId === dialog.callId)!;
+        await uas.bye();
+      }
+    }),
+  );
+  a.sendRequest(
+    a.createOutOfDialogRequest({
+      method: "OPTIONS",
+      uri: parseUri(`sip:bob@127.0.0.1:${dest.port}`)!,
+      from: { uri: parseUri("sip:alice@127.0.0.1")!, params: new Map() },
+      to: { uri: parseUri("sip:bob@127.0.0.1")!, params: new Map() },
+      transport: "udp",
+    }),
+    dest,
+  );
+  await until(() => a.transactions.size.clients + b.transactions.size.servers === 0, 3000);
+  for (const s of [a, b]) {
+    expect(s.transactions.size).toEqual({ clients: 0, servers: 0, merged: 0, accepted: 0 });
+    expect(s.dialogs.size).toBe(0);
+  }
+});
+
 test("UAS retransmits its 2xx (T1 doubling to T2) until the ACK, then stops (§13.3.1.4)", async () => {
   const b = await newStack();
   let acked = false;
