@@ -60,10 +60,13 @@ export class ClientSessions {
       ...(claims.userAlias ? { userAlias: claims.userAlias } : {}),
     };
     const member = registry.join(info, (mixer) => {
-      const participant = mixer.join(clientId, (frame) => {
-        if (peer.isConnected) peer.sendEncoded(participant.encode(frame, peer.sendCodec));
-      });
-      peer.onAudio = (pcm) => participant.write(pcm);
+      const participant = mixer.join(
+        clientId,
+        (frame) => {
+          if (peer.isConnected) peer.sendEncoded(participant.encode(frame, peer.sendCodec));
+        },
+        { pull: () => peer.pull() },
+      );
       connectedClients.inc();
       return (reason = "left") => {
         connectedClients.dec();

@@ -1,14 +1,14 @@
 // One WebRTC client's media connection: a werift RTCPeerConnection answering the client's offer,
 // audio only (Opus preferred, PCMU accepted), ICE host candidates on the configured addresses.
-// The peer turns the client's RTP into 20 ms frames of 48 kHz PCM (`onAudio`) and sends whatever
-// encoded frames it is given (`sendEncoded`), with its own sequence numbers and timestamps.
+// The peer buffers the client's RTP in a jitter buffer and hands out 20 ms frames of 48 kHz PCM on
+// the mixer's clock (`pull`), and sends whatever encoded frames it is given (`sendEncoded`), with its
+// own sequence numbers and timestamps.
 // It reports its own death (`onClosed`): ICE/DTLS failure, no connection in time, or no media.
 import { RTCPeerConnection, RTCRtpCodecParameters, RtpHeader, RtpPacket, type MediaStreamTrack, type RTCRtpTransceiver } from "werift";
 import { codecByName, type AudioDecoder, type Codec } from "../media/codec.ts";
+import { JitterBuffer } from "../media/jitter.ts";
 import { createResampler, type Resampler } from "../media/resample.ts";
 import { createLogger } from "../log.ts";
-
-export const FRAME_SAMPLES = 960; // 20 ms at 48 kHz, the mixer's frame
 
 export interface PeerNetworkOptions {
   /** ICE host candidate addresses; empty means every interface address, loopback included. */
@@ -33,7 +33,6 @@ export type PeerCloseReason = "ice-failed" | "connect-timeout" | "media-timeout"
 export type AnswerResult = { ok: true; peer: ClientPeer; sdp: string } | { ok: false; message: string };
 
 const log = createLogger("webrtc");
-const MAX_CONCEALED_FRAMES = 5;
 const GATHER_TIMEOUT_MS = 3000;
 
 /** The codecs we accept, in our order of preference. */
@@ -90,8 +89,6 @@ export async function answerClientOffer(offerSdp: string, network: PeerNetworkOp
 class OfferError extends Error {}
 
 export class ClientPeer {
-  /** 20 ms frames (960 samples, 48 kHz) of what the client says. */
-  onAudio: (pcm48k: Int16Array) => void = () => {};
   /** Called once when the peer is gone, whatever the cause. */
   onClosed: (reason: PeerCloseReason) => void = () => {};
   /** The codec our side sends (Opus or PCMU); the client may send either of the negotiated ones. */
@@ -105,7 +102,8 @@ export class ClientPeer {
   private sequence = Math.floor(Math.random() * 0x10000);
   private timestamp = Math.floor(Math.random() * 0x1_0000_0000);
   private readonly samplesPerFrame: number;
-  private readonly receivers = new Map<number, IncomingStream>();
+  private readonly codecsByPayloadType = new Map<number, Codec>();
+  private receiver: ClientAudioReceiver | undefined;
 
   constructor(
     private readonly pc: RTCPeerConnection,
@@ -117,7 +115,7 @@ export class ClientPeer {
     this.samplesPerFrame = (codec.rtpClockRate * 20) / 1000;
     for (const c of transceiver.codecs) {
       const known = codecOf(c);
-      if (known) this.receivers.set(c.payloadType, new IncomingStream(known, (pcm) => this.onAudio(pcm)));
+      if (known) this.codecsByPayloadType.set(c.payloadType, known);
     }
     const subscribeTrack = (track: MediaStreamTrack) => track.onReceiveRtp.subscribe((rtp) => this.receive(rtp));
     transceiver.receiver.tracks.forEach(subscribeTrack);
@@ -154,10 +152,23 @@ export class ClientPeer {
     return this.connected && !this.closed;
   }
 
+  /** The mixer's pull: the client's next 20 ms (960 samples at 48 kHz), or undefined when it is silent. */
+  pull(): Int16Array | undefined {
+    return this.receiver?.pull();
+  }
+
   private receive(rtp: RtpPacket): void {
     if (this.closed) return;
-    this.lastMediaAt = Date.now();
-    this.receivers.get(rtp.header.payloadType)?.push(rtp.header.sequenceNumber, rtp.payload);
+    const now = Date.now();
+    this.lastMediaAt = now;
+    const { payloadType, sequenceNumber, timestamp } = rtp.header;
+    if (this.receiver?.payloadType !== payloadType) {
+      // A client may switch between the negotiated codecs; each switch starts a fresh decoder.
+      const codec = this.codecsByPayloadType.get(payloadType);
+      if (!codec) return;
+      this.receiver = new ClientAudioReceiver(payloadType, codec);
+    }
+    this.receiver.push(sequenceNumber, timestamp, rtp.payload, now);
   }
 
   private checkLiveness(): void {
@@ -168,42 +179,52 @@ export class ClientPeer {
   }
 }
 
-/** One payload type's incoming RTP: decode, conceal small gaps, cut into 48 kHz 20 ms frames. */
-class IncomingStream {
+/** One payload type's incoming audio: jitter buffer, decoding with loss concealment, 48 kHz frames. */
+class ClientAudioReceiver {
   private readonly decoder: AudioDecoder;
+  private readonly jitter: JitterBuffer;
   private readonly toMixerRate: Resampler | undefined;
-  private lastSequence: number | undefined;
-  private pending = new Int16Array(0);
   private readonly frameSamples: number;
+  private pending: Int16Array = new Int16Array(0);
 
   constructor(
+    readonly payloadType: number,
     private readonly codec: Codec,
-    private readonly deliver: (pcm48k: Int16Array) => void,
   ) {
     this.decoder = codec.createDecoder();
+    this.jitter = new JitterBuffer({ clockRate: codec.rtpClockRate });
     this.toMixerRate = codec.sampleRate === 48000 ? undefined : createResampler(codec.sampleRate, 48000);
     this.frameSamples = (codec.sampleRate * 20) / 1000;
   }
 
-  push(sequence: number, payload: Uint8Array): void {
-    if (this.lastSequence !== undefined) {
-      const gap = (sequence - this.lastSequence - 1) & 0xffff;
-      if (gap >= 0x8000) return; // late or duplicate packet: its time has passed
-      for (let i = 0; i < Math.min(gap, MAX_CONCEALED_FRAMES); i++) this.emit(this.decoder.conceal(this.frameSamples));
-    }
-    this.lastSequence = sequence;
-    this.emit(this.decoder.decode(payload));
+  push(sequence: number, timestamp: number, payload: Uint8Array, arrivalMs: number): void {
+    this.jitter.push(sequence, timestamp, payload, arrivalMs);
   }
 
-  private emit(pcm: Int16Array): void {
-    const samples = this.toMixerRate ? this.toMixerRate.process(pcm) : pcm;
-    const joined = new Int16Array(this.pending.length + samples.length);
-    joined.set(this.pending);
-    joined.set(samples, this.pending.length);
-    let offset = 0;
-    for (; offset + FRAME_SAMPLES <= joined.length; offset += FRAME_SAMPLES) this.deliver(joined.slice(offset, offset + FRAME_SAMPLES));
-    this.pending = joined.slice(offset);
+  pull(): Int16Array | undefined {
+    let pcm = this.pending;
+    while (pcm.length < this.frameSamples) {
+      const frame = this.jitter.pop();
+      if (frame === undefined) break;
+      const lostSamples = Math.round((this.jitter.frameTimestampUnits * this.codec.sampleRate) / this.codec.rtpClockRate);
+      const decoded = frame === "lost" ? this.decoder.conceal(lostSamples) : this.decoder.decode(frame.payload);
+      pcm = pcm.length === 0 ? decoded : joinPcm(pcm, decoded);
+    }
+    if (pcm.length < this.frameSamples) {
+      this.pending = pcm;
+      return undefined;
+    }
+    this.pending = pcm.subarray(this.frameSamples);
+    const frame = pcm.subarray(0, this.frameSamples);
+    return this.toMixerRate ? this.toMixerRate.process(frame) : frame;
   }
+}
+
+function joinPcm(a: Int16Array, b: Int16Array): Int16Array {
+  const out = new Int16Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
 }
 
 /**
