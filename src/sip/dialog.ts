@@ -140,7 +140,24 @@ export class Dialog extends Emitter<DialogEvents> {
     dest: Endpoint,
     o: { ack?: { body: Uint8Array | string; contentType: string } } = {},
   ): Dialog {
-    const dialog = new Dialog(stack, {
+    const dialog = Dialog.uac(stack, invite, response, dest);
+    dialog.acknowledge(invite, tx, o.ack);
+    // §13.2.2.4: a 2xx from another fork of the INVITE is ACKed too, and that unwanted dialog
+    // is ended at once with BYE.
+    const known = new Set([dialog.remoteTag]);
+    tx.on("extra2xx", (res) => {
+      const tag = res.to.params.get("tag") ?? "";
+      if (known.has(tag)) return;
+      known.add(tag);
+      const fork = Dialog.uac(stack, invite, res, dest);
+      fork.acknowledge(invite, tx);
+      void fork.bye();
+    });
+    return dialog;
+  }
+
+  private static uac(stack: SipStack, invite: SipRequest, response: SipResponse, dest: Endpoint): Dialog {
+    return new Dialog(stack, {
       callId: invite.callId,
       localTag: invite.from.params.get("tag") ?? "",
       remoteTag: response.to.params.get("tag") ?? "",
@@ -153,8 +170,6 @@ export class Dialog extends Emitter<DialogEvents> {
       remoteSeq: undefined,
       peer: dest,
     });
-    dialog.acknowledge(invite, tx, o.ack);
-    return dialog;
   }
 
   /**

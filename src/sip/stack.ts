@@ -148,7 +148,7 @@ export class SipStack {
   constructor(private readonly opts: SipStackOptions) {
     this.transactions = new TransactionLayer(opts.timers);
     this.allow = opts.allow ?? ["INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "INFO"];
-    this.supported = opts.supported ?? [];
+    this.supported = (opts.supported ?? []).map((t) => t.toLowerCase());
     this.accept = (opts.accept ?? ["application/sdp"]).map((t) => t.toLowerCase());
     this.uriSchemes = new Set((opts.uriSchemes ?? ["sip", "sips"]).map((s) => s.toLowerCase()));
     this.userAgent = opts.userAgent ?? "Trunkline";

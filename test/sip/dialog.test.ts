@@ -196,6 +196,29 @@ test("UAC ACKs every retransmission of the 2xx with the same ACK (§13.2.2.4)", 
   expect(acks[1]!.vias[0]!.params.get("branch")).toBe(ack.vias[0]!.params.get("branch")!);
 });
 
+test("a 2xx from a second fork is ACKed and that dialog ended with BYE (§13.2.2.4)", async () => {
+  const a = await newStack();
+  const p = await udpPeer("127.0.0.1", a.boundEndpoints[0]!.port);
+  peers.push(p);
+  const dest: Endpoint = { transport: "udp", address: "127.0.0.1", port: p.port };
+  const inv = invite(a, dest);
+  const tx = a.sendRequest(inv, dest);
+  const got = (await p.waitFor((m) => "method" in m && m.method === "INVITE")) as SipRequest;
+  p.send(rawOk(got, p.port));
+  const outcome = await tx.outcome;
+  if (outcome.kind !== "final") throw new Error("no final");
+  const dialog = Dialog.fromInvite2xx(a, inv, outcome.response, tx, dest);
+  p.send(rawOk(got, p.port).replace("tag=callee1", "tag=callee2"));
+  const bye = (await p.waitFor((m) => "method" in m && m.method === "BYE")) as SipRequest;
+  expect(bye.to.params.get("tag")).toBe("callee2");
+  const ackTags = p.received
+    .filter((m): m is SipRequest => "method" in m && m.method === "ACK")
+    .map((m) => m.to.params.get("tag"));
+  expect(ackTags).toEqual(["callee1", "callee2"]);
+  expect(dialog.state).toBe("confirmed");
+  expect(a.dialogs.size).toBe(1);
+});
+
 test("route sets: UAS keeps Record-Route order, UAC reverses it; requests target the remote Contact", async () => {
   const b = await newStack();
   let uas: Dialog | undefined;
