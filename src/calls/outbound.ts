@@ -146,8 +146,8 @@ type AttemptResult =
 class InviteAttempt {
   private tx: ClientTransaction | undefined;
   private cancelled: "cancelled" | "no_answer" | undefined;
-  /** The codec of early media (an 18x answered our early offer). */
-  private earlyCodec: string | undefined;
+  /** Early media: an 18x answered our early offer with this SDP, giving this codec. */
+  private early: { sdp: string; codec: string } | undefined;
 
   constructor(
     private readonly manager: CallManager,
@@ -181,9 +181,9 @@ class InviteAttempt {
       provisional = true;
       this.call.ringing(res.status);
       // Early media (RFC 3960): with our offer in the INVITE, an 18x answer lets the ringback play.
-      if (this.earlyOffer && this.earlyCodec === undefined && res.body.length > 0) {
+      if (this.earlyOffer && this.early === undefined && res.body.length > 0) {
         const applied = this.call.media?.acceptAnswer(res.bodyText);
-        if (applied?.ok) this.earlyCodec = applied.codec;
+        if (applied?.ok) this.early = { sdp: res.bodyText, codec: applied.codec };
       }
     });
     const outcome = await tx.outcome;
@@ -225,13 +225,19 @@ class InviteAttempt {
     if ("error" in media) {
       failure = media.error;
     } else if (this.earlyOffer) {
-      // RFC 3264 §4: the 2xx repeats (or first carries) the answer to the INVITE's offer.
-      if (res.body.length > 0) {
+      // RFC 3264 §4: the 2xx repeats (or first carries) the answer to the INVITE's offer. An 18x
+      // answer without 100rel is only a preview (RFC 3261 §13.2.1): a different one in the 2xx wins.
+      if (this.early && (res.body.length === 0 || res.bodyText === this.early.sdp)) {
+        codec = this.early.codec;
+      } else if (res.body.length === 0) {
+        failure = "2xx without an SDP answer";
+      } else {
+        // The leg took the 18x answer; re-arming our (unchanged) offer lets it take the final one.
+        if (this.early) media.offer();
         const applied = media.acceptAnswer(res.bodyText);
         if (applied.ok) codec = applied.codec;
         else failure = applied.reason;
-      } else if (this.earlyCodec === undefined) failure = "2xx without an SDP answer";
-      else codec = this.earlyCodec;
+      }
     } else if (res.body.length === 0) {
       failure = "2xx to a delayed-offer INVITE without an SDP offer";
     } else {

@@ -27,10 +27,11 @@ let uasPort: number;
 let authPort: number;
 let busyPort: number;
 let ringPort: number;
+let earlyPort: number;
 
 beforeAll(async () => {
   hooks = startWebhookServer();
-  [uasPort, authPort, busyPort, ringPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
+  [uasPort, authPort, busyPort, ringPort, earlyPort] = [await freePort(), await freePort(), await freePort(), await freePort(), await freePort()];
   app = await startCallsApp(`
 rtp: { portMin: 48000, portMax: 48999, mediaTimeoutSec: 0 }
 calls: { ringTimeoutSec: 2 }
@@ -39,6 +40,7 @@ trunks:
   - { id: t2-auth, domain: 127.0.0.1, port: ${authPort}, username: trunkuser, password: trunkpass, earlyOffer: true, optionsIntervalSec: 0 }
   - { id: t3-busy, domain: 127.0.0.1, port: ${busyPort}, username: busy, optionsIntervalSec: 0 }
   - { id: t4-ring, domain: 127.0.0.1, port: ${ringPort}, username: ring, optionsIntervalSec: 0 }
+  - { id: t5-early, domain: 127.0.0.1, port: ${earlyPort}, username: early, earlyOffer: true, optionsIntervalSec: 0 }
 ${testApplicationYaml({ "1000": "room" }, '    channels:\n      room: { callerId: { displayName: "{userAlias}", username: "{userId}-{id}" } }')}
 `);
 });
@@ -142,6 +144,7 @@ describe("outbound calls", () => {
         { id: "t2-auth", authId: null, username: "trunkuser", domain: "127.0.0.1" },
         { id: "t3-busy", authId: null, username: "busy", domain: "127.0.0.1" },
         { id: "t4-ring", authId: null, username: "ring", domain: "127.0.0.1" },
+        { id: "t5-early", authId: null, username: "early", domain: "127.0.0.1" },
       ],
     });
   }, 20_000);
@@ -171,6 +174,40 @@ describe("outbound calls", () => {
     const ended = await callUntil(app, id, (x) => x.state === "ended");
     expect(ended).toMatchObject({ endReason: "no_answer", sipStatus: 487 });
     expect(Date.parse(ended.endedAt) - Date.parse(ended.createdAt)).toBeGreaterThanOrEqual(1900);
+  }, 20_000);
+
+  test("early media: a 183 with an answer to our early offer plays into the channel before the 200", async () => {
+    hooks.handle("/early", () => Response.json({ sipTrunkId: "t5-early" }));
+    await setWebhooks({ outboundUrl: hooks.url("/early") });
+    const callee = await startRtpPeer(1000, { replyToSender: true });
+    const caller = await startRtpPeer(440, { replyToSender: true });
+    try {
+      const uas = await startSipp({ scenario: fixture("calls-uas-early-media.xml"), localPort: earlyPort, keys: { rtpport: callee.port }, extraArgs: ["-d", "1600"], timeoutSec: 15 });
+      const inbound = runSipp({
+        scenario: fixture("calls-uac-early-offer.xml"),
+        remote: `127.0.0.1:${app.sipPort}`,
+        service: "1000",
+        keys: { rtpport: caller.port, testcase: "early" },
+        extraArgs: ["-d", "4000"],
+        timeoutSec: 15,
+      });
+      await Bun.sleep(300);
+      const id = await dial("+15550000003");
+      await callUntil(app, id, (x) => x.state === "ringing");
+      // The 200 comes 1.6 s after the 183 (within the 2 s ring timeout).
+      await Bun.sleep(1000);
+      expect((await app.harness.call("GET", `/api/v1/calls/${id}`)).json.state).toBe("ringing");
+      expect(caller.toneShare(1000, 500)).toBeGreaterThan(0.5);
+      await callUntil(app, id, (x) => x.state === "answered");
+      expect((await app.harness.call("DELETE", `/api/v1/calls/${id}`)).status).toBe(204);
+      const r = await uas.done;
+      expect(r.exitCode, r.summary).toBe(0);
+      expect(await callUntil(app, id, (x) => x.state === "ended")).toMatchObject({ endReason: "local_hangup", codec: "PCMU" });
+      await inbound;
+    } finally {
+      callee.close();
+      caller.close();
+    }
   }, 20_000);
 
   test("bad input names the field", async () => {
