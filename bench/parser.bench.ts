@@ -16,10 +16,10 @@ interface Rate {
   cpu: number;
 }
 
-function measure(fn: () => void, minMs: number): Rate {
-  for (let i = 0; i < 200; i++) fn(); // warm up the JIT
+/** One timed trial of at least `minMs`: rates by wall clock and by process CPU time. */
+function trial(fn: () => void, minMs: number): Rate {
   let ops = 0;
-  let batch = 16;
+  let batch = 8;
   const cpuStart = process.cpuUsage();
   const start = performance.now();
   let elapsed = 0;
@@ -27,10 +27,24 @@ function measure(fn: () => void, minMs: number): Rate {
     for (let i = 0; i < batch; i++) fn();
     ops += batch;
     elapsed = performance.now() - start;
-    if (batch < 65536) batch *= 2;
+    if (batch < 4096) batch *= 2;
   }
   const cpu = process.cpuUsage(cpuStart);
-  return { wall: (ops * 1000) / elapsed, cpu: (ops * 1e6) / (cpu.user + cpu.system) };
+  return { wall: (ops * 1000) / elapsed, cpu: (ops * 1e6) / Math.max(1, cpu.user + cpu.system) };
+}
+
+/**
+ * Best of several short trials: on a shared machine other processes steal the core in bursts, and
+ * the best trial is the closest to what one core does undisturbed.
+ */
+function measure(fn: () => void, trials: number, minMs: number): Rate {
+  for (let i = 0; i < 200; i++) fn(); // warm up the JIT
+  let best: Rate = { wall: 0, cpu: 0 };
+  for (let t = 0; t < trials; t++) {
+    const r = trial(fn, minMs);
+    best = { wall: Math.max(best.wall, r.wall), cpu: Math.max(best.cpu, r.cpu) };
+  }
+  return best;
 }
 
 const fmt = (n: number) => Math.round(n).toLocaleString("en-US");
@@ -46,7 +60,7 @@ export async function run(): Promise<void> {
     ["BYE", new TextEncoder().encode(trunkBye)],
     ["wsinv.dat (RFC 4475)", new Uint8Array(readFileSync(join(corpus, "wsinv.dat")))],
   ];
-  console.log(`load average ${loadavg().map((l) => l.toFixed(1)).join(" ")} on ${cpus().length} cores`);
+  console.log(`best of 10 trials of 150 ms each; load average ${loadavg().map((l) => l.toFixed(1)).join(" ")} on ${cpus().length} cores`);
   console.log("| message | bytes | ours msgs/CPU-s | sip.js msgs/CPU-s | ratio | ours msgs/s (wall) | sip.js msgs/s (wall) |");
   console.log("|---|---:|---:|---:|---:|---:|---:|");
   for (const [label, bytes] of messages) {
@@ -58,10 +72,10 @@ export async function run(): Promise<void> {
     const ours = measure(() => {
       const r = parseMessage(bytes, "datagram");
       if (!r.ok || r.message.cseq.seq < 0) throw new Error("parse failed");
-    }, 1500);
+    }, 10, 150);
     const theirs = measure(() => {
       if (!Core.Parser.parseMessage(text, sipjsLogger)) throw new Error("sip.js parse failed");
-    }, 1500);
+    }, 10, 150);
     console.log(`| ${label} | ${bytes.length} | ${fmt(ours.cpu)} | ${fmt(theirs.cpu)} | ${(ours.cpu / theirs.cpu).toFixed(0)}× | ${fmt(ours.wall)} | ${fmt(theirs.wall)} |`);
   }
 }
