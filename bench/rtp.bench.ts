@@ -95,7 +95,7 @@ async function measure(legCount: number, seconds: number, mixerRate: number, tal
   // machine is shared and this process gets less than a core.
   const perFrameUs = (cpu.user + cpu.system) / Math.max(1, frames);
   console.log(`  CPU per leg-frame (20 ms each way): ${perFrameUs.toFixed(1)} µs → one core carries ≈ ${Math.floor(20_000 / perFrameUs)} legs`);
-  console.log(`  frames to phones: ${load.received}/${load.expected} received, late (>20 ms behind schedule) ${load.late} = ${pct(load.late / Math.max(1, load.received))}, worst ${load.maxLatenessMs.toFixed(1)} ms, lost on the way (timestamp gaps: kernel drops at the phones or skipped ticks) ${load.missing}`);
+  console.log(`  frames to phones: ${load.received}/${load.expected} received, late (>20 ms behind schedule) ${load.late} = ${pct(load.late / Math.max(1, load.received))}, worst ${load.maxLatenessMs.toFixed(1)} ms, lost on the way (timestamp gaps: UDP drops) ${load.missing}`);
   console.log(`  mixer ticks due: ${ticks}, late or skipped ${lateTicks} = ${pct(lateTicks / Math.max(1, ticks))}; frames from phones played ${played}, concealed ${concealed}`);
   if (load.senderLateTicks > 0) console.log(`  note: the load generator itself ran ${load.senderLateTicks} ticks late`);
 }
