@@ -13,6 +13,7 @@ import type { CallDirection, CallState, CallStore, CallUpdate } from "../store/c
 import { parseDtmfInfo } from "./dtmfInfo.ts";
 import type { CallMedia, MediaFactory } from "./media.ts";
 import { SessionTimer, type SessionTimerSettings } from "./sessionTimer.ts";
+import { ALLOW_METHODS } from "./types.ts";
 
 export interface CallEnvironment {
   store: CallStore;
@@ -44,7 +45,6 @@ export type EndReason =
   | "webhook_malformed"
   | "shutdown";
 
-const ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE";
 
 export class Call {
   state: CallState = "trying";
@@ -140,11 +140,11 @@ export class Call {
     this.member = member;
     this.media = media;
     media.onDtmf((digit, durationMs) => this.dtmfReceived(digit, durationMs, "rfc4733"));
-    media.onTimeout(() => this.hangUpWithReason("media_timeout", 'SIP;cause=408;text="RTP timeout"'));
+    media.onTimeout(() => this.hangUpWithReason("media_timeout", { status: 408, text: "RTP timeout" }));
     return media;
   }
 
-  /** Takes over the dialog: in-dialog requests, its end, media DTMF and timeouts. */
+  /** Takes over the dialog: in-dialog requests, the ACK, its end, and the session timer. */
   attachDialog(dialog: Dialog, sessionTimer?: SessionTimerSettings): void {
     this.dialog = dialog;
     dialog.on("request", (req, tx) => this.onInDialogRequest(req, tx));
@@ -156,7 +156,7 @@ export class Call {
     if (sessionTimer) {
       this.sessionTimer = new SessionTimer(sessionTimer, {
         refresh: () => this.refreshSession(),
-        expire: () => this.hangUpWithReason("session_expired", 'SIP;cause=408;text="session timer expired"'),
+        expire: () => this.hangUpWithReason("session_expired", { status: 408, text: "session timer expired" }),
       });
     }
   }
@@ -173,15 +173,11 @@ export class Call {
     const applied = sdp && this.media ? this.media.acceptAnswer(sdp) : { ok: false as const, reason: "ACK without the SDP answer" };
     if (!applied.ok) {
       this.log.warn("no usable answer in the ACK", { reason: applied.reason });
-      this.hangUpWithReason("media_error", `SIP;cause=488;text="${applied.reason.replace(/"/g, "'")}"`);
+      this.hangUpWithReason("media_error", { status: 488, text: applied.reason });
       return;
     }
-    if (this.state !== "answered") {
-      this.answered(applied.codec);
-    } else {
-      this.codec = applied.codec;
-      this.record({ codec: applied.codec });
-    }
+    if (this.state !== "answered") this.answered(applied.codec);
+    else this.codecChanged(applied.codec);
   }
 
   private onInDialogRequest(req: SipRequest, tx: ServerTransaction): void {
@@ -193,10 +189,10 @@ export class Call {
       case "INFO":
         return this.onInfo(req, tx);
       case "OPTIONS":
-        tx.respond(200, "OK", { headers: [["Allow", ALLOW]] });
+        tx.respond(200, "OK", { headers: [["Allow", ALLOW_METHODS]] });
         return;
       default:
-        tx.respond(405, "Method Not Allowed", { headers: [["Allow", ALLOW]] });
+        tx.respond(405, "Method Not Allowed", { headers: [["Allow", ALLOW_METHODS]] });
     }
   }
 
@@ -277,16 +273,17 @@ export class Call {
       this.sessionTimer?.refreshedBy(res);
     } else if (res.status === 408 || res.status === 481) {
       // RFC 3261 §12.2.1.2: the dialog is gone.
-      this.hangUpWithReason("session_expired", 'SIP;cause=481;text="session refresh failed"');
+      this.hangUpWithReason("session_expired", { status: 481, text: "session refresh failed" });
     }
   }
 
-  /** Ends an answered call with a BYE carrying a Reason header (RFC 3326). */
-  hangUpWithReason(reason: EndReason, reasonHeader?: string): void {
+  /** Ends an answered call with a BYE, saying why in a Reason header (RFC 3326) when `cause` is given. */
+  hangUpWithReason(reason: EndReason, cause?: { status: number; text: string }): void {
     const dialog = this.dialog;
     if (this.ended) return;
     if (dialog && dialog.state !== "terminated") {
-      const bye = dialog.createRequest("BYE", reasonHeader ? { headers: [["Reason", reasonHeader]] } : {});
+      const header = cause ? `SIP;cause=${cause.status};text="${cause.text.replace(/["\\\r\n]/g, "'")}"` : undefined;
+      const bye = dialog.createRequest("BYE", header ? { headers: [["Reason", header]] } : {});
       dialog.sendRequest(bye);
       dialog.terminate();
     }

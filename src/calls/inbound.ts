@@ -10,8 +10,8 @@ import { Dialog } from "../sip/dialog.ts";
 import { formatUri, type SipRequest } from "../sip/message.ts";
 import type { ServerTransaction } from "../sip/transaction.ts";
 import type { InboundContext } from "../sip/transport.ts";
-import type { CallManager } from "./manager.ts";
-import { ALLOW_METHODS, newCallId } from "./manager.ts";
+import { newCallId, type CallManager } from "./manager.ts";
+import { ALLOW_METHODS } from "./types.ts";
 import { negotiateInbound } from "./sessionTimer.ts";
 
 export async function handleInboundInvite(manager: CallManager, req: SipRequest, tx: ServerTransaction, ctx: InboundContext): Promise<void> {

@@ -27,9 +27,8 @@ import { handleInboundInvite } from "./inbound.ts";
 import type { MediaFactory } from "./media.ts";
 import { placeOutboundCall } from "./outbound.ts";
 import { createSourceMatcher, type SourceMatcher } from "./sourceMatcher.ts";
-import type { CommandResult, DialClient, DialRequest } from "./types.ts";
+import { ALLOW_METHODS, type CommandResult, type DialClient, type DialRequest } from "./types.ts";
 
-export const ALLOW_METHODS = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE";
 
 /** What the call layer needs to know about trunks (the trunk manager and the store provide it). */
 export interface TrunkDirectory {
@@ -97,7 +96,7 @@ export class CallManager {
   stop(): void {
     this.unsubscribe?.();
     for (const call of [...this.calls.values()]) {
-      if (call.dialog) call.hangUpWithReason("shutdown", 'SIP;cause=503;text="shutting down"');
+      if (call.dialog) call.hangUpWithReason("shutdown", { status: 503, text: "shutting down" });
       else if (call.abandon) call.abandon();
       call.end("shutdown");
     }

@@ -14,9 +14,9 @@ import type { ClientTransaction } from "../sip/transaction.ts";
 import type { Call } from "./call.ts";
 import { renderCallerId } from "./callerId.ts";
 import { requestUriFor, type DialTarget } from "./dialTarget.ts";
-import { ALLOW_METHODS, type CallManager } from "./manager.ts";
+import type { CallManager } from "./manager.ts";
 import { fromInvite2xx } from "./sessionTimer.ts";
-import type { DialRequest } from "./types.ts";
+import { ALLOW_METHODS, type DialRequest } from "./types.ts";
 
 /** 401 then 407 (or the reverse) is the most a trunk asks in one call (RFC 3261 §22). */
 const MAX_CHALLENGES = 2;
@@ -252,7 +252,7 @@ class InviteAttempt {
     call.attachDialog(dialog, fromInvite2xx(res));
     if (failure !== undefined || codec === undefined) {
       call.log.warn("answer unusable, hanging up", { reason: failure });
-      return call.hangUpWithReason("media_error", `SIP;cause=488;text="${(failure ?? "no codec").replace(/"/g, "'")}"`);
+      return call.hangUpWithReason("media_error", { status: 488, text: failure ?? "no codec" });
     }
     if (this.cancelled) return call.hangUpWithReason("local_hangup");
     call.answered(codec);

@@ -19,10 +19,11 @@ import type { SipStack, SipStackOptions } from "../sip/stack.ts";
 import type { TrunkManager } from "../trunks/manager.ts";
 import { phoneLegMedia } from "./legMedia.ts";
 import { CallManager, type TrunkDirectory, type WebhookConfig } from "./manager.ts";
+import { CALL_METHODS } from "./types.ts";
 
 /** What the call flows need from the stack's stateless checks. */
 export const CALL_STACK_OPTIONS: Pick<SipStackOptions, "allow" | "supported" | "accept"> = {
-  allow: ["INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "INFO", "UPDATE"],
+  allow: CALL_METHODS,
   supported: ["timer"],
   accept: ["application/sdp", "application/dtmf-relay", "application/dtmf"],
 };
