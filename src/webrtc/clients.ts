@@ -23,7 +23,8 @@ export interface ClientSessionsOptions {
   registry: ChannelRegistry;
   network: PeerNetworkOptions;
   timeouts: PeerTimeouts;
-  maxParticipantsPerChannel?: number;
+  /** Read at each join, so a config reload applies to the next one. */
+  maxParticipantsPerChannel?: () => number;
 }
 
 const log = createLogger("webrtc");
@@ -41,7 +42,7 @@ export class ClientSessions {
     const clientId = claims.clientId ?? newClientId();
     const present = registry.participants(claims.applicationId, claims.channelId);
     const rejoining = present.some((p) => p.id === clientId);
-    if (maxParticipantsPerChannel !== undefined && !rejoining && present.length >= maxParticipantsPerChannel)
+    if (maxParticipantsPerChannel !== undefined && !rejoining && present.length >= maxParticipantsPerChannel())
       return refused(409, "channel_full", `the channel already has ${present.length} participants`);
 
     const answer = await answerClientOffer(offerSdp, network, timeouts);
@@ -104,6 +105,11 @@ export class ClientSessions {
 
   closeAll(reason = "shutdown"): void {
     for (const session of [...this.sessions.values()]) session.member.leave(reason);
+  }
+
+  /** Disconnects every client of an application (it was deleted). */
+  closeApplication(applicationId: string, reason: string): void {
+    for (const session of [...this.sessions.values()]) if (session.claims.applicationId === applicationId) session.member.leave(reason);
   }
 }
 

@@ -19,6 +19,7 @@ export const CLIENT_TIMEOUTS: PeerTimeouts = { connectMs: 15_000, mediaMs: 5_000
 export class WebRtcService implements Service {
   readonly name = "webrtc";
   readonly sessions: ClientSessions;
+  private readonly unsubscribe: () => void;
 
   constructor(
     private readonly ctx: AppContext,
@@ -29,7 +30,10 @@ export class WebRtcService implements Service {
       registry,
       network: peerNetwork(ctx.config),
       timeouts: CLIENT_TIMEOUTS,
-      maxParticipantsPerChannel: ctx.config.limits.maxParticipantsPerChannel,
+      maxParticipantsPerChannel: () => ctx.config.limits.maxParticipantsPerChannel,
+    });
+    this.unsubscribe = ctx.store.changes.subscribe((change) => {
+      if (change.entity === "application" && change.action === "deleted") this.sessions.closeApplication(change.id, "application-deleted");
     });
   }
 
@@ -47,6 +51,7 @@ export class WebRtcService implements Service {
   }
 
   stop(): void {
+    this.unsubscribe();
     this.sessions.closeAll("shutdown");
   }
 }
