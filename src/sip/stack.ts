@@ -94,7 +94,7 @@ export interface SipStackOptions {
   /** The address (and port) peers should use to reach us: written into Via and Contact. */
   advertised?: { host: string; port?: number };
   tls?: {
-    /** TLS listener certificate and key (PEM files). */
+    /** TLS listener certificate and key (PEM files); without them a "tls" listen entry only dials out. */
     certFile?: string;
     keyFile?: string;
     /** TLS client: trust this PEM bundle instead of the system store. */
@@ -187,8 +187,9 @@ export class SipStack {
     await Promise.all(closing);
   }
 
+  /** Where we listen (a TLS transport without certificate only dials out and is not listed). */
   get boundEndpoints(): Endpoint[] {
-    return this.transports.map((t) => t.local);
+    return this.transports.filter((t) => t.local.port !== 0).map((t) => t.local);
   }
 
   /** Out-of-dialog requests that passed the stateless checks; the handler must respond on tx. */
@@ -263,7 +264,8 @@ export class SipStack {
     const t = this.transports.find((x) => x.name === transport) ?? this.transports[0];
     const bound = t?.local;
     const host = this.opts.advertised?.host ?? (bound ? usableHost(bound.address) : "127.0.0.1");
-    const port = this.opts.advertised?.port ?? bound?.port ?? defaultPort(transport);
+    // Port 0: a TLS transport without certificate does not listen; its Via names the default port.
+    const port = this.opts.advertised?.port ?? (bound?.port || defaultPort(transport));
     return { host: stripBrackets(host), port };
   }
 

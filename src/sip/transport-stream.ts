@@ -157,9 +157,14 @@ export class StreamTransport implements Transport {
 
   private async start(port: number): Promise<void> {
     const tls = this.opts.tls;
-    if (this.name === "tls") {
-      if (!tls?.certFile || !tls.keyFile) throw new Error("a TLS listener needs certFile and keyFile");
-      if (tls.caFile) this.caBundle = await Bun.file(tls.caFile).text();
+    if (this.name === "tls") this.caBundle = await trustedRoots(tls?.caFile);
+    const idle = this.opts.idleTimeoutMs ?? 300_000;
+    this.idleSweep = setInterval(() => this.closeIdle(idle), Math.max(20, Math.min(idle / 4, 5_000)));
+    this.idleSweep.unref();
+    // TLS without a certificate still dials out (trunks over TLS); it just does not listen.
+    if (this.name === "tls" && (!tls?.certFile || !tls.keyFile)) {
+      log.info("TLS without certificate and key: outbound connections only");
+      return;
     }
     this.listener = Bun.listen<ConnectionState>({
       hostname: this.local.address,
@@ -180,9 +185,6 @@ export class StreamTransport implements Transport {
       }),
     });
     this.local = { ...this.local, port: this.listener.port };
-    const idle = this.opts.idleTimeoutMs ?? 300_000;
-    this.idleSweep = setInterval(() => this.closeIdle(idle), Math.max(20, Math.min(idle / 4, 5_000)));
-    this.idleSweep.unref();
   }
 
   private handlers(onOpen: (socket: Socket<ConnectionState>) => void) {
@@ -359,4 +361,20 @@ export class StreamTransport implements Transport {
 
 function remoteKey(e: Endpoint): string {
   return `${stripBrackets(e.address).toLowerCase()}|${e.port}`;
+}
+
+// Where Linux distributions keep the system trust store as one PEM bundle.
+const SYSTEM_CA_BUNDLES = ["/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt", "/etc/ssl/cert.pem"];
+
+/**
+ * Roots TLS clients verify servers against: the configured CA file, else the system store (so an
+ * administrator's added CAs count), else undefined, which leaves Bun's bundled Mozilla roots.
+ */
+async function trustedRoots(caFile: string | undefined): Promise<string | undefined> {
+  if (caFile) return Bun.file(caFile).text();
+  for (const path of SYSTEM_CA_BUNDLES) {
+    const file = Bun.file(path);
+    if (await file.exists()) return file.text();
+  }
+  return undefined;
 }

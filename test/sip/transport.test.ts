@@ -229,6 +229,17 @@ test("TLS: a client trusting the CA connects; the system store rejects a self-si
   expect(b.got[1]!.text).toBe(message(3));
 });
 
+test("TLS without certificate and key dials out but does not listen", async () => {
+  const b = collector();
+  const server = await StreamTransport.listen("tls", "127.0.0.1", 0, b.handler, { tls: { certFile: CERT, keyFile: KEY } });
+  const clientOnly = await StreamTransport.listen("tls", "127.0.0.1", 0, () => {}, { tls: { caFile: CERT } });
+  closers.push(() => server.close(), () => clientOnly.close());
+  expect(clientOnly.local.port).toBe(0);
+  await clientOnly.send(encoder.encode(message(1)), server.local);
+  await until(() => b.got.length === 1);
+  expect(b.got[0]!.text).toBe(message(1));
+});
+
 test("TLS: the certificate must name the host dialled", async () => {
   const server = await StreamTransport.listen("tls", "127.0.0.1", 0, () => {}, { tls: { certFile: CERT, keyFile: KEY } });
   const client = await StreamTransport.listen("tls", "127.0.0.1", 0, () => {}, {
