@@ -5,6 +5,7 @@
 import type { ChannelMember, ChannelRegistry } from "../channels/registry.ts";
 import { emitEvent, type CallEventBase } from "../events.ts";
 import { createLogger, type Logger } from "../log.ts";
+import { metrics } from "../metrics.ts";
 import type { Dialog } from "../sip/dialog.ts";
 import { formatNameAddr, type SipRequest } from "../sip/message.ts";
 import type { SipStack } from "../sip/stack.ts";
@@ -45,6 +46,8 @@ export type EndReason =
   | "webhook_malformed"
   | "shutdown";
 
+
+const endedCalls = metrics.counter("trunkline_calls_ended_total", "Calls ended, by direction and end reason.", ["direction", "reason"]);
 
 export class Call {
   state: CallState = "trying";
@@ -314,6 +317,7 @@ export class Call {
     this.member?.leave(reason);
     this.media?.close();
     if (this.dialog && this.dialog.state !== "terminated") this.dialog.terminate();
+    endedCalls.inc({ direction: this.direction, reason });
     const durationMs = Date.now() - this.createdAt;
     emitEvent("call.ended", { ...this.eventBase(), reason, ...(sipStatus !== undefined ? { sipStatus } : {}), durationMs });
     this.env.release(this);

@@ -12,6 +12,7 @@ import type { CallerIdClientInfo } from "../channels/callerIdTemplate.ts";
 import type { ChannelRegistry } from "../channels/registry.ts";
 import type { TrunkInput } from "../config/entities.ts";
 import { createLogger } from "../log.ts";
+import { metrics } from "../metrics.ts";
 import type { InboundRouteSource, InboundWebhookSettings } from "../routing/inbound.ts";
 import type { OutboundWebhookSettings, TrunkChoiceCandidate } from "../routing/outbound.ts";
 import type { SipRequest } from "../sip/message.ts";
@@ -72,6 +73,14 @@ export type ClientIdentity = Omit<CallerIdClientInfo, "id"> & { applicationId: s
 
 const log = createLogger("calls");
 
+const liveManagers = new Set<CallManager>();
+metrics.gauge("trunkline_calls_active", "Calls in progress, by direction.", ["direction"], () =>
+  (["inbound", "outbound"] as const).map((direction) => ({
+    labels: { direction },
+    value: [...liveManagers].reduce((n, m) => n + m.activeByDirection(direction), 0),
+  })),
+);
+
 export class CallManager {
   private readonly calls = new Map<string, Call>();
   private readonly trunkSlots = new Map<string, { release(): void }>();
@@ -90,10 +99,12 @@ export class CallManager {
     this.rebuildSourceMatcher();
     this.unsubscribe = this.deps.trunks.onChange(() => this.rebuildSourceMatcher());
     this.deps.stack.onRequest((req, tx, ctx) => this.onRequest(req, tx, ctx));
+    liveManagers.add(this);
   }
 
   /** Ends every call (BYE / CANCEL) for shutdown. */
   stop(): void {
+    liveManagers.delete(this);
     this.unsubscribe?.();
     for (const call of [...this.calls.values()]) {
       if (call.dialog) call.hangUpWithReason("shutdown", { status: 503, text: "shutting down" });
@@ -136,9 +147,10 @@ export class CallManager {
     return this.calls.size < this.deps.settings().maxConcurrentCalls;
   }
 
-  /** Live calls. */
-  get activeCalls(): number {
-    return this.calls.size;
+  activeByDirection(direction: "inbound" | "outbound"): number {
+    let n = 0;
+    for (const call of this.calls.values()) if (call.direction === direction) n++;
+    return n;
   }
 
   /** Creates the call and its record (state `trying`). */
