@@ -228,9 +228,7 @@ export class ClientTransaction extends Emitter<ClientTransactionEvents> {
         if (this.state === "terminated" || this.state === "completed") return;
         // RFC 6026 §7.2: Accepted; 2xx retransmissions reach the TU until timer M.
         this.state = "accepted";
-        this.timers.stop("A");
-        this.timers.stop("B");
-        this.timers.stop("cancel");
+        this.stopCallingTimers();
         this.timers.start("M", 64 * T1, () => this.terminate());
         this.finish(res);
         return;
@@ -242,9 +240,7 @@ export class ClientTransaction extends Emitter<ClientTransactionEvents> {
       }
       if (this.state === "terminated" || this.state === "accepted") return;
       this.state = "completed";
-      this.timers.stop("A");
-      this.timers.stop("B");
-      this.timers.stop("cancel");
+      this.stopCallingTimers();
       this.ackBytes = serializeMessage(buildNon2xxAck(this.request, res));
       this.transmit(this.ackBytes);
       // Timer D: at least 32 s on unreliable transports (64*T1 at the default T1), 0 on reliable.
@@ -258,6 +254,13 @@ export class ClientTransaction extends Emitter<ClientTransactionEvents> {
     this.timers.stop("F");
     this.timers.start("K", this.wire.reliable ? 0 : T4, () => this.terminate());
     this.finish(res);
+  }
+
+  /** A final response ends retransmission (A), the wait for it (B) and the wait after CANCEL. */
+  private stopCallingTimers(): void {
+    this.timers.stop("A");
+    this.timers.stop("B");
+    this.timers.stop("cancel");
   }
 
   private finish(res: SipResponse): void {
