@@ -272,7 +272,7 @@ export function parseUri(s: string): SipUri | undefined {
     const c = s.charCodeAt(i);
     if (c >= 128 || SCHEME_CHARS[c] !== 1) return undefined;
   }
-  const scheme = s.slice(0, colon).toLowerCase();
+  const scheme = colon === 3 && s.startsWith("sip") ? "sip" : colon === 4 && s.startsWith("sips") ? "sips" : s.slice(0, colon).toLowerCase();
   if (scheme === "sip" || scheme === "sips") return parseSipUri(s, scheme, colon + 1);
   if (scheme === "tel") return parseTelUri(s, colon + 1);
   // absoluteURI: any visible non-space characters (RFC 3261 §25.1 hier-part / opaque-part).
