@@ -151,6 +151,8 @@ export class RtpSession {
       this.latchedAddress = undefined;
       this.rtcpLatchedAddress = undefined;
     }
+    // Statistics are in RTP clock units: a codec change (re-INVITE) starts them afresh.
+    if (previous && previous.clockRate !== config.clockRate) this.reception = undefined;
     if (!previous?.expectMedia && config.expectMedia) this.lastRtpAtMs = performance.now();
     this.timedOut = false;
   }
