@@ -12,6 +12,9 @@ import { mountClientTokenRoutes } from "../api/routes/clientTokens.ts";
 import { ClientSessions } from "./clients.ts";
 import type { PeerNetworkOptions, PeerTimeouts } from "./peer.ts";
 import { mountUi } from "./ui.ts";
+import { createLogger } from "../log.ts";
+
+const log = createLogger("webrtc");
 
 /** ICE + DTLS must be up this long after the answer, and client RTP may pause at most this long. */
 export const CLIENT_TIMEOUTS: PeerTimeouts = { connectMs: 15_000, mediaMs: 5_000 };
@@ -59,12 +62,15 @@ export class WebRtcService implements Service {
 /**
  * Host candidates: the HTTP listen address when it is one interface's IP (clients reach us there
  * already), otherwise every interface address plus loopback. The public address (webrtc.publicAddress,
- * else sip.advertised.host) is offered too, for a 1:1 NAT.
+ * else sip.advertised.host) is offered too, for a 1:1 NAT — when it is an IP address: ICE candidates
+ * cannot name hosts.
  */
 export function peerNetwork(config: Config): PeerNetworkOptions {
   const { host } = config.http;
   const oneInterface = isIP(host) !== 0 && host !== "0.0.0.0" && host !== "::";
-  const publicAddress = config.webrtc.publicAddress ?? config.sip.advertised?.host;
+  const publicAddress = [config.webrtc.publicAddress, config.sip.advertised?.host].find((a) => a !== undefined && isIP(a) !== 0);
+  if (config.webrtc.publicAddress !== undefined && publicAddress !== config.webrtc.publicAddress)
+    log.warn("webrtc.publicAddress is not an IP address; ICE candidates need one, so it is not offered", { publicAddress: config.webrtc.publicAddress });
   return {
     hostAddresses: oneInterface ? [host] : [],
     ...(publicAddress ? { publicAddress } : {}),
