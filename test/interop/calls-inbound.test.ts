@@ -25,7 +25,7 @@ rtp: { portMin: 47000, portMax: 47999, mediaTimeoutSec: 0 }
 calls: { sendRinging: true }
 trunks:
   - { id: sipp, domain: 127.0.0.1, optionsIntervalSec: 0 }
-${testApplicationYaml({ "1000": "lobby" })}
+${testApplicationYaml({ "1000": "lobby", "1001": "tcp-room" })}
 `);
 });
 
@@ -150,6 +150,29 @@ describe("inbound calls", () => {
     expect(slow.exitCode, slow.summary).toBe(0);
     expect(slow.logs).toContain("FINAL 503 Routing Webhook Timed Out");
     expect(performance.now() - started).toBeLessThan(2500);
+  }, 20_000);
+
+  test("over TCP: the call, its media and the caller's BYE work on the connection", async () => {
+    await setWebhooks({});
+    const peer = await startRtpPeer(440, { replyToSender: true });
+    try {
+      const r = await runSipp({
+        scenario: UAC,
+        remote: `127.0.0.1:${app.sipTcpPort}`,
+        transport: "tcp",
+        service: "1001",
+        keys: { rtpport: peer.port, testcase: "tcp" },
+        extraArgs: ["-d", "1000"],
+        timeoutSec: 15,
+      });
+      expect(r.exitCode, r.summary).toBe(0);
+      expect(peer.packetsReceived).toBeGreaterThan(20);
+    } finally {
+      peer.close();
+    }
+    const call = await findCall(app, (c) => c.channelId === "tcp-room" && c.state === "ended");
+    expect(call).toMatchObject({ endReason: "remote_bye" });
+    expect(call.mediaStats.packetsReceived).toBeGreaterThan(20);
   }, 20_000);
 
   test("no static route and no webhook is 404", async () => {

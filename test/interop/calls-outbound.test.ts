@@ -28,10 +28,11 @@ let authPort: number;
 let busyPort: number;
 let ringPort: number;
 let earlyPort: number;
+let tcpPort: number;
 
 beforeAll(async () => {
   hooks = startWebhookServer();
-  [uasPort, authPort, busyPort, ringPort, earlyPort] = [await freePort(), await freePort(), await freePort(), await freePort(), await freePort()];
+  [uasPort, authPort, busyPort, ringPort, earlyPort, tcpPort] = await Promise.all(Array.from({ length: 6 }, () => freePort()));
   app = await startCallsApp(`
 rtp: { portMin: 48000, portMax: 48999, mediaTimeoutSec: 0 }
 calls: { ringTimeoutSec: 2 }
@@ -41,6 +42,7 @@ trunks:
   - { id: t3-busy, domain: 127.0.0.1, port: ${busyPort}, username: busy, optionsIntervalSec: 0 }
   - { id: t4-ring, domain: 127.0.0.1, port: ${ringPort}, username: ring, optionsIntervalSec: 0 }
   - { id: t5-early, domain: 127.0.0.1, port: ${earlyPort}, username: early, earlyOffer: true, optionsIntervalSec: 0 }
+  - { id: t6-tcp, domain: 127.0.0.1, port: ${tcpPort}, transport: tcp, username: tcp, earlyOffer: true, optionsIntervalSec: 0 }
 ${testApplicationYaml({ "1000": "room" }, '    channels:\n      room: { callerId: { displayName: "{userAlias}", username: "{userId}-{id}" } }')}
 `);
 });
@@ -145,6 +147,7 @@ describe("outbound calls", () => {
         { id: "t3-busy", authId: null, username: "busy", domain: "127.0.0.1" },
         { id: "t4-ring", authId: null, username: "ring", domain: "127.0.0.1" },
         { id: "t5-early", authId: null, username: "early", domain: "127.0.0.1" },
+        { id: "t6-tcp", authId: null, username: "tcp", domain: "127.0.0.1" },
       ],
     });
   }, 20_000);
@@ -207,6 +210,25 @@ describe("outbound calls", () => {
     } finally {
       callee.close();
       caller.close();
+    }
+  }, 20_000);
+
+  test("a TCP trunk: INVITE with our offer, 183/200 with the answer, ACK and our BYE over the connection", async () => {
+    hooks.handle("/tcp", () => Response.json({ sipTrunkId: "t6-tcp" }));
+    await setWebhooks({ outboundUrl: hooks.url("/tcp") });
+    const callee = await startRtpPeer(1000, { replyToSender: true });
+    try {
+      const uas = await startSipp({ scenario: fixture("calls-uas-early-media.xml"), localPort: tcpPort, transport: "tcp", keys: { rtpport: callee.port }, extraArgs: ["-d", "200"], timeoutSec: 10 });
+      const id = await dial("+15550000004");
+      await callUntil(app, id, (x) => x.state === "answered");
+      await Bun.sleep(500);
+      expect((await app.harness.call("DELETE", `/api/v1/calls/${id}`)).status).toBe(204);
+      const r = await uas.done;
+      expect(r.exitCode, r.summary).toBe(0);
+      expect(await callUntil(app, id, (x) => x.state === "ended")).toMatchObject({ endReason: "local_hangup", trunkId: "t6-tcp", sipStatus: 200 });
+      expect(callee.packetsReceived).toBeGreaterThan(10);
+    } finally {
+      callee.close();
     }
   }, 20_000);
 
