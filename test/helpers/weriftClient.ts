@@ -19,6 +19,8 @@ export interface TestClient {
   /** Everything heard since the last call, decoded (codec sample rate), and forgets it. */
   takeReceived(): Int16Array;
   readonly packetsReceived: number;
+  /** RTP payload bytes received so far. */
+  readonly bytesReceived: number;
   close(): Promise<void>;
 }
 
@@ -72,11 +74,13 @@ export function createTestClient(codecName: TestCodec): TestClient {
   const timestampStep = (codec.rtpClockRate * 20) / 1000;
   let heard: Int16Array[] = [];
   let packetsReceived = 0;
+  let bytesReceived = 0;
   let timer: ReturnType<typeof setInterval> | undefined;
 
   transceiver.onTrack.subscribe((track) =>
     track.onReceiveRtp.subscribe((rtp) => {
       packetsReceived++;
+      bytesReceived += rtp.payload.length;
       heard.push(decoder.decode(rtp.payload));
     }),
   );
@@ -132,6 +136,9 @@ export function createTestClient(codecName: TestCodec): TestClient {
     },
     get packetsReceived() {
       return packetsReceived;
+    },
+    get bytesReceived() {
+      return bytesReceived;
     },
     async close() {
       clearInterval(timer);

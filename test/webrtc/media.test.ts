@@ -44,6 +44,16 @@ describe("WebRTC clients in a channel", () => {
     expect(answer).toMatch(new RegExp(`a=fmtp:${opusPt} [^\\r\\n]*usedtx=1\\r\\n`));
   });
 
+  test("a client nobody talks to gets 50 constant 3-byte Opus silence frames a second", async () => {
+    const alone = await joinClient("opus", "alone");
+    await Bun.sleep(200);
+    const [packets, bytes] = [alone.packetsReceived, alone.bytesReceived];
+    await Bun.sleep(1000);
+    expect(alone.packetsReceived - packets).toBeGreaterThan(40);
+    expect((alone.bytesReceived - bytes) / (alone.packetsReceived - packets)).toBe(3);
+    expect(alone.takeReceived().reduce((peak, v) => Math.max(peak, Math.abs(v)), 0)).toBe(0);
+  });
+
   test("an Opus client and a PCMU client each hear the other's tone and not their own", async () => {
     const opus = await joinClient("opus", "opus-client");
     const pcmu = await joinClient("PCMU", "pcmu-client");
