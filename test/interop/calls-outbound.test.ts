@@ -32,7 +32,8 @@ let tcpPort: number;
 
 beforeAll(async () => {
   hooks = startWebhookServer();
-  [uasPort, authPort, busyPort, ringPort, earlyPort, tcpPort] = await Promise.all(Array.from({ length: 6 }, () => freePort()));
+  const ports = await Promise.all(Array.from({ length: 6 }, () => freePort()));
+  [uasPort, authPort, busyPort, ringPort, earlyPort, tcpPort] = ports as [number, number, number, number, number, number];
   app = await startCallsApp(`
 rtp: { portMin: 48000, portMax: 48999, mediaTimeoutSec: 0 }
 calls: { ringTimeoutSec: 2 }
