@@ -13,7 +13,7 @@ import { createLogger } from "../log.ts";
 export interface PeerNetworkOptions {
   /** ICE host candidate addresses; empty means every interface address, loopback included. */
   hostAddresses: string[];
-  /** A public (1:1 NAT) address, offered as a further host candidate on the same ports. */
+  /** A public (1:1 NAT) address, offered as one more host candidate (its own socket and port: the NAT must forward it). */
   publicAddress?: string;
   /** UDP port range for ICE sockets (forward it on the NAT when publicAddress is used). */
   portRange?: [number, number];
