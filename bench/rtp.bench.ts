@@ -7,6 +7,7 @@
 // Defaults: 100 and 500 legs, mixer at 48 and 8 kHz, both parties or one party talking, 10 s each;
 // BENCH_RTP_LEGS="100,500", BENCH_RTP_MIXER_RATES="48000,8000", BENCH_RTP_TALKERS="all,half" and
 // BENCH_RTP_SECONDS=10 override them.
+import { loadavg } from "node:os";
 import { join } from "node:path";
 import { createPhoneLeg, type PhoneLeg } from "../src/media/leg.ts";
 import { Mixer } from "../src/media/mixer.ts";
@@ -98,6 +99,8 @@ async function measure(legCount: number, seconds: number, mixerRate: number, tal
   console.log(`  frames to phones: ${load.received}/${load.expected} received, late (>20 ms behind schedule) ${load.late} = ${pct(load.late / Math.max(1, load.received))}, worst ${load.maxLatenessMs.toFixed(1)} ms, lost on the way (timestamp gaps: UDP drops) ${load.missing}`);
   console.log(`  mixer ticks due: ${ticks}, late or skipped ${lateTicks} = ${pct(lateTicks / Math.max(1, ticks))}; frames from phones played ${played}, concealed ${concealed}`);
   if (load.senderLateTicks > 0) console.log(`  note: the load generator itself ran ${load.senderLateTicks} ticks late`);
+  // Late frames only mean something on an otherwise idle machine: say how busy it was.
+  console.log(`  machine load average (1 min): ${loadavg()[0]!.toFixed(2)} on ${navigator.hardwareConcurrency} cores`);
 }
 
 export async function run(): Promise<void> {
