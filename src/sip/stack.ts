@@ -351,52 +351,46 @@ export class SipStack {
     if (existing) return existing.receiveRetransmission(req);
 
     if (req.method === "CANCEL") {
-      const tx = this.transactions.createServer(req, wire);
       const target = this.transactions.matchCancelTarget(req);
-      if (!target) {
-        tx.respond(481);
-        return;
-      }
+      if (!target) return this.respondStateless(req, wire, 481);
       // §9.2: 200 for the CANCEL itself, then 487 for the INVITE if it was still pending.
-      tx.respond(200, "OK", { toTag: target.toTag });
+      this.transactions.createServer(req, wire).respond(200, "OK", { toTag: target.toTag });
       target.receiveCancel(req);
       return;
     }
 
-    if (this.transactions.isMerged(req)) {
-      this.transactions.createServer(req, wire).respond(482, "Loop Detected");
-      return;
-    }
+    // §8.2.7: what the stack answers by itself it answers statelessly, so a flood of requests
+    // (scanners, unauthenticated junk) leaves no transaction state behind.
+    if (this.transactions.isMerged(req)) return this.respondStateless(req, wire, 482, "Loop Detected");
+    const rejection = this.statelessRejection(req);
+    if (rejection) return this.respondStateless(req, wire, rejection.status, rejection.reason, rejection.headers);
+    const inDialog = Boolean(req.to.params.get("tag"));
+    const dialog = inDialog ? this.dialogFor(req) : undefined;
+    // §12.2.2: a request for a dialog we do not know.
+    if (inDialog && !dialog) return this.respondStateless(req, wire, 481);
+    // §11.2: capabilities.
+    if (!inDialog && req.method === "OPTIONS") return this.respondStateless(req, wire, 200, "OK", this.capabilityHeaders());
 
     const tx = this.transactions.createServer(req, wire);
-    const rejection = this.statelessRejection(req);
-    if (rejection) {
-      tx.respond(rejection.status, rejection.reason, { headers: rejection.headers });
-      return;
-    }
     if (req.method === "INVITE") tx.respond(100, "Trying");
-
-    if (req.to.params.get("tag")) {
-      const dialog = this.dialogFor(req);
-      // §12.2.2: a request for a dialog we do not know.
-      if (!dialog) {
-        tx.respond(481);
-        return;
-      }
-      dialog.receiveRequest(req, tx, ctx);
-      return;
-    }
-
-    if (req.method === "OPTIONS") {
-      // §11.2: capabilities.
-      tx.respond(200, "OK", { headers: this.capabilityHeaders() });
-      return;
-    }
+    if (dialog) return dialog.receiveRequest(req, tx, ctx);
     if (!this.handler) {
       tx.respond(503, "Service Unavailable");
       return;
     }
     this.handler(req, tx, ctx);
+  }
+
+  /**
+   * RFC 3261 §8.2.7 stateless UAS: no transaction, and the same request always gets the same
+   * response, its To tag derived from the request rather than drawn at random.
+   */
+  private respondStateless(req: SipRequest, wire: Wire, status: number, reason?: string, headers: [string, string][] = []): void {
+    const toTag = req.to.params.get("tag") ? undefined : statelessTag(req);
+    const res = createResponse(req, status, reason, { headers, ...(toTag ? { toTag } : {}) });
+    wire.send(serializeMessage(res)).catch((error: unknown) => {
+      log.debug("stateless response not sent", { error, status });
+    });
   }
 
   private dialogFor(req: SipRequest): Dialog | undefined {
@@ -470,6 +464,11 @@ export class SipStack {
     const sendOpts = withConnection(ctx);
     return { reliable: transport.reliable, send: (data) => transport.send(data, dest, sendOpts) };
   }
+}
+
+function statelessTag(req: SipRequest): string {
+  const key = `${req.callId}|${req.from.params.get("tag") ?? ""}|${req.vias[0]?.params.get("branch") ?? ""}|${req.cseq.seq}`;
+  return Bun.hash(key).toString(36);
 }
 
 export function dialogId(callId: string, localTag: string, remoteTag: string): string {

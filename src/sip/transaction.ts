@@ -137,18 +137,21 @@ export class ClientTransaction extends Emitter<ClientTransactionEvents> {
   readonly outcome: Promise<ClientOutcome>;
   private resolveOutcome!: (o: ClientOutcome) => void;
   private readonly timers = new Timers();
-  private readonly bytes: Uint8Array;
+  /** The request and its bytes, held until the final response (for retransmission, ACK, CANCEL). */
+  private req: SipRequest | undefined;
+  private bytes: Uint8Array | undefined;
   private ackBytes: Uint8Array | undefined;
   private cancelWanted = false;
   private hadProvisional = false;
   private cancelTx: ClientTransaction | undefined;
 
   constructor(
-    readonly request: SipRequest,
+    request: SipRequest,
     private readonly wire: Wire,
     private readonly layer: TransactionLayer,
   ) {
     super();
+    this.req = request;
     const branch = branchOf(request);
     if (!branch) throw new Error("a client transaction needs a Via branch");
     this.key = clientKey(branch, request.method);
@@ -160,10 +163,15 @@ export class ClientTransaction extends Emitter<ClientTransactionEvents> {
     });
   }
 
+  /** The request, until a final response arrived. */
+  get request(): SipRequest | undefined {
+    return this.req;
+  }
+
   /** Sends the request and arms timers A/B (INVITE, §17.1.1.2) or E/F (non-INVITE, §17.1.2.2). */
   start(): void {
     const { T1, T2 } = this.layer.timers;
-    this.transmit(this.bytes);
+    if (this.bytes) this.transmit(this.bytes);
     if (this.isInvite) {
       if (!this.wire.reliable) this.retransmitEvery("A", T1, Number.POSITIVE_INFINITY);
       this.timers.start("B", 64 * T1, () => this.timeOut());
@@ -175,7 +183,7 @@ export class ClientTransaction extends Emitter<ClientTransactionEvents> {
 
   private retransmitEvery(timer: string, interval: number, cap: number): void {
     this.timers.start(timer, interval, () => {
-      if (this.state !== "calling" && this.state !== "trying" && this.state !== "proceeding") return;
+      if (!this.bytes || (this.state !== "calling" && this.state !== "trying" && this.state !== "proceeding")) return;
       this.transmit(this.bytes);
       // §17.1.2.2: in Proceeding, timer E fires every T2.
       const next = this.state === "proceeding" ? this.layer.timers.T2 : Math.min(2 * interval, cap);
@@ -241,8 +249,10 @@ export class ClientTransaction extends Emitter<ClientTransactionEvents> {
       if (this.state === "terminated" || this.state === "accepted") return;
       this.state = "completed";
       this.stopCallingTimers();
-      this.ackBytes = serializeMessage(buildNon2xxAck(this.request, res));
-      this.transmit(this.ackBytes);
+      if (this.req) {
+        this.ackBytes = serializeMessage(buildNon2xxAck(this.req, res));
+        this.transmit(this.ackBytes);
+      }
       // Timer D: at least 32 s on unreliable transports (64*T1 at the default T1), 0 on reliable.
       this.timers.start("D", this.wire.reliable ? 0 : 64 * T1, () => this.terminate());
       this.finish(res);
@@ -264,6 +274,8 @@ export class ClientTransaction extends Emitter<ClientTransactionEvents> {
   }
 
   private finish(res: SipResponse): void {
+    this.req = undefined;
+    this.bytes = undefined;
     this.resolveOutcome({ kind: "final", response: res });
     this.emit("final", res);
   }
@@ -282,8 +294,8 @@ export class ClientTransaction extends Emitter<ClientTransactionEvents> {
   }
 
   private sendCancel(): ClientTransaction | undefined {
-    if (this.cancelTx || this.state !== "proceeding") return this.cancelTx;
-    this.cancelTx = this.layer.startClient(buildCancel(this.request), this.wire);
+    if (this.cancelTx || this.state !== "proceeding" || !this.req) return this.cancelTx;
+    this.cancelTx = this.layer.startClient(buildCancel(this.req), this.wire);
     // §9.1: no final response 64*T1 after the CANCEL → the INVITE transaction is given up.
     this.timers.start("cancel", 64 * this.layer.timers.T1, () => this.timeOut());
     return this.cancelTx;
@@ -353,33 +365,46 @@ export class ServerTransaction extends Emitter<ServerTransactionEvents> {
   state: ServerState;
   /** The To tag this transaction puts on its responses (§8.2.6.2), fixed on first use. */
   private localTag: string | undefined;
-  private lastResponse: SipResponse | undefined;
+  /** To tag of the last response sent; the message itself is kept only as bytes (memory: UDP
+   * transactions live on for 64*T1 after their final response). */
+  private lastToTag: string | undefined;
   private lastBytes: Uint8Array | undefined;
   private readonly timers = new Timers();
   readonly mergeKey: string | undefined;
   /** Set while Accepted: the key the ACK for our 2xx is matched by (RFC 6026). */
   acceptedKey: string | undefined;
 
+  /** The request's own To tag (in-dialog requests), compared by RFC 2543 matching. */
+  readonly requestToTag: string | undefined;
+  /** Call-ID, CSeq number and From tag: with our To tag, what an ACK for our 2xx carries. */
+  readonly dialogKeyBase: string;
+  /** Held while the TU may respond; released with the final response, because a UDP transaction
+   * lives on for 64*T1 and a flood must not pin every parsed request for that long. */
+  private req: SipRequest | undefined;
+
   constructor(
-    readonly request: SipRequest,
+    request: SipRequest,
     private readonly wire: Wire,
     private readonly layer: TransactionLayer,
   ) {
     super();
+    this.req = request;
     this.key = serverKey(request);
     this.isInvite = request.method === "INVITE";
     this.state = this.isInvite ? "proceeding" : "trying";
-    this.mergeKey = request.to.params.get("tag") ? undefined : mergeKey(request);
+    this.requestToTag = request.to.params.get("tag") ?? undefined;
+    this.mergeKey = this.requestToTag ? undefined : mergeKey(request);
+    this.dialogKeyBase = `${request.callId}|${request.cseq.seq}|${request.from.params.get("tag") ?? ""}`;
   }
 
-  get finalResponse(): SipResponse | undefined {
-    return this.lastResponse && this.lastResponse.status >= 200 ? this.lastResponse : undefined;
+  /** The request, until the final response has been sent. */
+  get request(): SipRequest | undefined {
+    return this.req;
   }
 
   /** The To tag of this transaction's responses: the request's own, or one minted once (§8.2.6.2). */
   get toTag(): string {
-    const existing = this.request.to.params.get("tag");
-    if (existing) return existing;
+    if (this.requestToTag) return this.requestToTag;
     this.localTag ??= newTag();
     return this.localTag;
   }
@@ -390,10 +415,11 @@ export class ServerTransaction extends Emitter<ServerTransactionEvents> {
   }
 
   respond(status: number, reason?: string, opts: RespondOptions = {}): SipResponse | undefined {
-    if (!this.pending) return undefined;
+    const req = this.req;
+    if (!req || !this.pending) return undefined;
     const toTag = status === 100 ? undefined : (opts.toTag ?? this.toTag);
-    if (opts.toTag && !this.request.to.params.get("tag")) this.localTag = opts.toTag;
-    const res = createResponse(this.request, status, reason, { ...opts, ...(toTag ? { toTag } : {}) });
+    if (opts.toTag && !this.requestToTag) this.localTag = opts.toTag;
+    const res = createResponse(req, status, reason, { ...opts, ...(toTag ? { toTag } : {}) });
     this.respondWith(res);
     return res;
   }
@@ -402,13 +428,14 @@ export class ServerTransaction extends Emitter<ServerTransactionEvents> {
   respondWith(res: SipResponse): void {
     if (!this.pending) return;
     const { T1, T2 } = this.layer.timers;
-    this.lastResponse = res;
+    this.lastToTag = res.to.params.get("tag") ?? undefined;
     this.lastBytes = serializeMessage(res);
     this.transmit(this.lastBytes);
     if (res.status < 200) {
       this.state = "proceeding";
       return;
     }
+    this.req = undefined;
     if (!this.isInvite) {
       // §17.2.2: Completed; timer J absorbs request retransmissions.
       this.state = "completed";
@@ -447,8 +474,8 @@ export class ServerTransaction extends Emitter<ServerTransactionEvents> {
     this.timers.start("noFinal", 64 * this.layer.timers.T1, () => {
       if (!this.pending) return;
       log.warn("no final response from the TU; transaction dropped", {
-        method: this.request.method,
-        callId: this.request.callId,
+        method: this.req?.method,
+        callId: this.req?.callId,
       });
       this.terminate();
     });
@@ -513,7 +540,7 @@ export class ServerTransaction extends Emitter<ServerTransactionEvents> {
 
   /** The To tag of the final response, which an RFC 2543 ACK must carry to match (§17.2.3). */
   get responseToTag(): string | undefined {
-    return this.lastResponse?.to.params.get("tag") ?? undefined;
+    return this.lastToTag;
   }
 }
 
@@ -559,7 +586,7 @@ export class TransactionLayer {
     if (!tx || !isRfc2543(req)) return tx;
     // §17.2.3 RFC 2543 matching: the ACK carries the To tag of the response; others the request's.
     const toTag = req.to.params.get("tag") ?? undefined;
-    const expected = req.method === "ACK" ? tx.responseToTag : (tx.request.to.params.get("tag") ?? undefined);
+    const expected = req.method === "ACK" ? tx.responseToTag : tx.requestToTag;
     return toTag === expected ? tx : undefined;
   }
 
@@ -567,9 +594,7 @@ export class TransactionLayer {
   matchCancelTarget(cancel: SipRequest): ServerTransaction | undefined {
     const tx = this.servers.get(serverKey(cancel, "INVITE"));
     if (!tx || !isRfc2543(cancel)) return tx;
-    return (cancel.to.params.get("tag") ?? undefined) === (tx.request.to.params.get("tag") ?? undefined)
-      ? tx
-      : undefined;
+    return (cancel.to.params.get("tag") ?? undefined) === tx.requestToTag ? tx : undefined;
   }
 
   /** RFC 3261 §8.2.2.2: a request without To tag that shares From tag, Call-ID and CSeq with another transaction. */
@@ -581,7 +606,9 @@ export class TransactionLayer {
 
   /** RFC 6026 §8.7: an ACK for a 2xx, matched by Call-ID, CSeq number and tags to an Accepted INVITE. */
   matchAck2xx(ack: SipRequest): ServerTransaction | undefined {
-    return this.accepted.get(ackKey(ack.callId, ack.cseq.seq, ack.from.params.get("tag"), ack.to.params.get("tag")));
+    return this.accepted.get(
+      `${ack.callId}|${ack.cseq.seq}|${ack.from.params.get("tag") ?? ""}|${ack.to.params.get("tag") ?? ""}`,
+    );
   }
 
   createServer(request: SipRequest, wire: Wire): ServerTransaction {
@@ -593,8 +620,7 @@ export class TransactionLayer {
   }
 
   noteAccepted(tx: ServerTransaction): void {
-    const r = tx.request;
-    tx.acceptedKey = ackKey(r.callId, r.cseq.seq, r.from.params.get("tag"), tx.responseToTag);
+    tx.acceptedKey = `${tx.dialogKeyBase}|${tx.responseToTag ?? ""}`;
     this.accepted.set(tx.acceptedKey, tx);
   }
 
@@ -613,8 +639,4 @@ export class TransactionLayer {
     for (const tx of [...this.clients.values()]) tx.terminate();
     for (const tx of [...this.servers.values()]) tx.terminate();
   }
-}
-
-function ackKey(callId: string, seq: number, fromTag: string | null | undefined, toTag: string | null | undefined): string {
-  return `${callId}|${seq}|${fromTag ?? ""}|${toTag ?? ""}`;
 }

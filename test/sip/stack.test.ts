@@ -88,6 +88,24 @@ test("OPTIONS is answered 200 with Allow, Accept and Supported", async () => {
   expect(res.getHeader("Supported")).toBe("replaces");
 });
 
+test("what the stack answers itself is answered statelessly (§8.2.7): no transaction, the same To tag again", async () => {
+  const p = await newUdpPeer();
+  const before = stack.transactions.size.servers;
+  const options = request("OPTIONS", { branch: "z9hG4bK-stateless" });
+  const rejected = request("INVITE", { branch: "z9hG4bK-stateless-420", headers: ["Require: nonsense"] });
+  for (let i = 0; i < 2; i++) {
+    p.send(options);
+    p.send(rejected);
+  }
+  await waitUntil(() => p.received.length === 4);
+  const tags = (status: number) =>
+    p.received.filter((m): m is SipResponse => "status" in m && m.status === status).map((m) => m.to.params.get("tag"));
+  expect(new Set(tags(200)).size).toBe(1);
+  expect(new Set(tags(420)).size).toBe(1);
+  expect(tags(200)[0]).toBeTruthy();
+  expect(stack.transactions.size.servers).toBe(before);
+});
+
 test("an unknown method gets 501 with Allow; a known but unsupported one 405", async () => {
   const unknown = await ask(request("FOOBAR"));
   expect(unknown.status).toBe(501);
