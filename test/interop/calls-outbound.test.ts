@@ -32,7 +32,11 @@ let tcpPort: number;
 
 beforeAll(async () => {
   hooks = startWebhookServer();
-  const ports = await Promise.all(Array.from({ length: 6 }, () => freePort()));
+  const ports: number[] = [];
+  while (ports.length < 6) {
+    const port = await freePort();
+    if (!ports.includes(port)) ports.push(port);
+  }
   [uasPort, authPort, busyPort, ringPort, earlyPort, tcpPort] = ports as [number, number, number, number, number, number];
   app = await startCallsApp(`
 rtp: { portMin: 48000, portMax: 48999, mediaTimeoutSec: 0 }
