@@ -215,6 +215,7 @@ function judgeInvalid(name: string): void {
   }
   const partial = r.error.request;
   if (!partial) throw new Error("no partial request");
+  if (name === "badvers") expect(partial.version).toBe("SIP/7.0");
   // the stack answers statelessly from the partial request, copying the headers as received
   const res = createResponse(partial, r.error.status, r.error.reason, { toTag: "x1" });
   const text = new TextDecoder().decode(serializeMessage(res));
