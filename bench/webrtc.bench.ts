@@ -40,11 +40,13 @@ async function measure(participants: number, speakersPerChannel: number, silence
   });
   const lines = readLines(child.stdout);
   try {
-    await lines.next(); // "ready": everyone connected and talking
+    if ((await lines.next()).value !== "ready") throw new Error("the load generator could not connect every client");
     const cpuBefore = process.cpuUsage();
     const wallBefore = performance.now();
     const ticksBefore = sharedTicker().stats();
-    const result = JSON.parse((await lines.next()).value ?? "{}") as { minPacketsPerSecond: number; medianPacketsPerSecond: number };
+    const line = (await lines.next()).value;
+    if (line === undefined) throw new Error("the load generator ended without its statistics");
+    const result = JSON.parse(line) as { minPacketsPerSecond: number; medianPacketsPerSecond: number };
     const cpu = process.cpuUsage(cpuBefore);
     const wallMs = performance.now() - wallBefore;
     const ticks = sharedTicker().stats();
@@ -94,7 +96,11 @@ export async function run(): Promise<void> {
         [100, 10, "dtx"],
       ];
   for (const [participants, speakers, silence] of plans) {
-    const o = await measure(participants, speakers, silence);
+    const o = await measure(participants, speakers, silence).catch((error: Error) => error);
+    if (o instanceof Error) {
+      console.log(`${participants} | ${speakers} | ${silence} | failed: ${o.message}`);
+      continue;
+    }
     console.log(
       `${o.participants} | ${o.speakersPerChannel} | ${o.silence === "dtx" ? "DTX" : "50 pkt/s"} | ${o.cpuCores.toFixed(2)} | ${Math.round(o.participants / o.cpuCores)} | ${o.lateTicks}/${o.skippedTicks} | ${o.minPacketsPerSecond}/${o.medianPacketsPerSecond}`,
     );
