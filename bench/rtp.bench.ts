@@ -63,6 +63,14 @@ async function measure(legCount: number, seconds: number, mixerRate: number, tal
   await Bun.sleep(warmupMs);
   const ticker = sharedTicker();
   const sentFrames = () => legs.reduce((n, l) => n + l.stats().rtp.packetsSent, 0);
+  // Tick-to-tick gaps as this process saw them (a probe subscribed after the mixers: it runs last).
+  const gaps: number[] = [];
+  let lastTick = performance.now();
+  const unsubscribeProbe = ticker.subscribe(() => {
+    const now = performance.now();
+    gaps.push(now - lastTick);
+    lastTick = now;
+  });
   const tick0 = ticker.stats();
   const sent0 = sentFrames();
   const cpu0 = process.cpuUsage();
@@ -72,6 +80,9 @@ async function measure(legCount: number, seconds: number, mixerRate: number, tal
   const wallMs = performance.now() - wall0;
   const frames = sentFrames() - sent0;
   const tick1 = ticker.stats();
+  unsubscribeProbe();
+  gaps.sort((x, y) => x - y);
+  const gapAt = (q: number) => (gaps[Math.min(gaps.length - 1, Math.floor(gaps.length * q))] ?? 0).toFixed(1);
   const load = JSON.parse(await readLine(reader, state)) as LoadResult;
   await generator.exited;
 
@@ -97,7 +108,7 @@ async function measure(legCount: number, seconds: number, mixerRate: number, tal
   const perFrameUs = (cpu.user + cpu.system) / Math.max(1, frames);
   console.log(`  CPU per leg-frame (20 ms each way): ${perFrameUs.toFixed(1)} µs → one core carries ≈ ${Math.floor(20_000 / perFrameUs)} legs`);
   console.log(`  frames to phones: ${load.received}/${load.expected} received, late (>20 ms behind schedule) ${load.late} = ${pct(load.late / Math.max(1, load.received))}, worst ${load.maxLatenessMs.toFixed(1)} ms, lost on the way (timestamp gaps: UDP drops) ${load.missing}`);
-  console.log(`  mixer ticks due: ${ticks}, late or skipped ${lateTicks} = ${pct(lateTicks / Math.max(1, ticks))}; frames from phones played ${played}, concealed ${concealed}`);
+  console.log(`  mixer ticks due: ${ticks}, late or skipped ${lateTicks} = ${pct(lateTicks / Math.max(1, ticks))} (tick-to-tick p50 ${gapAt(0.5)} ms, p99 ${gapAt(0.99)} ms, max ${gapAt(1)} ms); frames from phones played ${played}, concealed ${concealed}`);
   if (load.senderLateTicks > 0) console.log(`  note: the load generator itself ran ${load.senderLateTicks} ticks late`);
   // Late frames only mean something on an otherwise idle machine: say how busy it was.
   console.log(`  machine load average (1 min): ${loadavg()[0]!.toFixed(2)} on ${navigator.hardwareConcurrency} cores`);
