@@ -189,9 +189,10 @@ function startsWithSip(line: string): boolean {
 }
 
 function guessKind(data: Uint8Array, start: number): ParseError["kind"] {
-  // "SIP/" at the start means a status line
-  const s = data[start] === 83 && data[start + 1] === 73 && data[start + 2] === 80 && data[start + 3] === 47;
-  return s ? "response" : "request";
+  const sip =
+    ((data[start] ?? 0) | 0x20) === 115 && ((data[start + 1] ?? 0) | 0x20) === 105 &&
+    ((data[start + 2] ?? 0) | 0x20) === 112 && data[start + 3] === 47;
+  return sip ? "response" : "request";
 }
 
 const VERSION = /^SIP\/\d{1,3}\.\d{1,3}$/i;
@@ -206,20 +207,15 @@ function parseRequestLine(line: string): { message: SipRequest; defect?: Defect 
   const sp2 = sp1 < 0 ? -1 : line.indexOf(" ", sp1 + 1);
   const token = sp1 > 0 ? line.slice(0, sp1) : "";
   const method = isToken(token) ? token : "";
-  if (sp1 < 0 || sp2 < 0) return { message: new SipRequest(method, emptyUri()), defect: { status: 400, reason: "Malformed Request-Line" } };
-  if (method === "") return { message: new SipRequest(method, emptyUri()), defect: { status: 400, reason: "Malformed method" } };
-  if (sp2 === sp1 + 1) {
-    return { message: new SipRequest(method, emptyUri()), defect: { status: 400, reason: "Extra whitespace in Request-Line" } };
-  }
+  const reject = (reason: string) => ({ message: new SipRequest(method, emptyUri()), defect: { status: 400, reason } });
+  if (sp1 < 0 || sp2 < 0) return reject("Malformed Request-Line");
+  if (method === "") return reject("Malformed method");
+  if (sp2 === sp1 + 1) return reject("Extra whitespace in Request-Line");
   // RFC 4475 §3.1.2.10: trailing whitespace after the version is tolerated.
   const version = line.slice(sp2 + 1).trimEnd();
   const uriText = line.slice(sp1 + 1, sp2);
-  if (version.indexOf(" ") >= 0 || version.indexOf("\t") >= 0) {
-    return { message: new SipRequest(method, emptyUri()), defect: { status: 400, reason: "Whitespace in Request-URI" } };
-  }
-  if (uriText.charCodeAt(0) === 60) {
-    return { message: new SipRequest(method, emptyUri()), defect: { status: 400, reason: "Request-URI enclosed in <>" } };
-  }
+  if (version.indexOf(" ") >= 0 || version.indexOf("\t") >= 0) return reject("Whitespace in Request-URI");
+  if (uriText.charCodeAt(0) === 60) return reject("Request-URI enclosed in <>");
   const uri = parseUri(uriText);
   const message = new SipRequest(method, uri ?? emptyUri());
   if (!isVersion(version)) return { message, defect: { status: 400, reason: "Malformed SIP version" } };
