@@ -74,6 +74,8 @@ async function measure(transport: TransportName): Promise<void> {
     const total = 5000;
     const inFlight = 50;
     let started = 0;
+    Bun.gc(true);
+    const heapBefore = process.memoryUsage().heapUsed;
     const cpu0 = process.cpuUsage();
     const t0 = performance.now();
     const worker = async () => {
@@ -86,6 +88,10 @@ async function measure(transport: TransportName): Promise<void> {
     const elapsed = (performance.now() - t0) / 1000;
     const cpu = process.cpuUsage(cpu0);
     const cpuPerCallUs = (cpu.user + cpu.system) / total;
+    Bun.gc(true);
+    // Over UDP, finished transactions stay for 64*T1 (32 s) to absorb retransmissions (timers J, K, D, L, M).
+    const live = caller.transactions.size.clients + callee.transactions.size.servers;
+    const heapMb = (process.memoryUsage().heapUsed - heapBefore) / 1e6;
 
     console.log(
       `${transport.toUpperCase()}: sequential call (INVITE/100/200/ACK/BYE/200) p50 ${percentile(latencies, 50).toFixed(3)} ms, ` +
@@ -95,6 +101,10 @@ async function measure(transport: TransportName): Promise<void> {
       `${transport.toUpperCase()}: ${inFlight} in flight: ${(total / elapsed).toFixed(0)} calls/s, ` +
         `CPU ${cpuPerCallUs.toFixed(0)} µs per call for both sides together ` +
         `(user ${(cpu.user / total).toFixed(0)} µs, system ${(cpu.system / total).toFixed(0)} µs)`,
+    );
+    console.log(
+      `${transport.toUpperCase()}: afterwards ${live} transactions still in their wait states, heap +${heapMb.toFixed(1)} MB ` +
+        `(${live > 0 ? ((heapMb * 1e6) / live / 1000).toFixed(1) : "0"} KB each)`,
     );
   } finally {
     await caller.stop();
