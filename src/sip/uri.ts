@@ -120,7 +120,7 @@ export function unescapeUri(s: string): string {
 // ---------------------------------------------------------------------------------------------
 // Hosts
 
-/** RFC 4291 §2.2 text form, including the embedded IPv4 tail (RFC 5118 §4.7: no ":::"). */
+/** RFC 4291 §2.2 text form with an optional IPv4 tail (RFC 5954 §4.1, RFC 5118 §4.10: no ":::"). */
 export function isIPv6(s: string): boolean {
   if (s.length < 2 || s.length > 45) return false;
   let groups = 0;

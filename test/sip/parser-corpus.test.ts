@@ -354,12 +354,12 @@ describe("RFC 5118 IPv6 torture tests", () => {
     expect(m.uri.host).toBe("2001:db8::10:5070");
     expect(m.uri.port).toBeUndefined();
   });
-  test("port-unambiguous (§4.3): [2001:db8::10]:5070 has port 5070", () => {
+  test("port-unambiguous (§4.4): [2001:db8::10]:5070 has port 5070", () => {
     const m = ok("port-unambiguous");
     expect(m.uri.host).toBe("2001:db8::10");
     expect(m.uri.port).toBe(5070);
   });
-  test("via-received-param-with-delim / no-delim (§4.4, §4.5): received with and without brackets", () => {
+  test("via-received-param-with-delim / no-delim (§4.5): received with and without brackets", () => {
     expect(ok("via-received-param-with-delim").vias[0]?.params.get("received")).toBe("[2001:db8::9:255]");
     expect(ok("via-received-param-no-delim").vias[0]?.params.get("received")).toBe("2001:db8::9:255");
   });
