@@ -77,6 +77,7 @@ const variants = [
   { transport: "tls", host: "127.0.0.1" },
   { transport: "udp", host: "::1" },
   { transport: "tcp", host: "::1" },
+  { transport: "tls", host: "::1" },
 ] as const;
 
 for (const { transport, host } of variants) {
