@@ -5,6 +5,9 @@ import { CALL_STACK_OPTIONS, CallService } from "../../src/calls/service.ts";
 import type { ComposeServices, Service } from "../../src/app.ts";
 import { SipStack } from "../../src/sip/stack.ts";
 import type { TimerConfig } from "../../src/sip/transaction.ts";
+import { join } from "node:path";
+import { startRtpPeer, type RtpPeer } from "./rtpPeer.ts";
+import { runSipp, type SippResult } from "./sipp.ts";
 import { TrunkService } from "../../src/trunks/service.ts";
 import { startHarness, type Harness } from "../api/harness.ts";
 
@@ -80,4 +83,21 @@ export function testApplicationYaml(routes: Record<string, string>, extra = ""):
     inboundRoutes:
 ${lines.join("\n")}
 ${extra}`;
+}
+
+/**
+ * A SIPp phone calling `service` (an inbound route) with a PCMU tone of `toneHz` from its own RTP
+ * endpoint; it hangs up after `holdMs`. `peer` records what the phone hears.
+ */
+export async function phoneCaller(app: CallsApp, o: { service: string; toneHz: number; holdMs: number; testcase?: string }): Promise<{ peer: RtpPeer; run: Promise<SippResult> }> {
+  const peer = await startRtpPeer(o.toneHz, { replyToSender: true });
+  const run = runSipp({
+    scenario: join(import.meta.dir, "../fixtures/sipp/calls-uac-early-offer.xml"),
+    remote: `127.0.0.1:${app.sipPort}`,
+    service: o.service,
+    keys: { rtpport: peer.port, testcase: o.testcase ?? "phone" },
+    extraArgs: ["-d", String(o.holdMs)],
+    timeoutSec: 20,
+  });
+  return { peer, run };
 }

@@ -1,13 +1,11 @@
 // baresip — a second, independent SIP implementation — calls into a channel and is called from
 // it. A SIPp caller in the same channel and baresip hear each other's tones both ways.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { join } from "node:path";
 import { startBaresip } from "../helpers/baresip.ts";
-import { callUntil, findCall, startCallsApp, testApplicationYaml, type CallsApp } from "../helpers/callsApp.ts";
-import { startRtpPeer, toneShareOf } from "../helpers/rtpPeer.ts";
-import { freePort, runSipp } from "../helpers/sipp.ts";
+import { callUntil, findCall, phoneCaller, startCallsApp, testApplicationYaml, type CallsApp } from "../helpers/callsApp.ts";
+import { toneShareOf } from "../helpers/rtpPeer.ts";
+import { freePort } from "../helpers/sipp.ts";
 
-const UAC = join(import.meta.dir, "../fixtures/sipp/calls-uac-early-offer.xml");
 
 let app: CallsApp;
 let baresipPort: number;
@@ -26,23 +24,9 @@ afterAll(async () => {
   await app?.close();
 });
 
-/** A SIPp caller with a 1 kHz tone sits in the lobby for `holdMs`. */
-async function phoneInLobby(holdMs: number) {
-  const peer = await startRtpPeer(1000, { replyToSender: true });
-  const run = runSipp({
-    scenario: UAC,
-    remote: `127.0.0.1:${app.sipPort}`,
-    service: "1000",
-    keys: { rtpport: peer.port, testcase: "lobby" },
-    extraArgs: ["-d", String(holdMs)],
-    timeoutSec: 20,
-  });
-  return { peer, run };
-}
-
 describe("baresip", () => {
   test("baresip calls into the channel: it and a phone caller hear each other", async () => {
-    const phone = await phoneInLobby(5000);
+    const phone = await phoneCaller(app, { service: "1000", toneHz: 1000, holdMs: 5000 });
     try {
       await Bun.sleep(300);
       // baresip's own port is the trunk's: its source address (127.0.0.1) is what the trunk check sees.
@@ -61,7 +45,7 @@ describe("baresip", () => {
 
   test("the channel dials baresip: answered, audio both ways, baresip's BYE ends the call", async () => {
     const bs = await startBaresip({ toneHz: 440, seconds: 4, port: baresipPort });
-    const phone = await phoneInLobby(5000);
+    const phone = await phoneCaller(app, { service: "1000", toneHz: 1000, holdMs: 5000 });
     try {
       await Bun.sleep(300);
       const res = await app.harness.call("POST", "/api/v1/applications/app1/channels/lobby/calls", { to: "sip:baresip@127.0.0.1", client: { id: "web-1" } });

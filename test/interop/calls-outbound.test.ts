@@ -4,9 +4,9 @@
 // their SIP status, and hanging up through the API.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
-import { callUntil, startCallsApp, testApplicationYaml, type CallsApp } from "../helpers/callsApp.ts";
+import { callUntil, phoneCaller, startCallsApp, testApplicationYaml, type CallsApp } from "../helpers/callsApp.ts";
 import { startRtpPeer } from "../helpers/rtpPeer.ts";
-import { freePort, runSipp, startSipp } from "../helpers/sipp.ts";
+import { freePort, startSipp } from "../helpers/sipp.ts";
 import { startWebhookServer, type WebhookServer } from "../helpers/webhookServer.ts";
 
 const fixture = (name: string) => join(import.meta.dir, "../fixtures/sipp", name);
@@ -69,21 +69,27 @@ async function dial(to: string, client: Record<string, unknown> = { id: "c1", us
   return res.json.id;
 }
 
+/** Waits until something accepts TCP connections on the port (SIPp takes a moment to start). */
+async function listening(port: number): Promise<void> {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    try {
+      const socket = await Bun.connect({ hostname: "127.0.0.1", port, socket: { data() {} } });
+      socket.end();
+      return;
+    } catch {
+      await Bun.sleep(20);
+    }
+  }
+  throw new Error(`nothing listens on TCP port ${port}`);
+}
+
 describe("outbound calls", () => {
   test("delayed offer: the ACK carries our answer, the From carries the caller ID, a phone caller and the callee hear each other", async () => {
     await setWebhooks({});
     const callee = await startRtpPeer(1000, { replyToSender: true });
-    const caller = await startRtpPeer(440, { replyToSender: true });
+    const { peer: caller, run: inbound } = await phoneCaller(app, { service: "1000", toneHz: 440, holdMs: 3000 });
     try {
       const uas = await startSipp({ scenario: fixture("calls-uas-delayed-offer.xml"), localPort: uasPort, keys: { rtpport: callee.port }, extraArgs: ["-d", "3000"], timeoutSec: 15 });
-      const inbound = runSipp({
-        scenario: fixture("calls-uac-early-offer.xml"),
-        remote: `127.0.0.1:${app.sipPort}`,
-        service: "1000",
-        keys: { rtpport: caller.port, testcase: "caller" },
-        extraArgs: ["-d", "3000"],
-        timeoutSec: 15,
-      });
       await Bun.sleep(400);
       const id = await dial("+15551234567");
       const [r, c] = await Promise.all([uas.done, inbound]);
@@ -188,17 +194,9 @@ describe("outbound calls", () => {
     hooks.handle("/early", () => Response.json({ sipTrunkId: "t5-early" }));
     await setWebhooks({ outboundUrl: hooks.url("/early") });
     const callee = await startRtpPeer(1000, { replyToSender: true });
-    const caller = await startRtpPeer(440, { replyToSender: true });
+    const { peer: caller, run: inbound } = await phoneCaller(app, { service: "1000", toneHz: 440, holdMs: 4000 });
     try {
       const uas = await startSipp({ scenario: fixture("calls-uas-early-media.xml"), localPort: earlyPort, keys: { rtpport: callee.port }, extraArgs: ["-d", "1600"], timeoutSec: 15 });
-      const inbound = runSipp({
-        scenario: fixture("calls-uac-early-offer.xml"),
-        remote: `127.0.0.1:${app.sipPort}`,
-        service: "1000",
-        keys: { rtpport: caller.port, testcase: "early" },
-        extraArgs: ["-d", "4000"],
-        timeoutSec: 15,
-      });
       await Bun.sleep(300);
       const id = await dial("+15550000003");
       await callUntil(app, id, (x) => x.state === "ringing");
@@ -224,6 +222,7 @@ describe("outbound calls", () => {
     const callee = await startRtpPeer(1000, { replyToSender: true });
     try {
       const uas = await startSipp({ scenario: fixture("calls-uas-early-media.xml"), localPort: tcpPort, transport: "tcp", keys: { rtpport: callee.port }, extraArgs: ["-d", "200"], timeoutSec: 10 });
+      await listening(tcpPort);
       const id = await dial("+15550000004");
       await callUntil(app, id, (x) => x.state === "answered");
       await Bun.sleep(500);
