@@ -21,7 +21,8 @@ export type JoinResult =
 
 export interface ClientSessionsOptions {
   registry: ChannelRegistry;
-  network: PeerNetworkOptions;
+  /** Read at each join, so a config reload applies to the next one. */
+  network: () => PeerNetworkOptions;
   timeouts: PeerTimeouts;
   /** Read at each join, so a config reload applies to the next one. */
   maxParticipantsPerChannel?: () => number;
@@ -51,7 +52,7 @@ export class ClientSessions {
     if (maxParticipantsPerChannel !== undefined && !rejoining && present.length >= maxParticipantsPerChannel())
       return refused(409, "channel_full", `the channel already has ${present.length} participants`);
 
-    const answer = await answerClientOffer(offerSdp, network, timeouts);
+    const answer = await answerClientOffer(offerSdp, network(), timeouts);
     if (!answer.ok) return refused(400, "bad_sdp", answer.message);
     const { peer } = answer;
 

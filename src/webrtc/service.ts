@@ -23,6 +23,7 @@ export class WebRtcService implements Service {
   readonly name = "webrtc";
   readonly sessions: ClientSessions;
   private readonly unsubscribe: () => void;
+  private networkFor: { config: Config; network: PeerNetworkOptions } | undefined;
 
   constructor(
     private readonly ctx: AppContext,
@@ -31,7 +32,7 @@ export class WebRtcService implements Service {
   ) {
     this.sessions = new ClientSessions({
       registry,
-      network: peerNetwork(ctx.config),
+      network: () => this.network(),
       timeouts: CLIENT_TIMEOUTS,
       maxParticipantsPerChannel: () => ctx.config.limits.maxParticipantsPerChannel,
     });
@@ -53,6 +54,18 @@ export class WebRtcService implements Service {
     mountUi(api.hono);
   }
 
+  /** The ICE addresses of the current config (recomputed after a reload). */
+  private network(): PeerNetworkOptions {
+    const { config } = this.ctx;
+    if (this.networkFor?.config !== config) {
+      const network = peerNetwork(config);
+      if (config.webrtc.publicAddress !== undefined && network.publicAddress !== config.webrtc.publicAddress)
+        log.warn("webrtc.publicAddress is not an IP address; ICE candidates need one, so it is not offered", { publicAddress: config.webrtc.publicAddress });
+      this.networkFor = { config, network };
+    }
+    return this.networkFor.network;
+  }
+
   stop(): void {
     this.unsubscribe();
     this.sessions.closeAll("shutdown");
@@ -69,8 +82,6 @@ export function peerNetwork(config: Config): PeerNetworkOptions {
   const { host } = config.http;
   const oneInterface = isIP(host) !== 0 && host !== "0.0.0.0" && host !== "::";
   const publicAddress = [config.webrtc.publicAddress, config.sip.advertised?.host].find((a) => a !== undefined && isIP(a) !== 0);
-  if (config.webrtc.publicAddress !== undefined && publicAddress !== config.webrtc.publicAddress)
-    log.warn("webrtc.publicAddress is not an IP address; ICE candidates need one, so it is not offered", { publicAddress: config.webrtc.publicAddress });
   return {
     hostAddresses: oneInterface ? [host] : [],
     ...(publicAddress ? { publicAddress } : {}),

@@ -30,7 +30,7 @@ export function startHarness(o: { timeouts?: PeerTimeouts; calls?: ClientCallCon
   const registry = new ChannelRegistry();
   const sessions = new ClientSessions({
     registry,
-    network: { hostAddresses: ["127.0.0.1"] },
+    network: () => ({ hostAddresses: ["127.0.0.1"] }),
     timeouts: o.timeouts ?? { connectMs: 10_000, mediaMs: 5_000 },
   });
   const hono = new Hono();
