@@ -8,9 +8,9 @@
 //   s.send(payloadType, payload, timestamp, marker);   // our SSRC, continuous sequence numbers
 //   s.stats(); s.close();
 //
-// Symmetric RTP (RFC 4961) / latching: we send to the SDP address until the first valid packet
-// arrives, then to where the peer's media really comes from (NAT); once latched, packets from other
-// sources are ignored. configure() with a new remote (re-INVITE) unlatches. RTCP SR/RR + SDES go out
+// Symmetric RTP (RFC 4961) / latching: we send to the SDP address until valid packets arrive, then
+// to where the peer's media really comes from (NAT): at once for the SDP address itself, after two
+// in-sequence packets for any other source; once latched, packets from other sources are ignored. configure() with a new remote (re-INVITE) unlatches. RTCP SR/RR + SDES go out
 // every ~5 s (RFC 3550 §6.2, randomised 0.5–1.5×), on the RTP port when rtcp-mux (RFC 5761) is on.
 import { createLogger } from "../log.ts";
 import { bindRtpPair, type BoundRtpPair, type RtpPortAllocator } from "./ports.ts";
@@ -106,6 +106,8 @@ export class RtpSession {
   private accepted = new Set<number>();
   private latchedAddress: string | undefined;
   private latchedPort = 0;
+  /** a source other than the SDP's that sent one packet: it latches with its next in sequence */
+  private candidate: { address: string; port: number; ssrc: number; seq: number } | undefined;
   private rtcpLatchedAddress: string | undefined;
   private rtcpLatchedPort = 0;
   private reception: ReceptionStats | undefined;
@@ -149,6 +151,7 @@ export class RtpSession {
     const moved = !previous || previous.remote.address !== config.remote.address || previous.remote.port !== config.remote.port;
     if (moved) {
       this.latchedAddress = undefined;
+      this.candidate = undefined;
       this.rtcpLatchedAddress = undefined;
     }
     // Statistics are in RTP clock units: a codec change (re-INVITE) starts them afresh.
@@ -173,8 +176,13 @@ export class RtpSession {
       return;
     }
     if (this.latchedAddress === undefined) {
+      if (!this.mayLatch(packet, address, port)) {
+        this.counters.ignoredPackets++;
+        return;
+      }
       this.latchedAddress = address;
       this.latchedPort = port;
+      this.candidate = undefined;
       log.debug("latched", { localPort: this.pair.port, address, port });
     } else if (this.latchedPort !== port || this.latchedAddress !== address) {
       this.counters.ignoredPackets++;
@@ -201,6 +209,19 @@ export class RtpSession {
     } catch (error) {
       log.error("media handler failed", { localPort: this.pair.port, error });
     }
+  }
+
+  /**
+   * The SDP's own address latches at once; any other source (a NAT's) must first send two
+   * consecutive packets of one SSRC, so a single spoofed packet cannot steal the stream.
+   */
+  private mayLatch(packet: RtpPacket, address: string, port: number): boolean {
+    const remote = this.config!.remote;
+    if (address === remote.address && port === remote.port) return true;
+    const c = this.candidate;
+    if (c && c.address === address && c.port === port && c.ssrc === packet.ssrc && ((c.seq + 1) & 0xffff) === packet.sequenceNumber) return true;
+    this.candidate = { address, port, ssrc: packet.ssrc, seq: packet.sequenceNumber };
+    return false;
   }
 
   private receiveRtcp(data: Uint8Array, port: number, address: string, now: number): void {

@@ -63,15 +63,19 @@ describe("RtpSession", () => {
     s.onPacket = (p) => got.push(p);
     s.send(0, new Uint8Array(160), 0);
     await until(() => sdpPeer.received.length === 1);
+    // A lone packet from elsewhere (spoofed or not) does not latch; two in sequence do.
+    intruder.socket.send(rtp(7, 0x2222), s.localPort, "127.0.0.1");
     natPeer.socket.send(rtp(1), s.localPort, "127.0.0.1");
+    natPeer.socket.send(rtp(2), s.localPort, "127.0.0.1");
     await until(() => got.length === 1);
     s.send(0, new Uint8Array(160), 160);
     await until(() => natPeer.received.length === 1);
-    intruder.socket.send(rtp(2, 0x2222), s.localPort, "127.0.0.1");
+    intruder.socket.send(rtp(8, 0x2222), s.localPort, "127.0.0.1");
+    intruder.socket.send(rtp(9, 0x2222), s.localPort, "127.0.0.1");
     natPeer.socket.send(rtp(3), s.localPort, "127.0.0.1");
     await until(() => got.length === 2);
-    expect(got.map((p) => p.sequenceNumber)).toEqual([1, 3]);
-    expect(s.stats()).toMatchObject({ latched: true, remote: `127.0.0.1:${natPeer.socket.port}`, ignoredPackets: 1 });
+    expect(got.map((p) => p.sequenceNumber)).toEqual([2, 3]);
+    expect(s.stats()).toMatchObject({ latched: true, remote: `127.0.0.1:${natPeer.socket.port}`, ignoredPackets: 4 });
     expect(sdpPeer.received.length).toBe(1);
   });
 
