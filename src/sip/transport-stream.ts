@@ -55,6 +55,8 @@ class StreamConnection {
     readonly id: string,
     readonly socket: Socket<ConnectionState>,
     readonly remote: Endpoint,
+    /** What a request must match to reuse this connection (see reuseKey). */
+    readonly reuseKey: string,
   ) {}
 
   write(data: Uint8Array): void {
@@ -224,10 +226,24 @@ export class StreamTransport implements Transport {
     };
   }
 
-  /** Wraps a socket; `remote` is the address dialled for outbound connections (the key reuse looks up). */
-  private wrap(socket: Socket<ConnectionState>, remote?: Endpoint): StreamConnection {
+  /**
+   * Reuse key of a connection to `dest`. A TLS connection is only as trustworthy as the check made
+   * when it was opened, so TLS keys name it: a trunk that verifies certificates never rides a
+   * connection opened without verification (or verified for another server name), nor one a peer
+   * opened to us.
+   */
+  private reuseKey(dest: Endpoint, opts: SendOptions = {}): string {
+    if (this.name !== "tls") return remoteKey(dest);
+    const verify = opts.verify ?? this.opts.tls?.verify ?? true;
+    const identity = verify ? `verified:${(opts.serverName ?? stripBrackets(dest.address)).toLowerCase()}` : "unverified";
+    return `${remoteKey(dest)}|${identity}`;
+  }
+
+  /** Wraps a socket; `remote` and `key` are given for outbound connections (accepted ones are keyed as unverified). */
+  private wrap(socket: Socket<ConnectionState>, remote?: Endpoint, key?: string): StreamConnection {
     const peer = remote ?? { transport: this.name, address: socket.remoteAddress, port: socket.remotePort };
-    const conn = new StreamConnection(`${this.name}-${++this.nextId}`, socket, peer);
+    const reuse = key ?? this.reuseKey(peer, { verify: false });
+    const conn = new StreamConnection(`${this.name}-${++this.nextId}`, socket, peer, reuse);
     // A fresh object per socket: Bun hands every accepted socket the same listener `data` object.
     socket.data = { conn, ...(socket.data?.ready ? { ready: socket.data.ready } : {}) };
     return conn;
@@ -235,15 +251,14 @@ export class StreamTransport implements Transport {
 
   private register(conn: StreamConnection): StreamConnection {
     this.connections.set(conn.id, conn);
-    this.byRemote.set(remoteKey(conn.remote), conn);
+    this.byRemote.set(conn.reuseKey, conn);
     return conn;
   }
 
   private forget(conn: StreamConnection): void {
     conn.closed = true;
     this.connections.delete(conn.id);
-    const key = remoteKey(conn.remote);
-    if (this.byRemote.get(key) === conn) this.byRemote.delete(key);
+    if (this.byRemote.get(conn.reuseKey) === conn) this.byRemote.delete(conn.reuseKey);
   }
 
   private closeIdle(idleMs: number): void {
@@ -263,13 +278,13 @@ export class StreamTransport implements Transport {
 
   async send(data: Uint8Array, dest: Endpoint, opts: SendOptions = {}): Promise<void> {
     const preferred = opts.connectionId ? this.connections.get(opts.connectionId) : undefined;
-    const conn = preferred ?? this.byRemote.get(remoteKey(dest)) ?? (await this.connect(dest, opts));
+    const conn = preferred ?? this.byRemote.get(this.reuseKey(dest, opts)) ?? (await this.connect(dest, opts));
     if (conn.closed) throw new TransportError(`connection to ${dest.address}:${dest.port} closed`, dest);
     conn.write(data);
   }
 
   private connect(dest: Endpoint, opts: SendOptions): Promise<StreamConnection> {
-    const key = remoteKey(dest);
+    const key = this.reuseKey(dest, opts);
     const inFlight = this.connecting.get(key);
     if (inFlight) return inFlight;
     const attempt = this.open(dest, opts).finally(() => this.connecting.delete(key));
@@ -291,7 +306,7 @@ export class StreamTransport implements Transport {
     ready.catch(() => {});
     const state: ConnectionState = { ready: settle };
     const base = this.handlers((socket) => {
-      this.wrap(socket, dest);
+      this.wrap(socket, dest, this.reuseKey(dest, opts));
       if (!isTls) socket.data.ready?.();
     });
     const handlers = {

@@ -229,6 +229,21 @@ test("TLS: a client trusting the CA connects; the system store rejects a self-si
   expect(b.got[1]!.text).toBe(message(3));
 });
 
+test("TLS: a verifying send never reuses a connection opened without verification", async () => {
+  const b = collector();
+  const server = await StreamTransport.listen("tls", "127.0.0.1", 0, b.handler, { tls: { certFile: CERT, keyFile: KEY } });
+  const client = await StreamTransport.listen("tls", "127.0.0.1", 0, () => {}, { tls: { certFile: CERT, keyFile: KEY } });
+  closers.push(() => server.close(), () => client.close());
+
+  await client.send(encoder.encode(message(1)), server.local, { verify: false });
+  await until(() => b.got.length === 1);
+  expect(client.send(encoder.encode(message(2)), server.local)).rejects.toThrow(/certificate/);
+  await client.send(encoder.encode(message(3)), server.local, { verify: false });
+  await until(() => b.got.length === 2);
+  expect(b.got.map((g) => g.text)).toEqual([message(1), message(3)]);
+  expect(client.connectionCount).toBe(1);
+});
+
 test("TLS without certificate and key dials out but does not listen", async () => {
   const b = collector();
   const server = await StreamTransport.listen("tls", "127.0.0.1", 0, b.handler, { tls: { certFile: CERT, keyFile: KEY } });
