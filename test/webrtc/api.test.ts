@@ -76,6 +76,22 @@ describe("client token errors", () => {
   });
 });
 
+describe("cross-origin use", () => {
+  test("a page on another origin may call the client API (bearer tokens, no cookies)", async () => {
+    const hx = harness();
+    const preflight = await fetch(`${hx.url}/api/v1/client/join`, {
+      method: "OPTIONS",
+      headers: { origin: "https://app.example.com", "access-control-request-method": "POST", "access-control-request-headers": "authorization, content-type" },
+    });
+    expect(preflight.status).toBe(204);
+    expect(preflight.headers.get("access-control-allow-origin")).toBe("*");
+    expect(preflight.headers.get("access-control-allow-headers")?.toLowerCase()).toContain("authorization");
+    const refused = await fetch(`${hx.url}/api/v1/client/join`, { method: "POST", headers: { origin: "https://app.example.com" } });
+    expect(refused.status).toBe(401);
+    expect(refused.headers.get("access-control-allow-origin")).toBe("*");
+  });
+});
+
 describe("join", () => {
   test("malformed SDP gets 400 and leaves no participant, session or socket behind", async () => {
     const hx = harness();

@@ -8,12 +8,13 @@
 //   POST   /calls/:id/dtmf            { digits }          → 204
 //   GET    /events                    WebSocket (clientEvents.ts)
 import type { Context, MiddlewareHandler } from "hono";
+import { cors } from "hono/cors";
 import { s } from "../../config/schema.ts";
 import type { ChannelRegistry } from "../../channels/registry.ts";
 import type { ClientSessions } from "../../webrtc/clients.ts";
 import { authenticateBearer, type ClientClaims } from "../../webrtc/tokens.ts";
 import { ApiError } from "../errors.ts";
-import type { ApiRouter } from "../router.ts";
+import { API_PREFIX, type ApiRouter } from "../router.ts";
 import { mountClientEvents } from "./clientEvents.ts";
 
 /** What the calls layer offers clients (CallManager.clientControl()): dialling from a channel, hanging up, DTMF. */
@@ -74,6 +75,12 @@ export function mountClientRoutes(api: ApiRouter, deps: ClientApiDeps): void {
     return calls;
   };
 
+  // Web apps on other origins call this API from the browser. Authorization is a bearer token, never
+  // a cookie, so any origin may: a page without a valid token gets nowhere.
+  api.hono.use(
+    `${API_PREFIX}/client/*`,
+    cors({ origin: "*", allowMethods: ["GET", "POST", "DELETE"], allowHeaders: ["authorization", "content-type"], maxAge: 600 }),
+  );
   mountClientEvents(api, deps);
 
   api.route(
