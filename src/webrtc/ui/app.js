@@ -44,6 +44,18 @@ function decodeClaims(token) {
   }
 }
 
+function isExpired(claims) {
+  return typeof claims.exp === "number" && claims.exp * 1000 <= Date.now();
+}
+
+/** getUserMedia's errors, in words a person can act on. */
+function microphoneProblem(error) {
+  if (error.name === "NotAllowedError") return "Microphone access was refused. Allow it in the browser and try again.";
+  if (error.name === "NotFoundError") return "No microphone was found.";
+  if (error.name === "NotReadableError") return "The microphone is in use by another program.";
+  return undefined;
+}
+
 function describeToken() {
   const claims = decodeClaims($("token").value.trim());
   const info = $("token-info");
@@ -52,8 +64,9 @@ function describeToken() {
     return;
   }
   const who = claims.userAlias || claims.userId || "anonymous";
-  const expires = claims.exp ? new Date(claims.exp * 1000).toLocaleString() : "never";
-  info.textContent = `Channel “${claims.channelId}” of application “${claims.applicationId}”, as ${who}; expires ${expires}.`;
+  const when = new Date(claims.exp * 1000).toLocaleString();
+  const expiry = isExpired(claims) ? `expired ${when} — ask your application for a new one` : `expires ${when}`;
+  info.textContent = `Channel “${claims.channelId}” of application “${claims.applicationId}”, as ${who}; ${expiry}.`;
 }
 
 async function request(method, path, body) {
@@ -118,6 +131,11 @@ async function join() {
     $("token").focus();
     return;
   }
+  if (isExpired(state.claims)) {
+    setStatus("This token has expired. Ask your application for a new one.", "error");
+    $("token").focus();
+    return;
+  }
   $("join").disabled = true;
   setStatus("Asking for your microphone…");
   try {
@@ -153,7 +171,7 @@ async function join() {
     updateControls();
     requestAnimationFrame(drawMeters);
   } catch (error) {
-    setStatus(`Could not join: ${error.message}`, "error");
+    setStatus(`Could not join: ${microphoneProblem(error) ?? error.message}`, "error");
     teardown();
   }
 }
