@@ -4,7 +4,9 @@
 // never take long; what parses can be read through every accessor and serialized and re-parsed.
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { nextMessageLength, parseMessage, serializeMessage, SipRequest, type SipMessage } from "../../src/sip/message.ts";
+import {
+  createResponse, nextMessageLength, parseMessage, serializeMessage, SipRequest, type SipMessage,
+} from "../../src/sip/message.ts";
 import { mulberry32 } from "./random.ts";
 import { trunkAck, trunkBye, trunkInvite, trunkOk } from "./samples.ts";
 
@@ -86,7 +88,15 @@ export function checkInput(input: Uint8Array): string | undefined {
     if (!r.ok) {
       if (![400, 413, 505].includes(r.error.status)) return `unexpected status ${r.error.status}`;
       if (typeof r.error.reason !== "string" || r.error.reason.length === 0) return "error without a reason";
-      if (r.error.request) readEverything(r.error.request);
+      if (r.error.request) {
+        readEverything(r.error.request);
+        // the stack answers from the partial request; the answer copies the request's headers as
+        // received, so it may carry the same malformed or repeated header, but nothing else
+        const answer = parseMessage(serializeMessage(createResponse(r.error.request, r.error.status, r.error.reason, { toTag: "t" })), "datagram");
+        if (!answer.ok && !/^(Malformed|Multiple) /.test(answer.error.reason)) {
+          return `answer to a partial request does not parse: ${answer.error.reason}`;
+        }
+      }
       continue;
     }
     readEverything(r.message);
