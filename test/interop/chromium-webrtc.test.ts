@@ -1,6 +1,7 @@
 // Headless Chromium loads /ui/ of the app composed as in production, joins a channel with its fake
 // microphone playing a 1000 Hz tone, and must hear a SIPp caller's 440 Hz tone (WebAudio analyser
-// in the page) while the caller hears the browser's tone — and neither hears itself.
+// in the page) while the caller hears the browser's tone — and neither hears itself. Then the page
+// dials a phone (SIPp as the trunk) with its dial pad, sends a DTMF digit during the call and hangs up.
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -11,7 +12,7 @@ import { signClientToken } from "../../src/webrtc/tokens.ts";
 import { startHarness, type Harness } from "../api/harness.ts";
 import { composeCalls } from "../helpers/callsApp.ts";
 import { startRtpPeer } from "../helpers/rtpPeer.ts";
-import { runSipp } from "../helpers/sipp.ts";
+import { freePort, runSipp, startSipp } from "../helpers/sipp.ts";
 import { writeToneWav } from "../helpers/toneWav.ts";
 
 const BROWSER_HZ = 1000;
@@ -19,21 +20,75 @@ const PHONE_HZ = 440;
 const SECRET = "chromium-test-secret-0123456789";
 const UAC = join(import.meta.dir, "../fixtures/sipp/calls-uac-early-offer.xml");
 
+// A phone that answers an outbound (delayed-offer) call and waits for Trunkline's BYE.
+const ANSWERING_PHONE = `<?xml version="1.0" encoding="UTF-8"?>
+<scenario name="answer-until-bye">
+  <recv request="INVITE" crlf="true"/>
+  <send><![CDATA[
+SIP/2.0 180 Ringing
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]ui[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+Contact: <sip:phone@[local_ip]:[local_port];transport=[transport]>
+Content-Length: 0
+
+]]></send>
+  <send retrans="500"><![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]ui[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+Contact: <sip:phone@[local_ip]:[local_port];transport=[transport]>
+Content-Type: application/sdp
+Content-Length: [len]
+
+v=0
+o=- 3 3 IN IP4 127.0.0.1
+s=-
+c=IN IP4 127.0.0.1
+t=0 0
+m=audio [rtpport] RTP/AVP 0 101
+a=rtpmap:0 PCMU/8000
+a=rtpmap:101 telephone-event/8000
+a=fmtp:101 0-16
+a=sendrecv
+]]></send>
+  <recv request="ACK" crlf="true"/>
+  <recv request="BYE"/>
+  <send><![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+
+]]></send>
+</scenario>`;
+
 /** Runs in the page: the level (dB) of `hz` in what the page receives from the channel. */
 const pageLevelAt = (hz: number) => (globalThis as unknown as { trunkline: { levelAt(hz: number): number } }).trunkline.levelAt(hz);
 
 let h: Harness;
 let sipPort: number;
+let phonePort: number;
 let dir: string;
 let browser: BrowserContext;
 
 beforeAll(async () => {
+  phonePort = await freePort();
   const calls = composeCalls();
   h = await startHarness(
     `
 rtp: { portMin: 45000, portMax: 45999, mediaTimeoutSec: 0 }
 trunks:
-  - { id: sipp, domain: 127.0.0.1, optionsIntervalSec: 0 }
+  - { id: phones, domain: 127.0.0.1, port: ${phonePort}, username: trunk, optionsIntervalSec: 0 }
+  - { id: sipp, domain: 127.0.0.1, canTerminate: false, optionsIntervalSec: 0 }
 applications:
   - id: app1
     name: Browser test app
@@ -108,6 +163,44 @@ test("a browser on /ui/ and a SIPp caller hear each other's tone and not their o
     mkdirSync("test-artifacts", { recursive: true });
     await page.screenshot({ path: "test-artifacts/webrtc-ui.png", fullPage: true });
     const result = await call;
+    expect(result.exitCode, result.summary).toBe(0);
+  } finally {
+    phone.close();
+    await page.close();
+  }
+}, 30_000);
+
+test("the page dials a phone with its dial pad, sends a digit during the call and hangs up", async () => {
+  const page = await browser.newPage();
+  const token = signClientToken(
+    { applicationId: "app1", channelId: "room1", clientId: "dialler", userId: "grace", userAlias: "Grace Hopper", roles: ["dial"], exp: Math.floor(Date.now() / 1000) + 600 },
+    SECRET,
+  );
+  await page.goto(`${h.app.url}/ui/#token=${token}`);
+  await page.getByRole("button", { name: "Join channel" }).click();
+  await page.getByText("Connected to “room1”").waitFor({ timeout: 10_000 });
+
+  const phone = await startRtpPeer(PHONE_HZ, { replyToSender: true });
+  try {
+    const answering = await startSipp({ scenario: ANSWERING_PHONE, localPort: phonePort, keys: { rtpport: phone.port }, timeoutSec: 15 });
+    for (const key of ["5", "5", "5", "0", "1", "0", "0"]) await page.getByRole("button", { name: key, exact: true }).click();
+    expect(await page.inputValue("#number")).toBe("5550100");
+    await page.getByRole("button", { name: "Call", exact: true }).click();
+    const calls = page.locator("#calls");
+    await calls.getByText("answered").waitFor({ timeout: 8000 });
+    await calls.getByText("5550100").waitFor();
+
+    const dtmf = page.waitForResponse((r) => r.url().endsWith("/dtmf"));
+    await page.getByRole("button", { name: "pound" }).click();
+    expect((await dtmf).status()).toBe(204);
+    expect(await page.inputValue("#number")).toBe("5550100"); // during a call the pad sends tones
+    await page.screenshot({ path: "test-artifacts/webrtc-ui-dialling.png", fullPage: true });
+
+    await Bun.sleep(600);
+    expect(phone.toneShare(BROWSER_HZ, 500)).toBeGreaterThan(0.5);
+    await calls.getByRole("button", { name: "Hang up 5550100" }).click();
+    await calls.getByText(/ended/).waitFor({ timeout: 5000 });
+    const result = await answering.done;
     expect(result.exitCode, result.summary).toBe(0);
   } finally {
     phone.close();
