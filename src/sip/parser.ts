@@ -124,7 +124,7 @@ export function parseMessage(
         note(400, "Continuation line before the first header");
         continue;
       }
-      const more = head.slice(lineFrom, lineTo).trim();
+      const more = sliceWithoutLws(head, lineFrom, lineTo);
       if (more.length > 0) value = value.length > 0 ? `${value} ${more}` : more;
       continue;
     }
@@ -144,7 +144,7 @@ export function parseMessage(
     }
     name = resolved.name;
     key = resolved.key;
-    value = head.slice(colon + 1, lineTo).trim();
+    value = sliceWithoutLws(head, colon + 1, lineTo);
     haveField = true;
   }
   if (haveField) message.pushField(name, key, value);
@@ -174,6 +174,17 @@ export function parseMessage(
   const error: ParseError = { status: defect.status, reason: defect.reason, kind: isRequest ? "request" : "response" };
   if (isRequest && mandatory.readable) error.request = message as SipRequest;
   return { ok: false, error };
+}
+
+/** text[from, to) without leading and trailing SP, HT or stray CR/LF (RFC 3261 §7.3.1 LWS). */
+function sliceWithoutLws(text: string, from: number, to: number): string {
+  while (from < to && isLws(text.charCodeAt(from))) from++;
+  while (to > from && isLws(text.charCodeAt(to - 1))) to--;
+  return text.slice(from, to);
+}
+
+function isLws(c: number): boolean {
+  return c === 32 || c === 9 || c === 13 || c === 10;
 }
 
 function fail(status: number, reason: string, kind: ParseError["kind"]): ParseResult {
