@@ -5,7 +5,6 @@
 //   retransmitted until the ACK (the dialog).
 // CANCEL at any point before the 200: the stack sends 200 + 487; we abandon the routing webhook,
 // close the record as `cancelled` and tell the inbound-cancel webhook with the INVITE's headers.
-import { metrics } from "../metrics.ts";
 import { notifyInboundCancel, routeInbound } from "../routing/inbound.ts";
 import { Dialog } from "../sip/dialog.ts";
 import { formatUri, type SipRequest } from "../sip/message.ts";
@@ -15,12 +14,11 @@ import { newCallId, type CallManager } from "./manager.ts";
 import { ALLOW_METHODS } from "./types.ts";
 import { negotiateInbound } from "./sessionTimer.ts";
 
-const strangerInvites = metrics.counter("trunkline_invites_unknown_source_total", "INVITEs refused with 403: the source belongs to no trunk.");
-
 export async function handleInboundInvite(manager: CallManager, req: SipRequest, tx: ServerTransaction, ctx: InboundContext): Promise<void> {
+  // The stack's screen (CallManager.start) already refused sources that belong to no trunk; a trunk
+  // removed since then is refused here.
   const trunk = manager.trunkForSource(ctx.source.address);
   if (!trunk) {
-    strangerInvites.inc();
     tx.respond(403, "Forbidden");
     return;
   }

@@ -121,6 +121,14 @@ export interface SipStackOptions {
 
 export type RequestHandler = (req: SipRequest, tx: ServerTransaction, ctx: InboundContext) => void;
 
+/** A refusal the stack sends statelessly, before any transaction or 100 Trying exists. */
+export interface Refusal {
+  status: number;
+  reason: string;
+}
+/** Decides, right after the parse, whether an out-of-dialog request is refused (e.g. unknown source). */
+export type RequestScreen = (req: SipRequest, ctx: InboundContext) => Refusal | undefined;
+
 /** Per-request options for sendRequest (TLS certificate checks per trunk). */
 export type RequestSendOptions = Pick<SendOptions, "serverName" | "verify">;
 
@@ -139,6 +147,7 @@ export class SipStack {
   readonly dialogs = new Map<string, Dialog>();
   private readonly transports: Transport[] = [];
   private handler: RequestHandler | undefined;
+  private screen: RequestScreen | undefined;
   private readonly allow: string[];
   private readonly supported: string[];
   private readonly accept: string[];
@@ -190,6 +199,14 @@ export class SipStack {
   /** Where we listen (a TLS transport without certificate only dials out and is not listed). */
   get boundEndpoints(): Endpoint[] {
     return this.transports.filter((t) => t.local.port !== 0).map((t) => t.local);
+  }
+
+  /**
+   * Refusals answered statelessly (§8.2.7) before onRequest: a flood of refused requests costs a
+   * parse and one send each, and leaves no transaction behind.
+   */
+  screenRequests(screen: RequestScreen): void {
+    this.screen = screen;
   }
 
   /** Out-of-dialog requests that passed the stateless checks; the handler must respond on tx. */
@@ -370,6 +387,8 @@ export class SipStack {
     if (inDialog && !dialog) return this.respondStateless(req, wire, 481);
     // §11.2: capabilities.
     if (!inDialog && req.method === "OPTIONS") return this.respondStateless(req, wire, 200, "OK", this.capabilityHeaders());
+    const refusal = inDialog ? undefined : this.screen?.(req, ctx);
+    if (refusal) return this.respondStateless(req, wire, refusal.status, refusal.reason);
 
     const tx = this.transactions.createServer(req, wire);
     if (req.method === "INVITE") tx.respond(100, "Trying");

@@ -49,6 +49,8 @@ interface PlacedCall {
   invite: SipRequest;
   response: SipResponse;
   dialog?: Dialog;
+  /** Statuses of the provisional responses that came before the final one. */
+  provisionals: number[];
 }
 
 /** INVITE from `stack` to Trunkline's user 1000; ACKs a 2xx (with `ackBody` for a delayed offer). */
@@ -66,13 +68,15 @@ async function placeCall(stack: SipStack, o: { body?: string; headers?: [string,
     ...(o.body !== undefined ? { body: o.body, contentType: "application/sdp" } : {}),
   });
   const tx = stack.sendRequest(invite, dest);
+  const provisionals: number[] = [];
+  tx.on("provisional", (res) => provisionals.push(res.status));
   const outcome = await tx.outcome;
   if (outcome.kind !== "final") throw new Error(`no final response: ${outcome.kind}`);
   const response = outcome.response;
-  if (response.status >= 300 || o.ack === false) return { stack, invite, response };
+  if (response.status >= 300 || o.ack === false) return { stack, invite, response, provisionals };
   const ackBody = o.ackBody?.(response.bodyText);
   const dialog = Dialog.fromInvite2xx(stack, invite, response, tx, dest, ackBody ? { ack: { body: ackBody, contentType: "application/sdp" } } : {});
-  return { stack, invite, response, dialog };
+  return { stack, invite, response, dialog, provisionals };
 }
 
 /** An in-dialog request from the peer; a 2xx to a re-INVITE is ACKed (RFC 3261 §13.2.2.4). */
@@ -98,9 +102,11 @@ async function media(): Promise<RtpPeer> {
 }
 
 describe("calls at the SIP level", () => {
-  test("a source that belongs to no trunk gets 403; a trunk's allowedAddresses CIDR is accepted", async () => {
+  test("a source that belongs to no trunk gets a stateless 403 (no 100 Trying); a trunk's allowedAddresses CIDR is accepted", async () => {
     const stranger = await peerStack("127.0.0.2");
-    expect((await placeCall(stranger, { body: offer(9) })).response.status).toBe(403);
+    const refused = await placeCall(stranger, { body: offer(9) });
+    expect(refused.response.status).toBe(403);
+    expect(refused.provisionals).toEqual([]);
     const allowed = await peerStack("127.0.0.3");
     const call = await placeCall(allowed, { body: offer((await media()).port) });
     expect(call.response.status).toBe(200);
