@@ -127,6 +127,8 @@ export class ClientPeer {
       } else if (state === "failed") this.close("ice-failed");
       else if (state === "closed") this.close("closed");
     });
+    // A browser closing its RTCPeerConnection sends a DTLS close_notify alert (RFC 5246 §7.2.1).
+    for (const dtls of pc.dtlsTransports) dtls.onStateChange.subscribe((state) => state === "closed" && this.close("closed"));
     this.watchdog = setInterval(() => this.checkLiveness(), 500);
   }
 

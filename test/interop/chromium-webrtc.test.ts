@@ -7,6 +7,7 @@ import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium, type BrowserContext } from "playwright-core";
+import type { ChannelRegistry } from "../../src/channels/registry.ts";
 import { WebRtcService } from "../../src/webrtc/service.ts";
 import { signClientToken } from "../../src/webrtc/tokens.ts";
 import { startHarness, type Harness } from "../api/harness.ts";
@@ -75,6 +76,7 @@ Content-Length: 0
 const pageLevelAt = (hz: number) => (globalThis as unknown as { trunkline: { levelAt(hz: number): number } }).trunkline.levelAt(hz);
 
 let h: Harness;
+let registry: ChannelRegistry;
 let sipPort: number;
 let phonePort: number;
 let dir: string;
@@ -83,6 +85,7 @@ let browser: BrowserContext;
 beforeAll(async () => {
   phonePort = await freePort();
   const calls = composeCalls();
+  registry = calls.registry;
   h = await startHarness(
     `
 rtp: { portMin: 45000, portMax: 45999, mediaTimeoutSec: 0 }
@@ -164,6 +167,13 @@ test("a browser on /ui/ and a SIPp caller hear each other's tone and not their o
     await page.screenshot({ path: "test-artifacts/webrtc-ui.png", fullPage: true });
     const result = await call;
     expect(result.exitCode, result.summary).toBe(0);
+
+    // Closing the page's RTCPeerConnection (DTLS close_notify) takes the browser out of the channel at once.
+    const inChannel = () => registry.participants("app1", "room1").some((p) => p.id === "browser");
+    expect(inChannel()).toBe(true);
+    await page.evaluate(() => (globalThis as unknown as { trunkline: { pc: { close(): void } } }).trunkline.pc.close());
+    for (let i = 0; i < 20 && inChannel(); i++) await Bun.sleep(50);
+    expect(inChannel()).toBe(false);
   } finally {
     phone.close();
     await page.close();

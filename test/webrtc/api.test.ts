@@ -30,6 +30,17 @@ async function joined(hx: Harness, clientId: string): Promise<TestClient> {
   return client;
 }
 
+function nextEvent(type: AnyEvent["type"]): Promise<AnyEvent> {
+  return new Promise((resolve) => {
+    const stop = subscribeEvents((e) => {
+      if (e.type === type) {
+        stop();
+        resolve(e);
+      }
+    });
+  });
+}
+
 const openFds = () => readdirSync("/proc/self/fd").length;
 
 describe("client token errors", () => {
@@ -168,14 +179,7 @@ describe("leaving", () => {
     stay.startSending(500);
     gone.startSending(700);
     await Bun.sleep(300);
-    const left = new Promise<AnyEvent>((resolve) => {
-      const stop = subscribeEvents((e) => {
-        if (e.type === "participant.left") {
-          stop();
-          resolve(e);
-        }
-      });
-    });
+    const left = nextEvent("participant.left");
     const vanishedAt = Date.now();
     gone.stopSending(); // no goodbye: just silence on the wire, as when a laptop lid closes
     const event = await left;
