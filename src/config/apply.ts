@@ -26,6 +26,7 @@ function applyTrunks(config: Config, store: Store): void {
     if (store.trunks.get(trunk.id)?.source === "api") log.warn("YAML trunk replaces the API-made trunk of the same id", { id: trunk.id });
     store.trunks.put(trunk, "yaml");
   }
+  store.trunks.setYamlOrder(config.trunks.map((t) => t.id));
 }
 
 function applyApplications(config: Config, store: Store): void {

@@ -68,4 +68,6 @@ export const migrations: Migration[] = [
     `,
   },
   { version: 2, name: "call records", up: callsMigration },
+  // "The first available trunk" follows configuration order: YAML trunks by their place in the file.
+  { version: 3, name: "trunk order", up: "ALTER TABLE trunks ADD COLUMN yaml_position INTEGER" },
 ];

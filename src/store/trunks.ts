@@ -62,8 +62,24 @@ export class TrunkStore {
     private readonly changes: ChangeFeed,
   ) {}
 
+  /** In configuration order: YAML trunks as the file lists them, then API-made ones by creation. */
   list(): Trunk[] {
-    return this.db.query<TrunkRow, []>("SELECT * FROM trunks ORDER BY id").all().map(fromRow);
+    return this.db
+      .query<TrunkRow, []>("SELECT * FROM trunks ORDER BY yaml_position IS NULL, yaml_position, created_at, rowid")
+      .all()
+      .map(fromRow);
+  }
+
+  /** Records the YAML file's trunk order (ids in file order); each trunk whose place moved is a change. */
+  setYamlOrder(ids: readonly string[]): void {
+    const before = this.list().map((t) => t.id);
+    this.db.query("UPDATE trunks SET yaml_position = NULL WHERE source = 'api'").run();
+    const place = this.db.query("UPDATE trunks SET yaml_position = $position WHERE id = $id");
+    ids.forEach((id, position) => place.run({ id, position }));
+    const after = this.list().map((t) => t.id);
+    after.forEach((id, index) => {
+      if (before[index] !== id) this.changes.emit({ entity: "trunk", action: "updated", id });
+    });
   }
 
   get(id: string): Trunk | undefined {

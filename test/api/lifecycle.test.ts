@@ -64,8 +64,8 @@ describe("YAML-declared objects are read-only through the API", () => {
     await h.call("POST", "/api/v1/applications/api-app/inbound-routes", { sipUsername: "500", channelId: "c" });
     await h.restart();
     expect((await h.call("GET", "/api/v1/trunks")).json.map((t: { id: string; source: string }) => [t.id, t.source])).toEqual([
-      ["backup", "api"],
       ["carrier", "yaml"],
+      ["backup", "api"],
     ]);
     expect((await h.call("GET", "/api/v1/applications/api-app/inbound-routes/500")).status).toBe(200);
   });

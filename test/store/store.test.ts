@@ -171,13 +171,30 @@ applications:
     store.trunks.put(trunk("api-t"), "api");
     applyConfigToStore(v1, store);
     expect(store.trunks.list().map((t) => [t.id, t.source])).toEqual([
-      ["api-t", "api"],
       ["yaml-a", "yaml"],
       ["yaml-b", "yaml"],
+      ["api-t", "api"],
     ]);
     expect(store.inboundRoutes.listByApplication("app").map((r) => r.sipUsername)).toEqual(["100", "101"]);
     expect(store.callerIds.get("app", "lobby")?.displayName).toBe("{userAlias}");
     expect(store.settings.webhooks()?.source).toBe("yaml");
+  });
+
+  test("trunks keep configuration order (the YAML file's, then API-made by creation), not id order", () => {
+    const store = open(tempDbPath());
+    store.trunks.put(trunk("api-late"), "api");
+    store.trunks.put(trunk("api-early"), "api");
+    applyConfigToStore(config("trunks: [{ id: zeta, domain: z.example.com }, { id: alpha, domain: a.example.com }]"), store);
+    expect(store.trunks.list().map((t) => t.id)).toEqual(["zeta", "alpha", "api-late", "api-early"]);
+
+    const seen: StoreChange[] = [];
+    store.changes.subscribe((c) => seen.push(c));
+    applyConfigToStore(config("trunks: [{ id: alpha, domain: a.example.com }, { id: zeta, domain: z.example.com }]"), store);
+    expect(store.trunks.list().map((t) => t.id)).toEqual(["alpha", "zeta", "api-late", "api-early"]);
+    expect(seen).toEqual([
+      { entity: "trunk", action: "updated", id: "alpha" },
+      { entity: "trunk", action: "updated", id: "zeta" },
+    ]);
   });
 
   test("a reload applies differences only: changed, removed, and nothing for unchanged objects", () => {
