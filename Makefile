@@ -2,7 +2,7 @@
 BUN := node_modules/.bin/bun
 CONFIG ?= config.example.yaml
 
-.PHONY: run test build bench check typecheck deps system-deps clean
+.PHONY: run test build bench typecheck deps system-deps clean
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
@@ -23,6 +23,8 @@ run: build
 typecheck: deps
 	$(BUN) x tsc --noEmit
 
+# Interop tests start real peers (SIPp, Kamailio, baresip, Chromium): 60 s per test. Bun 1.4.5 reads
+# the per-test timeout only from the command line, not from bunfig.toml.
 test: deps system-deps typecheck
 	$(BUN) test --timeout 60000
 
