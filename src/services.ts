@@ -25,6 +25,8 @@ function stackOptions(config: Config): ConstructorParameters<typeof SipStack>[0]
     ...(config.sip.advertised ? { advertised: config.sip.advertised } : {}),
     ...(config.sip.tls ? { tls: { certFile: config.sip.tls.certFile, keyFile: config.sip.tls.keyFile } } : {}),
     userAgent: config.sip.userAgent,
+    maxMessageSize: config.limits.maxSipMessageBytes,
+    maxConnections: config.limits.maxSipConnections,
   };
 }
 

@@ -117,6 +117,10 @@ export interface SipStackOptions {
   uriSchemes?: string[];
   /** Value of the User-Agent / Server header. */
   userAgent?: string;
+  /** Largest SIP message accepted, in bytes (default 65536); larger requests get 413 (RFC 3261 §21.4.11). */
+  maxMessageSize?: number;
+  /** Open TCP/TLS connections per transport beyond which inbound ones are refused (default 4096). */
+  maxConnections?: number;
 }
 
 export type RequestHandler = (req: SipRequest, tx: ServerTransaction, ctx: InboundContext) => void;
@@ -153,6 +157,7 @@ export class SipStack {
   private readonly accept: string[];
   private readonly uriSchemes: Set<string>;
   private readonly userAgent: string;
+  private readonly parseLimits: { maxSize?: number };
 
   constructor(private readonly opts: SipStackOptions) {
     this.transactions = new TransactionLayer(opts.timers);
@@ -161,6 +166,7 @@ export class SipStack {
     this.accept = (opts.accept ?? ["application/sdp"]).map((t) => t.toLowerCase());
     this.uriSchemes = new Set((opts.uriSchemes ?? ["sip", "sips"]).map((s) => s.toLowerCase()));
     this.userAgent = opts.userAgent ?? "Trunkline";
+    this.parseLimits = opts.maxMessageSize !== undefined ? { maxSize: opts.maxMessageSize } : {};
   }
 
   async start(): Promise<void> {
@@ -185,6 +191,8 @@ export class SipStack {
         ...(this.opts.tls ? { tls: this.opts.tls } : {}),
         ...(this.opts.idleTimeoutMs !== undefined ? { idleTimeoutMs: this.opts.idleTimeoutMs } : {}),
         ...(this.opts.acceptSource ? { acceptSource: this.opts.acceptSource } : {}),
+        ...(this.opts.maxMessageSize !== undefined ? { maxMessageSize: this.opts.maxMessageSize } : {}),
+        ...(this.opts.maxConnections !== undefined ? { maxConnections: this.opts.maxConnections } : {}),
       });
     return transport;
   }
@@ -325,7 +333,7 @@ export class SipStack {
   private receive(transport: Transport, data: Uint8Array, ctx: InboundContext, framing: "datagram" | "stream"): void {
     // Cheap source filter before any parsing (scanner floods).
     if (this.opts.acceptSource && !this.opts.acceptSource(ctx.source)) return;
-    const parsed = parseMessage(data, framing);
+    const parsed = parseMessage(data, framing, this.parseLimits);
     if (!parsed.ok) {
       const { status, reason, request } = parsed.error;
       if (request && request.method !== "ACK" && request.vias.length > 0) {

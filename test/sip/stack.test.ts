@@ -444,6 +444,38 @@ test("fuzz over sockets: mutated torture messages and random bytes never break t
   await fresh.waitFor(isResponse(200));
 });
 
+test("a stack with a smaller maxMessageSize answers a larger request 413 and still serves small ones", async () => {
+  const small = new SipStack({ listen: [{ transport: "udp", host: "127.0.0.1", port: 0 }], maxMessageSize: 2048 });
+  small.onRequest((_req, tx) => tx.respond(200));
+  await small.start();
+  try {
+    const p = await udpPeer("127.0.0.1", small.boundEndpoints[0]!.port);
+    peers.push(p);
+    p.send(request("MESSAGE", { body: "x".repeat(3000), headers: ["Content-Type: text/plain"] }));
+    const tooLarge = await p.waitFor((m): m is SipResponse => "status" in m);
+    expect(tooLarge.status).toBe(413);
+    p.send(request("OPTIONS"));
+    expect((await p.waitFor((m): m is SipResponse => "status" in m && m.status === 200)).status).toBe(200);
+  } finally {
+    await small.stop();
+  }
+});
+
+test("screenRequests refuses statelessly: no 100 Trying, no transaction, the handler never sees it", async () => {
+  stack.screenRequests((req) => (req.getHeader("X-Stranger") ? { status: 403, reason: "Forbidden" } : undefined));
+  try {
+    const before = stack.transactions.size.servers;
+    const p = await newUdpPeer();
+    p.send(request("INVITE", { headers: ["X-Stranger: yes"] }));
+    const res = await p.waitFor((m): m is SipResponse => "status" in m);
+    expect([res.status, res.reason]).toEqual([403, "Forbidden"]);
+    expect(handled).toEqual([]);
+    expect(stack.transactions.size.servers).toBe(before);
+  } finally {
+    stack.screenRequests(() => undefined);
+  }
+});
+
 async function waitUntil(cond: () => boolean, timeoutMs = 2000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!cond()) {
