@@ -23,11 +23,15 @@ function stackOptions(config: Config): ConstructorParameters<typeof SipStack>[0]
     ...CALL_STACK_OPTIONS,
     listen: config.sip.listen.map((l) => ({ transport: l.transport, host: l.host, port: listenPort(l) })),
     ...(config.sip.advertised ? { advertised: config.sip.advertised } : {}),
-    ...(config.sip.tls ? { tls: { certFile: config.sip.tls.certFile, keyFile: config.sip.tls.keyFile } } : {}),
+    ...(config.sip.tls ? { tls: tlsOptions(config.sip.tls) } : {}),
     userAgent: config.sip.userAgent,
     maxMessageSize: config.limits.maxSipMessageBytes,
     maxConnections: config.limits.maxSipConnections,
   };
+}
+
+function tlsOptions(tls: NonNullable<Config["sip"]["tls"]>): NonNullable<ConstructorParameters<typeof SipStack>[0]["tls"]> {
+  return { certFile: tls.certFile, keyFile: tls.keyFile, ...(tls.caFile ? { caFile: tls.caFile } : {}) };
 }
 
 /** Binds the SIP sockets; ready once every configured listener is bound. */

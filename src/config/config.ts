@@ -31,7 +31,13 @@ const sipSchema = s
       .object({ host, port: s.integer({ min: 1, max: 65535 }).optional() })
       .optional()
       .describe("External address put in Via/Contact/SDP when behind NAT."),
-    tls: s.object({ certFile: s.string({ minLength: 1 }), keyFile: s.string({ minLength: 1 }) }).optional(),
+    tls: s
+      .object({
+        certFile: s.string({ minLength: 1 }),
+        keyFile: s.string({ minLength: 1 }),
+        caFile: s.string({ minLength: 1 }).optional().describe("PEM bundle TLS clients (trunks) trust instead of the system store."),
+      })
+      .optional(),
     userAgent: s.string({ minLength: 1, maxLength: 128 }).default("Trunkline"),
   })
   .refine((sip) => {

@@ -6,13 +6,19 @@
 //   ... register to 127.0.0.1:k.port ...
 //   await k.waitFor(/TRUNKLINE saved aor=sip:alice@/);
 //   await k.stop();
-import { mkdtempSync, rmSync } from "node:fs";
+//
+// `tls: true` adds a TLS listener on k.tlsPort with the test certificate (test/fixtures/tls/) and
+// defines TLS_CONFIG for the config's tls module (see registrar-tls.cfg); `host: "::1"` puts every
+// listener on IPv6 loopback instead.
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { freePort } from "./sipp.ts";
 
 export interface KamailioRun {
   port: number;
+  /** The TLS listener's port when started with `tls: true`. */
+  tlsPort?: number;
   /** Every stderr line so far. */
   readonly lines: string[];
   /** Resolves with the first line (already seen or future) matching `pattern`. */
@@ -20,11 +26,22 @@ export interface KamailioRun {
   stop(): Promise<void>;
 }
 
-export async function startKamailio(o: { config: string; port?: number; readyTimeoutMs?: number }): Promise<KamailioRun> {
+export async function startKamailio(o: {
+  config: string;
+  port?: number;
+  readyTimeoutMs?: number;
+  tls?: boolean;
+  host?: "127.0.0.1" | "::1";
+}): Promise<KamailioRun> {
+  const host = o.host ?? "127.0.0.1";
   const port = o.port ?? (await freePort());
+  const tlsPort = o.tls ? await freePort() : undefined;
+  const listenHost = host.includes(":") ? `[${host}]` : host;
+  const listeners = [`udp:${listenHost}:${port}`, `tcp:${listenHost}:${port}`, ...(tlsPort ? [`tls:${listenHost}:${tlsPort}`] : [])];
   const runDir = mkdtempSync(join(tmpdir(), "kamailio-"));
+  const tlsDefine = tlsPort ? ["-A", `TLS_CONFIG="${writeTlsProfile(runDir)}"`] : [];
   const proc = Bun.spawn(
-    ["kamailio", "-DD", "-E", "-f", resolve(o.config), "-l", `udp:127.0.0.1:${port}`, "-l", `tcp:127.0.0.1:${port}`, "-Y", runDir, "-w", runDir],
+    ["kamailio", "-DD", "-E", "-f", resolve(o.config), ...tlsDefine, ...listeners.flatMap((l) => ["-l", l]), "-Y", runDir, "-w", runDir],
     { stdout: "ignore", stderr: "pipe", stdin: "ignore" },
   );
   const lines: string[] = [];
@@ -63,11 +80,11 @@ export async function startKamailio(o: { config: string; port?: number; readyTim
     rmSync(runDir, { recursive: true, force: true });
   };
 
-  // Ready once the TCP listener accepts (both listeners are bound before the workers start).
+  // Ready once the TCP listener accepts (every listener is bound before the workers start).
   const deadline = Date.now() + (o.readyTimeoutMs ?? 5000);
   for (;;) {
     if (proc.exitCode !== null) throw new Error(`kamailio exited with ${proc.exitCode}:\n${lines.join("\n")}`);
-    const connected = await Bun.connect({ hostname: "127.0.0.1", port, socket: { data() {} } }).then((s) => { s.end(); return true; }, () => false);
+    const connected = await Bun.connect({ hostname: host, port, socket: { data() {} } }).then((s) => { s.end(); return true; }, () => false);
     if (connected) break;
     if (Date.now() > deadline) {
       await stop();
@@ -75,5 +92,23 @@ export async function startKamailio(o: { config: string; port?: number; readyTim
     }
     await Bun.sleep(50);
   }
-  return { port, lines, waitFor, stop };
+  return { port, ...(tlsPort ? { tlsPort } : {}), lines, waitFor, stop };
+}
+
+/** The tls module's profile: the server side presents the test certificate, asks clients for none. */
+function writeTlsProfile(runDir: string): string {
+  const path = join(runDir, "tls.cfg");
+  writeFileSync(
+    path,
+    [
+      "[server:default]",
+      "method = TLSv1.2+",
+      "verify_certificate = no",
+      "require_certificate = no",
+      `certificate = ${resolve(import.meta.dir, "../fixtures/tls/cert.pem")}`,
+      `private_key = ${resolve(import.meta.dir, "../fixtures/tls/key.pem")}`,
+      "",
+    ].join("\n"),
+  );
+  return path;
 }
