@@ -225,10 +225,21 @@ describe("events WebSocket", () => {
     expect((await closed).code).toBe(4401);
   });
 
-  test("a bad Authorization header on the upgrade gets 401 JSON", async () => {
+  test("a bad Authorization header or token query on the upgrade gets 401 JSON", async () => {
     const hx = harness();
     const res = await fetch(`${hx.url}/api/v1/client/events`, { headers: { authorization: "Bearer x.y.z" } });
     expect(res.status).toBe(401);
+    const query = await fetch(`${hx.url}/api/v1/client/events?token=${hx.token({}, "wrong-secret")}`);
+    expect(query.status).toBe(401);
+    expect(((await query.json()) as { error: { code: string } }).error.code).toBe("bad_signature");
+  });
+
+  test("a token in the URL streams at once", async () => {
+    const hx = harness();
+    const ws = new WebSocket(`${hx.url.replace("http", "ws")}/api/v1/client/events?token=${hx.token()}`);
+    const first = await new Promise<{ type: string }>((resolve) => (ws.onmessage = (m) => resolve(JSON.parse(String(m.data)))));
+    expect(first).toEqual({ type: "participants", participants: [] } as { type: string });
+    ws.close();
   });
 });
 

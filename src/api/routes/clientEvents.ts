@@ -1,14 +1,17 @@
 // GET /api/v1/client/events — a WebSocket streaming the channel of a client token.
 //
-// Authentication: `Authorization: Bearer <token>` on the upgrade request, or — for browsers, which
-// cannot set headers on a WebSocket and should not put tokens in URLs — a first message
-// `{ "type": "auth", "token": "<token>" }` within 5 seconds. Failure closes with code 4401.
+// Authentication, the client token given one of three ways:
+// - `Authorization: Bearer <token>` on the upgrade request (SDKs);
+// - a first message `{ "type": "auth", "token": "<token>" }` within 5 seconds (browsers, which cannot
+//   set headers on a WebSocket) — failure closes with code 4401;
+// - `?token=<token>` in the URL, for clients that can do neither (URLs end up in proxy logs).
+// A bad header or query token is refused with 401 JSON before the upgrade.
 //
 // Server → client messages (JSON text frames):
 //   { "type": "participants", "participants": [ParticipantInfo...] }  on start and on every change
 //   { "type": "event", "event": { id, type, time, data } }            the channel's call.*,
 //                                                                      participant.* and dtmf.* events
-import type { MiddlewareHandler } from "hono";
+import type { Context, MiddlewareHandler } from "hono";
 import { upgradeWebSocket } from "hono/bun";
 import type { WSContext } from "hono/ws";
 import type { ChannelRegistry } from "../../channels/registry.ts";
@@ -26,20 +29,20 @@ const AUTH_TIMEOUT_MS = 5000;
 const CLOSE_UNAUTHORIZED = 4401;
 
 export function mountClientEvents(api: ApiRouter, deps: ClientEventsDeps): void {
-  const headerAuth: MiddlewareHandler = async (c, next) => {
+  const requestAuth = (c: Context): ClientAuthResult | undefined => {
     const header = c.req.header("authorization");
-    if (header !== undefined) {
-      const auth = authenticateBearer(header, deps.applicationSecret);
-      if (!auth.ok) throw new ApiError(401, auth.code, auth.message);
-    }
+    if (header !== undefined) return authenticateBearer(header, deps.applicationSecret);
+    const token = c.req.query("token");
+    return token !== undefined ? authenticateClientToken(token, deps.applicationSecret) : undefined;
+  };
+  const refuseBadToken: MiddlewareHandler = async (c, next) => {
+    const auth = requestAuth(c);
+    if (auth && !auth.ok) throw new ApiError(401, auth.code, auth.message);
     await next();
   };
-  const upgrade = upgradeWebSocket((c) => {
-    const header = c.req.header("authorization");
-    return channelStream(deps, header !== undefined ? authenticateBearer(header, deps.applicationSecret) : undefined);
-  });
+  const upgrade = upgradeWebSocket((c) => channelStream(deps, requestAuth(c)));
   api.route(
-    { method: "get", path: "/client/events", tag: "client", auth: "client", middleware: [headerAuth, upgrade],
+    { method: "get", path: "/client/events", tag: "client", auth: "client", middleware: [refuseBadToken, upgrade],
       summary: "WebSocket: the channel's participants and call events", response: { status: 101, description: "Switching Protocols" } },
     () => {
       throw new ApiError(400, "websocket_required", "this endpoint only accepts a WebSocket upgrade");
