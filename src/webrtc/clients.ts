@@ -1,6 +1,7 @@
 // The WebRTC clients connected right now. A join answers the client's offer, puts the client into
-// its channel's mixer, and wires the two directions: the client's decoded audio into the mixer,
-// and each mixed frame (N−1) encoded for the client — identical mixes are encoded once per codec.
+// its channel's mixer, and wires the two directions: the mixer pulls the client's audio from its
+// jitter buffer each tick, and each mixed frame (N−1) is encoded for the client — identical mixes
+// once per codec (participant.encode), silence as a constant Opus frame.
 // A client leaves by DELETE, by closing its peer connection, or by going silent/unreachable.
 import type { ChannelMember, ChannelRegistry, ParticipantInfo } from "../channels/registry.ts";
 import { createLogger } from "../log.ts";
