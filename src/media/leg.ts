@@ -1,5 +1,6 @@
-// PhoneLeg: one SIP call's audio — an RtpSession, the negotiated codec, a jitter buffer, resampling
-// to/from the mixer's rate (48 kHz), a mixer participant, and RFC 4733 DTMF both ways.
+// PhoneLeg: one SIP call's audio — an RtpSession, the negotiated codec, a jitter buffer, a mixer
+// participant at the codec's own rate (the mixer resamples only when the channel needs a higher
+// rate than this leg's), and RFC 4733 DTMF both ways.
 //
 //   const leg = await createPhoneLeg({ allocator, advertisedAddress: "203.0.113.5", mixer,
 //     participantId: "call-123", codecPreferences: ["PCMU", "PCMA"], mediaTimeoutSec: 30 });
@@ -18,7 +19,7 @@
 //   leg.stats(); leg.close();
 //
 // Audio flows once an offer/answer has completed: the mixer pulls one 20 ms frame per tick from the
-// jitter buffer (decoded, concealed on loss, resampled to the mixer rate) and hands back what this
+// jitter buffer (decoded, concealed on loss, at the codec's rate) and hands back what this
 // leg hears, which is encoded once per distinct mix and sent as one 20 ms RTP packet (we answer
 // a=ptime:20 whatever the offer's ptime; incoming packets of any length are re-cut). Our outbound
 // timestamps advance every tick, also while silent or on hold, and carry on across codec changes, so
@@ -30,7 +31,6 @@ import { DtmfReceiver, InbandDtmfGenerator, digitToEvent, telephoneEventPackets,
 import { JitterBuffer, type JitterStats } from "./jitter.ts";
 import type { MixedFrame, Mixer, MixerParticipant } from "./mixer.ts";
 import type { RtpPortAllocator } from "./ports.ts";
-import { createResampler, type Resampler } from "./resample.ts";
 import type { RtpPacket } from "./rtp-packet.ts";
 import { RtpSession, type RtpSessionStats } from "./rtp.ts";
 import {
@@ -96,7 +96,6 @@ interface Receiver {
   codec: Codec;
   decoder: AudioDecoder;
   jitter: JitterBuffer;
-  toMixer: Resampler;
   /** decoded samples at codec rate not yet handed to the mixer (packets longer than 20 ms) */
   pending: Int16Array;
 }
@@ -155,7 +154,8 @@ class RtpPhoneLeg implements PhoneLeg {
   constructor(private readonly o: PhoneLegOptions, private readonly session: RtpSession) {
     this.codecs = codecList(o.codecPreferences);
     this.emptyJitterStats = new JitterBuffer({ clockRate: 8000 }).stats();
-    this.participant = o.mixer.join(o.participantId, (frame) => this.hear(frame), { pull: () => this.speak() });
+    // Nothing negotiated yet: ask for the lowest rate until a codec says otherwise.
+    this.participant = o.mixer.join(o.participantId, (frame) => this.hear(frame), { pull: () => this.speak(), sampleRate: 8000 });
     session.onPacket = (packet, arrivalMs) => this.receive(packet, arrivalMs);
     session.onNewSource = () => this.restartReceiver();
     session.onTimeout = () => {
@@ -242,9 +242,9 @@ class RtpPhoneLeg implements PhoneLeg {
         codec,
         decoder: codec.createDecoder(),
         jitter: new JitterBuffer({ clockRate: codec.rtpClockRate }),
-        toMixer: createResampler(codec.sampleRate, this.o.mixer.sampleRate),
         pending: new Int16Array(0),
       };
+      this.participant.setSampleRate(codec.sampleRate);
     }
     if (media.telephoneEventClockRate !== undefined && media.telephoneEventClockRate !== previous?.telephoneEventClockRate) {
       this.dtmfReceiver.finish();
@@ -288,7 +288,7 @@ class RtpPhoneLeg implements PhoneLeg {
     }
   }
 
-  /** Mixer pull: the next 20 ms of what the phone says, at the mixer rate. */
+  /** Mixer pull: the next 20 ms of what the phone says, at the codec's rate. */
   private speak(): Int16Array | undefined {
     const r = this.receiver;
     if (!r || !this.receiving) return undefined;
@@ -307,7 +307,7 @@ class RtpPhoneLeg implements PhoneLeg {
       return undefined;
     }
     r.pending = pcm.length === need ? new Int16Array(0) : pcm.subarray(need);
-    return r.toMixer.process(pcm.length === need ? pcm : pcm.subarray(0, need));
+    return pcm.length === need ? pcm : pcm.subarray(0, need);
   }
 
   /** Mixer output: what this leg hears this tick, sent as one RTP packet. */

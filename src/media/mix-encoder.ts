@@ -10,11 +10,13 @@
 // starts fresh, which an Opus decoder absorbs like a packet from a re-started encoder. Moving back
 // to the shared stream switches directly: G.722's backward-adaptive decoder re-converges within a
 // few milliseconds. The mixer's speech hangover keeps such switches rare.
+// When the mixer changes rate, each stream's resampler switches too and continues the stream
+// exactly (rate-switch.ts); its encoder carries on untouched.
 import type { AudioEncoder, Codec } from "./codec.ts";
-import { createResampler, type Resampler } from "./resample.ts";
+import { SwitchingResampler } from "./rate-switch.ts";
 
 interface Pipeline {
-  resampler: Resampler;
+  resampler: SwitchingResampler;
   encoder: AudioEncoder;
 }
 
@@ -29,6 +31,7 @@ interface EncodedStream {
 /** Minimal view of a mixer frame the cache needs. */
 export interface EncodableFrame {
   pcm: Int16Array;
+  sampleRate: number;
   mixId: number;
   tick: number;
 }
@@ -45,8 +48,6 @@ export class MixEncoderCache {
   /** Per listener and codec: the mix stream its previous packet came from. */
   private readonly listenerStream = new Map<string, Map<Codec, number>>();
   private switchingTick = -1;
-
-  constructor(private readonly inputRate: number) {}
 
   /** Called by the mixer before delivering a tick in which some listener changes stream. */
   noteSwitches(tick: number): void {
@@ -73,7 +74,7 @@ export class MixEncoderCache {
     if (stream.tick === frame.tick) return stream.payload;
 
     stream.beforeTick = this.switchingTick === frame.tick ? forkPipeline(stream.pipeline) : undefined;
-    const pcm = stream.pipeline.resampler.process(frame.pcm);
+    const pcm = stream.pipeline.resampler.process(frame.pcm, frame.sampleRate, codec.sampleRate);
     stream.payload = stream.pipeline.encoder.encode(pcm);
     stream.tick = frame.tick;
     return stream.payload;
@@ -104,7 +105,7 @@ export class MixEncoderCache {
 
   private createStream(mixId: number, codec: Codec, origin: Pipeline | undefined): EncodedStream {
     const pipeline = origin ?? {
-      resampler: createResampler(this.inputRate, codec.sampleRate),
+      resampler: new SwitchingResampler(),
       encoder: codec.createEncoder(),
     };
     const stream: EncodedStream = { pipeline, beforeTick: undefined, tick: -1, payload: new Uint8Array(0) };

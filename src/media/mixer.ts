@@ -1,4 +1,12 @@
-// Conference mixer: one per channel, a fixed tick (20 ms at 48 kHz mono by default).
+// Conference mixer: one per channel, a fixed 20 ms tick, mono.
+//
+// The mixer runs at the lowest rate that serves everyone: the highest `sampleRate` any participant
+// asks for (8 kHz when all are G.711 phones, 16 kHz with a G.722 leg, 48 kHz with an Opus client),
+// so a channel of phones never resamples at all. Inputs come at any supported rate (8/16/48 kHz,
+// told by the frame length) and are converted to the mix rate when they differ; each distinct mix
+// is converted to each codec's rate once, when it is encoded. When a participant with a higher need
+// joins, or the last one leaves, the rate changes at the next tick; every stream's resampler is
+// replaced by one that continues it sample-exactly (rate-switch.ts), so the others hear no gap.
 //
 // Every tick each participant hears the sum of everyone else (N−1):
 // - Only "contributors" are summed: participants with a fresh frame this tick whose voice activity
@@ -17,6 +25,7 @@
 import { createLogger } from "../log.ts";
 import type { Codec } from "./codec.ts";
 import { MixEncoderCache } from "./mix-encoder.ts";
+import { SwitchingResampler } from "./rate-switch.ts";
 import { DriftCorrectedTicker, sharedTicker, type TickSource } from "./ticker.ts";
 
 const log = createLogger("media.mixer");
@@ -24,8 +33,10 @@ const log = createLogger("media.mixer");
 export const sharedMixId = 0;
 
 export interface MixedFrame {
-  /** What this participant hears (N−1), 48 kHz mono. Shared with other listeners of the same mix: read only. */
+  /** What this participant hears (N−1), at `sampleRate`. Shared with other listeners of the same mix: read only. */
   pcm: Int16Array;
+  /** The mixer's rate this tick. */
+  sampleRate: number;
   /** Identity of the mix stream; equal for all participants hearing the same mix. Stable across ticks. */
   mixId: number;
   /** Tick counter of this mixer; frames of one tick share it. */
@@ -36,26 +47,37 @@ export interface MixedFrame {
 
 export interface MixerParticipant {
   readonly id: string;
-  /** Queue one frame of 48 kHz mono PCM (frame length samples, copied). Wrong lengths are dropped. */
-  write(pcm48k: Int16Array): void;
+  /** Queue one 20 ms frame of mono PCM at 8, 16 or 48 kHz (copied). Other lengths are dropped. */
+  write(pcm: Int16Array): void;
   /** RTP payload of `frame` in `codec`, encoded once per distinct mix and shared. */
   encode(frame: MixedFrame, codec: Codec): Uint8Array;
   /** Voice activity of this participant as of the last tick. */
   readonly speaking: boolean;
+  /** The rate this participant needs to hear everything its codec carries (it negotiated another codec). */
+  setSampleRate(rate: number): void;
   leave(): void;
+}
+
+export type MixerRate = 8000 | 16000 | 48000;
+const mixerRates: readonly MixerRate[] = [8000, 16000, 48000];
+
+/** The lowest mixer rate that carries `rate`. */
+function mixerRateFor(rate: number): MixerRate {
+  return mixerRates.find((r) => r >= rate) ?? 48000;
 }
 
 export interface JoinOptions {
   /**
    * Pull-mode input: called once per tick for this participant's next frame (e.g. popping a jitter
-   * buffer exactly on the mixer clock). When given, write() is not needed.
+   * buffer exactly on the mixer clock). When given, write() is not needed. Same frames as write().
    */
   pull?: () => Int16Array | undefined;
+  /** The rate this participant needs (its codec's); default 48 kHz. The mixer runs at the highest. */
+  sampleRate?: number;
 }
 
 export interface MixerOptions {
   frameMs?: number;
-  sampleRate?: number;
   /** Defaults to the process-wide drift-corrected 20 ms ticker. Pass a ManualTicker in tests. */
   ticker?: TickSource;
   /** RMS level (16-bit scale) above which a frame counts as speech; default 100 (≈ −50 dBFS). */
@@ -67,6 +89,7 @@ export interface MixerOptions {
 export interface MixerStats {
   ticks: number;
   participants: number;
+  sampleRate: number;
   /** Contributors in the last tick. */
   speakers: number;
   droppedFrames: number;
@@ -82,8 +105,8 @@ const limiterRange = 32767 - limiterKnee;
  * the knee, R = headroom) that joins with slope 1 and only approaches full scale asymptotically,
  * so even several full-scale talkers keep their waveform shape instead of flat-topping.
  */
-function softLimit(acc: Int32Array, out: Int16Array): void {
-  for (let i = 0; i < out.length; i++) {
+function softLimit(acc: Int32Array, out: Int16Array, n: number): void {
+  for (let i = 0; i < n; i++) {
     const v = acc[i] as number;
     if (v <= limiterKnee && v >= -limiterKnee) out[i] = v;
     else if (v > 0) {
@@ -97,7 +120,9 @@ function softLimit(acc: Int32Array, out: Int16Array): void {
 }
 
 class Participant implements MixerParticipant {
+  /** write() frames waiting for their tick, each with its length. */
   readonly queue: Int16Array[];
+  readonly queuedLengths: number[];
   queued = 0;
   queueHead = 0;
   /** Last tick at which this participant still counts as speaking. */
@@ -110,25 +135,34 @@ class Participant implements MixerParticipant {
   readonly faded: Int32Array;
   contribution: Int16Array | Int32Array | undefined;
   currentMix = sharedMixId;
+  /** Input at the mix rate when the participant sends another rate. */
+  readonly toMixRate = new SwitchingResampler();
 
   constructor(
     readonly id: string,
     readonly mixId: number,
     readonly onFrame: (frame: MixedFrame) => void,
     readonly pull: (() => Int16Array | undefined) | undefined,
+    public sampleRate: MixerRate,
     private readonly mixer: Mixer,
-    frameSamples: number,
+    maxFrameSamples: number,
   ) {
-    this.queue = Array.from({ length: queueDepth }, () => new Int16Array(frameSamples));
-    this.faded = new Int32Array(frameSamples);
+    this.queue = Array.from({ length: queueDepth }, () => new Int16Array(maxFrameSamples));
+    this.queuedLengths = Array.from({ length: queueDepth }, () => 0);
+    this.faded = new Int32Array(maxFrameSamples);
   }
 
-  write(pcm48k: Int16Array): void {
-    this.mixer.enqueue(this, pcm48k);
+  write(pcm: Int16Array): void {
+    this.mixer.enqueue(this, pcm);
   }
 
   encode(frame: MixedFrame, codec: Codec): Uint8Array {
     return this.mixer.encodeFor(this.id, frame, codec);
+  }
+
+  setSampleRate(rate: number): void {
+    this.sampleRate = mixerRateFor(rate);
+    this.mixer.updateRate();
   }
 
   leave(): void {
@@ -138,16 +172,18 @@ class Participant implements MixerParticipant {
 
 export class Mixer {
   readonly frameMs: number;
-  readonly sampleRate: number;
-  readonly frameSamples: number;
+  private rate: MixerRate = 8000;
+  private wantedRate: MixerRate = 8000;
+  private frameSamples: number;
   private readonly participants = new Map<string, Participant>();
   private order: Participant[] = [];
   private readonly unsubscribe: () => void;
-  private readonly encoderCache: MixEncoderCache;
+  private readonly encoderCache = new MixEncoderCache();
   private readonly speechEnergy: number;
   private readonly hangoverTicks: number;
   private readonly acc: Int32Array;
-  private readonly fadeIn: Float64Array;
+  private readonly minusOne: Int32Array;
+  private fadeIn: Float64Array;
   private nextMixId = sharedMixId + 1;
   private tickCount = 0;
   private lastSpeakers = 0;
@@ -156,25 +192,31 @@ export class Mixer {
 
   constructor(o: MixerOptions = {}) {
     this.frameMs = o.frameMs ?? 20;
-    this.sampleRate = o.sampleRate ?? 48000;
-    this.frameSamples = (this.sampleRate * this.frameMs) / 1000;
+    this.frameSamples = this.samplesAt(this.rate);
     const threshold = o.speechThreshold ?? 100;
     this.speechEnergy = threshold * threshold;
     this.hangoverTicks = Math.ceil((o.hangoverMs ?? 300) / this.frameMs);
-    this.acc = new Int32Array(this.frameSamples);
-    this.fadeIn = Float64Array.from({ length: this.frameSamples }, (_, i) => (i + 1) / this.frameSamples);
-    this.encoderCache = new MixEncoderCache(this.sampleRate);
+    const maxSamples = this.samplesAt(48000);
+    this.acc = new Int32Array(maxSamples);
+    this.minusOne = new Int32Array(maxSamples);
+    this.fadeIn = ramp(this.frameSamples);
     const ticker = o.ticker ?? (this.frameMs === 20 ? sharedTicker() : new DriftCorrectedTicker(this.frameMs));
     this.unsubscribe = ticker.subscribe(() => this.tick());
+  }
+
+  /** The rate of the mix: the highest any participant needs (8 kHz when empty). Changes take effect at the next tick. */
+  get sampleRate(): number {
+    return this.rate;
   }
 
   /** Adds a participant; `onFrame` receives what it hears every tick. Ids must be unique per mixer. */
   join(id: string, onFrame: (frame: MixedFrame) => void, o: JoinOptions = {}): MixerParticipant {
     if (this.closed) throw new Error("mixer is closed");
     if (this.participants.has(id)) throw new Error(`participant ${id} already in this mixer`);
-    const p = new Participant(id, this.nextMixId++, onFrame, o.pull, this, this.frameSamples);
+    const p = new Participant(id, this.nextMixId++, onFrame, o.pull, mixerRateFor(o.sampleRate ?? 48000), this, this.samplesAt(48000));
     this.participants.set(id, p);
     this.order = [...this.order, p];
+    this.updateRate();
     return p;
   }
 
@@ -186,6 +228,7 @@ export class Mixer {
     return {
       ticks: this.tickCount,
       participants: this.participants.size,
+      sampleRate: this.rate,
       speakers: this.lastSpeakers,
       droppedFrames: this.droppedFrames,
     };
@@ -203,7 +246,7 @@ export class Mixer {
   /** @internal participant.write */
   enqueue(p: Participant, pcm: Int16Array): void {
     if (p.left) return;
-    if (pcm.length !== this.frameSamples) {
+    if (this.rateOfFrame(pcm.length) === undefined) {
       this.droppedFrames++;
       return;
     }
@@ -213,8 +256,9 @@ export class Mixer {
       p.queued--;
       this.droppedFrames++;
     }
-    const slot = p.queue[(p.queueHead + p.queued) % queueDepth] as Int16Array;
-    slot.set(pcm);
+    const at = (p.queueHead + p.queued) % queueDepth;
+    (p.queue[at] as Int16Array).set(pcm);
+    p.queuedLengths[at] = pcm.length;
     p.queued++;
   }
 
@@ -230,33 +274,64 @@ export class Mixer {
     this.participants.delete(p.id);
     this.order = this.order.filter((q) => q !== p);
     this.encoderCache.dropListener(p.id, p.mixId);
+    this.updateRate();
   }
 
-  /** Takes this tick's input frame of a participant, if it has a fresh one. */
+  /** @internal the rate the participants need, applied at the next tick */
+  updateRate(): void {
+    let wanted: MixerRate = 8000;
+    for (const p of this.order) if (p.sampleRate > wanted) wanted = p.sampleRate;
+    this.wantedRate = wanted;
+  }
+
+  private samplesAt(rate: number): number {
+    return (rate * this.frameMs) / 1000;
+  }
+
+  private rateOfFrame(length: number): MixerRate | undefined {
+    return mixerRates.find((r) => this.samplesAt(r) === length);
+  }
+
+  /** Takes this tick's input frame of a participant at the mix rate, if it has a fresh one. */
   private nextInput(p: Participant): Int16Array | undefined {
+    let frame: Int16Array | undefined;
     if (p.pull) {
-      let frame: Int16Array | undefined;
       try {
         frame = p.pull();
       } catch (err) {
         log.error("participant pull failed", { participant: p.id, err });
       }
-      return frame && frame.length === this.frameSamples ? frame : undefined;
+    } else if (p.queued > 0) {
+      frame = (p.queue[p.queueHead] as Int16Array).subarray(0, p.queuedLengths[p.queueHead]);
+      p.queueHead = (p.queueHead + 1) % queueDepth;
+      p.queued--;
     }
-    if (p.queued === 0) return undefined;
-    const frame = p.queue[p.queueHead] as Int16Array;
-    p.queueHead = (p.queueHead + 1) % queueDepth;
-    p.queued--;
-    return frame;
+    if (!frame) return undefined;
+    // Also at the mix rate (a pure delay then), so a later rate change continues the stream exactly.
+    const rate = this.rateOfFrame(frame.length);
+    if (rate === undefined) {
+      this.droppedFrames++;
+      return undefined;
+    }
+    return p.toMixRate.process(frame, rate, this.rate);
+  }
+
+  private switchRate(rate: MixerRate): void {
+    log.debug("mixer rate changes", { from: this.rate, to: rate, participants: this.order.length });
+    this.rate = rate;
+    this.frameSamples = this.samplesAt(rate);
+    this.fadeIn = ramp(this.frameSamples);
   }
 
   /** One mixer period: gather inputs, sum contributors, deliver N−1 mixes. Public for offline use. */
   tick(): void {
     if (this.closed) return;
+    if (this.wantedRate !== this.rate) this.switchRate(this.wantedRate);
     const tick = this.tickCount++;
     const n = this.frameSamples;
+    const sampleRate = this.rate;
     const acc = this.acc;
-    acc.fill(0);
+    acc.fill(0, 0, n);
     const participants = this.order;
     const contributors: Participant[] = [];
     let switches = false;
@@ -304,9 +379,9 @@ export class Mixer {
     if (switches) this.encoderCache.noteSwitches(tick);
 
     const full = new Int16Array(n);
-    if (contributors.length > 0) softLimit(acc, full);
-    const shared: MixedFrame = { pcm: full, mixId: sharedMixId, tick, silent: contributors.length === 0 };
-    const minusOne = new Int32Array(contributors.length > 0 ? n : 0);
+    if (contributors.length > 0) softLimit(acc, full, n);
+    const shared: MixedFrame = { pcm: full, sampleRate, mixId: sharedMixId, tick, silent: contributors.length === 0 };
+    const minusOne = this.minusOne;
     for (const p of participants) {
       if (p.left) continue;
       let frame = shared;
@@ -315,8 +390,8 @@ export class Mixer {
         for (let i = 0; i < n; i++) minusOne[i] = (acc[i] as number) - (own[i] as number);
         const pcm = new Int16Array(n);
         const alone = contributors.length === 1;
-        if (!alone) softLimit(minusOne, pcm);
-        frame = { pcm, mixId: p.mixId, tick, silent: alone };
+        if (!alone) softLimit(minusOne, pcm, n);
+        frame = { pcm, sampleRate, mixId: p.mixId, tick, silent: alone };
       }
       try {
         p.onFrame(frame);
@@ -326,4 +401,9 @@ export class Mixer {
     }
     if (tick % 50 === 0) this.encoderCache.sweep(tick);
   }
+}
+
+/** Fade-in gains over one frame. */
+function ramp(n: number): Float64Array {
+  return Float64Array.from({ length: n }, (_, i) => (i + 1) / n);
 }

@@ -6,6 +6,11 @@
 // calls, so consecutive frames join seamlessly. 8↔48 kHz runs as two stages through 16 kHz: the
 // sharp 4 kHz edge is cut at 16 kHz where it is cheap, the 16↔48 stage only has to reject images
 // far above the 3.5 kHz telephone band.
+//
+// Every resampler, the same-rate one included, delays its stream by exactly `resampleDelayMs`
+// (the slowest conversion's filter delay, the others padded with a delay line). A stream can then
+// switch between conversions mid-flight (a mixer changing rate) without jumping in time: the new
+// resampler, given the old one's recent input, carries on at the very sample the old one reached.
 
 const attenuationDb = 70;
 /** Kaiser window shape for that attenuation (Kaiser's formula for more than 50 dB). */
@@ -42,14 +47,18 @@ interface Polyphase {
   delays: Int32Array;
   /** Input history a phase can reach back. */
   span: number;
+  /** Group delay of the linear-phase filter, in samples at the upsampled rate. */
+  delay: number;
 }
 
 function prototypeFilter(d: StageDesign): Float64Array {
   const fsUp = d.inRate * d.up;
   const transition = (2 * Math.PI * (d.stopHz - d.passHz)) / fsUp;
   const minLength = Math.ceil((attenuationDb - 7.95) / (2.285 * transition)) + 1;
-  // Odd length, so the centre tap falls on a sample and band-filter zeros land exactly on taps.
-  const n = minLength % 2 === 1 ? minLength : minLength + 1;
+  // Odd length, so the centre tap falls on a sample and band-filter zeros land exactly on taps;
+  // for a decimator also a delay of whole output samples ((n − 1)/2 a multiple of `down`).
+  let n = minLength % 2 === 1 ? minLength : minLength + 1;
+  while (((n - 1) / 2) % d.down !== 0) n += 2;
   const cutoff = (d.passHz + d.stopHz) / 2 / fsUp; // cycles per upsampled sample
   const center = (n - 1) / 2;
   const h = new Float64Array(n);
@@ -84,7 +93,7 @@ function designPolyphase(d: StageDesign): Polyphase {
     }
   }
   starts[d.up] = coefs.length;
-  return { starts, coefs: Float64Array.from(coefs), delays: Int32Array.from(delays), span: Math.ceil(h.length / d.up) };
+  return { starts, coefs: Float64Array.from(coefs), delays: Int32Array.from(delays), span: Math.ceil(h.length / d.up), delay: (h.length - 1) / 2 };
 }
 
 /**
@@ -187,13 +196,53 @@ const stageDesigns = new Map<string, StageDesign[]>([
 
 const designCache = new Map<StageDesign, Polyphase>();
 
-function stageFor(d: StageDesign): PolyphaseStage {
-  let designed = designCache.get(d);
-  if (!designed) {
-    designed = designPolyphase(d);
-    designCache.set(d, designed);
+function designed(d: StageDesign): Polyphase {
+  let p = designCache.get(d);
+  if (!p) {
+    p = designPolyphase(d);
+    designCache.set(d, p);
   }
-  return new PolyphaseStage(d.up, d.down, designed);
+  return p;
+}
+
+/** Filter delay of a chain of stages, in seconds. */
+function chainDelay(designs: StageDesign[]): number {
+  return designs.reduce((sum, d) => sum + designed(d).delay / (d.inRate * d.up), 0);
+}
+
+/**
+ * The one delay every resampler has: the slowest chain's, rounded up to whole 8 kHz samples so
+ * it is a whole number of samples at every supported rate.
+ */
+export const resampleDelayMs = (Math.ceil(Math.max(...[...stageDesigns.values()].map(chainDelay)) * 8000 - 1e-9) / 8000) * 1000;
+
+/** Pads a stream with `length` samples of delay (the chain's own delay topped up to the common one). */
+class DelayLine {
+  private held: Int16Array;
+  private scratch = new Int16Array(0);
+
+  constructor(length: number) {
+    this.held = new Int16Array(length);
+  }
+
+  /** Returns `length` samples: the held ones first, then the input; keeps the rest. */
+  process(input: Int16Array, length = input.length): Int16Array {
+    const pad = this.held.length;
+    if (pad === 0) return input.slice(0, length);
+    if (this.scratch.length < pad + length) this.scratch = new Int16Array(pad + length);
+    const all = this.scratch;
+    all.set(this.held);
+    all.set(input.subarray(0, length), pad);
+    const out = all.slice(0, length);
+    this.held.set(all.subarray(length, length + pad));
+    return out;
+  }
+
+  fork(): DelayLine {
+    const c = new DelayLine(0);
+    c.held = this.held.slice();
+    return c;
+  }
 }
 
 class ChainResampler implements Resampler {
@@ -201,9 +250,11 @@ class ChainResampler implements Resampler {
     readonly fromRate: number,
     readonly toRate: number,
     private readonly stages: PolyphaseStage[],
+    private readonly padding: DelayLine,
   ) {}
 
   private input: Float64Array = new Float64Array(0);
+  private rounded = new Int16Array(0);
 
   process(input: Int16Array): Int16Array {
     if (this.input.length < input.length) this.input = new Float64Array(input.length);
@@ -211,26 +262,59 @@ class ChainResampler implements Resampler {
     let buf = this.input;
     let length = input.length;
     for (const stage of this.stages) ({ out: buf, length } = stage.process(buf, length));
-    const out = new Int16Array(length);
+    if (this.rounded.length < length) this.rounded = new Int16Array(length);
+    const out = this.rounded;
     for (let i = 0; i < length; i++) {
       const v = Math.round(buf[i] as number);
       out[i] = v > 32767 ? 32767 : v < -32768 ? -32768 : v;
     }
-    return out;
+    return this.padding.process(out, length);
   }
 
   fork(): Resampler {
-    return new ChainResampler(this.fromRate, this.toRate, this.stages.map((s) => s.fork()));
+    return new ChainResampler(this.fromRate, this.toRate, this.stages.map((s) => s.fork()), this.padding.fork());
   }
 }
 
-/** Supported rates: 8000, 16000, 48000 in any direction (same rate returns a copying pass-through). */
+class DelayResampler implements Resampler {
+  constructor(
+    readonly fromRate: number,
+    private readonly line: DelayLine,
+  ) {}
+
+  get toRate(): number {
+    return this.fromRate;
+  }
+
+  process(input: Int16Array): Int16Array {
+    return this.line.process(input);
+  }
+
+  fork(): Resampler {
+    return new DelayResampler(this.fromRate, this.line.fork());
+  }
+}
+
+let rateConverters = 0;
+
+/** How many rate-converting (not same-rate) resamplers this process has created; for tests and benchmarks. */
+export function rateConvertersCreated(): number {
+  return rateConverters;
+}
+
+/**
+ * Supported rates: 8000, 16000, 48000 in any direction. Every resampler delays by exactly
+ * `resampleDelayMs`; same rate in and out is a pure delay line.
+ */
 export function createResampler(fromRate: number, toRate: number): Resampler {
-  if (fromRate === toRate) {
-    const identity: Resampler = { fromRate, toRate, process: (input) => input.slice(), fork: () => identity };
-    return identity;
+  const delaySamples = Math.round((resampleDelayMs * toRate) / 1000);
+  if (fromRate === toRate && stageDesigns.has(`${fromRate}>${fromRate === 8000 ? 16000 : 8000}`)) {
+    return new DelayResampler(fromRate, new DelayLine(delaySamples));
   }
   const designs = stageDesigns.get(`${fromRate}>${toRate}`);
   if (!designs) throw new RangeError(`unsupported resampling ${fromRate} Hz → ${toRate} Hz`);
-  return new ChainResampler(fromRate, toRate, designs.map(stageFor));
+  rateConverters++;
+  const own = chainDelay(designs) * toRate;
+  const padding = new DelayLine(delaySamples - Math.round(own));
+  return new ChainResampler(fromRate, toRate, designs.map((d) => new PolyphaseStage(d.up, d.down, designed(d))), padding);
 }

@@ -5,6 +5,7 @@ import { DtmfReceiver, detectDtmfDigit, type DtmfEvent } from "../../src/media/d
 import { createPhoneLeg, type PhoneLeg, type PhoneLegOptions } from "../../src/media/leg.ts";
 import { Mixer } from "../../src/media/mixer.ts";
 import { RtpPortAllocator } from "../../src/media/ports.ts";
+import { rateConvertersCreated } from "../../src/media/resample.ts";
 import { parseRtp, serializeRtp, type RtpPacket } from "../../src/media/rtp-packet.ts";
 import { readPcapRtp } from "../helpers/pcap.ts";
 
@@ -111,6 +112,24 @@ describe("PhoneLeg", () => {
     expect(a.stats().jitter.played).toBeGreaterThan(10);
   });
 
+  test("two PCMU phones: the channel mixes at 8 kHz and nothing is resampled", async () => {
+    const convertersBefore = rateConvertersCreated();
+    const m = mixer();
+    const a = await leg(m, "a");
+    const b = await leg(m, "b");
+    const phoneA = await phone({ toneHz: 440 });
+    const phoneB = await phone({ toneHz: 1000 });
+    answerOf(a, phoneA.offer);
+    answerOf(b, phoneB.offer);
+    phoneA.startTone(a.localPort);
+    phoneB.startTone(b.localPort);
+    await until(() => phoneA.packets.length >= 40 && phoneB.packets.length >= 40);
+    expect(m.sampleRate).toBe(8000);
+    expect(share(phoneB.audio().subarray(-160 * 20), 440)).toBeGreaterThan(0.5);
+    expect(share(phoneA.audio().subarray(-160 * 20), 1000)).toBeGreaterThan(0.5);
+    expect(rateConvertersCreated()).toBe(convertersBefore);
+  });
+
   test.each([
     ["opus", "G722"],
     ["G722", "PCMA"],
@@ -130,6 +149,8 @@ describe("PhoneLeg", () => {
     const last = heard.subarray(heard.length - (phoneB.sampleRate * 400) / 1000);
     expect(share(last, 600, phoneB.sampleRate)).toBeGreaterThan(0.8);
     expect(b.stats().codec).toBe(to);
+    // The mixer runs at the rate of the widest codec present.
+    expect(m.sampleRate).toBe(Math.max(phoneA.sampleRate, phoneB.sampleRate));
   });
 
   test("30 ms packets from the phone are re-cut into 20 ms mixer frames without gaps", async () => {

@@ -2,17 +2,20 @@ import { describe, expect, test } from "bun:test";
 import { type Codec, codecByName } from "../../src/media/codec.ts";
 import { goertzelPower, meanSquare } from "../../src/media/goertzel.ts";
 import { type MixedFrame, Mixer, type MixerParticipant, sharedMixId } from "../../src/media/mixer.ts";
-import { createResampler } from "../../src/media/resample.ts";
+import { createResampler, rateConvertersCreated, resampleDelayMs } from "../../src/media/resample.ts";
 import { DriftCorrectedTicker, ManualTicker } from "../../src/media/ticker.ts";
 
 const rate = 48000;
 const frameSamples = 960;
+/** Every input reaches the mix through a resampler (a pure delay at the same rate). */
+const delay = (resampleDelayMs * rate) / 1000;
 
-/** Frame k of a continuous sine at `freq`. */
-function sineFrame(freq: number, k: number, amplitude = 8000): Int16Array {
+/** Frame k of a continuous sine at `freq` (starting at sample 0, or `delay` samples later). */
+function sineFrame(freq: number, k: number, amplitude = 8000, delayed = 0): Int16Array {
   const out = new Int16Array(frameSamples);
   for (let i = 0; i < frameSamples; i++) {
-    out[i] = Math.round(amplitude * Math.sin((2 * Math.PI * freq * (k * frameSamples + i)) / rate));
+    const t = k * frameSamples + i - delayed;
+    out[i] = t < 0 ? 0 : Math.round(amplitude * Math.sin((2 * Math.PI * freq * t) / rate));
   }
   return out;
 }
@@ -108,7 +111,7 @@ describe("Mixer", () => {
     expect(atRail).toBeLessThan(pcm.length / 20);
     // Below the knee the sum passes untouched: wherever b + c stays under it, a hears it exactly.
     const a = (heard.get("a")?.at(-1) as MixedFrame).pcm;
-    const bPlusC = Array.from(sineFrame(300, 2, 30000), (v) => v * 2);
+    const bPlusC = Array.from(sineFrame(300, 2, 30000, delay), (v) => v * 2);
     for (let i = 0; i < a.length; i++) if (Math.abs(bPlusC[i] ?? 0) <= 24576) expect(a[i]).toBe(bPlusC[i] ?? 0);
   });
 
@@ -137,12 +140,13 @@ describe("Mixer", () => {
     // The hissing participant never reaches anyone and listens to the shared mix.
     expect(heard.get("hiss")?.at(3)?.mixId).toBe(sharedMixId);
     expect(goertzelPower(heardByListener[3]?.pcm ?? new Int16Array(), rate, 24000)).toBe(0);
-    // The talker's quiet tail is still heard during the 300 ms hangover (15 ticks after tick 4)...
+    // The talker's quiet tail is still heard during the 300 ms hangover (15 ticks after tick 5, the
+    // last one with speech in it once delayed)...
     expect(meanSquare(heardByListener[12]?.pcm ?? new Int16Array())).toBeGreaterThan(1000);
     // ...then faded out over one frame and dropped.
-    const fade = heardByListener[20]?.pcm ?? new Int16Array();
+    const fade = heardByListener[21]?.pcm ?? new Int16Array();
     expect(Math.abs(fade[frameSamples - 1] ?? 0)).toBeLessThan(2);
-    expect(heardByListener[21]?.silent).toBe(true);
+    expect(heardByListener[22]?.silent).toBe(true);
   });
 
   test("joining and leaving do not disturb the others' streams", () => {
@@ -157,8 +161,8 @@ describe("Mixer", () => {
       ticker.tick();
       outputs.push((heard.get("b")?.at(-1) as MixedFrame).pcm);
     }
-    // b hears one continuous 300 Hz sine: every sample equals the input stream (after the fade-in frame).
-    for (let k = 1; k < 12; k++) expect(Array.from(outputs[k] ?? [])).toEqual(Array.from(sineFrame(300, k)));
+    // b hears one continuous 300 Hz sine: every sample equals the (delayed) input stream after the fade-in frame.
+    for (let k = 1; k < 12; k++) expect(Array.from(outputs[k] ?? [])).toEqual(Array.from(sineFrame(300, k, 8000, delay)));
     expect(mixer.size).toBe(2);
   });
 
@@ -228,6 +232,138 @@ describe("Mixer", () => {
     const reference = g722.createEncoder();
     heardByB.forEach((pcm, k) => {
       expect(Array.from(payloadsB[k] ?? [])).toEqual(Array.from(reference.encode(resampler.process(pcm))));
+    });
+  });
+});
+
+describe("Mixer rate follows its participants", () => {
+  const pcmu = codecByName("PCMU") as Codec;
+
+  /** Frame k of a continuous sine at `freq`, 20 ms at `sampleRate`. */
+  function toneAt(sampleRate: number, freq: number, k: number): Int16Array {
+    const n = sampleRate / 50;
+    return Int16Array.from({ length: n }, (_, i) => Math.round(8000 * Math.sin((2 * Math.PI * freq * (k * n + i)) / sampleRate)));
+  }
+
+  test("an all-PCMU channel mixes at 8 kHz and resamples nothing", () => {
+    const convertersBefore = rateConvertersCreated();
+    const ticker = new ManualTicker();
+    const mixer = new Mixer({ ticker });
+    const heard = new Map<string, MixedFrame>();
+    const phones = ["a", "b", "c"].map((id) => {
+      const p: MixerParticipant = mixer.join(id, (f) => (heard.set(id, f), p.encode(f, pcmu)), { sampleRate: pcmu.sampleRate });
+      return p;
+    });
+    for (let k = 0; k < 10; k++) {
+      phones.forEach((p, i) => p.write(toneAt(8000, [300, 500, 700][i] ?? 0, k)));
+      ticker.tick();
+    }
+    expect(mixer.sampleRate).toBe(8000);
+    const a = heard.get("a") as MixedFrame;
+    expect(a.sampleRate).toBe(8000);
+    expect(a.pcm.length).toBe(160);
+    expect(goertzelPower(a.pcm, 8000, 500)).toBeGreaterThan(0.9 * 3.2e7);
+    expect(goertzelPower(a.pcm, 8000, 700)).toBeGreaterThan(0.9 * 3.2e7);
+    expect(rateConvertersCreated()).toBe(convertersBefore);
+  });
+
+  test("rate rises to 16 kHz for G.722 and 48 kHz for Opus, and falls back as they leave", () => {
+    const ticker = new ManualTicker();
+    const mixer = new Mixer({ ticker });
+    const rates: number[] = [];
+    mixer.join("pcmu", (f) => rates.push(f.sampleRate), { sampleRate: 8000 });
+    const step = () => (ticker.tick(), rates.at(-1));
+    expect(step()).toBe(8000);
+    const g722 = mixer.join("g722", () => {}, { sampleRate: 16000 });
+    expect(step()).toBe(16000);
+    const opus = mixer.join("opus", () => {}, { sampleRate: 48000 });
+    expect(step()).toBe(48000);
+    g722.leave();
+    expect(step()).toBe(48000);
+    opus.leave();
+    expect(step()).toBe(8000);
+    const late = mixer.join("late-codec", () => {}, { sampleRate: 8000 });
+    late.setSampleRate(16000); // re-negotiated to G.722
+    expect(step()).toBe(16000);
+  });
+
+  test("an Opus participant joining two phones raises the rate, everyone hears everyone; leaving lowers it", () => {
+    const opusCodec = codecByName("opus") as Codec;
+    const ticker = new ManualTicker();
+    const mixer = new Mixer({ ticker });
+    const heard = new Map<string, MixedFrame>();
+    const listen = (id: string, codec: Codec) => (f: MixedFrame) => {
+      heard.set(id, f);
+      participants.get(id)?.encode(f, codec);
+    };
+    const participants = new Map<string, MixerParticipant>();
+    participants.set("a", mixer.join("a", listen("a", pcmu), { sampleRate: 8000 }));
+    participants.set("b", mixer.join("b", listen("b", pcmu), { sampleRate: 8000 }));
+    const tones: Record<string, number> = { a: 300, b: 500, web: 700 };
+    const rateOf: Record<string, number> = { a: 8000, b: 8000, web: 48000 };
+    const run = (from: number, to: number) => {
+      for (let k = from; k < to; k++) {
+        for (const [id, p] of participants) p.write(toneAt(rateOf[id] ?? 8000, tones[id] ?? 0, k));
+        ticker.tick();
+      }
+    };
+    /** Each participant hears exactly the others' tones at full level, and not its own. */
+    const expectEveryoneHearsEveryone = () => {
+      for (const id of participants.keys()) {
+        const f = heard.get(id) as MixedFrame;
+        for (const other of participants.keys()) {
+          const power = goertzelPower(f.pcm, f.sampleRate, tones[other] ?? 0);
+          if (other === id) expect(power).toBeLessThan(1e-3 * 3.2e7);
+          else expect(power).toBeGreaterThan(0.9 * 3.2e7);
+        }
+      }
+    };
+    run(0, 10);
+    expect(mixer.sampleRate).toBe(8000);
+    expectEveryoneHearsEveryone();
+
+    participants.set("web", mixer.join("web", listen("web", opusCodec), { sampleRate: 48000 }));
+    run(10, 20);
+    expect(mixer.sampleRate).toBe(48000);
+    expect(heard.get("a")?.sampleRate).toBe(48000);
+    expectEveryoneHearsEveryone();
+
+    participants.get("web")?.leave();
+    participants.delete("web");
+    run(20, 30);
+    expect(mixer.sampleRate).toBe(8000);
+    expectEveryoneHearsEveryone();
+  });
+
+  test.each([440, 3000])("rate changes are seamless: a listener's PCMU stream stays one continuous %d Hz tone", (freq) => {
+    const ticker = new ManualTicker();
+    const mixer = new Mixer({ ticker });
+    const talker = mixer.join("talker", () => {}, { sampleRate: 8000 });
+    const payloads: Uint8Array[] = [];
+    const listener: MixerParticipant = mixer.join("listener", (f) => payloads.push(listener.encode(f, pcmu)), { sampleRate: 8000 });
+    let other: MixerParticipant | undefined;
+    for (let k = 0; k < 40; k++) {
+      if (k === 10) other = mixer.join("opus", () => {}, { sampleRate: 48000 }); // 8 → 48 kHz
+      if (k === 20) other?.leave(); // 48 → 8 kHz
+      if (k === 25) other = mixer.join("g722", () => {}, { sampleRate: 16000 }); // 8 → 16 kHz
+      if (k === 32) other?.setSampleRate(48000); // 16 → 48 kHz
+      talker.write(toneAt(8000, freq, k));
+      ticker.tick();
+    }
+    const decoder = pcmu.createDecoder();
+    // Every frame from the second on (the first fades in) is the talker's tone, delayed by the input
+    // and output resamplers, within G.711's own quantisation error: no gap, no repeated or skipped
+    // samples, no filter start-up dip at any of the rate changes.
+    const delay = (2 * resampleDelayMs * 8000) / 1000;
+    payloads.forEach((p, k) => {
+      if (k < 2) return;
+      const pcm = decoder.decode(p);
+      let worst = 0;
+      for (let i = 0; i < 160; i++) {
+        const ideal = 8000 * Math.sin((2 * Math.PI * freq * (k * 160 + i - delay)) / 8000);
+        worst = Math.max(worst, Math.abs((pcm[i] ?? 0) - ideal));
+      }
+      expect(worst).toBeLessThan(400);
     });
   });
 });

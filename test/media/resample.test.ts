@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { goertzelPower, meanSquare } from "../../src/media/goertzel.ts";
-import { createResampler } from "../../src/media/resample.ts";
+import { createResampler, resampleDelayMs } from "../../src/media/resample.ts";
 import { concat, sine, sineFit, streamTone } from "../helpers/audio.ts";
 
 const pairs: [number, number][] = [
@@ -75,17 +75,27 @@ describe("resampler", () => {
     expect(Array.from(concat(parts))).toEqual(Array.from(whole));
   });
 
-  test("a fork continues identically; same-rate is a copying pass-through", () => {
+  test("a fork continues identically; same-rate is a pure delay", () => {
     const a = createResampler(48000, 16000);
     a.process(sine(48000, 500, 960));
     const b = a.fork();
     const next = sine(48000, 500, 960, 8000, 960);
     expect(Array.from(b.process(next))).toEqual(Array.from(a.process(next)));
     const same = createResampler(8000, 8000);
+    const delay = (resampleDelayMs * 8000) / 1000;
     const input = sine(8000, 500, 160);
     const out = same.process(input);
-    expect(out).not.toBe(input);
-    expect(Array.from(out)).toEqual(Array.from(input));
+    expect(Array.from(out)).toEqual([...new Array<number>(delay).fill(0), ...Array.from(input.subarray(0, 160 - delay))]);
+  });
+
+  test.each(pairs)("%d → %d Hz delays by exactly the common resampleDelayMs", (from, to) => {
+    const impulseAt = from / 100; // 10 ms
+    const input = new Int16Array(from / 10);
+    input[impulseAt] = 30000;
+    const out = createResampler(from, to).process(input);
+    let peak = 0;
+    out.forEach((v, i) => (Math.abs(v) > Math.abs(out[peak] ?? 0) ? (peak = i) : undefined));
+    expect(peak).toBe(((10 + resampleDelayMs) * to) / 1000);
   });
 
   test("unsupported rates are refused", () => {
