@@ -1,7 +1,8 @@
 // Runs baresip (Debian's baresip-core, headless) as a second, independent SIP user agent: its own
 // config dir, a sine tone as microphone (ausine, 48 kHz stereo as that module requires), the
 // decoded audio it receives dumped to a WAV file (sndfile), auto-answer, quit after `seconds`
-// (hanging up with BYE).
+// (hanging up with BYE). `caFile` is the PEM bundle its TLS client trusts (`sip_cafile`), for
+// dialling `sip:…;transport=tls`.
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -20,7 +21,7 @@ export interface BaresipRun {
   done: Promise<BaresipResult>;
 }
 
-export async function startBaresip(o: { toneHz: number; seconds: number; dial?: string; port?: number }): Promise<BaresipRun> {
+export async function startBaresip(o: { toneHz: number; seconds: number; dial?: string; port?: number; caFile?: string }): Promise<BaresipRun> {
   const dir = mkdtempSync(join(tmpdir(), "baresip-"));
   const port = o.port ?? (await freePort());
   writeFileSync(
@@ -43,6 +44,7 @@ export async function startBaresip(o: { toneHz: number; seconds: number; dial?: 
       "module_app account.so",
       "module_app menu.so",
       `snd_path ${dir}`,
+      ...(o.caFile ? [`sip_cafile ${o.caFile}`] : []),
       "",
     ].join("\n"),
   );

@@ -1,5 +1,6 @@
 // The real app with SIP, trunks, channels and calls composed as in production, on free ports, for
-// the call interop tests. SIP listens on 127.0.0.1, UDP (`sipPort`) and TCP (`sipTcpPort`).
+// the call interop tests. SIP listens on 127.0.0.1, UDP (`sipPort`) and TCP (`sipTcpPort`), plus TLS
+// (`sipTlsPort`) with the test certificate (test/fixtures/tls/) when asked for (`tls: true`).
 import { ChannelRegistry } from "../../src/channels/registry.ts";
 import { CALL_STACK_OPTIONS, CallService } from "../../src/calls/service.ts";
 import type { ComposeServices, Service } from "../../src/app.ts";
@@ -15,16 +16,19 @@ export interface CallsApp {
   harness: Harness;
   sipPort: number;
   sipTcpPort: number;
+  /** Only with `tls: true`. */
+  sipTlsPort?: number;
   calls: CallService;
   registry: ChannelRegistry;
   close(): Promise<void>;
 }
 
 /** SIP stack (UDP on 127.0.0.1, free port), trunks, a channel registry and calls, as composed in production. */
-export function composeCalls(o: { timers?: Partial<TimerConfig> } = {}): {
+export function composeCalls(o: { timers?: Partial<TimerConfig>; tls?: boolean } = {}): {
   compose: ComposeServices;
   sipPort(): number;
   sipTcpPort(): number;
+  sipTlsPort(): number;
   calls(): CallService;
   registry: ChannelRegistry;
 } {
@@ -32,22 +36,35 @@ export function composeCalls(o: { timers?: Partial<TimerConfig> } = {}): {
   let calls: CallService | undefined;
   const registry = new ChannelRegistry();
   const compose: ComposeServices = (ctx) => {
-    const listen = [{ transport: "udp" as const, host: "127.0.0.1", port: 0 }, { transport: "tcp" as const, host: "127.0.0.1", port: 0 }];
-    stack = new SipStack({ ...CALL_STACK_OPTIONS, listen, ...(o.timers ? { timers: o.timers } : {}) });
+    const listen = [
+      { transport: "udp" as const, host: "127.0.0.1", port: 0 },
+      { transport: "tcp" as const, host: "127.0.0.1", port: 0 },
+      ...(o.tls ? [{ transport: "tls" as const, host: "127.0.0.1", port: 0 }] : []),
+    ];
+    const tls = o.tls ? { tls: { certFile: join(import.meta.dir, "../fixtures/tls/cert.pem"), keyFile: join(import.meta.dir, "../fixtures/tls/key.pem") } } : {};
+    stack = new SipStack({ ...CALL_STACK_OPTIONS, listen, ...tls, ...(o.timers ? { timers: o.timers } : {}) });
     const sipStack = stack;
     const sip: Service = { name: "sip", start: () => sipStack.start(), stop: () => sipStack.stop() };
     const trunks = new TrunkService(ctx, sipStack);
     calls = new CallService(ctx, { stack: sipStack, trunks: trunks.manager, registry });
     return [sip, trunks, calls];
   };
-  const port = (transport: "udp" | "tcp") => stack!.boundEndpoints.find((e) => e.transport === transport)!.port;
-  return { compose, sipPort: () => port("udp"), sipTcpPort: () => port("tcp"), calls: () => calls!, registry };
+  const port = (transport: "udp" | "tcp" | "tls") => stack!.boundEndpoints.find((e) => e.transport === transport)!.port;
+  return { compose, sipPort: () => port("udp"), sipTcpPort: () => port("tcp"), sipTlsPort: () => port("tls"), calls: () => calls!, registry };
 }
 
-export async function startCallsApp(yaml: string, o: { logLevel?: string; timers?: Partial<TimerConfig> } = {}): Promise<CallsApp> {
+export async function startCallsApp(yaml: string, o: { logLevel?: string; timers?: Partial<TimerConfig>; tls?: boolean } = {}): Promise<CallsApp> {
   const composed = composeCalls(o);
   const harness = await startHarness(yaml, composed.compose, o.logLevel ?? "warn");
-  return { harness, sipPort: composed.sipPort(), sipTcpPort: composed.sipTcpPort(), calls: composed.calls(), registry: composed.registry, close: () => harness.close() };
+  return {
+    harness,
+    sipPort: composed.sipPort(),
+    sipTcpPort: composed.sipTcpPort(),
+    ...(o.tls ? { sipTlsPort: composed.sipTlsPort() } : {}),
+    calls: composed.calls(),
+    registry: composed.registry,
+    close: () => harness.close(),
+  };
 }
 
 /** Polls GET /api/v1/calls/:id until `check` passes. */

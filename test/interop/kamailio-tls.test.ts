@@ -25,7 +25,7 @@ function appYaml(caFile?: string): string {
     - { transport: udp, host: 127.0.0.1, port: 0 }
     - { transport: tls, host: 127.0.0.1, port: 0 }
   tls: { certFile: ${CERT}, keyFile: ${KEY}${caFile ? `, caFile: ${caFile}` : ""} }
-rtp: { portMin: 51000, portMax: 51099 }
+rtp: { portMin: 53000, portMax: 53099 }
 `;
 }
 
