@@ -76,7 +76,8 @@ export class ClientSessions {
           const opusSilence = frame.silent && peer.sendCodec.name === "opus";
           peer.sendEncoded(opusSilence ? OPUS_SILENCE : participant.encode(frame, peer.sendCodec));
         },
-        { pull: () => peer.pull() },
+        // The channel mixes at 48 kHz only while someone hears Opus; PCMU clients leave it at 8 kHz.
+        { pull: () => peer.pull(), sampleRate: peer.sendCodec.sampleRate },
       );
       connectedClients.inc();
       return (reason = "left") => {

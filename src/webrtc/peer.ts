@@ -1,13 +1,12 @@
 // One WebRTC client's media connection: a werift RTCPeerConnection answering the client's offer,
 // audio only (Opus preferred, PCMU accepted), ICE host candidates on the configured addresses.
-// The peer buffers the client's RTP in a jitter buffer and hands out 20 ms frames of 48 kHz PCM on
-// the mixer's clock (`pull`), and sends whatever encoded frames it is given (`sendEncoded`), with its
+// The peer buffers the client's RTP in a jitter buffer and hands out 20 ms frames of PCM at the
+// codec's rate on the mixer's clock (`pull`; the mixer converts rates), and sends whatever encoded frames it is given (`sendEncoded`), with its
 // own sequence numbers and timestamps.
 // It reports its own death (`onClosed`): ICE/DTLS failure, no connection in time, or no media.
 import { RTCPeerConnection, RTCRtpCodecParameters, RtpHeader, RtpPacket, type MediaStreamTrack, type RTCRtpTransceiver } from "werift";
 import { codecByName, type AudioDecoder, type Codec } from "../media/codec.ts";
 import { JitterBuffer } from "../media/jitter.ts";
-import { createResampler, type Resampler } from "../media/resample.ts";
 import { createLogger } from "../log.ts";
 
 export interface PeerNetworkOptions {
@@ -154,7 +153,7 @@ export class ClientPeer {
     return this.connected && !this.closed;
   }
 
-  /** The mixer's pull: the client's next 20 ms (960 samples at 48 kHz), or undefined when it is silent. */
+  /** The mixer's pull: the client's next 20 ms at its codec's rate, or undefined when it is silent. */
   pull(): Int16Array | undefined {
     return this.receiver?.pull();
   }
@@ -181,11 +180,10 @@ export class ClientPeer {
   }
 }
 
-/** One payload type's incoming audio: jitter buffer, decoding with loss concealment, 48 kHz frames. */
+/** One payload type's incoming audio: jitter buffer, decoding with loss concealment, 20 ms frames. */
 class ClientAudioReceiver {
   private readonly decoder: AudioDecoder;
   private readonly jitter: JitterBuffer;
-  private readonly toMixerRate: Resampler | undefined;
   private readonly frameSamples: number;
   private pending: Int16Array = new Int16Array(0);
 
@@ -195,7 +193,6 @@ class ClientAudioReceiver {
   ) {
     this.decoder = codec.createDecoder();
     this.jitter = new JitterBuffer({ clockRate: codec.rtpClockRate });
-    this.toMixerRate = codec.sampleRate === 48000 ? undefined : createResampler(codec.sampleRate, 48000);
     this.frameSamples = (codec.sampleRate * 20) / 1000;
   }
 
@@ -217,8 +214,7 @@ class ClientAudioReceiver {
       return undefined;
     }
     this.pending = pcm.subarray(this.frameSamples);
-    const frame = pcm.subarray(0, this.frameSamples);
-    return this.toMixerRate ? this.toMixerRate.process(frame) : frame;
+    return pcm.subarray(0, this.frameSamples);
   }
 }
 
