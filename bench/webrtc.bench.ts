@@ -33,8 +33,7 @@ async function measure(participants: number, speakersPerChannel: number, silence
     silence,
     seconds: SECONDS,
   };
-  // The load generator runs niced so that, on a small machine, it does not starve the server it measures.
-  const child = Bun.spawn(["nice", "-n", "10", process.execPath, `${import.meta.dir}/webrtc-clients.ts`, JSON.stringify(plan)], {
+  const child = Bun.spawn([process.execPath, `${import.meta.dir}/webrtc-clients.ts`, JSON.stringify(plan)], {
     stdout: "pipe",
     stderr: "inherit",
   });
