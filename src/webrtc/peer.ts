@@ -1,8 +1,8 @@
 // One WebRTC client's media connection: a werift RTCPeerConnection answering the client's offer,
 // audio only (Opus preferred, PCMU accepted), ICE host candidates on the configured addresses.
 // The peer buffers the client's RTP in a jitter buffer and hands out 20 ms frames of PCM at the
-// codec's rate on the mixer's clock (`pull`; the mixer converts rates), and sends whatever encoded frames it is given (`sendEncoded`), with its
-// own sequence numbers and timestamps.
+// codec's rate on the mixer's clock (`pull`; the mixer converts rates), and sends whatever encoded
+// frames it is given (`sendEncoded`), with its own sequence numbers and timestamps.
 // It reports its own death (`onClosed`): ICE/DTLS failure, no connection in time, or no media.
 import { RTCPeerConnection, RTCRtpCodecParameters, RtpHeader, RtpPacket, type MediaStreamTrack, type RTCRtpTransceiver } from "werift";
 import { codecByName, type AudioDecoder, type Codec } from "../media/codec.ts";
