@@ -16,6 +16,7 @@ import { EventDelivery } from "../routing/eventDelivery.ts";
 import type { InboundRouteSource } from "../routing/inbound.ts";
 import { createResolver, isIpLiteral, type Resolver } from "../sip/resolver.ts";
 import type { SipStack, SipStackOptions } from "../sip/stack.ts";
+import { isIpv6 } from "../sip/transport.ts";
 import type { TrunkManager } from "../trunks/manager.ts";
 import { phoneLegMedia } from "./legMedia.ts";
 import { CallManager, type TrunkDirectory, type WebhookConfig } from "./manager.ts";
@@ -82,14 +83,18 @@ export class CallService implements Service {
       registry: deps.registry,
       trunks,
       resolver: this.resolver,
-      media: (o) =>
-        phoneLegMedia({
+      media: (o) => {
+        const advertised = advertisedAddress();
+        return phoneLegMedia({
           allocator,
-          advertisedAddress: advertisedAddress(),
+          advertisedAddress: advertised,
+          // RTP listens in the family our SDP advertises: an IPv6 c= line needs an IPv6 socket.
+          bindAddress: isIpv6(advertised) ? "::" : "0.0.0.0",
           codecPreferences: config.rtp.codecs,
           mediaTimeoutSec: config.rtp.mediaTimeoutSec,
           dtmfDurationMs: config.rtp.dtmfDurationMs,
-        })(o),
+        })(o);
+      },
       routes,
       callerId: (applicationId, channelId) => store.callerIds.get(applicationId, channelId),
       webhooks: () => this.webhooks(),

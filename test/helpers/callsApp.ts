@@ -79,7 +79,7 @@ export async function callUntil(app: CallsApp, id: string, check: (call: any) =>
 }
 
 /** Polls the call list until a call matches. */
-export async function findCall(app: CallsApp, check: (call: any) => boolean, timeoutMs = 8000): Promise<any> {
+export async function findCall(app: Pick<CallsApp, "harness">, check: (call: any) => boolean, timeoutMs = 8000): Promise<any> {
   const started = Date.now();
   for (;;) {
     const res = await app.harness.call("GET", "/api/v1/calls?limit=500");

@@ -24,9 +24,10 @@ export interface RtpPeer {
 
 /**
  * `replyToSender`: start sending to wherever the first RTP packet comes from (symmetric RTP), for
- * when the test does not see the other side's SDP.
+ * when the test does not see the other side's SDP. `host`: the loopback address to bind
+ * (default 127.0.0.1; "::1" for IPv6).
  */
-export async function startRtpPeer(toneHz: number, o: { amplitude?: number; replyToSender?: boolean } = {}): Promise<RtpPeer> {
+export async function startRtpPeer(toneHz: number, o: { amplitude?: number; replyToSender?: boolean; host?: string } = {}): Promise<RtpPeer> {
   const amplitude = o.amplitude ?? 8000;
   const chunks: Int16Array[] = [];
   let packetsReceived = 0;
@@ -35,7 +36,7 @@ export async function startRtpPeer(toneHz: number, o: { amplitude?: number; repl
   let lastEventTimestamp = -1;
   let target: { address: string; port: number } | undefined;
   const socket = await Bun.udpSocket({
-    hostname: "127.0.0.1",
+    hostname: o.host ?? "127.0.0.1",
     socket: {
       data(_socket, data, port, address) {
         const packet = parseRtp(new Uint8Array(data));

@@ -19,6 +19,8 @@ export interface SippOptions {
   /** "host:port" to call (client scenarios); omit for a server scenario. */
   remote?: string;
   transport?: "udp" | "tcp";
+  /** Local address SIPp binds and writes into [local_ip] (default 127.0.0.1; "::1" for IPv6). */
+  localIp?: string;
   /** Local SIP port; default: a free port picked before the run. */
   localPort?: number;
   /** -s: the [service] (user part) of the Request-URI. */
@@ -102,7 +104,7 @@ export async function startSipp(o: SippOptions): Promise<SippRun> {
     "sipp",
     ...(o.remote ? [o.remote] : []),
     ...scenarioArgs,
-    "-i", "127.0.0.1",
+    "-i", o.localIp ?? "127.0.0.1",
     "-p", String(localPort),
     "-t", o.transport === "tcp" ? "t1" : "u1",
     "-m", String(o.calls ?? 1),

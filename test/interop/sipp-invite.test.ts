@@ -1,8 +1,10 @@
 // Real peer: SIPp (uac) drives INVITE/100/200/ACK/BYE/200 against a minimal answering user of the
-// stack, over UDP and TCP; the answering side sees the ACK and the BYE through its dialog.
+// stack, over UDP and TCP, on IPv4 and IPv6 loopback; the answering side sees the ACK and the BYE
+// through its dialog.
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { Dialog, type DialogTermination } from "../../src/sip/dialog.ts";
 import { SipStack } from "../../src/sip/stack.ts";
+import { hostPort } from "../../src/sip/transport.ts";
 import { runSipp } from "../helpers/sipp.ts";
 
 const SDP = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0\r\n";
@@ -24,9 +26,9 @@ const UAC_XML = `<?xml version="1.0" encoding="UTF-8"?>
       Content-Length: [len]
 
       v=0
-      o=- 1 1 IN IP4 [local_ip]
+      o=- 1 1 IN IP[local_ip_type] [media_ip]
       s=-
-      c=IN IP4 [local_ip]
+      c=IN IP[local_ip_type] [media_ip]
       t=0 0
       m=audio 6000 RTP/AVP 0
     ]]>
@@ -80,6 +82,8 @@ beforeAll(async () => {
     listen: [
       { transport: "udp", host: "127.0.0.1", port: 0 },
       { transport: "tcp", host: "127.0.0.1", port: 0 },
+      { transport: "udp", host: "::1", port: 0 },
+      { transport: "tcp", host: "::1", port: 0 },
     ],
   });
   stack.onRequest((req, tx, ctx) => {
@@ -88,32 +92,40 @@ beforeAll(async () => {
       return;
     }
     tx.respond(180);
+    // The Contact names the listener the INVITE came in on, so IPv6 callers get an IPv6 target.
+    const contact = stack.contactFor("answer", ctx.local.transport);
+    contact.uri.host = ctx.local.address;
+    contact.uri.port = ctx.local.port;
     const dialog = Dialog.answer(stack, req, tx, ctx, {
-      contact: stack.contactFor("answer", ctx.local.transport),
+      contact,
       body: SDP,
       contentType: "application/sdp",
     });
-    dialog.on("ack", () => events.push(`${ctx.local.transport}:ack`));
-    dialog.on("terminated", (reason: DialogTermination) => events.push(`${ctx.local.transport}:${reason}`));
+    const where = `${ctx.local.transport}/${ctx.local.address}`;
+    dialog.on("ack", () => events.push(`${where}:ack`));
+    dialog.on("terminated", (reason: DialogTermination) => events.push(`${where}:${reason}`));
   });
   await stack.start();
 });
 
 afterAll(() => stack.stop());
 
-for (const transport of ["udp", "tcp"] as const) {
-  test(`SIPp completes INVITE/100/200/ACK/BYE/200 over ${transport} against an answering stack user`, async () => {
-    const port = stack.boundEndpoints.find((e) => e.transport === transport)!.port;
-    const result = await runSipp({
-      scenario: UAC_XML,
-      remote: `127.0.0.1:${port}`,
-      transport,
-      service: "answer",
-      timeoutSec: 8,
-    });
-    expect(result.exitCode, result.summary).toBe(0);
-    expect(events).toContain(`${transport}:ack`);
-    expect(events).toContain(`${transport}:bye`);
-    expect(stack.dialogs.size).toBe(0);
-  }, 20_000);
+for (const host of ["127.0.0.1", "::1"]) {
+  for (const transport of ["udp", "tcp"] as const) {
+    test(`SIPp completes INVITE/100/200/ACK/BYE/200 over ${transport} on ${host} against an answering stack user`, async () => {
+      const port = stack.boundEndpoints.find((e) => e.transport === transport && e.address === host)!.port;
+      const result = await runSipp({
+        scenario: UAC_XML,
+        remote: hostPort(host, port),
+        localIp: host,
+        transport,
+        service: "answer",
+        timeoutSec: 8,
+      });
+      expect(result.exitCode, result.summary).toBe(0);
+      expect(events).toContain(`${transport}/${host}:ack`);
+      expect(events).toContain(`${transport}/${host}:bye`);
+      expect(stack.dialogs.size).toBe(0);
+    }, 20_000);
+  }
 }

@@ -1,6 +1,8 @@
-// Real peer: SIPp sends OPTIONS over UDP and over TCP; the stack answers 200 with its capabilities.
+// Real peer: SIPp sends OPTIONS over UDP and over TCP, on IPv4 and IPv6 loopback; the stack answers
+// 200 with its capabilities.
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { SipStack } from "../../src/sip/stack.ts";
+import { hostPort } from "../../src/sip/transport.ts";
 import { runSipp } from "../helpers/sipp.ts";
 
 const OPTIONS_XML = `<?xml version="1.0" encoding="UTF-8"?>
@@ -38,6 +40,8 @@ beforeAll(async () => {
     listen: [
       { transport: "udp", host: "127.0.0.1", port: 0 },
       { transport: "tcp", host: "127.0.0.1", port: 0 },
+      { transport: "udp", host: "::1", port: 0 },
+      { transport: "tcp", host: "::1", port: 0 },
     ],
     supported: ["100rel", "replaces"],
   });
@@ -46,10 +50,12 @@ beforeAll(async () => {
 
 afterAll(() => stack.stop());
 
-for (const transport of ["udp", "tcp"] as const) {
-  test(`SIPp OPTIONS over ${transport} gets 200 with Allow, Accept and Supported`, async () => {
-    const port = stack.boundEndpoints.find((e) => e.transport === transport)!.port;
-    const result = await runSipp({ scenario: OPTIONS_XML, remote: `127.0.0.1:${port}`, transport, timeoutSec: 5 });
-    expect(result.exitCode, result.summary).toBe(0);
-  }, 15_000);
+for (const host of ["127.0.0.1", "::1"]) {
+  for (const transport of ["udp", "tcp"] as const) {
+    test(`SIPp OPTIONS over ${transport} on ${host} gets 200 with Allow, Accept and Supported`, async () => {
+      const port = stack.boundEndpoints.find((e) => e.transport === transport && e.address === host)!.port;
+      const result = await runSipp({ scenario: OPTIONS_XML, remote: hostPort(host, port), localIp: host, transport, timeoutSec: 5 });
+      expect(result.exitCode, result.summary).toBe(0);
+    }, 15_000);
+  }
 }

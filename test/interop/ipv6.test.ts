@@ -1,0 +1,94 @@
+// IPv6 with real peers, on ::1 only: the real app (src/services.ts) listening on [::1] takes two
+// SIPp phone calls into one channel with RTP over IPv6 (each phone hears the other's tone), and
+// registers trunks over UDP and TCP with Kamailio listening on [::1] (digest; binding read back).
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { join } from "node:path";
+import { composeServices } from "../../src/services.ts";
+import { startHarness, type Harness } from "../api/harness.ts";
+import { findCall, testApplicationYaml } from "../helpers/callsApp.ts";
+import { startKamailio, type KamailioRun } from "../helpers/kamailio.ts";
+import { startRtpPeer, type RtpPeer } from "../helpers/rtpPeer.ts";
+import { freePort, runSipp } from "../helpers/sipp.ts";
+
+const UAC = join(import.meta.dir, "../fixtures/sipp/calls-uac-early-offer.xml");
+
+let kamailio: KamailioRun;
+let app: Harness;
+let sipPort: number;
+const peers: RtpPeer[] = [];
+
+beforeAll(async () => {
+  kamailio = await startKamailio({ config: "test/fixtures/kamailio/registrar.cfg", host: "::1" });
+  sipPort = await freePort();
+  app = await startHarness(
+    `sip:
+  listen:
+    - { transport: udp, host: "::1", port: ${sipPort} }
+    - { transport: tcp, host: "::1", port: ${sipPort} }
+rtp: { portMin: 53400, portMax: 53499, mediaTimeoutSec: 0 }
+trunks:
+  - { id: phones, domain: "::1", username: trunkline, optionsIntervalSec: 0 }
+${testApplicationYaml({ "1000": "lobby" })}
+`,
+    composeServices,
+  );
+});
+
+afterAll(async () => {
+  for (const peer of peers) peer.close();
+  await app?.close();
+  await kamailio?.stop();
+});
+
+async function statusUntil(id: string, check: (s: any) => boolean, timeoutMs = 5000): Promise<any> {
+  const started = Date.now();
+  for (;;) {
+    const res = await app.call("GET", `/api/v1/trunks/${id}/status`);
+    if (res.status === 200 && check(res.json)) return res.json;
+    if (Date.now() - started > timeoutMs) throw new Error(`status never matched: ${res.status} ${res.text}`);
+    await Bun.sleep(20);
+  }
+}
+
+/** A SIPp phone on [::1] calling the channel, its RTP (a PCMU tone) from an IPv6 socket. */
+async function ipv6Phone(toneHz: number, testcase: string) {
+  const peer = await startRtpPeer(toneHz, { host: "::1", replyToSender: true });
+  peers.push(peer);
+  const run = runSipp({
+    scenario: UAC, remote: `[::1]:${sipPort}`, localIp: "::1", service: "1000",
+    keys: { rtpport: peer.port, testcase }, extraArgs: ["-d", "3000"], timeoutSec: 10,
+  });
+  return { peer, run };
+}
+
+test("two SIPp phones call in over IPv6: SDP and RTP on ::1, each hears the other", async () => {
+  const a = await ipv6Phone(1000, "v6-a");
+  await Bun.sleep(200);
+  const b = await ipv6Phone(440, "v6-b");
+  const [ra, rb] = await Promise.all([a.run, b.run]);
+  expect(ra.exitCode, ra.summary).toBe(0);
+  expect(rb.exitCode, rb.summary).toBe(0);
+  // Trunkline's answer (in the 200) offers its media on ::1.
+  expect(ra.messages).toMatch(/o=trunkline \d+ \d+ IN IP6 ::1\r?\n(.*\r?\n)*?c=IN IP6 ::1\r?\n/);
+  expect(a.peer.toneShare(440)).toBeGreaterThan(0.5);
+  expect(b.peer.toneShare(1000)).toBeGreaterThan(0.5);
+  const call = await findCall({ harness: app }, (c) => c.from.includes("[::1]") && c.state === "ended");
+  expect(call).toMatchObject({ direction: "inbound", trunkId: "phones", channelId: "lobby", endReason: "remote_bye", codec: "PCMU" });
+}, 20_000);
+
+for (const transport of ["udp", "tcp"] as const) {
+  test(`a trunk registers with Kamailio on [::1] over ${transport}; Kamailio holds the binding`, async () => {
+    const id = `kam6-${transport}`;
+    const user = `v6-${transport}`;
+    const created = await app.call("POST", "/api/v1/trunks", {
+      id, domain: "::1", port: kamailio.port, transport, register: true, username: user, password: "trunk-secret",
+      registerExpires: 60, optionsIntervalSec: 0,
+    });
+    expect(created.status, created.text).toBe(201);
+    await statusUntil(id, (s) => s.registration.state === "registered");
+    const saved = await kamailio.waitFor(new RegExp(`TRUNKLINE saved bindings=1 aor=sip:${user}@\\[::1\\] .*proto=${transport}`));
+    expect(saved).toContain(`contact=<sip:${user}@[::1]:${sipPort}`);
+    expect((await app.call("DELETE", `/api/v1/trunks/${id}`)).status).toBe(204);
+    await kamailio.waitFor(new RegExp(`TRUNKLINE saved bindings=0 aor=sip:${user}@\\[::1\\] .* expires=0 `));
+  }, 15_000);
+}
