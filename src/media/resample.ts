@@ -216,31 +216,42 @@ function chainDelay(designs: StageDesign[]): number {
  */
 export const resampleDelayMs = (Math.ceil(Math.max(...[...stageDesigns.values()].map(chainDelay)) * 8000 - 1e-9) / 8000) * 1000;
 
-/** Pads a stream with `length` samples of delay (the chain's own delay topped up to the common one). */
+/**
+ * Pads a stream with a fixed delay (the chain's own delay topped up to the common one): a ring of
+ * the last `length` samples. Plain loops, no typed-array views: creating views is slow in JSC, and
+ * this runs twice per participant per tick even in a channel that resamples nothing.
+ */
 class DelayLine {
   private held: Int16Array;
-  private scratch = new Int16Array(0);
+  private head = 0;
 
   constructor(length: number) {
     this.held = new Int16Array(length);
   }
 
-  /** Returns `length` samples: the held ones first, then the input; keeps the rest. */
+  /** Returns `length` fresh samples: the held ones first, then the input; keeps the rest. */
   process(input: Int16Array, length = input.length): Int16Array {
-    const pad = this.held.length;
-    if (pad === 0) return input.slice(0, length);
-    if (this.scratch.length < pad + length) this.scratch = new Int16Array(pad + length);
-    const all = this.scratch;
-    all.set(this.held);
-    all.set(input.subarray(0, length), pad);
-    const out = all.slice(0, length);
-    this.held.set(all.subarray(length, length + pad));
+    const out = new Int16Array(length);
+    const held = this.held;
+    const pad = held.length;
+    if (pad === 0) {
+      for (let i = 0; i < length; i++) out[i] = input[i] as number;
+      return out;
+    }
+    let head = this.head;
+    for (let i = 0; i < length; i++) {
+      out[i] = held[head] as number;
+      held[head] = input[i] as number;
+      head = head + 1 === pad ? 0 : head + 1;
+    }
+    this.head = head;
     return out;
   }
 
   fork(): DelayLine {
     const c = new DelayLine(0);
     c.held = this.held.slice();
+    c.head = this.head;
     return c;
   }
 }
