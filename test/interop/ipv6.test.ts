@@ -1,6 +1,7 @@
 // IPv6 with real peers, on ::1 only: the real app (src/services.ts) listening on [::1] takes two
 // SIPp phone calls into one channel with RTP over IPv6 (each phone hears the other's tone), and
-// registers trunks over UDP and TCP with Kamailio listening on [::1] (digest; binding read back).
+// registers trunks over UDP, TCP and TLS (test CA trusted through sip.tls.caFile; the certificate
+// names ::1) with Kamailio listening on [::1] (digest; binding read back).
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { join } from "node:path";
 import { composeServices } from "../../src/services.ts";
@@ -11,20 +12,26 @@ import { startRtpPeer, type RtpPeer } from "../helpers/rtpPeer.ts";
 import { freePort, runSipp } from "../helpers/sipp.ts";
 
 const UAC = join(import.meta.dir, "../fixtures/sipp/calls-uac-early-offer.xml");
+const CERT = join(import.meta.dir, "../fixtures/tls/cert.pem");
+const KEY = join(import.meta.dir, "../fixtures/tls/key.pem");
 
 let kamailio: KamailioRun;
 let app: Harness;
 let sipPort: number;
+let tlsPort: number;
 const peers: RtpPeer[] = [];
 
 beforeAll(async () => {
-  kamailio = await startKamailio({ config: "test/fixtures/kamailio/registrar.cfg", host: "::1" });
+  kamailio = await startKamailio({ config: "test/fixtures/kamailio/registrar-tls.cfg", tls: true, host: "::1" });
   sipPort = await freePort();
+  tlsPort = await freePort();
   app = await startHarness(
     `sip:
   listen:
     - { transport: udp, host: "::1", port: ${sipPort} }
     - { transport: tcp, host: "::1", port: ${sipPort} }
+    - { transport: tls, host: "::1", port: ${tlsPort} }
+  tls: { certFile: ${CERT}, keyFile: ${KEY}, caFile: ${CERT} }
 rtp: { portMin: 53400, portMax: 53499, mediaTimeoutSec: 0 }
 trunks:
   - { id: phones, domain: "::1", username: trunkline, optionsIntervalSec: 0 }
@@ -76,18 +83,18 @@ test("two SIPp phones call in over IPv6: SDP and RTP on ::1, each hears the othe
   expect(call).toMatchObject({ direction: "inbound", trunkId: "phones", channelId: "lobby", endReason: "remote_bye", codec: "PCMU" });
 }, 20_000);
 
-for (const transport of ["udp", "tcp"] as const) {
+for (const transport of ["udp", "tcp", "tls"] as const) {
   test(`a trunk registers with Kamailio on [::1] over ${transport}; Kamailio holds the binding`, async () => {
     const id = `kam6-${transport}`;
     const user = `v6-${transport}`;
     const created = await app.call("POST", "/api/v1/trunks", {
-      id, domain: "::1", port: kamailio.port, transport, register: true, username: user, password: "trunk-secret",
+      id, domain: "::1", port: transport === "tls" ? kamailio.tlsPort : kamailio.port, transport, register: true, username: user, password: "trunk-secret",
       registerExpires: 60, optionsIntervalSec: 0,
     });
     expect(created.status, created.text).toBe(201);
     await statusUntil(id, (s) => s.registration.state === "registered");
     const saved = await kamailio.waitFor(new RegExp(`TRUNKLINE saved bindings=1 aor=sip:${user}@\\[::1\\] .*proto=${transport}`));
-    expect(saved).toContain(`contact=<sip:${user}@[::1]:${sipPort}`);
+    expect(saved).toContain(`contact=<sip:${user}@[::1]:${transport === "tls" ? `${tlsPort};transport=tls` : sipPort}`);
     expect((await app.call("DELETE", `/api/v1/trunks/${id}`)).status).toBe(204);
     await kamailio.waitFor(new RegExp(`TRUNKLINE saved bindings=0 aor=sip:${user}@\\[::1\\] .* expires=0 `));
   }, 15_000);
