@@ -40,17 +40,38 @@ export class UdpTransport implements Transport {
 
   async send(data: Uint8Array, dest: Endpoint): Promise<void> {
     try {
-      // false means the kernel buffer is full: the datagram is lost like any other UDP loss,
-      // and the transaction layer's retransmissions recover (RFC 3261 §17.1.2.2).
-      if (!this.socket.send(data, dest.port, dest.address)) log.debug("udp send dropped", { dest });
+      this.sendOnce(data, dest);
     } catch (error) {
-      throw new TransportError(`udp send to ${dest.address}:${dest.port} failed: ${String(error)}`, dest);
+      if (!isIcmpError(error)) throw new TransportError(`udp send to ${dest.address}:${dest.port} failed: ${String(error)}`, dest);
+      // One socket serves every peer, so an ICMP error here (port unreachable, …) was caused by an
+      // earlier datagram to some other, vanished peer: the kernel reports it on the next send and
+      // clears it, without sending this datagram. Sending again delivers ours; failing this
+      // destination's transaction for another peer's ICMP would be wrong (RFC 3261 §18.4).
+      log.debug("icmp error from an earlier datagram", { error: String(error) });
+      try {
+        this.sendOnce(data, dest);
+      } catch (again) {
+        throw new TransportError(`udp send to ${dest.address}:${dest.port} failed: ${String(again)}`, dest);
+      }
     }
+  }
+
+  private sendOnce(data: Uint8Array, dest: Endpoint): void {
+    // false means the kernel buffer is full: the datagram is lost like any other UDP loss,
+    // and the transaction layer's retransmissions recover (RFC 3261 §17.1.2.2).
+    if (!this.socket.send(data, dest.port, dest.address)) log.debug("udp send dropped", { dest });
   }
 
   async close(): Promise<void> {
     this.socket.close();
   }
+}
+
+/** Errors the kernel reports for a datagram sent earlier, from the ICMP answer it got. */
+const ICMP_ERRORS = new Set(["ECONNREFUSED", "EHOSTUNREACH", "ENETUNREACH", "EHOSTDOWN"]);
+
+function isIcmpError(error: unknown): boolean {
+  return typeof error === "object" && error !== null && ICMP_ERRORS.has(String((error as { code?: unknown }).code));
 }
 
 /** RFC 5626 §3.5.1 keep-alives and stray whitespace datagrams carry no message. */

@@ -60,6 +60,22 @@ for (const host of ["127.0.0.1", "::1"]) {
     expect(b.got[0]!.ctx.source).toEqual({ transport: "udp", address: host, port: ta.local.port });
   });
 
+  test(`UDP on ${host}: a vanished peer's ICMP error does not fail or lose the next datagram to a live one`, async () => {
+    const b = collector();
+    const ta = await UdpTransport.listen(host, 0, () => {});
+    const tb = await UdpTransport.listen(host, 0, b.handler);
+    const gone = await UdpTransport.listen(host, 0, () => {});
+    await gone.close();
+    closers.push(() => ta.close(), () => tb.close());
+    for (let i = 1; i <= 3; i++) {
+      // Same tick: the port-unreachable for the first datagram is still pending on the socket.
+      await ta.send(encoder.encode(message(100 + i)), gone.local);
+      await ta.send(encoder.encode(message(i)), tb.local);
+    }
+    await until(() => b.got.length === 3);
+    expect(b.got.map((g) => g.text)).toEqual([message(1), message(2), message(3)]);
+  });
+
   test(`TCP on ${host}: requests reuse one connection and the reply takes it back`, async () => {
     const a = collector();
     const b = collector();
