@@ -185,8 +185,8 @@ test("a retransmitted request is absorbed and answered from the transaction", as
   p.send(text);
   await p.waitFor(isResponse(200));
   p.send(text);
-  await Bun.sleep(50);
-  expect(p.received.filter((m) => "status" in m && m.status === 200)).toHaveLength(2);
+  await settled(p);
+  expect(p.received.filter((m) => "status" in m && m.status === 200 && m.cseq.method === "INFO")).toHaveLength(2);
   expect(handled.filter((h) => h.req.method === "INFO")).toHaveLength(1);
 });
 
@@ -206,6 +206,10 @@ test("the ACK for a non-2xx final stops its retransmission (timer G) — §17.2.
   const busy = await p.waitFor(isResponse(486));
   const count486 = () => p.received.filter((m) => "status" in m && m.status === 486).length;
   await waitUntil(() => count486() >= 2); // T1=20: retransmissions at 20, 60, 140 ms, ...
+  let acked = false;
+  handled.find((h) => h.req.callId === "ackg@test")!.tx.on("ack", () => {
+    acked = true;
+  });
   p.send(
     [
       "ACK sip:bob@127.0.0.1 SIP/2.0",
@@ -219,9 +223,10 @@ test("the ACK for a non-2xx final stops its retransmission (timer G) — §17.2.
       "",
     ].join("\r\n"),
   );
-  await Bun.sleep(60); // a retransmission already on its way may still land
+  await settled(p); // the ACK was processed, and retransmissions sent before it have all arrived
+  expect(acked).toBe(true);
   const atAck = count486();
-  await Bun.sleep(400);
+  await Bun.sleep(400); // T2=160: without the ACK, at least two more would come in this time
   expect(count486()).toBe(atAck);
 });
 
@@ -275,11 +280,17 @@ test("RFC 2543 requests (no z9hG4bK) match their transaction: retransmission and
     "To: <sip:bob@127.0.0.1>",
     `To: <sip:bob@127.0.0.1>;tag=${busy.to.params.get("tag")}`,
   );
+  let acked = false;
+  handled.find((h) => h.req.callId === "rfc2543@test")!.tx.on("ack", () => {
+    acked = true;
+  });
   p.send(ack);
-  await Bun.sleep(60); // a retransmission already on its way may still land
-  const atAck = p.received.length;
+  await settled(p);
+  expect(acked).toBe(true);
+  const count486 = () => p.received.filter((m) => "status" in m && m.status === 486).length;
+  const atAck = count486();
   await Bun.sleep(200);
-  expect(p.received.length).toBe(atAck);
+  expect(count486()).toBe(atAck);
 });
 
 test("acceptSource=false drops the request silently", async () => {
@@ -377,8 +388,8 @@ test("RFC 4475 torture messages get the handling EXPECT.tsv asks of a user agent
       // Responses: must be dropped (no transaction) and must not break the stack.
       const p = await newUdpPeer();
       p.send(Buffer.from(rewriteToLoopback(original), "latin1"));
-      await Bun.sleep(20);
-      if (p.received.length > 0) failures.push(`${name}: a response was answered`);
+      await settled(p);
+      if (p.raw.some((d) => !isMarkerReply(d))) failures.push(`${name}: a response was answered`);
       continue;
     }
     const parsed = parseMessage(Buffer.from(original, "latin1"), "datagram");
@@ -388,9 +399,10 @@ test("RFC 4475 torture messages get the handling EXPECT.tsv asks of a user agent
     if (!answerable && Array.isArray(expected) && expected.includes(400)) expected = "drop";
     const p = await newUdpPeer();
     p.send(Buffer.from(rewriteToLoopback(original).replaceAll("[port]", String(p.port)), "latin1"));
-    await Bun.sleep(40);
+    await settled(p);
     // Replies to malformed requests copy the malformed headers, so read the status line raw.
     const statuses = p.raw
+      .filter((d) => !isMarkerReply(d))
       .map((d) => /^SIP\/2\.0 (\d{3}) ?(.*)/.exec(new TextDecoder().decode(d)))
       .filter((m) => m !== null && Number(m[1]) >= 200)
       .map((m) => ({ status: Number(m![1]), reason: m![2] }));
@@ -476,7 +488,22 @@ test("screenRequests refuses statelessly: no 100 Trying, no transaction, the han
   }
 });
 
-async function waitUntil(cond: () => boolean, timeoutMs = 2000): Promise<void> {
+/**
+ * Returns once everything the stack sent this peer before now has arrived: the stack answers a
+ * datagram synchronously, in arrival order, so an OPTIONS sent last is answered last.
+ */
+let markers = 0;
+async function settled(p: RawSipPeer): Promise<void> {
+  const callId = `marker-${++markers}@settled`;
+  p.send(request("OPTIONS", { callId, branch: `z9hG4bK-marker-${markers}` }));
+  await p.waitFor((m) => "status" in m && m.callId === callId);
+}
+
+function isMarkerReply(datagram: Uint8Array): boolean {
+  return /^Call-ID: marker-\d+@settled\r$/m.test(new TextDecoder().decode(datagram));
+}
+
+async function waitUntil(cond: () => boolean, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!cond()) {
     if (Date.now() > deadline) throw new Error("condition not met in time");
