@@ -4,7 +4,7 @@
 //
 //   const compose: ComposeServices = (ctx) => {
 //     const sip = new SipService(ctx);            // start(): bind sockets; ready(): sockets bound
-//     const trunks = new TrunkService(ctx, sip);  // routes(api): /trunks/status; reacts to ctx.store.changes
+//     const trunks = new TrunkService(ctx, sip);  // reacts to ctx.store.changes; trunkStatusApi(trunks) adds its routes
 //     return [sip, trunks];                       // started in order, stopped in reverse
 //   };
 import type { Server } from "bun";

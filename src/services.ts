@@ -1,6 +1,7 @@
 // The services of the real process, in start order (stopped in reverse): SIP sockets first, then
 // the trunks that register through them, the call flows that use both, and the WebRTC clients that
 // dial through the calls. See the Service interface in src/app.ts.
+import { callsApi, trunkStatusApi, webrtcApi } from "./api/routes/services.ts";
 import type { ComposeServices, Service } from "./app.ts";
 import { CALL_STACK_OPTIONS, CallService } from "./calls/service.ts";
 import { ChannelRegistry } from "./channels/registry.ts";
@@ -14,8 +15,16 @@ export const composeServices: ComposeServices = (ctx) => {
   const trunks = new TrunkService(ctx, stack);
   const registry = new ChannelRegistry();
   const calls = new CallService(ctx, { stack, trunks: trunks.manager, registry });
-  const webrtc = new WebRtcService(ctx, registry, () => calls.manager.clientControl());
-  return [sipService(stack, ctx.config.sip.listen.length), trunks, calls, webrtc];
+  const webrtc = new WebRtcService(ctx, registry);
+  return [
+    sipService(stack, ctx.config.sip.listen.length),
+    trunks,
+    calls,
+    webrtc,
+    trunkStatusApi(trunks),
+    callsApi(calls, ctx),
+    webrtcApi(webrtc, ctx, () => calls.manager.clientControl()),
+  ];
 };
 
 function stackOptions(config: Config): ConstructorParameters<typeof SipStack>[0] {

@@ -1,13 +1,11 @@
 // The calls service of the running process: the call manager on the SIP stack, the trunk manager
-// and the channel registry; the events-webhook delivery; the /calls API routes.
+// and the channel registry; the events-webhook delivery. Its API routes: src/api/routes/services.ts.
 //
 //   const calls = new CallService(ctx, { stack, trunks: trunkService.manager, registry });
 //   calls.manager.clientControl()      // for the WebRTC service (dialling from a browser)
 // The stack should allow UPDATE and INFO, support "timer" and accept DTMF INFO bodies:
 //   new SipStack({ ...CALL_STACK_OPTIONS, listen, advertised })
 import type { AppContext, Service } from "../app.ts";
-import type { ApiRouter } from "../api/router.ts";
-import { callRoutes } from "../api/routes/calls.ts";
 import type { ChannelRegistry } from "../channels/registry.ts";
 import { events } from "../events.ts";
 import { createLogger } from "../log.ts";
@@ -122,10 +120,6 @@ export class CallService implements Service {
     for (const unsubscribe of this.unsubscribes.splice(0)) unsubscribe();
     this.manager.stop();
     await this.delivery.stop(Math.max(0, deadline - Date.now() - 200));
-  }
-
-  routes(api: ApiRouter): void {
-    callRoutes(this.manager)(api, this.ctx.store);
   }
 
   private webhooks(): WebhookConfig {

@@ -1,11 +1,9 @@
 // The trunk service of the running process: feeds the trunk manager from the store (and every
-// trunk change made through the API or a config reload), serves the status routes, and
-// un-registers every trunk on shutdown.
+// trunk change made through the API or a config reload) and un-registers every trunk on shutdown.
+// Its status routes: src/api/routes/services.ts.
 //
 //   const trunks = new TrunkService(ctx, stack);   // stack: the started SipStack
 //   trunks.manager                                 // for the calls layer: candidates(), acquireCall()
-import type { ApiRouter } from "../api/router.ts";
-import { trunkStatusRoutes } from "../api/routes/trunk-status.ts";
 import type { AppContext, Service } from "../app.ts";
 import { createResolver, type Resolver } from "../sip/resolver.ts";
 import type { SipStack } from "../sip/stack.ts";
@@ -31,9 +29,5 @@ export class TrunkService implements Service {
   async stop(deadline: number): Promise<void> {
     this.unsubscribe?.();
     await this.manager.stop(deadline);
-  }
-
-  routes(api: ApiRouter): void {
-    trunkStatusRoutes(api, this.manager);
   }
 }

@@ -1,17 +1,14 @@
-// The WebRTC service: client sessions, the client API, the admin token route and the /ui/ page.
+// The WebRTC service: client sessions in the channels' mixers. Its API (client join, events,
+// dialling, tokens, the /ui/ page): src/api/routes/services.ts.
 //
 //   const registry = new ChannelRegistry();                       // shared with the calls service
-//   const webrtc = new WebRtcService(ctx, registry, () => calls.clientControl());
+//   const webrtc = new WebRtcService(ctx, registry);
 import { isIP } from "node:net";
 import type { AppContext, Service } from "../app.ts";
 import type { ChannelRegistry } from "../channels/registry.ts";
 import type { Config } from "../config/config.ts";
-import type { ApiRouter } from "../api/router.ts";
-import { mountClientRoutes, type ClientCallControl } from "../api/routes/client.ts";
-import { mountClientTokenRoutes } from "../api/routes/clientTokens.ts";
 import { ClientSessions } from "./clients.ts";
 import type { PeerNetworkOptions, PeerTimeouts } from "./peer.ts";
-import { mountUi } from "./ui.ts";
 import { createLogger } from "../log.ts";
 
 const log = createLogger("webrtc");
@@ -27,8 +24,7 @@ export class WebRtcService implements Service {
 
   constructor(
     private readonly ctx: AppContext,
-    private readonly registry: ChannelRegistry,
-    private readonly calls?: () => ClientCallControl | undefined,
+    readonly registry: ChannelRegistry,
   ) {
     this.sessions = new ClientSessions({
       registry,
@@ -39,19 +35,6 @@ export class WebRtcService implements Service {
     this.unsubscribe = ctx.store.changes.subscribe((change) => {
       if (change.entity === "application" && change.action === "deleted") this.sessions.closeApplication(change.id, "application-deleted");
     });
-  }
-
-  routes(api: ApiRouter): void {
-    const applicationSecret = (id: string) => this.ctx.store.applications.get(id)?.sharedSecret;
-    mountClientRoutes(api, {
-      sessions: this.sessions,
-      registry: this.registry,
-      applicationSecret,
-      calls: this.calls,
-      dialRole: () => this.ctx.config.webrtc.dialRole,
-    });
-    mountClientTokenRoutes(api, { applicationSecret, defaultTtlSec: () => this.ctx.config.webrtc.tokenTtlSec });
-    mountUi(api.hono);
   }
 
   /** The ICE addresses of the current config (recomputed after a reload). */

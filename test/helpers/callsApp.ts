@@ -1,6 +1,7 @@
 // The real app with SIP, trunks, channels and calls composed as in production, on free ports, for
 // the call interop tests. SIP listens on 127.0.0.1, UDP (`sipPort`) and TCP (`sipTcpPort`), plus TLS
-// (`sipTlsPort`) with the test certificate (test/fixtures/tls/) when asked for (`tls: true`).
+// (`sipTlsPort`) with the test certificate (test/fixtures/tls/), also trusted as the TLS trunks' only
+// CA, when asked for (`tls: true`).
 import { ChannelRegistry } from "../../src/channels/registry.ts";
 import { CALL_STACK_OPTIONS, CallService } from "../../src/calls/service.ts";
 import type { ComposeServices, Service } from "../../src/app.ts";
@@ -11,6 +12,7 @@ import { startRtpPeer, type RtpPeer } from "./rtpPeer.ts";
 import { runSipp, type SippResult } from "./sipp.ts";
 import { TrunkService } from "../../src/trunks/service.ts";
 import { startHarness, type Harness } from "../api/harness.ts";
+import { callsApi, trunkStatusApi } from "../../src/api/routes/services.ts";
 
 export interface CallsApp {
   harness: Harness;
@@ -41,13 +43,15 @@ export function composeCalls(o: { timers?: Partial<TimerConfig>; tls?: boolean }
       { transport: "tcp" as const, host: "127.0.0.1", port: 0 },
       ...(o.tls ? [{ transport: "tls" as const, host: "127.0.0.1", port: 0 }] : []),
     ];
-    const tls = o.tls ? { tls: { certFile: join(import.meta.dir, "../fixtures/tls/cert.pem"), keyFile: join(import.meta.dir, "../fixtures/tls/key.pem") } } : {};
+    const cert = join(import.meta.dir, "../fixtures/tls/cert.pem");
+    // The test certificate is also the only CA its TLS trunks trust.
+    const tls = o.tls ? { tls: { certFile: cert, keyFile: join(import.meta.dir, "../fixtures/tls/key.pem"), caFile: cert } } : {};
     stack = new SipStack({ ...CALL_STACK_OPTIONS, listen, ...tls, ...(o.timers ? { timers: o.timers } : {}) });
     const sipStack = stack;
     const sip: Service = { name: "sip", start: () => sipStack.start(), stop: () => sipStack.stop() };
     const trunks = new TrunkService(ctx, sipStack);
     calls = new CallService(ctx, { stack: sipStack, trunks: trunks.manager, registry });
-    return [sip, trunks, calls];
+    return [sip, trunks, calls, trunkStatusApi(trunks), callsApi(calls, ctx)];
   };
   const port = (transport: "udp" | "tcp" | "tls") => stack!.boundEndpoints.find((e) => e.transport === transport)!.port;
   return { compose, sipPort: () => port("udp"), sipTcpPort: () => port("tcp"), sipTlsPort: () => port("tls"), calls: () => calls!, registry };

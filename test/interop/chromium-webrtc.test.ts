@@ -15,6 +15,7 @@ import { composeCalls } from "../helpers/callsApp.ts";
 import { startRtpPeer } from "../helpers/rtpPeer.ts";
 import { freePort, runSipp, startSipp } from "../helpers/sipp.ts";
 import { writeToneWav } from "../helpers/toneWav.ts";
+import { webrtcApi } from "../../src/api/routes/services.ts";
 
 const BROWSER_HZ = 1000;
 const PHONE_HZ = 440;
@@ -99,7 +100,10 @@ applications:
     inboundRoutes:
       - { sipUsername: "1000", channelId: room1 }
 `,
-    async (ctx) => [...(await calls.compose(ctx)), new WebRtcService(ctx, calls.registry, () => calls.calls().manager.clientControl())],
+    async (ctx) => {
+      const webrtc = new WebRtcService(ctx, calls.registry);
+      return [...(await calls.compose(ctx)), webrtc, webrtcApi(webrtc, ctx, () => calls.calls().manager.clientControl())];
+    },
   );
   sipPort = calls.sipPort();
   dir = mkdtempSync(join(tmpdir(), "trunkline-chromium-"));

@@ -12,6 +12,7 @@ import { startRtpPeer, toneShareOf } from "../helpers/rtpPeer.ts";
 import { freePort, runSipp, startSipp } from "../helpers/sipp.ts";
 import { createTestClient, type TestCodec } from "../helpers/weriftClient.ts";
 import { startHarness, type Harness } from "../api/harness.ts";
+import { webrtcApi } from "../../src/api/routes/services.ts";
 
 const SECRET = "webrtc-sipp-secret-0123456789";
 const UAC = join(import.meta.dir, "../fixtures/sipp/calls-uac-early-offer.xml");
@@ -41,7 +42,8 @@ applications:
 `,
     async (ctx) => {
       const services = await calls.compose(ctx);
-      return [...services, new WebRtcService(ctx, calls.registry, () => calls.calls().manager.clientControl())];
+      const webrtc = new WebRtcService(ctx, calls.registry);
+      return [...services, webrtc, webrtcApi(webrtc, ctx, () => calls.calls().manager.clientControl())];
     },
   );
   sipPort = calls.sipPort();

@@ -7,6 +7,7 @@ import { SipStack } from "../../src/sip/stack.ts";
 import { TrunkService } from "../../src/trunks/service.ts";
 import { startHarness, type Harness } from "../api/harness.ts";
 import { startKamailio, type KamailioRun } from "../helpers/kamailio.ts";
+import { trunkStatusApi } from "../../src/api/routes/services.ts";
 
 let kamailio: KamailioRun;
 let harness: Harness;
@@ -16,7 +17,8 @@ beforeAll(async () => {
   harness = await startHarness("", (ctx) => {
     const stack = new SipStack({ listen: [{ transport: "udp", host: "127.0.0.1", port: 0 }] });
     const sip: Service = { name: "sip", start: () => stack.start(), stop: () => stack.stop() };
-    return [sip, new TrunkService(ctx, stack)];
+    const trunks = new TrunkService(ctx, stack);
+    return [sip, trunks, trunkStatusApi(trunks)];
   });
 });
 

@@ -6,13 +6,17 @@ import { ChannelRegistry } from "../../src/channels/registry.ts";
 import { WebRtcService } from "../../src/webrtc/service.ts";
 import { startHarness, type Harness } from "../api/harness.ts";
 import { createTestClient, type TestClient } from "../helpers/weriftClient.ts";
+import { webrtcApi } from "../../src/api/routes/services.ts";
 
 let h: Harness;
 const registry = new ChannelRegistry();
 const clients: TestClient[] = [];
 
 beforeAll(async () => {
-  h = await startHarness("limits: { maxParticipantsPerChannel: 2 }\n", (ctx) => [new WebRtcService(ctx, registry)]);
+  h = await startHarness("limits: { maxParticipantsPerChannel: 2 }\n", (ctx) => {
+    const webrtc = new WebRtcService(ctx, registry);
+    return [webrtc, webrtcApi(webrtc, ctx)];
+  });
   const created = await h.call("POST", "/api/v1/applications", { id: "made-by-api", name: "API app", sharedSecret: "api-app-secret-0123456789" });
   expect(created.status, created.text).toBe(201);
 });
