@@ -2,7 +2,8 @@
 // config dir, a sine tone as microphone (ausine, 48 kHz stereo as that module requires), the
 // decoded audio it receives dumped to a WAV file (sndfile), auto-answer, quit after `seconds`
 // (hanging up with BYE). `caFile` is the PEM bundle its TLS client trusts (`sip_cafile`), for
-// dialling `sip:…;transport=tls`.
+// dialling `sip:…;transport=tls`; `certificate` (joined into the one PEM `sip_certificate` wants)
+// is what its TLS listener presents; baresip puts that listener on `port + 1`.
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -21,7 +22,14 @@ export interface BaresipRun {
   done: Promise<BaresipResult>;
 }
 
-export async function startBaresip(o: { toneHz: number; seconds: number; dial?: string; port?: number; caFile?: string }): Promise<BaresipRun> {
+export async function startBaresip(o: {
+  toneHz: number;
+  seconds: number;
+  dial?: string;
+  port?: number;
+  caFile?: string;
+  certificate?: { certFile: string; keyFile: string };
+}): Promise<BaresipRun> {
   const dir = mkdtempSync(join(tmpdir(), "baresip-"));
   const port = o.port ?? (await freePort());
   writeFileSync(
@@ -45,9 +53,11 @@ export async function startBaresip(o: { toneHz: number; seconds: number; dial?: 
       "module_app menu.so",
       `snd_path ${dir}`,
       ...(o.caFile ? [`sip_cafile ${o.caFile}`] : []),
+      ...(o.certificate ? [`sip_certificate ${join(dir, "sip-cert.pem")}`] : []),
       "",
     ].join("\n"),
   );
+  if (o.certificate) writeFileSync(join(dir, "sip-cert.pem"), readFileSync(o.certificate.certFile, "utf8") + readFileSync(o.certificate.keyFile, "utf8"));
   writeFileSync(join(dir, "accounts"), "<sip:baresip@127.0.0.1>;regint=0;answermode=auto\n");
   const args = ["baresip", "-f", dir, "-t", String(o.seconds), ...(o.dial ? ["-e", `/dial ${o.dial}`] : [])];
   const proc = Bun.spawn(args, { stdout: "pipe", stderr: "pipe", stdin: "ignore" });

@@ -1,14 +1,19 @@
-// baresip (Debian's baresip-core 1.0, libre 1.1) calls into a channel over SIP/TLS
-// (sip:…;transport=tls to our TLS listener, which serves nothing but TLS); a SIPp phone caller in
-// the same channel and baresip hear each other's tones. baresip is told to trust the test
-// certificate (sip_cafile), but baresip 1.0 never verifies a SIP/TLS server certificate
-// (verification, `sip_verify_server`, arrived in baresip 1.1), so this proves the TLS
-// handshake, framing and the call over it, not baresip's certificate check.
+// baresip (Debian's baresip-core 1.0, libre 1.1) and Trunkline call each other over SIP/TLS, with a
+// SIPp phone caller in the same channel; both sides hear each other's tones.
+// - In: baresip dials sip:…;transport=tls to our TLS listener (which serves nothing but TLS). It is
+//   told to trust the test certificate (sip_cafile), but baresip 1.0 never verifies a SIP/TLS
+//   server certificate (`sip_verify_server` arrived in baresip 1.1): this proves the handshake,
+//   framing and the call over TLS, not baresip's certificate check.
+// - Out: the channel dials baresip through a TLS trunk; baresip presents the test certificate and
+//   our stack trusts nothing else (its caFile), so the call proves our verification too.
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { join } from "node:path";
 import { startBaresip } from "../helpers/baresip.ts";
-import { findCall, phoneCaller, startCallsApp, testApplicationYaml, type CallsApp } from "../helpers/callsApp.ts";
+import { callUntil, findCall, phoneCaller, startCallsApp, testApplicationYaml, type CallsApp } from "../helpers/callsApp.ts";
 import { toneShareOf } from "../helpers/rtpPeer.ts";
+
+const CERT = join(import.meta.dir, "../fixtures/tls/cert.pem");
+const KEY = join(import.meta.dir, "../fixtures/tls/key.pem");
 
 let app: CallsApp;
 
@@ -17,7 +22,7 @@ beforeAll(async () => {
     `
 rtp: { portMin: 53200, portMax: 53299, mediaTimeoutSec: 0 }
 trunks:
-  - { id: baresip-tls, domain: 127.0.0.1, transport: tls, username: trunkline, optionsIntervalSec: 0 }
+  - { id: baresip-tls, domain: 127.0.0.1, transport: tls, canTerminate: false, username: trunkline, optionsIntervalSec: 0 }
 ${testApplicationYaml({ "1000": "lobby" })}
 `,
     { tls: true },
@@ -33,7 +38,7 @@ test("baresip calls into the channel over TLS: it and a phone caller hear each o
   try {
     await Bun.sleep(300);
     const target = `sip:1000@127.0.0.1:${app.sipTlsPort};transport=tls`;
-    const bs = await startBaresip({ toneHz: 440, seconds: 4, dial: target, caFile: join(import.meta.dir, "../fixtures/tls/cert.pem") });
+    const bs = await startBaresip({ toneHz: 440, seconds: 4, dial: target, caFile: CERT });
     const result = await bs.done;
     expect(result.output).toContain(`Call established: ${target}`);
     expect(toneShareOf(result.received.subarray(result.sampleRate), result.sampleRate, 1000)).toBeGreaterThan(0.5);
@@ -47,4 +52,29 @@ test("baresip calls into the channel over TLS: it and a phone caller hear each o
     direction: "inbound", trunkId: "baresip-tls", channelId: "lobby", endReason: "remote_bye", codec: "PCMU",
     to: `sip:1000@127.0.0.1:${app.sipTlsPort};transport=tls`,
   });
+}, 30_000);
+
+test("the channel dials baresip through a verifying TLS trunk: answered, audio both ways, baresip's BYE ends the call", async () => {
+  const bs = await startBaresip({ toneHz: 440, seconds: 4, certificate: { certFile: CERT, keyFile: KEY } });
+  const trunk = await app.harness.call("POST", "/api/v1/trunks", {
+    id: "baresip-out", domain: "127.0.0.1", port: bs.port + 1, transport: "tls", tlsVerify: true, username: "trunkline", optionsIntervalSec: 0,
+  });
+  expect(trunk.status, trunk.text).toBe(201);
+  const phone = await phoneCaller(app, { service: "1000", toneHz: 1000, holdMs: 5000 });
+  try {
+    await Bun.sleep(300);
+    const res = await app.harness.call("POST", "/api/v1/applications/app1/channels/lobby/calls", { to: "sip:baresip@127.0.0.1", client: { id: "web-1" } });
+    expect(res.status, res.text).toBe(201);
+    const answered = await callUntil(app, res.json.id, (c) => c.state === "answered");
+    expect(answered.trunkId).toBe("baresip-out");
+    const result = await bs.done;
+    expect(result.output).toContain("Call established");
+    expect(toneShareOf(result.received.subarray(result.sampleRate), result.sampleRate, 1000)).toBeGreaterThan(0.5);
+    expect((await phone.run).exitCode).toBe(0);
+    expect(toneShareOf(phone.peer.received(), 8000, 440)).toBeGreaterThan(0.3);
+    const ended = await callUntil(app, res.json.id, (c) => c.state === "ended");
+    expect(ended).toMatchObject({ endReason: "remote_bye", codec: "PCMU" });
+  } finally {
+    phone.peer.close();
+  }
 }, 30_000);
