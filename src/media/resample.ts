@@ -180,17 +180,17 @@ export interface Resampler {
 }
 
 const stageDesigns = new Map<string, StageDesign[]>([
-  ["8000>16000", [{ inRate: 8000, up: 2, down: 1, passHz: 3500, stopHz: 4500 }]],
-  ["16000>8000", [{ inRate: 16000, up: 1, down: 2, passHz: 3500, stopHz: 4500 }]],
+  ["8000>16000", [{ inRate: 8000, up: 2, down: 1, passHz: 3400, stopHz: 4600 }]],
+  ["16000>8000", [{ inRate: 16000, up: 1, down: 2, passHz: 3400, stopHz: 4600 }]],
   ["16000>48000", [{ inRate: 16000, up: 3, down: 1, passHz: 7000, stopHz: 9000 }]],
   ["48000>16000", [{ inRate: 48000, up: 1, down: 3, passHz: 7000, stopHz: 9000 }]],
   ["8000>48000", [
-    { inRate: 8000, up: 2, down: 1, passHz: 3500, stopHz: 4500 },
-    { inRate: 16000, up: 3, down: 1, passHz: 3500, stopHz: 12500 },
+    { inRate: 8000, up: 2, down: 1, passHz: 3400, stopHz: 4600 },
+    { inRate: 16000, up: 3, down: 1, passHz: 3400, stopHz: 12600 },
   ]],
   ["48000>8000", [
-    { inRate: 48000, up: 1, down: 3, passHz: 3500, stopHz: 12500 },
-    { inRate: 16000, up: 1, down: 2, passHz: 3500, stopHz: 4500 },
+    { inRate: 48000, up: 1, down: 3, passHz: 3400, stopHz: 12600 },
+    { inRate: 16000, up: 1, down: 2, passHz: 3400, stopHz: 4600 },
   ]],
 ]);
 
