@@ -93,6 +93,16 @@ const webrtcSchema = s.object({
     .default([]),
   tokenTtlSec: s.integer({ min: 60, max: 604800 }).default(3600),
   dialRole: s.string({ minLength: 1 }).default("dial"),
+  portMin: s.integer({ min: 1024, max: 65534 }).optional().describe("Lowest UDP port of WebRTC ICE candidates (with portMax)."),
+  portMax: s.integer({ min: 1025, max: 65535 }).optional().describe("Highest UDP port of WebRTC ICE candidates (with portMin)."),
+}).refine((webrtc) => {
+  if ((webrtc.portMin === undefined) !== (webrtc.portMax === undefined)) {
+    return { at: [webrtc.portMin === undefined ? "portMax" : "portMin"], message: "portMin and portMax go together" };
+  }
+  if (webrtc.portMin !== undefined && webrtc.portMax !== undefined && webrtc.portMax <= webrtc.portMin) {
+    return { at: ["portMax"], message: `must be above portMin (${webrtc.portMin})` };
+  }
+  return undefined;
 });
 
 const limitsSchema = s.object({

@@ -68,6 +68,7 @@ export function peerNetwork(config: Config): PeerNetworkOptions {
   return {
     hostAddresses: oneInterface ? [host] : [],
     ...(publicAddress ? { publicAddress } : {}),
+    ...(config.webrtc.portMin !== undefined && config.webrtc.portMax !== undefined ? { portRange: [config.webrtc.portMin, config.webrtc.portMax] as [number, number] } : {}),
     iceServers: config.webrtc.iceServers,
   };
 }

@@ -26,11 +26,11 @@ export interface Harness {
   stop(): Promise<void>;
 }
 
-export function startHarness(o: { timeouts?: PeerTimeouts; calls?: ClientCallControl } = {}): Harness {
+export function startHarness(o: { timeouts?: PeerTimeouts; calls?: ClientCallControl; portRange?: [number, number] } = {}): Harness {
   const registry = new ChannelRegistry();
   const sessions = new ClientSessions({
     registry,
-    network: () => ({ hostAddresses: ["127.0.0.1"] }),
+    network: () => ({ hostAddresses: ["127.0.0.1"], ...(o.portRange ? { portRange: o.portRange } : {}) }),
     timeouts: o.timeouts ?? { connectMs: 10_000, mediaMs: 5_000 },
   });
   const hono = new Hono();

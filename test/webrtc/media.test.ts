@@ -37,6 +37,21 @@ function level(pcm: Int16Array, sampleRate: number, freq: number): number {
   return 10 * Math.log10(goertzelPower(pcm, sampleRate, freq) / (32767 * 32767 * 0.5) + 1e-12);
 }
 
+test("with an ICE port range, every candidate of the answer uses a port inside it and media flows", async () => {
+  await h.stop();
+  h = startHarness({ portRange: [47100, 47199] });
+  const { client, answer } = await joinWithAnswer("PCMU", "ranged");
+  const ports = [...answer.matchAll(/a=candidate:\S+ \d+ udp \d+ \S+ (\d+) typ/gi)].map((m) => Number(m[1]));
+  expect(ports.length).toBeGreaterThan(0);
+  for (const port of ports) expect(port >= 47100 && port <= 47199).toBe(true);
+  const peer = await joinClient("PCMU", "ranged-peer");
+  peer.startSending(600);
+  await Bun.sleep(600);
+  client.takeReceived();
+  await Bun.sleep(1000);
+  expect(level(client.takeReceived(), 8000, 600)).toBeGreaterThan(-20);
+});
+
 describe("WebRTC clients in a channel", () => {
   test("the answer asks an Opus client for DTX, so a silent client sends almost nothing", async () => {
     const { answer } = await joinWithAnswer("opus", "dtx-client");

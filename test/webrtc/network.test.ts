@@ -23,3 +23,12 @@ test("the public address is webrtc.publicAddress, else the SIP advertised addres
 test("configured STUN/TURN servers are passed on", () => {
   expect(network('webrtc: { iceServers: [{ urls: ["stun:stun.example.net:3478"] }] }\n').iceServers).toEqual([{ urls: ["stun:stun.example.net:3478"] }]);
 });
+
+test("webrtc.portMin/portMax become the ICE port range; one without the other is a config error", () => {
+  expect(network("webrtc: { portMin: 40000, portMax: 40999 }\n").portRange).toEqual([40000, 40999]);
+  expect(network("").portRange).toBeUndefined();
+  const half = parseConfigText("webrtc:\n  portMin: 40000\n", "test.yaml", { env: {} });
+  expect(half.ok ? [] : half.errors).toEqual([expect.stringMatching(/^test\.yaml:2:\d+: webrtc\.portMin: portMin and portMax go together/)]);
+  const inverted = parseConfigText("webrtc: { portMin: 41000, portMax: 40000 }\n", "test.yaml", { env: {} });
+  expect(inverted.ok ? [] : inverted.errors).toEqual([expect.stringMatching(/webrtc\.portMax: must be above portMin/)]);
+});
