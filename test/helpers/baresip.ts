@@ -4,9 +4,12 @@
 // (hanging up with BYE). `caFile` is the PEM bundle its TLS client trusts (`sip_cafile`), for
 // dialling `sip:…;transport=tls`; `certificate` (joined into the one PEM `sip_certificate` wants)
 // is what its TLS listener presents; baresip puts that listener on `port + 1`.
+import { expect } from "bun:test";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { callUntil, phoneCaller, type CallsApp } from "./callsApp.ts";
+import { toneShareOf } from "./rtpPeer.ts";
 import { freePort } from "./sipp.ts";
 
 export interface BaresipResult {
@@ -71,6 +74,46 @@ export async function startBaresip(o: {
     return { exitCode, output: stdout + stderr, received: wav.samples, sampleRate: wav.sampleRate };
   })();
   return { port, done };
+}
+
+/**
+ * A SIPp phone (1000 Hz tone) is in channel "lobby" (route "1000") while `during` puts baresip
+ * (started with toneHz 440) in a call with the channel and returns baresip's result; then baresip
+ * must have heard the phone and the phone baresip.
+ */
+export async function baresipAndPhoneHearEachOther(app: CallsApp, during: () => Promise<BaresipResult>): Promise<BaresipResult> {
+  const phone = await phoneCaller(app, { service: "1000", toneHz: 1000, holdMs: 5000 });
+  try {
+    await Bun.sleep(300);
+    const result = await during();
+    expect(result.output).toContain("Call established");
+    expect(toneShareOf(result.received.subarray(result.sampleRate), result.sampleRate, 1000)).toBeGreaterThan(0.5);
+    expect((await phone.run).exitCode).toBe(0);
+    expect(toneShareOf(phone.peer.received(), 8000, 440)).toBeGreaterThan(0.3);
+    return result;
+  } finally {
+    phone.peer.close();
+  }
+}
+
+/**
+ * The channel "lobby" dials sip:baresip@127.0.0.1 through `trunkId` while a phone is in it; baresip
+ * (already started, toneHz 440) answers, both hear each other, and baresip's BYE ends the call.
+ * Returns the ended call record.
+ */
+export async function channelDialsBaresip(app: CallsApp, baresip: BaresipRun, trunkId: string): Promise<any> {
+  let callId = "";
+  await baresipAndPhoneHearEachOther(app, async () => {
+    const res = await app.harness.call("POST", "/api/v1/applications/app1/channels/lobby/calls", { to: "sip:baresip@127.0.0.1", client: { id: "web-1" } });
+    expect(res.status, res.text).toBe(201);
+    callId = res.json.id;
+    const answered = await callUntil(app, callId, (c) => c.state === "answered");
+    expect(answered.trunkId).toBe(trunkId);
+    return baresip.done;
+  });
+  const ended = await callUntil(app, callId, (c) => c.state === "ended");
+  expect(ended.endReason).toBe("remote_bye");
+  return ended;
 }
 
 /** 16-bit PCM WAV → first channel. A header left unfinished by the writer reads to the file's end. */

@@ -8,9 +8,8 @@
 //   our stack trusts nothing else (its caFile), so the call proves our verification too.
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { join } from "node:path";
-import { startBaresip } from "../helpers/baresip.ts";
-import { callUntil, findCall, phoneCaller, startCallsApp, testApplicationYaml, type CallsApp } from "../helpers/callsApp.ts";
-import { toneShareOf } from "../helpers/rtpPeer.ts";
+import { baresipAndPhoneHearEachOther, channelDialsBaresip, startBaresip } from "../helpers/baresip.ts";
+import { findCall, startCallsApp, testApplicationYaml, type CallsApp } from "../helpers/callsApp.ts";
 
 const CERT = join(import.meta.dir, "../fixtures/tls/cert.pem");
 const KEY = join(import.meta.dir, "../fixtures/tls/key.pem");
@@ -34,19 +33,9 @@ afterAll(async () => {
 });
 
 test("baresip calls into the channel over TLS: it and a phone caller hear each other; its BYE ends the call", async () => {
-  const phone = await phoneCaller(app, { service: "1000", toneHz: 1000, holdMs: 5000 });
-  try {
-    await Bun.sleep(300);
-    const target = `sip:1000@127.0.0.1:${app.sipTlsPort};transport=tls`;
-    const bs = await startBaresip({ toneHz: 440, seconds: 4, dial: target, caFile: CERT });
-    const result = await bs.done;
-    expect(result.output).toContain(`Call established: ${target}`);
-    expect(toneShareOf(result.received.subarray(result.sampleRate), result.sampleRate, 1000)).toBeGreaterThan(0.5);
-    expect((await phone.run).exitCode).toBe(0);
-    expect(toneShareOf(phone.peer.received(), 8000, 440)).toBeGreaterThan(0.3);
-  } finally {
-    phone.peer.close();
-  }
+  const target = `sip:1000@127.0.0.1:${app.sipTlsPort};transport=tls`;
+  const result = await baresipAndPhoneHearEachOther(app, async () => (await startBaresip({ toneHz: 440, seconds: 4, dial: target, caFile: CERT })).done);
+  expect(result.output).toContain(`Call established: ${target}`);
   const call = await findCall(app, (c) => c.from.startsWith("sip:baresip@") && c.state === "ended");
   expect(call).toMatchObject({
     direction: "inbound", trunkId: "baresip-tls", channelId: "lobby", endReason: "remote_bye", codec: "PCMU",
@@ -60,21 +49,6 @@ test("the channel dials baresip through a verifying TLS trunk: answered, audio b
     id: "baresip-out", domain: "127.0.0.1", port: bs.port + 1, transport: "tls", tlsVerify: true, username: "trunkline", optionsIntervalSec: 0,
   });
   expect(trunk.status, trunk.text).toBe(201);
-  const phone = await phoneCaller(app, { service: "1000", toneHz: 1000, holdMs: 5000 });
-  try {
-    await Bun.sleep(300);
-    const res = await app.harness.call("POST", "/api/v1/applications/app1/channels/lobby/calls", { to: "sip:baresip@127.0.0.1", client: { id: "web-1" } });
-    expect(res.status, res.text).toBe(201);
-    const answered = await callUntil(app, res.json.id, (c) => c.state === "answered");
-    expect(answered.trunkId).toBe("baresip-out");
-    const result = await bs.done;
-    expect(result.output).toContain("Call established");
-    expect(toneShareOf(result.received.subarray(result.sampleRate), result.sampleRate, 1000)).toBeGreaterThan(0.5);
-    expect((await phone.run).exitCode).toBe(0);
-    expect(toneShareOf(phone.peer.received(), 8000, 440)).toBeGreaterThan(0.3);
-    const ended = await callUntil(app, res.json.id, (c) => c.state === "ended");
-    expect(ended).toMatchObject({ endReason: "remote_bye", codec: "PCMU" });
-  } finally {
-    phone.peer.close();
-  }
+  const ended = await channelDialsBaresip(app, bs, "baresip-out");
+  expect(ended).toMatchObject({ endReason: "remote_bye", codec: "PCMU" });
 }, 30_000);

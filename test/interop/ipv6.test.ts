@@ -10,6 +10,7 @@ import { findCall, testApplicationYaml } from "../helpers/callsApp.ts";
 import { startKamailio, type KamailioRun } from "../helpers/kamailio.ts";
 import { startRtpPeer, type RtpPeer } from "../helpers/rtpPeer.ts";
 import { freePort, runSipp } from "../helpers/sipp.ts";
+import { trunkStatusUntil } from "../helpers/trunkStatus.ts";
 
 const UAC = join(import.meta.dir, "../fixtures/sipp/calls-uac-early-offer.xml");
 const CERT = join(import.meta.dir, "../fixtures/tls/cert.pem");
@@ -47,16 +48,6 @@ afterAll(async () => {
   await kamailio?.stop();
 });
 
-async function statusUntil(id: string, check: (s: any) => boolean, timeoutMs = 5000): Promise<any> {
-  const started = Date.now();
-  for (;;) {
-    const res = await app.call("GET", `/api/v1/trunks/${id}/status`);
-    if (res.status === 200 && check(res.json)) return res.json;
-    if (Date.now() - started > timeoutMs) throw new Error(`status never matched: ${res.status} ${res.text}`);
-    await Bun.sleep(20);
-  }
-}
-
 /** A SIPp phone on [::1] calling the channel, its RTP (a PCMU tone) from an IPv6 socket. */
 async function ipv6Phone(toneHz: number, testcase: string) {
   const peer = await startRtpPeer(toneHz, { host: "::1", replyToSender: true });
@@ -92,7 +83,7 @@ for (const transport of ["udp", "tcp", "tls"] as const) {
       registerExpires: 60, optionsIntervalSec: 0,
     });
     expect(created.status, created.text).toBe(201);
-    await statusUntil(id, (s) => s.registration.state === "registered");
+    await trunkStatusUntil(app, id, (s) => s.registration.state === "registered");
     const saved = await kamailio.waitFor(new RegExp(`TRUNKLINE saved bindings=1 aor=sip:${user}@\\[::1\\] .*proto=${transport}`));
     expect(saved).toContain(`contact=<sip:${user}@[::1]:${transport === "tls" ? `${tlsPort};transport=tls` : sipPort}`);
     expect((await app.call("DELETE", `/api/v1/trunks/${id}`)).status).toBe(204);

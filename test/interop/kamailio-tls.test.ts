@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { composeServices } from "../../src/services.ts";
 import { startHarness, type Harness } from "../api/harness.ts";
 import { startKamailio, type KamailioRun } from "../helpers/kamailio.ts";
+import { trunkStatusUntil } from "../helpers/trunkStatus.ts";
 
 const CERT = join(import.meta.dir, "../fixtures/tls/cert.pem");
 const KEY = join(import.meta.dir, "../fixtures/tls/key.pem");
@@ -41,16 +42,6 @@ afterAll(async () => {
   await kamailio?.stop();
 });
 
-async function statusUntil(h: Harness, id: string, check: (s: any) => boolean, timeoutMs = 5000): Promise<any> {
-  const started = Date.now();
-  for (;;) {
-    const res = await h.call("GET", `/api/v1/trunks/${id}/status`);
-    if (res.status === 200 && check(res.json)) return res.json;
-    if (Date.now() - started > timeoutMs) throw new Error(`status never matched: ${res.status} ${res.text}`);
-    await Bun.sleep(20);
-  }
-}
-
 function tlsTrunk(id: string, username: string, over: Record<string, unknown> = {}) {
   return {
     id, domain: "127.0.0.1", port: kamailio.tlsPort, transport: "tls", register: true, username, password: "trunk-secret",
@@ -62,7 +53,7 @@ test("with the test CA trusted (sip.tls.caFile), a TLS trunk registers with dige
   const h = trusting!;
   const created = await h.call("POST", "/api/v1/trunks", tlsTrunk("kam-tls", "tina"));
   expect(created.status, created.text).toBe(201);
-  const registered = await statusUntil(h, "kam-tls", (s) => s.registration.state === "registered");
+  const registered = await trunkStatusUntil(h, "kam-tls", (s) => s.registration.state === "registered");
   expect(registered.registration).toMatchObject({ lastStatusCode: 200, lastError: null });
   const saved = await kamailio.waitFor(/TRUNKLINE saved bindings=1 aor=sip:tina@127\.0\.0\.1 .* proto=tls/);
   expect(saved).toMatch(/contact=<sip:tina@127\.0\.0\.1:\d+;transport=tls>/);
@@ -76,7 +67,7 @@ test("with the system trust store the self-signed certificate is refused and the
   const h = systemStore!;
   const created = await h.call("POST", "/api/v1/trunks", tlsTrunk("kam-untrusted", "ursula"));
   expect(created.status, created.text).toBe(201);
-  const refused = await statusUntil(h, "kam-untrusted", (s) => s.registration.lastError !== null);
+  const refused = await trunkStatusUntil(h, "kam-untrusted", (s) => s.registration.lastError !== null);
   expect(refused.registration.state).not.toBe("registered");
   expect(refused.registration.lastError).toContain(`tls connect to 127.0.0.1:${kamailio.tlsPort} failed: certificate rejected: `);
   expect(refused.registration.lastError).toMatch(/self[- ]signed certificate/i);
@@ -84,6 +75,6 @@ test("with the system trust store the self-signed certificate is refused and the
   expect(kamailio.lines.some((l) => l.includes("TRUNKLINE") && l.includes("ursula"))).toBe(false);
 
   expect((await h.call("PATCH", "/api/v1/trunks/kam-untrusted", { tlsVerify: false })).status).toBe(200);
-  await statusUntil(h, "kam-untrusted", (s) => s.registration.state === "registered");
+  await trunkStatusUntil(h, "kam-untrusted", (s) => s.registration.state === "registered");
   await kamailio.waitFor(/TRUNKLINE saved bindings=1 aor=sip:ursula@127\.0\.0\.1 .* proto=tls/);
 }, 15_000);

@@ -7,6 +7,7 @@ import { SipStack } from "../../src/sip/stack.ts";
 import { TrunkService } from "../../src/trunks/service.ts";
 import { startHarness, type Harness } from "../api/harness.ts";
 import { startKamailio, type KamailioRun } from "../helpers/kamailio.ts";
+import { trunkStatusUntil } from "../helpers/trunkStatus.ts";
 import { trunkStatusApi } from "../../src/api/routes/services.ts";
 
 let kamailio: KamailioRun;
@@ -27,23 +28,13 @@ afterAll(async () => {
   await kamailio?.stop();
 });
 
-async function statusUntil(id: string, check: (s: any) => boolean, timeoutMs = 5000): Promise<any> {
-  const started = Date.now();
-  for (;;) {
-    const res = await harness.call("GET", `/api/v1/trunks/${id}/status`);
-    if (res.status === 200 && check(res.json)) return res.json;
-    if (Date.now() - started > timeoutMs) throw new Error(`status never matched: ${res.status} ${res.text}`);
-    await Bun.sleep(20);
-  }
-}
-
 test("API changes drive registration; status routes report it", async () => {
   const created = await harness.call("POST", "/api/v1/trunks", {
     id: "kam", domain: "127.0.0.1", port: kamailio.port, register: true, username: "frank", password: "trunk-secret", registerExpires: 60,
     optionsIntervalSec: 0,
   });
   expect(created.status, created.text).toBe(201);
-  const registered = await statusUntil("kam", (s) => s.registration.state === "registered");
+  const registered = await trunkStatusUntil(harness, "kam", (s) => s.registration.state === "registered");
   expect(registered).toMatchObject({ id: "kam", reachable: null, activeCalls: 0, available: true, registration: { lastStatusCode: 200, lastError: null } });
   expect(Date.parse(registered.registration.expiresAt)).toBeGreaterThan(Date.now());
   await kamailio.waitFor(/TRUNKLINE saved bindings=1 aor=sip:frank@127\.0\.0\.1 /);
@@ -54,16 +45,16 @@ test("API changes drive registration; status routes report it", async () => {
 
   // New (wrong) password: re-registers at once and fails with the provider's answer.
   expect((await harness.call("PATCH", "/api/v1/trunks/kam", { password: "wrong" })).status).toBe(200);
-  const failed = await statusUntil("kam", (s) => s.registration.state === "failed");
+  const failed = await trunkStatusUntil(harness, "kam", (s) => s.registration.state === "failed");
   expect(failed.registration.lastStatusCode).toBe(401);
   expect(failed.available).toBe(false);
 
   expect((await harness.call("PATCH", "/api/v1/trunks/kam", { password: "trunk-secret" })).status).toBe(200);
-  await statusUntil("kam", (s) => s.registration.state === "registered");
+  await trunkStatusUntil(harness, "kam", (s) => s.registration.state === "registered");
 
   // Disabling removes the binding from Kamailio.
   expect((await harness.call("PATCH", "/api/v1/trunks/kam", { enabled: false })).status).toBe(200);
-  await statusUntil("kam", (s) => s.registration.state === "disabled");
+  await trunkStatusUntil(harness, "kam", (s) => s.registration.state === "disabled");
   await kamailio.waitFor(/TRUNKLINE saved bindings=0 aor=sip:frank@127\.0\.0\.1 .* expires=0 /);
 
   expect((await harness.call("DELETE", "/api/v1/trunks/kam")).status).toBe(204);
