@@ -46,6 +46,11 @@ async function measure(legCount: number, seconds: number, mixerRate: number, tal
   const state = { buffered: "" };
   const { port: phonePort } = JSON.parse(await readLine(reader, state)) as { port: number };
 
+  const ticker = sharedTicker();
+  // How long each tick's work takes (all mixers: pull, mix, encode, send): a probe that runs before
+  // the mixers (subscribed first) and the gap probe below that runs after them.
+  let tickStartedAt = 0;
+  const unsubscribeStart = ticker.subscribe(() => (tickStartedAt = performance.now()));
   const allocator = new RtpPortAllocator({ min: 30000, max: 39999 });
   const mixers: Mixer[] = [];
   const legs: PhoneLeg[] = [];
@@ -67,13 +72,14 @@ async function measure(legCount: number, seconds: number, mixerRate: number, tal
   generator.stdin.write(JSON.stringify({ targets: legs.map((l) => l.localPort), warmupMs, measureMs, talkers }) + "\n");
   generator.stdin.flush();
   await Bun.sleep(warmupMs);
-  const ticker = sharedTicker();
   const sentFrames = () => legs.reduce((n, l) => n + l.stats().rtp.packetsSent, 0);
   // Tick-to-tick gaps as this process saw them (a probe subscribed after the mixers: it runs last).
   const gaps: number[] = [];
+  const work: number[] = [];
   let lastTick = performance.now();
   const unsubscribeProbe = ticker.subscribe(() => {
     const now = performance.now();
+    work.push(now - tickStartedAt);
     gaps.push(now - lastTick);
     lastTick = now;
   });
@@ -87,8 +93,13 @@ async function measure(legCount: number, seconds: number, mixerRate: number, tal
   const frames = sentFrames() - sent0;
   const tick1 = ticker.stats();
   unsubscribeProbe();
-  gaps.sort((x, y) => x - y);
-  const gapAt = (q: number) => (gaps[Math.min(gaps.length - 1, Math.floor(gaps.length * q))] ?? 0).toFixed(1);
+  unsubscribeStart();
+  const quantile = (xs: number[]) => {
+    const sorted = [...xs].sort((x, y) => x - y);
+    return (q: number) => (sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * q))] ?? 0).toFixed(1);
+  };
+  const gapAt = quantile(gaps);
+  const workAt = quantile(work);
   const load = JSON.parse(await readLine(reader, state)) as LoadResult;
   await generator.exited;
 
@@ -107,14 +118,15 @@ async function measure(legCount: number, seconds: number, mixerRate: number, tal
   const ticks = tick1.ticks - tick0.ticks + skipped;
   const lateTicks = tick1.lateTicks - tick0.lateTicks + skipped;
   const pct = (x: number) => `${(100 * x).toFixed(2)}%`;
-  console.log(`${legCount} legs (${legCount / 2} two-party channels, PCMU 20 ms, mixer at ${mixerRate / 1000} kHz, ${talkers === "all" ? "both parties talking" : "one party talking"}, ${seconds} s):`);
+  const mixing = mixerRate > 8000 ? `mixer at ${mixerRate / 1000} kHz: a silent wideband listener in each channel` : "mixer at 8 kHz: no resampling";
+  console.log(`${legCount} legs (${legCount / 2} two-party channels, PCMU 20 ms, ${mixing}, ${talkers === "all" ? "both parties talking" : "one party talking"}, ${seconds} s):`);
   console.log(`  CPU: ${pct(coreShare)} of one core (kernel ${pct(cpu.system / 1000 / wallMs)}) → ${((coreShare * 1e6) / legCount).toFixed(0)} µs CPU per leg per second (${pct(coreShare / legCount)} of a core per leg)`);
   // Per frame actually sent (each also means one received, decoded and mixed): robust when the
   // machine is shared and this process gets less than a core.
   const perFrameUs = (cpu.user + cpu.system) / Math.max(1, frames);
   console.log(`  CPU per leg-frame (20 ms each way): ${perFrameUs.toFixed(1)} µs → one core carries ≈ ${Math.floor(20_000 / perFrameUs)} legs`);
   console.log(`  frames to phones: ${load.received}/${load.expected} received, late (>20 ms behind schedule) ${load.late} = ${pct(load.late / Math.max(1, load.received))}, worst ${load.maxLatenessMs.toFixed(1)} ms, lost on the way (timestamp gaps: UDP drops) ${load.missing}`);
-  console.log(`  mixer ticks due: ${ticks}, late or skipped ${lateTicks} = ${pct(lateTicks / Math.max(1, ticks))} (tick-to-tick p50 ${gapAt(0.5)} ms, p99 ${gapAt(0.99)} ms, max ${gapAt(1)} ms); frames from phones played ${played}, concealed ${concealed}`);
+  console.log(`  mixer ticks due: ${ticks}, late or skipped ${lateTicks} = ${pct(lateTicks / Math.max(1, ticks))} (tick-to-tick p50 ${gapAt(0.5)} ms, p99 ${gapAt(0.99)} ms, max ${gapAt(1)} ms; work per tick p50 ${workAt(0.5)} ms, p99 ${workAt(0.99)} ms, max ${workAt(1)} ms); frames from phones played ${played}, concealed ${concealed}`);
   if (load.senderLateTicks > 0) console.log(`  note: the load generator itself ran ${load.senderLateTicks} ticks late`);
   // Late frames only mean something on an otherwise idle machine: say how busy it was.
   console.log(`  machine load average (1 min): ${loadavg()[0]!.toFixed(2)} on ${navigator.hardwareConcurrency} cores`);
