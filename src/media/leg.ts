@@ -90,6 +90,8 @@ export interface PhoneLeg {
 const FRAME_MS = 20;
 const DTMF_GAP_MS = 60;
 const DEFAULT_PREFERENCES: readonly CodecName[] = ["opus", "G722", "PCMU", "PCMA"];
+/** Shared by every receiver with nothing left over (the usual case: one allocation less per tick). */
+const NOTHING_PENDING = new Int16Array(0);
 
 /** The state tied to one negotiated codec (replaced when a re-INVITE changes it). */
 interface Receiver {
@@ -242,7 +244,7 @@ class RtpPhoneLeg implements PhoneLeg {
         codec,
         decoder: codec.createDecoder(),
         jitter: new JitterBuffer({ clockRate: codec.rtpClockRate }),
-        pending: new Int16Array(0),
+        pending: NOTHING_PENDING,
       };
       this.participant.setSampleRate(codec.sampleRate);
     }
@@ -271,7 +273,7 @@ class RtpPhoneLeg implements PhoneLeg {
     if (!r) return;
     r.jitter.reset();
     r.decoder = r.codec.createDecoder();
-    r.pending = new Int16Array(0);
+    r.pending = NOTHING_PENDING;
   }
 
   private receive(packet: RtpPacket, arrivalMs: number): void {
@@ -306,7 +308,7 @@ class RtpPhoneLeg implements PhoneLeg {
       r.pending = pcm;
       return undefined;
     }
-    r.pending = pcm.length === need ? new Int16Array(0) : pcm.subarray(need);
+    r.pending = pcm.length === need ? NOTHING_PENDING : pcm.subarray(need);
     return pcm.length === need ? pcm : pcm.subarray(0, need);
   }
 

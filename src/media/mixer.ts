@@ -183,6 +183,7 @@ export class Mixer {
   private readonly hangoverTicks: number;
   private readonly acc: Int32Array;
   private readonly minusOne: Int32Array;
+  private readonly contributors: Participant[] = [];
   private fadeIn: Float64Array;
   private nextMixId = sharedMixId + 1;
   private tickCount = 0;
@@ -333,7 +334,8 @@ export class Mixer {
     const acc = this.acc;
     acc.fill(0, 0, n);
     const participants = this.order;
-    const contributors: Participant[] = [];
+    const contributors = this.contributors;
+    contributors.length = 0;
     let switches = false;
 
     for (const p of participants) {
