@@ -68,15 +68,26 @@ export async function startRtpPeer(toneHz: number, o: { amplitude?: number; repl
       sending = true;
       target = { address, port };
       if (timer) clearInterval(timer);
+      // A phone's clock does not stall with our CPU: every frame due by now is sent, so a late
+      // timer on a loaded machine means a burst (jitter), never fewer frames.
+      const started = performance.now();
+      let sent = 0;
       timer = setInterval(() => {
-        for (let i = 0; i < frame.length; i++) {
-          frame[i] = Math.round(amplitude * Math.sin(phase));
-          phase += step;
+        const due = Math.floor((performance.now() - started) / 20) + 1;
+        for (; sent < due; sent++) {
+          for (let i = 0; i < frame.length; i++) {
+            frame[i] = Math.round(amplitude * Math.sin(phase));
+            phase += step;
+          }
+          try {
+            socket.send(serializeRtp({ payloadType: 0, sequenceNumber: seq, timestamp, ssrc }, encodeUlaw(frame)), port, address);
+          } catch {
+            // ECONNREFUSED: the far end closed and its ICMP came back; lost like any datagram.
+          }
+          seq = (seq + 1) & 0xffff;
+          timestamp = (timestamp + 160) >>> 0;
         }
-        socket.send(serializeRtp({ payloadType: 0, sequenceNumber: seq, timestamp, ssrc }, encodeUlaw(frame)), port, address);
-        seq = (seq + 1) & 0xffff;
-        timestamp = (timestamp + 160) >>> 0;
-      }, 20);
+      }, 10);
     },
     async sendDtmf(event) {
       if (!target) throw new Error("sendDtmf before sendTo");
@@ -110,11 +121,13 @@ export async function startRtpPeer(toneHz: number, o: { amplitude?: number; repl
 }
 
 /**
- * Share of the power of `pcm` at `freq` (0..1), summed over 100 ms blocks so that a phase jump (a
- * concealed or dropped frame) does not cancel the tone.
+ * Share of the power of `pcm` at `freq` (0..1), summed over 20 ms blocks — one RTP frame each, as
+ * `pcm` is whole 20 ms frames — so that a phase jump between frames (a concealed, dropped or late
+ * frame) does not cancel the tone. (A 20 ms block still tells 440 Hz from 1000 Hz: a pure tone
+ * puts under 0.1 % of its power in the other's bin.)
  */
 export function toneShareOf(pcm: Int16Array, sampleRate: number, freq: number): number {
-  const size = sampleRate / 10;
+  const size = sampleRate / 50;
   let tone = 0;
   let total = 0;
   for (let at = 0; at + size <= pcm.length; at += size) {
