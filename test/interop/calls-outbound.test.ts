@@ -90,7 +90,7 @@ describe("outbound calls", () => {
     const { peer: caller, run: inbound } = await phoneCaller(app, { service: "1000", toneHz: 440, holdMs: 3000 });
     try {
       const uas = await startSipp({ scenario: fixture("calls-uas-delayed-offer.xml"), localPort: uasPort, keys: { rtpport: callee.port }, extraArgs: ["-d", "3000"], timeoutSec: 15 });
-      await Bun.sleep(400);
+      await uas.ready();
       const id = await dial("+15551234567");
       const [r, c] = await Promise.all([uas.done, inbound]);
       expect(r.exitCode, r.summary).toBe(0);
@@ -126,6 +126,7 @@ describe("outbound calls", () => {
     const callee = await startRtpPeer(1000, { replyToSender: true });
     try {
       const uas = await startSipp({ scenario: fixture("calls-uas-auth.xml"), localPort: authPort, keys: { rtpport: callee.port }, timeoutSec: 15 });
+      await uas.ready();
       const id = await dial("sip:bob@example.net", { id: "c2", userId: "u2" });
       const answered = await callUntil(app, id, (x) => x.state === "answered");
       expect(answered.trunkId).toBe("t2-auth");
@@ -167,6 +168,7 @@ describe("outbound calls", () => {
     hooks.handle("/busy", () => Response.json({ sipTrunkId: "t3-busy" }));
     await setWebhooks({ outboundUrl: hooks.url("/busy") });
     const uas = await startSipp({ scenario: fixture("calls-uas-busy.xml"), localPort: busyPort, timeoutSec: 10 });
+    await uas.ready();
     const id = await dial("+15550000000");
     expect((await uas.done).exitCode).toBe(0);
     expect(await callUntil(app, id, (x) => x.state === "ended")).toMatchObject({ endReason: "rejected", sipStatus: 486, trunkId: "t3-busy" });
@@ -181,6 +183,7 @@ describe("outbound calls", () => {
     hooks.handle("/ring", () => Response.json({ sipTrunkId: "t4-ring" }));
     await setWebhooks({ outboundUrl: hooks.url("/ring") });
     const uas = await startSipp({ scenario: fixture("calls-uas-ringing.xml"), localPort: ringPort, timeoutSec: 10 });
+    await uas.ready();
     const id = await dial("+15550000002");
     await callUntil(app, id, (x) => x.state === "ringing");
     const r = await uas.done;
@@ -197,11 +200,12 @@ describe("outbound calls", () => {
     const { peer: caller, run: inbound } = await phoneCaller(app, { service: "1000", toneHz: 440, holdMs: 4000 });
     try {
       const uas = await startSipp({ scenario: fixture("calls-uas-early-media.xml"), localPort: earlyPort, keys: { rtpport: callee.port }, extraArgs: ["-d", "1600"], timeoutSec: 15 });
-      await Bun.sleep(300);
+      await uas.ready();
       const id = await dial("+15550000003");
-      await callUntil(app, id, (x) => x.state === "ringing");
-      // The 200 comes 1.6 s after the 183 (within the 2 s ring timeout).
-      await Bun.sleep(1000);
+      const ringing = await callUntil(app, id, (x) => x.state === "ringing");
+      // The 200 comes 1.6 s after the 183 (within the 2 s ring timeout): look 1 s after the 183,
+      // counted from when it came rather than from when a (possibly late) poll saw it.
+      await Bun.sleep(Math.max(0, Date.parse(ringing.ringingAt) + 1000 - Date.now()));
       expect((await app.harness.call("GET", `/api/v1/calls/${id}`)).json.state).toBe("ringing");
       expect(caller.toneShare(1000, 500)).toBeGreaterThan(0.5);
       await callUntil(app, id, (x) => x.state === "answered");
