@@ -40,7 +40,10 @@ function stackOptions(config: Config): ConstructorParameters<typeof SipStack>[0]
 }
 
 function tlsOptions(tls: NonNullable<Config["sip"]["tls"]>): NonNullable<ConstructorParameters<typeof SipStack>[0]["tls"]> {
-  return { certFile: tls.certFile, keyFile: tls.keyFile, ...(tls.caFile ? { caFile: tls.caFile } : {}) };
+  return {
+    ...(tls.certFile && tls.keyFile ? { certFile: tls.certFile, keyFile: tls.keyFile } : {}),
+    ...(tls.caFile ? { caFile: tls.caFile } : {}),
+  };
 }
 
 /** Binds the SIP sockets; ready once every configured listener is bound. */

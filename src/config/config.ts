@@ -33,16 +33,19 @@ const sipSchema = s
       .describe("External address put in Via/Contact/SDP when behind NAT."),
     tls: s
       .object({
-        certFile: s.string({ minLength: 1 }),
-        keyFile: s.string({ minLength: 1 }),
+        certFile: s.string({ minLength: 1 }).optional().describe("PEM certificate of tls listeners (with keyFile)."),
+        keyFile: s.string({ minLength: 1 }).optional().describe("PEM private key of tls listeners (with certFile)."),
         caFile: s.string({ minLength: 1 }).optional().describe("PEM bundle TLS clients (trunks) trust instead of the system store."),
       })
       .optional(),
     userAgent: s.string({ minLength: 1, maxLength: 128 }).default("Trunkline"),
   })
   .refine((sip) => {
+    if (sip.tls && (sip.tls.certFile === undefined) !== (sip.tls.keyFile === undefined)) {
+      return { at: ["tls", sip.tls.certFile === undefined ? "keyFile" : "certFile"], message: "certFile and keyFile go together" };
+    }
     const tls = sip.listen.findIndex((l) => l.transport === "tls");
-    return tls >= 0 && !sip.tls ? { at: ["listen", tls, "transport"], message: "a tls listener needs sip.tls.certFile and sip.tls.keyFile" } : undefined;
+    return tls >= 0 && !sip.tls?.certFile ? { at: ["listen", tls, "transport"], message: "a tls listener needs sip.tls.certFile and sip.tls.keyFile" } : undefined;
   });
 
 const codecName = s.enum(["opus", "G722", "PCMU", "PCMA"]);

@@ -172,13 +172,18 @@ export class SipStack {
   async start(): Promise<void> {
     try {
       for (const spec of this.opts.listen) this.transports.push(await this.listen(spec));
+      // Trunks over TLS work without a TLS listener: requests and their responses share the
+      // connection we open (RFC 3261 §18.2.2); only peers dialling us need a listener.
+      if (!this.transports.some((t) => t.name === "tls")) {
+        this.transports.push(await this.listen({ transport: "tls", host: "0.0.0.0", port: 0 }, { clientOnly: true }));
+      }
     } catch (error) {
       await this.stop();
       throw error;
     }
   }
 
-  private async listen(spec: ListenSpec): Promise<Transport> {
+  private async listen(spec: ListenSpec, o: { clientOnly?: boolean } = {}): Promise<Transport> {
     const host = stripBrackets(spec.host);
     // Each transport's handler knows its transport, so responses leave where the request came in.
     let transport: Transport | undefined;
@@ -188,7 +193,7 @@ export class SipStack {
     if (spec.transport === "udp") transport = await UdpTransport.listen(host, spec.port, onMessage);
     else
       transport = await StreamTransport.listen(spec.transport, host, spec.port, onMessage, {
-        ...(this.opts.tls ? { tls: this.opts.tls } : {}),
+        ...(this.opts.tls ? { tls: o.clientOnly ? clientTls(this.opts.tls) : this.opts.tls } : {}),
         ...(this.opts.idleTimeoutMs !== undefined ? { idleTimeoutMs: this.opts.idleTimeoutMs } : {}),
         ...(this.opts.acceptSource ? { acceptSource: this.opts.acceptSource } : {}),
         ...(this.opts.maxMessageSize !== undefined ? { maxMessageSize: this.opts.maxMessageSize } : {}),
@@ -530,6 +535,12 @@ function acceptsSdp(values: string[]): boolean {
     const type = (v.split(";")[0] ?? "").trim().toLowerCase();
     return type === "application/sdp" || type === "application/*" || type === "*/*";
   });
+}
+
+/** TLS options without the listener's certificate: a transport that only dials out. */
+function clientTls(tls: NonNullable<SipStackOptions["tls"]>): NonNullable<SipStackOptions["tls"]> {
+  const { certFile: _certFile, keyFile: _keyFile, ...client } = tls;
+  return client;
 }
 
 function isWildcard6(address: string): boolean {

@@ -99,6 +99,11 @@ describe("config errors name file, line, column and key path", () => {
     ]);
   });
 
+  test("sip.tls: a caFile alone is valid (TLS trunks without a listener); certFile and keyFile go together", () => {
+    expect(parse("sip:\n  tls:\n    caFile: /etc/ssl/private-ca.pem\n").ok).toBe(true);
+    expect(errorsOf("sip:\n  tls:\n    certFile: /etc/c.pem\n")).toEqual(["t.yaml:3:15: sip.tls.certFile: certFile and keyFile go together"]);
+  });
+
   test("duplicate ids in a list point at the repeated item", () => {
     expect(errorsOf("trunks:\n  - id: a\n    domain: x.org\n  - id: a\n    domain: y.org\n")).toEqual([
       't.yaml:4:5: trunks[1]: duplicate trunk id "a"',

@@ -3,7 +3,7 @@
 // requests (§8.2.2.2), the acceptSource hook, and the RFC 4475 torture messages.
 import { afterAll, afterEach, beforeAll, expect, test } from "bun:test";
 import { readdirSync, readFileSync } from "node:fs";
-import { parseMessage, type SipRequest, type SipResponse } from "../../src/sip/message.ts";
+import { parseMessage, parseUri, type SipRequest, type SipResponse } from "../../src/sip/message.ts";
 import { SipStack } from "../../src/sip/stack.ts";
 import type { ServerTransaction } from "../../src/sip/transaction.ts";
 import type { Endpoint } from "../../src/sip/transport.ts";
@@ -502,6 +502,31 @@ async function settled(p: RawSipPeer): Promise<void> {
 function isMarkerReply(datagram: Uint8Array): boolean {
   return /^Call-ID: marker-\d+@settled\r$/m.test(new TextDecoder().decode(datagram));
 }
+
+test("a stack without a TLS listener still dials TLS peers (trunks over TLS), verifying them", async () => {
+  const cert = new URL("../fixtures/tls/cert.pem", import.meta.url).pathname;
+  const key = new URL("../fixtures/tls/key.pem", import.meta.url).pathname;
+  const server = new SipStack({ listen: [{ transport: "tls", host: "127.0.0.1", port: 0 }], tls: { certFile: cert, keyFile: key } });
+  server.onRequest((_req, tx) => tx.respond(200));
+  const trusting = new SipStack({ listen: [{ transport: "udp", host: "127.0.0.1", port: 0 }], tls: { caFile: cert } });
+  const strict = new SipStack({ listen: [{ transport: "udp", host: "127.0.0.1", port: 0 }] });
+  await Promise.all([server.start(), trusting.start(), strict.start()]);
+  try {
+    expect(trusting.boundEndpoints.map((e) => e.transport)).toEqual(["udp"]);
+    const dest = server.boundEndpoints[0]!;
+    const ask = (from: SipStack) => {
+      const uri = parseUri(`sip:ping@127.0.0.1:${dest.port};transport=tls`)!;
+      const req = from.createOutOfDialogRequest({ method: "OPTIONS", uri, from: { uri: parseUri("sip:a@127.0.0.1")!, params: new Map() }, to: { uri, params: new Map() }, transport: "tls" });
+      return from.sendRequest(req, dest).outcome;
+    };
+    const answered = await ask(trusting);
+    expect(answered.kind === "final" ? answered.response.status : answered.kind).toBe(200);
+    const refused = await ask(strict);
+    expect(refused.kind).toBe("transportError");
+  } finally {
+    await Promise.all([server.stop(), trusting.stop(), strict.stop()]);
+  }
+});
 
 async function waitUntil(cond: () => boolean, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
