@@ -197,6 +197,7 @@ test("the page dials a phone with its dial pad, sends a digit during the call an
   const phone = await startRtpPeer(PHONE_HZ, { replyToSender: true });
   try {
     const answering = await startSipp({ scenario: ANSWERING_PHONE, localPort: phonePort, keys: { rtpport: phone.port }, timeoutSec: 15 });
+    await answering.ready();
     for (const key of ["5", "5", "5", "0", "1", "0", "0"]) await page.getByRole("button", { name: key, exact: true }).click();
     expect(await page.inputValue("#number")).toBe("5550100");
     await page.getByRole("button", { name: "Call", exact: true }).click();

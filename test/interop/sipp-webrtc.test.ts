@@ -116,6 +116,7 @@ describe("a phone caller and a WebRTC client in one channel", () => {
     try {
       client.startSending(BROWSER_HZ);
       const uas = await startSipp({ scenario: UAS, localPort: uasPort, keys: { rtpport: callee.port }, extraArgs: ["-d", "2500"], timeoutSec: 15 });
+      await uas.ready();
       const post = (path: string, body: object) =>
         fetch(`${harness.app.url}/api/v1/client${path}`, {
           method: "POST",
