@@ -66,7 +66,7 @@ export const trunkSchema = s.object({
     .describe("Extra source addresses/CIDRs accepted as this trunk, besides the domain's resolved addresses."),
   earlyOffer: s.boolean().default(false).describe("Send SDP in outbound INVITEs (default: delayed offer)."),
   optionsIntervalSec: s.integer({ min: 0, max: 3600 }).default(30).describe("OPTIONS keep-alive interval; 0 turns it off."),
-  tlsVerify: s.boolean().default(true).describe("Verify the provider's TLS certificate against the system store."),
+  tlsVerify: s.boolean().default(true).describe("Verify the provider's TLS certificate (against sip.tls.caFile, else the system trust store)."),
   enabled: s.boolean().default(true).describe("A disabled trunk neither registers nor carries calls."),
 });
 export type TrunkInput = Infer<typeof trunkSchema>;
