@@ -47,7 +47,7 @@ export interface MixedFrame {
 
 export interface MixerParticipant {
   readonly id: string;
-  /** Queue one 20 ms frame of mono PCM at 8, 16 or 48 kHz (copied). Other lengths are dropped. */
+  /** Queue one frame (frameMs) of mono PCM at 8, 16 or 48 kHz (copied). Other lengths are dropped. */
   write(pcm: Int16Array): void;
   /** RTP payload of `frame` in `codec`, encoded once per distinct mix and shared. */
   encode(frame: MixedFrame, codec: Codec): Uint8Array;
@@ -58,7 +58,7 @@ export interface MixerParticipant {
   leave(): void;
 }
 
-export type MixerRate = 8000 | 16000 | 48000;
+type MixerRate = 8000 | 16000 | 48000;
 const mixerRates: readonly MixerRate[] = [8000, 16000, 48000];
 
 /** The lowest mixer rate that carries `rate`. */
@@ -135,7 +135,7 @@ class Participant implements MixerParticipant {
   readonly faded: Int32Array;
   contribution: Int16Array | Int32Array | undefined;
   currentMix = sharedMixId;
-  /** Input at the mix rate when the participant sends another rate. */
+  /** Its input converted to the mix rate (a pure delay when the rates match). */
   readonly toMixRate = new SwitchingResampler();
 
   constructor(
