@@ -36,7 +36,7 @@ function peer(port: number, close: () => void, transmit: (b: Uint8Array) => void
     if (r.ok) received.push(r.message);
     for (const w of [...waiters]) w();
   };
-  const waitFor = (match: (m: SipRequest | SipResponse) => boolean, timeoutMs = 3000) =>
+  const waitFor = (match: (m: SipRequest | SipResponse) => boolean, timeoutMs = 10_000) =>
     new Promise<SipRequest | SipResponse>((resolve, reject) => {
       let seen = 0;
       const check = () => {

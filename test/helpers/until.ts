@@ -2,7 +2,7 @@
 //   await until(() => manager.status("t")!.registration.state === "registered", { what: () => manager.status("t") });
 
 export async function until(check: () => boolean, o: { timeoutMs?: number; what?: () => unknown } = {}): Promise<void> {
-  const timeoutMs = o.timeoutMs ?? 3000;
+  const timeoutMs = o.timeoutMs ?? 10_000;
   const started = Date.now();
   while (!check()) {
     if (Date.now() - started > timeoutMs) {

@@ -86,7 +86,7 @@ function share(pcm: Int16Array, hz: number, sampleRate = 8000): number {
   return total === 0 ? 0 : goertzelPower(pcm, sampleRate, hz) / total;
 }
 
-const until = async (cond: () => boolean, ms = 3000) => {
+const until = async (cond: () => boolean, ms = 10_000) => {
   const end = Date.now() + ms;
   while (!cond()) { if (Date.now() > end) throw new Error("timed out"); await Bun.sleep(5); }
 };

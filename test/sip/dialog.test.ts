@@ -63,7 +63,7 @@ function answering(b: SipStack, onDialog: (d: Dialog, req: SipRequest, ctx: Inbo
   });
 }
 
-async function until(cond: () => boolean, ms = 2000): Promise<void> {
+async function until(cond: () => boolean, ms = 10_000): Promise<void> {
   const deadline = Date.now() + ms;
   while (!cond()) {
     if (Date.now() > deadline) throw new Error("timed out waiting");

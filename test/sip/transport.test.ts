@@ -35,7 +35,7 @@ afterEach(async () => {
   for (const close of closers.splice(0)) await close();
 });
 
-async function until(cond: () => boolean, ms = 2000): Promise<void> {
+async function until(cond: () => boolean, ms = 10_000): Promise<void> {
   const deadline = Date.now() + ms;
   while (!cond()) {
     if (Date.now() > deadline) throw new Error("timed out waiting");
@@ -221,8 +221,8 @@ test("TCP: idle connections are closed after the idle timeout", async () => {
   closers.push(() => ta.close(), () => tb.close());
   await ta.send(encoder.encode(message(1)), tb.local);
   expect(ta.connectionCount).toBe(1);
-  await until(() => ta.connectionCount === 0, 1000);
-  await until(() => tb.connectionCount === 0, 1000);
+  await until(() => ta.connectionCount === 0);
+  await until(() => tb.connectionCount === 0);
 });
 
 test("TLS: a client trusting the CA connects; the system store rejects a self-signed server; verify=false accepts it", async () => {
