@@ -1,5 +1,6 @@
 // Per-20-ms-tick costs of the audio building blocks: codec encode/decode, resampling, and the
-// mixer for 2, 10 and 50 participants. Each figure is CPU time per 20 ms frame (fastest of several
+// mixer for 2, 10 and 50 participants (at 48 kHz, and with PCMU out also as a channel of phones,
+// which mixes at 8 kHz without resampling). Each figure is CPU time per 20 ms frame (fastest of several
 // batches) and its share of the 20 ms tick on one core.
 import { type Codec, codecByName } from "../src/media/codec.ts";
 import { type MixerParticipant, Mixer } from "../src/media/mixer.ts";
@@ -60,17 +61,19 @@ function resampleRows(): void {
 
 /**
  * One mixer tick for `parties` participants of which `speakers` talk (the rest send silence, or
- * nothing at all when `absent`); optionally every participant also takes its PCMU payload.
+ * nothing at all when `absent`); optionally every participant also takes its PCMU payload. All
+ * participants are at `rate` (48 kHz: WebRTC-like; 8 kHz: phones, a mix without resampling).
  */
-function mixerTick(parties: number, speakers: number, o: { absent?: boolean; encode?: Codec } = {}): number {
+function mixerTick(parties: number, speakers: number, o: { absent?: boolean; encode?: Codec; rate?: number } = {}): number {
   const ticker = new ManualTicker();
   const mixer = new Mixer({ ticker });
-  const speech = Array.from({ length: speakers }, (_, i) => sine(48000, 200 + 37 * i, 960, 6000));
-  const silence = new Int16Array(960);
+  const rate = o.rate ?? 48000;
+  const speech = Array.from({ length: speakers }, (_, i) => sine(rate, 200 + 37 * i, rate / 50, 6000));
+  const silence = new Int16Array(rate / 50);
   for (let i = 0; i < parties; i++) {
     const input = i < speakers ? speech[i] : o.absent ? undefined : silence;
     const codec = o.encode;
-    const p: MixerParticipant = mixer.join(`p${i}`, codec ? (f) => p.encode(f, codec) : () => {}, { pull: () => input });
+    const p: MixerParticipant = mixer.join(`p${i}`, codec ? (f) => p.encode(f, codec) : () => {}, { pull: () => input, sampleRate: rate });
   }
   const us = measure(() => ticker.tick(), parties >= 50 ? 200 : 1000);
   mixer.close();
@@ -85,6 +88,7 @@ function mixerRows(): void {
     report(`mixer tick, ${parties} parties, ${speakers} talking, rest silent`, mixerTick(parties, speakers));
     report(`mixer tick, ${parties} parties, ${speakers} talking, rest sending nothing`, mixerTick(parties, speakers, { absent: true }));
     report(`mixer tick + PCMU out, ${parties} parties, ${speakers} talking`, mixerTick(parties, speakers, { encode: pcmu }));
+    report(`mixer tick + PCMU out, ${parties} phones (8 kHz mix), ${speakers} talking`, mixerTick(parties, speakers, { encode: pcmu, rate: 8000 }));
   }
 }
 
