@@ -1,30 +1,39 @@
-import { describe, expect, test } from "bun:test";
+import { afterEach, beforeEach, describe, expect, jest, test } from "bun:test";
 import { SessionTimer } from "../../src/calls/sessionTimer.ts";
 import { parseDtmfInfo } from "../../src/calls/dtmfInfo.ts";
 import { SipResponse } from "../../src/sip/message.ts";
 
 describe("RFC 4028 session timer", () => {
-  test("the refresher refreshes at half the interval, again and again", async () => {
+  // A fake clock: the timer's deadlines are checked exactly, however loaded the machine is.
+  beforeEach(() => {
+    jest.useFakeTimers();
+  });
+  afterEach(() => {
+    jest.useRealTimers();
+  });
+
+  test("the refresher refreshes at half the interval, again and again", () => {
     let refreshes = 0;
     let expired = false;
     const timer = new SessionTimer({ intervalSec: 0.1, weRefresh: true, peerSupportsTimer: true }, { refresh: () => refreshes++, expire: () => (expired = true) });
-    await Bun.sleep(130);
+    jest.advanceTimersByTime(49);
+    expect(refreshes).toBe(0);
+    jest.advanceTimersByTime(81);
     timer.stop();
     expect(refreshes).toBe(2);
     expect(expired).toBe(false);
   });
 
-  test("without the peer's refresh the session expires before the interval; a refresh postpones it", async () => {
+  test("without the peer's refresh the session expires before the interval; a refresh postpones it", () => {
     let expiredAt = 0;
     const started = Date.now();
     const timer = new SessionTimer({ intervalSec: 0.15, weRefresh: false, peerSupportsTimer: true }, { refresh: () => {}, expire: () => (expiredAt = Date.now()) });
-    await Bun.sleep(60);
+    jest.advanceTimersByTime(60);
     timer.refreshedBy(new SipResponse(200, "OK"));
-    await Bun.sleep(200);
+    jest.advanceTimersByTime(200);
     timer.stop();
     // §10: expiry at interval − min(32 s, interval/3) = 100 ms after the last refresh (at 60 ms).
-    expect(expiredAt - started).toBeGreaterThanOrEqual(150);
-    expect(expiredAt - started).toBeLessThan(220);
+    expect(expiredAt - started).toBe(160);
   });
 });
 
