@@ -150,11 +150,14 @@ test("UAS retransmits its 2xx (T1 doubling to T2) until the ACK, then stops (§1
   peers.push(p);
   p.send(rawInvite("retx"));
   const ok = await p.waitFor(isResponse(200));
-  const count200 = () => p.received.filter((m) => "status" in m && m.status === 200).length;
+  const count200 = () => p.received.filter((m) => "status" in m && m.status === 200 && m.cseq.method === "INVITE").length;
   await until(() => count200() >= 3); // retransmissions at 10, 30, 70 ms
   p.send(rawAck("retx", ok.to.params.get("tag")!));
   await until(() => acked);
-  await Bun.sleep(40); // a retransmission already on its way may still land
+  // The stack answers datagrams in order: once an OPTIONS sent after the ACK is answered, every
+  // retransmission sent before the ACK was processed has arrived.
+  p.send(rawOptions("after-ack"));
+  await p.waitFor((m) => "status" in m && m.cseq.method === "OPTIONS");
   const atAck = count200();
   await Bun.sleep(200);
   expect(count200()).toBe(atAck);
@@ -305,6 +308,21 @@ function rawInvite(id: string): string {
     `Call-ID: ${id}@raw`,
     "CSeq: 7 INVITE",
     "Contact: <sip:caller@127.0.0.1:[port]>",
+    "Max-Forwards: 70",
+    "Content-Length: 0",
+    "",
+    "",
+  ].join("\r\n");
+}
+
+function rawOptions(id: string): string {
+  return [
+    "OPTIONS sip:bob@127.0.0.1 SIP/2.0",
+    `Via: SIP/2.0/UDP 127.0.0.1:[port];branch=z9hG4bK-options-${id}`,
+    `From: <sip:caller@127.0.0.1>;tag=options-${id}`,
+    "To: <sip:bob@127.0.0.1>",
+    `Call-ID: ${id}@options`,
+    "CSeq: 1 OPTIONS",
     "Max-Forwards: 70",
     "Content-Length: 0",
     "",
