@@ -67,13 +67,40 @@ function portBound(port: number, transport: "udp" | "tcp"): boolean {
   );
 }
 
-/** A port free for both UDP and TCP a moment ago (SIPp needs a fixed -p to be reachable). */
+/** The kernel's ephemeral port range: where port-0 binds and outgoing connections take their ports. */
+function ephemeralRange(): [number, number] {
+  try {
+    const [low, high] = readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/).map(Number);
+    if (low && high) return [low, high];
+  } catch {
+    // not Linux: assume the IANA dynamic range
+  }
+  return [49152, 65535];
+}
+
+const handedOut = new Set<number>();
+
+/**
+ * A port free for both UDP and TCP a moment ago (SIPp needs a fixed -p to be reachable), never
+ * the same twice in a run. It is drawn from the 10,000 ports below the ephemeral range: a port
+ * from that range could be taken, between this check and the peer's bind, by any socket bound to
+ * port 0 or connecting out — and the tests' RTP port ranges all lie inside it.
+ */
 export async function freePort(): Promise<number> {
-  for (let attempt = 0; attempt < 20; attempt++) {
-    const udp = await Bun.udpSocket({ hostname: "127.0.0.1", port: 0 });
-    const port = udp.port;
+  const [ephemeralLow] = ephemeralRange();
+  const low = Math.max(1024, ephemeralLow - 10_000);
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const port = low + Math.floor(Math.random() * (ephemeralLow - low));
+    if (handedOut.has(port)) continue;
+    let udp: Bun.udp.Socket<"buffer">;
+    try {
+      udp = await Bun.udpSocket({ hostname: "127.0.0.1", port });
+    } catch {
+      continue; // UDP side taken: try another
+    }
     try {
       Bun.listen({ hostname: "127.0.0.1", port, socket: { data() {} } }).stop(true);
+      handedOut.add(port);
       return port;
     } catch {
       // TCP side taken: try another
