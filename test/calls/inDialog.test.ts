@@ -8,6 +8,7 @@ import { parseUri, type SipRequest, type SipResponse } from "../../src/sip/messa
 import { SipStack } from "../../src/sip/stack.ts";
 import { callUntil, findCall, startCallsApp, testApplicationYaml, type CallsApp } from "../helpers/callsApp.ts";
 import { startRtpPeer, type RtpPeer } from "../helpers/rtpPeer.ts";
+import { until } from "../helpers/until.ts";
 
 let app: CallsApp;
 const peers: SipStack[] = [];
@@ -168,10 +169,9 @@ describe("calls at the SIP level", () => {
       const dtmf = seen.list.find((e) => e.type === "dtmf.received");
       expect(dtmf?.data).toMatchObject({ callId: record.id, digit: "5", durationMs: 160, method: "sip-info" });
 
-      const waitStart = Date.now();
-      while (peer.packetsReceived === 0 && Date.now() - waitStart < 2000) await Bun.sleep(10);
+      await until(() => peer.packetsReceived > 0, { timeoutMs: 5000 });
       await peer.sendDtmf(7);
-      while (!seen.list.some((e) => e.type === "dtmf.received" && e.data.method === "rfc4733") && Date.now() - waitStart < 2000) await Bun.sleep(20);
+      await until(() => seen.list.some((e) => e.type === "dtmf.received" && e.data.method === "rfc4733"), { timeoutMs: 5000 }).catch(() => {});
       const rtpDtmf = seen.list.find((e) => e.type === "dtmf.received" && e.data.method === "rfc4733");
       expect(rtpDtmf?.data).toMatchObject({ callId: record.id, digit: "7" });
 
@@ -180,8 +180,7 @@ describe("calls at the SIP level", () => {
 
       const sent = await app.harness.call("POST", `/api/v1/calls/${record.id}/dtmf`, { digits: "19#" });
       expect(sent.status).toBe(204);
-      const started = Date.now();
-      while (peer.dtmfEvents.length < 3 && Date.now() - started < 3000) await Bun.sleep(20);
+      await until(() => peer.dtmfEvents.length >= 3, { timeoutMs: 5000 }).catch(() => {});
       expect(peer.dtmfEvents).toEqual([1, 9, 11]);
 
       const byeSeen = new Promise<string>((resolve) => dialog.on("terminated", (reason) => resolve(reason)));
@@ -194,7 +193,7 @@ describe("calls at the SIP level", () => {
     } finally {
       seen.stop();
     }
-  }, 10_000);
+  }, 20_000);
 
   test("session timers: the peer's Session-Expires is honoured in the 200; too small an interval gets 422", async () => {
     const stack = await peerStack();
