@@ -411,6 +411,6 @@ describe("PhoneLeg", () => {
     await Bun.sleep(300);
     expect(timeouts).toBe(0);
     p.close();
-    await until(() => timeouts === 1, 2000);
+    await until(() => timeouts === 1);
   });
 });
