@@ -1,0 +1,72 @@
+// What the browser tests of /ui/ share, whichever browser drives the page: the app composed as in
+// production with a WebRTC application whose channel "room1" a SIPp caller reaches by dialling
+// "1000", client tokens for it, and the in-page measurement of what the page hears (the page's own
+// WebAudio analyser on the channel's audio, `window.trunkline.levelAt`).
+import { join } from "node:path";
+import type { ChannelRegistry } from "../../src/channels/registry.ts";
+import { webrtcApi } from "../../src/api/routes/services.ts";
+import { WebRtcService } from "../../src/webrtc/service.ts";
+import { signClientToken } from "../../src/webrtc/tokens.ts";
+import { startHarness, type Harness } from "../api/harness.ts";
+import { composeCalls } from "./callsApp.ts";
+
+/** The browsers' fake microphones play this tone (Chromium: a WAV file; Firefox: its fake device). */
+export const BROWSER_HZ = 1000;
+/** The SIPp caller's RTP peer plays this one. */
+export const PHONE_HZ = 440;
+/** A SIPp caller with an SDP offer in its INVITE; `-key rtpport` names its RTP peer's port. */
+export const UAC_EARLY_OFFER = join(import.meta.dir, "../fixtures/sipp/calls-uac-early-offer.xml");
+
+export interface WebRtcTestApp {
+  harness: Harness;
+  registry: ChannelRegistry;
+  sipPort: number;
+  /** Mints a token for channel "room1" of application "app1", allowed to dial, valid 10 minutes. */
+  token(claims: { clientId: string; userId: string; userAlias: string }): string;
+}
+
+/** Application "app1" routes calls to "1000" into channel "room1"; trunk "phones" dials `phonePort`. */
+export async function startWebRtcTestApp(o: { secret: string; phonePort: number }): Promise<WebRtcTestApp> {
+  const calls = composeCalls();
+  const harness = await startHarness(
+    `
+rtp: { portMin: 45000, portMax: 45999, mediaTimeoutSec: 0 }
+trunks:
+  - { id: phones, domain: 127.0.0.1, port: ${o.phonePort}, username: trunk, optionsIntervalSec: 0 }
+  - { id: sipp, domain: 127.0.0.1, canTerminate: false, optionsIntervalSec: 0 }
+applications:
+  - id: app1
+    name: Browser test app
+    sharedSecret: ${o.secret}
+    inboundRoutes:
+      - { sipUsername: "1000", channelId: room1 }
+`,
+    async (ctx) => {
+      const webrtc = new WebRtcService(ctx, calls.registry);
+      return [...(await calls.compose(ctx)), webrtc, webrtcApi(webrtc, ctx, () => calls.calls().manager.clientControl())];
+    },
+  );
+  return {
+    harness,
+    registry: calls.registry,
+    sipPort: calls.sipPort(),
+    token: (claims) =>
+      signClientToken({ applicationId: "app1", channelId: "room1", roles: ["dial"], exp: Math.floor(Date.now() / 1000) + 600, ...claims }, o.secret),
+  };
+}
+
+/** Runs in the page: the level (dB) of `hz` in what the page receives from the channel. */
+export const pageLevelAt = (hz: number) => (globalThis as unknown as { trunkline: { levelAt(hz: number): number } }).trunkline.levelAt(hz);
+
+/**
+ * Polls the page's level of `hz` (`levelAt` runs `pageLevelAt` in the page) until it is above
+ * -50 dB or 4 s have passed; then measures `ownHz` too. Returns both levels in dB.
+ */
+export async function pageHearing(levelAt: (hz: number) => Promise<number>, hz: number, ownHz: number): Promise<{ heard: number; own: number }> {
+  let heard = -Infinity;
+  for (let i = 0; i < 40 && heard < -50; i++) {
+    await Bun.sleep(100);
+    heard = await levelAt(hz);
+  }
+  return { heard, own: await levelAt(ownHz) };
+}

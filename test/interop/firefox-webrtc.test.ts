@@ -1,0 +1,81 @@
+// Headless Firefox (Debian's firefox-esr, driven over WebDriver BiDi) loads /ui/ of the app composed
+// as in production, joins a channel with its fake microphone (a 1000 Hz tone), and must hear a SIPp
+// caller's 440 Hz tone (WebAudio analyser in the page) while the caller hears the browser's tone —
+// and neither hears itself. The Chromium test (chromium-webrtc.test.ts) proves the same for Chromium.
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { launchFirefox, type Firefox } from "../helpers/bidi.ts";
+import { startPulseAudio, type PulseAudio } from "../helpers/pulseaudio.ts";
+import { startRtpPeer } from "../helpers/rtpPeer.ts";
+import { freePort, runSipp } from "../helpers/sipp.ts";
+import { BROWSER_HZ, PHONE_HZ, UAC_EARLY_OFFER, pageHearing, pageLevelAt, startWebRtcTestApp, type WebRtcTestApp } from "../helpers/webrtcPage.ts";
+
+const SECRET = "firefox-test-secret-0123456789";
+
+let app: WebRtcTestApp;
+let pulse: PulseAudio;
+let firefox: Firefox;
+
+beforeAll(async () => {
+  app = await startWebRtcTestApp({ secret: SECRET, phonePort: await freePort() });
+  pulse = await startPulseAudio();
+  firefox = await launchFirefox({
+    env: { PULSE_SERVER: pulse.server },
+    viewport: { width: 1100, height: 760 },
+    prefs: {
+      // A fake microphone playing a sine of BROWSER_HZ, granted without a prompt.
+      "media.navigator.streams.fake": true,
+      "media.navigator.audio.fake_frequency": BROWSER_HZ,
+      "media.navigator.permission.disabled": true,
+      "media.autoplay.default": 0,
+      // ICE on loopback only, with real host addresses (not mDNS names) in the offer.
+      "media.peerconnection.ice.loopback": true,
+      "media.peerconnection.ice.obfuscate_host_addresses": false,
+    },
+  });
+}, 30_000); // Firefox takes 3 to 5 s to start
+
+afterAll(async () => {
+  await firefox?.close();
+  await pulse?.close();
+  await app?.harness.close();
+});
+
+test("Firefox on /ui/ and a SIPp caller hear each other's tone and not their own", async () => {
+  const token = app.token({ clientId: "firefox", userId: "ada", userAlias: "Ada Lovelace" });
+  await firefox.navigate(`${app.harness.app.url}/ui/#token=${token}`);
+  await firefox.call(() => document.getElementById("join")!.click());
+  await firefox.waitFor("connected", () => document.getElementById("status")!.textContent === "Connected to “room1”").catch(async (e: Error) => {
+    const status = await firefox.call(() => document.getElementById("status")!.textContent);
+    throw new Error(`${e.message}; status: ${status}; console: ${JSON.stringify(firefox.log)}`);
+  });
+
+  const phone = await startRtpPeer(PHONE_HZ, { replyToSender: true });
+  try {
+    const call = runSipp({ scenario: UAC_EARLY_OFFER, remote: `127.0.0.1:${app.sipPort}`, service: "1000", keys: { rtpport: phone.port, testcase: "firefox" }, extraArgs: ["-d", "4000"], timeoutSec: 15 });
+    await firefox.waitFor("the phone in the list", () => document.getElementById("people")!.textContent!.includes("Phone"));
+
+    // The page hears the caller's tone, not its own.
+    const { heard, own } = await pageHearing((hz) => firefox.call(pageLevelAt, hz), PHONE_HZ, BROWSER_HZ);
+    expect(heard).toBeGreaterThan(-50);
+    expect(own).toBeLessThan(heard - 30);
+
+    // The caller hears the browser's tone, not its own.
+    await Bun.sleep(1000);
+    expect(phone.toneShare(BROWSER_HZ, 1000)).toBeGreaterThan(0.5);
+    expect(phone.toneShare(PHONE_HZ, 1000)).toBeLessThan(0.1);
+
+    await firefox.waitFor("Ada in the list", () => document.getElementById("people")!.textContent!.includes("Ada Lovelace"));
+    await firefox.screenshot("test-artifacts/webrtc-ui-firefox.png");
+    const result = await call;
+    expect(result.exitCode, result.summary).toBe(0);
+
+    // Closing the page's RTCPeerConnection (DTLS close_notify) takes the browser out of the channel at once.
+    const inChannel = () => app.registry.participants("app1", "room1").some((p) => p.id === "firefox");
+    expect(inChannel()).toBe(true);
+    await firefox.call(() => (globalThis as unknown as { trunkline: { pc: { close(): void } } }).trunkline.pc.close());
+    for (let i = 0; i < 20 && inChannel(); i++) await Bun.sleep(50);
+    expect(inChannel()).toBe(false);
+  } finally {
+    phone.close();
+  }
+}, 30_000);
