@@ -7,20 +7,12 @@ import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium, type BrowserContext } from "playwright-core";
-import type { ChannelRegistry } from "../../src/channels/registry.ts";
-import { WebRtcService } from "../../src/webrtc/service.ts";
-import { signClientToken } from "../../src/webrtc/tokens.ts";
-import { startHarness, type Harness } from "../api/harness.ts";
-import { composeCalls } from "../helpers/callsApp.ts";
 import { startRtpPeer } from "../helpers/rtpPeer.ts";
 import { freePort, runSipp, startSipp } from "../helpers/sipp.ts";
 import { writeToneWav } from "../helpers/toneWav.ts";
-import { webrtcApi } from "../../src/api/routes/services.ts";
+import { BROWSER_HZ, PHONE_HZ, UAC_EARLY_OFFER, pageHearing, pageLevelAt, startWebRtcTestApp, type WebRtcTestApp } from "../helpers/webrtcPage.ts";
 
-const BROWSER_HZ = 1000;
-const PHONE_HZ = 440;
 const SECRET = "chromium-test-secret-0123456789";
-const UAC = join(import.meta.dir, "../fixtures/sipp/calls-uac-early-offer.xml");
 
 // A phone that answers an outbound (delayed-offer) call and waits for Trunkline's BYE.
 const ANSWERING_PHONE = `<?xml version="1.0" encoding="UTF-8"?>
@@ -73,39 +65,14 @@ Content-Length: 0
 ]]></send>
 </scenario>`;
 
-/** Runs in the page: the level (dB) of `hz` in what the page receives from the channel. */
-const pageLevelAt = (hz: number) => (globalThis as unknown as { trunkline: { levelAt(hz: number): number } }).trunkline.levelAt(hz);
-
-let h: Harness;
-let registry: ChannelRegistry;
-let sipPort: number;
+let app: WebRtcTestApp;
 let phonePort: number;
 let dir: string;
 let browser: BrowserContext;
 
 beforeAll(async () => {
   phonePort = await freePort();
-  const calls = composeCalls();
-  registry = calls.registry;
-  h = await startHarness(
-    `
-rtp: { portMin: 45000, portMax: 45999, mediaTimeoutSec: 0 }
-trunks:
-  - { id: phones, domain: 127.0.0.1, port: ${phonePort}, username: trunk, optionsIntervalSec: 0 }
-  - { id: sipp, domain: 127.0.0.1, canTerminate: false, optionsIntervalSec: 0 }
-applications:
-  - id: app1
-    name: Browser test app
-    sharedSecret: ${SECRET}
-    inboundRoutes:
-      - { sipUsername: "1000", channelId: room1 }
-`,
-    async (ctx) => {
-      const webrtc = new WebRtcService(ctx, calls.registry);
-      return [...(await calls.compose(ctx)), webrtc, webrtcApi(webrtc, ctx, () => calls.calls().manager.clientControl())];
-    },
-  );
-  sipPort = calls.sipPort();
+  app = await startWebRtcTestApp({ secret: SECRET, phonePort });
   dir = mkdtempSync(join(tmpdir(), "trunkline-chromium-"));
   const wav = join(dir, "tone.wav");
   writeToneWav(wav, { freq: BROWSER_HZ, seconds: 4 });
@@ -132,32 +99,24 @@ applications:
 
 afterAll(async () => {
   await browser?.close();
-  await h?.close();
+  await app?.harness.close();
   rmSync(dir, { recursive: true, force: true });
 });
 
 test("a browser on /ui/ and a SIPp caller hear each other's tone and not their own", async () => {
   const page = await browser.newPage();
-  const token = signClientToken(
-    { applicationId: "app1", channelId: "room1", clientId: "browser", userId: "ada", userAlias: "Ada Lovelace", roles: ["dial"], exp: Math.floor(Date.now() / 1000) + 600 },
-    SECRET,
-  );
-  await page.goto(`${h.app.url}/ui/#token=${token}`);
+  const token = app.token({ clientId: "browser", userId: "ada", userAlias: "Ada Lovelace" });
+  await page.goto(`${app.harness.app.url}/ui/#token=${token}`);
   await page.getByRole("button", { name: "Join channel" }).click();
   await page.getByText("Connected to “room1”").waitFor({ timeout: 10_000 });
 
   const phone = await startRtpPeer(PHONE_HZ, { replyToSender: true });
   try {
-    const call = runSipp({ scenario: UAC, remote: `127.0.0.1:${sipPort}`, service: "1000", keys: { rtpport: phone.port, testcase: "chromium" }, extraArgs: ["-d", "4000"], timeoutSec: 15 });
+    const call = runSipp({ scenario: UAC_EARLY_OFFER, remote: `127.0.0.1:${app.sipPort}`, service: "1000", keys: { rtpport: phone.port, testcase: "chromium" }, extraArgs: ["-d", "4000"], timeoutSec: 15 });
     await page.locator("#people").getByText("Phone").waitFor({ timeout: 5000 });
 
     // The page hears the caller's tone, not its own.
-    let heard = -Infinity;
-    for (let i = 0; i < 40 && heard < -50; i++) {
-      await Bun.sleep(100);
-      heard = await page.evaluate(pageLevelAt, PHONE_HZ);
-    }
-    const own = await page.evaluate(pageLevelAt, BROWSER_HZ);
+    const { heard, own } = await pageHearing((hz) => page.evaluate(pageLevelAt, hz), PHONE_HZ, BROWSER_HZ);
     expect(heard).toBeGreaterThan(-50);
     expect(own).toBeLessThan(heard - 30);
 
@@ -173,7 +132,7 @@ test("a browser on /ui/ and a SIPp caller hear each other's tone and not their o
     expect(result.exitCode, result.summary).toBe(0);
 
     // Closing the page's RTCPeerConnection (DTLS close_notify) takes the browser out of the channel at once.
-    const inChannel = () => registry.participants("app1", "room1").some((p) => p.id === "browser");
+    const inChannel = () => app.registry.participants("app1", "room1").some((p) => p.id === "browser");
     expect(inChannel()).toBe(true);
     await page.evaluate(() => (globalThis as unknown as { trunkline: { pc: { close(): void } } }).trunkline.pc.close());
     for (let i = 0; i < 20 && inChannel(); i++) await Bun.sleep(50);
@@ -186,11 +145,8 @@ test("a browser on /ui/ and a SIPp caller hear each other's tone and not their o
 
 test("the page dials a phone with its dial pad, sends a digit during the call and hangs up", async () => {
   const page = await browser.newPage();
-  const token = signClientToken(
-    { applicationId: "app1", channelId: "room1", clientId: "dialler", userId: "grace", userAlias: "Grace Hopper", roles: ["dial"], exp: Math.floor(Date.now() / 1000) + 600 },
-    SECRET,
-  );
-  await page.goto(`${h.app.url}/ui/#token=${token}`);
+  const token = app.token({ clientId: "dialler", userId: "grace", userAlias: "Grace Hopper" });
+  await page.goto(`${app.harness.app.url}/ui/#token=${token}`);
   await page.getByRole("button", { name: "Join channel" }).click();
   await page.getByText("Connected to “room1”").waitFor({ timeout: 10_000 });
 

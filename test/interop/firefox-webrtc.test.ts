@@ -11,6 +11,12 @@ import { BROWSER_HZ, PHONE_HZ, UAC_EARLY_OFFER, pageHearing, pageLevelAt, startW
 
 const SECRET = "firefox-test-secret-0123456789";
 
+// Functions that run in the page (sent as source, so each stands alone; no DOM types here).
+type PageDom = { document: { getElementById(id: string): { textContent: string | null; click(): void } | null } };
+const pageText = (id: string) => (globalThis as unknown as PageDom).document.getElementById(id)?.textContent ?? "";
+const pageHasText = (id: string, text: string) => ((globalThis as unknown as PageDom).document.getElementById(id)?.textContent ?? "").includes(text);
+const pageClick = (id: string) => (globalThis as unknown as PageDom).document.getElementById(id)?.click();
+
 let app: WebRtcTestApp;
 let pulse: PulseAudio;
 let firefox: Firefox;
@@ -43,16 +49,15 @@ afterAll(async () => {
 test("Firefox on /ui/ and a SIPp caller hear each other's tone and not their own", async () => {
   const token = app.token({ clientId: "firefox", userId: "ada", userAlias: "Ada Lovelace" });
   await firefox.navigate(`${app.harness.app.url}/ui/#token=${token}`);
-  await firefox.call(() => document.getElementById("join")!.click());
-  await firefox.waitFor("connected", () => document.getElementById("status")!.textContent === "Connected to “room1”").catch(async (e: Error) => {
-    const status = await firefox.call(() => document.getElementById("status")!.textContent);
-    throw new Error(`${e.message}; status: ${status}; console: ${JSON.stringify(firefox.log)}`);
+  await firefox.call(pageClick, "join");
+  await firefox.waitFor("connected", pageHasText, "status", "Connected to “room1”").catch(async (e: Error) => {
+    throw new Error(`${e.message}; status: ${await firefox.call(pageText, "status")}; console: ${JSON.stringify(firefox.log)}`);
   });
 
   const phone = await startRtpPeer(PHONE_HZ, { replyToSender: true });
   try {
     const call = runSipp({ scenario: UAC_EARLY_OFFER, remote: `127.0.0.1:${app.sipPort}`, service: "1000", keys: { rtpport: phone.port, testcase: "firefox" }, extraArgs: ["-d", "4000"], timeoutSec: 15 });
-    await firefox.waitFor("the phone in the list", () => document.getElementById("people")!.textContent!.includes("Phone"));
+    await firefox.waitFor("the phone in the list", pageHasText, "people", "Phone");
 
     // The page hears the caller's tone, not its own.
     const { heard, own } = await pageHearing((hz) => firefox.call(pageLevelAt, hz), PHONE_HZ, BROWSER_HZ);
@@ -64,7 +69,7 @@ test("Firefox on /ui/ and a SIPp caller hear each other's tone and not their own
     expect(phone.toneShare(BROWSER_HZ, 1000)).toBeGreaterThan(0.5);
     expect(phone.toneShare(PHONE_HZ, 1000)).toBeLessThan(0.1);
 
-    await firefox.waitFor("Ada in the list", () => document.getElementById("people")!.textContent!.includes("Ada Lovelace"));
+    await firefox.waitFor("Ada in the list", pageHasText, "people", "Ada Lovelace");
     await firefox.screenshot("test-artifacts/webrtc-ui-firefox.png");
     const result = await call;
     expect(result.exitCode, result.summary).toBe(0);

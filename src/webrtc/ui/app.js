@@ -141,7 +141,9 @@ async function join() {
   try {
     state.stream = await navigator.mediaDevices.getUserMedia({ audio: { echoCancellation: true, noiseSuppression: true, autoGainControl: true } });
     state.audio = new AudioContext();
-    await state.audio.resume();
+    // Not awaited: Firefox keeps a context suspended until an audio output opens, for ever on a
+    // machine without one. The meters wait for it; joining and talking must not.
+    state.audio.resume().catch(() => {});
     state.micAnalyser = analyserFor(state.stream);
 
     const pc = new RTCPeerConnection({ bundlePolicy: "max-bundle" });
