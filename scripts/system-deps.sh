@@ -8,6 +8,10 @@ command -v kamailio >/dev/null 2>&1 || need+=(kamailio)
 [ -e /usr/lib/x86_64-linux-gnu/kamailio/modules/tls.so ] || need+=(kamailio-tls-modules)
 command -v baresip >/dev/null 2>&1 || need+=(baresip-core)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v firefox-esr >/dev/null 2>&1 || need+=(firefox-esr)
+# Headless Firefox runs WebAudio only with an audio output: the Firefox test starts its own
+# PulseAudio with a null sink.
+command -v pulseaudio >/dev/null 2>&1 || need+=(pulseaudio)
 [ ${#need[@]} -eq 0 ] && exit 0
 echo "installing Debian packages: ${need[*]}"
 SUDO=""
