@@ -23,7 +23,7 @@ run: build
 typecheck: deps
 	$(BUN) x tsc --noEmit
 
-# Interop tests start real peers (SIPp, Kamailio, baresip, Chromium): 60 s per test. Bun 1.4.5 reads
+# Interop tests start real peers (SIPp, Kamailio, baresip, Chromium, Firefox): 60 s per test. Bun 1.4.5 reads
 # the per-test timeout only from the command line, not from bunfig.toml.
 test: deps system-deps typecheck
 	$(BUN) test --timeout 60000
