@@ -103,12 +103,17 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-test("a browser on /ui/ and a SIPp caller hear each other's tone and not their own", async () => {
+/** A new page on /ui/ with a token for these claims, joined to the channel. */
+async function joinedPage(claims: { clientId: string; userId: string; userAlias: string }) {
   const page = await browser.newPage();
-  const token = app.token({ clientId: "browser", userId: "ada", userAlias: "Ada Lovelace" });
-  await page.goto(`${app.harness.app.url}/ui/#token=${token}`);
+  await page.goto(`${app.harness.app.url}/ui/#token=${app.token(claims)}`);
   await page.getByRole("button", { name: "Join channel" }).click();
   await page.getByText("Connected to “room1”").waitFor({ timeout: 10_000 });
+  return page;
+}
+
+test("a browser on /ui/ and a SIPp caller hear each other's tone and not their own", async () => {
+  const page = await joinedPage({ clientId: "browser", userId: "ada", userAlias: "Ada Lovelace" });
 
   const phone = await startRtpPeer(PHONE_HZ, { replyToSender: true });
   try {
@@ -145,11 +150,7 @@ test("a browser on /ui/ and a SIPp caller hear each other's tone and not their o
 }, 30_000);
 
 test("the page dials a phone with its dial pad, sends a digit during the call and hangs up", async () => {
-  const page = await browser.newPage();
-  const token = app.token({ clientId: "dialler", userId: "grace", userAlias: "Grace Hopper" });
-  await page.goto(`${app.harness.app.url}/ui/#token=${token}`);
-  await page.getByRole("button", { name: "Join channel" }).click();
-  await page.getByText("Connected to “room1”").waitFor({ timeout: 10_000 });
+  const page = await joinedPage({ clientId: "dialler", userId: "grace", userAlias: "Grace Hopper" });
 
   const phone = await startRtpPeer(PHONE_HZ, { replyToSender: true });
   try {
