@@ -165,7 +165,7 @@ export class StreamTransport implements Transport {
     this.idleSweep.unref();
     // TLS without a certificate still dials out (trunks over TLS); it just does not listen.
     if (this.name === "tls" && (!tls?.certFile || !tls.keyFile)) {
-      log.info("TLS without certificate and key: outbound connections only");
+      log.debug("TLS without certificate and key: outbound connections only");
       return;
     }
     this.listener = Bun.listen<ConnectionState>({
