@@ -33,7 +33,10 @@ const log = createLogger("media.mixer");
 export const sharedMixId = 0;
 
 export interface MixedFrame {
-  /** What this participant hears (N−1), at `sampleRate`. Shared with other listeners of the same mix: read only. */
+  /**
+   * What this participant hears (N−1), at `sampleRate`. Shared with other listeners of the same mix:
+   * read only, and only until the next tick (the mixer reuses its buffers; copy to keep).
+   */
   pcm: Int16Array;
   /** The mixer's rate this tick. */
   sampleRate: number;
@@ -133,6 +136,8 @@ class Participant implements MixerParticipant {
   left = false;
   /** This tick's contribution when faded (otherwise the input frame itself is used). */
   readonly faded: Int32Array;
+  /** What it hears while it contributes (its own N−1 mix), reused every tick. */
+  ownMix = new Int16Array(0);
   contribution: Int16Array | Int32Array | undefined;
   currentMix = sharedMixId;
   /** Its input converted to the mix rate (a pure delay when the rates match). */
@@ -183,6 +188,8 @@ export class Mixer {
   private readonly hangoverTicks: number;
   private readonly acc: Int32Array;
   private readonly minusOne: Int32Array;
+  /** The full mix everyone who is not contributing hears, reused every tick. */
+  private fullMix: Int16Array;
   private readonly contributors: Participant[] = [];
   private fadeIn: Float64Array;
   private nextMixId = sharedMixId + 1;
@@ -201,6 +208,7 @@ export class Mixer {
     this.acc = new Int32Array(maxSamples);
     this.minusOne = new Int32Array(maxSamples);
     this.fadeIn = ramp(this.frameSamples);
+    this.fullMix = new Int16Array(this.frameSamples);
     const ticker = o.ticker ?? (this.frameMs === 20 ? sharedTicker() : new DriftCorrectedTicker(this.frameMs));
     this.unsubscribe = ticker.subscribe(() => this.tick());
   }
@@ -290,7 +298,8 @@ export class Mixer {
   }
 
   private rateOfFrame(length: number): MixerRate | undefined {
-    return mixerRates.find((r) => this.samplesAt(r) === length);
+    for (const rate of mixerRates) if (this.samplesAt(rate) === length) return rate;
+    return undefined;
   }
 
   /** Takes this tick's input frame of a participant at the mix rate, if it has a fresh one. */
@@ -322,6 +331,7 @@ export class Mixer {
     this.rate = rate;
     this.frameSamples = this.samplesAt(rate);
     this.fadeIn = ramp(this.frameSamples);
+    this.fullMix = new Int16Array(this.frameSamples);
   }
 
   /** One mixer period: gather inputs, sum contributors, deliver N−1 mixes. Public for offline use. */
@@ -380,8 +390,9 @@ export class Mixer {
     this.lastSpeakers = contributors.length;
     if (switches) this.encoderCache.noteSwitches(tick);
 
-    const full = new Int16Array(n);
+    const full = this.fullMix;
     if (contributors.length > 0) softLimit(acc, full, n);
+    else full.fill(0);
     const shared: MixedFrame = { pcm: full, sampleRate, mixId: sharedMixId, tick, silent: contributors.length === 0 };
     const minusOne = this.minusOne;
     for (const p of participants) {
@@ -390,9 +401,11 @@ export class Mixer {
       const own = p.contribution;
       if (own) {
         for (let i = 0; i < n; i++) minusOne[i] = (acc[i] as number) - (own[i] as number);
-        const pcm = new Int16Array(n);
+        if (p.ownMix.length !== n) p.ownMix = new Int16Array(n);
+        const pcm = p.ownMix;
         const alone = contributors.length === 1;
-        if (!alone) softLimit(minusOne, pcm, n);
+        if (alone) pcm.fill(0);
+        else softLimit(minusOne, pcm, n);
         frame = { pcm, sampleRate, mixId: p.mixId, tick, silent: alone };
       }
       try {

@@ -173,7 +173,7 @@ class PolyphaseStage {
 export interface Resampler {
   readonly fromRate: number;
   readonly toRate: number;
-  /** Converts the next block of a continuous stream; returns a fresh array. */
+  /** Converts the next block of a continuous stream; the result is valid until the next call (copy it to keep it). */
   process(input: Int16Array): Int16Array;
   /** An independent resampler in the same state (same filter history). */
   fork(): Resampler;
@@ -224,14 +224,17 @@ export const resampleDelayMs = (Math.ceil(Math.max(...[...stageDesigns.values()]
 class DelayLine {
   private held: Int16Array;
   private head = 0;
+  /** Reused for every block of one length (a stream's blocks keep their size). */
+  private out = new Int16Array(0);
 
   constructor(length: number) {
     this.held = new Int16Array(length);
   }
 
-  /** Returns `length` fresh samples: the held ones first, then the input; keeps the rest. */
+  /** Returns `length` samples, valid until the next call: the held ones first, then the input; keeps the rest. */
   process(input: Int16Array, length = input.length): Int16Array {
-    const out = new Int16Array(length);
+    if (this.out.length !== length) this.out = new Int16Array(length);
+    const out = this.out;
     const held = this.held;
     const pad = held.length;
     if (pad === 0) {

@@ -61,5 +61,6 @@ export function streamTone(
   frameMs = 20,
 ): Int16Array {
   const n = (rate * frameMs) / 1000;
-  return concat(Array.from({ length: frames }, (_, k) => process(sine(rate, freq, n, amplitude, k * n))));
+  // Copies: a resampler's output is only valid until its next call.
+  return concat(Array.from({ length: frames }, (_, k) => process(sine(rate, freq, n, amplitude, k * n)).slice()));
 }

@@ -27,7 +27,8 @@ function setup(ids: string[]) {
   const heard = new Map<string, MixedFrame[]>();
   const parts = ids.map((id) => {
     heard.set(id, []);
-    return mixer.join(id, (f) => heard.get(id)?.push(f));
+    // The mixer reuses its buffers every tick: keep copies.
+    return mixer.join(id, (f) => heard.get(id)?.push({ ...f, pcm: f.pcm.slice() }));
   });
   return { ticker, mixer, heard, parts };
 }
@@ -220,7 +221,7 @@ describe("Mixer", () => {
     // the shared encoder already advanced).
     const c: MixerParticipant = mixer.join("c", (f) => c.encode(f, g722));
     const b: MixerParticipant = mixer.join("b", (f) => {
-      heardByB.push(f.pcm);
+      heardByB.push(f.pcm.slice());
       payloadsB.push(b.encode(f, g722));
     });
     for (let k = 0; k < 12; k++) {

@@ -57,7 +57,7 @@ describe("resampler", () => {
     const input = sine(8000, 777, 1600, 9000);
     const whole = createResampler(8000, 48000).process(input);
     const r = createResampler(8000, 48000);
-    const framed = concat(Array.from({ length: 10 }, (_, k) => r.process(input.subarray(k * 160, (k + 1) * 160))));
+    const framed = concat(Array.from({ length: 10 }, (_, k) => r.process(input.subarray(k * 160, (k + 1) * 160)).slice()));
     expect(Array.from(framed)).toEqual(Array.from(whole));
   });
 
@@ -69,7 +69,7 @@ describe("resampler", () => {
     const sizes = [7, 13, 160, 1, 29, 480, 5, 96];
     for (let at = 0, k = 0; at < input.length; k++) {
       const size = sizes[k % sizes.length] ?? 1;
-      parts.push(r.process(input.subarray(at, at + size)));
+      parts.push(r.process(input.subarray(at, at + size)).slice());
       at += size;
     }
     expect(Array.from(concat(parts))).toEqual(Array.from(whole));
