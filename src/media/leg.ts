@@ -337,8 +337,8 @@ class RtpPhoneLeg implements PhoneLeg {
         this.dtmfGapTicks--;
         return false;
       }
-      const digit = this.dtmfQueue.shift();
-      if (digit === undefined) return false;
+      if (this.dtmfQueue.length === 0) return false;
+      const digit = this.dtmfQueue.shift()!;
       const packets = telephoneEventPackets(digit, { durationMs: this.o.dtmfDurationMs ?? 100, packetMs: FRAME_MS, clockRate: this.media?.telephoneEventClockRate ?? 8000 });
       if (!packets) return false;
       this.dtmfEvent = { packets, next: 0, timestamp, startTick: this.tick };

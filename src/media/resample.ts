@@ -218,7 +218,7 @@ export const resampleDelayMs = (Math.ceil(Math.max(...[...stageDesigns.values()]
 
 /**
  * Pads a stream with a fixed delay (the chain's own delay topped up to the common one): a ring of
- * the last `length` samples. Plain loops, no typed-array views: creating views is slow in JSC, and
+ * the last `length` samples (straight copies when a block is longer than the delay). Plain loops, no typed-array views: creating views is slow in JSC, and
  * this runs twice per participant per tick even in a channel that resamples nothing.
  */
 class DelayLine {
@@ -242,6 +242,17 @@ class DelayLine {
       return out;
     }
     let head = this.head;
+    if (length >= pad) {
+      // The usual block, longer than the delay: straight copies instead of stepping the ring.
+      let k = 0;
+      for (let j = head; j < pad; j++) out[k++] = held[j] as number;
+      for (let j = 0; j < head; j++) out[k++] = held[j] as number;
+      for (let i = 0; k < length; i++) out[k++] = input[i] as number;
+      const rest = length - pad;
+      for (let j = 0; j < pad; j++) held[j] = input[rest + j] as number;
+      this.head = 0;
+      return out;
+    }
     for (let i = 0; i < length; i++) {
       out[i] = held[head] as number;
       held[head] = input[i] as number;
