@@ -1,9 +1,11 @@
 // Load generator for bench/rtp.bench.ts, run as its own process so the benchmark measures only the
-// media process. Plays N phones from one UDP socket: every 20 ms one PCMU packet (a 400 Hz tone) to
-// each target port, and records when each target's packets arrive.
+// media process. Plays N phones, PHONES_PER_SOCKET of them on each UDP socket (one socket's receive
+// buffer overflows when 500 legs answer within a millisecond): every 20 ms one PCMU packet (a 400 Hz
+// tone) to each target port, and records when each target's packets arrive.
 //
-// Protocol: prints {"port":P} once bound; reads one JSON line {targets, warmupMs, measureMs, talkers} on
-// stdin; streams for warmupMs + measureMs; prints one JSON result line and exits.
+// Protocol: prints {"ports":[P0, P1, …],"phonesPerSocket":K} once bound (phone i plays from ports[floor(i / K)]);
+// reads one JSON line {targets, warmupMs, measureMs, talkers} on stdin; streams for warmupMs + measureMs;
+// prints one JSON result line and exits.
 import { encodeUlaw } from "../src/media/g711.ts";
 import { RTP_HEADER_SIZE, writeRtpHeader } from "../src/media/rtp-packet.ts";
 
@@ -11,26 +13,27 @@ interface Command { targets: number[]; warmupMs: number; measureMs: number; talk
 
 interface Arrivals { times: Float64Array; stamps: Uint32Array; count: number }
 
+const PHONES_PER_SOCKET = 50;
+const MAX_PHONES = 2000;
 const FRAME_MS = 20;
 const arrivals = new Map<number, Arrivals>();
 let measuring = false;
 let capacity = 0;
 
-const socket = await Bun.udpSocket({
-  hostname: "127.0.0.1",
-  binaryType: "uint8array",
-  socket: {
-    data(_s, data, port) {
-      if (!measuring || data.length < RTP_HEADER_SIZE) return;
-      const a = arrivals.get(port);
-      if (!a || a.count >= capacity) return;
-      a.times[a.count] = performance.now();
-      a.stamps[a.count] = ((data[4]! << 24) | (data[5]! << 16) | (data[6]! << 8) | data[7]!) >>> 0;
-      a.count++;
-    },
+const handler = {
+  data(_s: unknown, data: Uint8Array, port: number) {
+    if (!measuring || data.length < RTP_HEADER_SIZE) return;
+    const a = arrivals.get(port);
+    if (!a || a.count >= capacity) return;
+    a.times[a.count] = performance.now();
+    a.stamps[a.count] = ((data[4]! << 24) | (data[5]! << 16) | (data[6]! << 8) | data[7]!) >>> 0;
+    a.count++;
   },
-});
-console.log(JSON.stringify({ port: socket.port }));
+};
+const sockets = await Promise.all(
+  Array.from({ length: MAX_PHONES / PHONES_PER_SOCKET }, () => Bun.udpSocket({ hostname: "127.0.0.1", binaryType: "uint8array", socket: handler })),
+);
+console.log(JSON.stringify({ ports: sockets.map((s) => s.port), phonesPerSocket: PHONES_PER_SOCKET }));
 
 const line = await new Promise<string>((resolve) => {
   let buffered = "";
@@ -55,8 +58,9 @@ const packets = cmd.targets.map((_, i) => {
   p.set(cmd.talkers === "half" && i % 2 === 1 ? silence : payload, RTP_HEADER_SIZE);
   return p;
 });
-const batch: (Uint8Array | number | string)[] = [];
-cmd.targets.forEach((port, i) => batch.push(packets[i]!, port, "127.0.0.1"));
+if (cmd.targets.length > MAX_PHONES) throw new Error(`at most ${MAX_PHONES} phones`);
+const batches: (Uint8Array | number | string)[][] = sockets.map(() => []);
+cmd.targets.forEach((port, i) => batches[Math.floor(i / PHONES_PER_SOCKET)]!.push(packets[i]!, port, "127.0.0.1"));
 
 let seq = 0;
 let sent = 0;
@@ -71,7 +75,7 @@ function tick(): void {
   for (let i = 0; i < packets.length; i++) {
     writeRtpHeader(packets[i]!, { payloadType: 0, sequenceNumber: seq & 0xffff, timestamp: seq * 160, ssrc: 0x10000 + i });
   }
-  sent += socket.sendMany(batch);
+  for (let k = 0; k < sockets.length; k++) if (batches[k]!.length > 0) sent += sockets[k]!.sendMany(batches[k]!);
   seq++;
   measuring = now >= start + cmd.warmupMs;
   deadline += FRAME_MS;
@@ -110,7 +114,7 @@ function finish(): void {
   }
   const expected = (cmd.targets.length * cmd.measureMs) / FRAME_MS;
   console.log(JSON.stringify({ sent, received, expected, late, missing, maxLatenessMs, silentLegs, senderLateTicks }));
-  socket.close();
+  for (const s of sockets) s.close();
   process.exit(0);
 }
 

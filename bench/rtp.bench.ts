@@ -44,7 +44,7 @@ async function measure(legCount: number, seconds: number, mixerRate: number, tal
   const generator = Bun.spawn([process.execPath, join(import.meta.dir, "rtp-loadgen.ts")], { stdin: "pipe", stdout: "pipe", stderr: "inherit" });
   const reader = generator.stdout.getReader();
   const state = { buffered: "" };
-  const { port: phonePort } = JSON.parse(await readLine(reader, state)) as { port: number };
+  const { ports: phonePorts, phonesPerSocket } = JSON.parse(await readLine(reader, state)) as { ports: number[]; phonesPerSocket: number };
 
   const ticker = sharedTicker();
   // How long each tick's work takes (all mixers: pull, mix, encode, send): a probe that runs before
@@ -62,7 +62,7 @@ async function measure(legCount: number, seconds: number, mixerRate: number, tal
     }
     const leg = await createPhoneLeg({ allocator, bindAddress: "127.0.0.1", advertisedAddress: "127.0.0.1", mixer: mixers.at(-1)!, participantId: `leg${i}`, codecPreferences: ["PCMU"], mediaTimeoutSec: 0 });
     if ("error" in leg) throw new Error(leg.error);
-    const r = leg.answer(phoneOffer(phonePort));
+    const r = leg.answer(phoneOffer(phonePorts[Math.floor(i / phonesPerSocket)]!));
     if (!r.ok) throw new Error(r.reason);
     legs.push(leg);
   }
