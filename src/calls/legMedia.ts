@@ -2,6 +2,7 @@
 import type { CodecName } from "../media/codec.ts";
 import { createPhoneLeg, type PhoneLeg, type SdpFailure } from "../media/leg.ts";
 import type { RtpPortAllocator } from "../media/ports.ts";
+import type { UdpIo } from "../media/udp-io.ts";
 import type { CallMedia, MediaFactory } from "./media.ts";
 
 export interface PhoneLegMediaOptions {
@@ -9,6 +10,8 @@ export interface PhoneLegMediaOptions {
   /** Address written into our SDP (c=, o=). */
   advertisedAddress: string;
   bindAddress?: string;
+  /** Where the RTP sockets live (default: the main thread). */
+  io?: UdpIo;
   codecPreferences?: readonly CodecName[];
   mediaTimeoutSec?: number;
   dtmfDurationMs?: number;

@@ -10,6 +10,7 @@ import type { ChannelRegistry } from "../channels/registry.ts";
 import { events } from "../events.ts";
 import { createLogger } from "../log.ts";
 import { RtpPortAllocator } from "../media/ports.ts";
+import { WorkerUdpIo } from "../media/worker-udp-io.ts";
 import { EventDelivery } from "../routing/eventDelivery.ts";
 import type { InboundRouteSource } from "../routing/inbound.ts";
 import { createResolver, isIpLiteral, type Resolver } from "../sip/resolver.ts";
@@ -48,6 +49,8 @@ export class CallService implements Service {
   private unsubscribes: (() => void)[] = [];
   private resolveTimer: ReturnType<typeof setInterval> | undefined;
   private readonly resolver: Resolver;
+  /** the RTP sockets' worker thread, shared by every call (rtp.ioWorker) */
+  private readonly rtpIo: WorkerUdpIo | undefined;
 
   constructor(
     private readonly ctx: AppContext,
@@ -57,6 +60,7 @@ export class CallService implements Service {
     this.resolver = deps.resolver ?? createResolver();
     // RTP sockets come from the configured range; the SDP address is read once the stack is bound.
     const allocator = new RtpPortAllocator({ min: config.rtp.portMin, max: config.rtp.portMax });
+    this.rtpIo = config.rtp.ioWorker ? new WorkerUdpIo() : undefined;
     const advertisedAddress = () => config.sip.advertised?.host ?? deps.stack.contactFor(undefined, "udp").uri.host;
     const trunks: TrunkDirectory = {
       list: () => store.trunks.list(),
@@ -88,6 +92,7 @@ export class CallService implements Service {
           advertisedAddress: advertised,
           // RTP listens in the family our SDP advertises: an IPv6 c= line needs an IPv6 socket.
           bindAddress: isIpv6(advertised) ? "::" : "0.0.0.0",
+          io: this.rtpIo,
           codecPreferences: config.rtp.codecs,
           mediaTimeoutSec: config.rtp.mediaTimeoutSec,
           dtmfDurationMs: config.rtp.dtmfDurationMs,
@@ -119,6 +124,8 @@ export class CallService implements Service {
     clearInterval(this.resolveTimer);
     for (const unsubscribe of this.unsubscribes.splice(0)) unsubscribe();
     this.manager.stop();
+    // After the calls' RTCP BYEs, which the worker sends before it ends.
+    this.rtpIo?.close();
     await this.delivery.stop(Math.max(0, deadline - Date.now() - 200));
   }
 

@@ -57,6 +57,10 @@ const rtpSchema = s
     mediaTimeoutSec: s.integer({ min: 0, max: 3600 }).default(30),
     codecs: s.array(codecName, { minItems: 1, uniqueBy: (c) => c, uniqueLabel: "codec" }).default(["opus", "G722", "PCMU", "PCMA"]),
     dtmfDurationMs: s.integer({ min: 40, max: 2000 }).default(160),
+    ioWorker: s
+      .boolean()
+      .default(true)
+      .describe("RTP/RTCP socket I/O on a worker thread, beside the media work of the main thread; false keeps it on the main thread."),
   })
   .refine((rtp) => (rtp.portMax <= rtp.portMin ? { at: ["portMax"], message: `must be above portMin (${rtp.portMin})` } : undefined));
 

@@ -33,6 +33,7 @@ import type { MixedFrame, Mixer, MixerParticipant } from "./mixer.ts";
 import type { RtpPortAllocator } from "./ports.ts";
 import type { RtpPacket } from "./rtp-packet.ts";
 import { RtpSession, type RtpSessionStats } from "./rtp.ts";
+import type { UdpIo } from "./udp-io.ts";
 import {
   buildOffer, formatSdp, isNullAddress, negotiateAnswer, parseSdp, processAnswer,
   type LocalMediaOptions, type MediaDirection, type NegotiatedMedia, type Sdp,
@@ -44,6 +45,8 @@ export interface PhoneLegOptions {
   allocator: RtpPortAllocator;
   /** local address to bind RTP on (default 0.0.0.0) */
   bindAddress?: string;
+  /** where the RTP sockets live (default: this thread) */
+  io?: UdpIo;
   /** address written into c= / o= (public address behind NAT) */
   advertisedAddress: string;
   mixer: Mixer;
@@ -106,7 +109,7 @@ interface Receiver {
 interface OutgoingEvent { packets: ScheduledEventPacket[]; next: number; timestamp: number; startTick: number }
 
 export async function createPhoneLeg(o: PhoneLegOptions): Promise<PhoneLeg | { error: string }> {
-  const session = await RtpSession.open({ allocator: o.allocator, bindAddress: o.bindAddress, cname: `${o.participantId}@trunkline` });
+  const session = await RtpSession.open({ allocator: o.allocator, bindAddress: o.bindAddress, cname: `${o.participantId}@trunkline`, io: o.io });
   if ("error" in session) return session;
   try {
     return new RtpPhoneLeg(o, session);

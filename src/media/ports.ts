@@ -2,15 +2,12 @@
 // the odd port above it (RFC 3550 §11), both bound so a peer without rtcp-mux can use the pair.
 //
 //   const allocator = new RtpPortAllocator({ min: 10000, max: 20000 });
-//   const pair = await bindRtpPair(allocator, "0.0.0.0", handlers);   // { rtp, rtcp, port } | { error }
-//   pair.close();                                                   // closes both sockets, frees the port
+//   const pair = await bindRtpPair(allocator, "0.0.0.0", { rtp, rtcp }, io);  // { rtp, rtcp, port } | { error }
+//   pair.close();                                                           // closes both sockets, frees the port
 //
 // Ports are handed out round-robin so a port just released (whose peer may still send a few packets)
 // is the last to be reused.
-import type { udp } from "bun";
-
-export type BinaryUdpSocket = udp.Socket<"uint8array">;
-export type UdpHandler = udp.SocketHandler<"uint8array">;
+import type { DatagramHandlers, DatagramSocket, UdpIo } from "./udp-io.ts";
 
 export class RtpPortAllocator {
   readonly min: number;
@@ -58,8 +55,8 @@ export class RtpPortAllocator {
 
 export interface BoundRtpPair {
   port: number;
-  rtp: BinaryUdpSocket;
-  rtcp: BinaryUdpSocket;
+  rtp: DatagramSocket;
+  rtcp: DatagramSocket;
   close(): void;
 }
 
@@ -68,15 +65,21 @@ export type BindResult = BoundRtpPair | { error: string };
 const MAX_BIND_ATTEMPTS = 32;
 
 /** Binds RTP + RTCP sockets on the next free pair; ports taken by other processes are skipped. */
-export async function bindRtpPair(allocator: RtpPortAllocator, host: string, handlers: { rtp: UdpHandler; rtcp: UdpHandler }): Promise<BindResult> {
+export async function bindRtpPair(
+  allocator: RtpPortAllocator,
+  host: string,
+  handlers: { rtp: DatagramHandlers; rtcp: DatagramHandlers },
+  io: UdpIo,
+): Promise<BindResult> {
   const attempts = Math.min(MAX_BIND_ATTEMPTS, allocator.capacity);
+  let lastError = "";
   for (let i = 0; i < attempts; i++) {
     const port = allocator.reserve();
     if (port === undefined) return { error: `RTP port range ${allocator.min}-${allocator.max} exhausted` };
-    let rtp: BinaryUdpSocket | undefined;
+    let rtp: DatagramSocket | undefined;
     try {
-      rtp = await Bun.udpSocket({ hostname: host, port, binaryType: "uint8array", socket: handlers.rtp });
-      const rtcp = await Bun.udpSocket({ hostname: host, port: port + 1, binaryType: "uint8array", socket: handlers.rtcp });
+      rtp = await io.bind(host, port, handlers.rtp);
+      const rtcp = await io.bind(host, port + 1, handlers.rtcp);
       const bound = rtp;
       return {
         port, rtp: bound, rtcp,
@@ -86,11 +89,12 @@ export async function bindRtpPair(allocator: RtpPortAllocator, host: string, han
           allocator.release(port);
         },
       };
-    } catch {
+    } catch (error) {
       // EADDRINUSE from another process: the cursor has already moved past this pair.
       rtp?.close();
       allocator.release(port);
+      lastError = error instanceof Error ? error.message : String(error);
     }
   }
-  return { error: `no bindable RTP port pair in ${allocator.min}-${allocator.max} after ${attempts} attempts` };
+  return { error: `no bindable RTP port pair in ${allocator.min}-${allocator.max} after ${attempts} attempts (${lastError})` };
 }

@@ -1,6 +1,7 @@
-// RtpSession: one RTP (+RTCP) flow on a Bun.udpSocket pair from the port allocator.
+// RtpSession: one RTP (+RTCP) flow on a UDP socket pair from the port allocator, bound through a
+// UdpIo (udp-io.ts): on this thread by default, or on the RTP I/O worker (worker-udp-io.ts).
 //
-//   const s = await RtpSession.open({ allocator, bindAddress: "0.0.0.0", cname });  // or { error }
+//   const s = await RtpSession.open({ allocator, bindAddress: "0.0.0.0", cname, io });  // or { error }
 //   s.configure({ remote, payloadTypes, clockRate, expectMedia, mediaTimeoutMs });
 //   s.onPacket = (packet, arrivalMs) => …;     // valid RTP from the (latched) peer, accepted PTs only
 //   s.onNewSource = (ssrc) => …;               // the peer's SSRC changed (reset decoders/jitter)
@@ -16,6 +17,7 @@ import { createLogger } from "../log.ts";
 import { bindRtpPair, type BoundRtpPair, type RtpPortAllocator } from "./ports.ts";
 import { RTP_HEADER_SIZE, looksLikeRtcp, parseRtp, writeRtpHeader, type RtpPacket } from "./rtp-packet.ts";
 import { ReceptionStats, buildCompound, ntpNow, parseCompound, roundTripMs, type ReportBlock } from "./rtcp.ts";
+import { inThreadUdpIo, type UdpIo } from "./udp-io.ts";
 
 const log = createLogger("rtp");
 
@@ -124,15 +126,15 @@ export class RtpSession {
     this.cname = cname;
   }
 
-  static async open(o: { allocator: RtpPortAllocator; bindAddress?: string; cname?: string }): Promise<RtpSession | { error: string }> {
+  static async open(o: { allocator: RtpPortAllocator; bindAddress?: string; cname?: string; io?: UdpIo }): Promise<RtpSession | { error: string }> {
     const session = new RtpSession(o.cname ?? "trunkline");
     // ICMP port-unreachable from a peer that went away surfaces as a socket error (ECONNREFUSED):
     // the media timeout reports a dead peer, so these are only counted.
     const error = () => { session.counters.socketErrors++; };
     const bound = await bindRtpPair(o.allocator, o.bindAddress ?? "0.0.0.0", {
-      rtp: { data: (_s, data, port, address) => session.receiveOnRtpPort(data, port, address), error },
-      rtcp: { data: (_s, data, port, address) => session.receiveRtcp(data, port, address, performance.now()), error },
-    });
+      rtp: { data: (data, port, address, arrivalMs) => session.receiveOnRtpPort(data, port, address, arrivalMs), error },
+      rtcp: { data: (data, port, address, arrivalMs) => session.receiveRtcp(data, port, address, arrivalMs), error },
+    }, o.io ?? inThreadUdpIo);
     if ("error" in bound) return bound;
     session.pair = bound;
     register(session);
@@ -160,8 +162,7 @@ export class RtpSession {
     this.timedOut = false;
   }
 
-  private receiveOnRtpPort(data: Uint8Array, port: number, address: string): void {
-    const now = performance.now();
+  private receiveOnRtpPort(data: Uint8Array, port: number, address: string, now: number): void {
     if (looksLikeRtcp(data)) {
       this.receiveRtcp(data, port, address, now);
       return;
@@ -282,17 +283,7 @@ export class RtpSession {
     this.counters.octetsSent += payload.length;
     this.lastSentTimestamp = timestamp >>> 0;
     this.lastSentAtMs = performance.now();
-    return this.transmit(this.pair.rtp, buffer, port, address);
-  }
-
-  /** Bun throws on send after an ICMP error (ECONNREFUSED) or a bad address: count it, never throw. */
-  private transmit(socket: BoundRtpPair["rtp"], data: Uint8Array, port: number, address: string): boolean {
-    try {
-      return socket.send(data, port, address);
-    } catch {
-      this.counters.socketErrors++;
-      return false;
-    }
+    return this.pair.rtp.send(buffer, port, address);
   }
 
   /** Called by the shared timer: RTCP reports and the media timeout. */
@@ -326,7 +317,7 @@ export class RtpSession {
     const address = mux ? (this.latchedAddress ?? c.remote.address) : (this.rtcpLatchedAddress ?? c.remote.rtcpAddress);
     const port = mux ? (this.latchedAddress !== undefined ? this.latchedPort : c.remote.port) : (this.rtcpLatchedAddress !== undefined ? this.rtcpLatchedPort : c.remote.rtcpPort);
     if (port === 0 || address === "0.0.0.0") return;
-    this.transmit(mux ? this.pair.rtp : this.pair.rtcp, packet, port, address);
+    (mux ? this.pair.rtp : this.pair.rtcp).send(packet, port, address);
   }
 
   stats(): RtpSessionStats {

@@ -5,6 +5,11 @@ import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "nod
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import type { Subprocess } from "bun";
+import { Dialog } from "../../src/sip/dialog.ts";
+import { parseUri } from "../../src/sip/message.ts";
+import { SipStack } from "../../src/sip/stack.ts";
+import { startRtpPeer } from "../helpers/rtpPeer.ts";
+import { until } from "../helpers/until.ts";
 
 const repo = resolve(import.meta.dir, "../..");
 const bun = process.execPath;
@@ -12,8 +17,8 @@ const token = "binary-test-token-0123456789";
 let dir: string;
 let binary: string;
 
-function build(entry: string, out: string): void {
-  const result = Bun.spawnSync([bun, "build", "--compile", "--minify", entry, "--outfile", out], { cwd: repo, stderr: "pipe", stdout: "pipe" });
+function build(entries: string[], out: string): void {
+  const result = Bun.spawnSync([bun, "build", "--compile", "--minify", ...entries, "--outfile", out], { cwd: repo, stderr: "pipe", stdout: "pipe" });
   if (result.exitCode !== 0) throw new Error(`build failed: ${result.stderr.toString()}`);
 }
 
@@ -21,7 +26,8 @@ beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), "trunkline-bin-"));
   mkdirSync(join(dir, "build"));
   mkdirSync(join(dir, "run"));
-  build("main.ts", join(dir, "build", "trunkline"));
+  // As the Makefile builds it.
+  build(["main.ts", "src/media/udp-io-worker.ts"], join(dir, "build", "trunkline"));
   binary = join(dir, "run", "trunkline");
   copyFileSync(join(dir, "build", "trunkline"), binary);
   Bun.spawnSync(["chmod", "+x", binary]);
@@ -39,8 +45,8 @@ interface Running {
 }
 
 /** Starts `trunkline serve` and resolves once it logs its bound HTTP address. */
-async function serve(): Promise<Running> {
-  const proc = Bun.spawn([binary, "serve", "--config", "config.yaml", "--log-level", "info"], {
+async function serve(config = "config.yaml"): Promise<Running> {
+  const proc = Bun.spawn([binary, "serve", "--config", config, "--log-level", "info"], {
     cwd: join(dir, "run"),
     env: { PATH: process.env.PATH ?? "", TOKEN: token },
     stdin: "ignore",
@@ -133,9 +139,66 @@ describe("compiled binary", () => {
     expect([...first.lines, ...second.lines].join("\n")).not.toContain("pw-secret");
   }, 30_000);
 
+  test("a call's RTP flows both ways through the compiled binary's RTP I/O worker", async () => {
+    const probe = await Bun.udpSocket({ hostname: "127.0.0.1" });
+    const sipPort = probe.port;
+    probe.close();
+    writeFileSync(
+      join(dir, "run", "call.yaml"),
+      `http: { host: 127.0.0.1, port: 0 }
+sip: { listen: [{ transport: udp, host: 127.0.0.1, port: ${sipPort} }] }
+rtp: { portMin: 52000, portMax: 52999, ioWorker: true }
+adminToken: \${TOKEN}
+database: { path: data/call.db }
+trunks: [{ id: local, domain: 127.0.0.1, optionsIntervalSec: 0 }]
+applications:
+  - { id: app, name: A, sharedSecret: app-secret-0123456789, inboundRoutes: [{ sipUsername: "1000", channelId: lobby }] }
+`,
+    );
+    const running = await serve("call.yaml");
+    const phone = new SipStack({ listen: [{ transport: "udp", host: "127.0.0.1", port: 0 }], allow: ["INVITE", "ACK", "BYE"] });
+    // Sends its tone back to wherever Trunkline's RTP comes from.
+    const media = await startRtpPeer(440, { replyToSender: true });
+    try {
+      await phone.start();
+      const dest = { transport: "udp" as const, address: "127.0.0.1", port: sipPort };
+      const uri = parseUri(`sip:1000@127.0.0.1:${sipPort}`)!;
+      const invite = phone.createOutOfDialogRequest({
+        method: "INVITE", uri, transport: "udp", contactUser: "phone",
+        from: { uri: parseUri("sip:+15551110000@127.0.0.1")!, params: new Map() },
+        to: { uri, params: new Map() },
+        body: `v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio ${media.port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n`,
+        contentType: "application/sdp",
+      });
+      const tx = phone.sendRequest(invite, dest);
+      const outcome = await tx.outcome;
+      if (outcome.kind !== "final" || outcome.response.status !== 200) {
+        throw new Error(`INVITE: ${outcome.kind === "final" ? outcome.response.status : outcome.kind}\n${running.lines.join("\n")}`);
+      }
+      const dialog = Dialog.fromInvite2xx(phone, invite, outcome.response, tx, dest);
+      await until(() => media.packetsReceived > 25);
+      await dialog.bye();
+      type EndedCall = { sipCallId: string; mediaStats?: { packetsSent: number; packetsReceived: number } };
+      let ended: EndedCall | undefined;
+      for (const started = Date.now(); !ended?.mediaStats && Date.now() - started < 5000; await Bun.sleep(25)) {
+        const { calls } = (await (await api(running.url, "GET", "/api/v1/calls?state=ended")).json()) as { calls: EndedCall[] };
+        ended = calls.find((c) => c.sipCallId === invite.callId);
+      }
+      // What Trunkline counted: the phone's RTP came in, and Trunkline's went out, through the worker.
+      expect(ended?.mediaStats?.packetsReceived).toBeGreaterThan(20);
+      expect(ended?.mediaStats?.packetsSent).toBeGreaterThan(25);
+    } finally {
+      media.close();
+      await phone.stop();
+      running.proc.kill("SIGTERM");
+    }
+    expect(await running.proc.exited).toBe(0);
+    expect(running.lines.join("\n")).not.toContain("RTP I/O worker");
+  }, 30_000);
+
   test("@evan/opus loads inside a compiled executable", () => {
     const probe = join(dir, "run", "opus-probe");
-    build("test/binary/opusProbe.ts", probe);
+    build(["test/binary/opusProbe.ts"], probe);
     const run = Bun.spawnSync([probe], { cwd: join(dir, "run") });
     expect(run.exitCode).toBe(0);
     expect(JSON.parse(run.stdout.toString())).toEqual({ packetBytes: expect.any(Number), decodedBytes: 1920 });

@@ -1,7 +1,12 @@
-import { describe, expect, test } from "bun:test";
+import { afterAll, describe, expect, test } from "bun:test";
 import { RtpPortAllocator, bindRtpPair } from "../../src/media/ports.ts";
+import { inThreadUdpIo, type UdpIo } from "../../src/media/udp-io.ts";
+import { WorkerUdpIo } from "../../src/media/worker-udp-io.ts";
 
-const noop = { rtp: {}, rtcp: {} };
+const ignore = { data() {}, error() {} };
+const noop = { rtp: ignore, rtcp: ignore };
+const workerIo = new WorkerUdpIo();
+afterAll(() => workerIo.close());
 
 function freeRangeStart(): number {
   return 20000 + 2 * Math.floor(Math.random() * 10000);
@@ -23,19 +28,19 @@ describe("RtpPortAllocator", () => {
     expect(() => new RtpPortAllocator({ min: 40001, max: 40002 })).toThrow(RangeError);
   });
 
-  test("binds RTP on the even port and RTCP on +1, skipping pairs another process holds", async () => {
+  test.each<[string, UdpIo]>([["in-thread", inThreadUdpIo], ["worker", workerIo]])("binds RTP on the even port and RTCP on +1, skipping pairs another process holds (%s sockets)", async (_name, io) => {
     const base = freeRangeStart();
     const a = new RtpPortAllocator({ min: base, max: base + 3 });
     const squatter = await Bun.udpSocket({ hostname: "127.0.0.1", port: base + 1 });
-    const first = await bindRtpPair(a, "127.0.0.1", noop);
+    const first = await bindRtpPair(a, "127.0.0.1", noop, io);
     if ("error" in first) throw new Error(first.error);
     expect(first.port).toBe(base + 2);
     expect(first.rtcp.port).toBe(base + 3);
-    const second = await bindRtpPair(a, "127.0.0.1", noop);
+    const second = await bindRtpPair(a, "127.0.0.1", noop, io);
     expect("error" in second).toBe(true);
     first.close();
     squatter.close();
-    const again = await bindRtpPair(a, "127.0.0.1", noop);
+    const again = await bindRtpPair(a, "127.0.0.1", noop, io);
     expect("error" in again).toBe(false);
     if (!("error" in again)) again.close();
   });

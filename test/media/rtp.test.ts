@@ -1,19 +1,16 @@
-import { afterEach, describe, expect, test } from "bun:test";
+import { afterAll, afterEach, describe, expect, test } from "bun:test";
 import { RtpPortAllocator } from "../../src/media/ports.ts";
 import { RtpSession, type RtpSessionConfig } from "../../src/media/rtp.ts";
 import { parseRtp, serializeRtp, type RtpPacket } from "../../src/media/rtp-packet.ts";
 import { buildCompound, parseCompound } from "../../src/media/rtcp.ts";
+import { inThreadUdpIo, type UdpIo } from "../../src/media/udp-io.ts";
+import { WorkerUdpIo } from "../../src/media/worker-udp-io.ts";
 
 const allocator = new RtpPortAllocator({ min: 42000, max: 43999 });
 const opened: { close(): void }[] = [];
 afterEach(() => { for (const s of opened.splice(0)) s.close(); });
-
-async function session(): Promise<RtpSession> {
-  const s = await RtpSession.open({ allocator, bindAddress: "127.0.0.1", cname: "test" });
-  if ("error" in s) throw new Error(s.error);
-  opened.push(s);
-  return s;
-}
+const workerIo = new WorkerUdpIo();
+afterAll(() => workerIo.close());
 
 /** A plain socket standing in for the peer; collects what it receives (`rtp`: without RTCP reports). */
 async function peer() {
@@ -42,7 +39,15 @@ function rtp(seq: number, ssrc = 0x1111, pt = 0): Uint8Array {
   return serializeRtp({ payloadType: pt, sequenceNumber: seq, timestamp: seq * 160, ssrc }, new Uint8Array(160).fill(0xff));
 }
 
-describe("RtpSession", () => {
+// Every behaviour holds alike with the sockets on this thread and on the RTP I/O worker.
+describe.each<[string, UdpIo]>([["in-thread", inThreadUdpIo], ["worker", workerIo]])("RtpSession (%s sockets)", (_name, io) => {
+  async function session(): Promise<RtpSession> {
+    const s = await RtpSession.open({ allocator, bindAddress: "127.0.0.1", cname: "test", io });
+    if ("error" in s) throw new Error(s.error);
+    opened.push(s);
+    return s;
+  }
+
   test("outbound stream: our SSRC, consecutive sequence numbers, caller's timestamps", async () => {
     const s = await session();
     const p = await peer();
@@ -157,7 +162,7 @@ describe("RtpSession", () => {
   });
 
   test("IPv6: binds, receives and latches on ::1", async () => {
-    const s = await RtpSession.open({ allocator, bindAddress: "::1" });
+    const s = await RtpSession.open({ allocator, bindAddress: "::1", io });
     if ("error" in s) throw new Error(s.error);
     opened.push(s);
     const got: string[] = [];

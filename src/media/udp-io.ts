@@ -1,0 +1,57 @@
+// What an RTP session needs from UDP sockets, and its in-thread implementation on Bun.udpSocket.
+// WorkerUdpIo (worker-udp-io.ts) implements the same on sockets owned by a worker thread.
+//
+//   const socket = await io.bind("0.0.0.0", 10000, { data: (bytes, port, address, arrivalMs) => …, error: () => … });
+//   socket.send(bytes, 5004, "192.0.2.7");   // never throws: failures reach handlers.error()
+//   socket.close();                          // no callbacks after this
+//
+// `arrivalMs` is performance.now() of the calling thread when the datagram was read from the socket.
+// `data` may be a view into a buffer shared with other datagrams: copy what must outlive the callback.
+
+export interface DatagramSocket {
+  readonly port: number;
+  /** Sends (or queues) one datagram; false when it could not be handed on. Never throws. */
+  send(data: Uint8Array, port: number, address: string): boolean;
+  close(): void;
+}
+
+export interface DatagramHandlers {
+  data(data: Uint8Array, port: number, address: string, arrivalMs: number): void;
+  /** A send failed or the socket reported an error (e.g. ICMP port unreachable from a vanished peer). */
+  error(): void;
+}
+
+export interface UdpIo {
+  /** Rejects when the address cannot be bound (EADDRINUSE etc.). */
+  bind(host: string, port: number, handlers: DatagramHandlers): Promise<DatagramSocket>;
+  close(): void;
+}
+
+/** Sockets on the calling thread's event loop. */
+export const inThreadUdpIo: UdpIo = {
+  async bind(host, port, handlers) {
+    const socket = await Bun.udpSocket({
+      hostname: host,
+      port,
+      binaryType: "uint8array",
+      socket: {
+        data: (_s, data, fromPort, address) => handlers.data(data, fromPort, address, performance.now()),
+        error: () => handlers.error(),
+      },
+    });
+    return {
+      port: socket.port,
+      send(data, toPort, address) {
+        // Bun throws for an address it cannot send to (wrong family, malformed) and on a closed socket.
+        try {
+          return socket.send(data, toPort, address);
+        } catch {
+          handlers.error();
+          return false;
+        }
+      },
+      close: () => socket.close(),
+    };
+  },
+  close() {},
+};
