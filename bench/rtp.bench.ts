@@ -6,15 +6,20 @@
 // Reported: this process's CPU per leg (share of one core) and the share of late frames —
 // packets arriving at the phones more than 20 ms behind their schedule, and mixer ticks that ran
 // late. Target (issue 5): ≥500 legs on one core with no late frames.
-// Defaults: 100 and 500 legs, mixer at 48 and 8 kHz, both parties or one party talking, 10 s each;
-// BENCH_RTP_LEGS="100,500", BENCH_RTP_MIXER_RATES="48000,8000", BENCH_RTP_TALKERS="all,half" and
-// BENCH_RTP_SECONDS=10 override them.
+// Socket I/O runs as the connector runs it: on the RTP I/O worker thread (rtp.ioWorker, the default),
+// or on the main thread beside the media work ("thread", rtp.ioWorker: false). CPU is the whole
+// process's, every thread counted.
+// Defaults: 100 and 500 legs, mixer at 48 and 8 kHz, both parties or one party talking, I/O on the
+// worker and in the thread, 10 s each; BENCH_RTP_LEGS="100,500", BENCH_RTP_MIXER_RATES="48000,8000",
+// BENCH_RTP_TALKERS="all,half", BENCH_RTP_IO="worker,thread" and BENCH_RTP_SECONDS=10 override them.
 import { loadavg } from "node:os";
 import { join } from "node:path";
 import { createPhoneLeg, type PhoneLeg } from "../src/media/leg.ts";
 import { Mixer } from "../src/media/mixer.ts";
 import { RtpPortAllocator } from "../src/media/ports.ts";
 import { sharedTicker } from "../src/media/ticker.ts";
+import { inThreadUdpIo, type UdpIo } from "../src/media/udp-io.ts";
+import { WorkerUdpIo } from "../src/media/worker-udp-io.ts";
 
 interface LoadResult { sent: number; received: number; expected: number; late: number; missing: number; maxLatenessMs: number; silentLegs: number; senderLateTicks: number }
 
@@ -40,7 +45,10 @@ function phoneOffer(port: number): string {
     `m=audio ${port} RTP/AVP 0 101`, "a=rtpmap:0 PCMU/8000", "a=rtpmap:101 telephone-event/8000", "a=sendrecv", ""].join("\r\n");
 }
 
-async function measure(legCount: number, seconds: number, mixerRate: number, talkers: "all" | "half"): Promise<void> {
+type IoPlacement = "worker" | "thread";
+
+async function measure(legCount: number, seconds: number, mixerRate: number, talkers: "all" | "half", placement: IoPlacement): Promise<void> {
+  const io: UdpIo = placement === "worker" ? new WorkerUdpIo() : inThreadUdpIo;
   const generator = Bun.spawn([process.execPath, join(import.meta.dir, "rtp-loadgen.ts")], { stdin: "pipe", stdout: "pipe", stderr: "inherit" });
   const reader = generator.stdout.getReader();
   const state = { buffered: "" };
@@ -60,7 +68,7 @@ async function measure(legCount: number, seconds: number, mixerRate: number, tal
       if (mixerRate > 8000) mixer.join(`wideband${i}`, () => {}, { sampleRate: mixerRate });
       mixers.push(mixer);
     }
-    const leg = await createPhoneLeg({ allocator, bindAddress: "127.0.0.1", advertisedAddress: "127.0.0.1", mixer: mixers.at(-1)!, participantId: `leg${i}`, codecPreferences: ["PCMU"], mediaTimeoutSec: 0 });
+    const leg = await createPhoneLeg({ allocator, bindAddress: "127.0.0.1", advertisedAddress: "127.0.0.1", mixer: mixers.at(-1)!, participantId: `leg${i}`, codecPreferences: ["PCMU"], mediaTimeoutSec: 0, io });
     if ("error" in leg) throw new Error(leg.error);
     const r = leg.answer(phoneOffer(phonePorts[Math.floor(i / phonesPerSocket)]!));
     if (!r.ok) throw new Error(r.reason);
@@ -112,6 +120,7 @@ async function measure(legCount: number, seconds: number, mixerRate: number, tal
   }
   for (const leg of legs) leg.close();
   for (const m of mixers) m.close();
+  io.close();
 
   const coreShare = (cpu.user + cpu.system) / 1000 / wallMs;
   const skipped = tick1.skippedTicks - tick0.skippedTicks;
@@ -119,7 +128,8 @@ async function measure(legCount: number, seconds: number, mixerRate: number, tal
   const lateTicks = tick1.lateTicks - tick0.lateTicks + skipped;
   const pct = (x: number) => `${(100 * x).toFixed(2)}%`;
   const mixing = mixerRate > 8000 ? `mixer at ${mixerRate / 1000} kHz: a silent wideband listener in each channel` : "mixer at 8 kHz: no resampling";
-  console.log(`${legCount} legs (${legCount / 2} two-party channels, PCMU 20 ms, ${mixing}, ${talkers === "all" ? "both parties talking" : "one party talking"}, ${seconds} s):`);
+  const where = placement === "worker" ? "socket I/O on the RTP I/O worker" : "socket I/O on the main thread";
+  console.log(`${legCount} legs (${legCount / 2} two-party channels, PCMU 20 ms, ${mixing}, ${talkers === "all" ? "both parties talking" : "one party talking"}, ${where}, ${seconds} s):`);
   console.log(`  CPU: ${pct(coreShare)} of one core (kernel ${pct(cpu.system / 1000 / wallMs)}) → ${((coreShare * 1e6) / legCount).toFixed(0)} µs CPU per leg per second (${pct(coreShare / legCount)} of a core per leg)`);
   // Per frame actually sent (each also means one received, decoded and mixed): robust when the
   // machine is shared and this process gets less than a core.
@@ -137,7 +147,8 @@ export async function run(): Promise<void> {
   const seconds = Number(process.env.BENCH_RTP_SECONDS ?? 10);
   const rates = (process.env.BENCH_RTP_MIXER_RATES ?? "48000,8000").split(",").map(Number).filter((r) => r > 0);
   const talkers = (process.env.BENCH_RTP_TALKERS ?? "all,half").split(",").filter((t): t is "all" | "half" => t === "all" || t === "half");
-  for (const rate of rates) for (const t of talkers) for (const n of legCounts) await measure(n + (n % 2), seconds, rate, t);
+  const placements = (process.env.BENCH_RTP_IO ?? "worker,thread").split(",").filter((p): p is IoPlacement => p === "worker" || p === "thread");
+  for (const rate of rates) for (const t of talkers) for (const n of legCounts) for (const p of placements) await measure(n + (n % 2), seconds, rate, t, p);
 }
 
 if (import.meta.main) await run();
