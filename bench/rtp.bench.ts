@@ -12,6 +12,7 @@
 // Defaults: 100 and 500 legs, mixer at 48 and 8 kHz, both parties or one party talking, I/O on the
 // worker and in the thread, 10 s each; BENCH_RTP_LEGS="100,500", BENCH_RTP_MIXER_RATES="48000,8000",
 // BENCH_RTP_TALKERS="all,half", BENCH_RTP_IO="worker,thread" and BENCH_RTP_SECONDS=10 override them.
+import { readFileSync, readdirSync } from "node:fs";
 import { loadavg } from "node:os";
 import { join } from "node:path";
 import { createPhoneLeg, type PhoneLeg } from "../src/media/leg.ts";
@@ -39,6 +40,27 @@ async function readLine(reader: ChunkReader, state: { buffered: string }): Promi
     state.buffered += decoder.decode(value);
   }
 }
+
+/** CPU time of this process's main thread and of all its other threads, in clock ticks (Linux /proc). */
+function threadTicks(): { main: number; others: number } {
+  let main = 0;
+  let others = 0;
+  for (const tid of readdirSync("/proc/self/task")) {
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/self/task/${tid}/stat`, "utf8");
+    } catch {
+      continue; // the thread ended meanwhile
+    }
+    // utime and stime: fields 14 and 15, counted after the parenthesised command name
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    const ticks = Number(fields[11]) + Number(fields[12]);
+    if (Number(tid) === process.pid) main += ticks;
+    else others += ticks;
+  }
+  return { main, others };
+}
+const CLOCK_TICKS_PER_SECOND = 100;
 
 function phoneOffer(port: number): string {
   return ["v=0", "o=loadgen 1 1 IN IP4 127.0.0.1", "s=-", "c=IN IP4 127.0.0.1", "t=0 0",
@@ -94,9 +116,11 @@ async function measure(legCount: number, seconds: number, mixerRate: number, tal
   const tick0 = ticker.stats();
   const sent0 = sentFrames();
   const cpu0 = process.cpuUsage();
+  const threads0 = threadTicks();
   const wall0 = performance.now();
   await Bun.sleep(measureMs);
   const cpu = process.cpuUsage(cpu0);
+  const threads1 = threadTicks();
   const wallMs = performance.now() - wall0;
   const frames = sentFrames() - sent0;
   const tick1 = ticker.stats();
@@ -131,6 +155,8 @@ async function measure(legCount: number, seconds: number, mixerRate: number, tal
   const where = placement === "worker" ? "socket I/O on the RTP I/O worker" : "socket I/O on the main thread";
   console.log(`${legCount} legs (${legCount / 2} two-party channels, PCMU 20 ms, ${mixing}, ${talkers === "all" ? "both parties talking" : "one party talking"}, ${where}, ${seconds} s):`);
   console.log(`  CPU: ${pct(coreShare)} of one core (kernel ${pct(cpu.system / 1000 / wallMs)}) → ${((coreShare * 1e6) / legCount).toFixed(0)} µs CPU per leg per second (${pct(coreShare / legCount)} of a core per leg)`);
+  const threadShare = (ticks: number) => pct(ticks / CLOCK_TICKS_PER_SECOND / (wallMs / 1000));
+  console.log(`  by thread: main ${threadShare(threads1.main - threads0.main)}, others ${threadShare(threads1.others - threads0.others)} (${placement === "worker" ? "the RTP I/O worker, " : ""}garbage collector, JIT)`);
   // Per frame actually sent (each also means one received, decoded and mixed): robust when the
   // machine is shared and this process gets less than a core.
   const perFrameUs = (cpu.user + cpu.system) / Math.max(1, frames);
