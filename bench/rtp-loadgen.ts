@@ -66,6 +66,8 @@ let seq = 0;
 let sent = 0;
 let senderLateTicks = 0;
 const start = performance.now();
+let measureCpu = process.cpuUsage();
+let measureWall = start;
 let deadline = start;
 const endAt = start + cmd.warmupMs + cmd.measureMs;
 
@@ -77,7 +79,11 @@ function tick(): void {
   }
   for (let k = 0; k < sockets.length; k++) if (batches[k]!.length > 0) sent += sockets[k]!.sendMany(batches[k]!);
   seq++;
-  measuring = now >= start + cmd.warmupMs;
+  if (!measuring && now >= start + cmd.warmupMs) {
+    measuring = true;
+    measureCpu = process.cpuUsage();
+    measureWall = now;
+  }
   deadline += FRAME_MS;
   if (deadline < endAt) setTimeout(tick, Math.max(0, deadline - performance.now()));
   else setTimeout(finish, 200);
@@ -85,6 +91,8 @@ function tick(): void {
 
 function finish(): void {
   measuring = false;
+  const cpu = process.cpuUsage(measureCpu);
+  const cpuShare = (cpu.user + cpu.system) / 1000 / (performance.now() - measureWall);
   // Lateness of each packet against its 20 ms media-timestamp schedule, relative to the earliest
   // packet of the preceding second (what an adapted jitter buffer would expect); "late" means more
   // than one frame (20 ms) behind. A gap in the timestamps (a skipped tick) is a lost frame, counted
@@ -113,7 +121,7 @@ function finish(): void {
     }
   }
   const expected = (cmd.targets.length * cmd.measureMs) / FRAME_MS;
-  console.log(JSON.stringify({ sent, received, expected, late, missing, maxLatenessMs, silentLegs, senderLateTicks }));
+  console.log(JSON.stringify({ sent, received, expected, late, missing, maxLatenessMs, silentLegs, senderLateTicks, cpuShare }));
   for (const s of sockets) s.close();
   process.exit(0);
 }

@@ -22,7 +22,7 @@ import { sharedTicker } from "../src/media/ticker.ts";
 import { inThreadUdpIo, type UdpIo } from "../src/media/udp-io.ts";
 import { WorkerUdpIo } from "../src/media/worker-udp-io.ts";
 
-interface LoadResult { sent: number; received: number; expected: number; late: number; missing: number; maxLatenessMs: number; silentLegs: number; senderLateTicks: number }
+interface LoadResult { sent: number; received: number; expected: number; late: number; missing: number; maxLatenessMs: number; silentLegs: number; senderLateTicks: number; cpuShare: number }
 
 interface ChunkReader { read(): Promise<{ value?: Uint8Array; done: boolean }> }
 
@@ -163,7 +163,7 @@ async function measure(legCount: number, seconds: number, mixerRate: number, tal
   console.log(`  CPU per leg-frame (20 ms each way): ${perFrameUs.toFixed(1)} µs → one core carries ≈ ${Math.floor(20_000 / perFrameUs)} legs`);
   console.log(`  frames to phones: ${load.received}/${load.expected} received, late (>20 ms behind schedule) ${load.late} = ${pct(load.late / Math.max(1, load.received))}, worst ${load.maxLatenessMs.toFixed(1)} ms, lost on the way (timestamp gaps: UDP drops) ${load.missing}`);
   console.log(`  mixer ticks due: ${ticks}, late or skipped ${lateTicks} = ${pct(lateTicks / Math.max(1, ticks))} (tick-to-tick p50 ${gapAt(0.5)} ms, p99 ${gapAt(0.99)} ms, max ${gapAt(1)} ms; work per tick p50 ${workAt(0.5)} ms, p99 ${workAt(0.99)} ms, max ${workAt(1)} ms); frames from phones played ${played}, concealed ${concealed}`);
-  if (load.senderLateTicks > 0) console.log(`  note: the load generator itself ran ${load.senderLateTicks} ticks late`);
+  console.log(`  load generator: ${pct(load.cpuShare)} of a core${load.senderLateTicks > 0 ? `, ran ${load.senderLateTicks} of its own ticks late` : ""}`);
   // Late frames only mean something on an otherwise idle machine: say how busy it was.
   console.log(`  machine load average (1 min): ${loadavg()[0]!.toFixed(2)} on ${navigator.hardwareConcurrency} cores`);
 }
