@@ -102,6 +102,8 @@ function finish(): void {
   let missing = 0;
   let maxLatenessMs = 0;
   let silentLegs = 0;
+  // 20 ms stretches of wall time in which some packet arrived late: one stall makes many legs late at once.
+  const lateStretches = new Set<number>();
   const window = 1000 / FRAME_MS;
   for (const a of arrivals.values()) {
     if (a.count === 0) { silentLegs++; continue; }
@@ -116,12 +118,15 @@ function finish(): void {
       let best = offsets[i]!;
       for (let j = Math.max(0, i - window); j < i; j++) if (offsets[j]! < best) best = offsets[j]!;
       const lateness = offsets[i]! - best;
-      if (lateness > FRAME_MS) late++;
+      if (lateness > FRAME_MS) {
+        late++;
+        lateStretches.add(Math.floor((a.times[i]! - measureWall) / FRAME_MS));
+      }
       if (lateness > maxLatenessMs) maxLatenessMs = lateness;
     }
   }
   const expected = (cmd.targets.length * cmd.measureMs) / FRAME_MS;
-  console.log(JSON.stringify({ sent, received, expected, late, missing, maxLatenessMs, silentLegs, senderLateTicks, cpuShare }));
+  console.log(JSON.stringify({ sent, received, expected, late, lateStretches: lateStretches.size, missing, maxLatenessMs, silentLegs, senderLateTicks, cpuShare }));
   for (const s of sockets) s.close();
   process.exit(0);
 }

@@ -22,7 +22,7 @@ import { sharedTicker } from "../src/media/ticker.ts";
 import { inThreadUdpIo, type UdpIo } from "../src/media/udp-io.ts";
 import { WorkerUdpIo } from "../src/media/worker-udp-io.ts";
 
-interface LoadResult { sent: number; received: number; expected: number; late: number; missing: number; maxLatenessMs: number; silentLegs: number; senderLateTicks: number; cpuShare: number }
+interface LoadResult { sent: number; received: number; expected: number; late: number; lateStretches: number; missing: number; maxLatenessMs: number; silentLegs: number; senderLateTicks: number; cpuShare: number }
 
 interface ChunkReader { read(): Promise<{ value?: Uint8Array; done: boolean }> }
 
@@ -41,10 +41,9 @@ async function readLine(reader: ChunkReader, state: { buffered: string }): Promi
   }
 }
 
-/** CPU time of this process's main thread and of all its other threads, in clock ticks (Linux /proc). */
-function threadTicks(): { main: number; others: number } {
-  let main = 0;
-  let others = 0;
+/** CPU time of each thread of this process, in clock ticks (Linux /proc), by thread id. */
+function threadTicks(): Map<number, number> {
+  const ticks = new Map<number, number>();
   for (const tid of readdirSync("/proc/self/task")) {
     let stat: string;
     try {
@@ -54,9 +53,19 @@ function threadTicks(): { main: number; others: number } {
     }
     // utime and stime: fields 14 and 15, counted after the parenthesised command name
     const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    const ticks = Number(fields[11]) + Number(fields[12]);
-    if (Number(tid) === process.pid) main += ticks;
-    else others += ticks;
+    ticks.set(Number(tid), Number(fields[11]) + Number(fields[12]));
+  }
+  return ticks;
+}
+
+/** CPU ticks between two samples of the main thread and of the others (threads that ended meanwhile are not counted). */
+function threadDelta(before: Map<number, number>, after: Map<number, number>): { main: number; others: number } {
+  let main = 0;
+  let others = 0;
+  for (const [tid, ticks] of after) {
+    const used = ticks - (before.get(tid) ?? 0);
+    if (tid === process.pid) main += used;
+    else others += used;
   }
   return { main, others };
 }
@@ -156,12 +165,13 @@ async function measure(legCount: number, seconds: number, mixerRate: number, tal
   console.log(`${legCount} legs (${legCount / 2} two-party channels, PCMU 20 ms, ${mixing}, ${talkers === "all" ? "both parties talking" : "one party talking"}, ${where}, ${seconds} s):`);
   console.log(`  CPU: ${pct(coreShare)} of one core (kernel ${pct(cpu.system / 1000 / wallMs)}) → ${((coreShare * 1e6) / legCount).toFixed(0)} µs CPU per leg per second (${pct(coreShare / legCount)} of a core per leg)`);
   const threadShare = (ticks: number) => pct(ticks / CLOCK_TICKS_PER_SECOND / (wallMs / 1000));
-  console.log(`  by thread: main ${threadShare(threads1.main - threads0.main)}, others ${threadShare(threads1.others - threads0.others)} (${placement === "worker" ? "the RTP I/O worker, " : ""}garbage collector, JIT)`);
+  const byThread = threadDelta(threads0, threads1);
+  console.log(`  by thread: main ${threadShare(byThread.main)}, others ${threadShare(byThread.others)} (${placement === "worker" ? "the RTP I/O worker, " : ""}garbage collector, JIT)`);
   // Per frame actually sent (each also means one received, decoded and mixed): robust when the
   // machine is shared and this process gets less than a core.
   const perFrameUs = (cpu.user + cpu.system) / Math.max(1, frames);
   console.log(`  CPU per leg-frame (20 ms each way): ${perFrameUs.toFixed(1)} µs → one core carries ≈ ${Math.floor(20_000 / perFrameUs)} legs`);
-  console.log(`  frames to phones: ${load.received}/${load.expected} received, late (>20 ms behind schedule) ${load.late} = ${pct(load.late / Math.max(1, load.received))}, worst ${load.maxLatenessMs.toFixed(1)} ms, lost on the way (timestamp gaps: UDP drops) ${load.missing}`);
+  console.log(`  frames to phones: ${load.received}/${load.expected} received, late (>20 ms behind schedule) ${load.late} = ${pct(load.late / Math.max(1, load.received))} in ${load.lateStretches} of ${measureMs / 20} 20 ms stretches, worst ${load.maxLatenessMs.toFixed(1)} ms, lost on the way (timestamp gaps: UDP drops) ${load.missing}`);
   console.log(`  mixer ticks due: ${ticks}, late or skipped ${lateTicks} = ${pct(lateTicks / Math.max(1, ticks))} (tick-to-tick p50 ${gapAt(0.5)} ms, p99 ${gapAt(0.99)} ms, max ${gapAt(1)} ms; work per tick p50 ${workAt(0.5)} ms, p99 ${workAt(0.99)} ms, max ${workAt(1)} ms); frames from phones played ${played}, concealed ${concealed}`);
   console.log(`  load generator: ${pct(load.cpuShare)} of a core${load.senderLateTicks > 0 ? `, ran ${load.senderLateTicks} of its own ticks late` : ""}`);
   // Late frames only mean something on an otherwise idle machine: say how busy it was.
