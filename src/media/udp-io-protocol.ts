@@ -60,8 +60,9 @@ export class BatchWriter {
     private readonly addressTableLimit = ADDRESS_TABLE_LIMIT,
   ) {}
 
-  get empty(): boolean {
-    return this.used === 0;
+  /** bytes of records written since the last flush */
+  get size(): number {
+    return this.used;
   }
 
   /** `data.length` must not exceed MAX_DATAGRAM_BYTES, `port` must be 0–65535. */

@@ -5,8 +5,8 @@
 //   const session = await RtpSession.open({ allocator, io });
 //   io.close();                                          // ends the worker and every socket on it
 //
-// Sends are queued into one batch that goes to the worker at the end of the macrotask (a mixer
-// tick's packets cost one message); datagrams arrive in batches, one per turn of the worker's
+// Sends are queued into one batch that goes to the worker at the end of the macrotask, or sooner once
+// it is large (a mixer tick's packets cost a few messages); datagrams arrive in batches, one per turn of the worker's
 // event loop (formats: udp-io-protocol.ts). send() returns true once queued; what fails later in
 // the worker reaches the socket's error handler. The worker never keeps the process alive. Should it
 // die, its sockets report an error for every send (calls on them end by media timeout) and the
@@ -23,6 +23,8 @@ const log = createLogger("media.udp-io");
  * entrypoint of its own, see the Makefile) under its path from the repository root.
  */
 const WORKER_URL = new URL(import.meta.url.endsWith("/worker-udp-io.ts") ? "./udp-io-worker.ts" : "./src/media/udp-io-worker.ts", import.meta.url).href;
+/** A send batch this large goes to the worker at once (≈ 80 G.711 packets), not at the end of the macrotask. */
+const EARLY_FLUSH_BYTES = 16 * 1024;
 /** close() lets the worker send what is queued (RTCP BYEs) before it is terminated regardless. */
 const EXIT_GRACE_MS = 1000;
 
@@ -92,6 +94,9 @@ class IoWorker {
       queueMicrotask(this.flush);
     }
     this.sends.datagram(socket.id, data, port, address, 0);
+    // A large tick goes out in parts, so the worker sends the first legs' packets while the main
+    // thread still mixes the rest.
+    if (this.sends.size >= EARLY_FLUSH_BYTES) this.sends.flush();
     return true;
   }
 
