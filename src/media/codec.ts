@@ -10,7 +10,7 @@ import { g722 } from "./g722.ts";
 import { opus } from "./opus.ts";
 
 export interface AudioEncoder {
-  /** Encodes one frame (mono, at the codec's sampleRate) into an RTP payload. */
+  /** Encodes one frame (mono, at the codec's sampleRate) into an RTP payload, valid until the next encode() (copy to keep it). */
   encode(pcm: Int16Array): Uint8Array;
   /**
    * A new encoder in exactly this encoder's state, so a listener moving between output streams

@@ -70,16 +70,22 @@ for (let b = 0; b < 256; b++) {
   alawDecodeTable[b] = alawToLinear(b);
 }
 
-export function encodeUlaw(pcm: Int16Array): Uint8Array {
-  const out = new Uint8Array(pcm.length);
+function encodeUlawInto(pcm: Int16Array, out: Uint8Array): Uint8Array {
   for (let i = 0; i < pcm.length; i++) out[i] = ulawEncodeTable[((pcm[i] ?? 0) >> 2) + 8192] ?? 0;
   return out;
 }
 
-export function encodeAlaw(pcm: Int16Array): Uint8Array {
-  const out = new Uint8Array(pcm.length);
+function encodeAlawInto(pcm: Int16Array, out: Uint8Array): Uint8Array {
   for (let i = 0; i < pcm.length; i++) out[i] = alawEncodeTable[((pcm[i] ?? 0) >> 3) + 4096] ?? 0;
   return out;
+}
+
+export function encodeUlaw(pcm: Int16Array): Uint8Array {
+  return encodeUlawInto(pcm, new Uint8Array(pcm.length));
+}
+
+export function encodeAlaw(pcm: Int16Array): Uint8Array {
+  return encodeAlawInto(pcm, new Uint8Array(pcm.length));
 }
 
 function decodeWith(table: Int16Array, payload: Uint8Array): Int16Array {
@@ -99,10 +105,20 @@ export function decodeAlaw(payload: Uint8Array): Int16Array {
 function g711Codec(
   name: "PCMU" | "PCMA",
   staticPayloadType: number,
-  encode: (pcm: Int16Array) => Uint8Array,
+  encodeInto: (pcm: Int16Array, out: Uint8Array) => Uint8Array,
   decode: (payload: Uint8Array) => Int16Array,
 ): Codec {
-  const createEncoder = (): AudioEncoder => ({ encode, fork: createEncoder });
+  const createEncoder = (): AudioEncoder => {
+    // One output buffer per encoder, reused frame after frame (frames keep their length).
+    let out = new Uint8Array(0);
+    return {
+      encode(pcm) {
+        if (out.length !== pcm.length) out = new Uint8Array(pcm.length);
+        return encodeInto(pcm, out);
+      },
+      fork: createEncoder,
+    };
+  };
   return {
     name,
     staticPayloadType,
@@ -124,5 +140,5 @@ function g711Codec(
 }
 
 // RFC 3551 §6 table 4: PCMU = 0, PCMA = 8.
-export const g711u = g711Codec("PCMU", 0, encodeUlaw, decodeUlaw);
-export const g711a = g711Codec("PCMA", 8, encodeAlaw, decodeAlaw);
+export const g711u = g711Codec("PCMU", 0, encodeUlawInto, decodeUlaw);
+export const g711a = g711Codec("PCMA", 8, encodeAlawInto, decodeAlaw);

@@ -1,8 +1,9 @@
 // Adaptive jitter buffer for one incoming RTP stream.
 //
 //   const jb = new JitterBuffer({ clockRate: 8000 });
-//   jb.push(seq, timestamp, payload, arrivalMs);   // from the socket handler, any order
+//   jb.push(seq, timestamp, payload, arrivalMs);   // from the socket handler, any order (payload is copied)
 //   jb.pop();   // at playout time, once per frame: frame | "lost" (conceal one frame) | undefined (idle)
+//               // a frame's payload is valid until the next pop(): its buffer is then reused
 //
 // Playout follows sequence numbers, so timestamp jumps (silence suppression, sender restarts) do not
 // stall it. The target depth adapts between minDelayMs and maxDelayMs from the RFC 3550 A.8 jitter
@@ -35,6 +36,7 @@ const MASK = SLOTS - 1;
 const IDLE_AFTER_EMPTY_POPS = 3;    // consecutive underruns before going idle
 const SHRINK_AFTER_POPS = 50;       // ~1 s persistently too deep before dropping a frame
 const BOOST_DECAY = 0.995;          // per pop: an underrun's extra delay halves in ~140 frames
+const SPARE_BUFFERS = 16;           // payload copies kept for reuse (a stream's packets keep one size)
 
 export class JitterBuffer {
   private readonly clockRate: number;
@@ -43,6 +45,10 @@ export class JitterBuffer {
   private readonly slotExt = new Float64Array(SLOTS).fill(-1);
   private readonly slotTs = new Uint32Array(SLOTS);
   private readonly slotPayload: (Uint8Array | null)[] = new Array(SLOTS).fill(null);
+  /** Payload buffers free for the next push: copying into them spares an allocation per packet. */
+  private readonly spare: Uint8Array[] = [];
+  /** The payload the last pop() handed out, reused once the caller is done with it (the next pop). */
+  private handedOut: Uint8Array | undefined;
   private highestExt = -1;          // extended sequence number of the newest packet stored
   private lowestWaiting = -1;       // smallest ext stored while idle (where playout starts)
   private nextExt = -1;             // next ext to play (or the floor for late packets while idle)
@@ -98,7 +104,7 @@ export class JitterBuffer {
     }
     this.slotExt[slot] = ext;
     this.slotTs[slot] = timestamp >>> 0;
-    this.slotPayload[slot] = payload;
+    this.slotPayload[slot] = this.copyOf(payload);
     if (this.highestExt < 0 || ext > this.highestExt) {
       if (ext === this.highestExt + 1) this.learnFrameDuration(timestamp);
       this.highestExt = ext;
@@ -129,7 +135,20 @@ export class JitterBuffer {
     return from < 0 || this.highestExt < from ? 0 : this.highestExt - from + 1;
   }
 
+  private copyOf(payload: Uint8Array): Uint8Array {
+    let copy = this.spare.pop();
+    if (copy === undefined || copy.length !== payload.length) copy = new Uint8Array(payload.length);
+    copy.set(payload);
+    return copy;
+  }
+
+  private recycle(buffer: Uint8Array | null | undefined): void {
+    if (buffer && this.spare.length < SPARE_BUFFERS) this.spare.push(buffer);
+  }
+
   pop(): JitterPop {
+    this.recycle(this.handedOut);
+    this.handedOut = undefined;
     this.boostMs *= BOOST_DECAY;
     if (!this.playing) {
       // Idle: start once the buffer holds the target depth plus the frame about to be played.
@@ -145,6 +164,7 @@ export class JitterBuffer {
     const slot = this.nextExt & MASK;
     if (this.slotExt[slot] === this.nextExt && this.slotPayload[slot] !== null) {
       const frame: JitterFrame = { seq: this.nextExt & 0xffff, timestamp: this.slotTs[slot]!, payload: this.slotPayload[slot]! };
+      this.handedOut = frame.payload;
       this.slotPayload[slot] = null; // keep slotExt: a later copy of this packet is a duplicate
       this.nextExt++;
       this.emptyPops = 0;
@@ -174,7 +194,10 @@ export class JitterBuffer {
     if (depthMs > this.targetDelayMs + 2 * this.frameMs) {
       if (++this.overPops >= SHRINK_AFTER_POPS) {
         const slot = this.nextExt & MASK;
-        if (this.slotExt[slot] === this.nextExt) this.slotPayload[slot] = null;
+        if (this.slotExt[slot] === this.nextExt) {
+          this.recycle(this.slotPayload[slot]);
+          this.slotPayload[slot] = null;
+        }
         this.nextExt++;
         this.counters.dropped++;
         this.overPops = 0;

@@ -284,8 +284,8 @@ class RtpPhoneLeg implements PhoneLeg {
     const r = this.receiver;
     if (!m || !r || !this.receiving) return;
     if (packet.payloadType === m.payloadType) {
-      // The socket's buffer is reused for the next datagram: keep a copy.
-      r.jitter.push(packet.sequenceNumber, packet.timestamp, packet.payload.slice(), arrivalMs);
+      // The jitter buffer keeps a copy: the socket's buffer is reused for the next datagram.
+      r.jitter.push(packet.sequenceNumber, packet.timestamp, packet.payload, arrivalMs);
     } else if (packet.payloadType === m.telephoneEventPayloadType) {
       // Events bypass the jitter buffer: a key press is reported when its end packet arrives.
       // The audio they displace shows up there as a short gap, concealed like loss.

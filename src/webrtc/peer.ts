@@ -137,7 +137,8 @@ export class ClientPeer {
     this.sequence = (this.sequence + 1) & 0xffff;
     this.timestamp = (this.timestamp + this.samplesPerFrame) >>> 0;
     const header = new RtpHeader({ sequenceNumber: this.sequence, timestamp: this.timestamp });
-    const packet = new RtpPacket(header, Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength));
+    // A copy: sendRtp may finish after the encoder has reused its output buffer.
+    const packet = new RtpPacket(header, Buffer.from(payload));
     this.transceiver.sender.sendRtp(packet).catch(() => {});
   }
 

@@ -29,6 +29,24 @@ describe("JitterBuffer", () => {
     expect(jb.stats()).toMatchObject({ received: 50, late: 0, duplicates: 0 });
   });
 
+  test("push copies the payload: the caller may reuse its buffer (a socket's receive buffer)", () => {
+    const jb = new JitterBuffer({ clockRate: 8000 });
+    const datagram = new Uint8Array(4);
+    for (let seq = 0; seq < 6; seq++) {
+      datagram.fill(seq);
+      jb.push(seq, seq * FRAME, datagram, seq * 20);
+    }
+    datagram.fill(0xee);
+    const played: number[][] = [];
+    for (let t = 0; t < 6; t++) {
+      const frame = jb.pop();
+      // A frame's payload is valid until the next pop: read it now.
+      if (frame && frame !== "lost") played.push([...frame.payload]);
+    }
+    expect(played.length).toBeGreaterThan(2);
+    for (const [k, payload] of played.entries()) expect(payload).toEqual(new Array(4).fill(k));
+  });
+
   test("reordered packets come out in sequence order", () => {
     const jb = new JitterBuffer({ clockRate: 8000, minDelayMs: 60 });
     const order = [0, 2, 1, 3, 5, 4, 6, 8, 7, 9, 11, 10, 12, 13, 14, 15];

@@ -348,7 +348,8 @@ describe("Mixer rate follows its participants", () => {
     const mixer = new Mixer({ ticker });
     const talker = mixer.join("talker", () => {}, { sampleRate: 8000 });
     const payloads: Uint8Array[] = [];
-    const listener: MixerParticipant = mixer.join("listener", (f) => payloads.push(listener.encode(f, pcmu)), { sampleRate: 8000 });
+    // Payloads are valid until the next tick's encode: keep copies.
+    const listener: MixerParticipant = mixer.join("listener", (f) => payloads.push(listener.encode(f, pcmu).slice()), { sampleRate: 8000 });
     let other: MixerParticipant | undefined;
     for (let k = 0; k < 40; k++) {
       if (k === 10) other = mixer.join("opus", () => {}, { sampleRate: 48000 }); // 8 → 48 kHz
