@@ -11,7 +11,8 @@
 // process's, every thread counted.
 // Defaults: 100 and 500 legs, mixer at 48 and 8 kHz, both parties or one party talking, I/O on the
 // worker and in the thread, 10 s each; BENCH_RTP_LEGS="100,500", BENCH_RTP_MIXER_RATES="48000,8000",
-// BENCH_RTP_TALKERS="all,half", BENCH_RTP_IO="worker,thread" and BENCH_RTP_SECONDS=10 override them.
+// BENCH_RTP_TALKERS="all,half", BENCH_RTP_IO="worker,thread" and BENCH_RTP_SECONDS=10 override them;
+// BENCH_RTP_PIN="0:1" gives the media process one core and the load generator the other.
 import { readFileSync, readdirSync } from "node:fs";
 import { loadavg } from "node:os";
 import { join } from "node:path";
@@ -78,9 +79,22 @@ function phoneOffer(port: number): string {
 
 type IoPlacement = "worker" | "thread";
 
+/**
+ * BENCH_RTP_PIN="0:1": this process (every thread: main and I/O worker) on core 0, the load generator
+ * on core 1 (taskset), so the media path gets exactly one core and the generator never competes for it.
+ */
+const pinnedCores = (() => {
+  const spec = process.env.BENCH_RTP_PIN;
+  if (!spec) return undefined;
+  const [media, loadgen] = spec.split(":");
+  if (!media || !loadgen) throw new Error(`BENCH_RTP_PIN wants MEDIA_CORES:LOADGEN_CORES, got ${spec}`);
+  return { media, loadgen };
+})();
+
 async function measure(legCount: number, seconds: number, mixerRate: number, talkers: "all" | "half", placement: IoPlacement): Promise<void> {
   const io: UdpIo = placement === "worker" ? new WorkerUdpIo() : inThreadUdpIo;
-  const generator = Bun.spawn([process.execPath, join(import.meta.dir, "rtp-loadgen.ts")], { stdin: "pipe", stdout: "pipe", stderr: "inherit" });
+  const loadgen = [process.execPath, join(import.meta.dir, "rtp-loadgen.ts")];
+  const generator = Bun.spawn(pinnedCores ? ["taskset", "-c", pinnedCores.loadgen, ...loadgen] : loadgen, { stdin: "pipe", stdout: "pipe", stderr: "inherit" });
   const reader = generator.stdout.getReader();
   const state = { buffered: "" };
   const { ports: phonePorts, phonesPerSocket } = JSON.parse(await readLine(reader, state)) as { ports: number[]; phonesPerSocket: number };
@@ -179,6 +193,12 @@ async function measure(legCount: number, seconds: number, mixerRate: number, tal
 }
 
 export async function run(): Promise<void> {
+  if (pinnedCores) {
+    // -a: every thread now; threads started later (the I/O worker) inherit the main thread's cores.
+    const pinned = Bun.spawnSync(["taskset", "-a", "-p", "-c", pinnedCores.media, String(process.pid)]);
+    if (pinned.exitCode !== 0) throw new Error(`taskset failed: ${pinned.stderr.toString()}`);
+    console.log(`media process on core(s) ${pinnedCores.media}, load generator on core(s) ${pinnedCores.loadgen}`);
+  }
   const legCounts = (process.env.BENCH_RTP_LEGS ?? "100,500").split(",").map(Number).filter((n) => n > 0);
   const seconds = Number(process.env.BENCH_RTP_SECONDS ?? 10);
   const rates = (process.env.BENCH_RTP_MIXER_RATES ?? "48000,8000").split(",").map(Number).filter((r) => r > 0);
