@@ -12,15 +12,17 @@
 // Defaults: 100 and 500 legs, mixer at 48 and 8 kHz, both parties or one party talking, I/O on the
 // worker and in the thread, 10 s each; BENCH_RTP_LEGS="100,500", BENCH_RTP_MIXER_RATES="48000,8000",
 // BENCH_RTP_TALKERS="all,half", BENCH_RTP_IO="worker,thread" and BENCH_RTP_SECONDS=10 override them;
-// BENCH_RTP_PIN="0:1" gives the media process one core and the load generator the other.
+// BENCH_RTP_PIN="0:1" gives the media process one core and the load generator the other;
+// BENCH_RTP_IO=bare measures the floor: the same sockets and packets without any media work.
 import { readFileSync, readdirSync } from "node:fs";
 import { loadavg } from "node:os";
 import { join } from "node:path";
 import { createPhoneLeg, type PhoneLeg } from "../src/media/leg.ts";
 import { Mixer } from "../src/media/mixer.ts";
 import { RtpPortAllocator } from "../src/media/ports.ts";
-import { sharedTicker } from "../src/media/ticker.ts";
-import { inThreadUdpIo, type UdpIo } from "../src/media/udp-io.ts";
+import { sharedTicker, type TickSource } from "../src/media/ticker.ts";
+import { RTP_HEADER_SIZE, writeRtpHeader } from "../src/media/rtp-packet.ts";
+import { inThreadUdpIo, type DatagramSocket, type UdpIo } from "../src/media/udp-io.ts";
 import { WorkerUdpIo } from "../src/media/worker-udp-io.ts";
 
 interface LoadResult { sent: number; received: number; expected: number; late: number; lateStretches: number; missing: number; maxLatenessMs: number; silentLegs: number; senderLateTicks: number; cpuShare: number }
@@ -77,7 +79,55 @@ function phoneOffer(port: number): string {
     `m=audio ${port} RTP/AVP 0 101`, "a=rtpmap:0 PCMU/8000", "a=rtpmap:101 telephone-event/8000", "a=sendrecv", ""].join("\r\n");
 }
 
-type IoPlacement = "worker" | "thread";
+/**
+ * Where the socket I/O runs — or "bare": the same sockets and packets with no media work at all (each
+ * tick sends one fixed PCMU packet per socket, received packets are dropped), the floor this machine
+ * and load generator set for CPU and late frames.
+ */
+type IoPlacement = "worker" | "thread" | "bare";
+
+/** What the measurement needs of a leg, or of a bare socket standing in for one. */
+interface Endpoint {
+  readonly localPort: number;
+  packetsSent(): number;
+  jitter(): { played: number; lost: number };
+  close(): void;
+}
+
+function legEndpoint(leg: PhoneLeg): Endpoint {
+  return {
+    localPort: leg.localPort,
+    packetsSent: () => leg.stats().rtp.packetsSent,
+    jitter: () => leg.stats().jitter,
+    close: () => leg.close(),
+  };
+}
+
+/** Bare sockets: one fixed 20 ms PCMU packet per socket per tick, nothing decoded, mixed or encoded. */
+async function bareEndpoints(count: number, phonePort: (i: number) => number, ticker: TickSource): Promise<Endpoint[]> {
+  const packet = new Uint8Array(RTP_HEADER_SIZE + 160).fill(0xff);
+  const sockets: DatagramSocket[] = [];
+  let sent = 0;
+  let seq = 0;
+  for (let i = 0; i < count; i++) sockets.push(await inThreadUdpIo.bind("127.0.0.1", 0, { data: () => {}, error: () => {} }));
+  const unsubscribe = ticker.subscribe(() => {
+    seq++;
+    for (let i = 0; i < count; i++) {
+      writeRtpHeader(packet, { payloadType: 0, sequenceNumber: seq & 0xffff, timestamp: seq * 160, ssrc: 0x2000 + i });
+      sockets[i]!.send(packet, phonePort(i), "127.0.0.1");
+      sent++;
+    }
+  });
+  return sockets.map((socket, i) => ({
+    localPort: socket.port,
+    packetsSent: () => (i === 0 ? sent : 0),
+    jitter: () => ({ played: 0, lost: 0 }),
+    close: () => {
+      if (i === 0) unsubscribe();
+      socket.close();
+    },
+  }));
+}
 
 /**
  * BENCH_RTP_PIN="0:1": this process (every thread: main and I/O worker) on core 0, the load generator
@@ -93,6 +143,7 @@ const pinnedCores = (() => {
 
 async function measure(legCount: number, seconds: number, mixerRate: number, talkers: "all" | "half", placement: IoPlacement): Promise<void> {
   const io: UdpIo = placement === "worker" ? new WorkerUdpIo() : inThreadUdpIo;
+  const bare = placement === "bare";
   const loadgen = [process.execPath, join(import.meta.dir, "rtp-loadgen.ts")];
   const generator = Bun.spawn(pinnedCores ? ["taskset", "-c", pinnedCores.loadgen, ...loadgen] : loadgen, { stdin: "pipe", stdout: "pipe", stderr: "inherit" });
   const reader = generator.stdout.getReader();
@@ -106,8 +157,9 @@ async function measure(legCount: number, seconds: number, mixerRate: number, tal
   const unsubscribeStart = ticker.subscribe(() => (tickStartedAt = performance.now()));
   const allocator = new RtpPortAllocator({ min: 30000, max: 39999 });
   const mixers: Mixer[] = [];
-  const legs: PhoneLeg[] = [];
-  for (let i = 0; i < legCount; i++) {
+  const phonePort = (i: number) => phonePorts[Math.floor(i / phonesPerSocket)]!;
+  const legs: Endpoint[] = bare ? await bareEndpoints(legCount, phonePort, ticker) : [];
+  for (let i = 0; i < (bare ? 0 : legCount); i++) {
     if (i % 2 === 0) {
       const mixer = new Mixer();
       if (mixerRate > 8000) mixer.join(`wideband${i}`, () => {}, { sampleRate: mixerRate });
@@ -115,9 +167,9 @@ async function measure(legCount: number, seconds: number, mixerRate: number, tal
     }
     const leg = await createPhoneLeg({ allocator, bindAddress: "127.0.0.1", advertisedAddress: "127.0.0.1", mixer: mixers.at(-1)!, participantId: `leg${i}`, codecPreferences: ["PCMU"], mediaTimeoutSec: 0, io });
     if ("error" in leg) throw new Error(leg.error);
-    const r = leg.answer(phoneOffer(phonePorts[Math.floor(i / phonesPerSocket)]!));
+    const r = leg.answer(phoneOffer(phonePort(i)));
     if (!r.ok) throw new Error(r.reason);
-    legs.push(leg);
+    legs.push(legEndpoint(leg));
   }
 
   const warmupMs = 2000;
@@ -125,7 +177,7 @@ async function measure(legCount: number, seconds: number, mixerRate: number, tal
   generator.stdin.write(JSON.stringify({ targets: legs.map((l) => l.localPort), warmupMs, measureMs, talkers }) + "\n");
   generator.stdin.flush();
   await Bun.sleep(warmupMs);
-  const sentFrames = () => legs.reduce((n, l) => n + l.stats().rtp.packetsSent, 0);
+  const sentFrames = () => legs.reduce((n, l) => n + l.packetsSent(), 0);
   // Tick-to-tick gaps as this process saw them (a probe subscribed after the mixers: it runs last).
   const gaps: number[] = [];
   const work: number[] = [];
@@ -161,7 +213,7 @@ async function measure(legCount: number, seconds: number, mixerRate: number, tal
   let played = 0;
   let concealed = 0;
   for (const leg of legs) {
-    const s = leg.stats().jitter;
+    const s = leg.jitter();
     played += s.played;
     concealed += s.lost;
   }
@@ -175,7 +227,7 @@ async function measure(legCount: number, seconds: number, mixerRate: number, tal
   const lateTicks = tick1.lateTicks - tick0.lateTicks + skipped;
   const pct = (x: number) => `${(100 * x).toFixed(2)}%`;
   const mixing = mixerRate > 8000 ? `mixer at ${mixerRate / 1000} kHz: a silent wideband listener in each channel` : "mixer at 8 kHz: no resampling";
-  const where = placement === "worker" ? "socket I/O on the RTP I/O worker" : "socket I/O on the main thread";
+  const where = { worker: "socket I/O on the RTP I/O worker", thread: "socket I/O on the main thread", bare: "BARE SOCKETS, no media work: the machine's floor" }[placement];
   console.log(`${legCount} legs (${legCount / 2} two-party channels, PCMU 20 ms, ${mixing}, ${talkers === "all" ? "both parties talking" : "one party talking"}, ${where}, ${seconds} s):`);
   console.log(`  CPU: ${pct(coreShare)} of one core (kernel ${pct(cpu.system / 1000 / wallMs)}) → ${((coreShare * 1e6) / legCount).toFixed(0)} µs CPU per leg per second (${pct(coreShare / legCount)} of a core per leg)`);
   const threadShare = (ticks: number) => pct(ticks / CLOCK_TICKS_PER_SECOND / (wallMs / 1000));
@@ -203,7 +255,7 @@ export async function run(): Promise<void> {
   const seconds = Number(process.env.BENCH_RTP_SECONDS ?? 10);
   const rates = (process.env.BENCH_RTP_MIXER_RATES ?? "48000,8000").split(",").map(Number).filter((r) => r > 0);
   const talkers = (process.env.BENCH_RTP_TALKERS ?? "all,half").split(",").filter((t): t is "all" | "half" => t === "all" || t === "half");
-  const placements = (process.env.BENCH_RTP_IO ?? "worker,thread").split(",").filter((p): p is IoPlacement => p === "worker" || p === "thread");
+  const placements = (process.env.BENCH_RTP_IO ?? "worker,thread").split(",").filter((p): p is IoPlacement => p === "worker" || p === "thread" || p === "bare");
   for (const rate of rates) for (const t of talkers) for (const n of legCounts) for (const p of placements) await measure(n + (n % 2), seconds, rate, t, p);
 }
 
