@@ -1,13 +1,14 @@
 // The RTP I/O worker thread: owns the UDP sockets of a WorkerUdpIo (worker-udp-io.ts), sends the
 // datagrams the main thread batches and batches what arrives, flushed once per event-loop turn.
+// The sockets themselves are the in-thread ones (udp-io.ts), on this thread's event loop.
 // Messages: udp-io-protocol.ts. The compiled executable bundles this file as an extra entrypoint
 // (see the Makefile's build target).
-import type { udp } from "bun";
 import { BatchReader, BatchWriter, type FromWorker, type ToWorker } from "./udp-io-protocol.ts";
+import { inThreadUdpIo, type DatagramSocket } from "./udp-io.ts";
 
 declare var self: Worker;
 
-const sockets = new Map<number, udp.Socket<"uint8array">>();
+const sockets = new Map<number, DatagramSocket>();
 const sends = new BatchReader();
 const received = new BatchWriter((batch) => reply(batch, [batch.buffer]));
 let flushQueued = false;
@@ -25,23 +26,17 @@ function queueFlush(): void {
   });
 }
 
-function reportError(id: number): void {
-  received.error(id);
-  queueFlush();
-}
-
 async function bind(id: number, host: string, port: number): Promise<void> {
   try {
-    const socket = await Bun.udpSocket({
-      hostname: host,
-      port,
-      binaryType: "uint8array",
-      socket: {
-        data: (_s, data, fromPort, address) => {
-          received.datagram(id, data, fromPort, address, performance.timeOrigin + performance.now());
-          queueFlush();
-        },
-        error: () => reportError(id),
+    const socket = await inThreadUdpIo.bind(host, port, {
+      data: (data, fromPort, address, arrivalMs) => {
+        // The main thread has its own timeOrigin: send the absolute time.
+        received.datagram(id, data, fromPort, address, performance.timeOrigin + arrivalMs);
+        queueFlush();
+      },
+      error: () => {
+        received.error(id);
+        queueFlush();
       },
     });
     sockets.set(id, socket);
@@ -51,23 +46,12 @@ async function bind(id: number, host: string, port: number): Promise<void> {
   }
 }
 
-function send(id: number, data: Uint8Array, port: number, address: string): void {
-  const socket = sockets.get(id);
-  if (!socket) return;
-  // Bun throws for an address it cannot send to (wrong family, malformed).
-  try {
-    socket.send(data, port, address);
-  } catch {
-    reportError(id);
-  }
-}
-
 // Installed before anything is awaited, so no message posted during start-up is dropped.
 self.onmessage = (event: MessageEvent<ToWorker>) => {
   const m = event.data;
   switch (m.type) {
     case "datagrams":
-      sends.read(m, send);
+      sends.read(m, (id, data, port, address) => sockets.get(id)?.send(data, port, address));
       break;
     case "bind":
       void bind(m.id, m.host, m.port);
