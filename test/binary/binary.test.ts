@@ -9,6 +9,7 @@ import { Dialog } from "../../src/sip/dialog.ts";
 import { parseUri } from "../../src/sip/message.ts";
 import { SipStack } from "../../src/sip/stack.ts";
 import { startRtpPeer } from "../helpers/rtpPeer.ts";
+import { freePort } from "../helpers/sipp.ts";
 import { until } from "../helpers/until.ts";
 
 const repo = resolve(import.meta.dir, "../..");
@@ -140,9 +141,7 @@ describe("compiled binary", () => {
   }, 30_000);
 
   test("a call's RTP flows both ways through the compiled binary's RTP I/O worker", async () => {
-    const probe = await Bun.udpSocket({ hostname: "127.0.0.1" });
-    const sipPort = probe.port;
-    probe.close();
+    const sipPort = await freePort();
     writeFileSync(
       join(dir, "run", "call.yaml"),
       `http: { host: 127.0.0.1, port: 0 }

@@ -1,6 +1,7 @@
 import { afterAll, afterEach, describe, expect, test } from "bun:test";
 import type { DatagramHandlers, DatagramSocket } from "../../src/media/udp-io.ts";
 import { WorkerUdpIo } from "../../src/media/worker-udp-io.ts";
+import { freePort } from "../helpers/sipp.ts";
 import { until } from "../helpers/until.ts";
 
 const io = new WorkerUdpIo();
@@ -41,13 +42,6 @@ async function bindError(on: WorkerUdpIo, port: number): Promise<string> {
     (socket) => { socket.close(); return "bound"; },
     (error: Error) => error.message,
   );
-}
-
-async function freePort(): Promise<number> {
-  const probe = await Bun.udpSocket({ hostname: "127.0.0.1" });
-  const port = probe.port;
-  probe.close();
-  return port;
 }
 
 /** Datagram `n`: its number in the first two bytes, then `n & 0xff` repeated. */
