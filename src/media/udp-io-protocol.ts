@@ -23,13 +23,18 @@ export interface DatagramBatch {
 
 export type ToWorker =
   | DatagramBatch
+  /** sent first: the most received bytes the main thread may have posted but not yet read */
+  | { type: "limits"; maxUnreadBytes: number }
+  /** the main thread has read a received batch of `bytes` */
+  | { type: "read"; bytes: number }
   | { type: "bind"; id: number; host: string; port: number }
   | { type: "close"; id: number }
   /** close every socket and end the worker, after the messages before it */
   | { type: "exit" };
 
 export type FromWorker =
-  | DatagramBatch
+  /** received datagrams, and how many the worker dropped since the last batch (the main thread was behind) */
+  | (DatagramBatch & { dropped: number })
   /** its script has run */
   | { type: "ready" }
   | { type: "bound"; id: number; port: number }

@@ -1,5 +1,8 @@
 // The RTP I/O worker thread: owns the UDP sockets of a WorkerUdpIo (worker-udp-io.ts), sends the
 // datagrams the main thread batches and batches what arrives, flushed once per event-loop turn.
+// Backpressure: when the main thread falls behind (a flood, a stall) and more than maxUnreadBytes of
+// received batches wait unread, further datagrams are dropped and counted, as a full socket buffer
+// would drop them, instead of queueing without bound.
 // The sockets themselves are the in-thread ones (udp-io.ts), on this thread's event loop.
 // Messages: udp-io-protocol.ts. The compiled executable bundles this file as an extra entrypoint
 // (see the Makefile's build target).
@@ -10,8 +13,16 @@ declare var self: Worker;
 
 const sockets = new Map<number, DatagramSocket>();
 const sends = new BatchReader();
-const received = new BatchWriter((batch) => reply(batch, [batch.buffer]));
+const received = new BatchWriter((batch) => {
+  unreadBytes += batch.length;
+  reply({ ...batch, dropped }, [batch.buffer]);
+  dropped = 0;
+});
 let flushQueued = false;
+let maxUnreadBytes = Infinity;
+/** bytes of received batches posted to the main thread and not yet read there */
+let unreadBytes = 0;
+let dropped = 0;
 
 function reply(message: FromWorker, transfer: Bun.Transferable[] = []): void {
   self.postMessage(message, transfer);
@@ -30,6 +41,10 @@ async function bind(id: number, host: string, port: number): Promise<void> {
   try {
     const socket = await inThreadUdpIo.bind(host, port, {
       data: (data, fromPort, address, arrivalMs) => {
+        if (unreadBytes + received.size > maxUnreadBytes) {
+          dropped++;
+          return;
+        }
         // The main thread has its own timeOrigin: send the absolute time.
         received.datagram(id, data, fromPort, address, performance.timeOrigin + arrivalMs);
         queueFlush();
@@ -52,6 +67,12 @@ self.onmessage = (event: MessageEvent<ToWorker>) => {
   switch (m.type) {
     case "datagrams":
       sends.read(m, (id, data, port, address) => sockets.get(id)?.send(data, port, address));
+      break;
+    case "limits":
+      maxUnreadBytes = m.maxUnreadBytes;
+      break;
+    case "read":
+      unreadBytes -= m.bytes;
       break;
     case "bind":
       void bind(m.id, m.host, m.port);

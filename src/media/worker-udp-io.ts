@@ -6,11 +6,13 @@
 //   io.close();                                          // ends the worker and every socket on it
 //
 // Sends are queued into one batch that goes to the worker at the end of the macrotask, or sooner once
-// it is large (a mixer tick's packets cost a few messages); datagrams arrive in batches, one per turn of the worker's
-// event loop (formats: udp-io-protocol.ts). send() returns true once queued; what fails later in
+// it is large (a mixer tick's packets cost a few messages); datagrams arrive in batches, one per turn
+// of the worker's event loop (formats: udp-io-protocol.ts). send() returns true once queued; what fails later in
 // the worker reaches the socket's error handler. The worker never keeps the process alive. Should it
 // die, its sockets report an error for every send (calls on them end by media timeout) and the
 // next bind starts a new worker, unless that one never started (then binds fail with the reason).
+// Should the main thread fall behind (an RTP flood, a stall), the worker drops datagrams beyond
+// maxUnreadBytes of unread batches rather than let them pile up; drops are counted and logged.
 import { createLogger } from "../log.ts";
 import { BatchReader, BatchWriter, MAX_DATAGRAM_BYTES, type FromWorker, type ToWorker } from "./udp-io-protocol.ts";
 import type { DatagramHandlers, DatagramSocket, UdpIo } from "./udp-io.ts";
@@ -27,14 +29,33 @@ const WORKER_URL = new URL(import.meta.url.endsWith("/worker-udp-io.ts") ? "./ud
 const EARLY_FLUSH_BYTES = 16 * 1024;
 /** close() lets the worker send what is queued (RTCP BYEs) before it is terminated regardless. */
 const EXIT_GRACE_MS = 1000;
+/** ≈ 40,000 G.711 packets, well over a second of 500 legs: only a main thread that is far behind hits it. */
+const DEFAULT_MAX_UNREAD_BYTES = 8 * 1024 * 1024;
+const DROP_WARNING_INTERVAL_MS = 10_000;
+
+export interface WorkerUdpIoOptions {
+  /** Received bytes the worker may have handed over unread before it drops datagrams. */
+  maxUnreadBytes?: number;
+}
 
 export class WorkerUdpIo implements UdpIo {
-  private worker = new IoWorker();
+  private readonly maxUnreadBytes: number;
+  private worker: IoWorker;
   private closed = false;
+
+  constructor(o: WorkerUdpIoOptions = {}) {
+    this.maxUnreadBytes = o.maxUnreadBytes ?? DEFAULT_MAX_UNREAD_BYTES;
+    this.worker = new IoWorker(this.maxUnreadBytes);
+  }
+
+  /** Datagrams the worker dropped because the main thread was behind reading them. */
+  get droppedDatagrams(): number {
+    return this.worker.dropped;
+  }
 
   bind(host: string, port: number, handlers: DatagramHandlers): Promise<DatagramSocket> {
     if (this.closed) return Promise.reject(new Error("UDP I/O is closed"));
-    if (this.worker.failure && this.worker.started) this.worker = new IoWorker();
+    if (this.worker.failure && this.worker.started) this.worker = new IoWorker(this.maxUnreadBytes);
     return this.worker.bind(host, port, handlers);
   }
 
@@ -57,6 +78,9 @@ class IoWorker {
   started = false;
   /** why the worker is gone (exited, crashed or closed): no more messages either way */
   failure: Error | undefined;
+  /** datagrams it dropped because this thread was behind */
+  dropped = 0;
+  private lastDropWarningAt = -Infinity;
   private readonly worker: Worker;
   private readonly sockets = new Map<number, WorkerSocket>();
   private readonly pendingBinds = new Map<number, PendingBind>();
@@ -67,8 +91,9 @@ class IoWorker {
   private closing = false;
   private terminateTimer: ReturnType<typeof setTimeout> | undefined;
 
-  constructor() {
+  constructor(maxUnreadBytes: number) {
     this.worker = new Worker(WORKER_URL, { ref: false });
+    this.post({ type: "limits", maxUnreadBytes });
     this.worker.addEventListener("message", (event: MessageEvent<FromWorker>) => this.onMessage(event.data));
     this.worker.addEventListener("error", (event) => log.error("RTP I/O worker failed", { error: event.message }));
     this.worker.addEventListener("close", () => this.onExit());
@@ -136,6 +161,8 @@ class IoWorker {
         break;
       case "datagrams":
         this.received.read(m, this.deliver, this.deliverError);
+        this.post({ type: "read", bytes: m.length });
+        if (m.dropped > 0) this.noteDropped(m.dropped);
         break;
       case "bound": {
         const pending = this.pendingBinds.get(m.id);
@@ -151,6 +178,14 @@ class IoWorker {
         this.pendingBinds.delete(m.id);
         break;
     }
+  }
+
+  private noteDropped(count: number): void {
+    this.dropped += count;
+    const now = performance.now();
+    if (now - this.lastDropWarningAt < DROP_WARNING_INTERVAL_MS) return;
+    this.lastDropWarningAt = now;
+    log.warn("RTP I/O worker dropped datagrams: the main thread is behind", { dropped: this.dropped });
   }
 
   private readonly deliver = (id: number, data: Uint8Array, port: number, address: string, time: number): void => {

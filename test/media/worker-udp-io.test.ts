@@ -152,6 +152,28 @@ describe("WorkerUdpIo", () => {
     }
   });
 
+  test("a main thread that falls behind makes the worker drop datagrams beyond its unread limit, count them, and recover", async () => {
+    const own = new WorkerUdpIo({ maxUnreadBytes: 4096 });
+    try {
+      const w = await workerSocket({ io: own });
+      const peer = await plainSocket();
+      // This thread floods, then stalls: the worker keeps reading, but nothing it posts is read.
+      for (let i = 0; i < 300; i++) peer.socket.send(numbered(i), w.socket.port, "127.0.0.1");
+      for (const stallEnd = performance.now() + 300; performance.now() < stallEnd; );
+      await until(() => w.arrivals.length + own.droppedDatagrams >= 250, { what: () => [w.arrivals.length, own.droppedDatagrams] });
+      expect(own.droppedDatagrams).toBeGreaterThan(0);
+      // Batches already posted when the limit was reached still arrive: 4 KiB is about 20 datagrams.
+      expect(w.arrivals.length).toBeLessThan(100);
+      // Read again, the worker takes datagrams again.
+      const before = w.arrivals.length;
+      peer.socket.send(numbered(999), w.socket.port, "127.0.0.1");
+      await until(() => w.arrivals.length === before + 1);
+      expect(w.arrivals.at(-1)?.data).toEqual(numbered(999));
+    } finally {
+      own.close();
+    }
+  });
+
   test("close() ends the worker: binds fail, and the sockets' ports are free again", async () => {
     const own = new WorkerUdpIo();
     const w = await workerSocket({ io: own });
