@@ -218,8 +218,9 @@ export const resampleDelayMs = (Math.ceil(Math.max(...[...stageDesigns.values()]
 
 /**
  * Pads a stream with a fixed delay (the chain's own delay topped up to the common one): a ring of
- * the last `length` samples (straight copies when a block is longer than the delay). Plain loops, no typed-array views: creating views is slow in JSC, and
- * this runs twice per participant per tick even in a channel that resamples nothing.
+ * the last `length` samples (straight copies when a block is longer than the delay). Plain loops,
+ * no typed-array views: creating views is slow in JSC, and this runs twice per participant per tick
+ * even in a channel that resamples nothing.
  */
 class DelayLine {
   private held: Int16Array;
