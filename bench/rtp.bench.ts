@@ -104,29 +104,25 @@ function legEndpoint(leg: PhoneLeg): Endpoint {
 }
 
 /** Bare sockets: one fixed 20 ms PCMU packet per socket per tick, nothing decoded, mixed or encoded. */
-async function bareEndpoints(count: number, phonePort: (i: number) => number, ticker: TickSource): Promise<Endpoint[]> {
+async function bareEndpoints(count: number, phonePort: (i: number) => number, ticker: TickSource): Promise<{ endpoints: Endpoint[]; stop(): void }> {
   const packet = new Uint8Array(RTP_HEADER_SIZE + 160).fill(0xff);
   const sockets: DatagramSocket[] = [];
-  let sent = 0;
-  let seq = 0;
   for (let i = 0; i < count; i++) sockets.push(await inThreadUdpIo.bind("127.0.0.1", 0, { data: () => {}, error: () => {} }));
-  const unsubscribe = ticker.subscribe(() => {
+  let seq = 0;
+  const stop = ticker.subscribe(() => {
     seq++;
     for (let i = 0; i < count; i++) {
       writeRtpHeader(packet, { payloadType: 0, sequenceNumber: seq & 0xffff, timestamp: seq * 160, ssrc: 0x2000 + i });
       sockets[i]!.send(packet, phonePort(i), "127.0.0.1");
-      sent++;
     }
   });
-  return sockets.map((socket, i) => ({
+  const endpoints = sockets.map((socket) => ({
     localPort: socket.port,
-    packetsSent: () => (i === 0 ? sent : 0),
+    packetsSent: () => seq,
     jitter: () => ({ played: 0, lost: 0 }),
-    close: () => {
-      if (i === 0) unsubscribe();
-      socket.close();
-    },
+    close: () => socket.close(),
   }));
+  return { endpoints, stop };
 }
 
 /**
@@ -158,7 +154,8 @@ async function measure(legCount: number, seconds: number, mixerRate: number, tal
   const allocator = new RtpPortAllocator({ min: 30000, max: 39999 });
   const mixers: Mixer[] = [];
   const phonePort = (i: number) => phonePorts[Math.floor(i / phonesPerSocket)]!;
-  const legs: Endpoint[] = bare ? await bareEndpoints(legCount, phonePort, ticker) : [];
+  const bareSockets = bare ? await bareEndpoints(legCount, phonePort, ticker) : undefined;
+  const legs: Endpoint[] = bareSockets?.endpoints ?? [];
   for (let i = 0; i < (bare ? 0 : legCount); i++) {
     if (i % 2 === 0) {
       const mixer = new Mixer();
@@ -217,6 +214,7 @@ async function measure(legCount: number, seconds: number, mixerRate: number, tal
     played += s.played;
     concealed += s.lost;
   }
+  bareSockets?.stop();
   for (const leg of legs) leg.close();
   for (const m of mixers) m.close();
   io.close();
