@@ -2,7 +2,7 @@
 BUN := node_modules/.bin/bun
 CONFIG ?= config.example.yaml
 
-.PHONY: run test build bench typecheck deps system-deps clean
+.PHONY: run test test-soak build bench typecheck deps system-deps clean
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
@@ -29,6 +29,12 @@ typecheck: deps
 # the per-test timeout only from the command line, not from bunfig.toml.
 test: deps system-deps typecheck
 	$(BUN) test --timeout 60000
+
+# The whole suite SOAK_RUNS times on a fresh clone while stress-ng keeps one core busy; prints how
+# often each test failed. Not part of CI.
+SOAK_RUNS ?= 5
+test-soak:
+	scripts/soak.sh $(SOAK_RUNS)
 
 bench: deps system-deps
 	$(BUN) run bench/run.ts $(BENCH)
