@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { afterAll, afterEach, describe, expect, test } from "bun:test";
 import type { DatagramHandlers, DatagramSocket } from "../../src/media/udp-io.ts";
 import { WorkerUdpIo } from "../../src/media/worker-udp-io.ts";
@@ -42,6 +43,19 @@ async function bindError(on: WorkerUdpIo, port: number): Promise<string> {
     (socket) => { socket.close(); return "bound"; },
     (error: Error) => error.message,
   );
+}
+
+/**
+ * What the kernel holds for the IPv4 UDP socket bound to 127.0.0.1:`port` (read synchronously from
+ * /proc/net/udp): bytes queued unread, and datagrams it dropped because the queue was full.
+ */
+function kernelUdp(port: number): { rxQueue: number; drops: number } {
+  const local = `0100007F:${port.toString(16).toUpperCase().padStart(4, "0")}`;
+  for (const line of readFileSync("/proc/net/udp", "utf8").split("\n")) {
+    const f = line.trim().split(/\s+/);
+    if (f[1] === local) return { rxQueue: parseInt(f[4]!.split(":")[1]!, 16), drops: Number(f[12]) };
+  }
+  throw new Error(`no UDP socket on 127.0.0.1:${port} in /proc/net/udp`);
 }
 
 /** Datagram `n`: its number in the first two bytes, then `n & 0xff` repeated. */
@@ -153,22 +167,52 @@ describe("WorkerUdpIo", () => {
   });
 
   test("a main thread that falls behind makes the worker drop datagrams beyond its unread limit, count them, and recover", async () => {
-    const own = new WorkerUdpIo({ maxUnreadBytes: 4096 });
+    const limit = 4096;
+    const own = new WorkerUdpIo({ maxUnreadBytes: limit });
     try {
       const w = await workerSocket({ io: own });
       const peer = await plainSocket();
-      // This thread floods, then stalls: the worker keeps reading, but nothing it posts is read.
-      for (let i = 0; i < 300; i++) peer.socket.send(numbered(i), w.socket.port, "127.0.0.1");
-      for (const stallEnd = performance.now() + 300; performance.now() < stallEnd; );
-      await until(() => w.arrivals.length + own.droppedDatagrams >= 250, { what: () => [w.arrivals.length, own.droppedDatagrams] });
-      expect(own.droppedDatagrams).toBeGreaterThan(0);
-      // Batches already posted when the limit was reached still arrive: 4 KiB is about 20 datagrams.
-      expect(w.arrivals.length).toBeLessThan(100);
-      // Read again, the worker takes datagrams again.
-      const before = w.arrivals.length;
-      peer.socket.send(numbered(999), w.socket.port, "127.0.0.1");
-      await until(() => w.arrivals.length === before + 1);
-      expect(w.arrivals.at(-1)?.data).toEqual(numbered(999));
+      // This thread stalls (a synchronous loop: no message from the worker is read) while 60
+      // datagrams of 172 bytes, twice the limit's worth, arrive one at a time. Each is sent only once
+      // the worker has taken the one before out of the kernel, so none is lost to a full socket
+      // buffer: whatever does not reach this thread, the worker dropped.
+      const sent = 60;
+      const stallDeadline = performance.now() + 30_000;
+      for (let i = 0; i < sent; i++) {
+        peer.socket.send(numbered(i), w.socket.port, "127.0.0.1");
+        while (kernelUdp(w.socket.port).rxQueue > 0) {
+          if (performance.now() > stallDeadline) throw new Error(`the worker did not read datagram ${i}`);
+        }
+      }
+      // Reading again, this thread sends a marker until one gets through (those sent while the
+      // worker still counts the stall's batches unread are dropped too). Drops are counted in the
+      // worker and reported with the next batch, so the marker's batch carries them all.
+      const marker = numbered(999);
+      const isMarker = (a: Arrival) => a.data[0] === marker[0] && a.data[1] === marker[1];
+      let markersSent = 0;
+      let lastMarkerMs = -Infinity;
+      await until(() => {
+        if (w.arrivals.some(isMarker)) return true;
+        if (performance.now() - lastMarkerMs >= 50) {
+          peer.socket.send(marker, w.socket.port, "127.0.0.1");
+          markersSent++;
+          lastMarkerMs = performance.now();
+        }
+        return false;
+      }, { what: () => ({ arrivals: w.arrivals.length, dropped: own.droppedDatagrams, markersSent }) });
+      // Every datagram is accounted for: delivered or counted as dropped by the worker.
+      await until(() => w.arrivals.length + own.droppedDatagrams === sent + markersSent, {
+        what: () => ({ arrivals: w.arrivals.length, dropped: own.droppedDatagrams, sent, markersSent }),
+      });
+      expect(kernelUdp(w.socket.port).drops).toBe(0);
+      const beforeMarker = w.arrivals.slice(0, w.arrivals.findIndex(isMarker));
+      // What got through during the stall is the first datagrams, up to the limit (the record that
+      // crosses it is taken): the rest was dropped and counted.
+      expect(beforeMarker.length).toBeGreaterThan(0);
+      expect(beforeMarker.length * 172).toBeLessThanOrEqual(limit + 172);
+      expect(beforeMarker.map((a) => a.data)).toEqual(Array.from({ length: beforeMarker.length }, (_, i) => numbered(i)));
+      expect(own.droppedDatagrams).toBeGreaterThanOrEqual(sent - beforeMarker.length);
+      expect(w.arrivals.slice(beforeMarker.length).every(isMarker)).toBe(true);
     } finally {
       own.close();
     }
