@@ -5,6 +5,7 @@ import { parseRtp, serializeRtp, type RtpPacket } from "../../src/media/rtp-pack
 import { buildCompound, parseCompound } from "../../src/media/rtcp.ts";
 import { inThreadUdpIo, type UdpIo } from "../../src/media/udp-io.ts";
 import { WorkerUdpIo } from "../../src/media/worker-udp-io.ts";
+import { until } from "../helpers/until.ts";
 
 const allocator = new RtpPortAllocator({ min: 42000, max: 43999 });
 const opened: { close(): void }[] = [];
@@ -29,11 +30,6 @@ function config(remotePort: number, extra: Partial<RtpSessionConfig> = {}): RtpS
     payloadTypes: [0, 101], clockRate: 8000, expectMedia: true, mediaTimeoutMs: 0, ...extra,
   };
 }
-
-const until = async (cond: () => boolean, ms = 10_000) => {
-  const end = Date.now() + ms;
-  while (!cond()) { if (Date.now() > end) throw new Error("timed out"); await Bun.sleep(2); }
-};
 
 function rtp(seq: number, ssrc = 0x1111, pt = 0): Uint8Array {
   return serializeRtp({ payloadType: pt, sequenceNumber: seq, timestamp: seq * 160, ssrc }, new Uint8Array(160).fill(0xff));
@@ -138,12 +134,12 @@ describe.each<[string, UdpIo]>([["in-thread", inThreadUdpIo], ["worker", workerI
     const p = await peer();
     s.configure(config(p.socket.port));
     p.socket.close();
-    for (let i = 0; i < 20; i++) {
-      s.send(0, new Uint8Array(160), i * 160);
-      await Bun.sleep(2);
-    }
-    expect(s.stats().packetsSent).toBe(20);
-    expect(s.stats().socketErrors).toBeGreaterThan(0);
+    // One packet per poll until the ICMP errors come back, then a few more into the error state.
+    let sent = 0;
+    const send = () => { s.send(0, new Uint8Array(160), sent * 160); sent++; };
+    await until(() => { send(); return s.stats().socketErrors > 0; }, { what: () => s.stats() });
+    for (let i = 0; i < 5; i++) send();
+    expect(s.stats().packetsSent).toBe(sent);
   });
 
   test("RTCP from the peer: on the RTP port with rtcp-mux, on port + 1 without; the peer's view of our stream is kept", async () => {
@@ -183,12 +179,25 @@ describe.each<[string, UdpIo]>([["in-thread", inThreadUdpIo], ["worker", workerI
     const p = await peer();
     let timeouts = 0;
     s.onTimeout = () => timeouts++;
+    /**
+     * A session that expects media from now on and never gets any: once it has timed out, the shared
+     * housekeeping pass that saw it do so has also looked at `s`, with the same clock, at least
+     * `mediaTimeoutMs` after `s` was last configured.
+     */
+    const witnessTimesOut = async () => {
+      const w = await session();
+      let witnessTimeouts = 0;
+      w.onTimeout = () => witnessTimeouts++;
+      w.configure(config(p.socket.port, { mediaTimeoutMs: 300, expectMedia: true }));
+      await until(() => witnessTimeouts === 1, { what: () => ({ timeouts, witnessTimeouts }) });
+    };
     s.configure(config(p.socket.port, { mediaTimeoutMs: 300, expectMedia: false }));
-    await Bun.sleep(700);
+    await witnessTimesOut();
     expect(timeouts).toBe(0);
     s.configure(config(p.socket.port, { mediaTimeoutMs: 300, expectMedia: true }));
     await until(() => timeouts === 1);
-    await Bun.sleep(600);
+    // Passes go on past another timeout's length: still the one report.
+    await witnessTimesOut();
     expect(timeouts).toBe(1);
   });
 
