@@ -380,20 +380,32 @@ describe("Mixer rate follows its participants", () => {
 describe("DriftCorrectedTicker", () => {
   test("runs missed ticks back-to-back after a stall, and re-anchors after a long one", async () => {
     let now = 0;
-    const ticker = new DriftCorrectedTicker(20, 5, () => now);
+    // The ticker reads the (injected) clock once when its timer fires and once to re-arm it.
+    let clockReads = 0;
+    const ticker = new DriftCorrectedTicker(20, 5, () => (clockReads++, now));
     let ticks = 0;
     const stop = ticker.subscribe(() => ticks++);
-    await Bun.sleep(30);
-    expect(ticks).toBe(0); // timers fired, but the (injected) clock has not reached the deadline
-    now = 110; // the event loop "stalled": deadlines 20, 40, 60, 80, 100 have passed
-    await Bun.sleep(40);
-    expect(ticks).toBe(5);
-    expect(ticker.stats()).toEqual({ ticks: 5, lateTicks: 4, skippedTicks: 0 });
-    now = 1000; // far beyond the catch-up limit: one tick, the rest dropped
-    await Bun.sleep(20);
-    stop();
-    expect(ticks).toBe(6);
-    expect(ticker.stats().skippedTicks).toBe(44);
+    /** Until the timer has fired and re-armed at least once more. */
+    const timerFires = async () => {
+      const from = clockReads;
+      await until(() => clockReads >= from + 2, { what: () => ({ clockReads, ticks, stats: ticker.stats() }) });
+    };
+    try {
+      await timerFires();
+      expect(ticks).toBe(0); // the timer fired, but the clock has not reached the deadline
+      now = 110; // the event loop "stalled": deadlines 20, 40, 60, 80, 100 have passed
+      await timerFires();
+      expect(ticker.stats()).toEqual({ ticks: 5, lateTicks: 4, skippedTicks: 0 });
+      await timerFires();
+      expect(ticks).toBe(5); // caught up: nothing more until the clock moves
+      now = 1000; // far beyond the catch-up limit: one tick, the rest dropped
+      await timerFires();
+      await timerFires();
+      expect(ticks).toBe(6);
+      expect(ticker.stats()).toEqual({ ticks: 6, lateTicks: 4, skippedTicks: 44 });
+    } finally {
+      stop();
+    }
   });
 
   test("drives a mixer in real time", async () => {
