@@ -1,6 +1,7 @@
 // A phone's media end for tests: sends a PCMU sine tone every 20 ms from its own socket (so the
 // far end can latch to it) and records what it receives, decoded to 8 kHz PCM, so tests can ask
-// "does this side hear a 440 Hz tone?" with Goertzel.
+// "does this side hear a 440 Hz tone?" with Goertzel. Also what the kernel queues for a socket.
+import { readFileSync } from "node:fs";
 import { decodeUlaw, encodeUlaw } from "../../src/media/g711.ts";
 import { goertzelPower, meanSquare } from "../../src/media/goertzel.ts";
 import { parseRtp, serializeRtp } from "../../src/media/rtp-packet.ts";
@@ -136,4 +137,19 @@ export function toneShareOf(pcm: Int16Array, sampleRate: number, freq: number): 
     total += meanSquare(block);
   }
   return total === 0 ? 0 : tone / total;
+}
+
+/**
+ * What the kernel holds for the IPv4 UDP socket bound to 127.0.0.1:`port`, read synchronously from
+ * /proc/net/udp: bytes received and not yet read, and datagrams it dropped because they did not fit.
+ * Lets a test pace a flood by the receiver's reading instead of by sleeps, and show none was lost.
+ */
+export function loopbackUdpQueue(port: number): { rxQueue: number; drops: number } {
+  const local = `0100007F:${port.toString(16).toUpperCase().padStart(4, "0")}`;
+  for (const line of readFileSync("/proc/net/udp", "utf8").split("\n")) {
+    const f = line.trim().split(/\s+/);
+    // sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode ref pointer drops
+    if (f[1] === local) return { rxQueue: parseInt(f[4]!.split(":")[1]!, 16), drops: Number(f[12]) };
+  }
+  throw new Error(`no UDP socket on 127.0.0.1:${port} in /proc/net/udp`);
 }
