@@ -8,6 +8,8 @@ import { RtpPortAllocator } from "../../src/media/ports.ts";
 import { rateConvertersCreated } from "../../src/media/resample.ts";
 import { parseRtp, serializeRtp, type RtpPacket } from "../../src/media/rtp-packet.ts";
 import { readPcapRtp } from "../helpers/pcap.ts";
+import { loopbackUdpQueue } from "../helpers/rtpPeer.ts";
+import { until } from "../helpers/until.ts";
 
 const allocator = new RtpPortAllocator({ min: 44000, max: 45999 });
 const cleanup: (() => void)[] = [];
@@ -86,11 +88,6 @@ function share(pcm: Int16Array, hz: number, sampleRate = 8000): number {
   return total === 0 ? 0 : goertzelPower(pcm, sampleRate, hz) / total;
 }
 
-const until = async (cond: () => boolean, ms = 10_000) => {
-  const end = Date.now() + ms;
-  while (!cond()) { if (Date.now() > end) throw new Error("timed out"); await Bun.sleep(5); }
-};
-
 /**
  * Waits until the last `windowMs` a phone received carry `hz` with more than `minShare` of their
  * power. On a loaded machine a late packet is concealed, and one concealed frame spoils a 400 ms
@@ -99,13 +96,10 @@ const until = async (cond: () => boolean, ms = 10_000) => {
 async function hears(p: { audio(): Int16Array; sampleRate: number }, hz: number, minShare: number, windowMs = 400): Promise<void> {
   const samples = (p.sampleRate * windowMs) / 1000;
   let last = 0;
-  const end = Date.now() + 10_000;
-  for (;;) {
+  await until(() => {
     const audio = p.audio();
-    if (audio.length >= samples && (last = share(audio.subarray(audio.length - samples), hz, p.sampleRate)) > minShare) return;
-    if (Date.now() > end) throw new Error(`${hz} Hz never made up ${minShare} of ${windowMs} ms heard (last: ${last.toFixed(2)})`);
-    await Bun.sleep(20);
-  }
+    return audio.length >= samples && (last = share(audio.subarray(audio.length - samples), hz, p.sampleRate)) > minShare;
+  }, { pollMs: 20, what: () => `${hz} Hz never made up ${minShare} of ${windowMs} ms heard (last: ${last.toFixed(2)})` });
 }
 
 function answerOf(l: PhoneLeg, offer: string): string {
@@ -181,11 +175,17 @@ describe("PhoneLeg", () => {
     answerOf(a, phoneA.offer.replace("a=sendrecv", "a=ptime:30\r\na=sendrecv"));
     answerOf(b, phoneB.offer);
     phoneA.startTone(a.localPort);
-    await until(() => a.stats().jitter.played >= 30);
+    // A re-cut that lost or repeated samples would run the jitter buffer dry or over every few
+    // frames. A loaded machine delays a packet now and then (concealed as lost), so what is asked
+    // for is a stretch of 20 packets (600 ms) played with none concealed and none dropped.
+    let mark = a.stats().jitter;
+    await until(() => {
+      const j = a.stats().jitter;
+      if (j.lost !== mark.lost || j.dropped !== mark.dropped) mark = j;
+      return j.played - mark.played >= 20;
+    }, { what: () => a.stats().jitter });
     await until(() => phoneB.packets.length >= 60);
     await hears(phoneB, 500, 0.8);
-    const j = a.stats().jitter;
-    expect(j.lost).toBeLessThan(j.played / 10);
   });
 
   test("our stream is continuous: one SSRC, consecutive sequence numbers, 160-unit timestamp steps", async () => {
@@ -212,12 +212,12 @@ describe("PhoneLeg", () => {
     answerOf(a, p.offer.replaceAll(" 101", ` ${pt}`).replaceAll(":101 ", `:${pt} `));
     const digits: DtmfEvent[] = [];
     a.onDtmf = (e) => digits.push(e);
-    for (const c of captured) {
+    // One at a time, each taken by the leg before the next (the capture repeats its end packet).
+    for (const [i, c] of captured.entries()) {
       p.socket.send(serializeRtp({ marker: c.marker, payloadType: c.payloadType, sequenceNumber: c.sequence, timestamp: c.timestamp, ssrc: c.ssrc }, c.payload), a.localPort, "127.0.0.1");
-      await Bun.sleep(1);
+      await until(() => a.stats().rtp.packetsReceived === i + 1, { what: () => a.stats().rtp });
     }
-    await until(() => digits.length >= 1);
-    await Bun.sleep(50);
+    // Every packet of the capture has been through the leg: one key press, reported once.
     expect(digits.map((d) => d.digit)).toEqual(["1"]);
     expect(digits[0]!.durationMs).toBeGreaterThan(0);
     expect(a.stats().dtmfReceived).toBe(1);
@@ -249,7 +249,8 @@ describe("PhoneLeg", () => {
     const p = await phone({ telephoneEvent: false });
     expect(answerOf(a, p.offer)).not.toContain("telephone-event");
     await until(() => p.packets.length >= 3);
-    const before = p.packets.length;
+    // Counted by what the leg sent, not what has arrived: the tone starts with the next packet.
+    const before = a.stats().rtp.packetsSent;
     a.sendDtmf("7");
     await until(() => p.packets.length >= before + 10);
     const pcm = p.audio().subarray(before * 160);
@@ -269,11 +270,13 @@ describe("PhoneLeg", () => {
     answerOf(a, sdpSide.offer);
     await until(() => sdpSide.packets.length >= 2);
     natSide.startTone(a.localPort);
-    await until(() => natSide.packets.length >= 5);
-    const before = sdpSide.packets.length;
-    await Bun.sleep(100);
-    expect(sdpSide.packets.length).toBeLessThanOrEqual(before + 1);
+    await until(() => natSide.packets.length >= 10);
     expect(a.stats().rtp).toMatchObject({ latched: true, remote: `127.0.0.1:${natSide.socket.port}` });
+    // Our one stream moved: the SDP side got its start, the NAT side everything from the next
+    // packet on, 10 of them by now (loopback keeps order, so the SDP side's last has arrived).
+    const lastToSdp = sdpSide.packets.at(-1)!.sequenceNumber;
+    const natSeqs = natSide.packets.map((x) => (x.sequenceNumber - lastToSdp) & 0xffff);
+    expect(natSeqs).toEqual(natSeqs.map((_, i) => i + 1));
   });
 
   test("re-INVITE: hold stops our stream, resume continues its sequence and timestamps", async () => {
@@ -285,9 +288,11 @@ describe("PhoneLeg", () => {
     const held = a.applyRemoteSdp(p.offer.replace("a=sendrecv", "a=inactive"));
     expect(held.ok && held.sdp).toContain("a=inactive");
     expect(a.stats().direction).toBe("inactive");
-    await Bun.sleep(30);
-    const atHold = p.packets.length;
-    await Bun.sleep(200);
+    // Everything sent before the hold arrives; then 10 mixer ticks (200 ms) pass with nothing sent.
+    const atHold = a.stats().rtp.packetsSent;
+    const ticksAtHold = m.stats().ticks;
+    await until(() => p.packets.length === atHold && m.stats().ticks >= ticksAtHold + 10, { what: () => ({ atHold, received: p.packets.length, ticksAtHold, ticks: m.stats().ticks }) });
+    expect(a.stats().rtp.packetsSent).toBe(atHold);
     expect(p.packets.length).toBe(atHold);
     const last = p.packets.at(-1)!;
     const resumed = a.applyRemoteSdp(p.offer.replace("o=phone 1 1", "o=phone 1 3"));
@@ -297,8 +302,8 @@ describe("PhoneLeg", () => {
     expect(next.marker).toBe(true);
     expect(next.ssrc).toBe(last.ssrc);
     expect((next.sequenceNumber - last.sequenceNumber) & 0xffff).toBe(1);
-    // Timestamps kept running through the ~200 ms on hold.
-    expect((next.timestamp - last.timestamp) >>> 0).toBeGreaterThanOrEqual(160 * 9);
+    // Timestamps kept running through the 10 ticks or more on hold.
+    expect((next.timestamp - last.timestamp) >>> 0).toBeGreaterThanOrEqual(160 * 10);
   });
 
   test("re-INVITE to another codec and address: stream moves, timestamps stay continuous", async () => {
@@ -311,12 +316,14 @@ describe("PhoneLeg", () => {
     const pcma = p2.offer.replace("RTP/AVP 0 101", "RTP/AVP 8 101").replace("a=rtpmap:0 PCMU/8000", "a=rtpmap:8 PCMA/8000");
     const r = a.applyRemoteSdp(pcma);
     expect(r.ok && r.sdp).toContain("RTP/AVP 8 101");
-    await until(() => p2.packets.length >= 3);
+    const sentToOld = a.stats().rtp.packetsSent;
+    await until(() => p1.packets.length === sentToOld && p2.packets.length >= 3);
     const lastOld = p1.packets.at(-1)!;
     const firstNew = p2.packets[0]!;
     expect(firstNew.payloadType).toBe(8);
     expect(firstNew.ssrc).toBe(lastOld.ssrc);
-    expect((firstNew.sequenceNumber - lastOld.sequenceNumber) & 0xffff).toBeLessThan(4);
+    expect((firstNew.sequenceNumber - lastOld.sequenceNumber) & 0xffff).toBe(1);
+    expect((firstNew.timestamp - lastOld.timestamp) >>> 0).toBe(160);
     expect(a.stats().codec).toBe("PCMA");
   });
 
@@ -373,8 +380,10 @@ describe("PhoneLeg", () => {
       // Half of them shaped like RTP with our payload types, so decoders and DTMF see garbage too.
       if (i % 2 === 0 && bytes.length >= 12) { bytes[0] = 0x80; bytes[1] = i % 4 === 0 ? 0 : 101; }
       phoneA.socket.send(bytes, a.localPort, "127.0.0.1");
-      if (i % 200 === 0) await Bun.sleep(5);
+      // Every 100, until the leg has read them all: the kernel drops none for want of room.
+      if (i % 100 === 99) await until(() => loopbackUdpQueue(a.localPort).rxQueue === 0);
     }
+    expect(loopbackUdpQueue(a.localPort).drops).toBe(0);
     const before = phoneB.packets.length;
     await until(() => phoneB.packets.length >= before + 30);
     await hears(phoneB, 700, 0.5, 200);
@@ -408,7 +417,14 @@ describe("PhoneLeg", () => {
     a.onTimeout = () => timeouts++;
     answerOf(a, p.offer);
     p.startTone(a.localPort);
-    await Bun.sleep(300);
+    await until(() => a.stats().rtp.packetsReceived > 0);
+    // A leg that expects media from now on and gets none: the housekeeping pass in which it times
+    // out looks at `a` too, at least the timeout's length into the phone's stream.
+    const witness = await leg(m, "witness", { mediaTimeoutSec: 0.4 });
+    let witnessTimeouts = 0;
+    witness.onTimeout = () => witnessTimeouts++;
+    answerOf(witness, (await phone()).offer);
+    await until(() => witnessTimeouts === 1);
     expect(timeouts).toBe(0);
     p.close();
     await until(() => timeouts === 1);
