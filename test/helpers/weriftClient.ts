@@ -21,6 +21,10 @@ export interface TestClient {
   readonly packetsReceived: number;
   /** RTP payload bytes received so far. */
   readonly bytesReceived: number;
+  /** Sequence number and timestamp of the latest RTP packet received. */
+  readonly lastReceived: { sequenceNumber: number; timestamp: number } | undefined;
+  /** Date.now() when the latest frame was sent (undefined before the first). */
+  readonly lastSentAt: number | undefined;
   close(): Promise<void>;
 }
 
@@ -75,12 +79,15 @@ export function createTestClient(codecName: TestCodec): TestClient {
   let heard: Int16Array[] = [];
   let packetsReceived = 0;
   let bytesReceived = 0;
+  let lastReceived: { sequenceNumber: number; timestamp: number } | undefined;
+  let lastSentAt: number | undefined;
   let timer: ReturnType<typeof setInterval> | undefined;
 
   transceiver.onTrack.subscribe((track) =>
     track.onReceiveRtp.subscribe((rtp) => {
       packetsReceived++;
       bytesReceived += rtp.payload.length;
+      lastReceived = { sequenceNumber: rtp.header.sequenceNumber, timestamp: rtp.header.timestamp };
       heard.push(decoder.decode(rtp.payload));
     }),
   );
@@ -109,6 +116,7 @@ export function createTestClient(codecName: TestCodec): TestClient {
         sequence = (sequence + 1) & 0xffff;
         timestamp = (timestamp + timestampStep) >>> 0;
         transceiver.sender.sendRtp(new RtpPacket(header, Buffer.from(payload))).catch(() => {});
+        lastSentAt = Date.now();
       };
       // Sends every frame that is due, so timer jitter never changes the sending rate.
       timer = setInterval(() => {
@@ -139,6 +147,12 @@ export function createTestClient(codecName: TestCodec): TestClient {
     },
     get bytesReceived() {
       return bytesReceived;
+    },
+    get lastReceived() {
+      return lastReceived;
+    },
+    get lastSentAt() {
+      return lastSentAt;
     },
     async close() {
       clearInterval(timer);

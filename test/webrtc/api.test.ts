@@ -4,6 +4,7 @@ import { subscribeEvents, type AnyEvent } from "../../src/events.ts";
 import { metrics } from "../../src/metrics.ts";
 import type { ClientCallControl } from "../../src/api/routes/client.ts";
 import { verifyClientToken } from "../../src/webrtc/tokens.ts";
+import { clientHears } from "../helpers/hearing.ts";
 import { until } from "../helpers/until.ts";
 import { createTestClient, type TestClient } from "../helpers/weriftClient.ts";
 import { ADMIN_TOKEN, APP, startHarness, type Harness } from "./harness.ts";
@@ -31,12 +32,18 @@ async function joined(hx: Harness, clientId: string): Promise<TestClient> {
   return client;
 }
 
-function nextEvent(type: AnyEvent["type"]): Promise<AnyEvent> {
-  return new Promise((resolve) => {
+/** The next event of `type`, with the Date.now() at which it was emitted; fails after `timeoutMs`. */
+function nextEvent(type: AnyEvent["type"], timeoutMs = 10_000): Promise<{ event: AnyEvent; at: number }> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      stop();
+      reject(new Error(`no ${type} event within ${timeoutMs} ms`));
+    }, timeoutMs);
     const stop = subscribeEvents((e) => {
       if (e.type === type) {
         stop();
-        resolve(e);
+        clearTimeout(timer);
+        resolve({ event: e, at: Date.now() });
       }
     });
   });
@@ -174,30 +181,42 @@ describe("leaving", () => {
   });
 
   test("a client that vanishes mid-call is removed within the media timeout", async () => {
-    const hx = harness({ timeouts: { connectMs: 5000, mediaMs: 1000 } });
+    const mediaMs = 1500;
+    const hx = harness({ timeouts: { connectMs: 5000, mediaMs } });
     const stay = await joined(hx, "stays");
-    const gone = await joined(hx, "vanishes");
     stay.startSending(500);
+    const gone = await joined(hx, "vanishes");
     gone.startSending(700);
-    await Bun.sleep(300);
+    // Mid-call: the one that stays hears the one about to vanish.
+    await clientHears(stay, 700);
     const left = nextEvent("participant.left");
-    const vanishedAt = Date.now();
     gone.stopSending(); // no goodbye: just silence on the wire, as when a laptop lid closes
-    const event = await left;
-    expect(Date.now() - vanishedAt).toBeLessThan(3000);
+    const lastSentAt = gone.lastSentAt!;
+    const { event, at } = await left;
     expect(event.data).toMatchObject({ participantId: "vanishes", reason: "media-timeout" });
+    // Not before the media timeout has passed since its last packet; then at the next liveness
+    // check (every 500 ms), with seconds to spare for a loaded machine.
+    expect(at - lastSentAt).toBeGreaterThanOrEqual(mediaMs);
+    expect(at - lastSentAt).toBeLessThan(mediaMs + 5000);
     expect(hx.registry.participants(APP.id, "room1").map((p) => p.id)).toEqual(["stays"]);
     expect(hx.sessions.size).toBe(1);
   });
 
   test("a client that never completes ICE is removed after the connect timeout", async () => {
-    const hx = harness({ timeouts: { connectMs: 800, mediaMs: 5000 } });
+    const connectMs = 800;
+    const hx = harness({ timeouts: { connectMs, mediaMs: 5000 } });
     const client = createTestClient("opus");
     clients.push(client);
-    const res = await hx.join(hx.token({ clientId: "ghost" }), await client.offer());
+    const offer = await client.offer();
+    const left = nextEvent("participant.left");
+    const joinSentAt = Date.now();
+    const res = await hx.join(hx.token({ clientId: "ghost" }), offer);
     expect(res.status).toBe(200); // the answer is never applied, so ICE never starts
     expect(hx.registry.participants(APP.id, "room1")).toHaveLength(1);
-    await Bun.sleep(1800);
+    const { event, at } = await left;
+    expect(event.data).toMatchObject({ participantId: "ghost", reason: "connect-timeout" });
+    // Not before the connect timeout (counted from the join, which came after joinSentAt).
+    expect(at - joinSentAt).toBeGreaterThanOrEqual(connectMs);
     expect(hx.registry.participants(APP.id, "room1")).toEqual([]);
   });
 });
@@ -210,13 +229,12 @@ describe("events WebSocket", () => {
     ws.onmessage = (m) => messages.push(JSON.parse(String(m.data)));
     await new Promise((r) => (ws.onopen = r));
     ws.send(JSON.stringify({ type: "auth", token: hx.token({ clientId: "watcher" }) }));
-    await Bun.sleep(100);
+    const lists = () => messages.filter((m) => m.type === "participants").map((m) => m.participants!.map((p) => p.id));
+    // Authenticated: the first list (nobody yet) has come.
+    await until(() => lists().length > 0, { what: () => messages });
+    expect(lists()[0]).toEqual([]);
     await joined(hx, "carol");
-    await Bun.sleep(100);
-    const lists = messages.filter((m) => m.type === "participants").map((m) => m.participants!.map((p) => p.id));
-    expect(lists[0]).toEqual([]);
-    expect(lists.at(-1)).toEqual(["carol"]);
-    expect(messages.some((m) => m.type === "event")).toBe(true);
+    await until(() => JSON.stringify(lists().at(-1)) === '["carol"]' && messages.some((m) => m.type === "event"), { what: () => messages });
     ws.close();
 
     const refused = new WebSocket(`${hx.url.replace("http", "ws")}/api/v1/client/events`);
@@ -301,12 +319,16 @@ describe("admin token minting", () => {
         headers: { authorization: `Bearer ${auth}`, "content-type": "application/json" },
         body: JSON.stringify(body),
       });
+    const requestedAt = Date.now();
     const res = await mint(APP.id, ADMIN_TOKEN, { channelId: "lobby", userId: "u1", roles: ["dial"], ttlSec: 120 });
+    const answeredAt = Date.now();
     expect(res.status).toBe(200);
     const { token, expiresAt } = (await res.json()) as { token: string; expiresAt: string };
     const verified = verifyClientToken(token, APP.secret);
     expect(verified).toMatchObject({ ok: true, value: { applicationId: APP.id, channelId: "lobby", userId: "u1", roles: ["dial"] } });
-    expect(Math.abs(Date.parse(expiresAt) - Date.now() - 120_000)).toBeLessThan(2000);
+    // 120 s after the moment of minting (exp is in whole seconds).
+    expect(Date.parse(expiresAt)).toBeGreaterThanOrEqual(requestedAt - 1000 + 120_000);
+    expect(Date.parse(expiresAt)).toBeLessThanOrEqual(answeredAt + 120_000);
     expect((await mint("nope", ADMIN_TOKEN, { channelId: "lobby" })).status).toBe(404);
     expect((await mint(APP.id, "wrong", { channelId: "lobby" })).status).toBe(401);
     const invalid = await mint(APP.id, ADMIN_TOKEN, { channelId: "" });
