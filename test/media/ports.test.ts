@@ -8,8 +8,26 @@ const noop = { rtp: ignore, rtcp: ignore };
 const workerIo = new WorkerUdpIo();
 afterAll(() => workerIo.close());
 
-function freeRangeStart(): number {
-  return 20000 + 2 * Math.floor(Math.random() * 10000);
+/**
+ * Four ports from an even `base` on 127.0.0.1, each free when probed just now, with base + 1 held by
+ * a squatter (another process, as far as the allocator can tell). Probed rather than assumed free:
+ * other test runs share the machine. Below the ephemeral range and the ranges other helpers use.
+ */
+async function squattedRange(): Promise<{ base: number; squatter: { close(): void } }> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const base = 20000 + 2 * Math.floor(Math.random() * 1380);
+    const probes: { close(): void }[] = [];
+    try {
+      for (let port = base; port < base + 4; port++) probes.push(await Bun.udpSocket({ hostname: "127.0.0.1", port }));
+    } catch {
+      for (const probe of probes) probe.close();
+      continue;
+    }
+    const [first, squatter, third, fourth] = probes;
+    for (const probe of [first, third, fourth]) probe!.close();
+    return { base, squatter: squatter! };
+  }
+  throw new Error("found no four free ports in 50 tries");
 }
 
 describe("RtpPortAllocator", () => {
@@ -29,9 +47,8 @@ describe("RtpPortAllocator", () => {
   });
 
   test.each<[string, UdpIo]>([["in-thread", inThreadUdpIo], ["worker", workerIo]])("binds RTP on the even port and RTCP on +1, skipping pairs another process holds (%s sockets)", async (_name, io) => {
-    const base = freeRangeStart();
+    const { base, squatter } = await squattedRange();
     const a = new RtpPortAllocator({ min: base, max: base + 3 });
-    const squatter = await Bun.udpSocket({ hostname: "127.0.0.1", port: base + 1 });
     const first = await bindRtpPair(a, "127.0.0.1", noop, io);
     if ("error" in first) throw new Error(first.error);
     expect(first.port).toBe(base + 2);
