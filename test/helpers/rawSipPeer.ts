@@ -1,11 +1,13 @@
 // A hand-driven SIP peer on loopback for wire-level tests: sends raw text (UDP datagrams or one TCP
 // connection) and collects what comes back, parsed. `[port]` in sent text becomes the peer's own port.
+// settled(peer) is how a test proves that something did NOT come: see there.
 import type { Socket } from "bun";
 import { parseMessage, type SipRequest, type SipResponse } from "../../src/sip/message.ts";
 import { nextMessageLength } from "../../src/sip/framing.ts";
 
 export interface RawSipPeer {
   readonly port: number;
+  readonly transport: "udp" | "tcp";
   readonly received: (SipRequest | SipResponse)[];
   /** Raw bytes as received (TCP: the stream; UDP: datagrams joined). */
   readonly raw: Uint8Array[];
@@ -27,7 +29,7 @@ function toBytes(text: string | Uint8Array, port: number): Uint8Array {
   return encoder.encode(text.replaceAll("[port]", String(port)));
 }
 
-function peer(port: number, close: () => void, transmit: (b: Uint8Array) => void) {
+function peer(port: number, transport: "udp" | "tcp", close: () => void, transmit: (b: Uint8Array) => void) {
   const received: (SipRequest | SipResponse)[] = [];
   const raw: Uint8Array[] = [];
   const waiters = new Set<() => void>();
@@ -59,6 +61,7 @@ function peer(port: number, close: () => void, transmit: (b: Uint8Array) => void
     });
   const api = {
     port,
+    transport,
     received,
     raw,
     send: (text: string | Uint8Array) => transmit(toBytes(text, port)),
@@ -83,7 +86,7 @@ export async function udpPeer(address: string, port: number): Promise<RawSipPeer
       },
     },
   });
-  const built = peer(socket.port, () => socket.close(), (b) => void socket.send(b, port, address));
+  const built = peer(socket.port, "udp", () => socket.close(), (b) => void socket.send(b, port, address));
   deliver = built.deliver;
   rawList = built.raw;
   return built.api;
@@ -112,6 +115,42 @@ export async function tcpPeer(address: string, port: number): Promise<RawSipPeer
       },
     },
   });
-  handle = peer(socket.localPort, () => socket.end(), (b) => void socket.write(b));
+  handle = peer(socket.localPort, "tcp", () => socket.end(), (b) => void socket.write(b));
   return handle.api;
+}
+
+let markers = 0;
+
+/**
+ * Returns once everything a SipStack sent this peer before it read the marker has arrived: sends an
+ * OPTIONS (which the stack answers at once and statelessly) and waits for its answer. The stack reads
+ * one peer's datagrams (or its stream) in order and sends what each causes before reading the next, and
+ * loopback keeps the order of one socket's packets; so a response or retransmission that was sent at
+ * all before the marker was read is in `received` by now. A test proves an absence this way ("no
+ * further retransmission", "the dropped request got no answer"), never by sleeping.
+ */
+export async function settled(p: RawSipPeer): Promise<void> {
+  const n = ++markers;
+  const callId = `marker-${n}@settled`;
+  p.send(
+    [
+      "OPTIONS sip:marker@127.0.0.1 SIP/2.0",
+      `Via: SIP/2.0/${p.transport.toUpperCase()} 127.0.0.1:[port];branch=z9hG4bK-marker-${n}`,
+      `From: <sip:marker@127.0.0.1>;tag=marker-${n}`,
+      "To: <sip:marker@127.0.0.1>",
+      `Call-ID: ${callId}`,
+      "CSeq: 1 OPTIONS",
+      "Max-Forwards: 70",
+      "Content-Length: 0",
+      "",
+      "",
+    ].join("\r\n"),
+  );
+  await p.waitFor((m) => "status" in m && m.callId === callId);
+}
+
+/** Whether a message (or a raw datagram) is the answer to a settled() marker rather than to the test. */
+export function isMarkerReply(m: SipRequest | SipResponse | Uint8Array): boolean {
+  if (m instanceof Uint8Array) return /^Call-ID: marker-\d+@settled\r$/m.test(new TextDecoder().decode(m));
+  return m.callId.endsWith("@settled");
 }
