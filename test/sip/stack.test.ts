@@ -1,20 +1,23 @@
 // SipStack over real loopback sockets: the stateless rules of a UAS (RFC 3261 §8.2), Via
 // `received`/`rport` (§18.2.1, RFC 3581), response routing (§18.2.2), CANCEL (§9.2), merged
 // requests (§8.2.2.2), the acceptSource hook, and the RFC 4475 torture messages.
-import { afterAll, afterEach, beforeAll, expect, test } from "bun:test";
+import { afterAll, afterEach, beforeAll, expect, jest, test } from "bun:test";
 import { readdirSync, readFileSync } from "node:fs";
 import { parseMessage, parseUri, type SipRequest, type SipResponse } from "../../src/sip/message.ts";
 import { SipStack } from "../../src/sip/stack.ts";
 import type { ServerTransaction } from "../../src/sip/transaction.ts";
 import type { Endpoint } from "../../src/sip/transport.ts";
-import { isResponse, type RawSipPeer, tcpPeer, udpPeer } from "../helpers/rawSipPeer.ts";
+import { isMarkerReply, isResponse, type RawSipPeer, settled, tcpPeer, udpPeer } from "../helpers/rawSipPeer.ts";
+import { until } from "../helpers/until.ts";
 
 let stack: SipStack;
 let udp: Endpoint;
 let tcp: Endpoint;
 const handled: { req: SipRequest; tx: ServerTransaction }[] = [];
-let rejectSources = false;
+/** The stack's acceptSource hook: tests swap it; every source is accepted otherwise. */
+let acceptSource: (source: Endpoint) => boolean = () => true;
 const peers: RawSipPeer[] = [];
+const timers = { T1: 20, T2: 160, T4: 200 };
 
 beforeAll(async () => {
   stack = new SipStack({
@@ -23,8 +26,8 @@ beforeAll(async () => {
       { transport: "tcp", host: "127.0.0.1", port: 0 },
     ],
     supported: ["replaces"],
-    acceptSource: () => !rejectSources,
-    timers: { T1: 20, T2: 160, T4: 200 },
+    acceptSource: (source) => acceptSource(source),
+    timers,
   });
   stack.onRequest((req, tx) => {
     handled.push({ req, tx });
@@ -39,9 +42,10 @@ beforeAll(async () => {
 });
 
 afterEach(() => {
+  jest.useRealTimers();
   for (const p of peers.splice(0)) p.close();
   handled.length = 0;
-  rejectSources = false;
+  acceptSource = () => true;
 });
 
 afterAll(() => stack.stop());
@@ -97,7 +101,7 @@ test("what the stack answers itself is answered statelessly (§8.2.7): no transa
     p.send(options);
     p.send(rejected);
   }
-  await waitUntil(() => p.received.length === 4);
+  await until(() => p.received.length === 4, { what: () => p.received.map((m) => ("status" in m ? m.status : m.method)) });
   const tags = (status: number) =>
     p.received.filter((m): m is SipResponse => "status" in m && m.status === status).map((m) => m.to.params.get("tag"));
   expect(new Set(tags(200)).size).toBe(1);
@@ -199,15 +203,36 @@ test("an INVITE gets 100 Trying at once and the TU's final response", async () =
   expect(busy.to.params.get("tag")).toBeTruthy();
 });
 
-test("the ACK for a non-2xx final stops its retransmission (timer G) — §17.2.1", async () => {
+// Timer tests run the transactions on a fake clock (jest.useFakeTimers: setTimeout and Date.now),
+// switched on after the peer's socket exists; sockets stay real. The clock only moves when the test
+// moves it, so "no retransmission before T1" and "none after the ACK" are exact, and a loaded machine
+// cannot make timer H end the transaction before the test's ACK arrives.
+const advance = (ms: number) => jest.advanceTimersByTime(ms);
+
+test("timer G retransmits a non-2xx at T1, doubling; the ACK stops it and timer I ends the transaction — §17.2.1", async () => {
   const p = await newUdpPeer();
-  const inv = request("INVITE", { branch: "z9hG4bK-ackg", callId: "ackg@test", fromTag: "ackg" });
-  p.send(inv);
+  jest.useFakeTimers();
+  p.send(request("INVITE", { branch: "z9hG4bK-ackg", callId: "ackg@test", fromTag: "ackg" }));
   const busy = await p.waitFor(isResponse(486));
   const count486 = () => p.received.filter((m) => "status" in m && m.status === 486).length;
-  await waitUntil(() => count486() >= 2); // T1=20: retransmissions at 20, 60, 140 ms, ...
+  const tx = handled.find((h) => h.req.callId === "ackg@test")!.tx;
+  await settled(p);
+  expect(count486()).toBe(1);
+  // Timer G: T1, then 2*T1 (and on, up to T2); never earlier.
+  advance(timers.T1 - 1);
+  await settled(p);
+  expect(count486()).toBe(1);
+  advance(1);
+  await settled(p);
+  expect(count486()).toBe(2);
+  advance(2 * timers.T1 - 1);
+  await settled(p);
+  expect(count486()).toBe(2);
+  advance(1);
+  await settled(p);
+  expect(count486()).toBe(3);
   let acked = false;
-  handled.find((h) => h.req.callId === "ackg@test")!.tx.on("ack", () => {
+  tx.on("ack", () => {
     acked = true;
   });
   p.send(
@@ -223,11 +248,15 @@ test("the ACK for a non-2xx final stops its retransmission (timer G) — §17.2.
       "",
     ].join("\r\n"),
   );
-  await settled(p); // the ACK was processed, and retransmissions sent before it have all arrived
+  await settled(p); // the ACK was read before the marker
   expect(acked).toBe(true);
-  const atAck = count486();
-  await Bun.sleep(400); // T2=160: without the ACK, at least two more would come in this time
-  expect(count486()).toBe(atAck);
+  expect(tx.state).toBe("confirmed");
+  // Without the ACK timer G would fire 4*T1 from here and every T2 after; timer I (T4) ends the
+  // transaction. Far past both, nothing more came.
+  advance(64 * timers.T1);
+  await settled(p);
+  expect(count486()).toBe(3);
+  expect(tx.state).toBe("terminated");
 });
 
 test("CANCEL gets 200 and the pending INVITE 487 (§9.2); an unmatched CANCEL 481", async () => {
@@ -236,7 +265,7 @@ test("CANCEL gets 200 and the pending INVITE 487 (§9.2); an unmatched CANCEL 48
   p.send(request("INVITE", common));
   await p.waitFor(isResponse(100));
   let cancelled = false;
-  await waitUntil(() => handled.some((h) => h.req.callId === "cancel1@test"));
+  await until(() => handled.some((h) => h.req.callId === "cancel1@test"));
   handled.find((h) => h.req.callId === "cancel1@test")!.tx.on("cancel", () => {
     cancelled = true;
   });
@@ -269,36 +298,53 @@ test("an in-dialog request for an unknown dialog gets 481 (§12.2.2)", async () 
 
 test("RFC 2543 requests (no z9hG4bK) match their transaction: retransmission and ACK", async () => {
   const p = await newUdpPeer();
+  // A stopped clock: timer G cannot fire, so the second 486 can only answer the retransmitted INVITE.
+  jest.useFakeTimers();
   const via = "Via: SIP/2.0/UDP 127.0.0.1:[port]";
   const inv = request("INVITE", { via, callId: "rfc2543@test", fromTag: "old" });
+  const count486 = () => p.received.filter((m) => "status" in m && m.status === 486).length;
   p.send(inv);
   const busy = await p.waitFor(isResponse(486));
   p.send(inv);
-  await waitUntil(() => p.received.filter((m) => "status" in m && m.status === 486).length >= 2);
+  await settled(p);
+  expect(count486()).toBe(2);
   expect(handled.filter((h) => h.req.callId === "rfc2543@test")).toHaveLength(1);
   const ack = request("ACK", { via, callId: "rfc2543@test", fromTag: "old", cseq: "1 ACK" }).replace(
     "To: <sip:bob@127.0.0.1>",
     `To: <sip:bob@127.0.0.1>;tag=${busy.to.params.get("tag")}`,
   );
+  const tx = handled.find((h) => h.req.callId === "rfc2543@test")!.tx;
   let acked = false;
-  handled.find((h) => h.req.callId === "rfc2543@test")!.tx.on("ack", () => {
+  tx.on("ack", () => {
     acked = true;
   });
   p.send(ack);
   await settled(p);
   expect(acked).toBe(true);
-  const count486 = () => p.received.filter((m) => "status" in m && m.status === 486).length;
-  const atAck = count486();
-  await Bun.sleep(200);
-  expect(count486()).toBe(atAck);
+  expect(tx.state).toBe("confirmed");
+  // Far past every timer G would have fired and timer I: no 486 came after the ACK.
+  advance(64 * timers.T1);
+  await settled(p);
+  expect(count486()).toBe(2);
+  expect(tx.state).toBe("terminated");
 });
 
-test("acceptSource=false drops the request silently", async () => {
-  rejectSources = true;
+test("acceptSource=false drops the request silently: no answer, the handler never sees it", async () => {
   const p = await newUdpPeer();
-  p.send(request("OPTIONS"));
-  await Bun.sleep(100);
-  expect(p.received).toHaveLength(0);
+  const asked: Endpoint[] = [];
+  // Refuse this peer's first datagram only: the marker settled() sends next is let through.
+  acceptSource = (source) => {
+    if (source.transport !== "udp" || source.port !== p.port) return true;
+    asked.push(source);
+    return asked.length > 1;
+  };
+  p.send(request("INFO", { callId: "dropped@test", branch: "z9hG4bK-dropped" }));
+  await settled(p); // answered, so the INFO before it was read (and refused) already
+  expect(asked).toHaveLength(2);
+  expect(asked[0]).toMatchObject({ transport: "udp", port: p.port });
+  expect(p.received.filter((m) => !isMarkerReply(m))).toEqual([]);
+  expect(p.raw.filter((d) => !isMarkerReply(d))).toEqual([]);
+  expect(handled).toEqual([]);
 });
 
 test("over TCP the response uses the request's connection, and coalesced requests are all answered", async () => {
@@ -320,28 +366,41 @@ test("over TCP a request without Content-Length gets 400 on its connection, whic
   expect(res.reason).toContain("Content-Length");
 });
 
-test("acceptSource=false refuses a TCP connection before reading it", async () => {
-  rejectSources = true;
+test("acceptSource=false refuses a TCP connection before reading it: closed, nothing answered", async () => {
+  const asked: Endpoint[] = [];
+  acceptSource = (source) => {
+    asked.push(source);
+    return false;
+  };
   let closed = false;
+  const answers: Uint8Array[] = [];
   const socket = await Bun.connect({
     hostname: "127.0.0.1",
     port: tcp.port,
     socket: {
-      data() {},
+      binaryType: "uint8array",
+      data(_s, chunk: Uint8Array) {
+        answers.push(chunk);
+      },
       close() {
         closed = true;
       },
     },
   });
-  socket.write(request("OPTIONS", { transport: "TCP" }));
-  await waitUntil(() => closed);
+  const localPort = socket.localPort;
+  socket.write(request("INFO", { transport: "TCP", callId: "refused-tcp@test" }));
+  await until(() => closed);
+  // The connection is gone: any answer would have come on it before the close.
+  expect(answers).toEqual([]);
+  expect(asked.filter((s) => s.port === localPort).map((s) => s.transport)).toEqual(["tcp"]);
+  expect(handled).toEqual([]);
 });
 
 test("RFC 5626 keep-alive: CRLFCRLF ping gets a CRLF pong", async () => {
   const p = await tcpPeer("127.0.0.1", tcp.port);
   peers.push(p);
   p.send("\r\n\r\n");
-  await waitUntil(() => p.raw.length > 0);
+  await until(() => p.raw.length > 0);
   expect(new TextDecoder().decode(p.raw[0])).toBe("\r\n");
 });
 
@@ -444,7 +503,9 @@ test("fuzz over sockets: mutated torture messages and random bytes never break t
       i % 10 === 0 ? crypto.getRandomValues(new Uint8Array(1 + Math.floor(random() * 1500))) : mutate(seed);
     p.send(bytes);
     if (i % 3 === 0) stream.send(bytes);
-    if (i % 50 === 0) await Bun.sleep(1);
+    // Every 10 datagrams the stack must still answer, having read them all: it is alive, and the
+    // socket buffer never overflows (a lost marker would fail the test, not a lost fuzz datagram).
+    if (i % 10 === 9) await settled(p);
   }
   // Still alive and answering on both transports (a fresh TCP connection: the fuzzed one may be closed).
   const after = await newUdpPeer();
@@ -488,21 +549,6 @@ test("screenRequests refuses statelessly: no 100 Trying, no transaction, the han
   }
 });
 
-/**
- * Returns once everything the stack sent this peer before now has arrived: the stack answers a
- * datagram synchronously, in arrival order, so an OPTIONS sent last is answered last.
- */
-let markers = 0;
-async function settled(p: RawSipPeer): Promise<void> {
-  const callId = `marker-${++markers}@settled`;
-  p.send(request("OPTIONS", { callId, branch: `z9hG4bK-marker-${markers}` }));
-  await p.waitFor((m) => "status" in m && m.callId === callId);
-}
-
-function isMarkerReply(datagram: Uint8Array): boolean {
-  return /^Call-ID: marker-\d+@settled\r$/m.test(new TextDecoder().decode(datagram));
-}
-
 test("a stack without a TLS listener still dials TLS peers (trunks over TLS), verifying them", async () => {
   const cert = new URL("../fixtures/tls/cert.pem", import.meta.url).pathname;
   const key = new URL("../fixtures/tls/key.pem", import.meta.url).pathname;
@@ -527,11 +573,3 @@ test("a stack without a TLS listener still dials TLS peers (trunks over TLS), ve
     await Promise.all([server.stop(), trusting.stop(), strict.stop()]);
   }
 });
-
-async function waitUntil(cond: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error("condition not met in time");
-    await Bun.sleep(5);
-  }
-}
