@@ -1,5 +1,6 @@
 // A webhook receiver for tests: records every request (body text, parsed JSON, headers) and answers
-// with whatever the test's handler returns (default: 200 with an empty JSON object).
+// with whatever the test's handler returns (default: 200 with an empty JSON object), or holds the
+// requests unanswered until the test releases them (`hold`).
 export interface ReceivedWebhook {
   path: string;
   headers: Headers;
@@ -16,6 +17,11 @@ export interface WebhookServer {
   /** Resolves with the first request on `path` (now or later); rejects after `timeoutMs`. */
   waitFor(path: string, timeoutMs?: number): Promise<ReceivedWebhook>;
   handle(path: string, handler: WebhookHandler): void;
+  /**
+   * Requests on `path` get no answer until the returned `release` is called (then `{}`) or the
+   * server stops: a receiver slower than any timeout, whatever the machine's speed.
+   */
+  hold(path: string): () => void;
   stop(): Promise<void>;
 }
 
@@ -23,6 +29,7 @@ export function startWebhookServer(): WebhookServer {
   const handlers = new Map<string, WebhookHandler>();
   const received: ReceivedWebhook[] = [];
   const waiters: { path: string; resolve: (r: ReceivedWebhook) => void }[] = [];
+  const releases = new Set<() => void>();
   const server = Bun.serve({
     hostname: "127.0.0.1",
     port: 0,
@@ -49,6 +56,12 @@ export function startWebhookServer(): WebhookServer {
     url: (path = "/") => `http://127.0.0.1:${server.port}${path}`,
     received,
     handle: (path, handler) => void handlers.set(path, handler),
+    hold(path) {
+      const gate = Promise.withResolvers<void>();
+      releases.add(gate.resolve);
+      handlers.set(path, () => gate.promise.then(() => Response.json({})));
+      return gate.resolve;
+    },
     waitFor(path, timeoutMs = 5000) {
       const already = received.find((r) => r.path === path);
       if (already) return Promise.resolve(already);
@@ -57,6 +70,9 @@ export function startWebhookServer(): WebhookServer {
         waiters.push({ path, resolve: (r) => { clearTimeout(timer); resolve(r); } });
       });
     },
-    stop: () => server.stop(true),
+    stop: () => {
+      for (const release of releases) release();
+      return server.stop(true);
+    },
   };
 }

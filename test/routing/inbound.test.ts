@@ -44,7 +44,7 @@ describe("inbound routing", () => {
   });
 
   test("webhook failures become 5xx responses that say why", async () => {
-    server.handle("/in-slow", () => Bun.sleep(1000).then(() => Response.json({})));
+    server.hold("/in-slow"); // never answers (until the server stops)
     server.handle("/in-500", () => new Response("", { status: 500 }));
     server.handle("/in-bad", () => Response.json({ applicationId: "app2" }));
     const slow = await routeInbound(invite("2000"), routes, { inboundUrl: server.url("/in-slow"), timeoutMs: 100 });
@@ -63,7 +63,8 @@ describe("inbound routing", () => {
 
   test("an aborted routing (CANCEL) ends as 487 without waiting for the webhook", async () => {
     const controller = new AbortController();
-    const pending = routeInbound(invite("2000"), routes, { inboundUrl: server.url("/in-slow"), timeoutMs: 5000 }, controller.signal);
+    server.hold("/in-slow");
+    const pending = routeInbound(invite("2000"), routes, { inboundUrl: server.url("/in-slow"), timeoutMs: 30_000 }, controller.signal);
     setTimeout(() => controller.abort(), 30);
     expect(await pending).toMatchObject({ ok: false, status: 487 });
   });

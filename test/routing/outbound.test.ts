@@ -47,7 +47,7 @@ describe("outbound trunk choice", () => {
   });
 
   test("webhook failures are typed", async () => {
-    server.handle("/out-slow", () => Bun.sleep(1000).then(() => Response.json({ sipTrunkId: "t1" })));
+    server.hold("/out-slow"); // never answers (until the server stops)
     server.handle("/out-bad", () => Response.json({ trunk: "t1" }));
     server.handle("/out-500", () => new Response("", { status: 500 }));
     expect(await chooseTrunk(origin, trunks, { outboundUrl: server.url("/out-slow"), timeoutMs: 100 })).toMatchObject({ ok: false, reason: "webhook_timeout" });
