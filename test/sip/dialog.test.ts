@@ -1,18 +1,21 @@
 // RFC 3261 §12/§13 dialogs between two stacks (and a raw peer where one side must misbehave):
 // ACK for 2xx, 2xx retransmission until ACK, BYE, route sets, CSeq order, re-INVITE, delayed offer.
-import { afterEach, expect, test } from "bun:test";
+import { afterEach, expect, jest, test } from "bun:test";
 import { Dialog, type DialogTermination } from "../../src/sip/dialog.ts";
 import { parseUri, type SipRequest, type SipResponse } from "../../src/sip/message.ts";
 import { SipStack } from "../../src/sip/stack.ts";
 import type { ClientTransaction } from "../../src/sip/transaction.ts";
 import type { Endpoint, InboundContext } from "../../src/sip/transport.ts";
-import { isResponse, type RawSipPeer, udpPeer } from "../helpers/rawSipPeer.ts";
+import { isResponse, type RawSipPeer, settled, udpPeer } from "../helpers/rawSipPeer.ts";
+import { until } from "../helpers/until.ts";
 
+/** Scaled-down timers, for the tests that run them on the fake clock. */
 const timers = { T1: 10, T2: 80, T4: 100 };
 const stacks: SipStack[] = [];
 const peers: RawSipPeer[] = [];
 
 afterEach(async () => {
+  jest.useRealTimers();
   for (const p of peers.splice(0)) p.close();
   for (const s of stacks.splice(0)) await s.stop();
 });
@@ -20,10 +23,15 @@ afterEach(async () => {
 const CERT = new URL("../fixtures/tls/cert.pem", import.meta.url).pathname;
 const KEY = new URL("../fixtures/tls/key.pem", import.meta.url).pathname;
 
-async function newStack(transport: "udp" | "tcp" | "tls" = "udp", host = "127.0.0.1"): Promise<SipStack> {
+/**
+ * A stack on a free port. Without `fakeClockTimers` it keeps the RFC timers (T1 = 500 ms): on the real
+ * clock no stall of a loaded machine comes near 64*T1, so no transaction or 2xx retransmission gives
+ * up in the middle of a test that is not about timers.
+ */
+async function newStack(transport: "udp" | "tcp" | "tls" = "udp", host = "127.0.0.1", fakeClockTimers?: typeof timers): Promise<SipStack> {
   const s = new SipStack({
     listen: [{ transport, host, port: 0 }],
-    timers,
+    ...(fakeClockTimers ? { timers: fakeClockTimers } : {}),
     // Trust the test CA only: the certificate names 127.0.0.1, ::1 and localhost.
     ...(transport === "tls" ? { tls: { certFile: CERT, keyFile: KEY, caFile: CERT } } : {}),
   });
@@ -63,13 +71,11 @@ function answering(b: SipStack, onDialog: (d: Dialog, req: SipRequest, ctx: Inbo
   });
 }
 
-async function until(cond: () => boolean, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error("timed out waiting");
-    await Bun.sleep(2);
-  }
-}
+// Timer tests run the dialogs' and transactions' timers on a fake clock (jest.useFakeTimers fakes
+// setTimeout and Date.now), switched on once the sockets exist; sockets stay real. The clock moves
+// only when the test moves it, so a retransmission is checked to come exactly when due and not 1 ms
+// earlier, and a loaded machine cannot push the ACK past the dialog's 64*T1 give-up.
+const advance = (ms: number) => jest.advanceTimersByTime(ms);
 
 const variants = [
   { transport: "udp", host: "127.0.0.1" },
@@ -114,18 +120,23 @@ test("after many calls every transaction table and dialog map drains once the ti
   stacks.push(a, b);
   answering(b);
   const dest = b.boundEndpoints[0]!;
-  await Promise.all(
-    Array.from({ length: 40 }, async (_, i) => {
-      const { dialog } = await call(a, dest, invite(a, dest));
-      if (i % 2 === 0) await dialog.bye();
-      else {
-        // The callee hangs up this time.
-        const uas = [...b.dialogs.values()].find((d) => d.callId === dialog.callId)!;
-        await uas.bye();
-      }
-    }),
-  );
-  a.sendRequest(
+  // The clock stands still while the calls run over the sockets: no timer can fire early or late.
+  // Ten calls at a time keep every burst of datagrams well inside the sockets' receive buffers.
+  jest.useFakeTimers();
+  for (let batch = 0; batch < 4; batch++) {
+    await Promise.all(
+      Array.from({ length: 10 }, async (_, i) => {
+        const { dialog } = await call(a, dest, invite(a, dest));
+        if (i % 2 === 0) await dialog.bye();
+        else {
+          // The callee hangs up this time.
+          const uas = [...b.dialogs.values()].find((d) => d.callId === dialog.callId)!;
+          await uas.bye();
+        }
+      }),
+    );
+  }
+  const options = a.sendRequest(
     a.createOutOfDialogRequest({
       method: "OPTIONS",
       uri: parseUri(`sip:bob@127.0.0.1:${dest.port}`)!,
@@ -135,42 +146,80 @@ test("after many calls every transaction table and dialog map drains once the ti
     }),
     dest,
   );
-  await until(() => a.transactions.size.clients + b.transactions.size.servers === 0, 3000);
+  expect((await options.outcome).kind).toBe("final");
+  for (const s of [a, b]) expect(s.dialogs.size).toBe(0);
+  // Every call is over, but its transactions wait out their timers (J, K, L, M) ...
+  expect(a.transactions.size.clients).toBeGreaterThan(0);
+  expect(b.transactions.size.servers).toBeGreaterThan(0);
+  // ... which all end by 64*T1.
+  advance(64 * fast.T1);
   for (const s of [a, b]) {
     expect(s.transactions.size).toEqual({ clients: 0, servers: 0, merged: 0, accepted: 0 });
     expect(s.dialogs.size).toBe(0);
   }
 });
 
+/** Moves the fake clock through `times` (ms from now, ascending): at each, exactly one more copy, none 1 ms before. */
+async function expectCopiesAt(p: RawSipPeer, count: () => number, times: number[]): Promise<void> {
+  let now = 0;
+  for (const t of times) {
+    const before = count();
+    advance(t - 1 - now);
+    await settled(p);
+    expect({ at: t - 1, copies: count() }).toEqual({ at: t - 1, copies: before });
+    advance(1);
+    await settled(p);
+    expect({ at: t, copies: count() }).toEqual({ at: t, copies: before + 1 });
+    now = t;
+  }
+}
+
 test("UAS retransmits its 2xx (T1 doubling to T2) until the ACK, then stops (§13.3.1.4)", async () => {
-  const b = await newStack();
+  const b = await newStack("udp", "127.0.0.1", timers);
+  let uas: Dialog | undefined;
   let acked = false;
-  answering(b, (d) => d.on("ack", () => (acked = true)));
+  answering(b, (d) => {
+    uas = d;
+    d.on("ack", () => (acked = true));
+  });
   const p = await udpPeer("127.0.0.1", b.boundEndpoints[0]!.port);
   peers.push(p);
+  jest.useFakeTimers();
   p.send(rawInvite("retx"));
   const ok = await p.waitFor(isResponse(200));
   const count200 = () => p.received.filter((m) => "status" in m && m.status === 200 && m.cseq.method === "INVITE").length;
-  await until(() => count200() >= 3); // retransmissions at 10, 30, 70 ms
+  // Intervals T1, 2*T1, 4*T1, then capped at T2: 10, 30, 70, 150, 230 ms.
+  await expectCopiesAt(p, count200, [10, 30, 70, 150, 230]);
   p.send(rawAck("retx", ok.to.params.get("tag")!));
-  await until(() => acked);
-  // The stack answers datagrams in order: once an OPTIONS sent after the ACK is answered, every
-  // retransmission sent before the ACK was processed has arrived.
-  p.send(rawOptions("after-ack"));
-  await p.waitFor((m) => "status" in m && m.cseq.method === "OPTIONS");
+  await settled(p);
+  expect(acked).toBe(true);
   const atAck = count200();
-  await Bun.sleep(200);
+  // Next copy was due at 310 ms, and the give-up at 640 ms: far past both, nothing more came.
+  advance(64 * timers.T1);
+  await settled(p);
   expect(count200()).toBe(atAck);
+  expect(p.received.some((m) => "method" in m && m.method === "BYE")).toBe(false);
+  expect(uas!.state).toBe("confirmed");
 });
 
 test("UAS without ACK gives up after 64*T1, sends BYE and ends with ackTimeout", async () => {
-  const b = await newStack();
+  const b = await newStack("udp", "127.0.0.1", timers);
   let reason: DialogTermination | undefined;
   answering(b, (d) => d.on("terminated", (r: DialogTermination) => (reason = r)));
   const p = await udpPeer("127.0.0.1", b.boundEndpoints[0]!.port);
   peers.push(p);
+  jest.useFakeTimers();
   p.send(rawInvite("noack"));
-  const bye = (await p.waitFor((m) => "method" in m && m.method === "BYE", 2000)) as SipRequest;
+  await p.waitFor(isResponse(200));
+  const byes = () => p.received.filter((m): m is SipRequest => "method" in m && m.method === "BYE");
+  advance(64 * timers.T1 - 1);
+  await settled(p);
+  expect(byes()).toEqual([]);
+  expect(reason).toBeUndefined();
+  // Copies went out at 10, 30, 70, then every T2 up to 630 ms; the next one due, at 710 ms, finds
+  // 64*T1 passed and sends the BYE instead (and not a millisecond earlier).
+  await expectCopiesAt(p, () => byes().length, [710 - (64 * timers.T1 - 1)]);
+  const bye = byes()[0]!;
   expect(reason).toBe("ackTimeout");
   expect(bye.uri.user).toBe("caller");
   expect(bye.uri.port).toBe(p.port);
@@ -195,7 +244,7 @@ test("UAC ACKs every retransmission of the 2xx with the same ACK (§13.2.2.4)", 
   expect(ack.bodyText).toBe("v=0\r\n"); // delayed offer: the answer rides in the ACK
   expect(ack.vias[0]!.params.get("branch")).not.toBe(inv.vias[0]!.params.get("branch"));
   p.send(ok);
-  await until(() => p.received.filter((m) => "method" in m && m.method === "ACK").length === 2);
+  await until(() => p.received.filter((m) => "method" in m && m.method === "ACK").length === 2, { what: () => p.received.length });
   const acks = p.received.filter((m): m is SipRequest => "method" in m && m.method === "ACK");
   expect(acks[1]!.vias[0]!.params.get("branch")).toBe(ack.vias[0]!.params.get("branch")!);
 });
@@ -294,7 +343,8 @@ test("answering an INVITE that was CANCELled leaves no dialog and sends no 2xx",
   await cancelled;
   expect(late!.state).toBe("terminated");
   expect(b.dialogs.size).toBe(0);
-  await Bun.sleep(30);
+  // A 2xx would have been sent when the dialog was made, before the marker was read.
+  await settled(p);
   expect(p.received.some((m) => "status" in m && m.status === 200 && m.cseq.method === "INVITE")).toBe(false);
 });
 
@@ -308,21 +358,6 @@ function rawInvite(id: string): string {
     `Call-ID: ${id}@raw`,
     "CSeq: 7 INVITE",
     "Contact: <sip:caller@127.0.0.1:[port]>",
-    "Max-Forwards: 70",
-    "Content-Length: 0",
-    "",
-    "",
-  ].join("\r\n");
-}
-
-function rawOptions(id: string): string {
-  return [
-    "OPTIONS sip:bob@127.0.0.1 SIP/2.0",
-    `Via: SIP/2.0/UDP 127.0.0.1:[port];branch=z9hG4bK-options-${id}`,
-    `From: <sip:caller@127.0.0.1>;tag=options-${id}`,
-    "To: <sip:bob@127.0.0.1>",
-    `Call-ID: ${id}@options`,
-    "CSeq: 1 OPTIONS",
     "Max-Forwards: 70",
     "Content-Length: 0",
     "",
