@@ -5,6 +5,7 @@ import type { Socket } from "bun";
 import type { InboundContext } from "../../src/sip/transport.ts";
 import { StreamTransport } from "../../src/sip/transport-stream.ts";
 import { UdpTransport } from "../../src/sip/transport-udp.ts";
+import { until } from "../helpers/until.ts";
 
 const CERT = new URL("../fixtures/tls/cert.pem", import.meta.url).pathname;
 const KEY = new URL("../fixtures/tls/key.pem", import.meta.url).pathname;
@@ -35,14 +36,6 @@ afterEach(async () => {
   for (const close of closers.splice(0)) await close();
 });
 
-async function until(cond: () => boolean, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error("timed out waiting");
-    await Bun.sleep(5);
-  }
-}
-
 for (const host of ["127.0.0.1", "::1"]) {
   test(`UDP on ${host}: a datagram arrives whole with its source; keep-alive CRLFs are ignored`, async () => {
     const a = collector();
@@ -52,10 +45,12 @@ for (const host of ["127.0.0.1", "::1"]) {
     closers.push(() => ta.close(), () => tb.close());
     await ta.send(encoder.encode("\r\n\r\n"), tb.local);
     await ta.send(encoder.encode(message(1)), tb.local);
-    await until(() => b.got.length === 1);
-    await Bun.sleep(20);
-    expect(b.got).toHaveLength(1);
-    expect(b.got[0]!.text).toBe(message(1));
+    await ta.send(encoder.encode("\r\n"), tb.local);
+    await ta.send(encoder.encode(message(2)), tb.local);
+    // One socket's datagrams arrive in order: once the last message is in, both keep-alives before
+    // it were read, and dropped.
+    await until(() => b.got.some((g) => g.text === message(2)), { what: () => b.got.map((g) => g.text) });
+    expect(b.got.map((g) => g.text)).toEqual([message(1), message(2)]);
     expect(b.got[0]!.framing).toBe("datagram");
     expect(b.got[0]!.ctx.source).toEqual({ transport: "udp", address: host, port: ta.local.port });
   });
@@ -107,18 +102,35 @@ async function rawClient(port: number, onData: (d: Uint8Array) => void = () => {
   return socket;
 }
 
+/**
+ * Bytes the transport has read but not yet framed into a message, over all its connections. Reads
+ * StreamTransport's private state: the only way to know a byte was read on its own, not coalesced.
+ */
+function unframedBytes(t: StreamTransport): number {
+  const connections = (t as unknown as { connections?: Map<string, { pending?: Uint8Array }> }).connections;
+  if (!(connections instanceof Map)) throw new Error("StreamTransport no longer keeps `connections`: update unframedBytes()");
+  let n = 0;
+  for (const conn of connections.values()) n += conn.pending?.length ?? 0;
+  return n;
+}
+
 test("TCP framing: a message split into single bytes is delivered once, whole", async () => {
   const b = collector();
   const tb = await StreamTransport.listen("tcp", "127.0.0.1", 0, b.handler);
   closers.push(() => tb.close());
   const socket = await rawClient(tb.local.port);
+  socket.setNoDelay(true);
   const bytes = encoder.encode(message(1, "v=0\r\n"));
-  for (const byte of bytes) {
-    socket.write(new Uint8Array([byte]));
+  for (let i = 0; i < bytes.length; i++) {
+    socket.write(bytes.subarray(i, i + 1));
     socket.flush();
-    await Bun.sleep(0);
+    // The transport read this byte by itself (and holds all so far) before the next one is written.
+    if (i < bytes.length - 1) {
+      await until(() => unframedBytes(tb) === i + 1, { pollMs: 0, what: () => ({ byte: i, unframed: unframedBytes(tb) }) });
+    }
   }
   await until(() => b.got.length === 1);
+  expect(unframedBytes(tb)).toBe(0);
   expect(b.got[0]!.text).toBe(message(1, "v=0\r\n"));
   expect(b.got[0]!.framing).toBe("stream");
 });
@@ -219,9 +231,12 @@ test("TCP: idle connections are closed after the idle timeout", async () => {
   const ta = await StreamTransport.listen("tcp", "127.0.0.1", 0, a.handler, { idleTimeoutMs: 100 });
   const tb = await StreamTransport.listen("tcp", "127.0.0.1", 0, () => {}, { idleTimeoutMs: 60_000 });
   closers.push(() => ta.close(), () => tb.close());
+  const sent = Date.now(); // no later than the connection's last activity
   await ta.send(encoder.encode(message(1)), tb.local);
   expect(ta.connectionCount).toBe(1);
   await until(() => ta.connectionCount === 0);
+  // Closed for being idle 100 ms, not sooner (timers never fire early).
+  expect(Date.now() - sent).toBeGreaterThanOrEqual(100);
   await until(() => tb.connectionCount === 0);
 });
 
@@ -239,7 +254,7 @@ test("TLS: a client trusting the CA connects; the system store rejects a self-si
   expect(b.got[0]!.text).toBe(message(1));
   expect(b.got[0]!.ctx.source.transport).toBe("tls");
 
-  expect(strict.send(encoder.encode(message(2)), server.local)).rejects.toThrow(/certificate/);
+  await expect(strict.send(encoder.encode(message(2)), server.local)).rejects.toThrow(/certificate/);
   await strict.send(encoder.encode(message(3)), server.local, { verify: false });
   await until(() => b.got.length === 2);
   expect(b.got[1]!.text).toBe(message(3));
@@ -253,7 +268,7 @@ test("TLS: a verifying send never reuses a connection opened without verificatio
 
   await client.send(encoder.encode(message(1)), server.local, { verify: false });
   await until(() => b.got.length === 1);
-  expect(client.send(encoder.encode(message(2)), server.local)).rejects.toThrow(/certificate/);
+  await expect(client.send(encoder.encode(message(2)), server.local)).rejects.toThrow(/certificate/);
   await client.send(encoder.encode(message(3)), server.local, { verify: false });
   await until(() => b.got.length === 2);
   expect(b.got.map((g) => g.text)).toEqual([message(1), message(3)]);
@@ -277,7 +292,7 @@ test("TLS: the certificate must name the host dialled", async () => {
     tls: { certFile: CERT, keyFile: KEY, caFile: CERT },
   });
   closers.push(() => server.close(), () => client.close());
-  expect(client.send(encoder.encode(message(1)), server.local, { serverName: "sip.example.com" })).rejects.toThrow(
+  await expect(client.send(encoder.encode(message(1)), server.local, { serverName: "sip.example.com" })).rejects.toThrow(
     /certificate/,
   );
 });
@@ -285,7 +300,7 @@ test("TLS: the certificate must name the host dialled", async () => {
 test("a connect to a closed port fails with a TransportError", async () => {
   const ta = await StreamTransport.listen("tcp", "127.0.0.1", 0, () => {});
   closers.push(() => ta.close());
-  expect(ta.send(encoder.encode(message(1)), { transport: "tcp", address: "127.0.0.1", port: 9 })).rejects.toThrow(
+  await expect(ta.send(encoder.encode(message(1)), { transport: "tcp", address: "127.0.0.1", port: 9 })).rejects.toThrow(
     /connect/,
   );
 });
