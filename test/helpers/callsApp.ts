@@ -13,6 +13,7 @@ import { runSipp, type SippResult } from "./sipp.ts";
 import { TrunkService } from "../../src/trunks/service.ts";
 import { startHarness, type Harness } from "../api/harness.ts";
 import { callsApi, trunkStatusApi } from "../../src/api/routes/services.ts";
+import { until } from "./until.ts";
 
 export interface CallsApp {
   harness: Harness;
@@ -71,27 +72,32 @@ export async function startCallsApp(yaml: string, o: { logLevel?: string; timers
   };
 }
 
-/** Polls GET /api/v1/calls/:id until `check` passes. */
+/** Polls GET /api/v1/calls/:id until `check` passes; returns that call. */
 export async function callUntil(app: CallsApp, id: string, check: (call: any) => boolean, timeoutMs = 8000): Promise<any> {
-  const started = Date.now();
-  for (;;) {
-    const res = await app.harness.call("GET", `/api/v1/calls/${id}`);
-    if (res.status === 200 && check(res.json)) return res.json;
-    if (Date.now() - started > timeoutMs) throw new Error(`call ${id} never matched: ${res.status} ${res.text}`);
-    await Bun.sleep(25);
-  }
+  let res: Awaited<ReturnType<Harness["call"]>> | undefined;
+  await until(
+    async () => {
+      res = await app.harness.call("GET", `/api/v1/calls/${id}`);
+      return res.status === 200 && check(res.json);
+    },
+    { timeoutMs, pollMs: 25, what: () => `call ${id}: ${res?.status} ${res?.text}` },
+  );
+  return res!.json;
 }
 
-/** Polls the call list until a call matches. */
+/** Polls the call list until a call matches; returns it. */
 export async function findCall(app: Pick<CallsApp, "harness">, check: (call: any) => boolean, timeoutMs = 8000): Promise<any> {
-  const started = Date.now();
-  for (;;) {
-    const res = await app.harness.call("GET", "/api/v1/calls?limit=500");
-    const found = res.status === 200 ? (res.json.calls as any[]).find(check) : undefined;
-    if (found) return found;
-    if (Date.now() - started > timeoutMs) throw new Error(`no call matched: ${res.status} ${res.text}`);
-    await Bun.sleep(25);
-  }
+  let res: Awaited<ReturnType<Harness["call"]>> | undefined;
+  let found: any;
+  await until(
+    async () => {
+      res = await app.harness.call("GET", "/api/v1/calls?limit=500");
+      found = res.status === 200 ? (res.json.calls as any[]).find(check) : undefined;
+      return found !== undefined;
+    },
+    { timeoutMs, pollMs: 25, what: () => `no call matched: ${res?.status} ${res?.text}` },
+  );
+  return found;
 }
 
 /** YAML for the test application `app1` with static routes (SIP username → channel) and extra keys. */
