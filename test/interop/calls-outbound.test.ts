@@ -5,8 +5,10 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { callUntil, phoneCaller, startCallsApp, testApplicationYaml, type CallsApp } from "../helpers/callsApp.ts";
-import { startRtpPeer } from "../helpers/rtpPeer.ts";
+import { carriesTone, peerHears } from "../helpers/hearing.ts";
+import { startRtpPeer, type RtpPeer } from "../helpers/rtpPeer.ts";
 import { freePort, startSipp } from "../helpers/sipp.ts";
+import { until } from "../helpers/until.ts";
 import { startWebhookServer, type WebhookServer } from "../helpers/webhookServer.ts";
 
 const fixture = (name: string) => join(import.meta.dir, "../fixtures/sipp", name);
@@ -20,6 +22,11 @@ function digestValid(header: string, method: string, username: string, password:
   const ha2 = md5(`${method}:${field("uri")}`);
   return field("response") === md5(`${ha1}:${field("nonce")}:${ha2}`);
 }
+
+/** Long enough that the early-media trunk's 200 (EARLY_MEDIA_MS after its 183) is never raced by it. */
+const RING_TIMEOUT_SEC = 3;
+/** How long the early-media trunk rings (with early media) before its 200. */
+const EARLY_MEDIA_MS = 1500;
 
 let app: CallsApp;
 let hooks: WebhookServer;
@@ -40,7 +47,7 @@ beforeAll(async () => {
   [uasPort, authPort, busyPort, ringPort, earlyPort, tcpPort] = ports as [number, number, number, number, number, number];
   app = await startCallsApp(`
 rtp: { portMin: 48000, portMax: 48999, mediaTimeoutSec: 0 }
-calls: { ringTimeoutSec: 2 }
+calls: { ringTimeoutSec: ${RING_TIMEOUT_SEC} }
 trunks:
   - { id: t1-uas, domain: 127.0.0.1, port: ${uasPort}, username: trunk-one, optionsIntervalSec: 0 }
   - { id: t2-auth, domain: 127.0.0.1, port: ${authPort}, username: trunkuser, password: trunkpass, earlyOffer: true, optionsIntervalSec: 0 }
@@ -71,35 +78,32 @@ async function dial(to: string, client: Record<string, unknown> = { id: "c1", us
 
 /** Waits until something accepts TCP connections on the port (SIPp takes a moment to start). */
 async function listening(port: number): Promise<void> {
-  for (let attempt = 0; attempt < 100; attempt++) {
-    try {
-      const socket = await Bun.connect({ hostname: "127.0.0.1", port, socket: { data() {} } });
-      socket.end();
-      return;
-    } catch {
-      await Bun.sleep(20);
-    }
-  }
-  throw new Error(`nothing listens on TCP port ${port}`);
+  const accepts = () => Bun.connect({ hostname: "127.0.0.1", port, socket: { data() {} } }).then((s) => { s.end(); return true; }, () => false);
+  await until(accepts, { pollMs: 20, what: () => `nothing listens on TCP port ${port}` });
 }
+
+/** The phone caller is in the channel once the channel's audio reaches it. */
+const inChannel = (peer: RtpPeer) => until(() => peer.packetsReceived > 0, { what: () => "the phone caller never got the channel's RTP" });
 
 describe("outbound calls", () => {
   test("delayed offer: the ACK carries our answer, the From carries the caller ID, a phone caller and the callee hear each other", async () => {
     await setWebhooks({});
     const callee = await startRtpPeer(1000, { replyToSender: true });
-    const { peer: caller, run: inbound } = await phoneCaller(app, { service: "1000", toneHz: 440, holdMs: 3000 });
+    // The phone caller stays 1 s longer than the callee (dialled once the caller is in): both are in
+    // the channel together for the callee's 2.5 s, far more than the half second judged of each.
+    const { peer: caller, run: inbound } = await phoneCaller(app, { service: "1000", toneHz: 440, holdMs: 3500 });
     try {
-      const uas = await startSipp({ scenario: fixture("calls-uas-delayed-offer.xml"), localPort: uasPort, keys: { rtpport: callee.port }, extraArgs: ["-d", "3000"], timeoutSec: 15 });
+      await inChannel(caller);
+      const uas = await startSipp({ scenario: fixture("calls-uas-delayed-offer.xml"), localPort: uasPort, keys: { rtpport: callee.port }, extraArgs: ["-d", "2500"], timeoutSec: 15 });
       await uas.ready();
       const id = await dial("+15551234567");
+      await Promise.all([peerHears(callee, 440), peerHears(caller, 1000)]);
       const [r, c] = await Promise.all([uas.done, inbound]);
       expect(r.exitCode, r.summary).toBe(0);
       expect(c.exitCode, c.summary).toBe(0);
       expect(r.logs).toMatch(/FROM\s+"Alice" <sip:u1-c1@127\.0\.0\.1>;tag=/);
       expect(r.logs).toMatch(/INVITE_SDP\s*$/m);
       expect(r.logs).toMatch(/ACK_SDP_PORT \d+/);
-      expect(callee.toneShare(440, 1500)).toBeGreaterThan(0.5);
-      expect(caller.toneShare(1000, 1500)).toBeGreaterThan(0.5);
       const call = await callUntil(app, id, (x) => x.state === "ended");
       expect(call).toMatchObject({
         trunkId: "t1-uas",
@@ -130,7 +134,7 @@ describe("outbound calls", () => {
       const id = await dial("sip:bob@example.net", { id: "c2", userId: "u2" });
       const answered = await callUntil(app, id, (x) => x.state === "answered");
       expect(answered.trunkId).toBe("t2-auth");
-      await Bun.sleep(300);
+      await until(() => callee.packetsReceived > 5, { what: () => ({ packetsReceived: callee.packetsReceived }) });
       const hangup = await app.harness.call("DELETE", `/api/v1/calls/${id}`);
       expect(hangup.status).toBe(204);
       const r = await uas.done;
@@ -190,7 +194,8 @@ describe("outbound calls", () => {
     expect(r.exitCode, r.summary).toBe(0);
     const ended = await callUntil(app, id, (x) => x.state === "ended");
     expect(ended).toMatchObject({ endReason: "no_answer", sipStatus: 487 });
-    expect(Date.parse(ended.endedAt) - Date.parse(ended.createdAt)).toBeGreaterThanOrEqual(1900);
+    // Not before the ring timeout (counted from the INVITE, after the record was created).
+    expect(Date.parse(ended.endedAt) - Date.parse(ended.createdAt)).toBeGreaterThanOrEqual(RING_TIMEOUT_SEC * 1000 - 1); // 1 ms: clock rounding
   }, 20_000);
 
   test("early media: a 183 with an answer to our early offer plays into the channel before the 200", async () => {
@@ -199,15 +204,23 @@ describe("outbound calls", () => {
     const callee = await startRtpPeer(1000, { replyToSender: true });
     const { peer: caller, run: inbound } = await phoneCaller(app, { service: "1000", toneHz: 440, holdMs: 4000 });
     try {
-      const uas = await startSipp({ scenario: fixture("calls-uas-early-media.xml"), localPort: earlyPort, keys: { rtpport: callee.port }, extraArgs: ["-d", "1600"], timeoutSec: 15 });
+      await inChannel(caller);
+      const uas = await startSipp({ scenario: fixture("calls-uas-early-media.xml"), localPort: earlyPort, keys: { rtpport: callee.port }, extraArgs: ["-d", String(EARLY_MEDIA_MS)], timeoutSec: 15 });
       await uas.ready();
       const id = await dial("+15550000003");
-      const ringing = await callUntil(app, id, (x) => x.state === "ringing");
-      // The 200 comes 1.6 s after the 183 (within the 2 s ring timeout): look 1 s after the 183,
-      // counted from when it came rather than from when a (possibly late) poll saw it.
-      await Bun.sleep(Math.max(0, Date.parse(ringing.ringingAt) + 1000 - Date.now()));
-      expect((await app.harness.call("GET", `/api/v1/calls/${id}`)).json.state).toBe("ringing");
-      expect(caller.toneShare(1000, 500)).toBeGreaterThan(0.5);
+      // The caller hears the callee's tone while the call is still ringing: the state is read after
+      // the tone was heard, so the tone came before the 200.
+      let state = "";
+      await until(
+        async () => {
+          const all = caller.received();
+          const heard = carriesTone(all.subarray(Math.max(0, all.length - 2400)), 8000, 1000);
+          state = (await app.harness.call("GET", `/api/v1/calls/${id}`)).json.state;
+          if (state === "answered" || state === "ended") throw new Error(`the call was ${state} before the caller heard early media`);
+          return heard && state === "ringing";
+        },
+        { pollMs: 20, what: () => ({ state, packetsReceived: caller.packetsReceived }) },
+      );
       await callUntil(app, id, (x) => x.state === "answered");
       expect((await app.harness.call("DELETE", `/api/v1/calls/${id}`)).status).toBe(204);
       const r = await uas.done;
@@ -229,7 +242,7 @@ describe("outbound calls", () => {
       await listening(tcpPort);
       const id = await dial("+15550000004");
       await callUntil(app, id, (x) => x.state === "answered");
-      await Bun.sleep(500);
+      await until(() => callee.packetsReceived > 10, { what: () => ({ packetsReceived: callee.packetsReceived }) });
       expect((await app.harness.call("DELETE", `/api/v1/calls/${id}`)).status).toBe(204);
       const r = await uas.done;
       expect(r.exitCode, r.summary).toBe(0);
