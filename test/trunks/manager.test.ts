@@ -23,12 +23,25 @@ afterEach(async () => {
   for (const u of unsubscribers.splice(0)) u();
 });
 
-function manage(provider: FakeProvider): { manager: TrunkManager; events: AnyEvent[] } {
-  const manager = new TrunkManager({ port: provider.port, resolver: provider.resolver, registrationTiming: { backoff: { baseMs: 20, capMs: 80 }, unregisterTimeoutMs: 300 } });
+function manage(provider: FakeProvider, o: { unregisterTimeoutMs?: number } = {}): { manager: TrunkManager; events: AnyEvent[] } {
+  const manager = new TrunkManager({
+    port: provider.port,
+    resolver: provider.resolver,
+    registrationTiming: { backoff: { baseMs: 20, capMs: 80 }, unregisterTimeoutMs: o.unregisterTimeoutMs ?? 300 },
+  });
   managers.push(manager);
   const events: AnyEvent[] = [];
   unsubscribers.push(subscribeEvents((e) => { if (e.type.startsWith("trunk.")) events.push(e); }));
   return { manager, events };
+}
+
+/** Holds a provider's answers until the test opens it: "still unanswered" is then a fact, not a race. */
+function gate(): { opened: Promise<void>; open: () => void } {
+  let open!: () => void;
+  const opened = new Promise<void>((resolve) => {
+    open = resolve;
+  });
+  return { opened, open };
 }
 
 const registersTo = (p: FakeProvider, domain?: string) =>
@@ -82,11 +95,11 @@ describe("trunk manager", () => {
     await until(() => manager.status("p")!.reachable === true);
     expect(manager.status("p")!.lastOptionsAt).not.toBeNull();
     answer = "timeout";
-    await until(() => manager.status("p")!.reachable === false, { timeoutMs: 5000 });
+    await until(() => manager.status("p")!.reachable === false, { what: () => manager.status("p") });
     expect(manager.isAvailable("p")).toBe(false);
     expect(manager.status("p")!.lastOptionsError).toContain("timeout");
     answer = "404";
-    await until(() => manager.status("p")!.reachable === true, { timeoutMs: 5000 });
+    await until(() => manager.status("p")!.reachable === true, { what: () => manager.status("p") });
     expect(events.map((e) => e.type)).toEqual(["trunk.unreachable", "trunk.reachable"]);
     const options = provider.requests.map((r) => r.req).filter((r) => r.method === "OPTIONS");
     expect(options[0]!.uri.host).toBe("example.com");
@@ -143,21 +156,33 @@ describe("trunk manager", () => {
   });
 
   test("two quick domain changes: every old binding is removed before the last one registers", async () => {
+    const log: string[] = [];
+    const unregisterAnswers = gate();
     const provider = fakeProvider(async (req) => {
-      if (req.getHeader("Expires") === "0") await Bun.sleep(30);
+      const what = `${req.uri.host}:${req.getHeader("Expires")}`;
+      log.push(`sent ${what}`);
+      if (req.getHeader("Expires") === "0") {
+        await unregisterAnswers.opened;
+        log.push(`answered ${what}`);
+      }
       return createResponse(req, 200, "OK", { headers: [["Expires", String(req.expires ?? 0)]] });
     });
-    const { manager } = manage(provider);
+    // Waiting on the held un-REGISTER must not give up while the test holds it.
+    const { manager } = manage(provider, { unregisterTimeoutMs: 60_000 });
     manager.apply([trunk({ id: "t", register: true })]);
     await until(() => manager.isAvailable("t"));
-    manager.apply([trunk({ id: "t", register: true, domain: "b.example.com" })]);
-    await until(() => registersTo(provider, "b.example.com").length > 0);
-    manager.apply([trunk({ id: "t", register: true, domain: "c.example.com" })]);
-    await until(() => registersTo(provider, "c.example.com").length > 0 && manager.isAvailable("t"));
-    const sequence = registersTo(provider).map((r) => `${r.uri.host}:${r.getHeader("Expires")}`);
-    expect(sequence.indexOf("c.example.com:3600")).toBe(sequence.length - 1);
-    expect(sequence).toContain("example.com:0");
-    expect(sequence).toContain("b.example.com:0");
+    try {
+      manager.apply([trunk({ id: "t", register: true, domain: "b.example.com" })]);
+      await until(() => log.includes("sent example.com:0"), { what: () => log });
+      // The second change comes while the first one's un-REGISTER is still unanswered.
+      manager.apply([trunk({ id: "t", register: true, domain: "c.example.com" })]);
+      expect(manager.status("t")!.registration.state).toBe("registering");
+    } finally {
+      unregisterAnswers.open();
+    }
+    await until(() => manager.isAvailable("t"), { what: () => log });
+    // The intermediate domain never registered; the last one only once the old binding was removed.
+    expect(log).toEqual(["sent example.com:3600", "sent example.com:0", "answered example.com:0", "sent c.example.com:3600"]);
   });
 
   test("disabling un-registers and shows disabled; deleting un-registers and forgets the trunk", async () => {
@@ -183,15 +208,25 @@ describe("trunk manager", () => {
   });
 
   test("a trunk whose provider hangs does not delay another", async () => {
+    const slowAnswers = gate();
     const provider = fakeProvider(async (req) => {
-      if (req.uri.host === "slow.example.com") { await Bun.sleep(10_000); return { kind: "timeout" }; }
+      if (req.uri.host === "slow.example.com") {
+        await slowAnswers.opened;
+        return { kind: "timeout" };
+      }
       return createResponse(req, 200, "OK", { headers: [["Expires", "600"]] });
     });
     const { manager } = manage(provider);
     manager.apply([trunk({ id: "slow", register: true, domain: "slow.example.com" }), trunk({ id: "fast", register: true })]);
-    // Well within the slow provider's 10 s hang, with room for a loaded machine.
-    await until(() => manager.isAvailable("fast"), { timeoutMs: 5000 });
-    expect(manager.status("slow")!.registration.state).toBe("registering");
+    try {
+      await until(() => manager.isAvailable("fast"), { what: () => manager.statuses() });
+      // The slow provider has not answered at all (it cannot until the gate opens), and the fast
+      // trunk is registered regardless.
+      expect(registersTo(provider, "slow.example.com")).toHaveLength(1);
+      expect(manager.status("slow")!.registration.state).toBe("registering");
+    } finally {
+      slowAnswers.open();
+    }
   });
 
   test("serves the calls layer's trunk directory: list, resolved addresses, change notifications", async () => {
