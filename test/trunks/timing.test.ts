@@ -1,4 +1,4 @@
-import { describe, expect, test } from "bun:test";
+import { describe, expect, spyOn, test } from "bun:test";
 import { backoffDelayMs, parseRetryAfter, refreshDelaySec } from "../../src/trunks/timing.ts";
 
 describe("refresh schedule", () => {
@@ -26,8 +26,18 @@ describe("backoff", () => {
     expect(backoffDelayMs(50, policy, () => 0)).toBe(30_000);
   });
   test("jitter spreads trunks that fail together", () => {
-    const delays = new Set(Array.from({ length: 50 }, () => backoffDelayMs(4, policy)));
-    expect(delays.size).toBeGreaterThan(10);
+    // 50 trunks failing together draw 50 different numbers: they get 50 different delays, spread
+    // over the whole upper half of the step (4-8 s for the 4th failure).
+    const delays = Array.from({ length: 50 }, (_, i) => backoffDelayMs(4, policy, () => i / 49));
+    expect(new Set(delays).size).toBe(50);
+    expect([Math.min(...delays), Math.max(...delays)]).toEqual([4000, 8000]);
+    // Without a random source of its own, each call draws from Math.random.
+    const random = spyOn(Math, "random").mockReturnValueOnce(0.25).mockReturnValueOnce(0.75);
+    try {
+      expect([backoffDelayMs(4, policy), backoffDelayMs(4, policy)]).toEqual([5000, 7000]);
+    } finally {
+      random.mockRestore();
+    }
   });
 });
 
