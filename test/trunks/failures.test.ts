@@ -6,7 +6,6 @@ import { ResolveError, createResolver, type Resolver } from "../../src/sip/resol
 import { SipStack } from "../../src/sip/stack.ts";
 import { TrunkManager } from "../../src/trunks/manager.ts";
 import { stackPort } from "../../src/trunks/sipPort.ts";
-import { freePort } from "../helpers/sipp.ts";
 import { until } from "../helpers/until.ts";
 
 const CERT = new URL("../fixtures/tls/cert.pem", import.meta.url).pathname;
@@ -17,6 +16,24 @@ let provider: SipStack;
 let lenientProvider: SipStack;
 let ours: SipStack;
 let manager: TrunkManager;
+let refused: { port: number; release: () => void };
+
+/**
+ * A TCP port that refuses connections for as long as the test runs: the local port of a connection
+ * we hold open. Nothing listens there and nothing can start to (the port is taken), unlike a port
+ * that merely was free a moment ago and that a test running beside this one may grab.
+ */
+async function refusingPort(): Promise<{ port: number; release: () => void }> {
+  const listener = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+  const held = await Bun.connect({ hostname: "127.0.0.1", port: listener.port, socket: { data() {} } });
+  return {
+    port: held.localPort,
+    release: () => {
+      held.end();
+      listener.stop(true);
+    },
+  };
+}
 
 /** Real resolution for IP literals; names under .invalid fail like NXDOMAIN (no DNS here). */
 const resolver: Resolver = {
@@ -37,6 +54,7 @@ beforeAll(async () => {
   });
   await ours.start();
   manager = new TrunkManager({ port: stackPort(ours), resolver });
+  refused = await refusingPort();
 });
 
 afterAll(async () => {
@@ -44,6 +62,7 @@ afterAll(async () => {
   await ours.stop();
   await provider.stop();
   await lenientProvider.stop();
+  refused.release();
 });
 
 function trunk(over: Partial<TrunkInput> & { id: string }): TrunkInput {
@@ -56,7 +75,7 @@ function trunk(over: Partial<TrunkInput> & { id: string }): TrunkInput {
 
 test("untrusted TLS certificate, refused connection and unknown domain each report their reason", async () => {
   const tlsPort = provider.boundEndpoints[0]!.port;
-  const deadPort = await freePort();
+  const deadPort = refused.port;
   manager.apply([
     trunk({ id: "tls-strict", transport: "tls", port: tlsPort, register: true }),
     trunk({ id: "tls-lenient", transport: "tls", port: lenientProvider.boundEndpoints[0]!.port, tlsVerify: false }),
