@@ -1,13 +1,16 @@
-// Polls GET /api/v1/trunks/:id/status of a running app until `check` passes; the last answer is in
-// the error when it never does.
+// Polls GET /api/v1/trunks/:id/status of a running app until `check` passes (through the shared
+// until()); the last answer is in the error when it never does. The timeout only detects a failure.
 import type { Harness } from "../api/harness.ts";
+import { until } from "./until.ts";
 
-export async function trunkStatusUntil(h: Harness, id: string, check: (status: any) => boolean, timeoutMs = 5000): Promise<any> {
-  const started = Date.now();
-  for (;;) {
-    const res = await h.call("GET", `/api/v1/trunks/${id}/status`);
-    if (res.status === 200 && check(res.json)) return res.json;
-    if (Date.now() - started > timeoutMs) throw new Error(`status of ${id} never matched: ${res.status} ${res.text}`);
-    await Bun.sleep(20);
-  }
+export async function trunkStatusUntil(h: Harness, id: string, check: (status: any) => boolean, timeoutMs = 10_000): Promise<any> {
+  let last: { status: number; text: string; json: any } | undefined;
+  await until(
+    async () => {
+      last = await h.call("GET", `/api/v1/trunks/${id}/status`);
+      return last.status === 200 && check(last.json);
+    },
+    { timeoutMs, pollMs: 20, what: () => `status of ${id}: ${last?.status} ${last?.text}` },
+  );
+  return last!.json;
 }
