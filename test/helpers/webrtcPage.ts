@@ -5,10 +5,12 @@
 import { join } from "node:path";
 import type { ChannelRegistry } from "../../src/channels/registry.ts";
 import { webrtcApi } from "../../src/api/routes/services.ts";
+import { subscribeEvents } from "../../src/events.ts";
 import { WebRtcService } from "../../src/webrtc/service.ts";
 import { signClientToken } from "../../src/webrtc/tokens.ts";
 import { startHarness, type Harness } from "../api/harness.ts";
 import { composeCalls } from "./callsApp.ts";
+import { until } from "./until.ts";
 
 /** The browsers' fake microphones play this tone (Chromium: a WAV file; Firefox: its fake device). */
 export const BROWSER_HZ = 1000;
@@ -55,18 +57,25 @@ applications:
   };
 }
 
+/** The reasons of participant.left events for `participantId` from now on, until `stop`. */
+export function leaveReasons(participantId: string): { reasons: string[]; stop(): void } {
+  const reasons: string[] = [];
+  const stop = subscribeEvents((e) => {
+    const data = e.data as { participantId?: string; reason?: string };
+    if (e.type === "participant.left" && data.participantId === participantId) reasons.push(data.reason ?? "");
+  });
+  return { reasons, stop };
+}
+
 /** Runs in the page: the level (dB) of `hz` in what the page receives from the channel. */
 export const pageLevelAt = (hz: number) => (globalThis as unknown as { trunkline: { levelAt(hz: number): number } }).trunkline.levelAt(hz);
 
 /**
- * Polls the page's level of `hz` (`levelAt` runs `pageLevelAt` in the page) until it is above
- * -50 dB or 4 s have passed; then measures `ownHz` too. Returns both levels in dB.
+ * Waits until the page's level of `hz` (`levelAt` runs `pageLevelAt` in the page) is above −50 dB;
+ * then measures `ownHz` too. Returns both levels in dB; fails with the last level after `timeoutMs`.
  */
-export async function pageHearing(levelAt: (hz: number) => Promise<number>, hz: number, ownHz: number): Promise<{ heard: number; own: number }> {
+export async function pageHearing(levelAt: (hz: number) => Promise<number>, hz: number, ownHz: number, timeoutMs = 10_000): Promise<{ heard: number; own: number }> {
   let heard = -Infinity;
-  for (let i = 0; i < 40 && heard < -50; i++) {
-    await Bun.sleep(100);
-    heard = await levelAt(hz);
-  }
+  await until(async () => (heard = await levelAt(hz)) > -50, { timeoutMs, pollMs: 100, what: () => `the page's level of ${hz} Hz stayed at ${heard} dB` });
   return { heard, own: await levelAt(ownHz) };
 }
