@@ -14,6 +14,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { freePort } from "./sipp.ts";
+import { until } from "./until.ts";
 
 export interface KamailioRun {
   port: number;
@@ -81,16 +82,17 @@ export async function startKamailio(o: {
   };
 
   // Ready once the TCP listener accepts (every listener is bound before the workers start).
-  const deadline = Date.now() + (o.readyTimeoutMs ?? 5000);
-  for (;;) {
-    if (proc.exitCode !== null) throw new Error(`kamailio exited with ${proc.exitCode}:\n${lines.join("\n")}`);
-    const connected = await Bun.connect({ hostname: host, port, socket: { data() {} } }).then((s) => { s.end(); return true; }, () => false);
-    if (connected) break;
-    if (Date.now() > deadline) {
-      await stop();
-      throw new Error(`kamailio not ready on ${port}:\n${lines.join("\n")}`);
-    }
-    await Bun.sleep(50);
+  try {
+    await until(
+      async () => {
+        if (proc.exitCode !== null) throw new Error(`kamailio exited with ${proc.exitCode}`);
+        return Bun.connect({ hostname: host, port, socket: { data() {} } }).then((s) => { s.end(); return true; }, () => false);
+      },
+      { timeoutMs: o.readyTimeoutMs ?? 10_000, pollMs: 50, what: () => `kamailio not ready on ${port}` },
+    );
+  } catch (error) {
+    await stop();
+    throw new Error(`${(error as Error).message}:\n${lines.join("\n")}`);
   }
   return { port, ...(tlsPort ? { tlsPort } : {}), lines, waitFor, stop };
 }
