@@ -119,11 +119,10 @@ describe("compiled binary", () => {
     writeFileSync(join(dir, "run", "config.yaml"), `${await Bun.file(join(dir, "run", "config.yaml")).text()}trunks: [{ id: from-yaml, domain: y.example.com }]\n`);
     first.proc.kill("SIGHUP");
     let reloaded = 0;
-    for (let i = 0; i < 50 && reloaded !== 200; i++) {
-      await Bun.sleep(50);
-      reloaded = (await api(first.url, "GET", "/api/v1/trunks/from-yaml")).status;
-    }
-    expect(reloaded).toBe(200);
+    await until(async () => (reloaded = (await api(first.url, "GET", "/api/v1/trunks/from-yaml")).status) === 200, {
+      pollMs: 50,
+      what: () => ({ "the SIGHUP reload never showed the trunk": reloaded, log: first.lines.slice(-10) }),
+    });
 
     first.proc.kill("SIGTERM");
     expect(await first.proc.exited).toBe(0);
@@ -179,10 +178,14 @@ applications:
       await dialog.bye();
       type EndedCall = { sipCallId: string; mediaStats?: { packetsSent: number; packetsReceived: number } };
       let ended: EndedCall | undefined;
-      for (const started = Date.now(); !ended?.mediaStats && Date.now() - started < 5000; await Bun.sleep(25)) {
-        const { calls } = (await (await api(running.url, "GET", "/api/v1/calls?state=ended")).json()) as { calls: EndedCall[] };
-        ended = calls.find((c) => c.sipCallId === invite.callId);
-      }
+      await until(
+        async () => {
+          const { calls } = (await (await api(running.url, "GET", "/api/v1/calls?state=ended")).json()) as { calls: EndedCall[] };
+          ended = calls.find((c) => c.sipCallId === invite.callId);
+          return ended?.mediaStats !== undefined;
+        },
+        { pollMs: 25, what: () => ({ "the call never ended with media stats": ended }) },
+      );
       // What Trunkline counted: the phone's RTP came in, and Trunkline's went out, through the worker.
       expect(ended?.mediaStats?.packetsReceived).toBeGreaterThan(20);
       expect(ended?.mediaStats?.packetsSent).toBeGreaterThan(25);

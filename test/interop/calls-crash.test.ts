@@ -9,6 +9,7 @@ import { ADMIN_TOKEN } from "../api/harness.ts";
 import { testApplicationYaml } from "../helpers/callsApp.ts";
 import { startRtpPeer } from "../helpers/rtpPeer.ts";
 import { runSipp, startSipp, type SippRun } from "../helpers/sipp.ts";
+import { until } from "../helpers/until.ts";
 
 const UAC = join(import.meta.dir, "../fixtures/sipp/calls-uac-early-offer.xml");
 const dir = mkdtempSync(join(tmpdir(), "trunkline-crash-"));
@@ -63,11 +64,11 @@ test("kill -9 with live calls: ended calls keep their records, live ones are clo
     for (const peer of peers.slice(1)) {
       live.push(await startSipp({ scenario: UAC, remote: `127.0.0.1:${first.sipPort}`, service: "1000", keys: { rtpport: peer.port, testcase: "live" }, extraArgs: ["-d", "20000"], timeoutSec: 25 }));
     }
-    const started = Date.now();
-    while ((await calls(first.url, "&state=active")).filter((c) => c.state === "answered").length < 2) {
-      if (Date.now() - started > 5000) throw new Error("live calls were never answered");
-      await Bun.sleep(25);
-    }
+    let active: any[] = [];
+    await until(async () => (active = await calls(first.url, "&state=active")).filter((c) => c.state === "answered").length >= 2, {
+      pollMs: 25,
+      what: () => ({ "live calls were never answered": active }),
+    });
     const before = await calls(first.url);
     first.child.kill("SIGKILL");
     await first.child.exited;
