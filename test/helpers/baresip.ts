@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { callUntil, phoneCaller, type CallsApp } from "./callsApp.ts";
 import { toneShareOf } from "./rtpPeer.ts";
 import { freePort } from "./sipp.ts";
+import { until } from "./until.ts";
 
 export interface BaresipResult {
   exitCode: number;
@@ -84,7 +85,8 @@ export async function startBaresip(o: {
 export async function baresipAndPhoneHearEachOther(app: CallsApp, during: () => Promise<BaresipResult>): Promise<BaresipResult> {
   const phone = await phoneCaller(app, { service: "1000", toneHz: 1000, holdMs: 5000 });
   try {
-    await Bun.sleep(300);
+    // The phone is in the channel once the channel's audio reaches it (it sends its tone back from then on).
+    await until(() => phone.peer.packetsReceived > 0, { what: () => "the phone caller never got the channel's RTP" });
     const result = await during();
     expect(result.output).toContain("Call established");
     expect(toneShareOf(result.received.subarray(result.sampleRate), result.sampleRate, 1000)).toBeGreaterThan(0.5);

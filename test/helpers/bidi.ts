@@ -14,6 +14,7 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
+import { until } from "./until.ts";
 
 export type Pref = string | number | boolean;
 
@@ -45,7 +46,7 @@ export interface Firefox {
   navigate(url: string): Promise<void>;
   /** Runs `fn` in the page with JSON-like `args` and returns its (awaited) result. */
   call<A extends Primitive[], R>(fn: (...args: A) => R, ...args: A): Promise<Awaited<R>>;
-  /** Polls `fn` in the page until it returns a truthy value; throws after 5 s, naming `what`. */
+  /** Polls `fn` in the page until it returns a truthy value; throws after 10 s, naming `what`. */
   waitFor<A extends Primitive[]>(what: string, fn: (...args: A) => unknown, ...args: A): Promise<void>;
   /** Saves a PNG of the whole page. */
   screenshot(path: string): Promise<void>;
@@ -252,11 +253,7 @@ export async function launchFirefox(o: FirefoxOptions = {}): Promise<Firefox> {
         return fromRemote(result.result!) as never;
       },
       async waitFor(what, fn, ...args) {
-        const deadline = Date.now() + 5000;
-        while (!(await firefox.call(fn, ...args))) {
-          if (Date.now() > deadline) throw new Error(`not within 5 s in the page: ${what}`);
-          await Bun.sleep(50);
-        }
+        await until(async () => Boolean(await firefox.call(fn, ...args)), { timeoutMs: 10_000, pollMs: 50, what: () => `in the page: ${what}` });
       },
       async screenshot(path) {
         const { data } = await send<{ data: string }>("browsingContext.captureScreenshot", { context, origin: "document" });

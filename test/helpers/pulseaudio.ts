@@ -5,6 +5,7 @@
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { until } from "./until.ts";
 
 export interface PulseAudio {
   /** The PULSE_SERVER value: "unix:<socket>". */
@@ -43,13 +44,17 @@ export async function startPulseAudio(o: { startTimeoutMs?: number } = {}): Prom
     process.off("exit", killOnExit);
     rmSync(dir, { recursive: true, force: true });
   };
-  const deadline = Date.now() + (o.startTimeoutMs ?? 5000);
-  while (!existsSync(socket)) {
-    if (Date.now() > deadline || proc.exitCode !== null) {
-      await close();
-      throw new Error(`PulseAudio did not start: ${await new Response(proc.stderr).text()}`);
-    }
-    await Bun.sleep(20);
+  try {
+    await until(
+      () => {
+        if (proc.exitCode !== null) throw new Error(`PulseAudio exited with ${proc.exitCode}`);
+        return existsSync(socket);
+      },
+      { timeoutMs: o.startTimeoutMs ?? 10_000, pollMs: 20, what: () => `no socket at ${socket}` },
+    );
+  } catch (error) {
+    await close();
+    throw new Error(`PulseAudio did not start: ${(error as Error).message}: ${await new Response(proc.stderr).text()}`);
   }
   return { server: `unix:${socket}`, close };
 }

@@ -12,6 +12,7 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { until } from "./until.ts";
 
 export interface SippOptions {
   /** Scenario XML text, or the path of an .xml file. */
@@ -181,11 +182,13 @@ export async function startSipp(o: SippOptions): Promise<SippRun> {
     return { ...result, summary };
   })();
   const ready = async () => {
-    const deadline = Date.now() + 5000;
-    while (!portBound(localPort, o.transport ?? "udp")) {
-      if (Date.now() > deadline || proc.exitCode !== null) throw new Error(`SIPp did not bind port ${localPort}`);
-      await Bun.sleep(10);
-    }
+    await until(
+      () => {
+        if (proc.exitCode !== null) throw new Error(`SIPp exited (${proc.exitCode}) before binding port ${localPort}`);
+        return portBound(localPort, o.transport ?? "udp");
+      },
+      { timeoutMs: 10_000, pollMs: 10, what: () => `SIPp did not bind port ${localPort}` },
+    );
   };
   return { localPort, done, ready, kill: () => proc.kill("SIGTERM") };
 }
