@@ -15,7 +15,7 @@ describe("events webhook delivery", () => {
     let failuresLeft = 2;
     server.handle("/ordered", () => (failuresLeft-- > 0 ? new Response("", { status: 503 }) : Response.json({})));
     const bus = new EventBus();
-    const delivery = new EventDelivery({ settings: () => ({ eventsUrl: server.url("/ordered"), timeoutMs: 500, secret: "k" }), retryDelaysMs: [20, 20, 20] });
+    const delivery = new EventDelivery({ settings: () => ({ eventsUrl: server.url("/ordered"), timeoutMs: 10_000, secret: "k" }), retryDelaysMs: [20, 20, 20] });
     delivery.attach(bus);
     bus.emit("call.ringing", { ...call("c1"), sipStatus: 180 });
     bus.emit("call.answered", call("c1"));
@@ -48,7 +48,7 @@ describe("events webhook delivery", () => {
   test("a permanently failing receiver is given up on after the retries", async () => {
     server.handle("/dead", () => new Response("", { status: 500 }));
     const bus = new EventBus();
-    const delivery = new EventDelivery({ settings: () => ({ eventsUrl: server.url("/dead"), timeoutMs: 500 }), retryDelaysMs: [5, 5] });
+    const delivery = new EventDelivery({ settings: () => ({ eventsUrl: server.url("/dead"), timeoutMs: 10_000 }), retryDelaysMs: [5, 5] });
     delivery.attach(bus);
     bus.emit("trunk.unreachable", { trunkId: "t1" });
     await delivery.idle();
@@ -58,7 +58,7 @@ describe("events webhook delivery", () => {
   test("a 4xx rejection is not retried", async () => {
     server.handle("/reject", () => new Response("", { status: 400 }));
     const bus = new EventBus();
-    const delivery = new EventDelivery({ settings: () => ({ eventsUrl: server.url("/reject"), timeoutMs: 500 }), retryDelaysMs: [5, 5] });
+    const delivery = new EventDelivery({ settings: () => ({ eventsUrl: server.url("/reject"), timeoutMs: 10_000 }), retryDelaysMs: [5, 5] });
     delivery.attach(bus);
     bus.emit("trunk.reachable", { trunkId: "t1" });
     await delivery.idle();

@@ -13,7 +13,7 @@ const parseName = (json: unknown) => {
 describe("webhook signing", () => {
   test("the signature is HMAC-SHA256 over `${timestamp}.${body}` and verifies at the receiver", async () => {
     server.handle("/signed", () => Response.json({ name: "x" }));
-    const result = await postWebhook(server.url("/signed"), { a: 1 }, { secret: "s3cret", timeoutMs: 1000 }, parseName);
+    const result = await postWebhook(server.url("/signed"), { a: 1 }, { secret: "s3cret", timeoutMs: 10_000 }, parseName);
     expect(result).toEqual({ ok: true, status: 200, value: "x" });
     const req = await server.waitFor("/signed");
     const timestamp = req.headers.get(TIMESTAMP_HEADER);
@@ -34,7 +34,7 @@ describe("webhook signing", () => {
   });
 
   test("without a secret no signature header is sent", async () => {
-    await postWebhook(server.url("/unsigned"), {}, { timeoutMs: 1000 });
+    await postWebhook(server.url("/unsigned"), {}, { timeoutMs: 10_000 });
     const req = await server.waitFor("/unsigned");
     expect(req.headers.get(SIGNATURE_HEADER)).toBeNull();
     expect(req.headers.get(TIMESTAMP_HEADER)).toMatch(/^\d+$/);
@@ -64,22 +64,22 @@ describe("webhook results", () => {
 
   test("a non-2xx status is an http failure with the status", async () => {
     server.handle("/broken", () => new Response("oops", { status: 502 }));
-    const result = await postWebhook(server.url("/broken"), {}, { timeoutMs: 1000 }, parseName);
+    const result = await postWebhook(server.url("/broken"), {}, { timeoutMs: 10_000 }, parseName);
     expect(result).toEqual({ ok: false, kind: "http", status: 502, message: "HTTP 502" });
   });
 
   test("non-JSON and wrongly shaped answers are malformed", async () => {
     server.handle("/text", () => new Response("hello"));
     server.handle("/shape", () => Response.json({ other: 1 }));
-    const text = await postWebhook(server.url("/text"), {}, { timeoutMs: 1000 }, parseName);
-    const shape = await postWebhook(server.url("/shape"), {}, { timeoutMs: 1000 }, parseName);
+    const text = await postWebhook(server.url("/text"), {}, { timeoutMs: 10_000 }, parseName);
+    const shape = await postWebhook(server.url("/shape"), {}, { timeoutMs: 10_000 }, parseName);
     expect(text).toMatchObject({ ok: false, kind: "malformed", message: "answer is not JSON" });
     expect(shape).toMatchObject({ ok: false, kind: "malformed", message: "name missing" });
   });
 
   test("an oversized answer is malformed, not buffered without bound", async () => {
     server.handle("/huge", () => new Response("x".repeat(200_000)));
-    const result = await postWebhook(server.url("/huge"), {}, { timeoutMs: 1000 }, parseName);
+    const result = await postWebhook(server.url("/huge"), {}, { timeoutMs: 10_000 }, parseName);
     expect(result).toMatchObject({ ok: false, kind: "malformed" });
   });
 
@@ -87,7 +87,7 @@ describe("webhook results", () => {
     const probe = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Response() });
     const port = probe.port;
     await probe.stop(true);
-    const result = await postWebhook(`http://127.0.0.1:${port}/`, {}, { timeoutMs: 1000 });
+    const result = await postWebhook(`http://127.0.0.1:${port}/`, {}, { timeoutMs: 10_000 });
     expect(result.ok ? "ok" : result.kind).toBe("network");
   });
 });
