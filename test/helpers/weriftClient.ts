@@ -55,14 +55,14 @@ export function createOfferingPeer(codecName: TestCodec): OfferingPeer {
     transceiver,
     async offer() {
       await pc.setLocalDescription(await pc.createOffer());
-      if (pc.iceGatheringState !== "complete") await pc.iceGatheringStateChange.watch((s) => s === "complete", 5000);
+      if (pc.iceGatheringState !== "complete") await pc.iceGatheringStateChange.watch((s) => s === "complete", 10_000);
       guardSockets(pc);
       return pc.localDescription!.sdp;
     },
     async accept(answerSdp) {
       await pc.setRemoteDescription({ type: "answer", sdp: answerSdp });
     },
-    async connected(timeoutMs = 5000) {
+    async connected(timeoutMs = 10_000) {
       if (pc.connectionState !== "connected") await pc.connectionStateChange.watch((s) => s === "connected", timeoutMs);
     },
   };

@@ -65,7 +65,7 @@ afterAll(async () => {
 });
 
 async function setWebhooks(settings: Record<string, unknown>): Promise<void> {
-  const res = await app.harness.call("PUT", "/api/v1/settings/webhooks", { timeoutMs: 2000, ...settings });
+  const res = await app.harness.call("PUT", "/api/v1/settings/webhooks", { timeoutMs: 10_000, ...settings });
   expect(res.status, res.text).toBe(200);
 }
 

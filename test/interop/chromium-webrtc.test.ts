@@ -120,7 +120,7 @@ test("a browser on /ui/ and a SIPp caller hear each other's tone and not their o
   const phone = await startRtpPeer(PHONE_HZ, { replyToSender: true });
   try {
     const call = runSipp({ scenario: UAC_EARLY_OFFER, remote: `127.0.0.1:${app.sipPort}`, service: "1000", keys: { rtpport: phone.port, testcase: "chromium" }, extraArgs: ["-d", "4000"], timeoutSec: 15 });
-    await page.locator("#people").getByText("Phone").waitFor({ timeout: 5000 });
+    await page.locator("#people").getByText("Phone").waitFor({ timeout: 10_000 });
 
     // The page hears the caller's tone, not its own.
     const { heard, own } = await pageHearing((hz) => page.evaluate(pageLevelAt, hz), PHONE_HZ, BROWSER_HZ);
@@ -165,7 +165,7 @@ test("the page dials a phone with its dial pad, sends a digit during the call an
     expect(await page.inputValue("#number")).toBe("5550100");
     await page.getByRole("button", { name: "Call", exact: true }).click();
     const calls = page.locator("#calls");
-    await calls.getByText("answered").waitFor({ timeout: 8000 });
+    await calls.getByText("answered").waitFor({ timeout: 10_000 });
     await calls.getByText("5550100").waitFor();
 
     const dtmf = page.waitForResponse((r) => r.url().endsWith("/dtmf"));
@@ -176,7 +176,7 @@ test("the page dials a phone with its dial pad, sends a digit during the call an
 
     await peerHears(phone, BROWSER_HZ);
     await calls.getByRole("button", { name: "Hang up 5550100" }).click();
-    await calls.getByText(/ended/).waitFor({ timeout: 5000 });
+    await calls.getByText(/ended/).waitFor({ timeout: 10_000 });
     const result = await answering.done;
     expect(result.exitCode, result.summary).toBe(0);
   } finally {
