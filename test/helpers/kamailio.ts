@@ -61,7 +61,7 @@ export async function startKamailio(o: {
     }
   })();
 
-  const waitFor = (pattern: RegExp, timeoutMs = 5000) => {
+  const waitFor = (pattern: RegExp, timeoutMs = 10_000) => {
     const seen = lines.find((l) => pattern.test(l));
     if (seen !== undefined) return Promise.resolve(seen);
     return new Promise<string>((resolveLine, reject) => {

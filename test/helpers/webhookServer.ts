@@ -62,7 +62,7 @@ export function startWebhookServer(): WebhookServer {
       handlers.set(path, () => gate.promise.then(() => Response.json({})));
       return gate.resolve;
     },
-    waitFor(path, timeoutMs = 5000) {
+    waitFor(path, timeoutMs = 10_000) {
       const already = received.find((r) => r.path === path);
       if (already) return Promise.resolve(already);
       return new Promise((resolve, reject) => {
