@@ -2,14 +2,14 @@
 // app composed as in production: each hears the other's tone and neither hears itself. PCMU and
 // Opus client variants; the participant list shows the phone and the browser. A client with the
 // dial role calls a phone (SIPp as the trunk) into the channel, sees the call's states on its events
-// WebSocket, sends DTMF, and both hear each other.
+// WebSocket, sends DTMF, both hear each other, and it hangs up. The phones stay in their calls
+// until hung up, once what the test judges has been heard.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { join } from "node:path";
 import { WebRtcService } from "../../src/webrtc/service.ts";
 import { signClientToken } from "../../src/webrtc/tokens.ts";
-import { composeCalls } from "../helpers/callsApp.ts";
+import { composeCalls, findCall } from "../helpers/callsApp.ts";
 import { startRtpPeer, toneShareOf } from "../helpers/rtpPeer.ts";
-import { freePort, runSipp, startSipp } from "../helpers/sipp.ts";
+import { ANSWERER_UNTIL_BYE, CALLER_UNTIL_BYE, freePort, runSipp, startSipp } from "../helpers/sipp.ts";
 import { clientHears, peerHears } from "../helpers/hearing.ts";
 import { until } from "../helpers/until.ts";
 import { createTestClient, type TestCodec } from "../helpers/weriftClient.ts";
@@ -17,8 +17,6 @@ import { startHarness, type Harness } from "../api/harness.ts";
 import { webrtcApi } from "../../src/api/routes/services.ts";
 
 const SECRET = "webrtc-sipp-secret-0123456789";
-const UAC = join(import.meta.dir, "../fixtures/sipp/calls-uac-early-offer.xml");
-const UAS = join(import.meta.dir, "../fixtures/sipp/calls-uas-delayed-offer.xml");
 const PHONE_HZ = 440;
 const BROWSER_HZ = 1000;
 
@@ -83,9 +81,8 @@ describe("a phone caller and a WebRTC client in one channel", () => {
       try {
         client.startSending(BROWSER_HZ);
 
-        // The phone stays 3 s: the checks below wait for what they judge (half a second of audio
-        // each way), which takes a fraction of that.
-        const call = runSipp({ scenario: UAC, remote: `127.0.0.1:${sipPort}`, service: "1000", keys: { rtpport: phone.port, testcase: codec }, extraArgs: ["-d", "3000"], timeoutSec: 15 });
+        // The phone stays until hung up below, once what is judged has been heard.
+        const call = runSipp({ scenario: CALLER_UNTIL_BYE, remote: `127.0.0.1:${sipPort}`, service: "1000", keys: { rtpport: phone.port, testcase: codec }, timeoutSec: 20 });
         // While the call is up, the channel lists the phone and the browser.
         let kinds: string[] = [];
         await until(async () => (kinds = await participantKinds(codec)).includes("sip"), { pollMs: 50, what: () => kinds });
@@ -94,6 +91,8 @@ describe("a phone caller and a WebRTC client in one channel", () => {
         const [heard, heardByPhone] = await Promise.all([clientHears(client, PHONE_HZ), peerHears(phone, BROWSER_HZ)]);
         expect(toneShareOf(heard, client.codec.sampleRate, BROWSER_HZ)).toBeLessThan(0.1);
         expect(toneShareOf(heardByPhone, 8000, PHONE_HZ)).toBeLessThan(0.1);
+        const live = await findCall({ harness }, (c) => c.state === "answered" && c.channelId === "lobby");
+        expect((await harness.call("DELETE", `/api/v1/calls/${live.id}`)).status).toBe(204);
         const result = await call;
         expect(result.exitCode, result.summary).toBe(0);
       } finally {
@@ -110,7 +109,8 @@ describe("a phone caller and a WebRTC client in one channel", () => {
     const events = await eventTypes("dialler");
     try {
       client.startSending(BROWSER_HZ);
-      const uas = await startSipp({ scenario: UAS, localPort: uasPort, keys: { rtpport: callee.port }, extraArgs: ["-d", "3000"], timeoutSec: 15 });
+      // The phone answers and stays until the client hangs up below, once both have been heard.
+      const uas = await startSipp({ scenario: ANSWERER_UNTIL_BYE, localPort: uasPort, keys: { rtpport: callee.port }, timeoutSec: 20 });
       await uas.ready();
       const post = (path: string, body: object) =>
         fetch(`${harness.app.url}/api/v1/client${path}`, {
@@ -123,8 +123,9 @@ describe("a phone caller and a WebRTC client in one channel", () => {
       const { id } = (await dialled.json()) as { id: string };
       await until(() => events.seen.includes("call.answered"), { what: () => events.seen });
       expect((await post(`/calls/${id}/dtmf`, { digits: "5#" })).status).toBe(204);
-      // The callee hangs up 3 s after answering; hearing each other takes a fraction of that.
       await Promise.all([clientHears(client, PHONE_HZ), peerHears(callee, BROWSER_HZ)]);
+      const hangUp = await fetch(`${harness.app.url}/api/v1/client/calls/${id}`, { method: "DELETE", headers: { authorization: `Bearer ${token("dialler", ["dial"])}` } });
+      expect(hangUp.status).toBe(204);
       const result = await uas.done;
       expect(result.exitCode, result.summary).toBe(0);
       await until(() => events.seen.includes("call.ended"), { what: () => events.seen });
