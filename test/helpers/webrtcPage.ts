@@ -2,22 +2,19 @@
 // production with a WebRTC application whose channel "room1" a SIPp caller reaches by dialling
 // "1000", client tokens for it, and the in-page measurement of what the page hears (the page's own
 // WebAudio analyser on the channel's audio, `window.trunkline.levelAt`).
-import { join } from "node:path";
 import type { ChannelRegistry } from "../../src/channels/registry.ts";
 import { webrtcApi } from "../../src/api/routes/services.ts";
 import { subscribeEvents } from "../../src/events.ts";
 import { WebRtcService } from "../../src/webrtc/service.ts";
 import { signClientToken } from "../../src/webrtc/tokens.ts";
 import { startHarness, type Harness } from "../api/harness.ts";
-import { composeCalls } from "./callsApp.ts";
+import { composeCalls, findCall } from "./callsApp.ts";
 import { until } from "./until.ts";
 
 /** The browsers' fake microphones play this tone (Chromium: a WAV file; Firefox: its fake device). */
 export const BROWSER_HZ = 1000;
 /** The SIPp caller's RTP peer plays this one. */
 export const PHONE_HZ = 440;
-/** A SIPp caller with an SDP offer in its INVITE; `-key rtpport` names its RTP peer's port. */
-export const UAC_EARLY_OFFER = join(import.meta.dir, "../fixtures/sipp/calls-uac-early-offer.xml");
 
 export interface WebRtcTestApp {
   harness: Harness;
@@ -55,6 +52,13 @@ applications:
     token: (claims) =>
       signClientToken({ applicationId: "app1", channelId: "room1", roles: ["dial"], exp: Math.floor(Date.now() / 1000) + 600, ...claims }, o.secret),
   };
+}
+
+/** Hangs up the phone call in channel "room1" (the one answered call) through the admin API. */
+export async function hangUpPhone(app: WebRtcTestApp): Promise<void> {
+  const call = await findCall(app, (c) => c.state === "answered" && c.channelId === "room1");
+  const res = await app.harness.call("DELETE", `/api/v1/calls/${call.id}`);
+  if (res.status !== 204) throw new Error(`hanging up ${call.id}: ${res.status} ${res.text}`);
 }
 
 /** The reasons of participant.left events for `participantId` from now on, until `stop`. */

@@ -9,63 +9,12 @@ import { join } from "node:path";
 import { chromium, type BrowserContext } from "playwright-core";
 import { peerHears } from "../helpers/hearing.ts";
 import { startRtpPeer, toneShareOf } from "../helpers/rtpPeer.ts";
-import { freePort, runSipp, startSipp } from "../helpers/sipp.ts";
+import { ANSWERER_UNTIL_BYE, CALLER_UNTIL_BYE, freePort, runSipp, startSipp } from "../helpers/sipp.ts";
 import { writeToneWav } from "../helpers/toneWav.ts";
 import { until } from "../helpers/until.ts";
-import { BROWSER_HZ, PHONE_HZ, UAC_EARLY_OFFER, leaveReasons, pageHearing, pageLevelAt, startWebRtcTestApp, type WebRtcTestApp } from "../helpers/webrtcPage.ts";
+import { BROWSER_HZ, PHONE_HZ, hangUpPhone, leaveReasons, pageHearing, pageLevelAt, startWebRtcTestApp, type WebRtcTestApp } from "../helpers/webrtcPage.ts";
 
 const SECRET = "chromium-test-secret-0123456789";
-
-// A phone that answers an outbound (delayed-offer) call and waits for Trunkline's BYE.
-const ANSWERING_PHONE = `<?xml version="1.0" encoding="UTF-8"?>
-<scenario name="answer-until-bye">
-  <recv request="INVITE" crlf="true"/>
-  <send><![CDATA[
-SIP/2.0 180 Ringing
-[last_Via:]
-[last_From:]
-[last_To:];tag=[pid]ui[call_number]
-[last_Call-ID:]
-[last_CSeq:]
-Contact: <sip:phone@[local_ip]:[local_port];transport=[transport]>
-Content-Length: 0
-
-]]></send>
-  <send retrans="500"><![CDATA[
-SIP/2.0 200 OK
-[last_Via:]
-[last_From:]
-[last_To:];tag=[pid]ui[call_number]
-[last_Call-ID:]
-[last_CSeq:]
-Contact: <sip:phone@[local_ip]:[local_port];transport=[transport]>
-Content-Type: application/sdp
-Content-Length: [len]
-
-v=0
-o=- 3 3 IN IP4 127.0.0.1
-s=-
-c=IN IP4 127.0.0.1
-t=0 0
-m=audio [rtpport] RTP/AVP 0 101
-a=rtpmap:0 PCMU/8000
-a=rtpmap:101 telephone-event/8000
-a=fmtp:101 0-16
-a=sendrecv
-]]></send>
-  <recv request="ACK" crlf="true"/>
-  <recv request="BYE"/>
-  <send><![CDATA[
-SIP/2.0 200 OK
-[last_Via:]
-[last_From:]
-[last_To:]
-[last_Call-ID:]
-[last_CSeq:]
-Content-Length: 0
-
-]]></send>
-</scenario>`;
 
 let app: WebRtcTestApp;
 let phonePort: number;
@@ -119,7 +68,8 @@ test("a browser on /ui/ and a SIPp caller hear each other's tone and not their o
 
   const phone = await startRtpPeer(PHONE_HZ, { replyToSender: true });
   try {
-    const call = runSipp({ scenario: UAC_EARLY_OFFER, remote: `127.0.0.1:${app.sipPort}`, service: "1000", keys: { rtpport: phone.port, testcase: "chromium" }, extraArgs: ["-d", "4000"], timeoutSec: 15 });
+    // The caller stays until hung up below, once both directions have been heard.
+    const call = runSipp({ scenario: CALLER_UNTIL_BYE, remote: `127.0.0.1:${app.sipPort}`, service: "1000", keys: { rtpport: phone.port, testcase: "chromium" }, timeoutSec: 25 });
     await page.locator("#people").getByText("Phone").waitFor({ timeout: 10_000 });
 
     // The page hears the caller's tone, not its own.
@@ -133,6 +83,7 @@ test("a browser on /ui/ and a SIPp caller hear each other's tone and not their o
     await page.locator("#people").getByText("Ada Lovelace").waitFor();
     mkdirSync("test-artifacts", { recursive: true });
     await page.screenshot({ path: "test-artifacts/webrtc-ui.png", fullPage: true });
+    await hangUpPhone(app);
     const result = await call;
     expect(result.exitCode, result.summary).toBe(0);
 
@@ -159,7 +110,7 @@ test("the page dials a phone with its dial pad, sends a digit during the call an
 
   const phone = await startRtpPeer(PHONE_HZ, { replyToSender: true });
   try {
-    const answering = await startSipp({ scenario: ANSWERING_PHONE, localPort: phonePort, keys: { rtpport: phone.port }, timeoutSec: 15 });
+    const answering = await startSipp({ scenario: ANSWERER_UNTIL_BYE, localPort: phonePort, keys: { rtpport: phone.port }, timeoutSec: 15 });
     await answering.ready();
     for (const key of ["5", "5", "5", "0", "1", "0", "0"]) await page.getByRole("button", { name: key, exact: true }).click();
     expect(await page.inputValue("#number")).toBe("5550100");

@@ -7,9 +7,9 @@ import { launchFirefox, type Firefox } from "../helpers/bidi.ts";
 import { startPulseAudio, type PulseAudio } from "../helpers/pulseaudio.ts";
 import { peerHears } from "../helpers/hearing.ts";
 import { startRtpPeer, toneShareOf } from "../helpers/rtpPeer.ts";
-import { freePort, runSipp } from "../helpers/sipp.ts";
+import { CALLER_UNTIL_BYE, freePort, runSipp } from "../helpers/sipp.ts";
 import { until } from "../helpers/until.ts";
-import { BROWSER_HZ, PHONE_HZ, UAC_EARLY_OFFER, leaveReasons, pageHearing, pageLevelAt, startWebRtcTestApp, type WebRtcTestApp } from "../helpers/webrtcPage.ts";
+import { BROWSER_HZ, PHONE_HZ, hangUpPhone, leaveReasons, pageHearing, pageLevelAt, startWebRtcTestApp, type WebRtcTestApp } from "../helpers/webrtcPage.ts";
 
 const SECRET = "firefox-test-secret-0123456789";
 
@@ -58,7 +58,8 @@ test("Firefox on /ui/ and a SIPp caller hear each other's tone and not their own
 
   const phone = await startRtpPeer(PHONE_HZ, { replyToSender: true });
   try {
-    const call = runSipp({ scenario: UAC_EARLY_OFFER, remote: `127.0.0.1:${app.sipPort}`, service: "1000", keys: { rtpport: phone.port, testcase: "firefox" }, extraArgs: ["-d", "4000"], timeoutSec: 15 });
+    // The caller stays until hung up below, once both directions have been heard.
+    const call = runSipp({ scenario: CALLER_UNTIL_BYE, remote: `127.0.0.1:${app.sipPort}`, service: "1000", keys: { rtpport: phone.port, testcase: "firefox" }, timeoutSec: 25 });
     await firefox.waitFor("the phone in the list", pageHasText, "people", "Phone");
 
     // The page hears the caller's tone, not its own.
@@ -71,6 +72,7 @@ test("Firefox on /ui/ and a SIPp caller hear each other's tone and not their own
 
     await firefox.waitFor("Ada in the list", pageHasText, "people", "Ada Lovelace");
     await firefox.screenshot("test-artifacts/webrtc-ui-firefox.png");
+    await hangUpPhone(app);
     const result = await call;
     expect(result.exitCode, result.summary).toBe(0);
 
