@@ -89,8 +89,8 @@ describe("outbound calls", () => {
   test("delayed offer: the ACK carries our answer, the From carries the caller ID, a phone caller and the callee hear each other", async () => {
     await setWebhooks({});
     const callee = await startRtpPeer(1000, { replyToSender: true });
-    // The phone caller stays 1 s longer than the callee (dialled once the caller is in): both are in
-    // the channel together for the callee's 2.5 s, far more than the half second judged of each.
+    // The phone caller (3.5 s) outlasts the callee (2.5 s, dialled once the caller is in): both are
+    // in the channel together for most of the callee's call, far more than the half second judged of each.
     const { peer: caller, run: inbound } = await phoneCaller(app, { service: "1000", toneHz: 440, holdMs: 3500 });
     try {
       await inChannel(caller);

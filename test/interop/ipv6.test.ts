@@ -62,8 +62,8 @@ async function ipv6Phone(toneHz: number, testcase: string, holdMs: number) {
 }
 
 test("two SIPp phones call in over IPv6: SDP and RTP on ::1, each hears the other", async () => {
-  // B calls once A is in the channel (its audio reaches A) and hangs up 1 s before A: both are in
-  // the channel together for B's 2.5 s, far more than the half second judged of each.
+  // B (2.5 s) calls once A (3.5 s) is in the channel (its audio reaches A): both are in the
+  // channel together for most of B's call, far more than the half second judged of each.
   const a = await ipv6Phone(1000, "v6-a", 3500);
   await until(() => a.peer.packetsReceived > 0, { what: () => "phone A never got the channel's RTP" });
   const b = await ipv6Phone(440, "v6-b", 2500);
