@@ -33,7 +33,7 @@ export function carriesTone(pcm: Int16Array, sampleRate: number, hz: number, sha
   return soundShare(pcm, sampleRate) >= 0.5 && toneShareOf(pcm, sampleRate, hz) > share;
 }
 
-function describe(pcm: Int16Array, sampleRate: number, hz: number) {
+function heardSummary(pcm: Int16Array, sampleRate: number, hz: number) {
   return { heardMs: (pcm.length / sampleRate) * 1000, toneShare: toneShareOf(pcm, sampleRate, hz), soundShare: soundShare(pcm, sampleRate) };
 }
 
@@ -47,7 +47,7 @@ export async function peerHears(peer: RtpPeer, hz: number, o: HearOptions = {}):
       window = all.subarray(Math.max(0, all.length - samples));
       return window.length === samples && carriesTone(window, 8000, hz, o.share);
     },
-    { timeoutMs: o.timeoutMs ?? 10_000, pollMs: 20, what: () => ({ hz, packetsReceived: peer.packetsReceived, ...describe(window, 8000, hz) }) },
+    { timeoutMs: o.timeoutMs ?? 10_000, pollMs: 20, what: () => ({ hz, packetsReceived: peer.packetsReceived, ...heardSummary(window, 8000, hz) }) },
   );
   return window.slice();
 }
@@ -83,5 +83,5 @@ export async function clientHearsUntil(
 
 /** Waits until the last `ms` of what a WebRTC test client heard carry `hz`; returns them. */
 export function clientHears(client: TestClient, hz: number, o: HearOptions = {}): Promise<Int16Array> {
-  return clientHearsUntil(client, (w, rate) => carriesTone(w, rate, hz, o.share), { ...o, what: (w, rate) => ({ hz, ...describe(w, rate, hz) }) });
+  return clientHearsUntil(client, (w, rate) => carriesTone(w, rate, hz, o.share), { ...o, what: (w, rate) => ({ hz, ...heardSummary(w, rate, hz) }) });
 }
