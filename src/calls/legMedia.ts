@@ -15,6 +15,7 @@ export interface PhoneLegMediaOptions {
   codecPreferences?: readonly CodecName[];
   mediaTimeoutSec?: number;
   dtmfDurationMs?: number;
+  strictSource?: boolean;
 }
 
 export function phoneLegMedia(o: PhoneLegMediaOptions): MediaFactory {
@@ -44,6 +45,10 @@ class PhoneLegMedia implements CallMedia {
     const result = this.leg.applyAnswer(answerSdp);
     if (!result.ok) return this.failure(result);
     return { ok: true as const, codec: this.codec() };
+  }
+
+  setSignallingAddress(address: string): void {
+    this.leg.setSignallingAddress(address);
   }
 
   sendDtmf(digits: string): void {
