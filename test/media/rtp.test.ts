@@ -4,6 +4,7 @@ import { RtpSession, type RtpSessionConfig } from "../../src/media/rtp.ts";
 import { parseRtp, serializeRtp, type RtpPacket } from "../../src/media/rtp-packet.ts";
 import { buildCompound, parseCompound } from "../../src/media/rtcp.ts";
 import { LEARN_PROBATION } from "../../src/media/source-latch.ts";
+import { metrics } from "../../src/metrics.ts";
 import { inThreadUdpIo, type UdpIo } from "../../src/media/udp-io.ts";
 import { WorkerUdpIo } from "../../src/media/worker-udp-io.ts";
 
@@ -35,6 +36,12 @@ const until = async (cond: () => boolean, ms = 10_000) => {
   const end = Date.now() + ms;
   while (!cond()) { if (Date.now() > end) throw new Error("timed out"); await Bun.sleep(2); }
 };
+
+/** trunkline_rtp_stranger_packets_total{kind} as /metrics shows it. */
+function strangerMetric(kind: "rtp" | "rtcp"): number {
+  const line = metrics.render().split("\n").find((l) => l.startsWith(`trunkline_rtp_stranger_packets_total{kind="${kind}"}`));
+  return Number(line?.split(" ")[1]);
+}
 
 function rtp(seq: number, ssrc = 0x1111, pt = 0): Uint8Array {
   return serializeRtp({ payloadType: pt, sequenceNumber: seq, timestamp: seq * 160, ssrc }, new Uint8Array(160).fill(0xff));
@@ -68,6 +75,7 @@ describe.each<[string, UdpIo]>([["in-thread", inThreadUdpIo], ["worker", workerI
     const natPeer = await peer();     // where the media actually comes from: same address, another port
     const stranger = await peer("127.0.0.66");
     s.configure(config(sdpPeer.socket.port));
+    const metricBefore = strangerMetric("rtp");
     const got: RtpPacket[] = [];
     s.onPacket = (p) => got.push(p);
     s.send(0, new Uint8Array(160), 0);
@@ -82,6 +90,7 @@ describe.each<[string, UdpIo]>([["in-thread", inThreadUdpIo], ["worker", workerI
     await until(() => got.length === 2 && s.stats().strangerPackets === 15);
     expect(got.map((p) => p.sequenceNumber)).toEqual([LEARN_PROBATION, LEARN_PROBATION + 1]);
     expect(s.stats()).toMatchObject({ latched: true, remote: `127.0.0.1:${natPeer.socket.port}`, ignoredPackets: LEARN_PROBATION - 1, strangerPackets: 15 });
+    expect(strangerMetric("rtp") - metricBefore).toBe(15);
     // Sent after every stranger packet was counted: reaches the peer, and the stranger still has nothing.
     s.send(0, new Uint8Array(160), 320);
     await until(() => natPeer.rtp().length === 2);
@@ -115,9 +124,11 @@ describe.each<[string, UdpIo]>([["in-thread", inThreadUdpIo], ["worker", workerI
         ssrc: 0x1111, cname: "peer",
         reports: [{ ssrc: s.ssrc, fractionLost, cumulativeLost: 12, extendedHighestSeq: 100, jitter: 80, lastSr: 0, delaySinceLastSr: 0 }],
       });
+      const metricBefore = strangerMetric("rtcp");
       for (const port of [s.localPort, s.localPort + 1]) stranger.socket.send(report(255), port, "127.0.0.1");
       p.socket.send(report(64), rtcpMux ? s.localPort : s.localPort + 1, "127.0.0.1");
       await until(() => s.stats().peerReport !== undefined && s.stats().strangerPackets === 2);
+      expect(strangerMetric("rtcp") - metricBefore).toBe(2);
       expect(s.stats().peerReport?.fractionLost).toBe(0.25);
       // Our RTCP BYE at close goes to the peer, not to the stranger.
       opened.splice(opened.indexOf(s), 1);
