@@ -16,7 +16,7 @@ export interface CallMedia {
   answer(offerSdp: string): AnswerOutcome;
   /** Applies the peer's answer to our last offer. */
   acceptAnswer(answerSdp: string): ApplyOutcome;
-  /** Where the call's SIP signalling comes from: media from it is accepted when the SDP names a private address (NAT). */
+  /** Where the call's SIP signalling comes from: media from that address is accepted too (NAT), unless rtp.strictSource. */
   setSignallingAddress(address: string): void;
   /** Sends RFC 4733 events (in-band tones when the peer negotiated no telephone-event). */
   sendDtmf(digits: string): void;

@@ -13,7 +13,7 @@
 //   Whatever the peer sent, when the caller does not track who offered:
 //     leg.applyRemoteSdp(sdp)            // answer to our pending offer, else an offer: { ok: true, sdp? }
 //
-//   leg.setSignallingAddress(sipPeer);    // where the call's SIP comes from (NAT fallback, rtp.ts)
+//   leg.setSignallingAddress(sipPeer);    // where the call's SIP comes from: may send media too (NAT)
 //   leg.sendDtmf("123#");                 // RFC 4733 events (in-band tones when the peer has none)
 //   leg.onDtmf = ({ digit, durationMs }) => …;
 //   leg.onTimeout = () => …;              // no RTP for mediaTimeoutSec while the peer should send

@@ -3,7 +3,7 @@
 //
 //   const s = await RtpSession.open({ allocator, bindAddress: "0.0.0.0", cname, io });  // or { error }
 //   s.configure({ remote, payloadTypes, clockRate, expectMedia, mediaTimeoutMs, strictSource });
-//   s.setSignallingAddress(dialogPeerAddress);  // NAT fallback when the SDP names a private address
+//   s.setSignallingAddress(dialogPeerAddress);  // the SIP peer's address may send media too (NAT)
 //   s.onPacket = (packet, arrivalMs) => …;     // valid RTP from the learned peer, accepted PTs only
 //   s.onNewSource = (ssrc) => …;               // the peer's SSRC changed (reset decoders/jitter)
 //   s.onTimeout = () => …;                     // no RTP for mediaTimeoutMs while media is expected
@@ -12,12 +12,12 @@
 //
 // Symmetric RTP (RFC 4961) with strict source learning (source-latch.ts): we send to the SDP address
 // until the peer's media arrives, then to where it really comes from, learned only among the sources
-// the signalling allows (the SDP's address; its exact port with strictSource); anything else is
-// dropped and counted (stats().strangerPackets, trunkline_rtp_stranger_packets_total) before it is
-// parsed. configure() with a new remote transport address (re-INVITE, UPDATE) learns afresh; the same
-// address keeps what was learned. RTCP is learned the same way on its own port, or read only from the
-// RTP source with rtcp-mux (RFC 5761). RTCP SR/RR + SDES go out every ~5 s (RFC 3550 §6.2,
-// randomised 0.5–1.5×), on the RTP port when rtcp-mux is on.
+// the signalling allows (the SDP's or the SIP peer's address; only the SDP's exact address and port
+// with strictSource); anything else is dropped and counted (stats().strangerPackets,
+// trunkline_rtp_stranger_packets_total) before it is parsed. configure() with a new remote transport
+// address (re-INVITE, UPDATE) learns afresh; the same address keeps what was learned. RTCP is learned
+// the same way on its own port, or read only from the RTP source with rtcp-mux (RFC 5761). RTCP SR/RR
+// + SDES go out every ~5 s (RFC 3550 §6.2, randomised 0.5–1.5×), on the RTP port when rtcp-mux is on.
 import { createLogger } from "../log.ts";
 import { metrics } from "../metrics.ts";
 import { bindRtpPair, type BoundRtpPair, type RtpPortAllocator } from "./ports.ts";
@@ -181,7 +181,7 @@ export class RtpSession {
     this.timedOut = false;
   }
 
-  /** Where the call's SIP signalling comes from: also allowed when the SDP names a private address (NAT). */
+  /** Where the call's SIP signalling comes from: media from that address is allowed too (NAT), unless strict. */
   setSignallingAddress(address: string): void {
     this.rtpSource.setSignallingAddress(address);
     this.rtcpSource.setSignallingAddress(address);

@@ -11,10 +11,11 @@
 //
 // Which sources may be learned:
 // - strict: the SDP's connection address and port, nothing else;
-// - otherwise the SDP's connection address from any port (a NAT may rewrite ports, RFC 4787 §4.1) and,
-//   only when that address is private or link-local (a phone behind NAT that wrote its LAN address), the
-//   address the signalling came from (setSignallingAddress): a NAT keeps a host's flows on one public
-//   address (RFC 4787 §4.1 REQ-2, "paired" pooling).
+// - otherwise the SDP's connection address from any port (a NAT may rewrite ports, RFC 4787 §4.1), and
+//   the address the call's SIP signalling comes from (setSignallingAddress), from any port: a phone
+//   behind NAT that wrote its LAN address into the SDP sends its media from the same public address as
+//   its SIP (RFC 4787 §4.1 REQ-2, "paired" pooling), and so does a multi-homed host that advertises
+//   another interface than the one it routes through.
 // The SDP's exact address and port is learned from its first packet and locks at once. A source that
 // matches by address only must first send LEARN_PROBATION consecutive sequence numbers of one SSRC
 // (RTCP: its first packet); learning then stays open LEARN_WINDOW_MS, during which the exact SDP
@@ -46,8 +47,6 @@ export class SourceLatch {
   private expectedPort = 0;
   private strict = false;
   private signallingAddress: string | undefined;
-  /** the signalling source counts as the SDP address (the SDP's is private) */
-  private natFallback = false;
   /** from this time only the learned source is admitted: Infinity until a first source is learned, -Infinity once locked for good */
   private lockAtMs = Infinity;
   private candidateAddress = "";
@@ -65,13 +64,11 @@ export class SourceLatch {
     this.port = 0;
     this.lockAtMs = Infinity;
     this.candidateCount = 0;
-    this.updateFallback();
   }
 
   /** Where the SIP signalling of this call comes from (the dialog's peer). */
   setSignallingAddress(address: string | undefined): void {
     this.signallingAddress = address === undefined ? undefined : canonicalAddress(address);
-    this.updateFallback();
   }
 
   /** One RTP datagram (at least a 12-byte header, RFC 3550 §5.1) from address:port. */
@@ -115,7 +112,7 @@ export class SourceLatch {
       if (port === this.expectedPort) return EXACT;
       return this.strict ? NONE : SAME_ADDRESS;
     }
-    return this.natFallback && a === this.signallingAddress ? SAME_ADDRESS : NONE;
+    return !this.strict && a === this.signallingAddress ? SAME_ADDRESS : NONE;
   }
 
   /** RFC 3550 A.1 style probation: consecutive sequence numbers of one SSRC from one source. */
@@ -145,11 +142,6 @@ export class SourceLatch {
     this.lockAtMs = lockAtMs;
     this.candidateCount = 0;
   }
-
-  private updateFallback(): void {
-    const s = this.signallingAddress;
-    this.natFallback = !this.strict && s !== undefined && s !== this.expectedAddress && isPrivateAddress(this.expectedAddress);
-  }
 }
 
 /**
@@ -171,18 +163,4 @@ export function canonicalAddress(address: string): string {
   const high = parseInt(mapped[1]!, 16);
   const low = parseInt(mapped[2]!, 16);
   return `${high >> 8}.${high & 0xff}.${low >> 8}.${low & 0xff}`;
-}
-
-/**
- * Addresses a host behind NAT may write into its SDP that are not reachable from outside: RFC 1918,
- * RFC 6598 shared (carrier-grade NAT), RFC 3927 link-local; IPv6 unique-local (RFC 4193) and link-local.
- */
-export function isPrivateAddress(address: string): boolean {
-  const v4 = /^(\d{1,3})\.(\d{1,3})\.\d{1,3}\.\d{1,3}$/.exec(address);
-  if (v4) {
-    const a = Number(v4[1]);
-    const b = Number(v4[2]);
-    return a === 10 || (a === 172 && b >= 16 && b <= 31) || (a === 192 && b === 168) || (a === 100 && b >= 64 && b <= 127) || (a === 169 && b === 254);
-  }
-  return /^f[cd][0-9a-f]{2}:/.test(address) || /^fe[89ab][0-9a-f]:/.test(address);
 }
