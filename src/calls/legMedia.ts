@@ -71,6 +71,7 @@ class PhoneLegMedia implements CallMedia {
       octetsSent: rtp.octetsSent,
       octetsReceived: rtp.octetsReceived,
       packetsLost: rtp.packetsLost,
+      strangerPackets: rtp.strangerPackets,
       jitterMs: rtp.jitterMs,
       framesConcealed: jitter.lost,
       latePackets: jitter.late,
