@@ -23,6 +23,7 @@ import { metrics } from "../metrics.ts";
 import { bindRtpPair, type BoundRtpPair, type RtpPortAllocator } from "./ports.ts";
 import { RTP_HEADER_SIZE, looksLikeRtcp, parseRtp, writeRtpHeader, type RtpPacket } from "./rtp-packet.ts";
 import { ReceptionStats, buildCompound, ntpNow, parseCompound, roundTripMs, type ReportBlock } from "./rtcp.ts";
+import { isNullAddress } from "./sdp.ts";
 import { ADMIT, STRANGER, SourceLatch } from "./source-latch.ts";
 import { inThreadUdpIo, type UdpIo } from "./udp-io.ts";
 
@@ -126,6 +127,8 @@ export class RtpSession {
   private config: RtpSessionConfig | undefined;
   private accepted = new Set<number>();
   private readonly rtpSource = new SourceLatch();
+  /** the remote the latches learn for: the last one with a real address */
+  private learningFor: RtpRemote | undefined;
   /** RTCP on its own port (no rtcp-mux) */
   private readonly rtcpSource = new SourceLatch();
   private reception: ReceptionStats | undefined;
@@ -168,12 +171,17 @@ export class RtpSession {
     this.accepted = new Set(config.payloadTypes);
     const strict = config.strictSource ?? false;
     const { remote } = config;
-    const before = previous?.remote;
-    if (!before || before.address !== remote.address || before.port !== remote.port || previous!.strictSource !== config.strictSource) {
-      this.rtpSource.expect({ address: remote.address, port: remote.port }, { strict });
-    }
-    if (!before || before.rtcpAddress !== remote.rtcpAddress || before.rtcpPort !== remote.rtcpPort || previous!.strictSource !== config.strictSource) {
-      this.rtcpSource.expect({ address: remote.rtcpAddress, port: remote.rtcpPort }, { strict });
+    const known = this.learningFor;
+    // RFC 3264 §8.4: c=0.0.0.0 (old-style hold) says "do not send to me", not that the media moved.
+    if (!known || !isNullAddress(remote.address)) {
+      const policyChanged = known !== undefined && (previous?.strictSource ?? false) !== strict;
+      if (!known || policyChanged || known.address !== remote.address || known.port !== remote.port) {
+        this.rtpSource.expect({ address: remote.address, port: remote.port }, { strict });
+      }
+      if (!known || policyChanged || known.rtcpAddress !== remote.rtcpAddress || known.rtcpPort !== remote.rtcpPort) {
+        this.rtcpSource.expect({ address: remote.rtcpAddress, port: remote.rtcpPort }, { strict });
+      }
+      this.learningFor = remote;
     }
     // Statistics are in RTP clock units: a codec change (re-INVITE) starts them afresh.
     if (previous && previous.clockRate !== config.clockRate) this.reception = undefined;
@@ -336,7 +344,7 @@ export class RtpSession {
     const source = mux ? this.rtpSource : this.rtcpSource;
     const address = source.address ?? (mux ? c.remote.address : c.remote.rtcpAddress);
     const port = source.address !== undefined ? source.port : (mux ? c.remote.port : c.remote.rtcpPort);
-    if (port === 0 || address === "0.0.0.0") return;
+    if (port === 0 || isNullAddress(address) || isNullAddress(c.remote.address)) return;
     (mux ? this.pair.rtp : this.pair.rtcp).send(packet, port, address);
   }
 

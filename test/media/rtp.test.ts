@@ -153,6 +153,25 @@ describe.each<[string, UdpIo]>([["in-thread", inThreadUdpIo], ["worker", workerI
     expect(s.stats().remote).toBe(`127.0.0.1:${natPeer.socket.port}`);
   });
 
+  test("old-style hold (c=0.0.0.0) does not move the media: what the peer still sends (music on hold) is heard", async () => {
+    const s = await session();
+    const sdpPeer = await peer();
+    const natPeer = await peer();
+    s.configure(config(sdpPeer.socket.port));
+    let n = 0;
+    s.onPacket = () => n++;
+    for (let i = 1; i <= LEARN_PROBATION; i++) natPeer.socket.send(rtp(i), s.localPort, "127.0.0.1");
+    await until(() => n === 1);
+    const hold = config(0);
+    s.configure({ ...hold, remote: { ...hold.remote, address: "0.0.0.0", rtcpAddress: "0.0.0.0" } });
+    natPeer.socket.send(rtp(LEARN_PROBATION + 1), s.localPort, "127.0.0.1");
+    await until(() => n === 2);
+    s.configure(config(sdpPeer.socket.port));
+    natPeer.socket.send(rtp(LEARN_PROBATION + 2), s.localPort, "127.0.0.1");
+    await until(() => n === 3);
+    expect(s.stats()).toMatchObject({ remote: `127.0.0.1:${natPeer.socket.port}`, strangerPackets: 0 });
+  });
+
   test("re-configuring with a new remote (re-INVITE) unlatches", async () => {
     const s = await session();
     const a = await peer();
