@@ -253,11 +253,10 @@ export class RtpSession {
 
   /** A datagram on the RTCP port (RTCP without rtcp-mux). */
   private receiveRtcp(data: Uint8Array, port: number, address: string, now: number): void {
-    if (!this.config || this.rtcpSource.admitControl(address, port, now) === STRANGER) {
-      this.stranger("rtcp");
-      return;
-    }
-    this.readRtcp(data, now);
+    const admission = this.config ? this.rtcpSource.admitControl(address, port, now) : STRANGER;
+    if (admission === ADMIT) this.readRtcp(data, now);
+    else if (admission === STRANGER) this.stranger("rtcp");
+    else this.counters.ignoredPackets++;
   }
 
   private readRtcp(data: Uint8Array, now: number): void {

@@ -67,8 +67,8 @@ export class SourceLatch {
   }
 
   /** Where the SIP signalling of this call comes from (the dialog's peer). */
-  setSignallingAddress(address: string | undefined): void {
-    this.signallingAddress = address === undefined ? undefined : canonicalAddress(address);
+  setSignallingAddress(address: string): void {
+    this.signallingAddress = canonicalAddress(address);
   }
 
   /** One RTP datagram (at least a 12-byte header, RFC 3550 §5.1) from address:port. */

@@ -130,6 +130,13 @@ describe.each<[string, UdpIo]>([["in-thread", inThreadUdpIo], ["worker", workerI
       await until(() => s.stats().peerReport !== undefined && s.stats().strangerPackets === 2);
       expect(strangerMetric("rtcp") - metricBefore).toBe(2);
       expect(s.stats().peerReport?.fractionLost).toBe(0.25);
+      if (!rtcpMux) {
+        // Another port of the peer's address, once the RTCP source is learned: dropped unread.
+        const samePlace = await peer();
+        samePlace.socket.send(report(128), s.localPort + 1, "127.0.0.1");
+        await until(() => s.stats().ignoredPackets === 1);
+        expect(s.stats().peerReport?.fractionLost).toBe(0.25);
+      }
       // Our RTCP BYE at close goes to the peer, not to the stranger.
       opened.splice(opened.indexOf(s), 1);
       s.close();
