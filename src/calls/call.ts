@@ -150,6 +150,7 @@ export class Call {
   /** Takes over the dialog: in-dialog requests, the ACK, its end, and the session timer. */
   attachDialog(dialog: Dialog, sessionTimer?: SessionTimerSettings): void {
     this.dialog = dialog;
+    this.media?.setSignallingAddress(dialog.peer.address);
     dialog.on("request", (req, tx) => this.onInDialogRequest(req, tx));
     dialog.on("ack", (ack) => this.onAck(ack));
     dialog.on("terminated", (reason) => {

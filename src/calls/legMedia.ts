@@ -15,6 +15,7 @@ export interface PhoneLegMediaOptions {
   codecPreferences?: readonly CodecName[];
   mediaTimeoutSec?: number;
   dtmfDurationMs?: number;
+  strictSource?: boolean;
 }
 
 export function phoneLegMedia(o: PhoneLegMediaOptions): MediaFactory {
@@ -46,6 +47,10 @@ class PhoneLegMedia implements CallMedia {
     return { ok: true as const, codec: this.codec() };
   }
 
+  setSignallingAddress(address: string): void {
+    this.leg.setSignallingAddress(address);
+  }
+
   sendDtmf(digits: string): void {
     this.leg.sendDtmf(digits);
   }
@@ -66,6 +71,7 @@ class PhoneLegMedia implements CallMedia {
       octetsSent: rtp.octetsSent,
       octetsReceived: rtp.octetsReceived,
       packetsLost: rtp.packetsLost,
+      strangerPackets: rtp.strangerPackets,
       jitterMs: rtp.jitterMs,
       framesConcealed: jitter.lost,
       latePackets: jitter.late,

@@ -16,6 +16,8 @@ export interface CallMedia {
   answer(offerSdp: string): AnswerOutcome;
   /** Applies the peer's answer to our last offer. */
   acceptAnswer(answerSdp: string): ApplyOutcome;
+  /** Where the call's SIP signalling comes from: media from that address is accepted too (NAT), unless rtp.strictSource. */
+  setSignallingAddress(address: string): void;
   /** Sends RFC 4733 events (in-band tones when the peer negotiated no telephone-event). */
   sendDtmf(digits: string): void;
   onDtmf(listener: (digit: string, durationMs: number) => void): void;

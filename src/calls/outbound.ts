@@ -182,6 +182,7 @@ class InviteAttempt {
       this.call.ringing(res.status);
       // Early media (RFC 3960): with our offer in the INVITE, an 18x answer lets the ringback play.
       if (this.earlyOffer && this.early === undefined && res.body.length > 0) {
+        this.call.media?.setSignallingAddress(destination.address);
         const applied = this.call.media?.acceptAnswer(res.bodyText);
         if (applied?.ok) this.early = { sdp: res.bodyText, codec: applied.codec };
       }

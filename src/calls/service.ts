@@ -96,6 +96,7 @@ export class CallService implements Service {
           codecPreferences: config.rtp.codecs,
           mediaTimeoutSec: config.rtp.mediaTimeoutSec,
           dtmfDurationMs: config.rtp.dtmfDurationMs,
+          strictSource: config.rtp.strictSource,
         })(o);
       },
       routes,

@@ -61,6 +61,10 @@ const rtpSchema = s
       .boolean()
       .default(true)
       .describe("RTP/RTCP socket I/O on a worker thread, beside the media work of the main thread; false keeps it on the main thread."),
+    strictSource: s
+      .boolean()
+      .default(false)
+      .describe("Accept a call's RTP/RTCP only from the exact address and port its SDP names; false also accepts other ports of that address (NAT)."),
   })
   .refine((rtp) => (rtp.portMax <= rtp.portMin ? { at: ["portMax"], message: `must be above portMin (${rtp.portMin})` } : undefined));
 

@@ -13,6 +13,7 @@
 //   Whatever the peer sent, when the caller does not track who offered:
 //     leg.applyRemoteSdp(sdp)            // answer to our pending offer, else an offer: { ok: true, sdp? }
 //
+//   leg.setSignallingAddress(sipPeer);    // where the call's SIP comes from: may send media too (NAT)
 //   leg.sendDtmf("123#");                 // RFC 4733 events (in-band tones when the peer has none)
 //   leg.onDtmf = ({ digit, durationMs }) => …;
 //   leg.onTimeout = () => …;              // no RTP for mediaTimeoutSec while the peer should send
@@ -57,6 +58,8 @@ export interface PhoneLegOptions {
   preferLocalOrder?: boolean;
   /** 0 disables; default 30 */
   mediaTimeoutSec?: number;
+  /** accept media only from the SDP's exact address and port (default: its address, any port) */
+  strictSource?: boolean;
   /** length of each DTMF digit we send, default 100 ms */
   dtmfDurationMs?: number;
 }
@@ -83,6 +86,7 @@ export interface PhoneLeg {
   offer(o?: { hold?: boolean }): string;
   applyAnswer(answerSdp: string | Uint8Array): ApplyResult;
   applyRemoteSdp(sdp: string | Uint8Array): ApplyResult;
+  setSignallingAddress(address: string): void;
   sendDtmf(digits: string): void;
   onDtmf: (event: DtmfEvent) => void;
   onTimeout: () => void;
@@ -267,8 +271,13 @@ class RtpPhoneLeg implements PhoneLeg {
       clockRate: codec.rtpClockRate,
       expectMedia: this.receiving && reachable,
       mediaTimeoutMs: (this.o.mediaTimeoutSec ?? 30) * 1000,
+      strictSource: this.o.strictSource,
     });
     log.debug("media negotiated", { participant: this.o.participantId, codec: codec.name, direction: media.direction, remote: `${media.remoteAddress}:${media.remotePort}` });
+  }
+
+  setSignallingAddress(address: string): void {
+    this.session.setSignallingAddress(address);
   }
 
   private restartReceiver(): void {

@@ -5,15 +5,29 @@
 //   const pair = await bindRtpPair(allocator, "0.0.0.0", { rtp, rtcp }, io);  // { rtp, rtcp, port } | { error }
 //   pair.close();                                                           // closes both sockets, frees the port
 //
-// Ports are handed out round-robin so a port just released (whose peer may still send a few packets)
-// is the last to be reused.
+// Ports are drawn at random (crypto-strength) from the free pairs, so the next call's port cannot be
+// guessed from this one's (an RTP sprayer must cover the whole range). A released pair waits in a
+// first-in first-out cooling queue, behind the pairs released before it, while its old peer may still
+// send a few packets; it returns to the random pool once half the range is cooling, or sooner when
+// nothing else is free. Reserving and releasing are O(1).
 import type { DatagramHandlers, DatagramSocket, UdpIo } from "./udp-io.ts";
+
+const RANDOM_BATCH = 256;
 
 export class RtpPortAllocator {
   readonly min: number;
   readonly max: number;
-  private readonly inUse = new Set<number>();
-  private cursor: number;
+  /** pair indices free to draw: the first `freeCount` entries, in no order */
+  private readonly free: Int32Array;
+  private freeCount: number;
+  /** released pair indices, oldest first: a ring of `coolingCount` entries from `coolingHead` */
+  private readonly cooling: Int32Array;
+  private coolingHead = 0;
+  private coolingCount = 0;
+  private readonly inUse: Uint8Array;
+  private usedCount = 0;
+  private readonly random = new Uint32Array(RANDOM_BATCH);
+  private randomLeft = 0;
 
   constructor(range: { min: number; max: number }) {
     const min = range.min % 2 === 0 ? range.min : range.min + 1;
@@ -22,7 +36,12 @@ export class RtpPortAllocator {
     }
     this.min = min;
     this.max = range.max;
-    this.cursor = min + 2 * Math.floor((Math.random() * this.capacity));
+    const capacity = this.capacity;
+    this.free = new Int32Array(capacity);
+    for (let i = 0; i < capacity; i++) this.free[i] = i;
+    this.freeCount = capacity;
+    this.cooling = new Int32Array(capacity);
+    this.inUse = new Uint8Array(capacity);
   }
 
   /** Number of even/odd pairs in the range. */
@@ -31,25 +50,50 @@ export class RtpPortAllocator {
   }
 
   get used(): number {
-    return this.inUse.size;
+    return this.usedCount;
   }
 
-  /** Reserves the next free even port, or undefined when the range is exhausted. */
+  /** Reserves a random free even port, or undefined when the range is exhausted. */
   reserve(): number | undefined {
-    for (let i = 0; i < this.capacity; i++) {
-      const port = this.cursor;
-      this.cursor += 2;
-      if (this.cursor + 1 > this.max) this.cursor = this.min;
-      if (!this.inUse.has(port)) {
-        this.inUse.add(port);
-        return port;
-      }
+    let index: number;
+    if (this.freeCount > 0) {
+      const at = this.nextRandom() % this.freeCount;
+      index = this.free[at]!;
+      this.free[at] = this.free[--this.freeCount]!;
+    } else if (this.coolingCount > 0) {
+      index = this.takeCoolest();
+    } else {
+      return undefined;
     }
-    return undefined;
+    this.inUse[index] = 1;
+    this.usedCount++;
+    return this.min + 2 * index;
   }
 
   release(port: number): void {
-    this.inUse.delete(port);
+    const index = (port - this.min) / 2;
+    if (!Number.isInteger(index) || index < 0 || index >= this.capacity || this.inUse[index] === 0) return;
+    this.inUse[index] = 0;
+    this.usedCount--;
+    this.cooling[(this.coolingHead + this.coolingCount) % this.capacity] = index;
+    this.coolingCount++;
+    // Half the range cooling: the longest-released pair rejoins the draw, so ports stay unpredictable.
+    if (this.coolingCount > this.capacity / 2) this.free[this.freeCount++] = this.takeCoolest();
+  }
+
+  private takeCoolest(): number {
+    const index = this.cooling[this.coolingHead]!;
+    this.coolingHead = (this.coolingHead + 1) % this.capacity;
+    this.coolingCount--;
+    return index;
+  }
+
+  private nextRandom(): number {
+    if (this.randomLeft === 0) {
+      crypto.getRandomValues(this.random);
+      this.randomLeft = RANDOM_BATCH;
+    }
+    return this.random[--this.randomLeft]!;
   }
 }
 
@@ -90,7 +134,7 @@ export async function bindRtpPair(
         },
       };
     } catch (error) {
-      // EADDRINUSE from another process: the cursor has already moved past this pair.
+      // EADDRINUSE from another process: the pair cools down like any released one.
       rtp?.close();
       allocator.release(port);
       lastError = error instanceof Error ? error.message : String(error);

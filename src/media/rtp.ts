@@ -2,21 +2,29 @@
 // UdpIo (udp-io.ts): on this thread by default, or on the RTP I/O worker (worker-udp-io.ts).
 //
 //   const s = await RtpSession.open({ allocator, bindAddress: "0.0.0.0", cname, io });  // or { error }
-//   s.configure({ remote, payloadTypes, clockRate, expectMedia, mediaTimeoutMs });
-//   s.onPacket = (packet, arrivalMs) => …;     // valid RTP from the (latched) peer, accepted PTs only
+//   s.configure({ remote, payloadTypes, clockRate, expectMedia, mediaTimeoutMs, strictSource });
+//   s.setSignallingAddress(dialogPeerAddress);  // the SIP peer's address may send media too (NAT)
+//   s.onPacket = (packet, arrivalMs) => …;     // valid RTP from the learned peer, accepted PTs only
 //   s.onNewSource = (ssrc) => …;               // the peer's SSRC changed (reset decoders/jitter)
 //   s.onTimeout = () => …;                     // no RTP for mediaTimeoutMs while media is expected
 //   s.send(payloadType, payload, timestamp, marker);   // our SSRC, continuous sequence numbers
 //   s.stats(); s.close();
 //
-// Symmetric RTP (RFC 4961) / latching: we send to the SDP address until valid packets arrive, then
-// to where the peer's media really comes from (NAT): at once for the SDP address itself, after two
-// in-sequence packets for any other source; once latched, packets from other sources are ignored. configure() with a new remote (re-INVITE) unlatches. RTCP SR/RR + SDES go out
-// every ~5 s (RFC 3550 §6.2, randomised 0.5–1.5×), on the RTP port when rtcp-mux (RFC 5761) is on.
+// Symmetric RTP (RFC 4961) with strict source learning (source-latch.ts): we send to the SDP address
+// until the peer's media arrives, then to where it really comes from, learned only among the sources
+// the signalling allows (the SDP's or the SIP peer's address; only the SDP's exact address and port
+// with strictSource); anything else is dropped and counted (stats().strangerPackets,
+// trunkline_rtp_stranger_packets_total) before it is parsed. configure() with a new remote transport
+// address (re-INVITE, UPDATE) learns afresh; the same address keeps what was learned. RTCP is learned
+// the same way on its own port, or read only from the RTP source with rtcp-mux (RFC 5761). RTCP SR/RR
+// + SDES go out every ~5 s (RFC 3550 §6.2, randomised 0.5–1.5×), on the RTP port when rtcp-mux is on.
 import { createLogger } from "../log.ts";
+import { metrics } from "../metrics.ts";
 import { bindRtpPair, type BoundRtpPair, type RtpPortAllocator } from "./ports.ts";
 import { RTP_HEADER_SIZE, looksLikeRtcp, parseRtp, writeRtpHeader, type RtpPacket } from "./rtp-packet.ts";
 import { ReceptionStats, buildCompound, ntpNow, parseCompound, roundTripMs, type ReportBlock } from "./rtcp.ts";
+import { isNullAddress } from "./sdp.ts";
+import { ADMIT, STRANGER, SourceLatch } from "./source-latch.ts";
 import { inThreadUdpIo, type UdpIo } from "./udp-io.ts";
 
 const log = createLogger("rtp");
@@ -39,6 +47,8 @@ export interface RtpSessionConfig {
   expectMedia: boolean;
   /** 0 disables the media timeout */
   mediaTimeoutMs: number;
+  /** learn only the SDP's exact address and port (default: its address, any port) */
+  strictSource?: boolean;
 }
 
 export interface PeerReport { fractionLost: number; cumulativeLost: number; jitterMs: number; rttMs?: number }
@@ -54,7 +64,8 @@ export interface RtpSessionStats {
   packetsLost: number;             // RFC 3550 A.3 cumulative, for the current peer SSRC
   fractionLost: number;            // 0..1 over the last RTCP interval
   jitterMs: number;                // RFC 3550 A.8
-  ignoredPackets: number;          // from unexpected sources once latched, or unknown payload types
+  ignoredPackets: number;          // unknown payload types, or a source still on probation
+  strangerPackets: number;         // RTP/RTCP from a source the signalling does not allow
   invalidPackets: number;
   sourceChanges: number;           // peer SSRC changes
   socketErrors: number;            // e.g. ICMP port unreachable from a vanished peer
@@ -64,6 +75,15 @@ export interface RtpSessionStats {
 const RTCP_INTERVAL_MS = 5000;
 const HOUSEKEEPING_MS = 250;
 const SEND_BUFFER_SIZE = 1500;
+
+/** Per-process totals, read at scrape time (a sprayer's packets cost an increment, no label lookup). */
+const strangers = { rtp: 0, rtcp: 0 };
+metrics.counter(
+  "trunkline_rtp_stranger_packets_total",
+  "RTP/RTCP datagrams dropped because they came from a source the call's signalling does not allow.",
+  ["kind"],
+  () => [{ labels: { kind: "rtp" }, value: strangers.rtp }, { labels: { kind: "rtcp" }, value: strangers.rtcp }],
+);
 
 /** One shared timer drives RTCP and media timeouts for all sessions. */
 const liveSessions = new Set<RtpSession>();
@@ -106,12 +126,11 @@ export class RtpSession {
   private pair!: BoundRtpPair;
   private config: RtpSessionConfig | undefined;
   private accepted = new Set<number>();
-  private latchedAddress: string | undefined;
-  private latchedPort = 0;
-  /** a source other than the SDP's that sent one packet: it latches with its next in sequence */
-  private candidate: { address: string; port: number; ssrc: number; seq: number } | undefined;
-  private rtcpLatchedAddress: string | undefined;
-  private rtcpLatchedPort = 0;
+  private readonly rtpSource = new SourceLatch();
+  /** the remote the latches learn for: the last one with a real address */
+  private learningFor: RtpRemote | undefined;
+  /** RTCP on its own port (no rtcp-mux) */
+  private readonly rtcpSource = new SourceLatch();
   private reception: ReceptionStats | undefined;
   private lastRtpAtMs = performance.now();
   private timedOut = false;
@@ -120,7 +139,7 @@ export class RtpSession {
   private lastSentAtMs = 0;
   private peerReport: PeerReport | undefined;
   private closed = false;
-  private readonly counters = { packetsSent: 0, octetsSent: 0, packetsReceived: 0, octetsReceived: 0, ignoredPackets: 0, invalidPackets: 0, sourceChanges: 0, socketErrors: 0 };
+  private readonly counters = { packetsSent: 0, octetsSent: 0, packetsReceived: 0, octetsReceived: 0, ignoredPackets: 0, strangerPackets: 0, invalidPackets: 0, sourceChanges: 0, socketErrors: 0 };
 
   private constructor(cname: string) {
     this.cname = cname;
@@ -145,16 +164,24 @@ export class RtpSession {
     return this.pair.port;
   }
 
-  /** Sets (or, for a re-INVITE, replaces) the peer and what we accept from it; unlatches. */
+  /** Sets (or, for a re-INVITE, replaces) the peer and what we accept from it; a new address is learned afresh. */
   configure(config: RtpSessionConfig): void {
     const previous = this.config;
     this.config = config;
     this.accepted = new Set(config.payloadTypes);
-    const moved = !previous || previous.remote.address !== config.remote.address || previous.remote.port !== config.remote.port;
-    if (moved) {
-      this.latchedAddress = undefined;
-      this.candidate = undefined;
-      this.rtcpLatchedAddress = undefined;
+    const strict = config.strictSource ?? false;
+    const { remote } = config;
+    const known = this.learningFor;
+    // RFC 3264 §8.4: c=0.0.0.0 (old-style hold) says "do not send to me", not that the media moved.
+    if (!known || !isNullAddress(remote.address)) {
+      const policyChanged = known !== undefined && (previous?.strictSource ?? false) !== strict;
+      if (!known || policyChanged || known.address !== remote.address || known.port !== remote.port) {
+        this.rtpSource.expect({ address: remote.address, port: remote.port }, { strict });
+      }
+      if (!known || policyChanged || known.rtcpAddress !== remote.rtcpAddress || known.rtcpPort !== remote.rtcpPort) {
+        this.rtcpSource.expect({ address: remote.rtcpAddress, port: remote.rtcpPort }, { strict });
+      }
+      this.learningFor = remote;
     }
     // Statistics are in RTP clock units: a codec change (re-INVITE) starts them afresh.
     if (previous && previous.clockRate !== config.clockRate) this.reception = undefined;
@@ -162,30 +189,37 @@ export class RtpSession {
     this.timedOut = false;
   }
 
+  /** Where the call's SIP signalling comes from: media from that address is allowed too (NAT), unless strict. */
+  setSignallingAddress(address: string): void {
+    this.rtpSource.setSignallingAddress(address);
+    this.rtcpSource.setSignallingAddress(address);
+  }
+
   private receiveOnRtpPort(data: Uint8Array, port: number, address: string, now: number): void {
-    if (looksLikeRtcp(data)) {
-      this.receiveRtcp(data, port, address, now);
+    if (!this.config) {
+      this.stranger("rtp");
       return;
     }
+    if (looksLikeRtcp(data)) {
+      if (this.rtpSource.allows(address, port)) this.readRtcp(data, now);
+      else this.stranger("rtcp");
+      return;
+    }
+    const source = this.rtpSource;
+    const known = source.port === port && source.address === address;
+    const admission = source.admitRtp(address, port, data, now);
+    if (admission !== ADMIT) {
+      if (admission === STRANGER) this.stranger("rtp");
+      else this.counters.ignoredPackets++;
+      return;
+    }
+    if (!known) log.debug("learned the RTP source", { localPort: this.pair.port, address, port });
     const packet = parseRtp(data);
-    if (!packet || !this.config) {
+    if (!packet) {
       this.counters.invalidPackets++;
       return;
     }
     if (!this.accepted.has(packet.payloadType)) {
-      this.counters.ignoredPackets++;
-      return;
-    }
-    if (this.latchedAddress === undefined) {
-      if (!this.mayLatch(packet, address, port)) {
-        this.counters.ignoredPackets++;
-        return;
-      }
-      this.latchedAddress = address;
-      this.latchedPort = port;
-      this.candidate = undefined;
-      log.debug("latched", { localPort: this.pair.port, address, port });
-    } else if (this.latchedPort !== port || this.latchedAddress !== address) {
       this.counters.ignoredPackets++;
       return;
     }
@@ -212,32 +246,23 @@ export class RtpSession {
     }
   }
 
-  /**
-   * The SDP's own address latches at once; any other source (a NAT's) must first send two
-   * consecutive packets of one SSRC, so a single spoofed packet cannot steal the stream.
-   */
-  private mayLatch(packet: RtpPacket, address: string, port: number): boolean {
-    const remote = this.config!.remote;
-    if (address === remote.address && port === remote.port) return true;
-    const c = this.candidate;
-    if (c && c.address === address && c.port === port && c.ssrc === packet.ssrc && ((c.seq + 1) & 0xffff) === packet.sequenceNumber) return true;
-    this.candidate = { address, port, ssrc: packet.ssrc, seq: packet.sequenceNumber };
-    return false;
+  private stranger(kind: "rtp" | "rtcp"): void {
+    this.counters.strangerPackets++;
+    strangers[kind]++;
   }
 
+  /** A datagram on the RTCP port (RTCP without rtcp-mux). */
   private receiveRtcp(data: Uint8Array, port: number, address: string, now: number): void {
+    const admission = this.config ? this.rtcpSource.admitControl(address, port, now) : STRANGER;
+    if (admission === ADMIT) this.readRtcp(data, now);
+    else if (admission === STRANGER) this.stranger("rtcp");
+    else this.counters.ignoredPackets++;
+  }
+
+  private readRtcp(data: Uint8Array, now: number): void {
     const packets = parseCompound(data);
     if (!packets) {
       this.counters.invalidPackets++;
-      return;
-    }
-    const mux = this.config?.remote.rtcpMux ?? false;
-    if (mux) {
-      if (this.latchedAddress !== undefined && (this.latchedAddress !== address || this.latchedPort !== port)) return;
-    } else if (this.rtcpLatchedAddress === undefined) {
-      this.rtcpLatchedAddress = address;
-      this.rtcpLatchedPort = port;
-    } else if (this.rtcpLatchedAddress !== address || this.rtcpLatchedPort !== port) {
       return;
     }
     for (const p of packets) {
@@ -270,8 +295,9 @@ export class RtpSession {
   /** Sends one RTP packet; returns false when there is nowhere to send or the socket refused it. */
   send(payloadType: number, payload: Uint8Array, timestamp: number, marker = false): boolean {
     if (this.closed || !this.config) return false;
-    const address = this.latchedAddress ?? this.config.remote.address;
-    const port = this.latchedAddress !== undefined ? this.latchedPort : this.config.remote.port;
+    const learned = this.rtpSource.address;
+    const address = learned ?? this.config.remote.address;
+    const port = learned !== undefined ? this.rtpSource.port : this.config.remote.port;
     if (port === 0) return false;
     const length = RTP_HEADER_SIZE + payload.length;
     if (this.sendView.length !== length) this.sendView = length <= SEND_BUFFER_SIZE ? this.sendBuffer.subarray(0, length) : new Uint8Array(length);
@@ -314,21 +340,23 @@ export class RtpSession {
     const reports = this.reception && now - this.lastRtpAtMs < 2 * RTCP_INTERVAL_MS ? [this.reception.reportBlock(now)] : [];
     const packet = buildCompound({ ssrc: this.ssrc, cname: this.cname, sender, reports, bye });
     const mux = c.remote.rtcpMux;
-    const address = mux ? (this.latchedAddress ?? c.remote.address) : (this.rtcpLatchedAddress ?? c.remote.rtcpAddress);
-    const port = mux ? (this.latchedAddress !== undefined ? this.latchedPort : c.remote.port) : (this.rtcpLatchedAddress !== undefined ? this.rtcpLatchedPort : c.remote.rtcpPort);
-    if (port === 0 || address === "0.0.0.0") return;
+    const source = mux ? this.rtpSource : this.rtcpSource;
+    const address = source.address ?? (mux ? c.remote.address : c.remote.rtcpAddress);
+    const port = source.address !== undefined ? source.port : (mux ? c.remote.port : c.remote.rtcpPort);
+    if (port === 0 || isNullAddress(address) || isNullAddress(c.remote.address)) return;
     (mux ? this.pair.rtp : this.pair.rtcp).send(packet, port, address);
   }
 
   stats(): RtpSessionStats {
     const r = this.reception;
     const c = this.config;
-    const address = this.latchedAddress ?? c?.remote.address ?? "";
-    const port = this.latchedAddress !== undefined ? this.latchedPort : (c?.remote.port ?? 0);
+    const learned = this.rtpSource.address;
+    const address = learned ?? c?.remote.address ?? "";
+    const port = learned !== undefined ? this.rtpSource.port : (c?.remote.port ?? 0);
     return {
       localPort: this.pair.port,
       remote: address.includes(":") ? `[${address}]:${port}` : `${address}:${port}`,
-      latched: this.latchedAddress !== undefined,
+      latched: learned !== undefined,
       ...this.counters,
       packetsLost: r ? Math.max(0, r.cumulativeLost) : 0,
       fractionLost: r ? r.lastFractionLost : 0,

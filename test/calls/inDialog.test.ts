@@ -195,6 +195,27 @@ describe("calls at the SIP level", () => {
     }
   }, 20_000);
 
+  test("a re-INVITE that moves the media is learned afresh; the old source is a stranger from then on", async () => {
+    const stack = await peerStack();
+    const before = await media();
+    const call = await placeCall(stack, { body: offer(before.port) });
+    const record = await findCall(app, (c) => c.sipCallId === call.invite.callId);
+    await until(() => before.packetsReceived >= 10);
+    const after = await media();
+    const moved = await inDialog(call, "INVITE", { body: offer(after.port), contentType: "application/sdp" });
+    expect(moved.status).toBe(200);
+    await until(() => after.packetsReceived >= 10);
+    // The old phone keeps sending; it is heard no more and gets nothing while the new one does.
+    const stale = before.packetsReceived;
+    const heard = after.packetsReceived;
+    await until(() => after.packetsReceived >= heard + 25);
+    expect(before.packetsReceived).toBe(stale);
+    const hangup = await app.harness.call("DELETE", `/api/v1/calls/${record.id}`);
+    expect(hangup.status).toBe(204);
+    const ended = await callUntil(app, record.id, (c) => c.state === "ended");
+    expect(ended.mediaStats?.strangerPackets).toBeGreaterThan(20);
+  }, 20_000);
+
   test("session timers: the peer's Session-Expires is honoured in the 200; too small an interval gets 422", async () => {
     const stack = await peerStack();
     const peer = await media();

@@ -24,7 +24,7 @@ describe("config example", () => {
     if (!result.ok) throw new Error(result.errors.join("\n"));
     expect(result.config.http.port).toBe(8080);
     expect(result.config.sip.listen.map((l) => l.transport)).toEqual(["udp", "tcp"]);
-    expect(result.config.rtp).toMatchObject({ portMin: 10000, portMax: 20000, mediaTimeoutSec: 30 });
+    expect(result.config.rtp).toMatchObject({ portMin: 10000, portMax: 20000, mediaTimeoutSec: 30, strictSource: false });
     expect(result.config.calls.ringTimeoutSec).toBe(60);
     expect(result.config.webhooks).toBeUndefined();
   });

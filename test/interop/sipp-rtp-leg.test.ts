@@ -1,6 +1,6 @@
 // Real peer: SIPp calls a PhoneLeg answered through the SIP stack, then plays SIPp's own RFC 4733
-// capture (dtmf_2833_1.pcap) with play_pcap_audio; the leg latches to SIPp's media port and
-// reports the digit.
+// capture (dtmf_2833_1.pcap) with play_pcap_audio; the leg learns SIPp's media port and reports the
+// digit — with the default source learning and with rtp.strictSource.
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { join } from "node:path";
 import { Dialog } from "../../src/sip/dialog.ts";
@@ -18,6 +18,7 @@ const mixer = new Mixer();
 const allocator = new RtpPortAllocator({ min: 46000, max: 46999 });
 const legs: PhoneLeg[] = [];
 const digits: DtmfEvent[] = [];
+let strictSource = false;
 
 beforeAll(async () => {
   stack = new SipStack({ listen: [{ transport: "udp", host: "127.0.0.1", port: 0 }] });
@@ -26,7 +27,7 @@ beforeAll(async () => {
       tx.respond(405);
       return;
     }
-    const leg = await createPhoneLeg({ allocator, bindAddress: "127.0.0.1", advertisedAddress: "127.0.0.1", mixer, participantId: `sipp-${legs.length}`, codecPreferences: ["PCMU"] });
+    const leg = await createPhoneLeg({ allocator, bindAddress: "127.0.0.1", advertisedAddress: "127.0.0.1", mixer, participantId: `sipp-${legs.length}`, codecPreferences: ["PCMU"], strictSource });
     if ("error" in leg) {
       tx.respond(503);
       return;
@@ -49,7 +50,9 @@ afterAll(async () => {
   await stack.stop();
 });
 
-test("SIPp play_pcap_audio of dtmf_2833_1.pcap into a PhoneLeg yields digit 1, leg latched to SIPp's media port", async () => {
+test.each([false, true])("SIPp play_pcap_audio of dtmf_2833_1.pcap into a PhoneLeg yields digit 1, leg latched to SIPp's media port (strictSource: %p)", async (strict) => {
+  strictSource = strict;
+  digits.length = 0;
   const port = stack.boundEndpoints[0]!.port;
   const mediaPort = await freePort();
   const result = await runSipp({
@@ -58,8 +61,9 @@ test("SIPp play_pcap_audio of dtmf_2833_1.pcap into a PhoneLeg yields digit 1, l
   });
   expect(result.exitCode, result.summary).toBe(0);
   expect(digits.map((d) => d.digit)).toEqual(["1"]);
-  const stats = legs[0]!.stats();
+  const stats = legs.at(-1)!.stats();
   expect(stats.rtp.latched).toBe(true);
   expect(stats.rtp.remote).toBe(`127.0.0.1:${mediaPort}`);
   expect(stats.rtp.packetsSent).toBeGreaterThan(20);
+  expect(stats.rtp.strangerPackets).toBe(0);
 }, 20_000);

@@ -42,6 +42,42 @@ describe("RtpPortAllocator", () => {
     expect(a.reserve()).toBe(got[0]!);
   });
 
+  test("draws ports at random: consecutive reservations are not neighbours and two allocators disagree", () => {
+    const a = new RtpPortAllocator({ min: 10000, max: 19999 });
+    const b = new RtpPortAllocator({ min: 10000, max: 19999 });
+    const first = Array.from({ length: 200 }, () => a.reserve()!);
+    const second = Array.from({ length: 200 }, () => b.reserve()!);
+    expect(new Set(first).size).toBe(200);
+    // Round-robin would step by 2 every time; 5,000 pairs drawn at random step by 2 about once in 2,500.
+    const neighbours = first.slice(1).filter((p, i) => Math.abs(p - first[i]!) === 2).length;
+    expect(neighbours).toBeLessThan(10);
+    expect(first.filter((p, i) => p === second[i]).length).toBeLessThan(10);
+  });
+
+  test("a released port waits behind every other free port before it is handed out again", () => {
+    const a = new RtpPortAllocator({ min: 30000, max: 30199 });
+    expect(a.capacity).toBe(100);
+    const held = Array.from({ length: 50 }, () => a.reserve()!);
+    a.release(held[0]!);
+    a.release(held[0]!); // twice: no effect
+    expect(a.used).toBe(49);
+    const next = Array.from({ length: 50 }, () => a.reserve()!);
+    expect(next).not.toContain(held[0]!);
+    expect(new Set([...held.slice(1), ...next]).size).toBe(99);
+    expect(a.reserve()).toBe(held[0]!);
+    expect(a.reserve()).toBeUndefined();
+  });
+
+  test("with half the range cooling, the longest-released ports rejoin the random draw", () => {
+    const a = new RtpPortAllocator({ min: 30000, max: 30039 });
+    const all = Array.from({ length: 20 }, () => a.reserve()!);
+    for (const p of all) a.release(p);
+    // 10 of 20 may cool; the first 10 released are free again and drawn in any order.
+    const again = Array.from({ length: 10 }, () => a.reserve()!);
+    expect(new Set(again)).toEqual(new Set(all.slice(0, 10)));
+    expect(a.used).toBe(10);
+  });
+
   test("rejects a range without one even/odd pair", () => {
     expect(() => new RtpPortAllocator({ min: 40001, max: 40002 })).toThrow(RangeError);
   });

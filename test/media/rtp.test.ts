@@ -3,6 +3,8 @@ import { RtpPortAllocator } from "../../src/media/ports.ts";
 import { RtpSession, type RtpSessionConfig } from "../../src/media/rtp.ts";
 import { parseRtp, serializeRtp, type RtpPacket } from "../../src/media/rtp-packet.ts";
 import { buildCompound, parseCompound } from "../../src/media/rtcp.ts";
+import { LEARN_PROBATION } from "../../src/media/source-latch.ts";
+import { metrics } from "../../src/metrics.ts";
 import { inThreadUdpIo, type UdpIo } from "../../src/media/udp-io.ts";
 import { WorkerUdpIo } from "../../src/media/worker-udp-io.ts";
 import { until } from "../helpers/until.ts";
@@ -14,9 +16,9 @@ const workerIo = new WorkerUdpIo();
 afterAll(() => workerIo.close());
 
 /** A plain socket standing in for the peer; collects what it receives (`rtp`: without RTCP reports). */
-async function peer() {
+async function peer(hostname = "127.0.0.1") {
   const received: { data: Uint8Array; port: number }[] = [];
-  const socket = await Bun.udpSocket({ hostname: "127.0.0.1", binaryType: "uint8array", socket: { data: (_s, data, port) => { received.push({ data: data.slice(), port }); } } });
+  const socket = await Bun.udpSocket({ hostname, binaryType: "uint8array", socket: { data: (_s, data, port) => { received.push({ data: data.slice(), port }); } } });
   opened.push(socket);
   // RTCP goes out on a 2.5-7.5 s timer (RFC 3550 §6.2), so a slow run may catch a report;
   // RFC 5761 §4: RTCP packet types are 192-223 in the second byte.
@@ -29,6 +31,12 @@ function config(remotePort: number, extra: Partial<RtpSessionConfig> = {}): RtpS
     remote: { address: "127.0.0.1", port: remotePort, rtcpAddress: "127.0.0.1", rtcpPort: remotePort + 1, rtcpMux: true },
     payloadTypes: [0, 101], clockRate: 8000, expectMedia: true, mediaTimeoutMs: 0, ...extra,
   };
+}
+
+/** trunkline_rtp_stranger_packets_total{kind} as /metrics shows it. */
+function strangerMetric(kind: "rtp" | "rtcp"): number {
+  const line = metrics.render().split("\n").find((l) => l.startsWith(`trunkline_rtp_stranger_packets_total{kind="${kind}"}`));
+  return Number(line?.split(" ")[1]);
 }
 
 function rtp(seq: number, ssrc = 0x1111, pt = 0): Uint8Array {
@@ -57,30 +65,114 @@ describe.each<[string, UdpIo]>([["in-thread", inThreadUdpIo], ["worker", workerI
     expect(packets.map((x) => x.marker)).toEqual([true, false, false, false, false]);
   });
 
-  test("latches to the port media really comes from, then ignores other sources", async () => {
+  test("learns the SDP's exact source at once, another port of its address after four packets in sequence (NAT), a stranger never", async () => {
     const s = await session();
     const sdpPeer = await peer();     // the address the SDP named: never sends
-    const natPeer = await peer();     // where the media actually comes from
-    const intruder = await peer();
+    const natPeer = await peer();     // where the media actually comes from: same address, another port
+    const stranger = await peer("127.0.0.66");
     s.configure(config(sdpPeer.socket.port));
+    const metricBefore = strangerMetric("rtp");
     const got: RtpPacket[] = [];
     s.onPacket = (p) => got.push(p);
     s.send(0, new Uint8Array(160), 0);
     await until(() => sdpPeer.rtp().length === 1);
-    // A lone packet from elsewhere (spoofed or not) does not latch; two in sequence do.
-    intruder.socket.send(rtp(7, 0x2222), s.localPort, "127.0.0.1");
-    natPeer.socket.send(rtp(1), s.localPort, "127.0.0.1");
-    natPeer.socket.send(rtp(2), s.localPort, "127.0.0.1");
+    for (let i = 0; i < 10; i++) stranger.socket.send(rtp(100 + i, 0x2222), s.localPort, "127.0.0.1");
+    for (let i = 1; i <= LEARN_PROBATION; i++) natPeer.socket.send(rtp(i), s.localPort, "127.0.0.1");
     await until(() => got.length === 1);
     s.send(0, new Uint8Array(160), 160);
     await until(() => natPeer.rtp().length === 1);
-    intruder.socket.send(rtp(8, 0x2222), s.localPort, "127.0.0.1");
-    intruder.socket.send(rtp(9, 0x2222), s.localPort, "127.0.0.1");
-    natPeer.socket.send(rtp(3), s.localPort, "127.0.0.1");
-    await until(() => got.length === 2);
-    expect(got.map((p) => p.sequenceNumber)).toEqual([2, 3]);
-    expect(s.stats()).toMatchObject({ latched: true, remote: `127.0.0.1:${natPeer.socket.port}`, ignoredPackets: 4 });
+    for (let i = 0; i < 5; i++) stranger.socket.send(rtp(110 + i, 0x2222), s.localPort, "127.0.0.1");
+    natPeer.socket.send(rtp(LEARN_PROBATION + 1), s.localPort, "127.0.0.1");
+    await until(() => got.length === 2 && s.stats().strangerPackets === 15);
+    expect(got.map((p) => p.sequenceNumber)).toEqual([LEARN_PROBATION, LEARN_PROBATION + 1]);
+    expect(s.stats()).toMatchObject({ latched: true, remote: `127.0.0.1:${natPeer.socket.port}`, ignoredPackets: LEARN_PROBATION - 1, strangerPackets: 15 });
+    expect(strangerMetric("rtp") - metricBefore).toBe(15);
+    // Sent after every stranger packet was counted: reaches the peer, and the stranger still has nothing.
+    s.send(0, new Uint8Array(160), 320);
+    await until(() => natPeer.rtp().length === 2);
     expect(sdpPeer.rtp().length).toBe(1);
+    expect(stranger.received).toEqual([]);
+  });
+
+  test("strictSource: another port of the SDP address is a stranger however long its run of sequence numbers", async () => {
+    const s = await session();
+    const sdpPeer = await peer();
+    const samePlace = await peer();
+    s.configure(config(sdpPeer.socket.port, { strictSource: true }));
+    const got: RtpPacket[] = [];
+    s.onPacket = (p) => got.push(p);
+    for (let i = 1; i <= 10; i++) samePlace.socket.send(rtp(i, 0x2222), s.localPort, "127.0.0.1");
+    sdpPeer.socket.send(rtp(500), s.localPort, "127.0.0.1");
+    await until(() => got.length === 1 && s.stats().strangerPackets === 10);
+    expect(got[0]!.sequenceNumber).toBe(500);
+    s.send(0, new Uint8Array(160), 0);
+    await until(() => sdpPeer.rtp().length === 1);
+    expect(samePlace.received).toEqual([]);
+  });
+
+  test("RTCP from a stranger is neither read nor answered, with and without rtcp-mux", async () => {
+    for (const rtcpMux of [true, false]) {
+      const s = await session();
+      const p = await peer();
+      const stranger = await peer("127.0.0.66");
+      s.configure({ ...config(p.socket.port), remote: { ...config(p.socket.port).remote, rtcpMux } });
+      const report = (fractionLost: number) => buildCompound({
+        ssrc: 0x1111, cname: "peer",
+        reports: [{ ssrc: s.ssrc, fractionLost, cumulativeLost: 12, extendedHighestSeq: 100, jitter: 80, lastSr: 0, delaySinceLastSr: 0 }],
+      });
+      const metricBefore = strangerMetric("rtcp");
+      for (const port of [s.localPort, s.localPort + 1]) stranger.socket.send(report(255), port, "127.0.0.1");
+      p.socket.send(report(64), rtcpMux ? s.localPort : s.localPort + 1, "127.0.0.1");
+      await until(() => s.stats().peerReport !== undefined && s.stats().strangerPackets === 2);
+      expect(strangerMetric("rtcp") - metricBefore).toBe(2);
+      expect(s.stats().peerReport?.fractionLost).toBe(0.25);
+      if (!rtcpMux) {
+        // Another port of the peer's address, once the RTCP source is learned: dropped unread.
+        const samePlace = await peer();
+        samePlace.socket.send(report(128), s.localPort + 1, "127.0.0.1");
+        await until(() => s.stats().ignoredPackets === 1);
+        expect(s.stats().peerReport?.fractionLost).toBe(0.25);
+      }
+      // Our RTCP BYE at close goes to the peer, not to the stranger.
+      opened.splice(opened.indexOf(s), 1);
+      s.close();
+      await until(() => p.received.some((r) => parseCompound(r.data)?.some((x) => x.type === "bye")));
+      expect(stranger.received).toEqual([]);
+    }
+  });
+
+  test("re-configuring with the same remote (a session refresh) keeps the learned NAT source", async () => {
+    const s = await session();
+    const sdpPeer = await peer();
+    const natPeer = await peer();
+    s.configure(config(sdpPeer.socket.port));
+    let n = 0;
+    s.onPacket = () => n++;
+    for (let i = 1; i <= LEARN_PROBATION; i++) natPeer.socket.send(rtp(i), s.localPort, "127.0.0.1");
+    await until(() => n === 1);
+    s.configure(config(sdpPeer.socket.port));
+    natPeer.socket.send(rtp(LEARN_PROBATION + 1), s.localPort, "127.0.0.1");
+    await until(() => n === 2);
+    expect(s.stats().remote).toBe(`127.0.0.1:${natPeer.socket.port}`);
+  });
+
+  test("old-style hold (c=0.0.0.0) does not move the media: what the peer still sends (music on hold) is heard", async () => {
+    const s = await session();
+    const sdpPeer = await peer();
+    const natPeer = await peer();
+    s.configure(config(sdpPeer.socket.port));
+    let n = 0;
+    s.onPacket = () => n++;
+    for (let i = 1; i <= LEARN_PROBATION; i++) natPeer.socket.send(rtp(i), s.localPort, "127.0.0.1");
+    await until(() => n === 1);
+    const hold = config(0);
+    s.configure({ ...hold, remote: { ...hold.remote, address: "0.0.0.0", rtcpAddress: "0.0.0.0" } });
+    natPeer.socket.send(rtp(LEARN_PROBATION + 1), s.localPort, "127.0.0.1");
+    await until(() => n === 2);
+    s.configure(config(sdpPeer.socket.port));
+    natPeer.socket.send(rtp(LEARN_PROBATION + 2), s.localPort, "127.0.0.1");
+    await until(() => n === 3);
+    expect(s.stats()).toMatchObject({ remote: `127.0.0.1:${natPeer.socket.port}`, strangerPackets: 0 });
   });
 
   test("re-configuring with a new remote (re-INVITE) unlatches", async () => {
