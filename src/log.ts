@@ -1,5 +1,11 @@
-// Structured JSON logs on stdout, one object per line.
+// Structured JSON logs on stdout, one object per line. Secrets never reach the output: values of
+// fields named like secrets are replaced by REDACTED, and string values are scrubbed of secret
+// patterns (bearer tokens, JWTs, SIP credentials, SDES keys, DTMF in SIP INFO bodies, URL
+// passwords). Only lines that pass the level filter are serialized, so the scrubbing costs nothing
+// for filtered lines and one cheap test per string for the rest.
 export type LogLevel = "debug" | "info" | "warn" | "error";
+
+export const REDACTED = "[redacted]";
 
 const levelRank: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 let threshold: number = levelRank.info;
@@ -25,7 +31,7 @@ export interface Logger {
 export function createLogger(component: string, base: Record<string, unknown> = {}): Logger {
   const emit = (level: LogLevel, msg: string, fields?: Record<string, unknown>) => {
     if (levelRank[level] < threshold) return;
-    write(JSON.stringify({ time: new Date().toISOString(), level, component, msg, ...base, ...fields }, errorReplacer));
+    write(JSON.stringify({ time: new Date().toISOString(), level, component, msg, ...base, ...fields }, redactingReplacer));
   };
   return {
     debug: (m, f) => emit("debug", m, f),
@@ -36,6 +42,45 @@ export function createLogger(component: string, base: Record<string, unknown> = 
   };
 }
 
-function errorReplacer(_key: string, value: unknown): unknown {
+/**
+ * Field names whose values are secrets wherever they appear: credentials, tokens, webhook and
+ * application secrets, SRTP keys, DTMF digits (PINs, card numbers). `tokenTtlSec` or `secretSet`
+ * are not matched: the name must end with the secret word.
+ */
+const secretField =
+  /^(?:digits?|dtmf|signal|.*(?:password|passwd|secret|token|credentials?|authori[sz]ation|api[-_]?key|cookie|(?:master|srtp|crypto|private|session)[-_]?key|key[-_]?params?))$/i;
+
+/** One cheap test deciding whether a string needs the rewrites below. */
+const mayHoldSecret = /bearer|authori[sz]ation|response\s*=|inline:|eyJ|:\/\/[^\s/@]*@|[?&][\w-]*(?:token|secret|password|key)=|signal\s*=/i;
+
+const scrubs: [RegExp, string][] = [
+  // Authorization / Proxy-Authorization header lines (SIP or HTTP text): the whole value.
+  [/\b((?:proxy-)?authori[sz]ation[ \t]*:[ \t]*)[^\r\n]*/gi, `$1${REDACTED}`],
+  [/\b(bearer[ \t]+)[A-Za-z0-9._~+/=-]+/gi, `$1${REDACTED}`],
+  // Digest credentials outside a header line (RFC 2617 §3.2.2 response, cnonce).
+  [/\b((?:response|cnonce)[ \t]*=[ \t]*)(?:"[^"]*"|[^\s,]+)/gi, `$1${REDACTED}`],
+  // SDES key-params (RFC 4568 §6.1): inline:<key||salt>[|lifetime][|MKI:length].
+  [/(inline:)[^\s;"]+/gi, `$1${REDACTED}`],
+  // Compact JWTs (client tokens).
+  [/\beyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*/g, REDACTED],
+  // Passwords in URLs (scheme://user:password@host).
+  [/(:\/\/[^\s/:@]*:)[^\s/@]+@/g, `$1${REDACTED}@`],
+  [/([?&][\w-]*(?:token|secret|password|key)=)[^&\s#"]+/gi, `$1${REDACTED}`],
+  // DTMF in SIP INFO bodies (application/dtmf-relay).
+  [/\b(signal[ \t]*=[ \t]*)[^\s]+/gi, `$1${REDACTED}`],
+];
+
+/** `value` with every secret pattern replaced by REDACTED. */
+export function redactText(value: string): string {
+  if (!mayHoldSecret.test(value)) return value;
+  let out = value;
+  for (const [pattern, replacement] of scrubs) out = out.replace(pattern, replacement);
+  return out;
+}
+
+function redactingReplacer(key: string, value: unknown): unknown {
+  if (value === undefined || value === null) return value;
+  if (key !== "" && secretField.test(key)) return REDACTED;
+  if (typeof value === "string") return redactText(value);
   return value instanceof Error ? { name: value.name, message: value.message } : value;
 }
