@@ -18,6 +18,7 @@ import { applyOverrides, type CliOverrides } from "./config/overrides.ts";
 import { createLogger, setLogLevel } from "./log.ts";
 import { metrics, type MetricsRegistry } from "./metrics.ts";
 import { openStore, type Store } from "./store/index.ts";
+import { CallRecordRetention } from "./store/retention.ts";
 import { VERSION } from "./version.ts";
 
 export interface Service {
@@ -91,6 +92,9 @@ export async function startApp(options: AppOptions): Promise<App> {
     metrics,
   };
 
+  const retention = new CallRecordRetention({ calls: store.calls, retentionDays: () => config.records.retentionDays });
+  retention.start();
+
   const started: Service[] = [];
   let server: Server<unknown> | undefined;
   try {
@@ -117,6 +121,7 @@ export async function startApp(options: AppOptions): Promise<App> {
     });
   } catch (err) {
     await stopServices(started, Date.now() + 2000);
+    await retention.stop();
     store.close();
     throw err;
   }
@@ -173,6 +178,7 @@ export async function startApp(options: AppOptions): Promise<App> {
         await withDeadline(httpServer.stop(false), deadline);
         await stopServices(started, deadline);
         await httpServer.stop(true);
+        await retention.stop();
         store.close();
         log.info("stopped");
       })();

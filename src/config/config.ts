@@ -87,6 +87,13 @@ const callsSchema = s.object({
   sessionTimerSec: s.integer({ min: 90, max: 86400 }).default(1800),
 });
 
+const recordsSchema = s.object({
+  retentionDays: s
+    .integer({ min: 0, max: 36500 })
+    .default(90)
+    .describe("Call records are deleted this many days after their call ended (checked at start and hourly); 0 keeps them forever."),
+});
+
 const webrtcSchema = s.object({
   publicAddress: s.string({ minLength: 1 }).optional().describe("Address announced in ICE candidates behind NAT."),
   iceServers: s
@@ -134,6 +141,7 @@ export const configSchema = s
     applications: s.array(applicationConfigSchema, { uniqueBy: (a) => a.id, uniqueLabel: "application id" }).default([]),
     webhooks: webhooksSchema.optional(),
     calls: s.defaulted(callsSchema),
+    records: s.defaulted(recordsSchema),
     webrtc: s.defaulted(webrtcSchema),
     limits: s.defaulted(limitsSchema),
   })
