@@ -109,6 +109,7 @@ export async function startApp(options: AppOptions): Promise<App> {
       version: VERSION,
       adminToken: () => config.adminToken,
       maxBodyBytes: () => config.limits.maxHttpBodyBytes,
+      authFailures: config.http.authFailures,
       readiness: () => readiness(store, started),
       extraRoutes: started.filter((s) => s.routes).map((s) => (api: ApiRouter) => s.routes!(api)),
     });

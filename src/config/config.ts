@@ -67,6 +67,13 @@ const rtpSchema = s
 const httpSchema = s.object({
   host: host.default("0.0.0.0"),
   port: s.integer({ min: 0, max: 65535 }).default(8080).describe("0 picks a free port."),
+  authFailures: s.defaulted(
+    s.object({
+      burst: s.integer({ min: 1, max: 1000 }).default(10).describe("Failed authentications one address may make back to back before it gets 429."),
+      perMinute: s.integer({ min: 1, max: 6000 }).default(10).describe("Further failed authentications allowed per minute once the burst is spent."),
+      maxAddresses: s.integer({ min: 100, max: 10_000_000 }).default(10_000).describe("Addresses tracked at most; the one quiet the longest is forgotten first."),
+    }),
+  ),
 });
 
 const databaseSchema = s.object({

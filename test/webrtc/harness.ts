@@ -3,7 +3,8 @@
 import { Hono } from "hono";
 import { websocket } from "hono/bun";
 import { ChannelRegistry } from "../../src/channels/registry.ts";
-import { adminAuth } from "../../src/api/auth.ts";
+import { adminAuth, AuthGuard } from "../../src/api/auth.ts";
+import { AuthThrottle } from "../../src/api/authThrottle.ts";
 import { ApiError } from "../../src/api/errors.ts";
 import { OpenApiRegistry } from "../../src/api/openapi.ts";
 import { ApiRouter } from "../../src/api/router.ts";
@@ -26,7 +27,9 @@ export interface Harness {
   stop(): Promise<void>;
 }
 
-export function startHarness(o: { timeouts?: PeerTimeouts; calls?: ClientCallControl; portRange?: [number, number] } = {}): Harness {
+export function startHarness(
+  o: { timeouts?: PeerTimeouts; calls?: ClientCallControl; portRange?: [number, number]; authFailures?: { burst: number; perMinute: number } } = {},
+): Harness {
   const registry = new ChannelRegistry();
   const sessions = new ClientSessions({
     registry,
@@ -35,7 +38,8 @@ export function startHarness(o: { timeouts?: PeerTimeouts; calls?: ClientCallCon
   });
   const hono = new Hono();
   hono.onError((err, c) => (err instanceof ApiError ? c.json(err.toJSON(), err.status) : c.json({ error: { code: "internal", message: "internal error" } }, 500)));
-  const api = new ApiRouter(hono, new OpenApiRegistry(), adminAuth(() => ADMIN_TOKEN), () => 1 << 20);
+  const guard = new AuthGuard(new AuthThrottle({ burst: 10, perMinute: 10, maxAddresses: 10_000, ...o.authFailures }));
+  const api = new ApiRouter(hono, new OpenApiRegistry(), adminAuth(() => ADMIN_TOKEN, guard), () => 1 << 20, guard);
   const applicationSecret = (id: string) => (id === APP.id ? APP.secret : undefined);
   mountClientRoutes(api, { sessions, registry, applicationSecret, dialRole: () => "dial", calls: () => o.calls });
   mountClientTokenRoutes(api, { applicationSecret, defaultTtlSec: () => 3600 });

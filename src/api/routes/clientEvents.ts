@@ -5,7 +5,8 @@
 // - a first message `{ "type": "auth", "token": "<token>" }` within 5 seconds (browsers, which cannot
 //   set headers on a WebSocket) — failure closes with code 4401;
 // - `?token=<token>` in the URL, for clients that can do neither (URLs end up in proxy logs).
-// A bad header or query token is refused with 401 JSON before the upgrade.
+// A bad header or query token is refused with 401 JSON before the upgrade. Bad tokens count
+// towards the address's limit of failed authentications (429 past it; 4401 for a first message).
 //
 // Server → client messages (JSON text frames):
 //   { "type": "participants", "participants": [ParticipantInfo...] }  on start and on every change
@@ -17,6 +18,7 @@ import type { WSContext } from "hono/ws";
 import type { ChannelRegistry } from "../../channels/registry.ts";
 import { subscribeEvents } from "../../events.ts";
 import { authenticateBearer, authenticateClientToken, type ClientAuthResult, type ClientClaims } from "../../webrtc/tokens.ts";
+import { isTokenGuess, sourceKey, type AuthGuard } from "../auth.ts";
 import { ApiError } from "../errors.ts";
 import type { ApiRouter } from "../router.ts";
 
@@ -35,12 +37,18 @@ export function mountClientEvents(api: ApiRouter, deps: ClientEventsDeps): void 
     const token = c.req.query("token");
     return token !== undefined ? authenticateClientToken(token, deps.applicationSecret) : undefined;
   };
+  const guard = api.authGuard;
   const refuseBadToken: MiddlewareHandler = async (c, next) => {
+    const source = sourceKey(c);
+    guard.admit(c, source, "client");
     const auth = requestAuth(c);
-    if (auth && !auth.ok) throw new ApiError(401, auth.code, auth.message);
+    if (auth && !auth.ok) {
+      if (isTokenGuess(auth.code)) guard.failed(source, "client");
+      throw new ApiError(401, auth.code, auth.message);
+    }
     await next();
   };
-  const upgrade = upgradeWebSocket((c) => channelStream(deps, requestAuth(c)));
+  const upgrade = upgradeWebSocket((c) => channelStream(deps, requestAuth(c), guard, sourceKey(c)));
   api.route(
     { method: "get", path: "/client/events", tag: "client", auth: "client", middleware: [refuseBadToken, upgrade],
       summary: "WebSocket: the channel's participants and call events", response: { status: 101, description: "Switching Protocols" } },
@@ -51,7 +59,7 @@ export function mountClientEvents(api: ApiRouter, deps: ClientEventsDeps): void 
 }
 
 /** The WebSocket's life: authenticate (header or first message), then stream until closed. */
-function channelStream(deps: ClientEventsDeps, headerAuth: ClientAuthResult | undefined) {
+function channelStream(deps: ClientEventsDeps, headerAuth: ClientAuthResult | undefined, guard: AuthGuard, source: string) {
   const stops: (() => void)[] = [];
   let authTimer: ReturnType<typeof setTimeout> | undefined;
   let streaming = false;
@@ -83,8 +91,12 @@ function channelStream(deps: ClientEventsDeps, headerAuth: ClientAuthResult | un
       if (streaming) return;
       const token = authMessageToken(event.data);
       if (token === undefined) return refuse(ws, 'the first message must be {"type":"auth","token":"..."}');
+      if (!guard.admits(source, "client")) return refuse(ws, "too many failed authentications from this address");
       const auth = authenticateClientToken(token, deps.applicationSecret);
-      if (!auth.ok) return refuse(ws, auth.message);
+      if (!auth.ok) {
+        if (isTokenGuess(auth.code)) guard.failed(source, "client");
+        return refuse(ws, auth.message);
+      }
       start(ws, auth.claims);
     },
     onClose() {
