@@ -119,6 +119,7 @@ export async function startApp(options: AppOptions): Promise<App> {
       fetch: hono.fetch,
       websocket,
       maxRequestBodySize: config.limits.maxHttpBodyBytes,
+      ...(config.http.tls ? { tls: { cert: Bun.file(config.http.tls.certFile), key: Bun.file(config.http.tls.keyFile) } } : {}),
     });
   } catch (err) {
     await stopServices(started, Date.now() + 2000);
@@ -129,7 +130,8 @@ export async function startApp(options: AppOptions): Promise<App> {
 
   const httpServer = server;
   const httpPort = httpServer.port ?? config.http.port;
-  log.info("trunkline started", { version: VERSION, http: `${config.http.host}:${httpPort}`, database: config.database.path });
+  const scheme = config.http.tls ? "https" : "http";
+  log.info("trunkline started", { version: VERSION, http: `${scheme}://${config.http.host}:${httpPort}`, database: config.database.path });
 
   let reloading: Promise<unknown> = Promise.resolve();
   let stopping: Promise<void> | undefined;
@@ -165,7 +167,7 @@ export async function startApp(options: AppOptions): Promise<App> {
   return {
     ctx,
     httpPort,
-    url: `http://${config.http.host === "0.0.0.0" || config.http.host === "::" ? "127.0.0.1" : config.http.host}:${httpPort}`,
+    url: `${scheme}://${config.http.host === "0.0.0.0" || config.http.host === "::" ? "127.0.0.1" : config.http.host}:${httpPort}`,
     reload() {
       const run = reloading.then(reloadOnce);
       reloading = run.catch(() => undefined);

@@ -1,5 +1,6 @@
 // The whole configuration file: one schema, the source of the `Config` type.
 // Every key is documented in config.example.yaml.
+import { readFileSync } from "node:fs";
 import {
   applicationSchema,
   callerIdSchema,
@@ -64,9 +65,27 @@ const rtpSchema = s
   })
   .refine((rtp) => (rtp.portMax <= rtp.portMin ? { at: ["portMax"], message: `must be above portMin (${rtp.portMin})` } : undefined));
 
+/** The problem with a PEM file named in the config, read when the config is loaded; undefined when fine. */
+function pemFileProblem(path: string, kind: "CERTIFICATE" | "PRIVATE KEY"): string | undefined {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (err) {
+    return `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`;
+  }
+  return new RegExp(`-----BEGIN [A-Z ]*${kind}-----`).test(text) ? undefined : `${path} holds no PEM ${kind.toLowerCase()}`;
+}
+
 const httpSchema = s.object({
   host: host.default("0.0.0.0"),
   port: s.integer({ min: 0, max: 65535 }).default(8080).describe("0 picks a free port."),
+  tls: s
+    .object({
+      certFile: s.string({ minLength: 1 }).refine((path) => pemFileProblem(path, "CERTIFICATE")).describe("PEM certificate (chain) of the HTTPS listener."),
+      keyFile: s.string({ minLength: 1 }).refine((path) => pemFileProblem(path, "PRIVATE KEY")).describe("PEM private key of the HTTPS listener."),
+    })
+    .optional()
+    .describe("Serve HTTPS instead of HTTP on http.host:http.port."),
   authFailures: s.defaulted(
     s.object({
       burst: s.integer({ min: 1, max: 1000 }).default(10).describe("Failed authentications one address may make back to back before it gets 429."),
