@@ -133,6 +133,7 @@ const webrtcSchema = s.object({
     .default([]),
   tokenTtlSec: s.integer({ min: 60, max: 604800 }).default(3600),
   dialRole: s.string({ minLength: 1 }).default("dial"),
+  maxEventStreamsPerChannel: s.integer({ min: 1, max: 100_000 }).default(200).describe("Client event WebSockets one channel may have at once; more are closed with 4429."),
   portMin: s.integer({ min: 1024, max: 65534 }).optional().describe("Lowest UDP port of WebRTC ICE candidates (with portMax)."),
   portMax: s.integer({ min: 1025, max: 65535 }).optional().describe("Highest UDP port of WebRTC ICE candidates (with portMin)."),
 }).refine((webrtc) => {

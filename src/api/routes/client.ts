@@ -38,6 +38,8 @@ export interface ClientApiDeps {
   calls?: () => ClientCallControl | undefined;
   /** The role a token needs to dial out (config webrtc.dialRole). */
   dialRole: () => string;
+  /** Event streams one channel may have (config webrtc.maxEventStreamsPerChannel). */
+  maxEventStreamsPerChannel: () => number;
 }
 
 const joinBody = s.object({
