@@ -65,7 +65,7 @@ describe("bounded client state", () => {
 
   test("sockets waiting for their auth message are limited per source; a socket that authenticates frees its place", async () => {
     const hx = (h = startHarness());
-    const waiting = [];
+    const waiting: Awaited<ReturnType<typeof eventSocket>>[] = [];
     for (let i = 0; i < MAX_UNAUTHENTICATED_PER_SOURCE; i++) waiting.push(await eventSocket(hx));
     expect(waiting.every((s) => s.opened)).toBe(true);
     const extra = await eventSocket(hx);
