@@ -103,6 +103,12 @@ describe("admin API under a token-guessing attack", () => {
     expect(exposition).toContain('trunkline_http_auth_failures_total{scheme="admin",outcome="throttled"}');
   });
 
+  test("the OpenAPI document lists 429 on authenticated routes only", async () => {
+    const doc = (await h.call("GET", "/api/v1/openapi.json")).json;
+    expect(doc.paths["/api/v1/trunks"].get.responses["429"].description).toContain("Retry-After");
+    expect(doc.paths["/healthz"].get.responses["429"]).toBeUndefined();
+  });
+
   test("the admin token clears an address's failures", async () => {
     const url = `${h.app.url}/api/v1/trunks`;
     for (let i = 0; i < 2; i++) expect((await requestFrom("127.0.0.4", url, { headers: { authorization: "Bearer typo" } })).status).toBe(401);
