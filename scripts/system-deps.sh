@@ -12,6 +12,8 @@ command -v firefox-esr >/dev/null 2>&1 || need+=(firefox-esr)
 # Headless Firefox runs WebAudio only with an audio output: the Firefox test starts its own
 # PulseAudio with a null sink.
 command -v pulseaudio >/dev/null 2>&1 || need+=(pulseaudio)
+# The HTTPS test's client.
+command -v curl >/dev/null 2>&1 || need+=(curl)
 [ ${#need[@]} -eq 0 ] && exit 0
 echo "installing Debian packages: ${need[*]}"
 SUDO=""

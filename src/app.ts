@@ -18,6 +18,7 @@ import { applyOverrides, type CliOverrides } from "./config/overrides.ts";
 import { createLogger, setLogLevel } from "./log.ts";
 import { metrics, type MetricsRegistry } from "./metrics.ts";
 import { openStore, type Store } from "./store/index.ts";
+import { CallRecordRetention } from "./store/retention.ts";
 import { VERSION } from "./version.ts";
 
 export interface Service {
@@ -91,6 +92,9 @@ export async function startApp(options: AppOptions): Promise<App> {
     metrics,
   };
 
+  const retention = new CallRecordRetention({ calls: store.calls, retentionDays: () => config.records.retentionDays });
+  retention.start();
+
   const started: Service[] = [];
   let server: Server<unknown> | undefined;
   try {
@@ -105,6 +109,7 @@ export async function startApp(options: AppOptions): Promise<App> {
       version: VERSION,
       adminToken: () => config.adminToken,
       maxBodyBytes: () => config.limits.maxHttpBodyBytes,
+      authFailures: config.http.authFailures,
       readiness: () => readiness(store, started),
       extraRoutes: started.filter((s) => s.routes).map((s) => (api: ApiRouter) => s.routes!(api)),
     });
@@ -114,16 +119,19 @@ export async function startApp(options: AppOptions): Promise<App> {
       fetch: hono.fetch,
       websocket,
       maxRequestBodySize: config.limits.maxHttpBodyBytes,
+      ...(config.http.tls ? { tls: { cert: Bun.file(config.http.tls.certFile), key: Bun.file(config.http.tls.keyFile) } } : {}),
     });
   } catch (err) {
     await stopServices(started, Date.now() + 2000);
+    await retention.stop();
     store.close();
     throw err;
   }
 
   const httpServer = server;
   const httpPort = httpServer.port ?? config.http.port;
-  log.info("trunkline started", { version: VERSION, http: `${config.http.host}:${httpPort}`, database: config.database.path });
+  const scheme = config.http.tls ? "https" : "http";
+  log.info("trunkline started", { version: VERSION, http: `${scheme}://${config.http.host}:${httpPort}`, database: config.database.path });
 
   let reloading: Promise<unknown> = Promise.resolve();
   let stopping: Promise<void> | undefined;
@@ -159,7 +167,7 @@ export async function startApp(options: AppOptions): Promise<App> {
   return {
     ctx,
     httpPort,
-    url: `http://${config.http.host === "0.0.0.0" || config.http.host === "::" ? "127.0.0.1" : config.http.host}:${httpPort}`,
+    url: `${scheme}://${config.http.host === "0.0.0.0" || config.http.host === "::" ? "127.0.0.1" : config.http.host}:${httpPort}`,
     reload() {
       const run = reloading.then(reloadOnce);
       reloading = run.catch(() => undefined);
@@ -173,6 +181,7 @@ export async function startApp(options: AppOptions): Promise<App> {
         await withDeadline(httpServer.stop(false), deadline);
         await stopServices(started, deadline);
         await httpServer.stop(true);
+        await retention.stop();
         store.close();
         log.info("stopped");
       })();

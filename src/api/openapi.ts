@@ -23,6 +23,7 @@ const errorDescriptions: Record<number, string> = {
   404: "Unknown id",
   409: "Conflict (e.g. the object is managed by the YAML config)",
   413: "Body too large",
+  429: "Too many failed authentications from this address (Retry-After says when to try again)",
   503: "Not ready",
 };
 
@@ -52,7 +53,10 @@ export class OpenApiRegistry {
           : {}),
       };
       const errors = new Set(op.errors);
-      if (op.auth !== "public") errors.add(401);
+      if (op.auth !== "public") {
+        errors.add(401);
+        errors.add(429);
+      }
       if (op.body) errors.add(400);
       for (const status of [...errors].sort()) {
         responses[String(status)] = {

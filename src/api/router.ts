@@ -8,6 +8,7 @@
 // tokens) pass "client" plus their middleware.
 import type { Context, Hono, MiddlewareHandler } from "hono";
 import { validate, type Schema } from "../config/schema.ts";
+import type { AuthGuard } from "./auth.ts";
 import { ApiError, validationError } from "./errors.ts";
 import type { Store } from "../store/index.ts";
 import type { OpenApiRegistry, OperationDoc } from "./openapi.ts";
@@ -37,6 +38,8 @@ export class ApiRouter {
     private readonly docs: OpenApiRegistry,
     private readonly adminAuth: MiddlewareHandler,
     private readonly maxBodyBytes: () => number,
+    /** Counts failed bearer secrets per source address; routes with their own scheme report to it too. */
+    readonly authGuard: AuthGuard,
   ) {}
 
   route<B = undefined, P extends string = never>(spec: RouteSpec<B, P>, handler: RouteHandler<B, P>): void {

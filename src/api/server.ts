@@ -6,7 +6,8 @@ import { s, type Schema } from "../config/schema.ts";
 import { createLogger } from "../log.ts";
 import { httpDuration, httpRequests, metrics } from "../metrics.ts";
 import type { Store } from "../store/index.ts";
-import { adminAuth } from "./auth.ts";
+import { adminAuth, AuthGuard } from "./auth.ts";
+import { AuthThrottle, type AuthThrottleOptions } from "./authThrottle.ts";
 import { ApiError } from "./errors.ts";
 import { OpenApiRegistry } from "./openapi.ts";
 import { API_PREFIX, ApiRouter, type ApiModule } from "./router.ts";
@@ -35,6 +36,8 @@ export interface HttpAppOptions {
   version: string;
   adminToken: () => string | undefined;
   maxBodyBytes: () => number;
+  /** Failed authentications allowed per source address (config http.authFailures). */
+  authFailures: AuthThrottleOptions;
   readiness: () => Record<string, ReadinessCheck>;
   /** Routes of the running services; mounted before the admin resources so their static paths win. */
   extraRoutes: ((api: ApiRouter) => void)[];
@@ -43,7 +46,8 @@ export interface HttpAppOptions {
 export function createHttpApp(options: HttpAppOptions): { hono: Hono; api: ApiRouter } {
   const hono = new Hono();
   const docs = new OpenApiRegistry();
-  const api = new ApiRouter(hono, docs, adminAuth(options.adminToken), options.maxBodyBytes);
+  const guard = new AuthGuard(new AuthThrottle(options.authFailures));
+  const api = new ApiRouter(hono, docs, adminAuth(options.adminToken, guard), options.maxBodyBytes, guard);
 
   hono.use("*", async (c, next) => {
     const started = performance.now();

@@ -92,6 +92,11 @@ export class ChannelRegistry {
     };
   }
 
+  /** How many listeners watch the channel (its client event streams). */
+  watcherCount(applicationId: string, channelId: string): number {
+    return this.watchers.get(channelKey(applicationId, channelId))?.size ?? 0;
+  }
+
   /** Every open channel with its participant count (metrics, admin views). */
   list(): { applicationId: string; channelId: string; participants: number }[] {
     return [...this.channels.values()].flatMap((c) => {

@@ -1,5 +1,6 @@
 // The whole configuration file: one schema, the source of the `Config` type.
 // Every key is documented in config.example.yaml.
+import { readFileSync } from "node:fs";
 import {
   applicationSchema,
   callerIdSchema,
@@ -68,9 +69,34 @@ const rtpSchema = s
   })
   .refine((rtp) => (rtp.portMax <= rtp.portMin ? { at: ["portMax"], message: `must be above portMin (${rtp.portMin})` } : undefined));
 
+/** The problem with a PEM file named in the config, read when the config is loaded; undefined when fine. */
+function pemFileProblem(path: string, kind: "CERTIFICATE" | "PRIVATE KEY"): string | undefined {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (err) {
+    return `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`;
+  }
+  return new RegExp(`-----BEGIN [A-Z ]*${kind}-----`).test(text) ? undefined : `${path} holds no PEM ${kind.toLowerCase()}`;
+}
+
 const httpSchema = s.object({
   host: host.default("0.0.0.0"),
   port: s.integer({ min: 0, max: 65535 }).default(8080).describe("0 picks a free port."),
+  tls: s
+    .object({
+      certFile: s.string({ minLength: 1 }).refine((path) => pemFileProblem(path, "CERTIFICATE")).describe("PEM certificate (chain) of the HTTPS listener."),
+      keyFile: s.string({ minLength: 1 }).refine((path) => pemFileProblem(path, "PRIVATE KEY")).describe("PEM private key of the HTTPS listener."),
+    })
+    .optional()
+    .describe("Serve HTTPS instead of HTTP on http.host:http.port."),
+  authFailures: s.defaulted(
+    s.object({
+      burst: s.integer({ min: 1, max: 1000 }).default(10).describe("Failed authentications one address may make back to back before it gets 429."),
+      perMinute: s.integer({ min: 1, max: 6000 }).default(10).describe("Further failed authentications allowed per minute once the burst is spent."),
+      maxAddresses: s.integer({ min: 100, max: 10_000_000 }).default(10_000).describe("Addresses tracked at most; the one quiet the longest is forgotten first."),
+    }),
+  ),
 });
 
 const databaseSchema = s.object({
@@ -91,6 +117,13 @@ const callsSchema = s.object({
   sessionTimerSec: s.integer({ min: 90, max: 86400 }).default(1800),
 });
 
+const recordsSchema = s.object({
+  retentionDays: s
+    .integer({ min: 0, max: 36500 })
+    .default(90)
+    .describe("Call records are deleted this many days after their call ended (checked at start and hourly); 0 keeps them forever."),
+});
+
 const webrtcSchema = s.object({
   publicAddress: s.string({ minLength: 1 }).optional().describe("Address announced in ICE candidates behind NAT."),
   iceServers: s
@@ -104,6 +137,7 @@ const webrtcSchema = s.object({
     .default([]),
   tokenTtlSec: s.integer({ min: 60, max: 604800 }).default(3600),
   dialRole: s.string({ minLength: 1 }).default("dial"),
+  maxEventStreamsPerChannel: s.integer({ min: 1, max: 100_000 }).default(200).describe("Client event WebSockets one channel may have at once; more are closed with 4429."),
   portMin: s.integer({ min: 1024, max: 65534 }).optional().describe("Lowest UDP port of WebRTC ICE candidates (with portMax)."),
   portMax: s.integer({ min: 1025, max: 65535 }).optional().describe("Highest UDP port of WebRTC ICE candidates (with portMin)."),
 }).refine((webrtc) => {
@@ -138,6 +172,7 @@ export const configSchema = s
     applications: s.array(applicationConfigSchema, { uniqueBy: (a) => a.id, uniqueLabel: "application id" }).default([]),
     webhooks: webhooksSchema.optional(),
     calls: s.defaulted(callsSchema),
+    records: s.defaulted(recordsSchema),
     webrtc: s.defaulted(webrtcSchema),
     limits: s.defaulted(limitsSchema),
   })

@@ -4,6 +4,7 @@
 // Emitting never waits for any of this: the call path only appends to an in-memory queue.
 import type { AnyEvent, EventBus } from "../events.ts";
 import { createLogger } from "../log.ts";
+import { metrics } from "../metrics.ts";
 import { describeFailure, postWebhook, type WebhookFailure } from "./webhooks.ts";
 
 export interface EventsWebhookSettings {
@@ -23,6 +24,7 @@ export interface EventDeliveryOptions {
 
 const log = createLogger("events.webhook");
 const DEFAULT_RETRY_DELAYS_MS = [500, 1_000, 2_000, 4_000, 8_000, 16_000];
+const dropped = metrics.counter("trunkline_events_webhook_dropped_total", "Events not queued for the events webhook: maxQueued were already waiting.");
 
 /** The ordering key: events with the same key are delivered in emission order. */
 export function orderingKey(event: AnyEvent): string {
@@ -54,6 +56,7 @@ export class EventDelivery {
   enqueue(event: AnyEvent): void {
     if (this.stopped || !this.options.settings().eventsUrl) return;
     if (this.queued >= this.maxQueued) {
+      dropped.inc();
       log.warn("events webhook queue full, event dropped", { eventId: event.id, type: event.type });
       return;
     }

@@ -30,6 +30,9 @@ CREATE TABLE calls (
 CREATE INDEX calls_state ON calls (state, seq);
 `;
 
+/** Retention prunes by end time: each batch is a range read of this index, whatever the table size. */
+export const callsEndedAtMigration = "CREATE INDEX calls_ended_at ON calls (ended_at) WHERE ended_at IS NOT NULL";
+
 export type CallDirection = "inbound" | "outbound";
 /** `trying`: routing / trunk choice / INVITE sent; `ringing`: 18x; `answered`; `ended`. */
 export type CallState = "trying" | "ringing" | "answered" | "ended";
@@ -115,6 +118,7 @@ export interface CallListQuery {
 export class CallStore {
   private readonly insert: Statement;
   private readonly byId: Statement<CallRow, [string]>;
+  private readonly pruneStatement: Statement;
 
   constructor(private readonly db: Database) {
     this.insert = db.prepare(
@@ -122,6 +126,11 @@ export class CallStore {
        VALUES (?, ?, 'trying', ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
     this.byId = db.prepare<CallRow, [string]>("SELECT * FROM calls WHERE id = ?");
+    // `+state`: the state check must not steer the planner to calls_state (a scan of every ended call).
+    this.pruneStatement = db.prepare(
+      `DELETE FROM calls WHERE seq IN
+         (SELECT seq FROM calls WHERE ended_at < ? AND +state = 'ended' ORDER BY ended_at LIMIT ?)`,
+    );
   }
 
   create(call: NewCall, now = Date.now()): CallRecord {
@@ -172,6 +181,14 @@ export class CallStore {
     const page = rows.slice(0, query.limit);
     const last = page.at(-1);
     return { calls: page.map(toRecord), ...(rows.length > query.limit && last ? { nextCursor: encodeCursor(last.seq) } : {}) };
+  }
+
+  /**
+   * Deletes up to `limit` records of calls that ended before `cutoff` (epoch ms), oldest first, in
+   * one statement; records of live calls have no end and are never touched. Returns how many.
+   */
+  pruneEnded(cutoff: number, limit: number): number {
+    return this.pruneStatement.run(cutoff, limit).changes;
   }
 
   /** At start: calls that were live when the process died end as `interrupted`. Returns how many. */

@@ -1,7 +1,7 @@
 // Ordered schema migrations. Append new entries at the end with the next version; never edit an
 // applied one. Each runs once, in its own transaction, recorded in schema_migrations.
 import type { Database } from "bun:sqlite";
-import { callsMigration } from "./calls.ts";
+import { callsEndedAtMigration, callsMigration } from "./calls.ts";
 
 export interface Migration {
   version: number;
@@ -70,4 +70,5 @@ export const migrations: Migration[] = [
   { version: 2, name: "call records", up: callsMigration },
   // "The first available trunk" follows configuration order: YAML trunks by their place in the file.
   { version: 3, name: "trunk order", up: "ALTER TABLE trunks ADD COLUMN yaml_position INTEGER" },
+  { version: 4, name: "call records by end time", up: callsEndedAtMigration },
 ];

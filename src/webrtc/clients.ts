@@ -42,6 +42,8 @@ const leaves = metrics.counter("trunkline_webrtc_leaves_total", "WebRTC clients 
 
 export class ClientSessions {
   private readonly sessions = new Map<string, ClientSession>();
+  /** Joins awaiting their SDP answer, per channel (entries go when their count drops to 0). */
+  private readonly joining = new Map<string, number>();
 
   constructor(private readonly options: ClientSessionsOptions) {}
 
@@ -50,10 +52,21 @@ export class ClientSessions {
     const clientId = claims.clientId ?? newClientId();
     const present = registry.participants(claims.applicationId, claims.channelId);
     const rejoining = present.some((p) => p.id === clientId);
-    if (maxParticipantsPerChannel !== undefined && !rejoining && present.length >= maxParticipantsPerChannel())
-      return refused(409, "channel_full", `the channel already has ${present.length} participants`);
+    const channel = channelKey(claims.applicationId, claims.channelId);
+    // Joins still negotiating hold a place too, so concurrent joins cannot overfill the channel.
+    const pending = this.joining.get(channel) ?? 0;
+    if (maxParticipantsPerChannel !== undefined && !rejoining && present.length + pending >= maxParticipantsPerChannel())
+      return refused(409, "channel_full", `the channel already has ${present.length} participants${pending ? ` and ${pending} joining` : ""}`);
 
-    const answer = await answerClientOffer(offerSdp, network(), timeouts);
+    this.joining.set(channel, pending + 1);
+    let answer: Awaited<ReturnType<typeof answerClientOffer>>;
+    try {
+      answer = await answerClientOffer(offerSdp, network(), timeouts);
+    } finally {
+      const left = (this.joining.get(channel) ?? 1) - 1;
+      if (left === 0) this.joining.delete(channel);
+      else this.joining.set(channel, left);
+    }
     if (!answer.ok) return refused(400, "bad_sdp", answer.message);
     const { peer } = answer;
 
@@ -114,6 +127,11 @@ export class ClientSessions {
     return this.sessions.size;
   }
 
+  /** Channels with joins awaiting their answer (0 when idle: the per-channel counts do not linger). */
+  get joiningChannels(): number {
+    return this.joining.size;
+  }
+
   closeAll(reason = "shutdown"): void {
     for (const session of [...this.sessions.values()]) session.member.leave(reason);
   }
@@ -131,4 +149,8 @@ function refused(status: 400 | 409, code: string, message: string): JoinResult {
 
 function sessionKey(applicationId: string, clientId: string): string {
   return JSON.stringify([applicationId, clientId]);
+}
+
+function channelKey(applicationId: string, channelId: string): string {
+  return JSON.stringify([applicationId, channelId]);
 }

@@ -16,11 +16,13 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-export async function startHarness(yaml = "", compose?: ComposeServices, logLevel = "warn"): Promise<Harness> {
+/** `http` adds keys to the http mapping (e.g. "tls: { ... }"). */
+export async function startHarness(yaml = "", compose?: ComposeServices, logLevel = "warn", o: { http?: string } = {}): Promise<Harness> {
   const dir = mkdtempSync(join(tmpdir(), "trunkline-api-"));
   const configPath = join(dir, "config.yaml");
+  const http = `http: { host: 127.0.0.1, port: 0${o.http ? `, ${o.http}` : ""} }`;
   const writeConfig = (text: string) =>
-    writeFileSync(configPath, `http: { host: 127.0.0.1, port: 0 }\nadminToken: ${ADMIN_TOKEN}\ndatabase: { path: ${join(dir, "t.db")} }\nlogLevel: ${logLevel}\n${text}`);
+    writeFileSync(configPath, `${http}\nadminToken: ${ADMIN_TOKEN}\ndatabase: { path: ${join(dir, "t.db")} }\nlogLevel: ${logLevel}\n${text}`);
   writeConfig(yaml);
   const boot = () => startApp({ configPath, env: {}, compose });
   let app: App;

@@ -1,4 +1,5 @@
 import { describe, expect, test } from "bun:test";
+import { join } from "node:path";
 import { parseConfigText, loadConfigFile } from "../../src/config/load.ts";
 import { applyOverrides } from "../../src/config/overrides.ts";
 
@@ -102,6 +103,21 @@ describe("config errors name file, line, column and key path", () => {
   test("sip.tls: a caFile alone is valid (TLS trunks without a listener); certFile and keyFile go together", () => {
     expect(parse("sip:\n  tls:\n    caFile: /etc/ssl/private-ca.pem\n").ok).toBe(true);
     expect(errorsOf("sip:\n  tls:\n    certFile: /etc/c.pem\n")).toEqual(["t.yaml:3:15: sip.tls.certFile: certFile and keyFile go together"]);
+  });
+
+  test("http.tls: a missing, unreadable or non-PEM file is an error at its line; both files are required", () => {
+    const cert = join(import.meta.dir, "../fixtures/tls/cert.pem");
+    const key = join(import.meta.dir, "../fixtures/tls/key.pem");
+    expect(parse(`http:\n  tls:\n    certFile: ${cert}\n    keyFile: ${key}\n`).ok).toBe(true);
+    expect(errorsOf(`http:\n  tls:\n    certFile: /nonexistent/cert.pem\n    keyFile: ${import.meta.dir}\n`)).toEqual([
+      "t.yaml:3:15: http.tls.certFile: cannot read /nonexistent/cert.pem: ENOENT",
+      `t.yaml:4:14: http.tls.keyFile: cannot read ${import.meta.dir}: EISDIR`,
+    ]);
+    expect(errorsOf(`http:\n  tls:\n    certFile: ${key}\n    keyFile: ${cert}\n`)).toEqual([
+      `t.yaml:3:15: http.tls.certFile: ${key} holds no PEM certificate`,
+      `t.yaml:4:14: http.tls.keyFile: ${cert} holds no PEM private key`,
+    ]);
+    expect(errorsOf(`http:\n  tls:\n    certFile: ${cert}\n`)).toEqual(["t.yaml:3:5: http.tls.keyFile: is required"]);
   });
 
   test("duplicate ids in a list point at the repeated item", () => {

@@ -1,5 +1,6 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { EventBus } from "../../src/events.ts";
+import { metrics } from "../../src/metrics.ts";
 import { EventDelivery } from "../../src/routing/eventDelivery.ts";
 import { SIGNATURE_HEADER, verifyWebhookSignature, TIMESTAMP_HEADER } from "../../src/routing/webhooks.ts";
 import { until } from "../helpers/until.ts";
@@ -63,6 +64,23 @@ describe("events webhook delivery", () => {
     bus.emit("trunk.reachable", { trunkId: "t1" });
     await delivery.idle();
     expect(server.received.filter((r) => r.path === "/reject")).toHaveLength(1);
+  });
+
+  test("at most maxQueued events wait, whatever their keys: the rest are dropped and counted", async () => {
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    server.handle("/stuck", () => released.then(() => Response.json({})));
+    const bus = new EventBus();
+    const delivery = new EventDelivery({ settings: () => ({ eventsUrl: server.url("/stuck"), timeoutMs: 5000 }), maxQueued: 3 });
+    delivery.attach(bus);
+    const droppedTotal = () => metrics.counter("trunkline_events_webhook_dropped_total", "").get();
+    const before = droppedTotal();
+    for (let i = 0; i < 5; i++) bus.emit("call.answered", call(`bounded-${i}`));
+    expect(droppedTotal() - before).toBe(2);
+    release();
+    await delivery.idle();
+    const delivered = server.received.filter((r) => r.path === "/stuck").map((r) => (r.json as { data: { callId: string } }).data.callId);
+    expect(delivered.sort()).toEqual(["bounded-0", "bounded-1", "bounded-2"]);
   });
 
   test("without an eventsUrl nothing is queued", async () => {

@@ -3,7 +3,8 @@
 import { Hono } from "hono";
 import { websocket } from "hono/bun";
 import { ChannelRegistry } from "../../src/channels/registry.ts";
-import { adminAuth } from "../../src/api/auth.ts";
+import { adminAuth, AuthGuard } from "../../src/api/auth.ts";
+import { AuthThrottle } from "../../src/api/authThrottle.ts";
 import { ApiError } from "../../src/api/errors.ts";
 import { OpenApiRegistry } from "../../src/api/openapi.ts";
 import { ApiRouter } from "../../src/api/router.ts";
@@ -26,18 +27,29 @@ export interface Harness {
   stop(): Promise<void>;
 }
 
-export function startHarness(o: { timeouts?: PeerTimeouts; calls?: ClientCallControl; portRange?: [number, number] } = {}): Harness {
+export function startHarness(
+  o: {
+    timeouts?: PeerTimeouts;
+    calls?: ClientCallControl;
+    portRange?: [number, number];
+    authFailures?: { burst: number; perMinute: number };
+    maxParticipantsPerChannel?: number;
+    maxEventStreamsPerChannel?: number;
+  } = {},
+): Harness {
   const registry = new ChannelRegistry();
   const sessions = new ClientSessions({
     registry,
     network: () => ({ hostAddresses: ["127.0.0.1"], ...(o.portRange ? { portRange: o.portRange } : {}) }),
     timeouts: o.timeouts ?? { connectMs: 10_000, mediaMs: 5_000 },
+    ...(o.maxParticipantsPerChannel ? { maxParticipantsPerChannel: () => o.maxParticipantsPerChannel! } : {}),
   });
   const hono = new Hono();
   hono.onError((err, c) => (err instanceof ApiError ? c.json(err.toJSON(), err.status) : c.json({ error: { code: "internal", message: "internal error" } }, 500)));
-  const api = new ApiRouter(hono, new OpenApiRegistry(), adminAuth(() => ADMIN_TOKEN), () => 1 << 20);
+  const guard = new AuthGuard(new AuthThrottle({ burst: 10, perMinute: 10, maxAddresses: 10_000, ...o.authFailures }));
+  const api = new ApiRouter(hono, new OpenApiRegistry(), adminAuth(() => ADMIN_TOKEN, guard), () => 1 << 20, guard);
   const applicationSecret = (id: string) => (id === APP.id ? APP.secret : undefined);
-  mountClientRoutes(api, { sessions, registry, applicationSecret, dialRole: () => "dial", calls: () => o.calls });
+  mountClientRoutes(api, { sessions, registry, applicationSecret, dialRole: () => "dial", calls: () => o.calls, maxEventStreamsPerChannel: () => o.maxEventStreamsPerChannel ?? 200 });
   mountClientTokenRoutes(api, { applicationSecret, defaultTtlSec: () => 3600 });
   mountUi(hono);
   const server = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: hono.fetch, websocket });

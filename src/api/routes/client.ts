@@ -13,6 +13,7 @@ import { s } from "../../config/schema.ts";
 import type { ChannelRegistry } from "../../channels/registry.ts";
 import type { ClientSessions } from "../../webrtc/clients.ts";
 import { authenticateBearer, type ClientClaims } from "../../webrtc/tokens.ts";
+import { isTokenGuess, sourceKey } from "../auth.ts";
 import { ApiError } from "../errors.ts";
 import { API_PREFIX, type ApiRouter } from "../router.ts";
 import { mountClientEvents } from "./clientEvents.ts";
@@ -37,6 +38,8 @@ export interface ClientApiDeps {
   calls?: () => ClientCallControl | undefined;
   /** The role a token needs to dial out (config webrtc.dialRole). */
   dialRole: () => string;
+  /** Event streams one channel may have (config webrtc.maxEventStreamsPerChannel). */
+  maxEventStreamsPerChannel: () => number;
 }
 
 const joinBody = s.object({
@@ -63,8 +66,13 @@ const CLAIMS = "clientClaims";
 
 export function mountClientRoutes(api: ApiRouter, deps: ClientApiDeps): void {
   const clientAuth: MiddlewareHandler = async (c, next) => {
+    const source = sourceKey(c);
+    api.authGuard.admit(c, source, "client");
     const auth = authenticateBearer(c.req.header("authorization"), deps.applicationSecret);
-    if (!auth.ok) throw new ApiError(401, auth.code, auth.message);
+    if (!auth.ok) {
+      if (isTokenGuess(auth.code)) api.authGuard.failed(source, "client");
+      throw new ApiError(401, auth.code, auth.message);
+    }
     c.set(CLAIMS, auth.claims);
     await next();
   };

@@ -34,6 +34,7 @@ export function webrtcApi(webrtc: WebRtcService, ctx: AppContext, calls?: () => 
         applicationSecret,
         ...(calls ? { calls } : {}),
         dialRole: () => ctx.config.webrtc.dialRole,
+        maxEventStreamsPerChannel: () => ctx.config.webrtc.maxEventStreamsPerChannel,
       });
       mountClientTokenRoutes(api, { applicationSecret, defaultTtlSec: () => ctx.config.webrtc.tokenTtlSec });
       mountUi(api.hono);
