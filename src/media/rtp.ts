@@ -7,16 +7,20 @@
 //   s.onNewSource = (ssrc) => …;               // the peer's SSRC changed (reset decoders/jitter)
 //   s.onTimeout = () => …;                     // no RTP for mediaTimeoutMs while media is expected
 //   s.send(payloadType, payload, timestamp, marker);   // our SSRC, continuous sequence numbers
+//   s.useSrtp({ send, receive });              // SRTP/SRTCP from now on (srtp.ts contexts); undefined: plain
 //   s.stats(); s.close();
 //
 // Symmetric RTP (RFC 4961) / latching: we send to the SDP address until valid packets arrive, then
 // to where the peer's media really comes from (NAT): at once for the SDP address itself, after two
 // in-sequence packets for any other source; once latched, packets from other sources are ignored. configure() with a new remote (re-INVITE) unlatches. RTCP SR/RR + SDES go out
 // every ~5 s (RFC 3550 §6.2, randomised 0.5–1.5×), on the RTP port when rtcp-mux (RFC 5761) is on.
+// With SRTP every datagram must authenticate before anything else looks at it; what does not is
+// dropped and counted (srtpAuthFailures, srtpReplays).
 import { createLogger } from "../log.ts";
 import { bindRtpPair, type BoundRtpPair, type RtpPortAllocator } from "./ports.ts";
 import { RTP_HEADER_SIZE, looksLikeRtcp, parseRtp, writeRtpHeader, type RtpPacket } from "./rtp-packet.ts";
 import { ReceptionStats, buildCompound, ntpNow, parseCompound, roundTripMs, type ReportBlock } from "./rtcp.ts";
+import type { SrtpReceiveContext, SrtpSendContext } from "./srtp.ts";
 import { inThreadUdpIo, type UdpIo } from "./udp-io.ts";
 
 const log = createLogger("rtp");
@@ -58,6 +62,8 @@ export interface RtpSessionStats {
   invalidPackets: number;
   sourceChanges: number;           // peer SSRC changes
   socketErrors: number;            // e.g. ICMP port unreachable from a vanished peer
+  srtpAuthFailures: number;        // SRTP/SRTCP datagrams that failed authentication (dropped)
+  srtpReplays: number;             // SRTP/SRTCP datagrams replayed or too old (dropped)
   peerReport?: PeerReport;         // what the peer's RTCP says about our stream
 }
 
@@ -120,7 +126,11 @@ export class RtpSession {
   private lastSentAtMs = 0;
   private peerReport: PeerReport | undefined;
   private closed = false;
-  private readonly counters = { packetsSent: 0, octetsSent: 0, packetsReceived: 0, octetsReceived: 0, ignoredPackets: 0, invalidPackets: 0, sourceChanges: 0, socketErrors: 0 };
+  private srtp: { send: SrtpSendContext; receive: SrtpReceiveContext } | undefined;
+  private readonly counters = {
+    packetsSent: 0, octetsSent: 0, packetsReceived: 0, octetsReceived: 0, ignoredPackets: 0, invalidPackets: 0, sourceChanges: 0, socketErrors: 0,
+    srtpAuthFailures: 0, srtpReplays: 0,
+  };
 
   private constructor(cname: string) {
     this.cname = cname;
@@ -162,10 +172,30 @@ export class RtpSession {
     this.timedOut = false;
   }
 
+  /** SRTP (RFC 3711) from now on: `send` protects what we send, `receive` checks what arrives; undefined: plain RTP. */
+  useSrtp(contexts: { send: SrtpSendContext; receive: SrtpReceiveContext } | undefined): void {
+    this.srtp = contexts;
+  }
+
+  /** The plain datagram, or undefined after counting an SRTP drop. */
+  private unprotect(data: Uint8Array, rtcp: boolean): Uint8Array | undefined {
+    const srtp = this.srtp!;
+    const plain = rtcp ? srtp.receive.unprotectRtcp(data) : srtp.receive.unprotectRtp(data);
+    if (plain === "auth") this.counters.srtpAuthFailures++;
+    else if (plain === "replay") this.counters.srtpReplays++;
+    else return plain;
+    return undefined;
+  }
+
   private receiveOnRtpPort(data: Uint8Array, port: number, address: string, now: number): void {
     if (looksLikeRtcp(data)) {
       this.receiveRtcp(data, port, address, now);
       return;
+    }
+    if (this.srtp) {
+      const plain = this.unprotect(data, false);
+      if (!plain) return;
+      data = plain;
     }
     const packet = parseRtp(data);
     if (!packet || !this.config) {
@@ -226,6 +256,11 @@ export class RtpSession {
   }
 
   private receiveRtcp(data: Uint8Array, port: number, address: string, now: number): void {
+    if (this.srtp) {
+      const plain = this.unprotect(data, true);
+      if (!plain) return;
+      data = plain;
+    }
     const packets = parseCompound(data);
     if (!packets) {
       this.counters.invalidPackets++;
@@ -283,7 +318,7 @@ export class RtpSession {
     this.counters.octetsSent += payload.length;
     this.lastSentTimestamp = timestamp >>> 0;
     this.lastSentAtMs = performance.now();
-    return this.pair.rtp.send(buffer, port, address);
+    return this.pair.rtp.send(this.srtp ? this.srtp.send.protectRtp(buffer) : buffer, port, address);
   }
 
   /** Called by the shared timer: RTCP reports and the media timeout. */
@@ -317,7 +352,7 @@ export class RtpSession {
     const address = mux ? (this.latchedAddress ?? c.remote.address) : (this.rtcpLatchedAddress ?? c.remote.rtcpAddress);
     const port = mux ? (this.latchedAddress !== undefined ? this.latchedPort : c.remote.port) : (this.rtcpLatchedAddress !== undefined ? this.rtcpLatchedPort : c.remote.rtcpPort);
     if (port === 0 || address === "0.0.0.0") return;
-    (mux ? this.pair.rtp : this.pair.rtcp).send(packet, port, address);
+    (mux ? this.pair.rtp : this.pair.rtcp).send(this.srtp ? this.srtp.send.protectRtcp(packet) : packet, port, address);
   }
 
   stats(): RtpSessionStats {
