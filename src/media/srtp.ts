@@ -54,6 +54,11 @@ export function generateSrtpKey(suite: SrtpSuite): SrtpKey {
   return { suite, keyAndSalt: crypto.getRandomValues(new Uint8Array(KEY_AND_SALT_LENGTH)) };
 }
 
+/** Same suite and key bytes (a re-offer repeating a key keeps its context, RFC 4568 §7.1.4). */
+export function sameSrtpKey(a: SrtpKey, b: SrtpKey): boolean {
+  return a.suite === b.suite && a.keyAndSalt.length === b.keyAndSalt.length && timingSafeEqual(a.keyAndSalt, b.keyAndSalt);
+}
+
 /** The parts of werift's AES-CM cipher (CipherAesCtr) this module drives. */
 interface AesCmCipher {
   generateCounter(sequenceNumber: number, rolloverCounter: number, ssrc: number, sessionSalt: Buffer): Buffer;
@@ -217,11 +222,6 @@ export class SrtpReceiveContext {
       o.previous.previous = undefined;
       this.previous = o.previous;
     }
-  }
-
-  /** Whether `key` is this context's key (a re-offer repeating it keeps the context, RFC 4568 §7.1.4). */
-  hasKey(key: SrtpKey): boolean {
-    return key.suite === this.suite && key.keyAndSalt.length === this.key.keyAndSalt.length && timingSafeEqual(key.keyAndSalt, this.key.keyAndSalt);
   }
 
   /** The plain RTP packet, or why it was dropped. */
