@@ -11,6 +11,7 @@ import { formatUri, type SipRequest } from "../sip/message.ts";
 import type { ServerTransaction } from "../sip/transaction.ts";
 import type { InboundContext } from "../sip/transport.ts";
 import { newCallId, type CallManager } from "./manager.ts";
+import { callEncryption } from "./mediaEncryption.ts";
 import { ALLOW_METHODS } from "./types.ts";
 import { negotiateInbound } from "./sessionTimer.ts";
 
@@ -39,6 +40,13 @@ export async function handleInboundInvite(manager: CallManager, req: SipRequest,
   if (overLimit || !manager.takeTrunkSlot(call, trunk.id)) return reject(503, "Too Many Calls", [["Retry-After", "30"]]);
   const timers = negotiateInbound(req, deps.settings().sessionTimerSec);
   if (!timers.ok) return reject(timers.status, "Session Interval Too Small", timers.headers);
+  const encryption = callEncryption(trunk, ctx.local.transport);
+  if (!encryption.ok) {
+    // RFC 3261 §20.43: 399, a warning for a human.
+    const host = deps.stack.contactFor(undefined, ctx.local.transport).uri.host;
+    return reject(488, "Not Acceptable Here", [["Warning", `399 ${host} "${encryption.reason}"`]]);
+  }
+  call.mediaEncryption = encryption.encryption;
 
   const headers = headersRecord(req);
   const webhooks = deps.webhooks();
