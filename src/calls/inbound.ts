@@ -6,6 +6,7 @@
 // CANCEL at any point before the 200: the stack sends 200 + 487; we abandon the routing webhook,
 // close the record as `cancelled` and tell the inbound-cancel webhook with the INVITE's headers.
 import { notifyInboundCancel, routeInbound } from "../routing/inbound.ts";
+import { redactSdesKeys } from "../media/sdes.ts";
 import { Dialog } from "../sip/dialog.ts";
 import { formatUri, type SipRequest } from "../sip/message.ts";
 import type { ServerTransaction } from "../sip/transaction.ts";
@@ -62,7 +63,7 @@ export async function handleInboundInvite(manager: CallManager, req: SipRequest,
   };
 
   const routed = await routeInbound(
-    { toUser: req.to.uri.user, fromUri: call.from, headers, sdp: req.body.length > 0 ? req.bodyText : "" },
+    { toUser: req.to.uri.user, fromUri: call.from, headers, sdp: req.body.length > 0 ? redactSdesKeys(req.bodyText) : "" },
     deps.routes,
     webhooks,
     routing.signal,

@@ -4,6 +4,7 @@
 //     → { ok: true, crypto: { tag: 1, key: { suite, keyAndSalt } } } | { ok: false, reason }
 //   firstUsableCrypto(values)   → the first a=crypto value we can honour, or why none is usable
 //   formatCrypto({ tag, key })  → "1 AES_CM_128_HMAC_SHA1_80 inline:…" (no lifetime, no MKI)
+//   redactSdesKeys(sdpText)     → the SDP with every inline key replaced by "redacted"
 //
 // What we cannot honour is refused with a reason rather than half-used: suites other than
 // AES_CM_128_HMAC_SHA1_80/_32, key methods other than inline, several keys or an MKI in one line
@@ -70,6 +71,11 @@ export function firstUsableCrypto(values: readonly string[]): CryptoParseResult 
 
 export function formatCrypto(c: SdesCrypto): string {
   return `${c.tag} ${c.key.suite} inline:${Buffer.from(c.key.keyAndSalt).toString("base64")}`;
+}
+
+/** For copies of an SDP that leave the signalling path (the inbound webhook): keys stay behind. */
+export function redactSdesKeys(sdp: string): string {
+  return sdp.replace(/^a=crypto:.*$/gim, (line) => line.replace(/inline:[^|\s;]*/gi, "inline:redacted"));
 }
 
 function decodeKeySalt(text: string): Uint8Array | undefined {

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { firstUsableCrypto, formatCrypto, parseCrypto } from "../../src/media/sdes.ts";
+import { firstUsableCrypto, formatCrypto, parseCrypto, redactSdesKeys } from "../../src/media/sdes.ts";
 
 const KEY = "PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR"; // RFC 4568 §4's example key-salt, 30 bytes
 
@@ -42,6 +42,13 @@ describe("a=crypto (RFC 4568 §9.1)", () => {
     expect(firstUsableCrypto([])).toEqual({ ok: false, reason: "no a=crypto line" });
     const none = firstUsableCrypto([`1 AEAD_AES_256_GCM inline:${KEY}`, `2 AES_CM_128_HMAC_SHA1_32 inline:${KEY}|1:1`]);
     expect(none).toEqual({ ok: false, reason: expect.stringMatching(/^no usable a=crypto: crypto suite AEAD_AES_256_GCM .*; keys with an MKI/) });
+  });
+
+  test("redactSdesKeys removes every inline key and nothing else", () => {
+    const sdp = `v=0\r\nm=audio 4000 RTP/SAVP 0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:${KEY}|2^20\r\nA=CRYPTO:2 AES_CM_128_HMAC_SHA1_32 INLINE:${KEY};inline:${KEY}|1:1\r\na=sendrecv\r\n`;
+    const redacted = redactSdesKeys(sdp);
+    expect(redacted).not.toContain(KEY);
+    expect(redacted).toBe(`v=0\r\nm=audio 4000 RTP/SAVP 0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:redacted|2^20\r\nA=CRYPTO:2 AES_CM_128_HMAC_SHA1_32 inline:redacted;inline:redacted|1:1\r\na=sendrecv\r\n`);
   });
 
   test("formatCrypto writes what parseCrypto reads", () => {
