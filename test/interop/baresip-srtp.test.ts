@@ -3,7 +3,8 @@
 // - In: baresip with mediaenc=srtp-mand offers RTP/SAVP with a=crypto to an "optional" trunk; we
 //   answer with our own key. The phone (plain RTP over UDP signalling) shares the trunk's address:
 //   its call stays plain, since SDES keys never travel over UDP unless the trunk allows it.
-// - Out: the channel dials baresip (srtp-mand) through a "required" TLS trunk: our RTP/SAVP offer.
+// - Out: the channel dials baresip (srtp-mand) through a "required" TLS trunk: our RTP/SAVP offer;
+//   and baresip with mediaenc=srtp through an "optional" one: our RTP/AVP offer with a=crypto.
 // - Refused: a "required" trunk answers a plain offer over TLS (baresip without SRTP) and any
 //   INVITE over UDP (SIPp) with 488 and a Warning saying why.
 // Both baresip and we drop every packet that fails SRTP authentication, so each side hearing the
@@ -65,8 +66,19 @@ test("the channel dials baresip (srtp-mand) through a required-SRTP TLS trunk: S
     id: "srtp-out", domain: "127.0.0.1", port: bs.port + 1, transport: "tls", tlsVerify: true, username: "trunkline", optionsIntervalSec: 0, mediaEncryption: "required",
   });
   expect(trunk.status, trunk.text).toBe(201);
-  const ended = await channelDialsBaresip(app, bs, "srtp-out");
+  // The channel dials through the first available trunk: this one goes when the test is done.
+  const ended = await channelDialsBaresip(app, bs, "srtp-out").finally(() => app.harness.call("DELETE", "/api/v1/trunks/srtp-out"));
   expect(ended).toMatchObject({ endReason: "remote_bye", codec: "PCMU" });
+  expectSrtpStats(ended.mediaStats);
+}, 30_000);
+
+test("an optional-SRTP trunk's best-effort offer (RTP/AVP with a=crypto) is taken up by baresip's mediaenc=srtp", async () => {
+  const bs = await startBaresip({ toneHz: 440, seconds: 4, certificate: { certFile: CERT, keyFile: KEY }, mediaenc: "srtp" });
+  const trunk = await app.harness.call("POST", "/api/v1/trunks", {
+    id: "srtp-best-effort", domain: "127.0.0.1", port: bs.port + 1, transport: "tls", tlsVerify: true, username: "trunkline", optionsIntervalSec: 0, mediaEncryption: "optional",
+  });
+  expect(trunk.status, trunk.text).toBe(201);
+  const ended = await channelDialsBaresip(app, bs, "srtp-best-effort").finally(() => app.harness.call("DELETE", "/api/v1/trunks/srtp-best-effort"));
   expectSrtpStats(ended.mediaStats);
 }, 30_000);
 
