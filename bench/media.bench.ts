@@ -25,7 +25,7 @@ function sine(rate: number, freq: number, n: number, amplitude: number): Int16Ar
  * CPU µs per call of `fn`: the fastest of several batches, timed by this process's CPU time so
  * other processes competing for the cores inflate it as little as possible.
  */
-function measure(fn: () => void, perBatch: number, batches = 9): number {
+export function measure(fn: () => void, perBatch: number, batches = 9): number {
   for (let i = 0; i < perBatch; i++) fn();
   let best = Infinity;
   for (let b = 0; b < batches; b++) {

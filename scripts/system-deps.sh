@@ -7,6 +7,8 @@ command -v kamailio >/dev/null 2>&1 || need+=(kamailio)
 # The TLS module has no command of its own: look for the module file.
 [ -e /usr/lib/x86_64-linux-gnu/kamailio/modules/tls.so ] || need+=(kamailio-tls-modules)
 command -v baresip >/dev/null 2>&1 || need+=(baresip-core)
+# The SRTP interop tests load baresip's srtp module (SDES), which baresip-core ships.
+[ -e /usr/lib/baresip/modules/srtp.so ] || need+=(baresip-core)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v firefox-esr >/dev/null 2>&1 || need+=(firefox-esr)
 # Headless Firefox runs WebAudio only with an audio output: the Firefox test starts its own

@@ -7,6 +7,7 @@ import { emitEvent, type CallEventBase } from "../events.ts";
 import { createLogger, type Logger } from "../log.ts";
 import { metrics } from "../metrics.ts";
 import type { Dialog } from "../sip/dialog.ts";
+import type { MediaEncryption } from "../media/sdp.ts";
 import { formatNameAddr, type SipRequest } from "../sip/message.ts";
 import type { SipStack } from "../sip/stack.ts";
 import type { ServerTransaction } from "../sip/transaction.ts";
@@ -59,6 +60,8 @@ export class Call {
   codec?: string;
   dialog?: Dialog;
   media?: CallMedia;
+  /** The SRTP policy its phone leg gets (set by the flows from the trunk before joining the channel). */
+  mediaEncryption: MediaEncryption = "none";
   /** Before the answer: how DELETE /calls/:id stops this call (CANCEL out, 480 in). */
   abandon?: () => void;
   readonly log: Logger;
@@ -131,7 +134,7 @@ export class Call {
     const member = this.env.registry.join(
       { applicationId, channelId, id: this.id, kind: "sip", userId: this.userId ?? this.from, callId: this.id, address: this.direction === "inbound" ? this.from : this.to },
       (mixer) => {
-        created = this.env.media({ callId: this.id, mixer });
+        created = this.env.media({ callId: this.id, mixer, encryption: this.mediaEncryption });
         return () => void created?.then((media) => ("error" in media ? undefined : media.close()));
       },
     );

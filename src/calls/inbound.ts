@@ -6,11 +6,13 @@
 // CANCEL at any point before the 200: the stack sends 200 + 487; we abandon the routing webhook,
 // close the record as `cancelled` and tell the inbound-cancel webhook with the INVITE's headers.
 import { notifyInboundCancel, routeInbound } from "../routing/inbound.ts";
+import { redactSdesKeys } from "../media/sdes.ts";
 import { Dialog } from "../sip/dialog.ts";
 import { formatUri, type SipRequest } from "../sip/message.ts";
 import type { ServerTransaction } from "../sip/transaction.ts";
 import type { InboundContext } from "../sip/transport.ts";
 import { newCallId, type CallManager } from "./manager.ts";
+import { callEncryption } from "./mediaEncryption.ts";
 import { ALLOW_METHODS } from "./types.ts";
 import { negotiateInbound } from "./sessionTimer.ts";
 
@@ -39,6 +41,13 @@ export async function handleInboundInvite(manager: CallManager, req: SipRequest,
   if (overLimit || !manager.takeTrunkSlot(call, trunk.id)) return reject(503, "Too Many Calls", [["Retry-After", "30"]]);
   const timers = negotiateInbound(req, deps.settings().sessionTimerSec);
   if (!timers.ok) return reject(timers.status, "Session Interval Too Small", timers.headers);
+  const encryption = callEncryption(trunk, ctx.local.transport);
+  if (!encryption.ok) {
+    // RFC 3261 §20.43: 399, a warning for a human.
+    const host = deps.stack.contactFor(undefined, ctx.local.transport).uri.host;
+    return reject(488, "Not Acceptable Here", [["Warning", `399 ${host} "${encryption.reason}"`]]);
+  }
+  call.mediaEncryption = encryption.encryption;
 
   const headers = headersRecord(req);
   const webhooks = deps.webhooks();
@@ -54,7 +63,7 @@ export async function handleInboundInvite(manager: CallManager, req: SipRequest,
   };
 
   const routed = await routeInbound(
-    { toUser: req.to.uri.user, fromUri: call.from, headers, sdp: req.body.length > 0 ? req.bodyText : "" },
+    { toUser: req.to.uri.user, fromUri: call.from, headers, sdp: req.body.length > 0 ? redactSdesKeys(req.bodyText) : "" },
     deps.routes,
     webhooks,
     routing.signal,

@@ -1,9 +1,15 @@
 // CallMedia on the media plane's PhoneLeg (src/media/leg.ts).
+import { metrics } from "../metrics.ts";
 import type { CodecName } from "../media/codec.ts";
 import { createPhoneLeg, type PhoneLeg, type SdpFailure } from "../media/leg.ts";
 import type { RtpPortAllocator } from "../media/ports.ts";
+import { srtpDropTotals } from "../media/srtp.ts";
 import type { UdpIo } from "../media/udp-io.ts";
 import type { CallMedia, MediaFactory } from "./media.ts";
+
+metrics.counter("trunkline_srtp_dropped_total", "SRTP/SRTCP packets dropped: failed authentication (auth) or replayed (replay).", ["reason"], () =>
+  (["auth", "replay"] as const).map((reason) => ({ labels: { reason }, value: srtpDropTotals[reason] })),
+);
 
 export interface PhoneLegMediaOptions {
   allocator: RtpPortAllocator;
@@ -19,8 +25,8 @@ export interface PhoneLegMediaOptions {
 }
 
 export function phoneLegMedia(o: PhoneLegMediaOptions): MediaFactory {
-  return async ({ callId, mixer }) => {
-    const leg = await createPhoneLeg({ ...o, mixer, participantId: callId });
+  return async ({ callId, mixer, encryption }) => {
+    const leg = await createPhoneLeg({ ...o, mixer, participantId: callId, encryption });
     return "error" in leg ? leg : new PhoneLegMedia(leg, o.advertisedAddress);
   };
 }
@@ -64,8 +70,9 @@ class PhoneLegMedia implements CallMedia {
   }
 
   stats(): Record<string, number> {
-    const { rtp, jitter, dtmfReceived, dtmfSent } = this.leg.stats();
+    const { rtp, jitter, dtmfReceived, dtmfSent, srtp } = this.leg.stats();
     return {
+      ...(srtp ? { srtp: 1, srtpAuthFailures: rtp.srtpAuthFailures, srtpReplays: rtp.srtpReplays } : {}),
       packetsSent: rtp.packetsSent,
       packetsReceived: rtp.packetsReceived,
       octetsSent: rtp.octetsSent,

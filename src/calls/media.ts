@@ -1,6 +1,7 @@
 // What a call needs from its phone leg (src/media/leg.ts does the work): SDP offers and answers,
 // audio into and out of the channel mixer (joined at creation, left at close), DTMF both ways, statistics and the media timeout.
 import type { Mixer } from "../media/mixer.ts";
+import type { MediaEncryption } from "../media/sdp.ts";
 
 export type AnswerOutcome =
   | { ok: true; sdp: string; codec: string }
@@ -27,5 +28,8 @@ export interface CallMedia {
   close(): void;
 }
 
-/** Creates the call's phone leg as participant `callId` of the channel's mixer (RTP ports bound). */
-export type MediaFactory = (o: { callId: string; mixer: Mixer }) => Promise<CallMedia | { error: string }>;
+/**
+ * Creates the call's phone leg as participant `callId` of the channel's mixer (RTP ports bound),
+ * with the call's SRTP policy (mediaEncryption.ts).
+ */
+export type MediaFactory = (o: { callId: string; mixer: Mixer; encryption: MediaEncryption }) => Promise<CallMedia | { error: string }>;

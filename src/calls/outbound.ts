@@ -48,6 +48,10 @@ export async function placeOutboundCall(manager: CallManager, call: Call, reques
     return call.end("trunk_unavailable");
   }
 
+  // Our INVITE goes over the trunk's transport, which its schema (sdesSignallingRule) already
+  // requires to be TLS for SRTP unless the trunk allows keys in the clear.
+  call.mediaEncryption = trunk.mediaEncryption;
+
   const callerId = renderCallerId(deps.callerId(request.applicationId, request.channelId), request.client, trunk.username);
   const from: NameAddr = {
     ...(callerId.displayName ? { displayName: callerId.displayName } : {}),

@@ -48,7 +48,8 @@ export function isCidr(value: string): boolean {
 
 export const transportSchema = s.enum(["udp", "tcp", "tls"]);
 
-export const trunkSchema = s.object({
+/** The trunk's fields; `trunkSchema` adds the rules between them. */
+export const trunkFieldsSchema = s.object({
   id: idSchema.describe("Trunk identifier (sipTrunkId in the outbound webhook)."),
   domain: hostSchema.describe("The SIP provider domain (resolved per RFC 3263) or address."),
   port: s.integer({ min: 1, max: 65535 }).optional().describe("Overrides the port; skips DNS SRV."),
@@ -68,7 +69,30 @@ export const trunkSchema = s.object({
   optionsIntervalSec: s.integer({ min: 0, max: 3600 }).default(30).describe("OPTIONS keep-alive interval; 0 turns it off."),
   tlsVerify: s.boolean().default(true).describe("Verify the provider's TLS certificate (against sip.tls.caFile, else the system trust store)."),
   enabled: s.boolean().default(true).describe("A disabled trunk neither registers nor carries calls."),
+  mediaEncryption: s
+    .enum(["none", "optional", "required"])
+    .default("none")
+    .describe(
+      "SRTP with SDES keys (RFC 4568) on this trunk's calls. none: plain RTP only (RTP/SAVP offers get 488). " +
+        "optional: SRTP when the peer offers it (RTP/SAVP or RTP/AVP with a=crypto), else plain; our offers are RTP/AVP with a=crypto. " +
+        "required: SRTP or nothing (plain offers get 488); our offers are RTP/SAVP.",
+    ),
+  allowSdesWithoutTls: s
+    .boolean()
+    .default(false)
+    .describe("Let SRTP keys travel in SDP over UDP/TCP signalling, readable by anyone on the path. Without it, SRTP needs transport tls and SIP over TLS."),
 });
+
+/** RFC 4568 §8.3: SDES keys are only as secret as the signalling that carries them. */
+export function sdesSignallingRule(t: { mediaEncryption: string; transport: string; allowSdesWithoutTls: boolean }): { at: string[]; message: string } | undefined {
+  if (t.mediaEncryption === "none" || t.transport === "tls" || t.allowSdesWithoutTls) return undefined;
+  return {
+    at: ["mediaEncryption"],
+    message: `SRTP keys (SDES) travel in the SDP, so mediaEncryption "${t.mediaEncryption}" needs transport "tls"; set allowSdesWithoutTls: true to send them over ${t.transport} in the clear`,
+  };
+}
+
+export const trunkSchema = trunkFieldsSchema.refine(sdesSignallingRule);
 export type TrunkInput = Infer<typeof trunkSchema>;
 
 const templateSchema = s.string({ maxLength: 256 }).refine(templateError);

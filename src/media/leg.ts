@@ -25,6 +25,10 @@
 // a=ptime:20 whatever the offer's ptime; incoming packets of any length are re-cut). Our outbound
 // timestamps advance every tick, also while silent or on hold, and carry on across codec changes, so
 // the stream stays continuous; the marker bit flags each restart of sending (RFC 3551 §4.1).
+// With `encryption` (sdp.ts explains the policy) the leg keeps one SRTP master key per suite for its
+// whole life, so re-offers and answers repeat it and our send context (rollover counter, SRTCP index)
+// carries on; a new key from the peer replaces the receive context (RFC 4568 §7.1.4 re-keying), the
+// old one still opening packets until the new key has opened one.
 // A failure result's `warning` goes into a Warning header: `${code} ${host} "${text}"`.
 import { createLogger } from "../log.ts";
 import { codecByName, codecs as allCodecs, type AudioDecoder, type AudioEncoder, type Codec, type CodecName } from "./codec.ts";
@@ -34,10 +38,11 @@ import type { MixedFrame, Mixer, MixerParticipant } from "./mixer.ts";
 import type { RtpPortAllocator } from "./ports.ts";
 import type { RtpPacket } from "./rtp-packet.ts";
 import { RtpSession, type RtpSessionStats } from "./rtp.ts";
+import { SrtpReceiveContext, SrtpSendContext, generateSrtpKey, sameSrtpKey, type SrtpKey, type SrtpSuite } from "./srtp.ts";
 import type { UdpIo } from "./udp-io.ts";
 import {
   buildOffer, formatSdp, isNullAddress, negotiateAnswer, parseSdp, processAnswer,
-  type LocalMediaOptions, type MediaDirection, type NegotiatedMedia, type Sdp,
+  type LocalMediaOptions, type MediaDirection, type MediaEncryption, type NegotiatedMedia, type Sdp,
 } from "./sdp.ts";
 
 const log = createLogger("media.leg");
@@ -62,6 +67,8 @@ export interface PhoneLegOptions {
   strictSource?: boolean;
   /** length of each DTMF digit we send, default 100 ms */
   dtmfDurationMs?: number;
+  /** SRTP policy (SDES keys in the SDP), default none */
+  encryption?: MediaEncryption;
 }
 
 export type SdpFailure = { ok: false; status: 400 | 488; reason: string; warning?: { code: number; text: string } };
@@ -73,6 +80,8 @@ export type { DtmfEvent };
 export interface PhoneLegStats {
   codec?: CodecName;
   direction?: MediaDirection;
+  /** the SRTP suite when the media is encrypted */
+  srtp?: SrtpSuite;
   rtp: RtpSessionStats;
   jitter: JitterStats;
   dtmfReceived: number;
@@ -159,6 +168,9 @@ class RtpPhoneLeg implements PhoneLeg {
   private dtmfSent = 0;
   private closed = false;
   private readonly emptyJitterStats: JitterStats;
+  /** our SRTP master key per suite, made when first offered or answered */
+  private readonly srtpKeys = new Map<SrtpSuite, SrtpKey>();
+  private srtp: { send: SrtpSendContext; receive: SrtpReceiveContext } | undefined;
 
   constructor(private readonly o: PhoneLegOptions, private readonly session: RtpSession) {
     this.codecs = codecList(o.codecPreferences);
@@ -193,7 +205,15 @@ class RtpPhoneLeg implements PhoneLeg {
       preferLocalOrder: this.o.preferLocalOrder,
       direction,
       sessionId: this.sessionId,
+      encryption: this.o.encryption,
+      srtpKey: (suite) => this.srtpKey(suite),
     };
+  }
+
+  private srtpKey(suite: SrtpSuite): SrtpKey {
+    let key = this.srtpKeys.get(suite);
+    if (!key) this.srtpKeys.set(suite, (key = generateSrtpKey(suite)));
+    return key;
   }
 
   /** RFC 3264 §8: o= version goes up exactly when the description changes. */
@@ -273,7 +293,23 @@ class RtpPhoneLeg implements PhoneLeg {
       mediaTimeoutMs: (this.o.mediaTimeoutSec ?? 30) * 1000,
       strictSource: this.o.strictSource,
     });
-    log.debug("media negotiated", { participant: this.o.participantId, codec: codec.name, direction: media.direction, remote: `${media.remoteAddress}:${media.remotePort}` });
+    this.applySrtp(media.srtp);
+    log.debug("media negotiated", {
+      participant: this.o.participantId, codec: codec.name, direction: media.direction, remote: `${media.remoteAddress}:${media.remotePort}`, srtp: media.srtp?.local.suite ?? "none",
+    });
+  }
+
+  /** Keeps each context while its key stays: a new send context would restart its counters under the same key. */
+  private applySrtp(keys: NegotiatedMedia["srtp"]): void {
+    if (!keys) {
+      this.srtp = undefined;
+    } else {
+      const current = this.srtp;
+      const send = current && sameSrtpKey(current.send.key, keys.local) ? current.send : new SrtpSendContext(keys.local);
+      const receive = current && sameSrtpKey(current.receive.key, keys.remote) ? current.receive : new SrtpReceiveContext(keys.remote, current ? { previous: current.receive } : {});
+      this.srtp = { send, receive };
+    }
+    this.session.useSrtp(this.srtp);
   }
 
   setSignallingAddress(address: string): void {
@@ -405,6 +441,7 @@ class RtpPhoneLeg implements PhoneLeg {
     return {
       codec: this.sendCodec?.name,
       direction: this.media?.direction,
+      ...(this.srtp ? { srtp: this.srtp.send.suite } : {}),
       rtp: this.session.stats(),
       jitter: this.receiver ? this.receiver.jitter.stats() : this.emptyJitterStats,
       dtmfReceived: this.dtmfReceived,

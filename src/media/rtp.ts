@@ -8,6 +8,7 @@
 //   s.onNewSource = (ssrc) => …;               // the peer's SSRC changed (reset decoders/jitter)
 //   s.onTimeout = () => …;                     // no RTP for mediaTimeoutMs while media is expected
 //   s.send(payloadType, payload, timestamp, marker);   // our SSRC, continuous sequence numbers
+//   s.useSrtp({ send, receive });              // SRTP/SRTCP from now on (srtp.ts contexts); undefined: plain
 //   s.stats(); s.close();
 //
 // Symmetric RTP (RFC 4961) with strict source learning (source-latch.ts): we send to the SDP address
@@ -18,6 +19,8 @@
 // address (re-INVITE, UPDATE) learns afresh; the same address keeps what was learned. RTCP is learned
 // the same way on its own port, or read only from the RTP source with rtcp-mux (RFC 5761). RTCP SR/RR
 // + SDES go out every ~5 s (RFC 3550 §6.2, randomised 0.5–1.5×), on the RTP port when rtcp-mux is on.
+// With SRTP a datagram from an admissible source must authenticate before it is parsed or
+// can advance learning; what does not is dropped and counted (srtpAuthFailures, srtpReplays).
 import { createLogger } from "../log.ts";
 import { metrics } from "../metrics.ts";
 import { bindRtpPair, type BoundRtpPair, type RtpPortAllocator } from "./ports.ts";
@@ -25,6 +28,7 @@ import { RTP_HEADER_SIZE, looksLikeRtcp, parseRtp, writeRtpHeader, type RtpPacke
 import { ReceptionStats, buildCompound, ntpNow, parseCompound, roundTripMs, type ReportBlock } from "./rtcp.ts";
 import { isNullAddress } from "./sdp.ts";
 import { ADMIT, STRANGER, SourceLatch } from "./source-latch.ts";
+import type { SrtpReceiveContext, SrtpSendContext } from "./srtp.ts";
 import { inThreadUdpIo, type UdpIo } from "./udp-io.ts";
 
 const log = createLogger("rtp");
@@ -69,6 +73,8 @@ export interface RtpSessionStats {
   invalidPackets: number;
   sourceChanges: number;           // peer SSRC changes
   socketErrors: number;            // e.g. ICMP port unreachable from a vanished peer
+  srtpAuthFailures: number;        // SRTP/SRTCP datagrams that failed authentication (dropped)
+  srtpReplays: number;             // SRTP/SRTCP datagrams replayed or too old (dropped)
   peerReport?: PeerReport;         // what the peer's RTCP says about our stream
 }
 
@@ -139,7 +145,11 @@ export class RtpSession {
   private lastSentAtMs = 0;
   private peerReport: PeerReport | undefined;
   private closed = false;
-  private readonly counters = { packetsSent: 0, octetsSent: 0, packetsReceived: 0, octetsReceived: 0, ignoredPackets: 0, strangerPackets: 0, invalidPackets: 0, sourceChanges: 0, socketErrors: 0 };
+  private srtp: { send: SrtpSendContext; receive: SrtpReceiveContext } | undefined;
+  private readonly counters = {
+    packetsSent: 0, octetsSent: 0, packetsReceived: 0, octetsReceived: 0, ignoredPackets: 0, strangerPackets: 0, invalidPackets: 0,
+    sourceChanges: 0, socketErrors: 0, srtpAuthFailures: 0, srtpReplays: 0,
+  };
 
   private constructor(cname: string) {
     this.cname = cname;
@@ -195,17 +205,40 @@ export class RtpSession {
     this.rtcpSource.setSignallingAddress(address);
   }
 
+  /** SRTP (RFC 3711) from now on: `send` protects what we send, `receive` checks what arrives; undefined: plain RTP. */
+  useSrtp(contexts: { send: SrtpSendContext; receive: SrtpReceiveContext } | undefined): void {
+    this.srtp = contexts;
+  }
+
+  /** The plain datagram, or undefined after counting an SRTP drop. */
+  private unprotect(data: Uint8Array, rtcp: boolean): Uint8Array | undefined {
+    const srtp = this.srtp!;
+    const plain = rtcp ? srtp.receive.unprotectRtcp(data) : srtp.receive.unprotectRtp(data);
+    if (plain === "auth") this.counters.srtpAuthFailures++;
+    else if (plain === "replay") this.counters.srtpReplays++;
+    else return plain;
+    return undefined;
+  }
+
   private receiveOnRtpPort(data: Uint8Array, port: number, address: string, now: number): void {
     if (!this.config) {
       this.stranger("rtp");
       return;
     }
     if (looksLikeRtcp(data)) {
-      if (this.rtpSource.allows(address, port)) this.readRtcp(data, now);
-      else this.stranger("rtcp");
+      if (!this.rtpSource.allows(address, port)) return this.stranger("rtcp");
+      const plain = this.srtp ? this.unprotect(data, true) : data;
+      if (plain) this.readRtcp(plain, now);
       return;
     }
     const source = this.rtpSource;
+    // Strangers are dropped before the HMAC; a forged packet never advances learning.
+    if (!source.mayAdmit(address, port, now)) return this.stranger("rtp");
+    if (this.srtp) {
+      const plain = this.unprotect(data, false);
+      if (!plain) return;
+      data = plain;
+    }
     const known = source.port === port && source.address === address;
     const admission = source.admitRtp(address, port, data, now);
     if (admission !== ADMIT) {
@@ -253,9 +286,11 @@ export class RtpSession {
 
   /** A datagram on the RTCP port (RTCP without rtcp-mux). */
   private receiveRtcp(data: Uint8Array, port: number, address: string, now: number): void {
-    const admission = this.config ? this.rtcpSource.admitControl(address, port, now) : STRANGER;
-    if (admission === ADMIT) this.readRtcp(data, now);
-    else if (admission === STRANGER) this.stranger("rtcp");
+    const source = this.rtcpSource;
+    if (!this.config || !source.mayAdmit(address, port, now)) return this.stranger("rtcp");
+    const plain = this.srtp ? this.unprotect(data, true) : data;
+    if (!plain) return;
+    if (source.admitControl(address, port, now) === ADMIT) this.readRtcp(plain, now);
     else this.counters.ignoredPackets++;
   }
 
@@ -309,7 +344,7 @@ export class RtpSession {
     this.counters.octetsSent += payload.length;
     this.lastSentTimestamp = timestamp >>> 0;
     this.lastSentAtMs = performance.now();
-    return this.pair.rtp.send(buffer, port, address);
+    return this.pair.rtp.send(this.srtp ? this.srtp.send.protectRtp(buffer) : buffer, port, address);
   }
 
   /** Called by the shared timer: RTCP reports and the media timeout. */
@@ -344,7 +379,7 @@ export class RtpSession {
     const address = source.address ?? (mux ? c.remote.address : c.remote.rtcpAddress);
     const port = source.address !== undefined ? source.port : (mux ? c.remote.port : c.remote.rtcpPort);
     if (port === 0 || isNullAddress(address) || isNullAddress(c.remote.address)) return;
-    (mux ? this.pair.rtp : this.pair.rtcp).send(packet, port, address);
+    (mux ? this.pair.rtp : this.pair.rtcp).send(this.srtp ? this.srtp.send.protectRtcp(packet) : packet, port, address);
   }
 
   stats(): RtpSessionStats {

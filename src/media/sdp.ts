@@ -1,5 +1,5 @@
 // SDP (RFC 4566 / RFC 8866) parsing and building, and the RFC 3264 offer/answer rules for one audio
-// stream.
+// stream, plain (RTP/AVP) or encrypted with SDES-keyed SRTP (RTP/SAVP + a=crypto, RFC 4568).
 //
 //   parseSdp(text)                       → { ok: true, sdp } | { ok: false, error: SdpError }  (never throws)
 //   formatSdp(sdp)                       → SDP text (CRLF line ends)
@@ -8,8 +8,20 @@
 //   processAnswer(offer, answer, local)  → { ok: true, media } | { ok: false, status: 488, warning }
 //
 // `media` (NegotiatedMedia) is what a phone leg needs to run RTP: where to send, which payload types,
-// which direction, rtcp-mux. The Warning header for a 488 is `${warning.code} ${host} "${warning.text}"`
-// (RFC 3261 §20.43: 304 media type not available, 305 incompatible media format).
+// which direction, rtcp-mux, and the SRTP keys of both directions when encrypted. The Warning header
+// for a 488 is `${warning.code} ${host} "${warning.text}"` (RFC 3261 §20.43: 302 incompatible
+// transport protocol, 304 media type not available, 305 incompatible media format, 306 attribute
+// not understood).
+//
+// SRTP (`encryption`): "none" offers and accepts plain RTP/AVP only (a=crypto in an RTP/AVP offer is
+// ignored, RTP/SAVP is refused). "required" offers RTP/SAVP with a=crypto and accepts only offers
+// with a usable a=crypto. "optional" offers RTP/AVP *with* a=crypto — the best-effort form
+// baresip's `mediaenc=srtp`, FreeSWITCH's optional mode and Asterisk's `media_encryption_optimistic`
+// use: a peer without SRTP ignores the attribute and answers plain RTP, one with SRTP answers its key
+// — and accepts whatever it is offered: RTP/SAVP, RTP/AVP with a usable a=crypto (encrypted), or
+// plain RTP/AVP. Answers carry our own key for the suite of the first offered line we can honour.
+import { firstUsableCrypto, formatCrypto, parseCrypto, type SdesCrypto } from "./sdes.ts";
+import { SRTP_SUITES, generateSrtpKey, type SrtpKey, type SrtpSuite } from "./srtp.ts";
 
 export interface SdpConnection { netType: string; addrType: string; address: string }
 export interface SdpOrigin {
@@ -18,6 +30,8 @@ export interface SdpOrigin {
 export interface SdpAttribute { name: string; value?: string }
 export interface RtpMap { encoding: string; clockRate: number; channels?: number }
 export type MediaDirection = "sendrecv" | "sendonly" | "recvonly" | "inactive";
+/** SRTP policy of a leg (see the header). */
+export type MediaEncryption = "none" | "optional" | "required";
 
 export interface SdpMedia {
   type: string;                 // "audio", "video", …
@@ -65,6 +79,10 @@ export interface LocalMediaOptions {
   sessionId?: string;
   sessionVersion?: number;
   username?: string;
+  /** SRTP policy (default none) */
+  encryption?: MediaEncryption;
+  /** our master key for a suite, for our a=crypto lines (default: a fresh one each time) */
+  srtpKey?: (suite: SrtpSuite) => SrtpKey;
 }
 
 export interface NegotiatedMedia {
@@ -82,9 +100,12 @@ export interface NegotiatedMedia {
   direction: MediaDirection;
   /** packetisation the peer wants to receive, ms */
   ptime: number;
+  /** SRTP: `local` protects what we send, `remote` what the peer sends; absent for plain RTP */
+  srtp?: { local: SrtpKey; remote: SrtpKey };
 }
 
-export type NegotiationFailure = { ok: false; status: 488; warning: { code: 304 | 305; text: string } };
+export type WarningCode = 302 | 304 | 305 | 306;
+export type NegotiationFailure = { ok: false; status: 488; warning: { code: WarningCode; text: string } };
 export type AnswerResult = { ok: true; answer: Sdp; media: NegotiatedMedia } | NegotiationFailure;
 export type ProcessAnswerResult = { ok: true; media: NegotiatedMedia } | NegotiationFailure;
 
@@ -293,10 +314,69 @@ export function answerDirection(theirs: MediaDirection, ours: MediaDirection = "
   return "inactive";
 }
 
-function isRtpAvp(protocol: string): boolean {
-  // Plain RTP only: SRTP (RTP/SAVP, UDP/TLS/RTP/SAVPF) needs keys we do not negotiate.
-  const p = protocol.toUpperCase();
-  return p === "RTP/AVP" || p === "RTP/AVPF";
+/**
+ * RTP/AVP(F) is plain RTP (or best-effort SRTP with a=crypto), RTP/SAVP(F) SRTP keyed by a=crypto
+ * (RFC 4568 §3.1.2); anything else, such as DTLS-SRTP's UDP/TLS/RTP/SAVP, we cannot run.
+ */
+function rtpProfile(protocol: string): "plain" | "srtp" | undefined {
+  switch (protocol.toUpperCase()) {
+    case "RTP/AVP": case "RTP/AVPF": return "plain";
+    case "RTP/SAVP": case "RTP/SAVPF": return "srtp";
+    default: return undefined;
+  }
+}
+
+type SecurityFailure = { ok: false; code: 302 | 306; text: string };
+
+/** Whether we can take an offered audio stream under our SRTP policy, and with which of its keys. */
+function offerSecurity(m: SdpMedia, encryption: MediaEncryption): { ok: true; crypto?: SdesCrypto } | SecurityFailure {
+  const fail = (code: 302 | 306, text: string): SecurityFailure => ({ ok: false, code, text });
+  const profile = rtpProfile(m.protocol);
+  const offered = attributeValues(m, "crypto");
+  if (!profile) return fail(302, `Incompatible transport protocol: ${m.protocol} is not supported${encryption === "none" ? "" : " (SRTP needs RTP/SAVP with a=crypto)"}`);
+  if (profile === "srtp") {
+    if (encryption === "none") return fail(302, `Incompatible transport protocol: ${m.protocol} (SRTP) is not accepted here, only RTP/AVP`);
+    const chosen = firstUsableCrypto(offered);
+    return chosen.ok ? { ok: true, crypto: chosen.crypto } : fail(306, `Attribute not understood: ${chosen.reason}`);
+  }
+  if (encryption === "none") return { ok: true };
+  if (offered.length === 0) {
+    return encryption === "required" ? fail(302, `Incompatible transport protocol: SRTP is required (RTP/SAVP with a=crypto), the offer has ${m.protocol} without a=crypto`) : { ok: true };
+  }
+  const chosen = firstUsableCrypto(offered);
+  if (chosen.ok) return { ok: true, crypto: chosen.crypto };
+  return encryption === "required" ? fail(306, `Attribute not understood: SRTP is required, ${chosen.reason}`) : { ok: true };
+}
+
+/** What the answer to our audio stream says about SRTP: the two keys, none, or why it cannot work. */
+function answerSecurity(offered: SdpMedia, answered: SdpMedia): { ok: true; srtp?: { local: SrtpKey; remote: SrtpKey } } | { ok: false; text: string } {
+  const fail = (text: string) => ({ ok: false as const, text });
+  // RFC 3264 §6.1: the answer's stream uses the offer's transport protocol.
+  if (rtpProfile(answered.protocol) !== rtpProfile(offered.protocol)) return fail(`answer has ${answered.protocol} for our ${offered.protocol}`);
+  const ours: SdesCrypto[] = [];
+  for (const value of attributeValues(offered, "crypto")) {
+    const parsed = parseCrypto(value);
+    if (parsed.ok) ours.push(parsed.crypto);
+  }
+  // An a=crypto answering a plain offer of ours has nothing to pair with: plain RTP.
+  if (ours.length === 0) return { ok: true };
+  const theirs = attributeValues(answered, "crypto");
+  if (theirs.length === 0) {
+    // Our best-effort offer (RTP/AVP) declined: plain RTP. RTP/SAVP without a key cannot run.
+    return rtpProfile(offered.protocol) === "srtp" ? fail(`answer has ${answered.protocol} without a=crypto`) : { ok: true };
+  }
+  if (theirs.length > 1) return fail("answer has more than one a=crypto");
+  const parsed = parseCrypto(theirs[0]!);
+  if (!parsed.ok) return fail(`answer's a=crypto: ${parsed.reason}`);
+  const { tag, key } = parsed.crypto;
+  const offeredLine = ours.find((c) => c.tag === tag);
+  if (!offeredLine) return fail(`answer's a=crypto tag ${tag} was not offered`);
+  if (offeredLine.key.suite !== key.suite) return fail(`answer's a=crypto tag ${tag} has ${key.suite}, offered with ${offeredLine.key.suite}`);
+  return { ok: true, srtp: { local: offeredLine.key, remote: key } };
+}
+
+function srtpKeyFor(local: LocalMediaOptions, suite: SrtpSuite): SrtpKey {
+  return local.srtpKey?.(suite) ?? generateSrtpKey(suite);
 }
 
 function sameCodec(map: RtpMap, codec: SdpCodec): boolean {
@@ -422,8 +502,14 @@ export function buildOffer(local: LocalMediaOptions): Sdp {
   }
   attributes.push({ name: "ptime", value: String(local.ptime ?? 20) });
   if (local.rtcpMux !== false) attributes.push({ name: "rtcp-mux" });
+  const encryption = local.encryption ?? "none";
+  if (encryption !== "none") {
+    // RFC 4568 §7.1.1: one line per suite, in our order of preference, each with its own key.
+    SRTP_SUITES.forEach((suite, i) => attributes.push({ name: "crypto", value: formatCrypto({ tag: i + 1, key: srtpKeyFor(local, suite) }) }));
+  }
   attributes.push({ name: local.direction ?? "sendrecv" });
-  sdp.media.push({ type: "audio", port: local.port, protocol: "RTP/AVP", formats, bandwidths: [], attributes });
+  const protocol = encryption === "required" ? "RTP/SAVP" : "RTP/AVP";
+  sdp.media.push({ type: "audio", port: local.port, protocol, formats, bandwidths: [], attributes });
   return sdp;
 }
 
@@ -432,7 +518,7 @@ function rejectedCopy(m: SdpMedia): SdpMedia {
   return { type: m.type, port: 0, protocol: m.protocol, formats: m.formats.length ? m.formats : ["0"], bandwidths: [], attributes: [] };
 }
 
-function incompatible(text: string, code: 304 | 305 = 305): NegotiationFailure {
+function incompatible(text: string, code: WarningCode = 305): NegotiationFailure {
   return { ok: false, status: 488, warning: { code, text } };
 }
 
@@ -441,16 +527,22 @@ export function negotiateAnswer(offer: Sdp, local: LocalMediaOptions): AnswerRes
   const answer = newSdp(local);
   let media: NegotiatedMedia | undefined;
   let sawAudio = false;
+  let refused: NegotiationFailure | undefined;
   for (const m of offer.media) {
     const usable = media === undefined && m.type.toLowerCase() === "audio" && m.port !== 0;
     if (m.type.toLowerCase() === "audio") sawAudio = true;
-    const choice = usable && isRtpAvp(m.protocol) ? chooseCodec(m, local) : undefined;
+    const security = usable ? offerSecurity(m, local.encryption ?? "none") : undefined;
+    if (security && !security.ok) refused ??= incompatible(security.text, security.code);
+    const choice = security?.ok ? chooseCodec(m, local) : undefined;
     const conn = connectionOf(offer, m);
-    if (!choice || !conn) {
+    if (!security?.ok || !choice || !conn) {
       answer.media.push(rejectedCopy(m));
       continue;
     }
-    media = negotiated(choice, m, conn, directionOf(offer, m), local);
+    // Our answer's a=crypto repeats the accepted line's tag with our own key for its suite.
+    const theirs = security.crypto;
+    const ours = theirs && { tag: theirs.tag, key: srtpKeyFor(local, theirs.key.suite) };
+    media = negotiated(choice, m, conn, directionOf(offer, m), local, theirs && ours ? { local: ours.key, remote: theirs.key } : undefined);
     const { direction, rtcpMux } = media;
     const formats = [String(choice.pt)];
     const attributes: SdpAttribute[] = [{ name: "rtpmap", value: rtpmapValue(choice.pt, choice.codec) }];
@@ -463,12 +555,14 @@ export function negotiateAnswer(offer: Sdp, local: LocalMediaOptions): AnswerRes
     }
     attributes.push({ name: "ptime", value: String(local.ptime ?? 20) });
     if (rtcpMux) attributes.push({ name: "rtcp-mux" });
+    if (ours) attributes.push({ name: "crypto", value: formatCrypto(ours) });
     attributes.push({ name: direction });
     answer.media.push({ type: "audio", port: local.port, protocol: m.protocol, formats, bandwidths: [], attributes });
   }
   if (!media) {
+    if (refused) return refused;
     return sawAudio
-      ? incompatible("Incompatible media format: no common audio codec over RTP/AVP", 305)
+      ? incompatible("Incompatible media format: no common audio codec", 305)
       : incompatible("Media type not available: no audio stream offered", 304);
   }
   return { ok: true, answer, media };
@@ -486,13 +580,17 @@ export function processAnswer(offer: Sdp, answer: Sdp, local: LocalMediaOptions)
   const offeredAudio = offer.media[ours]!;
   const offeredCodecs = local.codecs.filter((c) =>
     offeredAudio.formats.some((f) => { const map = rtpMapOf(offeredAudio, Number(f)); return map !== undefined && sameCodec(map, c); }));
+  const security = answerSecurity(offeredAudio, m);
+  if (!security.ok) return incompatible(`Incompatible transport protocol: ${security.text}`, 302);
   const choice = chooseCodec(m, { ...local, codecs: offeredCodecs, preferLocalOrder: false });
   if (!choice) return incompatible("Incompatible media format: answer names no codec we offered", 305);
-  return { ok: true, media: negotiated(choice, m, conn, directionOf(answer, m), local) };
+  return { ok: true, media: negotiated(choice, m, conn, directionOf(answer, m), local, security.srtp) };
 }
 
 /** The media plan from the peer's m= section (`theirs` is the direction the peer declared). */
-function negotiated(choice: CodecChoice, m: SdpMedia, conn: SdpConnection, theirs: MediaDirection, local: LocalMediaOptions): NegotiatedMedia {
+function negotiated(
+  choice: CodecChoice, m: SdpMedia, conn: SdpConnection, theirs: MediaDirection, local: LocalMediaOptions, srtp?: { local: SrtpKey; remote: SrtpKey },
+): NegotiatedMedia {
   const rtcpMux = local.rtcpMux !== false && hasAttribute(m.attributes, "rtcp-mux");
   const rtcp = rtcpMux ? { port: m.port, address: conn.address } : rtcpTarget(m, conn.address);
   return {
@@ -508,6 +606,7 @@ function negotiated(choice: CodecChoice, m: SdpMedia, conn: SdpConnection, their
     rtcpMux,
     direction: answerDirection(theirs, local.direction),
     ptime: ptimeOf(m) ?? 20,
+    ...(srtp ? { srtp } : {}),
   };
 }
 

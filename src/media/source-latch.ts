@@ -7,6 +7,7 @@
 //   latch.expect({ address: "203.0.113.7", port: 4000 }, { strict: false });   // from the SDP; learning again
 //   latch.admitRtp(address, port, datagram, nowMs);     // ADMIT | PROBATION | STRANGER
 //   latch.admitControl(address, port, nowMs);           // RTCP on its own port: no sequence numbers
+//   latch.mayAdmit(address, port, nowMs);               // the same question, changing nothing
 //   latch.address / latch.port                          // the learned source (undefined until learned)
 //
 // Which sources may be learned:
@@ -69,6 +70,15 @@ export class SourceLatch {
   /** Where the SIP signalling of this call comes from (the dialog's peer). */
   setSignallingAddress(address: string): void {
     this.signallingAddress = canonicalAddress(address);
+  }
+
+  /**
+   * Whether admitRtp/admitControl could admit a datagram from address:port now, changing nothing:
+   * lets a caller drop strangers before costlier checks (SRTP authentication) run.
+   */
+  mayAdmit(address: string, port: number, nowMs: number): boolean {
+    if (port === this.port && address === this.address) return true;
+    return nowMs < this.lockAtMs && this.rank(address, port) !== NONE;
   }
 
   /** One RTP datagram (at least a 12-byte header, RFC 3550 §5.1) from address:port. */

@@ -71,4 +71,12 @@ export const migrations: Migration[] = [
   // "The first available trunk" follows configuration order: YAML trunks by their place in the file.
   { version: 3, name: "trunk order", up: "ALTER TABLE trunks ADD COLUMN yaml_position INTEGER" },
   { version: 4, name: "call records by end time", up: callsEndedAtMigration },
+  {
+    version: 5,
+    name: "trunk media encryption",
+    up: `
+      ALTER TABLE trunks ADD COLUMN media_encryption TEXT NOT NULL DEFAULT 'none' CHECK (media_encryption IN ('none', 'optional', 'required'));
+      ALTER TABLE trunks ADD COLUMN allow_sdes_without_tls INTEGER NOT NULL DEFAULT 0;
+    `,
+  },
 ];

@@ -27,6 +27,8 @@ interface TrunkRow {
   options_interval_sec: number;
   tls_verify: number;
   enabled: number;
+  media_encryption: Trunk["mediaEncryption"];
+  allow_sdes_without_tls: number;
   created_at: string;
   updated_at: string;
 }
@@ -46,6 +48,8 @@ function fromRow(row: TrunkRow): Trunk {
     optionsIntervalSec: row.options_interval_sec,
     tlsVerify: row.tls_verify === 1,
     enabled: row.enabled === 1,
+    mediaEncryption: row.media_encryption,
+    allowSdesWithoutTls: row.allow_sdes_without_tls === 1,
     source: row.source,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
@@ -96,15 +100,15 @@ export class TrunkStore {
       .query(
         `INSERT INTO trunks (id, source, domain, port, transport, register, can_terminate, username, password, auth_id,
            register_expires, max_concurrent_calls, allowed_addresses, early_offer, options_interval_sec, tls_verify, enabled,
-           created_at, updated_at)
+           media_encryption, allow_sdes_without_tls, created_at, updated_at)
          VALUES ($id, $source, $domain, $port, $transport, $register, $canTerminate, $username, $password, $authId,
            $registerExpires, $maxConcurrentCalls, $allowedAddresses, $earlyOffer, $optionsIntervalSec, $tlsVerify, $enabled,
-           $now, $now)
+           $mediaEncryption, $allowSdesWithoutTls, $now, $now)
          ON CONFLICT (id) DO UPDATE SET source = $source, domain = $domain, port = $port, transport = $transport,
            register = $register, can_terminate = $canTerminate, username = $username, password = $password, auth_id = $authId,
            register_expires = $registerExpires, max_concurrent_calls = $maxConcurrentCalls, allowed_addresses = $allowedAddresses,
            early_offer = $earlyOffer, options_interval_sec = $optionsIntervalSec, tls_verify = $tlsVerify, enabled = $enabled,
-           updated_at = $now`,
+           media_encryption = $mediaEncryption, allow_sdes_without_tls = $allowSdesWithoutTls, updated_at = $now`,
       )
       .run({
         id: input.id,
@@ -124,6 +128,8 @@ export class TrunkStore {
         optionsIntervalSec: input.optionsIntervalSec,
         tlsVerify: input.tlsVerify ? 1 : 0,
         enabled: input.enabled ? 1 : 0,
+        mediaEncryption: input.mediaEncryption,
+        allowSdesWithoutTls: input.allowSdesWithoutTls ? 1 : 0,
         now,
       });
     this.changes.emit({ entity: "trunk", action: existing ? "updated" : "created", id: input.id });

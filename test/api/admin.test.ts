@@ -96,6 +96,25 @@ describe("trunks", () => {
     expect(patch.json.error).toMatchObject({ code: "invalid_body", field: "port" });
   });
 
+  test("SRTP settings: stored and shown; SDES keys without TLS only when the trunk allows them", async () => {
+    const tls = { ...body, id: "srtp", transport: "tls", mediaEncryption: "required" };
+    const created = await h.call("POST", "/api/v1/trunks", tls);
+    expect(created.status, created.text).toBe(201);
+    expect(created.json).toMatchObject({ mediaEncryption: "required", allowSdesWithoutTls: false });
+    expect(h.app.ctx.store.trunks.get("srtp")).toMatchObject({ mediaEncryption: "required", allowSdesWithoutTls: false });
+
+    const toUdp = await h.call("PATCH", "/api/v1/trunks/srtp", { transport: "udp" });
+    expect(toUdp.status).toBe(400);
+    expect(toUdp.json.error).toMatchObject({ code: "invalid_body", field: "mediaEncryption", message: expect.stringContaining('needs transport "tls"') });
+    const allowed = await h.call("PATCH", "/api/v1/trunks/srtp", { transport: "udp", allowSdesWithoutTls: true, mediaEncryption: "optional" });
+    expect(allowed.json).toMatchObject({ transport: "udp", allowSdesWithoutTls: true, mediaEncryption: "optional" });
+
+    const plainUdp = await h.call("POST", "/api/v1/trunks", { ...body, id: "srtp-udp", transport: "udp", mediaEncryption: "optional" });
+    expect(plainUdp.status).toBe(400);
+    expect(plainUdp.json.error.field).toBe("mediaEncryption");
+    expect((await h.call("POST", "/api/v1/trunks", { ...body, id: "srtp-x", mediaEncryption: "sdes" })).json.error.field).toBe("mediaEncryption");
+  });
+
   test("unknown id is 404, duplicate id is 409, id cannot be patched", async () => {
     expect((await h.call("PATCH", "/api/v1/trunks/ghost", { port: 5060 })).status).toBe(404);
     expect((await h.call("DELETE", "/api/v1/trunks/ghost")).status).toBe(404);

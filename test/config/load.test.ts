@@ -41,7 +41,22 @@ describe("config example", () => {
       tlsVerify: true,
       enabled: true,
       allowedAddresses: [],
+      mediaEncryption: "none",
+      allowSdesWithoutTls: false,
     });
+  });
+
+  test("trunk SRTP: needs transport tls unless SDES keys are allowed in the clear", () => {
+    const trunk = (extra: string) => `trunks:\n  - id: a\n    domain: sip.example.com\n${extra}`;
+    expect(errorsOf(trunk("    transport: udp\n    mediaEncryption: required\n"))).toEqual([
+      't.yaml:5:22: trunks[0].mediaEncryption: SRTP keys (SDES) travel in the SDP, so mediaEncryption "required" needs transport "tls"; set allowSdesWithoutTls: true to send them over udp in the clear',
+    ]);
+    expect(errorsOf(trunk("    mediaEncryption: optional\n    transport: tcp\n"))[0]).toContain('mediaEncryption "optional" needs transport "tls"');
+    expect(errorsOf(trunk("    mediaEncryption: always\n"))).toEqual(['t.yaml:4:22: trunks[0].mediaEncryption: must be one of "none", "optional", "required"']);
+    for (const ok of ["    transport: tls\n    mediaEncryption: required\n", "    mediaEncryption: optional\n    allowSdesWithoutTls: true\n"]) {
+      const result = parse(trunk(ok));
+      if (!result.ok) throw new Error(result.errors.join("\n"));
+    }
   });
 });
 

@@ -3,7 +3,9 @@
 // decoded audio it receives dumped to a WAV file (sndfile), auto-answer, quit after `seconds`
 // (hanging up with BYE). `caFile` is the PEM bundle its TLS client trusts (`sip_cafile`), for
 // dialling `sip:…;transport=tls`; `certificate` (joined into the one PEM `sip_certificate` wants)
-// is what its TLS listener presents; baresip puts that listener on `port + 1`.
+// is what its TLS listener presents; baresip puts that listener on `port + 1`. `mediaenc` loads its
+// srtp module (SDES): "srtp-mand" offers and accepts only RTP/SAVP with a=crypto, "srtp" offers
+// RTP/AVP with a=crypto (best effort).
 import { expect } from "bun:test";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -33,6 +35,7 @@ export async function startBaresip(o: {
   port?: number;
   caFile?: string;
   certificate?: { certFile: string; keyFile: string };
+  mediaenc?: "srtp" | "srtp-mand";
 }): Promise<BaresipRun> {
   const dir = mkdtempSync(join(tmpdir(), "baresip-"));
   const port = o.port ?? (await freePort());
@@ -53,6 +56,7 @@ export async function startBaresip(o: {
       "module ausine.so",
       "module aubridge.so",
       "module sndfile.so",
+      ...(o.mediaenc ? ["module srtp.so"] : []),
       "module_app account.so",
       "module_app menu.so",
       `snd_path ${dir}`,
@@ -62,7 +66,7 @@ export async function startBaresip(o: {
     ].join("\n"),
   );
   if (o.certificate) writeFileSync(join(dir, "sip-cert.pem"), readFileSync(o.certificate.certFile, "utf8") + readFileSync(o.certificate.keyFile, "utf8"));
-  writeFileSync(join(dir, "accounts"), "<sip:baresip@127.0.0.1>;regint=0;answermode=auto\n");
+  writeFileSync(join(dir, "accounts"), `<sip:baresip@127.0.0.1>;regint=0;answermode=auto${o.mediaenc ? `;mediaenc=${o.mediaenc}` : ""}\n`);
   const args = ["baresip", "-f", dir, "-t", String(o.seconds), ...(o.dial ? ["-e", `/dial ${o.dial}`] : [])];
   const proc = Bun.spawn(args, { stdout: "pipe", stderr: "pipe", stdin: "ignore" });
   const hardKill = setTimeout(() => proc.kill("SIGKILL"), (o.seconds + 10) * 1000);

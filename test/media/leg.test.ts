@@ -409,6 +409,58 @@ describe("PhoneLeg", () => {
     expect(Number(v(hold))).toBe(Number(v(first)) + 1);
   });
 
+  test("SRTP between two legs: tones cross the encrypted hop both ways; re-offers keep our keys; a new peer key re-keys", async () => {
+    const m1 = mixer();
+    const m2 = mixer();
+    const a = await leg(m1, "a", { encryption: "required" });
+    const b = await leg(m2, "b", { encryption: "required" });
+    const phone1 = await phone({ toneHz: 440 });
+    const phone2 = await phone({ toneHz: 1000 });
+    const phone1Leg = await leg(m1, "phone1");
+    answerOf(phone1Leg, phone1.offer);
+    const phone2Leg = await leg(m2, "phone2");
+    answerOf(phone2Leg, phone2.offer);
+    const offer = a.offer();
+    expect(offer).toContain(`m=audio ${a.localPort} RTP/SAVP 0 8 101`);
+    const answer = answerOf(b, offer);
+    expect(answer).toMatch(/a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:[A-Za-z0-9+/]{40}\r\n/);
+    expect(a.applyAnswer(answer)).toEqual({ ok: true });
+    phone1.startTone(phone1Leg.localPort);
+    phone2.startTone(phone2Leg.localPort);
+    await hears(phone2, 440, 0.5);
+    await hears(phone1, 1000, 0.5);
+    expect(a.stats()).toMatchObject({ srtp: "AES_CM_128_HMAC_SHA1_80", rtp: { srtpAuthFailures: 0, srtpReplays: 0 } });
+    expect(b.stats().srtp).toBe("AES_CM_128_HMAC_SHA1_80");
+
+    // A session refresh: the same keys on both sides.
+    const cryptoLines = (sdp: string) => sdp.split("\r\n").filter((l) => l.startsWith("a=crypto:"));
+    const reoffer = a.offer();
+    expect(cryptoLines(reoffer)).toEqual(cryptoLines(offer));
+    const reanswer = answerOf(b, reoffer);
+    expect(cryptoLines(reanswer)).toEqual(cryptoLines(answer));
+    expect(a.applyAnswer(reanswer)).toEqual({ ok: true });
+
+    // The far end is replaced by a leg with keys of its own (as a re-INVITE with a new key would do).
+    const b2 = await leg(m2, "b2", { encryption: "required" });
+    b.close();
+    const answer2 = answerOf(b2, a.offer());
+    expect(cryptoLines(answer2)).not.toEqual(cryptoLines(answer));
+    expect(a.applyAnswer(answer2)).toEqual({ ok: true });
+    const heardBefore = phone2.audio().length;
+    await until(() => phone2.audio().length > heardBefore + 8000);
+    await hears(phone2, 440, 0.5);
+    await hears(phone1, 1000, 0.5);
+  });
+
+  test("SRTP required: a plain offer gets 488 with a 302 warning; optional answers it plain", async () => {
+    const m = mixer();
+    const p = await phone();
+    expect((await leg(m, "required", { encryption: "required" })).answer(p.offer)).toMatchObject({ ok: false, status: 488, warning: { code: 302, text: expect.stringContaining("SRTP is required") } });
+    const optional = await leg(m, "optional", { encryption: "optional" });
+    expect(answerOf(optional, p.offer)).not.toContain("a=crypto");
+    expect(optional.stats().srtp).toBeUndefined();
+  });
+
   test("media timeout is reported when the phone stops sending", async () => {
     const m = mixer();
     const a = await leg(m, "a", { mediaTimeoutSec: 0.4 });

@@ -5,6 +5,7 @@ import { parseRtp, serializeRtp, type RtpPacket } from "../../src/media/rtp-pack
 import { buildCompound, parseCompound } from "../../src/media/rtcp.ts";
 import { LEARN_PROBATION } from "../../src/media/source-latch.ts";
 import { metrics } from "../../src/metrics.ts";
+import { SrtpReceiveContext, SrtpSendContext, generateSrtpKey } from "../../src/media/srtp.ts";
 import { inThreadUdpIo, type UdpIo } from "../../src/media/udp-io.ts";
 import { WorkerUdpIo } from "../../src/media/worker-udp-io.ts";
 import { until } from "../helpers/until.ts";
@@ -219,6 +220,46 @@ describe.each<[string, UdpIo]>([["in-thread", inThreadUdpIo], ["worker", workerI
     await until(() => n === 4);
     expect(sources).toEqual([0x9999]);
     expect(s.stats().sourceChanges).toBe(1);
+  });
+
+  test("SRTP: what goes out is protected, what comes in must authenticate; plain, forged and replayed datagrams are dropped and counted", async () => {
+    const s = await session();
+    const p = await peer();
+    s.configure(config(p.socket.port));
+    const ours = generateSrtpKey("AES_CM_128_HMAC_SHA1_80");
+    const theirs = generateSrtpKey("AES_CM_128_HMAC_SHA1_32");
+    s.useSrtp({ send: new SrtpSendContext(ours), receive: new SrtpReceiveContext(theirs) });
+    const peerSend = new SrtpSendContext(theirs);
+    const peerReceive = new SrtpReceiveContext(ours);
+    const got: RtpPacket[] = [];
+    s.onPacket = (packet) => got.push({ ...packet, payload: packet.payload.slice() });
+
+    s.send(0, new Uint8Array(160).fill(0x42), 1000, true);
+    await until(() => p.rtp().length === 1);
+    const wire = p.rtp()[0]!.data;
+    expect(wire.length).toBe(12 + 160 + 10);
+    expect(Array.from(wire.subarray(12, 172)).filter((b) => b === 0x42).length).toBeLessThan(10);
+    const opened = parseRtp(peerReceive.unprotectRtp(wire) as Uint8Array)!;
+    expect(opened).toMatchObject({ ssrc: s.ssrc, timestamp: 1000, marker: true });
+    expect(opened.payload).toEqual(new Uint8Array(160).fill(0x42));
+
+    const first = peerSend.protectRtp(rtp(1));
+    const forged = peerSend.protectRtp(rtp(2)).slice();
+    forged[30]! ^= 1;
+    for (const datagram of [rtp(3), first, first, forged, peerSend.protectRtp(rtp(4))]) p.socket.send(datagram, s.localPort, "127.0.0.1");
+    // The last datagram arriving shows the ones before it were handled.
+    await until(() => got.length === 2);
+    expect(got.map((x) => x.sequenceNumber)).toEqual([1, 4]);
+    expect(got[1]!.payload).toEqual(new Uint8Array(160).fill(0xff));
+    expect(s.stats()).toMatchObject({ srtpAuthFailures: 2, srtpReplays: 1, packetsReceived: 2 });
+
+    // RTCP too: the BYE sent on close is SRTCP.
+    s.close();
+    await until(() => p.received.length > p.rtp().length);
+    const rtcp = p.received.find((r) => !p.rtp().includes(r))!.data;
+    expect(Buffer.from(rtcp).includes("test")).toBe(false); // the SDES CNAME is encrypted
+    const compound = parseCompound(peerReceive.unprotectRtcp(rtcp) as Uint8Array);
+    expect(compound?.some((x) => x.type === "bye")).toBe(true);
   });
 
   test("sending to a peer that went away (ICMP port unreachable) never throws", async () => {

@@ -144,11 +144,11 @@ describe("negotiateAnswer", () => {
     expect(r).toEqual({ ok: false, status: 488, warning: { code: 305, text: expect.stringContaining("codec") } });
   });
 
-  test("only video / SRTP offered → 488", () => {
+  test("only video / SRTP offered without SRTP enabled → 488", () => {
     const video = sdpOf(carrierOffer.replace("m=audio", "m=video"));
     expect(negotiateAnswer(video, local)).toMatchObject({ ok: false, status: 488, warning: { code: 304 } });
     const srtp = sdpOf(carrierOffer.replace("RTP/AVP", "RTP/SAVP"));
-    expect(negotiateAnswer(srtp, local)).toMatchObject({ ok: false, status: 488, warning: { code: 305 } });
+    expect(negotiateAnswer(srtp, local)).toMatchObject({ ok: false, status: 488, warning: { code: 302, text: expect.stringContaining("RTP/SAVP") } });
   });
 
   test("extra streams are rejected with port 0, in order", () => {
@@ -195,5 +195,137 @@ describe("offer / processAnswer (delayed offer: offer in 200 OK, answer in ACK)"
     const offer = buildOffer(local);
     const answer = sdpOf("v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=-\r\nc=IN IP4 1.2.3.4\r\nt=0 0\r\nm=audio 0 RTP/AVP 0\r\n");
     expect(processAnswer(offer, answer, local)).toMatchObject({ ok: false, status: 488 });
+  });
+});
+
+describe("SRTP with SDES keys (RFC 4568)", () => {
+  const KEY_A = "PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR"; // 30 bytes
+  const KEY_B = "WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz";
+  const keyBytes = (b64: string) => Buffer.from(b64, "base64").toString("hex");
+  const hexOf = (b: Uint8Array) => Buffer.from(b).toString("hex");
+  const offerWith = (protocol: string, ...crypto: string[]) =>
+    sdpOf(carrierOffer.replace("RTP/AVP", protocol).replace("a=sendrecv", [...crypto.map((c) => `a=crypto:${c}`), "a=sendrecv"].join("\r\n")));
+  const cryptoLines = (sdp: Sdp) => sdp.media[0]!.attributes.filter((a) => a.name === "crypto").map((a) => a.value!);
+
+  test("none: RTP/AVP with a=crypto is answered plain, and our offers carry no key", () => {
+    const r = negotiateAnswer(offerWith("RTP/AVP", `1 AES_CM_128_HMAC_SHA1_80 inline:${KEY_A}`), local);
+    if (!r.ok) throw new Error(r.warning.text);
+    expect(r.media.srtp).toBeUndefined();
+    expect(r.answer.media[0]!.protocol).toBe("RTP/AVP");
+    expect(cryptoLines(r.answer)).toEqual([]);
+    expect(formatSdp(buildOffer(local))).not.toContain("a=crypto");
+  });
+
+  test("required: an RTP/SAVP offer is answered with its tag, the chosen suite and our own fresh key", () => {
+    const offer = offerWith("RTP/SAVP", `1 AES_256_CM_HMAC_SHA1_80 inline:${KEY_B}${KEY_B}`, `2 AES_CM_128_HMAC_SHA1_32 inline:${KEY_A}|2^20`, `3 AES_CM_128_HMAC_SHA1_80 inline:${KEY_B}`);
+    const r = negotiateAnswer(offer, { ...local, encryption: "required" });
+    if (!r.ok) throw new Error(r.warning.text);
+    expect(r.answer.media[0]!.protocol).toBe("RTP/SAVP");
+    const [line, ...more] = cryptoLines(r.answer);
+    expect(more).toEqual([]);
+    const [tag, suite, inline] = line!.split(" ");
+    expect([tag, suite]).toEqual(["2", "AES_CM_128_HMAC_SHA1_32"]);
+    const ours = Buffer.from(inline!.replace("inline:", ""), "base64");
+    expect(ours.length).toBe(30);
+    expect(ours.toString("hex")).not.toBe(keyBytes(KEY_A));
+    expect(r.media.srtp?.remote).toEqual({ suite: "AES_CM_128_HMAC_SHA1_32", keyAndSalt: Uint8Array.from(Buffer.from(KEY_A, "base64")) });
+    expect(hexOf(r.media.srtp!.local.keyAndSalt)).toBe(ours.toString("hex"));
+    expect(formatSdp(r.answer)).toContain("m=audio 40000 RTP/SAVP 8 96\r\n");
+  });
+
+  test("required: a plain offer, or only lines we cannot honour, → 488 saying why", () => {
+    const plain = negotiateAnswer(sdpOf(carrierOffer), { ...local, encryption: "required" });
+    expect(plain).toMatchObject({ ok: false, status: 488, warning: { code: 302, text: expect.stringContaining("SRTP is required") } });
+    const unusable = negotiateAnswer(
+      offerWith("RTP/SAVP", `1 AES_CM_128_HMAC_SHA1_80 inline:${KEY_A}|2^20|1:4`, `2 AES_CM_128_HMAC_SHA1_80 inline:${KEY_A} UNENCRYPTED_SRTP`, "3 F8_128_HMAC_SHA1_80 inline:x"),
+      { ...local, encryption: "required" },
+    );
+    expect(unusable).toMatchObject({ ok: false, status: 488, warning: { code: 306 } });
+    if (unusable.ok) return;
+    expect(unusable.warning.text).toContain("MKI");
+    expect(unusable.warning.text).toContain("UNENCRYPTED_SRTP");
+    expect(unusable.warning.text).toContain("F8_128_HMAC_SHA1_80");
+    const dtls = negotiateAnswer(sdpOf(carrierOffer.replace("RTP/AVP", "UDP/TLS/RTP/SAVPF")), { ...local, encryption: "required" });
+    expect(dtls).toMatchObject({ ok: false, warning: { code: 302, text: expect.stringContaining("UDP/TLS/RTP/SAVPF") } });
+  });
+
+  test("required and optional take best-effort SRTP (RTP/AVP with a=crypto) encrypted", () => {
+    for (const encryption of ["required", "optional"] as const) {
+      const r = negotiateAnswer(offerWith("RTP/AVP", `7 AES_CM_128_HMAC_SHA1_80 inline:${KEY_A}`), { ...local, encryption });
+      if (!r.ok) throw new Error(r.warning.text);
+      expect(r.answer.media[0]!.protocol).toBe("RTP/AVP");
+      expect(cryptoLines(r.answer)[0]).toStartWith("7 AES_CM_128_HMAC_SHA1_80 inline:");
+      expect(r.media.srtp?.remote.suite).toBe("AES_CM_128_HMAC_SHA1_80");
+    }
+  });
+
+  test("optional: plain offers stay plain, an unusable key in a best-effort offer falls back to plain", () => {
+    const o = { ...local, encryption: "optional" as const };
+    const plain = negotiateAnswer(sdpOf(carrierOffer), o);
+    expect(plain.ok && plain.media.srtp).toBeUndefined();
+    const mki = negotiateAnswer(offerWith("RTP/AVP", `1 AES_CM_128_HMAC_SHA1_80 inline:${KEY_A}|1:4`), o);
+    if (!mki.ok) throw new Error(mki.warning.text);
+    expect(mki.media.srtp).toBeUndefined();
+    expect(cryptoLines(mki.answer)).toEqual([]);
+    const savp = negotiateAnswer(offerWith("RTP/SAVP", `1 AES_CM_128_HMAC_SHA1_80 inline:${KEY_A}`), o);
+    expect(savp.ok && savp.media.srtp?.remote.suite).toBe("AES_CM_128_HMAC_SHA1_80");
+  });
+
+  test("offers: RTP/SAVP when required, RTP/AVP with a=crypto when optional; one key per suite, stable through srtpKey", () => {
+    const keys = new Map<string, Uint8Array>();
+    const srtpKey = (suite: "AES_CM_128_HMAC_SHA1_80" | "AES_CM_128_HMAC_SHA1_32") => {
+      if (!keys.has(suite)) keys.set(suite, crypto.getRandomValues(new Uint8Array(30)));
+      return { suite, keyAndSalt: keys.get(suite)! };
+    };
+    const required = buildOffer({ ...local, encryption: "required", srtpKey });
+    expect(required.media[0]!.protocol).toBe("RTP/SAVP");
+    const lines = cryptoLines(required);
+    expect(lines.map((l) => l.split(" ").slice(0, 2).join(" "))).toEqual(["1 AES_CM_128_HMAC_SHA1_80", "2 AES_CM_128_HMAC_SHA1_32"]);
+    expect(lines[0]!.split(" ")[2]).not.toBe(lines[1]!.split(" ")[2]);
+    expect(cryptoLines(buildOffer({ ...local, encryption: "required", srtpKey }))).toEqual(lines);
+    const optional = buildOffer({ ...local, encryption: "optional", srtpKey });
+    expect(optional.media[0]!.protocol).toBe("RTP/AVP");
+    expect(cryptoLines(optional)).toEqual(lines);
+    expect(parseSdp(formatSdp(required)).ok).toBe(true);
+  });
+
+  test("our offer answered by an SRTP peer: each side's send key is the other's receive key", () => {
+    const offer = buildOffer({ ...local, encryption: "required" });
+    const peer = negotiateAnswer(sdpOf(formatSdp(offer)), { address: "198.51.100.9", port: 22000, codecs: [PCMU], encryption: "required" });
+    if (!peer.ok) throw new Error(peer.warning.text);
+    const r = processAnswer(offer, sdpOf(formatSdp(peer.answer)), local);
+    if (!r.ok) throw new Error(r.warning.text);
+    expect(r.media.srtp?.local.suite).toBe("AES_CM_128_HMAC_SHA1_80");
+    expect(hexOf(r.media.srtp!.local.keyAndSalt)).toBe(hexOf(peer.media.srtp!.remote.keyAndSalt));
+    expect(hexOf(r.media.srtp!.remote.keyAndSalt)).toBe(hexOf(peer.media.srtp!.local.keyAndSalt));
+  });
+
+  test("answers to our SRTP offers: the tag picks our line; wrong tags, suites, profiles or a missing key fail", () => {
+    const offer = buildOffer({ ...local, encryption: "required" });
+    const ourLines = cryptoLines(offer);
+    const answer = (protocol: string, ...crypto: string[]) =>
+      sdpOf(["v=0", "o=- 1 1 IN IP4 1.2.3.4", "s=-", "c=IN IP4 1.2.3.4", "t=0 0", `m=audio 5000 ${protocol} 0`, ...crypto.map((c) => `a=crypto:${c}`), ""].join("\r\n"));
+    const tag2 = processAnswer(offer, answer("RTP/SAVP", `2 AES_CM_128_HMAC_SHA1_32 inline:${KEY_A}`), local);
+    if (!tag2.ok) throw new Error(tag2.warning.text);
+    expect(tag2.media.srtp?.local.suite).toBe("AES_CM_128_HMAC_SHA1_32");
+    expect(Buffer.from(tag2.media.srtp!.local.keyAndSalt).toString("base64")).toBe(ourLines[1]!.split("inline:")[1]!);
+    expect(hexOf(tag2.media.srtp!.remote.keyAndSalt)).toBe(keyBytes(KEY_A));
+    for (const [bad, why] of [
+      [answer("RTP/SAVP"), "without a=crypto"],
+      [answer("RTP/AVP", `1 AES_CM_128_HMAC_SHA1_80 inline:${KEY_A}`), "RTP/AVP for our RTP/SAVP"],
+      [answer("RTP/SAVP", `3 AES_CM_128_HMAC_SHA1_80 inline:${KEY_A}`), "tag 3 was not offered"],
+      [answer("RTP/SAVP", `1 AES_CM_128_HMAC_SHA1_32 inline:${KEY_A}`), "offered with AES_CM_128_HMAC_SHA1_80"],
+      [answer("RTP/SAVP", `1 AES_CM_128_HMAC_SHA1_80 inline:${KEY_A}`, `2 AES_CM_128_HMAC_SHA1_32 inline:${KEY_A}`), "more than one"],
+    ] as const) {
+      expect(processAnswer(offer, bad, local)).toMatchObject({ ok: false, status: 488, warning: { code: 302, text: expect.stringContaining(why) } });
+    }
+    // Best effort declined: plain RTP. A plain offer of ours ignores a stray a=crypto.
+    const optional = buildOffer({ ...local, encryption: "optional" });
+    const declined = processAnswer(optional, answer("RTP/AVP"), local);
+    expect(declined.ok && declined.media.srtp).toBeUndefined();
+    const accepted = processAnswer(optional, answer("RTP/AVP", `1 AES_CM_128_HMAC_SHA1_80 inline:${KEY_A}`), local);
+    expect(accepted.ok && accepted.media.srtp?.remote.suite).toBe("AES_CM_128_HMAC_SHA1_80");
+    const stray = processAnswer(buildOffer(local), answer("RTP/AVP", `1 AES_CM_128_HMAC_SHA1_80 inline:${KEY_A}`), local);
+    expect(stray.ok && stray.media.srtp).toBeUndefined();
   });
 });

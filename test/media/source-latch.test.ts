@@ -143,3 +143,19 @@ describe("addresses", () => {
     expect(canonicalAddress("203.0.113.5")).toBe("203.0.113.5");
   });
 });
+
+describe("SourceLatch.mayAdmit (the screen before SRTP authentication)", () => {
+  test("answers as admitRtp would on strangers, and changes nothing", () => {
+    const l = latch();
+    expect(l.mayAdmit("198.51.100.66", SDP.port, 0)).toBe(false);
+    // Asked as often as a sprayer likes, the question never starts a probation.
+    for (let i = 0; i < 2 * LEARN_PROBATION; i++) expect(l.mayAdmit(SDP.address, 5000, 0)).toBe(true);
+    expect(burst(l, SDP.address, 5000, 1, LEARN_PROBATION - 1)).toEqual(Array(LEARN_PROBATION - 1).fill(PROBATION));
+    expect(l.address).toBeUndefined();
+    expect(l.admitRtp(SDP.address, 5000, rtp(LEARN_PROBATION), 0)).toBe(ADMIT);
+    // Learned, then locked: only the learned source may still be admitted.
+    expect(l.mayAdmit(SDP.address, 5000, LEARN_WINDOW_MS)).toBe(true);
+    expect(l.mayAdmit(SDP.address, 5002, LEARN_WINDOW_MS)).toBe(false);
+    expect(l.admitRtp(SDP.address, 5002, rtp(1), LEARN_WINDOW_MS)).toBe(STRANGER);
+  });
+});

@@ -40,6 +40,8 @@ const trunk = (id: string, extra: Partial<TrunkInput> = {}): TrunkInput => ({
   optionsIntervalSec: 30,
   tlsVerify: true,
   enabled: true,
+  mediaEncryption: "none",
+  allowSdesWithoutTls: false,
   ...extra,
 });
 

@@ -1,11 +1,11 @@
 // /api/v1/trunks — SIP trunks. The password is write-only: views carry `passwordSet` instead.
-import { idSchema, trunkSchema } from "../../config/entities.ts";
+import { idSchema, trunkFieldsSchema, trunkSchema } from "../../config/entities.ts";
 import { s, validate } from "../../config/schema.ts";
 import type { Trunk } from "../../store/index.ts";
 import { ApiError, notFound, validationError, yamlManaged } from "../errors.ts";
 import type { ApiModule } from "../router.ts";
 
-export const trunkView = trunkSchema
+export const trunkView = trunkFieldsSchema
   .omit("password")
   .extend({
     passwordSet: s.boolean().describe("Whether a password is stored (it is never returned)."),
@@ -20,7 +20,7 @@ export function viewTrunk(trunk: Trunk): object {
   return { ...rest, passwordSet: password !== "" };
 }
 
-const trunkPatch = trunkSchema.omit("id").partial();
+const trunkPatch = trunkFieldsSchema.omit("id").partial();
 
 export const trunkRoutes: ApiModule = (api, store) => {
   const tag = "trunks";

@@ -1,0 +1,309 @@
+// SRTP and SRTCP (RFC 3711) for legs keyed by SDES (RFC 4568): one context per direction.
+//
+//   const key = generateSrtpKey("AES_CM_128_HMAC_SHA1_80");            // ours, goes into our a=crypto
+//   const send = new SrtpSendContext(key);                              // protects what we send
+//   const receive = new SrtpReceiveContext(theirKey);                   // checks what the peer sends
+//   send.protectRtp(rtp); send.protectRtcp(rtcp);                        // → new packet with the tag
+//   receive.unprotectRtp(srtp); receive.unprotectRtcp(srtcp);            // → plain packet, or "auth" | "replay"
+//   new SrtpReceiveContext(newKey, { previous: receive })               // re-keyed (re-INVITE): the old key
+//                                                                        // still opens packets until the new one does
+//
+// The transforms are werift's (its SRTP session: key derivation, the AES-CM counter, the HMAC-SHA1
+// tag, SRTCP encryption and authentication), on node:crypto's AES and HMAC. What werift leaves out
+// is here: the 32-bit tag of AES_CM_128_HMAC_SHA1_32, the receiver's packet index estimate with the
+// rollover counter (RFC 3711 §3.3.1, Appendix A), the replay lists of SRTP and SRTCP (§3.3.2) and a
+// bound on the SSRCs a context tracks. A packet is accepted only after its tag checks out, so nothing
+// a stranger sends changes any state; failures are counted (`srtpDropTotals`) and never thrown.
+import { createDecipheriv, createCipheriv, timingSafeEqual } from "node:crypto";
+import { ProtectionProfileAes128CmHmacSha1_80, SrtpSession } from "werift";
+
+/** RFC 4568 §6.2: the crypto suites we support, in our order of preference. */
+export const SRTP_SUITES = ["AES_CM_128_HMAC_SHA1_80", "AES_CM_128_HMAC_SHA1_32"] as const;
+export type SrtpSuite = (typeof SRTP_SUITES)[number];
+
+/** RFC 4568 §6.2.1: a 128-bit master key followed by a 112-bit master salt. */
+export const MASTER_KEY_LENGTH = 16;
+export const MASTER_SALT_LENGTH = 14;
+export const KEY_AND_SALT_LENGTH = MASTER_KEY_LENGTH + MASTER_SALT_LENGTH;
+
+export interface SrtpKey {
+  suite: SrtpSuite;
+  /** master key ‖ master salt, KEY_AND_SALT_LENGTH bytes (the key-salt of an a=crypto inline: key) */
+  keyAndSalt: Uint8Array;
+}
+
+export type SrtpDropReason = "auth" | "replay";
+
+/** Packets dropped by every receive context of the process, for the metric. */
+export const srtpDropTotals: Record<SrtpDropReason, number> = { auth: 0, replay: 0 };
+
+/** RFC 4568 §6.2.1 / §6.2.2: SRTP tags of 80 or 32 bits; SRTCP's is 80 bits for both suites. */
+const RTP_TAG_LENGTH: Record<SrtpSuite, number> = { AES_CM_128_HMAC_SHA1_80: 10, AES_CM_128_HMAC_SHA1_32: 4 };
+const RTCP_TAG_LENGTH = 10;
+/** RFC 3711 §3.4: the E flag and the 31-bit SRTCP index. */
+const SRTCP_INDEX_LENGTH = 4;
+const SRTCP_INDEX_LIMIT = 0x80000000;
+/** RFC 3711 §3.3.2: a replay list of at least 64 packets. */
+const REPLAY_WINDOW = 64;
+/** A peer sends one SSRC per leg (a new one after a restart); a few cover every legitimate case. */
+const MAX_TRACKED_SSRCS = 4;
+const RTP_HEADER_SIZE = 12;
+const RTCP_HEADER_SIZE = 8;
+
+export function generateSrtpKey(suite: SrtpSuite): SrtpKey {
+  return { suite, keyAndSalt: crypto.getRandomValues(new Uint8Array(KEY_AND_SALT_LENGTH)) };
+}
+
+/** Same suite and key bytes (a re-offer repeating a key keeps its context, RFC 4568 §7.1.4). */
+export function sameSrtpKey(a: SrtpKey, b: SrtpKey): boolean {
+  return a.suite === b.suite && a.keyAndSalt.length === b.keyAndSalt.length && timingSafeEqual(a.keyAndSalt, b.keyAndSalt);
+}
+
+/** The parts of werift's AES-CM cipher (CipherAesCtr) this module drives. */
+interface AesCmCipher {
+  generateCounter(sequenceNumber: number, rolloverCounter: number, ssrc: number, sessionSalt: Buffer): Buffer;
+  generateSrtpAuthTag(rolloverCounter: number, ...buffers: Buffer[]): Buffer;
+  encryptRTCP(packet: Buffer, srtcpIndex: number): Buffer;
+  decryptRTCP(packet: Buffer): [Buffer, unknown];
+}
+
+/** werift's session keys for one master key (RFC 3711 §4.3, key derivation rate 0). */
+class DerivedKeys {
+  readonly cipher: AesCmCipher;
+  readonly rtpKey: Buffer;
+  readonly rtpSalt: Buffer;
+
+  constructor(key: SrtpKey) {
+    if (key.keyAndSalt.length !== KEY_AND_SALT_LENGTH) throw new Error(`an SRTP key and salt is ${KEY_AND_SALT_LENGTH} bytes, got ${key.keyAndSalt.length}`);
+    const masterKey = Buffer.from(key.keyAndSalt.subarray(0, MASTER_KEY_LENGTH));
+    const masterSalt = Buffer.from(key.keyAndSalt.subarray(MASTER_KEY_LENGTH));
+    // Both suites share AES-CM-128 and HMAC-SHA1 (RFC 4568 §6.2); only the SRTP tag length differs.
+    const session = new SrtpSession({
+      keys: { localMasterKey: masterKey, localMasterSalt: masterSalt, remoteMasterKey: masterKey, remoteMasterSalt: masterSalt },
+      profile: ProtectionProfileAes128CmHmacSha1_80,
+    });
+    const context = session.localContext;
+    const cipher = context.cipher as unknown as Partial<AesCmCipher>;
+    if (typeof cipher.generateCounter !== "function" || typeof cipher.generateSrtpAuthTag !== "function") {
+      throw new Error("werift's SRTP cipher lacks generateCounter/generateSrtpAuthTag");
+    }
+    this.cipher = cipher as AesCmCipher;
+    this.rtpKey = context.srtpSessionKey;
+    this.rtpSalt = context.srtpSessionSalt;
+  }
+}
+
+function readUint32(d: Uint8Array, o: number): number {
+  return ((d[o]! << 24) | (d[o + 1]! << 16) | (d[o + 2]! << 8) | d[o + 3]!) >>> 0;
+}
+
+function asBuffer(d: Uint8Array): Buffer {
+  return Buffer.isBuffer(d) ? d : Buffer.from(d.buffer, d.byteOffset, d.byteLength);
+}
+
+/** A plain view: a Buffer's slice() would share memory where callers expect a copy. */
+function asUint8Array(b: Buffer): Uint8Array {
+  return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+}
+
+/**
+ * Length of the RTP header (RFC 3550 §5.1, §5.3.1: CSRCs and an extension stay in the clear) when
+ * `packet` holds one followed by at least `trailer` bytes; -1 otherwise.
+ */
+function rtpHeaderLength(packet: Uint8Array, trailer: number): number {
+  if (packet.length < RTP_HEADER_SIZE + trailer || packet[0]! >> 6 !== 2) return -1;
+  let length = RTP_HEADER_SIZE + (packet[0]! & 0x0f) * 4;
+  if (packet[0]! & 0x10) {
+    if (packet.length < length + 4 + trailer) return -1;
+    length += 4 + ((packet[length + 2]! << 8) | packet[length + 3]!) * 4;
+  }
+  return packet.length < length + trailer ? -1 : length;
+}
+
+/** RFC 3711 §3.3.2: which of the last REPLAY_WINDOW indexes below the highest one were seen. */
+class ReplayList {
+  private readonly seen = new Uint8Array(REPLAY_WINDOW);
+  constructor(public highest: number) {
+    this.seen[highest % REPLAY_WINDOW] = 1;
+  }
+
+  /** False for an index seen already or too old to tell. */
+  fresh(index: number): boolean {
+    if (index > this.highest) return true;
+    if (this.highest - index >= REPLAY_WINDOW) return false;
+    return this.seen[index % REPLAY_WINDOW] === 0;
+  }
+
+  /** Records an authenticated index. */
+  add(index: number): void {
+    if (index > this.highest) {
+      const advance = Math.min(index - this.highest, REPLAY_WINDOW);
+      for (let i = 1; i <= advance; i++) this.seen[(this.highest + i) % REPLAY_WINDOW] = 0;
+      this.highest = index;
+    }
+    this.seen[index % REPLAY_WINDOW] = 1;
+  }
+}
+
+/** Keeps at most MAX_TRACKED_SSRCS entries, forgetting the longest-unused one. */
+function track<T>(map: Map<number, T>, ssrc: number, value: T): void {
+  map.delete(ssrc);
+  if (map.size >= MAX_TRACKED_SSRCS) map.delete(map.keys().next().value!);
+  map.set(ssrc, value);
+}
+
+/** Protects what we send under our master key. */
+export class SrtpSendContext {
+  readonly suite: SrtpSuite;
+  private readonly keys: DerivedKeys;
+  private readonly tagLength: number;
+  private ssrc = -1;
+  private rolloverCounter = 0;
+  private lastSequence = 0;
+  private srtcpIndex = 0;
+
+  constructor(readonly key: SrtpKey) {
+    this.suite = key.suite;
+    this.keys = new DerivedKeys(key);
+    this.tagLength = RTP_TAG_LENGTH[key.suite];
+  }
+
+  /** RFC 3711 §3.1: header in the clear, payload encrypted, tag over both and the rollover counter. */
+  protectRtp(packet: Uint8Array): Uint8Array {
+    const headerLength = rtpHeaderLength(packet, 0);
+    if (headerLength < 0) throw new Error("not an RTP packet");
+    const sequence = (packet[2]! << 8) | packet[3]!;
+    const ssrc = readUint32(packet, 8);
+    if (ssrc !== this.ssrc) {
+      this.ssrc = ssrc;
+      this.rolloverCounter = 0;
+    } else if (sequence < this.lastSequence && this.lastSequence - sequence > 0x8000) {
+      // §3.3.1: the sender's sequence numbers wrapped.
+      this.rolloverCounter = (this.rolloverCounter + 1) >>> 0;
+    }
+    this.lastSequence = sequence;
+    const { cipher, rtpKey, rtpSalt } = this.keys;
+    const out = Buffer.allocUnsafe(packet.length + this.tagLength);
+    out.set(packet.subarray(0, headerLength));
+    const aes = createCipheriv("aes-128-ctr", rtpKey, cipher.generateCounter(sequence, this.rolloverCounter, ssrc, rtpSalt));
+    out.set(aes.update(packet.subarray(headerLength)), headerLength);
+    const tag = cipher.generateSrtpAuthTag(this.rolloverCounter, out.subarray(0, packet.length));
+    out.set(tag.subarray(0, this.tagLength), packet.length);
+    return asUint8Array(out);
+  }
+
+  /** RFC 3711 §3.4: encrypted after the first 8 bytes, then E flag + index and an 80-bit tag. */
+  protectRtcp(packet: Uint8Array): Uint8Array {
+    if (packet.length < RTCP_HEADER_SIZE) throw new Error("not an RTCP packet");
+    // The index starts at 1 and never repeats under one key (2^31 reports outlast any call).
+    this.srtcpIndex = (this.srtcpIndex + 1) % SRTCP_INDEX_LIMIT || 1;
+    return asUint8Array(this.keys.cipher.encryptRTCP(asBuffer(packet), this.srtcpIndex));
+  }
+}
+
+interface RtpStream { replay: ReplayList }
+
+/** Checks and decrypts what the peer sends under its master key. */
+export class SrtpReceiveContext {
+  readonly suite: SrtpSuite;
+  private readonly keys: DerivedKeys;
+  private readonly tagLength: number;
+  private readonly rtpStreams = new Map<number, RtpStream>();
+  private readonly rtcpStreams = new Map<number, ReplayList>();
+  /** the context this one replaced, tried while the peer may still send under its old key */
+  private previous: SrtpReceiveContext | undefined;
+
+  constructor(readonly key: SrtpKey, o: { previous?: SrtpReceiveContext } = {}) {
+    this.suite = key.suite;
+    this.keys = new DerivedKeys(key);
+    this.tagLength = RTP_TAG_LENGTH[key.suite];
+    // One step back only: the previous context's own predecessor is dropped.
+    if (o.previous) {
+      o.previous.previous = undefined;
+      this.previous = o.previous;
+    }
+  }
+
+  /** The plain RTP packet, or why it was dropped. */
+  unprotectRtp(packet: Uint8Array): Uint8Array | SrtpDropReason {
+    let result = this.openRtp(packet);
+    if (result === "auth" && this.previous) {
+      result = this.previous.openRtp(packet);
+    } else if (typeof result !== "string") {
+      this.previous = undefined;
+    }
+    if (typeof result === "string") srtpDropTotals[result]++;
+    return result;
+  }
+
+  /** The plain RTCP compound packet, or why it was dropped. */
+  unprotectRtcp(packet: Uint8Array): Uint8Array | SrtpDropReason {
+    let result = this.openRtcp(packet);
+    if (result === "auth" && this.previous) result = this.previous.openRtcp(packet);
+    if (typeof result === "string") srtpDropTotals[result]++;
+    return result;
+  }
+
+  private openRtp(packet: Uint8Array): Uint8Array | SrtpDropReason {
+    const headerLength = rtpHeaderLength(packet, this.tagLength);
+    if (headerLength < 0) return "auth";
+    const sequence = (packet[2]! << 8) | packet[3]!;
+    const ssrc = readUint32(packet, 8);
+    const stream = this.rtpStreams.get(ssrc);
+    // RFC 3711 §3.3.1 / Appendix A: the index closest to the highest one seen; a new SSRC starts
+    // at rollover counter 0 (SDES carries no other).
+    let index = sequence;
+    if (stream) {
+      const highest = stream.replay.highest;
+      const rolloverCounter = Math.floor(highest / 0x10000);
+      const highestSequence = highest % 0x10000;
+      let guess = rolloverCounter;
+      if (highestSequence < 0x8000) {
+        if (sequence - highestSequence > 0x8000) guess = rolloverCounter - 1;
+      } else if (highestSequence - 0x8000 > sequence) {
+        guess = rolloverCounter + 1;
+      }
+      if (guess < 0 || guess > 0xffffffff) return "replay";
+      index = guess * 0x10000 + sequence;
+      if (!stream.replay.fresh(index)) return "replay";
+    }
+    const rolloverCounter = Math.floor(index / 0x10000);
+    const authenticated = packet.length - this.tagLength;
+    const data = asBuffer(packet);
+    const { cipher, rtpKey, rtpSalt } = this.keys;
+    const expected = cipher.generateSrtpAuthTag(rolloverCounter, data.subarray(0, authenticated));
+    if (!timingSafeEqual(expected.subarray(0, this.tagLength), data.subarray(authenticated))) return "auth";
+    const plain = new Uint8Array(authenticated);
+    plain.set(data.subarray(0, headerLength));
+    const aes = createDecipheriv("aes-128-ctr", rtpKey, cipher.generateCounter(sequence, rolloverCounter, ssrc, rtpSalt));
+    plain.set(aes.update(data.subarray(headerLength, authenticated)), headerLength);
+    if (stream) {
+      stream.replay.add(index);
+      track(this.rtpStreams, ssrc, stream);
+    } else {
+      track(this.rtpStreams, ssrc, { replay: new ReplayList(index) });
+    }
+    return plain;
+  }
+
+  private openRtcp(packet: Uint8Array): Uint8Array | SrtpDropReason {
+    if (packet.length < RTCP_HEADER_SIZE + SRTCP_INDEX_LENGTH + RTCP_TAG_LENGTH || packet[0]! >> 6 !== 2) return "auth";
+    const ssrc = readUint32(packet, 4);
+    const index = readUint32(packet, packet.length - RTCP_TAG_LENGTH - SRTCP_INDEX_LENGTH) & 0x7fffffff;
+    const replay = this.rtcpStreams.get(ssrc);
+    if (replay && !replay.fresh(index)) return "replay";
+    let plain: Buffer;
+    try {
+      [plain] = this.keys.cipher.decryptRTCP(asBuffer(packet));
+    } catch {
+      return "auth";
+    }
+    if (replay) {
+      replay.add(index);
+      track(this.rtcpStreams, ssrc, replay);
+    } else {
+      track(this.rtcpStreams, ssrc, new ReplayList(index));
+    }
+    return asUint8Array(plain);
+  }
+}
