@@ -2,19 +2,7 @@
 // JSON.stringify of the same line, side by side, for a typical line with no secret, a line whose
 // strings hold secrets (a SIP request with credentials, an SDES key), and a line below the level.
 import { createLogger, setLogLevel, setLogSink } from "../src/log.ts";
-
-/** CPU µs per call of `fn`: the fastest of several batches. */
-function measure(fn: () => void, perBatch: number, batches = 9): number {
-  for (let i = 0; i < perBatch; i++) fn();
-  let best = Infinity;
-  for (let b = 0; b < batches; b++) {
-    const t0 = process.cpuUsage();
-    for (let i = 0; i < perBatch; i++) fn();
-    const used = process.cpuUsage(t0);
-    best = Math.min(best, (used.user + used.system) / perBatch);
-  }
-  return best;
-}
+import { measure } from "./cpu-time.ts";
 
 const typical = { trunkId: "carrier", callId: "call_8f2k1", direction: "inbound", from: "sip:+15551230000@sip.carrier.example", status: 200, ms: 3.2 };
 const secretBearing = {

@@ -12,6 +12,7 @@ import { createResampler } from "../src/media/resample.ts";
 import { RTP_HEADER_SIZE, writeRtpHeader } from "../src/media/rtp-packet.ts";
 import { ManualTicker } from "../src/media/ticker.ts";
 import type { DatagramHandlers, UdpIo } from "../src/media/udp-io.ts";
+import { measure } from "./cpu-time.ts";
 
 const tickUs = 20_000;
 
@@ -19,22 +20,6 @@ function sine(rate: number, freq: number, n: number, amplitude: number): Int16Ar
   const out = new Int16Array(n);
   for (let i = 0; i < n; i++) out[i] = Math.round(amplitude * Math.sin((2 * Math.PI * freq * i) / rate));
   return out;
-}
-
-/**
- * CPU µs per call of `fn`: the fastest of several batches, timed by this process's CPU time so
- * other processes competing for the cores inflate it as little as possible.
- */
-export function measure(fn: () => void, perBatch: number, batches = 9): number {
-  for (let i = 0; i < perBatch; i++) fn();
-  let best = Infinity;
-  for (let b = 0; b < batches; b++) {
-    const t0 = process.cpuUsage();
-    for (let i = 0; i < perBatch; i++) fn();
-    const used = process.cpuUsage(t0);
-    best = Math.min(best, (used.user + used.system) / perBatch);
-  }
-  return best;
 }
 
 const rows: [string, number][] = [];

@@ -3,26 +3,14 @@
 // the free pairs in O(1), so the large range should cost about what the small one does (ratio ≈ 1),
 // where a scan for a free port would grow with the range.
 import { RtpPortAllocator } from "../src/media/ports.ts";
-
-/** CPU ns per call of `fn`: the fastest of several batches. */
-function measureNs(fn: () => void, perBatch: number, batches = 9): number {
-  for (let i = 0; i < perBatch; i++) fn();
-  let best = Infinity;
-  for (let b = 0; b < batches; b++) {
-    const t0 = process.cpuUsage();
-    for (let i = 0; i < perBatch; i++) fn();
-    const used = process.cpuUsage(t0);
-    best = Math.min(best, ((used.user + used.system) * 1000) / perBatch);
-  }
-  return best;
-}
+import { measure } from "./cpu-time.ts";
 
 function reserveReleaseNs(range: { min: number; max: number }): number {
   const allocator = new RtpPortAllocator(range);
   const held: number[] = [];
   for (let i = 0; i < allocator.capacity / 2; i++) held.push(allocator.reserve()!);
   let next = 0;
-  return measureNs(() => {
+  return 1000 * measure(() => {
     // The longest-held call hangs up, a new one takes a port: half the range stays in use.
     allocator.release(held[next]!);
     held[next] = allocator.reserve()!;

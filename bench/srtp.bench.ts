@@ -12,7 +12,7 @@ import { formatCrypto } from "../src/media/sdes.ts";
 import { SRTP_SUITES, SrtpReceiveContext, SrtpSendContext, generateSrtpKey } from "../src/media/srtp.ts";
 import { ManualTicker } from "../src/media/ticker.ts";
 import type { DatagramHandlers, UdpIo } from "../src/media/udp-io.ts";
-import { measure } from "./media.bench.ts";
+import { measure } from "./cpu-time.ts";
 
 const PACKETS = 20_000;
 
