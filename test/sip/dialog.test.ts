@@ -7,6 +7,7 @@ import { SipStack } from "../../src/sip/stack.ts";
 import type { ClientTransaction } from "../../src/sip/transaction.ts";
 import type { Endpoint, InboundContext } from "../../src/sip/transport.ts";
 import { isResponse, type RawSipPeer, udpPeer } from "../helpers/rawSipPeer.ts";
+import { loopbackIsTrunk } from "../helpers/loopbackTrunks.ts";
 
 const timers = { T1: 10, T2: 80, T4: 100 };
 const stacks: SipStack[] = [];
@@ -22,6 +23,7 @@ const KEY = new URL("../fixtures/tls/key.pem", import.meta.url).pathname;
 
 async function newStack(transport: "udp" | "tcp" | "tls" = "udp", host = "127.0.0.1"): Promise<SipStack> {
   const s = new SipStack({
+    isKnownSource: loopbackIsTrunk,
     listen: [{ transport, host, port: 0 }],
     timers,
     // Trust the test CA only: the certificate names 127.0.0.1, ::1 and localhost.
@@ -107,8 +109,8 @@ for (const { transport, host } of variants) {
 
 test("after many calls every transaction table and dialog map drains once the timers ran", async () => {
   const fast = { T1: 3, T2: 24, T4: 30 };
-  const a = new SipStack({ listen: [{ transport: "udp", host: "127.0.0.1", port: 0 }], timers: fast });
-  const b = new SipStack({ listen: [{ transport: "udp", host: "127.0.0.1", port: 0 }], timers: fast });
+  const a = new SipStack({ isKnownSource: loopbackIsTrunk, listen: [{ transport: "udp", host: "127.0.0.1", port: 0 }], timers: fast });
+  const b = new SipStack({ isKnownSource: loopbackIsTrunk, listen: [{ transport: "udp", host: "127.0.0.1", port: 0 }], timers: fast });
   await a.start();
   await b.start();
   stacks.push(a, b);

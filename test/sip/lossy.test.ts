@@ -6,6 +6,7 @@ import { Dialog } from "../../src/sip/dialog.ts";
 import { parseUri } from "../../src/sip/message.ts";
 import { SipStack } from "../../src/sip/stack.ts";
 import type { Endpoint } from "../../src/sip/transport.ts";
+import { loopbackIsTrunk } from "../helpers/loopbackTrunks.ts";
 
 /** mulberry32: a tiny seeded PRNG so the loss pattern is reproducible. */
 function seeded(seed: number): () => number {
@@ -65,11 +66,11 @@ let relay: Relay;
 const acked = new Map<string, (how: "ack" | "gave up") => void>();
 
 beforeAll(async () => {
-  caller = new SipStack({ listen: [{ transport: "udp", host: "127.0.0.1", port: 0 }], timers });
+  caller = new SipStack({ isKnownSource: loopbackIsTrunk, listen: [{ transport: "udp", host: "127.0.0.1", port: 0 }], timers });
   await caller.start();
   // The callee advertises the relay, so its Contact (the target of ACK and BYE) leads through it.
   const calleePort = await (async () => {
-    const probe = new SipStack({ listen: [{ transport: "udp", host: "127.0.0.1", port: 0 }] });
+    const probe = new SipStack({ isKnownSource: loopbackIsTrunk, listen: [{ transport: "udp", host: "127.0.0.1", port: 0 }] });
     await probe.start();
     const port = probe.boundEndpoints[0]!.port;
     await probe.stop();
@@ -77,6 +78,7 @@ beforeAll(async () => {
   })();
   relay = await lossyRelay({ transport: "udp", address: "127.0.0.1", port: calleePort }, 0.3, 20261126);
   callee = new SipStack({
+    isKnownSource: loopbackIsTrunk,
     listen: [{ transport: "udp", host: "127.0.0.1", port: calleePort }],
     advertised: { host: "127.0.0.1", port: relay.port },
     timers,

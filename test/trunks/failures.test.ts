@@ -8,6 +8,7 @@ import { TrunkManager } from "../../src/trunks/manager.ts";
 import { stackPort } from "../../src/trunks/sipPort.ts";
 import { freePort } from "../helpers/sipp.ts";
 import { until } from "../helpers/until.ts";
+import { loopbackIsTrunk } from "../helpers/loopbackTrunks.ts";
 
 const CERT = new URL("../fixtures/tls/cert.pem", import.meta.url).pathname;
 const KEY = new URL("../fixtures/tls/key.pem", import.meta.url).pathname;
@@ -27,11 +28,12 @@ const resolver: Resolver = {
 };
 
 beforeAll(async () => {
-  provider = new SipStack({ listen: [{ transport: "tls", host: "127.0.0.1", port: 0 }], tls: { certFile: CERT, keyFile: KEY } });
+  provider = new SipStack({ isKnownSource: loopbackIsTrunk, listen: [{ transport: "tls", host: "127.0.0.1", port: 0 }], tls: { certFile: CERT, keyFile: KEY } });
   await provider.start();
-  lenientProvider = new SipStack({ listen: [{ transport: "tls", host: "127.0.0.1", port: 0 }], tls: { certFile: CERT, keyFile: KEY } });
+  lenientProvider = new SipStack({ isKnownSource: loopbackIsTrunk, listen: [{ transport: "tls", host: "127.0.0.1", port: 0 }], tls: { certFile: CERT, keyFile: KEY } });
   await lenientProvider.start();
   ours = new SipStack({
+    isKnownSource: loopbackIsTrunk,
     listen: [{ transport: "udp", host: "127.0.0.1", port: 0 }, { transport: "tcp", host: "127.0.0.1", port: 0 }, { transport: "tls", host: "127.0.0.1", port: 0 }],
     tls: { certFile: CERT, keyFile: KEY },
   });
