@@ -136,3 +136,6 @@ metrics.gauge("trunkline_sip_tracked_sources", "Source addresses whose SIP messa
 metrics.gauge("trunkline_sip_write_queue_bytes", "Bytes waiting to be written to TCP/TLS SIP peers.", [], () =>
   [...liveStacks].reduce((n, stack) => n + stack.queuedBytes, 0),
 );
+metrics.gauge("trunkline_sip_write_queue_peak_bytes", "The longest write queue a TCP/TLS SIP connection has had (at most limits.maxSipWriteQueueBytes).", [], () =>
+  [...liveStacks].reduce((n, stack) => Math.max(n, stack.peakQueuedBytes), 0),
+);

@@ -222,6 +222,11 @@ export class SipStack {
     return this.transports.queuedBytes;
   }
 
+  /** The longest write queue a stream connection has had since start. */
+  get peakQueuedBytes(): number {
+    return this.transports.peakQueuedBytes;
+  }
+
   private receiveResponse(res: SipResponse): void {
     // §18.1.2: responses go to their client transaction; strays are dropped.
     if (!this.transactions.receiveResponse(res)) log.debug("stray response", { status: res.status, callId: res.callId });

@@ -131,6 +131,11 @@ export class TransportLayer {
     return this.streams().reduce((n, t) => n + t.queuedBytes, 0);
   }
 
+  /** The longest write queue any stream connection has had. */
+  get peakQueuedBytes(): number {
+    return this.streams().reduce((n, t) => Math.max(n, t.peakQueuedBytes), 0);
+  }
+
   private streams(): StreamTransport[] {
     return this.transports.filter((t): t is StreamTransport => t instanceof StreamTransport);
   }

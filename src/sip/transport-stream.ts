@@ -196,6 +196,7 @@ export class StreamTransport implements Transport {
   private readonly limits: typeof STREAM_DEFAULTS;
   readonly counters: StreamCounters = { refusedBySource: 0, refusedPerAddress: 0, refusedAtLimit: 0, closedSlow: 0, closedWriteQueue: 0 };
   private nextId = 0;
+  private peakQueued = 0;
   private idleSweep: ReturnType<typeof setInterval> | undefined;
   private listener: TCPSocketListener<ConnectionState> | undefined;
   private caBundle: string | undefined;
@@ -248,15 +249,22 @@ export class StreamTransport implements Transport {
       ...(this.name === "tls" && tls?.certFile && tls.keyFile
         ? { tls: { cert: Bun.file(tls.certFile), key: Bun.file(tls.keyFile) } }
         : {}),
-      socket: this.handlers((socket) => {
-        const remote: Endpoint = { transport: this.name, address: socket.remoteAddress, port: socket.remotePort };
-        const refusal = this.refusal(remote);
-        if (refusal) {
-          this.counters[refusal]++;
-          return socket.terminate();
-        }
-        this.register(this.wrap(socket, remote, undefined, true));
-      }),
+      socket: {
+        ...this.handlers((socket) => {
+          const remote: Endpoint = { transport: this.name, address: socket.remoteAddress, port: socket.remotePort };
+          const refusal = this.refusal(remote);
+          if (refusal) {
+            this.counters[refusal]++;
+            return socket.terminate();
+          }
+          this.register(this.wrap(socket, remote, undefined, true));
+        }),
+        // With a handshake handler Bun opens a TLS socket at accept, not after the handshake: the
+        // connection is screened and its handshake deadline runs from the first byte on.
+        handshake: (socket: Socket<ConnectionState>, success: boolean, error: Error | null) => {
+          if (!success) log.debug("TLS handshake failed", { error, remote: socket.data?.conn?.remote });
+        },
+      },
     });
     this.local = { ...this.local, port: this.listener.port };
   }
@@ -355,7 +363,10 @@ export class StreamTransport implements Transport {
 
   /** Writes to a connection; one whose peer stopped reading past the write-queue bound is closed. */
   private write(conn: StreamConnection, data: Uint8Array): boolean {
-    if (conn.write(data, this.limits.maxWriteQueueBytes)) return true;
+    if (conn.write(data, this.limits.maxWriteQueueBytes)) {
+      if (conn.queued > this.peakQueued) this.peakQueued = conn.queued;
+      return true;
+    }
     log.warn("closing stream connection: the peer does not read", { remote: conn.remote, queued: conn.queued });
     this.counters.closedWriteQueue++;
     this.forget(conn);
@@ -370,15 +381,25 @@ export class StreamTransport implements Transport {
     for (const conn of this.connections.values()) {
       const slow = conn.isSlow(now, handshakeTimeoutMs);
       if (!slow && now - conn.lastActivity < idleTimeoutMs) continue;
-      if (slow) this.counters.closedSlow++;
       log.debug(slow ? "closing a connection too slow to deliver a message" : "closing idle connection", { remote: conn.remote });
       this.forget(conn);
-      conn.socket.end();
+      if (!slow) {
+        conn.socket.end();
+        continue;
+      }
+      // No goodbye for a slowloris: a TLS socket that never finished its handshake cannot end politely.
+      this.counters.closedSlow++;
+      conn.socket.terminate();
     }
   }
 
   get connectionCount(): number {
     return this.connections.size;
+  }
+
+  /** The longest write queue any connection has had: stays at most maxWriteQueueBytes. */
+  get peakQueuedBytes(): number {
+    return this.peakQueued;
   }
 
   /** Bytes waiting in every connection's write queue. */

@@ -68,13 +68,13 @@ function peer(port: number, close: () => void, transmit: (b: Uint8Array) => void
   return { api, deliver, raw };
 }
 
-/** A UDP peer whose send() goes to address:port, bound to `localAddress` (default: `address`). */
-export async function udpPeer(address: string, port: number, o: { localAddress?: string } = {}): Promise<RawSipPeer> {
+/** A UDP peer whose send() goes to address:port, bound to `localAddress` (default: `address`) and `localPort` (default: any). */
+export async function udpPeer(address: string, port: number, o: { localAddress?: string; localPort?: number } = {}): Promise<RawSipPeer> {
   let deliver: (b: Uint8Array, f: "datagram") => void = () => {};
   let rawList: Uint8Array[] = [];
   const socket = await Bun.udpSocket({
     hostname: o.localAddress ?? address,
-    port: 0,
+    port: o.localPort ?? 0,
     binaryType: "uint8array",
     socket: {
       data(_s, data) {
