@@ -1,7 +1,7 @@
 // RFC 3261 §12/§13 dialogs between two stacks (and a raw peer where one side must misbehave):
 // ACK for 2xx, 2xx retransmission until ACK, BYE, route sets, CSeq order, re-INVITE, delayed offer.
 import { afterEach, expect, test } from "bun:test";
-import { Dialog, type DialogTermination } from "../../src/sip/dialog.ts";
+import { Dialog, type DialogTermination, MAX_FORKS } from "../../src/sip/dialog.ts";
 import { parseUri, type SipRequest, type SipResponse } from "../../src/sip/message.ts";
 import { SipStack } from "../../src/sip/stack.ts";
 import type { ClientTransaction } from "../../src/sip/transaction.ts";
@@ -222,6 +222,30 @@ test("a 2xx from a second fork is ACKed and that dialog ended with BYE (§13.2.2
     .map((m) => m.to.params.get("tag"));
   expect(ackTags).toEqual(["callee1", "callee2"]);
   expect(dialog.state).toBe("confirmed");
+  expect(a.dialogs.size).toBe(1);
+});
+
+test("a peer inventing To tags gets at most MAX_FORKS fork dialogs (ACK + BYE each); more 2xx are ignored", async () => {
+  const a = await newStack();
+  const p = await udpPeer("127.0.0.1", a.boundEndpoints[0]!.port);
+  peers.push(p);
+  const dest: Endpoint = { transport: "udp", address: "127.0.0.1", port: p.port };
+  const inv = invite(a, dest);
+  const tx = a.sendRequest(inv, dest);
+  const got = (await p.waitFor((m) => "method" in m && m.method === "INVITE")) as SipRequest;
+  p.send(rawOk(got, p.port));
+  const outcome = await tx.outcome;
+  if (outcome.kind !== "final") throw new Error("no final");
+  Dialog.fromInvite2xx(a, inv, outcome.response, tx, dest);
+  for (let i = 0; i < 3 * MAX_FORKS; i++) p.send(rawOk(got, p.port).replace("tag=callee1", `tag=invented${i}`));
+  // Then the first 2xx again: its re-ACK shows every invented one before it was handled.
+  p.send(rawOk(got, p.port));
+  const count = (method: string) => p.received.filter((m) => "method" in m && m.method === method).length;
+  await until(() => p.received.filter((m) => "method" in m && m.method === "ACK" && m.to.params.get("tag") === "callee1").length === 2);
+  await until(() => count("BYE") === MAX_FORKS);
+  expect(count("ACK")).toBe(2 + MAX_FORKS);
+  const forked = p.received.filter((m): m is SipRequest => "method" in m && m.method === "BYE").map((m) => m.to.params.get("tag"));
+  expect(forked).toEqual(Array.from({ length: MAX_FORKS }, (_, i) => `invented${i}`));
   expect(a.dialogs.size).toBe(1);
 });
 
