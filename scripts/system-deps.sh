@@ -12,6 +12,8 @@ command -v firefox-esr >/dev/null 2>&1 || need+=(firefox-esr)
 # Headless Firefox runs WebAudio only with an audio output: the Firefox test starts its own
 # PulseAudio with a null sink.
 command -v pulseaudio >/dev/null 2>&1 || need+=(pulseaudio)
+# The attacker's view: sipvicious' svmap and svwar scan the SIP port (security tests, loopback only).
+command -v svmap >/dev/null 2>&1 || need+=(sipvicious)
 [ ${#need[@]} -eq 0 ] && exit 0
 echo "installing Debian packages: ${need[*]}"
 SUDO=""
