@@ -26,8 +26,10 @@ const SDP = [
 ].join("\r\n");
 
 async function pair(transport: TransportName): Promise<{ caller: SipStack; callee: SipStack; dest: Endpoint }> {
-  const caller = new SipStack({ isKnownSource: loopbackIsTrunk, listen: [{ transport, host: "127.0.0.1", port: 0 }] });
-  const callee = new SipStack({ isKnownSource: loopbackIsTrunk, listen: [{ transport, host: "127.0.0.1", port: 0 }] });
+  // Unlimited message rate: this measures the stack's own cost, not the per-source budget.
+  const options = { isKnownSource: loopbackIsTrunk, limits: { trunkMessagesPerSecond: 0 } };
+  const caller = new SipStack({ ...options, listen: [{ transport, host: "127.0.0.1", port: 0 }] });
+  const callee = new SipStack({ ...options, listen: [{ transport, host: "127.0.0.1", port: 0 }] });
   await caller.start();
   await callee.start();
   callee.onRequest((req, tx, ctx) => {

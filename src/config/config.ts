@@ -137,8 +137,8 @@ const limitsSchema = s.object({
     .describe("SIP messages per second from one address that belongs to no trunk (responses; requests under sip.strangers: reject); 0 = unlimited."),
   maxSipTrunkMessagesPerSecond: s
     .integer({ min: 0 })
-    .default(2000)
-    .describe("SIP messages per second from one trunk address; 0 = unlimited."),
+    .default(5000)
+    .describe("SIP messages per second over UDP from one trunk address; 0 = unlimited."),
   maxSipTrackedSources: s
     .integer({ min: 16 })
     .default(10000)

@@ -6,7 +6,9 @@
 // - Every message that gets past that (requests from known sources, strangers' requests under
 //   "reject", responses from anyone) takes a token from its source address's bucket (Kamailio's
 //   pike): `messagesPerSecond` for strangers, `trunkMessagesPerSecond` for known sources, a burst of
-//   one second's worth. Over budget, the message is dropped unread.
+//   one second's worth. Over budget, the message is dropped unread. A known source's TCP/TLS
+//   messages are exempt: the handshake proved the address (no spoofing), and a message dropped
+//   from a stream is never retransmitted, so a busy trunk would lose calls.
 //
 // An attacker spraying source addresses grows no unbounded state: under "drop" a stranger's request
 // costs the `isKnown` lookup and creates nothing; buckets are capped at `trackedSources`, and a
@@ -23,7 +25,7 @@ export interface SourceLimits {
   trackedSources: number;
 }
 
-export const DEFAULT_SOURCE_LIMITS: SourceLimits = { messagesPerSecond: 20, trunkMessagesPerSecond: 2000, trackedSources: 10_000 };
+export const DEFAULT_SOURCE_LIMITS: SourceLimits = { messagesPerSecond: 20, trunkMessagesPerSecond: 5000, trackedSources: 10_000 };
 
 /** What happens to one inbound message, decided before it is parsed. */
 export type Admission = "accept" | "reject" | "drop";
@@ -84,13 +86,13 @@ export class SourceGuard {
   }
 
   /** The verdict on one message from `address`; `isRequest` is read from its first bytes. */
-  admit(address: string, isRequest: boolean): Admission {
+  admit(address: string, isRequest: boolean, stream: boolean): Admission {
     const known = this.isKnown(address);
     if (isRequest && !known && this.strangers === "drop") {
       this.counters.strangersDropped++;
       return "drop";
     }
-    if (!this.take(address, known)) return "drop";
+    if (!(known && stream) && !this.take(address, known)) return "drop";
     if (isRequest && !known) {
       this.counters.strangersRejected++;
       return "reject";

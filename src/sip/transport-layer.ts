@@ -182,7 +182,7 @@ export class TransportLayer {
   private receive(arrival: Transport, data: Uint8Array, ctx: InboundContext, framing: "datagram" | "stream"): void {
     // Decided on the source address and the first bytes, before any parsing: a stranger's request
     // under "drop" and anything over its source's budget cost a lookup and nothing else.
-    const admission = this.guard.admit(ctx.source.address, !isResponseBytes(data));
+    const admission = this.guard.admit(ctx.source.address, !isResponseBytes(data), framing === "stream");
     if (admission === "drop") return;
     const stranger = admission === "reject";
     const parsed = parseMessage(data, framing, this.parseLimits);
