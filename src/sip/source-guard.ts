@@ -33,7 +33,7 @@ export type Admission = "accept" | "reject" | "drop";
 export interface SourceGuardCounters {
   /** Requests from strangers dropped unread ("drop"). */
   strangersDropped: number;
-  /** Requests from strangers answered 403 ("reject"). */
+  /** Requests from strangers let through to be refused ("reject": 403, nothing for an ACK). */
   strangersRejected: number;
   /** Messages over their source's budget. */
   rateLimited: number;

@@ -1,5 +1,5 @@
-// Real peer: SIPp sends OPTIONS over UDP and over TCP, on IPv4 and IPv6 loopback; the stack answers
-// 200 with its capabilities.
+// Real peer: SIPp sends OPTIONS over UDP and over TCP, on IPv4 and IPv6 loopback, from addresses the
+// stack knows as a trunk's; the stack answers 200 with its capabilities.
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { SipStack } from "../../src/sip/stack.ts";
 import { hostPort } from "../../src/sip/transport.ts";
