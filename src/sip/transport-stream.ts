@@ -98,7 +98,7 @@ class StreamConnection {
     if (inbound) this.awaitingFirstSince = this.lastActivity;
   }
 
-  /** Queues what the kernel does not take; false when that would exceed `maxQueued` (nothing is written then). */
+  /** Queues what the kernel does not take; false when the backlog would exceed `maxQueued` (the caller closes the connection). */
   write(data: Uint8Array, maxQueued: number): boolean {
     if (this.unsent.length > 0) {
       if (this.queued + data.length > maxQueued) return false;
