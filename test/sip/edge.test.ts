@@ -4,7 +4,7 @@
 // (per address, slowloris deadlines, a peer that never reads).
 import { afterEach, expect, test } from "bun:test";
 import type { Socket } from "bun";
-import type { SipRequest, SipResponse } from "../../src/sip/message.ts";
+import type { SipResponse } from "../../src/sip/message.ts";
 import { SipStack, type SipStackOptions } from "../../src/sip/stack.ts";
 import type { ServerTransaction } from "../../src/sip/transaction.ts";
 import { loopbackIsTrunk } from "../helpers/loopbackTrunks.ts";
