@@ -16,6 +16,8 @@ command -v firefox-esr >/dev/null 2>&1 || need+=(firefox-esr)
 command -v pulseaudio >/dev/null 2>&1 || need+=(pulseaudio)
 # The HTTPS test's client.
 command -v curl >/dev/null 2>&1 || need+=(curl)
+# The attacker's view: sipvicious' svmap and svwar scan the SIP port (security tests, loopback only).
+command -v svmap >/dev/null 2>&1 || need+=(sipvicious)
 [ ${#need[@]} -eq 0 ] && exit 0
 echo "installing Debian packages: ${need[*]}"
 SUDO=""

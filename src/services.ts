@@ -6,7 +6,8 @@ import type { ComposeServices, Service } from "./app.ts";
 import { CALL_STACK_OPTIONS, CallService } from "./calls/service.ts";
 import { ChannelRegistry } from "./channels/registry.ts";
 import { listenPort, type Config } from "./config/config.ts";
-import { SipStack } from "./sip/stack.ts";
+import { metrics } from "./metrics.ts";
+import { type SipLimits, SipStack, type SipStackCounters, type SipStackOptions } from "./sip/stack.ts";
 import { TrunkService } from "./trunks/service.ts";
 import { WebRtcService } from "./webrtc/service.ts";
 
@@ -27,34 +28,114 @@ export const composeServices: ComposeServices = (ctx) => {
   ];
 };
 
-function stackOptions(config: Config): ConstructorParameters<typeof SipStack>[0] {
+/** The stack as the configuration describes it (tests replace `listen`). */
+export function stackOptions(config: Config): SipStackOptions {
   return {
     ...CALL_STACK_OPTIONS,
     listen: config.sip.listen.map((l) => ({ transport: l.transport, host: l.host, port: listenPort(l) })),
     ...(config.sip.advertised ? { advertised: config.sip.advertised } : {}),
     ...(config.sip.tls ? { tls: tlsOptions(config.sip.tls) } : {}),
     userAgent: config.sip.userAgent,
-    maxMessageSize: config.limits.maxSipMessageBytes,
-    maxConnections: config.limits.maxSipConnections,
+    strangers: config.sip.strangers,
+    limits: sipLimits(config.limits),
   };
 }
 
-function tlsOptions(tls: NonNullable<Config["sip"]["tls"]>): NonNullable<ConstructorParameters<typeof SipStack>[0]["tls"]> {
+function sipLimits(limits: Config["limits"]): Partial<SipLimits> {
+  return {
+    maxMessageSize: limits.maxSipMessageBytes,
+    maxConnections: limits.maxSipConnections,
+    maxConnectionsPerAddress: limits.maxSipConnectionsPerAddress,
+    handshakeTimeoutMs: limits.sipHandshakeTimeoutMs,
+    maxWriteQueueBytes: limits.maxSipWriteQueueBytes,
+    messagesPerSecond: limits.maxSipMessagesPerSecond,
+    trunkMessagesPerSecond: limits.maxSipTrunkMessagesPerSecond,
+    trackedSources: limits.maxSipTrackedSources,
+    maxServerTransactions: limits.maxSipTransactions,
+  };
+}
+
+function tlsOptions(tls: NonNullable<Config["sip"]["tls"]>): NonNullable<SipStackOptions["tls"]> {
   return {
     ...(tls.certFile && tls.keyFile ? { certFile: tls.certFile, keyFile: tls.keyFile } : {}),
     ...(tls.caFile ? { caFile: tls.caFile } : {}),
   };
 }
 
-/** Binds the SIP sockets; ready once every configured listener is bound. */
-function sipService(stack: SipStack, listeners: number): Service {
+/** Binds the SIP sockets; ready once every configured listener is bound. Its counters feed /metrics. */
+export function sipService(stack: SipStack, listeners: number): Service {
   return {
     name: "sip",
-    start: () => stack.start(),
-    stop: () => stack.stop(),
+    start: async () => {
+      await stack.start();
+      liveStacks.add(stack);
+    },
+    stop: () => {
+      liveStacks.delete(stack);
+      return stack.stop();
+    },
     ready: () => {
       const bound = stack.boundEndpoints.length;
       return bound >= listeners ? { ok: true } : { ok: false, detail: `${bound} of ${listeners} SIP listeners bound` };
     },
   };
 }
+
+// What the SIP edge refused or dropped, read from the running stacks at scrape time.
+const liveStacks = new Set<SipStack>();
+function sum(read: (c: SipStackCounters) => number): number {
+  let n = 0;
+  for (const stack of liveStacks) n += read(stack.counters);
+  return n;
+}
+function series<L extends string>(label: string, values: Record<L, (c: SipStackCounters) => number>) {
+  return () => Object.entries<(c: SipStackCounters) => number>(values).map(([value, read]) => ({ labels: { [label]: value }, value: sum(read) }));
+}
+metrics.counter(
+  "trunkline_sip_dropped_total",
+  "SIP messages dropped unread: a stranger's request (sip.strangers: drop), over its source's rate, or a new source while the rate table was full.",
+  ["reason"],
+  series("reason", {
+    stranger: (c) => c.sources.strangersDropped,
+    rate_limit: (c) => c.sources.rateLimited,
+    source_table_full: (c) => c.sources.tableFull,
+  }),
+);
+metrics.counter(
+  "trunkline_sip_rejected_total",
+  "SIP requests the stack answered by itself because of a screen or limit: 403 to strangers (sip.strangers: reject), 503 at the transaction limit, 500 to INVITEs left unanswered.",
+  ["reason"],
+  series("reason", {
+    stranger: (c) => c.sources.strangersRejected,
+    transaction_table_full: (c) => c.transactionTableFull,
+    unanswered_invite: (c) => c.unansweredInvites,
+  }),
+);
+metrics.counter(
+  "trunkline_sip_connections_refused_total",
+  "Inbound TCP/TLS connections refused at accept: from a stranger (sip.strangers: drop), over the per-address limit, over the total limit.",
+  ["reason"],
+  series("reason", {
+    stranger: (c) => c.connections.refusedBySource,
+    per_address: (c) => c.connections.refusedPerAddress,
+    limit: (c) => c.connections.refusedAtLimit,
+  }),
+);
+metrics.counter(
+  "trunkline_sip_connections_closed_total",
+  "TCP/TLS connections closed by a limit: handshake or message too slow, or a peer that does not read.",
+  ["reason"],
+  series("reason", {
+    slow: (c) => c.connections.closedSlow,
+    write_queue: (c) => c.connections.closedWriteQueue,
+  }),
+);
+metrics.gauge("trunkline_sip_tracked_sources", "Source addresses whose SIP message rate is tracked now.", [], () =>
+  [...liveStacks].reduce((n, stack) => n + stack.trackedSources, 0),
+);
+metrics.gauge("trunkline_sip_write_queue_bytes", "Bytes waiting to be written to TCP/TLS SIP peers.", [], () =>
+  [...liveStacks].reduce((n, stack) => n + stack.queuedBytes, 0),
+);
+metrics.gauge("trunkline_sip_write_queue_peak_bytes", "The longest write queue a TCP/TLS SIP connection has had (at most limits.maxSipWriteQueueBytes).", [], () =>
+  [...liveStacks].reduce((n, stack) => Math.max(n, stack.peakQueuedBytes), 0),
+);

@@ -1,5 +1,5 @@
 // An INVITE from a trunk, until it is answered or turned away:
-//   source check (403, cheap) → limits (503) → 100 Trying (the stack) → routing: static map, then
+//   source check (the stack's screen already dropped strangers; 403 for a trunk removed since) → limits (503) → 100 Trying (the stack) → routing: static map, then
 //   the inbound webhook (404 / 5xx saying why) → SDP answer (or our offer for a delayed-offer
 //   INVITE), for which the caller joins the channel's mixer with its userId → optional 180 → 200,
 //   retransmitted until the ACK (the dialog).
@@ -56,6 +56,11 @@ export async function handleInboundInvite(manager: CallManager, req: SipRequest,
     routing.abort();
     call.end("cancelled", 487);
     void notifyInboundCancel(headers, webhooks);
+  });
+  // Should this flow hang (a stuck webhook), the stack answers 500 after its deadline; the call ends with it.
+  tx.on("unanswered", () => {
+    routing.abort();
+    call.end("timeout", 500);
   });
   call.abandon = () => {
     routing.abort();

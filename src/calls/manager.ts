@@ -74,7 +74,6 @@ export type ClientIdentity = Omit<CallerIdClientInfo, "id"> & { applicationId: s
 const log = createLogger("calls");
 
 const liveManagers = new Set<CallManager>();
-const strangerInvites = metrics.counter("trunkline_invites_unknown_source_total", "INVITEs refused with 403: the source belongs to no trunk.");
 metrics.gauge("trunkline_calls_active", "Calls in progress, by direction.", ["direction"], () =>
   (["inbound", "outbound"] as const).map((direction) => ({
     labels: { direction },
@@ -99,12 +98,8 @@ export class CallManager {
     if (interrupted > 0) log.warn("calls live at the last stop closed as interrupted", { count: interrupted });
     this.rebuildSourceMatcher();
     this.unsubscribe = this.deps.trunks.onChange(() => this.rebuildSourceMatcher());
-    // RFC 3261 §8.2.7: strangers are refused statelessly, so a scanner flood costs a parse and a send.
-    this.deps.stack.screenRequests((req, ctx) => {
-      if (req.method !== "INVITE" || this.trunkForSource(ctx.source.address)) return undefined;
-      strangerInvites.inc();
-      return { status: 403, reason: "Forbidden" };
-    });
+    // Only trunks may send us requests: the stack drops (or 403s) everyone else before parsing.
+    this.deps.stack.screenSources((address) => this.matchSource(address) !== undefined);
     this.deps.stack.onRequest((req, tx, ctx) => this.onRequest(req, tx, ctx));
     liveManagers.add(this);
   }

@@ -39,7 +39,14 @@ const sipSchema = s
         caFile: s.string({ minLength: 1 }).optional().describe("PEM bundle TLS clients (trunks) trust instead of the system store."),
       })
       .optional(),
-    userAgent: s.string({ minLength: 1, maxLength: 128 }).default("Trunkline"),
+    userAgent: s
+      .string({ minLength: 1, maxLength: 128 })
+      .default("Trunkline")
+      .describe("User-Agent / Server header; no version unless you write one here."),
+    strangers: s
+      .enum(["drop", "reject"])
+      .default("drop")
+      .describe("Requests from sources that belong to no trunk: drop (no answer at all) or reject (stateless 403)."),
   })
   .refine((sip) => {
     if (sip.tls && (sip.tls.certFile === undefined) !== (sip.tls.keyFile === undefined)) {
@@ -153,6 +160,31 @@ const webrtcSchema = s.object({
 const limitsSchema = s.object({
   maxSipMessageBytes: s.integer({ min: 1024, max: 65535 }).default(65535),
   maxSipConnections: s.integer({ min: 1 }).default(1024),
+  maxSipConnectionsPerAddress: s.integer({ min: 1 }).default(16).describe("Inbound TCP/TLS SIP connections from one address."),
+  sipHandshakeTimeoutMs: s
+    .integer({ min: 100, max: 60000 })
+    .default(5000)
+    .describe("An inbound TCP/TLS connection must finish its TLS handshake and send a whole first message within this; later messages too."),
+  maxSipWriteQueueBytes: s
+    .integer({ min: 4096 })
+    .default(1048576)
+    .describe("Bytes queued for a TCP/TLS peer that does not read, beyond which its connection is closed."),
+  maxSipMessagesPerSecond: s
+    .integer({ min: 0 })
+    .default(20)
+    .describe("SIP messages per second from one address that belongs to no trunk (responses; requests under sip.strangers: reject); 0 = unlimited."),
+  maxSipTrunkMessagesPerSecond: s
+    .integer({ min: 0 })
+    .default(5000)
+    .describe("SIP messages per second over UDP from one trunk address; 0 = unlimited."),
+  maxSipTrackedSources: s
+    .integer({ min: 16 })
+    .default(10000)
+    .describe("Source addresses whose message rate is tracked at one time."),
+  maxSipTransactions: s
+    .integer({ min: 16 })
+    .default(20000)
+    .describe("Server transactions alive at once; requests beyond get a stateless 503."),
   maxHttpBodyBytes: s.integer({ min: 1024 }).default(1048576),
   maxParticipantsPerChannel: s.integer({ min: 2 }).default(50),
   shutdownGraceSec: s.integer({ min: 0, max: 600 }).default(15),

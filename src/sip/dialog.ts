@@ -4,6 +4,7 @@
 //
 //   UAS: Dialog.answer(stack, invite, tx, ctx, { contact, body, contentType })  → sends the 2xx
 //   UAC: Dialog.fromInvite2xx(stack, invite, response, tx, dest, { ack })       → sends the ACK
+//   (`stack` is a SipStack, or anything with what DialogHost names)
 //   both: dialog.createRequest("INFO", {...}) / dialog.sendRequest(req) / dialog.bye()
 //         re-INVITE: tx = dialog.sendRequest(dialog.createRequest("INVITE", {...})); on 2xx
 //         dialog.acknowledge(reinvite, tx, ack?)  (UAC side); dialog.respond2xx(req, tx, {...}) (UAS side)
@@ -30,12 +31,30 @@ import {
   type SipResponse,
   type SipUri,
   type TransportName,
+  type Via,
 } from "./message.ts";
-import { dialogId, type SipStack } from "./stack.ts";
-import type { ClientOutcome, ClientTransaction, RespondOptions, ServerTransaction } from "./transaction.ts";
+import { dialogId, type DialogRegistry } from "./dialogs.ts";
+import type { ClientOutcome, ClientTransaction, RespondOptions, ServerTransaction, TimerConfig, Wire } from "./transaction.ts";
 import { defaultPort, type Endpoint, type InboundContext } from "./transport.ts";
 
 const log = createLogger("sip.dialog");
+
+/** What a dialog needs from its stack (SipStack provides it). */
+export interface DialogHost {
+  /** Where established dialogs are listed, so in-dialog requests find them. */
+  readonly dialogs: DialogRegistry;
+  readonly transactions: { readonly timers: TimerConfig };
+  wireTo(dest: Endpoint): Wire;
+  sendRequest(req: SipRequest, dest: Endpoint): ClientTransaction;
+  viaFor(transport: TransportName): Via;
+  contactFor(user: string | undefined, transport: TransportName): NameAddr;
+}
+
+/**
+ * Other forks' 2xx answered per INVITE (§13.2.2.4: each is ACKed and ended with BYE); more are
+ * ignored, so a peer inventing To tags cannot make us open transactions without end.
+ */
+export const MAX_FORKS = 8;
 
 export type DialogTermination = "bye" | "local" | "ackTimeout";
 
@@ -73,7 +92,7 @@ export class Dialog extends Emitter<DialogEvents> {
   private awaitingAckFor: number | undefined;
 
   private constructor(
-    private readonly stack: SipStack,
+    private readonly stack: DialogHost,
     o: {
       callId: string;
       localTag: string;
@@ -101,7 +120,6 @@ export class Dialog extends Emitter<DialogEvents> {
     this.remoteSeq = o.remoteSeq;
     this.peer = o.peer;
     this.id = dialogId(o.callId, o.localTag, o.remoteTag);
-    stack.dialogs.set(this.id, this);
   }
 
   /**
@@ -109,7 +127,7 @@ export class Dialog extends Emitter<DialogEvents> {
    * dialog and retransmits the 2xx until the ACK arrives (§13.3.1.4); without ACK after 64*T1 the
    * dialog sends BYE and ends with "ackTimeout".
    */
-  static answer(stack: SipStack, invite: SipRequest, tx: ServerTransaction, ctx: InboundContext, o: AnswerOptions): Dialog {
+  static answer(stack: DialogHost, invite: SipRequest, tx: ServerTransaction, ctx: InboundContext, o: AnswerOptions): Dialog {
     const dialog = new Dialog(stack, {
       callId: invite.callId,
       localTag: tx.toTag,
@@ -123,6 +141,7 @@ export class Dialog extends Emitter<DialogEvents> {
       remoteSeq: invite.cseq.seq,
       peer: ctx.source,
     });
+    stack.dialogs.add(dialog);
     // Too late (CANCELled, or answered already): the dialog ends before it began.
     if (!dialog.respond2xx(invite, tx, o)) dialog.end("local");
     return dialog;
@@ -133,7 +152,7 @@ export class Dialog extends Emitter<DialogEvents> {
    * when the 2xx carried the offer (delayed offer), and re-sends it for 2xx retransmissions.
    */
   static fromInvite2xx(
-    stack: SipStack,
+    stack: DialogHost,
     invite: SipRequest,
     response: SipResponse,
     tx: ClientTransaction,
@@ -148,6 +167,10 @@ export class Dialog extends Emitter<DialogEvents> {
     tx.on("extra2xx", (res) => {
       const tag = res.to.params.get("tag") ?? "";
       if (known.has(tag)) return;
+      if (known.size > MAX_FORKS) {
+        log.debug("2xx from one fork too many ignored", { callId: invite.callId });
+        return;
+      }
       known.add(tag);
       const fork = Dialog.uac(stack, invite, res, dest);
       fork.acknowledge(invite, tx);
@@ -156,8 +179,8 @@ export class Dialog extends Emitter<DialogEvents> {
     return dialog;
   }
 
-  private static uac(stack: SipStack, invite: SipRequest, response: SipResponse, dest: Endpoint): Dialog {
-    return new Dialog(stack, {
+  private static uac(stack: DialogHost, invite: SipRequest, response: SipResponse, dest: Endpoint): Dialog {
+    const dialog = new Dialog(stack, {
       callId: invite.callId,
       localTag: invite.from.params.get("tag") ?? "",
       remoteTag: response.to.params.get("tag") ?? "",
@@ -170,6 +193,8 @@ export class Dialog extends Emitter<DialogEvents> {
       remoteSeq: undefined,
       peer: dest,
     });
+    stack.dialogs.add(dialog);
+    return dialog;
   }
 
   /**
@@ -352,7 +377,7 @@ export class Dialog extends Emitter<DialogEvents> {
     this.state = "terminated";
     clearTimeout(this.retransmitTimer);
     this.awaitingAckFor = undefined;
-    if (this.stack.dialogs.get(this.id) === this) this.stack.dialogs.delete(this.id);
+    this.stack.dialogs.remove(this);
     this.emit("terminated", reason);
   }
 }

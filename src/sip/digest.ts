@@ -195,6 +195,7 @@ interface AnsweredChallenge {
 }
 
 const rememberedAnswers = 8;
+const rememberedRealms = 8;
 
 /**
  * What a client remembers between challenges: the last challenge per realm with its nonce count
@@ -210,7 +211,10 @@ export class DigestState {
   nextUse(challenge: DigestChallenge, header: AuthHeader): number {
     const known = this.byRealm.get(challenge.realm);
     const nc = known && known.challenge.nonce === challenge.nonce ? known.nc + 1 : 1;
+    // Realms come from the peer: the oldest is forgotten beyond a few.
+    this.byRealm.delete(challenge.realm);
     this.byRealm.set(challenge.realm, { challenge, header, nc });
+    if (this.byRealm.size > rememberedRealms) this.byRealm.delete(this.byRealm.keys().next().value!);
     return nc;
   }
 

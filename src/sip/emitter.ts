@@ -28,7 +28,8 @@ export class Emitter<E extends EventMap> {
   protected emit<K extends keyof E>(event: K, ...args: Parameters<E[K]>): void {
     const list = this.listeners[event];
     if (!list) return;
-    for (const listener of list) {
+    // A listener added while this event is delivered hears the next one, not this one.
+    for (const listener of list.slice()) {
       try {
         listener(...args);
       } catch (error) {

@@ -40,7 +40,7 @@ export {
   formatHost, formatNameAddr, formatUri, formatVia, isHostname, isIPv4, isIPv6, parseNameAddr, parseUri, parseVia,
   quote, splitTopLevel, unescapeUri, unquote, uriEquals,
 } from "./uri.ts";
-export { parseMessage, DEFAULT_LIMITS } from "./parser.ts";
+export { parseMessage, isResponseBytes, DEFAULT_LIMITS } from "./parser.ts";
 export type { ParseResult, ParseError, ParseLimits } from "./parser.ts";
 export { serializeMessage } from "./serializer.ts";
 export { nextMessageLength, keepAlivePrefix } from "./framing.ts";

@@ -191,6 +191,22 @@ function fail(status: number, reason: string, kind: ParseError["kind"]): ParseRe
   return { ok: false, error: { status, reason, kind } };
 }
 
+/**
+ * Whether raw bytes are a response, read from their first bytes as parseMessage would decide it
+ * (a status line starts with "SIP/", §7.2; CRLFs before it are ignored, §7.5), without parsing.
+ */
+export function isResponseBytes(data: Uint8Array): boolean {
+  let i = 0;
+  while (i < data.length && (data[i] === CR || data[i] === LF)) i++;
+  return (
+    i + 4 <= data.length &&
+    (data[i]! | 0x20) === 0x73 && // s
+    (data[i + 1]! | 0x20) === 0x69 && // i
+    (data[i + 2]! | 0x20) === 0x70 && // p
+    data[i + 3] === 0x2f // /
+  );
+}
+
 /** "SIP/" in any case at the start: a status line (RFC 3261 §7.2). */
 function startsWithSip(line: string): boolean {
   return (

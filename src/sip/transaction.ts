@@ -348,6 +348,8 @@ export type ServerTransactionEvents = {
   cancel: (cancel: SipRequest) => void;
   /** INVITE: timer H fired, the non-2xx final was never acknowledged. */
   timeout: () => void;
+  /** INVITE: the TU gave no final response in time; the layer answers 500 right after the listeners ran. */
+  unanswered: () => void;
   transportError: (error: Error) => void;
   terminated: () => void;
 };
@@ -436,10 +438,10 @@ export class ServerTransaction extends Emitter<ServerTransactionEvents> {
       return;
     }
     this.req = undefined;
+    this.timers.stop("noFinal");
     if (!this.isInvite) {
       // §17.2.2: Completed; timer J absorbs request retransmissions.
       this.state = "completed";
-      this.timers.stop("noFinal");
       this.timers.start("J", this.wire.reliable ? 0 : 64 * T1, () => this.terminate());
       return;
     }
@@ -468,9 +470,22 @@ export class ServerTransaction extends Emitter<ServerTransactionEvents> {
     });
   }
 
-  /** Non-INVITE requests the TU never answers must not live forever. */
+  /**
+   * Requests the TU never answers must not live forever: a non-INVITE one is dropped after 64*T1
+   * (its client has given up by then, §17.1.2.2); an INVITE one is answered 500 after the layer's
+   * `unansweredInviteMs` and ends as any other final response would.
+   */
   armNoFinalGuard(): void {
-    if (this.isInvite) return;
+    if (this.isInvite) {
+      this.timers.start("noFinal", this.layer.unansweredInviteMs, () => {
+        if (!this.pending) return;
+        log.warn("no final response from the TU; INVITE answered 500", { callId: this.req?.callId });
+        this.layer.counters.unansweredInvites++;
+        this.emit("unanswered");
+        this.respond(500, "Server Internal Error");
+      });
+      return;
+    }
     this.timers.start("noFinal", 64 * this.layer.timers.T1, () => {
       if (!this.pending) return;
       log.warn("no final response from the TU; transaction dropped", {
@@ -547,20 +562,44 @@ export class ServerTransaction extends Emitter<ServerTransactionEvents> {
 // ---------------------------------------------------------------------------------------------
 // The layer: owns the transaction tables.
 
+export interface TransactionLimits {
+  /** Server transactions alive at once (each keyed by what a peer sent); beyond, none are created. */
+  maxServerTransactions: number;
+  /** An INVITE the TU has not answered this long gets 500 (RFC 3261 §16.6's timer C is > 3 min). */
+  unansweredInviteMs: number;
+}
+
+export const DEFAULT_TRANSACTION_LIMITS: TransactionLimits = { maxServerTransactions: 20_000, unansweredInviteMs: 180_000 };
+
 export class TransactionLayer {
   readonly timers: TimerConfig;
+  readonly counters = { unansweredInvites: 0 };
+  private readonly limits: TransactionLimits;
   private readonly clients = new Map<string, ClientTransaction>();
   private readonly servers = new Map<string, ServerTransaction>();
   private readonly merged = new Map<string, ServerTransaction>();
   private readonly accepted = new Map<string, ServerTransaction>();
 
-  constructor(timers: Partial<TimerConfig> = {}) {
+  constructor(timers: Partial<TimerConfig> = {}, limits: Partial<TransactionLimits> = {}) {
     this.timers = { ...DEFAULT_TIMERS, ...timers };
+    this.limits = { ...DEFAULT_TRANSACTION_LIMITS, ...limits };
+  }
+
+  get unansweredInviteMs(): number {
+    return this.limits.unansweredInviteMs;
   }
 
   /** Table sizes: live transactions and the merge / ACK-for-2xx indexes (all drain as timers end). */
   get size(): { clients: number; servers: number; merged: number; accepted: number } {
     return { clients: this.clients.size, servers: this.servers.size, merged: this.merged.size, accepted: this.accepted.size };
+  }
+
+  /**
+   * Whether a new server transaction may be created. The merge and ACK-for-2xx indexes hold only
+   * server transactions, so this one bound covers every table keyed by a peer's input.
+   */
+  hasServerRoom(): boolean {
+    return this.servers.size < this.limits.maxServerTransactions;
   }
 
   startClient(request: SipRequest, wire: Wire): ClientTransaction {

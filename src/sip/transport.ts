@@ -1,5 +1,6 @@
 // Transport layer vocabulary (RFC 3261 §18): where bytes come from and go to.
-// Transports deal in bytes only; parsing and response routing live in stack.ts.
+// Transports deal in bytes only; transport-layer.ts multiplexes them and parses, user-agent.ts
+// routes responses.
 import type { TransportName } from "./message.ts";
 
 export interface Endpoint {
@@ -59,10 +60,6 @@ export function hostPort(address: string, port?: number): string {
 
 export function stripBrackets(host: string): string {
   return host.startsWith("[") && host.endsWith("]") ? host.slice(1, -1) : host;
-}
-
-export function endpointKey(e: Endpoint): string {
-  return `${e.transport}|${stripBrackets(e.address).toLowerCase()}|${e.port}`;
 }
 
 export function defaultPort(transport: TransportName): number {

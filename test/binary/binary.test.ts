@@ -11,6 +11,7 @@ import { SipStack } from "../../src/sip/stack.ts";
 import { startRtpPeer } from "../helpers/rtpPeer.ts";
 import { freePort } from "../helpers/sipp.ts";
 import { until } from "../helpers/until.ts";
+import { loopbackIsTrunk } from "../helpers/loopbackTrunks.ts";
 
 const repo = resolve(import.meta.dir, "../..");
 const bun = process.execPath;
@@ -154,7 +155,7 @@ applications:
 `,
     );
     const running = await serve("call.yaml");
-    const phone = new SipStack({ listen: [{ transport: "udp", host: "127.0.0.1", port: 0 }], allow: ["INVITE", "ACK", "BYE"] });
+    const phone = new SipStack({ isKnownSource: loopbackIsTrunk, listen: [{ transport: "udp", host: "127.0.0.1", port: 0 }], allow: ["INVITE", "ACK", "BYE"] });
     // Sends its tone back to wherever Trunkline's RTP comes from.
     const media = await startRtpPeer(440, { replyToSender: true });
     try {

@@ -9,6 +9,7 @@ import { SipStack } from "../../src/sip/stack.ts";
 import { callUntil, findCall, startCallsApp, testApplicationYaml, type CallsApp } from "../helpers/callsApp.ts";
 import { startRtpPeer, type RtpPeer } from "../helpers/rtpPeer.ts";
 import { until } from "../helpers/until.ts";
+import { loopbackIsTrunk } from "../helpers/loopbackTrunks.ts";
 
 let app: CallsApp;
 const peers: SipStack[] = [];
@@ -35,7 +36,7 @@ afterAll(async () => {
 });
 
 async function peerStack(host = "127.0.0.1"): Promise<SipStack> {
-  const stack = new SipStack({ listen: [{ transport: "udp", host, port: 0 }], allow: ["INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "INFO", "UPDATE"], timers: { T1: 50, T2: 400 } });
+  const stack = new SipStack({ isKnownSource: loopbackIsTrunk, listen: [{ transport: "udp", host, port: 0 }], allow: ["INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "INFO", "UPDATE"], timers: { T1: 50, T2: 400 } });
   await stack.start();
   peers.push(stack);
   return stack;
@@ -90,6 +91,13 @@ async function inDialog(call: PlacedCall, method: string, o: { body?: string; co
   return outcome.response;
 }
 
+/** One sample of GET /metrics, e.g. 'trunkline_sip_dropped_total{reason="stranger"}'. */
+async function metricValue(target: CallsApp, series: string): Promise<number> {
+  const text = (await target.harness.call("GET", "/metrics")).text;
+  const line = text.split("\n").find((l) => l.startsWith(`${series} `));
+  return line ? Number(line.slice(series.length + 1)) : 0;
+}
+
 function collectEvents(): { list: AnyEvent[]; stop: () => void } {
   const list: AnyEvent[] = [];
   const stop = events.subscribe((e) => list.push(e));
@@ -103,18 +111,29 @@ async function media(): Promise<RtpPeer> {
 }
 
 describe("calls at the SIP level", () => {
-  test("a source that belongs to no trunk gets a stateless 403 (no 100 Trying); a trunk's allowedAddresses CIDR is accepted", async () => {
+  test("a source that belongs to no trunk gets no answer at all (strangers: drop), counted; a trunk's allowedAddresses CIDR is accepted", async () => {
+    const dropped = () => metricValue(app, 'trunkline_sip_dropped_total{reason="stranger"}');
+    const before = await dropped();
     const stranger = await peerStack("127.0.0.2");
-    const refused = await placeCall(stranger, { body: offer(9) });
-    expect(refused.response.status).toBe(403);
-    expect(refused.provisionals).toEqual([]);
+    const uri = parseUri(`sip:1000@127.0.0.1:${app.sipPort}`)!;
+    const invite = stranger.createOutOfDialogRequest({
+      method: "INVITE", uri, transport: "udp", body: offer(9), contentType: "application/sdp",
+      from: { uri: parseUri("sip:+15551110000@127.0.0.2")!, params: new Map() }, to: { uri, params: new Map() },
+    });
+    const tx = stranger.sendRequest(invite, { transport: "udp", address: "127.0.0.1", port: app.sipPort });
+    const provisionals: number[] = [];
+    tx.on("provisional", (res) => provisionals.push(res.status));
+    // Timer B: the INVITE and its retransmissions for 64*T1, every one unanswered.
+    expect((await tx.outcome).kind).toBe("timeout");
+    expect(provisionals).toEqual([]);
+    expect(await dropped()).toBeGreaterThanOrEqual(before + 2);
     const allowed = await peerStack("127.0.0.3");
     const call = await placeCall(allowed, { body: offer((await media()).port) });
     expect(call.response.status).toBe(200);
     const record = await findCall(app, (c) => c.sipCallId === call.invite.callId);
     expect(record.trunkId).toBe("cidr");
     await call.dialog!.bye();
-  }, 10_000);
+  }, 15_000);
 
   test("the trunk's concurrent-call limit turns the next call away with 503", async () => {
     const stack = await peerStack();

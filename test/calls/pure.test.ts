@@ -26,12 +26,29 @@ describe("trunk source matching", () => {
 
   test("IPv4-mapped IPv6 sources are treated as IPv4", () => {
     expect(match("::ffff:198.51.100.3")).toBe("a");
+    expect(match("::FFFF:192.0.2.10")).toBe("a");
+    expect(match("::ffff:10.0.0.1")).toBeUndefined();
+  });
+
+  test("a /0 and a /32 block, and the IPv4 edges of a block", () => {
+    const edges = createSourceMatcher([
+      { trunkId: "host", resolvedAddresses: [], allowedAddresses: ["10.1.2.3/32"] },
+      { trunkId: "block", resolvedAddresses: [], allowedAddresses: ["10.0.0.0/8"] },
+      { trunkId: "any6", resolvedAddresses: [], allowedAddresses: ["::/0"] },
+    ]);
+    expect(edges("10.1.2.3")).toBe("host");
+    expect([edges("10.0.0.0"), edges("10.255.255.255"), edges("11.0.0.0"), edges("9.255.255.255")]).toEqual(["block", "block", undefined, undefined]);
+    expect(edges("2001:db8::1")).toBe("any6");
+    expect(createSourceMatcher([{ trunkId: "all", resolvedAddresses: [], allowedAddresses: ["0.0.0.0/0"] }])("255.255.255.255")).toBe("all");
   });
 
   test("unknown and garbage sources match nothing", () => {
     expect(match("10.0.0.1")).toBeUndefined();
     expect(match("not-an-ip")).toBeUndefined();
     expect(match("1.2.3.999")).toBeUndefined();
+    expect(match("1.2.3")).toBeUndefined();
+    expect(match("1.2.3.4.5")).toBeUndefined();
+    expect(match("1234.2.3.4")).toBeUndefined();
   });
 });
 

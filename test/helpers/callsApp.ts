@@ -3,8 +3,8 @@
 // (`sipTlsPort`) with the test certificate (test/fixtures/tls/), also trusted as the TLS trunks' only
 // CA, when asked for (`tls: true`).
 import { ChannelRegistry } from "../../src/channels/registry.ts";
-import { CALL_STACK_OPTIONS, CallService } from "../../src/calls/service.ts";
-import type { ComposeServices, Service } from "../../src/app.ts";
+import { CallService } from "../../src/calls/service.ts";
+import type { ComposeServices } from "../../src/app.ts";
 import { SipStack } from "../../src/sip/stack.ts";
 import type { TimerConfig } from "../../src/sip/transaction.ts";
 import { join } from "node:path";
@@ -14,6 +14,7 @@ import { TrunkService } from "../../src/trunks/service.ts";
 import { startHarness, type Harness } from "../api/harness.ts";
 import { callsApi, trunkStatusApi } from "../../src/api/routes/services.ts";
 import { until } from "./until.ts";
+import { sipService, stackOptions } from "../../src/services.ts";
 
 export interface CallsApp {
   harness: Harness;
@@ -47,9 +48,10 @@ export function composeCalls(o: { timers?: Partial<TimerConfig>; tls?: boolean }
     const cert = join(import.meta.dir, "../fixtures/tls/cert.pem");
     // The test certificate is also the only CA its TLS trunks trust.
     const tls = o.tls ? { tls: { certFile: cert, keyFile: join(import.meta.dir, "../fixtures/tls/key.pem"), caFile: cert } } : {};
-    stack = new SipStack({ ...CALL_STACK_OPTIONS, listen, ...tls, ...(o.timers ? { timers: o.timers } : {}) });
+    // As configured (strangers, limits, call methods), on loopback ports.
+    stack = new SipStack({ ...stackOptions(ctx.config), listen, ...tls, ...(o.timers ? { timers: o.timers } : {}) });
     const sipStack = stack;
-    const sip: Service = { name: "sip", start: () => sipStack.start(), stop: () => sipStack.stop() };
+    const sip = sipService(sipStack, listen.length);
     const trunks = new TrunkService(ctx, sipStack);
     calls = new CallService(ctx, { stack: sipStack, trunks: trunks.manager, registry });
     return [sip, trunks, calls, trunkStatusApi(trunks), callsApi(calls, ctx)];

@@ -71,13 +71,13 @@ function peer(port: number, transport: "udp" | "tcp", close: () => void, transmi
   return { api, deliver, raw };
 }
 
-/** A UDP peer whose send() goes to address:port. */
-export async function udpPeer(address: string, port: number): Promise<RawSipPeer> {
+/** A UDP peer whose send() goes to address:port, bound to `localAddress` (default: `address`) and `localPort` (default: any). */
+export async function udpPeer(address: string, port: number, o: { localAddress?: string; localPort?: number } = {}): Promise<RawSipPeer> {
   let deliver: (b: Uint8Array, f: "datagram") => void = () => {};
   let rawList: Uint8Array[] = [];
   const socket = await Bun.udpSocket({
-    hostname: address,
-    port: 0,
+    hostname: o.localAddress ?? address,
+    port: o.localPort ?? 0,
     binaryType: "uint8array",
     socket: {
       data(_s, data) {

@@ -11,6 +11,7 @@ import { stackPort } from "../../src/trunks/sipPort.ts";
 import { startKamailio, type KamailioRun } from "../helpers/kamailio.ts";
 import { freePort } from "../helpers/sipp.ts";
 import { until } from "../helpers/until.ts";
+import { loopbackIsTrunk } from "../helpers/loopbackTrunks.ts";
 
 let kamailio: KamailioRun;
 let stack: SipStack;
@@ -18,7 +19,7 @@ let manager: TrunkManager;
 
 beforeAll(async () => {
   kamailio = await startKamailio({ config: "test/fixtures/kamailio/registrar.cfg" });
-  stack = new SipStack({ listen: [{ transport: "udp", host: "127.0.0.1", port: 0 }, { transport: "tcp", host: "127.0.0.1", port: 0 }] });
+  stack = new SipStack({ isKnownSource: loopbackIsTrunk, listen: [{ transport: "udp", host: "127.0.0.1", port: 0 }, { transport: "tcp", host: "127.0.0.1", port: 0 }] });
   await stack.start();
 });
 

@@ -6,6 +6,7 @@ import { Dialog, type DialogTermination } from "../../src/sip/dialog.ts";
 import { SipStack } from "../../src/sip/stack.ts";
 import { hostPort } from "../../src/sip/transport.ts";
 import { runSipp } from "../helpers/sipp.ts";
+import { loopbackIsTrunk } from "../helpers/loopbackTrunks.ts";
 
 const SDP = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0\r\n";
 
@@ -79,6 +80,7 @@ const events: string[] = [];
 
 beforeAll(async () => {
   stack = new SipStack({
+    isKnownSource: loopbackIsTrunk,
     listen: [
       { transport: "udp", host: "127.0.0.1", port: 0 },
       { transport: "tcp", host: "127.0.0.1", port: 0 },

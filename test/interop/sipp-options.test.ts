@@ -1,9 +1,10 @@
-// Real peer: SIPp sends OPTIONS over UDP and over TCP, on IPv4 and IPv6 loopback; the stack answers
-// 200 with its capabilities.
+// Real peer: SIPp sends OPTIONS over UDP and over TCP, on IPv4 and IPv6 loopback, from addresses the
+// stack knows as a trunk's; the stack answers 200 with its capabilities.
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { SipStack } from "../../src/sip/stack.ts";
 import { hostPort } from "../../src/sip/transport.ts";
 import { runSipp } from "../helpers/sipp.ts";
+import { loopbackIsTrunk } from "../helpers/loopbackTrunks.ts";
 
 const OPTIONS_XML = `<?xml version="1.0" encoding="UTF-8"?>
 <!DOCTYPE scenario SYSTEM "sipp.dtd">
@@ -37,6 +38,7 @@ let stack: SipStack;
 
 beforeAll(async () => {
   stack = new SipStack({
+    isKnownSource: loopbackIsTrunk,
     listen: [
       { transport: "udp", host: "127.0.0.1", port: 0 },
       { transport: "tcp", host: "127.0.0.1", port: 0 },

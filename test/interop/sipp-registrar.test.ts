@@ -9,11 +9,12 @@ import { SipStack } from "../../src/sip/stack.ts";
 import { Registration } from "../../src/trunks/registration.ts";
 import { stackPort } from "../../src/trunks/sipPort.ts";
 import { startSipp } from "../helpers/sipp.ts";
+import { loopbackIsTrunk } from "../helpers/loopbackTrunks.ts";
 
 let stack: SipStack;
 
 beforeAll(async () => {
-  stack = new SipStack({ listen: [{ transport: "udp", host: "127.0.0.1", port: 0 }] });
+  stack = new SipStack({ isKnownSource: loopbackIsTrunk, listen: [{ transport: "udp", host: "127.0.0.1", port: 0 }] });
   await stack.start();
 });
 

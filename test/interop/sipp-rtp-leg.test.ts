@@ -10,6 +10,7 @@ import { Mixer } from "../../src/media/mixer.ts";
 import { RtpPortAllocator } from "../../src/media/ports.ts";
 import type { DtmfEvent } from "../../src/media/dtmf.ts";
 import { freePort, runSipp } from "../helpers/sipp.ts";
+import { loopbackIsTrunk } from "../helpers/loopbackTrunks.ts";
 
 const UAC_SCENARIO = join(import.meta.dir, "..", "fixtures", "sipp", "media-uac-dtmf-pcap.xml");
 
@@ -21,7 +22,7 @@ const digits: DtmfEvent[] = [];
 let strictSource = false;
 
 beforeAll(async () => {
-  stack = new SipStack({ listen: [{ transport: "udp", host: "127.0.0.1", port: 0 }] });
+  stack = new SipStack({ isKnownSource: loopbackIsTrunk, listen: [{ transport: "udp", host: "127.0.0.1", port: 0 }] });
   stack.onRequest(async (req, tx, ctx) => {
     if (req.method !== "INVITE") {
       tx.respond(405);

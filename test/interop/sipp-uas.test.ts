@@ -6,6 +6,7 @@ import { parseUri } from "../../src/sip/message.ts";
 import { SipStack } from "../../src/sip/stack.ts";
 import type { Endpoint } from "../../src/sip/transport.ts";
 import { startSipp } from "../helpers/sipp.ts";
+import { loopbackIsTrunk } from "../helpers/loopbackTrunks.ts";
 
 // SIPp's built-in "uas" minus its 4 s closing timewait; [last_*] echo the request's headers.
 const UAS_XML = `<?xml version="1.0" encoding="UTF-8"?>
@@ -67,7 +68,7 @@ afterEach(() => stack?.stop());
 
 for (const transport of ["udp", "tcp"] as const) {
   test(`the stack calls SIPp (uas) over ${transport}: INVITE/200/ACK/BYE/200`, async () => {
-    stack = new SipStack({ listen: [{ transport, host: "127.0.0.1", port: 0 }] });
+    stack = new SipStack({ isKnownSource: loopbackIsTrunk, listen: [{ transport, host: "127.0.0.1", port: 0 }] });
     await stack.start();
     const peer = await startSipp({ scenario: UAS_XML, transport, timeoutSec: 8 });
     await peer.ready();

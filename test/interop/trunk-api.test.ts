@@ -9,6 +9,7 @@ import { startHarness, type Harness } from "../api/harness.ts";
 import { startKamailio, type KamailioRun } from "../helpers/kamailio.ts";
 import { trunkStatusUntil } from "../helpers/trunkStatus.ts";
 import { trunkStatusApi } from "../../src/api/routes/services.ts";
+import { loopbackIsTrunk } from "../helpers/loopbackTrunks.ts";
 
 let kamailio: KamailioRun;
 let harness: Harness;
@@ -16,7 +17,7 @@ let harness: Harness;
 beforeAll(async () => {
   kamailio = await startKamailio({ config: "test/fixtures/kamailio/registrar.cfg" });
   harness = await startHarness("", (ctx) => {
-    const stack = new SipStack({ listen: [{ transport: "udp", host: "127.0.0.1", port: 0 }] });
+    const stack = new SipStack({ isKnownSource: loopbackIsTrunk, listen: [{ transport: "udp", host: "127.0.0.1", port: 0 }] });
     const sip: Service = { name: "sip", start: () => stack.start(), stop: () => stack.stop() };
     const trunks = new TrunkService(ctx, stack);
     return [sip, trunks, trunkStatusApi(trunks)];

@@ -1,13 +1,14 @@
 // RFC 3261 §12/§13 dialogs between two stacks (and a raw peer where one side must misbehave):
 // ACK for 2xx, 2xx retransmission until ACK, BYE, route sets, CSeq order, re-INVITE, delayed offer.
 import { afterEach, expect, jest, test } from "bun:test";
-import { Dialog, type DialogTermination } from "../../src/sip/dialog.ts";
+import { Dialog, type DialogTermination, MAX_FORKS } from "../../src/sip/dialog.ts";
 import { parseUri, type SipRequest, type SipResponse } from "../../src/sip/message.ts";
 import { SipStack } from "../../src/sip/stack.ts";
 import type { ClientTransaction } from "../../src/sip/transaction.ts";
 import type { Endpoint, InboundContext } from "../../src/sip/transport.ts";
 import { isResponse, type RawSipPeer, settled, udpPeer } from "../helpers/rawSipPeer.ts";
 import { until } from "../helpers/until.ts";
+import { loopbackIsTrunk } from "../helpers/loopbackTrunks.ts";
 
 /** Scaled-down timers, for the tests that run them on the fake clock. */
 const timers = { T1: 10, T2: 80, T4: 100 };
@@ -30,6 +31,7 @@ const KEY = new URL("../fixtures/tls/key.pem", import.meta.url).pathname;
  */
 async function newStack(transport: "udp" | "tcp" | "tls" = "udp", host = "127.0.0.1", fakeClockTimers?: typeof timers): Promise<SipStack> {
   const s = new SipStack({
+    isKnownSource: loopbackIsTrunk,
     listen: [{ transport, host, port: 0 }],
     ...(fakeClockTimers ? { timers: fakeClockTimers } : {}),
     // Trust the test CA only: the certificate names 127.0.0.1, ::1 and localhost.
@@ -113,8 +115,8 @@ for (const { transport, host } of variants) {
 
 test("after many calls every transaction table and dialog map drains once the timers ran", async () => {
   const fast = { T1: 3, T2: 24, T4: 30 };
-  const a = new SipStack({ listen: [{ transport: "udp", host: "127.0.0.1", port: 0 }], timers: fast });
-  const b = new SipStack({ listen: [{ transport: "udp", host: "127.0.0.1", port: 0 }], timers: fast });
+  const a = new SipStack({ isKnownSource: loopbackIsTrunk, listen: [{ transport: "udp", host: "127.0.0.1", port: 0 }], timers: fast });
+  const b = new SipStack({ isKnownSource: loopbackIsTrunk, listen: [{ transport: "udp", host: "127.0.0.1", port: 0 }], timers: fast });
   await a.start();
   await b.start();
   stacks.push(a, b);
@@ -269,6 +271,30 @@ test("a 2xx from a second fork is ACKed and that dialog ended with BYE (§13.2.2
     .map((m) => m.to.params.get("tag"));
   expect(ackTags).toEqual(["callee1", "callee2"]);
   expect(dialog.state).toBe("confirmed");
+  expect(a.dialogs.size).toBe(1);
+});
+
+test("a peer inventing To tags gets at most MAX_FORKS fork dialogs (ACK + BYE each); more 2xx are ignored", async () => {
+  const a = await newStack();
+  const p = await udpPeer("127.0.0.1", a.boundEndpoints[0]!.port);
+  peers.push(p);
+  const dest: Endpoint = { transport: "udp", address: "127.0.0.1", port: p.port };
+  const inv = invite(a, dest);
+  const tx = a.sendRequest(inv, dest);
+  const got = (await p.waitFor((m) => "method" in m && m.method === "INVITE")) as SipRequest;
+  p.send(rawOk(got, p.port));
+  const outcome = await tx.outcome;
+  if (outcome.kind !== "final") throw new Error("no final");
+  Dialog.fromInvite2xx(a, inv, outcome.response, tx, dest);
+  for (let i = 0; i < 3 * MAX_FORKS; i++) p.send(rawOk(got, p.port).replace("tag=callee1", `tag=invented${i}`));
+  // Then the first 2xx again: its re-ACK shows every invented one before it was handled.
+  p.send(rawOk(got, p.port));
+  const count = (method: string) => p.received.filter((m) => "method" in m && m.method === method).length;
+  await until(() => p.received.filter((m) => "method" in m && m.method === "ACK" && m.to.params.get("tag") === "callee1").length === 2);
+  await until(() => count("BYE") === MAX_FORKS);
+  expect(count("ACK")).toBe(2 + MAX_FORKS);
+  const forked = p.received.filter((m): m is SipRequest => "method" in m && m.method === "BYE").map((m) => m.to.params.get("tag"));
+  expect(forked).toEqual(Array.from({ length: MAX_FORKS }, (_, i) => `invented${i}`));
   expect(a.dialogs.size).toBe(1);
 });
 

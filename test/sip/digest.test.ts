@@ -229,6 +229,14 @@ describe("authorize: answering challenges on requests", () => {
     }));
   });
 
+  test("realms are remembered up to 8, the oldest forgotten first (the peer names them)", () => {
+    const state = new DigestState();
+    const nc = (realm: string) => Number(params(answered(authorize(challenge(401, `Digest realm="${realm}", nonce="n", qop="auth"`), register(1), creds, state)).value).get("nc"));
+    for (let i = 0; i < 20; i++) expect(nc(`realm${i}`)).toBe(1);
+    expect(nc("realm19")).toBe(2); // remembered: same nonce, next count
+    expect(nc("realm0")).toBe(1); // forgotten long ago
+  });
+
   test("unusable challenges give a reason instead of throwing", () => {
     const state = new DigestState();
     expect(authorize(new SipResponse(401, "Unauthorized"), register(1), creds, state)).toHaveProperty("error");

@@ -12,6 +12,7 @@ import { Dialog } from "../../src/sip/dialog.ts";
 import { parseUri } from "../../src/sip/message.ts";
 import { SipStack } from "../../src/sip/stack.ts";
 import type { Endpoint } from "../../src/sip/transport.ts";
+import { loopbackIsTrunk } from "../helpers/loopbackTrunks.ts";
 
 /** mulberry32: a tiny seeded PRNG; one draw per (seed, message, transmission). */
 function draw(seed: number): number {
@@ -97,11 +98,12 @@ let relay: Relay;
 const acked = new Map<string, (how: "ack" | "gave up") => void>();
 
 beforeAll(async () => {
-  caller = new SipStack({ listen: [{ transport: "udp", host: "127.0.0.1", port: 0 }], timers });
+  caller = new SipStack({ isKnownSource: loopbackIsTrunk, listen: [{ transport: "udp", host: "127.0.0.1", port: 0 }], timers });
   await caller.start();
   relay = await lossyRelay(0.3, 20261126);
   // The callee advertises the relay, so its Contact (the target of ACK and BYE) leads through it.
   callee = new SipStack({
+    isKnownSource: loopbackIsTrunk,
     listen: [{ transport: "udp", host: "127.0.0.1", port: 0 }],
     advertised: { host: "127.0.0.1", port: relay.port },
     timers,

@@ -2,7 +2,7 @@ import { describe, expect, test } from "bun:test";
 import {
   BRANCH_COOKIE, SipRequest, SipResponse, createRequest, createResponse, formatNameAddr, formatUri, formatVia,
   keepAlivePrefix, newBranch, newCallId, newTag, nextMessageLength, parseMessage, parseNameAddr, parseUri,
-  parseVia, serializeMessage, splitTopLevel, uriEquals, type ParseResult,
+  parseVia, resolveHeaderName, serializeMessage, splitTopLevel, uriEquals, type ParseResult,
 } from "../../src/sip/message.ts";
 import { mulberry32 } from "./random.ts";
 import { trunkAck, trunkInvite, trunkOk } from "./samples.ts";
@@ -412,4 +412,13 @@ describe("uriEquals (RFC 3261 §19.1.4)", () => {
     expect(eq("sip:carol@chicago.com;security=on", "sip:carol@chicago.com;security=off")).toBe(false);
     expect(eq("sips:a@h", "sip:a@h")).toBe(false);
   });
+});
+
+test("the cache of header-name spellings is bounded: a flood of invented names stops being remembered", () => {
+  // Every name is resolved once per spelling and the result kept, up to a cap (2048); an identical
+  // object on a second lookup means it was cached.
+  for (let i = 0; i < 3000; i++) resolveHeaderName(`X-Invented-${i}`);
+  expect(resolveHeaderName("X-After-The-Flood")).not.toBe(resolveHeaderName("X-After-The-Flood"));
+  expect(resolveHeaderName("Via")).toBe(resolveHeaderName("Via"));
+  expect(resolveHeaderName("X-After-The-Flood")).toEqual({ name: "X-After-The-Flood", key: "x-after-the-flood" });
 });

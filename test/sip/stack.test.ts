@@ -1,12 +1,13 @@
 // SipStack over real loopback sockets: the stateless rules of a UAS (RFC 3261 §8.2), Via
 // `received`/`rport` (§18.2.1, RFC 3581), response routing (§18.2.2), CANCEL (§9.2), merged
-// requests (§8.2.2.2), the acceptSource hook, and the RFC 4475 torture messages.
+// requests (§8.2.2.2), the source screen (strangers), and the RFC 4475 torture messages.
 import { afterAll, afterEach, beforeAll, expect, jest, test } from "bun:test";
 import { readdirSync, readFileSync } from "node:fs";
 import { parseMessage, parseUri, type SipRequest, type SipResponse } from "../../src/sip/message.ts";
 import { SipStack } from "../../src/sip/stack.ts";
 import type { ServerTransaction } from "../../src/sip/transaction.ts";
 import type { Endpoint } from "../../src/sip/transport.ts";
+import { loopbackIsTrunk } from "../helpers/loopbackTrunks.ts";
 import { isMarkerReply, isResponse, type RawSipPeer, settled, tcpPeer, udpPeer } from "../helpers/rawSipPeer.ts";
 import { until } from "../helpers/until.ts";
 
@@ -14,8 +15,8 @@ let stack: SipStack;
 let udp: Endpoint;
 let tcp: Endpoint;
 const handled: { req: SipRequest; tx: ServerTransaction }[] = [];
-/** The stack's acceptSource hook: tests swap it; every source is accepted otherwise. */
-let acceptSource: (source: Endpoint) => boolean = () => true;
+/** Tests set it to make every source a stranger. */
+let rejectSources = false;
 const peers: RawSipPeer[] = [];
 const timers = { T1: 20, T2: 160, T4: 200 };
 
@@ -26,7 +27,7 @@ beforeAll(async () => {
       { transport: "tcp", host: "127.0.0.1", port: 0 },
     ],
     supported: ["replaces"],
-    acceptSource: (source) => acceptSource(source),
+    isKnownSource: (address) => !rejectSources && loopbackIsTrunk(address),
     timers,
   });
   stack.onRequest((req, tx) => {
@@ -45,7 +46,7 @@ afterEach(() => {
   jest.useRealTimers();
   for (const p of peers.splice(0)) p.close();
   handled.length = 0;
-  acceptSource = () => true;
+  rejectSources = false;
 });
 
 afterAll(() => stack.stop());
@@ -329,19 +330,15 @@ test("RFC 2543 requests (no z9hG4bK) match their transaction: retransmission and
   expect(tx.state).toBe("terminated");
 });
 
-test("acceptSource=false drops the request silently: no answer, the handler never sees it", async () => {
+test("a request from a stranger is dropped unread (strangers: drop): no answer, counted, the handler never sees it", async () => {
+  rejectSources = true;
+  const dropped = stack.counters.sources.strangersDropped;
   const p = await newUdpPeer();
-  const asked: Endpoint[] = [];
-  // Refuse this peer's first datagram only: the marker settled() sends next is let through.
-  acceptSource = (source) => {
-    if (source.transport !== "udp" || source.port !== p.port) return true;
-    asked.push(source);
-    return asked.length > 1;
-  };
-  p.send(request("INFO", { callId: "dropped@test", branch: "z9hG4bK-dropped" }));
-  await settled(p); // answered, so the INFO before it was read (and refused) already
-  expect(asked).toHaveLength(2);
-  expect(asked[0]).toMatchObject({ transport: "udp", port: p.port });
+  p.send(request("OPTIONS", { callId: "stranger@test" }));
+  await until(() => stack.counters.sources.strangersDropped === dropped + 1);
+  // The same peer, known again: its marker's answer is the first and only message it ever gets.
+  rejectSources = false;
+  await settled(p);
   expect(p.received.filter((m) => !isMarkerReply(m))).toEqual([]);
   expect(p.raw.filter((d) => !isMarkerReply(d))).toEqual([]);
   expect(handled).toEqual([]);
@@ -366,12 +363,9 @@ test("over TCP a request without Content-Length gets 400 on its connection, whic
   expect(res.reason).toContain("Content-Length");
 });
 
-test("acceptSource=false refuses a TCP connection before reading it: closed, nothing answered", async () => {
-  const asked: Endpoint[] = [];
-  acceptSource = (source) => {
-    asked.push(source);
-    return false;
-  };
+test("a stranger's TCP connection is refused before anything is read (strangers: drop): closed, nothing answered", async () => {
+  rejectSources = true;
+  const refused = stack.counters.connections.refusedBySource;
   let closed = false;
   const answers: Uint8Array[] = [];
   const socket = await Bun.connect({
@@ -387,12 +381,11 @@ test("acceptSource=false refuses a TCP connection before reading it: closed, not
       },
     },
   });
-  const localPort = socket.localPort;
   socket.write(request("INFO", { transport: "TCP", callId: "refused-tcp@test" }));
   await until(() => closed);
   // The connection is gone: any answer would have come on it before the close.
   expect(answers).toEqual([]);
-  expect(asked.filter((s) => s.port === localPort).map((s) => s.transport)).toEqual(["tcp"]);
+  expect(stack.counters.connections.refusedBySource).toBe(refused + 1);
   expect(handled).toEqual([]);
 });
 
@@ -518,7 +511,7 @@ test("fuzz over sockets: mutated torture messages and random bytes never break t
 });
 
 test("a stack with a smaller maxMessageSize answers a larger request 413 and still serves small ones", async () => {
-  const small = new SipStack({ listen: [{ transport: "udp", host: "127.0.0.1", port: 0 }], maxMessageSize: 2048 });
+  const small = new SipStack({ listen: [{ transport: "udp", host: "127.0.0.1", port: 0 }], isKnownSource: loopbackIsTrunk, limits: { maxMessageSize: 2048 } });
   small.onRequest((_req, tx) => tx.respond(200));
   await small.start();
   try {
@@ -534,25 +527,42 @@ test("a stack with a smaller maxMessageSize answers a larger request 413 and sti
   }
 });
 
-test("screenRequests refuses statelessly: no 100 Trying, no transaction, the handler never sees it", async () => {
-  stack.screenRequests((req) => (req.getHeader("X-Stranger") ? { status: 403, reason: "Forbidden" } : undefined));
+test("strangers: reject answers every method 403 statelessly (no 100 Trying, no transaction, never the handler); ACK nothing", async () => {
+  const guarded = new SipStack({ listen: [{ transport: "udp", host: "127.0.0.1", port: 0 }], strangers: "reject", timers: { T1: 20, T2: 160, T4: 200 } });
+  const seen: SipRequest[] = [];
+  guarded.onRequest((req, tx) => {
+    seen.push(req);
+    tx.respond(200);
+  });
+  await guarded.start();
   try {
-    const before = stack.transactions.size.servers;
-    const p = await newUdpPeer();
-    p.send(request("INVITE", { headers: ["X-Stranger: yes"] }));
-    const res = await p.waitFor((m): m is SipResponse => "status" in m);
-    expect([res.status, res.reason]).toEqual([403, "Forbidden"]);
-    expect(handled).toEqual([]);
-    expect(stack.transactions.size.servers).toBe(before);
+    const p = await udpPeer("127.0.0.1", guarded.boundEndpoints[0]!.port);
+    peers.push(p);
+    for (const method of ["INVITE", "OPTIONS", "REGISTER", "BYE", "FOOBAR"]) p.send(request(method, { callId: `reject-${method}@test` }));
+    p.send(request("ACK", { callId: "reject-ACK@test" }));
+    p.send(request("MESSAGE", { callId: "reject-last@test" }));
+    await p.waitFor((m) => m.callId === "reject-last@test");
+    expect(p.received.map((m) => [m.callId, (m as SipResponse).status])).toEqual([
+      ["reject-INVITE@test", 403],
+      ["reject-OPTIONS@test", 403],
+      ["reject-REGISTER@test", 403],
+      ["reject-BYE@test", 403],
+      ["reject-FOOBAR@test", 403],
+      ["reject-last@test", 403],
+    ]);
+    expect(p.received.some((m) => m.getHeader("Server") !== undefined)).toBe(false);
+    expect(seen).toEqual([]);
+    expect(guarded.transactions.size.servers).toBe(0);
+    expect(guarded.counters.sources.strangersRejected).toBe(7);
   } finally {
-    stack.screenRequests(() => undefined);
+    await guarded.stop();
   }
 });
 
 test("a stack without a TLS listener still dials TLS peers (trunks over TLS), verifying them", async () => {
   const cert = new URL("../fixtures/tls/cert.pem", import.meta.url).pathname;
   const key = new URL("../fixtures/tls/key.pem", import.meta.url).pathname;
-  const server = new SipStack({ listen: [{ transport: "tls", host: "127.0.0.1", port: 0 }], tls: { certFile: cert, keyFile: key } });
+  const server = new SipStack({ listen: [{ transport: "tls", host: "127.0.0.1", port: 0 }], isKnownSource: loopbackIsTrunk, tls: { certFile: cert, keyFile: key } });
   server.onRequest((_req, tx) => tx.respond(200));
   const trusting = new SipStack({ listen: [{ transport: "udp", host: "127.0.0.1", port: 0 }], tls: { caFile: cert } });
   const strict = new SipStack({ listen: [{ transport: "udp", host: "127.0.0.1", port: 0 }] });

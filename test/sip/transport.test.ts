@@ -226,6 +226,29 @@ test("TCP: inbound connections beyond maxConnections are refused", async () => {
   expect(tb.connectionCount).toBe(2);
 });
 
+test("TCP: dialling out counts against maxConnections too (responses may make us dial a peer-named address)", async () => {
+  const ta = await StreamTransport.listen("tcp", "127.0.0.1", 0, () => {}, { maxConnections: 2 });
+  const targets = await Promise.all([0, 1, 2].map(() => StreamTransport.listen("tcp", "127.0.0.1", 0, () => {})));
+  closers.push(() => ta.close(), ...targets.map((t) => () => t.close()));
+  await ta.send(encoder.encode(message(1)), targets[0]!.local);
+  await ta.send(encoder.encode(message(2)), targets[1]!.local);
+  await expect(ta.send(encoder.encode(message(3)), targets[2]!.local)).rejects.toThrow("connection limit reached");
+  expect(ta.connectionCount).toBe(2);
+  expect(ta.counters.refusedAtLimit).toBe(1);
+});
+
+test("TCP: only reads keep a connection alive; a peer we keep writing to but that never speaks is idle", async () => {
+  const b = collector();
+  const ta = await StreamTransport.listen("tcp", "127.0.0.1", 0, () => {}, { idleTimeoutMs: 100 });
+  const tb = await StreamTransport.listen("tcp", "127.0.0.1", 0, b.handler, { idleTimeoutMs: 60_000 });
+  closers.push(() => ta.close(), () => tb.close());
+  let n = 0;
+  const writer = setInterval(() => void ta.send(encoder.encode(message(++n)), tb.local).catch(() => {}), 10);
+  closers.push(() => clearInterval(writer));
+  // The writes went on all along, yet ta closed its idle connection and had to open another.
+  await until(() => new Set(b.got.map((g) => g.ctx.source.port)).size >= 2);
+});
+
 test("TCP: idle connections are closed after the idle timeout", async () => {
   const a = collector();
   const ta = await StreamTransport.listen("tcp", "127.0.0.1", 0, a.handler, { idleTimeoutMs: 100 });

@@ -7,6 +7,7 @@ import { SipStack } from "../../src/sip/stack.ts";
 import { TrunkManager } from "../../src/trunks/manager.ts";
 import { stackPort } from "../../src/trunks/sipPort.ts";
 import { until } from "../helpers/until.ts";
+import { loopbackIsTrunk } from "../helpers/loopbackTrunks.ts";
 
 const CERT = new URL("../fixtures/tls/cert.pem", import.meta.url).pathname;
 const KEY = new URL("../fixtures/tls/key.pem", import.meta.url).pathname;
@@ -44,11 +45,12 @@ const resolver: Resolver = {
 };
 
 beforeAll(async () => {
-  provider = new SipStack({ listen: [{ transport: "tls", host: "127.0.0.1", port: 0 }], tls: { certFile: CERT, keyFile: KEY } });
+  provider = new SipStack({ isKnownSource: loopbackIsTrunk, listen: [{ transport: "tls", host: "127.0.0.1", port: 0 }], tls: { certFile: CERT, keyFile: KEY } });
   await provider.start();
-  lenientProvider = new SipStack({ listen: [{ transport: "tls", host: "127.0.0.1", port: 0 }], tls: { certFile: CERT, keyFile: KEY } });
+  lenientProvider = new SipStack({ isKnownSource: loopbackIsTrunk, listen: [{ transport: "tls", host: "127.0.0.1", port: 0 }], tls: { certFile: CERT, keyFile: KEY } });
   await lenientProvider.start();
   ours = new SipStack({
+    isKnownSource: loopbackIsTrunk,
     listen: [{ transport: "udp", host: "127.0.0.1", port: 0 }, { transport: "tcp", host: "127.0.0.1", port: 0 }, { transport: "tls", host: "127.0.0.1", port: 0 }],
     tls: { certFile: CERT, keyFile: KEY },
   });

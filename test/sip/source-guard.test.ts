@@ -1,0 +1,89 @@
+// The per-source screen on a fake clock: strangers dropped or rejected, token buckets (burst,
+// refill), and the bucket table's cap and expiry.
+import { afterEach, expect, test } from "bun:test";
+import { SourceGuard, type SourceLimits, type StrangerPolicy } from "../../src/sip/source-guard.ts";
+
+const guards: SourceGuard[] = [];
+afterEach(() => {
+  for (const g of guards.splice(0)) g.close();
+});
+
+const TRUNK = "192.0.2.10";
+
+function guard(strangers: StrangerPolicy, limits: Partial<SourceLimits> = {}) {
+  const clock = { now: 1_000_000 };
+  const g = new SourceGuard(
+    strangers,
+    { messagesPerSecond: 2, trunkMessagesPerSecond: 4, trackedSources: 3, ...limits },
+    { isKnown: (address) => address === TRUNK, now: () => clock.now },
+  );
+  guards.push(g);
+  return { g, clock };
+}
+
+test("drop: a stranger's requests are dropped before any bucket exists; its responses take the stranger budget", () => {
+  const { g } = guard("drop");
+  for (let i = 0; i < 100; i++) expect(g.admit("203.0.113.5", true, false)).toBe("drop");
+  expect(g.counters.strangersDropped).toBe(100);
+  expect(g.trackedSources).toBe(0);
+  expect(g.admit("203.0.113.5", false, false)).toBe("accept");
+  expect(g.trackedSources).toBe(1);
+  expect(g.admitConnection("203.0.113.5")).toBe(false);
+  expect(g.admitConnection(TRUNK)).toBe(true);
+});
+
+test("reject: a stranger's requests are admitted to be refused, within the stranger budget", () => {
+  const { g } = guard("reject");
+  expect([g.admit("203.0.113.5", true, false), g.admit("203.0.113.5", true, false), g.admit("203.0.113.5", true, false)]).toEqual(["reject", "reject", "drop"]);
+  expect(g.counters).toEqual({ strangersDropped: 0, strangersRejected: 2, rateLimited: 1, tableFull: 0 });
+  expect(g.admitConnection("203.0.113.5")).toBe(true);
+});
+
+test("a bucket holds one second's worth and refills at the rate", () => {
+  const { g, clock } = guard("drop");
+  const burst = Array.from({ length: 6 }, () => g.admit(TRUNK, true, false));
+  expect(burst).toEqual(["accept", "accept", "accept", "accept", "drop", "drop"]);
+  clock.now += 250; // one token at 4/s
+  expect([g.admit(TRUNK, true, false), g.admit(TRUNK, true, false)]).toEqual(["accept", "drop"]);
+  clock.now += 10_000; // never more than the burst
+  expect(Array.from({ length: 5 }, () => g.admit(TRUNK, true, false)).filter((a) => a === "accept")).toHaveLength(4);
+  expect(g.counters.rateLimited).toBe(4);
+});
+
+test("a trunk's TCP/TLS messages are exempt (proven address, no retransmission); a stranger's are not", () => {
+  const { g } = guard("reject");
+  for (let i = 0; i < 100; i++) expect(g.admit(TRUNK, true, true)).toBe("accept");
+  expect([g.admit("203.0.113.5", true, true), g.admit("203.0.113.5", true, true), g.admit("203.0.113.5", true, true)]).toEqual(["reject", "reject", "drop"]);
+});
+
+test("0 means unlimited and keeps no bucket", () => {
+  const { g } = guard("drop", { trunkMessagesPerSecond: 0 });
+  for (let i = 0; i < 1000; i++) expect(g.admit(TRUNK, true, false)).toBe("accept");
+  expect(g.trackedSources).toBe(0);
+});
+
+test("the table is capped: new strangers wait while it is full, a trunk evicts the oldest, idle buckets expire", () => {
+  const { g, clock } = guard("reject");
+  for (const a of ["203.0.113.1", "203.0.113.2", "203.0.113.3"]) expect(g.admit(a, false, false)).toBe("accept");
+  expect(g.admit("203.0.113.4", false, false)).toBe("drop");
+  expect(g.counters.tableFull).toBe(1);
+  expect(g.trackedSources).toBe(3);
+  // A trunk is never locked out by a spray of strangers.
+  expect(g.admit(TRUNK, true, false)).toBe("accept");
+  expect(g.trackedSources).toBe(3);
+  // A bucket idle for a second is full again, as good as none: the next newcomer's sweep frees it.
+  clock.now += 1000;
+  expect(g.admit("203.0.113.4", false, false)).toBe("accept");
+  expect(g.trackedSources).toBe(1);
+  // The periodic sweep does the same without a newcomer.
+  clock.now += 1000;
+  g.sweep();
+  expect(g.trackedSources).toBe(0);
+});
+
+test("the screen can be replaced: a source becomes known when its trunk is added", () => {
+  const { g } = guard("drop");
+  expect(g.admit("198.51.100.7", true, false)).toBe("drop");
+  g.setKnownSources((a) => a === "198.51.100.7");
+  expect(g.admit("198.51.100.7", true, false)).toBe("accept");
+});
