@@ -117,8 +117,13 @@ export class SourceGuard {
     const now = this.now();
     let bucket = this.buckets.get(address);
     if (bucket) {
-      bucket.tokens = Math.min(rate, bucket.tokens + ((now - bucket.at) * rate) / 1000);
-      bucket.at = now;
+      // A clock read earlier than the last refill (a test's fake clock put back) refills nothing
+      // rather than draining the bucket.
+      const elapsed = now - bucket.at;
+      if (elapsed > 0) {
+        bucket.tokens = Math.min(rate, bucket.tokens + (elapsed * rate) / 1000);
+        bucket.at = now;
+      }
     } else {
       if (this.buckets.size >= this.limits.trackedSources && !this.makeRoom(now, known)) {
         this.counters.tableFull++;

@@ -15,6 +15,7 @@ import { callUntil, findCall, startCallsApp, testApplicationYaml, type CallsApp 
 import { startKamailio, type KamailioRun } from "../helpers/kamailio.ts";
 import { startRtpPeer, type RtpPeer } from "../helpers/rtpPeer.ts";
 import { trunkStatusUntil } from "../helpers/trunkStatus.ts";
+import { loopbackIsTrunk } from "../helpers/loopbackTrunks.ts";
 import { until } from "../helpers/until.ts";
 import { startWebhookServer, type WebhookServer } from "../helpers/webhookServer.ts";
 
@@ -44,7 +45,7 @@ trunks:
 ${testApplicationYaml({})}`,
     { logLevel: "debug" },
   );
-  caller = new SipStack({ listen: [{ transport: "udp", host: "127.0.0.1", port: 0 }], allow: ["INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "INFO"] });
+  caller = new SipStack({ isKnownSource: loopbackIsTrunk, listen: [{ transport: "udp", host: "127.0.0.1", port: 0 }], allow: ["INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "INFO"] });
   await caller.start();
   rtp = await startRtpPeer(440, { replyToSender: true });
 });

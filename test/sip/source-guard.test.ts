@@ -50,6 +50,15 @@ test("a bucket holds one second's worth and refills at the rate", () => {
   expect(g.counters.rateLimited).toBe(4);
 });
 
+test("a clock read earlier than the last refill (a fake clock put back) drains nothing", () => {
+  const { g, clock } = guard("drop");
+  expect(g.admit(TRUNK, true, false)).toBe("accept");
+  clock.now -= 5000;
+  expect(Array.from({ length: 4 }, () => g.admit(TRUNK, true, false))).toEqual(["accept", "accept", "accept", "drop"]);
+  clock.now += 5000 + 250; // refills from the last real refill on: one token at 4/s
+  expect([g.admit(TRUNK, true, false), g.admit(TRUNK, true, false)]).toEqual(["accept", "drop"]);
+});
+
 test("a trunk's TCP/TLS messages are exempt (proven address, no retransmission); a stranger's are not", () => {
   const { g } = guard("reject");
   for (let i = 0; i < 100; i++) expect(g.admit(TRUNK, true, true)).toBe("accept");
