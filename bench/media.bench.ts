@@ -4,15 +4,11 @@
 // figure is CPU time per 20 ms frame (fastest of several batches) and its share of the 20 ms tick on
 // one core.
 import { type Codec, codecByName } from "../src/media/codec.ts";
-import { encodeUlaw } from "../src/media/g711.ts";
-import { createPhoneLeg } from "../src/media/leg.ts";
 import { type MixerParticipant, Mixer } from "../src/media/mixer.ts";
-import { RtpPortAllocator } from "../src/media/ports.ts";
 import { createResampler } from "../src/media/resample.ts";
-import { RTP_HEADER_SIZE, writeRtpHeader } from "../src/media/rtp-packet.ts";
 import { ManualTicker } from "../src/media/ticker.ts";
-import type { DatagramHandlers, UdpIo } from "../src/media/udp-io.ts";
 import { measure } from "./cpu-time.ts";
+import { phoneLegPathUs } from "./phone-leg-path.ts";
 
 const tickUs = 20_000;
 
@@ -83,56 +79,12 @@ function mixerRows(): void {
   }
 }
 
-/**
- * Everything a PCMU phone leg in a two-party channel costs per 20 ms but its socket I/O: an RTP
- * packet in (parse, latching, statistics, jitter buffer), decode, the 8 kHz mix, encode and an RTP
- * packet out, for 100 legs whose sockets are stand-ins; µs per leg.
- */
-async function phoneLegPathUs(): Promise<number> {
-  const legs = 100;
-  const receivers: DatagramHandlers[] = [];
-  const io: UdpIo = {
-    bind: async (_host, port, handlers) => {
-      receivers.push(handlers);
-      return { port, send: () => true, close: () => {} };
-    },
-    close: () => {},
-  };
-  const ticker = new ManualTicker();
-  const allocator = new RtpPortAllocator({ min: 30000, max: 39999 });
-  const offer = ["v=0", "o=phone 1 1 IN IP4 127.0.0.1", "s=-", "c=IN IP4 127.0.0.1", "t=0 0", "m=audio 5004 RTP/AVP 0", "a=rtpmap:0 PCMU/8000", ""].join("\r\n");
-  const mixers: Mixer[] = [];
-  const phoneLegs: { close(): void }[] = [];
-  for (let i = 0; i < legs; i++) {
-    if (i % 2 === 0) mixers.push(new Mixer({ ticker }));
-    const leg = await createPhoneLeg({ allocator, advertisedAddress: "127.0.0.1", mixer: mixers.at(-1)!, participantId: `leg${i}`, codecPreferences: ["PCMU"], mediaTimeoutSec: 0, io });
-    if ("error" in leg) throw new Error(leg.error);
-    leg.answer(offer);
-    phoneLegs.push(leg);
-  }
-  const packet = new Uint8Array(RTP_HEADER_SIZE + 160);
-  packet.set(encodeUlaw(sine(8000, 400, 160, 8000)), RTP_HEADER_SIZE);
-  let frame = 0;
-  const us = measure(() => {
-    // receivers: RTP then RTCP handlers of each leg, in bind order
-    for (let i = 0; i < legs; i++) {
-      writeRtpHeader(packet, { payloadType: 0, sequenceNumber: frame & 0xffff, timestamp: frame * 160, ssrc: 0x1000 + i });
-      receivers[2 * i]!.data(packet, 5004, "127.0.0.1", frame * 20);
-    }
-    ticker.tick();
-    frame++;
-  }, 200);
-  for (const leg of phoneLegs) leg.close();
-  for (const m of mixers) m.close();
-  return us / legs;
-}
-
 export async function run(): Promise<void> {
   console.log(`${"per 20 ms frame".padEnd(58)} ${"cost".padStart(11)}  ${"share".padStart(13)}`);
   codecRows();
   resampleRows();
   mixerRows();
-  report("PCMU phone leg, whole path without sockets, per leg", await phoneLegPathUs());
+  report("PCMU phone leg, whole path without sockets, per leg", await phoneLegPathUs({ legs: 100, srtp: false }));
   const tenParty = rows.find(([l]) => l === "mixer tick, 10 parties, all talking")?.[1] ?? 0;
   const verdict = (100 * tenParty) / tickUs < 2 ? "meets" : "MISSES";
   console.log(`\n10-party mixer, everyone talking: ${((100 * tenParty) / tickUs).toFixed(3)} % of the tick — ${verdict} the < 2 % target`);

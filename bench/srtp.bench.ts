@@ -3,16 +3,11 @@
 // and parse of the same packet, for both suites and for SRTCP; then a PCMU phone leg's whole path
 // without its sockets (media.bench.ts), plain and with SRTP both ways, side by side. Fastest of
 // several batches of this process's CPU time.
-import { createPhoneLeg } from "../src/media/leg.ts";
-import { Mixer } from "../src/media/mixer.ts";
-import { RtpPortAllocator } from "../src/media/ports.ts";
 import { buildCompound } from "../src/media/rtcp.ts";
-import { RTP_HEADER_SIZE, parseRtp, serializeRtp, writeRtpHeader } from "../src/media/rtp-packet.ts";
-import { formatCrypto } from "../src/media/sdes.ts";
+import { parseRtp, serializeRtp, writeRtpHeader } from "../src/media/rtp-packet.ts";
 import { SRTP_SUITES, SrtpReceiveContext, SrtpSendContext, generateSrtpKey } from "../src/media/srtp.ts";
-import { ManualTicker } from "../src/media/ticker.ts";
-import type { DatagramHandlers, UdpIo } from "../src/media/udp-io.ts";
 import { measure } from "./cpu-time.ts";
+import { phoneLegPathUs } from "./phone-leg-path.ts";
 
 const PACKETS = 20_000;
 
@@ -61,65 +56,11 @@ function packetRows(): void {
   }, PACKETS, 8));
 }
 
-/**
- * A PCMU phone leg's path per 20 ms without its sockets (packet in, jitter buffer, decode, 8 kHz mix,
- * encode, packet out) for 50 legs in two-party channels, plain or with SRTP on both directions; µs per leg.
- */
-async function legPathUs(srtp: boolean): Promise<number> {
-  const legs = 50;
-  const frames = 200 * 10;
-  const receivers: DatagramHandlers[] = [];
-  const io: UdpIo = {
-    bind: async (_host, port, handlers) => {
-      receivers.push(handlers);
-      return { port, send: () => true, close: () => {} };
-    },
-    close: () => {},
-  };
-  const ticker = new ManualTicker();
-  const allocator = new RtpPortAllocator({ min: 30000, max: 39999 });
-  const mixers: Mixer[] = [];
-  const closers: { close(): void }[] = [];
-  const incoming: Uint8Array[][] = [];
-  const packet = new Uint8Array(RTP_HEADER_SIZE + 160).fill(0x7f);
-  for (let i = 0; i < legs; i++) {
-    if (i % 2 === 0) mixers.push(new Mixer({ ticker }));
-    const leg = await createPhoneLeg({
-      allocator, advertisedAddress: "127.0.0.1", mixer: mixers.at(-1)!, participantId: `leg${i}`, codecPreferences: ["PCMU"], mediaTimeoutSec: 0, io,
-      encryption: srtp ? "required" : "none",
-    });
-    if ("error" in leg) throw new Error(leg.error);
-    const phoneKey = generateSrtpKey("AES_CM_128_HMAC_SHA1_80");
-    const offer = [
-      "v=0", "o=phone 1 1 IN IP4 127.0.0.1", "s=-", "c=IN IP4 127.0.0.1", "t=0 0", `m=audio 5004 ${srtp ? "RTP/SAVP" : "RTP/AVP"} 0`, "a=rtpmap:0 PCMU/8000",
-      ...(srtp ? [`a=crypto:${formatCrypto({ tag: 1, key: phoneKey })}`] : []), "",
-    ].join("\r\n");
-    const answered = leg.answer(offer);
-    if (!answered.ok) throw new Error(answered.reason);
-    closers.push(leg);
-    const phone = new SrtpSendContext(phoneKey);
-    incoming.push(Array.from({ length: frames }, (_, frame) => {
-      writeRtpHeader(packet, { payloadType: 0, sequenceNumber: frame & 0xffff, timestamp: frame * 160, ssrc: 0x1000 + i });
-      return srtp ? phone.protectRtp(packet) : packet.slice();
-    }));
-  }
-  let frame = 0;
-  const us = measure(() => {
-    // receivers: RTP then RTCP handlers of each leg, in bind order
-    for (let i = 0; i < legs; i++) receivers[2 * i]!.data(incoming[i]![frame]!, 5004, "127.0.0.1", frame * 20);
-    ticker.tick();
-    frame++;
-  }, 200);
-  for (const c of closers) c.close();
-  for (const m of mixers) m.close();
-  return us / legs;
-}
-
 export async function run(): Promise<void> {
   console.log(`${"per 20 ms PCMU packet (172 bytes of RTP)".padEnd(66)} ${"CPU".padStart(11)}`);
   packetRows();
-  const plain = await legPathUs(false);
-  const srtp = await legPathUs(true);
+  const plain = await phoneLegPathUs({ legs: 50, srtp: false });
+  const srtp = await phoneLegPathUs({ legs: 50, srtp: true });
   report("PCMU phone leg, whole path without sockets, plain RTP", plain);
   report("PCMU phone leg, whole path without sockets, SRTP both ways", srtp);
   console.log(`\nSRTP adds ${(srtp - plain).toFixed(2)} µs per leg per 20 ms (${((100 * (srtp - plain)) / 20_000).toFixed(3)} % of one core per leg)`);
