@@ -251,7 +251,8 @@ test("UAC ACKs every retransmission of the 2xx with the same ACK (§13.2.2.4)", 
   expect(acks[1]!.vias[0]!.params.get("branch")).toBe(ack.vias[0]!.params.get("branch")!);
 });
 
-test("a 2xx from a second fork is ACKed and that dialog ended with BYE (§13.2.2.4)", async () => {
+/** Our INVITE to a raw peer, answered by its first fork's 2xx (To tag callee1): the dialog made from it. */
+async function dialogWithRawPeer() {
   const a = await newStack();
   const p = await udpPeer("127.0.0.1", a.boundEndpoints[0]!.port);
   peers.push(p);
@@ -263,6 +264,11 @@ test("a 2xx from a second fork is ACKed and that dialog ended with BYE (§13.2.2
   const outcome = await tx.outcome;
   if (outcome.kind !== "final") throw new Error("no final");
   const dialog = Dialog.fromInvite2xx(a, inv, outcome.response, tx, dest);
+  return { a, p, got, dialog };
+}
+
+test("a 2xx from a second fork is ACKed and that dialog ended with BYE (§13.2.2.4)", async () => {
+  const { a, p, got, dialog } = await dialogWithRawPeer();
   p.send(rawOk(got, p.port).replace("tag=callee1", "tag=callee2"));
   const bye = (await p.waitFor((m) => "method" in m && m.method === "BYE")) as SipRequest;
   expect(bye.to.params.get("tag")).toBe("callee2");
@@ -275,17 +281,7 @@ test("a 2xx from a second fork is ACKed and that dialog ended with BYE (§13.2.2
 });
 
 test("a peer inventing To tags gets at most MAX_FORKS fork dialogs (ACK + BYE each); more 2xx are ignored", async () => {
-  const a = await newStack();
-  const p = await udpPeer("127.0.0.1", a.boundEndpoints[0]!.port);
-  peers.push(p);
-  const dest: Endpoint = { transport: "udp", address: "127.0.0.1", port: p.port };
-  const inv = invite(a, dest);
-  const tx = a.sendRequest(inv, dest);
-  const got = (await p.waitFor((m) => "method" in m && m.method === "INVITE")) as SipRequest;
-  p.send(rawOk(got, p.port));
-  const outcome = await tx.outcome;
-  if (outcome.kind !== "final") throw new Error("no final");
-  Dialog.fromInvite2xx(a, inv, outcome.response, tx, dest);
+  const { a, p, got } = await dialogWithRawPeer();
   for (let i = 0; i < 3 * MAX_FORKS; i++) p.send(rawOk(got, p.port).replace("tag=callee1", `tag=invented${i}`));
   // Then the first 2xx again: its re-ACK shows every invented one before it was handled.
   p.send(rawOk(got, p.port));
