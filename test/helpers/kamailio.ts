@@ -9,7 +9,8 @@
 //
 // `tls: true` adds a TLS listener on k.tlsPort with the test certificate (test/fixtures/tls/) and
 // defines TLS_CONFIG for the config's tls module (see registrar-tls.cfg); `host: "::1"` puts every
-// listener on IPv6 loopback instead.
+// listener on IPv6 loopback instead; `defines` become `-A NAME=VALUE` (strings quoted), and `dir` is
+// the run's temporary directory (for files the config names, such as a dispatcher list).
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -18,6 +19,8 @@ import { until } from "./until.ts";
 
 export interface KamailioRun {
   port: number;
+  /** The run's temporary directory, removed by stop(). */
+  dir: string;
   /** The TLS listener's port when started with `tls: true`. */
   tlsPort?: number;
   /** Every stderr line so far. */
@@ -33,6 +36,9 @@ export async function startKamailio(o: {
   readyTimeoutMs?: number;
   tls?: boolean;
   host?: "127.0.0.1" | "::1";
+  /** Files written into the run directory before start, by name, each value built from that directory's path. */
+  files?: Record<string, (dir: string) => string>;
+  defines?: Record<string, string | number | ((dir: string) => string)>;
 }): Promise<KamailioRun> {
   const host = o.host ?? "127.0.0.1";
   const port = o.port ?? (await freePort());
@@ -41,8 +47,13 @@ export async function startKamailio(o: {
   const listeners = [`udp:${listenHost}:${port}`, `tcp:${listenHost}:${port}`, ...(tlsPort ? [`tls:${listenHost}:${tlsPort}`] : [])];
   const runDir = mkdtempSync(join(tmpdir(), "kamailio-"));
   const tlsDefine = tlsPort ? ["-A", `TLS_CONFIG="${writeTlsProfile(runDir)}"`] : [];
+  for (const [name, content] of Object.entries(o.files ?? {})) writeFileSync(join(runDir, name), content(runDir));
+  const defines = Object.entries(o.defines ?? {}).flatMap(([name, value]) => {
+    const v = typeof value === "function" ? value(runDir) : value;
+    return ["-A", typeof v === "number" ? `${name}=${v}` : `${name}="${v}"`];
+  });
   const proc = Bun.spawn(
-    ["kamailio", "-DD", "-E", "-f", resolve(o.config), ...tlsDefine, ...listeners.flatMap((l) => ["-l", l]), "-Y", runDir, "-w", runDir],
+    ["kamailio", "-DD", "-E", "-f", resolve(o.config), ...tlsDefine, ...defines, ...listeners.flatMap((l) => ["-l", l]), "-Y", runDir, "-w", runDir],
     { stdout: "ignore", stderr: "pipe", stdin: "ignore" },
   );
   const lines: string[] = [];
@@ -94,7 +105,7 @@ export async function startKamailio(o: {
     await stop();
     throw new Error(`${(error as Error).message}:\n${lines.join("\n")}`);
   }
-  return { port, ...(tlsPort ? { tlsPort } : {}), lines, waitFor, stop };
+  return { port, dir: runDir, ...(tlsPort ? { tlsPort } : {}), lines, waitFor, stop };
 }
 
 /** The tls module's profile: the server side presents the test certificate, asks clients for none. */

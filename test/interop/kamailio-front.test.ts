@@ -1,0 +1,145 @@
+// Real peer: Kamailio 5.6 running the cluster front shipped in deploy/kamailio/kamailio.cfg, on
+// 127.0.0.1, dispatching SIPp's calls (from 127.0.0.5) to two scripted nodes on 127.0.0.2 and
+// 127.0.0.3 (test/helpers/frontNode.ts). Node state changes are read from the front's own log
+// (the dispatcher's dst-down / dst-up event routes), never waited for with a sleep.
+import { afterEach, expect, test } from "bun:test";
+import { startFrontNode, type FrontNode } from "../helpers/frontNode.ts";
+import { startKamailio, type KamailioRun } from "../helpers/kamailio.ts";
+import { runSipp } from "../helpers/sipp.ts";
+
+const CALLER_IP = "127.0.0.5";
+
+/** Calls [service] through the front, hangs up at once with a BYE along the Record-Route set. */
+const CALL_AND_HANG_UP = `<?xml version="1.0" encoding="UTF-8"?>
+<scenario name="call-through-front">
+  <send retrans="500"><![CDATA[
+INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: <sip:caller@[local_ip]:[local_port]>;tag=[pid]front[call_number]
+To: <sip:[service]@[remote_ip]:[remote_port]>
+Call-ID: [call_id]
+CSeq: 1 INVITE
+Contact: <sip:caller@[local_ip]:[local_port]>
+Max-Forwards: 70
+Content-Length: 0
+
+]]></send>
+  <recv response="100" optional="true"/>
+  <recv response="200" rrs="true"/>
+  <send><![CDATA[
+ACK [next_url] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: <sip:caller@[local_ip]:[local_port]>;tag=[pid]front[call_number]
+[last_To:]
+[routes]
+Call-ID: [call_id]
+CSeq: 1 ACK
+Max-Forwards: 70
+Content-Length: 0
+
+]]></send>
+  <send retrans="500"><![CDATA[
+BYE [next_url] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: <sip:caller@[local_ip]:[local_port]>;tag=[pid]front[call_number]
+[last_To:]
+[routes]
+Call-ID: [call_id]
+CSeq: 2 BYE
+Max-Forwards: 70
+Content-Length: 0
+
+]]></send>
+  <recv response="200"/>
+</scenario>`;
+
+let front: KamailioRun | undefined;
+let nodes: FrontNode[] = [];
+
+afterEach(async () => {
+  await front?.stop();
+  front = undefined;
+  for (const node of nodes) node.close();
+  nodes = [];
+});
+
+async function startCluster(): Promise<[FrontNode, FrontNode]> {
+  nodes = [await startFrontNode("127.0.0.2"), await startFrontNode("127.0.0.3")];
+  front = await startKamailio({
+    config: "deploy/kamailio/kamailio.cfg",
+    files: { "dispatcher.list": () => nodes.map((n) => `1 ${n.uri}\n`).join("") },
+    defines: { DISPATCHER_LIST: (dir) => `${dir}/dispatcher.list`, CTL_SOCKET: (dir) => `unix:${dir}/ctl`, PROBE_INTERVAL: 1 },
+  });
+  return [nodes[0]!, nodes[1]!];
+}
+
+async function call(calls: number): Promise<void> {
+  const r = await runSipp({ scenario: CALL_AND_HANG_UP, remote: `127.0.0.1:${front!.port}`, localIp: CALLER_IP, service: "15550199", calls, timeoutSec: 20, extraArgs: ["-l", "1"] });
+  expect(r.exitCode, `${r.summary}\n${front!.lines.filter((l) => l.includes("FRONT")).join("\n")}`).toBe(0);
+}
+
+const byes = (node: FrontNode) => node.received.filter((r) => r.method === "BYE").length;
+
+test("calls through the front are spread over the nodes, carry the caller's address, and end along the Record-Route", async () => {
+  const [a, b] = await startCluster();
+  await call(4);
+  expect(a.invitesReceived().length).toBeGreaterThanOrEqual(1);
+  expect(b.invitesReceived().length).toBeGreaterThanOrEqual(1);
+  expect(a.invitesReceived().length + b.invitesReceived().length).toBe(4);
+  for (const invite of [...a.invitesReceived(), ...b.invitesReceived()]) {
+    expect(invite.getHeaders("X-Trunkline-Source")).toEqual([expect.stringMatching(new RegExp(`^${CALLER_IP.replaceAll(".", "\\.")}:\\d+;udp$`))]);
+    expect(invite.getHeader("Record-Route")).toContain(`127.0.0.1:${front!.port}`);
+  }
+  // Each node got the BYE of each call it answered: in-dialog requests stay on the front's route.
+  expect(byes(a)).toBe(a.invitesReceived().length);
+  expect(byes(b)).toBe(b.invitesReceived().length);
+});
+
+test("a caller's own X-Trunkline-Source never reaches a node: the front writes the real one", async () => {
+  const [a, b] = await startCluster();
+  const forged = CALL_AND_HANG_UP.replace("Max-Forwards: 70\nContent-Length: 0\n\n]]></send>\n  <recv response=\"100\"", "Max-Forwards: 70\nX-Trunkline-Source: 203.0.113.9:5060;udp\nContent-Length: 0\n\n]]></send>\n  <recv response=\"100\"");
+  expect(forged).toContain("203.0.113.9");
+  const r = await runSipp({ scenario: forged, remote: `127.0.0.1:${front!.port}`, localIp: CALLER_IP, service: "15550199", calls: 1, timeoutSec: 20 });
+  expect(r.exitCode, r.summary).toBe(0);
+  const [invite] = [...a.invitesReceived(), ...b.invitesReceived()];
+  expect(invite!.getHeaders("X-Trunkline-Source")).toEqual([expect.stringMatching(/^127\.0\.0\.5:\d+;udp$/)]);
+});
+
+for (const failure of ["503", "silent"] as const) {
+  test(`a node answering ${failure === "503" ? "503" : "nothing"} before an answer: the call fails over to the other node`, async () => {
+    const [a, b] = await startCluster();
+    a.invites = failure;
+    // Round robin starts one of the two calls on each node, so one of them meets the failing node.
+    await call(2);
+    expect(a.invitesReceived().length).toBeGreaterThanOrEqual(1);
+    expect(b.invitesReceived().length).toBe(2);
+    expect(byes(b)).toBe(2);
+    expect(byes(a)).toBe(0);
+    await front!.waitFor(new RegExp(`FRONT failover from=sip:127\\.0\\.0\\.2:${a.port} status=${failure === "503" ? "503" : "408"}`));
+  });
+}
+
+test("a node's 302 to another node is followed by the front; the caller never sees it", async () => {
+  const [a, b] = await startCluster();
+  a.invites = { redirectTo: `sip:15550199@127.0.0.3:${b.port}` };
+  await call(2);
+  expect(a.invitesReceived().length).toBeGreaterThanOrEqual(1);
+  expect(b.invitesReceived().length).toBe(2);
+  const redirected = b.invitesReceived().find((i) => i.callId === a.invitesReceived()[0]!.callId)!;
+  expect(redirected.uri.host).toBe("127.0.0.3");
+  expect(redirected.getHeaders("X-Trunkline-Source")).toEqual([expect.stringMatching(/^127\.0\.0\.5:\d+;udp$/)]);
+  await front!.waitFor(new RegExp(`FRONT redirect from=sip:127\\.0\\.0\\.2:${a.port} to=sip:15550199@127\\.0\\.0\\.3:${b.port}`));
+});
+
+test("a node answering the OPTIONS probe with 503 (draining) gets no calls until a probe gets 200 again", async () => {
+  const [a, b] = await startCluster();
+  a.options = 503;
+  await front!.waitFor(new RegExp(`FRONT node-down sip:127\\.0\\.0\\.2:${a.port}`));
+  await call(4);
+  expect(a.invitesReceived().length).toBe(0);
+  expect(b.invitesReceived().length).toBe(4);
+  a.options = 200;
+  await front!.waitFor(new RegExp(`FRONT node-up sip:127\\.0\\.0\\.2:${a.port}`));
+  await call(2);
+  expect(a.invitesReceived().length).toBe(1);
+});
