@@ -24,6 +24,8 @@ import { VERSION } from "./version.ts";
 export interface Service {
   readonly name: string;
   start?(): Promise<void> | void;
+  /** Refuse new work at once (SIGTERM), before any service stops: the SIP front sees a draining node. */
+  drain?(): void;
   /** Stop taking new work, let in-flight work finish before `deadline` (epoch ms), release resources. */
   stop?(deadline: number): Promise<void> | void;
   /** Contributes to GET /readyz (e.g. "SIP sockets bound"). */
@@ -177,6 +179,7 @@ export async function startApp(options: AppOptions): Promise<App> {
       stopping ??= (async () => {
         const deadline = Date.now() + config.limits.shutdownGraceSec * 1000;
         log.info("stopping", { graceSec: config.limits.shutdownGraceSec });
+        for (const service of started) service.drain?.();
         // Stop accepting connections first; in-flight requests get until the deadline.
         await withDeadline(httpServer.stop(false), deadline);
         await stopServices(started, deadline);

@@ -4,6 +4,7 @@
 import { callsApi, trunkStatusApi, webrtcApi } from "./api/routes/services.ts";
 import type { ComposeServices, Service } from "./app.ts";
 import { CALL_STACK_OPTIONS, CallService } from "./calls/service.ts";
+import { createSourceMatcher } from "./calls/sourceMatcher.ts";
 import { ChannelRegistry } from "./channels/registry.ts";
 import { listenPort, type Config } from "./config/config.ts";
 import { metrics } from "./metrics.ts";
@@ -37,8 +38,15 @@ export function stackOptions(config: Config): SipStackOptions {
     ...(config.sip.tls ? { tls: tlsOptions(config.sip.tls) } : {}),
     userAgent: config.sip.userAgent,
     strangers: config.sip.strangers,
+    ...(config.sip.trustedFronts.length > 0 ? { trustedFronts: addressMatcher(config.sip.trustedFronts) } : {}),
     limits: sipLimits(config.limits),
   };
+}
+
+/** Whether an address is one of the given addresses or CIDR blocks. */
+function addressMatcher(entries: readonly string[]): (address: string) => boolean {
+  const match = createSourceMatcher([{ trunkId: "listed", resolvedAddresses: [], allowedAddresses: entries }]);
+  return (address) => match(address) !== undefined;
 }
 
 function sipLimits(limits: Config["limits"]): Partial<SipLimits> {
@@ -70,6 +78,7 @@ export function sipService(stack: SipStack, listeners: number): Service {
       await stack.start();
       liveStacks.add(stack);
     },
+    drain: () => stack.drain(),
     stop: () => {
       liveStacks.delete(stack);
       return stack.stop();

@@ -19,7 +19,8 @@ import { negotiateInbound } from "./sessionTimer.ts";
 export async function handleInboundInvite(manager: CallManager, req: SipRequest, tx: ServerTransaction, ctx: InboundContext): Promise<void> {
   // The stack's screen (CallManager.start) already refused sources that belong to no trunk; a trunk
   // removed since then is refused here.
-  const trunk = manager.trunkForSource(ctx.source.address);
+  // Behind a front, the trunk is the one the front says the request came from.
+  const trunk = manager.trunkForSource((ctx.origin ?? ctx.source).address);
   if (!trunk) {
     tx.respond(403, "Forbidden");
     return;

@@ -3,6 +3,7 @@
 import { readFileSync } from "node:fs";
 import {
   applicationSchema,
+  cidrSchema,
   callerIdSchema,
   channelIdSchema,
   inboundRouteSchema,
@@ -47,6 +48,12 @@ const sipSchema = s
       .enum(["drop", "reject"])
       .default("drop")
       .describe("Requests from sources that belong to no trunk: drop (no answer at all) or reject (stateless 403)."),
+    trustedFronts: s
+      .array(cidrSchema)
+      .default([])
+      .describe(
+        "Addresses/CIDRs of the cluster's SIP front (Kamailio): requests from them are judged by the original sender named in their X-Trunkline-Source header; the header is ignored from anyone else.",
+      ),
   })
   .refine((sip) => {
     if (sip.tls && (sip.tls.certFile === undefined) !== (sip.tls.keyFile === undefined)) {

@@ -32,7 +32,7 @@ const hostSchema = s.string({
   patternHint: "a host name or an IPv4/IPv6 address",
 });
 
-const cidrSchema = s.string({ minLength: 1 }).refine((value) => (isCidr(value) ? undefined : "must be an IP address or CIDR block (e.g. 203.0.113.0/24)"));
+export const cidrSchema = s.string({ minLength: 1 }).refine((value) => (isCidr(value) ? undefined : "must be an IP address or CIDR block (e.g. 203.0.113.0/24)"));
 
 export function isCidr(value: string): boolean {
   const [address, prefix, extra] = value.split("/");

@@ -3,6 +3,9 @@
 // - Known sources are the ones the layer above names through `isKnown` (the call layer: addresses
 //   of trunks). Out-of-dialog and in-dialog requests alike from anyone else are "strangers":
 //   dropped unread (`strangers: "drop"`, the default) or answered 403 (`"reject"`).
+// - Trusted fronts (`isFront`: the cluster's Kamailio) relay everybody's requests: they are always
+//   admitted and spend no budget (the front limits its own sources); the original sender they name
+//   in a request is then screened like a direct source (`admitRelayed`).
 // - Every message that gets past that (requests from known sources, strangers' requests under
 //   "reject", responses from anyone) takes a token from its source address's bucket (Kamailio's
 //   pike): `messagesPerSecond` for strangers, `trunkMessagesPerSecond` for known sources, a burst of
@@ -54,6 +57,7 @@ export class SourceGuard {
   readonly counters: SourceGuardCounters = { strangersDropped: 0, strangersRejected: 0, rateLimited: 0, tableFull: 0 };
   private readonly buckets = new Map<string, Bucket>();
   private isKnown: (address: string) => boolean;
+  readonly isFront: (address: string) => boolean;
   private readonly now: () => number;
   private lastSweep = 0;
   private readonly sweeper: ReturnType<typeof setInterval>;
@@ -61,10 +65,11 @@ export class SourceGuard {
   constructor(
     readonly strangers: StrangerPolicy,
     private readonly limits: SourceLimits,
-    o: { isKnown?: (address: string) => boolean; now?: () => number } = {},
+    o: { isKnown?: (address: string) => boolean; isFront?: (address: string) => boolean; now?: () => number } = {},
   ) {
     // No screen yet: everyone is a stranger, so a stack never answers the world by default.
     this.isKnown = o.isKnown ?? (() => false);
+    this.isFront = o.isFront ?? (() => false);
     this.now = o.now ?? (() => performance.now());
     // Memory comes back after a spray of addresses even when no new source arrives to trigger a sweep.
     this.sweeper = setInterval(() => this.sweep(), 10_000);
@@ -87,6 +92,7 @@ export class SourceGuard {
 
   /** The verdict on one message from `address`; `isRequest` is read from its first bytes. */
   admit(address: string, isRequest: boolean, stream: boolean): Admission {
+    if (this.isFront(address)) return "accept";
     const known = this.isKnown(address);
     if (isRequest && !known && this.strangers === "drop") {
       this.counters.strangersDropped++;
@@ -100,9 +106,25 @@ export class SourceGuard {
     return "accept";
   }
 
+  /**
+   * The verdict on a request a trusted front relayed from `origin`: the stranger screen and the
+   * strangers' budget as for a direct request; a known origin spends nothing (the front's own
+   * connection or datagrams carry it).
+   */
+  admitRelayed(origin: string): Admission {
+    if (this.isKnown(origin)) return "accept";
+    if (this.strangers === "drop") {
+      this.counters.strangersDropped++;
+      return "drop";
+    }
+    if (!this.take(origin, false)) return "drop";
+    this.counters.strangersRejected++;
+    return "reject";
+  }
+
   /** Whether a TCP/TLS connection from `address` is accepted at all (strangers under "drop" are not). */
   admitConnection(address: string): boolean {
-    if (this.strangers === "reject" || this.isKnown(address)) return true;
+    if (this.strangers === "reject" || this.isFront(address) || this.isKnown(address)) return true;
     this.counters.strangersDropped++;
     return false;
   }

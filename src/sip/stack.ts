@@ -9,7 +9,9 @@
 //
 // Who may talk to us: only sources the layer above names (`isKnownSource`, or later
 // `screenSources`, the call layer filling it with trunk addresses). Requests from anyone else are
-// dropped unread (`strangers: "drop"`, the default) or answered 403 (`"reject"`).
+// dropped unread (`strangers: "drop"`, the default) or answered 403 (`"reject"`). Requests from a
+// trusted front (`trustedFronts`) are judged by the original sender it names (relayed-source.ts),
+// which the layers above read as `ctx.origin`.
 //
 // Usage:
 //
@@ -100,6 +102,8 @@ export interface SipStackOptions {
   tls?: TlsOptions;
   /** Sources allowed to send requests (trunk addresses); until set (here or by screenSources), nobody is. */
   isKnownSource?: (address: string) => boolean;
+  /** Addresses of fronts (the cluster's Kamailio) whose X-Trunkline-Source header is believed. */
+  trustedFronts?: (address: string) => boolean;
   /** What a request from any other source gets: nothing ("drop", default) or a stateless 403 ("reject"). */
   strangers?: StrangerPolicy;
   limits?: Partial<SipLimits>;
@@ -141,7 +145,10 @@ export class SipStack {
     this.guard = new SourceGuard(
       opts.strangers ?? "drop",
       { ...DEFAULT_SOURCE_LIMITS, ...pick(limits, ["messagesPerSecond", "trunkMessagesPerSecond", "trackedSources"]) },
-      opts.isKnownSource ? { isKnown: opts.isKnownSource } : {},
+      {
+        ...(opts.isKnownSource ? { isKnown: opts.isKnownSource } : {}),
+        ...(opts.trustedFronts ? { isFront: opts.trustedFronts } : {}),
+      },
     );
     this.transactions = new TransactionLayer(opts.timers, pick(limits, ["maxServerTransactions", "unansweredInviteMs"]));
     this.userAgent = opts.userAgent ?? "Trunkline";
@@ -196,6 +203,14 @@ export class SipStack {
    */
   screenSources(isKnown: (address: string) => boolean): void {
     this.guard.setKnownSources(isKnown);
+  }
+
+  /**
+   * From now on out-of-dialog OPTIONS and INVITEs get 503 (a front's probe takes this node out of
+   * its rotation, a new call goes elsewhere); dialogs and transactions carry on.
+   */
+  drain(): void {
+    this.ua.drain();
   }
 
   /** Out-of-dialog requests that passed the screens and stateless checks; the handler must respond on tx. */

@@ -5,6 +5,7 @@
 import { networkInterfaces } from "node:os";
 import { createLogger } from "../log.ts";
 import { isResponseBytes, parseMessage, type ParseError, type SipRequest, type SipResponse, type TransportName } from "./message.ts";
+import { parseRelayedSource, RELAYED_SOURCE_HEADER } from "./relayed-source.ts";
 import type { SourceGuard } from "./source-guard.ts";
 import type { Wire } from "./transaction.ts";
 import {
@@ -184,7 +185,7 @@ export class TransportLayer {
     // under "drop" and anything over its source's budget cost a lookup and nothing else.
     const admission = this.guard.admit(ctx.source.address, !isResponseBytes(data), framing === "stream");
     if (admission === "drop") return;
-    const stranger = admission === "reject";
+    let stranger = admission === "reject";
     const parsed = parseMessage(data, framing, this.parseLimits);
     if (!parsed.ok) {
       const { error } = parsed;
@@ -196,8 +197,23 @@ export class TransportLayer {
       return;
     }
     const msg = parsed.message;
-    if ("status" in msg) this.sink.response(msg);
-    else this.sink.request(msg, ctx, arrival, stranger);
+    if ("status" in msg) return this.sink.response(msg);
+    let inbound = ctx;
+    if (this.guard.isFront(ctx.source.address)) {
+      // A front's request names its original sender, who is screened as if it had come directly;
+      // without the header it is the front's own request (its OPTIONS probes).
+      const origin = parseRelayedSource(msg.getHeader(RELAYED_SOURCE_HEADER));
+      if (origin) {
+        const relayed = this.guard.admitRelayed(origin.address);
+        if (relayed === "drop") return;
+        stranger = relayed === "reject";
+        inbound = { ...ctx, origin };
+      }
+    } else if (msg.hasHeader(RELAYED_SOURCE_HEADER)) {
+      // Anyone else's claim about where a request comes from is removed unread.
+      msg.removeHeader(RELAYED_SOURCE_HEADER);
+    }
+    this.sink.request(msg, inbound, arrival, stranger);
   }
 }
 

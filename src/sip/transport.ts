@@ -11,8 +11,13 @@ export interface Endpoint {
 }
 
 export interface InboundContext {
-  /** The peer as seen by the socket (source IP and port). */
+  /** The peer as seen by the socket (source IP and port): where responses go. */
   source: Endpoint;
+  /**
+   * The original sender when a trusted front relayed the request (relayed-source.ts): the peer the
+   * layers above judge (which trunk it is), while responses still go back through `source`.
+   */
+  origin?: Endpoint;
   /** Stream transports: the connection the message arrived on, so its response can take the same path. */
   connectionId?: string;
   /** The local listener that received the message. */

@@ -43,6 +43,7 @@ export class UserAgentCore {
   /** Requests answered by the stack because of a limit (counts since start). */
   readonly counters = { transactionTableFull: 0 };
   private handler: RequestHandler | undefined;
+  private draining = false;
   private readonly rules: UserAgentRules;
   private readonly supported: string[];
   private readonly accept: string[];
@@ -62,6 +63,11 @@ export class UserAgentCore {
 
   onRequest(handler: RequestHandler): void {
     this.handler = handler;
+  }
+
+  /** Out-of-dialog OPTIONS and INVITEs get 503 from now on (shutdown). */
+  drain(): void {
+    this.draining = true;
   }
 
   /** A request that failed to parse but can be answered: its reason names the defect (RFC 4475). */
@@ -115,6 +121,10 @@ export class UserAgentCore {
     const dialog = inDialog ? this.dialogs.match(req) : undefined;
     // §12.2.2: a request for a dialog we do not know.
     if (inDialog && !dialog) return this.respondStateless(req, wire, 481);
+    // §21.5.4: a draining node is unavailable to new work; the front's OPTIONS probe reads that.
+    if (!inDialog && this.draining && (req.method === "OPTIONS" || req.method === "INVITE")) {
+      return this.respondStateless(req, wire, 503, "Draining", [["Retry-After", "30"]]);
+    }
     // §11.2: capabilities.
     if (!inDialog && req.method === "OPTIONS") return this.respondStateless(req, wire, 200, "OK", this.capabilityHeaders());
     if (this.tableFull(req, wire)) return;
