@@ -1,10 +1,11 @@
 // The real app with SIP, trunks, channels and calls composed as in production, on free ports, for
 // the call interop tests. SIP listens on 127.0.0.1, UDP (`sipPort`) and TCP (`sipTcpPort`), plus TLS
 // (`sipTlsPort`) with the test certificate (test/fixtures/tls/), also trusted as the TLS trunks' only
-// CA, when asked for (`tls: true`).
+// CA, when asked for (`tls: true`). `sipHost` moves the listeners to another loopback address;
+// `services` are composed after the others (so stopped before them, while SIP still listens).
 import { ChannelRegistry } from "../../src/channels/registry.ts";
 import { CallService } from "../../src/calls/service.ts";
-import type { ComposeServices } from "../../src/app.ts";
+import type { ComposeServices, Service } from "../../src/app.ts";
 import { SipStack } from "../../src/sip/stack.ts";
 import type { TimerConfig } from "../../src/sip/transaction.ts";
 import { join } from "node:path";
@@ -24,26 +25,29 @@ export interface CallsApp {
   sipTlsPort?: number;
   calls: CallService;
   registry: ChannelRegistry;
+  stack: SipStack;
   close(): Promise<void>;
 }
 
 /** SIP stack (UDP on 127.0.0.1, free port), trunks, a channel registry and calls, as composed in production. */
-export function composeCalls(o: { timers?: Partial<TimerConfig>; tls?: boolean } = {}): {
+export function composeCalls(o: { timers?: Partial<TimerConfig>; tls?: boolean; sipHost?: string; services?: Service[] } = {}): {
   compose: ComposeServices;
   sipPort(): number;
   sipTcpPort(): number;
   sipTlsPort(): number;
   calls(): CallService;
+  stack(): SipStack;
   registry: ChannelRegistry;
 } {
   let stack: SipStack | undefined;
   let calls: CallService | undefined;
   const registry = new ChannelRegistry();
   const compose: ComposeServices = (ctx) => {
+    const host = o.sipHost ?? "127.0.0.1";
     const listen = [
-      { transport: "udp" as const, host: "127.0.0.1", port: 0 },
-      { transport: "tcp" as const, host: "127.0.0.1", port: 0 },
-      ...(o.tls ? [{ transport: "tls" as const, host: "127.0.0.1", port: 0 }] : []),
+      { transport: "udp" as const, host, port: 0 },
+      { transport: "tcp" as const, host, port: 0 },
+      ...(o.tls ? [{ transport: "tls" as const, host, port: 0 }] : []),
     ];
     const cert = join(import.meta.dir, "../fixtures/tls/cert.pem");
     // The test certificate is also the only CA its TLS trunks trust.
@@ -54,13 +58,16 @@ export function composeCalls(o: { timers?: Partial<TimerConfig>; tls?: boolean }
     const sip = sipService(sipStack, listen.length);
     const trunks = new TrunkService(ctx, sipStack);
     calls = new CallService(ctx, { stack: sipStack, trunks: trunks.manager, registry });
-    return [sip, trunks, calls, trunkStatusApi(trunks), callsApi(calls, ctx)];
+    return [sip, trunks, calls, trunkStatusApi(trunks), callsApi(calls, ctx), ...(o.services ?? [])];
   };
   const port = (transport: "udp" | "tcp" | "tls") => stack!.boundEndpoints.find((e) => e.transport === transport)!.port;
-  return { compose, sipPort: () => port("udp"), sipTcpPort: () => port("tcp"), sipTlsPort: () => port("tls"), calls: () => calls!, registry };
+  return { compose, sipPort: () => port("udp"), sipTcpPort: () => port("tcp"), sipTlsPort: () => port("tls"), calls: () => calls!, stack: () => stack!, registry };
 }
 
-export async function startCallsApp(yaml: string, o: { logLevel?: string; timers?: Partial<TimerConfig>; tls?: boolean } = {}): Promise<CallsApp> {
+export async function startCallsApp(
+  yaml: string,
+  o: { logLevel?: string; timers?: Partial<TimerConfig>; tls?: boolean; sipHost?: string; services?: Service[] } = {},
+): Promise<CallsApp> {
   const composed = composeCalls(o);
   const harness = await startHarness(yaml, composed.compose, o.logLevel ?? "warn");
   return {
@@ -70,6 +77,7 @@ export async function startCallsApp(yaml: string, o: { logLevel?: string; timers
     ...(o.tls ? { sipTlsPort: composed.sipTlsPort() } : {}),
     calls: composed.calls(),
     registry: composed.registry,
+    stack: composed.stack(),
     close: () => harness.close(),
   };
 }

@@ -134,12 +134,12 @@ test("a node's 302 to another node is followed by the front; the caller never se
 test("a node answering the OPTIONS probe with 503 (draining) gets no calls until a probe gets 200 again", async () => {
   const [a, b] = await startCluster();
   a.options = 503;
-  await front!.waitFor(new RegExp(`FRONT node-down sip:127\\.0\\.0\\.2:${a.port}`));
+  await front!.waitFor(new RegExp(`FRONT node-down sip:127\\.0\\.0\\.2:${a.port} code=503 `));
   await call(4);
   expect(a.invitesReceived().length).toBe(0);
   expect(b.invitesReceived().length).toBe(4);
   a.options = 200;
-  await front!.waitFor(new RegExp(`FRONT node-up sip:127\\.0\\.0\\.2:${a.port}`));
+  await front!.waitFor(new RegExp(`FRONT node-up sip:127\\.0\\.0\\.2:${a.port} code=200`));
   await call(2);
   expect(a.invitesReceived().length).toBe(1);
 });
