@@ -7,6 +7,9 @@
 //   node.invites = "503";                 // or "answer" (default), "silent", { redirectTo: "sip:…" }
 //   node.options = 503;                   // what the probes get (default 200)
 //   node.received.filter((r) => r.method === "INVITE")
+//
+// It also plays a carrier behind the front (outbound calls): `receivedFrom` keeps each request's
+// source address and port.
 import { createResponse, parseMessage, serializeMessage, type SipRequest } from "../../src/sip/message.ts";
 
 export type InviteBehaviour = "answer" | "503" | "silent" | { redirectTo: string };
@@ -19,6 +22,8 @@ export interface FrontNode {
   invites: InviteBehaviour;
   options: number;
   readonly received: SipRequest[];
+  /** "address:port" each request of `received` came from. */
+  readonly receivedFrom: string[];
   /** INVITEs received (retransmissions included only once, by branch). */
   invitesReceived(): SipRequest[];
   close(): void;
@@ -26,6 +31,7 @@ export interface FrontNode {
 
 export async function startFrontNode(address: string): Promise<FrontNode> {
   const received: SipRequest[] = [];
+  const receivedFrom: string[] = [];
   let node: FrontNode;
   const socket = await Bun.udpSocket({
     hostname: address,
@@ -37,6 +43,7 @@ export async function startFrontNode(address: string): Promise<FrontNode> {
         if (!parsed.ok || "status" in parsed.message) return;
         const req = parsed.message;
         received.push(req);
+        receivedFrom.push(`${from}:${port}`);
         const reply = (status: number, headers: [string, string][] = [], reason?: string) =>
           void sock.send(serializeMessage(createResponse(req, status, reason, { toTag: `node${node.port}`, headers })), port, from);
         if (req.method === "OPTIONS") reply(node.options);
@@ -70,6 +77,7 @@ export async function startFrontNode(address: string): Promise<FrontNode> {
     invites: "answer",
     options: 200,
     received,
+    receivedFrom,
     invitesReceived,
     close: () => socket.close(),
   };

@@ -5,7 +5,7 @@
 import { afterEach, expect, test } from "bun:test";
 import { startFrontNode, type FrontNode } from "../helpers/frontNode.ts";
 import { startKamailio, type KamailioRun } from "../helpers/kamailio.ts";
-import { runSipp } from "../helpers/sipp.ts";
+import { freePort, runSipp } from "../helpers/sipp.ts";
 
 const CALLER_IP = "127.0.0.5";
 
@@ -78,7 +78,8 @@ async function call(calls: number): Promise<void> {
   expect(r.exitCode, `${r.summary}\n${front!.lines.filter((l) => l.includes("FRONT")).join("\n")}`).toBe(0);
 }
 
-const byes = (node: FrontNode) => node.received.filter((r) => r.method === "BYE").length;
+/** Calls the node got a BYE for (retransmissions counted once). */
+const byes = (node: FrontNode) => new Set(node.received.filter((r) => r.method === "BYE").map((r) => r.callId)).size;
 
 test("calls through the front are spread over the nodes, carry the caller's address, and end along the Record-Route", async () => {
   const [a, b] = await startCluster();
@@ -142,4 +143,74 @@ test("a node answering the OPTIONS probe with 503 (draining) gets no calls until
   await front!.waitFor(new RegExp(`FRONT node-up sip:127\\.0\\.0\\.2:${a.port} code=200`));
   await call(2);
   expect(a.invitesReceived().length).toBe(1);
+});
+
+/** A node's outbound call: INVITE to the carrier with the front as outbound proxy (preloaded Route), then BYE. */
+const NODE_CALLS_OUT = `<?xml version="1.0" encoding="UTF-8"?>
+<scenario name="node-calls-out">
+  <send retrans="500"><![CDATA[
+INVITE sip:+15551234567@[carrier] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+Route: <sip:[remote_ip]:[remote_port];lr>
+From: <sip:node@[local_ip]:[local_port]>;tag=[pid]out[call_number]
+To: <sip:+15551234567@[carrier]>
+Call-ID: [call_id]
+CSeq: 1 INVITE
+Contact: <sip:node@[local_ip]:[local_port]>
+Max-Forwards: 70
+Content-Length: 0
+
+]]></send>
+  <recv response="100" optional="true"/>
+  <recv response="200" rrs="true"/>
+  <send><![CDATA[
+ACK [next_url] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: <sip:node@[local_ip]:[local_port]>;tag=[pid]out[call_number]
+[last_To:]
+[routes]
+Call-ID: [call_id]
+CSeq: 1 ACK
+Max-Forwards: 70
+Content-Length: 0
+
+]]></send>
+  <send retrans="500"><![CDATA[
+BYE [next_url] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: <sip:node@[local_ip]:[local_port]>;tag=[pid]out[call_number]
+[last_To:]
+[routes]
+Call-ID: [call_id]
+CSeq: 2 BYE
+Max-Forwards: 70
+Content-Length: 0
+
+]]></send>
+  <recv response="200"/>
+</scenario>`;
+
+test("a node's outbound call leaves through the front: the carrier sees only the front's address, Record-Routed", async () => {
+  // SIPp plays the node (listed in the front's dispatcher set; -aa answers the probes), a scripted carrier answers.
+  const sippNodePort = await freePort();
+  const carrier = await startFrontNode("127.0.0.8");
+  nodes = [carrier];
+  front = await startKamailio({
+    config: "deploy/kamailio/kamailio.cfg",
+    files: { "dispatcher.list": () => `1 sip:127.0.0.2:${sippNodePort}\n` },
+    defines: { DISPATCHER_LIST: (dir) => `${dir}/dispatcher.list`, CTL_SOCKET: (dir) => `unix:${dir}/ctl`, PROBE_INTERVAL: 1 },
+  });
+  const r = await runSipp({
+    scenario: NODE_CALLS_OUT, remote: `127.0.0.1:${front.port}`, localIp: "127.0.0.2", localPort: sippNodePort,
+    keys: { carrier: `127.0.0.8:${carrier.port}` }, timeoutSec: 20, extraArgs: ["-aa"],
+  });
+  expect(r.exitCode, `${r.summary}\n${front.lines.filter((l) => l.includes("FRONT")).join("\n")}`).toBe(0);
+  const [invite] = carrier.invitesReceived();
+  expect(invite!.uri.user).toBe("+15551234567");
+  expect(invite!.getHeaders("Route")).toEqual([]);
+  expect(invite!.getHeaders("X-Trunkline-Source")).toEqual([]);
+  expect(invite!.getHeader("Record-Route")).toContain(`127.0.0.1:${front.port}`);
+  expect([...new Set(carrier.received.map((m) => m.method))]).toEqual(["INVITE", "ACK", "BYE"]);
+  expect(new Set(carrier.receivedFrom)).toEqual(new Set([`127.0.0.1:${front.port}`]));
+  await front.waitFor(/FRONT outbound method=INVITE ruri=sip:\+15551234567@127\.0\.0\.8/);
 });
