@@ -96,3 +96,27 @@ test("the screen can be replaced: a source becomes known when its trunk is added
   g.setKnownSources((a) => a === "198.51.100.7");
   expect(g.admit("198.51.100.7", true, false)).toBe("accept");
 });
+
+test("a trusted front spends no budget and holds no bucket; the senders it relays are screened and budgeted as themselves", () => {
+  const FRONT = "198.51.100.1";
+  for (const strangers of ["drop", "reject"] as const) {
+    const clock = { now: 1_000_000 };
+    const g = new SourceGuard(strangers, { messagesPerSecond: 2, trunkMessagesPerSecond: 4, trackedSources: 3 }, {
+      isKnown: (address) => address === TRUNK,
+      isFront: (address) => address === FRONT,
+      now: () => clock.now,
+    });
+    guards.push(g);
+    for (let i = 0; i < 50; i++) expect(g.admit(FRONT, i % 2 === 0, false)).toBe("accept");
+    expect(g.admitConnection(FRONT)).toBe(true);
+    expect(g.trackedSources).toBe(0);
+    for (let i = 0; i < 50; i++) expect(g.admitRelayed(TRUNK)).toBe("accept");
+    const relayedStranger = [1, 2, 3].map(() => g.admitRelayed("203.0.113.5"));
+    expect(relayedStranger).toEqual(strangers === "drop" ? ["drop", "drop", "drop"] : ["reject", "reject", "drop"]);
+    expect(g.counters).toEqual(
+      strangers === "drop"
+        ? { strangersDropped: 3, strangersRejected: 0, rateLimited: 0, tableFull: 0 }
+        : { strangersDropped: 0, strangersRejected: 2, rateLimited: 1, tableFull: 0 },
+    );
+  }
+});
