@@ -75,7 +75,7 @@ export class ApplicationStore {
       );
       const application = fromRow(row!);
       this.byId.set(application.id, application);
-      this.changes.emit({ entity: "application", action: existing ? "updated" : "created", id: input.id });
+      await this.changes.committed({ entity: "application", action: existing ? "updated" : "created", id: input.id });
       return application;
     });
   }
@@ -85,9 +85,9 @@ export class ApplicationStore {
     return this.sql.serial(async () => {
       const deleted = (await this.sql.query("DELETE FROM applications WHERE id = $1 RETURNING id", [id])).length > 0;
       if (!deleted) return false;
-      this.byId.delete(id);
       await this.reloadCascade();
-      this.changes.emit({ entity: "application", action: "deleted", id });
+      this.byId.delete(id);
+      await this.changes.committed({ entity: "application", action: "deleted", id });
       return true;
     });
   }

@@ -72,7 +72,7 @@ export class CallerIdStore {
       );
       const config = fromRow(row!);
       this.byKey.set(keyOf(applicationId, channelId), config);
-      this.changes.emit({ entity: "callerId", action: existing ? "updated" : "created", applicationId, channelId });
+      await this.changes.committed({ entity: "callerId", action: existing ? "updated" : "created", applicationId, channelId });
       return config;
     });
   }
@@ -84,7 +84,7 @@ export class CallerIdStore {
           .length > 0;
       if (!deleted) return false;
       this.byKey.delete(keyOf(applicationId, channelId));
-      this.changes.emit({ entity: "callerId", action: "deleted", applicationId, channelId });
+      await this.changes.committed({ entity: "callerId", action: "deleted", applicationId, channelId });
       return true;
     });
   }

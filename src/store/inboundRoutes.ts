@@ -75,10 +75,10 @@ export class InboundRouteStore {
       const route = fromRow(row!);
       this.byUsername.set(route.sipUsername, route);
       if (existing && existing.applicationId !== applicationId) {
-        this.changes.emit({ entity: "inboundRoute", action: "deleted", applicationId: existing.applicationId, sipUsername: input.sipUsername });
+        await this.changes.committed({ entity: "inboundRoute", action: "deleted", applicationId: existing.applicationId, sipUsername: input.sipUsername });
       }
       const action = existing && existing.applicationId === applicationId ? "updated" : "created";
-      this.changes.emit({ entity: "inboundRoute", action, applicationId, sipUsername: input.sipUsername });
+      await this.changes.committed({ entity: "inboundRoute", action, applicationId, sipUsername: input.sipUsername });
       return route;
     });
   }
@@ -90,7 +90,7 @@ export class InboundRouteStore {
           .length > 0;
       if (!deleted) return false;
       this.byUsername.delete(sipUsername);
-      this.changes.emit({ entity: "inboundRoute", action: "deleted", applicationId, sipUsername });
+      await this.changes.committed({ entity: "inboundRoute", action: "deleted", applicationId, sipUsername });
       return true;
     });
   }

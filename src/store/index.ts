@@ -160,18 +160,6 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
   let entities: EntityStores | undefined;
   let listening = false;
   let open = true;
-  const sending = new Set<Promise<unknown>>();
-
-  // Remote changes are emitted with `remote` set, so they are not sent back out.
-  let remote = false;
-  const emitRemote = (change: StoreChange) => {
-    remote = true;
-    try {
-      changes.emit(change);
-    } finally {
-      remote = false;
-    }
-  };
 
   const onNotification = (payload: string) => {
     let notification: ChangeNotification;
@@ -186,7 +174,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     void sql
       .serial(async () => {
         await reloadEntity(target, change);
-        emitRemote(change);
+        changes.emit(change);
       })
       .catch((err: unknown) => log.error("reloading a changed entity failed", { change, err }));
   };
@@ -203,26 +191,27 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
         const applicationsBefore = target.applications.list().map((a) => a.id);
         await reloadAll(target);
         for (const id of applicationsBefore) {
-          if (!target.applications.get(id)) emitRemote({ entity: "application", action: "deleted", id });
+          if (!target.applications.get(id)) changes.emit({ entity: "application", action: "deleted", id });
         }
         const firstTrunk = target.trunks.list()[0];
-        if (firstTrunk) emitRemote({ entity: "trunk", action: "updated", id: firstTrunk.id });
-        emitRemote({ entity: "webhooks", action: "updated" });
+        if (firstTrunk) changes.emit({ entity: "trunk", action: "updated", id: firstTrunk.id });
+        changes.emit({ entity: "webhooks", action: "updated" });
       })
       .catch((err: unknown) => log.error("reloading after reconnecting failed", { err }));
   });
   subscribed = true;
   entities = entityStores(sql, changes, await loadRows(sql));
 
-  changes.subscribe((change) => {
-    if (remote) return;
+  // A write resolves once the other nodes are notified. The row is committed already: a failed
+  // NOTIFY is logged, and the other nodes catch up at their next reload of that entity.
+  changes.publisher = async (change) => {
     const notification: ChangeNotification = { origin, change };
-    const sent = sql
-      .query("SELECT pg_notify($1, $2)", [CHANGE_CHANNEL, JSON.stringify(notification)])
-      .catch((err: unknown) => log.error("change notification failed", { change, err }))
-      .finally(() => sending.delete(sent));
-    sending.add(sent);
-  });
+    try {
+      await sql.query("SELECT pg_notify($1, $2)", [CHANGE_CHANNEL, JSON.stringify(notification)]);
+    } catch (err) {
+      log.error("change notification failed", { change, err });
+    }
+  };
 
   const db = openDatabase(options.path);
   const store: Store = {
@@ -243,7 +232,6 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
       if (!open) return;
       open = false;
       await sql.serial(() => Promise.resolve());
-      await Promise.all(sending);
       await subscription.unlisten();
       await client.close();
       db.run("PRAGMA wal_checkpoint(TRUNCATE)");
@@ -258,12 +246,12 @@ async function reloadEntity(entities: EntityStores, change: StoreChange): Promis
     case "trunk":
       return entities.trunks.reload();
     case "application":
-      await entities.applications.reload();
+      // What a deleted application took with it goes first, so no reader sees it without its application.
       if (change.action === "deleted") {
         await entities.inboundRoutes.reload();
         await entities.callerIds.reload();
       }
-      return;
+      return entities.applications.reload();
     case "inboundRoute":
       return entities.inboundRoutes.reload();
     case "callerId":

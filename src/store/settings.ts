@@ -57,7 +57,7 @@ export class SettingsStore {
         [WEBHOOKS, source, value, new Date().toISOString()],
       );
       this.replace(rows);
-      this.changes.emit({ entity: "webhooks", action: existing ? "updated" : "created" });
+      await this.changes.committed({ entity: "webhooks", action: existing ? "updated" : "created" });
       return this.current!;
     });
   }
@@ -67,7 +67,7 @@ export class SettingsStore {
       const deleted = (await this.sql.query("DELETE FROM settings WHERE key = $1 RETURNING key", [WEBHOOKS])).length > 0;
       if (!deleted) return false;
       this.current = undefined;
-      this.changes.emit({ entity: "webhooks", action: "deleted" });
+      await this.changes.committed({ entity: "webhooks", action: "deleted" });
       return true;
     });
   }

@@ -120,9 +120,9 @@ export class TrunkStore {
         await this.sql.query("UPDATE trunks SET yaml_position = $1 WHERE id = $2", [position, id]);
       }
       await this.reload();
-      this.ordered.forEach((trunk, index) => {
-        if (before[index] !== trunk.id) this.changes.emit({ entity: "trunk", action: "updated", id: trunk.id });
-      });
+      for (const [index, trunk] of this.ordered.entries()) {
+        if (before[index] !== trunk.id) await this.changes.committed({ entity: "trunk", action: "updated", id: trunk.id });
+      }
     });
   }
 
@@ -165,7 +165,7 @@ export class TrunkStore {
         ],
       );
       await this.reload();
-      this.changes.emit({ entity: "trunk", action: existing ? "updated" : "created", id: input.id });
+      await this.changes.committed({ entity: "trunk", action: existing ? "updated" : "created", id: input.id });
       return this.get(input.id)!;
     });
   }
@@ -175,7 +175,7 @@ export class TrunkStore {
       const deleted = (await this.sql.query("DELETE FROM trunks WHERE id = $1 RETURNING id", [id])).length > 0;
       if (!deleted) return false;
       await this.reload();
-      this.changes.emit({ entity: "trunk", action: "deleted", id });
+      await this.changes.committed({ entity: "trunk", action: "deleted", id });
       return true;
     });
   }

@@ -16,13 +16,18 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-/** `http` adds keys to the http mapping (e.g. "tls: { ... }"). */
-export async function startHarness(yaml = "", compose?: ComposeServices, logLevel = "warn", o: { http?: string } = {}): Promise<Harness> {
+/** `http` adds keys to the http mapping (e.g. "tls: { ... }"); `databaseUrl` puts the store on that PostgreSQL. */
+export async function startHarness(
+  yaml = "",
+  compose?: ComposeServices,
+  logLevel = "warn",
+  o: { http?: string; databaseUrl?: string } = {},
+): Promise<Harness> {
   const dir = mkdtempSync(join(tmpdir(), "trunkline-api-"));
   const configPath = join(dir, "config.yaml");
   const http = `http: { host: 127.0.0.1, port: 0${o.http ? `, ${o.http}` : ""} }`;
   const writeConfig = (text: string) =>
-    writeFileSync(configPath, `${http}\nadminToken: ${ADMIN_TOKEN}\ndatabase: { path: ${join(dir, "t.db")} }\nlogLevel: ${logLevel}\n${text}`);
+    writeFileSync(configPath, `${http}\nadminToken: ${ADMIN_TOKEN}\ndatabase: { path: ${join(dir, "t.db")}${o.databaseUrl ? `, url: "${o.databaseUrl}"` : ""} }\nlogLevel: ${logLevel}\n${text}`);
   writeConfig(yaml);
   const boot = () => startApp({ configPath, env: {}, compose });
   let app: App;
