@@ -36,7 +36,7 @@ export interface Store {
   /** Runs the writes in `work` as one transaction on SQLite; on PostgreSQL each commits on its own. */
   transaction<T>(work: () => Promise<T>): Promise<T>;
   isOpen(): boolean;
-  /** Whether the database answers (and, on PostgreSQL, change notifications are being received). */
+  /** Whether the database answers (and, on PostgreSQL, the LISTEN for changes was acknowledged). */
   healthy(): Promise<boolean>;
   close(): Promise<void>;
 }
@@ -51,6 +51,7 @@ interface ChangeNotification {
 }
 
 const log = createLogger("store");
+const KNOWN_ENTITIES = new Set<unknown>(["trunk", "application", "inboundRoute", "callerId", "webhooks"] satisfies StoreChange["entity"][]);
 
 interface ConfigRows {
   trunks: TrunkSnapshotRow[];
@@ -160,15 +161,20 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
   let entities: EntityStores | undefined;
   let listening = false;
   let open = true;
+  let changedDuringLoad = false;
 
   const onNotification = (payload: string) => {
-    let notification: ChangeNotification;
+    let notification: ChangeNotification | null;
     try {
-      notification = JSON.parse(payload) as ChangeNotification;
+      notification = JSON.parse(payload) as ChangeNotification | null;
     } catch {
+      notification = null;
+    }
+    if (typeof notification !== "object" || notification === null || !KNOWN_ENTITIES.has(notification.change?.entity)) {
       return log.warn("unreadable change notification ignored", { payload });
     }
-    if (notification.origin === origin || !entities) return;
+    if (notification.origin === origin || !open) return;
+    if (!entities) return void (changedDuringLoad = true);
     const target = entities;
     const { change } = notification;
     void sql
@@ -179,12 +185,10 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
       .catch((err: unknown) => log.error("reloading a changed entity failed", { change, err }));
   };
 
-  // LISTEN before the first load, so a change made in between is not missed. After a reconnect,
-  // notifications sent while disconnected are lost: everything is reloaded instead.
-  let subscribed = false;
-  const subscription = await client.listen(CHANGE_CHANNEL, onNotification, () => {
+  // After a reconnect, notifications sent while disconnected are lost: everything is reloaded.
+  const onListen = () => {
     listening = true;
-    if (!subscribed || !entities) return;
+    if (!entities) return;
     const target = entities;
     void sql
       .serial(async () => {
@@ -198,9 +202,20 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
         changes.emit({ entity: "webhooks", action: "updated" });
       })
       .catch((err: unknown) => log.error("reloading after reconnecting failed", { err }));
-  });
-  subscribed = true;
-  entities = entityStores(sql, changes, await loadRows(sql));
+  };
+
+  // LISTEN before the first load, so a change made in between is not missed.
+  let subscription: SQL.ListenSubscription;
+  try {
+    subscription = await client.listen(CHANGE_CHANNEL, onNotification, onListen);
+    const loading = entityStores(sql, changes, await loadRows(sql));
+    // A change notified while the tables were being read may have missed a table already read.
+    if (changedDuringLoad) await reloadAll(loading);
+    entities = loading;
+  } catch (err) {
+    await client.close();
+    throw err;
+  }
 
   // A write resolves once the other nodes are notified. The row is committed already: a failed
   // NOTIFY is logged, and the other nodes catch up at their next reload of that entity.

@@ -7,7 +7,7 @@ import { applyConfigToStore } from "../../src/config/apply.ts";
 import { parseConfigText } from "../../src/config/load.ts";
 import type { TrunkInput } from "../../src/config/entities.ts";
 import { schemaVersion } from "../../src/store/db.ts";
-import { openPostgresStore, openStore, type Store, type StoreChange } from "../../src/store/index.ts";
+import { CHANGE_CHANNEL, openPostgresStore, openStore, type Store, type StoreChange } from "../../src/store/index.ts";
 import { migrations, postgresMigrations } from "../../src/store/migrations.ts";
 import { createDatabase, startPostgres, type Postgres } from "../helpers/postgres.ts";
 import { until } from "../helpers/until.ts";
@@ -137,6 +137,15 @@ describe("PostgreSQL database", () => {
     const seen: StoreChange[] = [];
     other.changes.subscribe((c) => seen.push(c));
 
+    // Anyone who may NOTIFY on the channel can send garbage: it is ignored, and the change after it arrives.
+    const raw = new SQL(urls.get(one)!);
+    try {
+      for (const payload of ["not json", "null", '{"origin":"x","change":{"entity":"nope","id":"t1"}}']) {
+        await raw.unsafe("SELECT pg_notify($1, $2)", [CHANGE_CHANNEL, payload]);
+      }
+    } finally {
+      await raw.close();
+    }
     await one.trunks.put(trunk("t1"), "api");
     await until(() => other.trunks.get("t1") !== undefined, { timeoutMs: 1000, what: () => seen });
     expect(seen).toEqual([{ entity: "trunk", action: "created", id: "t1" }]);
