@@ -239,7 +239,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     transaction: (work) => sql.transaction(work),
     isOpen: () => open,
     async healthy() {
-      if (!open || !listening) return false;
+      if (!open || !listening || db.query("SELECT 1 AS ok").get() === null) return false;
       const [row] = await sql.query<{ ok: number }>("SELECT 1 AS ok");
       return row?.ok === 1;
     },

@@ -60,15 +60,16 @@ export async function startPostgres(): Promise<Postgres> {
     throw new Error(`pg_ctl start failed: ${start.output}`);
   }
   let stopped = false;
+  const stopNow = () => {
+    if (stopped) return;
+    stopped = true;
+    asPostgres([join(bin, "pg_ctl"), "-D", data, "-m", "immediate", "-w", "stop"]);
+    rmSync(dir, { recursive: true, force: true });
+  };
   return {
     url: `postgres://postgres@127.0.0.1:${port}/postgres`,
     port,
-    async stop() {
-      if (stopped) return;
-      stopped = true;
-      asPostgres([join(bin, "pg_ctl"), "-D", data, "-m", "immediate", "-w", "stop"]);
-      rmSync(dir, { recursive: true, force: true });
-    },
+    stop: () => Promise.resolve(stopNow()),
   };
 }
 
