@@ -17,7 +17,7 @@ import { loadConfigFile } from "./config/load.ts";
 import { applyOverrides, type CliOverrides } from "./config/overrides.ts";
 import { createLogger, setLogLevel } from "./log.ts";
 import { metrics, type MetricsRegistry } from "./metrics.ts";
-import { openStore, type Store } from "./store/index.ts";
+import { openPostgresStore, openStore, type Store } from "./store/index.ts";
 import { CallRecordRetention } from "./store/retention.ts";
 import { VERSION } from "./version.ts";
 
@@ -80,8 +80,9 @@ async function loadEffectiveConfig(options: AppOptions): Promise<Config> {
 export async function startApp(options: AppOptions): Promise<App> {
   let config = await loadEffectiveConfig(options);
   setLogLevel(config.logLevel);
-  const store = openStore(config.database.path);
-  applyConfigToStore(config, store);
+  const { database } = config;
+  const store = database.url ? await openPostgresStore({ url: database.url, path: database.path }) : openStore(database.path);
+  await applyConfigToStore(config, store);
   if (config.adminToken === undefined) log.warn("no adminToken configured: the admin API answers 401 until one is set");
   else if (/change-me/i.test(config.adminToken)) log.warn("adminToken is the example's placeholder: set a secret one before exposing the API");
 
@@ -126,14 +127,14 @@ export async function startApp(options: AppOptions): Promise<App> {
   } catch (err) {
     await stopServices(started, Date.now() + 2000);
     await retention.stop();
-    store.close();
+    await store.close();
     throw err;
   }
 
   const httpServer = server;
   const httpPort = httpServer.port ?? config.http.port;
   const scheme = config.http.tls ? "https" : "http";
-  log.info("trunkline started", { version: VERSION, http: `${scheme}://${config.http.host}:${httpPort}`, database: config.database.path });
+  log.info("trunkline started", { version: VERSION, http: `${scheme}://${config.http.host}:${httpPort}`, database: config.database.url ? "postgres" : config.database.path });
 
   let reloading: Promise<unknown> = Promise.resolve();
   let stopping: Promise<void> | undefined;
@@ -152,7 +153,7 @@ export async function startApp(options: AppOptions): Promise<App> {
     }
     // Keys read at start-up keep their running values so every part of the process agrees.
     next = { ...next, http: config.http, sip: config.sip, database: config.database };
-    applyConfigToStore(next, store);
+    await applyConfigToStore(next, store);
     config = next;
     setLogLevel(config.logLevel);
     for (const service of started) {
@@ -185,7 +186,7 @@ export async function startApp(options: AppOptions): Promise<App> {
         await stopServices(started, deadline);
         await httpServer.stop(true);
         await retention.stop();
-        store.close();
+        await store.close();
         log.info("stopped");
       })();
       return stopping;
@@ -193,10 +194,10 @@ export async function startApp(options: AppOptions): Promise<App> {
   };
 }
 
-function readiness(store: Store, services: Service[]): Record<string, ReadinessCheck> {
+async function readiness(store: Store, services: Service[]): Promise<Record<string, ReadinessCheck>> {
   const checks: Record<string, ReadinessCheck> = {};
   try {
-    checks.database = store.isOpen() && store.db.query("SELECT 1 AS ok").get() ? { ok: true } : { ok: false, detail: "closed" };
+    checks.database = (await store.healthy()) ? { ok: true } : { ok: false, detail: store.isOpen() ? "not answering" : "closed" };
   } catch (err) {
     checks.database = { ok: false, detail: (err as Error).message };
   }

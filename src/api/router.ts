@@ -2,7 +2,7 @@
 // OpenAPI entry all come from one spec.
 //   api.route({ method: "post", path: "/trunks", summary: "Create a trunk", tag: "trunks",
 //     body: trunkSchema, response: { status: 201, description: "Created", schema: trunkView } },
-//     (c, body) => c.json(view(store.trunks.put(body, "api")), 201));
+//     async (c, body) => c.json(view(await store.trunks.put(body, "api")), 201));
 //   api.route({ method: "get", path: "/trunks/:id", params: { id: idSchema }, ... }, (c, _body, { id }) => ...);
 // Paths are relative to /api/v1. `auth` defaults to "admin"; routes with their own scheme (client
 // tokens) pass "client" plus their middleware.

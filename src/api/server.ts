@@ -38,7 +38,7 @@ export interface HttpAppOptions {
   maxBodyBytes: () => number;
   /** Failed authentications allowed per source address (config http.authFailures). */
   authFailures: AuthThrottleOptions;
-  readiness: () => Record<string, ReadinessCheck>;
+  readiness: () => Promise<Record<string, ReadinessCheck>>;
   /** Routes of the running services; mounted before the admin resources so their static paths win. */
   extraRoutes: ((api: ApiRouter) => void)[];
 }
@@ -62,8 +62,8 @@ export function createHttpApp(options: HttpAppOptions): { hono: Hono; api: ApiRo
   });
 
   hono.get("/healthz", (c) => c.json({ status: "ok" }));
-  hono.get("/readyz", (c) => {
-    const checks = options.readiness();
+  hono.get("/readyz", async (c) => {
+    const checks = await options.readiness();
     const ready = Object.values(checks).every((check) => check.ok);
     return c.json({ status: ready ? "ready" : "not_ready", checks }, ready ? 200 : 503);
   });

@@ -9,59 +9,59 @@ import type { Config } from "./config.ts";
 
 const log = createLogger("config");
 
-export function applyConfigToStore(config: Config, store: Store): void {
-  store.db.transaction(() => {
-    applyTrunks(config, store);
-    applyApplications(config, store);
-    applyWebhooks(config, store);
-  })();
+export async function applyConfigToStore(config: Config, store: Store): Promise<void> {
+  await store.transaction(async () => {
+    await applyTrunks(config, store);
+    await applyApplications(config, store);
+    await applyWebhooks(config, store);
+  });
 }
 
-function applyTrunks(config: Config, store: Store): void {
+async function applyTrunks(config: Config, store: Store): Promise<void> {
   const declared = new Set(config.trunks.map((t) => t.id));
   for (const trunk of store.trunks.list()) {
-    if (trunk.source === "yaml" && !declared.has(trunk.id)) store.trunks.delete(trunk.id);
+    if (trunk.source === "yaml" && !declared.has(trunk.id)) await store.trunks.delete(trunk.id);
   }
   for (const trunk of config.trunks) {
     if (store.trunks.get(trunk.id)?.source === "api") log.warn("YAML trunk replaces the API-made trunk of the same id", { id: trunk.id });
-    store.trunks.put(trunk, "yaml");
+    await store.trunks.put(trunk, "yaml");
   }
-  store.trunks.setYamlOrder(config.trunks.map((t) => t.id));
+  await store.trunks.setYamlOrder(config.trunks.map((t) => t.id));
 }
 
-function applyApplications(config: Config, store: Store): void {
+async function applyApplications(config: Config, store: Store): Promise<void> {
   const declared = new Set(config.applications.map((a) => a.id));
   for (const app of store.applications.list()) {
-    if (app.source === "yaml" && !declared.has(app.id)) store.applications.delete(app.id);
+    if (app.source === "yaml" && !declared.has(app.id)) await store.applications.delete(app.id);
   }
   for (const app of config.applications) {
     if (store.applications.get(app.id)?.source === "api") {
       log.warn("YAML application replaces the API-made application of the same id", { id: app.id });
     }
-    store.applications.put({ id: app.id, name: app.name, sharedSecret: app.sharedSecret }, "yaml");
+    await store.applications.put({ id: app.id, name: app.name, sharedSecret: app.sharedSecret }, "yaml");
 
     const routes = new Set(app.inboundRoutes.map((r) => r.sipUsername));
     for (const route of store.inboundRoutes.listByApplication(app.id)) {
-      if (!routes.has(route.sipUsername)) store.inboundRoutes.delete(app.id, route.sipUsername);
+      if (!routes.has(route.sipUsername)) await store.inboundRoutes.delete(app.id, route.sipUsername);
     }
     for (const route of app.inboundRoutes) {
       const owner = store.inboundRoutes.find(route.sipUsername)?.applicationId;
       if (owner !== undefined && owner !== app.id) {
         log.warn("YAML inbound route takes the sipUsername over from another application", { sipUsername: route.sipUsername, from: owner, to: app.id });
       }
-      store.inboundRoutes.put(app.id, route);
+      await store.inboundRoutes.put(app.id, route);
     }
 
     for (const existing of store.callerIds.listByApplication(app.id)) {
-      if (!app.channels[existing.channelId]?.callerId) store.callerIds.delete(app.id, existing.channelId);
+      if (!app.channels[existing.channelId]?.callerId) await store.callerIds.delete(app.id, existing.channelId);
     }
     for (const [channelId, channel] of Object.entries(app.channels)) {
-      if (channel.callerId) store.callerIds.put(app.id, channelId, channel.callerId);
+      if (channel.callerId) await store.callerIds.put(app.id, channelId, channel.callerId);
     }
   }
 }
 
-function applyWebhooks(config: Config, store: Store): void {
-  if (config.webhooks) store.settings.putWebhooks(config.webhooks, "yaml");
-  else if (store.settings.webhooks()?.source === "yaml") store.settings.deleteWebhooks();
+async function applyWebhooks(config: Config, store: Store): Promise<void> {
+  if (config.webhooks) await store.settings.putWebhooks(config.webhooks, "yaml");
+  else if (store.settings.webhooks()?.source === "yaml") await store.settings.deleteWebhooks();
 }

@@ -114,7 +114,14 @@ const httpSchema = s.object({
 });
 
 const databaseSchema = s.object({
-  path: s.string({ minLength: 1 }).default("data/trunkline.db"),
+  path: s
+    .string({ minLength: 1 })
+    .default("data/trunkline.db")
+    .describe("SQLite file of the whole store; with `url`, of this node's call records only."),
+  url: s
+    .string({ pattern: /^postgres(ql)?:\/\/\S+$/, patternHint: "a postgres://user:password@host:port/database URL" })
+    .optional()
+    .describe("PostgreSQL shared by several nodes for the configuration entities, instead of the SQLite file."),
 });
 
 const applicationConfigSchema = applicationSchema.extend({

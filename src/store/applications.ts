@@ -1,7 +1,7 @@
 // Application rows (tenants); the shared secret signs client tokens and is never returned by the API.
-import type { Database } from "bun:sqlite";
 import type { ApplicationInput } from "../config/entities.ts";
 import type { ChangeFeed, Source } from "./changes.ts";
+import type { SqlExecutor } from "./sql.ts";
 
 export interface Application extends ApplicationInput {
   source: Source;
@@ -9,7 +9,7 @@ export interface Application extends ApplicationInput {
   updatedAt: string;
 }
 
-interface ApplicationRow {
+export interface ApplicationRow {
   id: string;
   source: Source;
   name: string;
@@ -27,41 +27,68 @@ const fromRow = (row: ApplicationRow): Application => ({
   updatedAt: row.updated_at,
 });
 
+export const selectApplications = "SELECT * FROM applications";
+
+/** Reads come from the in-memory snapshot; writes go to the database, then to the snapshot. */
 export class ApplicationStore {
+  private readonly byId = new Map<string, Application>();
+
   constructor(
-    private readonly db: Database,
+    private readonly sql: SqlExecutor,
     private readonly changes: ChangeFeed,
-  ) {}
+    rows: ApplicationRow[],
+    /** Reloads what a deleted application takes with it (its inbound routes and caller-ID configs). */
+    private readonly reloadCascade: () => Promise<void>,
+  ) {
+    this.replace(rows);
+  }
+
+  replace(rows: ApplicationRow[]): void {
+    this.byId.clear();
+    for (const row of rows) this.byId.set(row.id, fromRow(row));
+  }
+
+  async reload(): Promise<void> {
+    this.replace(await this.sql.query<ApplicationRow>(selectApplications));
+  }
 
   list(): Application[] {
-    return this.db.query<ApplicationRow, []>("SELECT * FROM applications ORDER BY id").all().map(fromRow);
+    return [...this.byId.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   }
 
   get(id: string): Application | undefined {
-    const row = this.db.query<ApplicationRow, { id: string }>("SELECT * FROM applications WHERE id = $id").get({ id });
-    return row ? fromRow(row) : undefined;
+    return this.byId.get(id);
   }
 
-  put(input: ApplicationInput, source: Source): Application {
-    const existing = this.get(input.id);
-    if (existing && existing.source === source && existing.name === input.name && existing.sharedSecret === input.sharedSecret) {
-      return existing;
-    }
-    this.db
-      .query(
+  put(input: ApplicationInput, source: Source): Promise<Application> {
+    return this.sql.serial(async () => {
+      const existing = this.get(input.id);
+      if (existing && existing.source === source && existing.name === input.name && existing.sharedSecret === input.sharedSecret) {
+        return existing;
+      }
+      const [row] = await this.sql.query<ApplicationRow>(
         `INSERT INTO applications (id, source, name, shared_secret, created_at, updated_at)
-         VALUES ($id, $source, $name, $secret, $now, $now)
-         ON CONFLICT (id) DO UPDATE SET source = $source, name = $name, shared_secret = $secret, updated_at = $now`,
-      )
-      .run({ id: input.id, source, name: input.name, secret: input.sharedSecret, now: new Date().toISOString() });
-    this.changes.emit({ entity: "application", action: existing ? "updated" : "created", id: input.id });
-    return this.get(input.id)!;
+         VALUES ($1, $2, $3, $4, $5, $5)
+         ON CONFLICT (id) DO UPDATE SET source = $2, name = $3, shared_secret = $4, updated_at = $5
+         RETURNING *`,
+        [input.id, source, input.name, input.sharedSecret, new Date().toISOString()],
+      );
+      const application = fromRow(row!);
+      this.byId.set(application.id, application);
+      await this.changes.committed({ entity: "application", action: existing ? "updated" : "created", id: input.id });
+      return application;
+    });
   }
 
   /** Deletes the application with its inbound routes and caller-ID configs (ON DELETE CASCADE). */
-  delete(id: string): boolean {
-    const deleted = this.db.query("DELETE FROM applications WHERE id = $id").run({ id }).changes > 0;
-    if (deleted) this.changes.emit({ entity: "application", action: "deleted", id });
-    return deleted;
+  delete(id: string): Promise<boolean> {
+    return this.sql.serial(async () => {
+      const deleted = (await this.sql.query("DELETE FROM applications WHERE id = $1 RETURNING id", [id])).length > 0;
+      if (!deleted) return false;
+      await this.reloadCascade();
+      this.byId.delete(id);
+      await this.changes.committed({ entity: "application", action: "deleted", id });
+      return true;
+    });
   }
 }

@@ -1,7 +1,7 @@
 // Per-channel outbound caller-ID templates (display name and From user), validated on save.
-import type { Database } from "bun:sqlite";
 import type { CallerIdInput } from "../config/entities.ts";
 import type { ChangeFeed } from "./changes.ts";
+import type { SqlExecutor } from "./sql.ts";
 
 export interface CallerIdConfig extends CallerIdInput {
   applicationId: string;
@@ -9,7 +9,7 @@ export interface CallerIdConfig extends CallerIdInput {
   updatedAt: string;
 }
 
-interface CallerIdRow {
+export interface CallerIdRow {
   application_id: string;
   channel_id: string;
   display_name: string | null;
@@ -24,52 +24,68 @@ function fromRow(row: CallerIdRow): CallerIdConfig {
   return config;
 }
 
+export const selectCallerIds = "SELECT * FROM caller_ids";
+
+const keyOf = (applicationId: string, channelId: string) => `${applicationId}\u0000${channelId}`;
+
+/** Reads come from the in-memory snapshot; writes go to the database, then to the snapshot. */
 export class CallerIdStore {
+  private readonly byKey = new Map<string, CallerIdConfig>();
+
   constructor(
-    private readonly db: Database,
+    private readonly sql: SqlExecutor,
     private readonly changes: ChangeFeed,
-  ) {}
+    rows: CallerIdRow[],
+  ) {
+    this.replace(rows);
+  }
+
+  replace(rows: CallerIdRow[]): void {
+    this.byKey.clear();
+    for (const row of rows) this.byKey.set(keyOf(row.application_id, row.channel_id), fromRow(row));
+  }
+
+  async reload(): Promise<void> {
+    this.replace(await this.sql.query<CallerIdRow>(selectCallerIds));
+  }
 
   get(applicationId: string, channelId: string): CallerIdConfig | undefined {
-    const row = this.db
-      .query<CallerIdRow, { app: string; channel: string }>("SELECT * FROM caller_ids WHERE application_id = $app AND channel_id = $channel")
-      .get({ app: applicationId, channel: channelId });
-    return row ? fromRow(row) : undefined;
+    return this.byKey.get(keyOf(applicationId, channelId));
   }
 
   listByApplication(applicationId: string): CallerIdConfig[] {
-    return this.db
-      .query<CallerIdRow, { app: string }>("SELECT * FROM caller_ids WHERE application_id = $app ORDER BY channel_id")
-      .all({ app: applicationId })
-      .map(fromRow);
+    return [...this.byKey.values()]
+      .filter((c) => c.applicationId === applicationId)
+      .sort((a, b) => (a.channelId < b.channelId ? -1 : a.channelId > b.channelId ? 1 : 0));
   }
 
-  put(applicationId: string, channelId: string, input: CallerIdInput): CallerIdConfig {
-    const existing = this.get(applicationId, channelId);
-    if (existing && existing.displayName === input.displayName && existing.username === input.username) return existing;
-    this.db
-      .query(
+  put(applicationId: string, channelId: string, input: CallerIdInput): Promise<CallerIdConfig> {
+    return this.sql.serial(async () => {
+      const existing = this.get(applicationId, channelId);
+      if (existing && existing.displayName === input.displayName && existing.username === input.username) return existing;
+      const [row] = await this.sql.query<CallerIdRow>(
         `INSERT INTO caller_ids (application_id, channel_id, display_name, username, updated_at)
-         VALUES ($app, $channel, $displayName, $username, $now)
-         ON CONFLICT (application_id, channel_id) DO UPDATE SET display_name = $displayName, username = $username, updated_at = $now`,
-      )
-      .run({
-        app: applicationId,
-        channel: channelId,
-        displayName: input.displayName ?? null,
-        username: input.username ?? null,
-        now: new Date().toISOString(),
-      });
-    this.changes.emit({ entity: "callerId", action: existing ? "updated" : "created", applicationId, channelId });
-    return this.get(applicationId, channelId)!;
+         VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (application_id, channel_id) DO UPDATE SET display_name = $3, username = $4, updated_at = $5
+         RETURNING *`,
+        [applicationId, channelId, input.displayName ?? null, input.username ?? null, new Date().toISOString()],
+      );
+      const config = fromRow(row!);
+      this.byKey.set(keyOf(applicationId, channelId), config);
+      await this.changes.committed({ entity: "callerId", action: existing ? "updated" : "created", applicationId, channelId });
+      return config;
+    });
   }
 
-  delete(applicationId: string, channelId: string): boolean {
-    const deleted =
-      this.db
-        .query("DELETE FROM caller_ids WHERE application_id = $app AND channel_id = $channel")
-        .run({ app: applicationId, channel: channelId }).changes > 0;
-    if (deleted) this.changes.emit({ entity: "callerId", action: "deleted", applicationId, channelId });
-    return deleted;
+  delete(applicationId: string, channelId: string): Promise<boolean> {
+    return this.sql.serial(async () => {
+      const deleted =
+        (await this.sql.query("DELETE FROM caller_ids WHERE application_id = $1 AND channel_id = $2 RETURNING channel_id", [applicationId, channelId]))
+          .length > 0;
+      if (!deleted) return false;
+      this.byKey.delete(keyOf(applicationId, channelId));
+      await this.changes.committed({ entity: "callerId", action: "deleted", applicationId, channelId });
+      return true;
+    });
   }
 }

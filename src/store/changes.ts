@@ -1,5 +1,5 @@
-// Change notifications for managed objects, whether the change came from the API or from a
-// config (re)load. Subscribers (trunk service, call routing) re-read what they need from the store.
+// Change notifications for managed objects, whether the change came from the API, a config
+// (re)load, or another node sharing the PostgreSQL store. Subscribers (trunk service, call routing) re-read what they need from the store.
 import { createLogger } from "../log.ts";
 
 export type ChangeAction = "created" | "updated" | "deleted";
@@ -16,6 +16,15 @@ const log = createLogger("store");
 
 export class ChangeFeed {
   private readonly listeners = new Set<ChangeListener>();
+
+  /** Tells the other nodes about a change this node made (PostgreSQL NOTIFY); none on SQLite. */
+  publisher: ((change: StoreChange) => Promise<void>) | undefined;
+
+  /** A change this store just wrote: emitted here, then published to the other nodes. */
+  async committed(change: StoreChange): Promise<void> {
+    this.emit(change);
+    await this.publisher?.(change);
+  }
 
   /** Returns the function that unsubscribes. */
   subscribe(listener: ChangeListener): () => void {

@@ -1,19 +1,29 @@
-// The store: one SQLite database, one module per entity, one change feed.
-//   const store = openStore("data/trunkline.db");
-//   store.trunks.list(); store.changes.subscribe((change) => ...); store.close();
-// Other areas add a migration to migrations.ts and their own entity module taking `store.db`.
+// The store: configuration entities (trunks, applications, inbound routes, caller IDs, settings)
+// served from an in-memory snapshot, call records, one change feed. Two drivers:
+//   const store = openStore("data/trunkline.db");                       // embedded SQLite
+//   const store = await openPostgresStore({ url: "postgres://…", path: "data/trunkline.db" });
+//   store.trunks.list(); await store.trunks.put(...); store.changes.subscribe((change) => ...);
+// Reads never wait on the database. Writes go to the database, then to the snapshot, then to the
+// change feed. On PostgreSQL each write also NOTIFYs the other nodes (the channel below); each node
+// LISTENs, reloads the entity named by the notification and emits the change on its own feed.
+// Call records live in the SQLite file at `path` with either driver (one per node, for now).
 import type { Database } from "bun:sqlite";
-import { ApplicationStore } from "./applications.ts";
-import { CallerIdStore } from "./callerIds.ts";
+import { SQL } from "bun";
+import { createLogger } from "../log.ts";
+import { type ApplicationRow, ApplicationStore, selectApplications } from "./applications.ts";
+import { CallerIdStore, type CallerIdRow, selectCallerIds } from "./callerIds.ts";
 import { CallStore } from "./calls.ts";
-import { ChangeFeed } from "./changes.ts";
-import { openDatabase } from "./db.ts";
-import { InboundRouteStore } from "./inboundRoutes.ts";
-import type { Migration } from "./migrations.ts";
-import { SettingsStore } from "./settings.ts";
-import { TrunkStore } from "./trunks.ts";
+import { ChangeFeed, type StoreChange } from "./changes.ts";
+import { migratePostgres, openDatabase } from "./db.ts";
+import { InboundRouteStore, type RouteRow, selectInboundRoutes } from "./inboundRoutes.ts";
+import { postgresMigrations, type Migration, type PostgresMigration } from "./migrations.ts";
+import { selectSettings, type SettingRow, SettingsStore } from "./settings.ts";
+import { PostgresExecutor, type SqlExecutor, SqliteExecutor } from "./sql.ts";
+import { selectTrunks, type TrunkSnapshotRow, TrunkStore } from "./trunks.ts";
 
 export interface Store {
+  readonly driver: "sqlite" | "postgres";
+  /** The SQLite database of the call records (and, with the SQLite driver, of everything). */
   readonly db: Database;
   readonly path: string;
   readonly changes: ChangeFeed;
@@ -23,33 +33,247 @@ export interface Store {
   readonly callerIds: CallerIdStore;
   readonly settings: SettingsStore;
   readonly calls: CallStore;
+  /** Runs the writes in `work` as one transaction on SQLite; on PostgreSQL each commits on its own. */
+  transaction<T>(work: () => Promise<T>): Promise<T>;
   isOpen(): boolean;
-  close(): void;
+  /** Whether the database answers (and, on PostgreSQL, the LISTEN for changes was acknowledged). */
+  healthy(): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+/** The PostgreSQL channel that carries every configuration change, JSON: `{ origin, change }`. */
+export const CHANGE_CHANNEL = "trunkline_changes";
+
+interface ChangeNotification {
+  /** The store instance that made the change; it ignores its own notifications. */
+  origin: string;
+  change: StoreChange;
+}
+
+const log = createLogger("store");
+const KNOWN_ENTITIES = new Set<unknown>(["trunk", "application", "inboundRoute", "callerId", "webhooks"] satisfies StoreChange["entity"][]);
+
+interface ConfigRows {
+  trunks: TrunkSnapshotRow[];
+  applications: ApplicationRow[];
+  inboundRoutes: RouteRow[];
+  callerIds: CallerIdRow[];
+  settings: SettingRow[];
+}
+
+async function loadRows(sql: SqlExecutor): Promise<ConfigRows> {
+  const [trunks, applications, inboundRoutes, callerIds, settings] = await Promise.all([
+    sql.query<TrunkSnapshotRow>(selectTrunks(sql)),
+    sql.query<ApplicationRow>(selectApplications),
+    sql.query<RouteRow>(selectInboundRoutes),
+    sql.query<CallerIdRow>(selectCallerIds),
+    sql.query<SettingRow>(selectSettings),
+  ]);
+  return { trunks, applications, inboundRoutes, callerIds, settings };
+}
+
+function entityStores(sql: SqlExecutor, changes: ChangeFeed, rows: ConfigRows) {
+  const inboundRoutes = new InboundRouteStore(sql, changes, rows.inboundRoutes);
+  const callerIds = new CallerIdStore(sql, changes, rows.callerIds);
+  return {
+    trunks: new TrunkStore(sql, changes, rows.trunks),
+    applications: new ApplicationStore(sql, changes, rows.applications, async () => {
+      await inboundRoutes.reload();
+      await callerIds.reload();
+    }),
+    inboundRoutes,
+    callerIds,
+    settings: new SettingsStore(sql, changes, rows.settings),
+  };
+}
+
+type EntityStores = ReturnType<typeof entityStores>;
+
+async function reloadAll(entities: EntityStores): Promise<void> {
+  await entities.trunks.reload();
+  await entities.applications.reload();
+  await entities.inboundRoutes.reload();
+  await entities.callerIds.reload();
+  await entities.settings.reload();
 }
 
 export function openStore(path: string, migrations?: Migration[]): Store {
   const db = openDatabase(path, migrations);
+  const sql = new SqliteExecutor(db);
   const changes = new ChangeFeed();
+  const rows: ConfigRows = {
+    trunks: sql.querySync<TrunkSnapshotRow>(selectTrunks(sql)),
+    applications: sql.querySync<ApplicationRow>(selectApplications),
+    inboundRoutes: sql.querySync<RouteRow>(selectInboundRoutes),
+    callerIds: sql.querySync<CallerIdRow>(selectCallerIds),
+    settings: sql.querySync<SettingRow>(selectSettings),
+  };
+  const entities = entityStores(sql, changes, rows);
   let open = true;
   return {
+    driver: "sqlite",
     db,
     path,
     changes,
-    trunks: new TrunkStore(db, changes),
-    applications: new ApplicationStore(db, changes),
-    inboundRoutes: new InboundRouteStore(db, changes),
-    callerIds: new CallerIdStore(db, changes),
-    settings: new SettingsStore(db, changes),
+    ...entities,
     calls: new CallStore(db),
+    async transaction(work) {
+      try {
+        return await sql.transaction(work);
+      } catch (err) {
+        // The snapshot took writes the rollback undid.
+        await reloadAll(entities);
+        throw err;
+      }
+    },
     isOpen: () => open,
+    healthy: () => Promise.resolve(open && db.query("SELECT 1 AS ok").get() !== null),
     close() {
-      if (!open) return;
+      if (!open) return Promise.resolve();
       open = false;
       // Folds the WAL back into the main file so a copied database is complete.
       db.run("PRAGMA wal_checkpoint(TRUNCATE)");
       db.close();
+      return Promise.resolve();
     },
   };
+}
+
+export interface PostgresStoreOptions {
+  /** postgres://user:password@host:port/database */
+  url: string;
+  /** The SQLite file of this node's call records. */
+  path: string;
+  migrations?: PostgresMigration[];
+}
+
+export async function openPostgresStore(options: PostgresStoreOptions): Promise<Store> {
+  const client = new SQL(options.url);
+  try {
+    await migratePostgres(client, options.migrations ?? postgresMigrations);
+  } catch (err) {
+    await client.close();
+    throw err;
+  }
+  const sql = new PostgresExecutor(client);
+  const changes = new ChangeFeed();
+  const origin = crypto.randomUUID();
+  let entities: EntityStores | undefined;
+  let listening = false;
+  let open = true;
+  let changedDuringLoad = false;
+
+  const onNotification = (payload: string) => {
+    let notification: ChangeNotification | null;
+    try {
+      notification = JSON.parse(payload) as ChangeNotification | null;
+    } catch {
+      notification = null;
+    }
+    if (typeof notification !== "object" || notification === null || !KNOWN_ENTITIES.has(notification.change?.entity)) {
+      return log.warn("unreadable change notification ignored", { payload });
+    }
+    if (notification.origin === origin || !open) return;
+    if (!entities) return void (changedDuringLoad = true);
+    const target = entities;
+    const { change } = notification;
+    void sql
+      .serial(async () => {
+        await reloadEntity(target, change);
+        changes.emit(change);
+      })
+      .catch((err: unknown) => log.error("reloading a changed entity failed", { change, err }));
+  };
+
+  // After a reconnect, notifications sent while disconnected are lost: everything is reloaded.
+  const onListen = () => {
+    listening = true;
+    if (!entities) return;
+    const target = entities;
+    void sql
+      .serial(async () => {
+        const applicationsBefore = target.applications.list().map((a) => a.id);
+        await reloadAll(target);
+        for (const id of applicationsBefore) {
+          if (!target.applications.get(id)) changes.emit({ entity: "application", action: "deleted", id });
+        }
+        const firstTrunk = target.trunks.list()[0];
+        if (firstTrunk) changes.emit({ entity: "trunk", action: "updated", id: firstTrunk.id });
+        changes.emit({ entity: "webhooks", action: "updated" });
+      })
+      .catch((err: unknown) => log.error("reloading after reconnecting failed", { err }));
+  };
+
+  // LISTEN before the first load, so a change made in between is not missed.
+  let subscription: SQL.ListenSubscription;
+  try {
+    subscription = await client.listen(CHANGE_CHANNEL, onNotification, onListen);
+    const loading = entityStores(sql, changes, await loadRows(sql));
+    // A change notified while the tables were being read may have missed a table already read.
+    if (changedDuringLoad) await reloadAll(loading);
+    entities = loading;
+  } catch (err) {
+    await client.close();
+    throw err;
+  }
+
+  // A write resolves once the other nodes are notified. The row is committed already: a failed
+  // NOTIFY is logged, and the other nodes catch up at their next reload of that entity.
+  changes.publisher = async (change) => {
+    const notification: ChangeNotification = { origin, change };
+    try {
+      await sql.query("SELECT pg_notify($1, $2)", [CHANGE_CHANNEL, JSON.stringify(notification)]);
+    } catch (err) {
+      log.error("change notification failed", { change, err });
+    }
+  };
+
+  const db = openDatabase(options.path);
+  const store: Store = {
+    driver: "postgres",
+    db,
+    path: options.path,
+    changes,
+    ...entities,
+    calls: new CallStore(db),
+    transaction: (work) => sql.transaction(work),
+    isOpen: () => open,
+    async healthy() {
+      if (!open || !listening || db.query("SELECT 1 AS ok").get() === null) return false;
+      const [row] = await sql.query<{ ok: number }>("SELECT 1 AS ok");
+      return row?.ok === 1;
+    },
+    async close() {
+      if (!open) return;
+      open = false;
+      await sql.serial(() => Promise.resolve());
+      await subscription.unlisten();
+      await client.close();
+      db.run("PRAGMA wal_checkpoint(TRUNCATE)");
+      db.close();
+    },
+  };
+  return store;
+}
+
+async function reloadEntity(entities: EntityStores, change: StoreChange): Promise<void> {
+  switch (change.entity) {
+    case "trunk":
+      return entities.trunks.reload();
+    case "application":
+      // What a deleted application took with it goes first, so no reader sees it without its application.
+      if (change.action === "deleted") {
+        await entities.inboundRoutes.reload();
+        await entities.callerIds.reload();
+      }
+      return entities.applications.reload();
+    case "inboundRoute":
+      return entities.inboundRoutes.reload();
+    case "callerId":
+      return entities.callerIds.reload();
+    case "webhooks":
+      return entities.settings.reload();
+  }
 }
 
 export type { Application } from "./applications.ts";

@@ -80,3 +80,77 @@ export const migrations: Migration[] = [
     `,
   },
 ];
+
+/**
+ * The PostgreSQL schema of the shared configuration entities: the same tables and columns as the
+ * SQLite migrations above end with. Call records stay in each node's SQLite file for now.
+ */
+export const postgresMigrations: PostgresMigration[] = [
+  {
+    version: 1,
+    name: "core entities",
+    up: `
+      CREATE TABLE trunks (
+        id TEXT PRIMARY KEY,
+        seq BIGSERIAL NOT NULL,
+        source TEXT NOT NULL CHECK (source IN ('yaml', 'api')),
+        domain TEXT NOT NULL,
+        port INTEGER,
+        transport TEXT NOT NULL CHECK (transport IN ('udp', 'tcp', 'tls')),
+        register INTEGER NOT NULL,
+        can_terminate INTEGER NOT NULL,
+        username TEXT NOT NULL,
+        password TEXT NOT NULL,
+        auth_id TEXT,
+        register_expires INTEGER NOT NULL,
+        max_concurrent_calls INTEGER,
+        allowed_addresses TEXT NOT NULL,
+        early_offer INTEGER NOT NULL,
+        options_interval_sec INTEGER NOT NULL,
+        tls_verify INTEGER NOT NULL,
+        enabled INTEGER NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        yaml_position INTEGER,
+        media_encryption TEXT NOT NULL DEFAULT 'none' CHECK (media_encryption IN ('none', 'optional', 'required')),
+        allow_sdes_without_tls INTEGER NOT NULL DEFAULT 0
+      );
+      CREATE TABLE applications (
+        id TEXT PRIMARY KEY,
+        source TEXT NOT NULL CHECK (source IN ('yaml', 'api')),
+        name TEXT NOT NULL,
+        shared_secret TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+      );
+      CREATE TABLE inbound_routes (
+        sip_username TEXT PRIMARY KEY,
+        application_id TEXT NOT NULL REFERENCES applications(id) ON DELETE CASCADE,
+        channel_id TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+      );
+      CREATE INDEX inbound_routes_by_application ON inbound_routes(application_id);
+      CREATE TABLE caller_ids (
+        application_id TEXT NOT NULL REFERENCES applications(id) ON DELETE CASCADE,
+        channel_id TEXT NOT NULL,
+        display_name TEXT,
+        username TEXT,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (application_id, channel_id)
+      );
+      CREATE TABLE settings (
+        key TEXT PRIMARY KEY,
+        source TEXT NOT NULL CHECK (source IN ('yaml', 'api')),
+        value TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+      );
+    `,
+  },
+];
+
+export interface PostgresMigration {
+  version: number;
+  name: string;
+  up: string;
+}

@@ -1,7 +1,7 @@
-// Trunk rows. Passwords are stored (digest auth needs them) but never leave through `toView`.
-import type { Database } from "bun:sqlite";
+// Trunk rows, served from an in-memory snapshot. Passwords are stored (digest auth needs them) but never leave through `toView`.
 import type { TrunkInput } from "../config/entities.ts";
 import type { ChangeFeed, Source } from "./changes.ts";
+import type { SqlExecutor } from "./sql.ts";
 
 export interface Trunk extends TrunkInput {
   source: Source;
@@ -60,86 +60,124 @@ function fromRow(row: TrunkRow): Trunk {
   return trunk;
 }
 
+export interface TrunkSnapshotRow extends TrunkRow {
+  yaml_position: number | null;
+  /** Creation order among trunks created in the same millisecond: SQLite's rowid, PostgreSQL's seq. */
+  row_seq: number | string;
+}
+
+/** Every trunk row with its creation order. */
+export const selectTrunks = (sql: SqlExecutor) =>
+  `SELECT *, ${sql.dialect === "sqlite" ? "rowid" : "seq"} AS row_seq FROM trunks`;
+
+/** Configuration order: YAML trunks as the file lists them, then API-made ones by creation. */
+function byConfigurationOrder(a: TrunkSnapshotRow, b: TrunkSnapshotRow): number {
+  if ((a.yaml_position === null) !== (b.yaml_position === null)) return a.yaml_position === null ? 1 : -1;
+  if (a.yaml_position !== null && b.yaml_position !== null && a.yaml_position !== b.yaml_position) return a.yaml_position - b.yaml_position;
+  if (a.created_at !== b.created_at) return a.created_at < b.created_at ? -1 : 1;
+  return Number(a.row_seq) - Number(b.row_seq);
+}
+
+/** Reads come from the in-memory snapshot; writes go to the database, then to the snapshot. */
 export class TrunkStore {
+  private ordered: Trunk[] = [];
+  private readonly byId = new Map<string, Trunk>();
+
   constructor(
-    private readonly db: Database,
+    private readonly sql: SqlExecutor,
     private readonly changes: ChangeFeed,
-  ) {}
+    rows: TrunkSnapshotRow[],
+  ) {
+    this.replace(rows);
+  }
+
+  /** Replaces the snapshot with these rows (all of the table). */
+  replace(rows: TrunkSnapshotRow[]): void {
+    this.ordered = [...rows].sort(byConfigurationOrder).map(fromRow);
+    this.byId.clear();
+    for (const trunk of this.ordered) this.byId.set(trunk.id, trunk);
+  }
+
+  async reload(): Promise<void> {
+    this.replace(await this.sql.query<TrunkSnapshotRow>(selectTrunks(this.sql)));
+  }
 
   /** In configuration order: YAML trunks as the file lists them, then API-made ones by creation. */
   list(): Trunk[] {
-    return this.db
-      .query<TrunkRow, []>("SELECT * FROM trunks ORDER BY yaml_position IS NULL, yaml_position, created_at, rowid")
-      .all()
-      .map(fromRow);
-  }
-
-  /** Records the YAML file's trunk order (ids in file order); each trunk whose place moved is a change. */
-  setYamlOrder(ids: readonly string[]): void {
-    const before = this.list().map((t) => t.id);
-    this.db.query("UPDATE trunks SET yaml_position = NULL WHERE source = 'api'").run();
-    const place = this.db.query("UPDATE trunks SET yaml_position = $position WHERE id = $id");
-    ids.forEach((id, position) => place.run({ id, position }));
-    const after = this.list().map((t) => t.id);
-    after.forEach((id, index) => {
-      if (before[index] !== id) this.changes.emit({ entity: "trunk", action: "updated", id });
-    });
+    return [...this.ordered];
   }
 
   get(id: string): Trunk | undefined {
-    const row = this.db.query<TrunkRow, { id: string }>("SELECT * FROM trunks WHERE id = $id").get({ id });
-    return row ? fromRow(row) : undefined;
+    return this.byId.get(id);
+  }
+
+  /** Records the YAML file's trunk order (ids in file order); each trunk whose place moved is a change. */
+  setYamlOrder(ids: readonly string[]): Promise<void> {
+    return this.sql.serial(async () => {
+      const before = this.ordered.map((t) => t.id);
+      await this.sql.query("UPDATE trunks SET yaml_position = NULL WHERE source = 'api' AND yaml_position IS NOT NULL");
+      for (const [position, id] of ids.entries()) {
+        await this.sql.query("UPDATE trunks SET yaml_position = $1 WHERE id = $2", [position, id]);
+      }
+      await this.reload();
+      for (const [index, trunk] of this.ordered.entries()) {
+        if (before[index] !== trunk.id) await this.changes.committed({ entity: "trunk", action: "updated", id: trunk.id });
+      }
+    });
   }
 
   /** Inserts or replaces; emits a change only when something actually changed. */
-  put(input: TrunkInput, source: Source): Trunk {
-    const existing = this.get(input.id);
-    const now = new Date().toISOString();
-    if (existing && existing.source === source && sameTrunk(existing, input)) return existing;
-    this.db
-      .query(
+  put(input: TrunkInput, source: Source): Promise<Trunk> {
+    return this.sql.serial(async () => {
+      const existing = this.get(input.id);
+      if (existing && existing.source === source && sameTrunk(existing, input)) return existing;
+      await this.sql.query(
         `INSERT INTO trunks (id, source, domain, port, transport, register, can_terminate, username, password, auth_id,
            register_expires, max_concurrent_calls, allowed_addresses, early_offer, options_interval_sec, tls_verify, enabled,
            media_encryption, allow_sdes_without_tls, created_at, updated_at)
-         VALUES ($id, $source, $domain, $port, $transport, $register, $canTerminate, $username, $password, $authId,
-           $registerExpires, $maxConcurrentCalls, $allowedAddresses, $earlyOffer, $optionsIntervalSec, $tlsVerify, $enabled,
-           $mediaEncryption, $allowSdesWithoutTls, $now, $now)
-         ON CONFLICT (id) DO UPDATE SET source = $source, domain = $domain, port = $port, transport = $transport,
-           register = $register, can_terminate = $canTerminate, username = $username, password = $password, auth_id = $authId,
-           register_expires = $registerExpires, max_concurrent_calls = $maxConcurrentCalls, allowed_addresses = $allowedAddresses,
-           early_offer = $earlyOffer, options_interval_sec = $optionsIntervalSec, tls_verify = $tlsVerify, enabled = $enabled,
-           media_encryption = $mediaEncryption, allow_sdes_without_tls = $allowSdesWithoutTls, updated_at = $now`,
-      )
-      .run({
-        id: input.id,
-        source,
-        domain: input.domain,
-        port: input.port ?? null,
-        transport: input.transport,
-        register: input.register ? 1 : 0,
-        canTerminate: input.canTerminate ? 1 : 0,
-        username: input.username,
-        password: input.password,
-        authId: input.authId ?? null,
-        registerExpires: input.registerExpires,
-        maxConcurrentCalls: input.maxConcurrentCalls ?? null,
-        allowedAddresses: JSON.stringify(input.allowedAddresses),
-        earlyOffer: input.earlyOffer ? 1 : 0,
-        optionsIntervalSec: input.optionsIntervalSec,
-        tlsVerify: input.tlsVerify ? 1 : 0,
-        enabled: input.enabled ? 1 : 0,
-        mediaEncryption: input.mediaEncryption,
-        allowSdesWithoutTls: input.allowSdesWithoutTls ? 1 : 0,
-        now,
-      });
-    this.changes.emit({ entity: "trunk", action: existing ? "updated" : "created", id: input.id });
-    return this.get(input.id)!;
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $20)
+         ON CONFLICT (id) DO UPDATE SET source = $2, domain = $3, port = $4, transport = $5,
+           register = $6, can_terminate = $7, username = $8, password = $9, auth_id = $10,
+           register_expires = $11, max_concurrent_calls = $12, allowed_addresses = $13,
+           early_offer = $14, options_interval_sec = $15, tls_verify = $16, enabled = $17,
+           media_encryption = $18, allow_sdes_without_tls = $19, updated_at = $20`,
+        [
+          input.id,
+          source,
+          input.domain,
+          input.port ?? null,
+          input.transport,
+          input.register ? 1 : 0,
+          input.canTerminate ? 1 : 0,
+          input.username,
+          input.password,
+          input.authId ?? null,
+          input.registerExpires,
+          input.maxConcurrentCalls ?? null,
+          JSON.stringify(input.allowedAddresses),
+          input.earlyOffer ? 1 : 0,
+          input.optionsIntervalSec,
+          input.tlsVerify ? 1 : 0,
+          input.enabled ? 1 : 0,
+          input.mediaEncryption,
+          input.allowSdesWithoutTls ? 1 : 0,
+          new Date().toISOString(),
+        ],
+      );
+      await this.reload();
+      await this.changes.committed({ entity: "trunk", action: existing ? "updated" : "created", id: input.id });
+      return this.get(input.id)!;
+    });
   }
 
-  delete(id: string): boolean {
-    const deleted = this.db.query("DELETE FROM trunks WHERE id = $id").run({ id }).changes > 0;
-    if (deleted) this.changes.emit({ entity: "trunk", action: "deleted", id });
-    return deleted;
+  delete(id: string): Promise<boolean> {
+    return this.sql.serial(async () => {
+      const deleted = (await this.sql.query("DELETE FROM trunks WHERE id = $1 RETURNING id", [id])).length > 0;
+      if (!deleted) return false;
+      await this.reload();
+      await this.changes.committed({ entity: "trunk", action: "deleted", id });
+      return true;
+    });
   }
 }
 

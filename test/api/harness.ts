@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startApp, type App, type ComposeServices } from "../../src/app.ts";
+import { startPostgres } from "../helpers/postgres.ts";
 
 export const ADMIN_TOKEN = "test-admin-token-0123456789";
 
@@ -16,13 +17,22 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-/** `http` adds keys to the http mapping (e.g. "tls: { ... }"). */
-export async function startHarness(yaml = "", compose?: ComposeServices, logLevel = "warn", o: { http?: string } = {}): Promise<Harness> {
+/** `http` adds keys to the http mapping (e.g. "tls: { ... }"); `databaseUrl` puts the store on that PostgreSQL
+ * (with TRUNKLINE_TEST_POSTGRES=1 and none given, on a server started for this harness). */
+export async function startHarness(
+  yaml = "",
+  compose?: ComposeServices,
+  logLevel = "warn",
+  o: { http?: string; databaseUrl?: string } = {},
+): Promise<Harness> {
+  // TRUNKLINE_TEST_POSTGRES=1 runs suites written for SQLite on a PostgreSQL of the harness's own.
+  const postgres = o.databaseUrl === undefined && process.env.TRUNKLINE_TEST_POSTGRES === "1" ? await startPostgres() : undefined;
+  const databaseUrl = o.databaseUrl ?? postgres?.url;
   const dir = mkdtempSync(join(tmpdir(), "trunkline-api-"));
   const configPath = join(dir, "config.yaml");
   const http = `http: { host: 127.0.0.1, port: 0${o.http ? `, ${o.http}` : ""} }`;
   const writeConfig = (text: string) =>
-    writeFileSync(configPath, `${http}\nadminToken: ${ADMIN_TOKEN}\ndatabase: { path: ${join(dir, "t.db")} }\nlogLevel: ${logLevel}\n${text}`);
+    writeFileSync(configPath, `${http}\nadminToken: ${ADMIN_TOKEN}\ndatabase: { path: ${join(dir, "t.db")}${databaseUrl ? `, url: "${databaseUrl}"` : ""} }\nlogLevel: ${logLevel}\n${text}`);
   writeConfig(yaml);
   const boot = () => startApp({ configPath, env: {}, compose });
   let app: App;
@@ -30,6 +40,7 @@ export async function startHarness(yaml = "", compose?: ComposeServices, logLeve
     app = await boot();
   } catch (err) {
     rmSync(dir, { recursive: true, force: true });
+    await postgres?.stop();
     throw err;
   }
   const harness: Harness = {
@@ -63,6 +74,7 @@ export async function startHarness(yaml = "", compose?: ComposeServices, logLeve
     async close() {
       await harness.app.stop();
       rmSync(dir, { recursive: true, force: true });
+      await postgres?.stop();
     },
   };
   return harness;

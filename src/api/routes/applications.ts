@@ -58,11 +58,11 @@ export const applicationRoutes: ApiModule = (api, store) => {
       response: { status: 201, description: "Created", schema: applicationView },
       errors: [409],
     },
-    (c, body) => {
+    async (c, body) => {
       const current = store.applications.get(body.id);
       if (current?.source === "yaml") throw yamlManaged("application", body.id);
       if (current) throw new ApiError(409, "already_exists", `application ${JSON.stringify(body.id)} already exists`, "id");
-      return c.json(viewApplication(store.applications.put(body, "api")), 201);
+      return c.json(viewApplication(await store.applications.put(body, "api")), 201);
     },
   );
 
@@ -90,11 +90,11 @@ export const applicationRoutes: ApiModule = (api, store) => {
       response: { status: 200, description: "The updated application", schema: applicationView },
       errors: [404, 409],
     },
-    (c, patch, { appId }) => {
+    async (c, patch, { appId }) => {
       const { source: _source, createdAt: _createdAt, updatedAt: _updatedAt, ...current } = writableApplication(store, appId);
       const merged = validate(applicationSchema, { ...current, ...patch });
       if (!merged.ok) throw validationError(merged.issues);
-      return c.json(viewApplication(store.applications.put(merged.value, "api")));
+      return c.json(viewApplication(await store.applications.put(merged.value, "api")));
     },
   );
 
@@ -108,8 +108,8 @@ export const applicationRoutes: ApiModule = (api, store) => {
       response: { status: 204, description: "Deleted" },
       errors: [404, 409],
     },
-    (c, _body, { appId }) => {
-      store.applications.delete(writableApplication(store, appId).id);
+    async (c, _body, { appId }) => {
+      await store.applications.delete(writableApplication(store, appId).id);
       return c.body(null, 204);
     },
   );

@@ -46,8 +46,8 @@ export const callerIdRoutes: ApiModule = (api, store) => {
       response: { status: 200, description: "The saved templates", schema: callerIdView },
       errors: [404, 409],
     },
-    (c, body, { appId, channelId }) => {
-      return c.json(viewCallerId(store.callerIds.put(writableApplication(store, appId).id, channelId, body)));
+    async (c, body, { appId, channelId }) => {
+      return c.json(viewCallerId(await store.callerIds.put(writableApplication(store, appId).id, channelId, body)));
     },
   );
 
@@ -61,8 +61,8 @@ export const callerIdRoutes: ApiModule = (api, store) => {
       response: { status: 204, description: "Deleted" },
       errors: [404, 409],
     },
-    (c, _body, { appId, channelId }) => {
-      if (!store.callerIds.delete(writableApplication(store, appId).id, channelId)) throw notFound("caller-ID config for channel", channelId);
+    async (c, _body, { appId, channelId }) => {
+      if (!(await store.callerIds.delete(writableApplication(store, appId).id, channelId))) throw notFound("caller-ID config for channel", channelId);
       return c.body(null, 204);
     },
   );

@@ -56,13 +56,13 @@ export const inboundRouteRoutes: ApiModule = (api, store) => {
       response: { status: 201, description: "Created", schema: inboundRouteView },
       errors: [404, 409],
     },
-    (c, body, { appId }) => {
+    async (c, body, { appId }) => {
       const app = writableApplication(store, appId);
       ensureFree(store, app.id, body.sipUsername);
       if (store.inboundRoutes.find(body.sipUsername)) {
         throw new ApiError(409, "already_exists", `inbound route ${JSON.stringify(body.sipUsername)} already exists`, "sipUsername");
       }
-      return c.json(viewRoute(store.inboundRoutes.put(app.id, body)), 201);
+      return c.json(viewRoute(await store.inboundRoutes.put(app.id, body)), 201);
     },
   );
 
@@ -90,11 +90,11 @@ export const inboundRouteRoutes: ApiModule = (api, store) => {
       response: { status: 200, description: "The route (201 when created)", schema: inboundRouteView },
       errors: [404, 409],
     },
-    (c, body, { appId, sipUsername }) => {
+    async (c, body, { appId, sipUsername }) => {
       const app = writableApplication(store, appId);
       ensureFree(store, app.id, sipUsername);
       const created = !store.inboundRoutes.find(sipUsername);
-      return c.json(viewRoute(store.inboundRoutes.put(app.id, { sipUsername, channelId: body.channelId })), created ? 201 : 200);
+      return c.json(viewRoute(await store.inboundRoutes.put(app.id, { sipUsername, channelId: body.channelId })), created ? 201 : 200);
     },
   );
 
@@ -108,9 +108,9 @@ export const inboundRouteRoutes: ApiModule = (api, store) => {
       response: { status: 204, description: "Deleted" },
       errors: [404, 409],
     },
-    (c, _body, { appId, sipUsername }) => {
+    async (c, _body, { appId, sipUsername }) => {
       const app = writableApplication(store, appId);
-      store.inboundRoutes.delete(app.id, existing(app.id, sipUsername).sipUsername);
+      await store.inboundRoutes.delete(app.id, existing(app.id, sipUsername).sipUsername);
       return c.body(null, 204);
     },
   );

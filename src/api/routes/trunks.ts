@@ -50,11 +50,11 @@ export const trunkRoutes: ApiModule = (api, store) => {
       response: { status: 201, description: "Created", schema: trunkView },
       errors: [409],
     },
-    (c, body) => {
+    async (c, body) => {
       const current = store.trunks.get(body.id);
       if (current?.source === "yaml") throw yamlManaged("trunk", body.id);
       if (current) throw new ApiError(409, "already_exists", `trunk ${JSON.stringify(body.id)} already exists`, "id");
-      return c.json(viewTrunk(store.trunks.put(body, "api")), 201);
+      return c.json(viewTrunk(await store.trunks.put(body, "api")), 201);
     },
   );
 
@@ -82,11 +82,11 @@ export const trunkRoutes: ApiModule = (api, store) => {
       response: { status: 200, description: "The updated trunk", schema: trunkView },
       errors: [404, 409],
     },
-    (c, patch, { id }) => {
+    async (c, patch, { id }) => {
       const { source: _source, createdAt: _createdAt, updatedAt: _updatedAt, ...current } = writable(id);
       const merged = validate(trunkSchema, { ...current, ...patch });
       if (!merged.ok) throw validationError(merged.issues);
-      return c.json(viewTrunk(store.trunks.put(merged.value, "api")));
+      return c.json(viewTrunk(await store.trunks.put(merged.value, "api")));
     },
   );
 
@@ -100,8 +100,8 @@ export const trunkRoutes: ApiModule = (api, store) => {
       response: { status: 204, description: "Deleted" },
       errors: [404, 409],
     },
-    (c, _body, { id }) => {
-      store.trunks.delete(writable(id).id);
+    async (c, _body, { id }) => {
+      await store.trunks.delete(writable(id).id);
       return c.body(null, 204);
     },
   );

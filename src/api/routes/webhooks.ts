@@ -48,13 +48,13 @@ export const webhookRoutes: ApiModule = (api, store) => {
       response: { status: 200, description: "The saved settings", schema: webhooksView },
       errors: [409],
     },
-    (c, body) => {
+    async (c, body) => {
       const current = store.settings.webhooks();
       if (current?.source === "yaml") throw yamlManaged("setting", "webhooks");
       const next: WebhooksInput = { ...body };
       if (body.secret === undefined && current?.secret) next.secret = current.secret;
       if (next.secret === "") delete next.secret;
-      return c.json(viewWebhooks(store.settings.putWebhooks(next, "api")));
+      return c.json(viewWebhooks(await store.settings.putWebhooks(next, "api")));
     },
   );
 };

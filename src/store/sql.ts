@@ -1,0 +1,76 @@
+// The two database drivers behind the configuration entities, one interface. Entity modules write
+// SQL both engines accept, with numbered placeholders ($1, $2…), and get rows back.
+//   SQLite: bun:sqlite, every statement runs at once (the returned promise is already settled), so
+//   the embedded store behaves as a synchronous one.
+//   PostgreSQL: Bun's built-in SQL client (a pool); statements of one store run one after another
+//   (`serial`) so a snapshot reload never overtakes a write made just before it.
+import type { Database } from "bun:sqlite";
+import type { SQL } from "bun";
+
+export type SqlValue = string | number | null;
+
+export interface SqlExecutor {
+  readonly dialect: "sqlite" | "postgres";
+  query<T>(sql: string, params?: SqlValue[]): Promise<T[]>;
+  /** Runs `work` as one transaction on SQLite; on PostgreSQL each statement commits on its own. */
+  transaction<T>(work: () => Promise<T>): Promise<T>;
+  /** Queues `work` after every earlier queued piece of work of this store (PostgreSQL); runs it now on SQLite. */
+  serial<T>(work: () => Promise<T>): Promise<T>;
+}
+
+/** SQLite binds ?NNN where PostgreSQL binds $NNN. */
+const toSqlite = (sql: string) => sql.replace(/\$(\d+)/g, "?$1");
+
+export class SqliteExecutor implements SqlExecutor {
+  readonly dialect = "sqlite";
+  constructor(readonly db: Database) {}
+
+  querySync<T>(sql: string, params: SqlValue[] = []): T[] {
+    return this.db.query<T, SqlValue[]>(toSqlite(sql)).all(...params);
+  }
+
+  query<T>(sql: string, params: SqlValue[] = []): Promise<T[]> {
+    try {
+      return Promise.resolve(this.querySync<T>(sql, params));
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+  }
+
+  async transaction<T>(work: () => Promise<T>): Promise<T> {
+    // Every statement inside settles at once, so only this work runs between BEGIN and COMMIT.
+    this.db.run("BEGIN IMMEDIATE");
+    try {
+      const result = await work();
+      this.db.run("COMMIT");
+      return result;
+    } catch (err) {
+      this.db.run("ROLLBACK");
+      throw err;
+    }
+  }
+
+  serial<T>(work: () => Promise<T>): Promise<T> {
+    return work();
+  }
+}
+
+export class PostgresExecutor implements SqlExecutor {
+  readonly dialect = "postgres";
+  private tail: Promise<unknown> = Promise.resolve();
+  constructor(readonly sql: SQL) {}
+
+  async query<T>(sql: string, params: SqlValue[] = []): Promise<T[]> {
+    return [...((await this.sql.unsafe(sql, params)) as T[])];
+  }
+
+  transaction<T>(work: () => Promise<T>): Promise<T> {
+    return work();
+  }
+
+  serial<T>(work: () => Promise<T>): Promise<T> {
+    const run = this.tail.then(work);
+    this.tail = run.catch(() => undefined);
+    return run;
+  }
+}
