@@ -2,7 +2,7 @@
 BUN := node_modules/.bin/bun
 CONFIG ?= config.example.yaml
 
-.PHONY: run test test-soak build bench typecheck deps system-deps clean
+.PHONY: run test test-soak build bench typecheck deps system-deps clean cluster cluster-down
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
@@ -21,6 +21,14 @@ build: deps
 run: build
 	mkdir -p data
 	./dist/trunkline serve --config $(CONFIG) --db data/trunkline.db
+
+# PostgreSQL, Kamailio and three nodes on loopback (README "Cluster"); prints FRONT_SIP=, NODE1_API=...
+# Ports and the like: see the header of scripts/cluster.sh.
+cluster: build system-deps
+	scripts/cluster.sh up
+
+cluster-down:
+	scripts/cluster.sh down
 
 typecheck: deps
 	$(BUN) x tsc --noEmit

@@ -18,6 +18,8 @@ command -v pulseaudio >/dev/null 2>&1 || need+=(pulseaudio)
 command -v curl >/dev/null 2>&1 || need+=(curl)
 # The attacker's view: sipvicious' svmap and svwar scan the SIP port (security tests, loopback only).
 command -v svmap >/dev/null 2>&1 || need+=(sipvicious)
+# scripts/cluster.sh checks its ports are free with ss.
+command -v ss >/dev/null 2>&1 || need+=(iproute2)
 # The shared-store tests start their own PostgreSQL server (initdb and pg_ctl from this package).
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql)
 [ ${#need[@]} -eq 0 ] && exit 0
