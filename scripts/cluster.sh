@@ -44,7 +44,8 @@ wait_for() {
   done
 }
 
-alive() { [ -n "${1:-}" ] && kill -0 "$1" 2>/dev/null; }
+# A zombie (exited, not yet reaped by whoever inherited it) counts as gone.
+alive() { [ -n "${1:-}" ] && kill -0 "$1" 2>/dev/null && [ "$(ps -o stat= -p "$1" | cut -c1)" != "Z" ]; }
 
 # Something already listening on address:port (TCP or UDP)?
 port_taken() { ss -Htuln "( sport = :$2 )" 2>/dev/null | awk '{print $5}' | grep -Eq "^(\*|0\.0\.0\.0|\[::\]|$1):$2$"; }
