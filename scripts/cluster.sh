@@ -38,10 +38,17 @@ pg_bin() {
 wait_for() {
   local what=$1; shift
   local deadline=$((SECONDS + READY_TIMEOUT))
-  until "$@" >/dev/null 2>&1; do
+  until "$@" >/dev/null; do
     [ $SECONDS -lt $deadline ] || { say "timed out waiting for $what"; return 1; }
     sleep 0.1
   done
+}
+
+# Runs `$@` (a readiness check) while process $2 ($1 names it) lives; gives up at once when it has died.
+ready_or_dead() {
+  local name=$1 pid=$2; shift 2
+  alive "$pid" || die "$name (pid $pid) exited during start-up"
+  "$@"
 }
 
 # A zombie (exited, not yet reaped by whoever inherited it) counts as gone.
@@ -88,18 +95,19 @@ up() {
   : >"$STATE"
   record DIR "$dir"
   # Whatever fails from here on, what was started is stopped again.
-  trap 'say "start failed; logs were in $dir"; tail -n 20 "$dir"/*/*.log >&2 2>/dev/null || true; down; exit 1' ERR
+  trap 'say "start failed; the last lines of its logs:"; tail -n 20 "$dir"/*/*.log >&2 2>/dev/null || true; down' EXIT
 
   # PostgreSQL: initdb refuses root, so the data directory belongs to `postgres`.
   mkdir "$dir/pg"
   chown postgres:postgres "$dir/pg"
   chmod 700 "$dir/pg"
   record PG_DATA "$dir/pg/data"
-  runuser -u postgres -- "$pgbin/initdb" -D "$dir/pg/data" -U postgres --auth=trust --encoding=UTF8 --no-sync >"$dir/pg/initdb.log" 2>&1
+  runuser -u postgres -- "$pgbin/initdb" -D "$dir/pg/data" -U postgres --auth=trust --encoding=UTF8 --no-sync >"$dir/pg/initdb.out" 2>&1 \
+    || die "initdb failed: $(cat "$dir/pg/initdb.out")"
   runuser -u postgres -- "$pgbin/pg_ctl" -D "$dir/pg/data" -l "$dir/pg/postgres.log" -w -t "$READY_TIMEOUT" \
     -o "-c listen_addresses=$FRONT_ADDR -c port=$PG_PORT -c unix_socket_directories=$dir/pg -c fsync=off" start >/dev/null
   record PG_PID "$(head -1 "$dir/pg/data/postmaster.pid")"
-  wait_for "PostgreSQL" "$pgbin/pg_isready" -h "$FRONT_ADDR" -p "$PG_PORT"
+  wait_for "PostgreSQL" "$pgbin/pg_isready" -q -U postgres -h "$FRONT_ADDR" -p "$PG_PORT"
   runuser -u postgres -- "$pgbin/createdb" -h "$FRONT_ADDR" -p "$PG_PORT" -U postgres trunkline
   local database_url="postgres://postgres@$FRONT_ADDR:$PG_PORT/trunkline"
 
@@ -125,7 +133,8 @@ EOF
     record "NODE${i}_PID" $!
   done
   for i in 1 2 3; do
-    wait_for "node $i (${NODE_ADDRS[i-1]}) /readyz" curl -fsS "http://${NODE_ADDRS[i-1]}:$((HTTP_PORT_BASE + i))/readyz"
+    wait_for "node $i (${NODE_ADDRS[i-1]}) /readyz" ready_or_dead "node $i" "$(sed -n "s/^NODE${i}_PID=//p" "$STATE")" \
+      curl -fs "http://${NODE_ADDRS[i-1]}:$((HTTP_PORT_BASE + i))/readyz"
   done
 
   # The front: nodes start inactive (flags 9 = inactive + probing), so "every node AP" below means
@@ -137,10 +146,11 @@ EOF
     -l "udp:$FRONT_ADDR:$FRONT_PORT" -l "tcp:$FRONT_ADDR:$FRONT_PORT" -Y "$dir/kamailio" -w "$dir/kamailio" \
     >"$dir/kamailio/kamailio.log" 2>&1 </dev/null &
   record KAMAILIO_PID $!
+  local kamailio_pid=$!
   record KAMAILIO_CTL "unix:$dir/kamailio/ctl"
   wait_for "Kamailio's dispatcher to see the three nodes up" \
-    bash -c "[ \"\$(kamcmd -s unix:$dir/kamailio/ctl dispatcher.list | grep -c 'FLAGS: AP')\" -eq 3 ]"
-  trap - ERR
+    ready_or_dead Kamailio "$kamailio_pid" bash -c "[ \"\$(kamcmd -s unix:$dir/kamailio/ctl dispatcher.list 2>/dev/null | grep -c 'FLAGS: AP')\" -eq 3 ]"
+  trap - EXIT
 
   record FRONT_SIP "sip:$FRONT_ADDR:$FRONT_PORT"
   for i in 1 2 3; do record "NODE${i}_API" "http://${NODE_ADDRS[i-1]}:$((HTTP_PORT_BASE + i))"; done
