@@ -77,6 +77,7 @@ up() {
     down
   fi
 
+  [ "$(id -u)" -eq 0 ] || die "run as root: PostgreSQL runs as the postgres user (runuser)"
   [ -x "$BIN" ] || die "no Trunkline executable at $BIN (make build)"
   command -v kamailio >/dev/null && command -v kamcmd >/dev/null || die "kamailio is not installed (scripts/system-deps.sh)"
   local pgbin; pgbin=$(pg_bin)
@@ -90,7 +91,8 @@ up() {
 
   local dir token
   dir=$(mktemp -d "${TMPDIR:-/tmp}/trunkline-cluster.XXXXXX")
-  chmod 755 "$dir"
+  # `postgres` only passes through to its own pg/; the rest (the admin token) stays root's.
+  chmod 711 "$dir"
   token=${CLUSTER_ADMIN_TOKEN:-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')}
   : >"$STATE"
   record DIR "$dir"
@@ -114,7 +116,7 @@ up() {
   # The nodes: one shared store, the front trusted for the caller's address, RTP ranges apart.
   for i in 1 2 3; do
     local addr=${NODE_ADDRS[i-1]} node="$dir/node$i"
-    mkdir "$node"
+    mkdir -m 700 "$node"
     cat >"$node/config.yaml" <<EOF
 sip:
   listen:
@@ -139,7 +141,7 @@ EOF
 
   # The front: nodes start inactive (flags 9 = inactive + probing), so "every node AP" below means
   # each answered a probe with 200.
-  mkdir "$dir/kamailio"
+  mkdir -m 700 "$dir/kamailio"
   for i in 1 2 3; do echo "1 sip:${NODE_ADDRS[i-1]}:$NODE_SIP_PORT 9"; done >"$dir/kamailio/dispatcher.list"
   setsid kamailio -DD -E -f "$REPO/deploy/kamailio/kamailio.cfg" \
     -A "DISPATCHER_LIST=\"$dir/kamailio/dispatcher.list\"" -A "CTL_SOCKET=\"unix:$dir/kamailio/ctl\"" -A PROBE_INTERVAL=1 \
