@@ -149,6 +149,10 @@ export class CallManager {
     return this.calls.size < this.deps.settings().maxConcurrentCalls;
   }
 
+  get activeCount(): number {
+    return this.calls.size;
+  }
+
   activeByDirection(direction: "inbound" | "outbound"): number {
     let n = 0;
     for (const call of this.calls.values()) if (call.direction === direction) n++;

@@ -17,6 +17,7 @@ import { ChangeFeed, type StoreChange } from "./changes.ts";
 import { migratePostgres, openDatabase } from "./db.ts";
 import { InboundRouteStore, type RouteRow, selectInboundRoutes } from "./inboundRoutes.ts";
 import { postgresMigrations, type Migration, type PostgresMigration } from "./migrations.ts";
+import { NodeStore } from "./nodes.ts";
 import { selectSettings, type SettingRow, SettingsStore } from "./settings.ts";
 import { PostgresExecutor, type SqlExecutor, SqliteExecutor } from "./sql.ts";
 import { selectTrunks, type TrunkSnapshotRow, TrunkStore } from "./trunks.ts";
@@ -33,6 +34,8 @@ export interface Store {
   readonly callerIds: CallerIdStore;
   readonly settings: SettingsStore;
   readonly calls: CallStore;
+  /** The cluster's nodes and their heartbeats (on SQLite: this one process). */
+  readonly nodes: NodeStore;
   /** Runs the writes in `work` as one transaction on SQLite; on PostgreSQL each commits on its own. */
   transaction<T>(work: () => Promise<T>): Promise<T>;
   isOpen(): boolean;
@@ -117,6 +120,7 @@ export function openStore(path: string, migrations?: Migration[]): Store {
     changes,
     ...entities,
     calls: new CallStore(db),
+    nodes: new NodeStore(sql),
     async transaction(work) {
       try {
         return await sql.transaction(work);
@@ -236,6 +240,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     changes,
     ...entities,
     calls: new CallStore(db),
+    nodes: new NodeStore(sql),
     transaction: (work) => sql.transaction(work),
     isOpen: () => open,
     async healthy() {
@@ -281,5 +286,6 @@ export type { CallerIdConfig } from "./callerIds.ts";
 export type { CallRecord } from "./calls.ts";
 export type { StoreChange, Source } from "./changes.ts";
 export type { InboundRoute } from "./inboundRoutes.ts";
+export type { NodeLoad, NodeStatus } from "./nodes.ts";
 export type { WebhookSettings } from "./settings.ts";
 export type { Trunk } from "./trunks.ts";
