@@ -89,7 +89,8 @@ export async function startApp(options: AppOptions): Promise<App> {
   let config = await loadEffectiveConfig(options);
   setLogLevel(config.logLevel);
   const { database } = config;
-  const store = database.url ? await openPostgresStore({ url: database.url, path: database.path }) : openStore(database.path);
+  const nodeId = config.cluster.nodeId ?? defaultNodeId();
+  const store = database.url ? await openPostgresStore({ url: database.url, nodeId }) : openStore(database.path, undefined, { nodeId });
   await applyConfigToStore(config, store);
   if (config.adminToken === undefined) log.warn("no adminToken configured: the admin API answers 401 until one is set");
   else if (/change-me/i.test(config.adminToken)) log.warn("adminToken is the example's placeholder: set a secret one before exposing the API");
@@ -99,7 +100,7 @@ export async function startApp(options: AppOptions): Promise<App> {
       return config;
     },
     configPath: options.configPath,
-    nodeId: config.cluster.nodeId ?? defaultNodeId(),
+    nodeId,
     store,
     metrics,
   };
@@ -152,6 +153,15 @@ export async function startApp(options: AppOptions): Promise<App> {
     identity: { nodeId: ctx.nodeId, sipAddress: config.cluster.sipAddress ?? sipAddressOf(config), httpUrl: config.cluster.httpUrl ?? url },
     intervalMs: config.cluster.heartbeatMs,
     load: () => nodeLoad(started),
+    // Survivors close the call records dead nodes left open (only nodes sharing a database can die unseen).
+    ...(store.driver === "postgres"
+      ? {
+          afterBeat: async () => {
+            const closed = await store.calls.closeCallsOfDeadNodes(config.cluster.deadAfterMs);
+            if (closed > 0) log.warn("calls of dead nodes closed as interrupted", { count: closed });
+          },
+        }
+      : {}),
   });
   await heartbeat.start();
   log.info("trunkline started", { version: VERSION, http: `${scheme}://${config.http.host}:${httpPort}`, database: config.database.url ? "postgres" : config.database.path });

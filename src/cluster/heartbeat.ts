@@ -21,6 +21,8 @@ export interface NodeHeartbeatOptions {
   intervalMs: number;
   /** Calls and media legs in progress now. */
   load: () => Omit<NodeLoad, "cpuPercent">;
+  /** Runs after each beat, in the same background work (a survivor's sweep of dead nodes' calls). */
+  afterBeat?: () => Promise<void>;
 }
 
 export class NodeHeartbeat {
@@ -45,9 +47,10 @@ export class NodeHeartbeat {
 
   private beat(starting: boolean): Promise<void> {
     if (this.inFlight) return this.inFlight;
-    const { nodes, identity, load } = this.options;
+    const { nodes, identity, load, afterBeat } = this.options;
     this.inFlight = nodes
       .beat({ ...identity, load: { ...load(), cpuPercent: this.cpuPercent() } }, { starting })
+      .then(afterBeat)
       .catch((err: unknown) => log.error("heartbeat failed", { nodeId: identity.nodeId, err }))
       .finally(() => {
         this.inFlight = undefined;

@@ -117,11 +117,11 @@ const databaseSchema = s.object({
   path: s
     .string({ minLength: 1 })
     .default("data/trunkline.db")
-    .describe("SQLite file of the whole store; with `url`, of this node's call records only."),
+    .describe("SQLite file of the whole store; unused with `url`."),
   url: s
     .string({ pattern: /^postgres(ql)?:\/\/\S+$/, patternHint: "a postgres://user:password@host:port/database URL" })
     .optional()
-    .describe("PostgreSQL shared by several nodes for the configuration entities, instead of the SQLite file."),
+    .describe("PostgreSQL shared by several nodes (configuration, call records, node heartbeats), instead of the SQLite file."),
 });
 
 const nodeIdSchema = s.string({ minLength: 1, maxLength: 64, pattern: /^[A-Za-z0-9._-]+$/, patternHint: "letters, digits, '.', '_' or '-'" });

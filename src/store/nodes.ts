@@ -34,7 +34,7 @@ CREATE TABLE nodes (
 export const nodesMigration = { sqlite: sqliteNodesTable, postgres: postgresNodesTable };
 
 /** The database's clock in epoch milliseconds, as an SQL expression. */
-function databaseNowMs(sql: SqlExecutor): string {
+export function databaseNowMs(sql: SqlExecutor): string {
   return sql.dialect === "postgres"
     ? "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT"
     : "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)";

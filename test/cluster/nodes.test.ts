@@ -1,5 +1,6 @@
 // Nodes and heartbeats: GET /api/v1/cluster on a single SQLite node, and two nodes on one PostgreSQL
-// seeing each other, one turning dead once its heartbeat stops.
+// seeing each other, one turning dead once its heartbeat stops and its open call record closed by
+// the survivor.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { ComposeServices } from "../../src/app.ts";
 import { parseConfigText } from "../../src/config/load.ts";
@@ -115,12 +116,31 @@ describe("two nodes on one PostgreSQL", () => {
     await until(async () => (await clusterOf(node1!)).nodes.find((n) => n.nodeId === "node-2")!.lastHeartbeatAt > first);
   });
 
-  test("a stopped node turns dead after deadAfterMs; the survivor stays alive", async () => {
+  test("a stopped node turns dead after deadAfterMs; a survivor closes its open call record, its own stays open", async () => {
+    // Records as the nodes' call layers write them: one live call on each node, shared through PostgreSQL.
+    node1!.app.ctx.store.calls.create({ id: "on-node-1", direction: "inbound", from: "sip:a@x", to: "sip:100@y" });
+    const onNode2 = node2!.app.ctx.store.calls;
+    onNode2.create({ id: "on-node-2", direction: "inbound", from: "sip:b@x", to: "sip:100@y" });
+    onNode2.update("on-node-2", { state: "answered" });
+    await onNode2.flush();
+    expect((await node1!.app.ctx.store.calls.get("on-node-2"))).toMatchObject({ state: "answered" });
+
+    // A record stays open while its node is alive (both beat every 100 ms, each sweeping after its beat).
+    const beatAfter = async (at: string) =>
+      until(async () => (await clusterOf(node1!)).nodes.every((n) => n.lastHeartbeatAt > at));
+    await beatAfter((await clusterOf(node1!)).nodes.map((n) => n.lastHeartbeatAt).sort().at(-1)!);
+    expect((await node1!.app.ctx.store.calls.get("on-node-2"))).toMatchObject({ state: "answered" });
+
+    // Stopped without closing its calls' records, as a crash leaves them.
     await node2!.app.stop();
     await until(async () => (await clusterOf(node1!)).nodes.find((n) => n.nodeId === "node-2")?.health === "dead");
     const cluster = await clusterOf(node1!);
     const dead = cluster.nodes.find((n) => n.nodeId === "node-2")!;
     expect(dead.lastHeartbeatAgeMs).toBeGreaterThan(500);
     expect(cluster.nodes.find((n) => n.nodeId === "node-1")!.health).toBe("alive");
+
+    await until(async () => (await node1!.app.ctx.store.calls.get("on-node-2"))?.endReason === "interrupted");
+    expect((await node1!.app.ctx.store.calls.get("on-node-2"))).toMatchObject({ state: "ended", endReason: "interrupted" });
+    expect((await node1!.app.ctx.store.calls.get("on-node-1"))).toMatchObject({ state: "trying" });
   });
 });
