@@ -127,8 +127,8 @@ rtp: { portMin: $((10000 + (i - 1) * 3000)), portMax: $((12998 + (i - 1) * 3000)
 http: { host: $addr, port: $((HTTP_PORT_BASE + i)) }
 adminToken: $token
 database:
-  path: $node/trunkline.db
   url: $database_url
+cluster: { nodeId: node$i }
 logLevel: info
 EOF
     setsid "$BIN" serve --config "$node/config.yaml" >"$node/trunkline.log" 2>&1 </dev/null &

@@ -9,15 +9,18 @@
 //   };
 import type { Server } from "bun";
 import { websocket } from "hono/bun";
+import { hostname } from "node:os";
 import { ApiRouter } from "./api/router.ts";
+import { clusterRoutes } from "./api/routes/cluster.ts";
 import { createHttpApp, type ReadinessCheck } from "./api/server.ts";
+import { NodeHeartbeat } from "./cluster/heartbeat.ts";
 import { applyConfigToStore } from "./config/apply.ts";
-import type { Config } from "./config/config.ts";
+import { listenPort, type Config } from "./config/config.ts";
 import { loadConfigFile } from "./config/load.ts";
 import { applyOverrides, type CliOverrides } from "./config/overrides.ts";
 import { createLogger, setLogLevel } from "./log.ts";
 import { metrics, type MetricsRegistry } from "./metrics.ts";
-import { openPostgresStore, openStore, type Store } from "./store/index.ts";
+import { openPostgresStore, openStore, type NodeLoad, type Store } from "./store/index.ts";
 import { CallRecordRetention } from "./store/retention.ts";
 import { VERSION } from "./version.ts";
 
@@ -34,12 +37,16 @@ export interface Service {
   routes?(api: ApiRouter): void;
   /** The config file was reloaded; the store already holds the new YAML objects. */
   reload?(config: Config): Promise<void> | void;
+  /** This service's share of the node's load, written with each heartbeat. */
+  load?(): Partial<Omit<NodeLoad, "cpuPercent">>;
 }
 
 export interface AppContext {
   /** The current config (replaced on reload). */
   readonly config: Config;
   readonly configPath: string;
+  /** This node's name in the cluster (cluster.nodeId, else derived from the host name). */
+  readonly nodeId: string;
   readonly store: Store;
   readonly metrics: MetricsRegistry;
 }
@@ -81,7 +88,8 @@ export async function startApp(options: AppOptions): Promise<App> {
   let config = await loadEffectiveConfig(options);
   setLogLevel(config.logLevel);
   const { database } = config;
-  const store = database.url ? await openPostgresStore({ url: database.url, path: database.path }) : openStore(database.path);
+  const nodeId = config.cluster.nodeId ?? defaultNodeId();
+  const store = database.url ? await openPostgresStore({ url: database.url, nodeId }) : openStore(database.path, undefined, { nodeId });
   await applyConfigToStore(config, store);
   if (config.adminToken === undefined) log.warn("no adminToken configured: the admin API answers 401 until one is set");
   else if (/change-me/i.test(config.adminToken)) log.warn("adminToken is the example's placeholder: set a secret one before exposing the API");
@@ -91,6 +99,7 @@ export async function startApp(options: AppOptions): Promise<App> {
       return config;
     },
     configPath: options.configPath,
+    nodeId,
     store,
     metrics,
   };
@@ -114,7 +123,10 @@ export async function startApp(options: AppOptions): Promise<App> {
       maxBodyBytes: () => config.limits.maxHttpBodyBytes,
       authFailures: config.http.authFailures,
       readiness: () => readiness(store, started),
-      extraRoutes: started.filter((s) => s.routes).map((s) => (api: ApiRouter) => s.routes!(api)),
+      extraRoutes: [
+        (api: ApiRouter) => clusterRoutes(api, { nodeId: ctx.nodeId, deadAfterMs: config.cluster.deadAfterMs, nodes: store.nodes }),
+        ...started.filter((s) => s.routes).map((s) => (api: ApiRouter) => s.routes!(api)),
+      ],
     });
     server = Bun.serve({
       hostname: config.http.host,
@@ -134,6 +146,23 @@ export async function startApp(options: AppOptions): Promise<App> {
   const httpServer = server;
   const httpPort = httpServer.port ?? config.http.port;
   const scheme = config.http.tls ? "https" : "http";
+  const url = `${scheme}://${config.http.host === "0.0.0.0" || config.http.host === "::" ? "127.0.0.1" : config.http.host}:${httpPort}`;
+  const heartbeat = new NodeHeartbeat({
+    nodes: store.nodes,
+    identity: { nodeId: ctx.nodeId, sipAddress: config.cluster.sipAddress ?? sipAddressOf(config), httpUrl: config.cluster.httpUrl ?? url },
+    intervalMs: config.cluster.heartbeatMs,
+    load: () => nodeLoad(started),
+    // Survivors close the call records dead nodes left open (only nodes sharing a database can die unseen).
+    ...(store.driver === "postgres"
+      ? {
+          afterBeat: async () => {
+            const closed = await store.calls.closeCallsOfDeadNodes(config.cluster.deadAfterMs);
+            if (closed > 0) log.warn("calls of dead nodes closed as interrupted", { count: closed });
+          },
+        }
+      : {}),
+  });
+  await heartbeat.start();
   log.info("trunkline started", { version: VERSION, http: `${scheme}://${config.http.host}:${httpPort}`, database: config.database.url ? "postgres" : config.database.path });
 
   let reloading: Promise<unknown> = Promise.resolve();
@@ -148,11 +177,11 @@ export async function startApp(options: AppOptions): Promise<App> {
       log.error("reload rejected: config invalid, keeping the running config", { errors });
       return { ok: false, errors };
     }
-    for (const key of ["http", "sip", "database"] as const) {
+    for (const key of ["http", "sip", "database", "cluster"] as const) {
       if (JSON.stringify(next[key]) !== JSON.stringify(config[key])) log.warn("config change needs a restart to take effect", { key });
     }
     // Keys read at start-up keep their running values so every part of the process agrees.
-    next = { ...next, http: config.http, sip: config.sip, database: config.database };
+    next = { ...next, http: config.http, sip: config.sip, database: config.database, cluster: config.cluster };
     await applyConfigToStore(next, store);
     config = next;
     setLogLevel(config.logLevel);
@@ -170,7 +199,7 @@ export async function startApp(options: AppOptions): Promise<App> {
   return {
     ctx,
     httpPort,
-    url: `${scheme}://${config.http.host === "0.0.0.0" || config.http.host === "::" ? "127.0.0.1" : config.http.host}:${httpPort}`,
+    url,
     reload() {
       const run = reloading.then(reloadOnce);
       reloading = run.catch(() => undefined);
@@ -185,6 +214,7 @@ export async function startApp(options: AppOptions): Promise<App> {
         await withDeadline(httpServer.stop(false), deadline);
         await stopServices(started, deadline);
         await httpServer.stop(true);
+        await heartbeat.stop();
         await retention.stop();
         await store.close();
         log.info("stopped");
@@ -192,6 +222,29 @@ export async function startApp(options: AppOptions): Promise<App> {
       return stopping;
     },
   };
+}
+
+/** The host name as a node id ("single" when it has no usable characters). */
+function defaultNodeId(): string {
+  return hostname().replace(/[^A-Za-z0-9._-]/g, "").slice(0, 64) || "single";
+}
+
+/** host:port of sip.advertised, else of the first listener. */
+function sipAddressOf(config: Config): string {
+  const { advertised, listen } = config.sip;
+  if (advertised) return `${advertised.host}:${advertised.port ?? 5060}`;
+  const first = listen[0]!;
+  return `${first.host}:${listenPort(first)}`;
+}
+
+function nodeLoad(services: Service[]): Omit<NodeLoad, "cpuPercent"> {
+  const load = { activeCalls: 0, mediaLegs: 0 };
+  for (const service of services) {
+    const share = service.load?.();
+    load.activeCalls += share?.activeCalls ?? 0;
+    load.mediaLegs += share?.mediaLegs ?? 0;
+  }
+  return load;
 }
 
 async function readiness(store: Store, services: Service[]): Promise<Record<string, ReadinessCheck>> {

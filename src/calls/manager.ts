@@ -94,8 +94,13 @@ export class CallManager {
 
   /** Takes the stack's out-of-dialog requests and closes the records of calls a crash interrupted. */
   start(): void {
-    const interrupted = this.deps.records.closeInterruptedCalls();
-    if (interrupted > 0) log.warn("calls live at the last stop closed as interrupted", { count: interrupted });
+    // Queued ahead of any new call's record, so it closes only records of the last run.
+    this.deps.records
+      .closeInterruptedCalls()
+      .then((interrupted) => {
+        if (interrupted > 0) log.warn("calls live at the last stop closed as interrupted", { count: interrupted });
+      })
+      .catch((err: unknown) => log.error("closing the records of interrupted calls failed", { err }));
     this.rebuildSourceMatcher();
     this.unsubscribe = this.deps.trunks.onChange(() => this.rebuildSourceMatcher());
     // Only trunks may send us requests: the stack drops (or 403s) everyone else before parsing.
@@ -149,6 +154,10 @@ export class CallManager {
     return this.calls.size < this.deps.settings().maxConcurrentCalls;
   }
 
+  get activeCount(): number {
+    return this.calls.size;
+  }
+
   activeByDirection(direction: "inbound" | "outbound"): number {
     let n = 0;
     for (const call of this.calls.values()) if (call.direction === direction) n++;
@@ -157,7 +166,11 @@ export class CallManager {
 
   /** Creates the call and its record (state `trying`). */
   createCall(o: NewCall): Call {
-    this.deps.records.create(o);
+    return this.createCallWithRecord(o).call;
+  }
+
+  private createCallWithRecord(o: NewCall): { call: Call; record: CallRecord } {
+    const record = this.deps.records.create(o);
     const call = new Call(o.id, o.direction, o.from, o.to, this.env);
     Object.assign(call, {
       ...(o.applicationId ? { applicationId: o.applicationId } : {}),
@@ -167,7 +180,7 @@ export class CallManager {
       ...(o.trunkId ? { trunkId: o.trunkId } : {}),
     });
     this.calls.set(call.id, call);
-    return call;
+    return { call, record };
   }
 
   /** Counts the call on its trunk; false when the trunk refuses (at its limit, or unavailable outbound). */
@@ -193,7 +206,7 @@ export class CallManager {
     const target = parseDialTarget(request.to);
     if ("error" in target) return { ok: false, status: 400, code: "invalid_body", message: `to ${target.error}`, field: "to" };
     if (!this.hasCapacity()) return { ok: false, status: 503, code: "too_many_calls", message: "the concurrent-call limit is reached" };
-    const call = this.createCall({
+    const { call, record } = this.createCallWithRecord({
       id: newCallId(),
       direction: "outbound",
       from: "",
@@ -207,42 +220,42 @@ export class CallManager {
       call.log.error("outbound call failed", { error });
       call.end("transport_error");
     });
-    return { ok: true, call: this.deps.records.get(call.id)! };
+    return { ok: true, call: record };
   }
 
-  hangUp(id: string): CommandResult {
+  async hangUp(id: string): Promise<CommandResult> {
     const call = this.calls.get(id);
     if (!call) return this.notLive(id);
     call.hangUp();
     return { ok: true };
   }
 
-  sendDtmf(id: string, digits: string): CommandResult {
+  async sendDtmf(id: string, digits: string): Promise<CommandResult> {
     const call = this.calls.get(id);
     if (!call) return this.notLive(id);
     if (!call.sendDtmf(digits)) return { ok: false, status: 409, code: "not_answered", message: "DTMF needs an answered call" };
     return { ok: true };
   }
 
-  get(id: string): CallRecord | undefined {
+  get(id: string): Promise<CallRecord | undefined> {
     return this.deps.records.get(id);
   }
 
-  list(query: CallListQuery): { calls: CallRecord[]; nextCursor?: string } {
+  list(query: CallListQuery): Promise<{ calls: CallRecord[]; nextCursor?: string }> {
     return this.deps.records.list(query);
   }
 
-  private notLive(id: string): CommandResult {
-    return this.deps.records.get(id)
+  private async notLive(id: string): Promise<CommandResult> {
+    return (await this.deps.records.get(id))
       ? { ok: false, status: 409, code: "call_ended", message: `call ${JSON.stringify(id)} has already ended` }
       : { ok: false, status: 404, code: "not_found", message: `call ${JSON.stringify(id)} not found` };
   }
 
   /** The client API's view: dial from the token's channel; hang up or send DTMF on that channel's calls. */
   clientControl() {
-    const ownCall = (claims: ClientIdentity, callId: string): CommandResult<{ call: Call }> => {
+    const ownCall = async (claims: ClientIdentity, callId: string): Promise<CommandResult<{ call: Call }>> => {
       const call = this.calls.get(callId);
-      if (!call || call.applicationId !== claims.applicationId || call.channelId !== claims.channelId) return this.notLive(callId) as CommandResult<{ call: Call }>;
+      if (!call || call.applicationId !== claims.applicationId || call.channelId !== claims.channelId) return (await this.notLive(callId)) as CommandResult<{ call: Call }>;
       return { ok: true, call };
     };
     return {
@@ -257,13 +270,13 @@ export class CallManager {
         return result.ok ? { ok: true, callId: result.call.id } : result;
       },
       hangUp: async (o: { claims: ClientIdentity; callId: string }): Promise<CommandResult> => {
-        const own = ownCall(o.claims, o.callId);
+        const own = await ownCall(o.claims, o.callId);
         if (!own.ok) return own;
         own.call.hangUp();
         return { ok: true };
       },
       sendDtmf: async (o: { claims: ClientIdentity; callId: string; digits: string }): Promise<CommandResult> => {
-        const own = ownCall(o.claims, o.callId);
+        const own = await ownCall(o.claims, o.callId);
         if (!own.ok) return own;
         return own.call.sendDtmf(o.digits) ? { ok: true } : { ok: false, status: 409, code: "not_answered", message: "DTMF needs an answered call" };
       },

@@ -51,12 +51,14 @@ export class CallService implements Service {
   private readonly resolver: Resolver;
   /** the RTP sockets' worker thread, shared by every call (rtp.ioWorker) */
   private readonly rtpIo: WorkerUdpIo | undefined;
+  private readonly registry: ChannelRegistry;
 
   constructor(
     private readonly ctx: AppContext,
     deps: CallServiceDeps,
   ) {
     const { config, store } = ctx;
+    this.registry = deps.registry;
     this.resolver = deps.resolver ?? createResolver();
     // RTP sockets come from the configured range; the SDP address is read once the stack is bound.
     const allocator = new RtpPortAllocator({ min: config.rtp.portMin, max: config.rtp.portMax });
@@ -119,6 +121,11 @@ export class CallService implements Service {
     this.resolveTimer = setInterval(() => void this.resolveTrunks(), RESOLVE_INTERVAL_MS);
     this.resolveTimer.unref();
     this.manager.start();
+  }
+
+  /** Every call of this process and every participant of its mixers (phone legs and WebRTC clients). */
+  load(): { activeCalls: number; mediaLegs: number } {
+    return { activeCalls: this.manager.activeCount, mediaLegs: this.registry.participantCount() };
   }
 
   async stop(deadline: number): Promise<void> {

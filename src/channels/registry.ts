@@ -75,6 +75,13 @@ export class ChannelRegistry {
     return member;
   }
 
+  /** Participants of every channel: the media legs in this process's mixers. */
+  participantCount(): number {
+    let n = 0;
+    for (const channel of this.channels.values()) n += channel.members.size;
+    return n;
+  }
+
   participants(applicationId: string, channelId: string): ParticipantInfo[] {
     const channel = this.channels.get(channelKey(applicationId, channelId));
     return channel ? [...channel.members.values()].map((m) => m.info) : [];

@@ -117,12 +117,35 @@ const databaseSchema = s.object({
   path: s
     .string({ minLength: 1 })
     .default("data/trunkline.db")
-    .describe("SQLite file of the whole store; with `url`, of this node's call records only."),
+    .describe("SQLite file of the whole store; unused with `url`."),
   url: s
     .string({ pattern: /^postgres(ql)?:\/\/\S+$/, patternHint: "a postgres://user:password@host:port/database URL" })
     .optional()
-    .describe("PostgreSQL shared by several nodes for the configuration entities, instead of the SQLite file."),
+    .describe("PostgreSQL shared by several nodes (configuration, call records, node heartbeats), instead of the SQLite file."),
 });
+
+const nodeIdSchema = s.string({ minLength: 1, maxLength: 64, pattern: /^[A-Za-z0-9._-]+$/, patternHint: "letters, digits, '.', '_' or '-'" });
+
+const clusterSchema = s
+  .object({
+    nodeId: nodeIdSchema
+      .optional()
+      .describe("This node's name in the cluster, unique per node sharing a database (default: the host name, or \"single\")."),
+    sipAddress: s
+      .string({ minLength: 1 })
+      .optional()
+      .describe("This node's SIP address as other nodes and the front reach it, shown by GET /api/v1/cluster (default: sip.advertised, else the first listener)."),
+    httpUrl: s
+      .string({ minLength: 1 })
+      .optional()
+      .describe("This node's HTTP base URL as other nodes reach it, shown by GET /api/v1/cluster (default: the URL the HTTP server is bound to)."),
+    heartbeatMs: s.integer({ min: 50, max: 60_000 }).default(2000).describe("How often this node writes its heartbeat row (load included)."),
+    deadAfterMs: s
+      .integer({ min: 100, max: 600_000 })
+      .default(6000)
+      .describe("A node whose last heartbeat is older than this, by the database's clock, is dead."),
+  })
+  .refine((cluster) => (cluster.deadAfterMs <= cluster.heartbeatMs ? { at: ["deadAfterMs"], message: `must be above heartbeatMs (${cluster.heartbeatMs})` } : undefined));
 
 const applicationConfigSchema = applicationSchema.extend({
   inboundRoutes: s
@@ -213,6 +236,7 @@ export const configSchema = s
     http: s.defaulted(httpSchema),
     adminToken: s.string({ minLength: 16, maxLength: 512 }).optional().writeOnly(),
     database: s.defaulted(databaseSchema),
+    cluster: s.defaulted(clusterSchema),
     logLevel: logLevelSchema.default("info"),
     trunks: s.array(trunkSchema, { uniqueBy: (t) => t.id, uniqueLabel: "trunk id" }).default([]),
     applications: s.array(applicationConfigSchema, { uniqueBy: (a) => a.id, uniqueLabel: "application id" }).default([]),

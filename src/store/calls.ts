@@ -1,7 +1,15 @@
-// Call records: one row per call, answered or not, updated in place at every state change. Each
-// change is its own committed statement (WAL), so a kill -9 loses nothing that was written; calls
-// still open when the process died are closed as `interrupted` by closeInterruptedCalls at start.
-import type { Database, Statement } from "bun:sqlite";
+// Call records: one row per call, answered or not, updated in place at every state change, owned by
+// the node that handles the call (node_id). In the SQLite file, or in PostgreSQL shared by the
+// cluster. Calls never wait for their records: on SQLite each write is one committed statement
+// (WAL) run at once; on PostgreSQL writes queue in order behind each other and reads queue behind
+// them, so this node reads its own writes. Records still open when their node died end as
+// `interrupted`: the node's own at its next start (closeInterruptedCalls), a dead node's by a
+// surviving node (closeCallsOfDeadNodes, after each heartbeat).
+import { createLogger } from "../log.ts";
+import { databaseNowMs } from "./nodes.ts";
+import type { SqlExecutor, SqlValue } from "./sql.ts";
+
+const log = createLogger("store.calls");
 
 /** Appended to the store's migration list. */
 export const callsMigration = `
@@ -32,6 +40,39 @@ CREATE INDEX calls_state ON calls (state, seq);
 
 /** Retention prunes by end time: each batch is a range read of this index, whatever the table size. */
 export const callsEndedAtMigration = "CREATE INDEX calls_ended_at ON calls (ended_at) WHERE ended_at IS NOT NULL";
+
+/** Records made before nodes have no owner: on SQLite all of them are this process's. */
+export const callsNodeMigration = "ALTER TABLE calls ADD COLUMN node_id TEXT";
+
+/** The same table on PostgreSQL, where the cluster's nodes share it. */
+export const postgresCallsMigration = `
+CREATE TABLE calls (
+  seq BIGSERIAL PRIMARY KEY,
+  id TEXT NOT NULL UNIQUE,
+  node_id TEXT NOT NULL,
+  direction TEXT NOT NULL CHECK (direction IN ('inbound', 'outbound')),
+  state TEXT NOT NULL,
+  sip_call_id TEXT,
+  trunk_id TEXT,
+  from_uri TEXT NOT NULL,
+  to_uri TEXT NOT NULL,
+  application_id TEXT,
+  channel_id TEXT,
+  user_id TEXT,
+  client_id TEXT,
+  created_at BIGINT NOT NULL,
+  ringing_at BIGINT,
+  answered_at BIGINT,
+  ended_at BIGINT,
+  end_reason TEXT,
+  sip_status INTEGER,
+  codec TEXT,
+  media_stats TEXT
+);
+CREATE INDEX calls_state ON calls (state, seq);
+CREATE INDEX calls_ended_at ON calls (ended_at) WHERE ended_at IS NOT NULL;
+CREATE INDEX calls_open_by_node ON calls (node_id) WHERE state != 'ended';
+`;
 
 export type CallDirection = "inbound" | "outbound";
 /** `trying`: routing / trunk choice / INVITE sent; `ringing`: 18x; `answered`; `ended`. */
@@ -66,8 +107,11 @@ export type CallUpdate = Partial<
   Pick<CallRecord, "state" | "sipCallId" | "trunkId" | "from" | "to" | "applicationId" | "channelId" | "userId" | "clientId" | "endReason" | "sipStatus" | "codec" | "mediaStats">
 >;
 
+/** PostgreSQL returns BIGINT columns as strings. */
+type Int = number | string;
+
 interface CallRow {
-  seq: number;
+  seq: Int;
   id: string;
   direction: CallDirection;
   state: CallState;
@@ -79,10 +123,10 @@ interface CallRow {
   channel_id: string | null;
   user_id: string | null;
   client_id: string | null;
-  created_at: number;
-  ringing_at: number | null;
-  answered_at: number | null;
-  ended_at: number | null;
+  created_at: Int;
+  ringing_at: Int | null;
+  answered_at: Int | null;
+  ended_at: Int | null;
   end_reason: string | null;
   sip_status: number | null;
   codec: string | null;
@@ -116,84 +160,131 @@ export interface CallListQuery {
 }
 
 export class CallStore {
-  private readonly insert: Statement;
-  private readonly byId: Statement<CallRow, [string]>;
-  private readonly pruneStatement: Statement;
+  constructor(
+    private readonly sql: SqlExecutor,
+    /** The node whose calls this store records (cluster.nodeId). */
+    private readonly nodeId: string,
+  ) {}
 
-  constructor(private readonly db: Database) {
-    this.insert = db.prepare(
-      `INSERT INTO calls (id, direction, state, sip_call_id, trunk_id, from_uri, to_uri, application_id, channel_id, user_id, client_id, created_at)
-       VALUES (?, ?, 'trying', ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    );
-    this.byId = db.prepare<CallRow, [string]>("SELECT * FROM calls WHERE id = ?");
-    // `+state`: the state check must not steer the planner to calls_state (a scan of every ended call).
-    this.pruneStatement = db.prepare(
-      `DELETE FROM calls WHERE seq IN
-         (SELECT seq FROM calls WHERE ended_at < ? AND +state = 'ended' ORDER BY ended_at LIMIT ?)`,
-    );
-  }
-
+  /** Records a new call (state `trying`) and returns its record; never waits for the database. */
   create(call: NewCall, now = Date.now()): CallRecord {
-    this.insert.run(
-      call.id, call.direction, call.sipCallId ?? null, call.trunkId ?? null, call.from, call.to,
-      call.applicationId ?? null, call.channelId ?? null, call.userId ?? null, call.clientId ?? null, now,
+    this.write(
+      `INSERT INTO calls (id, node_id, direction, state, sip_call_id, trunk_id, from_uri, to_uri, application_id, channel_id, user_id, client_id, created_at)
+       VALUES ($1, $2, $3, 'trying', $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+      [
+        call.id, this.nodeId, call.direction, call.sipCallId ?? null, call.trunkId ?? null, call.from, call.to,
+        call.applicationId ?? null, call.channelId ?? null, call.userId ?? null, call.clientId ?? null, now,
+      ],
     );
-    return this.get(call.id)!;
+    return toRecord({
+      seq: 0, id: call.id, direction: call.direction, state: "trying", sip_call_id: call.sipCallId ?? null, trunk_id: call.trunkId ?? null,
+      from_uri: call.from, to_uri: call.to, application_id: call.applicationId ?? null, channel_id: call.channelId ?? null,
+      user_id: call.userId ?? null, client_id: call.clientId ?? null, created_at: now, ringing_at: null, answered_at: null,
+      ended_at: null, end_reason: null, sip_status: null, codec: null, media_stats: null,
+    });
   }
 
   /** Applies the change in one committed statement; a state's timestamp is set the first time it is entered. */
   update(id: string, change: CallUpdate, now = Date.now()): void {
     const sets: string[] = [];
-    const values: (string | number | null)[] = [];
+    const values: SqlValue[] = [];
+    const bind = (value: SqlValue) => {
+      values.push(value);
+      return `$${values.length}`;
+    };
     for (const [key, value] of Object.entries(change) as [keyof CallUpdate, unknown][]) {
       if (value === undefined) continue;
-      sets.push(`${columnOf[key]} = ?`);
-      values.push(key === "mediaStats" ? JSON.stringify(value) : (value as string | number));
+      sets.push(`${columnOf[key]} = ${bind(key === "mediaStats" ? JSON.stringify(value) : (value as string | number))}`);
     }
     const stamp = change.state ? stampOf[change.state] : undefined;
-    if (stamp) {
-      sets.push(`${stamp} = COALESCE(${stamp}, ?)`);
-      values.push(now);
-    }
+    if (stamp) sets.push(`${stamp} = COALESCE(${stamp}, ${bind(now)})`);
     if (sets.length === 0) return;
-    // An ended record is final: late updates (a retransmission racing the hang-up) cannot reopen it.
-    this.db.prepare(`UPDATE calls SET ${sets.join(", ")} WHERE id = ? AND state != 'ended'`).run(...values, id);
+    // An ended record is final: late updates (a retransmission racing the hang-up, or a node declared
+    // dead that was not) cannot reopen it.
+    this.write(`UPDATE calls SET ${sets.join(", ")} WHERE id = ${bind(id)} AND state != 'ended'`, values);
   }
 
-  get(id: string): CallRecord | undefined {
-    const row = this.byId.get(id);
+  async get(id: string): Promise<CallRecord | undefined> {
+    const [row] = await this.read<CallRow>("SELECT * FROM calls WHERE id = $1", [id]);
     return row ? toRecord(row) : undefined;
   }
 
-  /** Newest first. */
-  list(query: CallListQuery): { calls: CallRecord[]; nextCursor?: string } {
+  /** Newest first, every node's calls. */
+  async list(query: CallListQuery): Promise<{ calls: CallRecord[]; nextCursor?: string }> {
     const where: string[] = [];
-    const values: (string | number)[] = [];
+    const values: SqlValue[] = [];
     if (query.state === "active") where.push("state != 'ended'");
     if (query.state === "ended") where.push("state = 'ended'");
     const after = query.cursor !== undefined ? decodeCursor(query.cursor) : undefined;
     if (after !== undefined) {
-      where.push("seq < ?");
       values.push(after);
+      where.push(`seq < $${values.length}`);
     }
-    const sql = `SELECT * FROM calls ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY seq DESC LIMIT ?`;
-    const rows = this.db.prepare<CallRow, (string | number)[]>(sql).all(...values, query.limit + 1);
+    values.push(query.limit + 1);
+    const rows = await this.read<CallRow>(`SELECT * FROM calls ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY seq DESC LIMIT $${values.length}`, values);
     const page = rows.slice(0, query.limit);
     const last = page.at(-1);
-    return { calls: page.map(toRecord), ...(rows.length > query.limit && last ? { nextCursor: encodeCursor(last.seq) } : {}) };
+    return { calls: page.map(toRecord), ...(rows.length > query.limit && last ? { nextCursor: encodeCursor(Number(last.seq)) } : {}) };
   }
 
   /**
    * Deletes up to `limit` records of calls that ended before `cutoff` (epoch ms), oldest first, in
    * one statement; records of live calls have no end and are never touched. Returns how many.
    */
-  pruneEnded(cutoff: number, limit: number): number {
-    return this.pruneStatement.run(cutoff, limit).changes;
+  async pruneEnded(cutoff: number, limit: number): Promise<number> {
+    // SQLite: `+state` keeps the state check from steering the planner to calls_state (a scan of every ended call).
+    const state = this.sql.dialect === "sqlite" ? "+state" : "state";
+    const deleted = await this.read<{ seq: Int }>(
+      `DELETE FROM calls WHERE seq IN
+         (SELECT seq FROM calls WHERE ended_at < $1 AND ${state} = 'ended' ORDER BY ended_at LIMIT $2) RETURNING seq`,
+      [cutoff, limit],
+    );
+    return deleted.length;
   }
 
-  /** At start: calls that were live when the process died end as `interrupted`. Returns how many. */
-  closeInterruptedCalls(now = Date.now()): number {
-    return this.db.prepare("UPDATE calls SET state = 'ended', end_reason = 'interrupted', ended_at = ? WHERE state != 'ended'").run(now).changes;
+  /**
+   * At start: this node's calls that were live when it stopped end as `interrupted` (on SQLite,
+   * every open record: the file is this process's alone). Returns how many.
+   */
+  async closeInterruptedCalls(now = Date.now()): Promise<number> {
+    const own = this.sql.dialect === "sqlite" ? "" : "AND node_id = $2";
+    const closed = await this.read<{ id: string }>(
+      `UPDATE calls SET state = 'ended', end_reason = 'interrupted', ended_at = $1 WHERE state != 'ended' ${own} RETURNING id`,
+      this.sql.dialect === "sqlite" ? [now] : [now, this.nodeId],
+    );
+    return closed.length;
+  }
+
+  /**
+   * The open records of nodes whose heartbeat is older than `deadAfterMs` (database clock) end as
+   * `interrupted`. Several survivors may run it at once: the update only touches records still open,
+   * so each record is closed once. Returns how many this call closed.
+   */
+  async closeCallsOfDeadNodes(deadAfterMs: number, now = Date.now()): Promise<number> {
+    const closed = await this.read<{ id: string }>(
+      `UPDATE calls SET state = 'ended', end_reason = 'interrupted', ended_at = $1
+       WHERE state != 'ended' AND node_id IN (SELECT node_id FROM nodes WHERE heartbeat_at < ${databaseNowMs(this.sql)} - $2)
+       RETURNING id`,
+      [now, deadAfterMs],
+    );
+    return closed.length;
+  }
+
+  /** Resolves once every write queued so far is done (on SQLite they are done at once). */
+  flush(): Promise<void> {
+    return this.sql.serial(() => Promise.resolve());
+  }
+
+  /** Queued after the earlier writes; a failure is logged, the call goes on. */
+  private write(statement: string, params: SqlValue[]): void {
+    this.sql
+      .serial(() => this.sql.query(statement, params))
+      .catch((err: unknown) => log.error("call record write failed", { err }));
+  }
+
+  /** Queued after this node's earlier writes, so it sees them. */
+  private read<T>(statement: string, params: SqlValue[]): Promise<T[]> {
+    return this.sql.serial(() => this.sql.query<T>(statement, params));
   }
 }
 
@@ -212,7 +303,7 @@ function decodeCursor(cursor: string): number | undefined {
 }
 
 function toRecord(row: CallRow): CallRecord {
-  const iso = (ms: number | null) => (ms === null ? undefined : new Date(ms).toISOString());
+  const iso = (ms: Int | null) => (ms === null ? undefined : new Date(Number(ms)).toISOString());
   const record: CallRecord = {
     id: row.id,
     direction: row.direction,
@@ -225,7 +316,7 @@ function toRecord(row: CallRow): CallRecord {
     channelId: row.channel_id ?? undefined,
     userId: row.user_id ?? undefined,
     clientId: row.client_id ?? undefined,
-    createdAt: new Date(row.created_at).toISOString(),
+    createdAt: new Date(Number(row.created_at)).toISOString(),
     ringingAt: iso(row.ringing_at),
     answeredAt: iso(row.answered_at),
     endedAt: iso(row.ended_at),

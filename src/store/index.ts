@@ -1,12 +1,12 @@
 // The store: configuration entities (trunks, applications, inbound routes, caller IDs, settings)
 // served from an in-memory snapshot, call records, one change feed. Two drivers:
-//   const store = openStore("data/trunkline.db");                       // embedded SQLite
-//   const store = await openPostgresStore({ url: "postgres://…", path: "data/trunkline.db" });
+//   const store = openStore("data/trunkline.db", undefined, { nodeId: "single" });   // embedded SQLite
+//   const store = await openPostgresStore({ url: "postgres://…", nodeId: "node-1" });
 //   store.trunks.list(); await store.trunks.put(...); store.changes.subscribe((change) => ...);
 // Reads never wait on the database. Writes go to the database, then to the snapshot, then to the
 // change feed. On PostgreSQL each write also NOTIFYs the other nodes (the channel below); each node
 // LISTENs, reloads the entity named by the notification and emits the change on its own feed.
-// Call records live in the SQLite file at `path` with either driver (one per node, for now).
+// Call records live in the same database, each owned by the node (nodeId) that handled the call.
 import type { Database } from "bun:sqlite";
 import { SQL } from "bun";
 import { createLogger } from "../log.ts";
@@ -17,15 +17,13 @@ import { ChangeFeed, type StoreChange } from "./changes.ts";
 import { migratePostgres, openDatabase } from "./db.ts";
 import { InboundRouteStore, type RouteRow, selectInboundRoutes } from "./inboundRoutes.ts";
 import { postgresMigrations, type Migration, type PostgresMigration } from "./migrations.ts";
+import { NodeStore } from "./nodes.ts";
 import { selectSettings, type SettingRow, SettingsStore } from "./settings.ts";
 import { PostgresExecutor, type SqlExecutor, SqliteExecutor } from "./sql.ts";
 import { selectTrunks, type TrunkSnapshotRow, TrunkStore } from "./trunks.ts";
 
 export interface Store {
   readonly driver: "sqlite" | "postgres";
-  /** The SQLite database of the call records (and, with the SQLite driver, of everything). */
-  readonly db: Database;
-  readonly path: string;
   readonly changes: ChangeFeed;
   readonly trunks: TrunkStore;
   readonly applications: ApplicationStore;
@@ -33,6 +31,8 @@ export interface Store {
   readonly callerIds: CallerIdStore;
   readonly settings: SettingsStore;
   readonly calls: CallStore;
+  /** The cluster's nodes and their heartbeats (on SQLite: this one process). */
+  readonly nodes: NodeStore;
   /** Runs the writes in `work` as one transaction on SQLite; on PostgreSQL each commits on its own. */
   transaction<T>(work: () => Promise<T>): Promise<T>;
   isOpen(): boolean;
@@ -97,7 +97,20 @@ async function reloadAll(entities: EntityStores): Promise<void> {
   await entities.settings.reload();
 }
 
-export function openStore(path: string, migrations?: Migration[]): Store {
+/** The embedded store, with its SQLite database at hand. */
+export interface SqliteStore extends Store {
+  readonly db: Database;
+  readonly path: string;
+}
+
+export interface StoreIdentity {
+  /** The node whose call records this store writes (cluster.nodeId). */
+  nodeId?: string;
+}
+
+const DEFAULT_NODE_ID = "single";
+
+export function openStore(path: string, migrations?: Migration[], identity: StoreIdentity = {}): SqliteStore {
   const db = openDatabase(path, migrations);
   const sql = new SqliteExecutor(db);
   const changes = new ChangeFeed();
@@ -116,7 +129,8 @@ export function openStore(path: string, migrations?: Migration[]): Store {
     path,
     changes,
     ...entities,
-    calls: new CallStore(db),
+    calls: new CallStore(sql, identity.nodeId ?? DEFAULT_NODE_ID),
+    nodes: new NodeStore(sql),
     async transaction(work) {
       try {
         return await sql.transaction(work);
@@ -139,11 +153,9 @@ export function openStore(path: string, migrations?: Migration[]): Store {
   };
 }
 
-export interface PostgresStoreOptions {
+export interface PostgresStoreOptions extends StoreIdentity {
   /** postgres://user:password@host:port/database */
   url: string;
-  /** The SQLite file of this node's call records. */
-  path: string;
   migrations?: PostgresMigration[];
 }
 
@@ -228,18 +240,17 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     }
   };
 
-  const db = openDatabase(options.path);
   const store: Store = {
     driver: "postgres",
-    db,
-    path: options.path,
     changes,
     ...entities,
-    calls: new CallStore(db),
+    // Its own queue: call record writes never wait behind a configuration reload, nor delay one.
+    calls: new CallStore(new PostgresExecutor(client), options.nodeId ?? DEFAULT_NODE_ID),
+    nodes: new NodeStore(sql),
     transaction: (work) => sql.transaction(work),
     isOpen: () => open,
     async healthy() {
-      if (!open || !listening || db.query("SELECT 1 AS ok").get() === null) return false;
+      if (!open || !listening) return false;
       const [row] = await sql.query<{ ok: number }>("SELECT 1 AS ok");
       return row?.ok === 1;
     },
@@ -247,10 +258,9 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
       if (!open) return;
       open = false;
       await sql.serial(() => Promise.resolve());
+      await store.calls.flush();
       await subscription.unlisten();
       await client.close();
-      db.run("PRAGMA wal_checkpoint(TRUNCATE)");
-      db.close();
     },
   };
   return store;
@@ -281,5 +291,6 @@ export type { CallerIdConfig } from "./callerIds.ts";
 export type { CallRecord } from "./calls.ts";
 export type { StoreChange, Source } from "./changes.ts";
 export type { InboundRoute } from "./inboundRoutes.ts";
+export type { NodeLoad, NodeStatus } from "./nodes.ts";
 export type { WebhookSettings } from "./settings.ts";
 export type { Trunk } from "./trunks.ts";

@@ -1,7 +1,8 @@
 // Ordered schema migrations. Append new entries at the end with the next version; never edit an
 // applied one. Each runs once, in its own transaction, recorded in schema_migrations.
 import type { Database } from "bun:sqlite";
-import { callsEndedAtMigration, callsMigration } from "./calls.ts";
+import { callsEndedAtMigration, callsMigration, callsNodeMigration, postgresCallsMigration } from "./calls.ts";
+import { nodesMigration } from "./nodes.ts";
 
 export interface Migration {
   version: number;
@@ -79,11 +80,14 @@ export const migrations: Migration[] = [
       ALTER TABLE trunks ADD COLUMN allow_sdes_without_tls INTEGER NOT NULL DEFAULT 0;
     `,
   },
+  // A single node keeps its own heartbeat row too, so GET /api/v1/cluster answers alike on both drivers.
+  { version: 6, name: "cluster nodes", up: nodesMigration.sqlite },
+  { version: 7, name: "call records by node", up: callsNodeMigration },
 ];
 
 /**
  * The PostgreSQL schema of the shared configuration entities: the same tables and columns as the
- * SQLite migrations above end with. Call records stay in each node's SQLite file for now.
+ * SQLite migrations above end with.
  */
 export const postgresMigrations: PostgresMigration[] = [
   {
@@ -147,6 +151,8 @@ export const postgresMigrations: PostgresMigration[] = [
       );
     `,
   },
+  { version: 2, name: "cluster nodes", up: nodesMigration.postgres },
+  { version: 3, name: "call records", up: postgresCallsMigration },
 ];
 
 export interface PostgresMigration {

@@ -68,7 +68,7 @@ export class CallRecordRetention {
     const cutoff = this.now() - days * DAY_MS;
     try {
       while (!this.stopped) {
-        const deleted = this.options.calls.pruneEnded(cutoff, this.batchSize);
+        const deleted = await this.options.calls.pruneEnded(cutoff, this.batchSize);
         result.batches++;
         result.pruned += deleted;
         prunedRecords.inc({}, deleted);

@@ -2,7 +2,7 @@
 // work runs; recent records and records of live calls stay.
 import { describe, expect, test } from "bun:test";
 import { metrics } from "../../src/metrics.ts";
-import { openStore, type Store } from "../../src/store/index.ts";
+import { openStore, type SqliteStore, type Store } from "../../src/store/index.ts";
 import { CallRecordRetention } from "../../src/store/retention.ts";
 import { startHarness } from "../api/harness.ts";
 import { until } from "../helpers/until.ts";
@@ -17,7 +17,7 @@ function endedCall(store: Store, id: string, createdAt: number, endedAt: number)
 }
 
 const prunedTotal = () => metrics.counter("trunkline_call_records_pruned_total", "").get();
-const oldRows = (store: Store) => store.db.query<{ n: number }, []>(`SELECT COUNT(*) AS n FROM calls WHERE ended_at < ${NOW - 90 * DAY}`).get()!.n;
+const oldRows = (store: SqliteStore) => store.db.query<{ n: number }, []>(`SELECT COUNT(*) AS n FROM calls WHERE ended_at < ${NOW - 90 * DAY}`).get()!.n;
 
 describe("call record retention", () => {
   test("records ended before the limit go; recent ones, long calls that ended recently and live calls stay; 0 keeps all", async () => {
@@ -31,13 +31,13 @@ describe("call record retention", () => {
 
     const keepAll = new CallRecordRetention({ calls: store.calls, retentionDays: () => 0, now: () => NOW });
     expect(await keepAll.run()).toEqual({ pruned: 0, batches: 0 });
-    expect(store.calls.list({ limit: 10 }).calls).toHaveLength(5);
+    expect((await store.calls.list({ limit: 10 })).calls).toHaveLength(5);
 
     const before = prunedTotal();
     const retention = new CallRecordRetention({ calls: store.calls, retentionDays: () => 90, now: () => NOW });
     expect((await retention.run()).pruned).toBe(2);
-    expect(store.calls.list({ limit: 10 }).calls.map((c) => c.id).sort()).toEqual(["live", "long-call", "recent"]);
-    expect(store.calls.get("live")?.state).toBe("answered");
+    expect((await store.calls.list({ limit: 10 })).calls.map((c) => c.id).sort()).toEqual(["live", "long-call", "recent"]);
+    expect((await store.calls.get("live"))?.state).toBe("answered");
     expect(prunedTotal() - before).toBe(2);
     store.close();
   });
@@ -68,7 +68,7 @@ describe("call record retention", () => {
     expect(await run).toEqual({ pruned: 2000, batches: 21 });
     expect(seenOldRows.some((n) => n > 0 && n < 2000)).toBe(true);
     expect(oldRows(store)).toBe(0);
-    expect(store.calls.list({ limit: 5000 }).calls).toHaveLength(seenOldRows.length);
+    expect((await store.calls.list({ limit: 5000 })).calls).toHaveLength(seenOldRows.length);
     store.close();
   });
 
@@ -91,8 +91,8 @@ describe("call record retention", () => {
       endedCall(h.app.ctx.store, "stale", Date.now() - 40 * DAY, Date.now() - 40 * DAY);
       endedCall(h.app.ctx.store, "fresh", Date.now() - 20 * DAY, Date.now() - 20 * DAY);
       await h.restart();
-      await until(() => h.app.ctx.store.calls.get("stale") === undefined);
-      expect(h.app.ctx.store.calls.get("fresh")?.state).toBe("ended");
+      await until(async () => (await h.app.ctx.store.calls.get("stale")) === undefined);
+      expect((await h.app.ctx.store.calls.get("fresh"))?.state).toBe("ended");
     } finally {
       await h.close();
     }

@@ -7,7 +7,7 @@ import { applyConfigToStore } from "../../src/config/apply.ts";
 import { parseConfigText } from "../../src/config/load.ts";
 import type { TrunkInput } from "../../src/config/entities.ts";
 import { schemaVersion } from "../../src/store/db.ts";
-import { CHANGE_CHANNEL, openPostgresStore, openStore, type Store, type StoreChange } from "../../src/store/index.ts";
+import { CHANGE_CHANNEL, openPostgresStore, openStore, type SqliteStore, type Store, type StoreChange } from "../../src/store/index.ts";
 import { migrations, postgresMigrations } from "../../src/store/migrations.ts";
 import { createDatabase, startPostgres, type Postgres } from "../helpers/postgres.ts";
 import { until } from "../helpers/until.ts";
@@ -19,7 +19,7 @@ function tempDbPath(): string {
   dirs.push(dir);
   return join(dir, "sub", "t.db");
 }
-function open(path: string, list = migrations): Store {
+function open(path: string, list = migrations): SqliteStore {
   const store = openStore(path, list);
   stores.push(store);
   return store;
@@ -49,20 +49,20 @@ const drivers: Driver[] = [
   {
     name: "SQLite",
     fresh: () => Promise.resolve(open(tempDbPath())),
-    again: (store) => Promise.resolve(open(store.path)),
+    again: (store) => Promise.resolve(open((store as SqliteStore).path)),
   },
   {
     name: "PostgreSQL",
     async fresh() {
       const url = await createDatabase(pg!, `store_${++databases}`);
-      const store = await openPostgresStore({ url, path: tempDbPath() });
+      const store = await openPostgresStore({ url });
       stores.push(store);
       urls.set(store, url);
       return store;
     },
     async again(store) {
       const url = urls.get(store)!;
-      const other = await openPostgresStore({ url, path: store.path });
+      const other = await openPostgresStore({ url });
       stores.push(other);
       urls.set(other, url);
       return other;
@@ -116,14 +116,14 @@ describe("SQLite database", () => {
 describe("PostgreSQL database", () => {
   test("migrations run from empty: every table, recorded version; a reopen applies only those appended since", async () => {
     const url = await createDatabase(pg!, `store_${++databases}`);
-    const first = await openPostgresStore({ url, path: tempDbPath() });
+    const first = await openPostgresStore({ url });
     stores.push(first);
     const sql = new SQL(url);
     try {
       const tables = ((await sql.unsafe("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")) as { tablename: string }[]).map((t) => t.tablename);
-      expect(tables).toEqual(expect.arrayContaining(["applications", "caller_ids", "inbound_routes", "schema_migrations", "settings", "trunks"]));
+      expect(tables).toEqual(expect.arrayContaining(["applications", "caller_ids", "calls", "inbound_routes", "nodes", "schema_migrations", "settings", "trunks"]));
       const extended = [...postgresMigrations, { version: 1000, name: "test column", up: "ALTER TABLE trunks ADD COLUMN test_note TEXT" }];
-      stores.push(await openPostgresStore({ url, path: tempDbPath(), migrations: extended }));
+      stores.push(await openPostgresStore({ url, migrations: extended }));
       const versions = ((await sql.unsafe("SELECT version FROM schema_migrations ORDER BY version")) as { version: number }[]).map((r) => r.version);
       expect(versions).toEqual(extended.map((m) => m.version));
     } finally {
@@ -203,7 +203,7 @@ for (const driver of drivers) {
       expect(second.callerIds.get("app", "lobby")).toMatchObject({ displayName: "{userAlias}" });
       expect(second.callerIds.get("app", "lobby")?.username).toBeUndefined();
       expect(second.settings.webhooks()).toMatchObject({ inboundUrl: "https://example.com/in", timeoutMs: 2000, secret: "whsec" });
-      expect(second.calls.get("c1")).toMatchObject({ direction: "inbound", state: "ended", endReason: "bye" });
+      expect(await second.calls.get("c1")).toMatchObject({ direction: "inbound", state: "ended", endReason: "bye" });
     });
   });
 

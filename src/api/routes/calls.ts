@@ -102,29 +102,29 @@ export function callRoutes(calls: CallManager): ApiModule {
         tag,
         response: { status: 200, description: "A page of calls", schema: s.object({ calls: s.array(callView), nextCursor: s.string().optional() }) },
       },
-      (c) => {
+      async (c) => {
         const query = validate(listQuery, c.req.query());
         if (!query.ok) throw validationError(query.issues);
         const limit = query.value.limit === undefined ? 50 : Number(query.value.limit);
         if (limit < 1 || limit > 500) throw new ApiError(400, "invalid_query", "limit must be between 1 and 500", "limit");
         const { cursor, state } = query.value;
         if (cursor !== undefined && !isValidCursor(cursor)) throw new ApiError(400, "invalid_query", "cursor is not one this API returned", "cursor");
-        return c.json(calls.list({ limit, ...(state ? { state } : {}), ...(cursor ? { cursor } : {}) }));
+        return c.json(await calls.list({ limit, ...(state ? { state } : {}), ...(cursor ? { cursor } : {}) }));
       },
     );
 
     api.route(
       { method: "get", path: "/calls/:id", summary: "Get a call", tag, response: { status: 200, description: "The call", schema: callView }, errors: [404] },
-      (c) => {
+      async (c) => {
         const id = c.req.param("id") ?? "";
-        return c.json(calls.get(id) ?? fail({ ok: false, status: 404, code: "not_found", message: `call ${JSON.stringify(id)} not found` }));
+        return c.json((await calls.get(id)) ?? fail({ ok: false, status: 404, code: "not_found", message: `call ${JSON.stringify(id)} not found` }));
       },
     );
 
     api.route(
       { method: "delete", path: "/calls/:id", summary: "Hang up a call (CANCEL before answer, BYE after)", tag, response: { status: 204, description: "Hanging up" }, errors: [404, 409] },
-      (c) => {
-        const result = calls.hangUp(c.req.param("id") ?? "");
+      async (c) => {
+        const result = await calls.hangUp(c.req.param("id") ?? "");
         if (!result.ok) fail(result);
         return c.body(null, 204);
       },
@@ -140,8 +140,8 @@ export function callRoutes(calls: CallManager): ApiModule {
         response: { status: 204, description: "Digits queued" },
         errors: [404, 409],
       },
-      (c, body) => {
-        const result = calls.sendDtmf(c.req.param("id") ?? "", body.digits);
+      async (c, body) => {
+        const result = await calls.sendDtmf(c.req.param("id") ?? "", body.digits);
         if (!result.ok) fail(result);
         return c.body(null, 204);
       },
