@@ -10,17 +10,32 @@ import { until } from "../helpers/until.ts";
 
 const CALLER_IP = "127.0.0.5";
 
-/** Calls [service] through the front, hangs up at once with a BYE along the Record-Route set. */
-const CALL_AND_HANG_UP = `<?xml version="1.0" encoding="UTF-8"?>
-<scenario name="call-through-front">
-  <send retrans="500"><![CDATA[
-INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+/**
+ * A SIPp call that hangs up at once: INVITE (no body), 200, ACK and BYE along the Record-Route set.
+ * `route`: a preloaded Route header (the front as a node's outbound proxy).
+ */
+function callAndHangUp(o: { name: string; requestUri: string; to: string; user: string; tag: string; route?: string }): string {
+  const from = `From: <sip:${o.user}@[local_ip]:[local_port]>;tag=[pid]${o.tag}[call_number]`;
+  const inDialog = (method: string, cseq: number) => `${method} [next_url] SIP/2.0
 Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: <sip:caller@[local_ip]:[local_port]>;tag=[pid]front[call_number]
-To: <sip:[service]@[remote_ip]:[remote_port]>
+${from}
+[last_To:]
+[routes]
+Call-ID: [call_id]
+CSeq: ${cseq} ${method}
+Max-Forwards: 70
+Content-Length: 0
+`;
+  return `<?xml version="1.0" encoding="UTF-8"?>
+<scenario name="${o.name}">
+  <send retrans="500"><![CDATA[
+INVITE ${o.requestUri} SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+${o.route ? `Route: ${o.route}\n` : ""}${from}
+To: ${o.to}
 Call-ID: [call_id]
 CSeq: 1 INVITE
-Contact: <sip:caller@[local_ip]:[local_port]>
+Contact: <sip:${o.user}@[local_ip]:[local_port]>
 Max-Forwards: 70
 Content-Length: 0
 
@@ -28,31 +43,19 @@ Content-Length: 0
   <recv response="100" optional="true"/>
   <recv response="200" rrs="true"/>
   <send><![CDATA[
-ACK [next_url] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: <sip:caller@[local_ip]:[local_port]>;tag=[pid]front[call_number]
-[last_To:]
-[routes]
-Call-ID: [call_id]
-CSeq: 1 ACK
-Max-Forwards: 70
-Content-Length: 0
-
+${inDialog("ACK", 1)}
 ]]></send>
   <send retrans="500"><![CDATA[
-BYE [next_url] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: <sip:caller@[local_ip]:[local_port]>;tag=[pid]front[call_number]
-[last_To:]
-[routes]
-Call-ID: [call_id]
-CSeq: 2 BYE
-Max-Forwards: 70
-Content-Length: 0
-
+${inDialog("BYE", 2)}
 ]]></send>
   <recv response="200"/>
 </scenario>`;
+}
+
+/** Calls [service] through the front, hangs up at once with a BYE along the Record-Route set. */
+const CALL_AND_HANG_UP = callAndHangUp({
+  name: "call-through-front", requestUri: "sip:[service]@[remote_ip]:[remote_port]", to: "<sip:[service]@[remote_ip]:[remote_port]>", user: "caller", tag: "front",
+});
 
 let front: KamailioRun | undefined;
 let nodes: FrontNode[] = [];
@@ -147,49 +150,10 @@ test("a node answering the OPTIONS probe with 503 (draining) gets no calls until
 });
 
 /** A node's outbound call: INVITE to the carrier with the front as outbound proxy (preloaded Route), then BYE. */
-const NODE_CALLS_OUT = `<?xml version="1.0" encoding="UTF-8"?>
-<scenario name="node-calls-out">
-  <send retrans="500"><![CDATA[
-INVITE sip:+15551234567@[carrier] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-Route: <sip:[remote_ip]:[remote_port];lr>
-From: <sip:node@[local_ip]:[local_port]>;tag=[pid]out[call_number]
-To: <sip:+15551234567@[carrier]>
-Call-ID: [call_id]
-CSeq: 1 INVITE
-Contact: <sip:node@[local_ip]:[local_port]>
-Max-Forwards: 70
-Content-Length: 0
-
-]]></send>
-  <recv response="100" optional="true"/>
-  <recv response="200" rrs="true"/>
-  <send><![CDATA[
-ACK [next_url] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: <sip:node@[local_ip]:[local_port]>;tag=[pid]out[call_number]
-[last_To:]
-[routes]
-Call-ID: [call_id]
-CSeq: 1 ACK
-Max-Forwards: 70
-Content-Length: 0
-
-]]></send>
-  <send retrans="500"><![CDATA[
-BYE [next_url] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: <sip:node@[local_ip]:[local_port]>;tag=[pid]out[call_number]
-[last_To:]
-[routes]
-Call-ID: [call_id]
-CSeq: 2 BYE
-Max-Forwards: 70
-Content-Length: 0
-
-]]></send>
-  <recv response="200"/>
-</scenario>`;
+const NODE_CALLS_OUT = callAndHangUp({
+  name: "node-calls-out", requestUri: "sip:+15551234567@[carrier]", to: "<sip:+15551234567@[carrier]>", user: "node", tag: "out",
+  route: "<sip:[remote_ip]:[remote_port];lr>",
+});
 
 test("a node's outbound call leaves through the front: the carrier sees only the front's address, Record-Routed", async () => {
   // SIPp plays the node (listed in the front's dispatcher set; -aa answers the probes), a scripted carrier answers.
