@@ -83,29 +83,13 @@ export class SourceLatch {
 
   /** One RTP datagram (at least a 12-byte header, RFC 3550 §5.1) from address:port. */
   admitRtp(address: string, port: number, data: Uint8Array, nowMs: number): Admission {
-    if (port === this.port && address === this.address) return ADMIT;
-    if (nowMs >= this.lockAtMs) return STRANGER;
-    const rank = this.rank(address, port);
-    if (rank === NONE) return STRANGER;
-    if (rank === EXACT) {
-      this.learn(address, port, -Infinity);
-      return ADMIT;
-    }
-    if (this.address !== undefined) return PROBATION;
-    return this.qualify(address, port, data, nowMs);
+    return this.decide(address, port, nowMs) ?? this.qualify(address, port, data, nowMs);
   }
 
   /** One RTCP datagram on a port of its own (RTCP without rtcp-mux): learned from its first packet. */
   admitControl(address: string, port: number, nowMs: number): Admission {
-    if (port === this.port && address === this.address) return ADMIT;
-    if (nowMs >= this.lockAtMs) return STRANGER;
-    const rank = this.rank(address, port);
-    if (rank === NONE) return STRANGER;
-    if (rank === EXACT) {
-      this.learn(address, port, -Infinity);
-      return ADMIT;
-    }
-    if (this.address !== undefined) return PROBATION;
+    const decided = this.decide(address, port, nowMs);
+    if (decided !== undefined) return decided;
     this.learn(address, port, nowMs + LEARN_WINDOW_MS);
     return ADMIT;
   }
@@ -114,6 +98,22 @@ export class SourceLatch {
   allows(address: string, port: number): boolean {
     if (this.address !== undefined) return port === this.port && address === this.address;
     return this.rank(address, port) !== NONE;
+  }
+
+  /**
+   * What RTP and RTCP share: the learned source, a lock, strangers, the exact SDP source; undefined
+   * for a source that matches by address only while nothing is learned (each flow qualifies it).
+   */
+  private decide(address: string, port: number, nowMs: number): Admission | undefined {
+    if (port === this.port && address === this.address) return ADMIT;
+    if (nowMs >= this.lockAtMs) return STRANGER;
+    const rank = this.rank(address, port);
+    if (rank === NONE) return STRANGER;
+    if (rank === EXACT) {
+      this.learn(address, port, -Infinity);
+      return ADMIT;
+    }
+    return this.address !== undefined ? PROBATION : undefined;
   }
 
   private rank(address: string, port: number): number {
