@@ -174,8 +174,11 @@ export class UserAgentCore {
     return headers;
   }
 
-  /** RFC 3261 §8.2.1–§8.2.3: the checks a UAS applies before the request reaches the core. */
-  private statelessRejection(req: SipRequest): { status: number; reason: string; headers: [string, string][] } | undefined {
+  /**
+   * RFC 3261 §8.2.1–§8.2.3: the checks a UAS applies before the request reaches the core. A reason
+   * is given only where it names the defect; otherwise the status's own phrase (§21) is sent.
+   */
+  private statelessRejection(req: SipRequest): { status: number; reason?: string; headers: [string, string][] } | undefined {
     const allow = this.rules.allow;
     const allowHeader: [string, string] = ["Allow", allow.join(", ")];
     const checkHeaders = req.checkHeaders();
@@ -186,30 +189,30 @@ export class UserAgentCore {
     // §8.2.1
     if (!allow.includes(req.method)) {
       return KNOWN_METHODS.has(req.method)
-        ? { status: 405, reason: "Method Not Allowed", headers: [allowHeader] }
-        : { status: 501, reason: "Not Implemented", headers: [allowHeader] };
+        ? { status: 405, headers: [allowHeader] }
+        : { status: 501, headers: [allowHeader] };
     }
     // §8.2.2.1
     if (!this.uriSchemes.has(req.uri.scheme.toLowerCase())) {
-      return { status: 416, reason: "Unsupported URI Scheme", headers: [] };
+      return { status: 416, headers: [] };
     }
     // §8.2.2.3 (ACK and CANCEL are handled before this point)
     const unsupported = req.require.filter((tag) => !this.supported.includes(tag.toLowerCase()));
     if (unsupported.length > 0) {
-      return { status: 420, reason: "Bad Extension", headers: [["Unsupported", unsupported.join(", ")]] };
+      return { status: 420, headers: [["Unsupported", unsupported.join(", ")]] };
     }
     // §8.2.3
     const contentType = req.contentType;
     if (req.body.length > 0 && contentType !== undefined && !this.accept.includes(contentType)) {
-      return { status: 415, reason: "Unsupported Media Type", headers: [["Accept", this.accept.join(", ")]] };
+      return { status: 415, headers: [["Accept", this.accept.join(", ")]] };
     }
     const encodings = req.getHeaders("Content-Encoding").filter((e) => e.trim().toLowerCase() !== "identity");
     if (encodings.length > 0) {
-      return { status: 415, reason: "Unsupported Media Type", headers: [["Accept-Encoding", "identity"]] };
+      return { status: 415, headers: [["Accept-Encoding", "identity"]] };
     }
     // RFC 3261 §21.4.7 / RFC 4475 §3.3.15: we can only answer with SDP.
     if (ANSWERS_WITH_SDP.has(req.method) && req.hasHeader("Accept") && !acceptsSdp(req.getHeaders("Accept"))) {
-      return { status: 406, reason: "Not Acceptable", headers: [["Accept", "application/sdp"]] };
+      return { status: 406, headers: [["Accept", "application/sdp"]] };
     }
     return undefined;
   }
