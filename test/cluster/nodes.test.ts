@@ -4,22 +4,13 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { ComposeServices } from "../../src/app.ts";
 import { parseConfigText } from "../../src/config/load.ts";
+import type { NodeStatus } from "../../src/store/nodes.ts";
 import { startHarness, type Harness } from "../api/harness.ts";
 import { createDatabase, startPostgres, type Postgres } from "../helpers/postgres.ts";
 import { until } from "../helpers/until.ts";
 
-interface NodeView {
-  nodeId: string;
-  sipAddress: string;
-  httpUrl: string;
-  startedAt: string;
-  lastHeartbeatAt: string;
-  lastHeartbeatAgeMs: number;
-  health: "alive" | "dead";
-  load: { activeCalls: number; mediaLegs: number; cpuPercent: number };
-}
 
-async function clusterOf(node: Harness): Promise<{ nodeId: string; deadAfterMs: number; nodes: NodeView[] }> {
+async function clusterOf(node: Harness): Promise<{ nodeId: string; deadAfterMs: number; nodes: NodeStatus[] }> {
   const res = await node.call("GET", "/api/v1/cluster");
   expect(res.status).toBe(200);
   return res.json;
