@@ -3,7 +3,8 @@
 // SIPp carrier keeps its trunk registered and reachable and SIPp phones call in (an application,
 // the events webhook); then every PromQL expression of the dashboard (its template variables too)
 // and of the alerts is asked of Prometheus's HTTP API and must return data. A panel or rule over a
-// metric Trunkline does not export finds nothing and fails this test. promtool checks the rules.
+// metric Trunkline does not export finds nothing and fails this test. promtool checks the rules and
+// runs their unit tests (test/fixtures/prometheus/alerts.test.yml).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -281,6 +282,11 @@ describe("the shipped files", () => {
     const check = Bun.spawnSync(["promtool", "check", "rules", alertsPath], { stdout: "pipe", stderr: "pipe" });
     expect(check.exitCode, `${check.stdout}${check.stderr}`).toBe(0);
     expect(check.stdout.toString()).toContain("SUCCESS: 6 rules found");
+  });
+
+  test("promtool's unit tests of the alerts pass: each fires on its condition after its `for`, and not on healthy series", () => {
+    const run = Bun.spawnSync(["promtool", "test", "rules", join(repo, "test/fixtures/prometheus/alerts.test.yml")], { stdout: "pipe", stderr: "pipe" });
+    expect(run.exitCode, `${run.stdout}${run.stderr}`).toBe(0);
   });
 
   test("the dashboard parses, uses the datasource variable and every panel has a query", () => {
