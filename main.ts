@@ -3,10 +3,12 @@
 // trunkline calls [--state S] [--trunk ID] [--direction D] [--limit N]
 // trunkline trunks
 // trunkline --version
-// The server's modules load only for serve and check-config, so the API commands start at once.
+import { ConfigError, startApp } from "./src/app.ts";
 import { CLI_USAGE, runCliCommand } from "./src/cli/commands.ts";
+import { loadConfigFile } from "./src/config/load.ts";
 import type { CliOverrides } from "./src/config/overrides.ts";
-import type { LogLevel } from "./src/log.ts";
+import { createLogger, type LogLevel } from "./src/log.ts";
+import { composeServices } from "./src/services.ts";
 import { VERSION } from "./src/version.ts";
 
 const usage = `Usage:
@@ -73,7 +75,6 @@ function parseArgs(args: string[]): Command | { error: string } {
 }
 
 async function checkConfig(configPath: string): Promise<number> {
-  const { loadConfigFile } = await import("./src/config/load.ts");
   const result = await loadConfigFile(configPath);
   if (result.ok) {
     console.log(`${configPath}: OK`);
@@ -84,11 +85,6 @@ async function checkConfig(configPath: string): Promise<number> {
 }
 
 async function serve(configPath: string, overrides: CliOverrides): Promise<void> {
-  const [{ ConfigError, startApp }, { createLogger }, { composeServices }] = await Promise.all([
-    import("./src/app.ts"),
-    import("./src/log.ts"),
-    import("./src/services.ts"),
-  ]);
   const log = createLogger("main");
   let app;
   try {
