@@ -1,7 +1,10 @@
 // trunkline [serve] --config FILE [--http-port N] [--sip-port N] [--db PATH] [--log-level L]
 // trunkline check-config --config FILE
+// trunkline calls [--state S] [--trunk ID] [--direction D] [--limit N]
+// trunkline trunks
 // trunkline --version
 import { ConfigError, startApp } from "./src/app.ts";
+import { CLI_USAGE, runCliCommand } from "./src/cli/commands.ts";
 import { loadConfigFile } from "./src/config/load.ts";
 import type { CliOverrides } from "./src/config/overrides.ts";
 import { createLogger, type LogLevel } from "./src/log.ts";
@@ -11,14 +14,23 @@ import { VERSION } from "./src/version.ts";
 const usage = `Usage:
   trunkline [serve] --config FILE [--http-port N] [--sip-port N] [--db PATH] [--log-level debug|info|warn|error]
   trunkline check-config --config FILE
+${CLI_USAGE}
   trunkline --version
 
 Environment: TRUNKLINE_ADMIN_TOKEN overrides adminToken; \${NAME} in YAML string values reads NAME.
+calls and trunks ask the admin API at TRUNKLINE_URL (default http://127.0.0.1:8080) with TRUNKLINE_ADMIN_TOKEN.
 Signals: SIGHUP reloads the config file, SIGTERM/SIGINT stop gracefully.`;
 
-type Command = { name: "serve" | "check-config"; configPath: string; overrides: CliOverrides } | { name: "version" } | { name: "help" };
+type Command =
+  | { name: "serve" | "check-config"; configPath: string; overrides: CliOverrides }
+  | { name: "calls" | "trunks"; args: string[] }
+  | { name: "version" }
+  | { name: "help" };
 
 function parseArgs(args: string[]): Command | { error: string } {
+  if (args[0] === "calls" || args[0] === "trunks") {
+    return args.includes("--help") || args.includes("-h") ? { name: "help" } : { name: args[0], args: args.slice(1) };
+  }
   if (args.includes("--version") || args.includes("-v")) return { name: "version" };
   if (args.includes("--help") || args.includes("-h")) return { name: "help" };
   let name: "serve" | "check-config" = "serve";
@@ -131,4 +143,13 @@ switch (command.name) {
   case "serve":
     await serve(command.configPath, command.overrides);
     break;
+  case "calls":
+  case "trunks":
+    process.exit(
+      await runCliCommand(command.name, command.args, {
+        env: process.env,
+        out: (text) => Bun.write(Bun.stdout, text),
+        err: (text) => Bun.write(Bun.stderr, text),
+      }),
+    );
 }

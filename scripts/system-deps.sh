@@ -22,6 +22,9 @@ command -v svmap >/dev/null 2>&1 || need+=(sipvicious)
 command -v ss >/dev/null 2>&1 || need+=(iproute2)
 # The shared-store tests start their own PostgreSQL server (initdb and pg_ctl from this package).
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql)
+# The monitoring test scrapes a running Trunkline with Prometheus and checks the alert rules with
+# promtool (same package).
+{ command -v prometheus && command -v promtool; } >/dev/null 2>&1 || need+=(prometheus)
 [ ${#need[@]} -eq 0 ] && exit 0
 echo "installing Debian packages: ${need[*]}"
 SUDO=""

@@ -6,7 +6,7 @@
 //   metrics.gauge("trunkline_calls_active", "Calls in progress", [], () => calls.size);
 
 type Labels = Record<string, string>;
-/** Reads the current value(s) at scrape time instead of tracking them. */
+/** Reads the current value(s) at scrape time instead of tracking them; an empty list means no sample now. */
 export type Collect = () => number | { labels: Labels; value: number }[];
 
 interface Metric {
@@ -59,7 +59,8 @@ abstract class ValueMetric implements Metric {
   render(): string[] {
     const series = this.collect ? this.collect() : [...this.values.values()];
     if (typeof series === "number") return [`${this.name} ${formatNumber(series)}`];
-    if (this.labelNames.length === 0 && series.length === 0) return [`${this.name} 0`];
+    // A metric without labels shows 0 before its first change; a collect that finds nothing shows nothing.
+    if (!this.collect && this.labelNames.length === 0 && series.length === 0) return [`${this.name} 0`];
     return series.map((e) => {
       const values = Array.isArray(e.labels) ? e.labels : this.labelNames.map((n) => (e.labels as Labels)[n] ?? "");
       return `${this.name}${formatLabels(this.labelNames, values)} ${formatNumber(e.value)}`;

@@ -12,6 +12,12 @@
 // a few empty frames the buffer goes idle and re-fills to the target before playing again, so a stream
 // on hold or in a silence gap costs nothing.
 
+import { metrics } from "../metrics.ts";
+
+/** Late packets of every buffer in the process, for the metrics (a packet costs an increment). */
+let latePackets = 0;
+metrics.counter("trunkline_rtp_late_packets_total", "RTP packets that arrived after their playout time (too late to be heard).", [], () => latePackets);
+
 export interface JitterFrame { seq: number; timestamp: number; payload: Uint8Array }
 export type JitterPop = JitterFrame | "lost" | undefined;
 
@@ -95,7 +101,11 @@ export class JitterBuffer {
     }
     const slot = ext & MASK;
     if (this.nextExt >= 0 && ext < this.nextExt) {
-      if (this.slotExt[slot] === ext) this.counters.duplicates++; else this.counters.late++;
+      if (this.slotExt[slot] === ext) this.counters.duplicates++;
+      else {
+        this.counters.late++;
+        latePackets++;
+      }
       return;
     }
     if (this.slotExt[slot] === ext) {

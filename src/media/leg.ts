@@ -31,6 +31,7 @@
 // old one still opening packets until the new key has opened one.
 // A failure result's `warning` goes into a Warning header: `${code} ${host} "${text}"`.
 import { createLogger } from "../log.ts";
+import { metrics } from "../metrics.ts";
 import { codecByName, codecs as allCodecs, type AudioDecoder, type AudioEncoder, type Codec, type CodecName } from "./codec.ts";
 import { DtmfReceiver, InbandDtmfGenerator, digitToEvent, telephoneEventPackets, type DtmfEvent, type ScheduledEventPacket } from "./dtmf.ts";
 import { JitterBuffer, type JitterStats } from "./jitter.ts";
@@ -46,6 +47,9 @@ import {
 } from "./sdp.ts";
 
 const log = createLogger("media.leg");
+
+let openLegs = 0;
+metrics.gauge("trunkline_phone_legs", "Phone legs open: a SIP call's RTP session and its place in a channel's mixer.", [], () => openLegs);
 
 export interface PhoneLegOptions {
   allocator: RtpPortAllocator;
@@ -184,6 +188,7 @@ class RtpPhoneLeg implements PhoneLeg {
       this.onTimeout();
     };
     this.dtmfReceiver = this.createDtmfReceiver(8000);
+    openLegs++;
   }
 
   private createDtmfReceiver(clockRate: number): DtmfReceiver {
@@ -452,6 +457,7 @@ class RtpPhoneLeg implements PhoneLeg {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    openLegs--;
     this.dtmfReceiver.finish();
     this.participant.leave();
     this.session.close();

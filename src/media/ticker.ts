@@ -1,8 +1,15 @@
 // Tick sources for the mixer: a drift-corrected real-time timer shared by all channels, and a
 // manual one for tests. Ticks are aligned across mixers that share a source.
 import { createLogger } from "../log.ts";
+import { metrics } from "../metrics.ts";
 
 const log = createLogger("media.ticker");
+
+/** Every real-time ticker's counts together, for the metrics (a tick is one mixed frame per channel). */
+const totals: TickerStats = { ticks: 0, lateTicks: 0, skippedTicks: 0 };
+metrics.counter("trunkline_mixer_ticks_total", "Mixer ticks run (each mixes one frame in every channel).", [], () => totals.ticks);
+metrics.counter("trunkline_mixer_late_ticks_total", "Mixer ticks run late, back-to-back after the event loop stalled: frames mixed late.", [], () => totals.lateTicks);
+metrics.counter("trunkline_mixer_skipped_ticks_total", "Mixer ticks skipped because a stall exceeded the catch-up limit: frames never mixed.", [], () => totals.skippedTicks);
 
 export interface TickSource {
   /** Calls `onTick` once per period until the returned function is called. */
@@ -87,12 +94,17 @@ export class DriftCorrectedTicker implements TickSource {
     let due = now < this.nextDeadline ? 0 : Math.floor((now - this.nextDeadline) / this.periodMs) + 1;
     if (due > this.maxCatchUp) {
       this.counters.skippedTicks += due - 1;
+      totals.skippedTicks += due - 1;
       this.nextDeadline = now;
       due = 1;
-    } else if (due > 1) this.counters.lateTicks += due - 1;
+    } else if (due > 1) {
+      this.counters.lateTicks += due - 1;
+      totals.lateTicks += due - 1;
+    }
     // due = 0: the timer fired early; just wait for the deadline.
     for (let i = 0; i < due; i++) {
       this.counters.ticks++;
+      totals.ticks++;
       this.subscribers.run();
       this.nextDeadline += this.periodMs;
     }

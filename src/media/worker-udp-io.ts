@@ -14,10 +14,20 @@
 // Should the main thread fall behind (an RTP flood, a stall), the worker drops datagrams beyond
 // maxUnreadBytes of unread batches rather than let them pile up; drops are counted and logged.
 import { createLogger } from "../log.ts";
+import { metrics } from "../metrics.ts";
 import { BatchReader, BatchWriter, MAX_DATAGRAM_BYTES, type FromWorker, type ToWorker } from "./udp-io-protocol.ts";
 import type { DatagramHandlers, DatagramSocket, UdpIo } from "./udp-io.ts";
 
 const log = createLogger("media.udp-io");
+
+/** Every worker's drops together, for the metrics. */
+let droppedTotal = 0;
+metrics.counter(
+  "trunkline_rtp_worker_dropped_datagrams_total",
+  "RTP/RTCP datagrams the RTP I/O worker (rtp.ioWorker) dropped unread because the main thread was behind.",
+  [],
+  () => droppedTotal,
+);
 
 /**
  * From source the worker script sits beside this module. The compiled executable bundles this module
@@ -182,6 +192,7 @@ class IoWorker {
 
   private noteDropped(count: number): void {
     this.dropped += count;
+    droppedTotal += count;
     const now = performance.now();
     if (now - this.lastDropWarningAt < DROP_WARNING_INTERVAL_MS) return;
     this.lastDropWarningAt = now;

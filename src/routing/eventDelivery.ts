@@ -101,6 +101,7 @@ export class EventDelivery {
       const settings = this.options.settings();
       if (!settings.eventsUrl || this.stopController.signal.aborted) return;
       const result = await postWebhook(settings.eventsUrl, event, {
+        webhook: "events",
         secret: settings.secret,
         timeoutMs: settings.timeoutMs,
         signal: this.stopController.signal,

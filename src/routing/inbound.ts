@@ -59,7 +59,7 @@ export async function routeInbound(
   const result = await postWebhook(
     settings.inboundUrl,
     { headers: invite.headers, sdp: invite.sdp },
-    { secret: settings.secret, timeoutMs: settings.timeoutMs, signal },
+    { webhook: "inbound", secret: settings.secret, timeoutMs: settings.timeoutMs, signal },
     parseInboundAnswer,
   );
   if (!result.ok) return webhookFailure(result);
@@ -95,6 +95,6 @@ function parseInboundAnswer(json: unknown): { value: { applicationId: string; ch
 /** Tells the inbound-cancel webhook (if any) that a caller hung up before the answer. Never throws. */
 export async function notifyInboundCancel(headers: Record<string, string>, settings: InboundWebhookSettings): Promise<void> {
   if (!settings.inboundCancelUrl) return;
-  const result = await postWebhook(settings.inboundCancelUrl, { headers }, { secret: settings.secret, timeoutMs: settings.timeoutMs });
+  const result = await postWebhook(settings.inboundCancelUrl, { headers }, { webhook: "inbound_cancel", secret: settings.secret, timeoutMs: settings.timeoutMs });
   if (!result.ok) log.warn("inbound cancel webhook failed", { reason: describeFailure(result), detail: result.message });
 }

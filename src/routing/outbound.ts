@@ -56,7 +56,7 @@ export async function chooseTrunk(
     userId: origin.userId ?? null,
     sipTrunks: available.map((t) => ({ id: t.id, authId: t.authId ?? null, username: t.username, domain: t.domain })),
   };
-  const result = await postWebhook(settings.outboundUrl, body, { secret: settings.secret, timeoutMs: settings.timeoutMs, signal }, parseOutboundAnswer);
+  const result = await postWebhook(settings.outboundUrl, body, { webhook: "outbound", secret: settings.secret, timeoutMs: settings.timeoutMs, signal }, parseOutboundAnswer);
   if (!result.ok) {
     const reason = result.kind === "timeout" ? "webhook_timeout" : result.kind === "malformed" ? "webhook_malformed" : "webhook_error";
     return { ok: false, reason, message: `outbound webhook ${describeFailure(result)}: ${result.message}` };

@@ -4,6 +4,7 @@
 // so a receiver can check it came from us and is fresh (see verifyWebhookSignature). A request
 // never outlives its timeout: the result is typed, never a throw.
 import { createHmac, timingSafeEqual } from "node:crypto";
+import { metrics } from "../metrics.ts";
 
 export const TIMESTAMP_HEADER = "X-Trunkline-Timestamp";
 export const SIGNATURE_HEADER = "X-Trunkline-Signature";
@@ -11,7 +12,32 @@ const SIGNATURE_VERSION = "v1";
 /** Webhook answers larger than this are treated as malformed (they are a few fields at most). */
 const MAX_ANSWER_BYTES = 64 * 1024;
 
+/** Which of the webhooks (settings `inboundUrl`, `inboundCancelUrl`, `outboundUrl`, `eventsUrl`) a request goes to. */
+export type WebhookName = "inbound" | "inbound_cancel" | "outbound" | "events";
+const WEBHOOK_NAMES: readonly WebhookName[] = ["inbound", "inbound_cancel", "outbound", "events"];
+type Outcome = "ok" | WebhookFailure["kind"];
+const OUTCOMES: readonly Outcome[] = ["ok", "timeout", "aborted", "network", "http", "malformed"];
+
+// Every webhook × outcome series exists from the start at 0, so a failure ratio has data before the first failure.
+const outcomes = new Map<string, number>(WEBHOOK_NAMES.flatMap((w) => OUTCOMES.map((o) => [`${w} ${o}`, 0] as const)));
+metrics.counter(
+  "trunkline_webhook_requests_total",
+  "Webhook requests by webhook and outcome: ok, timeout, aborted (the call went away), network, http (non-2xx), malformed (unusable answer).",
+  ["webhook", "outcome"],
+  () => [...outcomes].map(([key, value]) => {
+    const [webhook, outcome] = key.split(" ");
+    return { labels: { webhook: webhook!, outcome: outcome! }, value };
+  }),
+);
+const duration = metrics.histogram(
+  "trunkline_webhook_request_duration_seconds",
+  "Time from sending a webhook request to its outcome, by webhook.",
+  ["webhook"],
+  [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+);
+
 export interface WebhookRequestOptions {
+  webhook: WebhookName;
   /** Signs the request when set. */
   secret?: string;
   timeoutMs: number;
@@ -59,13 +85,22 @@ export function verifyWebhookSignature(o: {
   return expected.length === given.length && timingSafeEqual(expected, given);
 }
 
-/** POSTs `payload` as JSON and, when `parse` is given, validates the JSON answer with it. */
+/** POSTs `payload` as JSON and, when `parse` is given, validates the JSON answer with it. Counted and timed per webhook. */
 export async function postWebhook<T = undefined>(
   url: string,
   payload: unknown,
   options: WebhookRequestOptions,
   parse?: AnswerParser<T>,
 ): Promise<WebhookResult<T>> {
+  const started = performance.now();
+  const result = await send(url, payload, options, parse);
+  duration.observe({ webhook: options.webhook }, (performance.now() - started) / 1000);
+  const key = `${options.webhook} ${result.ok ? "ok" : result.kind}`;
+  outcomes.set(key, (outcomes.get(key) ?? 0) + 1);
+  return result;
+}
+
+async function send<T>(url: string, payload: unknown, options: WebhookRequestOptions, parse?: AnswerParser<T>): Promise<WebhookResult<T>> {
   const body = JSON.stringify(payload);
   const timestamp = Math.floor(Date.now() / 1000);
   const headers: Record<string, string> = {

@@ -6,10 +6,28 @@
 // `interrupted`: the node's own at its next start (closeInterruptedCalls), a dead node's by a
 // surviving node (closeCallsOfDeadNodes, after each heartbeat).
 import { createLogger } from "../log.ts";
+import { metrics } from "../metrics.ts";
 import { databaseNowMs } from "./nodes.ts";
 import type { SqlExecutor, SqlValue } from "./sql.ts";
 
 const log = createLogger("store.calls");
+
+const startedCalls = metrics.counter("trunkline_calls_started_total", "Calls started (a record made), by direction: its rate is the calls per second.", ["direction"]);
+for (const direction of ["inbound", "outbound"] as const) startedCalls.inc({ direction }, 0);
+/**
+ * The state of every open record this process wrote (a record enters `trying` at create and leaves
+ * at `ended`): calls in progress by state, read at scrape time. At most the live calls.
+ */
+const openRecords = new Map<string, { direction: CallDirection; state: Exclude<CallState, "ended"> }>();
+metrics.gauge("trunkline_calls_by_state", "Calls in progress by direction and state (trying, ringing, answered).", ["direction", "state"], () => {
+  const counts = new Map<string, number>();
+  for (const direction of ["inbound", "outbound"] as const) for (const state of ["trying", "ringing", "answered"]) counts.set(`${direction} ${state}`, 0);
+  for (const { direction, state } of openRecords.values()) counts.set(`${direction} ${state}`, counts.get(`${direction} ${state}`)! + 1);
+  return [...counts].map(([key, value]) => {
+    const [direction, state] = key.split(" ");
+    return { labels: { direction: direction!, state: state! }, value };
+  });
+});
 
 /** Appended to the store's migration list. */
 export const callsMigration = `
@@ -168,6 +186,8 @@ export class CallStore {
 
   /** Records a new call (state `trying`) and returns its record; never waits for the database. */
   create(call: NewCall, now = Date.now()): CallRecord {
+    startedCalls.inc({ direction: call.direction });
+    openRecords.set(call.id, { direction: call.direction, state: "trying" });
     this.write(
       `INSERT INTO calls (id, node_id, direction, state, sip_call_id, trunk_id, from_uri, to_uri, application_id, channel_id, user_id, client_id, created_at)
        VALUES ($1, $2, $3, 'trying', $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
@@ -186,6 +206,11 @@ export class CallStore {
 
   /** Applies the change in one committed statement; a state's timestamp is set the first time it is entered. */
   update(id: string, change: CallUpdate, now = Date.now()): void {
+    const open = openRecords.get(id);
+    if (open && change.state !== undefined) {
+      if (change.state === "ended") openRecords.delete(id);
+      else open.state = change.state;
+    }
     const sets: string[] = [];
     const values: SqlValue[] = [];
     const bind = (value: SqlValue) => {

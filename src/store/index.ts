@@ -9,7 +9,10 @@
 // Call records live in the same database, each owned by the node (nodeId) that handled the call.
 import type { Database } from "bun:sqlite";
 import { SQL } from "bun";
+import { statSync, statfsSync } from "node:fs";
+import { dirname, resolve } from "node:path";
 import { createLogger } from "../log.ts";
+import { metrics } from "../metrics.ts";
 import { type ApplicationRow, ApplicationStore, selectApplications } from "./applications.ts";
 import { CallerIdStore, type CallerIdRow, selectCallerIds } from "./callerIds.ts";
 import { CallStore } from "./calls.ts";
@@ -110,6 +113,38 @@ export interface StoreIdentity {
 
 const DEFAULT_NODE_ID = "single";
 
+// The disk the call records fill: the SQLite file (with its WAL) and the filesystem it is on, read at
+// scrape time. On PostgreSQL the database's disk is the database server's to watch.
+const openSqlitePaths = new Set<string>();
+function openDatabasePath(): string | undefined {
+  for (const path of openSqlitePaths) return path;
+  return undefined;
+}
+function fileBytes(path: string): number {
+  try {
+    return statSync(path).size;
+  } catch {
+    return 0;
+  }
+}
+function filesystem(read: (fs: ReturnType<typeof statfsSync>) => number): () => { labels: Record<string, string>; value: number }[] {
+  return () => {
+    const path = openDatabasePath();
+    if (path === undefined) return [];
+    try {
+      return [{ labels: {}, value: read(statfsSync(dirname(path))) }];
+    } catch {
+      return [];
+    }
+  };
+}
+metrics.gauge("trunkline_database_file_bytes", "Size of the SQLite database (call records and configuration), with its write-ahead log.", [], () => {
+  const path = openDatabasePath();
+  return path === undefined ? [] : [{ labels: {}, value: fileBytes(path) + fileBytes(`${path}-wal`) }];
+});
+metrics.gauge("trunkline_database_filesystem_avail_bytes", "Bytes free to Trunkline on the filesystem of the SQLite database.", [], filesystem((fs) => Number(fs.bavail) * Number(fs.bsize)));
+metrics.gauge("trunkline_database_filesystem_size_bytes", "Size of the filesystem of the SQLite database.", [], filesystem((fs) => Number(fs.blocks) * Number(fs.bsize)));
+
 export function openStore(path: string, migrations?: Migration[], identity: StoreIdentity = {}): SqliteStore {
   const db = openDatabase(path, migrations);
   const sql = new SqliteExecutor(db);
@@ -123,6 +158,8 @@ export function openStore(path: string, migrations?: Migration[], identity: Stor
   };
   const entities = entityStores(sql, changes, rows);
   let open = true;
+  const absolutePath = resolve(path);
+  if (path !== ":memory:") openSqlitePaths.add(absolutePath);
   return {
     driver: "sqlite",
     db,
@@ -145,6 +182,7 @@ export function openStore(path: string, migrations?: Migration[], identity: Stor
     close() {
       if (!open) return Promise.resolve();
       open = false;
+      openSqlitePaths.delete(absolutePath);
       // Folds the WAL back into the main file so a copied database is complete.
       db.run("PRAGMA wal_checkpoint(TRUNCATE)");
       db.close();

@@ -43,3 +43,10 @@ test("registering a name again returns the same metric; another type is refused"
   expect(() => registry.gauge("x_total", "X.")).toThrow("already registered as a counter");
   expect(() => registry.counter("bad name", "X.")).toThrow("invalid metric name");
 });
+
+test("a collected metric that finds nothing has no sample, unlike an untouched one", () => {
+  const registry = new MetricsRegistry();
+  registry.gauge("untouched", "U.");
+  registry.gauge("absent", "A.", [], () => []);
+  expect(registry.render()).toBe(["# HELP untouched U.", "# TYPE untouched gauge", "untouched 0", "# HELP absent A.", "# TYPE absent gauge", ""].join("\n"));
+});

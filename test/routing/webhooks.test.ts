@@ -1,5 +1,6 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { postWebhook, signWebhook, SIGNATURE_HEADER, TIMESTAMP_HEADER, verifyWebhookSignature } from "../../src/routing/webhooks.ts";
+import { metrics } from "../../src/metrics.ts";
 import { startWebhookServer } from "../helpers/webhookServer.ts";
 
 const server = startWebhookServer();
@@ -13,7 +14,7 @@ const parseName = (json: unknown) => {
 describe("webhook signing", () => {
   test("the signature is HMAC-SHA256 over `${timestamp}.${body}` and verifies at the receiver", async () => {
     server.handle("/signed", () => Response.json({ name: "x" }));
-    const result = await postWebhook(server.url("/signed"), { a: 1 }, { secret: "s3cret", timeoutMs: 10_000 }, parseName);
+    const result = await postWebhook(server.url("/signed"), { a: 1 }, { webhook: "events", secret: "s3cret", timeoutMs: 10_000 }, parseName);
     expect(result).toEqual({ ok: true, status: 200, value: "x" });
     const req = await server.waitFor("/signed");
     const timestamp = req.headers.get(TIMESTAMP_HEADER);
@@ -34,7 +35,7 @@ describe("webhook signing", () => {
   });
 
   test("without a secret no signature header is sent", async () => {
-    await postWebhook(server.url("/unsigned"), {}, { timeoutMs: 10_000 });
+    await postWebhook(server.url("/unsigned"), {}, { webhook: "events", timeoutMs: 10_000 });
     const req = await server.waitFor("/unsigned");
     expect(req.headers.get(SIGNATURE_HEADER)).toBeNull();
     expect(req.headers.get(TIMESTAMP_HEADER)).toMatch(/^\d+$/);
@@ -45,7 +46,7 @@ describe("webhook results", () => {
   test("a slow receiver yields a timeout within the limit", async () => {
     server.hold("/slow"); // never answers (until the server stops)
     const started = performance.now();
-    const result = await postWebhook(server.url("/slow"), {}, { timeoutMs: 150 }, parseName);
+    const result = await postWebhook(server.url("/slow"), {}, { webhook: "events", timeoutMs: 150 }, parseName);
     const elapsed = performance.now() - started;
     expect(result.ok ? "ok" : result.kind).toBe("timeout");
     // Not before the limit (1 ms for timer rounding); after it, only as late as a loaded machine makes it.
@@ -56,7 +57,7 @@ describe("webhook results", () => {
   test("an abort signal abandons the request", async () => {
     server.hold("/slow");
     const controller = new AbortController();
-    const pending = postWebhook(server.url("/slow"), {}, { timeoutMs: 30_000, signal: controller.signal }, parseName);
+    const pending = postWebhook(server.url("/slow"), {}, { webhook: "events", timeoutMs: 30_000, signal: controller.signal }, parseName);
     setTimeout(() => controller.abort(), 50);
     const result = await pending;
     expect(result.ok ? "ok" : result.kind).toBe("aborted");
@@ -64,22 +65,22 @@ describe("webhook results", () => {
 
   test("a non-2xx status is an http failure with the status", async () => {
     server.handle("/broken", () => new Response("oops", { status: 502 }));
-    const result = await postWebhook(server.url("/broken"), {}, { timeoutMs: 10_000 }, parseName);
+    const result = await postWebhook(server.url("/broken"), {}, { webhook: "events", timeoutMs: 10_000 }, parseName);
     expect(result).toEqual({ ok: false, kind: "http", status: 502, message: "HTTP 502" });
   });
 
   test("non-JSON and wrongly shaped answers are malformed", async () => {
     server.handle("/text", () => new Response("hello"));
     server.handle("/shape", () => Response.json({ other: 1 }));
-    const text = await postWebhook(server.url("/text"), {}, { timeoutMs: 10_000 }, parseName);
-    const shape = await postWebhook(server.url("/shape"), {}, { timeoutMs: 10_000 }, parseName);
+    const text = await postWebhook(server.url("/text"), {}, { webhook: "events", timeoutMs: 10_000 }, parseName);
+    const shape = await postWebhook(server.url("/shape"), {}, { webhook: "events", timeoutMs: 10_000 }, parseName);
     expect(text).toMatchObject({ ok: false, kind: "malformed", message: "answer is not JSON" });
     expect(shape).toMatchObject({ ok: false, kind: "malformed", message: "name missing" });
   });
 
   test("an oversized answer is malformed, not buffered without bound", async () => {
     server.handle("/huge", () => new Response("x".repeat(200_000)));
-    const result = await postWebhook(server.url("/huge"), {}, { timeoutMs: 10_000 }, parseName);
+    const result = await postWebhook(server.url("/huge"), {}, { webhook: "events", timeoutMs: 10_000 }, parseName);
     expect(result).toMatchObject({ ok: false, kind: "malformed" });
   });
 
@@ -87,7 +88,29 @@ describe("webhook results", () => {
     const probe = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Response() });
     const port = probe.port;
     await probe.stop(true);
-    const result = await postWebhook(`http://127.0.0.1:${port}/`, {}, { timeoutMs: 10_000 });
+    const result = await postWebhook(`http://127.0.0.1:${port}/`, {}, { webhook: "events", timeoutMs: 10_000 });
     expect(result.ok ? "ok" : result.kind).toBe("network");
+  });
+});
+
+describe("webhook metrics", () => {
+  const sample = (line: string) => {
+    const found = metrics.render().split("\n").find((l) => l.startsWith(line + " "));
+    return found === undefined ? undefined : Number(found.slice(line.length + 1));
+  };
+
+  test("every request is counted by webhook and outcome, and timed; every series exists before its first request", async () => {
+    expect(sample('trunkline_webhook_requests_total{webhook="inbound_cancel",outcome="malformed"}')).toBe(0);
+    const okBefore = sample('trunkline_webhook_requests_total{webhook="outbound",outcome="ok"}')!;
+    const httpBefore = sample('trunkline_webhook_requests_total{webhook="outbound",outcome="http"}')!;
+    const timedBefore = sample('trunkline_webhook_request_duration_seconds_count{webhook="outbound"}') ?? 0;
+    server.handle("/counted-ok", () => Response.json({ name: "x" }));
+    server.handle("/counted-502", () => new Response("oops", { status: 502 }));
+    await postWebhook(server.url("/counted-ok"), {}, { webhook: "outbound", timeoutMs: 10_000 }, parseName);
+    await postWebhook(server.url("/counted-502"), {}, { webhook: "outbound", timeoutMs: 10_000 }, parseName);
+    await postWebhook(server.url("/counted-502"), {}, { webhook: "outbound", timeoutMs: 10_000 }, parseName);
+    expect(sample('trunkline_webhook_requests_total{webhook="outbound",outcome="ok"}')).toBe(okBefore + 1);
+    expect(sample('trunkline_webhook_requests_total{webhook="outbound",outcome="http"}')).toBe(httpBefore + 2);
+    expect(sample('trunkline_webhook_request_duration_seconds_count{webhook="outbound"}')).toBe(timedBefore + 3);
   });
 });
