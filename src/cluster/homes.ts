@@ -105,7 +105,7 @@ export class ChannelHomes {
       return { here: true };
     }
     this.elsewhere.set(key, claimed.home.nodeId);
-    return { here: false, home: this.nodeTable.get(claimed.home.nodeId) ?? claimed.home };
+    return { here: false, home: claimed.home };
   }
 
   /** After each heartbeat: renews this node's leases, releases unused ones, refreshes the rest. */
@@ -139,7 +139,7 @@ export class ChannelHomes {
   private liveHome(nodeId: string | undefined): HomeNode | undefined {
     if (nodeId === undefined || nodeId === this.nodeId) return undefined;
     const node = this.nodeTable.get(nodeId);
-    return node?.alive && node.sipAddress !== "" ? node : undefined;
+    return node?.alive && node.sipAddress !== "" ? { nodeId: node.nodeId, sipAddress: node.sipAddress, httpUrl: node.httpUrl } : undefined;
   }
 
   private async refresh(): Promise<void> {

@@ -167,7 +167,7 @@ describe("placement on two nodes of one PostgreSQL", () => {
       return !placed.here && placed.home.nodeId === "node-1";
     });
     const before = claims;
-    expect(await node2.place(lobby)).toEqual({ here: false, home: { nodeId: "node-1", sipAddress: "127.0.0.2:5060", httpUrl: "http://127.0.0.2:8080", alive: true } });
+    expect(await node2.place(lobby)).toEqual({ here: false, home: { nodeId: "node-1", sipAddress: "127.0.0.2:5060", httpUrl: "http://127.0.0.2:8080" } });
     expect(claims).toBe(before);
     // Node 1 answers from memory too (its own lease).
     expect(await node1.place(lobby)).toEqual({ here: true });
