@@ -131,6 +131,11 @@ export class ChannelHomes {
     await this.refresh();
   }
 
+  /** The HTTP base URLs of the other live nodes (where a channel's home may be). */
+  peerUrls(): string[] {
+    return [...this.nodeTable.values()].filter((n) => n.alive && n.nodeId !== this.nodeId && n.httpUrl !== "").map((n) => n.httpUrl);
+  }
+
   /** Every channel's home, from the database (GET /api/v1/cluster). */
   list(): Promise<ChannelHome[]> {
     return this.options.store.list();

@@ -6,7 +6,8 @@
 //     of its own channel: a tone of its own per caller, judged by Goertzel.
 //   - A forged route ticket sent straight to a node is refused with 403 and the reason.
 //   - A werift WebRTC client joining through a node that is not the channel's home is sent there
-//     (307, same path) and hears the phone, which hears it.
+//     (307, same path) and hears the phone, which hears it. A page asks GET /client/home first (a
+//     browser drops Authorization on a cross-origin redirect); /ui/'s CSP lets it reach the nodes.
 //   - kill -9 of a channel's home: its calls' records end `interrupted`, the front takes it out of
 //     rotation, and within 10 s a new call to that channel is answered on another node while the
 //     dead node's address receives no INVITE.
@@ -206,6 +207,8 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const client of clients) await client.close();
   for (const phone of phones) phone.peer.close();
+  // HOMING_KEEP_LOGS=/some/dir keeps the cluster's logs (nodes, front, PostgreSQL) for a failed run.
+  if (process.env.HOMING_KEEP_LOGS && state?.DIR) Bun.spawnSync(["cp", "-r", state.DIR, process.env.HOMING_KEEP_LOGS]);
   if (env && existsSync(env.CLUSTER_STATE!)) await cluster("down");
   for (const phone of phones) phone.run.kill();
   rmSync(dir, { recursive: true, force: true });
@@ -290,7 +293,7 @@ Content-Length: 0\r
   }
 });
 
-test("a WebRTC client joining through a node that is not the channel's home is sent there (307) and hears the phone", async () => {
+test("a WebRTC client joining through a node that is not the channel's home is sent there (307) and hears the phone; GET /client/home names the home", async () => {
   const phone = await callIn("2004", WEB_PHONE_HZ);
   await until(() => phone.peer.packetsReceived > 0, { timeoutMs: 15_000 });
   let home: string | undefined;
@@ -310,6 +313,14 @@ test("a WebRTC client joining through a node that is not the channel's home is s
   expect(redirected.headers.get("access-control-allow-origin")).toBe("*");
   expect(((await redirected.json()) as { error: { code: string } }).error.code).toBe("channel_homed_elsewhere");
 
+  // What the /ui/ page does instead (browsers drop Authorization on a redirect to another origin):
+  // ask where the channel lives, then talk to that node; its CSP lets it connect to the other nodes.
+  const asked = await fetch(`${via.api}/api/v1/client/home`, { headers: { authorization: `Bearer ${token}` } });
+  expect(asked.status).toBe(200);
+  expect(await asked.json()).toEqual({ nodeId: homeNode.id, url: homeNode.api });
+  const policy = (await fetch(`${via.api}/ui/`)).headers.get("content-security-policy") ?? "";
+  for (const node of nodes.filter((n) => n !== via)) expect(policy).toContain(`${node.api} ${node.api.replace("http:", "ws:")}`);
+
   const joined = await join(location!);
   expect(joined.status).toBe(200);
   await client.accept(((await joined.json()) as { sdp: string }).sdp);
@@ -320,13 +331,13 @@ test("a WebRTC client joining through a node that is not the channel's home is s
   expect(toneShareOf(heardByPhone, 8000, WEB_PHONE_HZ)).toBeLessThan(0.1);
 }, 60_000);
 
-async function hearsTone(peer: RtpPeer, hz: number): Promise<Int16Array> {
+async function hearsTone(peer: RtpPeer, hz: number, share = 0.5): Promise<Int16Array> {
   let window: Int16Array = new Int16Array(0);
   await until(
     () => {
       const all = peer.received();
       window = all.subarray(Math.max(0, all.length - 4000));
-      return window.length === 4000 && toneShareOf(window, 8000, hz) > 0.5;
+      return window.length === 4000 && toneShareOf(window, 8000, hz) > share;
     },
     { timeoutMs: 20_000, pollMs: 50, what: () => ({ hz, share: toneShareOf(window, 8000, hz) }) },
   );

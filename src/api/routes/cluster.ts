@@ -3,13 +3,14 @@
 // node homes which channel.
 //   GET /api/v1/cluster → { nodeId, deadAfterMs, nodes: NodeStatus[], channels: ChannelHome[] }
 // And the HTTP side of "one channel, one mixer": a WebRTC join or a dial for a channel homed on
-// another node answers 307 to the same path and query on that node's httpUrl (homeRedirects).
+// another node answers 307 to the same path and query on that node's httpUrl (homeRedirects);
+//   GET /api/v1/client/home (client token) → { nodeId, url }: where a page should talk to.
 import type { Context, MiddlewareHandler } from "hono";
 import type { ChannelHomes } from "../../cluster/homes.ts";
 import { s } from "../../config/schema.ts";
 import type { NodeStore } from "../../store/nodes.ts";
-import { authenticateBearer } from "../../webrtc/tokens.ts";
-import { bearerToken, tokensMatch } from "../auth.ts";
+import { authenticateBearer, type ClientClaims } from "../../webrtc/tokens.ts";
+import { bearerToken, isTokenGuess, sourceKey, tokensMatch } from "../auth.ts";
 import { ApiError } from "../errors.ts";
 import { API_PREFIX, type ApiRouter } from "../router.ts";
 
@@ -50,6 +51,12 @@ const channelHomeView = s
   })
   .describe("A channel's home");
 
+const homeView = s.object({
+  nodeId: s.string().describe("The node that homes the channel."),
+  url: s.string().describe("Its HTTP base URL: send the client API requests (join, calls, events) there."),
+});
+const HOME_CLAIMS = "homeClaims";
+
 const clusterView = s.object({
   nodeId: s.string({ minLength: 1 }).describe("The node that answered (cluster.nodeId)."),
   deadAfterMs: s.integer({ min: 0 }).describe("The heartbeat age beyond which a node is dead (cluster.deadAfterMs)."),
@@ -83,12 +90,7 @@ export function clusterRoutes(api: ApiRouter, cluster: ClusterView): void {
 function homeRedirects(api: ApiRouter, cluster: ClusterView): void {
   const redirectIfElsewhere = async (c: Context, channel: { applicationId: string; channelId: string } | undefined) => {
     if (!channel) return undefined;
-    let placed;
-    try {
-      placed = await cluster.homes.place(channel);
-    } catch {
-      throw new ApiError(503, "unavailable", "the channel's home could not be determined (database unavailable)");
-    }
+    const placed = await placeOr503(cluster.homes, channel);
     if (placed.here) return undefined;
     const url = new URL(c.req.url);
     const location = `${placed.home.httpUrl.replace(/\/+$/, "")}${url.pathname}${url.search}`;
@@ -114,4 +116,43 @@ function homeRedirects(api: ApiRouter, cluster: ClusterView): void {
   };
   api.hono.on("POST", [`${API_PREFIX}/client/join`, `${API_PREFIX}/client/calls`], clientChannel);
   api.hono.on("POST", `${API_PREFIX}/applications/:appId/channels/:channelId/calls`, adminChannel);
+
+  // Browsers do not carry a client's Authorization header across a redirect to another origin, so
+  // a page asks first where its channel lives and talks to that node from then on.
+  const clientAuth: MiddlewareHandler = async (c, next) => {
+    const source = sourceKey(c);
+    api.authGuard.admit(c, source, "client");
+    const auth = authenticateBearer(c.req.header("authorization"), cluster.applicationSecret);
+    if (!auth.ok) {
+      if (isTokenGuess(auth.code)) api.authGuard.failed(source, "client");
+      throw new ApiError(401, auth.code, auth.message);
+    }
+    c.set(HOME_CLAIMS, auth.claims);
+    await next();
+  };
+  api.route(
+    {
+      method: "get",
+      path: "/client/home",
+      summary: "Where the token's channel lives: the node to join it on",
+      tag: "client",
+      auth: "client",
+      middleware: [clientAuth],
+      response: { status: 200, description: "The channel's home node (this one when the channel is homed nowhere yet)", schema: homeView },
+      errors: [503],
+    },
+    async (c) => {
+      const claims = c.get(HOME_CLAIMS) as ClientClaims;
+      const placed = await placeOr503(cluster.homes, claims);
+      return c.json(placed.here ? { nodeId: cluster.nodeId, url: new URL(c.req.url).origin } : { nodeId: placed.home.nodeId, url: placed.home.httpUrl.replace(/\/+$/, "") });
+    },
+  );
+}
+
+async function placeOr503(homes: ChannelHomes, channel: { applicationId: string; channelId: string }) {
+  try {
+    return await homes.place(channel);
+  } catch {
+    throw new ApiError(503, "unavailable", "the channel's home could not be determined (database unavailable)");
+  }
 }
