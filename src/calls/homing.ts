@@ -5,16 +5,20 @@
 // reason says why. Without cluster.secret the 302 carries no ticket and the home routes again.
 //   const routed = homing.ticketRoute(req) ?? (await routeInbound(...));
 //   const placed = await homing.place(routed.route, req);   // { here: true } or the response to send
-import type { ChannelHomes } from "../cluster/homes.ts";
+// (503 when the database cannot say where the channel lives: the front tries another node).
+import type { ChannelHomes, Placement } from "../cluster/homes.ts";
 import { signHomeTicket, verifyHomeTicket } from "../cluster/homeTicket.ts";
 import type { InboundRoute, InboundRouting } from "../routing/inbound.ts";
+import { createLogger } from "../log.ts";
 import { formatUri, type SipRequest } from "../sip/message.ts";
 import { parseUri } from "../sip/uri.ts";
+
+const log = createLogger("calls.homing");
 
 /** The Request-URI parameter that carries the ticket. */
 export const HOME_TICKET_PARAM = "tl-home";
 
-export type InboundPlacement = { here: true } | { here: false; status: 302 | 480; reason: string; headers: [string, string][] };
+export type InboundPlacement = { here: true } | { here: false; status: 302 | 480 | 503; reason: string; headers: [string, string][] };
 
 export interface InboundHoming {
   /** A redirected INVITE's route, from its ticket (or why the ticket is refused); undefined without one. */
@@ -38,7 +42,14 @@ export function inboundHoming(homes: ChannelHomes, secret: () => string | undefi
     },
 
     async place(route, req) {
-      const placed = await homes.place(route);
+      let placed: Placement;
+      try {
+        placed = await homes.place(route);
+      } catch (err) {
+        // The database is out of reach: a 5xx lets the front try another node.
+        log.error("the channel's home could not be determined", { applicationId: route.applicationId, channelId: route.channelId, err });
+        return { here: false, status: 503, reason: "Channel Home Unavailable", headers: [] };
+      }
       if (placed.here) return placed;
       // Sent here by another node already: a second hop would mean the home moved in between.
       if (req.uri.params.has(HOME_TICKET_PARAM)) return { here: false, status: 480, reason: "Channel Home Moved", headers: [] };

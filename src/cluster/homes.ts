@@ -72,7 +72,7 @@ export class ChannelHomes {
         if (change === "closed") {
           if (this.held.delete(key)) this.queue(() => this.options.store.release(channel, this.nodeId), "release");
         } else if (!this.held.has(key)) {
-          void this.place(channel);
+          this.place(channel).catch((err: unknown) => log.error("claiming an opened channel failed", { channel, err }));
         }
       }),
     );
