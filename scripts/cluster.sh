@@ -11,6 +11,7 @@
 #   TRUNKLINE_BIN [dist/trunkline]   CLUSTER_STATE [.cluster.state in the repository]
 #   CLUSTER_PG_PORT [55432]          CLUSTER_FRONT_PORT [5060]     CLUSTER_NODE_SIP_PORT [5060]
 #   CLUSTER_HTTP_PORT_BASE [8080]    CLUSTER_ADMIN_TOKEN [random]  CLUSTER_READY_TIMEOUT [30 seconds]
+#   CLUSTER_SECRET [random]          the nodes' cluster.secret (signs the routing decision a 302 carries)
 set -Eeuo pipefail
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -89,11 +90,12 @@ up() {
     if port_taken "${NODE_ADDRS[i-1]}" $((HTTP_PORT_BASE + i)); then die "${NODE_ADDRS[i-1]}:$((HTTP_PORT_BASE + i)) is taken (set CLUSTER_HTTP_PORT_BASE)"; fi
   done
 
-  local dir token
+  local dir token secret
   dir=$(mktemp -d "${TMPDIR:-/tmp}/trunkline-cluster.XXXXXX")
   # `postgres` only passes through to its own pg/; the rest (the admin token) stays root's.
   chmod 711 "$dir"
   token=${CLUSTER_ADMIN_TOKEN:-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')}
+  secret=${CLUSTER_SECRET:-$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')}
   : >"$STATE"
   record DIR "$dir"
   # Whatever fails from here on, what was started is stopped again.
@@ -128,7 +130,8 @@ http: { host: $addr, port: $((HTTP_PORT_BASE + i)) }
 adminToken: $token
 database:
   url: $database_url
-cluster: { nodeId: node$i }
+# A node silent for 3 s is dead: its channels re-home at the next call, well within 10 s.
+cluster: { nodeId: node$i, heartbeatMs: 1000, deadAfterMs: 3000, secret: $secret }
 logLevel: info
 EOF
     setsid "$BIN" serve --config "$node/config.yaml" >"$node/trunkline.log" 2>&1 </dev/null &

@@ -14,6 +14,7 @@ import { ApiRouter } from "./api/router.ts";
 import { clusterRoutes } from "./api/routes/cluster.ts";
 import { createHttpApp, type ReadinessCheck } from "./api/server.ts";
 import { NodeHeartbeat } from "./cluster/heartbeat.ts";
+import { ChannelHomes } from "./cluster/homes.ts";
 import { applyConfigToStore } from "./config/apply.ts";
 import { listenPort, type Config } from "./config/config.ts";
 import { loadConfigFile } from "./config/load.ts";
@@ -49,6 +50,8 @@ export interface AppContext {
   readonly nodeId: string;
   readonly store: Store;
   readonly metrics: MetricsRegistry;
+  /** Which node homes which channel: place() before a first join (src/cluster/homes.ts). */
+  readonly homes: ChannelHomes;
 }
 
 export type ComposeServices = (ctx: AppContext) => Service[] | Promise<Service[]>;
@@ -94,6 +97,7 @@ export async function startApp(options: AppOptions): Promise<App> {
   if (config.adminToken === undefined) log.warn("no adminToken configured: the admin API answers 401 until one is set");
   else if (/change-me/i.test(config.adminToken)) log.warn("adminToken is the example's placeholder: set a secret one before exposing the API");
 
+  const homes = new ChannelHomes({ store: store.homes, nodes: store.nodes, nodeId, deadAfterMs: config.cluster.deadAfterMs });
   const ctx: AppContext = {
     get config() {
       return config;
@@ -102,6 +106,7 @@ export async function startApp(options: AppOptions): Promise<App> {
     nodeId,
     store,
     metrics,
+    homes,
   };
 
   const retention = new CallRecordRetention({ calls: store.calls, retentionDays: () => config.records.retentionDays });
@@ -110,6 +115,7 @@ export async function startApp(options: AppOptions): Promise<App> {
   const started: Service[] = [];
   let server: Server<unknown> | undefined;
   try {
+    await homes.start();
     const services = options.compose ? await options.compose(ctx) : [];
     for (const service of services) {
       await service.start?.();
@@ -124,7 +130,14 @@ export async function startApp(options: AppOptions): Promise<App> {
       authFailures: config.http.authFailures,
       readiness: () => readiness(store, started),
       extraRoutes: [
-        (api: ApiRouter) => clusterRoutes(api, { nodeId: ctx.nodeId, deadAfterMs: config.cluster.deadAfterMs, nodes: store.nodes }),
+        (api: ApiRouter) => clusterRoutes(api, {
+            nodeId: ctx.nodeId,
+            deadAfterMs: config.cluster.deadAfterMs,
+            nodes: store.nodes,
+            homes,
+            adminToken: () => config.adminToken,
+            applicationSecret: (id) => store.applications.get(id)?.sharedSecret,
+          }),
         ...started.filter((s) => s.routes).map((s) => (api: ApiRouter) => s.routes!(api)),
       ],
     });
@@ -138,6 +151,7 @@ export async function startApp(options: AppOptions): Promise<App> {
     });
   } catch (err) {
     await stopServices(started, Date.now() + 2000);
+    await homes.stop();
     await retention.stop();
     await store.close();
     throw err;
@@ -152,15 +166,14 @@ export async function startApp(options: AppOptions): Promise<App> {
     identity: { nodeId: ctx.nodeId, sipAddress: config.cluster.sipAddress ?? sipAddressOf(config), httpUrl: config.cluster.httpUrl ?? url },
     intervalMs: config.cluster.heartbeatMs,
     load: () => nodeLoad(started),
-    // Survivors close the call records dead nodes left open (only nodes sharing a database can die unseen).
-    ...(store.driver === "postgres"
-      ? {
-          afterBeat: async () => {
-            const closed = await store.calls.closeCallsOfDeadNodes(config.cluster.deadAfterMs);
-            if (closed > 0) log.warn("calls of dead nodes closed as interrupted", { count: closed });
-          },
-        }
-      : {}),
+    afterBeat: async () => {
+      // Survivors close the call records dead nodes left open (only nodes sharing a database can die unseen).
+      if (store.driver === "postgres") {
+        const closed = await store.calls.closeCallsOfDeadNodes(config.cluster.deadAfterMs);
+        if (closed > 0) log.warn("calls of dead nodes closed as interrupted", { count: closed });
+      }
+      await homes.afterBeat();
+    },
   });
   await heartbeat.start();
   log.info("trunkline started", { version: VERSION, http: `${scheme}://${config.http.host}:${httpPort}`, database: config.database.url ? "postgres" : config.database.path });
@@ -215,6 +228,7 @@ export async function startApp(options: AppOptions): Promise<App> {
         await stopServices(started, deadline);
         await httpServer.stop(true);
         await heartbeat.stop();
+        await homes.stop();
         await retention.stop();
         await store.close();
         log.info("stopped");

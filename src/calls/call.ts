@@ -32,6 +32,8 @@ export type EndReason =
   | "local_hangup"
   | "cancelled"
   | "rejected"
+  /** Answered 302: the channel is homed on another node (homing.ts). */
+  | "redirected"
   | "no_answer"
   | "no_ack"
   | "timeout"

@@ -1,6 +1,7 @@
 // An INVITE from a trunk, until it is answered or turned away:
 //   source check (the stack's screen already dropped strangers; 403 for a trunk removed since) → limits (503) → 100 Trying (the stack) → routing: static map, then
-//   the inbound webhook (404 / 5xx saying why) → SDP answer (or our offer for a delayed-offer
+//   the inbound webhook (404 / 5xx saying why), or a redirecting node's ticket → the channel's home:
+//   here, or 302 to the node that homes it (homing.ts) → SDP answer (or our offer for a delayed-offer
 //   INVITE), for which the caller joins the channel's mixer with its userId → optional 180 → 200,
 //   retransmitted until the ACK (the dialog).
 // CANCEL at any point before the 200: the stack sends 200 + 487; we abandon the routing webhook,
@@ -68,12 +69,15 @@ export async function handleInboundInvite(manager: CallManager, req: SipRequest,
     reject(480, "Temporarily Unavailable");
   };
 
-  const routed = await routeInbound(
-    { toUser: req.to.uri.user, fromUri: call.from, headers, sdp: req.body.length > 0 ? redactSdesKeys(req.bodyText) : "" },
-    deps.routes,
-    webhooks,
-    routing.signal,
-  );
+  // A call another node routed and redirected here comes with its route (homing.ts).
+  const routed =
+    deps.homing.ticketRoute(req) ??
+    (await routeInbound(
+      { toUser: req.to.uri.user, fromUri: call.from, headers, sdp: req.body.length > 0 ? redactSdesKeys(req.bodyText) : "" },
+      deps.routes,
+      webhooks,
+      routing.signal,
+    ));
   if (call.isEnded) return;
   if (!routed.ok) {
     call.log.warn("inbound call not routed", { status: routed.status, reason: routed.reason, detail: routed.detail });
@@ -82,6 +86,14 @@ export async function handleInboundInvite(manager: CallManager, req: SipRequest,
   const { applicationId, channelId, userId } = routed.route;
   Object.assign(call, { applicationId, channelId, userId });
   call.record({ applicationId, channelId, userId });
+
+  // One channel, one mixer: a channel homed on another node sends the caller there.
+  const placed = await deps.homing.place(routed.route, req);
+  if (call.isEnded) return;
+  if (!placed.here) {
+    tx.respond(placed.status, placed.reason, { headers: placed.headers });
+    return call.end(placed.status === 302 ? "redirected" : "rejected", placed.status);
+  }
 
   // The caller joins the channel now: its phone leg is needed for the SDP answer.
   const media = await call.joinChannel();

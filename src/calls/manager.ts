@@ -24,6 +24,7 @@ import type { CallListQuery, CallRecord, CallStore, NewCall } from "../store/cal
 import { Call, type CallEnvironment } from "./call.ts";
 import type { CallerIdTemplates } from "./callerId.ts";
 import { parseDialTarget } from "./dialTarget.ts";
+import type { InboundHoming } from "./homing.ts";
 import { handleInboundInvite } from "./inbound.ts";
 import type { MediaFactory } from "./media.ts";
 import { placeOutboundCall } from "./outbound.ts";
@@ -63,6 +64,8 @@ export interface CallManagerDeps {
   resolver: Resolver;
   media: MediaFactory;
   routes: InboundRouteSource;
+  /** Where a routed inbound call's channel lives (this node, or a 302 to its home). */
+  homing: InboundHoming;
   callerId(applicationId: string, channelId: string): CallerIdTemplates | undefined;
   webhooks(): WebhookConfig;
   settings(): CallSettings;

@@ -17,6 +17,7 @@ import { createResolver, isIpLiteral, type Resolver } from "../sip/resolver.ts";
 import type { SipStack, SipStackOptions } from "../sip/stack.ts";
 import { isIpv6 } from "../sip/transport.ts";
 import type { TrunkManager } from "../trunks/manager.ts";
+import { inboundHoming } from "./homing.ts";
 import { phoneLegMedia } from "./legMedia.ts";
 import { CallManager, type TrunkDirectory, type WebhookConfig } from "./manager.ts";
 import { CALL_METHODS } from "./types.ts";
@@ -102,6 +103,7 @@ export class CallService implements Service {
         })(o);
       },
       routes,
+      homing: inboundHoming(ctx.homes, () => this.ctx.config.cluster.secret),
       callerId: (applicationId, channelId) => store.callerIds.get(applicationId, channelId),
       webhooks: () => this.webhooks(),
       settings: () => this.ctx.config.calls,
@@ -117,6 +119,7 @@ export class CallService implements Service {
       }),
       this.delivery.attach(events),
     );
+    this.ctx.homes.follow(this.registry);
     await this.resolveTrunks();
     this.resolveTimer = setInterval(() => void this.resolveTrunks(), RESOLVE_INTERVAL_MS);
     this.resolveTimer.unref();

@@ -35,6 +35,9 @@ export interface ChannelMember {
 
 export type ChannelListener = (participants: ParticipantInfo[]) => void;
 
+/** A channel's mixer opened (first participant) or closed (last one left). */
+export type ChannelLifecycleListener = (change: "opened" | "closed", channel: { applicationId: string; channelId: string }) => void;
+
 interface Channel {
   mixer: Mixer;
   members: Map<string, ChannelMember>;
@@ -43,17 +46,18 @@ interface Channel {
 export class ChannelRegistry {
   private readonly channels = new Map<string, Channel>();
   private readonly watchers = new Map<string, Set<ChannelListener>>();
+  private readonly lifecycle = new Set<ChannelLifecycleListener>();
 
   join(info: Omit<ParticipantInfo, "joinedAt">, attach: Attach): ChannelMember {
     const key = channelKey(info.applicationId, info.channelId);
-    const channel = this.channels.get(key) ?? this.open(key);
+    const channel = this.channels.get(key) ?? this.open(key, info);
     channel.members.get(info.id)?.leave("replaced");
     const full: ParticipantInfo = { ...info, joinedAt: new Date().toISOString() };
     let detach: (reason?: string) => void;
     try {
       detach = attach(channel.mixer);
     } catch (error) {
-      if (channel.members.size === 0) this.closeChannel(key, channel);
+      if (channel.members.size === 0) this.closeChannel(key, channel, info);
       throw error;
     }
     let present = true;
@@ -64,7 +68,7 @@ export class ChannelRegistry {
         present = false;
         detach(reason);
         channel.members.delete(info.id);
-        if (channel.members.size === 0) this.closeChannel(key, channel);
+        if (channel.members.size === 0) this.closeChannel(key, channel, info);
         emitEvent("participant.left", { ...eventData(full), ...(reason ? { reason } : {}) });
         this.notify(key);
       },
@@ -73,6 +77,17 @@ export class ChannelRegistry {
     emitEvent("participant.joined", eventData(full));
     this.notify(key);
     return member;
+  }
+
+  /** Whether the channel's mixer is open here (it has participants). */
+  isOpen(applicationId: string, channelId: string): boolean {
+    return this.channels.has(channelKey(applicationId, channelId));
+  }
+
+  /** Calls `listener` when a channel's mixer opens or closes. Returns the unsubscribe function. */
+  onLifecycle(listener: ChannelLifecycleListener): () => void {
+    this.lifecycle.add(listener);
+    return () => this.lifecycle.delete(listener);
   }
 
   /** Participants of every channel: the media legs in this process's mixers. */
@@ -117,15 +132,17 @@ export class ChannelRegistry {
     for (const channel of [...this.channels.values()]) for (const member of [...channel.members.values()]) member.leave(reason);
   }
 
-  private open(key: string): Channel {
+  private open(key: string, info: { applicationId: string; channelId: string }): Channel {
     const channel: Channel = { mixer: new Mixer(), members: new Map() };
     this.channels.set(key, channel);
+    for (const listener of this.lifecycle) listener("opened", { applicationId: info.applicationId, channelId: info.channelId });
     return channel;
   }
 
-  private closeChannel(key: string, channel: Channel): void {
+  private closeChannel(key: string, channel: Channel, info: { applicationId: string; channelId: string }): void {
     channel.mixer.close();
     this.channels.delete(key);
+    for (const listener of this.lifecycle) listener("closed", { applicationId: info.applicationId, channelId: info.channelId });
   }
 
   private notify(key: string): void {

@@ -143,7 +143,12 @@ const clusterSchema = s
     deadAfterMs: s
       .integer({ min: 100, max: 600_000 })
       .default(6000)
-      .describe("A node whose last heartbeat is older than this, by the database's clock, is dead."),
+      .describe("A node whose last heartbeat is older than this, by the database's clock, is dead (and its channels' leases may be taken over)."),
+    secret: s
+      .string({ minLength: 16, maxLength: 512 })
+      .optional()
+      .writeOnly()
+      .describe("Shared by every node: signs the routing decision a node passes to a channel's home with its 302, so the home does not ask the inbound webhook again (without it the home routes the call again)."),
   })
   .refine((cluster) => (cluster.deadAfterMs <= cluster.heartbeatMs ? { at: ["deadAfterMs"], message: `must be above heartbeatMs (${cluster.heartbeatMs})` } : undefined));
 

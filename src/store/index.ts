@@ -16,6 +16,7 @@ import { metrics } from "../metrics.ts";
 import { type ApplicationRow, ApplicationStore, selectApplications } from "./applications.ts";
 import { CallerIdStore, type CallerIdRow, selectCallerIds } from "./callerIds.ts";
 import { CallStore } from "./calls.ts";
+import { ChannelHomeStore, HOMES_CHANNEL } from "./channelHomes.ts";
 import { ChangeFeed, type StoreChange } from "./changes.ts";
 import { migratePostgres, openDatabase } from "./db.ts";
 import { InboundRouteStore, type RouteRow, selectInboundRoutes } from "./inboundRoutes.ts";
@@ -36,6 +37,8 @@ export interface Store {
   readonly calls: CallStore;
   /** The cluster's nodes and their heartbeats (on SQLite: this one process). */
   readonly nodes: NodeStore;
+  /** Which node homes which channel (leases; on PostgreSQL with notices from the other nodes). */
+  readonly homes: ChannelHomeStore;
   /** Runs the writes in `work` as one transaction on SQLite; on PostgreSQL each commits on its own. */
   transaction<T>(work: () => Promise<T>): Promise<T>;
   isOpen(): boolean;
@@ -168,6 +171,7 @@ export function openStore(path: string, migrations?: Migration[], identity: Stor
     ...entities,
     calls: new CallStore(sql, identity.nodeId ?? DEFAULT_NODE_ID),
     nodes: new NodeStore(sql),
+    homes: new ChannelHomeStore(sql),
     async transaction(work) {
       try {
         return await sql.transaction(work);
@@ -254,10 +258,18 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
       .catch((err: unknown) => log.error("reloading after reconnecting failed", { err }));
   };
 
+  // Its own queue: a claim on a call path never waits behind a configuration reload.
+  const homes = new ChannelHomeStore(new PostgresExecutor(client));
+  const onHomeNotice = (payload: string) => {
+    if (open && !homes.noticeReceived(payload)) log.warn("unreadable channel home notice ignored", { payload });
+  };
+
   // LISTEN before the first load, so a change made in between is not missed.
   let subscription: SQL.ListenSubscription;
+  let homesSubscription: SQL.ListenSubscription;
   try {
     subscription = await client.listen(CHANGE_CHANNEL, onNotification, onListen);
+    homesSubscription = await client.listen(HOMES_CHANNEL, onHomeNotice);
     const loading = entityStores(sql, changes, await loadRows(sql));
     // A change notified while the tables were being read may have missed a table already read.
     if (changedDuringLoad) await reloadAll(loading);
@@ -285,6 +297,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     // Its own queue: call record writes never wait behind a configuration reload, nor delay one.
     calls: new CallStore(new PostgresExecutor(client), options.nodeId ?? DEFAULT_NODE_ID),
     nodes: new NodeStore(sql),
+    homes,
     transaction: (work) => sql.transaction(work),
     isOpen: () => open,
     async healthy() {
@@ -298,6 +311,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
       await sql.serial(() => Promise.resolve());
       await store.calls.flush();
       await subscription.unlisten();
+      await homesSubscription.unlisten();
       await client.close();
     },
   };

@@ -2,6 +2,7 @@
 // applied one. Each runs once, in its own transaction, recorded in schema_migrations.
 import type { Database } from "bun:sqlite";
 import { callsEndedAtMigration, callsMigration, callsNodeMigration, postgresCallsMigration } from "./calls.ts";
+import { channelHomesMigration } from "./channelHomes.ts";
 import { nodesMigration } from "./nodes.ts";
 
 export interface Migration {
@@ -83,6 +84,8 @@ export const migrations: Migration[] = [
   // A single node keeps its own heartbeat row too, so GET /api/v1/cluster answers alike on both drivers.
   { version: 6, name: "cluster nodes", up: nodesMigration.sqlite },
   { version: 7, name: "call records by node", up: callsNodeMigration },
+  // On SQLite the one node homes every channel; the table keeps GET /api/v1/cluster alike on both drivers.
+  { version: 8, name: "channel homes", up: channelHomesMigration.sqlite },
 ];
 
 /**
@@ -153,6 +156,7 @@ export const postgresMigrations: PostgresMigration[] = [
   },
   { version: 2, name: "cluster nodes", up: nodesMigration.postgres },
   { version: 3, name: "call records", up: postgresCallsMigration },
+  { version: 4, name: "channel homes", up: channelHomesMigration.postgres },
 ];
 
 export interface PostgresMigration {

@@ -37,7 +37,7 @@ export function webrtcApi(webrtc: WebRtcService, ctx: AppContext, calls?: () => 
         maxEventStreamsPerChannel: () => ctx.config.webrtc.maxEventStreamsPerChannel,
       });
       mountClientTokenRoutes(api, { applicationSecret, defaultTtlSec: () => ctx.config.webrtc.tokenTtlSec });
-      mountUi(api.hono);
+      mountUi(api.hono, () => ctx.homes.peerUrls());
     },
   };
 }

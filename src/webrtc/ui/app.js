@@ -2,6 +2,9 @@
 // Plain browser JavaScript, no build step. `window.trunkline` exposes the live state for debugging.
 const $ = (id) => document.getElementById(id);
 const API = "/api/v1/client";
+// Where the channel lives: this node, or in a cluster its home (GET /home before joining), which every
+// request and the event stream then go to.
+let apiBase = new URL(API, location.href).href;
 
 const state = {
   token: "",
@@ -70,11 +73,13 @@ function describeToken() {
 }
 
 async function request(method, path, body) {
-  const res = await fetch(API + path, {
-    method,
-    headers: { authorization: `Bearer ${state.token}`, ...(body ? { "content-type": "application/json" } : {}) },
-    body: body ? JSON.stringify(body) : undefined,
-  });
+  const send = () =>
+    fetch(apiBase + path, {
+      method,
+      headers: { authorization: `Bearer ${state.token}`, ...(body ? { "content-type": "application/json" } : {}) },
+      body: body ? JSON.stringify(body) : undefined,
+    });
+  const res = await send();
   if (res.status === 204) return {};
   const json = await res.json().catch(() => ({}));
   if (!res.ok) throw new Error(json.error?.message ?? `${res.status} ${res.statusText}`);
@@ -139,6 +144,10 @@ async function join() {
   $("join").disabled = true;
   setStatus("Asking for your microphone…");
   try {
+    // In a cluster the channel may live on another node: every request goes there.
+    apiBase = new URL(API, location.href).href;
+    const home = await request("GET", "/home");
+    apiBase = new URL(API, home.url).href;
     state.stream = await navigator.mediaDevices.getUserMedia({ audio: { echoCancellation: true, noiseSuppression: true, autoGainControl: true } });
     state.audio = new AudioContext();
     // Not awaited: Firefox keeps a context suspended until an audio output opens, for ever on a
@@ -179,7 +188,7 @@ async function join() {
 }
 
 function openEvents() {
-  const url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}${API}/events`;
+  const url = `${apiBase.replace(/^http/, "ws")}/events`;
   const ws = new WebSocket(url);
   state.ws = ws;
   ws.addEventListener("open", () => ws.send(JSON.stringify({ type: "auth", token: state.token })));
@@ -393,7 +402,7 @@ $("dial-form").addEventListener("submit", dial);
 for (const button of document.querySelectorAll(".pad button")) button.addEventListener("click", () => padKey(button.dataset.key));
 window.addEventListener("pagehide", () => {
   if (state.clientId && state.joined)
-    fetch(`${API}/connections/${encodeURIComponent(state.clientId)}`, { method: "DELETE", keepalive: true, headers: { authorization: `Bearer ${state.token}` } });
+    fetch(`${apiBase}/connections/${encodeURIComponent(state.clientId)}`, { method: "DELETE", keepalive: true, headers: { authorization: `Bearer ${state.token}` } });
 });
 
 const fromHash = new URLSearchParams(location.hash.slice(1)).get("token");
