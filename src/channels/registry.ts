@@ -3,9 +3,11 @@
 // WebRTC clients join through here alike, so the channel knows who is in it and participant
 // events are emitted in one place.
 //
-//   const member = registry.join({ applicationId, channelId, id, kind: "sip", userId, callId },
-//     (mixer) => { const leg = createPhoneLeg({ mixer, participantId: id, ... }); return () => leg.close(); });
+//   const member = registry.join(info, (mixer) => { const p = mixer.join(id, ...); return () => p.leave(); });
+//   const joined = await registry.joinWhenReady({ applicationId, channelId, id, kind: "sip", userId, callId },
+//     async (mixer) => { const leg = await createPhoneLeg({ mixer, participantId: id, ... }); return () => leg.close(); });
 //   member.leave("hangup");   // detaches from the mixer, emits participant.left
+// participant.joined fires once the participant is in the mixer, never before.
 import { emitEvent } from "../events.ts";
 import { Mixer } from "../media/mixer.ts";
 
@@ -38,24 +40,54 @@ export type ChannelListener = (participants: ParticipantInfo[]) => void;
 interface Channel {
   mixer: Mixer;
   members: Map<string, ChannelMember>;
+  /** Participants whose media is still being set up: the channel stays open for them. */
+  arriving: number;
 }
 
 export class ChannelRegistry {
   private readonly channels = new Map<string, Channel>();
   private readonly watchers = new Map<string, Set<ChannelListener>>();
 
+  /** Joins a participant whose media attaches at once (a WebRTC peer already connected). */
   join(info: Omit<ParticipantInfo, "joinedAt">, attach: Attach): ChannelMember {
     const key = channelKey(info.applicationId, info.channelId);
+    this.channels.get(key)?.members.get(info.id)?.leave("replaced");
     const channel = this.channels.get(key) ?? this.open(key);
-    channel.members.get(info.id)?.leave("replaced");
-    const full: ParticipantInfo = { ...info, joinedAt: new Date().toISOString() };
     let detach: (reason?: string) => void;
     try {
       detach = attach(channel.mixer);
     } catch (error) {
-      if (channel.members.size === 0) this.closeChannel(key, channel);
+      this.closeIfEmpty(key, channel);
       throw error;
     }
+    return this.admit(key, channel, info, detach);
+  }
+
+  /**
+   * Joins a participant whose media takes a while to set up (a phone leg binds its RTP ports): the
+   * channel stays open meanwhile, and the participant is admitted (participant.joined) only once
+   * `attach` resolved. On `{ error }` nobody joined and the channel closes if it is empty.
+   */
+  async joinWhenReady(
+    info: Omit<ParticipantInfo, "joinedAt">,
+    attach: (mixer: Mixer) => Promise<((reason?: string) => void) | { error: string }>,
+  ): Promise<ChannelMember | { error: string }> {
+    const key = channelKey(info.applicationId, info.channelId);
+    this.channels.get(key)?.members.get(info.id)?.leave("replaced");
+    const channel = this.channels.get(key) ?? this.open(key);
+    channel.arriving++;
+    let detach: ((reason?: string) => void) | { error: string } | undefined;
+    try {
+      detach = await attach(channel.mixer);
+    } finally {
+      channel.arriving--;
+      if (typeof detach !== "function") this.closeIfEmpty(key, channel);
+    }
+    return typeof detach === "function" ? this.admit(key, channel, info, detach) : detach;
+  }
+
+  private admit(key: string, channel: Channel, info: Omit<ParticipantInfo, "joinedAt">, detach: (reason?: string) => void): ChannelMember {
+    const full: ParticipantInfo = { ...info, joinedAt: new Date().toISOString() };
     let present = true;
     const member: ChannelMember = {
       info: full,
@@ -64,7 +96,7 @@ export class ChannelRegistry {
         present = false;
         detach(reason);
         channel.members.delete(info.id);
-        if (channel.members.size === 0) this.closeChannel(key, channel);
+        this.closeIfEmpty(key, channel);
         emitEvent("participant.left", { ...eventData(full), ...(reason ? { reason } : {}) });
         this.notify(key);
       },
@@ -118,12 +150,13 @@ export class ChannelRegistry {
   }
 
   private open(key: string): Channel {
-    const channel: Channel = { mixer: new Mixer(), members: new Map() };
+    const channel: Channel = { mixer: new Mixer(), members: new Map(), arriving: 0 };
     this.channels.set(key, channel);
     return channel;
   }
 
-  private closeChannel(key: string, channel: Channel): void {
+  private closeIfEmpty(key: string, channel: Channel): void {
+    if (channel.members.size > 0 || channel.arriving > 0 || this.channels.get(key) !== channel) return;
     channel.mixer.close();
     this.channels.delete(key);
   }
