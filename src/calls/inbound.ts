@@ -1,15 +1,17 @@
 // An INVITE from a trunk, until it is answered or turned away:
 //   source check (the stack's screen already dropped strangers; 403 for a trunk removed since) → limits (503) → 100 Trying (the stack) → routing: static map, then
 //   the inbound webhook (404 / 5xx saying why) → SDP answer (or our offer for a delayed-offer
-//   INVITE), for which the caller joins the channel's mixer with its userId → optional 180 → 200,
+//   INVITE), for which the caller joins the channel's mixer with its userId → optional 180 (reliable,
+//   and PRACKed before the 200, when the caller requires or supports 100rel: RFC 3262) → 200,
 //   retransmitted until the ACK (the dialog).
 // CANCEL at any point before the 200: the stack sends 200 + 487; the call ends as `cancelled`
 // (which aborts the routing webhook in flight) and the inbound-cancel webhook hears the INVITE's headers.
 import type { TrunkInput } from "../config/entities.ts";
 import { notifyInboundCancel, routeInbound, type InboundRouteSource, type InboundWebhookSettings } from "../routing/inbound.ts";
 import { redactSdesKeys } from "../media/sdes.ts";
-import { Dialog, type DialogHost } from "../sip/dialog.ts";
-import { formatUri, type SipRequest } from "../sip/message.ts";
+import { Dialog, type DialogHost, type DialogTermination } from "../sip/dialog.ts";
+import { formatUri, type NameAddr, type SipRequest } from "../sip/message.ts";
+import { ReliableProvisionals, wantsReliableProvisionals } from "../sip/reliable.ts";
 import type { ServerTransaction } from "../sip/transaction.ts";
 import type { InboundContext } from "../sip/transport.ts";
 import type { Call, CallInit } from "./call.ts";
@@ -107,18 +109,49 @@ export async function handleInboundInvite(ctx: InboundFlowContext, req: SipReque
     // RFC 3264 §5 with RFC 3261 §13.2.1: no offer in the INVITE → ours goes in the 2xx, the answer in the ACK.
     body = media.offer();
   }
-  if (ctx.settings().sendRinging) {
+  const contact = ctx.stack.contactFor(undefined, inbound.local.transport);
+  let early: Dialog | undefined;
+  if (ctx.settings().sendRinging && wantsReliableProvisionals(req)) {
+    early = await ringReliably(ctx, call, req, tx, inbound, contact);
+    if (!early) return;
+  } else if (ctx.settings().sendRinging) {
     tx.respond(180, "Ringing");
     call.ringing(180);
   }
-  const dialog = Dialog.answer(ctx.stack, req, tx, inbound, {
-    contact: ctx.stack.contactFor(undefined, inbound.local.transport),
-    body,
-    contentType: "application/sdp",
-    headers: [["Allow", ALLOW_METHODS], ["Supported", "timer"], ...timers.headers],
-  });
+  const answer = { contact, body, contentType: "application/sdp", headers: [["Allow", ALLOW_METHODS], ["Supported", "timer"], ...timers.headers] as [string, string][] };
+  const dialog = early ? early.accept(req, tx, answer) : Dialog.answer(ctx.stack, req, tx, inbound, answer);
   if (!call.connect(dialog, { ...(timers.settings ? { sessionTimer: timers.settings } : {}), answerInAck: codec === undefined })) return;
   if (codec !== undefined) call.answered(codec);
+}
+
+/**
+ * RFC 3262 §3: a caller that requires or supports 100rel gets the 180 reliably (it creates the early
+ * dialog), and our 2xx waits for its PRACK. The early dialog, or undefined when the call ended
+ * meanwhile (CANCEL, a BYE in the early dialog, our hang-up) or no PRACK came (§3: 5xx).
+ */
+async function ringReliably(ctx: InboundFlowContext, call: Call, req: SipRequest, tx: ServerTransaction, inbound: InboundContext, contact: NameAddr): Promise<Dialog | undefined> {
+  const early = Dialog.early(ctx.stack, req, tx, inbound);
+  const provisionals = new ReliableProvisionals(early, req, tx, ctx.stack.transactions.timers);
+  // RFC 3261 §15: a BYE in the early dialog ends the call; the INVITE gets 487.
+  const byeBeforeAnswer = (reason: DialogTermination) => {
+    if (reason !== "bye") return;
+    tx.respond(487, "Request Terminated");
+    call.end("cancelled", { sipStatus: 487 });
+  };
+  early.on("terminated", byeBeforeAnswer);
+  const acknowledged = provisionals.send(180, "Ringing", { contact });
+  call.ringing(180);
+  const outcome = await acknowledged;
+  provisionals.close();
+  early.off("terminated", byeBeforeAnswer);
+  if (outcome === "acknowledged" && !call.isEnded) return early;
+  early.terminate();
+  if (!call.isEnded) {
+    call.log.warn("no PRACK for the reliable 180", { outcome });
+    tx.respond(500, "Reliable Provisional Response Not Acknowledged");
+    call.end("timeout", { sipStatus: 500 });
+  }
+  return undefined;
 }
 
 /** The INVITE's headers as the webhooks get them: name → value, repeated headers joined with ", ". */
