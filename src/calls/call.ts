@@ -1,7 +1,25 @@
 // One call, inbound or outbound, from its first message to its record's end: the record written
 // at each state change, the events, the phone leg in the channel's mixer, and the dialog's
 // in-dialog requests (BYE, re-INVITE/UPDATE for hold/resume/new address/codec, INFO DTMF,
-// RFC 4028 session refreshes).
+// RFC 4028 session refreshes). The flows (inbound.ts, outbound.ts) drive it through its life:
+//
+//   from              method                 to           on the wire (the call's part)
+//   trying            ringing(status)        ringing      -
+//   trying, ringing   connect(dialog)        connecting   - (the 2xx is sent or received: the dialog exists)
+//   connecting        answered(codec)        answered     - (the SDP answer is settled: in the 2xx, or the ACK)
+//   trying, ringing   end(reason we decide)  cancelling   outbound with an INVITE out: CANCEL (RFC 3261 §9.1)
+//   trying, ringing   end(reason we decide)  ended        inbound: 480 (§21.4.18); outbound before the INVITE: nothing
+//   trying, ringing   end(flow's outcome)    ended        - (the flow already answered or got the final response)
+//   cancelling        end(flow's outcome)    ended        - (the INVITE's final response: recorded as we cancelled it)
+//   cancelling        end(shutdown)          ended        - (the CANCEL is out; no waiting for its answer)
+//   cancelling        connect(dialog)        ended        BYE (a 2xx crossed our CANCEL, §15)
+//   connecting,
+//   answered          end(any)               ended        BYE, with a Reason header (RFC 3326) when a cause is given,
+//                                                         unless the peer ended the dialog (BYE, no ACK)
+//
+// `end(reason)` is the one way a call ends, whatever ends it: our hang-up (`local_hangup`), the
+// peer's BYE, CANCEL or final response, a failure, the ring timeout, shutdown. Reasons "we decide"
+// (DECIDED_BY_US) are the ones that must still act on the wire; the others report what happened.
 import type { ChannelMember, ChannelRegistry } from "../channels/registry.ts";
 import { emitEvent, type CallEventBase } from "../events.ts";
 import { createLogger, type Logger } from "../log.ts";
@@ -10,8 +28,8 @@ import type { Dialog } from "../sip/dialog.ts";
 import type { MediaEncryption } from "../media/sdp.ts";
 import { formatNameAddr, type SipRequest } from "../sip/message.ts";
 import type { SipStack } from "../sip/stack.ts";
-import type { ServerTransaction } from "../sip/transaction.ts";
-import type { CallDirection, CallState, CallStore, CallUpdate } from "../store/calls.ts";
+import type { ClientTransaction, ServerTransaction } from "../sip/transaction.ts";
+import type { CallDirection, CallStore, CallUpdate } from "../store/calls.ts";
 import { parseDtmfInfo } from "./dtmfInfo.ts";
 import type { CallMedia, MediaFactory } from "./media.ts";
 import { SessionTimer, type SessionTimerSettings } from "./sessionTimer.ts";
@@ -21,7 +39,7 @@ export interface CallEnvironment {
   store: CallStore;
   media: MediaFactory;
   registry: ChannelRegistry;
-  stack: SipStack;
+  stack: Pick<SipStack, "contactFor" | "sendStateless">;
   /** Removes the call from the manager's tables once it has ended. */
   release(call: Call): void;
 }
@@ -49,131 +67,329 @@ export type EndReason =
   | "webhook_malformed"
   | "shutdown";
 
+/** Ends decided here rather than reported by the flow: before the answer they still act on the wire (CANCEL, 480). */
+const DECIDED_BY_US: ReadonlySet<EndReason> = new Set(["local_hangup", "no_answer", "shutdown", "media_timeout", "session_expired"]);
 
-const endedCalls = metrics.counter("trunkline_calls_ended_total", "Calls ended, by direction and end reason.", ["direction", "reason"]);
+export type CallPhase = "trying" | "ringing" | "connecting" | "answered" | "cancelling" | "ended";
 
-export class Call {
-  state: CallState = "trying";
+/** The table above, as the transition methods check it. */
+const TRANSITIONS: Record<CallPhase, readonly CallPhase[]> = {
+  trying: ["ringing", "connecting", "cancelling", "ended"],
+  ringing: ["connecting", "cancelling", "ended"],
+  connecting: ["answered", "ended"],
+  answered: ["ended"],
+  cancelling: ["ended"],
+  ended: [],
+};
+
+/** Who the call is for and where it goes; learned as the flow goes (routing, trunk choice). */
+export interface CallIdentity {
+  from: string;
+  to: string;
   applicationId?: string;
   channelId?: string;
   userId?: string;
   clientId?: string;
   trunkId?: string;
-  codec?: string;
-  dialog?: Dialog;
-  media?: CallMedia;
-  /** The SRTP policy its phone leg gets (set by the flows from the trunk before joining the channel). */
-  mediaEncryption: MediaEncryption = "none";
-  /** Before the answer: how DELETE /calls/:id stops this call (CANCEL out, 480 in). */
-  abandon?: () => void;
+}
+
+export interface CallInit extends CallIdentity {
+  id: string;
+  direction: CallDirection;
+  sipCallId?: string;
+  /** The SRTP policy of its phone leg (inbound: known from the trunk at once; outbound: see trunkChosen). */
+  mediaEncryption?: MediaEncryption;
+  /** Inbound: the INVITE's transaction, which our hang-up before the answer answers with 480. */
+  invite?: ServerTransaction;
+}
+
+export interface EndDetail {
+  /** The SIP status that ended it (a final response), for the record. */
+  sipStatus?: number;
+  /** Said in the BYE's Reason header (RFC 3326). */
+  cause?: { status: number; text: string };
+}
+
+const endedCalls = metrics.counter("trunkline_calls_ended_total", "Calls ended, by direction and end reason.", ["direction", "reason"]);
+
+export class Call {
+  readonly id: string;
+  readonly direction: CallDirection;
   readonly log: Logger;
+  private current: CallPhase = "trying";
+  private readonly identity: CallIdentity;
+  private mediaEncryption: MediaEncryption;
+  private codec?: string;
+  private dialog?: Dialog;
+  private callMedia?: CallMedia;
   private member?: ChannelMember;
   private sessionTimer?: SessionTimer;
-  /** A re-INVITE without SDP: our offer went in the 2xx, the answer comes in the ACK. */
+  /** A re-INVITE (or INVITE) without SDP: our offer went in the 2xx, the answer comes in the ACK. */
   private awaitingAnswerInAck = false;
-  private ended = false;
+  /** Inbound before the answer: the INVITE we answer 480 should we hang up. */
+  private readonly inboundInvite?: ServerTransaction;
+  private sipCallId?: string;
+  /** Outbound: the INVITE transaction in progress, which our hang-up cancels. */
+  private outboundInvite?: ClientTransaction;
+  /** While cancelling: what the record will say (cancelled, no_answer, ...). */
+  private cancelReason?: EndReason;
+  /** Aborted once the call stops going forward (ended or cancelling): the flows' webhooks and lookups listen. */
+  private readonly stopping = new AbortController();
   private readonly createdAt = Date.now();
 
   constructor(
-    readonly id: string,
-    readonly direction: CallDirection,
-    public from: string,
-    public to: string,
+    init: CallInit,
     private readonly env: CallEnvironment,
   ) {
-    this.log = createLogger("calls", { callId: id, direction });
+    this.id = init.id;
+    this.direction = init.direction;
+    this.identity = pickIdentity(init);
+    this.mediaEncryption = init.mediaEncryption ?? "none";
+    this.inboundInvite = init.invite;
+    this.sipCallId = init.sipCallId;
+    this.log = createLogger("calls", { callId: init.id, direction: init.direction });
+  }
+
+  get phase(): CallPhase {
+    return this.current;
   }
 
   get isEnded(): boolean {
-    return this.ended;
+    return this.phase === "ended";
   }
 
-  eventBase(): CallEventBase {
-    return {
-      callId: this.id,
-      direction: this.direction,
-      ...(this.applicationId ? { applicationId: this.applicationId } : {}),
-      ...(this.channelId ? { channelId: this.channelId } : {}),
-      ...(this.trunkId ? { trunkId: this.trunkId } : {}),
-      from: this.from,
-      to: this.to,
-      ...(this.userId ? { userId: this.userId } : {}),
-      ...(this.clientId ? { clientId: this.clientId } : {}),
-    };
+  /** Whether the flow should go on: not ended, not being cancelled. */
+  get isLive(): boolean {
+    return this.phase !== "ended" && this.phase !== "cancelling";
   }
 
-  /** Writes a change of the record (one committed statement). */
-  record(change: CallUpdate): void {
-    if (this.ended) return;
-    this.env.store.update(this.id, change);
+  get info(): Readonly<CallIdentity> {
+    return this.identity;
   }
 
+  get media(): CallMedia | undefined {
+    return this.callMedia;
+  }
+
+  /** Aborted once the call ends or is being cancelled. */
+  get signal(): AbortSignal {
+    return this.stopping.signal;
+  }
+
+  private moveTo(next: CallPhase): boolean {
+    if (!TRANSITIONS[this.current].includes(next)) return false;
+    this.current = next;
+    return true;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // What the flows learn before the answer (no change of phase)
+
+  /** Inbound: routing chose the channel and the caller's userId. */
+  routed(route: { applicationId: string; channelId: string; userId?: string }): void {
+    if (!this.isLive) return;
+    this.identity.applicationId = route.applicationId;
+    this.identity.channelId = route.channelId;
+    if (route.userId) this.identity.userId = route.userId;
+    this.record({ applicationId: route.applicationId, channelId: route.channelId, ...(route.userId ? { userId: route.userId } : {}) });
+  }
+
+  /** Outbound: the trunk took the call; caller ID and request URI are rendered for it. */
+  trunkChosen(o: { trunkId: string; mediaEncryption: MediaEncryption; from: string; to: string }): void {
+    if (!this.isLive) return;
+    this.identity.trunkId = o.trunkId;
+    this.identity.from = o.from;
+    this.identity.to = o.to;
+    this.mediaEncryption = o.mediaEncryption;
+    this.record({ trunkId: o.trunkId, from: o.from, to: o.to });
+  }
+
+  /** Outbound: an INVITE (first, retry with credentials, or next target) went out as `tx` (none: it could not be sent). */
+  inviting(invite: SipRequest, tx: ClientTransaction | undefined): void {
+    if (this.sipCallId !== invite.callId) this.record({ sipCallId: invite.callId });
+    this.sipCallId = invite.callId;
+    this.outboundInvite = tx;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Transitions
+
+  /** trying → ringing: a 180/183 sent (inbound) or received (outbound). */
   ringing(sipStatus: number): void {
-    if (this.ended || this.state !== "trying") return;
-    this.state = "ringing";
+    if (!this.moveTo("ringing")) return;
     this.record({ state: "ringing", sipStatus });
     emitEvent("call.ringing", { ...this.eventBase(), sipStatus });
   }
 
-  answered(codec: string): void {
-    if (this.ended || this.state === "answered") return;
-    this.state = "answered";
-    this.codec = codec;
-    this.abandon = undefined;
-    this.record({ state: "answered", sipStatus: 200, codec });
-    emitEvent("call.answered", { ...this.eventBase(), codec });
-  }
-
   /**
-   * Joins the channel as participant `callId` with the call's userId: the phone leg is created in
-   * the channel's mixer (RTP ports bound). Leaving the channel closes the leg.
+   * trying/ringing → connecting: the 2xx is sent or received, the call takes over the dialog
+   * (in-dialog requests, the ACK, its end, the session timer). `answerInAck`: our offer went in the
+   * 2xx, so the answer comes in the ACK. Returns false when the call does not go on: a 2xx that
+   * crossed our CANCEL, or came after the end, is ended with BYE (RFC 3261 §15).
    */
-  async joinChannel(): Promise<CallMedia | { error: string }> {
-    if (this.media) return this.media;
-    const { applicationId, channelId } = this;
-    if (!applicationId || !channelId) return { error: "the call has no channel" };
-    let created: Promise<CallMedia | { error: string }> | undefined;
-    const member = this.env.registry.join(
-      { applicationId, channelId, id: this.id, kind: "sip", userId: this.userId ?? this.from, callId: this.id, address: this.direction === "inbound" ? this.from : this.to },
-      (mixer) => {
-        created = this.env.media({ callId: this.id, mixer, encryption: this.mediaEncryption });
-        return () => void created?.then((media) => ("error" in media ? undefined : media.close()));
-      },
-    );
-    const media = await created!;
-    if ("error" in media || this.ended) {
-      member.leave("error" in media ? "media_error" : "ended");
-      return "error" in media ? media : { error: "the call ended" };
+  connect(dialog: Dialog, o: { sessionTimer?: SessionTimerSettings; answerInAck?: boolean } = {}): boolean {
+    if (this.phase === "cancelling" || this.phase === "ended") {
+      dialog.bye().catch(() => undefined);
+      if (this.phase === "cancelling") this.finish("local_hangup", {});
+      return false;
     }
-    this.member = member;
-    this.media = media;
-    media.onDtmf((digit, durationMs) => this.dtmfReceived(digit, durationMs, "rfc4733"));
-    media.onTimeout(() => this.hangUpWithReason("media_timeout", { status: 408, text: "RTP timeout" }));
-    return media;
-  }
-
-  /** Takes over the dialog: in-dialog requests, the ACK, its end, and the session timer. */
-  attachDialog(dialog: Dialog, sessionTimer?: SessionTimerSettings): void {
+    if (!this.moveTo("connecting")) return false;
     this.dialog = dialog;
-    this.media?.setSignallingAddress(dialog.peer.address);
+    this.awaitingAnswerInAck = o.answerInAck ?? false;
+    this.callMedia?.setSignallingAddress(dialog.peer.address);
     dialog.on("request", (req, tx) => this.onInDialogRequest(req, tx));
     dialog.on("ack", (ack) => this.onAck(ack));
     dialog.on("terminated", (reason) => {
       if (reason === "bye") this.end("remote_bye");
       else if (reason === "ackTimeout") this.end("no_ack");
     });
-    if (sessionTimer) {
-      this.sessionTimer = new SessionTimer(sessionTimer, {
+    if (o.sessionTimer) {
+      this.sessionTimer = new SessionTimer(o.sessionTimer, {
         refresh: () => this.refreshSession(),
-        expire: () => this.hangUpWithReason("session_expired", { status: 408, text: "session timer expired" }),
+        expire: () => this.end("session_expired", { cause: { status: 408, text: "session timer expired" } }),
       });
+    }
+    return true;
+  }
+
+  /** connecting → answered: the SDP answer is settled, media flows with `codec`. */
+  answered(codec: string): void {
+    if (!this.moveTo("answered")) return;
+    this.codec = codec;
+    this.record({ state: "answered", sipStatus: 200, codec });
+    emitEvent("call.answered", { ...this.eventBase(), codec });
+  }
+
+  /** The one way a call ends, whatever ends it (see the table at the top). Later calls do nothing. */
+  end(reason: EndReason, detail: EndDetail = {}): void {
+    switch (this.phase) {
+      case "ended":
+        return;
+      case "cancelling":
+        // Already stopping: only the INVITE's answer (a flow outcome) or shutdown ends it now.
+        if (reason === "shutdown") return this.finish(reason, detail);
+        if (DECIDED_BY_US.has(reason)) return;
+        return this.finish(this.cancelReason ?? reason, detail);
+      case "connecting":
+      case "answered":
+        this.sendBye(detail.cause);
+        return this.finish(reason, detail);
+      case "trying":
+      case "ringing":
+        return DECIDED_BY_US.has(reason) ? this.stopBeforeAnswer(reason, detail) : this.finish(reason, detail);
     }
   }
 
-  /** Set by the inbound flow for a delayed-offer INVITE: the answer arrives in the ACK. */
-  expectAnswerInAck(): void {
-    this.awaitingAnswerInAck = true;
+  /** Our end before the answer: the peer is told (480 in, CANCEL out); a hang-up is recorded as the refusal or cancellation it is. */
+  private stopBeforeAnswer(reason: EndReason, detail: EndDetail): void {
+    if (this.inboundInvite) {
+      this.inboundInvite.respond(480, "Temporarily Unavailable");
+      return this.finish(reason === "local_hangup" ? "rejected" : reason, { sipStatus: 480 });
+    }
+    const recorded = reason === "local_hangup" ? "cancelled" : reason;
+    this.outboundInvite?.cancel();
+    // The INVITE's final response (487, or a 2xx that crossed the CANCEL) ends it, unless we stop now.
+    if (this.outboundInvite && reason !== "shutdown" && this.moveTo("cancelling")) {
+      this.cancelReason = recorded;
+      this.stopping.abort();
+      return;
+    }
+    this.finish(recorded, detail);
   }
+
+  private sendBye(cause: EndDetail["cause"]): void {
+    const dialog = this.dialog;
+    if (!dialog || dialog.state === "terminated") return;
+    const header = cause ? `SIP;cause=${cause.status};text="${cause.text.replace(/["\\\r\n]/g, "'")}"` : undefined;
+    dialog.sendRequest(dialog.createRequest("BYE", header ? { headers: [["Reason", header]] } : {}));
+    dialog.terminate();
+  }
+
+  /** → ended: records the end, leaves the channel, frees the media. */
+  private finish(reason: EndReason, detail: EndDetail): void {
+    const { sipStatus } = detail;
+    const stats = this.callMedia?.stats();
+    this.env.store.update(this.id, {
+      state: "ended",
+      endReason: reason,
+      ...(sipStatus !== undefined ? { sipStatus } : {}),
+      ...(stats ? { mediaStats: roundStats(stats) } : {}),
+    });
+    this.moveTo("ended");
+    this.stopping.abort();
+    this.sessionTimer?.stop();
+    this.member?.leave(reason);
+    this.callMedia?.close();
+    if (this.dialog && this.dialog.state !== "terminated") this.dialog.terminate();
+    endedCalls.inc({ direction: this.direction, reason });
+    const durationMs = Date.now() - this.createdAt;
+    emitEvent("call.ended", { ...this.eventBase(), reason, ...(sipStatus !== undefined ? { sipStatus } : {}), durationMs });
+    this.env.release(this);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Media
+
+  /**
+   * Joins the channel as participant `callId` with the call's userId: the phone leg is created in
+   * the channel's mixer (RTP ports bound), then the participant is admitted (participant.joined).
+   * Leaving the channel closes the leg.
+   */
+  async joinChannel(): Promise<CallMedia | { error: string }> {
+    if (this.callMedia) return this.callMedia;
+    const { applicationId, channelId, userId, from, to } = this.identity;
+    if (!applicationId || !channelId) return { error: "the call has no channel" };
+    let media: CallMedia | undefined;
+    const member = await this.env.registry.joinWhenReady(
+      { applicationId, channelId, id: this.id, kind: "sip", userId: userId ?? from, callId: this.id, address: this.direction === "inbound" ? from : to },
+      async (mixer) => {
+        const created = await this.env.media({ callId: this.id, mixer, encryption: this.mediaEncryption });
+        if ("error" in created) return created;
+        media = created;
+        return () => created.close();
+      },
+    );
+    if ("error" in member) return member;
+    if (this.isEnded || !media) {
+      member.leave("ended");
+      return { error: "the call ended" };
+    }
+    this.member = member;
+    this.callMedia = media;
+    media.onDtmf((digit, durationMs) => this.dtmfReceived(digit, durationMs, "rfc4733"));
+    media.onTimeout(() => this.end("media_timeout", { cause: { status: 408, text: "RTP timeout" } }));
+    return media;
+  }
+
+  sendDtmf(digits: string): boolean {
+    if (this.phase !== "answered" || !this.callMedia) return false;
+    this.callMedia.sendDtmf(digits);
+    return true;
+  }
+
+  private eventBase(): CallEventBase {
+    const { applicationId, channelId, trunkId, from, to, userId, clientId } = this.identity;
+    return {
+      callId: this.id,
+      direction: this.direction,
+      ...(applicationId ? { applicationId } : {}),
+      ...(channelId ? { channelId } : {}),
+      ...(trunkId ? { trunkId } : {}),
+      from,
+      to,
+      ...(userId ? { userId } : {}),
+      ...(clientId ? { clientId } : {}),
+    };
+  }
+
+  /** Writes a change of the record (one committed statement). */
+  private record(change: CallUpdate): void {
+    if (this.phase === "ended") return;
+    this.env.store.update(this.id, change);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // In the dialog
 
   private onAck(ack: SipRequest): void {
     if (!this.awaitingAnswerInAck) return;
@@ -182,10 +398,10 @@ export class Call {
     const applied = sdp && this.media ? this.media.acceptAnswer(sdp) : { ok: false as const, reason: "ACK without the SDP answer" };
     if (!applied.ok) {
       this.log.warn("no usable answer in the ACK", { reason: applied.reason });
-      this.hangUpWithReason("media_error", { status: 488, text: applied.reason });
+      this.end("media_error", { cause: { status: 488, text: applied.reason } });
       return;
     }
-    if (this.state !== "answered") this.answered(applied.codec);
+    if (this.phase !== "answered") this.answered(applied.codec);
     else this.codecChanged(applied.codec);
   }
 
@@ -260,16 +476,10 @@ export class Call {
     emitEvent("dtmf.received", { ...this.eventBase(), digit, ...(durationMs !== undefined ? { durationMs } : {}), method });
   }
 
-  sendDtmf(digits: string): boolean {
-    if (this.state !== "answered" || !this.media) return false;
-    this.media.sendDtmf(digits);
-    return true;
-  }
-
   // RFC 4028 §10: the refresher sends a re-INVITE (with a new offer) before the session expires.
   private async refreshSession(): Promise<void> {
     const { dialog, media } = this;
-    if (!dialog || !media || this.ended) return;
+    if (!dialog || !media || this.isEnded) return;
     const req = dialog.createRequest("INVITE", { body: media.offer(), contentType: "application/sdp", headers: this.sessionTimer?.requestHeaders() ?? [] });
     const outcome = await dialog.sendRequest(req).outcome;
     if (outcome.kind !== "final") return void this.log.warn("session refresh got no answer", { outcome: outcome.kind });
@@ -282,52 +492,23 @@ export class Call {
       this.sessionTimer?.refreshedBy(res);
     } else if (res.status === 408 || res.status === 481) {
       // RFC 3261 §12.2.1.2: the dialog is gone.
-      this.hangUpWithReason("session_expired", { status: 481, text: "session refresh failed" });
+      this.end("session_expired", { cause: { status: 481, text: "session refresh failed" } });
     }
   }
 
-  /** Ends an answered call with a BYE, saying why in a Reason header (RFC 3326) when `cause` is given. */
-  hangUpWithReason(reason: EndReason, cause?: { status: number; text: string }): void {
-    const dialog = this.dialog;
-    if (this.ended) return;
-    if (dialog && dialog.state !== "terminated") {
-      const header = cause ? `SIP;cause=${cause.status};text="${cause.text.replace(/["\\\r\n]/g, "'")}"` : undefined;
-      const bye = dialog.createRequest("BYE", header ? { headers: [["Reason", header]] } : {});
-      dialog.sendRequest(bye);
-      dialog.terminate();
-    }
-    this.end(reason);
-  }
+}
 
-  /** DELETE /calls/:id: BYE when answered, CANCEL/480 before. */
-  hangUp(): void {
-    if (this.ended) return;
-    if (this.dialog) return this.hangUpWithReason("local_hangup");
-    if (this.abandon) return this.abandon();
-    this.end("local_hangup");
-  }
-
-  /** Final: records the end, leaves the channel, frees the media; later calls do nothing. */
-  end(reason: EndReason, sipStatus?: number): void {
-    if (this.ended) return;
-    const stats = this.media?.stats();
-    this.env.store.update(this.id, {
-      state: "ended",
-      endReason: reason,
-      ...(sipStatus !== undefined ? { sipStatus } : {}),
-      ...(stats ? { mediaStats: roundStats(stats) } : {}),
-    });
-    this.ended = true;
-    this.abandon = undefined;
-    this.sessionTimer?.stop();
-    this.member?.leave(reason);
-    this.media?.close();
-    if (this.dialog && this.dialog.state !== "terminated") this.dialog.terminate();
-    endedCalls.inc({ direction: this.direction, reason });
-    const durationMs = Date.now() - this.createdAt;
-    emitEvent("call.ended", { ...this.eventBase(), reason, ...(sipStatus !== undefined ? { sipStatus } : {}), durationMs });
-    this.env.release(this);
-  }
+function pickIdentity(o: CallIdentity): CallIdentity {
+  const { from, to, applicationId, channelId, userId, clientId, trunkId } = o;
+  return {
+    from,
+    to,
+    ...(applicationId ? { applicationId } : {}),
+    ...(channelId ? { channelId } : {}),
+    ...(userId ? { userId } : {}),
+    ...(clientId ? { clientId } : {}),
+    ...(trunkId ? { trunkId } : {}),
+  };
 }
 
 function roundStats(stats: Record<string, number>): Record<string, number> {

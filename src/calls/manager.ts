@@ -20,14 +20,14 @@ import type { Resolver } from "../sip/resolver.ts";
 import type { SipStack } from "../sip/stack.ts";
 import type { ServerTransaction } from "../sip/transaction.ts";
 import type { InboundContext } from "../sip/transport.ts";
-import type { CallListQuery, CallRecord, CallStore, NewCall } from "../store/calls.ts";
-import { Call, type CallEnvironment } from "./call.ts";
+import type { CallListQuery, CallRecord, CallStore } from "../store/calls.ts";
+import { Call, type CallEnvironment, type CallInit } from "./call.ts";
 import type { CallerIdTemplates } from "./callerId.ts";
 import { parseDialTarget } from "./dialTarget.ts";
 import type { InboundHoming } from "./homing.ts";
-import { handleInboundInvite } from "./inbound.ts";
+import { handleInboundInvite, type InboundFlowContext } from "./inbound.ts";
 import type { MediaFactory } from "./media.ts";
-import { placeOutboundCall } from "./outbound.ts";
+import { placeOutboundCall, type OutboundFlowContext } from "./outbound.ts";
 import { createSourceMatcher, type SourceMatcher } from "./sourceMatcher.ts";
 import { ALLOW_METHODS, type CommandResult, type DialClient, type DialRequest } from "./types.ts";
 
@@ -88,11 +88,37 @@ export class CallManager {
   private readonly calls = new Map<string, Call>();
   private readonly trunkSlots = new Map<string, { release(): void }>();
   private readonly env: CallEnvironment;
+  private readonly inbound: InboundFlowContext;
+  private readonly outbound: OutboundFlowContext;
   private matchSource: SourceMatcher = () => undefined;
   private unsubscribe: (() => void) | undefined;
 
-  constructor(readonly deps: CallManagerDeps) {
+  constructor(private readonly deps: CallManagerDeps) {
     this.env = { store: deps.records, registry: deps.registry, stack: deps.stack, media: deps.media, release: (call) => this.release(call) };
+    this.inbound = {
+      stack: deps.stack,
+      trunkForSource: (address) => {
+        const id = this.matchSource(address);
+        return id === undefined ? undefined : this.trunk(id);
+      },
+      hasCapacity: () => this.hasCapacity(),
+      createCall: (init) => this.createCall({ id: newCallId(), ...init }).call,
+      takeTrunkSlot: (call, trunkId) => this.takeTrunkSlot(call, trunkId, {}),
+      routes: deps.routes,
+      homing: deps.homing,
+      webhooks: () => deps.webhooks(),
+      settings: () => deps.settings(),
+    };
+    this.outbound = {
+      stack: deps.stack,
+      resolver: deps.resolver,
+      trunkCandidates: () => deps.trunks.candidates(),
+      trunk: (id) => this.trunk(id),
+      takeTrunkSlot: (call, trunkId) => this.takeTrunkSlot(call, trunkId, { outbound: true }),
+      callerId: (applicationId, channelId) => deps.callerId(applicationId, channelId),
+      webhooks: () => deps.webhooks(),
+      ringTimeoutSec: () => deps.settings().ringTimeoutSec,
+    };
   }
 
   /** Takes the stack's out-of-dialog requests and closes the records of calls a crash interrupted. */
@@ -116,16 +142,12 @@ export class CallManager {
   stop(): void {
     liveManagers.delete(this);
     this.unsubscribe?.();
-    for (const call of [...this.calls.values()]) {
-      if (call.dialog) call.hangUpWithReason("shutdown", { status: 503, text: "shutting down" });
-      else if (call.abandon) call.abandon();
-      call.end("shutdown");
-    }
+    for (const call of [...this.calls.values()]) call.end("shutdown", { cause: { status: 503, text: "shutting down" } });
   }
 
   private onRequest(req: SipRequest, tx: ServerTransaction, ctx: InboundContext): void {
     if (req.method === "INVITE") {
-      handleInboundInvite(this, req, tx, ctx).catch((error: unknown) => {
+      handleInboundInvite(this.inbound, req, tx, ctx).catch((error: unknown) => {
         log.error("inbound call failed", { error, sipCallId: req.callId });
         tx.respond(500, "Server Internal Error");
       });
@@ -142,18 +164,12 @@ export class CallManager {
     );
   }
 
-  /** The enabled trunk an inbound request's source address belongs to. */
-  trunkForSource(address: string): TrunkInput | undefined {
-    const id = this.matchSource(address);
-    return id === undefined ? undefined : this.trunk(id);
-  }
-
-  trunk(id: string): TrunkInput | undefined {
+  private trunk(id: string): TrunkInput | undefined {
     return this.deps.trunks.list().find((t) => t.id === id);
   }
 
   /** Under the total concurrent-call limit (the trunk manager counts each trunk's own). */
-  hasCapacity(): boolean {
+  private hasCapacity(): boolean {
     return this.calls.size < this.deps.settings().maxConcurrentCalls;
   }
 
@@ -168,29 +184,29 @@ export class CallManager {
   }
 
   /** Creates the call and its record (state `trying`). */
-  createCall(o: NewCall): Call {
-    return this.createCallWithRecord(o).call;
-  }
-
-  private createCallWithRecord(o: NewCall): { call: Call; record: CallRecord } {
-    const record = this.deps.records.create(o);
-    const call = new Call(o.id, o.direction, o.from, o.to, this.env);
-    Object.assign(call, {
-      ...(o.applicationId ? { applicationId: o.applicationId } : {}),
-      ...(o.channelId ? { channelId: o.channelId } : {}),
-      ...(o.userId ? { userId: o.userId } : {}),
-      ...(o.clientId ? { clientId: o.clientId } : {}),
-      ...(o.trunkId ? { trunkId: o.trunkId } : {}),
+  private createCall(init: CallInit): { call: Call; record: CallRecord } {
+    const { id, direction, from, to, sipCallId, trunkId, applicationId, channelId, userId, clientId } = init;
+    const record = this.deps.records.create({
+      id,
+      direction,
+      from,
+      to,
+      ...(sipCallId ? { sipCallId } : {}),
+      ...(trunkId ? { trunkId } : {}),
+      ...(applicationId ? { applicationId } : {}),
+      ...(channelId ? { channelId } : {}),
+      ...(userId ? { userId } : {}),
+      ...(clientId ? { clientId } : {}),
     });
+    const call = new Call(init, this.env);
     this.calls.set(call.id, call);
     return { call, record };
   }
 
   /** Counts the call on its trunk; false when the trunk refuses (at its limit, or unavailable outbound). */
-  takeTrunkSlot(call: Call, trunkId: string, o: { outbound?: boolean } = {}): boolean {
+  private takeTrunkSlot(call: Call, trunkId: string, o: { outbound?: boolean }): boolean {
     const slot = this.deps.trunks.acquireCall(trunkId, o);
     if (!slot) return false;
-    call.trunkId = trunkId;
     this.trunkSlots.set(call.id, slot);
     return true;
   }
@@ -209,7 +225,7 @@ export class CallManager {
     const target = parseDialTarget(request.to);
     if ("error" in target) return { ok: false, status: 400, code: "invalid_body", message: `to ${target.error}`, field: "to" };
     if (!this.hasCapacity()) return { ok: false, status: 503, code: "too_many_calls", message: "the concurrent-call limit is reached" };
-    const { call, record } = this.createCallWithRecord({
+    const { call, record } = this.createCall({
       id: newCallId(),
       direction: "outbound",
       from: "",
@@ -219,7 +235,7 @@ export class CallManager {
       clientId: request.client.id,
       ...(request.client.userId ? { userId: request.client.userId } : {}),
     });
-    placeOutboundCall(this, call, request, target).catch((error: unknown) => {
+    placeOutboundCall(this.outbound, call, request, target).catch((error: unknown) => {
       call.log.error("outbound call failed", { error });
       call.end("transport_error");
     });
@@ -229,7 +245,7 @@ export class CallManager {
   async hangUp(id: string): Promise<CommandResult> {
     const call = this.calls.get(id);
     if (!call) return this.notLive(id);
-    call.hangUp();
+    call.end("local_hangup");
     return { ok: true };
   }
 
@@ -258,7 +274,7 @@ export class CallManager {
   clientControl() {
     const ownCall = async (claims: ClientIdentity, callId: string): Promise<CommandResult<{ call: Call }>> => {
       const call = this.calls.get(callId);
-      if (!call || call.applicationId !== claims.applicationId || call.channelId !== claims.channelId) return (await this.notLive(callId)) as CommandResult<{ call: Call }>;
+      if (!call || call.info.applicationId !== claims.applicationId || call.info.channelId !== claims.channelId) return (await this.notLive(callId)) as CommandResult<{ call: Call }>;
       return { ok: true, call };
     };
     return {
@@ -275,7 +291,7 @@ export class CallManager {
       hangUp: async (o: { claims: ClientIdentity; callId: string }): Promise<CommandResult> => {
         const own = await ownCall(o.claims, o.callId);
         if (!own.ok) return own;
-        own.call.hangUp();
+        own.call.end("local_hangup");
         return { ok: true };
       },
       sendDtmf: async (o: { claims: ClientIdentity; callId: string; digits: string }): Promise<CommandResult> => {

@@ -3,69 +3,73 @@
 // the trunk's resolved targets (failover before any provisional, RFC 3263 §4.3) → digest retry on
 // 401/407 (same Call-ID, CSeq + 1, RFC 3261 §22.2) → 180/183 ringing (early media into the channel
 // when an answer came with it) → 2xx: ACK (carrying our answer for a delayed offer) and media; any
-// other final response fails the call with its status. The ring timeout and a hang-up send CANCEL.
+// other final response fails the call with its status. The ring timeout and a hang-up end the call,
+// which sends CANCEL (call.ts).
 import type { TrunkInput } from "../config/entities.ts";
-import { chooseTrunk } from "../routing/outbound.ts";
-import { Dialog } from "../sip/dialog.ts";
+import { chooseTrunk, type OutboundWebhookSettings, type TrunkChoiceCandidate } from "../routing/outbound.ts";
+import { Dialog, type DialogHost } from "../sip/dialog.ts";
 import { authorize, DigestState } from "../sip/digest.ts";
 import { formatUri, type NameAddr, type SipRequest, type SipResponse } from "../sip/message.ts";
-import { isFailoverStatus, isIpLiteral, type ResolvedTarget } from "../sip/resolver.ts";
+import { isFailoverStatus, isIpLiteral, type ResolvedTarget, type Resolver } from "../sip/resolver.ts";
+import type { SipStack } from "../sip/stack.ts";
 import type { ClientTransaction } from "../sip/transaction.ts";
 import type { Call } from "./call.ts";
-import { renderCallerId } from "./callerId.ts";
+import { renderCallerId, type CallerIdTemplates } from "./callerId.ts";
 import { requestUriFor, type DialTarget } from "./dialTarget.ts";
-import type { CallManager } from "./manager.ts";
 import { fromInvite2xx } from "./sessionTimer.ts";
 import { ALLOW_METHODS, type DialRequest } from "./types.ts";
 
 /** 401 then 407 (or the reverse) is the most a trunk asks in one call (RFC 3261 §22). */
 const MAX_CHALLENGES = 2;
 
-export async function placeOutboundCall(manager: CallManager, call: Call, request: DialRequest, target: DialTarget): Promise<void> {
-  const { deps } = manager;
-  const stop = new AbortController();
-  call.abandon = () => {
-    stop.abort();
-    call.end("cancelled");
-  };
+/** What the outbound flow uses (CallManager provides it). */
+export interface OutboundFlowContext {
+  stack: DialogHost & Pick<SipStack, "createOutOfDialogRequest" | "sendRequest">;
+  resolver: Resolver;
+  /** Trunks for the outbound chooser, with availability. */
+  trunkCandidates(): TrunkChoiceCandidate[];
+  trunk(id: string): TrunkInput | undefined;
+  /** Counts the call on its trunk; false when the trunk is unavailable or at its limit. */
+  takeTrunkSlot(call: Call, trunkId: string): boolean;
+  callerId(applicationId: string, channelId: string): CallerIdTemplates | undefined;
+  webhooks(): OutboundWebhookSettings;
+  ringTimeoutSec(): number;
+}
 
-  const candidates = deps.trunks.candidates();
+export async function placeOutboundCall(ctx: OutboundFlowContext, call: Call, request: DialRequest, target: DialTarget): Promise<void> {
+  const candidates = ctx.trunkCandidates();
   const origin = {
     applicationId: request.applicationId,
     channelId: request.channelId,
     clientId: request.client.id,
     ...(request.client.userId ? { userId: request.client.userId } : {}),
   };
-  const choice = await chooseTrunk(origin, candidates, deps.webhooks(), stop.signal);
-  if (call.isEnded) return;
+  const choice = await chooseTrunk(origin, candidates, ctx.webhooks(), call.signal);
+  if (!call.isLive) return;
   if (!choice.ok) {
     call.log.warn("no trunk for the call", { reason: choice.reason, detail: choice.message });
     return call.end(choice.reason);
   }
-  const trunk = manager.trunk(choice.trunkId);
-  if (!trunk || !manager.takeTrunkSlot(call, trunk.id, { outbound: true })) {
+  const trunk = ctx.trunk(choice.trunkId);
+  if (!trunk || !ctx.takeTrunkSlot(call, trunk.id)) {
     call.log.warn("chosen trunk refused the call", { trunkId: choice.trunkId });
     return call.end("trunk_unavailable");
   }
 
-  // Our INVITE goes over the trunk's transport, which its schema (sdesSignallingRule) already
-  // requires to be TLS for SRTP unless the trunk allows keys in the clear.
-  call.mediaEncryption = trunk.mediaEncryption;
-
-  const callerId = renderCallerId(deps.callerId(request.applicationId, request.channelId), request.client, trunk.username);
+  const callerId = renderCallerId(ctx.callerId(request.applicationId, request.channelId), request.client, trunk.username);
   const from: NameAddr = {
     ...(callerId.displayName ? { displayName: callerId.displayName } : {}),
     uri: { scheme: "sip", user: callerId.username, host: trunk.domain, params: new Map(), headers: new Map() },
     params: new Map(),
   };
   const requestUri = requestUriFor(target, trunk);
-  call.from = formatUri(from.uri);
-  call.to = formatUri(requestUri);
-  call.record({ trunkId: trunk.id, from: call.from, to: call.to });
+  // Our INVITE goes over the trunk's transport, which its schema (sdesSignallingRule) already
+  // requires to be TLS for SRTP unless the trunk allows keys in the clear.
+  call.trunkChosen({ trunkId: trunk.id, mediaEncryption: trunk.mediaEncryption, from: formatUri(from.uri), to: formatUri(requestUri) });
 
   let targets: ResolvedTarget[];
   try {
-    targets = await deps.resolver.resolve(trunk.domain, trunk.transport, trunk.port);
+    targets = await ctx.resolver.resolve(trunk.domain, trunk.transport, trunk.port);
   } catch (error) {
     call.log.warn("trunk domain does not resolve", { trunkId: trunk.id, error });
     return call.end("transport_error");
@@ -74,12 +78,13 @@ export async function placeOutboundCall(manager: CallManager, call: Call, reques
   let offer: string | undefined;
   if (trunk.earlyOffer) {
     const media = await call.joinChannel();
+    if (!call.isLive) return;
     if ("error" in media) return call.end("media_error");
     offer = media.offer();
   }
-  if (call.isEnded) return;
+  if (!call.isLive) return;
 
-  let invite = deps.stack.createOutOfDialogRequest({
+  let invite = ctx.stack.createOutOfDialogRequest({
     method: "INVITE",
     uri: requestUri,
     from,
@@ -89,11 +94,9 @@ export async function placeOutboundCall(manager: CallManager, call: Call, reques
     headers: [["Allow", ALLOW_METHODS], ["Supported", "timer"]],
     ...(offer ? { body: offer, contentType: "application/sdp" } : {}),
   });
-  call.record({ sipCallId: invite.callId });
 
-  const attempt = new InviteAttempt(manager, call, trunk, offer !== undefined);
-  call.abandon = () => attempt.cancel("cancelled");
-  const ringTimer = setTimeout(() => attempt.cancel("no_answer"), deps.settings().ringTimeoutSec * 1000);
+  const attempt = new InviteAttempt(ctx, call, trunk, offer !== undefined);
+  const ringTimer = setTimeout(() => call.end("no_answer"), ctx.ringTimeoutSec() * 1000);
   try {
     const digest = new DigestState();
     let challenges = 0;
@@ -111,7 +114,7 @@ export async function placeOutboundCall(manager: CallManager, call: Call, reques
         return attempt.finish({ kind: "final", response: result.response }, invite, destination);
       }
       challenges++;
-      invite = retryWithCredentials(manager, invite, auth.header, auth.value, trunk);
+      invite = retryWithCredentials(ctx, invite, auth.header, auth.value, trunk);
     }
   } finally {
     clearTimeout(ringTimer);
@@ -119,11 +122,11 @@ export async function placeOutboundCall(manager: CallManager, call: Call, reques
 }
 
 // RFC 3261 §22.2 / §8.1.3.5: the retry keeps Call-ID, From tag and To, with CSeq + 1 and a new branch.
-function retryWithCredentials(manager: CallManager, invite: SipRequest, header: string, value: string, trunk: TrunkInput): SipRequest {
+function retryWithCredentials(ctx: OutboundFlowContext, invite: SipRequest, header: string, value: string, trunk: TrunkInput): SipRequest {
   const headers: [string, string][] = invite.headerFields
     .filter((f) => !["via", "from", "to", "call-id", "cseq", "contact", "max-forwards", "content-type", "content-length", header.toLowerCase()].includes(f.name.toLowerCase()))
     .map((f) => [f.name, f.value]);
-  const retry = manager.deps.stack.createOutOfDialogRequest({
+  const retry = ctx.stack.createOutOfDialogRequest({
     method: "INVITE",
     uri: invite.uri,
     from: invite.from,
@@ -146,39 +149,30 @@ type AttemptResult =
   | { kind: "timeout" }
   | { kind: "transport_error" };
 
-/** One INVITE client transaction at a time, with its provisional responses and cancellation. */
+/** One INVITE client transaction at a time, with its provisional responses; the call cancels it (call.ts). */
 class InviteAttempt {
-  private tx: ClientTransaction | undefined;
-  private cancelled: "cancelled" | "no_answer" | undefined;
   /** Early media: an 18x answered our early offer with this SDP, giving this codec. */
   private early: { sdp: string; codec: string } | undefined;
 
   constructor(
-    private readonly manager: CallManager,
+    private readonly ctx: OutboundFlowContext,
     private readonly call: Call,
     private readonly trunk: TrunkInput,
     private readonly earlyOffer: boolean,
   ) {}
 
-  /** RFC 3261 §9.1: CANCEL once a provisional arrived (the transaction waits for one otherwise). */
-  cancel(reason: "cancelled" | "no_answer"): void {
-    if (this.cancelled || this.call.isEnded) return;
-    this.cancelled = reason;
-    if (this.tx) this.tx.cancel();
-    else this.call.end(reason);
-  }
-
   async send(invite: SipRequest, destination: ResolvedTarget): Promise<AttemptResult> {
-    if (this.cancelled) return { kind: "cancelled" };
+    if (!this.call.isLive) return { kind: "cancelled" };
     const serverName = isIpLiteral(this.trunk.domain) ? undefined : this.trunk.domain;
     let tx: ClientTransaction;
     try {
-      tx = this.manager.deps.stack.sendRequest(invite, destination, { verify: this.trunk.tlsVerify, ...(serverName ? { serverName } : {}) });
+      tx = this.ctx.stack.sendRequest(invite, destination, { verify: this.trunk.tlsVerify, ...(serverName ? { serverName } : {}) });
     } catch (error) {
+      this.call.inviting(invite, undefined);
       this.call.log.warn("INVITE could not be sent", { error });
       return { kind: "failover", reason: "transport_error" };
     }
-    this.tx = tx;
+    this.call.inviting(invite, tx);
     let provisional = false;
     tx.on("provisional", (res) => {
       if (res.status === 100) return;
@@ -192,37 +186,40 @@ class InviteAttempt {
       }
     });
     const outcome = await tx.outcome;
+    // A call being cancelled neither fails over nor answers challenges: its INVITE's answer ends it.
+    const live = this.call.isLive;
     if (outcome.kind !== "final") {
-      if (!provisional && !this.cancelled) return { kind: "failover", reason: outcome.kind === "timeout" ? "timeout" : "transport_error" };
+      if (!provisional && live) return { kind: "failover", reason: outcome.kind === "timeout" ? "timeout" : "transport_error" };
       return outcome.kind === "timeout" ? { kind: "timeout" } : { kind: "transport_error" };
     }
     const res = outcome.response;
-    if ((res.status === 401 || res.status === 407) && !this.cancelled) return { kind: "challenge", response: res };
-    if (!provisional && !this.cancelled && isFailoverStatus(res.status) && res.status >= 500) return { kind: "failover", reason: "unavailable", response: res };
+    if ((res.status === 401 || res.status === 407) && live) return { kind: "challenge", response: res };
+    if (!provisional && live && isFailoverStatus(res.status) && res.status >= 500) return { kind: "failover", reason: "unavailable", response: res };
     return { kind: "final", response: res, tx };
   }
 
+  /** Ends the call with the attempt's outcome (a cancelled call records it as cancelled), or answers it. */
   finish(result: AttemptResult, invite: SipRequest, destination: ResolvedTarget): void | Promise<void> {
     const call = this.call;
     if (call.isEnded) return;
-    if (result.kind === "timeout" || (result.kind === "failover" && result.reason === "timeout")) return call.end(this.cancelled ?? "timeout", 408);
+    if (result.kind === "timeout" || (result.kind === "failover" && result.reason === "timeout")) return call.end("timeout", { sipStatus: 408 });
     if (result.kind === "transport_error" || result.kind === "failover") {
-      if (result.kind === "failover" && result.response) return call.end("rejected", result.response.status);
+      if (result.kind === "failover" && result.response) return call.end("rejected", { sipStatus: result.response.status });
       return call.end("transport_error");
     }
-    if (result.kind === "cancelled") return call.end(this.cancelled ?? "cancelled");
+    if (result.kind === "cancelled") return call.end("cancelled");
     const res = result.response;
     if (res.status >= 300) {
       call.log.info("call failed", { sipStatus: res.status, reason: res.reason });
-      return call.end(res.status === 487 && this.cancelled ? this.cancelled : "rejected", res.status);
+      return call.end("rejected", { sipStatus: res.status });
     }
     if (result.kind === "final" && result.tx) return this.answered(invite, res, result.tx, destination);
-    call.end("rejected", res.status);
+    call.end("rejected", { sipStatus: res.status });
   }
 
   private async answered(invite: SipRequest, res: SipResponse, tx: ClientTransaction, destination: ResolvedTarget): Promise<void> {
     const { call } = this;
-    const stack = this.manager.deps.stack;
+    const stack = this.ctx.stack;
     const media = await call.joinChannel();
     let codec: string | undefined;
     let failure: string | undefined;
@@ -254,12 +251,13 @@ class InviteAttempt {
     }
     // §13.2.2.4: every 2xx is ACKed, even one we are about to end with BYE.
     const dialog = Dialog.fromInvite2xx(stack, invite, res, tx, destination, ack ? { ack } : {});
-    call.attachDialog(dialog, fromInvite2xx(res));
+    const sessionTimer = fromInvite2xx(res);
+    // A 2xx that crossed our CANCEL is ended with BYE by the call.
+    if (!call.connect(dialog, sessionTimer ? { sessionTimer } : {})) return;
     if (failure !== undefined || codec === undefined) {
       call.log.warn("answer unusable, hanging up", { reason: failure });
-      return call.hangUpWithReason("media_error", { status: 488, text: failure ?? "no codec" });
+      return call.end("media_error", { cause: { status: 488, text: failure ?? "no codec" } });
     }
-    if (this.cancelled) return call.hangUpWithReason("local_hangup");
     call.answered(codec);
   }
 }

@@ -3,7 +3,7 @@
 //
 //   const calls = new CallService(ctx, { stack, trunks: trunkService.manager, registry });
 //   calls.manager.clientControl()      // for the WebRTC service (dialling from a browser)
-// The stack should allow UPDATE and INFO, support "timer" and accept DTMF INFO bodies:
+// The stack should allow UPDATE, INFO and PRACK, support "timer" and "100rel" and accept DTMF INFO bodies:
 //   new SipStack({ ...CALL_STACK_OPTIONS, listen, advertised })
 import type { AppContext, Service } from "../app.ts";
 import type { ChannelRegistry } from "../channels/registry.ts";
@@ -25,7 +25,7 @@ import { CALL_METHODS } from "./types.ts";
 /** What the call flows need from the stack's stateless checks. */
 export const CALL_STACK_OPTIONS: Pick<SipStackOptions, "allow" | "supported" | "accept"> = {
   allow: CALL_METHODS,
-  supported: ["timer"],
+  supported: ["timer", "100rel"],
   accept: ["application/sdp", "application/dtmf-relay", "application/dtmf"],
 };
 

@@ -3,9 +3,11 @@
 // WebRTC clients join through here alike, so the channel knows who is in it and participant
 // events are emitted in one place.
 //
-//   const member = registry.join({ applicationId, channelId, id, kind: "sip", userId, callId },
-//     (mixer) => { const leg = createPhoneLeg({ mixer, participantId: id, ... }); return () => leg.close(); });
+//   const member = registry.join(info, (mixer) => { const p = mixer.join(id, ...); return () => p.leave(); });
+//   const joined = await registry.joinWhenReady({ applicationId, channelId, id, kind: "sip", userId, callId },
+//     async (mixer) => { const leg = await createPhoneLeg({ mixer, participantId: id, ... }); return () => leg.close(); });
 //   member.leave("hangup");   // detaches from the mixer, emits participant.left
+// participant.joined fires once the participant is in the mixer, never before.
 import { emitEvent } from "../events.ts";
 import { Mixer } from "../media/mixer.ts";
 
@@ -41,6 +43,8 @@ export type ChannelLifecycleListener = (change: "opened" | "closed", channel: { 
 interface Channel {
   mixer: Mixer;
   members: Map<string, ChannelMember>;
+  /** Participants whose media is still being set up: the channel stays open for them. */
+  arriving: number;
 }
 
 export class ChannelRegistry {
@@ -48,18 +52,46 @@ export class ChannelRegistry {
   private readonly watchers = new Map<string, Set<ChannelListener>>();
   private readonly lifecycle = new Set<ChannelLifecycleListener>();
 
+  /** Joins a participant whose media attaches at once (a WebRTC peer already connected). */
   join(info: Omit<ParticipantInfo, "joinedAt">, attach: Attach): ChannelMember {
     const key = channelKey(info.applicationId, info.channelId);
+    this.channels.get(key)?.members.get(info.id)?.leave("replaced");
     const channel = this.channels.get(key) ?? this.open(key, info);
-    channel.members.get(info.id)?.leave("replaced");
-    const full: ParticipantInfo = { ...info, joinedAt: new Date().toISOString() };
     let detach: (reason?: string) => void;
     try {
       detach = attach(channel.mixer);
     } catch (error) {
-      if (channel.members.size === 0) this.closeChannel(key, channel, info);
+      this.closeIfEmpty(key, channel, info);
       throw error;
     }
+    return this.admit(key, channel, info, detach);
+  }
+
+  /**
+   * Joins a participant whose media takes a while to set up (a phone leg binds its RTP ports): the
+   * channel stays open meanwhile, and the participant is admitted (participant.joined) only once
+   * `attach` resolved. On `{ error }` nobody joined and the channel closes if it is empty.
+   */
+  async joinWhenReady(
+    info: Omit<ParticipantInfo, "joinedAt">,
+    attach: (mixer: Mixer) => Promise<((reason?: string) => void) | { error: string }>,
+  ): Promise<ChannelMember | { error: string }> {
+    const key = channelKey(info.applicationId, info.channelId);
+    this.channels.get(key)?.members.get(info.id)?.leave("replaced");
+    const channel = this.channels.get(key) ?? this.open(key, info);
+    channel.arriving++;
+    let detach: ((reason?: string) => void) | { error: string } | undefined;
+    try {
+      detach = await attach(channel.mixer);
+    } finally {
+      channel.arriving--;
+      if (typeof detach !== "function") this.closeIfEmpty(key, channel, info);
+    }
+    return typeof detach === "function" ? this.admit(key, channel, info, detach) : detach;
+  }
+
+  private admit(key: string, channel: Channel, info: Omit<ParticipantInfo, "joinedAt">, detach: (reason?: string) => void): ChannelMember {
+    const full: ParticipantInfo = { ...info, joinedAt: new Date().toISOString() };
     let present = true;
     const member: ChannelMember = {
       info: full,
@@ -68,7 +100,7 @@ export class ChannelRegistry {
         present = false;
         detach(reason);
         channel.members.delete(info.id);
-        if (channel.members.size === 0) this.closeChannel(key, channel, info);
+        this.closeIfEmpty(key, channel, info);
         emitEvent("participant.left", { ...eventData(full), ...(reason ? { reason } : {}) });
         this.notify(key);
       },
@@ -133,13 +165,14 @@ export class ChannelRegistry {
   }
 
   private open(key: string, info: { applicationId: string; channelId: string }): Channel {
-    const channel: Channel = { mixer: new Mixer(), members: new Map() };
+    const channel: Channel = { mixer: new Mixer(), members: new Map(), arriving: 0 };
     this.channels.set(key, channel);
     for (const listener of this.lifecycle) listener("opened", { applicationId: info.applicationId, channelId: info.channelId });
     return channel;
   }
 
-  private closeChannel(key: string, channel: Channel, info: { applicationId: string; channelId: string }): void {
+  private closeIfEmpty(key: string, channel: Channel, info: { applicationId: string; channelId: string }): void {
+    if (channel.members.size > 0 || channel.arriving > 0 || this.channels.get(key) !== channel) return;
     channel.mixer.close();
     this.channels.delete(key);
     for (const listener of this.lifecycle) listener("closed", { applicationId: info.applicationId, channelId: info.channelId });

@@ -85,7 +85,8 @@ export class Dialog extends Emitter<DialogEvents> {
   routeSet: string[];
   localSeq: number;
   remoteSeq: number | undefined;
-  state: "confirmed" | "terminated" = "confirmed";
+  /** "early": a UAS dialog created by a reliable provisional response (RFC 3262), until its 2xx. */
+  state: "early" | "confirmed" | "terminated" = "confirmed";
   /** The endpoint of the INVITE's transaction: next hop when the target is not an IP literal. */
   readonly peer: Endpoint;
   private retransmitTimer: ReturnType<typeof setTimeout> | undefined;
@@ -128,6 +129,14 @@ export class Dialog extends Emitter<DialogEvents> {
    * dialog sends BYE and ends with "ackTimeout".
    */
   static answer(stack: DialogHost, invite: SipRequest, tx: ServerTransaction, ctx: InboundContext, o: AnswerOptions): Dialog {
+    return Dialog.early(stack, invite, tx, ctx).accept(invite, tx, o);
+  }
+
+  /**
+   * UAS (§12.1.1): the early dialog a provisional response with a To tag creates; in-dialog requests
+   * (PRACK, RFC 3262 §3) reach it from now on. `accept` answers the INVITE and confirms it.
+   */
+  static early(stack: DialogHost, invite: SipRequest, tx: ServerTransaction, ctx: InboundContext): Dialog {
     const dialog = new Dialog(stack, {
       callId: invite.callId,
       localTag: tx.toTag,
@@ -141,10 +150,18 @@ export class Dialog extends Emitter<DialogEvents> {
       remoteSeq: invite.cseq.seq,
       peer: ctx.source,
     });
+    dialog.state = "early";
     stack.dialogs.add(dialog);
-    // Too late (CANCELled, or answered already): the dialog ends before it began.
-    if (!dialog.respond2xx(invite, tx, o)) dialog.end("local");
     return dialog;
+  }
+
+  /** UAS: the 2xx to the INVITE confirms the early dialog (retransmitted until the ACK, see respond2xx). */
+  accept(invite: SipRequest, tx: ServerTransaction, o: AnswerOptions): Dialog {
+    if (this.state === "terminated") return this;
+    this.state = "confirmed";
+    // Too late (CANCELled, or answered already): the dialog ends before it began.
+    if (!this.respond2xx(invite, tx, o)) this.end("local");
+    return this;
   }
 
   /**
@@ -278,6 +295,11 @@ export class Dialog extends Emitter<DialogEvents> {
       return;
     }
     this.remoteSeq = req.cseq.seq;
+    // RFC 3262 §3: once confirmed, no reliable provisional response awaits a PRACK.
+    if (req.method === "PRACK" && this.state === "confirmed") {
+      tx.respond(481, "No Matching Reliable Provisional Response");
+      return;
+    }
     if (req.method === "BYE") {
       // §15.1.2: the session ends with the BYE.
       tx.respond(200);

@@ -220,7 +220,9 @@ export class ClientTransaction extends Emitter<ClientTransactionEvents> {
     if (res.status < 200) {
       if (this.state === "calling" || this.state === "trying" || this.state === "proceeding") {
         this.state = "proceeding";
+        // §17.1.1.2: timers A and B run only in Calling; once proceeding, the TU decides (CANCEL).
         this.timers.stop("A");
+        this.timers.stop("B");
         this.hadProvisional = true;
         this.emit("provisional", res);
         if (this.cancelWanted) this.sendCancel();

@@ -78,7 +78,20 @@ export async function startBaresip(o: {
     rmSync(dir, { recursive: true, force: true });
     return { exitCode, output: stdout + stderr, received: wav.samples, sampleRate: wav.sampleRate };
   })();
+  // Dialled over TLS, a listener not up yet refuses the connection and fails the call at once (over
+  // UDP the INVITE is retransmitted): return once baresip's TLS listener accepts connections.
+  if (o.certificate) await until(() => acceptsTcp(port + 1), { pollMs: 20, what: () => `baresip does not listen on TLS port ${port + 1}` });
   return { port, done };
+}
+
+function acceptsTcp(port: number): Promise<boolean> {
+  return Bun.connect({ hostname: "127.0.0.1", port, socket: { data() {} } }).then(
+    (socket) => {
+      socket.end();
+      return true;
+    },
+    () => false,
+  );
 }
 
 /**

@@ -158,6 +158,18 @@ test("INVITE client: timer B reports a timeout after 64*T1 without any response"
   expect((await tx.outcome).kind).toBe("timeout");
 });
 
+test("INVITE client: a provisional stops timer B (§17.1.1.2): long after 64*T1 it still waits, and the final response completes it", async () => {
+  const layer = new TransactionLayer(FAST);
+  const invite = req("INVITE", { branch: "z9hG4bK-inv2b" });
+  const tx = layer.startClient(invite, new RecordingWire(false));
+  layer.receiveResponse(responseTo(invite, 180));
+  advance(4 * 64 * FAST.T1);
+  expect(tx.state).toBe("proceeding");
+  layer.receiveResponse(responseTo(invite, 486));
+  const outcome = await tx.outcome;
+  expect(outcome.kind === "final" && outcome.response.status).toBe(486);
+});
+
 test("INVITE client: 2xx moves to Accepted and later 2xx are passed up as extra2xx (RFC 6026)", async () => {
   const layer = new TransactionLayer(FAST);
   const wire = new RecordingWire(false);
