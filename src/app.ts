@@ -39,6 +39,8 @@ export interface Service {
   reload?(config: Config): Promise<void> | void;
   /** This service's share of the node's load, written with each heartbeat. */
   load?(): Partial<Omit<NodeLoad, "cpuPercent">>;
+  /** Runs after each heartbeat, in its background work (leases renewed with the heartbeat). */
+  afterBeat?(): Promise<void>;
 }
 
 export interface AppContext {
@@ -152,15 +154,17 @@ export async function startApp(options: AppOptions): Promise<App> {
     identity: { nodeId: ctx.nodeId, sipAddress: config.cluster.sipAddress ?? sipAddressOf(config), httpUrl: config.cluster.httpUrl ?? url },
     intervalMs: config.cluster.heartbeatMs,
     load: () => nodeLoad(started),
-    // Survivors close the call records dead nodes left open (only nodes sharing a database can die unseen).
-    ...(store.driver === "postgres"
-      ? {
-          afterBeat: async () => {
-            const closed = await store.calls.closeCallsOfDeadNodes(config.cluster.deadAfterMs);
-            if (closed > 0) log.warn("calls of dead nodes closed as interrupted", { count: closed });
-          },
-        }
-      : {}),
+    afterBeat: async () => {
+      // Survivors close the call records dead nodes left open (only nodes sharing a database can die
+      // unseen); services renew what they hold. One failing does not hold back the others.
+      const sweep = async () => {
+        if (store.driver !== "postgres") return;
+        const closed = await store.calls.closeCallsOfDeadNodes(config.cluster.deadAfterMs);
+        if (closed > 0) log.warn("calls of dead nodes closed as interrupted", { count: closed });
+      };
+      const results = await Promise.allSettled([sweep(), ...started.map((service) => service.afterBeat?.())]);
+      for (const result of results) if (result.status === "rejected") log.error("work after the heartbeat failed", { err: result.reason });
+    },
   });
   await heartbeat.start();
   log.info("trunkline started", { version: VERSION, http: `${scheme}://${config.http.host}:${httpPort}`, database: config.database.url ? "postgres" : config.database.path });
