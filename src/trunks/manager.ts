@@ -261,12 +261,13 @@ export class TrunkManager {
     }
   }
 
-  private releaseLease(runtime: TrunkRuntime): void {
+  /** Resolves once the release is written (or failed, logged): shutdown waits for it before the store closes. */
+  private releaseLease(runtime: TrunkRuntime): Promise<void> {
     const cluster = this.options.cluster;
-    if (!cluster || !runtime.holdsLease) return;
+    if (!cluster || !runtime.holdsLease) return Promise.resolve();
     runtime.holdsLease = false;
     const trunkId = runtime.trunk.id;
-    cluster.leases.release(trunkId, cluster.nodeId).catch((err: unknown) => log.warn("releasing a registration lease failed", { trunkId, err }));
+    return cluster.leases.release(trunkId, cluster.nodeId).catch((err: unknown) => log.warn("releasing a registration lease failed", { trunkId, err }));
   }
 
   status(id: string): TrunkStatus | undefined {
@@ -381,7 +382,7 @@ export class TrunkManager {
       // Moving the binding (other registrar or AOR) or switching off: remove the old one first so a
       // late un-REGISTER cannot delete the new binding. Same binding, new credentials: replace it.
       const removeOld = !trunk.enabled || !trunk.register || bindingKey(before) !== bindingKey(trunk);
-      if (!trunk.enabled || !trunk.register) this.releaseLease(runtime);
+      if (!trunk.enabled || !trunk.register) void this.releaseLease(runtime);
       const finalState = trunk.enabled ? "unregistered" : "disabled";
       // Chained after a replacement still in progress, so its un-REGISTER cannot land after ours registers.
       const stopOld = () => old?.stop({ unregister: removeOld, finalState });
@@ -406,7 +407,7 @@ export class TrunkManager {
     runtime.probe?.stop();
     runtime.replacing = undefined;
     await runtime.registration?.stop({ unregister: o.unregister, finalState, ...(o.deadline !== undefined ? { deadline: o.deadline } : {}) });
-    this.releaseLease(runtime);
+    await this.releaseLease(runtime);
   }
 
   private startRegistration(runtime: TrunkRuntime): void {
