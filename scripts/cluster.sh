@@ -113,7 +113,8 @@ up() {
   runuser -u postgres -- "$pgbin/createdb" -h "$FRONT_ADDR" -p "$PG_PORT" -U postgres trunkline
   local database_url="postgres://postgres@$FRONT_ADDR:$PG_PORT/trunkline"
 
-  # The nodes: one shared store, the front trusted for the caller's address, RTP ranges apart.
+  # The nodes: one shared store, the front trusted for the caller's address and used as outbound
+  # proxy and registration Contact (cluster.front), RTP ranges apart.
   for i in 1 2 3; do
     local addr=${NODE_ADDRS[i-1]} node="$dir/node$i"
     mkdir -m 700 "$node"
@@ -128,7 +129,7 @@ http: { host: $addr, port: $((HTTP_PORT_BASE + i)) }
 adminToken: $token
 database:
   url: $database_url
-cluster: { nodeId: node$i }
+cluster: { nodeId: node$i, front: "sip:$FRONT_ADDR:$FRONT_PORT" }
 logLevel: info
 EOF
     setsid "$BIN" serve --config "$node/config.yaml" >"$node/trunkline.log" 2>&1 </dev/null &
