@@ -219,9 +219,11 @@ export class TrunkManager {
    * of trunks other nodes register. Run after each heartbeat; a run still in progress is not repeated.
    */
   syncLeases(): Promise<void> {
-    this.syncing ??= this.claimLeases().finally(() => {
-      this.syncing = undefined;
-    });
+    this.syncing ??= this.claimLeases()
+      .catch((err: unknown) => log.error("registration lease sync failed", { err }))
+      .finally(() => {
+        this.syncing = undefined;
+      });
     return this.syncing;
   }
 

@@ -3,8 +3,9 @@
 // Kamailio as the carrier's registrar (test/fixtures/kamailio/registrar.cfg: digest, usrloc, one
 // log line per saved REGISTER with the AOR's binding count), three Trunkline nodes as processes of
 // their own (main.ts serve) on 127.0.0.2, .3 and .4 with `cluster.front` at the front, and SIPp on
-// 127.0.0.6 as the carrier answering an outbound call. Each node's REGISTER carries a Call-ID
-// ending in its own address, which tells the registrar's log lines apart by node.
+// 127.0.0.6 as the carrier answering an outbound call (and on 127.0.0.1, the registrar's address,
+// as the carrier calling the binding). Each node's REGISTER carries a Call-ID ending in its own
+// address, which tells the registrar's log lines apart by node.
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -12,7 +13,7 @@ import { join, resolve } from "node:path";
 import type { Subprocess } from "bun";
 import { startKamailio, type KamailioRun } from "../helpers/kamailio.ts";
 import { createDatabase, startPostgres, type Postgres } from "../helpers/postgres.ts";
-import { freePort, startSipp } from "../helpers/sipp.ts";
+import { freePort, runSipp, startSipp } from "../helpers/sipp.ts";
 import { until } from "../helpers/until.ts";
 
 const repo = resolve(import.meta.dir, "../..");
@@ -73,6 +74,60 @@ SIP/2.0 200 OK
 Content-Length: 0
 
 ]]></send>
+</scenario>`;
+
+/** The carrier calling the trunk's binding (its Contact, the Request-URI) with an offer, then hanging up along the Record-Route set. */
+const CARRIER_CALLS_BINDING = `<?xml version="1.0" encoding="UTF-8"?>
+<scenario name="carrier-calls-binding">
+  <send retrans="500"><![CDATA[
+INVITE [contact] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: <sip:+15550001111@[local_ip]:[local_port]>;tag=[pid]cb[call_number]
+To: <sip:alice@127.0.0.1>
+Call-ID: [call_id]
+CSeq: 1 INVITE
+Contact: <sip:carrier@[local_ip]:[local_port]>
+Max-Forwards: 70
+Content-Type: application/sdp
+Content-Length: [len]
+
+v=0
+o=- 1 1 IN IP4 [local_ip]
+s=-
+c=IN IP4 [local_ip]
+t=0 0
+m=audio [rtpport] RTP/AVP 0
+a=rtpmap:0 PCMU/8000
+a=sendrecv
+]]></send>
+  <recv response="100" optional="true"/>
+  <recv response="180" optional="true"/>
+  <recv response="200" rrs="true"/>
+  <send><![CDATA[
+ACK [next_url] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: <sip:+15550001111@[local_ip]:[local_port]>;tag=[pid]cb[call_number]
+[last_To:]
+[routes]
+Call-ID: [call_id]
+CSeq: 1 ACK
+Max-Forwards: 70
+Content-Length: 0
+
+]]></send>
+  <send retrans="500"><![CDATA[
+BYE [next_url] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: <sip:+15550001111@[local_ip]:[local_port]>;tag=[pid]cb[call_number]
+[last_To:]
+[routes]
+Call-ID: [call_id]
+CSeq: 2 BYE
+Max-Forwards: 70
+Content-Length: 0
+
+]]></send>
+  <recv response="200"/>
 </scenario>`;
 
 let pg: Postgres;
@@ -157,6 +212,8 @@ logLevel: info
   expect(reg.status, reg.text).toBe(201);
   const app = await admin(`${nodes[0]!.api}/api/v1/applications`, "POST", { id: "acme", name: "Acme", sharedSecret: "a-long-random-secret-please" });
   expect(app.status, app.text).toBe(201);
+  const route = await admin(`${nodes[0]!.api}/api/v1/applications/acme/inbound-routes`, "POST", { sipUsername: "alice", channelId: "lobby" });
+  expect(route.status, route.text).toBe(201);
 }, 90_000);
 
 afterAll(async () => {
@@ -221,6 +278,21 @@ test("an outbound call from a node that does not hold the registration reaches t
   expect(r.logs).toMatch(new RegExp(`^TOP_VIA\\s+SIP/2\\.0/UDP 127\\.0\\.0\\.1:${front.port};`, "m"));
   expect(r.logs).toMatch(new RegExp(`^RECORD_ROUTE\\s+<sip:127\\.0\\.0\\.1:${front.port};lr`, "m"));
   await front.waitFor(new RegExp(`FRONT outbound method=INVITE ruri=sip:\\+15551234567@${CARRIER_IP.replaceAll(".", "\\.")}\\S* from=${dialler.ip.replaceAll(".", "\\.")}:`));
+}, 60_000);
+
+test("the carrier's call to the binding's Contact reaches the front, which hands it to a node: the trunk's inbound call", async () => {
+  const contact = savedRegisters()[0]!.contact.replace(/^<|>$/g, "");
+  // From the registrar's address: the trunk's own (its domain), which the front names to the node.
+  const r = await runSipp({ scenario: CARRIER_CALLS_BINDING, remote: `127.0.0.1:${front.port}`, localIp: "127.0.0.1", keys: { contact, rtpport: await freePort() }, timeoutSec: 20 });
+  expect(r.exitCode, `${r.summary}\n${front.lines.filter((l) => l.includes("FRONT")).join("\n")}`).toBe(0);
+  const callId = /Call-ID: (\S+)/.exec(r.messages)![1]!;
+  let calls: any[] = [];
+  await until(async () => {
+    calls = (await admin(`${nodes[0]!.api}/api/v1/calls?limit=50`)).json.calls;
+    return calls.some((c) => c.sipCallId === callId && c.state === "ended");
+  }, { what: () => `calls: ${JSON.stringify(calls)}` });
+  expect(calls.find((c) => c.sipCallId === callId)).toMatchObject({ direction: "inbound", trunkId: "reg", channelId: "lobby" });
+  await front.waitFor(new RegExp(`FRONT inbound method=INVITE to=sip:127\\.0\\.0\\.[234]:\\d+ source=127\\.0\\.0\\.1:\\d+;udp callid=${callId.replaceAll(".", "\\.")}`));
 }, 60_000);
 
 test("kill -9 of the registering node: another node takes the lease and refreshes the same binding, still one", async () => {
