@@ -460,7 +460,8 @@ export class TrunkManager {
     if (!t.enabled || t.optionsIntervalSec <= 0) return;
     const trunkId = t.id;
     const probe = new OptionsProbe(
-      { trunkId, address: addressOf(t), intervalSec: t.optionsIntervalSec, fromUser: t.username || "trunkline" },
+      // With a front, UDP/TCP probes leave through it (the stack's outbound proxy).
+      { trunkId, address: addressOf(t), intervalSec: t.optionsIntervalSec, fromUser: t.username || "trunkline", relayed: this.options.cluster !== undefined && t.transport !== "tls" },
       {
         port: this.options.port,
         resolver: this.options.resolver,

@@ -121,3 +121,18 @@ test("a trunk deleted is un-registered by its holder, which frees the lease; a t
   await until(() => unregisters(provider).length === 1);
   await until(async () => (await store.registrations.list()).length === 0);
 });
+
+test("keep-alives through the front: the front's 408 is the trunk's silence (unreachable); without a front a 408 is an answer as before", async () => {
+  const { provider, node } = cluster();
+  provider.handle((req) => (req.method === "OPTIONS" ? 408 : 200));
+  const a = node("a");
+  a.apply([trunk({ id: "probed", register: false, optionsIntervalSec: 30 })]);
+  await until(() => a.status("probed")!.reachable !== null);
+  expect(a.status("probed")).toMatchObject({ reachable: false, lastOptionsError: "the front relayed no answer (408 Request Timeout)", available: false });
+
+  const single = new TrunkManager({ port: provider.port, resolver: provider.resolver });
+  managers.push(single);
+  single.apply([trunk({ id: "probed", register: false, optionsIntervalSec: 30 })]);
+  await until(() => single.status("probed")!.reachable !== null);
+  expect(single.status("probed")).toMatchObject({ reachable: true, available: true });
+});
