@@ -30,7 +30,7 @@ interface Node {
   log: string;
 }
 
-/** The carrier: answers with the INVITE's Record-Route (RFC 3261 §12.1.1), waits for the node's BYE. Logs the top Via and the Record-Route. */
+/** The carrier: answers with the INVITE's Record-Route (RFC 3261 §12.1.1), waits for the node's BYE. Logs the top Via of each request and the Record-Route. */
 const CARRIER_ANSWERS = `<?xml version="1.0" encoding="UTF-8"?>
 <scenario name="carrier-behind-front">
   <recv request="INVITE" crlf="true">
@@ -62,8 +62,18 @@ m=audio [rtpport] RTP/AVP 0
 a=rtpmap:0 PCMU/8000
 a=sendrecv
 ]]></send>
-  <recv request="ACK" crlf="true"/>
-  <recv request="BYE"/>
+  <recv request="ACK" crlf="true">
+    <action>
+      <ereg regexp="[^,]*" search_in="hdr" header="Via:" check_it="true" assign_to="ack_via"/>
+      <log message="ACK_VIA [$ack_via]"/>
+    </action>
+  </recv>
+  <recv request="BYE">
+    <action>
+      <ereg regexp="[^,]*" search_in="hdr" header="Via:" check_it="true" assign_to="bye_via"/>
+      <log message="BYE_VIA [$bye_via]"/>
+    </action>
+  </recv>
   <send><![CDATA[
 SIP/2.0 200 OK
 [last_Via:]
@@ -274,9 +284,10 @@ test("an outbound call from a node that does not hold the registration reaches t
   expect((await admin(`${dialler.api}/api/v1/calls/${id}`, "DELETE")).status).toBe(204);
   const r = await carrier.done;
   expect(r.exitCode, `${r.summary}\n${front.lines.filter((l) => l.includes("FRONT")).join("\n")}`).toBe(0);
-  // The carrier's INVITE came from the front (its Via on top), and the dialog runs through it.
+  // The carrier's INVITE came from the front (its Via on top), and so did the ACK and the BYE.
   expect(r.logs).toMatch(new RegExp(`^TOP_VIA\\s+SIP/2\\.0/UDP 127\\.0\\.0\\.1:${front.port};`, "m"));
   expect(r.logs).toMatch(new RegExp(`^RECORD_ROUTE\\s+<sip:127\\.0\\.0\\.1:${front.port};lr`, "m"));
+  for (const request of ["ACK", "BYE"]) expect(r.logs).toMatch(new RegExp(`^${request}_VIA\\s+SIP/2\\.0/UDP 127\\.0\\.0\\.1:${front.port};`, "m"));
   await front.waitFor(new RegExp(`FRONT outbound method=INVITE ruri=sip:\\+15551234567@${CARRIER_IP.replaceAll(".", "\\.")}\\S* from=${dialler.ip.replaceAll(".", "\\.")}:`));
 }, 60_000);
 
