@@ -115,7 +115,8 @@ up() {
   runuser -u postgres -- "$pgbin/createdb" -h "$FRONT_ADDR" -p "$PG_PORT" -U postgres trunkline
   local database_url="postgres://postgres@$FRONT_ADDR:$PG_PORT/trunkline"
 
-  # The nodes: one shared store, the front trusted for the caller's address, RTP ranges apart.
+  # The nodes: one shared store, the front trusted for the caller's address and used as outbound
+  # proxy and registration Contact (cluster.front), RTP ranges apart.
   for i in 1 2 3; do
     local addr=${NODE_ADDRS[i-1]} node="$dir/node$i"
     mkdir -m 700 "$node"
@@ -131,7 +132,7 @@ adminToken: $token
 database:
   url: $database_url
 # A node silent for 3 s is dead: its channels re-home at the next call, well within 10 s.
-cluster: { nodeId: node$i, heartbeatMs: 1000, deadAfterMs: 3000, secret: $secret }
+cluster: { nodeId: node$i, heartbeatMs: 1000, deadAfterMs: 3000, secret: $secret, front: "sip:$FRONT_ADDR:$FRONT_PORT" }
 logLevel: info
 EOF
     setsid "$BIN" serve --config "$node/config.yaml" >"$node/trunkline.log" 2>&1 </dev/null &

@@ -40,6 +40,8 @@ export interface Service {
   reload?(config: Config): Promise<void> | void;
   /** This service's share of the node's load, written with each heartbeat. */
   load?(): Partial<Omit<NodeLoad, "cpuPercent">>;
+  /** Runs after each heartbeat, in its background work (leases renewed with the heartbeat). */
+  afterBeat?(): Promise<void>;
 }
 
 export interface AppContext {
@@ -167,12 +169,15 @@ export async function startApp(options: AppOptions): Promise<App> {
     intervalMs: config.cluster.heartbeatMs,
     load: () => nodeLoad(started),
     afterBeat: async () => {
-      // Survivors close the call records dead nodes left open (only nodes sharing a database can die unseen).
-      if (store.driver === "postgres") {
+      // Survivors close the call records dead nodes left open (only nodes sharing a database can die
+      // unseen); channel homes and services renew what they hold. One failing does not hold back the others.
+      const sweep = async () => {
+        if (store.driver !== "postgres") return;
         const closed = await store.calls.closeCallsOfDeadNodes(config.cluster.deadAfterMs);
         if (closed > 0) log.warn("calls of dead nodes closed as interrupted", { count: closed });
-      }
-      await homes.afterBeat();
+      };
+      const results = await Promise.allSettled([sweep(), homes.afterBeat(), ...started.map((service) => service.afterBeat?.())]);
+      for (const result of results) if (result.status === "rejected") log.error("work after the heartbeat failed", { err: result.reason });
     },
   });
   await heartbeat.start();

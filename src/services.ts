@@ -6,6 +6,7 @@ import type { ComposeServices, Service } from "./app.ts";
 import { CALL_STACK_OPTIONS, CallService } from "./calls/service.ts";
 import { createSourceMatcher } from "./calls/sourceMatcher.ts";
 import { ChannelRegistry } from "./channels/registry.ts";
+import { parseFront } from "./cluster/front.ts";
 import { listenPort, type Config } from "./config/config.ts";
 import { metrics } from "./metrics.ts";
 import { type SipLimits, SipStack, type SipStackCounters, type SipStackOptions } from "./sip/stack.ts";
@@ -39,6 +40,7 @@ export function stackOptions(config: Config): SipStackOptions {
     userAgent: config.sip.userAgent,
     strangers: config.sip.strangers,
     ...(config.sip.trustedFronts.length > 0 ? { trustedFronts: addressMatcher(config.sip.trustedFronts) } : {}),
+    ...(config.cluster.front ? { outboundProxy: parseFront(config.cluster.front) } : {}),
     limits: sipLimits(config.limits),
   };
 }

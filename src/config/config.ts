@@ -11,6 +11,7 @@ import {
   trunkSchema,
   webhooksSchema,
 } from "./entities.ts";
+import { frontProblem } from "../cluster/front.ts";
 import { s, type Infer } from "./schema.ts";
 
 const host = s.string({ minLength: 1, maxLength: 253 });
@@ -139,6 +140,13 @@ const clusterSchema = s
       .string({ minLength: 1 })
       .optional()
       .describe("This node's HTTP base URL as other nodes reach it, shown by GET /api/v1/cluster (default: the URL the HTTP server is bound to)."),
+    front: s
+      .string({ minLength: 1 })
+      .refine(frontProblem)
+      .optional()
+      .describe(
+        "The cluster's SIP front (Kamailio) as sip:IP[:PORT]: this node's out-of-dialog requests over UDP/TCP (calls, REGISTER, OPTIONS) leave through it (a Route header with lr), and its registering trunks register once per cluster with a Contact at it.",
+      ),
     heartbeatMs: s.integer({ min: 50, max: 60_000 }).default(2000).describe("How often this node writes its heartbeat row (load included)."),
     deadAfterMs: s
       .integer({ min: 100, max: 600_000 })

@@ -118,6 +118,11 @@ export interface SipStackOptions {
   uriSchemes?: string[];
   /** Value of the User-Agent / Server header (default "Trunkline", no version). */
   userAgent?: string;
+  /**
+   * RFC 3261 §8.1.2: out-of-dialog requests over UDP and TCP go to this proxy (the cluster's
+   * front) instead of their destination, with a preloaded loose Route naming it (§16.12.1.1).
+   */
+  outboundProxy?: { address: string; port: number };
 }
 
 /** Per-request options for sendRequest (TLS certificate checks per trunk). */
@@ -139,8 +144,14 @@ export class SipStack {
   private readonly transports: TransportLayer;
   private readonly ua: UserAgentCore;
   private readonly userAgent: string;
+  private readonly outboundProxy: { address: string; port: number; route: string } | undefined;
 
   constructor(opts: SipStackOptions) {
+    if (opts.outboundProxy) {
+      const { address, port } = opts.outboundProxy;
+      const host = address.includes(":") ? `[${address}]` : address;
+      this.outboundProxy = { address, port, route: `<sip:${host}:${port};lr>` };
+    }
     const limits = opts.limits ?? {};
     this.guard = new SourceGuard(
       opts.strangers ?? "drop",
@@ -252,12 +263,28 @@ export class SipStack {
 
   /**
    * Starts a client transaction. A request without Via gets ours (advertised sent-by, fresh
-   * branch, rport); the Via already present is kept (CANCEL, retries built by the caller).
+   * branch, rport); the Via already present is kept (CANCEL, retries built by the caller). With an
+   * outbound proxy, a request outside a dialog goes to the proxy instead (see viaOutboundProxy).
    */
   sendRequest(req: SipRequest, dest: Endpoint, opts: RequestSendOptions = {}): ClientTransaction {
-    if (req.vias.length === 0) req.addHeader("Via", formatVia(this.viaFor(dest.transport)), { prepend: true });
+    const hop = this.viaOutboundProxy(req, dest);
+    if (req.vias.length === 0) req.addHeader("Via", formatVia(this.viaFor(hop.transport)), { prepend: true });
     if (!req.hasHeader("User-Agent")) req.addHeader("User-Agent", this.userAgent);
-    return this.transactions.startClient(req, this.wireTo(dest, opts));
+    return this.transactions.startClient(req, this.wireTo(hop, opts));
+  }
+
+  /**
+   * RFC 3261 §8.1.2: a request outside a dialog (no To tag) is sent to the outbound proxy, its
+   * Route set preloaded with the proxy's loose-routing URI so the proxy forwards it by its
+   * Request-URI (§16.12.1.1); in-dialog requests follow the dialog's route set, which the proxy
+   * Record-Routed. A retry that copied our Route keeps one. TLS goes straight to its destination
+   * (the certificate names the trunk, not the proxy).
+   */
+  private viaOutboundProxy(req: SipRequest, dest: Endpoint): Endpoint {
+    const proxy = this.outboundProxy;
+    if (!proxy || dest.transport === "tls" || req.to.params.has("tag") || req.method === "ACK" || req.method === "CANCEL") return dest;
+    if (req.getHeaders("Route")[0] !== proxy.route) req.addHeader("Route", proxy.route, { prepend: true });
+    return { transport: dest.transport, address: proxy.address, port: proxy.port };
   }
 
   /** Sends outside any transaction: the ACK for a 2xx, 2xx retransmissions, stateless responses. */

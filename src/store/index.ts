@@ -22,6 +22,7 @@ import { migratePostgres, openDatabase } from "./db.ts";
 import { InboundRouteStore, type RouteRow, selectInboundRoutes } from "./inboundRoutes.ts";
 import { postgresMigrations, type Migration, type PostgresMigration } from "./migrations.ts";
 import { NodeStore } from "./nodes.ts";
+import { RegistrationLeaseStore } from "./registrations.ts";
 import { selectSettings, type SettingRow, SettingsStore } from "./settings.ts";
 import { PostgresExecutor, type SqlExecutor, SqliteExecutor } from "./sql.ts";
 import { selectTrunks, type TrunkSnapshotRow, TrunkStore } from "./trunks.ts";
@@ -39,6 +40,8 @@ export interface Store {
   readonly nodes: NodeStore;
   /** Which node homes which channel (leases; on PostgreSQL with notices from the other nodes). */
   readonly homes: ChannelHomeStore;
+  /** Which node registers each registering trunk (cluster.front set), and that registration's state. */
+  readonly registrations: RegistrationLeaseStore;
   /** Runs the writes in `work` as one transaction on SQLite; on PostgreSQL each commits on its own. */
   transaction<T>(work: () => Promise<T>): Promise<T>;
   isOpen(): boolean;
@@ -172,6 +175,7 @@ export function openStore(path: string, migrations?: Migration[], identity: Stor
     calls: new CallStore(sql, identity.nodeId ?? DEFAULT_NODE_ID),
     nodes: new NodeStore(sql),
     homes: new ChannelHomeStore(sql),
+    registrations: new RegistrationLeaseStore(sql),
     async transaction(work) {
       try {
         return await sql.transaction(work);
@@ -298,6 +302,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     calls: new CallStore(new PostgresExecutor(client), options.nodeId ?? DEFAULT_NODE_ID),
     nodes: new NodeStore(sql),
     homes,
+    registrations: new RegistrationLeaseStore(sql),
     transaction: (work) => sql.transaction(work),
     isOpen: () => open,
     async healthy() {
@@ -344,5 +349,6 @@ export type { CallRecord } from "./calls.ts";
 export type { StoreChange, Source } from "./changes.ts";
 export type { InboundRoute } from "./inboundRoutes.ts";
 export type { NodeLoad, NodeStatus } from "./nodes.ts";
+export type { LeaseRegistrationStatus, RegistrationLease } from "./registrations.ts";
 export type { WebhookSettings } from "./settings.ts";
 export type { Trunk } from "./trunks.ts";

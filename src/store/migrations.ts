@@ -4,6 +4,7 @@ import type { Database } from "bun:sqlite";
 import { callsEndedAtMigration, callsMigration, callsNodeMigration, postgresCallsMigration } from "./calls.ts";
 import { channelHomesMigration } from "./channelHomes.ts";
 import { nodesMigration } from "./nodes.ts";
+import { registrationLeasesMigration } from "./registrations.ts";
 
 export interface Migration {
   version: number;
@@ -86,6 +87,7 @@ export const migrations: Migration[] = [
   { version: 7, name: "call records by node", up: callsNodeMigration },
   // On SQLite the one node homes every channel; the table keeps GET /api/v1/cluster alike on both drivers.
   { version: 8, name: "channel homes", up: channelHomesMigration.sqlite },
+  { version: 9, name: "trunk registration leases", up: registrationLeasesMigration.sqlite },
 ];
 
 /**
@@ -157,6 +159,7 @@ export const postgresMigrations: PostgresMigration[] = [
   { version: 2, name: "cluster nodes", up: nodesMigration.postgres },
   { version: 3, name: "call records", up: postgresCallsMigration },
   { version: 4, name: "channel homes", up: channelHomesMigration.postgres },
+  { version: 5, name: "trunk registration leases", up: registrationLeasesMigration.postgres },
 ];
 
 export interface PostgresMigration {

@@ -1,6 +1,8 @@
 // OPTIONS keep-alive for one trunk (RFC 3261 §11): any response, even a 4xx or a challenge,
 // proves the provider is reachable; a timeout or a transport/DNS failure marks it unreachable
 // until the next answered probe. One probe at a time; the next starts an interval after the last.
+// Probes relayed by a proxy (`relayed`: the cluster's front) also count the proxy's 408 as no answer:
+// it is the proxy saying the trunk did not answer in time (RFC 3261 §16.8), not the trunk answering.
 //
 //   const probe = new OptionsProbe({ trunkId, address, intervalSec: 30, fromUser: "alice" }, { port, resolver, onStatus });
 //   probe.start(); probe.status  // { reachable: true | false | null (not probed yet), lastOptionsAt, lastError }
@@ -24,6 +26,8 @@ export interface ProbeConfig {
   intervalSec: number;
   /** User part of our From URI (the trunk username when it has one). */
   fromUser: string;
+  /** Probes pass a proxy (the cluster's front) whose 408 stands for the trunk's silence. */
+  relayed?: boolean;
 }
 
 export type ProbeOutcome = "answered" | "timeout" | "network" | "dns";
@@ -78,7 +82,11 @@ export class OptionsProbe {
     if (this.stopped) return;
     const previous = this.current;
     const lastOptionsAt = new Date().toISOString();
-    if (result.kind === "response") {
+    if (result.kind === "response" && this.config.relayed && result.response.status === 408) {
+      this.deps.onOutcome?.("timeout");
+      this.current = { reachable: false, lastOptionsAt, lastError: `the front relayed no answer (408 ${result.response.reason})` };
+      if (previous.reachable !== false) this.log.warn("OPTIONS keep-alive failed", { reason: this.current.lastError });
+    } else if (result.kind === "response") {
       this.deps.onOutcome?.("answered");
       this.current = { reachable: true, lastOptionsAt, lastError: null };
       this.log.debug("OPTIONS answered", { status: result.response.status });

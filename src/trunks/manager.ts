@@ -12,21 +12,33 @@
 //                                                               // (or, outbound, not available)
 //   ... slot.release()                // once the call ends (idempotent)
 // For the API: manager.status(id), manager.statuses().
+//
+// With `cluster` (cluster.front set), a registering trunk is registered by one node of the cluster:
+// the one holding its lease (clusterRegistration.ts). syncLeases(), run after every heartbeat, claims
+// or renews the lease of each registering trunk; a node that wins one starts registering (Contact at
+// the front), a node that loses one stops refreshing without un-registering (the binding is the
+// cluster's), and every other node shows the holder's registration state as written in the table.
 import type { TrunkInput } from "../config/entities.ts";
 import { emitEvent } from "../events.ts";
 import { createLogger } from "../log.ts";
 import { metrics } from "../metrics.ts";
 import type { TrunkChoiceCandidate } from "../routing/outbound.ts";
 import type { Resolver } from "../sip/resolver.ts";
+import { contactAtFront, type ClusterRegistration, type RegistrationLeaseRow } from "./clusterRegistration.ts";
 import type { TrunkAddress, TrunkSipPort } from "./exchange.ts";
 import { OptionsProbe, type ProbeOutcome, type ProbeStatus } from "./keepalive.ts";
 import {
   Registration, type RegisterOutcome, type RegistrationState, type RegistrationStatus, type RegistrationTiming,
 } from "./registration.ts";
 
+export interface TrunkRegistrationView extends RegistrationStatus {
+  /** The node that registers the trunk: this one, or in a cluster the holder of its lease; null when none does. */
+  nodeId: string | null;
+}
+
 export interface TrunkStatus {
   id: string;
-  registration: RegistrationStatus;
+  registration: TrunkRegistrationView;
   /** Last OPTIONS result; null when the trunk is not probed or no probe has completed yet. */
   reachable: boolean | null;
   lastOptionsAt: string | null;
@@ -46,6 +58,10 @@ export interface TrunkManagerOptions {
   port: TrunkSipPort;
   resolver: Resolver;
   registrationTiming?: Partial<RegistrationTiming>;
+  /** This node's name, shown as the registering node (default "single"). */
+  nodeId?: string;
+  /** Registration once per cluster (cluster.front set); absent: this node registers every registering trunk. */
+  cluster?: ClusterRegistration;
 }
 
 interface TrunkRuntime {
@@ -57,6 +73,8 @@ interface TrunkRuntime {
   activeCalls: number;
   /** Addresses the domain resolved to (all RFC 3263 targets), for matching inbound sources. */
   addresses: readonly string[];
+  /** Cluster: this node holds the trunk's registration lease (as of its last claim). */
+  holdsLease: boolean;
 }
 
 /** Resolved trunk addresses are refreshed this often (the resolver caches per TTL underneath). */
@@ -104,8 +122,13 @@ export class TrunkManager {
   private readonly listeners = new Set<() => void>();
   private readonly addressTimer: ReturnType<typeof setInterval>;
   private stopped = false;
+  private readonly nodeId: string;
+  /** Cluster: every lease row as of the last syncLeases(), by trunk id (what other nodes registered). */
+  private leaseRows = new Map<string, RegistrationLeaseRow>();
+  private syncing: Promise<void> | undefined;
 
   constructor(private readonly options: TrunkManagerOptions) {
+    this.nodeId = options.nodeId ?? options.cluster?.nodeId ?? "single";
     liveManagers.add(this);
     this.addressTimer = setInterval(() => {
       for (const runtime of this.trunks.values()) void this.resolveAddresses(runtime);
@@ -161,7 +184,7 @@ export class TrunkManager {
       if (!wanted.has(id)) {
         this.trunks.delete(id);
         log.info("trunk removed", { trunkId: id });
-        void this.retire(runtime, "unregistered");
+        void this.retire(runtime, "unregistered", { unregister: true });
       }
     }
     const ordered = new Map<string, TrunkRuntime>();
@@ -172,15 +195,81 @@ export class TrunkManager {
     this.trunks.clear();
     for (const [id, runtime] of ordered) this.trunks.set(id, runtime);
     this.notify();
+    // A new registering trunk is claimed now rather than at the next heartbeat.
+    if (this.options.cluster) void this.syncLeases();
   }
 
-  /** Un-registers every trunk (bounded wait, at most until `deadline` in epoch ms) and stops all timers. */
+  /**
+   * Un-registers every trunk (bounded wait, at most until `deadline` in epoch ms) and stops all
+   * timers. In a cluster the bindings are the cluster's: they stay, and the leases are released so
+   * another node takes them over at its next heartbeat.
+   */
   async stop(deadline?: number): Promise<void> {
     this.stopped = true;
     clearInterval(this.addressTimer);
+    await this.syncing;
     const runtimes = [...this.trunks.values()];
-    await Promise.all(runtimes.map((r) => this.retire(r, "unregistered", deadline)));
+    await Promise.all(runtimes.map((r) => this.retire(r, "unregistered", { unregister: !this.options.cluster, ...(deadline !== undefined ? { deadline } : {}) })));
     liveManagers.delete(this);
+  }
+
+  /**
+   * Cluster: claims or renews the lease of every registering trunk, starts registering the trunks
+   * won, stops refreshing (without un-registering) those lost, and reads every lease for the status
+   * of trunks other nodes register. Run after each heartbeat; a run still in progress is not repeated.
+   */
+  syncLeases(): Promise<void> {
+    this.syncing ??= this.claimLeases()
+      .catch((err: unknown) => log.error("registration lease sync failed", { err }))
+      .finally(() => {
+        this.syncing = undefined;
+      });
+    return this.syncing;
+  }
+
+  private async claimLeases(): Promise<void> {
+    const cluster = this.options.cluster;
+    if (!cluster || this.stopped) return;
+    for (const runtime of [...this.trunks.values()]) {
+      const t = runtime.trunk;
+      if (!t.enabled || !t.register) continue;
+      const status = runtime.registration?.status ?? { state: "registering", expiresAt: null, lastError: null, lastStatusCode: null };
+      let held: boolean;
+      try {
+        held = await cluster.leases.claim({ trunkId: t.id, nodeId: cluster.nodeId, ttlMs: cluster.leaseMs, status });
+      } catch (err) {
+        // Undecided: a holder keeps refreshing (the binding is the same whoever refreshes it), a
+        // non-holder keeps waiting; the next heartbeat asks again.
+        log.warn("registration lease claim failed", { trunkId: t.id, err });
+        continue;
+      }
+      if (this.stopped || this.trunks.get(t.id) !== runtime || !runtime.trunk.enabled || !runtime.trunk.register) continue;
+      if (held && !runtime.holdsLease) {
+        runtime.holdsLease = true;
+        log.info("trunk registration lease taken: this node registers the trunk", { trunkId: t.id });
+        if (!runtime.registration && !runtime.replacing) this.startRegistration(runtime);
+      } else if (!held && runtime.holdsLease) {
+        runtime.holdsLease = false;
+        log.warn("trunk registration lease lost to another node: no longer refreshing", { trunkId: t.id });
+        const registration = runtime.registration;
+        runtime.registration = undefined;
+        await registration?.stop({ unregister: false, finalState: "unregistered" });
+      }
+    }
+    try {
+      this.leaseRows = new Map((await cluster.leases.list()).map((row) => [row.trunkId, row]));
+    } catch (err) {
+      log.warn("reading registration leases failed", { err });
+    }
+  }
+
+  /** Resolves once the release is written (or failed, logged): shutdown waits for it before the store closes. */
+  private releaseLease(runtime: TrunkRuntime): Promise<void> {
+    const cluster = this.options.cluster;
+    if (!cluster || !runtime.holdsLease) return Promise.resolve();
+    runtime.holdsLease = false;
+    const trunkId = runtime.trunk.id;
+    return cluster.leases.release(trunkId, cluster.nodeId).catch((err: unknown) => log.warn("releasing a registration lease failed", { trunkId, err }));
   }
 
   status(id: string): TrunkStatus | undefined {
@@ -234,16 +323,32 @@ export class TrunkManager {
   private isRuntimeAvailable(r: TrunkRuntime): boolean {
     const t = r.trunk;
     if (!t.enabled || !t.canTerminate || this.atLimit(r)) return false;
-    if (t.register && r.registration?.status.state !== "registered") return false;
+    if (t.register && !this.registered(r)) return false;
     // An unprobed trunk, or one whose first probe is still out, counts as reachable.
     if (r.probe && r.probe.status.reachable === false) return false;
     return true;
   }
 
+  /** Registered by this node, or in a cluster by the lease holder whose binding has not lapsed. */
+  private registered(r: TrunkRuntime): boolean {
+    if (r.registration) return r.registration.status.state === "registered";
+    const other = this.registeredElsewhere(r);
+    return other?.state === "registered" && other.expiresAt !== null && Date.parse(other.expiresAt) > Date.now();
+  }
+
+  /** Cluster: the registration another node holds for this trunk, as that node last wrote it. */
+  private registeredElsewhere(r: TrunkRuntime): TrunkRegistrationView | undefined {
+    const row = this.leaseRows.get(r.trunk.id);
+    if (!this.options.cluster || !row || row.nodeId === this.nodeId || !r.trunk.enabled || !r.trunk.register) return undefined;
+    const state = registrationStates.find((s) => s === row.status.state) ?? "unregistered";
+    return { ...row.status, state, nodeId: row.nodeId };
+  }
+
   private describe(r: TrunkRuntime): TrunkStatus {
     const probe: ProbeStatus = r.probe?.status ?? { reachable: null, lastOptionsAt: null, lastError: null };
-    const registration: RegistrationStatus = r.registration?.status
-      ?? { state: r.trunk.enabled ? "unregistered" : "disabled", expiresAt: null, lastError: null, lastStatusCode: null };
+    const registration: TrunkRegistrationView = r.registration
+      ? { ...r.registration.status, nodeId: this.nodeId }
+      : this.registeredElsewhere(r) ?? { state: r.trunk.enabled ? "unregistered" : "disabled", expiresAt: null, lastError: null, lastStatusCode: null, nodeId: null };
     if (r.replacing && r.trunk.enabled && r.trunk.register) registration.state = "registering";
     return {
       id: r.trunk.id,
@@ -258,7 +363,7 @@ export class TrunkManager {
   }
 
   private launch(trunk: TrunkInput): TrunkRuntime {
-    const runtime: TrunkRuntime = { trunk, registration: undefined, probe: undefined, replacing: undefined, activeCalls: 0, addresses: [] };
+    const runtime: TrunkRuntime = { trunk, registration: undefined, probe: undefined, replacing: undefined, activeCalls: 0, addresses: [], holdsLease: false };
     void this.resolveAddresses(runtime);
     this.startRegistration(runtime);
     this.startProbe(runtime);
@@ -279,6 +384,7 @@ export class TrunkManager {
       // Moving the binding (other registrar or AOR) or switching off: remove the old one first so a
       // late un-REGISTER cannot delete the new binding. Same binding, new credentials: replace it.
       const removeOld = !trunk.enabled || !trunk.register || bindingKey(before) !== bindingKey(trunk);
+      if (!trunk.enabled || !trunk.register) void this.releaseLease(runtime);
       const finalState = trunk.enabled ? "unregistered" : "disabled";
       // Chained after a replacement still in progress, so its un-REGISTER cannot land after ours registers.
       const stopOld = () => old?.stop({ unregister: removeOld, finalState });
@@ -299,15 +405,17 @@ export class TrunkManager {
     return runtime;
   }
 
-  private async retire(runtime: TrunkRuntime, finalState: "unregistered" | "disabled", deadline?: number): Promise<void> {
+  private async retire(runtime: TrunkRuntime, finalState: "unregistered" | "disabled", o: { unregister: boolean; deadline?: number }): Promise<void> {
     runtime.probe?.stop();
     runtime.replacing = undefined;
-    await runtime.registration?.stop({ unregister: true, finalState, ...(deadline !== undefined ? { deadline } : {}) });
+    await runtime.registration?.stop({ unregister: o.unregister, finalState, ...(o.deadline !== undefined ? { deadline: o.deadline } : {}) });
+    await this.releaseLease(runtime);
   }
 
   private startRegistration(runtime: TrunkRuntime): void {
     const t = runtime.trunk;
-    if (!t.enabled || !t.register) return;
+    const cluster = this.options.cluster;
+    if (!t.enabled || !t.register || (cluster && !runtime.holdsLease)) return;
     const trunkId = t.id;
     // A trunk that keeps failing for the same reason reports it once, not on every retry.
     let reportedFailure: string | null = null;
@@ -319,11 +427,14 @@ export class TrunkManager {
         expires: t.registerExpires,
       },
       {
-        port: this.options.port,
+        port: cluster ? contactAtFront(this.options.port, cluster.front) : this.options.port,
         resolver: this.options.resolver,
         ...(this.options.registrationTiming ? { timing: this.options.registrationTiming } : {}),
         onOutcome: (outcome: RegisterOutcome) => registerOutcomes.inc({ trunk: trunkId, outcome }),
         onStatus: (status, previous) => {
+          if (cluster && runtime.holdsLease && runtime.registration === registration) {
+            cluster.leases.report(trunkId, cluster.nodeId, status).catch((err: unknown) => log.warn("reporting registration state failed", { trunkId, err }));
+          }
           if (status.state === "registered" && previous.state !== "registered") {
             reportedFailure = null;
             log.info("trunk registered", { trunkId, expiresAt: status.expiresAt });
@@ -349,7 +460,8 @@ export class TrunkManager {
     if (!t.enabled || t.optionsIntervalSec <= 0) return;
     const trunkId = t.id;
     const probe = new OptionsProbe(
-      { trunkId, address: addressOf(t), intervalSec: t.optionsIntervalSec, fromUser: t.username || "trunkline" },
+      // With a front, UDP/TCP probes leave through it (the stack's outbound proxy).
+      { trunkId, address: addressOf(t), intervalSec: t.optionsIntervalSec, fromUser: t.username || "trunkline", relayed: this.options.cluster !== undefined && t.transport !== "tls" },
       {
         port: this.options.port,
         resolver: this.options.resolver,

@@ -4,7 +4,9 @@
 //
 //   const trunks = new TrunkService(ctx, stack);   // stack: the started SipStack
 //   trunks.manager                                 // for the calls layer: candidates(), acquireCall()
+//   await trunks.afterBeat()                       // after each heartbeat: registration leases (cluster.front)
 import type { AppContext, Service } from "../app.ts";
+import { parseFront } from "../cluster/front.ts";
 import { createResolver, type Resolver } from "../sip/resolver.ts";
 import type { SipStack } from "../sip/stack.ts";
 import { TrunkManager } from "./manager.ts";
@@ -16,7 +18,19 @@ export class TrunkService implements Service {
   private unsubscribe: (() => void) | undefined;
 
   constructor(private readonly ctx: AppContext, stack: SipStack, o: { resolver?: Resolver } = {}) {
-    this.manager = new TrunkManager({ port: stackPort(stack), resolver: o.resolver ?? createResolver() });
+    const { front, deadAfterMs } = ctx.config.cluster;
+    this.manager = new TrunkManager({
+      port: stackPort(stack),
+      resolver: o.resolver ?? createResolver(),
+      nodeId: ctx.nodeId,
+      // With a front, each registering trunk is registered by one node of the cluster (a lease).
+      ...(front ? { cluster: { nodeId: ctx.nodeId, leases: ctx.store.registrations, leaseMs: deadAfterMs, front: parseFront(front) } } : {}),
+    });
+  }
+
+  /** The lease of each registering trunk is renewed (or taken over) with the node's heartbeat. */
+  afterBeat(): Promise<void> {
+    return this.manager.syncLeases();
   }
 
   start(): void {

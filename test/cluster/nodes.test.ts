@@ -3,6 +3,7 @@
 // the survivor.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { ComposeServices } from "../../src/app.ts";
+import { parseFront } from "../../src/cluster/front.ts";
 import { parseConfigText } from "../../src/config/load.ts";
 import type { NodeStatus } from "../../src/store/nodes.ts";
 import { startHarness, type Harness } from "../api/harness.ts";
@@ -67,6 +68,19 @@ describe("cluster config", () => {
     expect(errorsOf("cluster:\n  nodeId: 'node 1'\n")).toContain("c.yaml:2:11: cluster.nodeId: must be letters, digits");
     expect(errorsOf("cluster:\n  heartbeatMs: 2000\n  deadAfterMs: 1000\n")).toContain("cluster.deadAfterMs: must be above heartbeatMs (2000)");
     expect(errorsOf("cluster:\n  nodeId: node-1\n  heartbeatMs: 100\n  deadAfterMs: 500\n")).toBe("");
+  });
+
+  test("the front is sip:IP[:PORT]: a host name (nodes do not resolve it) or a bad port is refused with its line", () => {
+    const errorsOf = (yaml: string) => {
+      const result = parseConfigText(yaml, "c.yaml");
+      return result.ok ? "" : result.errors.join("\n");
+    };
+    expect(errorsOf("cluster:\n  front: sip:front.example:5060\n")).toContain('c.yaml:2:10: cluster.front: the front\'s host must be an IP address');
+    expect(errorsOf("cluster:\n  front: sip:10.0.0.1:70000\n")).toContain("cluster.front: port 70000 is out of range");
+    expect(errorsOf("cluster:\n  front: sip:10.0.0.1;lr\n")).toContain("cluster.front: \"sip:10.0.0.1;lr\" is not sip:HOST[:PORT]");
+    expect(parseFront("sip:10.0.0.1")).toEqual({ address: "10.0.0.1", port: 5060 });
+    expect(parseFront("[::1]:5070")).toEqual({ address: "::1", port: 5070 });
+    expect(errorsOf("cluster:\n  front: sip:127.0.0.1:5060\n")).toBe("");
   });
 });
 

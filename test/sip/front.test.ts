@@ -4,7 +4,7 @@
 // and new INVITEs 503. Real loopback sockets: the front on 127.0.0.1, a trunk on 127.0.0.5, a
 // stranger on 127.0.0.6.
 import { afterEach, expect, test } from "bun:test";
-import type { SipRequest } from "../../src/sip/message.ts";
+import { parseUri, type SipRequest } from "../../src/sip/message.ts";
 import { parseRelayedSource } from "../../src/sip/relayed-source.ts";
 import { SipStack, type SipStackOptions } from "../../src/sip/stack.ts";
 import type { InboundContext } from "../../src/sip/transport.ts";
@@ -158,4 +158,41 @@ test("X-Trunkline-Source: ip:port;transport, IPv6 in brackets; anything else nam
   for (const bad of ["203.0.113.9", "203.0.113.9:5060", "203.0.113.9:0;udp", "203.0.113.9:70000;udp", "host.example:5060;udp", "2001:db8::1:5060;udp", "203.0.113.9:5060;sctp", "1.2.3.4:5060;udp, 5.6.7.8:5060;udp"]) {
     expect(parseRelayedSource(bad)).toBeUndefined();
   }
+});
+
+test("outbound proxy (the front): requests outside a dialog go to it with a loose Route, in-dialog ones to their destination", async () => {
+  const proxy = await udpPeer("127.0.0.1", 9, { localAddress: FRONT });
+  const carrier = await udpPeer("127.0.0.1", 9, { localAddress: "127.0.0.8" });
+  cleanup.push(() => proxy.close(), () => carrier.close());
+  const { stack } = await startStack({ outboundProxy: { address: FRONT, port: proxy.port } });
+  const carrierEndpoint = { transport: "udp" as const, address: "127.0.0.8", port: carrier.port };
+  const ping = (callId: string, toTag?: string) =>
+    stack.createOutOfDialogRequest({
+      method: "OPTIONS",
+      uri: parseUri(`sip:ping@127.0.0.8:${carrier.port}`)!,
+      from: { uri: parseUri("sip:node@127.0.0.1")!, params: new Map() },
+      to: { uri: parseUri(`sip:ping@127.0.0.8:${carrier.port}`)!, params: new Map(toTag ? [["tag", toTag]] : []) },
+      transport: "udp",
+      callId,
+    });
+
+  const outOfDialog = ping("via-proxy@test");
+  stack.sendRequest(outOfDialog, carrierEndpoint);
+  const relayed = (await proxy.waitFor((m) => !("status" in m) && m.callId === "via-proxy@test")) as SipRequest;
+  expect(relayed.getHeaders("Route")).toEqual([`<sip:${FRONT}:${proxy.port};lr>`]);
+  expect(relayed.uri.host).toBe("127.0.0.8");
+
+  // A retry built from the first attempt's headers (digest) carries our Route once, and still goes to the proxy.
+  const retry = ping("retry@test");
+  retry.addHeader("Route", `<sip:${FRONT}:${proxy.port};lr>`);
+  stack.sendRequest(retry, carrierEndpoint);
+  const retried = (await proxy.waitFor((m) => !("status" in m) && m.callId === "retry@test")) as SipRequest;
+  expect(retried.getHeaders("Route")).toHaveLength(1);
+
+  const inDialog = ping("in-dialog@test", "remote-tag");
+  stack.sendRequest(inDialog, carrierEndpoint);
+  const direct = (await carrier.waitFor((m) => !("status" in m) && m.callId === "in-dialog@test")) as SipRequest;
+  expect(direct.getHeaders("Route")).toEqual([]);
+  // The proxy got the two out-of-dialog requests (and their retransmissions) and nothing else.
+  expect(new Set(proxy.received.map((m) => m.callId))).toEqual(new Set(["via-proxy@test", "retry@test"]));
 });

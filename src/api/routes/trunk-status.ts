@@ -23,6 +23,9 @@ export const trunkStatusView = s
       expiresAt: nullableText("When the current binding lapses (ISO 8601)"),
       lastError: nullableText("Why the last registration attempt failed: DNS, connection, TLS, timeout or the provider's answer"),
       lastStatusCode: s.integer().optional().describe("SIP status of the last REGISTER answer (null before any)."),
+      nodeId: nullableText(
+        "The node that registers the trunk: this node, or with cluster.front the node holding the trunk's registration lease, whose state this is",
+      ),
     }),
     reachable: s.boolean().optional().describe("Last OPTIONS keep-alive answered (any response); null when not probed or not probed yet."),
     lastOptionsAt: nullableText("When the last OPTIONS probe completed (ISO 8601)"),
