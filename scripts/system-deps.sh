@@ -22,6 +22,9 @@ command -v svmap >/dev/null 2>&1 || need+=(sipvicious)
 command -v ss >/dev/null 2>&1 || need+=(iproute2)
 # The shared-store tests start their own PostgreSQL server (initdb and pg_ctl from this package).
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql)
+# The SIP trace tests open the pcap of a call with tshark, and capture HEP with sngrep.
+command -v tshark >/dev/null 2>&1 || need+=(tshark)
+command -v sngrep >/dev/null 2>&1 || need+=(sngrep)
 [ ${#need[@]} -eq 0 ] && exit 0
 echo "installing Debian packages: ${need[*]}"
 SUDO=""

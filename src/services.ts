@@ -9,6 +9,7 @@ import { ChannelRegistry } from "./channels/registry.ts";
 import { listenPort, type Config } from "./config/config.ts";
 import { metrics } from "./metrics.ts";
 import { type SipLimits, SipStack, type SipStackCounters, type SipStackOptions } from "./sip/stack.ts";
+import { sipTraceService } from "./traces/service.ts";
 import { TrunkService } from "./trunks/service.ts";
 import { WebRtcService } from "./webrtc/service.ts";
 
@@ -19,6 +20,8 @@ export const composeServices: ComposeServices = (ctx) => {
   const calls = new CallService(ctx, { stack, trunks: trunks.manager, registry });
   const webrtc = new WebRtcService(ctx, registry);
   return [
+    // Before the stack: stopped after it, so the calls' last messages are in their traces.
+    sipTraceService(ctx, stack),
     sipService(stack, ctx.config.sip.listen.length),
     trunks,
     calls,
