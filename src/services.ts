@@ -9,6 +9,7 @@ import { ChannelRegistry } from "./channels/registry.ts";
 import { listenPort, type Config } from "./config/config.ts";
 import { metrics } from "./metrics.ts";
 import { type SipLimits, SipStack, type SipStackCounters, type SipStackOptions } from "./sip/stack.ts";
+import { hepService } from "./traces/hepService.ts";
 import { sipTraceService } from "./traces/service.ts";
 import { TrunkService } from "./trunks/service.ts";
 import { WebRtcService } from "./webrtc/service.ts";
@@ -22,6 +23,7 @@ export const composeServices: ComposeServices = (ctx) => {
   return [
     // Before the stack: stopped after it, so the calls' last messages are in their traces.
     sipTraceService(ctx, stack),
+    hepService(ctx, stack),
     sipService(stack, ctx.config.sip.listen.length),
     trunks,
     calls,

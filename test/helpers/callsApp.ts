@@ -16,6 +16,7 @@ import { startHarness, type Harness } from "../api/harness.ts";
 import { callsApi, trunkStatusApi } from "../../src/api/routes/services.ts";
 import { until } from "./until.ts";
 import { sipService, stackOptions } from "../../src/services.ts";
+import { hepService } from "../../src/traces/hepService.ts";
 import { sipTraceService } from "../../src/traces/service.ts";
 
 export interface CallsApp {
@@ -59,7 +60,8 @@ export function composeCalls(o: { timers?: Partial<TimerConfig>; tls?: boolean; 
     const sip = sipService(sipStack, listen.length);
     const trunks = new TrunkService(ctx, sipStack);
     calls = new CallService(ctx, { stack: sipStack, trunks: trunks.manager, registry });
-    return [sipTraceService(ctx, sipStack, o.traceLingerMs !== undefined ? { lingerMs: o.traceLingerMs } : {}), sip, trunks, calls, trunkStatusApi(trunks), callsApi(calls, ctx), ...(o.services ?? [])];
+    const traces = sipTraceService(ctx, sipStack, o.traceLingerMs !== undefined ? { lingerMs: o.traceLingerMs } : {});
+    return [traces, hepService(ctx, sipStack), sip, trunks, calls, trunkStatusApi(trunks), callsApi(calls, ctx), ...(o.services ?? [])];
   };
   const port = (transport: "udp" | "tcp" | "tls") => stack!.boundEndpoints.find((e) => e.transport === transport)!.port;
   return { compose, sipPort: () => port("udp"), sipTcpPort: () => port("tcp"), sipTlsPort: () => port("tls"), calls: () => calls!, stack: () => stack!, registry };
