@@ -155,7 +155,7 @@ export class HepExporter {
       protocolType: HEP_PROTOCOL_SIP,
       captureId: this.options.captureId,
       ...(this.options.password ? { authKey: this.options.password } : {}),
-      payload: new TextEncoder().encode(text),
+      payload: textEncoder.encode(text),
     });
   }
 
@@ -185,7 +185,7 @@ export class HepExporter {
       captureId: this.options.captureId,
       ...(this.options.password ? { authKey: this.options.password } : {}),
       ...(call ? { correlationId: call.callId } : {}),
-      payload: new TextEncoder().encode(JSON.stringify(rtcpJson(reports))),
+      payload: textEncoder.encode(JSON.stringify(rtcpJson(reports))),
     });
   }
 }
@@ -240,48 +240,61 @@ export interface Hep3Fields {
   payload: Uint8Array;
 }
 
-/** One HEP3 packet: "HEP3", total length, then type-length-value chunks (vendor 0). */
+const textEncoder = new TextEncoder();
+
+/** One HEP3 packet: "HEP3", total length, then type-length-value chunks (vendor 0), in one buffer. */
 export function encodeHep3(f: Hep3Fields): Uint8Array {
   const v6 = f.source.address.includes(":") || f.destination.address.includes(":");
   const seconds = Math.floor(f.time / 1000);
-  const chunks: Uint8Array[] = [
-    chunkU8(CHUNK.ipFamily, v6 ? 10 : 2),
-    chunkU8(CHUNK.ipProtocol, f.ipProtocol),
-    chunk(v6 ? CHUNK.ipv6Source : CHUNK.ipv4Source, v6 ? ipv6Bytes(f.source.address) : ipv4Bytes(f.source.address)),
-    chunk(v6 ? CHUNK.ipv6Destination : CHUNK.ipv4Destination, v6 ? ipv6Bytes(f.destination.address) : ipv4Bytes(f.destination.address)),
-    chunkU16(CHUNK.sourcePort, f.source.port),
-    chunkU16(CHUNK.destinationPort, f.destination.port),
-    chunkU32(CHUNK.seconds, seconds),
-    chunkU32(CHUNK.microseconds, Math.min(999_999, Math.floor((f.time - seconds * 1000) * 1000))),
-    chunkU8(CHUNK.protocolType, f.protocolType),
-    chunkU32(CHUNK.captureId, f.captureId >>> 0),
-  ];
-  const encoder = new TextEncoder();
-  if (f.authKey !== undefined) chunks.push(chunk(CHUNK.authKey, encoder.encode(f.authKey)));
-  if (f.correlationId !== undefined) chunks.push(chunk(CHUNK.correlationId, encoder.encode(f.correlationId)));
-  chunks.push(chunk(CHUNK.payload, f.payload));
-  const length = 6 + chunks.reduce((n, c) => n + c.length, 0);
+  const authKey = f.authKey !== undefined ? textEncoder.encode(f.authKey) : undefined;
+  const correlationId = f.correlationId !== undefined ? textEncoder.encode(f.correlationId) : undefined;
+  const addressLength = v6 ? 16 : 4;
+  const length =
+    6 + 7 + 7 + 2 * (6 + addressLength) + 2 * 8 + 2 * 10 + 7 + 10 +
+    (authKey ? 6 + authKey.length : 0) + (correlationId ? 6 + correlationId.length : 0) + 6 + f.payload.length;
   const out = new Uint8Array(length);
-  out.set([0x48, 0x45, 0x50, 0x33]); // "HEP3"
-  new DataView(out.buffer).setUint16(4, length);
-  let offset = 6;
-  for (const c of chunks) {
-    out.set(c, offset);
-    offset += c.length;
-  }
-  return out;
-}
-
-function chunk(type: number, value: Uint8Array): Uint8Array {
-  const out = new Uint8Array(6 + value.length);
   const view = new DataView(out.buffer);
-  view.setUint16(0, 0x0000); // vendor: generic
-  view.setUint16(2, type);
-  view.setUint16(4, out.length);
-  out.set(value, 6);
+  out.set([0x48, 0x45, 0x50, 0x33]); // "HEP3"
+  view.setUint16(4, length);
+  let offset = 6;
+  const header = (type: number, valueLength: number) => {
+    view.setUint16(offset, 0x0000); // vendor: generic
+    view.setUint16(offset + 2, type);
+    view.setUint16(offset + 4, 6 + valueLength);
+    offset += 6;
+  };
+  const u8 = (type: number, value: number) => {
+    header(type, 1);
+    view.setUint8(offset, value);
+    offset += 1;
+  };
+  const u16 = (type: number, value: number) => {
+    header(type, 2);
+    view.setUint16(offset, value);
+    offset += 2;
+  };
+  const u32 = (type: number, value: number) => {
+    header(type, 4);
+    view.setUint32(offset, value >>> 0);
+    offset += 4;
+  };
+  const bytes = (type: number, value: Uint8Array) => {
+    header(type, value.length);
+    out.set(value, offset);
+    offset += value.length;
+  };
+  u8(CHUNK.ipFamily, v6 ? 10 : 2);
+  u8(CHUNK.ipProtocol, f.ipProtocol);
+  bytes(v6 ? CHUNK.ipv6Source : CHUNK.ipv4Source, v6 ? ipv6Bytes(f.source.address) : ipv4Bytes(f.source.address));
+  bytes(v6 ? CHUNK.ipv6Destination : CHUNK.ipv4Destination, v6 ? ipv6Bytes(f.destination.address) : ipv4Bytes(f.destination.address));
+  u16(CHUNK.sourcePort, f.source.port);
+  u16(CHUNK.destinationPort, f.destination.port);
+  u32(CHUNK.seconds, seconds);
+  u32(CHUNK.microseconds, Math.min(999_999, Math.floor((f.time - seconds * 1000) * 1000)));
+  u8(CHUNK.protocolType, f.protocolType);
+  u32(CHUNK.captureId, f.captureId);
+  if (authKey) bytes(CHUNK.authKey, authKey);
+  if (correlationId) bytes(CHUNK.correlationId, correlationId);
+  bytes(CHUNK.payload, f.payload);
   return out;
 }
-
-const chunkU8 = (type: number, value: number) => chunk(type, Uint8Array.of(value));
-const chunkU16 = (type: number, value: number) => chunk(type, Uint8Array.of(value >> 8, value & 0xff));
-const chunkU32 = (type: number, value: number) => chunk(type, Uint8Array.of(value >>> 24, (value >>> 16) & 0xff, (value >>> 8) & 0xff, value & 0xff));

@@ -50,7 +50,7 @@ export class SipTraceRecorder {
 
   attach(stack: SipStack, calls: CallStore): void {
     this.detach.push(
-      stack.tapMessages((message) => this.onMessage(message)),
+      stack.tapMessages((message) => this.message(message)),
       calls.watch((id, change) => this.onRecord(id, change)),
     );
   }
@@ -73,7 +73,8 @@ export class SipTraceRecorder {
     return this.live(callId) ?? (await this.options.store.get(callId));
   }
 
-  private onMessage(message: TappedMessage): void {
+  /** A tapped message (attach() feeds the stack's messages here). */
+  message(message: TappedMessage): void {
     const sipCallId = callIdOf(message.data);
     if (sipCallId === undefined) return;
     // The tapped bytes may be a view into a buffer the transport reuses: keep a copy.
