@@ -1,12 +1,13 @@
 // Per-call SIP traces against real peers: a SIPp caller's whole dialog (INVITE … BYE/200) is in the
 // call's trace with addresses and transports, as JSON, as a text ladder, and as a pcap that tshark
-// decodes as SIP; the trace reaches the database once the call has ended; an outbound call's 407
+// decodes as SIP (also over TCP); the trace reaches the database once the call has ended; an outbound call's 407
 // challenge and answer are in its trace with the Proxy-Authorization credentials masked.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { ADMIN_TOKEN } from "../api/harness.ts";
 import { callUntil, findCall, startCallsApp, testApplicationYaml, type CallsApp } from "../helpers/callsApp.ts";
 import { startRtpPeer } from "../helpers/rtpPeer.ts";
 import { freePort, runSipp, startSipp } from "../helpers/sipp.ts";
@@ -17,6 +18,7 @@ const fixture = (name: string) => join(import.meta.dir, "../fixtures/sipp", name
 let app: CallsApp;
 let authPort: number;
 let dir: string;
+const seenCalls = new Set<string>();
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "trunkline-trace-"));
@@ -69,6 +71,7 @@ describe("SIP trace of a call", () => {
       });
       expect(result.exitCode, result.summary).toBe(0);
       callId = (await findCall(app, (c) => c.direction === "inbound" && c.state === "ended")).id;
+      seenCalls.add(callId);
     } finally {
       peer.close();
     }
@@ -108,7 +111,7 @@ describe("SIP trace of a call", () => {
     expect(text.text).toMatch(/\|<-+ 200 OK \(SDP\) -+\|  UDP/);
     expect(text.text).toMatch(/\|-+ BYE -+>\|  UDP\n\S+ \|<-+ 200 OK -+\|  UDP/);
 
-    const pcap = await fetch(`${app.harness.app.url}/api/v1/calls/${callId}/sip?format=pcap`, { headers: { authorization: `Bearer ${(await import("../api/harness.ts")).ADMIN_TOKEN}` } });
+    const pcap = await fetch(`${app.harness.app.url}/api/v1/calls/${callId}/sip?format=pcap`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
     expect(pcap.status).toBe(200);
     expect(pcap.headers.get("content-type")).toBe("application/vnd.tcpdump.pcap");
     const decoded = tsharkSip(new Uint8Array(await pcap.arrayBuffer()), "inbound.pcap");
@@ -123,6 +126,44 @@ describe("SIP trace of a call", () => {
     expect(stored!.messages.map((m) => m.message)).toEqual(trace.messages.map((m: any) => m.message));
     const again = await app.harness.call("GET", `/api/v1/calls/${callId}/sip`);
     expect(again.json).toEqual(trace);
+  }, 30_000);
+
+  test("over TCP: the trace names the transport and the pcap carries the dialog as TCP segments tshark decodes", async () => {
+    const peer = await startRtpPeer(440, { replyToSender: true });
+    try {
+      const result = await runSipp({
+        scenario: fixture("calls-uac-early-offer.xml"),
+        remote: `127.0.0.1:${app.sipTcpPort}`,
+        transport: "tcp",
+        service: "1000",
+        keys: { rtpport: peer.port, testcase: "trace-tcp" },
+        extraArgs: ["-d", "300"],
+        timeoutSec: 15,
+      });
+      expect(result.exitCode, result.summary).toBe(0);
+    } finally {
+      peer.close();
+    }
+    const call = await findCall(app, (c) => c.direction === "inbound" && c.state === "ended" && c.sipCallId && !seenCalls.has(c.id));
+    seenCalls.add(call.id);
+    let trace: any;
+    await until(
+      async () => {
+        trace = (await app.harness.call("GET", `/api/v1/calls/${call.id}/sip`)).json;
+        return trace.messages !== undefined && methodsOf(trace).at(-1) === "sent 200 OK" && methodsOf(trace).includes("received BYE");
+      },
+      { what: () => JSON.stringify(trace && methodsOf(trace)) },
+    );
+    expect(new Set(trace.messages.map((m: any) => m.transport))).toEqual(new Set(["tcp"]));
+    const pcap = await fetch(`${app.harness.app.url}/api/v1/calls/${call.id}/sip?format=pcap`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+    const path = join(dir, "tcp.pcap");
+    writeFileSync(path, new Uint8Array(await pcap.arrayBuffer()));
+    const run = spawnSync("tshark", ["-r", path, "-Y", "sip", "-T", "fields", "-e", "tcp.dstport", "-e", "sip.Method", "-e", "sip.Status-Code", "-E", "separator=|"], { encoding: "utf8" });
+    expect(run.status, run.stderr).toBe(0);
+    const rows = run.stdout.trim().split("\n");
+    expect(rows).toHaveLength(trace.messages.length);
+    expect(rows[0]).toBe(`${app.sipTcpPort}|INVITE|`);
+    expect(rows.at(-1)).toMatch(/^\d+\|\|200$/);
   }, 30_000);
 
   test("an outbound call's 407 and retry are traced with the credentials masked", async () => {
