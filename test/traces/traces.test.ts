@@ -1,6 +1,7 @@
 // SIP traces and HEP without a network: the recorder (claiming a call's first messages, the size
 // cap, the linger before the one write), masking, the trace store and its retention on both
-// drivers, the pcap read by tshark (IPv6 and TCP included), HEP3 packets and RTCP as JSON.
+// drivers, the pcap read by tshark (IPv6 and TCP included), HEP3 packets, RTCP as JSON, the HEP
+// queue's bound.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -13,7 +14,9 @@ import { openPostgresStore, openStore, type Store } from "../../src/store/index.
 import { CallRecordRetention } from "../../src/store/retention.ts";
 import type { SipTrace } from "../../src/store/sipTraces.ts";
 import { tracePcap, traceView } from "../../src/traces/formats.ts";
-import { encodeHep3, rtcpJson } from "../../src/traces/hep.ts";
+import dgram from "node:dgram";
+import { metrics } from "../../src/metrics.ts";
+import { encodeHep3, HepExporter, rtcpJson } from "../../src/traces/hep.ts";
 import { maskedMessage } from "../../src/traces/mask.ts";
 import { callIdOf, SipTraceRecorder } from "../../src/traces/sipTrace.ts";
 import { decodeHep3 } from "../helpers/hep.ts";
@@ -233,3 +236,26 @@ test("HEP3 packets carry the spec's chunks; RTCP goes as JSON", () => {
     sdes_information: [{ type: 1, text: "tl" }],
   });
 });
+
+test("the HEP exporter never queues more than its bound: the rest is dropped and counted", async () => {
+  const sink = dgram.createSocket("udp4");
+  const got: HepPacketLike[] = [];
+  sink.on("message", (data) => got.push(decodeHep3(new Uint8Array(data))!));
+  await new Promise<void>((resolve) => sink.bind(0, "127.0.0.1", resolve));
+  const dropped = () => metrics.counter("trunkline_hep_dropped_total", "", ["reason"]).get({ reason: "queue_full" });
+  const before = dropped();
+  const exporter = await HepExporter.open({ host: "127.0.0.1", port: sink.address().port, captureId: 9, maxQueued: 3 });
+  try {
+    // Five messages in one turn of the event loop: three fit the queue, two are dropped.
+    for (let i = 0; i < 5; i++) exporter.sip(tapped("received", sip("OPTIONS sip:b@y SIP/2.0", `q${i}`)));
+    expect(dropped() - before).toBe(2);
+    await until(() => got.length === 3, { what: () => got.length });
+    expect(got.map((p) => /Call-ID: (\S+)/.exec(p.payload)?.[1])).toEqual(["q0", "q1", "q2"]);
+    expect(got.every((p) => p.captureId === 9 && p.protocolType === 1)).toBe(true);
+  } finally {
+    exporter.close();
+    sink.close();
+  }
+});
+
+type HepPacketLike = NonNullable<ReturnType<typeof decodeHep3>>;
