@@ -25,6 +25,9 @@ compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql)
 # The monitoring test scrapes a running Trunkline with Prometheus and checks the alert rules with
 # promtool (same package).
 { command -v prometheus && command -v promtool; } >/dev/null 2>&1 || need+=(prometheus)
+# The SIP trace tests open the pcap of a call with tshark, and capture HEP with sngrep.
+command -v tshark >/dev/null 2>&1 || need+=(tshark)
+command -v sngrep >/dev/null 2>&1 || need+=(sngrep)
 [ ${#need[@]} -eq 0 ] && exit 0
 echo "installing Debian packages: ${need[*]}"
 SUDO=""

@@ -111,7 +111,7 @@ export async function startApp(options: AppOptions): Promise<App> {
     homes,
   };
 
-  const retention = new CallRecordRetention({ calls: store.calls, retentionDays: () => config.records.retentionDays });
+  const retention = new CallRecordRetention({ records: store.calls, retentionDays: () => config.records.retentionDays });
   retention.start();
 
   const started: Service[] = [];

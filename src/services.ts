@@ -10,6 +10,8 @@ import { parseFront } from "./cluster/front.ts";
 import { listenPort, type Config } from "./config/config.ts";
 import { metrics } from "./metrics.ts";
 import { type SipLimits, SipStack, type SipStackCounters, type SipStackOptions } from "./sip/stack.ts";
+import { hepService } from "./traces/hepService.ts";
+import { sipTraceService } from "./traces/service.ts";
 import { TrunkService } from "./trunks/service.ts";
 import { WebRtcService } from "./webrtc/service.ts";
 
@@ -20,6 +22,9 @@ export const composeServices: ComposeServices = (ctx) => {
   const calls = new CallService(ctx, { stack, trunks: trunks.manager, registry });
   const webrtc = new WebRtcService(ctx, registry);
   return [
+    // Before the stack: stopped after it, so the calls' last messages are in their traces.
+    sipTraceService(ctx, stack),
+    hepService(ctx, stack),
     sipService(stack, ctx.config.sip.listen.length),
     trunks,
     calls,

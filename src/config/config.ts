@@ -179,7 +179,34 @@ const recordsSchema = s.object({
     .integer({ min: 0, max: 36500 })
     .default(90)
     .describe("Call records are deleted this many days after their call ended (checked at start and hourly); 0 keeps them forever."),
+  sipTraceDays: s
+    .integer({ min: 0, max: 36500 })
+    .default(7)
+    .describe("SIP traces of calls (GET /api/v1/calls/:id/sip) are deleted this many days after their call ended; 0 keeps them forever."),
+  sipTraceMaxBytes: s
+    .integer({ min: 0, max: 16 * 1024 * 1024 })
+    .default(256 * 1024)
+    .describe("Most bytes of SIP messages kept per call; later messages are counted and the trace is marked truncated. 0 keeps no traces."),
 });
+
+/** host:port with an IPv4 literal, a bracketed IPv6 literal or a name: where HEP packets go. */
+const hepAddress = s
+  .string({ minLength: 3, maxLength: 300 })
+  .refine((value) => (parseHostPort(value) ? undefined : 'must be host:port (e.g. "127.0.0.1:9060" or "[::1]:9060")'));
+
+const hepSchema = s.object({
+  address: hepAddress.describe("The capture server (Homer's heplify-server, sngrep -L) as host:port, over UDP."),
+  captureId: s.integer({ min: 0, max: 0xffffffff }).default(2001).describe("HEP capture agent id (chunk 0x000c)."),
+  password: s.string({ minLength: 1, maxLength: 256 }).optional().describe("HEP authentication key (chunk 0x000e), if the server wants one."),
+});
+
+/** Splits "host:port" / "[v6]:port"; undefined when malformed. */
+export function parseHostPort(value: string): { host: string; port: number } | undefined {
+  const match = /^(?:\[([0-9A-Fa-f:.]+)\]|([^\s:[\]]+)):(\d{1,5})$/.exec(value);
+  const port = Number(match?.[3]);
+  if (!match || port < 1 || port > 65535) return undefined;
+  return { host: (match[1] ?? match[2])!, port };
+}
 
 const webrtcSchema = s.object({
   publicAddress: s.string({ minLength: 1 }).optional().describe("Address announced in ICE candidates behind NAT."),
@@ -256,6 +283,7 @@ export const configSchema = s
     webhooks: webhooksSchema.optional(),
     calls: s.defaulted(callsSchema),
     records: s.defaulted(recordsSchema),
+    hep: hepSchema.optional().describe("Mirror every SIP message and RTCP report as HEP v3 to a capture server (Homer)."),
     webrtc: s.defaulted(webrtcSchema),
     limits: s.defaulted(limitsSchema),
   })

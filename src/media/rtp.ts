@@ -25,6 +25,7 @@ import { createLogger } from "../log.ts";
 import { metrics } from "../metrics.ts";
 import { bindRtpPair, type BoundRtpPair, type RtpPortAllocator } from "./ports.ts";
 import { RTP_HEADER_SIZE, looksLikeRtcp, parseRtp, writeRtpHeader, type RtpPacket } from "./rtp-packet.ts";
+import { rtcpTap } from "./rtcp-tap.ts";
 import { ReceptionStats, buildCompound, ntpNow, parseCompound, roundTripMs, type ReportBlock } from "./rtcp.ts";
 import { isNullAddress } from "./sdp.ts";
 import { ADMIT, STRANGER, SourceLatch } from "./source-latch.ts";
@@ -228,7 +229,10 @@ export class RtpSession {
     if (looksLikeRtcp(data)) {
       if (!this.rtpSource.allows(address, port)) return this.stranger("rtcp");
       const plain = this.srtp ? this.unprotect(data, true) : data;
-      if (plain) this.readRtcp(plain, now);
+      if (plain) {
+        if (rtcpTap) this.tapRtcp("received", plain, this.pair.port, address, port);
+        this.readRtcp(plain, now);
+      }
       return;
     }
     const source = this.rtpSource;
@@ -290,8 +294,10 @@ export class RtpSession {
     if (!this.config || !source.mayAdmit(address, port, now)) return this.stranger("rtcp");
     const plain = this.srtp ? this.unprotect(data, true) : data;
     if (!plain) return;
-    if (source.admitControl(address, port, now) === ADMIT) this.readRtcp(plain, now);
-    else this.counters.ignoredPackets++;
+    if (source.admitControl(address, port, now) === ADMIT) {
+      if (rtcpTap) this.tapRtcp("received", plain, this.pair.port + 1, address, port);
+      this.readRtcp(plain, now);
+    } else this.counters.ignoredPackets++;
   }
 
   private readRtcp(data: Uint8Array, now: number): void {
@@ -379,7 +385,12 @@ export class RtpSession {
     const address = source.address ?? (mux ? c.remote.address : c.remote.rtcpAddress);
     const port = source.address !== undefined ? source.port : (mux ? c.remote.port : c.remote.rtcpPort);
     if (port === 0 || isNullAddress(address) || isNullAddress(c.remote.address)) return;
+    if (rtcpTap) this.tapRtcp("sent", packet, mux ? this.pair.port : this.pair.port + 1, address, port);
     (mux ? this.pair.rtp : this.pair.rtcp).send(this.srtp ? this.srtp.send.protectRtcp(packet) : packet, port, address);
+  }
+
+  private tapRtcp(direction: "sent" | "received", data: Uint8Array, localPort: number, address: string, port: number): void {
+    rtcpTap?.({ direction, data: data.slice(), rtpPort: this.pair.port, localPort, remote: { address, port }, time: performance.timeOrigin + performance.now() });
   }
 
   stats(): RtpSessionStats {

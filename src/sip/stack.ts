@@ -80,6 +80,7 @@ import {
 import type { Endpoint, SendOptions } from "./transport.ts";
 import type { StreamCounters } from "./transport-stream.ts";
 import { type ListenSpec, type StreamLimits, type TlsOptions, TransportLayer } from "./transport-layer.ts";
+import { type MessageTap, MessageTaps } from "./tap.ts";
 import { type RequestHandler, UserAgentCore } from "./user-agent.ts";
 
 const log = createLogger("sip.stack");
@@ -145,6 +146,7 @@ export class SipStack {
   private readonly ua: UserAgentCore;
   private readonly userAgent: string;
   private readonly outboundProxy: { address: string; port: number; route: string } | undefined;
+  private readonly taps = new MessageTaps();
 
   constructor(opts: SipStackOptions) {
     if (opts.outboundProxy) {
@@ -177,6 +179,7 @@ export class SipStack {
         response: (res) => this.receiveResponse(res),
         malformed: (error, ctx, arrival, stranger) => this.ua.receiveMalformed(error, ctx, arrival, stranger),
       },
+      this.taps,
     );
     this.ua = new UserAgentCore(
       {
@@ -222,6 +225,15 @@ export class SipStack {
    */
   drain(): void {
     this.ua.drain();
+  }
+
+  /**
+   * Every message sent, and every message received that passed the source screen, as raw bytes
+   * (src/sip/tap.ts); the listener runs synchronously, so it must only copy what it needs. Returns
+   * the function that removes it.
+   */
+  tapMessages(tap: MessageTap): () => void {
+    return this.taps.add(tap);
   }
 
   /** Out-of-dialog requests that passed the screens and stateless checks; the handler must respond on tx. */

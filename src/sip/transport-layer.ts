@@ -7,6 +7,7 @@ import { createLogger } from "../log.ts";
 import { isResponseBytes, parseMessage, type ParseError, type SipRequest, type SipResponse, type TransportName } from "./message.ts";
 import { parseRelayedSource, RELAYED_SOURCE_HEADER } from "./relayed-source.ts";
 import type { SourceGuard } from "./source-guard.ts";
+import { type MessageTaps, tapTime } from "./tap.ts";
 import type { Wire } from "./transaction.ts";
 import {
   defaultPort,
@@ -72,6 +73,7 @@ export class TransportLayer {
     private readonly opts: TransportLayerOptions,
     private readonly guard: SourceGuard,
     private readonly sink: InboundSink,
+    private readonly taps: MessageTaps,
   ) {
     this.parseLimits = opts.maxMessageSize !== undefined ? { maxSize: opts.maxMessageSize } : {};
   }
@@ -154,11 +156,40 @@ export class TransportLayer {
 
   /** The path to `dest` through a given transport: responses leave by the one their request came in on. */
   wireThrough(transport: Transport, dest: Endpoint, opts: SendOptions = {}): Wire {
-    return { reliable: transport.reliable, send: (data) => transport.send(data, dest, opts) };
+    return {
+      reliable: transport.reliable,
+      send: (data) => {
+        if (this.taps.current) this.tap("sent", transport, data, dest);
+        return transport.send(data, dest, opts);
+      },
+    };
   }
 
   async send(data: Uint8Array, dest: Endpoint, opts: SendOptions = {}): Promise<void> {
-    await this.transportFor(dest).send(data, dest, opts);
+    const transport = this.transportFor(dest);
+    if (this.taps.current) this.tap("sent", transport, data, dest);
+    await transport.send(data, dest, opts);
+  }
+
+  /** Hands a message to the tap's listeners; a failing listener never fails the message. */
+  private tap(direction: "sent" | "received", transport: Transport, data: Uint8Array, peer: Endpoint): void {
+    const listener = this.taps.current;
+    if (!listener) return;
+    const local = transport.local;
+    const us = { address: local.address === "0.0.0.0" || local.address === "::" ? this.sentBy(transport.name).host : local.address, port: local.port };
+    const them = { address: peer.address, port: peer.port };
+    try {
+      listener({
+        direction,
+        data,
+        transport: transport.name,
+        source: direction === "sent" ? us : them,
+        destination: direction === "sent" ? them : us,
+        time: tapTime(),
+      });
+    } catch (error) {
+      log.error("sip message tap failed", { error });
+    }
   }
 
   private transportFor(dest: Endpoint): Transport {
@@ -185,6 +216,7 @@ export class TransportLayer {
     // under "drop" and anything over its source's budget cost a lookup and nothing else.
     const admission = this.guard.admit(ctx.source.address, !isResponseBytes(data), framing === "stream");
     if (admission === "drop") return;
+    if (this.taps.current) this.tap("received", arrival, data, ctx.source);
     let stranger = admission === "reject";
     const parsed = parseMessage(data, framing, this.parseLimits);
     if (!parsed.ok) {

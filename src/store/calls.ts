@@ -177,17 +177,39 @@ export interface CallListQuery {
   cursor?: string;
 }
 
+/** Told of every record write as it is queued (the SIP trace recorder follows calls with it). */
+export type CallRecordWatcher = (id: string, change: CallUpdate) => void;
+
 export class CallStore {
+  private readonly watchers = new Set<CallRecordWatcher>();
+
   constructor(
     private readonly sql: SqlExecutor,
     /** The node whose calls this store records (cluster.nodeId). */
     private readonly nodeId: string,
   ) {}
 
+  /** Returns the function that stops watching. */
+  watch(watcher: CallRecordWatcher): () => void {
+    this.watchers.add(watcher);
+    return () => this.watchers.delete(watcher);
+  }
+
+  private tell(id: string, change: CallUpdate): void {
+    for (const watcher of this.watchers) {
+      try {
+        watcher(id, change);
+      } catch (err) {
+        log.error("call record watcher failed", { err });
+      }
+    }
+  }
+
   /** Records a new call (state `trying`) and returns its record; never waits for the database. */
   create(call: NewCall, now = Date.now()): CallRecord {
     startedCalls.inc({ direction: call.direction });
     openRecords.set(call.id, { direction: call.direction, state: "trying" });
+    if (this.watchers.size > 0) this.tell(call.id, { state: "trying", ...(call.sipCallId ? { sipCallId: call.sipCallId } : {}) });
     this.write(
       `INSERT INTO calls (id, node_id, direction, state, sip_call_id, trunk_id, from_uri, to_uri, application_id, channel_id, user_id, client_id, created_at)
        VALUES ($1, $2, $3, 'trying', $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
@@ -224,6 +246,7 @@ export class CallStore {
     const stamp = change.state ? stampOf[change.state] : undefined;
     if (stamp) sets.push(`${stamp} = COALESCE(${stamp}, ${bind(now)})`);
     if (sets.length === 0) return;
+    if (this.watchers.size > 0) this.tell(id, change);
     // An ended record is final: late updates (a retransmission racing the hang-up, or a node declared
     // dead that was not) cannot reopen it.
     this.write(`UPDATE calls SET ${sets.join(", ")} WHERE id = ${bind(id)} AND state != 'ended'`, values);

@@ -23,6 +23,7 @@ import { InboundRouteStore, type RouteRow, selectInboundRoutes } from "./inbound
 import { postgresMigrations, type Migration, type PostgresMigration } from "./migrations.ts";
 import { NodeStore } from "./nodes.ts";
 import { RegistrationLeaseStore } from "./registrations.ts";
+import { SipTraceStore } from "./sipTraces.ts";
 import { selectSettings, type SettingRow, SettingsStore } from "./settings.ts";
 import { PostgresExecutor, type SqlExecutor, SqliteExecutor } from "./sql.ts";
 import { selectTrunks, type TrunkSnapshotRow, TrunkStore } from "./trunks.ts";
@@ -36,6 +37,8 @@ export interface Store {
   readonly callerIds: CallerIdStore;
   readonly settings: SettingsStore;
   readonly calls: CallStore;
+  /** SIP traces of calls (records.sipTraceDays). */
+  readonly sipTraces: SipTraceStore;
   /** The cluster's nodes and their heartbeats (on SQLite: this one process). */
   readonly nodes: NodeStore;
   /** Which node homes which channel (leases; on PostgreSQL with notices from the other nodes). */
@@ -173,6 +176,7 @@ export function openStore(path: string, migrations?: Migration[], identity: Stor
     changes,
     ...entities,
     calls: new CallStore(sql, identity.nodeId ?? DEFAULT_NODE_ID),
+    sipTraces: new SipTraceStore(sql),
     nodes: new NodeStore(sql),
     homes: new ChannelHomeStore(sql),
     registrations: new RegistrationLeaseStore(sql),
@@ -300,6 +304,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     ...entities,
     // Its own queue: call record writes never wait behind a configuration reload, nor delay one.
     calls: new CallStore(new PostgresExecutor(client), options.nodeId ?? DEFAULT_NODE_ID),
+    sipTraces: new SipTraceStore(new PostgresExecutor(client)),
     nodes: new NodeStore(sql),
     homes,
     registrations: new RegistrationLeaseStore(sql),
@@ -315,6 +320,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
       open = false;
       await sql.serial(() => Promise.resolve());
       await store.calls.flush();
+      await store.sipTraces.flush();
       await subscription.unlisten();
       await homesSubscription.unlisten();
       await client.close();

@@ -5,6 +5,7 @@ import { callsEndedAtMigration, callsMigration, callsNodeMigration, postgresCall
 import { channelHomesMigration } from "./channelHomes.ts";
 import { nodesMigration } from "./nodes.ts";
 import { registrationLeasesMigration } from "./registrations.ts";
+import { sipTracesMigration } from "./sipTraces.ts";
 
 export interface Migration {
   version: number;
@@ -88,6 +89,7 @@ export const migrations: Migration[] = [
   // On SQLite the one node homes every channel; the table keeps GET /api/v1/cluster alike on both drivers.
   { version: 8, name: "channel homes", up: channelHomesMigration.sqlite },
   { version: 9, name: "trunk registration leases", up: registrationLeasesMigration.sqlite },
+  { version: 10, name: "sip traces", up: sipTracesMigration.sqlite },
 ];
 
 /**
@@ -160,6 +162,7 @@ export const postgresMigrations: PostgresMigration[] = [
   { version: 3, name: "call records", up: postgresCallsMigration },
   { version: 4, name: "channel homes", up: channelHomesMigration.postgres },
   { version: 5, name: "trunk registration leases", up: registrationLeasesMigration.postgres },
+  { version: 6, name: "sip traces", up: sipTracesMigration.postgres },
 ];
 
 export interface PostgresMigration {

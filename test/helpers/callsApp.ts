@@ -16,6 +16,8 @@ import { startHarness, type Harness } from "../api/harness.ts";
 import { callsApi, trunkStatusApi } from "../../src/api/routes/services.ts";
 import { until } from "./until.ts";
 import { sipService, stackOptions } from "../../src/services.ts";
+import { hepService } from "../../src/traces/hepService.ts";
+import { sipTraceService } from "../../src/traces/service.ts";
 
 export interface CallsApp {
   harness: Harness;
@@ -30,7 +32,7 @@ export interface CallsApp {
 }
 
 /** SIP stack (UDP on 127.0.0.1, free port), trunks, a channel registry and calls, as composed in production. */
-export function composeCalls(o: { timers?: Partial<TimerConfig>; tls?: boolean; sipHost?: string; services?: Service[] } = {}): {
+export function composeCalls(o: { timers?: Partial<TimerConfig>; tls?: boolean; sipHost?: string; services?: Service[]; traceLingerMs?: number } = {}): {
   compose: ComposeServices;
   sipPort(): number;
   sipTcpPort(): number;
@@ -58,7 +60,8 @@ export function composeCalls(o: { timers?: Partial<TimerConfig>; tls?: boolean; 
     const sip = sipService(sipStack, listen.length);
     const trunks = new TrunkService(ctx, sipStack);
     calls = new CallService(ctx, { stack: sipStack, trunks: trunks.manager, registry });
-    return [sip, trunks, calls, trunkStatusApi(trunks), callsApi(calls, ctx), ...(o.services ?? [])];
+    const traces = sipTraceService(ctx, sipStack, o.traceLingerMs !== undefined ? { lingerMs: o.traceLingerMs } : {});
+    return [traces, hepService(ctx, sipStack), sip, trunks, calls, trunkStatusApi(trunks), callsApi(calls, ctx), ...(o.services ?? [])];
   };
   const port = (transport: "udp" | "tcp" | "tls") => stack!.boundEndpoints.find((e) => e.transport === transport)!.port;
   return { compose, sipPort: () => port("udp"), sipTcpPort: () => port("tcp"), sipTlsPort: () => port("tls"), calls: () => calls!, stack: () => stack!, registry };
@@ -66,7 +69,7 @@ export function composeCalls(o: { timers?: Partial<TimerConfig>; tls?: boolean; 
 
 export async function startCallsApp(
   yaml: string,
-  o: { logLevel?: string; timers?: Partial<TimerConfig>; tls?: boolean; sipHost?: string; services?: Service[] } = {},
+  o: { logLevel?: string; timers?: Partial<TimerConfig>; tls?: boolean; sipHost?: string; services?: Service[]; traceLingerMs?: number } = {},
 ): Promise<CallsApp> {
   const composed = composeCalls(o);
   const harness = await startHarness(yaml, composed.compose, o.logLevel ?? "warn");

@@ -29,12 +29,12 @@ describe("call record retention", () => {
     store.calls.create({ id: "live", direction: "outbound", from: "a", to: "b" }, NOW - 200 * DAY);
     store.calls.update("live", { state: "answered" }, NOW - 200 * DAY);
 
-    const keepAll = new CallRecordRetention({ calls: store.calls, retentionDays: () => 0, now: () => NOW });
+    const keepAll = new CallRecordRetention({ records: store.calls, retentionDays: () => 0, now: () => NOW });
     expect(await keepAll.run()).toEqual({ pruned: 0, batches: 0 });
     expect((await store.calls.list({ limit: 10 })).calls).toHaveLength(5);
 
     const before = prunedTotal();
-    const retention = new CallRecordRetention({ calls: store.calls, retentionDays: () => 90, now: () => NOW });
+    const retention = new CallRecordRetention({ records: store.calls, retentionDays: () => 90, now: () => NOW });
     expect((await retention.run()).pruned).toBe(2);
     expect((await store.calls.list({ limit: 10 })).calls.map((c) => c.id).sort()).toEqual(["live", "long-call", "recent"]);
     expect((await store.calls.get("live"))?.state).toBe("answered");
@@ -54,7 +54,7 @@ describe("call record retention", () => {
     explain.finalize();
     expect(plan.map((p) => p.detail).join(" ")).toContain("calls_ended_at");
 
-    const retention = new CallRecordRetention({ calls: store.calls, retentionDays: () => 90, batchSize: 100, now: () => NOW });
+    const retention = new CallRecordRetention({ records: store.calls, retentionDays: () => 90, batchSize: 100, now: () => NOW });
     const run = retention.run();
     let done = false;
     void run.then(() => (done = true));
@@ -77,7 +77,7 @@ describe("call record retention", () => {
     store.db.transaction(() => {
       for (let i = 0; i < 500; i++) endedCall(store, `old-${i}`, NOW - 100 * DAY, NOW - 100 * DAY);
     })();
-    const retention = new CallRecordRetention({ calls: store.calls, retentionDays: () => 90, batchSize: 100, now: () => NOW });
+    const retention = new CallRecordRetention({ records: store.calls, retentionDays: () => 90, batchSize: 100, now: () => NOW });
     const run = retention.run();
     await retention.stop();
     expect(await run).toEqual({ pruned: 100, batches: 1 });

@@ -1,0 +1,197 @@
+// Per-call SIP traces. The recorder listens to the SIP stack's message tap (src/sip/tap.ts) and to
+// the call records (which call has which SIP Call-ID, when it ends), keeps each call's messages in
+// memory, and writes the call's trace once, `lingerMs` after the call ended (so the last ACK, a
+// retransmitted BYE or its 200 are in it). Nothing touches the database per message.
+//
+// Bounded: a call keeps at most `maxBytes` of messages (later ones are only counted, and the trace
+// says how many were dropped); messages of a Call-ID no call claims yet (an inbound INVITE is seen
+// before its call exists) wait in a small ring and are claimed when the call names its Call-ID.
+// Only sources the stack admits reach the tap, so a stranger's traffic costs nothing here.
+import { createLogger } from "../log.ts";
+import type { SipStack } from "../sip/stack.ts";
+import type { TappedMessage } from "../sip/tap.ts";
+import type { CallStore, CallUpdate } from "../store/calls.ts";
+import type { SipTrace, SipTraceStore, TracedMessage } from "../store/sipTraces.ts";
+import { maskedMessage } from "./mask.ts";
+
+const log = createLogger("traces");
+
+/** Messages seen before any call claimed their Call-ID; the oldest are forgotten first. */
+const UNCLAIMED_RING = 32;
+
+interface CallTrace {
+  id: string;
+  messages: TappedMessage[];
+  bytes: number;
+  droppedMessages: number;
+  sipCallIds: string[];
+  endedAt?: number;
+  timer?: ReturnType<typeof setTimeout>;
+}
+
+export interface SipTraceRecorderOptions {
+  store: SipTraceStore;
+  /** records.sipTraceMaxBytes, read for every new call; 0 records nothing. */
+  maxBytes: () => number;
+  /** How long a call's trace keeps collecting after the call ended (default 5 s). */
+  lingerMs?: number;
+}
+
+export class SipTraceRecorder {
+  private readonly bySipCallId = new Map<string, CallTrace>();
+  private readonly byCall = new Map<string, CallTrace>();
+  private unclaimed: { sipCallId: string; message: TappedMessage }[] = [];
+  private readonly lingerMs: number;
+  private detach: (() => void)[] = [];
+
+  constructor(private readonly options: SipTraceRecorderOptions) {
+    this.lingerMs = options.lingerMs ?? 5000;
+  }
+
+  attach(stack: SipStack, calls: CallStore): void {
+    this.detach.push(
+      stack.tapMessages((message) => this.message(message)),
+      calls.watch((id, change) => this.onRecord(id, change)),
+    );
+  }
+
+  /** Stops listening and writes every trace still in memory. */
+  stop(): void {
+    for (const off of this.detach.splice(0)) off();
+    for (const trace of [...this.byCall.values()]) this.save(trace);
+    this.unclaimed = [];
+  }
+
+  /** The trace of a call still in memory (live or lingering), masked; undefined otherwise. */
+  live(callId: string): SipTrace | undefined {
+    const trace = this.byCall.get(callId);
+    return trace ? snapshot(trace) : undefined;
+  }
+
+  /** A call's trace: from memory while the call is live or lingering, else from the store. */
+  async get(callId: string): Promise<SipTrace | undefined> {
+    return this.live(callId) ?? (await this.options.store.get(callId));
+  }
+
+  /** A tapped message (attach() feeds the stack's messages here). */
+  message(message: TappedMessage): void {
+    const sipCallId = callIdOf(message.data);
+    if (sipCallId === undefined) return;
+    // The tapped bytes may be a view into a buffer the transport reuses: keep a copy.
+    const kept = { ...message, data: message.data.slice() };
+    const trace = this.bySipCallId.get(sipCallId);
+    if (trace) return this.add(trace, kept);
+    this.unclaimed.push({ sipCallId, message: kept });
+    if (this.unclaimed.length > UNCLAIMED_RING) this.unclaimed.shift();
+  }
+
+  private onRecord(id: string, change: CallUpdate): void {
+    let trace = this.byCall.get(id);
+    if (change.sipCallId !== undefined) {
+      if (!trace) {
+        if (this.options.maxBytes() === 0) return;
+        trace = { id, messages: [], bytes: 0, droppedMessages: 0, sipCallIds: [] };
+        this.byCall.set(id, trace);
+      }
+      if (!trace.sipCallIds.includes(change.sipCallId)) {
+        trace.sipCallIds.push(change.sipCallId);
+        this.bySipCallId.set(change.sipCallId, trace);
+        const claimed = this.unclaimed.filter((u) => u.sipCallId === change.sipCallId);
+        if (claimed.length > 0) {
+          this.unclaimed = this.unclaimed.filter((u) => u.sipCallId !== change.sipCallId);
+          for (const u of claimed) this.add(trace, u.message);
+        }
+      }
+    }
+    if (trace && change.state === "ended" && trace.endedAt === undefined) {
+      trace.endedAt = Date.now();
+      const ended = trace;
+      trace.timer = setTimeout(() => this.save(ended), this.lingerMs);
+      trace.timer.unref?.();
+    }
+  }
+
+  private add(trace: CallTrace, message: TappedMessage): void {
+    if (trace.bytes + message.data.length > this.options.maxBytes()) {
+      trace.droppedMessages++;
+      return;
+    }
+    trace.messages.push(message);
+    trace.bytes += message.data.length;
+  }
+
+  private save(trace: CallTrace): void {
+    clearTimeout(trace.timer);
+    this.byCall.delete(trace.id);
+    for (const sipCallId of trace.sipCallIds) if (this.bySipCallId.get(sipCallId) === trace) this.bySipCallId.delete(sipCallId);
+    if (trace.messages.length === 0 && trace.droppedMessages === 0) return;
+    try {
+      this.options.store.save(snapshot(trace), trace.endedAt ?? Date.now());
+    } catch (err) {
+      log.error("saving a sip trace failed", { callId: trace.id, err });
+    }
+  }
+}
+
+function snapshot(trace: CallTrace): SipTrace {
+  return {
+    callId: trace.id,
+    bytes: trace.bytes,
+    droppedMessages: trace.droppedMessages,
+    messages: trace.messages.map(
+      (m): TracedMessage => ({
+        time: m.time,
+        direction: m.direction,
+        transport: m.transport,
+        source: m.source,
+        destination: m.destination,
+        message: maskedMessage(m.data),
+      }),
+    ),
+  };
+}
+
+const CR = 0x0d;
+const LF = 0x0a;
+
+/**
+ * The Call-ID header's value (RFC 3261 §20.8, compact form "i"), read from the raw header lines
+ * without parsing the message; undefined when there is none.
+ */
+export function callIdOf(data: Uint8Array): string | undefined {
+  let line = 0;
+  while (line < data.length) {
+    let end = line;
+    while (end < data.length && data[end] !== LF) end++;
+    const lineEnd = end > line && data[end - 1] === CR ? end - 1 : end;
+    if (lineEnd === line) return undefined; // the empty line: end of the headers
+    const value = headerValue(data, line, lineEnd);
+    if (value !== undefined) return value;
+    line = end + 1;
+  }
+  return undefined;
+}
+
+function headerValue(data: Uint8Array, start: number, end: number): string | undefined {
+  const first = (data[start] ?? 0) | 0x20;
+  let i: number;
+  if (first === 0x69 /* i */) i = start + 1;
+  else if (first === 0x63 /* c */ && end - start > 8 && matchesCallId(data, start)) i = start + 7;
+  else return undefined;
+  while (i < end && (data[i] === 0x20 || data[i] === 0x09)) i++;
+  if (data[i] !== 0x3a /* : */) return undefined;
+  i++;
+  while (i < end && (data[i] === 0x20 || data[i] === 0x09)) i++;
+  let last = end;
+  while (last > i && (data[last - 1] === 0x20 || data[last - 1] === 0x09)) last--;
+  return last > i ? Buffer.from(data.buffer, data.byteOffset + i, last - i).toString("latin1") : undefined;
+}
+
+const CALL_ID = "call-id";
+
+function matchesCallId(data: Uint8Array, start: number): boolean {
+  for (let k = 0; k < CALL_ID.length; k++) {
+    if (((data[start + k] ?? 0) | 0x20) !== CALL_ID.charCodeAt(k)) return false;
+  }
+  return true;
+}

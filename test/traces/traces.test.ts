@@ -1,0 +1,261 @@
+// SIP traces and HEP without a network: the recorder (claiming a call's first messages, the size
+// cap, the linger before the one write), masking, the trace store and its retention on both
+// drivers, the pcap read by tshark (IPv6 and TCP included), HEP3 packets, RTCP as JSON, the HEP
+// queue's bound.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { buildCompound, parseCompound } from "../../src/media/rtcp.ts";
+import type { SipStack } from "../../src/sip/stack.ts";
+import type { MessageTap, TappedMessage } from "../../src/sip/tap.ts";
+import { openPostgresStore, openStore, type Store } from "../../src/store/index.ts";
+import { CallRecordRetention } from "../../src/store/retention.ts";
+import type { SipTrace } from "../../src/store/sipTraces.ts";
+import { tracePcap, traceView } from "../../src/traces/formats.ts";
+import dgram from "node:dgram";
+import { metrics } from "../../src/metrics.ts";
+import { encodeHep3, HepExporter, rtcpJson } from "../../src/traces/hep.ts";
+import { maskedMessage } from "../../src/traces/mask.ts";
+import { callIdOf, SipTraceRecorder } from "../../src/traces/sipTrace.ts";
+import { decodeHep3 } from "../helpers/hep.ts";
+import { createDatabase, startPostgres, type Postgres } from "../helpers/postgres.ts";
+import { until } from "../helpers/until.ts";
+
+const encoder = new TextEncoder();
+const US = { address: "192.0.2.1", port: 5060 };
+const THEM = { address: "198.51.100.7", port: 5080 };
+
+function sip(firstLine: string, callId: string, extra = "", body = ""): string {
+  return `${firstLine}\r\nVia: SIP/2.0/UDP 198.51.100.7:5080;branch=z9hG4bK1\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:b@y>\r\nCall-ID: ${callId}\r\nCSeq: 1 INVITE\r\n${extra}Content-Length: ${encoder.encode(body).length}\r\n\r\n${body}`;
+}
+
+function tapped(direction: "sent" | "received", text: string, time = Date.now()): TappedMessage {
+  return { direction, data: encoder.encode(text), transport: "udp", source: direction === "sent" ? US : THEM, destination: direction === "sent" ? THEM : US, time };
+}
+
+const SDES_KEY = "WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz";
+const SDP = `v=0\r\no=- 1 1 IN IP4 198.51.100.7\r\ns=-\r\nc=IN IP4 198.51.100.7\r\nt=0 0\r\nm=audio 40000 RTP/SAVP 0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:${SDES_KEY}|2^20\r\n`;
+
+describe("masking", () => {
+  test("credentials and SDES keys are masked; Content-Length follows the masked body", () => {
+    const text = sip("INVITE sip:b@y SIP/2.0", "m1", 'Proxy-Authorization: Digest username="u", response="0123456789abcdef0123456789abcdef"\r\nContent-Type: application/sdp\r\n', SDP);
+    const masked = maskedMessage(encoder.encode(text));
+    expect(masked).not.toContain(SDES_KEY);
+    expect(masked).not.toContain("0123456789abcdef0123456789abcdef");
+    expect(masked).toContain("Proxy-Authorization: [redacted]");
+    expect(masked).toContain("inline:[redacted]");
+    const [head, body] = masked.split("\r\n\r\n") as [string, string];
+    expect(Number(/Content-Length: (\d+)/.exec(head)?.[1])).toBe(encoder.encode(body).length);
+    const plain = sip("BYE sip:b@y SIP/2.0", "m2");
+    expect(maskedMessage(encoder.encode(plain))).toBe(plain);
+  });
+
+  test("the Call-ID is read from the raw header lines, full or compact form, never from the body", () => {
+    expect(callIdOf(encoder.encode(sip("INVITE sip:b@y SIP/2.0", "abc@host")))).toBe("abc@host");
+    expect(callIdOf(encoder.encode("SIP/2.0 200 OK\r\nCall-Info: <x>\r\ni:  compact-1 \r\n\r\n"))).toBe("compact-1");
+    expect(callIdOf(encoder.encode("OPTIONS sip:x SIP/2.0\r\nVia: x\r\n\r\nCall-ID: in-the-body\r\n"))).toBeUndefined();
+  });
+});
+
+function fakeStack(): { stack: SipStack; send(m: TappedMessage): void } {
+  let tap: MessageTap | undefined;
+  const stack = {
+    tapMessages(fn: MessageTap) {
+      tap = fn;
+      return () => (tap = undefined);
+    },
+  } as unknown as SipStack;
+  return { stack, send: (m) => tap?.(m) };
+}
+
+describe("the recorder", () => {
+  test("claims the INVITE seen before its call, keeps only its call's messages, writes once after the linger", async () => {
+    const store = openStore(":memory:");
+    const { stack, send } = fakeStack();
+    const recorder = new SipTraceRecorder({ store: store.sipTraces, maxBytes: () => 100_000, lingerMs: 50 });
+    recorder.attach(stack, store.calls);
+    send(tapped("received", sip("INVITE sip:b@y SIP/2.0", "cid-1")));
+    send(tapped("received", sip("OPTIONS sip:b@y SIP/2.0", "someone-else")));
+    store.calls.create({ id: "call_1", direction: "inbound", from: "a", to: "b", sipCallId: "cid-1" });
+    send(tapped("sent", sip("SIP/2.0 200 OK", "cid-1")));
+    store.calls.update("call_1", { state: "ended", endReason: "rejected" });
+    // Within the linger: the ACK still belongs to the trace.
+    send(tapped("received", sip("ACK sip:b@y SIP/2.0", "cid-1")));
+    expect(recorder.live("call_1")?.messages.map((m) => m.message.split(" ")[0])).toEqual(["INVITE", "SIP/2.0", "ACK"]);
+    expect(await store.sipTraces.get("call_1")).toBeUndefined();
+    await until(async () => (await store.sipTraces.get("call_1")) !== undefined, { what: () => "never written" });
+    expect(recorder.live("call_1")).toBeUndefined();
+    const stored = (await recorder.get("call_1"))!;
+    expect(stored.messages.map((m) => [m.direction, m.source, m.destination])).toEqual([
+      ["received", THEM, US],
+      ["sent", US, THEM],
+      ["received", THEM, US],
+    ]);
+    // After the write the call is forgotten: a late retransmission goes nowhere.
+    send(tapped("received", sip("ACK sip:b@y SIP/2.0", "cid-1")));
+    expect(recorder.live("call_1")).toBeUndefined();
+    recorder.stop();
+    await store.close();
+  });
+
+  test("a call's trace stops at records.sipTraceMaxBytes and says how many messages it dropped; 0 records nothing", async () => {
+    const store = openStore(":memory:");
+    const { stack, send } = fakeStack();
+    let maxBytes = 2 * encoder.encode(sip("BYE sip:b@y SIP/2.0", "cid-2")).length;
+    const recorder = new SipTraceRecorder({ store: store.sipTraces, maxBytes: () => maxBytes, lingerMs: 10_000 });
+    recorder.attach(stack, store.calls);
+    store.calls.create({ id: "call_2", direction: "outbound", from: "a", to: "b" });
+    store.calls.update("call_2", { sipCallId: "cid-2" });
+    for (let i = 0; i < 5; i++) send(tapped("sent", sip("BYE sip:b@y SIP/2.0", "cid-2")));
+    const view = traceView(recorder.live("call_2")!);
+    expect(view.messages).toHaveLength(2);
+    expect(view.messages.map((m) => m.retransmission)).toEqual([false, true]);
+    expect(view).toMatchObject({ droppedMessages: 3, truncated: true });
+    // Stopping writes what is in memory, finished or not.
+    recorder.stop();
+    expect((await store.sipTraces.get("call_2"))?.droppedMessages).toBe(3);
+
+    maxBytes = 0;
+    const again = new SipTraceRecorder({ store: store.sipTraces, maxBytes: () => maxBytes });
+    again.attach(stack, store.calls);
+    store.calls.create({ id: "call_3", direction: "inbound", from: "a", to: "b", sipCallId: "cid-3" });
+    send(tapped("received", sip("INVITE sip:b@y SIP/2.0", "cid-3")));
+    expect(again.live("call_3")).toBeUndefined();
+    again.stop();
+    expect(await store.sipTraces.get("call_3")).toBeUndefined();
+    await store.close();
+  });
+});
+
+let pg: Postgres | undefined;
+let dir: string;
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), "trunkline-traces-"));
+  pg = await startPostgres();
+}, 60_000);
+afterAll(async () => {
+  await pg?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const trace = (callId: string, n = 1): SipTrace => ({
+  callId,
+  bytes: 10 * n,
+  droppedMessages: 0,
+  messages: Array.from({ length: n }, (_, i) => ({ time: 1_700_000_000_000 + i, direction: "sent" as const, transport: "udp" as const, source: US, destination: THEM, message: sip("BYE sip:b@y SIP/2.0", callId) })),
+});
+
+const drivers: { name: string; open(): Promise<Store> }[] = [
+  { name: "SQLite", open: async () => openStore(":memory:") },
+  { name: "PostgreSQL", open: async () => openPostgresStore({ url: await createDatabase(pg!, `traces_${Date.now()}`) }) },
+];
+
+for (const driver of drivers) {
+  test(`traces are stored, replaced and pruned by records.sipTraceDays (${driver.name})`, async () => {
+    const store = await driver.open();
+    const DAY = 86_400_000;
+    const now = Date.parse("2026-06-01T00:00:00Z");
+    store.sipTraces.save(trace("old"), now - 10 * DAY);
+    store.sipTraces.save(trace("recent"), now - DAY);
+    store.sipTraces.save(trace("recent", 3), now - DAY);
+    expect(await store.sipTraces.get("recent")).toEqual(trace("recent", 3));
+    const retention = new CallRecordRetention({ records: store.sipTraces, kind: "SIP traces", retentionDays: () => 7, batchSize: 1, now: () => now });
+    expect(await retention.run()).toEqual({ pruned: 1, batches: 2 });
+    expect(await store.sipTraces.get("old")).toBeUndefined();
+    expect(await store.sipTraces.get("recent")).toBeDefined();
+    await store.close();
+  });
+}
+
+test("the pcap opens in tshark: SIP over UDP/IPv4 and TCP/IPv6 with their addresses, ports and times", () => {
+  const v6 = { address: "2001:db8::1", port: 5060 };
+  const v6peer = { address: "2001:db8::7", port: 5061 };
+  const t0 = Date.parse("2026-06-01T00:00:00.123Z");
+  const pcapTrace: SipTrace = {
+    callId: "call_x",
+    bytes: 0,
+    droppedMessages: 0,
+    messages: [
+      { time: t0, direction: "received", transport: "udp", source: THEM, destination: US, message: sip("INVITE sip:b@y SIP/2.0", "p1") },
+      { time: t0 + 1.5, direction: "sent", transport: "tcp", source: v6, destination: v6peer, message: sip("INVITE sip:c@z SIP/2.0", "p1") },
+      { time: t0 + 20, direction: "received", transport: "tls", source: v6peer, destination: v6, message: sip("SIP/2.0 180 Ringing", "p1") },
+    ],
+  };
+  const path = join(dir, "t.pcap");
+  writeFileSync(path, tracePcap(pcapTrace));
+  const run = spawnSync(
+    "tshark",
+    ["-r", path, "-T", "fields", "-e", "frame.time_epoch", "-e", "ip.src", "-e", "ipv6.src", "-e", "udp.srcport", "-e", "tcp.srcport", "-e", "sip.Method", "-e", "sip.Status-Code", "-E", "separator=|"],
+    { encoding: "utf8" },
+  );
+  expect(run.status, run.stderr).toBe(0);
+  const rows = run.stdout.trim().split("\n").map((r) => r.split("|"));
+  expect(rows.map((r) => r.slice(1))).toEqual([
+    ["198.51.100.7", "", "5080", "", "INVITE", ""],
+    ["", "2001:db8::1", "", "5060", "INVITE", ""],
+    ["", "2001:db8::7", "", "5061", "", "180"],
+  ]);
+  expect(rows.map((r) => Math.round(Number(r[0]) * 1000))).toEqual([t0, t0 + 2, t0 + 20]);
+});
+
+test("HEP3 packets carry the spec's chunks; RTCP goes as JSON", () => {
+  const packet = encodeHep3({
+    source: { address: "2001:db8::1", port: 5060 },
+    destination: { address: "2001:db8::7", port: 5061 },
+    ipProtocol: 6,
+    time: 1_700_000_000_250.5,
+    protocolType: 1,
+    captureId: 0xfffffffe,
+    authKey: "key",
+    correlationId: "cid",
+    payload: encoder.encode("OPTIONS sip:x SIP/2.0\r\n\r\n"),
+  });
+  const decoded = decodeHep3(packet)!;
+  expect(decoded).toMatchObject({ protocolType: 1, captureId: 0xfffffffe, authKey: "key", correlationId: "cid", payload: "OPTIONS sip:x SIP/2.0\r\n\r\n" });
+  expect(decoded.source).toBe("2001:db8:0:0:0:0:0:1:5060");
+  expect(decoded.chunks.get(0x0001)).toEqual(Uint8Array.of(10));
+  expect(decoded.chunks.get(0x0002)).toEqual(Uint8Array.of(6));
+  expect(decoded.chunks.get(0x0009)).toEqual(Uint8Array.of(0x65, 0x53, 0xf1, 0x00));
+  expect(new DataView(decoded.chunks.get(0x000a)!.buffer, decoded.chunks.get(0x000a)!.byteOffset).getUint32(0)).toBe(250_500);
+
+  const compound = buildCompound({
+    ssrc: 0x1234,
+    cname: "tl",
+    sender: { ntpSec: 1, ntpFrac: 2 ** 31, rtpTimestamp: 160, packetCount: 50, octetCount: 8000 },
+    reports: [{ ssrc: 0x99, fractionLost: 12, cumulativeLost: 3, extendedHighestSeq: 1000, jitter: 40, lastSr: 7, delaySinceLastSr: 65536 }],
+  });
+  expect(rtcpJson(parseCompound(compound)!)).toEqual({
+    ssrc: 0x1234,
+    type: 200,
+    report_count: 1,
+    sender_information: { ntp_timestamp_sec: 1, ntp_timestamp_usec: 500_000, rtp_timestamp: 160, packets: 50, octets: 8000 },
+    report_blocks: [{ source_ssrc: 0x99, fraction_lost: 12, packets_lost: 3, highest_seq_no: 1000, ia_jitter: 40, lsr: 7, dlsr: 65536 }],
+    sdes_ssrc: 0x1234,
+    sdes_information: [{ type: 1, text: "tl" }],
+  });
+});
+
+test("the HEP exporter never queues more than its bound: the rest is dropped and counted", async () => {
+  const sink = dgram.createSocket("udp4");
+  const got: HepPacketLike[] = [];
+  sink.on("message", (data) => got.push(decodeHep3(new Uint8Array(data))!));
+  await new Promise<void>((resolve) => sink.bind(0, "127.0.0.1", resolve));
+  const dropped = () => metrics.counter("trunkline_hep_dropped_total", "", ["reason"]).get({ reason: "queue_full" });
+  const before = dropped();
+  const exporter = await HepExporter.open({ host: "127.0.0.1", port: sink.address().port, captureId: 9, maxQueued: 3 });
+  try {
+    // Five messages in one turn of the event loop: three fit the queue, two are dropped.
+    for (let i = 0; i < 5; i++) exporter.sip(tapped("received", sip("OPTIONS sip:b@y SIP/2.0", `q${i}`)));
+    expect(dropped() - before).toBe(2);
+    await until(() => got.length === 3, { what: () => got.length });
+    expect(got.map((p) => /Call-ID: (\S+)/.exec(p.payload)?.[1])).toEqual(["q0", "q1", "q2"]);
+    expect(got.every((p) => p.captureId === 9 && p.protocolType === 1)).toBe(true);
+  } finally {
+    exporter.close();
+    sink.close();
+  }
+});
+
+type HepPacketLike = NonNullable<ReturnType<typeof decodeHep3>>;
