@@ -1,14 +1,14 @@
-// Call-record retention (config records.retentionDays): records of calls that ended more than that
-// many days ago are deleted at start and every hour, in the background. Each batch is one short
-// DELETE of at most `batchSize` rows, and the event loop runs between batches, so calls writing
-// their own records never wait behind the pruning. Records of live calls have no end time and are
-// never pruned. retentionDays 0 keeps every record.
+// Retention of finished things: call records (config records.retentionDays) and recordings
+// (recordings.retentionDays). What ended more than that many days ago is deleted at start and every
+// hour, in the background. Each batch is one short DELETE of at most `batchSize` rows, and the event
+// loop runs between batches, so calls writing their own records never wait behind the pruning.
+// Records of live calls (and running recordings) have no end time and are never pruned.
+// retentionDays 0 keeps everything.
 import { createLogger } from "../log.ts";
-import { metrics } from "../metrics.ts";
+import { type Counter, metrics } from "../metrics.ts";
 import type { CallStore } from "./calls.ts";
 
-export interface RetentionOptions {
-  calls: CallStore;
+interface CommonOptions {
   /** Read at each run, so a config reload applies to the next one. 0 keeps records forever. */
   retentionDays: () => number;
   /** Rows per DELETE (default 500). */
@@ -16,6 +16,18 @@ export interface RetentionOptions {
   /** Between runs (default one hour). */
   intervalMs?: number;
   now?: () => number;
+}
+
+export interface RetentionOptions extends CommonOptions {
+  calls: CallStore;
+}
+
+export interface PrunerOptions extends CommonOptions {
+  /** What is pruned, for the log. */
+  what: string;
+  /** Deletes up to `limit` of what ended before `cutoff` (epoch ms); returns how many. */
+  prune(cutoff: number, limit: number): Promise<number>;
+  pruned: Counter;
 }
 
 export interface PruneResult {
@@ -27,14 +39,14 @@ const DAY_MS = 86_400_000;
 const log = createLogger("store.retention");
 const prunedRecords = metrics.counter("trunkline_call_records_pruned_total", "Call records deleted by records.retentionDays.");
 
-export class CallRecordRetention {
+export class Retention {
   private timer: ReturnType<typeof setInterval> | undefined;
   private running: Promise<PruneResult> | undefined;
   private stopped = false;
   private readonly batchSize: number;
   private readonly now: () => number;
 
-  constructor(private readonly options: RetentionOptions) {
+  constructor(private readonly options: PrunerOptions) {
     this.batchSize = options.batchSize ?? 500;
     this.now = options.now ?? Date.now;
   }
@@ -68,17 +80,23 @@ export class CallRecordRetention {
     const cutoff = this.now() - days * DAY_MS;
     try {
       while (!this.stopped) {
-        const deleted = await this.options.calls.pruneEnded(cutoff, this.batchSize);
+        const deleted = await this.options.prune(cutoff, this.batchSize);
         result.batches++;
         result.pruned += deleted;
-        prunedRecords.inc({}, deleted);
+        this.options.pruned.inc({}, deleted);
         if (deleted < this.batchSize) break;
         await new Promise<void>((resolve) => setImmediate(resolve));
       }
     } catch (err) {
-      log.error("call record pruning failed", { err });
+      log.error("pruning failed", { what: this.options.what, err });
     }
-    if (result.pruned > 0) log.info("old call records pruned", { count: result.pruned, retentionDays: days });
+    if (result.pruned > 0) log.info("old records pruned", { what: this.options.what, count: result.pruned, retentionDays: days });
     return result;
+  }
+}
+
+export class CallRecordRetention extends Retention {
+  constructor(options: RetentionOptions) {
+    super({ ...options, what: "call records", prune: (cutoff, limit) => options.calls.pruneEnded(cutoff, limit), pruned: prunedRecords });
   }
 }
