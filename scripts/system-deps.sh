@@ -22,6 +22,9 @@ command -v svmap >/dev/null 2>&1 || need+=(sipvicious)
 command -v ss >/dev/null 2>&1 || need+=(iproute2)
 # The shared-store tests start their own PostgreSQL server (initdb and pg_ctl from this package).
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql)
+# The recording tests decode what Trunkline wrote with tools nobody here wrote: opusdec and sox.
+command -v opusdec >/dev/null 2>&1 || need+=(opus-tools)
+command -v sox >/dev/null 2>&1 || need+=(sox)
 [ ${#need[@]} -eq 0 ] && exit 0
 echo "installing Debian packages: ${need[*]}"
 SUDO=""

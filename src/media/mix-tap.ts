@@ -28,6 +28,8 @@ export class MixFrameQueue implements MixTap {
   private head = 0;
   private count = 0;
   dropped = 0;
+  /** Tick of the latest frame offered, queued or dropped (-1 before any). */
+  latestTick = -1;
 
   /**
    * @param capacity frames held at most (each up to 20 ms at 48 kHz)
@@ -50,6 +52,7 @@ export class MixFrameQueue implements MixTap {
   }
 
   onMix(frame: MixedFrame): void {
+    this.latestTick = frame.tick;
     if (this.count === this.capacity || frame.pcm.length > maxFrameSamples) {
       this.dropped++;
       this.onDrop();

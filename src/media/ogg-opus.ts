@@ -5,7 +5,10 @@
 //   const ogg = new OggOpusWriter({ preSkip: 312, serial });
 //   file.write(ogg.headers());
 //   for each 20 ms packet: const page = ogg.packet(bytes, 960); if (page) file.write(page);
-//   file.write(ogg.finish());
+//   file.write(ogg.finish(encode(silentFrame)));   // flushes the encoder's lookahead
+//
+// A page is written only once a packet follows it, so the last page always has packets to carry
+// the end-of-stream flag, and the final granule position trims the padding (RFC 7845 §4.4).
 
 const crcTable = (() => {
   // RFC 3533 §6: CRC-32, generator polynomial 0x04c11db7, no reflection, initial value 0, no final XOR.
@@ -42,13 +45,17 @@ export interface OggOpusOptions {
 
 export class OggOpusWriter {
   private sequence = 0;
-  /** Samples at 48 kHz of every packet so far, pre-skip included (RFC 7845 §4). */
-  private granule = 0n;
+  /** Samples at 48 kHz of every packet on pages written so far (RFC 7845 §4: pre-skip included). */
+  private granule = 0;
+  /** Samples of the input audio (packets given to packet()). */
+  private inputSamples = 0;
   private pending: Uint8Array[] = [];
+  private pendingSamples: number[] = [];
   private readonly packetsPerPage: number;
 
   constructor(private readonly o: OggOpusOptions) {
-    this.packetsPerPage = Math.min(o.packetsPerPage ?? 50, 255);
+    // One slot is kept for the padding packet finish() may add to the last page.
+    this.packetsPerPage = Math.min(o.packetsPerPage ?? 50, 254);
   }
 
   /** The two header pages, each alone on its page as RFC 7845 §3 requires. */
@@ -71,30 +78,36 @@ export class OggOpusWriter {
     tagsView.setUint32(8, vendor.length, true);
     tags.set(vendor, 12);
     tagsView.setUint32(12 + vendor.length, 0, true);
-    return concat([this.page([head], BOS, 0n), this.page([tags], 0, 0n)]);
+    return concat([this.page([head], BOS, 0), this.page([tags], 0, 0)]);
   }
 
-  /** Adds one Opus packet of `samples` (at 48 kHz); returns a full page once enough packets are pending. */
+  /** Adds one Opus packet of `samples` (at 48 kHz); returns a page once a full page's packets are followed by another. */
   packet(bytes: Uint8Array, samples: number): Uint8Array | undefined {
+    this.inputSamples += samples;
+    let page: Uint8Array | undefined;
+    if (this.pending.length === this.packetsPerPage) {
+      const done = this.pendingSamples.reduce((n, k) => n + k, 0);
+      page = this.page(this.pending, 0, this.granule + done);
+      this.granule += done;
+      this.pending = [];
+      this.pendingSamples = [];
+    }
     this.pending.push(bytes);
-    this.granule += BigInt(samples);
-    if (this.pending.length < this.packetsPerPage) return undefined;
-    return this.flush(0);
-  }
-
-  /** The last page (end of stream), with whatever packets are pending (possibly none). */
-  finish(): Uint8Array {
-    return this.flush(EOS);
-  }
-
-  private flush(flags: number): Uint8Array {
-    const page = this.page(this.pending, flags, this.granule);
-    this.pending = [];
+    this.pendingSamples.push(samples);
     return page;
   }
 
+  /**
+   * The last page (end of stream): the pending packets and `padding`, a packet of silence encoded
+   * after the input so the encoder's lookahead is flushed; its granule position ends the stream
+   * exactly where the input ended (RFC 7845 §4.4: the decoder discards what lies beyond).
+   */
+  finish(padding: Uint8Array): Uint8Array {
+    return this.page([...this.pending, padding], EOS, this.o.preSkip + this.inputSamples);
+  }
+
   /** One page holding whole packets (RFC 3533 §6); the caller keeps it to at most 255 segments. */
-  private page(packets: Uint8Array[], flags: number, granule: bigint): Uint8Array {
+  private page(packets: Uint8Array[], flags: number, granule: number): Uint8Array {
     const lacing: number[] = [];
     for (const p of packets) {
       // Lacing values: 255 for each full 255-byte segment, then the remainder (0 when it divides evenly).
@@ -113,7 +126,7 @@ export class OggOpusWriter {
     page.set([0x4f, 0x67, 0x67, 0x53], 0); // "OggS"
     page[4] = 0; // stream structure version
     page[5] = flags;
-    view.setBigUint64(6, granule, true);
+    view.setBigUint64(6, BigInt(granule), true);
     view.setUint32(14, this.o.serial >>> 0, true);
     view.setUint32(18, this.sequence++, true);
     view.setUint32(22, 0, true); // CRC, computed over the page with this field zero
