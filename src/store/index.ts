@@ -18,6 +18,7 @@ import { migratePostgres, openDatabase } from "./db.ts";
 import { InboundRouteStore, type RouteRow, selectInboundRoutes } from "./inboundRoutes.ts";
 import { postgresMigrations, type Migration, type PostgresMigration } from "./migrations.ts";
 import { NodeStore } from "./nodes.ts";
+import { RecordingStore } from "./recordings.ts";
 import { selectSettings, type SettingRow, SettingsStore } from "./settings.ts";
 import { PostgresExecutor, type SqlExecutor, SqliteExecutor } from "./sql.ts";
 import { selectTrunks, type TrunkSnapshotRow, TrunkStore } from "./trunks.ts";
@@ -31,6 +32,8 @@ export interface Store {
   readonly callerIds: CallerIdStore;
   readonly settings: SettingsStore;
   readonly calls: CallStore;
+  /** Recordings' metadata (the audio files are on the recording node's disk). */
+  readonly recordings: RecordingStore;
   /** The cluster's nodes and their heartbeats (on SQLite: this one process). */
   readonly nodes: NodeStore;
   /** Runs the writes in `work` as one transaction on SQLite; on PostgreSQL each commits on its own. */
@@ -130,6 +133,7 @@ export function openStore(path: string, migrations?: Migration[], identity: Stor
     changes,
     ...entities,
     calls: new CallStore(sql, identity.nodeId ?? DEFAULT_NODE_ID),
+    recordings: new RecordingStore(sql, identity.nodeId ?? DEFAULT_NODE_ID),
     nodes: new NodeStore(sql),
     async transaction(work) {
       try {
@@ -246,6 +250,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     ...entities,
     // Its own queue: call record writes never wait behind a configuration reload, nor delay one.
     calls: new CallStore(new PostgresExecutor(client), options.nodeId ?? DEFAULT_NODE_ID),
+    recordings: new RecordingStore(sql, options.nodeId ?? DEFAULT_NODE_ID),
     nodes: new NodeStore(sql),
     transaction: (work) => sql.transaction(work),
     isOpen: () => open,
@@ -292,5 +297,6 @@ export type { CallRecord } from "./calls.ts";
 export type { StoreChange, Source } from "./changes.ts";
 export type { InboundRoute } from "./inboundRoutes.ts";
 export type { NodeLoad, NodeStatus } from "./nodes.ts";
+export type { RecordingRecord } from "./recordings.ts";
 export type { WebhookSettings } from "./settings.ts";
 export type { Trunk } from "./trunks.ts";

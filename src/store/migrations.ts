@@ -3,6 +3,7 @@
 import type { Database } from "bun:sqlite";
 import { callsEndedAtMigration, callsMigration, callsNodeMigration, postgresCallsMigration } from "./calls.ts";
 import { nodesMigration } from "./nodes.ts";
+import { recordingsMigration } from "./recordings.ts";
 
 export interface Migration {
   version: number;
@@ -83,6 +84,7 @@ export const migrations: Migration[] = [
   // A single node keeps its own heartbeat row too, so GET /api/v1/cluster answers alike on both drivers.
   { version: 6, name: "cluster nodes", up: nodesMigration.sqlite },
   { version: 7, name: "call records by node", up: callsNodeMigration },
+  { version: 10, name: "recordings", up: recordingsMigration.sqlite },
 ];
 
 /**
@@ -153,6 +155,7 @@ export const postgresMigrations: PostgresMigration[] = [
   },
   { version: 2, name: "cluster nodes", up: nodesMigration.postgres },
   { version: 3, name: "call records", up: postgresCallsMigration },
+  { version: 6, name: "recordings", up: recordingsMigration.postgres },
 ];
 
 export interface PostgresMigration {
