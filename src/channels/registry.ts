@@ -7,6 +7,7 @@
 //     (mixer) => { const leg = createPhoneLeg({ mixer, participantId: id, ... }); return () => leg.close(); });
 //   member.leave("hangup");   // detaches from the mixer, emits participant.left
 import { emitEvent } from "../events.ts";
+import type { MixTap } from "../media/mix-tap.ts";
 import { Mixer } from "../media/mixer.ts";
 
 export interface ParticipantInfo {
@@ -85,6 +86,14 @@ export class ChannelRegistry {
   participants(applicationId: string, channelId: string): ParticipantInfo[] {
     const channel = this.channels.get(channelKey(applicationId, channelId));
     return channel ? [...channel.members.values()].map((m) => m.info) : [];
+  }
+
+  /**
+   * Hands the channel's full mix to `tap` every tick (recordings); undefined when the channel has
+   * nobody in it. Returns the function that removes the tap.
+   */
+  addMixTap(applicationId: string, channelId: string, tap: MixTap): (() => void) | undefined {
+    return this.channels.get(channelKey(applicationId, channelId))?.mixer.addTap(tap);
   }
 
   /** Calls `listener` with the full participant list whenever it changes. Returns the unsubscribe function. */

@@ -168,6 +168,17 @@ const recordsSchema = s.object({
     .describe("Call records are deleted this many days after their call ended (checked at start and hourly); 0 keeps them forever."),
 });
 
+const recordingsSchema = s.object({
+  dir: s
+    .string({ minLength: 1 })
+    .default("data/recordings")
+    .describe("Directory of recording files (created when missing), one file per recording named after its id."),
+  retentionDays: s
+    .integer({ min: 0, max: 36500 })
+    .default(90)
+    .describe("Recordings (file and metadata) are deleted this many days after they stopped (checked at start and hourly); 0 keeps them forever."),
+});
+
 const webrtcSchema = s.object({
   publicAddress: s.string({ minLength: 1 }).optional().describe("Address announced in ICE candidates behind NAT."),
   iceServers: s
@@ -243,6 +254,7 @@ export const configSchema = s
     webhooks: webhooksSchema.optional(),
     calls: s.defaulted(callsSchema),
     records: s.defaulted(recordsSchema),
+    recordings: s.defaulted(recordingsSchema),
     webrtc: s.defaulted(webrtcSchema),
     limits: s.defaulted(limitsSchema),
   })
