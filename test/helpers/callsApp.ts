@@ -2,10 +2,11 @@
 // the call interop tests. SIP listens on 127.0.0.1, UDP (`sipPort`) and TCP (`sipTcpPort`), plus TLS
 // (`sipTlsPort`) with the test certificate (test/fixtures/tls/), also trusted as the TLS trunks' only
 // CA, when asked for (`tls: true`). `sipHost` moves the listeners to another loopback address;
-// `services` are composed after the others (so stopped before them, while SIP still listens).
+// `services` are composed after the others (so stopped before them, while SIP still listens); a
+// function gets the app context and the channel registry to build them with.
 import { ChannelRegistry } from "../../src/channels/registry.ts";
 import { CallService } from "../../src/calls/service.ts";
-import type { ComposeServices, Service } from "../../src/app.ts";
+import type { AppContext, ComposeServices, Service } from "../../src/app.ts";
 import { SipStack } from "../../src/sip/stack.ts";
 import type { TimerConfig } from "../../src/sip/transaction.ts";
 import { join } from "node:path";
@@ -30,7 +31,9 @@ export interface CallsApp {
 }
 
 /** SIP stack (UDP on 127.0.0.1, free port), trunks, a channel registry and calls, as composed in production. */
-export function composeCalls(o: { timers?: Partial<TimerConfig>; tls?: boolean; sipHost?: string; services?: Service[] } = {}): {
+export type ExtraServices = Service[] | ((ctx: AppContext, registry: ChannelRegistry) => Service[]);
+
+export function composeCalls(o: { timers?: Partial<TimerConfig>; tls?: boolean; sipHost?: string; services?: ExtraServices } = {}): {
   compose: ComposeServices;
   sipPort(): number;
   sipTcpPort(): number;
@@ -58,7 +61,8 @@ export function composeCalls(o: { timers?: Partial<TimerConfig>; tls?: boolean; 
     const sip = sipService(sipStack, listen.length);
     const trunks = new TrunkService(ctx, sipStack);
     calls = new CallService(ctx, { stack: sipStack, trunks: trunks.manager, registry });
-    return [sip, trunks, calls, trunkStatusApi(trunks), callsApi(calls, ctx), ...(o.services ?? [])];
+    const extra = typeof o.services === "function" ? o.services(ctx, registry) : (o.services ?? []);
+    return [sip, trunks, calls, trunkStatusApi(trunks), callsApi(calls, ctx), ...extra];
   };
   const port = (transport: "udp" | "tcp" | "tls") => stack!.boundEndpoints.find((e) => e.transport === transport)!.port;
   return { compose, sipPort: () => port("udp"), sipTcpPort: () => port("tcp"), sipTlsPort: () => port("tls"), calls: () => calls!, stack: () => stack!, registry };
@@ -66,7 +70,7 @@ export function composeCalls(o: { timers?: Partial<TimerConfig>; tls?: boolean; 
 
 export async function startCallsApp(
   yaml: string,
-  o: { logLevel?: string; timers?: Partial<TimerConfig>; tls?: boolean; sipHost?: string; services?: Service[] } = {},
+  o: { logLevel?: string; timers?: Partial<TimerConfig>; tls?: boolean; sipHost?: string; services?: ExtraServices } = {},
 ): Promise<CallsApp> {
   const composed = composeCalls(o);
   const harness = await startHarness(yaml, composed.compose, o.logLevel ?? "warn");
