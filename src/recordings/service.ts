@@ -112,6 +112,8 @@ export class RecordingService implements Service {
     };
     this.active.set(id, { record, recorder, untap });
     activeRecordings++;
+    // Before any wait, so recording.stopped (the channel may empty meanwhile) always follows it.
+    emitEvent("recording.started", eventData(record));
     try {
       await this.ctx.store.recordings.create(record, startedAt);
     } catch (err) {
@@ -119,7 +121,6 @@ export class RecordingService implements Service {
       await this.stopRecording(id, "write_failed");
       return { ok: false, status: 500, code: "recording_failed", message: "the recording's metadata could not be stored" };
     }
-    emitEvent("recording.started", eventData(record));
     log.info("recording started", { id, applicationId, channelId, format });
     return { ok: true, recording: this.live(record, recorder) };
   }
@@ -151,10 +152,6 @@ export class RecordingService implements Service {
     const running = this.active.get(id);
     if (running) return this.live(running.record, running.recorder);
     return this.ctx.store.recordings.get(id);
-  }
-
-  isRunningHere(id: string): boolean {
-    return this.active.has(id);
   }
 
   private live(record: RecordingRecord, recorder: Recorder): RecordingRecord {
