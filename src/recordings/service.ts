@@ -46,6 +46,7 @@ export const contentTypes: Record<RecordingFormat, string> = { opus: "audio/ogg;
 export class RecordingService implements Service {
   readonly name = "recordings";
   private readonly active = new Map<string, ActiveRecording>();
+  private readonly stopping = new Map<string, Promise<RecordingRecord>>();
   private readonly retention: Retention;
 
   constructor(
@@ -126,13 +127,30 @@ export class RecordingService implements Service {
   }
 
   /** Stops a running recording of this process; undefined when it is not one. */
-  async stopRecording(id: string, reason: string): Promise<RecordingRecord | undefined> {
+  stopRecording(id: string, reason: string): Promise<RecordingRecord | undefined> {
+    // A second stop (the API while the channel empties) gets the first one's outcome.
+    const pending = this.stopping.get(id);
+    if (pending) return pending;
     const running = this.active.get(id);
-    if (!running) return undefined;
+    if (!running) return Promise.resolve(undefined);
     this.active.delete(id);
     activeRecordings--;
     running.untap();
-    const stoppedAt = Date.now();
+    const done = this.finish(running, reason, Date.now()).finally(() => this.stopping.delete(id));
+    this.stopping.set(id, done);
+    return done;
+  }
+
+  /** The recording's metadata, with the running figures of one recording now. */
+  async get(id: string): Promise<RecordingRecord | undefined> {
+    const running = this.active.get(id);
+    if (running) return this.live(running.record, running.recorder);
+    return (await this.stopping.get(id)) ?? this.ctx.store.recordings.get(id);
+  }
+
+  /** Ends the file, stores the final figures and tells the world. */
+  private async finish(running: ActiveRecording, reason: string, stoppedAt: number): Promise<RecordingRecord> {
+    const { id } = running.record;
     const stats = await running.recorder.stop();
     const end = { ...stats, stopReason: reason };
     let stored: RecordingRecord | undefined;
@@ -145,13 +163,6 @@ export class RecordingService implements Service {
     emitEvent("recording.stopped", { ...eventData(record), reason, durationMs: stats.durationMs, bytes: stats.bytes, droppedFrames: stats.droppedFrames });
     log.info("recording stopped", { id, reason, ...stats });
     return record;
-  }
-
-  /** The recording's metadata, with the running figures of one recording now. */
-  async get(id: string): Promise<RecordingRecord | undefined> {
-    const running = this.active.get(id);
-    if (running) return this.live(running.record, running.recorder);
-    return this.ctx.store.recordings.get(id);
   }
 
   private live(record: RecordingRecord, recorder: Recorder): RecordingRecord {
