@@ -1,22 +1,57 @@
-// Recording a channel where a SIPp phone plays 440 Hz: the files, fetched through the API, decode
-// with opusdec (Ogg Opus) and sox (WAV) to audio that carries 440 Hz for as long as the API says the
-// recording ran; Range requests return the file's bytes; a channel that empties stops its
-// recordings; recording.started/stopped reach the events webhook; bad requests name their field.
+// Recording a channel where SIPp plays 440 Hz (its rtp_stream of a µ-law WAV that sox made): the
+// files, fetched through the API, decode with opusdec (Ogg Opus) and sox (WAV) to audio that carries
+// 440 Hz for as long as the API says the recording ran; Range requests return the file's bytes; a
+// channel that empties stops its recordings; recording.started/stopped reach the events webhook;
+// bad requests name their field. The audio path is third-party at both ends.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { goertzelPower, meanSquare } from "../../src/media/goertzel.ts";
 import { sharedTicker } from "../../src/media/ticker.ts";
 import { recordingsApi } from "../../src/api/routes/services.ts";
 import { RecordingService } from "../../src/recordings/service.ts";
 import { ADMIN_TOKEN } from "../api/harness.ts";
-import { phoneCaller, startCallsApp, testApplicationYaml, type CallsApp } from "../helpers/callsApp.ts";
+import { startCallsApp, testApplicationYaml, type CallsApp } from "../helpers/callsApp.ts";
 import { decodeRecording, toneBlocks } from "../helpers/recordedAudio.ts";
+import { CALLER_UNTIL_BYE, freePort, runSipp, type SippResult } from "../helpers/sipp.ts";
 import { until } from "../helpers/until.ts";
 import { startWebhookServer, type WebhookServer } from "../helpers/webhookServer.ts";
 
 let app: CallsApp;
 let hooks: WebhookServer;
+let toneWav: string;
+const recordingsDir = mkdtempSync(join(tmpdir(), "trunkline-recordings-"));
+
+/** The caller of CALLER_UNTIL_BYE, its media on SIPp's own socket, playing `wav` (PCMU) in a loop from the ACK on. */
+function callerPlaying(wav: string): string {
+  return CALLER_UNTIL_BYE.replace("m=audio [rtpport]", "m=audio [media_port]").replace(
+    '<recv request="BYE"/>',
+    `<nop><action><exec rtp_stream="${wav},-1,0"/></action></nop>\n  <recv request="BYE"/>`,
+  );
+}
+
+/** SIPp calls `service` and plays 440 Hz until Trunkline hangs up. */
+async function sippPlaying(service: string): Promise<{ run: Promise<SippResult> }> {
+  const mediaPort = await freePort();
+  const run = runSipp({
+    scenario: callerPlaying(toneWav),
+    remote: `127.0.0.1:${app.sipPort}`,
+    service,
+    keys: { testcase: "recording" },
+    extraArgs: ["-mp", String(mediaPort), "-mi", "127.0.0.1"],
+    timeoutSec: 40,
+  });
+  return { run };
+}
+
+/** Hangs up the channel's phone call (BYE from Trunkline). */
+async function hangUp(channel: string): Promise<void> {
+  const calls = (await app.harness.call("GET", "/api/v1/calls?state=active")).json.calls as any[];
+  const call = calls.find((c) => c.channelId === channel);
+  expect(call, JSON.stringify(calls)).toBeDefined();
+  expect((await app.harness.call("DELETE", `/api/v1/calls/${call.id}`)).status).toBe(204);
+}
 
 beforeAll(async () => {
   hooks = startWebhookServer();
@@ -26,17 +61,22 @@ rtp: { portMin: 45000, portMax: 45999, mediaTimeoutSec: 0 }
 trunks:
   - { id: sipp, domain: 127.0.0.1, optionsIntervalSec: 0 }
 ${testApplicationYaml({ "1000": "lobby", "1001": "hall" })}
-recordings: { dir: recordings-here }
+recordings: { dir: ${recordingsDir} }
 `,
     { services: (ctx, registry) => { const recordings = new RecordingService(ctx, registry); return [recordings, recordingsApi(recordings)]; } },
   );
   const res = await app.harness.call("PUT", "/api/v1/settings/webhooks", { eventsUrl: hooks.url("/events") });
   expect(res.status, res.text).toBe(200);
+  // 30 s of 440 Hz at −12 dBFS, µ-law, made by sox: what SIPp's rtp_stream plays.
+  toneWav = join(app.harness.dir, "tone-440.wav");
+  const sox = Bun.spawnSync(["sox", "-n", "-r", "8000", "-c", "1", "-e", "u-law", toneWav, "synth", "30", "sine", "440", "vol", "0.25"], { stderr: "pipe" });
+  expect(sox.exitCode, sox.stderr.toString()).toBe(0);
 });
 
 afterAll(async () => {
   await app?.close();
   await hooks?.stop();
+  rmSync(recordingsDir, { recursive: true, force: true });
 });
 
 const channelPath = (channel: string) => `/api/v1/applications/app1/channels/${channel}/recordings`;
@@ -90,7 +130,7 @@ function expectDurationMatches(recording: any, decodedMs: number, skippedTicks: 
 
 describe("recording a channel", () => {
   test("Ogg Opus: stopped through the API, decodes with opusdec to 440 Hz for the recorded span; Range requests return the file's bytes", async () => {
-    const { peer, run } = await phoneCaller(app, { service: "1000", toneHz: 440, holdMs: 20_000 });
+    const { run } = await sippPlaying("1000");
     try {
       await mixCarries("lobby", 440);
       const skippedBefore = sharedTicker().stats().skippedTicks;
@@ -138,16 +178,14 @@ describe("recording a channel", () => {
       const again = await app.harness.call("DELETE", `${channelPath("lobby")}/${id}`);
       expect(again.status).toBe(409);
     } finally {
-      // The phone hangs up: its call ends with a BYE from our side.
-      const calls = (await app.harness.call("GET", "/api/v1/calls?state=active")).json.calls as any[];
-      for (const call of calls) await app.harness.call("DELETE", `/api/v1/calls/${call.id}`);
-      await run;
-      peer.close();
+      await hangUp("lobby");
+      const sipp = await run;
+      expect(sipp.exitCode, sipp.summary).toBe(0);
     }
   }, 60_000);
 
   test("WAV: a channel that empties stops its recording (recording.stopped, channel_empty); sox reads 440 Hz for the recorded span", async () => {
-    const { peer, run } = await phoneCaller(app, { service: "1001", toneHz: 440, holdMs: 20_000 });
+    const { run } = await sippPlaying("1001");
     try {
       await mixCarries("hall", 440);
       const skippedBefore = sharedTicker().stats().skippedTicks;
@@ -156,10 +194,8 @@ describe("recording a channel", () => {
       const id = started.json.id as string;
       expect(started.json).toMatchObject({ format: "wav", sampleRate: 16000, state: "recording" });
       await until(async () => (await app.harness.call("GET", `/api/v1/recordings/${id}`)).json.durationMs >= 1500, { timeoutMs: 15_000 });
-      // The phone leaves: we hang up its call, the channel empties.
-      const calls = (await app.harness.call("GET", "/api/v1/calls?state=active")).json.calls as any[];
-      const call = calls.find((c) => c.channelId === "hall");
-      expect((await app.harness.call("DELETE", `/api/v1/calls/${call.id}`)).status).toBe(204);
+      // The phone leaves (we hang up its call): the channel empties.
+      await hangUp("hall");
       const stoppedEvent = await webhookEvent("recording.stopped", id);
       expect(stoppedEvent.data).toMatchObject({ recordingId: id, channelId: "hall", format: "wav", reason: "channel_empty", droppedFrames: 0 });
       const skippedTicks = sharedTicker().stats().skippedTicks - skippedBefore;
@@ -177,8 +213,8 @@ describe("recording a channel", () => {
       // The phone's audio ends as its leg leaves; the end of the file may hold that fade.
       expect(toneBlocks(pcm, sampleRate, 440)).toBeGreaterThanOrEqual(0.85);
     } finally {
-      await run;
-      peer.close();
+      const sipp = await run;
+      expect(sipp.exitCode, sipp.summary).toBe(0);
     }
   }, 60_000);
 
