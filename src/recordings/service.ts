@@ -29,7 +29,7 @@ export interface StartRequest {
   sampleRate?: WavSampleRate;
 }
 
-export type RecordingFailure = { ok: false; status: 404 | 409 | 500; code: string; message: string; field?: string };
+export type RecordingFailure = { ok: false; status: 404 | 500; code: string; message: string; field?: string };
 
 interface ActiveRecording {
   record: RecordingRecord;

@@ -6,7 +6,7 @@
 import { stat } from "node:fs/promises";
 import { channelIdSchema, idSchema } from "../../config/entities.ts";
 import { s } from "../../config/schema.ts";
-import { contentTypes, type RecordingFailure, type RecordingService } from "../../recordings/service.ts";
+import { contentTypes, type RecordingFailure, type RecordingService, type WavSampleRate } from "../../recordings/service.ts";
 import type { RecordingRecord } from "../../store/index.ts";
 import { ApiError, notFound } from "../errors.ts";
 import type { ApiRouter } from "../router.ts";
@@ -68,7 +68,7 @@ export function recordingRoutes(api: ApiRouter, recordings: RecordingService): v
     async (c, body, { appId, channelId }) => {
       const result = await recordings.startRecording({
         applicationId: appId, channelId, format: body.format,
-        ...(body.sampleRate !== undefined ? { sampleRate: body.sampleRate as 8000 | 16000 | 48000 } : {}),
+        ...(body.sampleRate !== undefined ? { sampleRate: body.sampleRate as WavSampleRate } : {}),
       });
       if (!result.ok) fail(result);
       return c.json(view(result.recording), 201);
