@@ -28,6 +28,9 @@ compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql)
 # The SIP trace tests open the pcap of a call with tshark, and capture HEP with sngrep.
 command -v tshark >/dev/null 2>&1 || need+=(tshark)
 command -v sngrep >/dev/null 2>&1 || need+=(sngrep)
+# The recording tests decode what Trunkline wrote with tools nobody here wrote: opusdec and sox.
+command -v opusdec >/dev/null 2>&1 || need+=(opus-tools)
+command -v sox >/dev/null 2>&1 || need+=(sox)
 [ ${#need[@]} -eq 0 ] && exit 0
 echo "installing Debian packages: ${need[*]}"
 SUDO=""

@@ -27,6 +27,13 @@ export interface ParticipantEventData {
   clientId?: string;
 }
 
+export interface RecordingEventData {
+  recordingId: string;
+  applicationId: string;
+  channelId: string;
+  format: "opus" | "wav";
+}
+
 export interface EventDataMap {
   "call.ringing": CallEventBase & { sipStatus: number };
   "call.answered": CallEventBase & { codec?: string };
@@ -38,6 +45,9 @@ export interface EventDataMap {
   "trunk.registration_failed": { trunkId: string; reason: string; statusCode?: number };
   "trunk.unreachable": { trunkId: string; reason?: string };
   "trunk.reachable": { trunkId: string };
+  "recording.started": RecordingEventData;
+  /** reason: stopped (API), channel_empty, write_failed, shutdown. */
+  "recording.stopped": RecordingEventData & { reason: string; durationMs: number; bytes: number; droppedFrames: number };
 }
 
 export type EventType = keyof EventDataMap;

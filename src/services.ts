@@ -1,7 +1,7 @@
 // The services of the real process, in start order (stopped in reverse): SIP sockets first, then
-// the trunks that register through them, the call flows that use both, and the WebRTC clients that
-// dial through the calls. See the Service interface in src/app.ts.
-import { callsApi, trunkStatusApi, webrtcApi } from "./api/routes/services.ts";
+// the trunks that register through them, the call flows that use both, the WebRTC clients that
+// dial through the calls, and the recordings of the channels they all join. See the Service interface in src/app.ts.
+import { callsApi, recordingsApi, trunkStatusApi, webrtcApi } from "./api/routes/services.ts";
 import type { ComposeServices, Service } from "./app.ts";
 import { CALL_STACK_OPTIONS, CallService } from "./calls/service.ts";
 import { createSourceMatcher } from "./calls/sourceMatcher.ts";
@@ -9,6 +9,7 @@ import { ChannelRegistry } from "./channels/registry.ts";
 import { parseFront } from "./cluster/front.ts";
 import { listenPort, type Config } from "./config/config.ts";
 import { metrics } from "./metrics.ts";
+import { RecordingService } from "./recordings/service.ts";
 import { type SipLimits, SipStack, type SipStackCounters, type SipStackOptions } from "./sip/stack.ts";
 import { hepService } from "./traces/hepService.ts";
 import { sipTraceService } from "./traces/service.ts";
@@ -21,6 +22,8 @@ export const composeServices: ComposeServices = (ctx) => {
   const registry = new ChannelRegistry();
   const calls = new CallService(ctx, { stack, trunks: trunks.manager, registry });
   const webrtc = new WebRtcService(ctx, registry);
+  // After the channels' participants, so it stops first: recordings end as "shutdown", files complete.
+  const recordings = new RecordingService(ctx, registry);
   return [
     // Before the stack: stopped after it, so the calls' last messages are in their traces.
     sipTraceService(ctx, stack),
@@ -29,9 +32,11 @@ export const composeServices: ComposeServices = (ctx) => {
     trunks,
     calls,
     webrtc,
+    recordings,
     trunkStatusApi(trunks),
     callsApi(calls, ctx),
     webrtcApi(webrtc, ctx, () => calls.manager.clientControl()),
+    recordingsApi(recordings),
   ];
 };
 

@@ -9,6 +9,7 @@
 //   member.leave("hangup");   // detaches from the mixer, emits participant.left
 // participant.joined fires once the participant is in the mixer, never before.
 import { emitEvent } from "../events.ts";
+import type { MixTap } from "../media/mix-tap.ts";
 import { Mixer } from "../media/mixer.ts";
 
 export interface ParticipantInfo {
@@ -132,6 +133,14 @@ export class ChannelRegistry {
   participants(applicationId: string, channelId: string): ParticipantInfo[] {
     const channel = this.channels.get(channelKey(applicationId, channelId));
     return channel ? [...channel.members.values()].map((m) => m.info) : [];
+  }
+
+  /**
+   * Hands the channel's full mix to `tap` every tick (recordings); undefined when the channel has
+   * nobody in it. Returns the function that removes the tap.
+   */
+  addMixTap(applicationId: string, channelId: string, tap: MixTap): (() => void) | undefined {
+    return this.channels.get(channelKey(applicationId, channelId))?.mixer.addTap(tap);
   }
 
   /** Calls `listener` with the full participant list whenever it changes. Returns the unsubscribe function. */

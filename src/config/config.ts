@@ -208,6 +208,17 @@ export function parseHostPort(value: string): { host: string; port: number } | u
   return { host: (match[1] ?? match[2])!, port };
 }
 
+const recordingsSchema = s.object({
+  dir: s
+    .string({ minLength: 1 })
+    .default("data/recordings")
+    .describe("Directory of recording files (created when missing), one file per recording named after its id."),
+  retentionDays: s
+    .integer({ min: 0, max: 36500 })
+    .default(90)
+    .describe("Recordings (file and metadata) are deleted this many days after they stopped (checked at start and hourly); 0 keeps them forever."),
+});
+
 const webrtcSchema = s.object({
   publicAddress: s.string({ minLength: 1 }).optional().describe("Address announced in ICE candidates behind NAT."),
   iceServers: s
@@ -284,6 +295,7 @@ export const configSchema = s
     calls: s.defaulted(callsSchema),
     records: s.defaulted(recordsSchema),
     hep: hepSchema.optional().describe("Mirror every SIP message and RTCP report as HEP v3 to a capture server (Homer)."),
+    recordings: s.defaulted(recordingsSchema),
     webrtc: s.defaulted(webrtcSchema),
     limits: s.defaulted(limitsSchema),
   })

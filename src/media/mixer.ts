@@ -25,6 +25,7 @@
 import { createLogger } from "../log.ts";
 import type { Codec } from "./codec.ts";
 import { MixEncoderCache } from "./mix-encoder.ts";
+import type { MixTap } from "./mix-tap.ts";
 import { SwitchingResampler } from "./rate-switch.ts";
 import { DriftCorrectedTicker, sharedTicker, type TickSource } from "./ticker.ts";
 
@@ -194,6 +195,7 @@ export class Mixer {
   /** The full mix everyone who is not contributing hears, reused every tick. */
   private fullMix: Int16Array;
   private readonly contributors: Participant[] = [];
+  private taps: MixTap[] = [];
   private fadeIn: Float64Array;
   private nextMixId = sharedMixId + 1;
   private tickCount = 0;
@@ -236,6 +238,14 @@ export class Mixer {
     return this.participants.size;
   }
 
+  /** Hands every tick's full mix to `tap` (see mix-tap.ts) until the returned function is called. */
+  addTap(tap: MixTap): () => void {
+    this.taps = [...this.taps, tap];
+    return () => {
+      this.taps = this.taps.filter((t) => t !== tap);
+    };
+  }
+
   stats(): MixerStats {
     return {
       ticks: this.tickCount,
@@ -253,6 +263,15 @@ export class Mixer {
     for (const p of this.order) p.left = true;
     this.participants.clear();
     this.order = [];
+    const taps = this.taps;
+    this.taps = [];
+    for (const tap of taps) {
+      try {
+        tap.onClose?.();
+      } catch (err) {
+        log.error("mix tap failed", { err });
+      }
+    }
   }
 
   /** @internal participant.write */
@@ -397,6 +416,13 @@ export class Mixer {
     if (contributors.length > 0) softLimit(acc, full, n);
     else full.fill(0);
     const shared: MixedFrame = { pcm: full, sampleRate, mixId: sharedMixId, tick, silent: contributors.length === 0 };
+    for (const tap of this.taps) {
+      try {
+        tap.onMix(shared);
+      } catch (err) {
+        log.error("mix tap failed", { err });
+      }
+    }
     const minusOne = this.minusOne;
     for (const p of participants) {
       if (p.left) continue;

@@ -14,19 +14,30 @@ export interface OpusEncoderOptions {
   bitrate?: number;
   /** Expected loss percentage; drives how much in-band FEC the encoder adds. */
   packetLossPercent?: number;
+  /** In-band FEC for peers that lose packets (default on; a file loses none). */
+  inbandFec?: boolean;
 }
+
+export interface OpusEncoder extends AudioEncoder {
+  /** Samples at 48 kHz the decoder's output lags the input (an Ogg file's pre-skip). */
+  readonly lookahead: number;
+}
+
+/** OPUS_GET_LOOKAHEAD_REQUEST; the binding's typings misname its getter. */
+const getLookahead = 4027;
 
 function copyPcm(bytes: Uint8Array): Int16Array {
   const copy = Uint8Array.prototype.slice.call(bytes, 0, bytes.length & ~1);
   return new Int16Array(copy.buffer, 0, copy.length >> 1);
 }
 
-export function createOpusEncoder(o: OpusEncoderOptions = {}): AudioEncoder {
+export function createOpusEncoder(o: OpusEncoderOptions = {}): OpusEncoder {
   const enc = new Encoder({ channels: 1, sample_rate: sampleRate, application: "voip" });
   enc.bitrate = o.bitrate ?? defaultBitrate;
-  enc.inband_fec = true;
+  enc.inband_fec = o.inbandFec ?? true;
   enc.packet_loss = o.packetLossPercent ?? 5;
   return {
+    lookahead: enc.ctl(getLookahead),
     encode(pcm) {
       return Uint8Array.prototype.slice.call(enc.encode(pcm));
     },

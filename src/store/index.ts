@@ -24,6 +24,7 @@ import { postgresMigrations, type Migration, type PostgresMigration } from "./mi
 import { NodeStore } from "./nodes.ts";
 import { RegistrationLeaseStore } from "./registrations.ts";
 import { SipTraceStore } from "./sipTraces.ts";
+import { RecordingStore } from "./recordings.ts";
 import { selectSettings, type SettingRow, SettingsStore } from "./settings.ts";
 import { PostgresExecutor, type SqlExecutor, SqliteExecutor } from "./sql.ts";
 import { selectTrunks, type TrunkSnapshotRow, TrunkStore } from "./trunks.ts";
@@ -39,6 +40,8 @@ export interface Store {
   readonly calls: CallStore;
   /** SIP traces of calls (records.sipTraceDays). */
   readonly sipTraces: SipTraceStore;
+  /** Recordings' metadata (the audio files are on the recording node's disk). */
+  readonly recordings: RecordingStore;
   /** The cluster's nodes and their heartbeats (on SQLite: this one process). */
   readonly nodes: NodeStore;
   /** Which node homes which channel (leases; on PostgreSQL with notices from the other nodes). */
@@ -177,6 +180,7 @@ export function openStore(path: string, migrations?: Migration[], identity: Stor
     ...entities,
     calls: new CallStore(sql, identity.nodeId ?? DEFAULT_NODE_ID),
     sipTraces: new SipTraceStore(sql),
+    recordings: new RecordingStore(sql, identity.nodeId ?? DEFAULT_NODE_ID),
     nodes: new NodeStore(sql),
     homes: new ChannelHomeStore(sql),
     registrations: new RegistrationLeaseStore(sql),
@@ -305,6 +309,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     // Its own queue: call record writes never wait behind a configuration reload, nor delay one.
     calls: new CallStore(new PostgresExecutor(client), options.nodeId ?? DEFAULT_NODE_ID),
     sipTraces: new SipTraceStore(new PostgresExecutor(client)),
+    recordings: new RecordingStore(sql, options.nodeId ?? DEFAULT_NODE_ID),
     nodes: new NodeStore(sql),
     homes,
     registrations: new RegistrationLeaseStore(sql),
@@ -356,5 +361,6 @@ export type { StoreChange, Source } from "./changes.ts";
 export type { InboundRoute } from "./inboundRoutes.ts";
 export type { NodeLoad, NodeStatus } from "./nodes.ts";
 export type { LeaseRegistrationStatus, RegistrationLease } from "./registrations.ts";
+export type { RecordingRecord } from "./recordings.ts";
 export type { WebhookSettings } from "./settings.ts";
 export type { Trunk } from "./trunks.ts";

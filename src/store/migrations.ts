@@ -6,6 +6,7 @@ import { channelHomesMigration } from "./channelHomes.ts";
 import { nodesMigration } from "./nodes.ts";
 import { registrationLeasesMigration } from "./registrations.ts";
 import { sipTracesMigration } from "./sipTraces.ts";
+import { recordingsMigration } from "./recordings.ts";
 
 export interface Migration {
   version: number;
@@ -90,6 +91,7 @@ export const migrations: Migration[] = [
   { version: 8, name: "channel homes", up: channelHomesMigration.sqlite },
   { version: 9, name: "trunk registration leases", up: registrationLeasesMigration.sqlite },
   { version: 10, name: "sip traces", up: sipTracesMigration.sqlite },
+  { version: 11, name: "recordings", up: recordingsMigration.sqlite },
 ];
 
 /**
@@ -163,6 +165,7 @@ export const postgresMigrations: PostgresMigration[] = [
   { version: 4, name: "channel homes", up: channelHomesMigration.postgres },
   { version: 5, name: "trunk registration leases", up: registrationLeasesMigration.postgres },
   { version: 6, name: "sip traces", up: sipTracesMigration.postgres },
+  { version: 7, name: "recordings", up: recordingsMigration.postgres },
 ];
 
 export interface PostgresMigration {

@@ -1,23 +1,13 @@
-// Call-record retention (config records.retentionDays; SIP traces: records.sipTraceDays): records of
-// calls that ended more than that many days ago are deleted at start and every hour, in the background. Each batch is one short
-// DELETE of at most `batchSize` rows, and the event loop runs between batches, so calls writing
-// their own records never wait behind the pruning. Records of live calls have no end time and are
-// never pruned. retentionDays 0 keeps every record.
+// Retention of finished things: call records (config records.retentionDays), SIP traces
+// (records.sipTraceDays) and recordings (recordings.retentionDays). What ended more than that many days ago is deleted at start and every
+// hour, in the background. Each batch is one short DELETE of at most `batchSize` rows, and the event
+// loop runs between batches, so calls writing their own records never wait behind the pruning.
+// Records of live calls (and running recordings) have no end time and are never pruned.
+// retentionDays 0 keeps everything.
 import { createLogger } from "../log.ts";
-import { metrics } from "../metrics.ts";
+import { type Counter, metrics } from "../metrics.ts";
 
-/** What retention prunes: call records (calls.ts) or SIP traces (sipTraces.ts). */
-export interface PrunableRecords {
-  /** Deletes up to `limit` records of calls that ended before `cutoff` (epoch ms); returns how many. */
-  pruneEnded(cutoff: number, limit: number): Promise<number>;
-}
-
-export type RetainedKind = "call records" | "SIP traces";
-
-export interface RetentionOptions {
-  records: PrunableRecords;
-  /** Names the logs and the metric (default "call records"). */
-  kind?: RetainedKind;
+interface CommonOptions {
   /** Read at each run, so a config reload applies to the next one. 0 keeps records forever. */
   retentionDays: () => number;
   /** Rows per DELETE (default 500). */
@@ -27,6 +17,28 @@ export interface RetentionOptions {
   now?: () => number;
 }
 
+/** Kept per call and pruned by the call's end time: call records (calls.ts) or SIP traces (sipTraces.ts). */
+export interface PrunableRecords {
+  /** Deletes up to `limit` records of calls that ended before `cutoff` (epoch ms); returns how many. */
+  pruneEnded(cutoff: number, limit: number): Promise<number>;
+}
+
+export type RetainedKind = "call records" | "SIP traces";
+
+export interface RetentionOptions extends CommonOptions {
+  records: PrunableRecords;
+  /** Names the logs and the metric (default "call records"). */
+  kind?: RetainedKind;
+}
+
+export interface PrunerOptions extends CommonOptions {
+  /** What is pruned, for the log. */
+  what: string;
+  /** Deletes up to `limit` of what ended before `cutoff` (epoch ms); returns how many. */
+  prune(cutoff: number, limit: number): Promise<number>;
+  pruned: Counter;
+}
+
 export interface PruneResult {
   pruned: number;
   batches: number;
@@ -34,23 +46,21 @@ export interface PruneResult {
 
 const DAY_MS = 86_400_000;
 const log = createLogger("store.retention");
-const prunedCounters: Record<RetainedKind, ReturnType<typeof metrics.counter>> = {
+const prunedCounters: Record<RetainedKind, Counter> = {
   "call records": metrics.counter("trunkline_call_records_pruned_total", "Call records deleted by records.retentionDays."),
   "SIP traces": metrics.counter("trunkline_sip_traces_pruned_total", "SIP traces of calls deleted by records.sipTraceDays."),
 };
 
-export class CallRecordRetention {
+export class Retention {
   private timer: ReturnType<typeof setInterval> | undefined;
   private running: Promise<PruneResult> | undefined;
   private stopped = false;
   private readonly batchSize: number;
   private readonly now: () => number;
-  private readonly kind: RetainedKind;
 
-  constructor(private readonly options: RetentionOptions) {
+  constructor(private readonly options: PrunerOptions) {
     this.batchSize = options.batchSize ?? 500;
     this.now = options.now ?? Date.now;
-    this.kind = options.kind ?? "call records";
   }
 
   /** Prunes now in the background, then every interval. */
@@ -82,17 +92,24 @@ export class CallRecordRetention {
     const cutoff = this.now() - days * DAY_MS;
     try {
       while (!this.stopped) {
-        const deleted = await this.options.records.pruneEnded(cutoff, this.batchSize);
+        const deleted = await this.options.prune(cutoff, this.batchSize);
         result.batches++;
         result.pruned += deleted;
-        prunedCounters[this.kind].inc({}, deleted);
+        this.options.pruned.inc({}, deleted);
         if (deleted < this.batchSize) break;
         await new Promise<void>((resolve) => setImmediate(resolve));
       }
     } catch (err) {
-      log.error(`${this.kind} pruning failed`, { err });
+      log.error("pruning failed", { what: this.options.what, err });
     }
-    if (result.pruned > 0) log.info(`old ${this.kind} pruned`, { count: result.pruned, retentionDays: days });
+    if (result.pruned > 0) log.info("old records pruned", { what: this.options.what, count: result.pruned, retentionDays: days });
     return result;
+  }
+}
+
+export class CallRecordRetention extends Retention {
+  constructor(options: RetentionOptions) {
+    const what = options.kind ?? "call records";
+    super({ ...options, what, prune: (cutoff, limit) => options.records.pruneEnded(cutoff, limit), pruned: prunedCounters[what] });
   }
 }

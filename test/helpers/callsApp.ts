@@ -2,10 +2,11 @@
 // the call interop tests. SIP listens on 127.0.0.1, UDP (`sipPort`) and TCP (`sipTcpPort`), plus TLS
 // (`sipTlsPort`) with the test certificate (test/fixtures/tls/), also trusted as the TLS trunks' only
 // CA, when asked for (`tls: true`). `sipHost` moves the listeners to another loopback address;
-// `services` are composed after the others (so stopped before them, while SIP still listens).
+// `services` are composed after the others (so stopped before them, while SIP still listens); a
+// function gets the app context and the channel registry to build them with.
 import { ChannelRegistry } from "../../src/channels/registry.ts";
 import { CallService } from "../../src/calls/service.ts";
-import type { ComposeServices, Service } from "../../src/app.ts";
+import type { AppContext, ComposeServices, Service } from "../../src/app.ts";
 import { SipStack } from "../../src/sip/stack.ts";
 import type { TimerConfig } from "../../src/sip/transaction.ts";
 import { join } from "node:path";
@@ -32,7 +33,9 @@ export interface CallsApp {
 }
 
 /** SIP stack (UDP on 127.0.0.1, free port), trunks, a channel registry and calls, as composed in production. */
-export function composeCalls(o: { timers?: Partial<TimerConfig>; tls?: boolean; sipHost?: string; services?: Service[]; traceLingerMs?: number } = {}): {
+export type ExtraServices = Service[] | ((ctx: AppContext, registry: ChannelRegistry) => Service[]);
+
+export function composeCalls(o: { timers?: Partial<TimerConfig>; tls?: boolean; sipHost?: string; services?: ExtraServices; traceLingerMs?: number } = {}): {
   compose: ComposeServices;
   sipPort(): number;
   sipTcpPort(): number;
@@ -61,7 +64,8 @@ export function composeCalls(o: { timers?: Partial<TimerConfig>; tls?: boolean; 
     const trunks = new TrunkService(ctx, sipStack);
     calls = new CallService(ctx, { stack: sipStack, trunks: trunks.manager, registry });
     const traces = sipTraceService(ctx, sipStack, o.traceLingerMs !== undefined ? { lingerMs: o.traceLingerMs } : {});
-    return [traces, hepService(ctx, sipStack), sip, trunks, calls, trunkStatusApi(trunks), callsApi(calls, ctx), ...(o.services ?? [])];
+    const extra = typeof o.services === "function" ? o.services(ctx, registry) : (o.services ?? []);
+    return [traces, hepService(ctx, sipStack), sip, trunks, calls, trunkStatusApi(trunks), callsApi(calls, ctx), ...extra];
   };
   const port = (transport: "udp" | "tcp" | "tls") => stack!.boundEndpoints.find((e) => e.transport === transport)!.port;
   return { compose, sipPort: () => port("udp"), sipTcpPort: () => port("tcp"), sipTlsPort: () => port("tls"), calls: () => calls!, stack: () => stack!, registry };
@@ -69,7 +73,7 @@ export function composeCalls(o: { timers?: Partial<TimerConfig>; tls?: boolean; 
 
 export async function startCallsApp(
   yaml: string,
-  o: { logLevel?: string; timers?: Partial<TimerConfig>; tls?: boolean; sipHost?: string; services?: Service[]; traceLingerMs?: number } = {},
+  o: { logLevel?: string; timers?: Partial<TimerConfig>; tls?: boolean; sipHost?: string; services?: ExtraServices; traceLingerMs?: number } = {},
 ): Promise<CallsApp> {
   const composed = composeCalls(o);
   const harness = await startHarness(yaml, composed.compose, o.logLevel ?? "warn");

@@ -79,6 +79,28 @@ describe("Mixer", () => {
     expect(toneShare(quiet.pcm, 300) + toneShare(quiet.pcm, 500)).toBeGreaterThan(0.999);
   });
 
+  test("a tap gets every tick's full mix (what the quiet listener hears) until removed, and hears the mixer close", () => {
+    const { ticker, mixer, heard, parts } = setup(["a", "b", "quiet"]);
+    const tapped: MixedFrame[] = [];
+    let closed = 0;
+    const untap = mixer.addTap({ onMix: (f) => tapped.push({ ...f, pcm: f.pcm.slice() }), onClose: () => closed++ });
+    for (let k = 0; k < 3; k++) {
+      parts[0]?.write(sineFrame(300, k));
+      parts[1]?.write(sineFrame(500, k));
+      ticker.tick();
+    }
+    expect(tapped.map((f) => f.tick)).toEqual([0, 1, 2]);
+    expect(tapped.map((f) => f.pcm)).toEqual(heard.get("quiet")!.map((f) => f.pcm));
+    expect(tapped.every((f) => f.mixId === sharedMixId)).toBe(true);
+    untap();
+    ticker.tick();
+    expect(tapped).toHaveLength(3);
+    // Only a tap still attached hears the close.
+    mixer.addTap({ onMix: () => {}, onClose: () => closed++ });
+    mixer.close();
+    expect(closed).toBe(1);
+  });
+
   test("no volume drop as people join: a talker's level is the same with 2 or 10 listeners", () => {
     const level = (listeners: number) => {
       const ids = ["talker", ...Array.from({ length: listeners }, (_, i) => `l${i}`)];

@@ -4,10 +4,12 @@
 //   [sip, trunks, calls, webrtc, trunkStatusApi(trunks), callsApi(calls, ctx), webrtcApi(webrtc, ctx, ...)]
 import type { AppContext, Service } from "../../app.ts";
 import type { CallService } from "../../calls/service.ts";
+import type { RecordingService } from "../../recordings/service.ts";
 import type { TrunkService } from "../../trunks/service.ts";
 import type { WebRtcService } from "../../webrtc/service.ts";
 import { mountUi } from "../../webrtc/ui.ts";
 import { callRoutes } from "./calls.ts";
+import { recordingRoutes } from "./recordings.ts";
 import { type ClientCallControl, mountClientRoutes } from "./client.ts";
 import { mountClientTokenRoutes } from "./clientTokens.ts";
 import { trunkStatusRoutes } from "./trunk-status.ts";
@@ -20,6 +22,11 @@ export function trunkStatusApi(trunks: TrunkService): Service {
 /** /calls and /applications/:appId/channels/:channelId/calls. */
 export function callsApi(calls: CallService, ctx: AppContext): Service {
   return { name: "calls.api", routes: (api) => callRoutes(calls.manager)(api, ctx.store) };
+}
+
+/** Recordings of channels: start, stop, metadata, audio. */
+export function recordingsApi(recordings: RecordingService): Service {
+  return { name: "recordings.api", routes: (api) => recordingRoutes(api, recordings) };
 }
 
 /** The client API (join, events, dialling), the admin token route and the /ui/ page. */
