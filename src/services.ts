@@ -1,7 +1,7 @@
 // The services of the real process, in start order (stopped in reverse): SIP sockets first, then
 // the trunks that register through them, the call flows that use both, and the WebRTC clients that
 // dial through the calls. See the Service interface in src/app.ts.
-import { callsApi, trunkStatusApi, webrtcApi } from "./api/routes/services.ts";
+import { callsApi, channelsApi, trunkStatusApi, webrtcApi } from "./api/routes/services.ts";
 import type { ComposeServices, Service } from "./app.ts";
 import { CALL_STACK_OPTIONS, CallService } from "./calls/service.ts";
 import { createSourceMatcher } from "./calls/sourceMatcher.ts";
@@ -25,6 +25,7 @@ export const composeServices: ComposeServices = (ctx) => {
     webrtc,
     trunkStatusApi(trunks),
     callsApi(calls, ctx),
+    channelsApi(registry),
     webrtcApi(webrtc, ctx, () => calls.manager.clientControl()),
   ];
 };

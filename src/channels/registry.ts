@@ -6,8 +6,9 @@
 //   const member = registry.join({ applicationId, channelId, id, kind: "sip", userId, callId },
 //     (mixer) => { const leg = createPhoneLeg({ mixer, participantId: id, ... }); return () => leg.close(); });
 //   member.leave("hangup");   // detaches from the mixer, emits participant.left
+//   member.setMuted(true);    // the channel stops hearing this participant (it still hears the channel)
 import { emitEvent } from "../events.ts";
-import { Mixer } from "../media/mixer.ts";
+import { Mixer, type JoinOptions, type MixedFrame, type MixerParticipant } from "../media/mixer.ts";
 
 export interface ParticipantInfo {
   applicationId: string;
@@ -22,7 +23,12 @@ export interface ParticipantInfo {
   /** The phone number or SIP address of a phone leg, for participant lists. */
   address?: string;
   joinedAt: string;
+  /** Muted by an operator: the channel does not hear this participant. */
+  muted: boolean;
 }
+
+/** Who joins: the registry adds when (joinedAt) and the mute state. */
+export type JoiningParticipant = Omit<ParticipantInfo, "joinedAt" | "muted">;
 
 /** Joins the channel's mixer and returns how to leave it (told why). */
 export type Attach = (mixer: Mixer) => (reason?: string) => void;
@@ -31,6 +37,8 @@ export interface ChannelMember {
   readonly info: ParticipantInfo;
   /** Removes the participant from the mixer and emits participant.left; later calls do nothing. */
   leave(reason?: string): void;
+  /** While muted, the participant's audio is read (jitter buffers keep draining) and discarded. */
+  setMuted(muted: boolean): void;
 }
 
 export type ChannelListener = (participants: ParticipantInfo[]) => void;
@@ -44,14 +52,14 @@ export class ChannelRegistry {
   private readonly channels = new Map<string, Channel>();
   private readonly watchers = new Map<string, Set<ChannelListener>>();
 
-  join(info: Omit<ParticipantInfo, "joinedAt">, attach: Attach): ChannelMember {
+  join(info: JoiningParticipant, attach: Attach): ChannelMember {
     const key = channelKey(info.applicationId, info.channelId);
     const channel = this.channels.get(key) ?? this.open(key);
     channel.members.get(info.id)?.leave("replaced");
-    const full: ParticipantInfo = { ...info, joinedAt: new Date().toISOString() };
+    const full: ParticipantInfo = { ...info, joinedAt: new Date().toISOString(), muted: false };
     let detach: (reason?: string) => void;
     try {
-      detach = attach(channel.mixer);
+      detach = attach(mutingMixer(channel.mixer, () => full.muted));
     } catch (error) {
       if (channel.members.size === 0) this.closeChannel(key, channel);
       throw error;
@@ -66,6 +74,11 @@ export class ChannelRegistry {
         channel.members.delete(info.id);
         if (channel.members.size === 0) this.closeChannel(key, channel);
         emitEvent("participant.left", { ...eventData(full), ...(reason ? { reason } : {}) });
+        this.notify(key);
+      },
+      setMuted: (muted) => {
+        if (!present || full.muted === muted) return;
+        full.muted = muted;
         this.notify(key);
       },
     };
@@ -85,6 +98,10 @@ export class ChannelRegistry {
   participants(applicationId: string, channelId: string): ParticipantInfo[] {
     const channel = this.channels.get(channelKey(applicationId, channelId));
     return channel ? [...channel.members.values()].map((m) => m.info) : [];
+  }
+
+  member(applicationId: string, channelId: string, participantId: string): ChannelMember | undefined {
+    return this.channels.get(channelKey(applicationId, channelId))?.members.get(participantId);
   }
 
   /** Calls `listener` with the full participant list whenever it changes. Returns the unsubscribe function. */
@@ -135,6 +152,32 @@ export class ChannelRegistry {
     const list = channel ? [...channel.members.values()].map((m) => m.info) : [];
     for (const listener of listeners) listener(list);
   }
+}
+
+/**
+ * The channel's mixer as one participant's attach sees it: whatever that participant joins with is
+ * silenced while `muted()`. Its input is still read every tick, so a muted phone's jitter buffer does
+ * not fill up and unmuting resumes at once.
+ */
+function mutingMixer(mixer: Mixer, muted: () => boolean): Mixer {
+  const join = (id: string, onFrame: (frame: MixedFrame) => void, o: JoinOptions = {}): MixerParticipant => {
+    const { pull } = o;
+    const participant = mixer.join(id, onFrame, pull ? { ...o, pull: () => { const frame = pull(); return muted() ? undefined : frame; } } : o);
+    return new Proxy(participant, {
+      get: (target, prop) => {
+        if (prop === "write") return (pcm: Int16Array) => { if (!muted()) target.write(pcm); };
+        const value = Reflect.get(target, prop, target);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+  };
+  return new Proxy(mixer, {
+    get: (target, prop) => {
+      if (prop === "join") return join;
+      const value = Reflect.get(target, prop, target);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
 }
 
 function channelKey(applicationId: string, channelId: string): string {

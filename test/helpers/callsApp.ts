@@ -13,7 +13,7 @@ import { startRtpPeer, type RtpPeer } from "./rtpPeer.ts";
 import { runSipp, type SippResult } from "./sipp.ts";
 import { TrunkService } from "../../src/trunks/service.ts";
 import { startHarness, type Harness } from "../api/harness.ts";
-import { callsApi, trunkStatusApi } from "../../src/api/routes/services.ts";
+import { callsApi, channelsApi, trunkStatusApi } from "../../src/api/routes/services.ts";
 import { until } from "./until.ts";
 import { sipService, stackOptions } from "../../src/services.ts";
 
@@ -58,7 +58,7 @@ export function composeCalls(o: { timers?: Partial<TimerConfig>; tls?: boolean; 
     const sip = sipService(sipStack, listen.length);
     const trunks = new TrunkService(ctx, sipStack);
     calls = new CallService(ctx, { stack: sipStack, trunks: trunks.manager, registry });
-    return [sip, trunks, calls, trunkStatusApi(trunks), callsApi(calls, ctx), ...(o.services ?? [])];
+    return [sip, trunks, calls, trunkStatusApi(trunks), callsApi(calls, ctx), channelsApi(registry), ...(o.services ?? [])];
   };
   const port = (transport: "udp" | "tcp" | "tls") => stack!.boundEndpoints.find((e) => e.transport === transport)!.port;
   return { compose, sipPort: () => port("udp"), sipTcpPort: () => port("tcp"), sipTlsPort: () => port("tls"), calls: () => calls!, stack: () => stack!, registry };
