@@ -145,6 +145,7 @@ test("applications: routes and caller-ID templates, the template checked as type
   await cidForm.getByLabel("Channel").fill("lobby");
   await cidForm.getByLabel("Display name").fill("{nickname}");
   await cidForm.getByText("unknown variable {nickname}").waitFor();
+  await shot("applications-invalid-template");
   expect(await cidForm.getByRole("button", { name: "Save caller ID" }).isDisabled()).toBe(true);
   await cidForm.getByLabel("Display name").fill("{userAlias} (support");
   await cidForm.getByLabel("Username").fill("{userId");
@@ -189,15 +190,20 @@ test("a SIPp call shows up live in channels and calls; mute, DTMF, its SIP ladde
     await participant.getByText("+15550001111").first().waitFor();
     const callId = registry.participants("app1", "room1")[0]!.callId!;
     await participant.getByRole("button", { name: /^Mute / }).click();
-    await participant.getByText("muted").waitFor();
+    await participant.getByText("muted", { exact: true }).waitFor();
     expect(registry.participants("app1", "room1")[0]!.muted).toBe(true);
     await participant.getByRole("button", { name: /^DTMF to / }).click();
-    await page.getByRole("textbox", { name: /^DTMF to / }).fill("12#");
+    await page.getByRole("textbox", { name: "Digits" }).fill("12#");
     const dtmf = page.waitForResponse((r) => r.url().endsWith(`/calls/${callId}/dtmf`));
     await page.getByRole("button", { name: "Send digits" }).click();
     expect((await dtmf).status()).toBe(204);
     await page.getByText("Sent 12#.").waitFor();
     await shot("channels");
+
+    // Trunks: the call counts on its trunk, live.
+    await page.getByRole("link", { name: "Trunks" }).click();
+    await page.locator('tbody tr[data-key="sipp"] td.num', { hasText: /^1$/ }).waitFor();
+    await shot("trunks-live-call");
 
     // Calls: the live call is listed; its detail shows the SIP ladder (or says none was recorded).
     await page.getByRole("link", { name: "Calls" }).click();
@@ -217,6 +223,19 @@ test("a SIPp call shows up live in channels and calls; mute, DTMF, its SIP ladde
     }
     await shot("calls");
 
+    // The ladder drawn from a trace of the shape GET /calls/:id/sip answers (served by the test:
+    // that endpoint is built on another branch): arrows by direction, first lines, the whole message on click.
+    await page.route(`**/api/v1/calls/${callId}/sip`, (route) => route.fulfill({ json: sampleTrace(callId, sipPort) }));
+    await callRow.click();
+    await ladder.getByText("4 messages").waitFor();
+    expect(await ladder.locator("td.arrow.received").count()).toBe(2);
+    expect(await ladder.locator("td.arrow.sent").count()).toBe(2);
+    await ladder.getByText("SIP/2.0 200 OK", { exact: true }).click();
+    await ladder.locator("pre", { hasText: "SIP/2.0 200 OK" }).waitFor();
+    expect(await ladder.locator("pre", { hasText: "INVITE sip:1000@" }).isVisible()).toBe(false);
+    await shot("calls-ladder");
+    await page.unroute(`**/api/v1/calls/${callId}/sip`);
+
     await page.getByRole("button", { name: "Hang up this call" }).click();
     const result = await caller.done;
     expect(result.exitCode, result.summary).toBe(0);
@@ -231,3 +250,18 @@ test("a SIPp call shows up live in channels and calls; mute, DTMF, its SIP ladde
     phone.close();
   }
 }, 60_000);
+
+/** A trace as GET /api/v1/calls/:id/sip answers it: INVITE in, 100 and 200 out, ACK in. */
+function sampleTrace(callId: string, port: number) {
+  const peer = "127.0.0.1:5070";
+  const us = `127.0.0.1:${port}`;
+  const at = (ms: number) => new Date(Date.parse("2026-12-06T05:00:00Z") + ms).toISOString();
+  const invite = `INVITE sip:1000@${us} SIP/2.0\r\nVia: SIP/2.0/UDP ${peer};branch=z9hG4bK-1\r\nCall-ID: 1-test@127.0.0.1\r\nCSeq: 1 INVITE\r\nContent-Type: application/sdp\r\n\r\nv=0\r\n`;
+  const messages = [
+    { time: at(0), direction: "received", transport: "udp", source: peer, destination: us, summary: `INVITE sip:1000@${us} SIP/2.0`, retransmission: false, message: invite },
+    { time: at(2), direction: "sent", transport: "udp", source: us, destination: peer, summary: "SIP/2.0 100 Trying", retransmission: false, message: "SIP/2.0 100 Trying\r\nCSeq: 1 INVITE\r\n\r\n" },
+    { time: at(41), direction: "sent", transport: "udp", source: us, destination: peer, summary: "SIP/2.0 200 OK", retransmission: false, message: "SIP/2.0 200 OK\r\nCSeq: 1 INVITE\r\nContent-Type: application/sdp\r\n\r\nv=0\r\n" },
+    { time: at(43), direction: "received", transport: "udp", source: peer, destination: us, summary: `ACK sip:1000@${us} SIP/2.0`, retransmission: false, message: `ACK sip:1000@${us} SIP/2.0\r\nCSeq: 1 ACK\r\n\r\n` },
+  ];
+  return { callId, bytes: messages.reduce((n, m) => n + m.message.length, 0), droppedMessages: 0, truncated: false, messages };
+}

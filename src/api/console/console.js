@@ -31,6 +31,13 @@ function h(tag, attrs = {}, ...children) {
 }
 
 const pill = (text, tone = "") => h("span", { class: `pill ${tone}` }, text);
+
+/** "sip:+15550001111@10.0.0.1:5060;transport=udp" → "+15550001111" (the host when there is no user). */
+function shortUri(uri) {
+  const match = /^(?:<?sips?:)?(?:([^@;>]+)@)?([^;>]+)/.exec(uri ?? "");
+  return match ? (match[1] ?? match[2]) : (uri ?? "");
+}
+const uriCell = (uri) => h("td", { class: "mono", title: uri ?? "" }, shortUri(uri));
 const readonlyNote = () => h("span", { class: "readonly", title: READONLY_TITLE }, READONLY_REASON);
 
 /**
@@ -139,10 +146,10 @@ const enc = encodeURIComponent;
  * A two-column form. fields: [{ name, label, type: text|password|number|checkbox|select|list, options?, note?, placeholder? }]
  * Returns { el, values(), setError(field, message), clearErrors() }.
  */
-function form(fields, { submitLabel, onSubmit, onCancel, readonly = false }) {
+function form(fields, { submitLabel, onSubmit, onCancel, readonly = false, inline = false }) {
   const inputs = new Map();
   const errors = new Map();
-  const el = h("form", { class: "grid", novalidate: true });
+  const el = h("form", { class: inline ? "inline" : "grid", novalidate: true });
   for (const f of fields) {
     const id = `f-${f.name}-${Math.random().toString(36).slice(2, 7)}`;
     let input;
@@ -157,12 +164,14 @@ function form(fields, { submitLabel, onSubmit, onCancel, readonly = false }) {
     inputs.set(f.name, input);
     const error = h("div", { class: "field-error", hidden: true });
     errors.set(f.name, error);
-    el.append(h("label", { for: id }, f.label), input, error);
-    if (f.note) el.append(h("div", { class: "note" }, f.note));
+    el.append(h("label", { for: id }, f.label), input);
+    if (!inline) el.append(error);
+    if (f.note && !inline) el.append(h("div", { class: "note" }, f.note));
   }
   const status = h("span", { class: "result" });
   const submit = h("button", { type: "submit" }, submitLabel);
-  if (!readonly) el.append(h("div", { class: "buttons" }, status, onCancel ? h("button", { type: "button", class: "secondary", onclick: onCancel }, "Cancel") : null, submit));
+  if (!readonly && inline) el.append(submit, status);
+  else if (!readonly) el.append(h("div", { class: "buttons" }, status, onCancel ? h("button", { type: "button", class: "secondary", onclick: onCancel }, "Cancel") : null, submit));
   const clearErrors = () => {
     for (const [name, error] of errors) {
       error.hidden = true;
@@ -173,7 +182,8 @@ function form(fields, { submitLabel, onSubmit, onCancel, readonly = false }) {
   };
   const setError = (field, message) => {
     const name = field?.replace(/[[.].*$/, "");
-    const error = name !== undefined ? errors.get(name) : undefined;
+    const error = name !== undefined && !inline ? errors.get(name) : undefined;
+    if (name !== undefined) inputs.get(name)?.classList.add("invalid");
     if (error) {
       error.textContent = message;
       error.hidden = false;
@@ -239,7 +249,7 @@ const registrationTone = { registered: "ok", registering: "warn", failed: "bad",
 function trunksView() {
   const message = messageLine();
   const list = table(["Trunk", "Transport", "Registration", "Reachable", "Available", "Calls", "Source", ""]);
-  const side = h("div");
+  const side = h("div", { class: "side" });
   let trunks = [];
 
   const openForm = (trunk) => {
@@ -293,7 +303,7 @@ function trunksView() {
   const row = ({ trunk: t, status: st }) => {
     const reg = st?.registration;
     const registration = !t.register
-      ? h("span", { class: "muted" }, "no")
+      ? h("span", { class: "muted" }, "off")
       : h("span", {}, pill(reg?.state ?? "—", registrationTone[reg?.state] ?? ""), " ",
           h("span", { class: "sub" }, reg?.lastStatusCode ? String(reg.lastStatusCode) : "", reg?.state === "registered" && reg.expiresAt ? ` until ${formatTime(reg.expiresAt)}` : ""),
           reg?.lastError ? h("div", { class: "sub error" }, reg.lastError) : null);
@@ -305,7 +315,7 @@ function trunksView() {
       h("td", {}, t.transport.toUpperCase(), t.mediaEncryption !== "none" ? h("div", { class: "sub" }, `SRTP ${t.mediaEncryption}`) : null),
       h("td", {}, registration),
       h("td", { title: st?.lastOptionsError ?? (st?.lastOptionsAt ? `last OPTIONS ${formatTime(st.lastOptionsAt)}` : "") }, reachable, st?.lastOptionsError ? h("div", { class: "sub error" }, st.lastOptionsError) : null),
-      h("td", {}, st?.available ? pill("available", "ok") : pill("unavailable", t.canTerminate && t.enabled ? "bad" : "")),
+      h("td", {}, st?.available ? pill("available", "ok") : !t.canTerminate ? pill("inbound only") : pill("unavailable", t.enabled ? "bad" : "")),
       h("td", { class: "num" }, `${st?.activeCalls ?? 0}${t.maxConcurrentCalls ? ` / ${t.maxConcurrentCalls}` : ""}`),
       h("td", {}, pill(t.source, t.source === "yaml" ? "info" : "")),
       h(
@@ -350,7 +360,7 @@ function applicationsView() {
   const message = messageLine();
   const apps = table(["Application", "Name", "Source", "Created", ""]);
   const detail = h("div", { class: "stack" });
-  const side = h("div");
+  const side = h("div", { class: "stack" });
   let selected = location.hash.split("/")[2] ? decodeURIComponent(location.hash.split("/")[2]) : undefined;
 
   const newAppForm = () => {
@@ -413,7 +423,7 @@ function applicationsView() {
         },
       },
     );
-    const preview = h("div", { class: "wide result muted" });
+    const preview = h("div", { class: "preview" });
     const check = () => {
       let ok = true;
       const rendered = {};
@@ -454,7 +464,7 @@ function applicationsView() {
         { name: "sipUsername", label: "SIP username", placeholder: "15550199" },
         { name: "channelId", label: "Channel", placeholder: "lobby" },
       ],
-      { readonly, submitLabel: "Add route", onSubmit: async (values) => { await api("POST", `/applications/${enc(app.id)}/inbound-routes`, values); await renderDetail(app); } },
+      { readonly, inline: true, submitLabel: "Add route", onSubmit: async (values) => { await api("POST", `/applications/${enc(app.id)}/inbound-routes`, values); await renderDetail(app); } },
     );
     const cidTable = table(["Channel", "Display name", "Username", ""]);
     syncRows(cidTable.tbody, callerIds, (c) => c.channelId, (c) =>
@@ -467,8 +477,8 @@ function applicationsView() {
       "No caller-ID templates: outbound calls show no display name and the trunk's username.");
     const cidSlot = h("div", { class: "card-body" }, callerIdForm(app).el);
     detail.replaceChildren(
-      card([h("h2", {}, `Inbound routes of ${app.id}`), readonly ? readonlyNote() : null], routeTable.el, readonly ? null : h("div", { class: "card-body" }, routeForm.el)),
-      card([h("h2", {}, `Caller ID of ${app.id}`), readonly ? readonlyNote() : null], cidTable.el, readonly ? null : cidSlot),
+      card([h("h2", {}, `Inbound routes of ${app.id}`), h("span", { class: "spacer" }), readonly ? readonlyNote() : null], routeTable.el, readonly ? null : routeForm.el),
+      card([h("h2", {}, `Caller ID of ${app.id}`), h("span", { class: "spacer" }), readonly ? readonlyNote() : null], cidTable.el, readonly ? null : cidSlot),
     );
   };
 
@@ -477,9 +487,9 @@ function applicationsView() {
     say: message.say,
     el: h(
       "div",
-      { class: "cols" },
-      h("div", { class: "stack" }, card([h("h2", {}, "Applications"), h("span", { class: "spacer" }), h("button", { type: "button", onclick: newAppForm }, "New application")], message.el, apps.el), detail),
-      side,
+      { class: "cols even" },
+      h("div", { class: "stack" }, card([h("h2", {}, "Applications"), h("span", { class: "spacer" }), h("button", { type: "button", onclick: newAppForm }, "New application")], message.el, apps.el), side),
+      detail,
     ),
     async refresh() {
       const list = await api("GET", "/applications");
@@ -501,7 +511,7 @@ function applicationsView() {
 
 function webhooksView() {
   const message = messageLine();
-  const slot = h("div");
+  const slot = h("div", { class: "cols even" });
   const testResult = h("div", { class: "card-body result", id: "webhook-test-result" });
 
   const render = (settings) => {
@@ -557,7 +567,7 @@ function webhooksView() {
   const view = {
     title: "Webhooks",
     say: message.say,
-    el: h("div", { class: "cols even" }, slot),
+    el: slot,
     async refresh() {
       render(await api("GET", "/settings/webhooks"));
     },
@@ -571,10 +581,10 @@ function webhooksView() {
 function channelsView() {
   const message = messageLine();
   const list = table(["Channel", "Participant", "Kind", "Address / client", "Joined", "Audio", ""]);
-  const dtmfSlot = h("div");
+  const dtmfSlot = h("div", { class: "side" });
 
   const openDtmf = (p) => {
-    const f = form([{ name: "digits", label: `DTMF to ${p.userAlias ?? p.userId}`, placeholder: "0-9 * # A-D" }], {
+    const f = form([{ name: "digits", label: "Digits", placeholder: "0-9 * # A-D" }], {
       submitLabel: "Send digits",
       onCancel: () => dtmfSlot.replaceChildren(),
       onSubmit: async ({ digits }) => {
@@ -584,20 +594,20 @@ function channelsView() {
         f.inputs.get("digits").value = "";
       },
     });
-    dtmfSlot.replaceChildren(card(h("h2", {}, "Send DTMF (RFC 4733)"), h("div", { class: "card-body" }, f.el)));
+    dtmfSlot.replaceChildren(card(h("h2", {}, `DTMF to ${p.userAlias ?? shortUri(p.userId)}`, h("span", { class: "count" }, " RFC 4733")), h("div", { class: "card-body" }, f.el)));
     f.inputs.get("digits").focus();
   };
 
   const row = ({ channel, p }) => {
     const path = `/applications/${enc(channel.applicationId)}/channels/${enc(channel.channelId)}/participants/${enc(p.id)}`;
-    const name = p.userAlias ?? p.userId;
+    const name = p.userAlias ?? shortUri(p.userId);
     return h(
       "tr",
       {},
       h("td", {}, h("span", { class: "mono" }, channel.channelId), h("div", { class: "sub mono" }, channel.applicationId)),
-      h("td", {}, h("strong", {}, name), p.userAlias ? h("div", { class: "sub" }, p.userId) : null),
+      h("td", { class: "nowrap", title: p.userId }, h("strong", {}, name), p.userAlias ? h("div", { class: "sub" }, shortUri(p.userId)) : null),
       h("td", {}, p.kind === "sip" ? pill("phone", "info") : pill("browser")),
-      h("td", { class: "mono" }, p.address ?? p.clientId ?? "", p.callId ? h("div", { class: "sub mono" }, p.callId) : null),
+      h("td", { class: "mono", title: p.address ?? "" }, p.address ? shortUri(p.address) : p.clientId ?? "", p.callId ? h("div", { class: "sub mono" }, p.callId) : null),
       h("td", { class: "nowrap", title: p.joinedAt }, formatTime(p.joinedAt)),
       h("td", {}, p.muted ? pill("muted", "warn") : pill("live", "ok")),
       h(
@@ -642,7 +652,8 @@ const stateTone = { trying: "warn", ringing: "warn", answered: "ok", ended: "" }
 function callsView() {
   const message = messageLine();
   const list = table(["Started", "Dir", "State", "Trunk", "From", "To", "Channel", "Duration", "End"]);
-  const detail = h("div");
+  const detail = h("div", { class: "side stack" });
+  const ladderSlot = h("div", { class: "stack" });
   const filters = {
     state: h("select", { "aria-label": "State" }, ["all", "active", "ended"].map((v) => h("option", { value: v }, v))),
     direction: h("select", { "aria-label": "Direction" }, ["any", "inbound", "outbound"].map((v) => h("option", { value: v }, v))),
@@ -700,8 +711,8 @@ function callsView() {
       h("td", {}, c.direction === "inbound" ? pill("in", "info") : pill("out")),
       h("td", {}, pill(c.state, stateTone[c.state])),
       h("td", { class: "mono" }, c.trunkId ?? ""),
-      h("td", { class: "mono" }, c.from),
-      h("td", { class: "mono" }, c.to),
+      uriCell(c.from),
+      uriCell(c.to),
       h("td", { class: "mono" }, c.channelId ?? "", c.applicationId ? h("div", { class: "sub" }, c.applicationId) : null),
       h("td", { class: "num" }, duration),
       h("td", {}, c.endReason ? h("span", {}, c.endReason, c.sipStatus ? h("span", { class: "sub" }, ` ${c.sipStatus}`) : null) : ""),
@@ -718,12 +729,11 @@ function callsView() {
     const facts = h("dl", { class: "facts" });
     const ladder = h("div", { class: "card-body", id: "ladder" }, h("span", { class: "muted" }, "Loading the SIP trace…"));
     const actions = h("span");
-    detail.replaceChildren(
-      card([h("h2", {}, "Call ", h("span", { class: "mono" }, id)), h("span", { class: "spacer" }), actions], h("div", { class: "card-body" }, facts)),
-      card(h("h2", {}, "SIP ladder"), ladder),
-    );
+    detail.replaceChildren(card([h("h2", {}, "Call"), h("span", { class: "spacer" }), actions], h("div", { class: "card-body" }, facts)));
+    ladderSlot.replaceChildren(card([h("h2", {}, "SIP ladder"), h("span", { class: "count mono" }, id)], ladder));
     const renderFacts = (c) => {
       const rows = [
+        ["Id", c.id],
         ["State", pill(c.state, stateTone[c.state])],
         ["Direction", c.direction],
         ["Trunk", c.trunkId],
@@ -736,7 +746,7 @@ function callsView() {
         ["Ringing", formatTime(c.ringingAt)],
         ["Answered", formatTime(c.answeredAt)],
         ["Ended", formatTime(c.endedAt)],
-        ["End reason", c.endReason ? `${c.endReason}${c.sipStatus ? ` (${c.sipStatus})` : ""}` : c.sipStatus],
+        c.state === "ended" ? ["End reason", `${c.endReason ?? "?"}${c.sipStatus ? ` (SIP ${c.sipStatus})` : ""}`] : ["SIP status", c.sipStatus === undefined ? undefined : String(c.sipStatus)],
         ["Codec", c.codec],
         ["Media", c.mediaStats ? Object.entries(c.mediaStats).map(([k, v]) => `${k} ${v}`).join(", ") : undefined],
       ];
@@ -746,6 +756,7 @@ function callsView() {
           const digits = prompt("DTMF digits to send (0-9 * # A-D)");
           if (digits) act(view, () => api("POST", `/calls/${enc(c.id)}/dtmf`, { digits }));
         } }, "DTMF") : null,
+        " ",
         c.state !== "ended" ? h("button", { type: "button", class: "small danger", "aria-label": "Hang up this call", onclick: () => act(view, async () => { await api("DELETE", `/calls/${enc(c.id)}`); await showCall(c.id); }) }, "Hang up") : null,
       );
     };
@@ -760,7 +771,7 @@ function callsView() {
   const view = {
     title: "Calls",
     say: message.say,
-    el: h("div", { class: "cols" }, card([h("h2", {}, "Calls")], message.el, filtersBar, list.el), detail),
+    el: h("div", { class: "cols" }, h("div", { class: "stack" }, card([h("h2", {}, "Calls")], message.el, filtersBar, list.el), ladderSlot), detail),
     async refresh() {
       const [page, trunks] = await Promise.all([api("GET", `/calls?limit=200${stateQuery()}`), api("GET", "/trunks")]);
       pages.first = page.calls;
@@ -804,7 +815,7 @@ async function showLadder(callId, slot) {
       h(
         "tr",
         { class: "msg", title: "Show the whole message", onclick: () => (full.hidden = !full.hidden) },
-        h("td", { class: "t" }, Number.isFinite(t0) ? `+${((Date.parse(m.time) - t0) / 1000).toFixed(3)}s` : "", h("div", {}, formatTime(m.time))),
+        h("td", { class: "t", title: m.time }, Number.isFinite(t0) ? `+${((Date.parse(m.time) - t0) / 1000).toFixed(3)}s` : m.time),
         h("td", { class: "lane" }, m.transport ? m.transport.toUpperCase() : ""),
         h("td", { class: `arrow ${m.direction}${m.retransmission ? " retrans" : ""}${isResponse ? " response" : ""}` }, h("span", {}, m.firstLine, m.retransmission ? " (retransmission)" : "")),
         h("td", { class: "lane mono" }, m.direction === "sent" ? `→ ${m.destination ?? ""}` : `← ${m.source ?? ""}`),
@@ -815,7 +826,7 @@ async function showLadder(callId, slot) {
   const pcap = h("button", { type: "button", class: "small secondary", onclick: () => downloadPcap(callId).catch((error) => alert(error.message)) }, "Download pcap");
   slot.replaceChildren(
     h("div", { class: "filters ladder-bar" }, h("span", {}, `${messages.length} messages`), trace?.truncated ? pill("truncated", "warn") : null, h("span", { class: "spacer" }), pcap),
-    h("table", { class: "ladder" }, h("thead", {}, h("tr", {}, h("th", {}, "Time"), h("th", {}, ""), h("th", { class: "center" }, `Trunkline ⇄ ${peer}`), h("th", {}, "Peer address"))), rows),
+    h("table", { class: "ladder" }, h("thead", {}, h("tr", {}, h("th", {}, `Time from ${formatTime(messages[0].time)}`), h("th", {}, ""), h("th", { class: "center" }, `Trunkline ⇄ ${peer}`), h("th", {}, "Peer address"))), rows),
   );
 }
 
