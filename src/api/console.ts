@@ -1,17 +1,15 @@
 // The admin console at /console/: static files imported as text so `bun build --compile` embeds
 // them in the binary. The page talks to the public admin API only, with the admin token the operator
 // types (kept in sessionStorage, never in a URL). The caller-ID template rules are the server's own
-// module (src/channels/callerIdTemplate.ts), transpiled once for the browser, so the form validates
-// as typed exactly as the API does on save.
+// module (src/channels/callerIdTemplate.ts), transpiled for the browser at build time, so the form validates
+// as typed exactly as the API does on save (see consoleModules.ts).
 import type { Hono } from "hono";
-import * as callerIdTemplateSource from "../channels/callerIdTemplate.ts" with { type: "text" };
+import { callerIdTemplateModule } from "./consoleModules.ts" with { type: "macro" };
 import consoleCss from "./console/console.css" with { type: "text" };
 import consoleJs from "./console/console.js" with { type: "text" };
 import indexHtml from "./console/index.html" with { type: "text" };
 
-// A namespace import keeps TypeScript on the module's real exports; Bun's text loader puts the file in `default`.
-const templateModuleTs = (callerIdTemplateSource as unknown as { default: string }).default;
-const templateModuleJs = new Bun.Transpiler({ loader: "ts" }).transformSync(templateModuleTs);
+const templateModuleJs = callerIdTemplateModule();
 // TypeScript types .html imports as Bun HTML bundles; with `type: "text"` they are strings.
 const page = indexHtml as unknown as string;
 
