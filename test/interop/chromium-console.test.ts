@@ -112,7 +112,7 @@ test("trunks: a 400 names the field, a new trunk appears in the list, YAML trunk
   await row.getByRole("button", { name: "Edit carrier" }).waitFor();
   const stored = harness.app.ctx.store.trunks.get("carrier");
   expect(stored).toMatchObject({ domain: "127.0.0.1", port: 5099, username: "acme", password: "s3cret-password", optionsIntervalSec: 0, source: "api" });
-  await row.getByText("available").waitFor();
+  await row.getByText("available", { exact: true }).waitFor();
   await shot("trunks");
 
   // Edit through PATCH: the password stays when left empty.
