@@ -170,7 +170,7 @@ test("webhooks: settings saved, 'Send test event' delivers a webhook.test event 
   await page.getByText("Webhook settings saved.").waitFor();
   await until(() => send.isEnabled(), { what: () => "the test button stays disabled after saving an events URL" });
   await send.click();
-  await page.locator("#webhook-test-result").getByText("delivered").waitFor();
+  await page.locator("#webhook-test-result").getByText("delivered", { exact: true }).waitFor();
   const received = hooks.received.filter((r) => r.path === "/events");
   expect(received.map((r) => (r.json as { type: string }).type)).toEqual(["webhook.test"]);
   await page.locator("#webhook-test-result").getByText((received[0]!.json as { id: string }).id).waitFor();
@@ -186,7 +186,7 @@ test("a SIPp call shows up live in channels and calls; mute, DTMF, its SIP ladde
 
     // Channels: the caller appears without a reload; mute it, send digits.
     const participant = page.locator("tbody tr", { hasText: "room1" });
-    await participant.getByText("phone").waitFor({ timeout: 15_000 });
+    await participant.getByText("phone").waitFor();
     await participant.getByText("+15550001111").first().waitFor();
     const callId = registry.participants("app1", "room1")[0]!.callId!;
     await participant.getByRole("button", { name: /^Mute / }).click();
