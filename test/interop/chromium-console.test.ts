@@ -104,14 +104,19 @@ test("trunks: a 400 names the field, a new trunk appears in the list, YAML trunk
   await page.locator(".field-error", { hasText: "domain" }).first().waitFor();
   expect(await page.getByLabel("Domain or address").getAttribute("class")).toContain("invalid");
 
+  // The trunk registers with a SIPp registrar: its row turns "registered" without a reload.
+  const registrar = await startSipp({ scenario: REGISTRAR, timeoutSec: 30 });
+  await registrar.ready();
   await page.getByLabel("Domain or address").fill("127.0.0.1");
-  await page.getByLabel("Port", { exact: true }).fill("5099");
+  await page.getByLabel("Port", { exact: true }).fill(String(registrar.localPort));
+  await page.getByLabel("Register", { exact: true }).check();
   await page.getByRole("button", { name: "Create trunk" }).click();
   const row = page.locator("tbody tr", { hasText: "carrier" });
-  await row.getByText("127.0.0.1:5099").waitFor();
+  await row.getByText(`127.0.0.1:${registrar.localPort}`).waitFor();
   await row.getByRole("button", { name: "Edit carrier" }).waitFor();
   const stored = harness.app.ctx.store.trunks.get("carrier");
-  expect(stored).toMatchObject({ domain: "127.0.0.1", port: 5099, username: "acme", password: "s3cret-password", optionsIntervalSec: 0, source: "api" });
+  expect(stored).toMatchObject({ domain: "127.0.0.1", port: registrar.localPort, register: true, username: "acme", password: "s3cret-password", optionsIntervalSec: 0, source: "api" });
+  await row.getByText("registered", { exact: true }).waitFor();
   await row.getByText("available", { exact: true }).waitFor();
   await shot("trunks");
 
@@ -121,6 +126,15 @@ test("trunks: a 400 names the field, a new trunk appears in the list, YAML trunk
   await page.getByRole("button", { name: "Save trunk" }).click();
   await row.getByText("0 / 4").waitFor();
   expect(harness.app.ctx.store.trunks.get("carrier")).toMatchObject({ maxConcurrentCalls: 4, password: "s3cret-password" });
+
+  // Delete (after the confirmation): the row goes and the trunk un-registers (SIPp sees expires 0).
+  page.once("dialog", (dialog) => void dialog.accept());
+  await row.getByRole("button", { name: "Delete carrier" }).click();
+  await page.getByText("Trunk carrier deleted.").waitFor();
+  expect(await row.count()).toBe(0);
+  const result = await registrar.done;
+  expect(result.exitCode, result.summary).toBe(0);
+  expect(result.logs).toContain("UNREGISTER");
 });
 
 test("applications: routes and caller-ID templates, the template checked as typed by the server's rules", async () => {
@@ -250,6 +264,40 @@ test("a SIPp call shows up live in channels and calls; mute, DTMF, its SIP ladde
     phone.close();
   }
 }, 60_000);
+
+/** A registrar granting an hour, then answering the un-REGISTER (any expires of 0) and logging it. */
+const REGISTRAR = `<?xml version="1.0" encoding="UTF-8"?>
+<scenario name="console-registrar">
+  <recv request="REGISTER" crlf="true"/>
+  <send><![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]reg
+[last_Call-ID:]
+[last_CSeq:]
+[last_Contact:]
+Expires: 3600
+Content-Length: 0
+
+]]></send>
+  <recv request="REGISTER" crlf="true">
+    <action>
+      <ereg regexp="expires=0|Expires: *0" search_in="msg" check_it="true" assign_to="unregister"/>
+      <log message="UNREGISTER [$unregister]"/>
+    </action>
+  </recv>
+  <send><![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]reg
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+
+]]></send>
+</scenario>`;
 
 /** A trace as GET /api/v1/calls/:id/sip answers it: INVITE in, 100 and 200 out, ACK in. */
 function sampleTrace(callId: string, port: number) {
