@@ -263,7 +263,7 @@ test("a SIPp call shows up live in channels and calls; mute, DTMF, its SIP ladde
   } finally {
     phone.close();
   }
-}, 60_000);
+}, 90_000);
 
 /** A registrar granting an hour, then answering the un-REGISTER (any expires of 0) and logging it. */
 const REGISTRAR = `<?xml version="1.0" encoding="UTF-8"?>
