@@ -24,6 +24,8 @@ let page: Page;
 let hooks: WebhookServer;
 /** Every URL the page asked for or navigated to, to prove the token never travels in one. */
 const urls: string[] = [];
+/** Uncaught exceptions in the page and Content-Security-Policy refusals. */
+const pageProblems: string[] = [];
 
 beforeAll(async () => {
   const calls = composeCalls();
@@ -54,6 +56,10 @@ applications:
   page = await browser.newPage();
   page.on("request", (request) => urls.push(request.url()));
   page.on("framenavigated", (frame) => urls.push(frame.url()));
+  page.on("pageerror", (error) => pageProblems.push(error.message));
+  page.on("console", (message) => {
+    if (/Content Security Policy/i.test(message.text())) pageProblems.push(message.text());
+  });
   mkdirSync("test-artifacts", { recursive: true });
 });
 
@@ -260,6 +266,7 @@ test("a SIPp call shows up live in channels and calls; mute, DTMF, its SIP ladde
     await page.getByRole("link", { name: "Channels" }).click();
     await page.getByText("No live channels on this node.").waitFor();
     expect(urls.filter(tokenIn)).toEqual([]);
+    expect(pageProblems).toEqual([]);
   } finally {
     phone.close();
   }
