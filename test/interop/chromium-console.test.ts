@@ -263,6 +263,7 @@ test("a SIPp call shows up live in channels and calls; mute, DTMF, its SIP ladde
     await page.getByLabel("State").selectOption("all");
     await callRow.getByText("ended").waitFor();
     await callRow.getByText("local_hangup").waitFor();
+    await shot("calls-ended");
     await page.getByRole("link", { name: "Channels" }).click();
     await page.getByText("No live channels on this node.").waitFor();
     expect(urls.filter(tokenIn)).toEqual([]);
