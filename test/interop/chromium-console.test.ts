@@ -70,7 +70,11 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-const shot = (name: string) => page.screenshot({ path: `test-artifacts/console-${name}.png`, fullPage: true });
+/** Saves a screenshot of the screen, which must show no leaked "null", "undefined", "NaN" or "[object". */
+async function shot(name: string): Promise<void> {
+  expect((await page.locator("body").innerText()).match(/\bnull\b|\bundefined\b|\bNaN\b|\[object/g)).toBeNull();
+  await page.screenshot({ path: `test-artifacts/console-${name}.png`, fullPage: true });
+}
 const tokenIn = (text: string) => text.includes(ADMIN_TOKEN) || text.includes(encodeURIComponent(ADMIN_TOKEN));
 
 test("a wrong token is refused with an error; the right one logs in; the token is in sessionStorage, never in a URL", async () => {

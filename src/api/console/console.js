@@ -751,14 +751,15 @@ function callsView() {
         ["Media", c.mediaStats ? Object.entries(c.mediaStats).map(([k, v]) => `${k} ${v}`).join(", ") : undefined],
       ];
       facts.replaceChildren(...rows.filter(([, v]) => v !== undefined && v !== "").flatMap(([k, v]) => [h("dt", {}, k), h("dd", { class: typeof v === "string" ? "mono" : "" }, v)]));
-      actions.replaceChildren(
+      // replaceChildren would write a null as the text "null": build through h(), which skips it.
+      actions.replaceChildren(h("span", {},
         c.state === "answered" ? h("button", { type: "button", class: "small secondary", onclick: () => {
           const digits = prompt("DTMF digits to send (0-9 * # A-D)");
           if (digits) act(view, () => api("POST", `/calls/${enc(c.id)}/dtmf`, { digits }));
         } }, "DTMF") : null,
         " ",
         c.state !== "ended" ? h("button", { type: "button", class: "small danger", "aria-label": "Hang up this call", onclick: () => act(view, async () => { await api("DELETE", `/calls/${enc(c.id)}`); await showCall(c.id); }) }, "Hang up") : null,
-      );
+      ));
     };
     try {
       renderFacts(await api("GET", `/calls/${enc(id)}`));
