@@ -141,7 +141,8 @@ test("trunks: a 400 names the field, a new trunk appears in the list, YAML trunk
   page.once("dialog", (dialog) => void dialog.accept());
   await row.getByRole("button", { name: "Delete carrier" }).click();
   await page.getByText("Trunk carrier deleted.").waitFor();
-  expect(await row.count()).toBe(0);
+  await row.waitFor({ state: "detached" });
+  expect(harness.app.ctx.store.trunks.get("carrier")).toBeUndefined();
   const result = await registrar.done;
   expect(result.exitCode, result.summary).toBe(0);
   expect(result.logs).toContain("UNREGISTER");
