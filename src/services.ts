@@ -1,7 +1,7 @@
 // The services of the real process, in start order (stopped in reverse): SIP sockets first, then
 // the trunks that register through them, the call flows that use both, the WebRTC clients that
 // dial through the calls, and the recordings of the channels they all join. See the Service interface in src/app.ts.
-import { callsApi, recordingsApi, trunkStatusApi, webrtcApi } from "./api/routes/services.ts";
+import { callsApi, channelsApi, recordingsApi, trunkStatusApi, webrtcApi } from "./api/routes/services.ts";
 import type { ComposeServices, Service } from "./app.ts";
 import { CALL_STACK_OPTIONS, CallService } from "./calls/service.ts";
 import { createSourceMatcher } from "./calls/sourceMatcher.ts";
@@ -35,6 +35,7 @@ export const composeServices: ComposeServices = (ctx) => {
     recordings,
     trunkStatusApi(trunks),
     callsApi(calls, ctx),
+    channelsApi(registry),
     webrtcApi(webrtc, ctx, () => calls.manager.clientControl()),
     recordingsApi(recordings),
   ];

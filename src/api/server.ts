@@ -8,6 +8,7 @@ import { httpDuration, httpRequests, metrics } from "../metrics.ts";
 import type { Store } from "../store/index.ts";
 import { adminAuth, AuthGuard } from "./auth.ts";
 import { AuthThrottle, type AuthThrottleOptions } from "./authThrottle.ts";
+import { mountConsole } from "./console.ts";
 import { ApiError } from "./errors.ts";
 import { OpenApiRegistry } from "./openapi.ts";
 import { API_PREFIX, ApiRouter, type ApiModule } from "./router.ts";
@@ -79,6 +80,7 @@ export function createHttpApp(options: HttpAppOptions): { hono: Hono; api: ApiRo
     docs.add({ method: "get", path, summary, tag: "operations", auth: "public", response: { status: 200, description: summary, ...content }, errors: [] });
   }
 
+  mountConsole(hono);
   for (const extend of options.extraRoutes) extend(api);
   for (const mount of adminModules) mount(api, options.store);
 

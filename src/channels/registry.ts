@@ -7,6 +7,7 @@
 //   const joined = await registry.joinWhenReady({ applicationId, channelId, id, kind: "sip", userId, callId },
 //     async (mixer) => { const leg = await createPhoneLeg({ mixer, participantId: id, ... }); return () => leg.close(); });
 //   member.leave("hangup");   // detaches from the mixer, emits participant.left
+//   member.setMuted(true);    // the channel stops hearing this participant (it still hears the channel)
 // participant.joined fires once the participant is in the mixer, never before.
 import { emitEvent } from "../events.ts";
 import type { MixTap } from "../media/mix-tap.ts";
@@ -25,7 +26,12 @@ export interface ParticipantInfo {
   /** The phone number or SIP address of a phone leg, for participant lists. */
   address?: string;
   joinedAt: string;
+  /** Muted by an operator: the channel does not hear this participant. */
+  muted: boolean;
 }
+
+/** Who joins: the registry adds when (joinedAt) and the mute state. */
+export type JoiningParticipant = Omit<ParticipantInfo, "joinedAt" | "muted">;
 
 /** Joins the channel's mixer and returns how to leave it (told why). */
 export type Attach = (mixer: Mixer) => (reason?: string) => void;
@@ -34,6 +40,8 @@ export interface ChannelMember {
   readonly info: ParticipantInfo;
   /** Removes the participant from the mixer and emits participant.left; later calls do nothing. */
   leave(reason?: string): void;
+  /** While muted, the participant's audio is read (jitter buffers keep draining) and discarded. */
+  setMuted(muted: boolean): void;
 }
 
 export type ChannelListener = (participants: ParticipantInfo[]) => void;
@@ -54,7 +62,7 @@ export class ChannelRegistry {
   private readonly lifecycle = new Set<ChannelLifecycleListener>();
 
   /** Joins a participant whose media attaches at once (a WebRTC peer already connected). */
-  join(info: Omit<ParticipantInfo, "joinedAt">, attach: Attach): ChannelMember {
+  join(info: JoiningParticipant, attach: Attach): ChannelMember {
     const key = channelKey(info.applicationId, info.channelId);
     this.channels.get(key)?.members.get(info.id)?.leave("replaced");
     const channel = this.channels.get(key) ?? this.open(key, info);
@@ -74,7 +82,7 @@ export class ChannelRegistry {
    * `attach` resolved. On `{ error }` nobody joined and the channel closes if it is empty.
    */
   async joinWhenReady(
-    info: Omit<ParticipantInfo, "joinedAt">,
+    info: JoiningParticipant,
     attach: (mixer: Mixer) => Promise<((reason?: string) => void) | { error: string }>,
   ): Promise<ChannelMember | { error: string }> {
     const key = channelKey(info.applicationId, info.channelId);
@@ -91,8 +99,8 @@ export class ChannelRegistry {
     return typeof detach === "function" ? this.admit(key, channel, info, detach) : detach;
   }
 
-  private admit(key: string, channel: Channel, info: Omit<ParticipantInfo, "joinedAt">, detach: (reason?: string) => void): ChannelMember {
-    const full: ParticipantInfo = { ...info, joinedAt: new Date().toISOString() };
+  private admit(key: string, channel: Channel, info: JoiningParticipant, detach: (reason?: string) => void): ChannelMember {
+    const full: ParticipantInfo = { ...info, joinedAt: new Date().toISOString(), muted: false };
     let present = true;
     const member: ChannelMember = {
       info: full,
@@ -103,6 +111,12 @@ export class ChannelRegistry {
         channel.members.delete(info.id);
         this.closeIfEmpty(key, channel, info);
         emitEvent("participant.left", { ...eventData(full), ...(reason ? { reason } : {}) });
+        this.notify(key);
+      },
+      setMuted: (muted) => {
+        if (!present || full.muted === muted) return;
+        full.muted = muted;
+        channel.mixer.setMuted(info.id, muted);
         this.notify(key);
       },
     };
@@ -133,6 +147,10 @@ export class ChannelRegistry {
   participants(applicationId: string, channelId: string): ParticipantInfo[] {
     const channel = this.channels.get(channelKey(applicationId, channelId));
     return channel ? [...channel.members.values()].map((m) => m.info) : [];
+  }
+
+  member(applicationId: string, channelId: string, participantId: string): ChannelMember | undefined {
+    return this.channels.get(channelKey(applicationId, channelId))?.members.get(participantId);
   }
 
   /**

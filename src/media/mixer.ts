@@ -134,6 +134,8 @@ class Participant implements MixerParticipant {
   /** Whether it was summed into the mix last tick (for fade edges). */
   wasMixed = false;
   speaking = false;
+  /** Muted by an operator: its input is still taken every tick (buffers drain) but never mixed. */
+  muted = false;
   left = false;
   /**
    * This tick's contribution when faded (otherwise the input frame itself is used). Int16 like the
@@ -238,6 +240,12 @@ export class Mixer {
     return this.participants.size;
   }
 
+  /** The others stop (or resume) hearing participant `id`; what it hears is unchanged. */
+  setMuted(id: string, muted: boolean): void {
+    const p = this.participants.get(id);
+    if (p) p.muted = muted;
+  }
+
   /** Hands every tick's full mix to `tap` (see mix-tap.ts) until the returned function is called. */
   addTap(tap: MixTap): () => void {
     this.taps = [...this.taps, tap];
@@ -338,7 +346,7 @@ export class Mixer {
       p.queueHead = (p.queueHead + 1) % queueDepth;
       p.queued--;
     }
-    if (!frame) return undefined;
+    if (!frame || p.muted) return undefined;
     // Also at the mix rate (a pure delay then), so a later rate change continues the stream exactly.
     const rate = this.rateOfFrame(frame.length);
     if (rate === undefined) {

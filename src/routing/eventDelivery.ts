@@ -5,7 +5,7 @@
 import type { AnyEvent, EventBus } from "../events.ts";
 import { createLogger } from "../log.ts";
 import { metrics } from "../metrics.ts";
-import { describeFailure, postWebhook, type WebhookFailure } from "./webhooks.ts";
+import { describeFailure, postWebhook, type WebhookFailure, type WebhookResult } from "./webhooks.ts";
 
 export interface EventsWebhookSettings {
   eventsUrl?: string;
@@ -100,13 +100,7 @@ export class EventDelivery {
     for (let attempt = 0; ; attempt++) {
       const settings = this.options.settings();
       if (!settings.eventsUrl || this.stopController.signal.aborted) return;
-      const result = await postWebhook(settings.eventsUrl, event, {
-        webhook: "events",
-        secret: settings.secret,
-        timeoutMs: settings.timeoutMs,
-        signal: this.stopController.signal,
-        headers: { "X-Trunkline-Event-Id": event.id, "X-Trunkline-Event-Type": event.type },
-      });
+      const result = await postEvent(settings.eventsUrl, settings, event, this.stopController.signal);
       if (result.ok) return;
       const delay = this.retryDelaysMs[attempt];
       if (delay === undefined || !isRetryable(result)) {
@@ -117,6 +111,17 @@ export class EventDelivery {
       await sleep(delay * (0.75 + Math.random() * 0.5), this.stopController.signal);
     }
   }
+}
+
+/** One signed POST of an event to `url`: what every delivery attempt sends. */
+export function postEvent(url: string, settings: EventsWebhookSettings, event: { id: string; type: string }, signal?: AbortSignal): Promise<WebhookResult<unknown>> {
+  return postWebhook(url, event, {
+    webhook: "events",
+    secret: settings.secret,
+    timeoutMs: settings.timeoutMs,
+    ...(signal ? { signal } : {}),
+    headers: { "X-Trunkline-Event-Id": event.id, "X-Trunkline-Event-Type": event.type },
+  });
 }
 
 /** A 4xx other than 408/429 means the receiver rejects this event: retrying cannot help. */

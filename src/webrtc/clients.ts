@@ -3,7 +3,7 @@
 // jitter buffer each tick, and each mixed frame (N−1) is encoded for the client — identical mixes
 // once per codec (participant.encode), silence as a constant Opus frame.
 // A client leaves by DELETE, by closing its peer connection, or by going silent/unreachable.
-import type { ChannelMember, ChannelRegistry, ParticipantInfo } from "../channels/registry.ts";
+import type { ChannelMember, ChannelRegistry, JoiningParticipant } from "../channels/registry.ts";
 import { createLogger } from "../log.ts";
 import { metrics } from "../metrics.ts";
 import { answerClientOffer, type ClientPeer, type PeerNetworkOptions, type PeerTimeouts } from "./peer.ts";
@@ -72,7 +72,7 @@ export class ClientSessions {
 
     const key = sessionKey(claims.applicationId, clientId);
     this.sessions.get(key)?.member.leave("replaced");
-    const info: Omit<ParticipantInfo, "joinedAt"> = {
+    const info: JoiningParticipant = {
       applicationId: claims.applicationId,
       channelId: claims.channelId,
       id: clientId,

@@ -6,6 +6,8 @@ import { trunkView } from "../../src/api/routes/trunks.ts";
 import { webhooksView } from "../../src/api/routes/webhooks.ts";
 import { s, validate, type Schema } from "../../src/config/schema.ts";
 import { setLogSink } from "../../src/log.ts";
+import { verifyWebhookSignature } from "../../src/routing/webhooks.ts";
+import { startWebhookServer } from "../helpers/webhookServer.ts";
 import { startHarness, type Harness } from "./harness.ts";
 
 const TRUNK_PASSWORD = "trunk-password-never-echoed";
@@ -177,6 +179,9 @@ describe("applications, inbound routes and caller ID", () => {
     expect(saved.status).toBe(200);
     expectView(callerIdView, saved.json);
     expect((await h.call("GET", path)).json).toMatchObject({ displayName: "{userAlias}", username: "{userId}", channelId: "lobby" });
+    const listed = await h.call("GET", "/api/v1/applications/cid/caller-ids");
+    expect(listed.json).toEqual([saved.json]);
+    expectView(s.array(callerIdView), listed.json);
 
     const bad = await h.call("PUT", path, { displayName: "{nickname}" });
     expect(bad.status).toBe(400);
@@ -213,6 +218,37 @@ describe("webhook settings", () => {
     expect((await h.call("PUT", "/api/v1/settings/webhooks", { secret: "" })).json.secretSet).toBe(false);
     expect((await h.call("PUT", "/api/v1/settings/webhooks", { inboundUrl: "ftp://x" })).json.error.field).toBe("inboundUrl");
     expect((await h.call("PUT", "/api/v1/settings/webhooks", { timeoutMs: 10 })).json.error.field).toBe("timeoutMs");
+  });
+
+  test("send test event: one signed webhook.test event to eventsUrl through the delivery path, outcome returned", async () => {
+    await h.call("PUT", "/api/v1/settings/webhooks", {});
+    const none = await h.call("POST", "/api/v1/settings/webhooks/test");
+    expect(none.status).toBe(409);
+    expect(none.json.error).toMatchObject({ code: "no_events_url", field: "eventsUrl" });
+
+    const receiver = startWebhookServer();
+    try {
+      receiver.handle("/bad", () => new Response("nope", { status: 503 }));
+      await h.call("PUT", "/api/v1/settings/webhooks", { eventsUrl: receiver.url("/events"), secret: WEBHOOK_SECRET });
+      const sent = await h.call("POST", "/api/v1/settings/webhooks/test");
+      expect(sent.status).toBe(200);
+      const eventId: string = sent.json.eventId;
+      expect(eventId).toMatch(/^evt_test_/);
+      expect(sent.json).toMatchObject({ delivered: true, status: 200, url: receiver.url("/events") });
+      const got = receiver.received.find((r) => r.path === "/events")!;
+      expect(got.json).toMatchObject({ id: eventId, type: "webhook.test", time: expect.any(String) });
+      expect(got.headers.get("x-trunkline-event-type")).toBe("webhook.test");
+      expect(got.headers.get("x-trunkline-event-id")).toBe(eventId);
+      const signed = verifyWebhookSignature({ secret: WEBHOOK_SECRET, body: got.body, timestamp: got.headers.get("x-trunkline-timestamp"), signature: got.headers.get("x-trunkline-signature") });
+      expect(signed).toBe(true);
+
+      await h.call("PUT", "/api/v1/settings/webhooks", { eventsUrl: receiver.url("/bad") });
+      const refused = await h.call("POST", "/api/v1/settings/webhooks/test");
+      expect(refused.json).toMatchObject({ delivered: false, status: 503, error: "HTTP 503" });
+    } finally {
+      await receiver.stop();
+      await h.call("PUT", "/api/v1/settings/webhooks", {});
+    }
   });
 });
 

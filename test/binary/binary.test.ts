@@ -140,6 +140,27 @@ describe("compiled binary", () => {
     expect([...first.lines, ...second.lines].join("\n")).not.toContain("pw-secret");
   }, 30_000);
 
+  test("serves the embedded console: page, script, style, and the server's caller-ID rules as a browser module", async () => {
+    const run = await serve();
+    try {
+      const page = await fetch(`${run.url}/console/`);
+      expect(page.headers.get("content-security-policy")).toContain("default-src 'self'");
+      expect(await page.text()).toContain('<script type="module" src="console.js">');
+      for (const [path, type] of [["console.js", "text/javascript"], ["console.css", "text/css"]]) {
+        const res = await fetch(`${run.url}/console/${path}`);
+        expect([res.status, res.headers.get("content-type")]).toEqual([200, `${type}; charset=utf-8`]);
+      }
+      const rules = join(dir, "callerIdTemplate.mjs");
+      writeFileSync(rules, await (await fetch(`${run.url}/console/callerIdTemplate.js`)).text());
+      const { parseTemplate } = await import(rules);
+      expect(parseTemplate("{userAlias}").ok).toBe(true);
+      expect(parseTemplate("{nickname}").error).toContain("unknown variable {nickname}");
+    } finally {
+      run.proc.kill("SIGTERM");
+      await run.proc.exited;
+    }
+  }, 30_000);
+
   test("a call's RTP flows both ways through the compiled binary's RTP I/O worker", async () => {
     const sipPort = await freePort();
     writeFileSync(

@@ -221,6 +221,51 @@ describe("leaving", () => {
   });
 });
 
+describe("operator control (admin API)", () => {
+  test("GET /channels lists participants; PATCH mutes; DELETE removes a browser and refuses a phone (a call)", async () => {
+    const hx = harness();
+    const admin = (method: string, path: string, body?: unknown) =>
+      fetch(`${hx.url}/api/v1${path}`, {
+        method,
+        headers: { authorization: `Bearer ${ADMIN_TOKEN}`, ...(body ? { "content-type": "application/json" } : {}) },
+        ...(body ? { body: JSON.stringify(body) } : {}),
+      });
+    await joined(hx, "carol");
+    const phone = hx.registry.join({ applicationId: APP.id, channelId: "room1", id: "call_1", kind: "sip", userId: "+15550100", callId: "call_1" }, () => () => {});
+    const left: (string | undefined)[] = [];
+    const stop = subscribeEvents((e) => {
+      if (e.type === "participant.left" && e.data.participantId === "carol") left.push(e.data.reason);
+    });
+    try {
+      const channels = (await (await admin("GET", "/channels")).json()) as { applicationId: string; channelId: string; participants: { id: string; kind: string; muted: boolean }[] }[];
+      expect(channels.map((c) => [c.applicationId, c.channelId, c.participants.map((p) => [p.id, p.kind, p.muted])])).toEqual([
+        [APP.id, "room1", [["carol", "webrtc", false], ["call_1", "sip", false]]],
+      ]);
+
+      const base = `/applications/${APP.id}/channels/room1/participants`;
+      const muted = await admin("PATCH", `${base}/carol`, { muted: true });
+      expect(muted.status).toBe(200);
+      expect(await muted.json()).toMatchObject({ id: "carol", muted: true });
+      expect(hx.registry.participants(APP.id, "room1").find((p) => p.id === "carol")?.muted).toBe(true);
+      expect((await admin("PATCH", `${base}/nobody`, { muted: true })).status).toBe(404);
+      expect((await admin("PATCH", `${base}/carol`, { muted: "yes" })).status).toBe(400);
+
+      const refused = await admin("DELETE", `${base}/call_1`);
+      expect(refused.status).toBe(409);
+      expect(((await refused.json()) as { error: { code: string } }).error.code).toBe("is_a_call");
+
+      expect((await admin("DELETE", `${base}/carol`)).status).toBe(204);
+      expect(hx.registry.participants(APP.id, "room1").map((p) => p.id)).toEqual(["call_1"]);
+      expect(left).toEqual(["removed"]);
+      expect((await admin("GET", "/channels", undefined)).status).toBe(200);
+      expect((await fetch(`${hx.url}/api/v1/channels`)).status).toBe(401);
+    } finally {
+      stop();
+      phone.leave();
+    }
+  });
+});
+
 describe("events WebSocket", () => {
   test("streams the participant list after a first-message auth, and refuses a bad token", async () => {
     const hx = harness();

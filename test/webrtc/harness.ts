@@ -1,4 +1,4 @@
-// An HTTP server with only the client API mounted (on 127.0.0.1, a free port), a channel registry
+// An HTTP server with only the client API (and the admin channel routes) mounted (on 127.0.0.1, a free port), a channel registry
 // and client sessions, for the WebRTC tests.
 import { Hono } from "hono";
 import { websocket } from "hono/bun";
@@ -9,6 +9,7 @@ import { ApiError } from "../../src/api/errors.ts";
 import { OpenApiRegistry } from "../../src/api/openapi.ts";
 import { ApiRouter } from "../../src/api/router.ts";
 import { mountClientRoutes, type ClientCallControl } from "../../src/api/routes/client.ts";
+import { channelRoutes } from "../../src/api/routes/channels.ts";
 import { mountClientTokenRoutes } from "../../src/api/routes/clientTokens.ts";
 import { ClientSessions } from "../../src/webrtc/clients.ts";
 import { mountUi } from "../../src/webrtc/ui.ts";
@@ -51,6 +52,7 @@ export function startHarness(
   const applicationSecret = (id: string) => (id === APP.id ? APP.secret : undefined);
   mountClientRoutes(api, { sessions, registry, applicationSecret, dialRole: () => "dial", calls: () => o.calls, maxEventStreamsPerChannel: () => o.maxEventStreamsPerChannel ?? 200 });
   mountClientTokenRoutes(api, { applicationSecret, defaultTtlSec: () => 3600 });
+  channelRoutes(api, registry);
   mountUi(hono);
   const server = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: hono.fetch, websocket });
   const url = `http://127.0.0.1:${server.port}`;

@@ -1,5 +1,6 @@
 // /api/v1/applications/:appId/channels/:channelId/caller-id — outbound caller-ID templates.
 // Templates are checked on save: an unknown {variable} is a 400 naming the field.
+// GET /applications/:appId/caller-ids lists them all.
 import { callerIdSchema, channelIdSchema, idSchema } from "../../config/entities.ts";
 import { s } from "../../config/schema.ts";
 import type { CallerIdConfig } from "../../store/index.ts";
@@ -17,6 +18,19 @@ export const callerIdRoutes: ApiModule = (api, store) => {
   const tag = "caller ID";
   const path = "/applications/:appId/channels/:channelId/caller-id";
   const params = { appId: idSchema, channelId: channelIdSchema };
+
+  api.route(
+    {
+      method: "get",
+      path: "/applications/:appId/caller-ids",
+      params: { appId: idSchema },
+      summary: "List an application's caller-ID templates, one per channel",
+      tag,
+      response: { status: 200, description: "The templates", schema: s.array(callerIdView) },
+      errors: [404],
+    },
+    (c, _body, { appId }) => c.json(store.callerIds.listByApplication(findApplication(store, appId).id).map(viewCallerId)),
+  );
 
   api.route(
     {

@@ -1,0 +1,328 @@
+// The admin console (/console/) in headless Chromium on the app composed as in production: log in
+// (a wrong token is refused, the token never shows in a URL), create a trunk through the form and
+// see it listed, edit caller-ID templates validated as typed, send a test webhook event, watch a
+// SIPp call appear in the channels and calls screens, mute it and send DTMF, open its SIP ladder and
+// hang it up from the page (SIPp receives the BYE). Screenshots of each screen go to test-artifacts/.
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { chromium, type BrowserContext, type Page } from "playwright-core";
+import { ADMIN_TOKEN, startHarness, type Harness } from "../api/harness.ts";
+import { composeCalls } from "../helpers/callsApp.ts";
+import { startRtpPeer } from "../helpers/rtpPeer.ts";
+import { CALLER_UNTIL_BYE, startSipp } from "../helpers/sipp.ts";
+import { until } from "../helpers/until.ts";
+import { startWebhookServer, type WebhookServer } from "../helpers/webhookServer.ts";
+
+let harness: Harness;
+let registry: ReturnType<typeof composeCalls>["registry"];
+let sipPort: number;
+let dir: string;
+let browser: BrowserContext;
+let page: Page;
+let hooks: WebhookServer;
+/** Every URL the page asked for or navigated to, to prove the token never travels in one. */
+const urls: string[] = [];
+/** Uncaught exceptions in the page and Content-Security-Policy refusals. */
+const pageProblems: string[] = [];
+
+beforeAll(async () => {
+  const calls = composeCalls();
+  registry = calls.registry;
+  harness = await startHarness(
+    `
+rtp: { mediaTimeoutSec: 0 }
+trunks:
+  - { id: sipp, domain: 127.0.0.1, canTerminate: false, optionsIntervalSec: 0 }
+applications:
+  - id: app1
+    name: Console test app
+    sharedSecret: console-test-secret-0123456789
+    inboundRoutes:
+      - { sipUsername: "1000", channelId: room1 }
+`,
+    calls.compose,
+  );
+  sipPort = calls.sipPort();
+  hooks = startWebhookServer();
+  dir = mkdtempSync(join(tmpdir(), "trunkline-console-"));
+  browser = await chromium.launchPersistentContext(join(dir, "profile"), {
+    executablePath: "/usr/bin/chromium",
+    headless: true,
+    viewport: { width: 1280, height: 800 },
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+  page = await browser.newPage();
+  page.on("request", (request) => urls.push(request.url()));
+  page.on("framenavigated", (frame) => urls.push(frame.url()));
+  page.on("pageerror", (error) => pageProblems.push(error.message));
+  page.on("console", (message) => {
+    if (/Content Security Policy/i.test(message.text())) pageProblems.push(message.text());
+  });
+  mkdirSync("test-artifacts", { recursive: true });
+});
+
+afterAll(async () => {
+  await browser?.close();
+  await hooks?.stop();
+  await harness?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** Saves a screenshot of the screen, which must show no leaked "null", "undefined", "NaN" or "[object". */
+async function shot(name: string): Promise<void> {
+  expect((await page.locator("body").innerText()).match(/\bnull\b|\bundefined\b|\bNaN\b|\[object/g)).toBeNull();
+  await page.screenshot({ path: `test-artifacts/console-${name}.png`, fullPage: true });
+}
+const tokenIn = (text: string) => text.includes(ADMIN_TOKEN) || text.includes(encodeURIComponent(ADMIN_TOKEN));
+
+test("a wrong token is refused with an error; the right one logs in; the token is in sessionStorage, never in a URL", async () => {
+  await page.goto(`${harness.app.url}/console/`);
+  await page.getByLabel("Admin token").fill("not-the-admin-token");
+  await page.getByRole("button", { name: "Log in" }).click();
+  await page.getByText("Wrong admin token: the server refused it (401).").waitFor();
+  expect(await page.evaluate(() => sessionStorage.length)).toBe(0);
+  await shot("login-error");
+
+  await page.getByLabel("Admin token").fill(ADMIN_TOKEN);
+  await page.getByRole("button", { name: "Log in" }).click();
+  await page.getByRole("link", { name: "Trunks" }).waitFor();
+  expect(await page.evaluate(() => Object.values(sessionStorage))).toEqual([ADMIN_TOKEN]);
+  expect(page.url()).toBe(`${harness.app.url}/console/`);
+
+  // A reload keeps the session (sessionStorage), still without the token in the address.
+  await page.reload();
+  await page.getByRole("link", { name: "Trunks" }).waitFor();
+  expect(urls.length).toBeGreaterThan(3);
+  expect(urls.filter(tokenIn)).toEqual([]);
+});
+
+test("trunks: a 400 names the field, a new trunk appears in the list, YAML trunks are read-only with the reason", async () => {
+  await page.goto(`${harness.app.url}/console/#/trunks`);
+  const yamlRow = page.locator("tr", { hasText: "sipp" });
+  await yamlRow.getByText("managed by config.yaml").waitFor();
+  await expect(yamlRow.getByRole("button").count()).resolves.toBe(0);
+
+  await page.getByRole("button", { name: "New trunk" }).click();
+  await page.getByLabel("Id", { exact: true }).fill("carrier");
+  await page.getByLabel("Domain or address").fill("bad domain!");
+  await page.getByLabel("Username").fill("acme");
+  await page.getByLabel("Password").fill("s3cret-password");
+  await page.getByLabel("OPTIONS every (s)").fill("0");
+  await page.getByRole("button", { name: "Create trunk" }).click();
+  await page.locator(".field-error", { hasText: "domain" }).first().waitFor();
+  expect(await page.getByLabel("Domain or address").getAttribute("class")).toContain("invalid");
+
+  // The trunk registers with a SIPp registrar: its row turns "registered" without a reload.
+  const registrar = await startSipp({ scenario: REGISTRAR, timeoutSec: 30 });
+  await registrar.ready();
+  await page.getByLabel("Domain or address").fill("127.0.0.1");
+  await page.getByLabel("Port", { exact: true }).fill(String(registrar.localPort));
+  await page.getByLabel("Register", { exact: true }).check();
+  await page.getByRole("button", { name: "Create trunk" }).click();
+  const row = page.locator("tbody tr", { hasText: "carrier" });
+  await row.getByText(`127.0.0.1:${registrar.localPort}`).waitFor();
+  await row.getByRole("button", { name: "Edit carrier" }).waitFor();
+  const stored = harness.app.ctx.store.trunks.get("carrier");
+  expect(stored).toMatchObject({ domain: "127.0.0.1", port: registrar.localPort, register: true, username: "acme", password: "s3cret-password", optionsIntervalSec: 0, source: "api" });
+  await row.getByText("registered", { exact: true }).waitFor();
+  await row.getByText("available", { exact: true }).waitFor();
+  await shot("trunks");
+
+  // Edit through PATCH: the password stays when left empty.
+  await row.getByRole("button", { name: "Edit carrier" }).click();
+  await page.getByLabel("Max calls").fill("4");
+  await page.getByRole("button", { name: "Save trunk" }).click();
+  await row.getByText("0 / 4").waitFor();
+  expect(harness.app.ctx.store.trunks.get("carrier")).toMatchObject({ maxConcurrentCalls: 4, password: "s3cret-password" });
+
+  // Delete (after the confirmation): the row goes and the trunk un-registers (SIPp sees expires 0).
+  page.once("dialog", (dialog) => void dialog.accept());
+  await row.getByRole("button", { name: "Delete carrier" }).click();
+  await page.getByText("Trunk carrier deleted.").waitFor();
+  await row.waitFor({ state: "detached" });
+  expect(harness.app.ctx.store.trunks.get("carrier")).toBeUndefined();
+  const result = await registrar.done;
+  expect(result.exitCode, result.summary).toBe(0);
+  expect(result.logs).toContain("UNREGISTER");
+});
+
+test("applications: routes and caller-ID templates, the template checked as typed by the server's rules", async () => {
+  await page.goto(`${harness.app.url}/console/#/applications`);
+  await page.locator("tbody tr", { hasText: "app1" }).waitFor();
+  await page.getByText("Inbound routes of app1").waitFor();
+  await page.locator("tr", { hasText: "room1" }).getByText("managed by config.yaml").waitFor();
+
+  await page.getByRole("button", { name: "New application" }).click();
+  await page.getByLabel("Id", { exact: true }).fill("acme");
+  await page.getByLabel("Name", { exact: true }).fill("Acme Corp");
+  await page.getByLabel("Shared secret").fill("a-long-random-secret-please");
+  await page.getByRole("button", { name: "Create application" }).click();
+  await page.getByText("Inbound routes of acme").waitFor();
+
+  await page.getByLabel("SIP username").fill("15550199");
+  await page.getByLabel("Channel", { exact: true }).first().fill("lobby");
+  await page.getByRole("button", { name: "Add route" }).click();
+  await page.locator("tr", { hasText: "15550199" }).getByRole("button", { name: "Delete route 15550199" }).waitFor();
+
+  const cidForm = page.locator("form", { has: page.getByRole("button", { name: "Save caller ID" }) });
+  await cidForm.getByLabel("Channel").fill("lobby");
+  await cidForm.getByLabel("Display name").fill("{nickname}");
+  await cidForm.getByText("unknown variable {nickname}").waitFor();
+  await shot("applications-invalid-template");
+  expect(await cidForm.getByRole("button", { name: "Save caller ID" }).isDisabled()).toBe(true);
+  await cidForm.getByLabel("Display name").fill("{userAlias} (support");
+  await cidForm.getByLabel("Username").fill("{userId");
+  await cidForm.getByText('unclosed "{" at position 0').waitFor();
+  await cidForm.getByLabel("Username").fill("{userId}");
+  await cidForm.getByText('"Alice Liddell (support" <sip:alice@').waitFor();
+  expect(await cidForm.getByRole("button", { name: "Save caller ID" }).isEnabled()).toBe(true);
+  await cidForm.getByRole("button", { name: "Save caller ID" }).click();
+  await page.getByRole("button", { name: "Edit caller ID lobby" }).waitFor();
+  expect(harness.app.ctx.store.callerIds.get("acme", "lobby")).toMatchObject({ displayName: "{userAlias} (support", username: "{userId}" });
+  await shot("applications");
+});
+
+test("webhooks: settings saved, 'Send test event' delivers a webhook.test event and shows the outcome", async () => {
+  await page.goto(`${harness.app.url}/console/#/webhooks`);
+  const send = page.getByRole("button", { name: "Send test event" });
+  await send.waitFor();
+  expect(await send.isDisabled()).toBe(true);
+  await page.getByLabel("Events URL").fill(hooks.url("/events"));
+  await page.getByLabel("Signing secret").fill("webhook-signing-secret");
+  await page.getByRole("button", { name: "Save webhooks" }).click();
+  await page.getByText("Webhook settings saved.").waitFor();
+  await until(() => send.isEnabled(), { what: () => "the test button stays disabled after saving an events URL" });
+  await send.click();
+  await page.locator("#webhook-test-result").getByText("delivered", { exact: true }).waitFor();
+  const received = hooks.received.filter((r) => r.path === "/events");
+  expect(received.map((r) => (r.json as { type: string }).type)).toEqual(["webhook.test"]);
+  await page.locator("#webhook-test-result").getByText((received[0]!.json as { id: string }).id).waitFor();
+  await shot("webhooks");
+});
+
+test("a SIPp call shows up live in channels and calls; mute, DTMF, its SIP ladder, and hang-up from the page (SIPp gets the BYE)", async () => {
+  const phone = await startRtpPeer(440, { replyToSender: true });
+  try {
+    await page.goto(`${harness.app.url}/console/#/channels`);
+    await page.getByText("No live channels on this node.").waitFor();
+    const caller = await startSipp({ scenario: CALLER_UNTIL_BYE, remote: `127.0.0.1:${sipPort}`, service: "1000", keys: { rtpport: phone.port, testcase: "console" }, timeoutSec: 40 });
+
+    // Channels: the caller appears without a reload; mute it, send digits.
+    const participant = page.locator("tbody tr", { hasText: "room1" });
+    await participant.getByText("phone").waitFor();
+    await participant.getByText("+15550001111").first().waitFor();
+    const callId = registry.participants("app1", "room1")[0]!.callId!;
+    await participant.getByRole("button", { name: /^Mute / }).click();
+    await participant.getByText("muted", { exact: true }).waitFor();
+    expect(registry.participants("app1", "room1")[0]!.muted).toBe(true);
+    await participant.getByRole("button", { name: /^DTMF to / }).click();
+    await page.getByRole("textbox", { name: "Digits" }).fill("12#");
+    const dtmf = page.waitForResponse((r) => r.url().endsWith(`/calls/${callId}/dtmf`));
+    await page.getByRole("button", { name: "Send digits" }).click();
+    expect((await dtmf).status()).toBe(204);
+    await page.getByText("Sent 12#.").waitFor();
+    await shot("channels");
+
+    // Trunks: the call counts on its trunk, live.
+    await page.getByRole("link", { name: "Trunks" }).click();
+    await page.locator('tbody tr[data-key="sipp"] td.num', { hasText: /^1$/ }).waitFor();
+    await shot("trunks-live-call");
+
+    // Calls: the live call is listed; its detail shows the SIP ladder (or says none was recorded).
+    await page.getByRole("link", { name: "Calls" }).click();
+    const callRow = page.locator(`tbody tr[data-key="${callId}"]`);
+    await callRow.getByText("answered").waitFor();
+    await page.getByLabel("State").selectOption("active");
+    await page.getByLabel("Direction").selectOption("outbound");
+    await page.getByText("No calls match.").waitFor();
+    await page.getByLabel("Direction").selectOption("inbound");
+    await page.getByLabel("Trunk").selectOption("sipp");
+    await callRow.click();
+    const ladder = page.locator("#ladder");
+    await ladder.locator("table.ladder, :text('No SIP trace recorded for this call.')").first().waitFor();
+    if (await ladder.locator("table.ladder").count()) {
+      await ladder.getByText(/^INVITE sip:1000@/).first().click();
+      await ladder.locator("pre", { hasText: "X-Test-Case: console" }).waitFor();
+    }
+    await shot("calls");
+
+    // The ladder drawn from a trace of the shape GET /calls/:id/sip answers (served by the test:
+    // that endpoint is built on another branch): arrows by direction, first lines, the whole message on click.
+    await page.route(`**/api/v1/calls/${callId}/sip`, (route) => route.fulfill({ json: sampleTrace(callId, sipPort) }));
+    await callRow.click();
+    await ladder.getByText("4 messages").waitFor();
+    expect(await ladder.locator("td.arrow.received").count()).toBe(2);
+    expect(await ladder.locator("td.arrow.sent").count()).toBe(2);
+    await ladder.getByText("SIP/2.0 200 OK", { exact: true }).click();
+    await ladder.locator("pre", { hasText: "SIP/2.0 200 OK" }).waitFor();
+    expect(await ladder.locator("pre", { hasText: "INVITE sip:1000@" }).isVisible()).toBe(false);
+    await shot("calls-ladder");
+    await page.unroute(`**/api/v1/calls/${callId}/sip`);
+
+    await page.getByRole("button", { name: "Hang up this call" }).click();
+    const result = await caller.done;
+    expect(result.exitCode, result.summary).toBe(0);
+    expect(result.messages).toContain("BYE sip:");
+    await page.getByLabel("State").selectOption("all");
+    await callRow.getByText("ended").waitFor();
+    await callRow.getByText("local_hangup").waitFor();
+    await shot("calls-ended");
+    await page.getByRole("link", { name: "Channels" }).click();
+    await page.getByText("No live channels on this node.").waitFor();
+    expect(urls.filter(tokenIn)).toEqual([]);
+    expect(pageProblems).toEqual([]);
+  } finally {
+    phone.close();
+  }
+}, 90_000);
+
+/** A registrar granting an hour, then answering the un-REGISTER (any expires of 0) and logging it. */
+const REGISTRAR = `<?xml version="1.0" encoding="UTF-8"?>
+<scenario name="console-registrar">
+  <recv request="REGISTER" crlf="true"/>
+  <send><![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]reg
+[last_Call-ID:]
+[last_CSeq:]
+[last_Contact:]
+Expires: 3600
+Content-Length: 0
+
+]]></send>
+  <recv request="REGISTER" crlf="true">
+    <action>
+      <ereg regexp="expires=0|Expires: *0" search_in="msg" check_it="true" assign_to="unregister"/>
+      <log message="UNREGISTER [$unregister]"/>
+    </action>
+  </recv>
+  <send><![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]reg
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+
+]]></send>
+</scenario>`;
+
+/** A trace as GET /api/v1/calls/:id/sip answers it: INVITE in, 100 and 200 out, ACK in. */
+function sampleTrace(callId: string, port: number) {
+  const peer = "127.0.0.1:5070";
+  const us = `127.0.0.1:${port}`;
+  const at = (ms: number) => new Date(Date.parse("2026-12-06T05:00:00Z") + ms).toISOString();
+  const invite = `INVITE sip:1000@${us} SIP/2.0\r\nVia: SIP/2.0/UDP ${peer};branch=z9hG4bK-1\r\nCall-ID: 1-test@127.0.0.1\r\nCSeq: 1 INVITE\r\nContent-Type: application/sdp\r\n\r\nv=0\r\n`;
+  const messages = [
+    { time: at(0), direction: "received", transport: "udp", source: peer, destination: us, summary: `INVITE sip:1000@${us} SIP/2.0`, retransmission: false, message: invite },
+    { time: at(2), direction: "sent", transport: "udp", source: us, destination: peer, summary: "SIP/2.0 100 Trying", retransmission: false, message: "SIP/2.0 100 Trying\r\nCSeq: 1 INVITE\r\n\r\n" },
+    { time: at(41), direction: "sent", transport: "udp", source: us, destination: peer, summary: "SIP/2.0 200 OK", retransmission: false, message: "SIP/2.0 200 OK\r\nCSeq: 1 INVITE\r\nContent-Type: application/sdp\r\n\r\nv=0\r\n" },
+    { time: at(43), direction: "received", transport: "udp", source: peer, destination: us, summary: `ACK sip:1000@${us} SIP/2.0`, retransmission: false, message: `ACK sip:1000@${us} SIP/2.0\r\nCSeq: 1 ACK\r\n\r\n` },
+  ];
+  return { callId, bytes: messages.reduce((n, m) => n + m.message.length, 0), droppedMessages: 0, truncated: false, messages };
+}
