@@ -14,7 +14,8 @@ const usage = `Usage:
   trunkline --version
 
 Environment: TRUNKLINE_ADMIN_TOKEN overrides adminToken; \${NAME} in YAML string values reads NAME.
-Signals: SIGHUP reloads the config file, SIGTERM/SIGINT stop gracefully.`;
+Signals: SIGHUP reloads the config file; SIGTERM/SIGINT refuse new calls, let live ones end
+(cluster.drainGraceSec at most), then stop; a second SIGTERM/SIGINT exits at once.`;
 
 type Command = { name: "serve" | "check-config"; configPath: string; overrides: CliOverrides } | { name: "version" } | { name: "help" };
 
@@ -97,7 +98,7 @@ async function serve(configPath: string, overrides: CliOverrides): Promise<void>
       process.exit(1);
     }
     stopping = true;
-    running.stop().then(
+    running.drainAndStop().then(
       () => process.exit(0),
       (err: unknown) => {
         log.error("shutdown failed", { err });

@@ -67,6 +67,12 @@ export interface App {
   readonly url: string;
   /** Re-reads the config file; on errors keeps the running config and returns them. */
   reload(): Promise<{ ok: true } | { ok: false; errors: string[] }>;
+  /**
+   * SIGTERM: refuses new work at once (SIP 503, /readyz not ready), lets live calls go on until
+   * they end or cluster.drainGraceSec passes, then stop() ends the rest (BYE with a Reason).
+   */
+  drainAndStop(): Promise<void>;
+  /** Stops now: live calls are ended at once. */
   stop(): Promise<void>;
 }
 
@@ -108,6 +114,7 @@ export async function startApp(options: AppOptions): Promise<App> {
   retention.start();
 
   const started: Service[] = [];
+  let draining = false;
   let server: Server<unknown> | undefined;
   try {
     const services = options.compose ? await options.compose(ctx) : [];
@@ -122,7 +129,10 @@ export async function startApp(options: AppOptions): Promise<App> {
       adminToken: () => config.adminToken,
       maxBodyBytes: () => config.limits.maxHttpBodyBytes,
       authFailures: config.http.authFailures,
-      readiness: () => readiness(store, started),
+      readiness: async () => ({
+        ...(await readiness(store, started)),
+        ...(draining ? { draining: { ok: false, detail: "draining: refusing new calls before stopping" } } : {}),
+      }),
       extraRoutes: [
         (api: ApiRouter) => clusterRoutes(api, { nodeId: ctx.nodeId, deadAfterMs: config.cluster.deadAfterMs, nodes: store.nodes }),
         ...started.filter((s) => s.routes).map((s) => (api: ApiRouter) => s.routes!(api)),
@@ -196,7 +206,19 @@ export async function startApp(options: AppOptions): Promise<App> {
     return { ok: true };
   };
 
-  return {
+  const drainThenStop = async (): Promise<void> => {
+    draining = true;
+    for (const service of started) service.drain?.();
+    const graceSec = config.cluster.drainGraceSec;
+    const liveCalls = () => nodeLoad(started).activeCalls;
+    log.info("draining: new calls refused, live calls go on", { liveCalls: liveCalls(), graceSec });
+    const left = await waitForNoCalls(liveCalls, Date.now() + graceSec * 1000);
+    if (left > 0) log.warn("drain grace period over: ending the calls still up", { calls: left });
+    else log.info("drained: no live calls");
+  };
+
+  let drainingThenStopping: Promise<void> | undefined;
+  const app: App = {
     ctx,
     httpPort,
     url,
@@ -204,6 +226,10 @@ export async function startApp(options: AppOptions): Promise<App> {
       const run = reloading.then(reloadOnce);
       reloading = run.catch(() => undefined);
       return run;
+    },
+    drainAndStop() {
+      drainingThenStopping ??= drainThenStop().then(() => app.stop());
+      return drainingThenStopping;
     },
     stop() {
       stopping ??= (async () => {
@@ -222,6 +248,19 @@ export async function startApp(options: AppOptions): Promise<App> {
       return stopping;
     },
   };
+  return app;
+}
+
+/** How often a drain looks at the live call count: the process exits at most this long after the last call ends. */
+const DRAIN_POLL_MS = 100;
+
+/** Resolves with the calls still up once there are none or the deadline passes. */
+async function waitForNoCalls(liveCalls: () => number, deadline: number): Promise<number> {
+  for (;;) {
+    const live = liveCalls();
+    if (live === 0 || Date.now() >= deadline) return live;
+    await Bun.sleep(Math.min(DRAIN_POLL_MS, deadline - Date.now()));
+  }
 }
 
 /** The host name as a node id ("single" when it has no usable characters). */

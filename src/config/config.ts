@@ -144,6 +144,12 @@ const clusterSchema = s
       .integer({ min: 100, max: 600_000 })
       .default(6000)
       .describe("A node whose last heartbeat is older than this, by the database's clock, is dead."),
+    drainGraceSec: s
+      .integer({ min: 0, max: 86_400 })
+      .default(30)
+      .describe(
+        "On SIGTERM the node refuses new calls (503) at once, lets live calls go on for at most this long, then ends those still up with a BYE and exits.",
+      ),
   })
   .refine((cluster) => (cluster.deadAfterMs <= cluster.heartbeatMs ? { at: ["deadAfterMs"], message: `must be above heartbeatMs (${cluster.heartbeatMs})` } : undefined));
 
