@@ -192,7 +192,12 @@ export async function startApp(options: AppOptions): Promise<App> {
     }
     // Keys read at start-up keep their running values so every part of the process agrees.
     next = { ...next, http: config.http, sip: config.sip, database: config.database, cluster: config.cluster };
-    await applyConfigToStore(next, store);
+    try {
+      await applyConfigToStore(next, store);
+    } catch (err) {
+      log.error("reload rejected: writing the YAML objects failed, the previous ones stay", { err });
+      return { ok: false, errors: [`applying the config to the database failed: ${(err as Error).message}`] };
+    }
     config = next;
     setLogLevel(config.logLevel);
     for (const service of started) {

@@ -33,7 +33,10 @@ export interface Store {
   readonly calls: CallStore;
   /** The cluster's nodes and their heartbeats (on SQLite: this one process). */
   readonly nodes: NodeStore;
-  /** Runs the writes in `work` as one transaction on SQLite; on PostgreSQL each commits on its own. */
+  /**
+   * Runs the writes in `work` as one transaction: all or none reach the database; the snapshot and
+   * the change feed (local, and NOTIFY on PostgreSQL) hear of them only once it commits.
+   */
   transaction<T>(work: () => Promise<T>): Promise<T>;
   isOpen(): boolean;
   /** Whether the database answers (and, on PostgreSQL, the LISTEN for changes was acknowledged). */
@@ -131,15 +134,7 @@ export function openStore(path: string, migrations?: Migration[], identity: Stor
     ...entities,
     calls: new CallStore(sql, identity.nodeId ?? DEFAULT_NODE_ID),
     nodes: new NodeStore(sql),
-    async transaction(work) {
-      try {
-        return await sql.transaction(work);
-      } catch (err) {
-        // The snapshot took writes the rollback undid.
-        await reloadAll(entities);
-        throw err;
-      }
-    },
+    transaction: (work) => atomically(sql, changes, entities, work),
     isOpen: () => open,
     healthy: () => Promise.resolve(open && db.query("SELECT 1 AS ok").get() !== null),
     close() {
@@ -247,7 +242,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     // Its own queue: call record writes never wait behind a configuration reload, nor delay one.
     calls: new CallStore(new PostgresExecutor(client), options.nodeId ?? DEFAULT_NODE_ID),
     nodes: new NodeStore(sql),
-    transaction: (work) => sql.transaction(work),
+    transaction: (work) => atomically(sql, changes, entities!, work),
     isOpen: () => open,
     async healthy() {
       if (!open || !listening) return false;
@@ -264,6 +259,17 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     },
   };
   return store;
+}
+
+/** One transaction; its changes are told after the commit, and a rollback restores the snapshot. */
+async function atomically<T>(sql: SqlExecutor, changes: ChangeFeed, entities: EntityStores, work: () => Promise<T>): Promise<T> {
+  try {
+    return await changes.afterCommit(() => sql.transaction(work));
+  } catch (err) {
+    // The snapshot took writes the rollback undid.
+    await sql.serial(() => reloadAll(entities));
+    throw err;
+  }
 }
 
 async function reloadEntity(entities: EntityStores, change: StoreChange): Promise<void> {
