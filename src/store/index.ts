@@ -152,6 +152,8 @@ export interface PostgresStoreOptions extends StoreIdentity {
   /** postgres://user:password@host:port/database */
   url: string;
   migrations?: PostgresMigration[];
+  /** Call record writes waiting for the database, at most (default MAX_QUEUED_CALL_RECORD_WRITES). */
+  maxQueuedCallRecordWrites?: number;
 }
 
 export async function openPostgresStore(options: PostgresStoreOptions): Promise<Store> {
@@ -240,7 +242,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     changes,
     ...entities,
     // Its own queue: call record writes never wait behind a configuration reload, nor delay one.
-    calls: new CallStore(new PostgresExecutor(client), options.nodeId ?? DEFAULT_NODE_ID),
+    calls: new CallStore(new PostgresExecutor(client), options.nodeId ?? DEFAULT_NODE_ID, options.maxQueuedCallRecordWrites),
     nodes: new NodeStore(sql),
     transaction: (work) => atomically(sql, changes, entities!, work),
     isOpen: () => open,
