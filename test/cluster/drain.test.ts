@@ -1,5 +1,5 @@
 // SIGTERM's drain on the real process (main.ts, composed as in production) with SIPp as the
-// phones: OPTIONS and a new INVITE get 503 at once, a live call keeps its media and ends normally
+// phones: OPTIONS, a new INVITE and an API dial get 503 at once, a live call keeps its media and ends normally
 // within cluster.drainGraceSec while the process waits for it, a call still up when the grace
 // ends gets a BYE with a Reason header, its record is closed, and the process exits 0.
 import { afterAll, expect, test } from "bun:test";
@@ -118,7 +118,7 @@ async function serve(configPath: string): Promise<{ proc: Subprocess<"ignore", "
 }
 
 test(
-  "SIGTERM drains: 503 to OPTIONS and new INVITEs at once, a live call ends normally within the grace, the last one gets a BYE, exit 0",
+  "SIGTERM drains: 503 to OPTIONS, new INVITEs and API dials at once, a live call ends normally within the grace, the last one gets a BYE, exit 0",
   async () => {
     const sipPort = await freePort();
     const dbPath = join(dir, "drain.db");
@@ -177,6 +177,13 @@ ${testApplicationYaml({ "1000": "lobby" })}
         },
         { pollMs: 50, what: () => options.received.map((m) => ("status" in m ? m.status : m.method)) },
       );
+      // A dial through the API is refused too, while the API itself still answers.
+      const dial = await fetch(`${node.url}/api/v1/applications/app1/channels/lobby/calls`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${ADMIN_TOKEN}`, "content-type": "application/json" },
+        body: JSON.stringify({ to: "+15551234567", client: { id: "c1", userId: "alice" } }),
+      });
+      expect([dial.status, ((await dial.json()) as { error?: { code?: string } }).error?.code]).toEqual([503, "draining"]);
       const refused = await runSipp({ scenario: INVITE_EXPECTING_503, remote, service: "1000", keys: { rtpport: 9 } });
       expect(refused.exitCode, refused.summary).toBe(0);
       expect(refused.messages).toMatch(/SIP\/2\.0 503 Draining[\s\S]*Retry-After: 30/);
