@@ -19,7 +19,8 @@ ${CLI_USAGE}
 
 Environment: TRUNKLINE_ADMIN_TOKEN overrides adminToken; \${NAME} in YAML string values reads NAME.
 calls and trunks ask the admin API at TRUNKLINE_URL (default http://127.0.0.1:8080) with TRUNKLINE_ADMIN_TOKEN.
-Signals: SIGHUP reloads the config file, SIGTERM/SIGINT stop gracefully.`;
+Signals: SIGHUP reloads the config file; SIGTERM/SIGINT refuse new calls, let live ones end
+(cluster.drainGraceSec at most), then stop; a second SIGTERM/SIGINT exits at once.`;
 
 type Command =
   | { name: "serve" | "check-config"; configPath: string; overrides: CliOverrides }
@@ -109,7 +110,7 @@ async function serve(configPath: string, overrides: CliOverrides): Promise<void>
       process.exit(1);
     }
     stopping = true;
-    running.stop().then(
+    running.drainAndStop().then(
       () => process.exit(0),
       (err: unknown) => {
         log.error("shutdown failed", { err });

@@ -72,6 +72,12 @@ export interface App {
   readonly url: string;
   /** Re-reads the config file; on errors keeps the running config and returns them. */
   reload(): Promise<{ ok: true } | { ok: false; errors: string[] }>;
+  /**
+   * SIGTERM: refuses new work at once (SIP 503, /readyz not ready), lets live calls go on until
+   * they end or cluster.drainGraceSec passes, then stop() ends the rest (BYE with a Reason).
+   */
+  drainAndStop(): Promise<void>;
+  /** Stops now: live calls are ended at once. */
   stop(): Promise<void>;
 }
 
@@ -115,6 +121,7 @@ export async function startApp(options: AppOptions): Promise<App> {
   retention.start();
 
   const started: Service[] = [];
+  let draining = false;
   let server: Server<unknown> | undefined;
   try {
     await homes.start();
@@ -130,7 +137,10 @@ export async function startApp(options: AppOptions): Promise<App> {
       adminToken: () => config.adminToken,
       maxBodyBytes: () => config.limits.maxHttpBodyBytes,
       authFailures: config.http.authFailures,
-      readiness: () => readiness(store, started),
+      readiness: async () => ({
+        ...(await readiness(store, started)),
+        ...(draining ? { draining: { ok: false, detail: "draining: refusing new calls before stopping" } } : {}),
+      }),
       extraRoutes: [
         (api: ApiRouter) => clusterRoutes(api, {
             nodeId: ctx.nodeId,
@@ -200,7 +210,12 @@ export async function startApp(options: AppOptions): Promise<App> {
     }
     // Keys read at start-up keep their running values so every part of the process agrees.
     next = { ...next, http: config.http, sip: config.sip, database: config.database, cluster: config.cluster };
-    await applyConfigToStore(next, store);
+    try {
+      await applyConfigToStore(next, store);
+    } catch (err) {
+      log.error("reload rejected: writing the YAML objects failed, the previous ones stay", { err });
+      return { ok: false, errors: [`applying the config to the database failed: ${(err as Error).message}`] };
+    }
     config = next;
     setLogLevel(config.logLevel);
     for (const service of started) {
@@ -214,7 +229,19 @@ export async function startApp(options: AppOptions): Promise<App> {
     return { ok: true };
   };
 
-  return {
+  const drainThenStop = async (): Promise<void> => {
+    draining = true;
+    for (const service of started) service.drain?.();
+    const graceSec = config.cluster.drainGraceSec;
+    const liveCalls = () => nodeLoad(started).activeCalls;
+    log.info("draining: new calls refused, live calls go on", { liveCalls: liveCalls(), graceSec });
+    const left = await waitForNoCalls(liveCalls, Date.now() + graceSec * 1000);
+    if (left > 0) log.warn("drain grace period over: ending the calls still up", { calls: left });
+    else log.info("drained: no live calls");
+  };
+
+  let drainingThenStopping: Promise<void> | undefined;
+  const app: App = {
     ctx,
     httpPort,
     url,
@@ -222,6 +249,10 @@ export async function startApp(options: AppOptions): Promise<App> {
       const run = reloading.then(reloadOnce);
       reloading = run.catch(() => undefined);
       return run;
+    },
+    drainAndStop() {
+      drainingThenStopping ??= drainThenStop().then(() => app.stop());
+      return drainingThenStopping;
     },
     stop() {
       stopping ??= (async () => {
@@ -241,6 +272,19 @@ export async function startApp(options: AppOptions): Promise<App> {
       return stopping;
     },
   };
+  return app;
+}
+
+/** How often a drain looks at the live call count: the process exits at most this long after the last call ends. */
+const DRAIN_POLL_MS = 100;
+
+/** Resolves with the calls still up once there are none or the deadline passes. */
+async function waitForNoCalls(liveCalls: () => number, deadline: number): Promise<number> {
+  for (;;) {
+    const live = liveCalls();
+    if (live === 0 || Date.now() >= deadline) return live;
+    await Bun.sleep(Math.min(DRAIN_POLL_MS, deadline - Date.now()));
+  }
 }
 
 /** The host name as a node id ("single" when it has no usable characters). */

@@ -92,9 +92,9 @@ export function sipService(stack: SipStack, listeners: number): Service {
       liveStacks.add(stack);
     },
     drain: () => stack.drain(),
-    stop: () => {
+    stop: (deadline) => {
       liveStacks.delete(stack);
-      return stack.stop();
+      return stack.stop(deadline);
     },
     ready: () => {
       const bound = stack.boundEndpoints.length;

@@ -92,6 +92,7 @@ export class CallManager {
   private readonly outbound: OutboundFlowContext;
   private matchSource: SourceMatcher = () => undefined;
   private unsubscribe: (() => void) | undefined;
+  private draining = false;
 
   constructor(private readonly deps: CallManagerDeps) {
     this.env = { store: deps.records, registry: deps.registry, stack: deps.stack, media: deps.media, release: (call) => this.release(call) };
@@ -136,6 +137,11 @@ export class CallManager {
     this.deps.stack.screenSources((address) => this.matchSource(address) !== undefined);
     this.deps.stack.onRequest((req, tx, ctx) => this.onRequest(req, tx, ctx));
     liveManagers.add(this);
+  }
+
+  /** SIGTERM: new dials are refused from now on (the SIP stack refuses new INVITEs); live calls go on. */
+  drain(): void {
+    this.draining = true;
   }
 
   /** Ends every call (BYE / CANCEL) for shutdown. */
@@ -224,6 +230,7 @@ export class CallManager {
   dial(request: DialRequest): CommandResult<{ call: CallRecord }> {
     const target = parseDialTarget(request.to);
     if ("error" in target) return { ok: false, status: 400, code: "invalid_body", message: `to ${target.error}`, field: "to" };
+    if (this.draining) return { ok: false, status: 503, code: "draining", message: "this node is shutting down and takes no new calls" };
     if (!this.hasCapacity()) return { ok: false, status: 503, code: "too_many_calls", message: "the concurrent-call limit is reached" };
     const { call, record } = this.createCall({
       id: newCallId(),

@@ -131,6 +131,10 @@ export class CallService implements Service {
     return { activeCalls: this.manager.activeCount, mediaLegs: this.registry.participantCount() };
   }
 
+  drain(): void {
+    this.manager.drain();
+  }
+
   async stop(deadline: number): Promise<void> {
     clearInterval(this.resolveTimer);
     for (const unsubscribe of this.unsubscribes.splice(0)) unsubscribe();

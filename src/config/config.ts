@@ -157,6 +157,12 @@ const clusterSchema = s
       .optional()
       .writeOnly()
       .describe("Shared by every node: signs the routing decision a node passes to a channel's home with its 302, so the home does not ask the inbound webhook again (without it the home routes the call again)."),
+    drainGraceSec: s
+      .integer({ min: 0, max: 86_400 })
+      .default(30)
+      .describe(
+        "On SIGTERM the node refuses new calls (503) at once, lets live calls go on for at most this long, then ends those still up with a BYE and exits.",
+      ),
   })
   .refine((cluster) => (cluster.deadAfterMs <= cluster.heartbeatMs ? { at: ["deadAfterMs"], message: `must be above heartbeatMs (${cluster.heartbeatMs})` } : undefined));
 

@@ -84,6 +84,11 @@ import { type MessageTap, MessageTaps } from "./tap.ts";
 import { type RequestHandler, UserAgentCore } from "./user-agent.ts";
 
 const log = createLogger("sip.stack");
+/**
+ * How long a stop waits for answers to requests in flight: a BYE's 200 comes within a round trip,
+ * two retransmissions (T1, 2·T1) fit; timer F's 32 s to a silent peer is not worth holding a stop for.
+ */
+const STOP_WAIT_FOR_ANSWERS_MS = 2000;
 
 export type { ListenSpec } from "./transport-layer.ts";
 export type { RequestHandler } from "./user-agent.ts";
@@ -199,7 +204,15 @@ export class SipStack {
     return this.transports.start();
   }
 
-  async stop(): Promise<void> {
+  /**
+   * Closes every transport. With `deadline` (epoch ms), requests already sent (the BYEs of a
+   * shutdown) first get until then, at most STOP_WAIT_FOR_ANSWERS_MS, for their final responses.
+   */
+  async stop(deadline?: number): Promise<void> {
+    if (deadline !== undefined) {
+      const until = Math.min(deadline, Date.now() + STOP_WAIT_FOR_ANSWERS_MS);
+      while (this.transactions.awaitingFinalResponse > 0 && Date.now() < until) await Bun.sleep(10);
+    }
     this.dialogs.terminateAll();
     this.transactions.clear();
     this.guard.close();

@@ -596,6 +596,13 @@ export class TransactionLayer {
     return { clients: this.clients.size, servers: this.servers.size, merged: this.merged.size, accepted: this.accepted.size };
   }
 
+  /** Client transactions still waiting for their final response. */
+  get awaitingFinalResponse(): number {
+    let n = 0;
+    for (const tx of this.clients.values()) if (tx.state === "calling" || tx.state === "trying" || tx.state === "proceeding") n++;
+    return n;
+  }
+
   /**
    * Whether a new server transaction may be created. The merge and ACK-for-2xx indexes hold only
    * server transactions, so this one bound covers every table keyed by a peer's input.

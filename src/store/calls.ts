@@ -29,6 +29,19 @@ metrics.gauge("trunkline_calls_by_state", "Calls in progress by direction and st
   });
 });
 
+/**
+ * Call record writes waiting for PostgreSQL, at most. A call makes about five (created, ringing,
+ * answered, ended, media stats), so this covers 2,000 calls' worth of a database that stopped
+ * answering — a few MB of statements. Past it a hung database would grow the heap without end;
+ * new writes are dropped (counted, logged once per episode) and calls go on.
+ */
+export const MAX_QUEUED_CALL_RECORD_WRITES = 10_000;
+
+const droppedWrites = metrics.counter(
+  "trunkline_call_record_writes_dropped_total",
+  "Call record writes dropped because the database was not keeping up (the queue of writes waiting for PostgreSQL was full).",
+);
+
 /** Appended to the store's migration list. */
 export const callsMigration = `
 CREATE TABLE calls (
@@ -182,11 +195,15 @@ export type CallRecordWatcher = (id: string, change: CallUpdate) => void;
 
 export class CallStore {
   private readonly watchers = new Set<CallRecordWatcher>();
+  private queued = 0;
+  /** Writes dropped since the queue last overflowed (0: writes are flowing). */
+  private droppedThisEpisode = 0;
 
   constructor(
     private readonly sql: SqlExecutor,
     /** The node whose calls this store records (cluster.nodeId). */
     private readonly nodeId: string,
+    private readonly maxQueuedWrites = MAX_QUEUED_CALL_RECORD_WRITES,
   ) {}
 
   /** Returns the function that stops watching. */
@@ -203,6 +220,11 @@ export class CallStore {
         log.error("call record watcher failed", { err });
       }
     }
+  }
+
+  /** Writes waiting for the database (always 0 on SQLite, where each runs at once). */
+  get queuedWrites(): number {
+    return this.queued;
   }
 
   /** Records a new call (state `trying`) and returns its record; never waits for the database. */
@@ -323,11 +345,26 @@ export class CallStore {
     return this.sql.serial(() => Promise.resolve());
   }
 
-  /** Queued after the earlier writes; a failure is logged, the call goes on. */
+  /** Queued after the earlier writes, or dropped when the queue is full; a failure is logged, the call goes on. */
   private write(statement: string, params: SqlValue[]): void {
+    if (this.queued >= this.maxQueuedWrites) {
+      droppedWrites.inc();
+      if (this.droppedThisEpisode++ === 0) {
+        log.error("call record writes dropped: the database is not keeping up", { queued: this.queued, maxQueued: this.maxQueuedWrites });
+      }
+      return;
+    }
+    this.queued++;
     this.sql
       .serial(() => this.sql.query(statement, params))
-      .catch((err: unknown) => log.error("call record write failed", { err }));
+      .catch((err: unknown) => log.error("call record write failed", { err }))
+      .finally(() => {
+        this.queued--;
+        if (this.queued === 0 && this.droppedThisEpisode > 0) {
+          log.warn("call record writes flowing again", { dropped: this.droppedThisEpisode });
+          this.droppedThisEpisode = 0;
+        }
+      });
   }
 
   /** Queued after this node's earlier writes, so it sees them. */

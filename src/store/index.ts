@@ -48,7 +48,10 @@ export interface Store {
   readonly homes: ChannelHomeStore;
   /** Which node registers each registering trunk (cluster.front set), and that registration's state. */
   readonly registrations: RegistrationLeaseStore;
-  /** Runs the writes in `work` as one transaction on SQLite; on PostgreSQL each commits on its own. */
+  /**
+   * Runs the writes in `work` as one transaction: all or none reach the database; the snapshot and
+   * the change feed (local, and NOTIFY on PostgreSQL) hear of them only once it commits.
+   */
   transaction<T>(work: () => Promise<T>): Promise<T>;
   isOpen(): boolean;
   /** Whether the database answers (and, on PostgreSQL, the LISTEN for changes was acknowledged). */
@@ -184,15 +187,7 @@ export function openStore(path: string, migrations?: Migration[], identity: Stor
     nodes: new NodeStore(sql),
     homes: new ChannelHomeStore(sql),
     registrations: new RegistrationLeaseStore(sql),
-    async transaction(work) {
-      try {
-        return await sql.transaction(work);
-      } catch (err) {
-        // The snapshot took writes the rollback undid.
-        await reloadAll(entities);
-        throw err;
-      }
-    },
+    transaction: (work) => atomically(sql, changes, entities, work),
     isOpen: () => open,
     healthy: () => Promise.resolve(open && db.query("SELECT 1 AS ok").get() !== null),
     close() {
@@ -211,6 +206,8 @@ export interface PostgresStoreOptions extends StoreIdentity {
   /** postgres://user:password@host:port/database */
   url: string;
   migrations?: PostgresMigration[];
+  /** Call record writes waiting for the database, at most (default MAX_QUEUED_CALL_RECORD_WRITES). */
+  maxQueuedCallRecordWrites?: number;
 }
 
 export async function openPostgresStore(options: PostgresStoreOptions): Promise<Store> {
@@ -307,13 +304,13 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     changes,
     ...entities,
     // Its own queue: call record writes never wait behind a configuration reload, nor delay one.
-    calls: new CallStore(new PostgresExecutor(client), options.nodeId ?? DEFAULT_NODE_ID),
+    calls: new CallStore(new PostgresExecutor(client), options.nodeId ?? DEFAULT_NODE_ID, options.maxQueuedCallRecordWrites),
     sipTraces: new SipTraceStore(new PostgresExecutor(client)),
     recordings: new RecordingStore(sql, options.nodeId ?? DEFAULT_NODE_ID),
     nodes: new NodeStore(sql),
     homes,
     registrations: new RegistrationLeaseStore(sql),
-    transaction: (work) => sql.transaction(work),
+    transaction: (work) => atomically(sql, changes, entities!, work),
     isOpen: () => open,
     async healthy() {
       if (!open || !listening) return false;
@@ -332,6 +329,17 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     },
   };
   return store;
+}
+
+/** One transaction; its changes are told after the commit, and a rollback restores the snapshot. */
+async function atomically<T>(sql: SqlExecutor, changes: ChangeFeed, entities: EntityStores, work: () => Promise<T>): Promise<T> {
+  try {
+    return await changes.afterCommit(() => sql.transaction(work));
+  } catch (err) {
+    // The snapshot took writes the rollback undid.
+    await sql.serial(() => reloadAll(entities));
+    throw err;
+  }
 }
 
 async function reloadEntity(entities: EntityStores, change: StoreChange): Promise<void> {

@@ -3,16 +3,18 @@
 //   SQLite: bun:sqlite, every statement runs at once (the returned promise is already settled), so
 //   the embedded store behaves as a synchronous one.
 //   PostgreSQL: Bun's built-in SQL client (a pool); statements of one store run one after another
-//   (`serial`) so a snapshot reload never overtakes a write made just before it.
+//   (`serial`) so a snapshot reload never overtakes a write made just before it. A transaction
+//   holds one connection of the pool: the statements of its work (found by async context) go there.
 import type { Database } from "bun:sqlite";
-import type { SQL } from "bun";
+import type { SQL, TransactionSQL } from "bun";
+import { AsyncLocalStorage } from "node:async_hooks";
 
 export type SqlValue = string | number | null;
 
 export interface SqlExecutor {
   readonly dialect: "sqlite" | "postgres";
   query<T>(sql: string, params?: SqlValue[]): Promise<T[]>;
-  /** Runs `work` as one transaction on SQLite; on PostgreSQL each statement commits on its own. */
+  /** Runs the statements of `work` as one transaction: all commit, or none. */
   transaction<T>(work: () => Promise<T>): Promise<T>;
   /** Queues `work` after every earlier queued piece of work of this store (PostgreSQL); runs it now on SQLite. */
   serial<T>(work: () => Promise<T>): Promise<T>;
@@ -58,17 +60,26 @@ export class SqliteExecutor implements SqlExecutor {
 export class PostgresExecutor implements SqlExecutor {
   readonly dialect = "postgres";
   private tail: Promise<unknown> = Promise.resolve();
+  /** The connection of the transaction the running work belongs to. */
+  private readonly inTransaction = new AsyncLocalStorage<TransactionSQL>();
   constructor(readonly sql: SQL) {}
 
   async query<T>(sql: string, params: SqlValue[] = []): Promise<T[]> {
-    return [...((await this.sql.unsafe(sql, params)) as T[])];
+    const connection = this.inTransaction.getStore() ?? this.sql;
+    return [...((await connection.unsafe(sql, params)) as T[])];
   }
 
+  /**
+   * Takes the queue for the whole transaction: other work of this store waits for its commit or
+   * rollback; `serial` work inside it runs at once, on its connection.
+   */
   transaction<T>(work: () => Promise<T>): Promise<T> {
-    return work();
+    if (this.inTransaction.getStore()) return work();
+    return this.serial(() => this.sql.begin((tx) => this.inTransaction.run(tx, work)) as Promise<T>);
   }
 
   serial<T>(work: () => Promise<T>): Promise<T> {
+    if (this.inTransaction.getStore()) return work();
     const run = this.tail.then(work);
     this.tail = run.catch(() => undefined);
     return run;

@@ -4,14 +4,48 @@
 //   const pg = await startPostgres();   // in beforeAll
 //   openPostgresStore({ url: pg.url, path: ... });
 //   await pg.stop();                    // in afterAll: stops the server and removes the folder
-import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+//   pg.pause(); … pg.resume();          // SIGSTOP / SIGCONT to its postmaster and every backend: a hung database
+import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { until } from "./until.ts";
 
 export interface Postgres {
   url: string;
   port: number;
   stop(): Promise<void>;
+  /** Freezes this server (its postmaster and the backends serving open connections): statements hang unanswered. Resolves once every process is stopped. */
+  pause(): Promise<void>;
+  /** Lets a paused server go on. */
+  resume(): void;
+}
+
+/** A process's state letter from /proc (T: stopped; "gone" once it has exited). */
+function processState(pid: number): string {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[0]!;
+  } catch {
+    return "gone";
+  }
+}
+
+/** This server's processes: the postmaster (first line of postmaster.pid) and its children. */
+function serverPids(data: string): number[] {
+  const postmaster = Number(readFileSync(join(data, "postmaster.pid"), "utf8").split("\n")[0]);
+  const children = readdirSync("/proc")
+    .filter((entry) => /^\d+$/.test(entry))
+    .filter((pid) => {
+      try {
+        // stat: "pid (comm) state ppid …"; comm may hold spaces, so read after the last ')'.
+        const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+        return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]) === postmaster;
+      } catch {
+        return false; // gone meanwhile
+      }
+    })
+    .map(Number);
+  return [postmaster, ...children];
 }
 
 function binDir(): string {
@@ -60,9 +94,14 @@ export async function startPostgres(): Promise<Postgres> {
     throw new Error(`pg_ctl start failed: ${start.output}`);
   }
   let stopped = false;
+  let paused = false;
+  const signal = (name: "SIGSTOP" | "SIGCONT") => {
+    for (const pid of serverPids(data)) process.kill(pid, name);
+  };
   const stopNow = () => {
     if (stopped) return;
     stopped = true;
+    if (paused) signal("SIGCONT");
     asPostgres([join(bin, "pg_ctl"), "-D", data, "-m", "immediate", "-w", "stop"]);
     rmSync(dir, { recursive: true, force: true });
   };
@@ -70,6 +109,19 @@ export async function startPostgres(): Promise<Postgres> {
     url: `postgres://postgres@127.0.0.1:${port}/postgres`,
     port,
     stop: () => Promise.resolve(stopNow()),
+    async pause() {
+      paused = true;
+      signal("SIGSTOP");
+      const pids = serverPids(data);
+      await until(() => pids.every((pid) => ["T", "t", "gone"].includes(processState(pid))), {
+        pollMs: 5,
+        what: () => pids.map((pid) => [pid, processState(pid)]),
+      });
+    },
+    resume() {
+      paused = false;
+      signal("SIGCONT");
+    },
   };
 }
 

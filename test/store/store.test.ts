@@ -336,6 +336,52 @@ for (const driver of drivers) {
       expect(store.trunks.get("yaml-a")?.domain).toBe("a2.example.com");
     });
 
+    test("a failing apply changes nothing: the database, the snapshot, the change feed and the other nodes keep the previous state", async () => {
+      const store = await driver.fresh();
+      await applyConfigToStore(v1, store);
+      const other = await driver.again(store);
+      const state = (s: Store) => ({
+        trunks: s.trunks.list().map((t) => [t.id, t.domain]),
+        routes: s.inboundRoutes.listByApplication("app").map((r) => [r.sipUsername, r.channelId]),
+        callerId: s.callerIds.get("app", "lobby")?.displayName,
+        webhooks: s.settings.webhooks()?.inboundUrl,
+      });
+      const before = state(store);
+      const seen: StoreChange[] = [];
+      const seenByOther: StoreChange[] = [];
+      store.changes.subscribe((c) => seen.push(c));
+      other.changes.subscribe((c) => seenByOther.push(c));
+
+      // Everything else of this file is written first (webhooks come last), then the database refuses.
+      store.settings.putWebhooks = () => Promise.reject(new Error("database refused the webhooks row"));
+      const changedEverything = config(`
+  trunks:
+    - { id: yaml-a, domain: changed.example.com }
+    - { id: yaml-c, domain: c.example.com }
+  applications:
+    - id: app
+      name: App renamed
+      sharedSecret: 0123456789abcdef
+      inboundRoutes: [{ sipUsername: "100", channelId: hall }, { sipUsername: "102", channelId: lobby }]
+  webhooks: { inboundUrl: "https://example.com/other" }
+  `);
+      await expect(applyConfigToStore(changedEverything, store)).rejects.toThrow("database refused the webhooks row");
+
+      expect(state(store)).toEqual(before);
+      expect(store.applications.get("app")?.name).toBe("App");
+      expect(seen).toEqual([]);
+      const reopened = await driver.again(store);
+      expect(state(reopened)).toEqual(before);
+      expect(state(other)).toEqual(before);
+      if (driver.name === "PostgreSQL") {
+        // The other node heard nothing (no NOTIFY) before a later write that did reach it.
+        await store.trunks.put(trunk("marker"), "api");
+        await until(() => other.trunks.get("marker") !== undefined, { timeoutMs: 2000, what: () => seenByOther });
+        expect(seenByOther).toEqual([{ entity: "trunk", action: "created", id: "marker" }]);
+        expect(state(other)).toEqual({ ...before, trunks: [...before.trunks, ["marker", "sip.example.com"]] });
+      }
+    });
+
     test("a YAML object takes over an API-made object of the same id", async () => {
       const store = await driver.fresh();
       await store.trunks.put(trunk("yaml-a", { domain: "api.example.com" }), "api");
