@@ -196,7 +196,9 @@ applications:
         throw new Error(`INVITE: ${outcome.kind === "final" ? outcome.response.status : outcome.kind}\n${running.lines.join("\n")}`);
       }
       const dialog = Dialog.fromInvite2xx(phone, invite, outcome.response, tx, dest);
-      await until(() => media.packetsReceived > 25);
+      // The phone has sent twice what Trunkline must count below: a loaded machine may still hold the
+      // last few hundred milliseconds of it in flight when the BYE ends the call.
+      await until(() => media.packetsReceived > 25 && media.packetsSent > 40);
       await dialog.bye();
       type EndedCall = { sipCallId: string; mediaStats?: { packetsSent: number; packetsReceived: number } };
       let ended: EndedCall | undefined;

@@ -16,6 +16,8 @@ export interface RtpPeer {
   /** Decoded PCM (8 kHz) of every PCMU packet received so far, in arrival order. */
   received(): Int16Array;
   readonly packetsReceived: number;
+  /** Tone packets sent so far. */
+  readonly packetsSent: number;
   /** RFC 4733 event codes received (payload type 101), each once per event in arrival order. */
   readonly dtmfEvents: number[];
   /** Share of the received signal's power at `freq` (0..1) over the last `ms` milliseconds (toneShareOf). */
@@ -32,6 +34,7 @@ export async function startRtpPeer(toneHz: number, o: { amplitude?: number; repl
   const amplitude = o.amplitude ?? 8000;
   const chunks: Int16Array[] = [];
   let packetsReceived = 0;
+  let packetsSent = 0;
   let sending = false;
   const dtmfEvents: number[] = [];
   let lastEventTimestamp = -1;
@@ -82,6 +85,7 @@ export async function startRtpPeer(toneHz: number, o: { amplitude?: number; repl
           }
           try {
             socket.send(serializeRtp({ payloadType: 0, sequenceNumber: seq, timestamp, ssrc }, encodeUlaw(frame)), port, address);
+            packetsSent++;
           } catch {
             // ECONNREFUSED: the far end closed and its ICMP came back; lost like any datagram.
           }
@@ -107,6 +111,9 @@ export async function startRtpPeer(toneHz: number, o: { amplitude?: number; repl
     },
     get packetsReceived() {
       return packetsReceived;
+    },
+    get packetsSent() {
+      return packetsSent;
     },
     dtmfEvents,
     toneShare(freq, ms = 1000) {
