@@ -60,7 +60,9 @@ async function serve(config = "config.yaml"): Promise<Running> {
   const decoder = new TextDecoder();
   let buffered = "";
   const url = await new Promise<string>((resolveUrl, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no start-up line in ${lines.join("\n")}`)), 10000);
+    // Only a bound for a process that never comes up: a start on a machine as loaded as CI's can take
+    // many seconds (the executable loads every module before its first line).
+    const timer = setTimeout(() => reject(new Error(`no start-up line in ${lines.join("\n")}`)), 40_000);
     void (async () => {
       for (;;) {
         const { value, done } = await reader.read();
@@ -109,7 +111,7 @@ describe("compiled binary", () => {
     const usage = Bun.spawnSync([binary, "serve"], { cwd: join(dir, "run") });
     expect(usage.exitCode).toBe(2);
     expect(usage.stderr.toString()).toContain("--config FILE is required");
-  }, 30_000);
+  }, 90_000);
 
   test("serves /healthz, keeps API-made objects across a SIGTERM restart, reloads on SIGHUP", async () => {
     const first = await serve();
@@ -138,7 +140,7 @@ describe("compiled binary", () => {
     second.proc.kill("SIGTERM");
     expect(await second.proc.exited).toBe(0);
     expect([...first.lines, ...second.lines].join("\n")).not.toContain("pw-secret");
-  }, 30_000);
+  }, 90_000);
 
   test("serves the embedded console: page, script, style, and the server's caller-ID rules as a browser module", async () => {
     const run = await serve();
@@ -159,7 +161,7 @@ describe("compiled binary", () => {
       run.proc.kill("SIGTERM");
       await run.proc.exited;
     }
-  }, 30_000);
+  }, 90_000);
 
   test("a call's RTP flows both ways through the compiled binary's RTP I/O worker", async () => {
     const sipPort = await freePort();
@@ -220,7 +222,7 @@ applications:
     }
     expect(await running.proc.exited).toBe(0);
     expect(running.lines.join("\n")).not.toContain("RTP I/O worker");
-  }, 30_000);
+  }, 90_000);
 
   test("@evan/opus loads inside a compiled executable", () => {
     const probe = join(dir, "run", "opus-probe");
@@ -228,5 +230,5 @@ applications:
     const run = Bun.spawnSync([probe], { cwd: join(dir, "run") });
     expect(run.exitCode).toBe(0);
     expect(JSON.parse(run.stdout.toString())).toEqual({ packetBytes: expect.any(Number), decodedBytes: 1920 });
-  }, 30_000);
+  }, 90_000);
 });
