@@ -29,7 +29,7 @@ import type { MediaEncryption } from "../media/sdp.ts";
 import { formatNameAddr, type SipRequest } from "../sip/message.ts";
 import type { SipStack } from "../sip/stack.ts";
 import type { ClientTransaction, ServerTransaction } from "../sip/transaction.ts";
-import type { CallDirection, CallStore, CallUpdate } from "../store/calls.ts";
+import type { CallDirection, CallStore, CallUpdate, RedirectHop } from "../store/calls.ts";
 import { parseDtmfInfo } from "./dtmfInfo.ts";
 import type { CallMedia, MediaFactory } from "./media.ts";
 import { SessionTimer, type SessionTimerSettings } from "./sessionTimer.ts";
@@ -52,6 +52,12 @@ export type EndReason =
   | "rejected"
   /** Answered 302: the channel is homed on another node (homing.ts). */
   | "redirected"
+  /** Outbound 301/302 whose Contacts the trunk's redirect policy forbids (redirects.ts). */
+  | "redirect_forbidden"
+  /** Outbound 301/302 back to a target already tried. */
+  | "redirect_loop"
+  /** Outbound 301/302 beyond calls.maxRedirects. */
+  | "too_many_redirects"
   | "no_answer"
   | "no_ack"
   | "timeout"
@@ -209,6 +215,11 @@ export class Call {
     if (this.sipCallId !== invite.callId) this.record({ sipCallId: invite.callId });
     this.sipCallId = invite.callId;
     this.outboundInvite = tx;
+  }
+
+  /** Outbound: 3xx responses were looked at; the record keeps their Contacts and what became of each. */
+  redirected(chain: readonly RedirectHop[]): void {
+    this.record({ redirects: [...chain] });
   }
 
   // ---------------------------------------------------------------------------------------------

@@ -52,6 +52,7 @@ export interface CallSettings {
   maxConcurrentCalls: number;
   /** Longest session-timer interval we accept (RFC 4028). */
   sessionTimerSec: number;
+  maxRedirects: number;
 }
 
 export type WebhookConfig = InboundWebhookSettings & OutboundWebhookSettings;
@@ -118,6 +119,9 @@ export class CallManager {
       callerId: (applicationId, channelId) => deps.callerId(applicationId, channelId),
       webhooks: () => deps.webhooks(),
       ringTimeoutSec: () => deps.settings().ringTimeoutSec,
+      maxRedirects: () => deps.settings().maxRedirects,
+      isTrunkAddress: (trunk, address) =>
+        createSourceMatcher([{ trunkId: trunk.id, resolvedAddresses: deps.trunks.resolvedAddresses(trunk.id), allowedAddresses: trunk.allowedAddresses }])(address) !== undefined,
     };
   }
 

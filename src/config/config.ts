@@ -172,6 +172,10 @@ const callsSchema = s.object({
   sendRinging: s.boolean().default(true),
   maxConcurrentCalls: s.integer({ min: 1 }).default(200),
   sessionTimerSec: s.integer({ min: 90, max: 86400 }).default(1800),
+  maxRedirects: s
+    .integer({ min: 0, max: 10 })
+    .default(3)
+    .describe("The most 301/302 redirects one outbound call follows (each trunk's `redirects` says where to); beyond it the call ends as too_many_redirects."),
 });
 
 const recordsSchema = s.object({

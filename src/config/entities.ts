@@ -81,6 +81,13 @@ export const trunkFieldsSchema = s.object({
     .boolean()
     .default(false)
     .describe("Let SRTP keys travel in SDP over UDP/TCP signalling, readable by anyone on the path. Without it, SRTP needs transport tls and SIP over TLS."),
+  redirects: s
+    .enum(["sameTrunk", "any", "off"])
+    .default("sameTrunk")
+    .describe(
+      "Where a 301/302 to an outbound INVITE may send the call (RFC 3261 §8.1.3.4). sameTrunk: only Contacts on this trunk's domain or its addresses " +
+        "(resolved or allowedAddresses); any: anywhere; off: a 3xx fails the call.",
+    ),
 });
 
 /** RFC 4568 §8.3: SDES keys are only as secret as the signalling that carries them. */

@@ -1,7 +1,7 @@
 // Ordered schema migrations. Append new entries at the end with the next version; never edit an
 // applied one. Each runs once, in its own transaction, recorded in schema_migrations.
 import type { Database } from "bun:sqlite";
-import { callsEndedAtMigration, callsMigration, callsNodeMigration, postgresCallsMigration } from "./calls.ts";
+import { callsEndedAtMigration, callsMigration, callsNodeMigration, postgresCallsMigration, redirectsMigration } from "./calls.ts";
 import { channelHomesMigration } from "./channelHomes.ts";
 import { nodesMigration } from "./nodes.ts";
 import { registrationLeasesMigration } from "./registrations.ts";
@@ -90,6 +90,7 @@ export const migrations: Migration[] = [
   { version: 8, name: "channel homes", up: channelHomesMigration.sqlite },
   { version: 9, name: "trunk registration leases", up: registrationLeasesMigration.sqlite },
   { version: 10, name: "sip traces", up: sipTracesMigration.sqlite },
+  { version: 13, name: "outbound redirects", up: redirectsMigration },
 ];
 
 /**
@@ -163,6 +164,7 @@ export const postgresMigrations: PostgresMigration[] = [
   { version: 4, name: "channel homes", up: channelHomesMigration.postgres },
   { version: 5, name: "trunk registration leases", up: registrationLeasesMigration.postgres },
   { version: 6, name: "sip traces", up: sipTracesMigration.postgres },
+  { version: 9, name: "outbound redirects", up: redirectsMigration },
 ];
 
 export interface PostgresMigration {
