@@ -97,6 +97,8 @@ export interface CallIdentity {
   userId?: string;
   clientId?: string;
   trunkId?: string;
+  /** Inbound: attributes from the INVITE's headers (calls.headersToAttributes). */
+  attributes?: Record<string, string>;
 }
 
 export interface CallInit extends CallIdentity {
@@ -348,11 +350,20 @@ export class Call {
    */
   async joinChannel(): Promise<CallMedia | { error: string }> {
     if (this.callMedia) return this.callMedia;
-    const { applicationId, channelId, userId, from, to } = this.identity;
+    const { applicationId, channelId, userId, from, to, attributes } = this.identity;
     if (!applicationId || !channelId) return { error: "the call has no channel" };
     let media: CallMedia | undefined;
     const member = await this.env.registry.joinWhenReady(
-      { applicationId, channelId, id: this.id, kind: "sip", userId: userId ?? from, callId: this.id, address: this.direction === "inbound" ? from : to },
+      {
+        applicationId,
+        channelId,
+        id: this.id,
+        kind: "sip",
+        userId: userId ?? from,
+        callId: this.id,
+        address: this.direction === "inbound" ? from : to,
+        ...(attributes ? { attributes } : {}),
+      },
       async (mixer) => {
         const created = await this.env.media({ callId: this.id, mixer, encryption: this.mediaEncryption });
         if ("error" in created) return created;
@@ -379,7 +390,7 @@ export class Call {
   }
 
   private eventBase(): CallEventBase {
-    const { applicationId, channelId, trunkId, from, to, userId, clientId } = this.identity;
+    const { applicationId, channelId, trunkId, from, to, userId, clientId, attributes } = this.identity;
     return {
       callId: this.id,
       direction: this.direction,
@@ -390,6 +401,7 @@ export class Call {
       to,
       ...(userId ? { userId } : {}),
       ...(clientId ? { clientId } : {}),
+      ...(attributes ? { attributes } : {}),
     };
   }
 
@@ -510,7 +522,7 @@ export class Call {
 }
 
 function pickIdentity(o: CallIdentity): CallIdentity {
-  const { from, to, applicationId, channelId, userId, clientId, trunkId } = o;
+  const { from, to, applicationId, channelId, userId, clientId, trunkId, attributes } = o;
   return {
     from,
     to,
@@ -519,6 +531,7 @@ function pickIdentity(o: CallIdentity): CallIdentity {
     ...(userId ? { userId } : {}),
     ...(clientId ? { clientId } : {}),
     ...(trunkId ? { trunkId } : {}),
+    ...(attributes && Object.keys(attributes).length > 0 ? { attributes } : {}),
   };
 }
 

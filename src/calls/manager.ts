@@ -53,6 +53,8 @@ export interface CallSettings {
   /** Longest session-timer interval we accept (RFC 4028). */
   sessionTimerSec: number;
   maxRedirects: number;
+  /** Inbound INVITE header name → participant/call attribute name. */
+  headersToAttributes: Record<string, string>;
 }
 
 export type WebhookConfig = InboundWebhookSettings & OutboundWebhookSettings;
@@ -189,7 +191,7 @@ export class CallManager {
 
   /** Creates the call and its record (state `trying`). */
   private createCall(init: CallInit): { call: Call; record: CallRecord } {
-    const { id, direction, from, to, sipCallId, trunkId, applicationId, channelId, userId, clientId } = init;
+    const { id, direction, from, to, sipCallId, trunkId, applicationId, channelId, userId, clientId, attributes } = init;
     const record = this.deps.records.create({
       id,
       direction,
@@ -201,6 +203,7 @@ export class CallManager {
       ...(channelId ? { channelId } : {}),
       ...(userId ? { userId } : {}),
       ...(clientId ? { clientId } : {}),
+      ...(attributes && Object.keys(attributes).length > 0 ? { attributes } : {}),
     });
     const call = new Call(init, this.env);
     this.calls.set(call.id, call);

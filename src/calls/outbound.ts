@@ -17,6 +17,7 @@ import type { ClientTransaction } from "../sip/transaction.ts";
 import type { Call } from "./call.ts";
 import { renderCallerId, type CallerIdTemplates } from "./callerId.ts";
 import { requestUriFor, type DialTarget } from "./dialTarget.ts";
+import { outboundHeaders } from "./headers.ts";
 import { RedirectFollower } from "./redirects.ts";
 import { fromInvite2xx } from "./sessionTimer.ts";
 import { ALLOW_METHODS, type DialRequest } from "./types.ts";
@@ -97,7 +98,7 @@ export async function placeOutboundCall(ctx: OutboundFlowContext, call: Call, re
     to: { uri: requestUri, params: new Map() },
     transport: trunk.transport,
     contactUser: callerId.username,
-    headers: [["Allow", ALLOW_METHODS], ["Supported", "timer"]],
+    headers: [["Allow", ALLOW_METHODS], ["Supported", "timer"], ...outboundHeaders(callerId.headers, request.headers)],
     ...(offer ? { body: offer, contentType: "application/sdp" } : {}),
   });
 

@@ -111,6 +111,18 @@ export const callerIdSchema = s.object({
   username: templateSchema
     .optional()
     .describe("Template for the user part of the From URI, e.g. \"{userId}\". Absent: the trunk's username."),
+  assertedIdentity: templateSchema
+    .refine((t) => (/^(sips?|tel):/i.test(t) ? undefined : "must be a sip:, sips: or tel: URI template, e.g. \"sip:{userId}@pbx.example.com\""))
+    .optional()
+    .describe(
+      "Template for the URI of a P-Asserted-Identity header (RFC 3325) on outbound INVITEs, e.g. \"tel:+1555{userId}\"; variables are %-escaped. " +
+        "Absent: no such header (unless the dial request sets one).",
+    ),
+  privacy: s
+    .string({ maxLength: 64 })
+    .refine((p) => (/^(none|header|session|user|id|critical)(;(none|header|session|user|id|critical))*$/.test(p) ? undefined : "must be RFC 3323 priv-values joined with \";\", e.g. \"id\" or \"header;id\""))
+    .optional()
+    .describe("Privacy header (RFC 3323 / RFC 3325 §9.3) on outbound INVITEs, e.g. \"id\". Absent: no such header (unless the dial request sets one)."),
 });
 export type CallerIdInput = Infer<typeof callerIdSchema>;
 
