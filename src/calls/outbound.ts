@@ -1,11 +1,11 @@
 // A call from a channel to a phone: trunk choice (outbound webhook or first available) → caller ID
 // from the channel's templates → INVITE (delayed offer by default, early offer per trunk) through
 // the trunk's resolved targets (failover before any provisional, RFC 3263 §4.3) → digest retry on
-// 401/407 (same Call-ID, CSeq + 1, RFC 3261 §22.2) → 301/302: the Contacts as new targets, as far as
-// the trunk's redirect policy allows (redirects.ts, RFC 3261 §8.1.3.4) → 180/183 ringing (early media into the channel
-// when an answer came with it) → 2xx: ACK (carrying our answer for a delayed offer) and media; any
-// other final response fails the call with its status. The ring timeout and a hang-up end the call,
-// which sends CANCEL (call.ts).
+// 401/407 (same Call-ID, CSeq + 1, RFC 3261 §22.2) → 180/183 ringing (early media into the channel
+// when an answer came with it) → 2xx: ACK (carrying our answer for a delayed offer) and media; a
+// 301/302 sends the INVITE on to its Contacts as far as the trunk's redirect policy allows
+// (redirects.ts, RFC 3261 §8.1.3.4); any other final response fails the call with its status. The
+// ring timeout and a hang-up end the call, which sends CANCEL (call.ts).
 import type { TrunkInput } from "../config/entities.ts";
 import { chooseTrunk, type OutboundWebhookSettings, type TrunkChoiceCandidate } from "../routing/outbound.ts";
 import { Dialog, type DialogHost } from "../sip/dialog.ts";
@@ -116,11 +116,15 @@ export async function placeOutboundCall(ctx: OutboundFlowContext, call: Call, re
   );
   const ringTimer = setTimeout(() => call.end("no_answer"), ctx.ringTimeoutSec() * 1000);
   try {
+    let recordedHops = 0;
     for (;;) {
       const tried = await tryTarget(ctx, attempt, invite, targets, trunk);
       invite = tried.invite;
       const step = tried.result.kind === "final" && call.isLive ? await redirects.afterFinal(tried.result.response) : undefined;
-      if (redirects.hopsSeen.length > 0) call.redirected(redirects.hopsSeen);
+      if (redirects.hopsSeen.length > recordedHops) {
+        recordedHops = redirects.hopsSeen.length;
+        call.redirected(redirects.hopsSeen);
+      }
       if (step === undefined || !call.isLive) return attempt.finish(tried.result, tried.invite, tried.destination);
       if ("end" in step) {
         call.log.warn("redirect not followed", { reason: step.end, sipStatus: step.sipStatus });
