@@ -30,7 +30,7 @@ export interface RedirectScope {
 /** What to do after a final response: try `next`, end the call with `end`, or finish as usual (undefined). */
 export type RedirectStep = { next: RedirectTarget } | { end: EndReason; sipStatus: number } | undefined;
 
-export const REDIRECT_STATUSES: ReadonlySet<number> = new Set([301, 302]);
+const REDIRECT_STATUSES: ReadonlySet<number> = new Set([301, 302]);
 
 export class RedirectFollower {
   private readonly tried = new Set<string>();

@@ -95,7 +95,7 @@ describe("inbound headers as attributes", () => {
         remote: `127.0.0.1:${app.sipPort}`,
         service: "2000",
         keys: { rtpport: peer.port, testcase: "attributes", customer: "cust-77" },
-        extraArgs: ["-d", "1500"],
+        extraArgs: ["-d", "3000"],
         timeoutSec: 15,
       });
       const call = await findCall(app, (c) => c.direction === "inbound" && c.state === "answered");

@@ -45,7 +45,7 @@ describe("outbound redirects", () => {
     try {
       // q-order (RFC 3261 §20.10): the higher-q Contact is looked at first; it is off the trunk, so it is skipped.
       const first = await redirector(`<sip:elsewhere@127.0.0.2:5060>;q=0.9, <sip:callee@127.0.0.1:${secondPort}>;q=0.5`, trunkPort);
-      const second = await startSipp({ scenario: fixture("calls-uas-delayed-offer.xml"), localPort: secondPort, keys: { rtpport: callee.port }, extraArgs: ["-d", "1500"], timeoutSec: 15 });
+      const second = await startSipp({ scenario: fixture("calls-uas-delayed-offer.xml"), localPort: secondPort, keys: { rtpport: callee.port }, extraArgs: ["-d", "3000"], timeoutSec: 15 });
       await Promise.all([first.ready(), second.ready()]);
       const id = await dial("+15551230000");
       const answered = await callUntil(app, id, (x) => x.state === "answered");
