@@ -14,6 +14,8 @@ export interface CallEventBase {
   to?: string;
   userId?: string;
   clientId?: string;
+  /** Inbound: attributes from the INVITE's headers (calls.headersToAttributes). */
+  attributes?: Record<string, string>;
 }
 
 export interface ParticipantEventData {
@@ -25,6 +27,8 @@ export interface ParticipantEventData {
   kind: "sip" | "webrtc";
   callId?: string;
   clientId?: string;
+  /** A phone leg's attributes from its INVITE's headers (calls.headersToAttributes). */
+  attributes?: Record<string, string>;
 }
 
 export interface RecordingEventData {

@@ -29,7 +29,7 @@ import type { MediaEncryption } from "../media/sdp.ts";
 import { formatNameAddr, type SipRequest } from "../sip/message.ts";
 import type { SipStack } from "../sip/stack.ts";
 import type { ClientTransaction, ServerTransaction } from "../sip/transaction.ts";
-import type { CallDirection, CallStore, CallUpdate } from "../store/calls.ts";
+import type { CallDirection, CallStore, CallUpdate, RedirectHop } from "../store/calls.ts";
 import { parseDtmfInfo } from "./dtmfInfo.ts";
 import type { CallMedia, MediaFactory } from "./media.ts";
 import { SessionTimer, type SessionTimerSettings } from "./sessionTimer.ts";
@@ -52,6 +52,12 @@ export type EndReason =
   | "rejected"
   /** Answered 302: the channel is homed on another node (homing.ts). */
   | "redirected"
+  /** Outbound 301/302 whose Contacts the trunk's redirect policy forbids (redirects.ts). */
+  | "redirect_forbidden"
+  /** Outbound 301/302 back to a target already tried. */
+  | "redirect_loop"
+  /** Outbound 301/302 beyond calls.maxRedirects. */
+  | "too_many_redirects"
   | "no_answer"
   | "no_ack"
   | "timeout"
@@ -91,6 +97,8 @@ export interface CallIdentity {
   userId?: string;
   clientId?: string;
   trunkId?: string;
+  /** Inbound: attributes from the INVITE's headers (calls.headersToAttributes). */
+  attributes?: Record<string, string>;
 }
 
 export interface CallInit extends CallIdentity {
@@ -209,6 +217,11 @@ export class Call {
     if (this.sipCallId !== invite.callId) this.record({ sipCallId: invite.callId });
     this.sipCallId = invite.callId;
     this.outboundInvite = tx;
+  }
+
+  /** Outbound: 3xx responses were looked at; the record keeps their Contacts and what became of each. */
+  redirected(chain: readonly RedirectHop[]): void {
+    this.record({ redirects: [...chain] });
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -337,11 +350,20 @@ export class Call {
    */
   async joinChannel(): Promise<CallMedia | { error: string }> {
     if (this.callMedia) return this.callMedia;
-    const { applicationId, channelId, userId, from, to } = this.identity;
+    const { applicationId, channelId, userId, from, to, attributes } = this.identity;
     if (!applicationId || !channelId) return { error: "the call has no channel" };
     let media: CallMedia | undefined;
     const member = await this.env.registry.joinWhenReady(
-      { applicationId, channelId, id: this.id, kind: "sip", userId: userId ?? from, callId: this.id, address: this.direction === "inbound" ? from : to },
+      {
+        applicationId,
+        channelId,
+        id: this.id,
+        kind: "sip",
+        userId: userId ?? from,
+        callId: this.id,
+        address: this.direction === "inbound" ? from : to,
+        ...(attributes ? { attributes } : {}),
+      },
       async (mixer) => {
         const created = await this.env.media({ callId: this.id, mixer, encryption: this.mediaEncryption });
         if ("error" in created) return created;
@@ -368,7 +390,7 @@ export class Call {
   }
 
   private eventBase(): CallEventBase {
-    const { applicationId, channelId, trunkId, from, to, userId, clientId } = this.identity;
+    const { applicationId, channelId, trunkId, from, to, userId, clientId, attributes } = this.identity;
     return {
       callId: this.id,
       direction: this.direction,
@@ -379,6 +401,7 @@ export class Call {
       to,
       ...(userId ? { userId } : {}),
       ...(clientId ? { clientId } : {}),
+      ...(attributes ? { attributes } : {}),
     };
   }
 
@@ -499,7 +522,7 @@ export class Call {
 }
 
 function pickIdentity(o: CallIdentity): CallIdentity {
-  const { from, to, applicationId, channelId, userId, clientId, trunkId } = o;
+  const { from, to, applicationId, channelId, userId, clientId, trunkId, attributes } = o;
   return {
     from,
     to,
@@ -508,6 +531,7 @@ function pickIdentity(o: CallIdentity): CallIdentity {
     ...(userId ? { userId } : {}),
     ...(clientId ? { clientId } : {}),
     ...(trunkId ? { trunkId } : {}),
+    ...(attributes && Object.keys(attributes).length > 0 ? { attributes } : {}),
   };
 }
 

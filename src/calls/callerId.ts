@@ -1,26 +1,43 @@
-// The From header of an outbound INVITE: the channel's caller-ID templates rendered over the
-// calling client's info; defaults are no display name and the trunk's username.
+// The From header of an outbound INVITE, and its P-Asserted-Identity / Privacy headers: the channel's
+// caller-ID templates rendered over the calling client's info; defaults are no display name, the
+// trunk's username, and neither header.
 import { parseTemplate, renderTemplate, type CallerIdClientInfo } from "../channels/callerIdTemplate.ts";
 
 export interface CallerIdTemplates {
   displayName?: string;
   username?: string;
+  assertedIdentity?: string;
+  privacy?: string;
 }
 
 export function renderCallerId(
   templates: CallerIdTemplates | undefined,
   client: CallerIdClientInfo,
   trunkUsername: string,
-): { displayName?: string; username: string } {
-  const render = (template: string | undefined) => {
+): { displayName?: string; username: string; headers: [string, string][] } {
+  const render = (template: string | undefined, info: CallerIdClientInfo = client) => {
     if (template === undefined) return "";
     const parsed = parseTemplate(template);
-    return parsed.ok ? renderTemplate(parsed.parts, client).trim() : "";
+    return parsed.ok ? renderTemplate(parsed.parts, info).trim() : "";
   };
   // Control characters would break the header line; the user part is %-escaped (RFC 3261 §19.1.2).
   const displayName = render(templates?.displayName).replace(/[\x00-\x1f\x7f]/g, "");
   const username = escapeUser(render(templates?.username));
-  return { ...(displayName ? { displayName } : {}), username: username || trunkUsername };
+  const headers: [string, string][] = [];
+  // RFC 3325 §9.1: PAI = name-addr or addr-spec; the template is a URI, its variables escaped so none can end it.
+  const asserted = render(templates?.assertedIdentity, escapedInfo(client));
+  if (asserted) headers.push(["P-Asserted-Identity", `<${asserted}>`]);
+  if (templates?.privacy) headers.push(["Privacy", templates.privacy]);
+  return { ...(displayName ? { displayName } : {}), username: username || trunkUsername, headers };
+}
+
+function escapedInfo(client: CallerIdClientInfo): CallerIdClientInfo {
+  const out: CallerIdClientInfo = {};
+  for (const [key, value] of Object.entries(client) as [keyof CallerIdClientInfo, string | string[] | undefined][]) {
+    if (typeof value === "string") (out as Record<string, string>)[key] = escapeUser(value);
+    else if (Array.isArray(value)) out.roles = value.map(escapeUser);
+  }
+  return out;
 }
 
 // RFC 3261 §25.1: user = 1*( unreserved / escaped / user-unreserved )

@@ -16,6 +16,7 @@ import { ReliableProvisionals, wantsReliableProvisionals } from "../sip/reliable
 import type { ServerTransaction } from "../sip/transaction.ts";
 import type { InboundContext } from "../sip/transport.ts";
 import type { Call, CallInit } from "./call.ts";
+import { attributesFromHeaders } from "./headers.ts";
 import type { InboundHoming } from "./homing.ts";
 import { callEncryption } from "./mediaEncryption.ts";
 import { ALLOW_METHODS } from "./types.ts";
@@ -36,7 +37,7 @@ export interface InboundFlowContext {
   /** Where a routed call's channel lives: here, or a 302 to its home node (homing.ts). */
   homing: InboundHoming;
   webhooks(): InboundWebhookSettings;
-  settings(): { sendRinging: boolean; sessionTimerSec: number };
+  settings(): { sendRinging: boolean; sessionTimerSec: number; headersToAttributes: Record<string, string> };
 }
 
 export async function handleInboundInvite(ctx: InboundFlowContext, req: SipRequest, tx: ServerTransaction, inbound: InboundContext): Promise<void> {
@@ -56,6 +57,7 @@ export async function handleInboundInvite(ctx: InboundFlowContext, req: SipReque
     to: formatUri(req.to.uri),
     sipCallId: req.callId,
     trunkId: trunk.id,
+    attributes: attributesFromHeaders(req, ctx.settings().headersToAttributes),
     ...(encryption.ok ? { mediaEncryption: encryption.encryption } : {}),
     invite: tx,
   });

@@ -52,6 +52,9 @@ export interface CallSettings {
   maxConcurrentCalls: number;
   /** Longest session-timer interval we accept (RFC 4028). */
   sessionTimerSec: number;
+  maxRedirects: number;
+  /** Inbound INVITE header name → participant/call attribute name. */
+  headersToAttributes: Record<string, string>;
 }
 
 export type WebhookConfig = InboundWebhookSettings & OutboundWebhookSettings;
@@ -119,6 +122,9 @@ export class CallManager {
       callerId: (applicationId, channelId) => deps.callerId(applicationId, channelId),
       webhooks: () => deps.webhooks(),
       ringTimeoutSec: () => deps.settings().ringTimeoutSec,
+      maxRedirects: () => deps.settings().maxRedirects,
+      isTrunkAddress: (trunk, address) =>
+        createSourceMatcher([{ trunkId: trunk.id, resolvedAddresses: deps.trunks.resolvedAddresses(trunk.id), allowedAddresses: trunk.allowedAddresses }])(address) !== undefined,
     };
   }
 
@@ -191,7 +197,7 @@ export class CallManager {
 
   /** Creates the call and its record (state `trying`). */
   private createCall(init: CallInit): { call: Call; record: CallRecord } {
-    const { id, direction, from, to, sipCallId, trunkId, applicationId, channelId, userId, clientId } = init;
+    const { id, direction, from, to, sipCallId, trunkId, applicationId, channelId, userId, clientId, attributes } = init;
     const record = this.deps.records.create({
       id,
       direction,
@@ -203,6 +209,7 @@ export class CallManager {
       ...(channelId ? { channelId } : {}),
       ...(userId ? { userId } : {}),
       ...(clientId ? { clientId } : {}),
+      ...(attributes && Object.keys(attributes).length > 0 ? { attributes } : {}),
     });
     const call = new Call(init, this.env);
     this.calls.set(call.id, call);

@@ -2,20 +2,23 @@
 // from the channel's templates → INVITE (delayed offer by default, early offer per trunk) through
 // the trunk's resolved targets (failover before any provisional, RFC 3263 §4.3) → digest retry on
 // 401/407 (same Call-ID, CSeq + 1, RFC 3261 §22.2) → 180/183 ringing (early media into the channel
-// when an answer came with it) → 2xx: ACK (carrying our answer for a delayed offer) and media; any
-// other final response fails the call with its status. The ring timeout and a hang-up end the call,
-// which sends CANCEL (call.ts).
+// when an answer came with it) → 2xx: ACK (carrying our answer for a delayed offer) and media; a
+// 301/302 sends the INVITE on to its Contacts as far as the trunk's redirect policy allows
+// (redirects.ts, RFC 3261 §8.1.3.4); any other final response fails the call with its status. The
+// ring timeout and a hang-up end the call, which sends CANCEL (call.ts).
 import type { TrunkInput } from "../config/entities.ts";
 import { chooseTrunk, type OutboundWebhookSettings, type TrunkChoiceCandidate } from "../routing/outbound.ts";
 import { Dialog, type DialogHost } from "../sip/dialog.ts";
 import { authorize, DigestState } from "../sip/digest.ts";
-import { formatUri, type NameAddr, type SipRequest, type SipResponse } from "../sip/message.ts";
+import { formatUri, type NameAddr, type SipRequest, type SipResponse, type SipUri } from "../sip/message.ts";
 import { isFailoverStatus, isIpLiteral, type ResolvedTarget, type Resolver } from "../sip/resolver.ts";
 import type { SipStack } from "../sip/stack.ts";
 import type { ClientTransaction } from "../sip/transaction.ts";
 import type { Call } from "./call.ts";
 import { renderCallerId, type CallerIdTemplates } from "./callerId.ts";
 import { requestUriFor, type DialTarget } from "./dialTarget.ts";
+import { outboundHeaders } from "./headers.ts";
+import { RedirectFollower } from "./redirects.ts";
 import { fromInvite2xx } from "./sessionTimer.ts";
 import { ALLOW_METHODS, type DialRequest } from "./types.ts";
 
@@ -34,6 +37,10 @@ export interface OutboundFlowContext {
   callerId(applicationId: string, channelId: string): CallerIdTemplates | undefined;
   webhooks(): OutboundWebhookSettings;
   ringTimeoutSec(): number;
+  /** The most 3xx redirects one call follows (calls.maxRedirects). */
+  maxRedirects(): number;
+  /** Whether the address is the trunk's: its domain's resolved addresses or its allowedAddresses. */
+  isTrunkAddress(trunk: TrunkInput, address: string): boolean;
 }
 
 export async function placeOutboundCall(ctx: OutboundFlowContext, call: Call, request: DialRequest, target: DialTarget): Promise<void> {
@@ -91,54 +98,102 @@ export async function placeOutboundCall(ctx: OutboundFlowContext, call: Call, re
     to: { uri: requestUri, params: new Map() },
     transport: trunk.transport,
     contactUser: callerId.username,
-    headers: [["Allow", ALLOW_METHODS], ["Supported", "timer"]],
+    headers: [["Allow", ALLOW_METHODS], ["Supported", "timer"], ...outboundHeaders(callerId.headers, request.headers)],
     ...(offer ? { body: offer, contentType: "application/sdp" } : {}),
   });
 
   const attempt = new InviteAttempt(ctx, call, trunk, offer !== undefined);
+  const redirects = new RedirectFollower(
+    {
+      policy: trunk.redirects,
+      maxHops: ctx.maxRedirects(),
+      transport: trunk.transport,
+      trunkDomain: trunk.domain,
+      isTrunkAddress: (address) => ctx.isTrunkAddress(trunk, address),
+      resolver: ctx.resolver,
+    },
+    requestUri,
+  );
   const ringTimer = setTimeout(() => call.end("no_answer"), ctx.ringTimeoutSec() * 1000);
   try {
-    const digest = new DigestState();
-    let challenges = 0;
-    for (let i = 0; i < targets.length; ) {
-      const destination = targets[i]!;
-      const result = await attempt.send(invite, destination);
-      if (result.kind === "failover" && i + 1 < targets.length) {
-        i++;
-        continue;
+    let recordedHops = 0;
+    for (;;) {
+      const tried = await tryTarget(ctx, attempt, invite, targets, trunk);
+      invite = tried.invite;
+      const step = tried.result.kind === "final" && call.isLive ? await redirects.afterFinal(tried.result.response) : undefined;
+      if (redirects.hopsSeen.length > recordedHops) {
+        recordedHops = redirects.hopsSeen.length;
+        call.redirected(redirects.hopsSeen);
       }
-      if (result.kind !== "challenge" || challenges >= MAX_CHALLENGES) return attempt.finish(result, invite, destination);
-      const auth = authorize(result.response, invite, { username: trunk.username, password: trunk.password, ...(trunk.authId ? { authId: trunk.authId } : {}) }, digest);
-      if ("error" in auth) {
-        call.log.warn("trunk rejected our credentials", { trunkId: trunk.id, reason: auth.error });
-        return attempt.finish({ kind: "final", response: result.response }, invite, destination);
+      if (step === undefined || !call.isLive) return attempt.finish(tried.result, tried.invite, tried.destination);
+      if ("end" in step) {
+        call.log.warn("redirect not followed", { reason: step.end, sipStatus: step.sipStatus });
+        return call.end(step.end, { sipStatus: step.sipStatus });
       }
-      challenges++;
-      invite = retryWithCredentials(ctx, invite, auth.header, auth.value, trunk);
+      call.log.info("following a redirect", { to: formatUri(step.next.uri) });
+      invite = nextRequest(ctx, invite, trunk, { uri: step.next.uri });
+      targets = step.next.destinations;
     }
   } finally {
     clearTimeout(ringTimer);
   }
 }
 
-// RFC 3261 §22.2 / §8.1.3.5: the retry keeps Call-ID, From tag and To, with CSeq + 1 and a new branch.
-function retryWithCredentials(ctx: OutboundFlowContext, invite: SipRequest, header: string, value: string, trunk: TrunkInput): SipRequest {
-  const headers: [string, string][] = invite.headerFields
-    .filter((f) => !["via", "from", "to", "call-id", "cseq", "contact", "max-forwards", "content-type", "content-length", header.toLowerCase()].includes(f.name.toLowerCase()))
-    .map((f) => [f.name, f.value]);
-  const retry = ctx.stack.createOutOfDialogRequest({
+/**
+ * One target: its resolved destinations in order (failover before any provisional, RFC 3263 §4.3),
+ * and digest retries on 401/407 (RFC 3261 §22.2). Returns the outcome with the INVITE that got it.
+ */
+async function tryTarget(
+  ctx: OutboundFlowContext,
+  attempt: InviteAttempt,
+  first: SipRequest,
+  destinations: ResolvedTarget[],
+  trunk: TrunkInput,
+): Promise<{ result: AttemptResult; invite: SipRequest; destination: ResolvedTarget }> {
+  const digest = new DigestState();
+  let challenges = 0;
+  let invite = first;
+  for (let i = 0; ; ) {
+    const destination = destinations[i]!;
+    const result = await attempt.send(invite, destination);
+    if (result.kind === "failover" && i + 1 < destinations.length) {
+      i++;
+      continue;
+    }
+    if (result.kind !== "challenge" || challenges >= MAX_CHALLENGES) return { result, invite, destination };
+    const auth = authorize(result.response, invite, { username: trunk.username, password: trunk.password, ...(trunk.authId ? { authId: trunk.authId } : {}) }, digest);
+    if ("error" in auth) {
+      attempt.log.warn("trunk rejected our credentials", { trunkId: trunk.id, reason: auth.error });
+      return { result: { kind: "final", response: result.response }, invite, destination };
+    }
+    challenges++;
+    invite = nextRequest(ctx, invite, trunk, { credentials: { header: auth.header, value: auth.value } });
+  }
+}
+
+/**
+ * The INVITE's next request in the same call: Call-ID, From tag and To kept, CSeq + 1, a new branch.
+ * With credentials: the digest retry (RFC 3261 §22.2 / §8.1.3.5). With a URI: the same request to a
+ * redirect's Contact (§8.1.3.4), whose credentials were for the previous target.
+ */
+function nextRequest(ctx: OutboundFlowContext, invite: SipRequest, trunk: TrunkInput, o: { credentials?: { header: string; value: string }; uri?: SipUri }): SipRequest {
+  const dropped = ["via", "from", "to", "call-id", "cseq", "contact", "max-forwards", "content-type", "content-length"];
+  if (o.credentials) dropped.push(o.credentials.header.toLowerCase());
+  if (o.uri) dropped.push("authorization", "proxy-authorization");
+  const headers: [string, string][] = invite.headerFields.filter((f) => !dropped.includes(f.name.toLowerCase())).map((f) => [f.name, f.value]);
+  if (o.credentials) headers.push([o.credentials.header, o.credentials.value]);
+  return ctx.stack.createOutOfDialogRequest({
     method: "INVITE",
-    uri: invite.uri,
+    uri: o.uri ?? invite.uri,
     from: invite.from,
     to: invite.to,
     transport: trunk.transport,
     ...(invite.from.uri.user ? { contactUser: invite.from.uri.user } : {}),
     callId: invite.callId,
     cseq: invite.cseq.seq + 1,
-    headers: [...headers, [header, value]],
+    headers,
     ...(invite.body.length > 0 ? { body: invite.body, contentType: invite.contentType ?? "application/sdp" } : {}),
   });
-  return retry;
 }
 
 type AttemptResult =
@@ -160,6 +215,10 @@ class InviteAttempt {
     private readonly trunk: TrunkInput,
     private readonly earlyOffer: boolean,
   ) {}
+
+  get log() {
+    return this.call.log;
+  }
 
   async send(invite: SipRequest, destination: ResolvedTarget): Promise<AttemptResult> {
     if (!this.call.isLive) return { kind: "cancelled" };

@@ -12,6 +12,8 @@ export interface DialRequest {
   /** E.164 number or SIP URI. */
   to: string;
   client: DialClient;
+  /** Extra INVITE headers (validated by the API: see headers.ts). */
+  headers?: Record<string, string>;
 }
 
 export type CommandFailure = { ok: false; status: 400 | 404 | 409 | 503; code: string; message: string; field?: string };

@@ -25,6 +25,8 @@ export interface ParticipantInfo {
   clientId?: string;
   /** The phone number or SIP address of a phone leg, for participant lists. */
   address?: string;
+  /** A phone leg's attributes from its INVITE's headers (calls.headersToAttributes). */
+  attributes?: Record<string, string>;
   joinedAt: string;
   /** Muted by an operator: the channel does not hear this participant. */
   muted: boolean;
@@ -227,5 +229,6 @@ function eventData(info: ParticipantInfo) {
     kind: info.kind,
     ...(info.callId ? { callId: info.callId } : {}),
     ...(info.clientId ? { clientId: info.clientId } : {}),
+    ...(info.attributes ? { attributes: info.attributes } : {}),
   };
 }

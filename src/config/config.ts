@@ -178,6 +178,21 @@ const callsSchema = s.object({
   sendRinging: s.boolean().default(true),
   maxConcurrentCalls: s.integer({ min: 1 }).default(200),
   sessionTimerSec: s.integer({ min: 90, max: 86400 }).default(1800),
+  maxRedirects: s
+    .integer({ min: 0, max: 10 })
+    .default(3)
+    .describe("The most 301/302 redirects one outbound call follows (each trunk's `redirects` says where to); beyond it the call ends as too_many_redirects."),
+  headersToAttributes: s
+    .record(
+      s.string({ pattern: /^[A-Za-z0-9\-.!%*_+`'~]{1,64}$/, patternHint: "a SIP header name" }),
+      s.string({ pattern: /^[A-Za-z][A-Za-z0-9_.-]{0,63}$/, patternHint: "an attribute name: a letter, then letters, digits, _ . -" }),
+    )
+    .refine((m) => (Object.keys(m).length > 32 ? "must map at most 32 headers" : undefined))
+    .default({})
+    .describe(
+      "Inbound INVITE header name → attribute name, e.g. { X-Customer-Id: customerId }: the header's value becomes an attribute of the caller's " +
+        "participant (participants list, participant events), of its call events and of its call record (GET /calls/:id).",
+    ),
 });
 
 const recordsSchema = s.object({

@@ -81,6 +81,13 @@ export const trunkFieldsSchema = s.object({
     .boolean()
     .default(false)
     .describe("Let SRTP keys travel in SDP over UDP/TCP signalling, readable by anyone on the path. Without it, SRTP needs transport tls and SIP over TLS."),
+  redirects: s
+    .enum(["sameTrunk", "any", "off"])
+    .default("sameTrunk")
+    .describe(
+      "Where a 301/302 to an outbound INVITE may send the call (RFC 3261 §8.1.3.4). sameTrunk: only Contacts on this trunk's domain or its addresses " +
+        "(resolved or allowedAddresses); any: anywhere; off: a 3xx fails the call.",
+    ),
 });
 
 /** RFC 4568 §8.3: SDES keys are only as secret as the signalling that carries them. */
@@ -104,6 +111,18 @@ export const callerIdSchema = s.object({
   username: templateSchema
     .optional()
     .describe("Template for the user part of the From URI, e.g. \"{userId}\". Absent: the trunk's username."),
+  assertedIdentity: templateSchema
+    .refine((t) => (/^(sips?|tel):/i.test(t) ? undefined : "must be a sip:, sips: or tel: URI template, e.g. \"sip:{userId}@pbx.example.com\""))
+    .optional()
+    .describe(
+      "Template for the URI of a P-Asserted-Identity header (RFC 3325) on outbound INVITEs, e.g. \"tel:+1555{userId}\"; variables are %-escaped. " +
+        "Absent: no such header (unless the dial request sets one).",
+    ),
+  privacy: s
+    .string({ maxLength: 64 })
+    .refine((p) => (/^(none|header|session|user|id|critical)(;(none|header|session|user|id|critical))*$/.test(p) ? undefined : "must be RFC 3323 priv-values joined with \";\", e.g. \"id\" or \"header;id\""))
+    .optional()
+    .describe("Privacy header (RFC 3323 / RFC 3325 §9.3) on outbound INVITEs, e.g. \"id\". Absent: no such header (unless the dial request sets one)."),
 });
 export type CallerIdInput = Infer<typeof callerIdSchema>;
 

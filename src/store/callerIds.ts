@@ -1,4 +1,5 @@
-// Per-channel outbound caller-ID templates (display name and From user), validated on save.
+// Per-channel outbound caller-ID templates (display name, From user, P-Asserted-Identity) and
+// Privacy, validated on save.
 import type { CallerIdInput } from "../config/entities.ts";
 import type { ChangeFeed } from "./changes.ts";
 import type { SqlExecutor } from "./sql.ts";
@@ -14,13 +15,23 @@ export interface CallerIdRow {
   channel_id: string;
   display_name: string | null;
   username: string | null;
+  asserted_identity: string | null;
+  privacy: string | null;
   updated_at: string;
 }
+
+/** P-Asserted-Identity and Privacy templates of a channel's outbound calls; SQLite and PostgreSQL alike. */
+export const callerIdHeadersMigration = `
+ALTER TABLE caller_ids ADD COLUMN asserted_identity TEXT;
+ALTER TABLE caller_ids ADD COLUMN privacy TEXT;
+`;
 
 function fromRow(row: CallerIdRow): CallerIdConfig {
   const config: CallerIdConfig = { applicationId: row.application_id, channelId: row.channel_id, updatedAt: row.updated_at };
   if (row.display_name !== null) config.displayName = row.display_name;
   if (row.username !== null) config.username = row.username;
+  if (row.asserted_identity !== null) config.assertedIdentity = row.asserted_identity;
+  if (row.privacy !== null) config.privacy = row.privacy;
   return config;
 }
 
@@ -62,13 +73,21 @@ export class CallerIdStore {
   put(applicationId: string, channelId: string, input: CallerIdInput): Promise<CallerIdConfig> {
     return this.sql.serial(async () => {
       const existing = this.get(applicationId, channelId);
-      if (existing && existing.displayName === input.displayName && existing.username === input.username) return existing;
+      if (
+        existing &&
+        existing.displayName === input.displayName &&
+        existing.username === input.username &&
+        existing.assertedIdentity === input.assertedIdentity &&
+        existing.privacy === input.privacy
+      ) {
+        return existing;
+      }
       const [row] = await this.sql.query<CallerIdRow>(
-        `INSERT INTO caller_ids (application_id, channel_id, display_name, username, updated_at)
-         VALUES ($1, $2, $3, $4, $5)
-         ON CONFLICT (application_id, channel_id) DO UPDATE SET display_name = $3, username = $4, updated_at = $5
+        `INSERT INTO caller_ids (application_id, channel_id, display_name, username, asserted_identity, privacy, updated_at)
+         VALUES ($1, $2, $3, $4, $6, $7, $5)
+         ON CONFLICT (application_id, channel_id) DO UPDATE SET display_name = $3, username = $4, asserted_identity = $6, privacy = $7, updated_at = $5
          RETURNING *`,
-        [applicationId, channelId, input.displayName ?? null, input.username ?? null, new Date().toISOString()],
+        [applicationId, channelId, input.displayName ?? null, input.username ?? null, new Date().toISOString(), input.assertedIdentity ?? null, input.privacy ?? null],
       );
       const config = fromRow(row!);
       this.byKey.set(keyOf(applicationId, channelId), config);

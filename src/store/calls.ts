@@ -75,6 +75,17 @@ export const callsEndedAtMigration = "CREATE INDEX calls_ended_at ON calls (ende
 /** Records made before nodes have no owner: on SQLite all of them are this process's. */
 export const callsNodeMigration = "ALTER TABLE calls ADD COLUMN node_id TEXT";
 
+/** The 3xx chain of an outbound call (JSON), and each trunk's redirect policy; SQLite and PostgreSQL alike. */
+export const redirectsMigration = `
+ALTER TABLE calls ADD COLUMN redirects TEXT;
+ALTER TABLE trunks ADD COLUMN redirects TEXT NOT NULL DEFAULT 'sameTrunk' CHECK (redirects IN ('sameTrunk', 'any', 'off'));
+`;
+
+/** Attributes of an inbound call from its INVITE's headers (calls.headersToAttributes), as JSON. */
+export const callAttributesMigration = `
+ALTER TABLE calls ADD COLUMN attributes TEXT;
+`;
+
 /** The same table on PostgreSQL, where the cluster's nodes share it. */
 export const postgresCallsMigration = `
 CREATE TABLE calls (
@@ -129,13 +140,27 @@ export interface CallRecord {
   sipStatus?: number;
   codec?: string;
   mediaStats?: Record<string, unknown>;
+  /** Outbound: the 301/302 Contacts looked at, in order, and what became of each (redirects.ts). */
+  redirects?: RedirectHop[];
+  /** Inbound: attributes from the INVITE's headers (calls.headersToAttributes). */
+  attributes?: Record<string, string>;
+}
+
+/** One Contact of a 301/302 to an outbound INVITE, and what became of it. */
+export interface RedirectHop {
+  /** The target that answered the 3xx. */
+  from: string;
+  status: number;
+  /** The Contact's URI. */
+  to: string;
+  outcome: "followed" | "forbidden" | "loop" | "unresolvable" | "too_many_redirects";
 }
 
 export type NewCall = Pick<CallRecord, "id" | "direction" | "from" | "to"> &
-  Partial<Pick<CallRecord, "sipCallId" | "trunkId" | "applicationId" | "channelId" | "userId" | "clientId">>;
+  Partial<Pick<CallRecord, "sipCallId" | "trunkId" | "applicationId" | "channelId" | "userId" | "clientId" | "attributes">>;
 
 export type CallUpdate = Partial<
-  Pick<CallRecord, "state" | "sipCallId" | "trunkId" | "from" | "to" | "applicationId" | "channelId" | "userId" | "clientId" | "endReason" | "sipStatus" | "codec" | "mediaStats">
+  Pick<CallRecord, "state" | "sipCallId" | "trunkId" | "from" | "to" | "applicationId" | "channelId" | "userId" | "clientId" | "endReason" | "sipStatus" | "codec" | "mediaStats" | "redirects">
 >;
 
 /** PostgreSQL returns BIGINT columns as strings. */
@@ -162,6 +187,8 @@ interface CallRow {
   sip_status: number | null;
   codec: string | null;
   media_stats: string | null;
+  redirects: string | null;
+  attributes: string | null;
 }
 
 const columnOf: Record<keyof CallUpdate, string> = {
@@ -178,6 +205,7 @@ const columnOf: Record<keyof CallUpdate, string> = {
   sipStatus: "sip_status",
   codec: "codec",
   mediaStats: "media_stats",
+  redirects: "redirects",
 };
 
 /** The timestamp column stamped when a call enters a state (only the first time). */
@@ -233,18 +261,20 @@ export class CallStore {
     openRecords.set(call.id, { direction: call.direction, state: "trying" });
     if (this.watchers.size > 0) this.tell(call.id, { state: "trying", ...(call.sipCallId ? { sipCallId: call.sipCallId } : {}) });
     this.write(
-      `INSERT INTO calls (id, node_id, direction, state, sip_call_id, trunk_id, from_uri, to_uri, application_id, channel_id, user_id, client_id, created_at)
-       VALUES ($1, $2, $3, 'trying', $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+      `INSERT INTO calls (id, node_id, direction, state, sip_call_id, trunk_id, from_uri, to_uri, application_id, channel_id, user_id, client_id, created_at, attributes)
+       VALUES ($1, $2, $3, 'trying', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
       [
         call.id, this.nodeId, call.direction, call.sipCallId ?? null, call.trunkId ?? null, call.from, call.to,
         call.applicationId ?? null, call.channelId ?? null, call.userId ?? null, call.clientId ?? null, now,
+        call.attributes && Object.keys(call.attributes).length > 0 ? JSON.stringify(call.attributes) : null,
       ],
     );
     return toRecord({
       seq: 0, id: call.id, direction: call.direction, state: "trying", sip_call_id: call.sipCallId ?? null, trunk_id: call.trunkId ?? null,
       from_uri: call.from, to_uri: call.to, application_id: call.applicationId ?? null, channel_id: call.channelId ?? null,
       user_id: call.userId ?? null, client_id: call.clientId ?? null, created_at: now, ringing_at: null, answered_at: null,
-      ended_at: null, end_reason: null, sip_status: null, codec: null, media_stats: null,
+      ended_at: null, end_reason: null, sip_status: null, codec: null, media_stats: null, redirects: null,
+      attributes: call.attributes && Object.keys(call.attributes).length > 0 ? JSON.stringify(call.attributes) : null,
     });
   }
 
@@ -263,7 +293,7 @@ export class CallStore {
     };
     for (const [key, value] of Object.entries(change) as [keyof CallUpdate, unknown][]) {
       if (value === undefined) continue;
-      sets.push(`${columnOf[key]} = ${bind(key === "mediaStats" ? JSON.stringify(value) : (value as string | number))}`);
+      sets.push(`${columnOf[key]} = ${bind(key === "mediaStats" || key === "redirects" ? JSON.stringify(value) : (value as string | number))}`);
     }
     const stamp = change.state ? stampOf[change.state] : undefined;
     if (stamp) sets.push(`${stamp} = COALESCE(${stamp}, ${bind(now)})`);
@@ -409,6 +439,8 @@ function toRecord(row: CallRow): CallRecord {
     sipStatus: row.sip_status ?? undefined,
     codec: row.codec ?? undefined,
     mediaStats: row.media_stats ? (JSON.parse(row.media_stats) as Record<string, unknown>) : undefined,
+    redirects: row.redirects ? (JSON.parse(row.redirects) as RedirectHop[]) : undefined,
+    attributes: row.attributes ? (JSON.parse(row.attributes) as Record<string, string>) : undefined,
   };
   return Object.fromEntries(Object.entries(record).filter(([, v]) => v !== undefined)) as unknown as CallRecord;
 }

@@ -1,7 +1,8 @@
 // Ordered schema migrations. Append new entries at the end with the next version; never edit an
 // applied one. Each runs once, in its own transaction, recorded in schema_migrations.
 import type { Database } from "bun:sqlite";
-import { callsEndedAtMigration, callsMigration, callsNodeMigration, postgresCallsMigration } from "./calls.ts";
+import { callerIdHeadersMigration } from "./callerIds.ts";
+import { callAttributesMigration, callsEndedAtMigration, callsMigration, callsNodeMigration, postgresCallsMigration, redirectsMigration } from "./calls.ts";
 import { channelHomesMigration } from "./channelHomes.ts";
 import { nodesMigration } from "./nodes.ts";
 import { registrationLeasesMigration } from "./registrations.ts";
@@ -92,6 +93,8 @@ export const migrations: Migration[] = [
   { version: 9, name: "trunk registration leases", up: registrationLeasesMigration.sqlite },
   { version: 10, name: "sip traces", up: sipTracesMigration.sqlite },
   { version: 11, name: "recordings", up: recordingsMigration.sqlite },
+  { version: 13, name: "outbound redirects", up: redirectsMigration },
+  { version: 14, name: "caller-ID headers and call attributes", up: callerIdHeadersMigration + callAttributesMigration },
 ];
 
 /**
@@ -166,6 +169,8 @@ export const postgresMigrations: PostgresMigration[] = [
   { version: 5, name: "trunk registration leases", up: registrationLeasesMigration.postgres },
   { version: 6, name: "sip traces", up: sipTracesMigration.postgres },
   { version: 7, name: "recordings", up: recordingsMigration.postgres },
+  { version: 9, name: "outbound redirects", up: redirectsMigration },
+  { version: 10, name: "caller-ID headers and call attributes", up: callerIdHeadersMigration + callAttributesMigration },
 ];
 
 export interface PostgresMigration {

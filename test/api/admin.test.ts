@@ -187,6 +187,14 @@ describe("applications, inbound routes and caller ID", () => {
     expect(bad.status).toBe(400);
     expect(bad.json.error).toMatchObject({ field: "displayName", message: expect.stringContaining("unknown variable {nickname}") });
 
+    const headers = await h.call("PUT", path, { username: "{userId}", assertedIdentity: "tel:+1555{userId}", privacy: "header;id" });
+    expect(headers.status, headers.text).toBe(200);
+    expect((await h.call("GET", path)).json).toMatchObject({ assertedIdentity: "tel:+1555{userId}", privacy: "header;id" });
+    const notUri = await h.call("PUT", path, { assertedIdentity: "{userId}" });
+    expect(notUri.json.error).toMatchObject({ field: "assertedIdentity" });
+    const badPrivacy = await h.call("PUT", path, { privacy: "id\r\nX-Evil: 1" });
+    expect(badPrivacy.json.error).toMatchObject({ field: "privacy" });
+
     expect((await h.call("DELETE", path)).status).toBe(204);
     expect((await h.call("DELETE", path)).status).toBe(404);
     expect((await h.call("PUT", "/api/v1/applications/ghost/channels/lobby/caller-id", {})).status).toBe(404);

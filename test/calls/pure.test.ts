@@ -77,18 +77,28 @@ describe("caller ID", () => {
     expect(renderCallerId({ displayName: "{userAlias} ({roles})", username: "{userId}-{id}" }, client, "trunkuser")).toEqual({
       displayName: "Alice Smith (dial,admin)",
       username: "u1-c1",
+      headers: [],
     });
   });
 
   test("defaults: no display name and the trunk's username", () => {
-    expect(renderCallerId(undefined, client, "trunkuser")).toEqual({ username: "trunkuser" });
-    expect(renderCallerId({ username: "{deviceId}" }, client, "trunkuser")).toEqual({ username: "trunkuser" });
+    expect(renderCallerId(undefined, client, "trunkuser")).toEqual({ username: "trunkuser", headers: [] });
+    expect(renderCallerId({ username: "{deviceId}" }, client, "trunkuser")).toEqual({ username: "trunkuser", headers: [] });
   });
 
   test("the user part is escaped and control characters never reach the header", () => {
     expect(renderCallerId({ displayName: "a\r\nX-Evil: 1", username: "{userAlias}" }, client, "t")).toEqual({
       displayName: "aX-Evil: 1",
       username: "Alice%20Smith",
+      headers: [],
     });
+  });
+
+  test("P-Asserted-Identity from its template, variables escaped so they cannot end the URI; Privacy as configured", () => {
+    const rendered = renderCallerId({ assertedIdentity: "sip:{userAlias}@pbx.example.com", privacy: "id" }, { ...client, userAlias: "a>, <sip:evil" }, "t");
+    expect(rendered.headers).toEqual([
+      ["P-Asserted-Identity", "<sip:a%3E,%20%3Csip%3Aevil@pbx.example.com>"],
+      ["Privacy", "id"],
+    ]);
   });
 });

@@ -85,7 +85,7 @@ const trunk = (id: string, extra: Partial<TrunkInput> = {}): TrunkInput => ({
   tlsVerify: true,
   enabled: true,
   mediaEncryption: "none",
-  allowSdesWithoutTls: false,
+  allowSdesWithoutTls: false, redirects: "sameTrunk",
   ...extra,
 });
 

@@ -1,10 +1,11 @@
 // /api/v1/calls and outbound dialling from a channel.
-//   POST   /applications/:appId/channels/:channelId/calls  { to, client }  → 201 call (placed asynchronously)
+//   POST   /applications/:appId/channels/:channelId/calls  { to, client, headers? }  → 201 call (placed asynchronously)
 //   GET    /calls?state=active|ended&limit=&cursor=                         → { calls, nextCursor? }
 //   GET    /calls/:id                                                       → call
 //   DELETE /calls/:id                                                       → 204 (CANCEL before answer, BYE after)
 //   POST   /calls/:id/dtmf  { digits }                                      → 204
 import type { CallManager } from "../../calls/manager.ts";
+import { dialHeaderNameError, headerValueError, MAX_DIAL_HEADERS } from "../../calls/headers.ts";
 import type { CommandFailure } from "../../calls/types.ts";
 import { channelIdSchema, idSchema } from "../../config/entities.ts";
 import { s, validate } from "../../config/schema.ts";
@@ -28,6 +29,14 @@ export const dialBody = s.object({
       region: optionalText,
     })
     .describe("The client the call is placed for: caller-ID template variables and webhook fields."),
+  headers: s
+    .record(s.string().refine(dialHeaderNameError), s.string().refine(headerValueError))
+    .refine((headers) => (Object.keys(headers).length > MAX_DIAL_HEADERS ? `must have at most ${MAX_DIAL_HEADERS} headers` : undefined))
+    .optional()
+    .describe(
+      "SIP headers added to the INVITE: X-* names, P-Asserted-Identity, Privacy and Diversion only (they replace the caller ID's " +
+        `P-Asserted-Identity / Privacy); values without CR/LF, at most 512 characters; at most ${MAX_DIAL_HEADERS} headers.`,
+    ),
 });
 
 export const dtmfBody = s.object({
@@ -53,10 +62,25 @@ export const callView = s
     ringingAt: s.string().optional(),
     answeredAt: s.string().optional(),
     endedAt: s.string().optional(),
-    endReason: s.string().optional().describe("remote_bye, local_hangup, cancelled, rejected, no_answer, no_trunk, media_timeout, interrupted, ..."),
+    endReason: s.string().optional().describe("remote_bye, local_hangup, cancelled, rejected, no_answer, no_trunk, media_timeout, interrupted, redirect_forbidden, redirect_loop, too_many_redirects, ..."),
     sipStatus: s.integer().optional().describe("The final SIP status of the INVITE (e.g. 200, 486, 487)."),
     codec: s.string().optional(),
     mediaStats: s.record(s.string(), s.integer()).optional(),
+    redirects: s
+      .array(
+        s.object({
+          from: s.string().describe("The target that answered the 3xx."),
+          status: s.integer(),
+          to: s.string().describe("A Contact of that response."),
+          outcome: s.enum(["followed", "forbidden", "loop", "unresolvable", "too_many_redirects"]),
+        }),
+      )
+      .optional()
+      .describe("Outbound: the 301/302 Contacts looked at, in q-order, and what became of each (the trunk's `redirects` policy, calls.maxRedirects)."),
+    attributes: s
+      .record(s.string(), s.string())
+      .optional()
+      .describe("Inbound: attributes from the INVITE's headers per calls.headersToAttributes (also on the caller's participant)."),
   })
   .describe("Call record");
 
@@ -88,7 +112,7 @@ export function callRoutes(calls: CallManager): ApiModule {
         const applicationId = pathParam(c, "appId", idSchema);
         const channelId = pathParam(c, "channelId", channelIdSchema);
         if (!store.applications.get(applicationId)) throw notFound("application", applicationId);
-        const result = calls.dial({ applicationId, channelId, to: body.to, client: body.client });
+        const result = calls.dial({ applicationId, channelId, to: body.to, client: body.client, ...(body.headers ? { headers: body.headers } : {}) });
         if (!result.ok) fail(result);
         return c.json(result.call, 201);
       },
