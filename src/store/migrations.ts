@@ -13,6 +13,9 @@ export interface Migration {
   up: string | ((db: Database) => void);
 }
 
+/** RFC 3262 per trunk (outbound INVITEs): the same statement on both drivers. */
+const trunkPrackMigration = `ALTER TABLE trunks ADD COLUMN prack TEXT NOT NULL DEFAULT 'supported' CHECK (prack IN ('supported', 'required', 'off'))`;
+
 export const migrations: Migration[] = [
   {
     version: 1,
@@ -90,6 +93,7 @@ export const migrations: Migration[] = [
   { version: 8, name: "channel homes", up: channelHomesMigration.sqlite },
   { version: 9, name: "trunk registration leases", up: registrationLeasesMigration.sqlite },
   { version: 10, name: "sip traces", up: sipTracesMigration.sqlite },
+  { version: 12, name: "trunk prack", up: trunkPrackMigration },
 ];
 
 /**
@@ -163,6 +167,7 @@ export const postgresMigrations: PostgresMigration[] = [
   { version: 4, name: "channel homes", up: channelHomesMigration.postgres },
   { version: 5, name: "trunk registration leases", up: registrationLeasesMigration.postgres },
   { version: 6, name: "sip traces", up: sipTracesMigration.postgres },
+  { version: 8, name: "trunk prack", up: trunkPrackMigration },
 ];
 
 export interface PostgresMigration {

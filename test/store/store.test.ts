@@ -81,6 +81,7 @@ const trunk = (id: string, extra: Partial<TrunkInput> = {}): TrunkInput => ({
   registerExpires: 3600,
   allowedAddresses: ["203.0.113.0/24"],
   earlyOffer: false,
+  prack: "supported",
   optionsIntervalSec: 30,
   tlsVerify: true,
   enabled: true,
