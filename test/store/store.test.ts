@@ -188,7 +188,7 @@ for (const driver of drivers) {
   describe(`persistence (${driver.name})`, () => {
     test("everything persists across a close and reopen", async () => {
       const first = await driver.fresh();
-      await first.trunks.put(trunk("t1", { port: 5080, authId: "auth", maxConcurrentCalls: 4 }), "api");
+      await first.trunks.put(trunk("t1", { port: 5080, authId: "auth", maxConcurrentCalls: 4, prack: "off" }), "api");
       await first.applications.put({ id: "app", name: "App", sharedSecret: "0123456789abcdef" }, "api");
       await first.inboundRoutes.put("app", { sipUsername: "100", channelId: "lobby" });
       await first.callerIds.put("app", "lobby", { displayName: "{userAlias}" });
@@ -198,7 +198,7 @@ for (const driver of drivers) {
       await first.close();
 
       const second = await driver.again(first);
-      expect(second.trunks.get("t1")).toMatchObject({ ...trunk("t1"), port: 5080, authId: "auth", maxConcurrentCalls: 4, source: "api" });
+      expect(second.trunks.get("t1")).toMatchObject({ ...trunk("t1"), port: 5080, authId: "auth", maxConcurrentCalls: 4, prack: "off", source: "api" });
       expect(second.applications.get("app")).toMatchObject({ name: "App", sharedSecret: "0123456789abcdef" });
       expect(second.inboundRoutes.find("100")).toMatchObject({ applicationId: "app", channelId: "lobby" });
       expect(second.callerIds.get("app", "lobby")).toMatchObject({ displayName: "{userAlias}" });
