@@ -2,7 +2,8 @@
 // 183 (Require: 100rel, RSeq) to our delayed-offer INVITE gets our PRACK (RAck naming its RSeq and
 // the INVITE's CSeq, our answer in the body), the early media it then sends reaches a phone in the
 // channel while the call still rings, the 200 completes the call and our BYE follows the PRACK's
-// CSeq. A trunk with `prack: off` offers no 100rel, one with `required` requires it.
+// CSeq. With an early offer, the reliable 183's answer plays the same way and its PRACK carries no
+// SDP. A trunk with `prack: off` offers no 100rel, one with `required` requires it.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { callUntil, phoneCaller, startCallsApp, testApplicationYaml, type CallsApp } from "../helpers/callsApp.ts";
@@ -20,22 +21,24 @@ const EARLY_MEDIA_MS = 2000;
 let app: CallsApp;
 let hooks: WebhookServer;
 let prackPort: number;
+let answerPort: number;
 let offPort: number;
 let requiredPort: number;
 
 beforeAll(async () => {
   hooks = startWebhookServer();
   const ports: number[] = [];
-  while (ports.length < 3) {
+  while (ports.length < 4) {
     const port = await freePort();
     if (!ports.includes(port)) ports.push(port);
   }
-  [prackPort, offPort, requiredPort] = ports as [number, number, number];
+  [prackPort, answerPort, offPort, requiredPort] = ports as [number, number, number, number];
   app = await startCallsApp(`
 rtp: { portMin: 54600, portMax: 54799, mediaTimeoutSec: 0 }
 calls: { ringTimeoutSec: 10 }
 trunks:
   - { id: t-prack, domain: 127.0.0.1, port: ${prackPort}, username: prack, optionsIntervalSec: 0 }
+  - { id: t-answer, domain: 127.0.0.1, port: ${answerPort}, username: answer, earlyOffer: true, optionsIntervalSec: 0 }
   - { id: t-off, domain: 127.0.0.1, port: ${offPort}, username: off, prack: "off", optionsIntervalSec: 0 }
   - { id: t-required, domain: 127.0.0.1, port: ${requiredPort}, username: required, prack: required, optionsIntervalSec: 0 }
 ${testApplicationYaml({ "1000": "room" })}
@@ -58,6 +61,24 @@ async function dialOver(trunkId: string, to: string): Promise<string> {
 
 const logged = (logs: string, name: string) => new RegExp(`${name} (.*)$`, "m").exec(logs)?.[1]?.trim();
 
+/**
+ * The phone in the channel hears the gateway's 1 kHz while the call rings: the state is read after
+ * the tone was heard, so the tone came before the 200.
+ */
+async function phoneHearsEarlyMedia(phone: RtpPeer, id: string): Promise<void> {
+  let state = "";
+  await until(
+    async () => {
+      const all = phone.received();
+      const heard = carriesTone(all.subarray(Math.max(0, all.length - 2400)), 8000, 1000);
+      state = (await app.harness.call("GET", `/api/v1/calls/${id}`)).json.state;
+      if (state === "answered" || state === "ended") throw new Error(`the call was ${state} before the phone heard early media`);
+      return heard && state === "ringing";
+    },
+    { pollMs: 20, what: () => ({ state, packetsReceived: phone.packetsReceived }) },
+  );
+}
+
 /** The INVITE as SIPp received it (its message trace). */
 const receivedInvite = (messages: string) => /INVITE sip:[\s\S]*?\r?\n\r?\n/.exec(messages)?.[0] ?? "";
 
@@ -76,19 +97,7 @@ describe("outbound 100rel / PRACK (RFC 3262)", () => {
       });
       await uas.ready();
       const id = await dialOver("t-prack", "+15550004711");
-      // The phone hears the gateway's tone while the call rings: the state is read after the tone
-      // was heard, so the tone came before the 200.
-      let state = "";
-      await until(
-        async () => {
-          const all = phone.received();
-          const heard = carriesTone(all.subarray(Math.max(0, all.length - 2400)), 8000, 1000);
-          state = (await app.harness.call("GET", `/api/v1/calls/${id}`)).json.state;
-          if (state === "answered" || state === "ended") throw new Error(`the call was ${state} before the phone heard early media`);
-          return heard && state === "ringing";
-        },
-        { pollMs: 20, what: () => ({ state, packetsReceived: phone.packetsReceived }) },
-      );
+      await phoneHearsEarlyMedia(phone, id);
       const answered = await callUntil(app, id, (x) => x.state === "answered" || x.state === "ended");
       expect(answered).toMatchObject({ state: "answered", codec: "PCMU" });
       expect((await app.harness.call("DELETE", `/api/v1/calls/${id}`)).status).toBe(204);
@@ -106,6 +115,38 @@ describe("outbound 100rel / PRACK (RFC 3262)", () => {
       // retransmitted, with the same CSeq).
       expect(new Set(r.messages.match(/^CSeq: *\d+ PRACK/gim))).toEqual(new Set([`CSeq: ${prackCSeq} PRACK`]));
       expect(await callUntil(app, id, (x) => x.state === "ended")).toMatchObject({ endReason: "local_hangup", trunkId: "t-prack", codec: "PCMU" });
+      await inbound;
+    } finally {
+      callee.close();
+      phone.close();
+    }
+  }, 30_000);
+
+  test("early offer: a reliable 183 with the answer is PRACKed without SDP; its early media reaches the channel before the 200", async () => {
+    const callee = await startRtpPeer(1000, { replyToSender: true });
+    const { peer: phone, run: inbound } = await phoneCaller(app, { service: "1000", toneHz: 440, holdMs: EARLY_MEDIA_MS + 4000 });
+    try {
+      await until(() => phone.packetsReceived > 0, { what: () => "the phone never got the channel's RTP" });
+      const uas = await startSipp({
+        scenario: fixture("calls-uas-100rel-answer.xml"),
+        localPort: answerPort,
+        keys: { rtpport: callee.port },
+        extraArgs: ["-d", String(EARLY_MEDIA_MS)],
+        timeoutSec: 15,
+      });
+      await uas.ready();
+      const id = await dialOver("t-answer", "+15550000815");
+      await phoneHearsEarlyMedia(phone, id);
+      expect(await callUntil(app, id, (x) => x.state === "answered" || x.state === "ended")).toMatchObject({ state: "answered", codec: "PCMU" });
+      expect((await app.harness.call("DELETE", `/api/v1/calls/${id}`)).status).toBe(204);
+      const r = await uas.done;
+      expect(r.exitCode, r.summary).toBe(0);
+      const inviteCSeq = Number(logged(r.logs, "INVITE_CSEQ"));
+      expect(logged(r.logs, "PRACK_RACK")).toBe(`815 ${inviteCSeq} INVITE`);
+      const prack = /^PRACK sip:[\s\S]*?\r?\n\r?\n/m.exec(r.messages)?.[0] ?? "";
+      expect(prack).toMatch(/^Content-Length: *0\r?$/im);
+      expect(Number(logged(r.logs, "BYE_CSEQ"))).toBe(Number(logged(r.logs, "PRACK_CSEQ")) + 1);
+      expect(await callUntil(app, id, (x) => x.state === "ended")).toMatchObject({ endReason: "local_hangup", trunkId: "t-answer", codec: "PCMU" });
       await inbound;
     } finally {
       callee.close();
