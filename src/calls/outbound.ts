@@ -2,15 +2,17 @@
 // from the channel's templates → INVITE (delayed offer by default, early offer per trunk) through
 // the trunk's resolved targets (failover before any provisional, RFC 3263 §4.3) → digest retry on
 // 401/407 (same Call-ID, CSeq + 1, RFC 3261 §22.2) → 180/183 ringing (early media into the channel
-// when an answer came with it) → 2xx: ACK (carrying our answer for a delayed offer) and media; a
-// 301/302 sends the INVITE on to its Contacts as far as the trunk's redirect policy allows
-// (redirects.ts, RFC 3261 §8.1.3.4); any other final response fails the call with its status. The
-// ring timeout and a hang-up end the call, which sends CANCEL (call.ts).
+// when an answer came with it; a reliable 1xx, RFC 3262, is PRACKed, with our answer when it carried
+// the offer) → 2xx: ACK (carrying our answer for a delayed offer) and media; a 301/302 sends the
+// INVITE on to its Contacts as far as the trunk's redirect policy allows (redirects.ts, RFC 3261
+// §8.1.3.4); any other final response fails the call with its status. The ring timeout and a
+// hang-up end the call, which sends CANCEL (call.ts).
 import type { TrunkInput } from "../config/entities.ts";
 import { chooseTrunk, type OutboundWebhookSettings, type TrunkChoiceCandidate } from "../routing/outbound.ts";
 import { Dialog, type DialogHost } from "../sip/dialog.ts";
 import { authorize, DigestState } from "../sip/digest.ts";
 import { formatUri, type NameAddr, type SipRequest, type SipResponse, type SipUri } from "../sip/message.ts";
+import { ProvisionalAcknowledgements, type ProvisionalVerdict } from "../sip/reliable.ts";
 import { isFailoverStatus, isIpLiteral, type ResolvedTarget, type Resolver } from "../sip/resolver.ts";
 import type { SipStack } from "../sip/stack.ts";
 import type { ClientTransaction } from "../sip/transaction.ts";
@@ -98,7 +100,7 @@ export async function placeOutboundCall(ctx: OutboundFlowContext, call: Call, re
     to: { uri: requestUri, params: new Map() },
     transport: trunk.transport,
     contactUser: callerId.username,
-    headers: [["Allow", ALLOW_METHODS], ["Supported", "timer"], ...outboundHeaders(callerId.headers, request.headers)],
+    headers: [["Allow", ALLOW_METHODS], ...optionTagHeaders(trunk.prack), ...outboundHeaders(callerId.headers, request.headers)],
     ...(offer ? { body: offer, contentType: "application/sdp" } : {}),
   });
 
@@ -137,6 +139,13 @@ export async function placeOutboundCall(ctx: OutboundFlowContext, call: Call, re
   } finally {
     clearTimeout(ringTimer);
   }
+}
+
+// RFC 3262 §4: the INVITE offers reliable provisionals (Supported) or insists on them (Require).
+function optionTagHeaders(prack: TrunkInput["prack"]): [string, string][] {
+  if (prack === "supported") return [["Supported", "timer, 100rel"]];
+  if (prack === "required") return [["Supported", "timer"], ["Require", "100rel"]];
+  return [["Supported", "timer"]];
 }
 
 /**
@@ -197,7 +206,7 @@ function nextRequest(ctx: OutboundFlowContext, invite: SipRequest, trunk: TrunkI
 }
 
 type AttemptResult =
-  | { kind: "final"; response: SipResponse; tx?: ClientTransaction }
+  | { kind: "final"; response: SipResponse; tx?: ClientTransaction; early?: Dialog }
   | { kind: "cancelled" }
   | { kind: "challenge"; response: SipResponse }
   | { kind: "failover"; reason: "timeout" | "transport_error" | "unavailable"; response?: SipResponse }
@@ -206,8 +215,11 @@ type AttemptResult =
 
 /** One INVITE client transaction at a time, with its provisional responses; the call cancels it (call.ts). */
 class InviteAttempt {
-  /** Early media: an 18x answered our early offer with this SDP, giving this codec. */
-  private early: { sdp: string; codec: string } | undefined;
+  /**
+   * Early media: an 18x answered our early offer with this SDP, giving this codec; `reliable`: the
+   * 1xx was reliable (RFC 3262), its SDP the offer or answer for good, not a preview.
+   */
+  private early: { sdp: string; codec: string; reliable?: boolean } | undefined;
 
   constructor(
     private readonly ctx: OutboundFlowContext,
@@ -233,10 +245,18 @@ class InviteAttempt {
     }
     this.call.inviting(invite, tx);
     let provisional = false;
+    const pracks = this.trunk.prack === "off" ? undefined : new ProvisionalAcknowledgements(this.ctx.stack, invite, destination);
+    let acknowledging: Promise<void> = Promise.resolve();
     tx.on("provisional", (res) => {
       if (res.status === 100) return;
       provisional = true;
+      const verdict = pracks?.receive(res) ?? { kind: "unreliable" };
+      if (verdict.kind === "discard") return;
       this.call.ringing(res.status);
+      if (verdict.kind === "acknowledge") {
+        acknowledging = acknowledging.then(() => this.acknowledge(pracks!, verdict, destination));
+        return;
+      }
       // Early media (RFC 3960): with our offer in the INVITE, an 18x answer lets the ringback play.
       if (this.earlyOffer && this.early === undefined && res.body.length > 0) {
         this.call.media?.setSignallingAddress(destination.address);
@@ -245,6 +265,8 @@ class InviteAttempt {
       }
     });
     const outcome = await tx.outcome;
+    await acknowledging;
+    const early = pracks?.finish(outcome.kind === "final" ? outcome.response : undefined);
     // A call being cancelled neither fails over nor answers challenges: its INVITE's answer ends it.
     const live = this.call.isLive;
     if (outcome.kind !== "final") {
@@ -254,7 +276,35 @@ class InviteAttempt {
     const res = outcome.response;
     if ((res.status === 401 || res.status === 407) && live) return { kind: "challenge", response: res };
     if (!provisional && live && isFailoverStatus(res.status) && res.status >= 500) return { kind: "failover", reason: "unavailable", response: res };
-    return { kind: "final", response: res, tx };
+    return { kind: "final", response: res, tx, ...(early ? { early } : {}) };
+  }
+
+  /**
+   * RFC 3262 §4: PRACKs a reliable 1xx. Its SDP is the answer to our early offer, or (our INVITE had
+   * none) the offer, answered in the PRACK (§5); either way the early media plays into the channel.
+   */
+  private async acknowledge(pracks: ProvisionalAcknowledgements, verdict: Extract<ProvisionalVerdict, { kind: "acknowledge" }>, destination: ResolvedTarget): Promise<void> {
+    const { call } = this;
+    const res = verdict.response;
+    let answer: { body: string; contentType: string } | undefined;
+    if (res.body.length > 0 && this.early?.reliable !== true) {
+      const media = this.earlyOffer ? call.media : await call.joinChannel();
+      if (!call.isLive) return;
+      if (!media || "error" in media) return call.end("media_error");
+      media.setSignallingAddress(destination.address);
+      if (this.earlyOffer) {
+        if (this.early) media.offer(); // an unreliable 18x's answer was taken: re-arm our offer
+        const applied = media.acceptAnswer(res.bodyText);
+        if (!applied.ok) return call.end("media_error", { cause: { status: 488, text: applied.reason } });
+        this.early = { sdp: res.bodyText, codec: applied.codec, reliable: true };
+      } else {
+        const answered = media.answer(res.bodyText);
+        if (!answered.ok) return call.end("media_error", { cause: { status: 488, text: answered.reason } });
+        this.early = { sdp: res.bodyText, codec: answered.codec, reliable: true };
+        answer = { body: answered.sdp, contentType: "application/sdp" };
+      }
+    }
+    void pracks.prack(verdict, answer);
   }
 
   /** Ends the call with the attempt's outcome (a cancelled call records it as cancelled), or answers it. */
@@ -272,11 +322,11 @@ class InviteAttempt {
       call.log.info("call failed", { sipStatus: res.status, reason: res.reason });
       return call.end("rejected", { sipStatus: res.status });
     }
-    if (result.kind === "final" && result.tx) return this.answered(invite, res, result.tx, destination);
+    if (result.kind === "final" && result.tx) return this.answered(invite, res, result.tx, destination, result.early);
     call.end("rejected", { sipStatus: res.status });
   }
 
-  private async answered(invite: SipRequest, res: SipResponse, tx: ClientTransaction, destination: ResolvedTarget): Promise<void> {
+  private async answered(invite: SipRequest, res: SipResponse, tx: ClientTransaction, destination: ResolvedTarget, early?: Dialog): Promise<void> {
     const { call } = this;
     const stack = this.ctx.stack;
     const media = await call.joinChannel();
@@ -288,7 +338,7 @@ class InviteAttempt {
     } else if (this.earlyOffer) {
       // RFC 3264 §4: the 2xx repeats (or first carries) the answer to the INVITE's offer. An 18x
       // answer without 100rel is only a preview (RFC 3261 §13.2.1): a different one in the 2xx wins.
-      if (this.early && (res.body.length === 0 || res.bodyText === this.early.sdp)) {
+      if (this.early && (this.early.reliable || res.body.length === 0 || res.bodyText === this.early.sdp)) {
         codec = this.early.codec;
       } else if (res.body.length === 0) {
         failure = "2xx without an SDP answer";
@@ -299,6 +349,9 @@ class InviteAttempt {
         if (applied.ok) codec = applied.codec;
         else failure = applied.reason;
       }
+    } else if (this.early?.reliable) {
+      // RFC 3262 §5: the offer came in a reliable 1xx and our answer in its PRACK; the 2xx adds none.
+      codec = this.early.codec;
     } else if (res.body.length === 0) {
       failure = "2xx to a delayed-offer INVITE without an SDP offer";
     } else {
@@ -309,7 +362,7 @@ class InviteAttempt {
       } else failure = answer.reason;
     }
     // §13.2.2.4: every 2xx is ACKed, even one we are about to end with BYE.
-    const dialog = Dialog.fromInvite2xx(stack, invite, res, tx, destination, ack ? { ack } : {});
+    const dialog = Dialog.fromInvite2xx(stack, invite, res, tx, destination, { ...(ack ? { ack } : {}), ...(early ? { early } : {}) });
     const sessionTimer = fromInvite2xx(res);
     // A 2xx that crossed our CANCEL is ended with BYE by the call.
     if (!call.connect(dialog, sessionTimer ? { sessionTimer } : {})) return;

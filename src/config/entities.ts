@@ -66,6 +66,13 @@ export const trunkFieldsSchema = s.object({
     .default([])
     .describe("Extra source addresses/CIDRs accepted as this trunk, besides the domain's resolved addresses."),
   earlyOffer: s.boolean().default(false).describe("Send SDP in outbound INVITEs (default: delayed offer)."),
+  prack: s
+    .enum(["supported", "required", "off"])
+    .default("supported")
+    .describe(
+      "Reliable provisional responses (RFC 3262) on outbound calls: supported sends Supported: 100rel, required sends Require: 100rel, " +
+        "off sends neither. Reliable 1xx are PRACKed either way unless off.",
+    ),
   optionsIntervalSec: s.integer({ min: 0, max: 3600 }).default(30).describe("OPTIONS keep-alive interval; 0 turns it off."),
   tlsVerify: s.boolean().default(true).describe("Verify the provider's TLS certificate (against sip.tls.caFile, else the system trust store)."),
   enabled: s.boolean().default(true).describe("A disabled trunk neither registers nor carries calls."),

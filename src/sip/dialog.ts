@@ -4,6 +4,7 @@
 //
 //   UAS: Dialog.answer(stack, invite, tx, ctx, { contact, body, contentType })  → sends the 2xx
 //   UAC: Dialog.fromInvite2xx(stack, invite, response, tx, dest, { ack })       → sends the ACK
+//        (Dialog.uacEarly(...) for a reliable 1xx; fromInvite2xx(..., { early }) confirms it)
 //   (`stack` is a SipStack, or anything with what DialogHost names)
 //   both: dialog.createRequest("INFO", {...}) / dialog.sendRequest(req) / dialog.bye()
 //         re-INVITE: tx = dialog.sendRequest(dialog.createRequest("INVITE", {...})); on 2xx
@@ -85,7 +86,7 @@ export class Dialog extends Emitter<DialogEvents> {
   routeSet: string[];
   localSeq: number;
   remoteSeq: number | undefined;
-  /** "early": a UAS dialog created by a reliable provisional response (RFC 3262), until its 2xx. */
+  /** "early": created by a provisional response (RFC 3262 reliable 1xx), until its 2xx. */
   state: "early" | "confirmed" | "terminated" = "confirmed";
   /** The endpoint of the INVITE's transaction: next hop when the target is not an IP literal. */
   readonly peer: Endpoint;
@@ -174,9 +175,9 @@ export class Dialog extends Emitter<DialogEvents> {
     response: SipResponse,
     tx: ClientTransaction,
     dest: Endpoint,
-    o: { ack?: { body: Uint8Array | string; contentType: string } } = {},
+    o: { ack?: { body: Uint8Array | string; contentType: string }; early?: Dialog } = {},
   ): Dialog {
-    const dialog = Dialog.uac(stack, invite, response, dest);
+    const dialog = o.early?.confirm(response) ?? Dialog.uac(stack, invite, response, dest);
     dialog.acknowledge(invite, tx, o.ack);
     // §13.2.2.4: a 2xx from another fork of the INVITE is ACKed too, and that unwanted dialog
     // is ended at once with BYE.
@@ -194,6 +195,30 @@ export class Dialog extends Emitter<DialogEvents> {
       void fork.bye();
     });
     return dialog;
+  }
+
+  /**
+   * UAC (§12.1.2): the early dialog a provisional response with a To tag creates, for the requests
+   * sent in it before the 2xx (PRACK, RFC 3262 §4); `fromInvite2xx({ early })` confirms it.
+   */
+  static uacEarly(stack: DialogHost, invite: SipRequest, provisional: SipResponse, dest: Endpoint): Dialog {
+    const dialog = Dialog.uac(stack, invite, provisional, dest);
+    dialog.state = "early";
+    return dialog;
+  }
+
+  /**
+   * UAC §13.2.2.4: a 2xx of this early dialog confirms it, the route set and remote target taken
+   * anew from the 2xx; its local CSeq (the PRACKs sent in it) carries on. Undefined for another
+   * dialog's 2xx.
+   */
+  confirm(response: SipResponse): Dialog | undefined {
+    if (this.role !== "uac" || this.state !== "early" || (response.to.params.get("tag") ?? "") !== this.remoteTag) return undefined;
+    this.state = "confirmed";
+    this.routeSet = response.getHeaders("Record-Route").reverse();
+    const contact = response.contacts[0];
+    if (contact) this.remoteTarget = contact.uri;
+    return this;
   }
 
   private static uac(stack: DialogHost, invite: SipRequest, response: SipResponse, dest: Endpoint): Dialog {

@@ -1,13 +1,28 @@
-// Reliable provisional responses at the UAS (RFC 3262): a 1xx sent with `Require: 100rel` and an
-// RSeq, retransmitted by us until the caller's PRACK acknowledges it, the PRACK answered.
+// Reliable provisional responses (RFC 3262).
+//
+// UAS: a 1xx sent with `Require: 100rel` and an RSeq, retransmitted by us until the caller's PRACK
+// acknowledges it, the PRACK answered.
 //
 //   const early = Dialog.early(stack, invite, tx, ctx);             // the 1xx creates the early dialog
 //   const reliable = new ReliableProvisionals(early, invite, tx);
 //   const outcome = await reliable.send(180, "Ringing", { contact }); // "acknowledged" | "timeout" | "gone"
 //   early.accept(invite, tx, { ... });                               // the 2xx confirms the same dialog
-import type { Dialog } from "./dialog.ts";
+//
+// UAC: each in-order reliable 1xx is PRACKed once, in its early dialog; the 2xx confirms that dialog.
+//
+//   const pracks = new ProvisionalAcknowledgements(stack, invite, dest);
+//   tx.on("provisional", (res) => {
+//     const verdict = pracks.receive(res);       // "acknowledge" (PRACK it) | "discard" | "unreliable"
+//     if (verdict.kind === "acknowledge") void pracks.prack(verdict, answerSdp ? { body, contentType } : undefined);
+//   });
+//   const early = pracks.finish(final2xx);        // then Dialog.fromInvite2xx(..., { early })
+import { createLogger } from "../log.ts";
+import { Dialog, type DialogHost, MAX_FORKS } from "./dialog.ts";
 import { createResponse, formatNameAddr, type NameAddr, type SipRequest, type SipResponse } from "./message.ts";
-import type { ServerTransaction } from "./transaction.ts";
+import type { ClientOutcome, ServerTransaction } from "./transaction.ts";
+import type { Endpoint } from "./transport.ts";
+
+const log = createLogger("sip.reliable");
 
 export const RELIABLE_PROVISIONAL_TAG = "100rel";
 
@@ -113,5 +128,97 @@ export class ReliableProvisionals {
     }
     tx.respond(200);
     outstanding.finish("acknowledged");
+  }
+}
+
+/** RFC 3262 §3: a provisional response sent reliably (not 100, `Require: 100rel`, an RSeq). */
+export function reliableRSeq(res: SipResponse): number | undefined {
+  if (res.status <= 100 || res.status >= 200) return undefined;
+  if (!res.require.some((tag) => tag.trim().toLowerCase() === RELIABLE_PROVISIONAL_TAG)) return undefined;
+  const value = res.getHeader("RSeq")?.trim() ?? "";
+  // §7.1: 1 to 2**32 - 1.
+  if (!/^\d{1,10}$/.test(value)) return undefined;
+  const rseq = Number(value);
+  return rseq >= 1 && rseq <= 0xffffffff ? rseq : undefined;
+}
+
+export type ProvisionalVerdict =
+  | { kind: "acknowledge"; dialog: Dialog; rseq: number; response: SipResponse }
+  | { kind: "discard"; reason: "retransmission" | "out_of_order" | "too_many_dialogs" | "no_tag" }
+  | { kind: "unreliable" };
+
+/** The UAC's side of RFC 3262 for one INVITE: which reliable 1xx to PRACK, and the PRACKs. */
+export class ProvisionalAcknowledgements {
+  /** Per early dialog (To tag): the dialog and the RSeq of its last in-order reliable 1xx (§4). */
+  private readonly early = new Map<string, { dialog: Dialog; rseq: number }>();
+  private sending: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    private readonly stack: DialogHost,
+    private readonly invite: SipRequest,
+    private readonly dest: Endpoint,
+  ) {}
+
+  /**
+   * §4: the first reliable 1xx of an early dialog sets its sequence number; a later one is
+   * acknowledged only when its RSeq is one higher. The same RSeq again is a retransmission
+   * (discarded: our PRACK's own transaction makes it reliable), anything else is out of order
+   * (neither acknowledged nor processed further).
+   */
+  receive(res: SipResponse): ProvisionalVerdict {
+    const rseq = reliableRSeq(res);
+    if (rseq === undefined) return { kind: "unreliable" };
+    const tag = res.to.params.get("tag");
+    // §4: the PRACK is sent in the early dialog the 1xx created, which needs its To tag.
+    if (!tag) return { kind: "discard", reason: "no_tag" };
+    const known = this.early.get(tag);
+    if (known) {
+      if (rseq === known.rseq) return { kind: "discard", reason: "retransmission" };
+      if (rseq !== known.rseq + 1) return { kind: "discard", reason: "out_of_order" };
+      known.rseq = rseq;
+      return { kind: "acknowledge", dialog: known.dialog, rseq, response: res };
+    }
+    // Early dialogs are bounded per INVITE like the forks of its 2xx, so a peer inventing tags grows nothing.
+    if (this.early.size >= MAX_FORKS) return { kind: "discard", reason: "too_many_dialogs" };
+    const dialog = Dialog.uacEarly(this.stack, this.invite, res, this.dest);
+    this.early.set(tag, { dialog, rseq });
+    return { kind: "acknowledge", dialog, rseq, response: res };
+  }
+
+  /**
+   * §4 / §7.2: the PRACK for an acknowledged 1xx, in its early dialog (`RAck: RSeq CSeq-num method`),
+   * carrying `sdp` when the 1xx carried the offer (§5: the answer goes in the PRACK). PRACKs go out
+   * in the order they are asked for, each after the previous one's answer.
+   */
+  prack(verdict: Extract<ProvisionalVerdict, { kind: "acknowledge" }>, answer?: { body: string; contentType: string }): Promise<ClientOutcome | undefined> {
+    const send = async (): Promise<ClientOutcome | undefined> => {
+      const { dialog, rseq } = verdict;
+      if (dialog.state !== "early") return undefined;
+      const { seq, method } = this.invite.cseq;
+      const req = dialog.createRequest("PRACK", {
+        headers: [["RAck", `${rseq} ${seq} ${method}`]],
+        ...(answer ? { body: answer.body, contentType: answer.contentType } : {}),
+      });
+      const outcome = await dialog.sendRequest(req).outcome;
+      if (outcome.kind !== "final" || outcome.response.status >= 300) {
+        log.warn("PRACK not accepted", { callId: this.invite.callId, rseq, outcome: outcome.kind === "final" ? outcome.response.status : outcome.kind });
+      }
+      return outcome;
+    };
+    const sent = this.sending.then(send, send);
+    this.sending = sent;
+    return sent;
+  }
+
+  /**
+   * The INVITE's final response: a 2xx's early dialog (undefined when it has none) is handed to
+   * Dialog.fromInvite2xx to confirm; every other early dialog ends (§4: no 2xx, no dialog).
+   */
+  finish(final?: SipResponse): Dialog | undefined {
+    const tag = final && final.status < 300 ? final.to.params.get("tag") : undefined;
+    const confirmed = tag ? this.early.get(tag)?.dialog : undefined;
+    for (const { dialog } of this.early.values()) if (dialog !== confirmed) dialog.terminate();
+    this.early.clear();
+    return confirmed;
   }
 }

@@ -15,6 +15,9 @@ export interface Migration {
   up: string | ((db: Database) => void);
 }
 
+/** RFC 3262 per trunk (outbound INVITEs): the same statement on both drivers. */
+const trunkPrackMigration = `ALTER TABLE trunks ADD COLUMN prack TEXT NOT NULL DEFAULT 'supported' CHECK (prack IN ('supported', 'required', 'off'))`;
+
 export const migrations: Migration[] = [
   {
     version: 1,
@@ -93,6 +96,7 @@ export const migrations: Migration[] = [
   { version: 9, name: "trunk registration leases", up: registrationLeasesMigration.sqlite },
   { version: 10, name: "sip traces", up: sipTracesMigration.sqlite },
   { version: 11, name: "recordings", up: recordingsMigration.sqlite },
+  { version: 12, name: "trunk prack", up: trunkPrackMigration },
   { version: 13, name: "outbound redirects", up: redirectsMigration },
   { version: 14, name: "caller-ID headers and call attributes", up: callerIdHeadersMigration + callAttributesMigration },
 ];
@@ -169,6 +173,7 @@ export const postgresMigrations: PostgresMigration[] = [
   { version: 5, name: "trunk registration leases", up: registrationLeasesMigration.postgres },
   { version: 6, name: "sip traces", up: sipTracesMigration.postgres },
   { version: 7, name: "recordings", up: recordingsMigration.postgres },
+  { version: 8, name: "trunk prack", up: trunkPrackMigration },
   { version: 9, name: "outbound redirects", up: redirectsMigration },
   { version: 10, name: "caller-ID headers and call attributes", up: callerIdHeadersMigration + callAttributesMigration },
 ];

@@ -24,6 +24,7 @@ interface TrunkRow {
   max_concurrent_calls: number | null;
   allowed_addresses: string;
   early_offer: number;
+  prack: Trunk["prack"];
   options_interval_sec: number;
   tls_verify: number;
   enabled: number;
@@ -46,6 +47,7 @@ function fromRow(row: TrunkRow): Trunk {
     registerExpires: row.register_expires,
     allowedAddresses: JSON.parse(row.allowed_addresses) as string[],
     earlyOffer: row.early_offer === 1,
+    prack: row.prack,
     optionsIntervalSec: row.options_interval_sec,
     tlsVerify: row.tls_verify === 1,
     enabled: row.enabled === 1,
@@ -136,13 +138,13 @@ export class TrunkStore {
       await this.sql.query(
         `INSERT INTO trunks (id, source, domain, port, transport, register, can_terminate, username, password, auth_id,
            register_expires, max_concurrent_calls, allowed_addresses, early_offer, options_interval_sec, tls_verify, enabled,
-           media_encryption, allow_sdes_without_tls, redirects, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $21, $20, $20)
+           media_encryption, allow_sdes_without_tls, prack, redirects, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $22, $21, $21)
          ON CONFLICT (id) DO UPDATE SET source = $2, domain = $3, port = $4, transport = $5,
            register = $6, can_terminate = $7, username = $8, password = $9, auth_id = $10,
            register_expires = $11, max_concurrent_calls = $12, allowed_addresses = $13,
            early_offer = $14, options_interval_sec = $15, tls_verify = $16, enabled = $17,
-           media_encryption = $18, allow_sdes_without_tls = $19, redirects = $21, updated_at = $20`,
+           media_encryption = $18, allow_sdes_without_tls = $19, prack = $20, redirects = $22, updated_at = $21`,
         [
           input.id,
           source,
@@ -163,6 +165,7 @@ export class TrunkStore {
           input.enabled ? 1 : 0,
           input.mediaEncryption,
           input.allowSdesWithoutTls ? 1 : 0,
+          input.prack,
           new Date().toISOString(),
           input.redirects,
         ],

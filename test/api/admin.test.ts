@@ -117,6 +117,19 @@ describe("trunks", () => {
     expect((await h.call("POST", "/api/v1/trunks", { ...body, id: "srtp-x", mediaEncryption: "sdes" })).json.error.field).toBe("mediaEncryption");
   });
 
+  test("prack: supported by default, stored and shown when set, anything else named in a 400", async () => {
+    const created = await h.call("POST", "/api/v1/trunks", { ...body, id: "prack" });
+    expect(created.status, created.text).toBe(201);
+    expect(created.json.prack).toBe("supported");
+    const required = await h.call("PATCH", "/api/v1/trunks/prack", { prack: "required" });
+    expect(required.json.prack).toBe("required");
+    expect(h.app.ctx.store.trunks.get("prack")?.prack).toBe("required");
+    const bad = await h.call("PATCH", "/api/v1/trunks/prack", { prack: "sometimes" });
+    expect(bad.status).toBe(400);
+    expect(bad.json.error).toMatchObject({ code: "invalid_body", field: "prack" });
+    expect(h.app.ctx.store.trunks.get("prack")?.prack).toBe("required");
+  });
+
   test("unknown id is 404, duplicate id is 409, id cannot be patched", async () => {
     expect((await h.call("PATCH", "/api/v1/trunks/ghost", { port: 5060 })).status).toBe(404);
     expect((await h.call("DELETE", "/api/v1/trunks/ghost")).status).toBe(404);

@@ -81,6 +81,7 @@ const trunk = (id: string, extra: Partial<TrunkInput> = {}): TrunkInput => ({
   registerExpires: 3600,
   allowedAddresses: ["203.0.113.0/24"],
   earlyOffer: false,
+  prack: "supported",
   optionsIntervalSec: 30,
   tlsVerify: true,
   enabled: true,
@@ -187,7 +188,7 @@ for (const driver of drivers) {
   describe(`persistence (${driver.name})`, () => {
     test("everything persists across a close and reopen", async () => {
       const first = await driver.fresh();
-      await first.trunks.put(trunk("t1", { port: 5080, authId: "auth", maxConcurrentCalls: 4 }), "api");
+      await first.trunks.put(trunk("t1", { port: 5080, authId: "auth", maxConcurrentCalls: 4, prack: "off" }), "api");
       await first.applications.put({ id: "app", name: "App", sharedSecret: "0123456789abcdef" }, "api");
       await first.inboundRoutes.put("app", { sipUsername: "100", channelId: "lobby" });
       await first.callerIds.put("app", "lobby", { displayName: "{userAlias}" });
@@ -197,7 +198,7 @@ for (const driver of drivers) {
       await first.close();
 
       const second = await driver.again(first);
-      expect(second.trunks.get("t1")).toMatchObject({ ...trunk("t1"), port: 5080, authId: "auth", maxConcurrentCalls: 4, source: "api" });
+      expect(second.trunks.get("t1")).toMatchObject({ ...trunk("t1"), port: 5080, authId: "auth", maxConcurrentCalls: 4, prack: "off", source: "api" });
       expect(second.applications.get("app")).toMatchObject({ name: "App", sharedSecret: "0123456789abcdef" });
       expect(second.inboundRoutes.find("100")).toMatchObject({ applicationId: "app", channelId: "lobby" });
       expect(second.callerIds.get("app", "lobby")).toMatchObject({ displayName: "{userAlias}" });
