@@ -26,6 +26,7 @@ import type { CallerIdTemplates } from "./callerId.ts";
 import { parseDialTarget } from "./dialTarget.ts";
 import type { InboundHoming } from "./homing.ts";
 import { handleInboundInvite, type InboundFlowContext } from "./inbound.ts";
+import { effectiveMaxDurationSec } from "./maxDuration.ts";
 import type { MediaFactory } from "./media.ts";
 import { placeOutboundCall, type OutboundFlowContext } from "./outbound.ts";
 import { createSourceMatcher, type SourceMatcher } from "./sourceMatcher.ts";
@@ -52,6 +53,8 @@ export interface CallSettings {
   maxConcurrentCalls: number;
   /** Longest session-timer interval we accept (RFC 4028). */
   sessionTimerSec: number;
+  /** Longest a call may last from its answer; 0: unlimited (trunks and applications may set less). */
+  maxDurationSec: number;
 }
 
 export type WebhookConfig = InboundWebhookSettings & OutboundWebhookSettings;
@@ -67,6 +70,8 @@ export interface CallManagerDeps {
   /** Where a routed inbound call's channel lives (this node, or a 302 to its home). */
   homing: InboundHoming;
   callerId(applicationId: string, channelId: string): CallerIdTemplates | undefined;
+  /** The application's own limits (calls.maxDurationSec per application). */
+  application(applicationId: string): { maxDurationSec?: number } | undefined;
   webhooks(): WebhookConfig;
   settings(): CallSettings;
 }
@@ -94,7 +99,19 @@ export class CallManager {
   private unsubscribe: (() => void) | undefined;
 
   constructor(private readonly deps: CallManagerDeps) {
-    this.env = { store: deps.records, registry: deps.registry, stack: deps.stack, media: deps.media, release: (call) => this.release(call) };
+    this.env = {
+      store: deps.records,
+      registry: deps.registry,
+      stack: deps.stack,
+      media: deps.media,
+      release: (call) => this.release(call),
+      maxDurationSec: ({ trunkId, applicationId }) =>
+        effectiveMaxDurationSec(
+          deps.settings().maxDurationSec,
+          trunkId === undefined ? undefined : this.trunk(trunkId)?.maxDurationSec,
+          applicationId === undefined ? undefined : deps.application(applicationId)?.maxDurationSec,
+        ),
+    };
     this.inbound = {
       stack: deps.stack,
       trunkForSource: (address) => {

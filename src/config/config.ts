@@ -3,6 +3,7 @@
 import { readFileSync } from "node:fs";
 import {
   applicationSchema,
+  maxDurationSchema,
   cidrSchema,
   callerIdSchema,
   channelIdSchema,
@@ -172,6 +173,16 @@ const callsSchema = s.object({
   sendRinging: s.boolean().default(true),
   maxConcurrentCalls: s.integer({ min: 1 }).default(200),
   sessionTimerSec: s.integer({ min: 90, max: 86400 }).default(1800),
+  maxDurationSec: maxDurationSchema
+    .default(0)
+    .describe("Longest a call may last, counted from its answer; then it ends with BYE (Reason cause 200). 0: unlimited. A trunk's or application's own value wins when smaller."),
+  ringback: s
+    .defaulted(s.object({
+      frequencies: s.array(s.integer({ min: 100, max: 4000 }), { minItems: 1, maxItems: 2 }).default([440, 480]).describe("Hz summed into the tone."),
+      onMs: s.integer({ min: 100, max: 10000 }).default(2000).describe("Tone on, per cadence cycle."),
+      offMs: s.integer({ min: 0, max: 10000 }).default(4000).describe("Silence, per cadence cycle."),
+    }))
+    .describe("The ringback a WebRTC client that dials hears while the far end rings without early media (default: North American, 440+480 Hz, 2 s on, 4 s off)."),
 });
 
 const recordsSchema = s.object({

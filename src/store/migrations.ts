@@ -13,6 +13,12 @@ export interface Migration {
   up: string | ((db: Database) => void);
 }
 
+/** calls.maxDurationSec per trunk and per application (NULL: no limit of its own); the same SQL on both. */
+const maxDurationMigration = `
+  ALTER TABLE trunks ADD COLUMN max_duration_sec INTEGER;
+  ALTER TABLE applications ADD COLUMN max_duration_sec INTEGER;
+`;
+
 export const migrations: Migration[] = [
   {
     version: 1,
@@ -90,6 +96,7 @@ export const migrations: Migration[] = [
   { version: 8, name: "channel homes", up: channelHomesMigration.sqlite },
   { version: 9, name: "trunk registration leases", up: registrationLeasesMigration.sqlite },
   { version: 10, name: "sip traces", up: sipTracesMigration.sqlite },
+  { version: 16, name: "max call duration", up: maxDurationMigration },
 ];
 
 /**
@@ -163,6 +170,7 @@ export const postgresMigrations: PostgresMigration[] = [
   { version: 4, name: "channel homes", up: channelHomesMigration.postgres },
   { version: 5, name: "trunk registration leases", up: registrationLeasesMigration.postgres },
   { version: 6, name: "sip traces", up: sipTracesMigration.postgres },
+  { version: 12, name: "max call duration", up: maxDurationMigration },
 ];
 
 export interface PostgresMigration {

@@ -22,6 +22,7 @@ interface TrunkRow {
   auth_id: string | null;
   register_expires: number;
   max_concurrent_calls: number | null;
+  max_duration_sec: number | null;
   allowed_addresses: string;
   early_offer: number;
   options_interval_sec: number;
@@ -57,6 +58,7 @@ function fromRow(row: TrunkRow): Trunk {
   if (row.port !== null) trunk.port = row.port;
   if (row.auth_id !== null) trunk.authId = row.auth_id;
   if (row.max_concurrent_calls !== null) trunk.maxConcurrentCalls = row.max_concurrent_calls;
+  if (row.max_duration_sec !== null) trunk.maxDurationSec = row.max_duration_sec;
   return trunk;
 }
 
@@ -134,13 +136,13 @@ export class TrunkStore {
       await this.sql.query(
         `INSERT INTO trunks (id, source, domain, port, transport, register, can_terminate, username, password, auth_id,
            register_expires, max_concurrent_calls, allowed_addresses, early_offer, options_interval_sec, tls_verify, enabled,
-           media_encryption, allow_sdes_without_tls, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $20)
+           media_encryption, allow_sdes_without_tls, max_duration_sec, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $21, $20, $20)
          ON CONFLICT (id) DO UPDATE SET source = $2, domain = $3, port = $4, transport = $5,
            register = $6, can_terminate = $7, username = $8, password = $9, auth_id = $10,
            register_expires = $11, max_concurrent_calls = $12, allowed_addresses = $13,
            early_offer = $14, options_interval_sec = $15, tls_verify = $16, enabled = $17,
-           media_encryption = $18, allow_sdes_without_tls = $19, updated_at = $20`,
+           media_encryption = $18, allow_sdes_without_tls = $19, max_duration_sec = $21, updated_at = $20`,
         [
           input.id,
           source,
@@ -162,6 +164,7 @@ export class TrunkStore {
           input.mediaEncryption,
           input.allowSdesWithoutTls ? 1 : 0,
           new Date().toISOString(),
+          input.maxDurationSec ?? null,
         ],
       );
       await this.reload();
