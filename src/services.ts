@@ -2,7 +2,8 @@
 // the trunks that register through them, the call flows that use both, and the WebRTC clients that
 // dial through the calls. See the Service interface in src/app.ts.
 import { callsApi, trunkStatusApi, webrtcApi } from "./api/routes/services.ts";
-import type { ComposeServices, Service } from "./app.ts";
+import type { AppContext, ComposeServices, Service } from "./app.ts";
+import { CallProgressTones } from "./calls/progressTones.ts";
 import { CALL_STACK_OPTIONS, CallService } from "./calls/service.ts";
 import { createSourceMatcher } from "./calls/sourceMatcher.ts";
 import { ChannelRegistry } from "./channels/registry.ts";
@@ -29,11 +30,21 @@ export const composeServices: ComposeServices = (ctx) => {
     trunks,
     calls,
     webrtc,
+    progressTones(ctx, calls, webrtc),
     trunkStatusApi(trunks),
     callsApi(calls, ctx),
     webrtcApi(webrtc, ctx, () => calls.manager.clientControl()),
   ];
 };
+
+/** Ringback, busy and congestion for the WebRTC clients that dial. */
+export function progressTones(ctx: AppContext, calls: CallService, webrtc: WebRtcService): CallProgressTones {
+  return new CallProgressTones({
+    sink: webrtc.sessions,
+    receivingMedia: (callId) => calls.manager.receivingMedia(callId),
+    ringback: () => ctx.config.calls.ringback,
+  });
+}
 
 /** The stack as the configuration describes it (tests replace `listen`). */
 export function stackOptions(config: Config): SipStackOptions {

@@ -273,6 +273,11 @@ export class CallManager {
     return { ok: true };
   }
 
+  /** Whether the live call's phone leg has received RTP (early media before the answer). */
+  receivingMedia(id: string): boolean {
+    return (this.calls.get(id)?.media?.stats().packetsReceived ?? 0) > 0;
+  }
+
   get(id: string): Promise<CallRecord | undefined> {
     return this.deps.records.get(id);
   }
