@@ -37,8 +37,8 @@ beforeAll(async () => {
     `
 rtp: { portMin: 48000, portMax: 48999, mediaTimeoutSec: 0 }
 calls:
-  # Configured cadence: a long first burst, so the ringback is heard well within the UAS's 4 s ring.
-  ringback: { frequencies: [440, 480], onMs: 3500, offMs: 500 }
+  # Configured cadence: a long first burst, so the ringback is heard well within the UAS's 6 s ring.
+  ringback: { frequencies: [440, 480], onMs: 6000, offMs: 500 }
 trunks:
   - { id: callee, domain: 127.0.0.1, port: ${uasPort}, username: trunk, optionsIntervalSec: 0 }
 applications:
