@@ -1,7 +1,8 @@
 // Call-progress tones for a WebRTC client that dials (werift client, SIPp as the far end): while
 // the UAS rings with a 180 without SDP, the client hears 440 + 480 Hz (both, Goertzel); after the
 // 200 the ringback is gone and the client hears the UAS's audio; a 486 gives the busy tone
-// (480 + 620 Hz). A second client in the channel hears none of it.
+// (480 + 620 Hz). A second client in the channel hears none of it. Early media (a 183 with SDP and
+// RTP) is heard instead of the ringback while the call still rings.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { webrtcApi } from "../../src/api/routes/services.ts";
@@ -24,6 +25,7 @@ const DIALLER_HZ = 2000;
 const BYSTANDER_HZ = 3000;
 const RINGING_UAS = join(import.meta.dir, "../fixtures/sipp/tones-uas-ring-then-answer.xml");
 const BUSY_UAS = join(import.meta.dir, "../fixtures/sipp/calls-uas-busy.xml");
+const EARLY_MEDIA_UAS = join(import.meta.dir, "../fixtures/sipp/calls-uas-early-media.xml");
 
 let harness: Harness;
 let uasPort: number;
@@ -40,7 +42,8 @@ calls:
   # Configured cadence: a long first burst, so the ringback is heard well within the UAS's 6 s ring.
   ringback: { frequencies: [440, 480], onMs: 6000, offMs: 500 }
 trunks:
-  - { id: callee, domain: 127.0.0.1, port: ${uasPort}, username: trunk, optionsIntervalSec: 0 }
+  # Early offer, so a 183 with SDP can bring early media (RFC 3960).
+  - { id: callee, domain: 127.0.0.1, port: ${uasPort}, username: trunk, earlyOffer: true, optionsIntervalSec: 0 }
 applications:
   - { id: app1, name: Tones app, sharedSecret: ${SECRET} }
 `,
@@ -170,6 +173,34 @@ describe("call-progress tones for a dialling WebRTC client", () => {
     } finally {
       await dialler.close();
       await leave("busy-dialler");
+    }
+  }, 30_000);
+
+  test("early media: the far end's audio from a 183 with SDP is heard while ringing, without ringback", async () => {
+    const dialler = await joinClient("early-dialler");
+    dialler.startSending(DIALLER_HZ);
+    const phone = await startRtpPeer(PHONE_HZ, { replyToSender: true });
+    const uas = await startSipp({ scenario: EARLY_MEDIA_UAS, localPort: uasPort, keys: { rtpport: phone.port }, extraArgs: ["-d", "6000"], timeoutSec: 20 });
+    try {
+      await uas.ready();
+      const callId = await dial("early-dialler");
+      // A ringback that went on under the early media would never let this hold.
+      await clientHearsUntil(dialler, (w, rate) => share(w, rate, PHONE_HZ) > 0.5 && share(w, rate, 440) < 0.02 && share(w, rate, 480) < 0.02, {
+        what: (w, rate) => shares(w, rate, [PHONE_HZ, 440, 480]),
+      });
+      // Heard before the answer: the 200 had not come yet when the window was complete.
+      expect(sawEvent("call.ringing", callId)).toBe(true);
+      expect(sawEvent("call.answered", callId)).toBe(false);
+      await until(() => sawEvent("call.answered", callId), { what: () => events.map((e) => e.type) });
+      const hangUp = await fetch(`${harness.app.url}/api/v1/client/calls/${callId}`, { method: "DELETE", headers: { authorization: `Bearer ${token("early-dialler")}` } });
+      expect(hangUp.status).toBe(204);
+      const result = await uas.done;
+      expect(result.exitCode, result.summary).toBe(0);
+    } finally {
+      uas.kill();
+      phone.close();
+      await dialler.close();
+      await leave("early-dialler");
     }
   }, 30_000);
 });
