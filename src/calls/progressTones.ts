@@ -55,7 +55,7 @@ export class CallProgressTones implements Service {
     const play = (tone: ToneGenerator | undefined) => this.o.sink.playTone(applicationId, clientId, tone);
     switch (event.type) {
       case "call.ringing": {
-        if (this.answered.has(callId) || this.o.receivingMedia(callId)) return;
+        if (this.o.receivingMedia(callId)) return;
         const stopWhen = () => this.o.receivingMedia(callId);
         play(new ToneGenerator(this.o.ringback(), { stopWhen }));
         return;
