@@ -2,7 +2,8 @@
 // the trunks that register through them, the call flows that use both, the WebRTC clients that
 // dial through the calls, and the recordings of the channels they all join. See the Service interface in src/app.ts.
 import { callsApi, channelsApi, recordingsApi, trunkStatusApi, webrtcApi } from "./api/routes/services.ts";
-import type { ComposeServices, Service } from "./app.ts";
+import type { AppContext, ComposeServices, Service } from "./app.ts";
+import { CallProgressTones } from "./calls/progressTones.ts";
 import { CALL_STACK_OPTIONS, CallService } from "./calls/service.ts";
 import { createSourceMatcher } from "./calls/sourceMatcher.ts";
 import { ChannelRegistry } from "./channels/registry.ts";
@@ -33,6 +34,7 @@ export const composeServices: ComposeServices = (ctx) => {
     calls,
     webrtc,
     recordings,
+    progressTones(ctx, calls, webrtc),
     trunkStatusApi(trunks),
     callsApi(calls, ctx),
     channelsApi(registry),
@@ -40,6 +42,15 @@ export const composeServices: ComposeServices = (ctx) => {
     recordingsApi(recordings),
   ];
 };
+
+/** Ringback, busy and congestion for the WebRTC clients that dial. */
+export function progressTones(ctx: AppContext, calls: CallService, webrtc: WebRtcService): CallProgressTones {
+  return new CallProgressTones({
+    sink: webrtc.sessions,
+    receivingMedia: (callId) => calls.manager.receivingMedia(callId),
+    ringback: () => ctx.config.calls.ringback,
+  });
+}
 
 /** The stack as the configuration describes it (tests replace `listen`). */
 export function stackOptions(config: Config): SipStackOptions {

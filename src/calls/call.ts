@@ -16,6 +16,7 @@
 //   connecting,
 //   answered          end(any)               ended        BYE, with a Reason header (RFC 3326) when a cause is given,
 //                                                         unless the peer ended the dialog (BYE, no ACK)
+//   answered          end(max_duration)      ended        BYE with Reason: SIP;cause=200;text="max duration" (maxDuration.ts)
 //
 // `end(reason)` is the one way a call ends, whatever ends it: our hang-up (`local_hangup`), the
 // peer's BYE, CANCEL or final response, a failure, the ring timeout, shutdown. Reasons "we decide"
@@ -31,6 +32,7 @@ import type { SipStack } from "../sip/stack.ts";
 import type { ClientTransaction, ServerTransaction } from "../sip/transaction.ts";
 import type { CallDirection, CallStore, CallUpdate, RedirectHop } from "../store/calls.ts";
 import { parseDtmfInfo } from "./dtmfInfo.ts";
+import { MAX_DURATION_CAUSE } from "./maxDuration.ts";
 import type { CallMedia, MediaFactory } from "./media.ts";
 import { SessionTimer, type SessionTimerSettings } from "./sessionTimer.ts";
 import { ALLOW_METHODS } from "./types.ts";
@@ -42,6 +44,8 @@ export interface CallEnvironment {
   stack: Pick<SipStack, "contactFor" | "sendStateless">;
   /** Removes the call from the manager's tables once it has ended. */
   release(call: Call): void;
+  /** The longest the call may last from its answer (its trunk's, application's and the global limit); 0: unlimited. */
+  maxDurationSec(identity: Readonly<CallIdentity>): number;
 }
 
 /** Why a call ended, as recorded in `endReason` and the call.ended event. */
@@ -64,6 +68,8 @@ export type EndReason =
   | "transport_error"
   | "media_timeout"
   | "session_expired"
+  /** calls.maxDurationSec passed since the answer. */
+  | "max_duration"
   | "media_error"
   | "no_trunk"
   | "unknown_trunk"
@@ -132,6 +138,7 @@ export class Call {
   private callMedia?: CallMedia;
   private member?: ChannelMember;
   private sessionTimer?: SessionTimer;
+  private maxDurationTimer?: ReturnType<typeof setTimeout>;
   /** A re-INVITE (or INVITE) without SDP: our offer went in the 2xx, the answer comes in the ACK. */
   private awaitingAnswerInAck = false;
   /** Inbound before the answer: the INVITE we answer 480 should we hang up. */
@@ -271,6 +278,8 @@ export class Call {
     this.codec = codec;
     this.record({ state: "answered", sipStatus: 200, codec });
     emitEvent("call.answered", { ...this.eventBase(), codec });
+    const maxDurationSec = this.env.maxDurationSec(this.identity);
+    if (maxDurationSec > 0) this.maxDurationTimer = setTimeout(() => this.end("max_duration", { cause: MAX_DURATION_CAUSE }), maxDurationSec * 1000);
   }
 
   /** The one way a call ends, whatever ends it (see the table at the top). Later calls do nothing. */
@@ -331,6 +340,7 @@ export class Call {
     this.moveTo("ended");
     this.stopping.abort();
     this.sessionTimer?.stop();
+    clearTimeout(this.maxDurationTimer);
     this.member?.leave(reason);
     this.callMedia?.close();
     if (this.dialog && this.dialog.state !== "terminated") this.dialog.terminate();

@@ -26,6 +26,7 @@ import type { CallerIdTemplates } from "./callerId.ts";
 import { parseDialTarget } from "./dialTarget.ts";
 import type { InboundHoming } from "./homing.ts";
 import { handleInboundInvite, type InboundFlowContext } from "./inbound.ts";
+import { effectiveMaxDurationSec } from "./maxDuration.ts";
 import type { MediaFactory } from "./media.ts";
 import { placeOutboundCall, type OutboundFlowContext } from "./outbound.ts";
 import { createSourceMatcher, type SourceMatcher } from "./sourceMatcher.ts";
@@ -55,6 +56,8 @@ export interface CallSettings {
   maxRedirects: number;
   /** Inbound INVITE header name → participant/call attribute name. */
   headersToAttributes: Record<string, string>;
+  /** Longest a call may last from its answer; 0: unlimited (trunks and applications may set less). */
+  maxDurationSec: number;
 }
 
 export type WebhookConfig = InboundWebhookSettings & OutboundWebhookSettings;
@@ -70,6 +73,8 @@ export interface CallManagerDeps {
   /** Where a routed inbound call's channel lives (this node, or a 302 to its home). */
   homing: InboundHoming;
   callerId(applicationId: string, channelId: string): CallerIdTemplates | undefined;
+  /** The application's own limits (calls.maxDurationSec per application). */
+  application(applicationId: string): { maxDurationSec?: number } | undefined;
   webhooks(): WebhookConfig;
   settings(): CallSettings;
 }
@@ -98,7 +103,19 @@ export class CallManager {
   private draining = false;
 
   constructor(private readonly deps: CallManagerDeps) {
-    this.env = { store: deps.records, registry: deps.registry, stack: deps.stack, media: deps.media, release: (call) => this.release(call) };
+    this.env = {
+      store: deps.records,
+      registry: deps.registry,
+      stack: deps.stack,
+      media: deps.media,
+      release: (call) => this.release(call),
+      maxDurationSec: ({ trunkId, applicationId }) =>
+        effectiveMaxDurationSec(
+          deps.settings().maxDurationSec,
+          trunkId === undefined ? undefined : this.trunk(trunkId)?.maxDurationSec,
+          applicationId === undefined ? undefined : deps.application(applicationId)?.maxDurationSec,
+        ),
+    };
     this.inbound = {
       stack: deps.stack,
       trunkForSource: (address) => {
@@ -268,6 +285,11 @@ export class CallManager {
     if (!call) return this.notLive(id);
     if (!call.sendDtmf(digits)) return { ok: false, status: 409, code: "not_answered", message: "DTMF needs an answered call" };
     return { ok: true };
+  }
+
+  /** Whether the live call's phone leg has received RTP (early media before the answer). */
+  receivingMedia(id: string): boolean {
+    return (this.calls.get(id)?.media?.stats().packetsReceived ?? 0) > 0;
   }
 
   get(id: string): Promise<CallRecord | undefined> {

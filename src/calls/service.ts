@@ -105,6 +105,7 @@ export class CallService implements Service {
       routes,
       homing: inboundHoming(ctx.homes, () => this.ctx.config.cluster.secret),
       callerId: (applicationId, channelId) => store.callerIds.get(applicationId, channelId),
+      application: (applicationId) => store.applications.get(applicationId),
       webhooks: () => this.webhooks(),
       settings: () => this.ctx.config.calls,
     });

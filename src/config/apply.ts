@@ -38,7 +38,10 @@ async function applyApplications(config: Config, store: Store): Promise<void> {
     if (store.applications.get(app.id)?.source === "api") {
       log.warn("YAML application replaces the API-made application of the same id", { id: app.id });
     }
-    await store.applications.put({ id: app.id, name: app.name, sharedSecret: app.sharedSecret }, "yaml");
+    await store.applications.put(
+      { id: app.id, name: app.name, sharedSecret: app.sharedSecret, ...(app.maxDurationSec !== undefined ? { maxDurationSec: app.maxDurationSec } : {}) },
+      "yaml",
+    );
 
     const routes = new Set(app.inboundRoutes.map((r) => r.sipUsername));
     for (const route of store.inboundRoutes.listByApplication(app.id)) {

@@ -3,6 +3,7 @@
 import { readFileSync } from "node:fs";
 import {
   applicationSchema,
+  maxDurationSchema,
   cidrSchema,
   callerIdSchema,
   channelIdSchema,
@@ -193,6 +194,16 @@ const callsSchema = s.object({
       "Inbound INVITE header name → attribute name, e.g. { X-Customer-Id: customerId }: the header's value becomes an attribute of the caller's " +
         "participant (participants list, participant events), of its call events and of its call record (GET /calls/:id).",
     ),
+  maxDurationSec: maxDurationSchema
+    .default(0)
+    .describe("Longest a call may last, counted from its answer; then it ends with BYE (Reason cause 200). 0: unlimited. A trunk's or application's own value wins when smaller."),
+  ringback: s
+    .defaulted(s.object({
+      frequencies: s.array(s.integer({ min: 100, max: 4000 }), { minItems: 1, maxItems: 2 }).default([440, 480]).describe("Hz summed into the tone."),
+      onMs: s.integer({ min: 100, max: 10000 }).default(2000).describe("Tone on, per cadence cycle."),
+      offMs: s.integer({ min: 0, max: 10000 }).default(4000).describe("Silence, per cadence cycle."),
+    }))
+    .describe("The ringback a WebRTC client that dials hears while the far end rings without early media (default: North American, 440+480 Hz, 2 s on, 4 s off)."),
 });
 
 const recordsSchema = s.object({

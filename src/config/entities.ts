@@ -46,6 +46,9 @@ export function isCidr(value: string): boolean {
   return Number(prefix) <= (isV4 ? 32 : 128);
 }
 
+/** A call's longest duration from its answer, in seconds; 0 is unlimited (7 days at most). */
+export const maxDurationSchema = s.integer({ min: 0, max: 604800 });
+
 export const transportSchema = s.enum(["udp", "tcp", "tls"]);
 
 /** The trunk's fields; `trunkSchema` adds the rules between them. */
@@ -61,6 +64,9 @@ export const trunkFieldsSchema = s.object({
   authId: s.string({ maxLength: 256 }).optional().describe("Authorization ID, when the provider uses one besides the username."),
   registerExpires: s.integer({ min: 60, max: 86400 }).default(3600).describe("Requested registration expiry in seconds."),
   maxConcurrentCalls: s.integer({ min: 1 }).optional().describe("Concurrent-call limit of this trunk (inbound over it gets 503)."),
+  maxDurationSec: maxDurationSchema
+    .optional()
+    .describe("Longest a call on this trunk may last from its answer (seconds); the smallest of calls.maxDurationSec, the trunk's and the application's wins. 0 or absent: no limit of its own."),
   allowedAddresses: s
     .array(cidrSchema)
     .default([])
@@ -145,6 +151,9 @@ export const applicationSchema = s.object({
   id: idSchema.describe("Application identifier (applicationId)."),
   name: s.string({ minLength: 1, maxLength: 200 }).describe("Human-readable name."),
   sharedSecret: secretSchema.writeOnly().describe("Signs client tokens (HS256); at least 16 characters, write-only."),
+  maxDurationSec: maxDurationSchema
+    .optional()
+    .describe("Longest a call of this application may last from its answer (seconds); the smallest of calls.maxDurationSec, the trunk's and the application's wins. 0 or absent: no limit of its own."),
 });
 export type ApplicationInput = Infer<typeof applicationSchema>;
 

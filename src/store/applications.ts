@@ -14,6 +14,7 @@ export interface ApplicationRow {
   source: Source;
   name: string;
   shared_secret: string;
+  max_duration_sec: number | null;
   created_at: string;
   updated_at: string;
 }
@@ -22,6 +23,7 @@ const fromRow = (row: ApplicationRow): Application => ({
   id: row.id,
   name: row.name,
   sharedSecret: row.shared_secret,
+  ...(row.max_duration_sec !== null ? { maxDurationSec: row.max_duration_sec } : {}),
   source: row.source,
   createdAt: row.created_at,
   updatedAt: row.updated_at,
@@ -63,15 +65,15 @@ export class ApplicationStore {
   put(input: ApplicationInput, source: Source): Promise<Application> {
     return this.sql.serial(async () => {
       const existing = this.get(input.id);
-      if (existing && existing.source === source && existing.name === input.name && existing.sharedSecret === input.sharedSecret) {
+      if (existing && existing.source === source && existing.name === input.name && existing.sharedSecret === input.sharedSecret && existing.maxDurationSec === input.maxDurationSec) {
         return existing;
       }
       const [row] = await this.sql.query<ApplicationRow>(
-        `INSERT INTO applications (id, source, name, shared_secret, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $5)
-         ON CONFLICT (id) DO UPDATE SET source = $2, name = $3, shared_secret = $4, updated_at = $5
+        `INSERT INTO applications (id, source, name, shared_secret, max_duration_sec, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $6, $5, $5)
+         ON CONFLICT (id) DO UPDATE SET source = $2, name = $3, shared_secret = $4, max_duration_sec = $6, updated_at = $5
          RETURNING *`,
-        [input.id, source, input.name, input.sharedSecret, new Date().toISOString()],
+        [input.id, source, input.name, input.sharedSecret, new Date().toISOString(), input.maxDurationSec ?? null],
       );
       const application = fromRow(row!);
       this.byId.set(application.id, application);

@@ -17,6 +17,11 @@ export interface Migration {
 
 /** RFC 3262 per trunk (outbound INVITEs): the same statement on both drivers. */
 const trunkPrackMigration = `ALTER TABLE trunks ADD COLUMN prack TEXT NOT NULL DEFAULT 'supported' CHECK (prack IN ('supported', 'required', 'off'))`;
+/** calls.maxDurationSec per trunk and per application (NULL: no limit of its own); the same SQL on both. */
+const maxDurationMigration = `
+  ALTER TABLE trunks ADD COLUMN max_duration_sec INTEGER;
+  ALTER TABLE applications ADD COLUMN max_duration_sec INTEGER;
+`;
 
 export const migrations: Migration[] = [
   {
@@ -99,6 +104,7 @@ export const migrations: Migration[] = [
   { version: 12, name: "trunk prack", up: trunkPrackMigration },
   { version: 13, name: "outbound redirects", up: redirectsMigration },
   { version: 14, name: "caller-ID headers and call attributes", up: callerIdHeadersMigration + callAttributesMigration },
+  { version: 16, name: "max call duration", up: maxDurationMigration },
 ];
 
 /**
@@ -176,6 +182,7 @@ export const postgresMigrations: PostgresMigration[] = [
   { version: 8, name: "trunk prack", up: trunkPrackMigration },
   { version: 9, name: "outbound redirects", up: redirectsMigration },
   { version: 10, name: "caller-ID headers and call attributes", up: callerIdHeadersMigration + callAttributesMigration },
+  { version: 12, name: "max call duration", up: maxDurationMigration },
 ];
 
 export interface PostgresMigration {

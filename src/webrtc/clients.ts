@@ -1,11 +1,13 @@
 // The WebRTC clients connected right now. A join answers the client's offer, puts the client into
 // its channel's mixer, and wires the two directions: the mixer pulls the client's audio from its
 // jitter buffer each tick, and each mixed frame (N−1) is encoded for the client — identical mixes
-// once per codec (participant.encode), silence as a constant Opus frame.
+// once per codec (participant.encode), silence as a constant Opus frame. A call-progress tone
+// (playTone) is added to one client's mix and encoded for that client alone (tones.ts).
 // A client leaves by DELETE, by closing its peer connection, or by going silent/unreachable.
 import type { ChannelMember, ChannelRegistry, JoiningParticipant } from "../channels/registry.ts";
 import { createLogger } from "../log.ts";
 import { metrics } from "../metrics.ts";
+import { ToneOverlay, type ToneGenerator } from "../media/tones.ts";
 import { answerClientOffer, type ClientPeer, type PeerNetworkOptions, type PeerTimeouts } from "./peer.ts";
 import { newClientId, type ClientClaims } from "./tokens.ts";
 
@@ -14,6 +16,8 @@ export interface ClientSession {
   readonly claims: ClientClaims;
   readonly peer: ClientPeer;
   readonly member: ChannelMember;
+  /** A call-progress tone only this client hears, over the channel's mix, until it finishes. */
+  readonly tone: { overlay: ToneOverlay | undefined };
 }
 
 export type JoinResult =
@@ -81,11 +85,17 @@ export class ClientSessions {
       clientId,
       ...(claims.userAlias ? { userAlias: claims.userAlias } : {}),
     };
+    const tone: ClientSession["tone"] = { overlay: undefined };
     const member = registry.join(info, (mixer) => {
       const participant = mixer.join(
         clientId,
         (frame) => {
           if (!peer.isConnected) return;
+          if (tone.overlay) {
+            const payload = tone.overlay.encode(frame.pcm, frame.sampleRate);
+            if (payload) return peer.sendEncoded(payload);
+            tone.overlay = undefined;
+          }
           const opusSilence = frame.silent && peer.sendCodec.name === "opus";
           peer.sendEncoded(opusSilence ? OPUS_SILENCE : participant.encode(frame, peer.sendCodec));
         },
@@ -101,7 +111,7 @@ export class ClientSessions {
         if (this.sessions.get(key)?.member === member) this.sessions.delete(key);
       };
     });
-    const session: ClientSession = { clientId, claims: { ...claims, clientId }, peer, member };
+    const session: ClientSession = { clientId, claims: { ...claims, clientId }, peer, member, tone };
     this.sessions.set(key, session);
     peer.onClosed = (reason) => {
       log.info("client peer closed", { applicationId: claims.applicationId, channelId: claims.channelId, clientId, reason });
@@ -114,6 +124,14 @@ export class ClientSessions {
 
   get(applicationId: string, clientId: string): ClientSession | undefined {
     return this.sessions.get(sessionKey(applicationId, clientId));
+  }
+
+  /** Plays `tone` to the client alone (replacing any other; undefined stops it). False when it is not connected here. */
+  playTone(applicationId: string, clientId: string, tone: ToneGenerator | undefined): boolean {
+    const session = this.sessions.get(sessionKey(applicationId, clientId));
+    if (!session) return false;
+    session.tone.overlay = tone ? new ToneOverlay(tone, session.peer.sendCodec) : undefined;
+    return true;
   }
 
   leave(applicationId: string, clientId: string, reason = "left"): boolean {
