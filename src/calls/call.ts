@@ -22,7 +22,7 @@
 // (DECIDED_BY_US) are the ones that must still act on the wire; the others report what happened.
 import type { ChannelMember, ChannelRegistry } from "../channels/registry.ts";
 import { emitEvent, type CallEventBase } from "../events.ts";
-import { createLogger, type Logger } from "../log.ts";
+import { createContextLogger, type ContextLogger, type Logger } from "../log.ts";
 import { metrics } from "../metrics.ts";
 import type { Dialog } from "../sip/dialog.ts";
 import type { MediaEncryption } from "../media/sdp.ts";
@@ -115,7 +115,9 @@ const endedCalls = metrics.counter("trunkline_calls_ended_total", "Calls ended, 
 export class Call {
   readonly id: string;
   readonly direction: CallDirection;
+  /** Every line about the call carries callId and sipCallId (once known): flows, media and dialog log through it. */
   readonly log: Logger;
+  private readonly logFields: ContextLogger;
   private current: CallPhase = "trying";
   private readonly identity: CallIdentity;
   private mediaEncryption: MediaEncryption;
@@ -147,7 +149,7 @@ export class Call {
     this.mediaEncryption = init.mediaEncryption ?? "none";
     this.inboundInvite = init.invite;
     this.sipCallId = init.sipCallId;
-    this.log = createLogger("calls", { callId: init.id, direction: init.direction });
+    this.log = this.logFields = createContextLogger("calls", { callId: init.id, ...(init.sipCallId ? { sipCallId: init.sipCallId } : {}), direction: init.direction });
   }
 
   get phase(): CallPhase {
@@ -206,7 +208,10 @@ export class Call {
 
   /** Outbound: an INVITE (first, retry with credentials, or next target) went out as `tx` (none: it could not be sent). */
   inviting(invite: SipRequest, tx: ClientTransaction | undefined): void {
-    if (this.sipCallId !== invite.callId) this.record({ sipCallId: invite.callId });
+    if (this.sipCallId !== invite.callId) {
+      this.record({ sipCallId: invite.callId });
+      this.logFields.assign({ sipCallId: invite.callId });
+    }
     this.sipCallId = invite.callId;
     this.outboundInvite = tx;
   }
@@ -343,7 +348,7 @@ export class Call {
     const member = await this.env.registry.joinWhenReady(
       { applicationId, channelId, id: this.id, kind: "sip", userId: userId ?? from, callId: this.id, address: this.direction === "inbound" ? from : to },
       async (mixer) => {
-        const created = await this.env.media({ callId: this.id, mixer, encryption: this.mediaEncryption });
+        const created = await this.env.media({ callId: this.id, mixer, encryption: this.mediaEncryption, log: this.log });
         if ("error" in created) return created;
         media = created;
         return () => created.close();
