@@ -150,6 +150,7 @@ export class Call {
     this.inboundInvite = init.invite;
     this.sipCallId = init.sipCallId;
     this.log = this.logFields = createContextLogger("calls", { callId: init.id, ...(init.sipCallId ? { sipCallId: init.sipCallId } : {}), direction: init.direction });
+    if (init.invite) init.invite.log = this.log.child({}, "sip.transaction");
   }
 
   get phase(): CallPhase {
@@ -223,7 +224,7 @@ export class Call {
   ringing(sipStatus: number): void {
     if (!this.moveTo("ringing")) return;
     this.record({ state: "ringing", sipStatus });
-    emitEvent("call.ringing", { ...this.eventBase(), sipStatus });
+    emitEvent("call.ringing", { ...this.eventBase(), sipStatus }, this.log);
   }
 
   /**
@@ -262,7 +263,7 @@ export class Call {
     if (!this.moveTo("answered")) return;
     this.codec = codec;
     this.record({ state: "answered", sipStatus: 200, codec });
-    emitEvent("call.answered", { ...this.eventBase(), codec });
+    emitEvent("call.answered", { ...this.eventBase(), codec }, this.log);
   }
 
   /** The one way a call ends, whatever ends it (see the table at the top). Later calls do nothing. */
@@ -328,7 +329,7 @@ export class Call {
     if (this.dialog && this.dialog.state !== "terminated") this.dialog.terminate();
     endedCalls.inc({ direction: this.direction, reason });
     const durationMs = Date.now() - this.createdAt;
-    emitEvent("call.ended", { ...this.eventBase(), reason, ...(sipStatus !== undefined ? { sipStatus } : {}), durationMs });
+    emitEvent("call.ended", { ...this.eventBase(), reason, ...(sipStatus !== undefined ? { sipStatus } : {}), durationMs }, this.log);
     this.env.release(this);
   }
 
@@ -353,6 +354,7 @@ export class Call {
         media = created;
         return () => created.close();
       },
+      this.log,
     );
     if ("error" in member) return member;
     if (this.isEnded || !media) {
@@ -478,7 +480,7 @@ export class Call {
   }
 
   private dtmfReceived(digit: string, durationMs: number | undefined, method: "rfc4733" | "sip-info"): void {
-    emitEvent("dtmf.received", { ...this.eventBase(), digit, ...(durationMs !== undefined ? { durationMs } : {}), method });
+    emitEvent("dtmf.received", { ...this.eventBase(), digit, ...(durationMs !== undefined ? { durationMs } : {}), method }, this.log);
   }
 
   // RFC 4028 §10: the refresher sends a re-INVITE (with a new offer) before the session expires.
