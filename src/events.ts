@@ -1,7 +1,7 @@
 // The typed event bus. Every notable thing that happens to a call, a participant or a trunk is
 // emitted here once: it is logged as one line, and every subscriber (the events webhook delivery,
 // the client event stream, metrics) receives it. Subscribers never slow down or break the emitter.
-import { createLogger } from "./log.ts";
+import { createLogger, type Logger } from "./log.ts";
 
 export interface CallEventBase {
   /** Trunkline's call id (the call record id), not the SIP Call-ID. */
@@ -77,14 +77,15 @@ export class EventBus {
   private sequence = 0;
   private readonly idPrefix = `evt_${Date.now().toString(36)}_`;
 
-  emit<T extends EventType>(type: T, data: EventDataMap[T]): TrunklineEvent<T> {
+  /** `subject`: the logger of what the event is about (a call's), whose fields its line carries. */
+  emit<T extends EventType>(type: T, data: EventDataMap[T], subject?: Logger): TrunklineEvent<T> {
     const event: TrunklineEvent<T> = {
       id: this.idPrefix + (++this.sequence).toString(36),
       type,
       time: new Date().toISOString(),
       data,
     };
-    log.info(type, { eventId: event.id, ...data });
+    (subject ? subject.child({}, "events") : log).info(type, { eventId: event.id, ...data });
     for (const handler of this.handlers) {
       try {
         handler(event as AnyEvent);
@@ -105,8 +106,8 @@ export class EventBus {
 /** The process-wide bus every module emits on. */
 export const events = new EventBus();
 
-export function emitEvent<T extends EventType>(type: T, data: EventDataMap[T]): TrunklineEvent<T> {
-  return events.emit(type, data);
+export function emitEvent<T extends EventType>(type: T, data: EventDataMap[T], subject?: Logger): TrunklineEvent<T> {
+  return events.emit(type, data, subject);
 }
 
 export function subscribeEvents(handler: EventHandler): () => void {

@@ -26,23 +26,68 @@ export interface Logger {
   info(msg: string, fields?: Record<string, unknown>): void;
   warn(msg: string, fields?: Record<string, unknown>): void;
   error(msg: string, fields?: Record<string, unknown>): void;
-  child(fields: Record<string, unknown>): Logger;
+  /**
+   * A logger with more fixed fields, under this component or `component`: a lower layer logging
+   * about the same subject (a call's media leg or dialog) keeps its own component name.
+   */
+  child(fields: Record<string, unknown>, component?: string): Logger;
 }
 
-export function createLogger(component: string, base: Record<string, unknown> = {}): Logger {
-  // A child's fixed fields are scrubbed once, not per line.
-  const safeBase = scrub(base, 0) as Record<string, unknown>;
+/**
+ * A logger whose fixed fields can grow after it was handed out (an outbound call learns its SIP
+ * Call-ID only when its INVITE is built); its children carry the new fields too.
+ */
+export interface ContextLogger extends Logger {
+  /** Adds (or replaces) fixed fields of this logger and of every child made from it. */
+  assign(fields: Record<string, unknown>): void;
+}
+
+/** The fixed fields of a logger, already scrubbed; the same object until they change. */
+type FixedFields = () => Record<string, unknown>;
+
+function logger(component: string, fixed: FixedFields): Logger {
   const emit = (level: LogLevel, msg: string, fields?: Record<string, unknown>) => {
     if (levelRank[level] < threshold) return;
     const safeFields = fields && (scrub(fields, 0) as Record<string, unknown>);
-    write(JSON.stringify({ time: new Date().toISOString(), level, component, msg: redactText(msg), ...safeBase, ...safeFields }));
+    write(JSON.stringify({ time: new Date().toISOString(), level, component, msg: redactText(msg), ...fixed(), ...safeFields }));
   };
   return {
     debug: (m, f) => emit("debug", m, f),
     info: (m, f) => emit("info", m, f),
     warn: (m, f) => emit("warn", m, f),
     error: (m, f) => emit("error", m, f),
-    child: (fields) => createLogger(component, { ...base, ...fields }),
+    child: (fields, childComponent = component) => logger(childComponent, extend(fixed, fields)),
+  };
+}
+
+/** The parent's fields and `own`: scrubbed once, merged again only when the parent's change. */
+function extend(parent: FixedFields, own: Record<string, unknown>): FixedFields {
+  const safeOwn = scrub(own, 0) as Record<string, unknown>;
+  let seen: Record<string, unknown> | undefined;
+  let merged = safeOwn;
+  return () => {
+    const current = parent();
+    if (current !== seen) {
+      seen = current;
+      merged = { ...current, ...safeOwn };
+    }
+    return merged;
+  };
+}
+
+export function createLogger(component: string, base: Record<string, unknown> = {}): Logger {
+  // A child's fixed fields are scrubbed once, not per line.
+  const safeBase = scrub(base, 0) as Record<string, unknown>;
+  return logger(component, () => safeBase);
+}
+
+export function createContextLogger(component: string, base: Record<string, unknown> = {}): ContextLogger {
+  let current = scrub(base, 0) as Record<string, unknown>;
+  return {
+    ...logger(component, () => current),
+    assign: (fields) => {
+      current = { ...current, ...(scrub(fields, 0) as Record<string, unknown>) };
+    },
   };
 }
 

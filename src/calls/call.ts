@@ -23,7 +23,7 @@
 // (DECIDED_BY_US) are the ones that must still act on the wire; the others report what happened.
 import type { ChannelMember, ChannelRegistry } from "../channels/registry.ts";
 import { emitEvent, type CallEventBase } from "../events.ts";
-import { createLogger, type Logger } from "../log.ts";
+import { createContextLogger, type ContextLogger, type Logger } from "../log.ts";
 import { metrics } from "../metrics.ts";
 import type { Dialog } from "../sip/dialog.ts";
 import type { MediaEncryption } from "../media/sdp.ts";
@@ -129,7 +129,9 @@ const endedCalls = metrics.counter("trunkline_calls_ended_total", "Calls ended, 
 export class Call {
   readonly id: string;
   readonly direction: CallDirection;
+  /** Every line about the call carries callId and sipCallId (once known): flows, media and dialog log through it. */
   readonly log: Logger;
+  private readonly logFields: ContextLogger;
   private current: CallPhase = "trying";
   private readonly identity: CallIdentity;
   private mediaEncryption: MediaEncryption;
@@ -162,7 +164,8 @@ export class Call {
     this.mediaEncryption = init.mediaEncryption ?? "none";
     this.inboundInvite = init.invite;
     this.sipCallId = init.sipCallId;
-    this.log = createLogger("calls", { callId: init.id, direction: init.direction });
+    this.log = this.logFields = createContextLogger("calls", { callId: init.id, ...(init.sipCallId ? { sipCallId: init.sipCallId } : {}), direction: init.direction });
+    if (init.invite) init.invite.log = this.log.child({}, "sip.transaction");
   }
 
   get phase(): CallPhase {
@@ -221,7 +224,10 @@ export class Call {
 
   /** Outbound: an INVITE (first, retry with credentials, or next target) went out as `tx` (none: it could not be sent). */
   inviting(invite: SipRequest, tx: ClientTransaction | undefined): void {
-    if (this.sipCallId !== invite.callId) this.record({ sipCallId: invite.callId });
+    if (this.sipCallId !== invite.callId) {
+      this.record({ sipCallId: invite.callId });
+      this.logFields.assign({ sipCallId: invite.callId });
+    }
     this.sipCallId = invite.callId;
     this.outboundInvite = tx;
   }
@@ -238,7 +244,7 @@ export class Call {
   ringing(sipStatus: number): void {
     if (!this.moveTo("ringing")) return;
     this.record({ state: "ringing", sipStatus });
-    emitEvent("call.ringing", { ...this.eventBase(), sipStatus });
+    emitEvent("call.ringing", { ...this.eventBase(), sipStatus }, this.log);
   }
 
   /**
@@ -277,7 +283,7 @@ export class Call {
     if (!this.moveTo("answered")) return;
     this.codec = codec;
     this.record({ state: "answered", sipStatus: 200, codec });
-    emitEvent("call.answered", { ...this.eventBase(), codec });
+    emitEvent("call.answered", { ...this.eventBase(), codec }, this.log);
     const maxDurationSec = this.env.maxDurationSec(this.identity);
     if (maxDurationSec > 0) this.maxDurationTimer = setTimeout(() => this.end("max_duration", { cause: MAX_DURATION_CAUSE }), maxDurationSec * 1000);
   }
@@ -346,7 +352,7 @@ export class Call {
     if (this.dialog && this.dialog.state !== "terminated") this.dialog.terminate();
     endedCalls.inc({ direction: this.direction, reason });
     const durationMs = Date.now() - this.createdAt;
-    emitEvent("call.ended", { ...this.eventBase(), reason, ...(sipStatus !== undefined ? { sipStatus } : {}), durationMs });
+    emitEvent("call.ended", { ...this.eventBase(), reason, ...(sipStatus !== undefined ? { sipStatus } : {}), durationMs }, this.log);
     this.env.release(this);
   }
 
@@ -375,11 +381,12 @@ export class Call {
         ...(attributes ? { attributes } : {}),
       },
       async (mixer) => {
-        const created = await this.env.media({ callId: this.id, mixer, encryption: this.mediaEncryption });
+        const created = await this.env.media({ callId: this.id, mixer, encryption: this.mediaEncryption, log: this.log });
         if ("error" in created) return created;
         media = created;
         return () => created.close();
       },
+      this.log,
     );
     if ("error" in member) return member;
     if (this.isEnded || !media) {
@@ -506,7 +513,7 @@ export class Call {
   }
 
   private dtmfReceived(digit: string, durationMs: number | undefined, method: "rfc4733" | "sip-info"): void {
-    emitEvent("dtmf.received", { ...this.eventBase(), digit, ...(durationMs !== undefined ? { durationMs } : {}), method });
+    emitEvent("dtmf.received", { ...this.eventBase(), digit, ...(durationMs !== undefined ? { durationMs } : {}), method }, this.log);
   }
 
   // RFC 4028 §10: the refresher sends a re-INVITE (with a new offer) before the session expires.

@@ -4,16 +4,14 @@
 // the call by it and does not ask the webhook again. A ticket that does not verify is a 403 whose
 // reason says why. Without cluster.secret the 302 carries no ticket and the home routes again.
 //   const routed = homing.ticketRoute(req) ?? (await routeInbound(...));
-//   const placed = await homing.place(routed.route, req);   // { here: true } or the response to send
+//   const placed = await homing.place(routed.route, req, call.log);   // { here: true } or the response to send
 // (503 when the database cannot say where the channel lives: the front tries another node).
 import type { ChannelHomes, Placement } from "../cluster/homes.ts";
 import { signHomeTicket, verifyHomeTicket } from "../cluster/homeTicket.ts";
 import type { InboundRoute, InboundRouting } from "../routing/inbound.ts";
-import { createLogger } from "../log.ts";
+import type { Logger } from "../log.ts";
 import { formatUri, type SipRequest } from "../sip/message.ts";
 import { parseUri } from "../sip/uri.ts";
-
-const log = createLogger("calls.homing");
 
 /** The Request-URI parameter that carries the ticket. */
 export const HOME_TICKET_PARAM = "tl-home";
@@ -23,8 +21,8 @@ export type InboundPlacement = { here: true } | { here: false; status: 302 | 480
 export interface InboundHoming {
   /** A redirected INVITE's route, from its ticket (or why the ticket is refused); undefined without one. */
   ticketRoute(req: SipRequest): InboundRouting | undefined;
-  /** Here (the channel's lease is this node's), or the response that sends the caller to the home. */
-  place(route: InboundRoute, req: SipRequest): Promise<InboundPlacement>;
+  /** Here (the channel's lease is this node's), or the response that sends the caller to the home; `log` is the call's. */
+  place(route: InboundRoute, req: SipRequest, log: Logger): Promise<InboundPlacement>;
 }
 
 export function inboundHoming(homes: ChannelHomes, secret: () => string | undefined): InboundHoming {
@@ -41,13 +39,13 @@ export function inboundHoming(homes: ChannelHomes, secret: () => string | undefi
       return { ok: true, route: checked.route };
     },
 
-    async place(route, req) {
+    async place(route, req, log) {
       let placed: Placement;
       try {
         placed = await homes.place(route);
       } catch (err) {
         // The database is out of reach: a 5xx lets the front try another node.
-        log.error("the channel's home could not be determined", { applicationId: route.applicationId, channelId: route.channelId, err });
+        log.child({}, "calls.homing").error("the channel's home could not be determined", { applicationId: route.applicationId, channelId: route.channelId, err });
         return { here: false, status: 503, reason: "Channel Home Unavailable", headers: [] };
       }
       if (placed.here) return placed;

@@ -78,7 +78,7 @@ export async function handleInboundInvite(ctx: InboundFlowContext, req: SipReque
   const webhooks = ctx.webhooks();
   tx.on("cancel", () => {
     call.end("cancelled", { sipStatus: 487 });
-    void notifyInboundCancel(headers, webhooks);
+    void notifyInboundCancel(headers, webhooks, call.log);
   });
   // Should this flow hang (a stuck webhook), the stack answers 500 after its deadline; the call ends with it.
   tx.on("unanswered", () => call.end("timeout", { sipStatus: 500 }));
@@ -100,7 +100,7 @@ export async function handleInboundInvite(ctx: InboundFlowContext, req: SipReque
   call.routed(routed.route);
 
   // One channel, one mixer: a channel homed on another node sends the caller there.
-  const placed = await ctx.homing.place(routed.route, req);
+  const placed = await ctx.homing.place(routed.route, req, call.log);
   if (call.isEnded) return;
   if (!placed.here) {
     tx.respond(placed.status, placed.reason, { headers: placed.headers });
@@ -135,7 +135,7 @@ export async function handleInboundInvite(ctx: InboundFlowContext, req: SipReque
     tx.respond(180, "Ringing");
     call.ringing(180);
   }
-  const answer = { contact, body, contentType: "application/sdp", headers: [["Allow", ALLOW_METHODS], ["Supported", "timer"], ...timers.headers] as [string, string][] };
+  const answer = { contact, body, contentType: "application/sdp", headers: [["Allow", ALLOW_METHODS], ["Supported", "timer"], ...timers.headers] as [string, string][], log: call.log };
   const dialog = early ? early.accept(req, tx, answer) : Dialog.answer(ctx.stack, req, tx, inbound, answer);
   if (!call.connect(dialog, { ...(timers.settings ? { sessionTimer: timers.settings } : {}), answerInAck: codec === undefined })) return;
   if (codec !== undefined) call.answered(codec);
@@ -147,7 +147,7 @@ export async function handleInboundInvite(ctx: InboundFlowContext, req: SipReque
  * meanwhile (CANCEL, a BYE in the early dialog, our hang-up) or no PRACK came (§3: 5xx).
  */
 async function ringReliably(ctx: InboundFlowContext, call: Call, req: SipRequest, tx: ServerTransaction, inbound: InboundContext, contact: NameAddr): Promise<Dialog | undefined> {
-  const early = Dialog.early(ctx.stack, req, tx, inbound);
+  const early = Dialog.early(ctx.stack, req, tx, inbound, { log: call.log });
   const provisionals = new ReliableProvisionals(early, req, tx, ctx.stack.transactions.timers);
   // RFC 3261 §15: a BYE in the early dialog ends the call; the INVITE gets 487.
   const byeBeforeAnswer = (reason: DialogTermination) => {

@@ -25,8 +25,8 @@ export interface PhoneLegMediaOptions {
 }
 
 export function phoneLegMedia(o: PhoneLegMediaOptions): MediaFactory {
-  return async ({ callId, mixer, encryption }) => {
-    const leg = await createPhoneLeg({ ...o, mixer, participantId: callId, encryption });
+  return async ({ callId, mixer, encryption, log }) => {
+    const leg = await createPhoneLeg({ ...o, mixer, participantId: callId, encryption, log });
     return "error" in leg ? leg : new PhoneLegMedia(leg, o.advertisedAddress);
   };
 }

@@ -1,5 +1,6 @@
 // What a call needs from its phone leg (src/media/leg.ts does the work): SDP offers and answers,
 // audio into and out of the channel mixer (joined at creation, left at close), DTMF both ways, statistics and the media timeout.
+import type { Logger } from "../log.ts";
 import type { Mixer } from "../media/mixer.ts";
 import type { MediaEncryption } from "../media/sdp.ts";
 
@@ -30,6 +31,6 @@ export interface CallMedia {
 
 /**
  * Creates the call's phone leg as participant `callId` of the channel's mixer (RTP ports bound),
- * with the call's SRTP policy (mediaEncryption.ts).
+ * with the call's SRTP policy (mediaEncryption.ts); the leg logs through the call's `log`.
  */
-export type MediaFactory = (o: { callId: string; mixer: Mixer; encryption: MediaEncryption }) => Promise<CallMedia | { error: string }>;
+export type MediaFactory = (o: { callId: string; mixer: Mixer; encryption: MediaEncryption; log: Logger }) => Promise<CallMedia | { error: string }>;

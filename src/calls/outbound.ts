@@ -362,7 +362,7 @@ class InviteAttempt {
       } else failure = answer.reason;
     }
     // §13.2.2.4: every 2xx is ACKed, even one we are about to end with BYE.
-    const dialog = Dialog.fromInvite2xx(stack, invite, res, tx, destination, { ...(ack ? { ack } : {}), ...(early ? { early } : {}) });
+    const dialog = Dialog.fromInvite2xx(stack, invite, res, tx, destination, { log: call.log, ...(ack ? { ack } : {}), ...(early ? { early } : {}) });
     const sessionTimer = fromInvite2xx(res);
     // A 2xx that crossed our CANCEL is ended with BYE by the call.
     if (!call.connect(dialog, sessionTimer ? { sessionTimer } : {})) return;

@@ -10,6 +10,7 @@
 //   member.setMuted(true);    // the channel stops hearing this participant (it still hears the channel)
 // participant.joined fires once the participant is in the mixer, never before.
 import { emitEvent } from "../events.ts";
+import type { Logger } from "../log.ts";
 import type { MixTap } from "../media/mix-tap.ts";
 import { Mixer } from "../media/mixer.ts";
 
@@ -75,7 +76,7 @@ export class ChannelRegistry {
       this.closeIfEmpty(key, channel, info);
       throw error;
     }
-    return this.admit(key, channel, info, detach);
+    return this.admit(key, channel, info, detach, undefined);
   }
 
   /**
@@ -86,6 +87,8 @@ export class ChannelRegistry {
   async joinWhenReady(
     info: JoiningParticipant,
     attach: (mixer: Mixer) => Promise<((reason?: string) => void) | { error: string }>,
+    /** The participant's own logger (a call's), whose fields its events' lines carry. */
+    log?: Logger,
   ): Promise<ChannelMember | { error: string }> {
     const key = channelKey(info.applicationId, info.channelId);
     this.channels.get(key)?.members.get(info.id)?.leave("replaced");
@@ -98,10 +101,10 @@ export class ChannelRegistry {
       channel.arriving--;
       if (typeof detach !== "function") this.closeIfEmpty(key, channel, info);
     }
-    return typeof detach === "function" ? this.admit(key, channel, info, detach) : detach;
+    return typeof detach === "function" ? this.admit(key, channel, info, detach, log) : detach;
   }
 
-  private admit(key: string, channel: Channel, info: JoiningParticipant, detach: (reason?: string) => void): ChannelMember {
+  private admit(key: string, channel: Channel, info: JoiningParticipant, detach: (reason?: string) => void, log: Logger | undefined): ChannelMember {
     const full: ParticipantInfo = { ...info, joinedAt: new Date().toISOString(), muted: false };
     let present = true;
     const member: ChannelMember = {
@@ -112,7 +115,7 @@ export class ChannelRegistry {
         detach(reason);
         channel.members.delete(info.id);
         this.closeIfEmpty(key, channel, info);
-        emitEvent("participant.left", { ...eventData(full), ...(reason ? { reason } : {}) });
+        emitEvent("participant.left", { ...eventData(full), ...(reason ? { reason } : {}) }, log);
         this.notify(key);
       },
       setMuted: (muted) => {
@@ -123,7 +126,7 @@ export class ChannelRegistry {
       },
     };
     channel.members.set(info.id, member);
-    emitEvent("participant.joined", eventData(full));
+    emitEvent("participant.joined", eventData(full), log);
     this.notify(key);
     return member;
   }

@@ -30,7 +30,7 @@
 // carries on; a new key from the peer replaces the receive context (RFC 4568 §7.1.4 re-keying), the
 // old one still opening packets until the new key has opened one.
 // A failure result's `warning` goes into a Warning header: `${code} ${host} "${text}"`.
-import { createLogger } from "../log.ts";
+import { createLogger, type Logger } from "../log.ts";
 import { metrics } from "../metrics.ts";
 import { codecByName, codecs as allCodecs, type AudioDecoder, type AudioEncoder, type Codec, type CodecName } from "./codec.ts";
 import { DtmfReceiver, InbandDtmfGenerator, digitToEvent, telephoneEventPackets, type DtmfEvent, type ScheduledEventPacket } from "./dtmf.ts";
@@ -46,7 +46,7 @@ import {
   type LocalMediaOptions, type MediaDirection, type MediaEncryption, type NegotiatedMedia, type Sdp,
 } from "./sdp.ts";
 
-const log = createLogger("media.leg");
+const moduleLog = createLogger("media.leg");
 
 let openLegs = 0;
 metrics.gauge("trunkline_phone_legs", "Phone legs open: a SIP call's RTP session and its place in a channel's mixer.", [], () => openLegs);
@@ -73,6 +73,8 @@ export interface PhoneLegOptions {
   dtmfDurationMs?: number;
   /** SRTP policy (SDES keys in the SDP), default none */
   encryption?: MediaEncryption;
+  /** whose leg this is (a call's logger): the leg and its RTP session log with its fields */
+  log?: Logger;
 }
 
 export type SdpFailure = { ok: false; status: 400 | 488; reason: string; warning?: { code: number; text: string } };
@@ -126,7 +128,7 @@ interface Receiver {
 interface OutgoingEvent { packets: ScheduledEventPacket[]; next: number; timestamp: number; startTick: number }
 
 export async function createPhoneLeg(o: PhoneLegOptions): Promise<PhoneLeg | { error: string }> {
-  const session = await RtpSession.open({ allocator: o.allocator, bindAddress: o.bindAddress, cname: `${o.participantId}@trunkline`, io: o.io });
+  const session = await RtpSession.open({ allocator: o.allocator, bindAddress: o.bindAddress, cname: `${o.participantId}@trunkline`, io: o.io, ...(o.log ? { log: o.log.child({}, "rtp") } : {}) });
   if ("error" in session) return session;
   try {
     return new RtpPhoneLeg(o, session);
@@ -175,8 +177,10 @@ class RtpPhoneLeg implements PhoneLeg {
   /** our SRTP master key per suite, made when first offered or answered */
   private readonly srtpKeys = new Map<SrtpSuite, SrtpKey>();
   private srtp: { send: SrtpSendContext; receive: SrtpReceiveContext } | undefined;
+  private readonly log: Logger;
 
   constructor(private readonly o: PhoneLegOptions, private readonly session: RtpSession) {
+    this.log = o.log ? o.log.child({}, "media.leg") : moduleLog.child({ participant: o.participantId });
     this.codecs = codecList(o.codecPreferences);
     this.emptyJitterStats = new JitterBuffer({ clockRate: 8000 }).stats();
     // Nothing negotiated yet: ask for the lowest rate until a codec says otherwise.
@@ -184,6 +188,7 @@ class RtpPhoneLeg implements PhoneLeg {
     session.onPacket = (packet, arrivalMs) => this.receive(packet, arrivalMs);
     session.onNewSource = () => this.restartReceiver();
     session.onTimeout = () => {
+      this.log.warn("media timeout: no RTP from the peer", { timeoutSec: o.mediaTimeoutSec ?? 30, remote: session.stats().remote });
       this.dtmfReceiver.finish();
       this.onTimeout();
     };
@@ -299,8 +304,8 @@ class RtpPhoneLeg implements PhoneLeg {
       strictSource: this.o.strictSource,
     });
     this.applySrtp(media.srtp);
-    log.debug("media negotiated", {
-      participant: this.o.participantId, codec: codec.name, direction: media.direction, remote: `${media.remoteAddress}:${media.remotePort}`, srtp: media.srtp?.local.suite ?? "none",
+    this.log.debug("media negotiated", {
+      codec: codec.name, direction: media.direction, remote: `${media.remoteAddress}:${media.remotePort}`, srtp: media.srtp?.local.suite ?? "none",
     });
   }
 

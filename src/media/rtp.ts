@@ -21,7 +21,7 @@
 // + SDES go out every ~5 s (RFC 3550 §6.2, randomised 0.5–1.5×), on the RTP port when rtcp-mux is on.
 // With SRTP a datagram from an admissible source must authenticate before it is parsed or
 // can advance learning; what does not is dropped and counted (srtpAuthFailures, srtpReplays).
-import { createLogger } from "../log.ts";
+import { createLogger, type Logger } from "../log.ts";
 import { metrics } from "../metrics.ts";
 import { bindRtpPair, type BoundRtpPair, type RtpPortAllocator } from "./ports.ts";
 import { RTP_HEADER_SIZE, looksLikeRtcp, parseRtp, writeRtpHeader, type RtpPacket } from "./rtp-packet.ts";
@@ -32,7 +32,7 @@ import { ADMIT, STRANGER, SourceLatch } from "./source-latch.ts";
 import type { SrtpReceiveContext, SrtpSendContext } from "./srtp.ts";
 import { inThreadUdpIo, type UdpIo } from "./udp-io.ts";
 
-const log = createLogger("rtp");
+const moduleLog = createLogger("rtp");
 
 export interface RtpRemote {
   address: string;
@@ -152,12 +152,16 @@ export class RtpSession {
     sourceChanges: 0, socketErrors: 0, srtpAuthFailures: 0, srtpReplays: 0,
   };
 
-  private constructor(cname: string) {
+  private constructor(
+    cname: string,
+    private readonly log: Logger,
+  ) {
     this.cname = cname;
   }
 
-  static async open(o: { allocator: RtpPortAllocator; bindAddress?: string; cname?: string; io?: UdpIo }): Promise<RtpSession | { error: string }> {
-    const session = new RtpSession(o.cname ?? "trunkline");
+  /** `log`: whose session this is (a call's leg logs with the call's fields). */
+  static async open(o: { allocator: RtpPortAllocator; bindAddress?: string; cname?: string; io?: UdpIo; log?: Logger }): Promise<RtpSession | { error: string }> {
+    const session = new RtpSession(o.cname ?? "trunkline", o.log ?? moduleLog);
     // ICMP port-unreachable from a peer that went away surfaces as a socket error (ECONNREFUSED):
     // the media timeout reports a dead peer, so these are only counted.
     const error = () => { session.counters.socketErrors++; };
@@ -215,8 +219,10 @@ export class RtpSession {
   private unprotect(data: Uint8Array, rtcp: boolean): Uint8Array | undefined {
     const srtp = this.srtp!;
     const plain = rtcp ? srtp.receive.unprotectRtcp(data) : srtp.receive.unprotectRtp(data);
-    if (plain === "auth") this.counters.srtpAuthFailures++;
-    else if (plain === "replay") this.counters.srtpReplays++;
+    if (plain === "auth") {
+      // Once per session: further failures are only counted (an attacker's packets cost no log line).
+      if (this.counters.srtpAuthFailures++ === 0) this.log.warn("SRTP authentication failed; the packet is dropped, further failures only counted", { localPort: this.pair.port, kind: rtcp ? "srtcp" : "srtp" });
+    } else if (plain === "replay") this.counters.srtpReplays++;
     else return plain;
     return undefined;
   }
@@ -250,7 +256,7 @@ export class RtpSession {
       else this.counters.ignoredPackets++;
       return;
     }
-    if (!known) log.debug("learned the RTP source", { localPort: this.pair.port, address, port });
+    if (!known) this.log.debug("learned the RTP source", { localPort: this.pair.port, address, port });
     const packet = parseRtp(data);
     if (!packet) {
       this.counters.invalidPackets++;
@@ -279,7 +285,7 @@ export class RtpSession {
     try {
       this.onPacket(packet, now);
     } catch (error) {
-      log.error("media handler failed", { localPort: this.pair.port, error });
+      this.log.error("media handler failed", { localPort: this.pair.port, error });
     }
   }
 
@@ -329,7 +335,7 @@ export class RtpSession {
     try {
       fn();
     } catch (error) {
-      log.error("media handler failed", { localPort: this.pair.port, error });
+      this.log.error("media handler failed", { localPort: this.pair.port, error });
     }
   }
 

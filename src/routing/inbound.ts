@@ -2,7 +2,7 @@
 // Order (spec reading 3): the static map on the user part of the To URI, then the inbound webhook
 // when one is configured, else no route (404). A webhook that fails, times out or answers nonsense
 // rejects the call with a 5xx whose reason phrase says which — a call never waits past the timeout.
-import { createLogger } from "../log.ts";
+import { createLogger, type Logger } from "../log.ts";
 import { describeFailure, objectOf, postWebhook, type WebhookFailure } from "./webhooks.ts";
 
 export interface InboundWebhookSettings {
@@ -92,9 +92,9 @@ function parseInboundAnswer(json: unknown): { value: { applicationId: string; ch
   return { value: { applicationId, channelId, userId: typeof userId === "string" && userId !== "" ? userId : undefined } };
 }
 
-/** Tells the inbound-cancel webhook (if any) that a caller hung up before the answer. Never throws. */
-export async function notifyInboundCancel(headers: Record<string, string>, settings: InboundWebhookSettings): Promise<void> {
+/** Tells the inbound-cancel webhook (if any) that a caller hung up before the answer. Never throws. `callLog`: the call's logger. */
+export async function notifyInboundCancel(headers: Record<string, string>, settings: InboundWebhookSettings, callLog?: Logger): Promise<void> {
   if (!settings.inboundCancelUrl) return;
   const result = await postWebhook(settings.inboundCancelUrl, { headers }, { webhook: "inbound_cancel", secret: settings.secret, timeoutMs: settings.timeoutMs });
-  if (!result.ok) log.warn("inbound cancel webhook failed", { reason: describeFailure(result), detail: result.message });
+  if (!result.ok) (callLog ? callLog.child({}, "routing.inbound") : log).warn("inbound cancel webhook failed", { reason: describeFailure(result), detail: result.message });
 }

@@ -5,7 +5,8 @@
 //   UAS: Dialog.answer(stack, invite, tx, ctx, { contact, body, contentType })  → sends the 2xx
 //   UAC: Dialog.fromInvite2xx(stack, invite, response, tx, dest, { ack })       → sends the ACK
 //        (Dialog.uacEarly(...) for a reliable 1xx; fromInvite2xx(..., { early }) confirms it)
-//   (`stack` is a SipStack, or anything with what DialogHost names)
+//   (`stack` is a SipStack, or anything with what DialogHost names; `log` in the options: the
+//   owner's logger, whose fields the dialog's lines carry, else they carry the sipCallId)
 //   both: dialog.createRequest("INFO", {...}) / dialog.sendRequest(req) / dialog.bye()
 //         re-INVITE: tx = dialog.sendRequest(dialog.createRequest("INVITE", {...})); on 2xx
 //         dialog.acknowledge(reinvite, tx, ack?)  (UAC side); dialog.respond2xx(req, tx, {...}) (UAS side)
@@ -16,7 +17,7 @@
 // In-dialog requests go to the first Route (loose routing) or the remote target. When that URI's
 // host is an IP literal it is used; otherwise (a host name needing RFC 3263) the dialog's peer
 // endpoint, the one the INVITE transaction used, stands in.
-import { createLogger } from "../log.ts";
+import { createLogger, type Logger } from "../log.ts";
 import { Emitter } from "./emitter.ts";
 import {
   createRequest,
@@ -38,7 +39,7 @@ import { dialogId, type DialogRegistry } from "./dialogs.ts";
 import type { ClientOutcome, ClientTransaction, RespondOptions, ServerTransaction, TimerConfig, Wire } from "./transaction.ts";
 import { defaultPort, type Endpoint, type InboundContext } from "./transport.ts";
 
-const log = createLogger("sip.dialog");
+const moduleLog = createLogger("sip.dialog");
 
 /** What a dialog needs from its stack (SipStack provides it). */
 export interface DialogHost {
@@ -73,6 +74,11 @@ export interface AnswerOptions extends RespondOptions {
   contact: NameAddr;
 }
 
+/** Whose dialog this is: its lines go through `log` (the caller's logger: a call's carries the call's fields). */
+export interface DialogLogging {
+  log?: Logger;
+}
+
 export class Dialog extends Emitter<DialogEvents> {
   readonly id: string;
   readonly callId: string;
@@ -92,6 +98,7 @@ export class Dialog extends Emitter<DialogEvents> {
   readonly peer: Endpoint;
   private retransmitTimer: ReturnType<typeof setTimeout> | undefined;
   private awaitingAckFor: number | undefined;
+  private readonly log: Logger;
 
   private constructor(
     private readonly stack: DialogHost,
@@ -107,9 +114,11 @@ export class Dialog extends Emitter<DialogEvents> {
       localSeq: number;
       remoteSeq: number | undefined;
       peer: Endpoint;
+      log: Logger | undefined;
     },
   ) {
     super();
+    this.log = o.log ? o.log.child({}, "sip.dialog") : moduleLog.child({ sipCallId: o.callId });
     this.callId = o.callId;
     this.localTag = o.localTag;
     this.remoteTag = o.remoteTag;
@@ -129,15 +138,15 @@ export class Dialog extends Emitter<DialogEvents> {
    * dialog and retransmits the 2xx until the ACK arrives (§13.3.1.4); without ACK after 64*T1 the
    * dialog sends BYE and ends with "ackTimeout".
    */
-  static answer(stack: DialogHost, invite: SipRequest, tx: ServerTransaction, ctx: InboundContext, o: AnswerOptions): Dialog {
-    return Dialog.early(stack, invite, tx, ctx).accept(invite, tx, o);
+  static answer(stack: DialogHost, invite: SipRequest, tx: ServerTransaction, ctx: InboundContext, o: AnswerOptions & DialogLogging): Dialog {
+    return Dialog.early(stack, invite, tx, ctx, o).accept(invite, tx, o);
   }
 
   /**
    * UAS (§12.1.1): the early dialog a provisional response with a To tag creates; in-dialog requests
    * (PRACK, RFC 3262 §3) reach it from now on. `accept` answers the INVITE and confirms it.
    */
-  static early(stack: DialogHost, invite: SipRequest, tx: ServerTransaction, ctx: InboundContext): Dialog {
+  static early(stack: DialogHost, invite: SipRequest, tx: ServerTransaction, ctx: InboundContext, o: DialogLogging = {}): Dialog {
     const dialog = new Dialog(stack, {
       callId: invite.callId,
       localTag: tx.toTag,
@@ -150,6 +159,7 @@ export class Dialog extends Emitter<DialogEvents> {
       localSeq: 0,
       remoteSeq: invite.cseq.seq,
       peer: ctx.source,
+      log: o.log,
     });
     dialog.state = "early";
     stack.dialogs.add(dialog);
@@ -175,9 +185,9 @@ export class Dialog extends Emitter<DialogEvents> {
     response: SipResponse,
     tx: ClientTransaction,
     dest: Endpoint,
-    o: { ack?: { body: Uint8Array | string; contentType: string }; early?: Dialog } = {},
+    o: { ack?: { body: Uint8Array | string; contentType: string }; early?: Dialog } & DialogLogging = {},
   ): Dialog {
-    const dialog = o.early?.confirm(response) ?? Dialog.uac(stack, invite, response, dest);
+    const dialog = o.early?.confirm(response) ?? Dialog.uac(stack, invite, response, dest, o.log);
     dialog.acknowledge(invite, tx, o.ack);
     // §13.2.2.4: a 2xx from another fork of the INVITE is ACKed too, and that unwanted dialog
     // is ended at once with BYE.
@@ -186,11 +196,11 @@ export class Dialog extends Emitter<DialogEvents> {
       const tag = res.to.params.get("tag") ?? "";
       if (known.has(tag)) return;
       if (known.size > MAX_FORKS) {
-        log.debug("2xx from one fork too many ignored", { callId: invite.callId });
+        dialog.log.debug("2xx from one fork too many ignored");
         return;
       }
       known.add(tag);
-      const fork = Dialog.uac(stack, invite, res, dest);
+      const fork = Dialog.uac(stack, invite, res, dest, o.log);
       fork.acknowledge(invite, tx);
       void fork.bye();
     });
@@ -201,8 +211,8 @@ export class Dialog extends Emitter<DialogEvents> {
    * UAC (§12.1.2): the early dialog a provisional response with a To tag creates, for the requests
    * sent in it before the 2xx (PRACK, RFC 3262 §4); `fromInvite2xx({ early })` confirms it.
    */
-  static uacEarly(stack: DialogHost, invite: SipRequest, provisional: SipResponse, dest: Endpoint): Dialog {
-    const dialog = Dialog.uac(stack, invite, provisional, dest);
+  static uacEarly(stack: DialogHost, invite: SipRequest, provisional: SipResponse, dest: Endpoint, o: DialogLogging = {}): Dialog {
+    const dialog = Dialog.uac(stack, invite, provisional, dest, o.log);
     dialog.state = "early";
     return dialog;
   }
@@ -221,7 +231,7 @@ export class Dialog extends Emitter<DialogEvents> {
     return this;
   }
 
-  private static uac(stack: DialogHost, invite: SipRequest, response: SipResponse, dest: Endpoint): Dialog {
+  private static uac(stack: DialogHost, invite: SipRequest, response: SipResponse, dest: Endpoint, log: Logger | undefined): Dialog {
     const dialog = new Dialog(stack, {
       callId: invite.callId,
       localTag: invite.from.params.get("tag") ?? "",
@@ -234,6 +244,7 @@ export class Dialog extends Emitter<DialogEvents> {
       localSeq: invite.cseq.seq,
       remoteSeq: undefined,
       peer: dest,
+      log,
     });
     stack.dialogs.add(dialog);
     return dialog;
@@ -258,7 +269,7 @@ export class Dialog extends Emitter<DialogEvents> {
       this.stack
         .wireTo(this.nextHop())
         .send(bytes)
-        .catch((error: unknown) => log.warn("ACK could not be sent", { error, callId: this.callId }));
+        .catch((error: unknown) => this.log.warn("ACK could not be sent", { error }));
     send();
     tx.on("extra2xx", (res) => {
       if ((res.to.params.get("tag") ?? "") === this.remoteTag) send();
@@ -292,7 +303,7 @@ export class Dialog extends Emitter<DialogEvents> {
       this.retransmitTimer = setTimeout(() => {
         if (this.awaitingAckFor === undefined || this.state === "terminated") return;
         if (Date.now() >= giveUpAt) {
-          log.warn("no ACK for our 2xx; ending the dialog", { callId: this.callId });
+          this.log.warn("no ACK for our 2xx; ending the dialog");
           this.awaitingAckFor = undefined;
           void this.bye("ackTimeout");
           return;

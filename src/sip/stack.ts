@@ -280,7 +280,7 @@ export class SipStack {
 
   private receiveResponse(res: SipResponse): void {
     // §18.1.2: responses go to their client transaction; strays are dropped.
-    if (!this.transactions.receiveResponse(res)) log.debug("stray response", { status: res.status, callId: res.callId });
+    if (!this.transactions.receiveResponse(res)) log.debug("stray response", { status: res.status, sipCallId: res.callId });
   }
 
   // -------------------------------------------------------------------------------------------

@@ -4,7 +4,7 @@
 //
 // Transactions speak to the network through a Wire the stack builds for each destination; they
 // never see sockets. Timer values are injectable (`TimerConfig`) so tests can run them scaled down.
-import { createLogger } from "../log.ts";
+import { createLogger, type Logger } from "../log.ts";
 import { Emitter } from "./emitter.ts";
 import { newTag } from "./ids.ts";
 import { createRequest, createResponse, type NameAddr, type SipRequest, type SipResponse } from "./message.ts";
@@ -385,6 +385,8 @@ export class ServerTransaction extends Emitter<ServerTransactionEvents> {
   /** Held while the TU may respond; released with the final response, because a UDP transaction
    * lives on for 64*T1 and a flood must not pin every parsed request for that long. */
   private req: SipRequest | undefined;
+  /** Where this transaction's warnings go: the TU may hand it its own logger (a call's), whose fields they then carry. */
+  log: Logger = log;
 
   constructor(
     request: SipRequest,
@@ -481,7 +483,7 @@ export class ServerTransaction extends Emitter<ServerTransactionEvents> {
     if (this.isInvite) {
       this.timers.start("noFinal", this.layer.unansweredInviteMs, () => {
         if (!this.pending) return;
-        log.warn("no final response from the TU; INVITE answered 500", { callId: this.req?.callId });
+        this.log.warn("no final response from the TU; INVITE answered 500", { sipCallId: this.req?.callId });
         this.layer.counters.unansweredInvites++;
         this.emit("unanswered");
         this.respond(500, "Server Internal Error");
@@ -490,9 +492,9 @@ export class ServerTransaction extends Emitter<ServerTransactionEvents> {
     }
     this.timers.start("noFinal", 64 * this.layer.timers.T1, () => {
       if (!this.pending) return;
-      log.warn("no final response from the TU; transaction dropped", {
+      this.log.warn("no final response from the TU; transaction dropped", {
         method: this.req?.method,
-        callId: this.req?.callId,
+        sipCallId: this.req?.callId,
       });
       this.terminate();
     });

@@ -97,7 +97,7 @@ export class UserAgentCore {
       if (accepted) return accepted.receiveAck2xx(req);
       const dialog = this.dialogs.match(req);
       if (dialog) return dialog.receiveAck(req);
-      log.debug("ACK matches nothing", { callId: req.callId });
+      log.debug("ACK matches nothing", { sipCallId: req.callId });
       return;
     }
 

@@ -128,7 +128,7 @@ export class SipTraceRecorder {
     try {
       this.options.store.save(snapshot(trace), trace.endedAt ?? Date.now());
     } catch (err) {
-      log.error("saving a sip trace failed", { callId: trace.id, err });
+      log.error("saving a sip trace failed", { callId: trace.id, sipCallId: trace.sipCallIds.at(-1), err });
     }
   }
 }

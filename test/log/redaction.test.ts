@@ -1,7 +1,7 @@
 // The logger's redaction: secret fields by name, secret patterns inside any string, and nothing
 // else touched. The end-to-end check over real calls, registrations and webhooks is secrets.test.ts.
 import { afterEach, describe, expect, test } from "bun:test";
-import { createLogger, REDACTED, redactText, setLogLevel, setLogSink } from "../../src/log.ts";
+import { createContextLogger, createLogger, REDACTED, redactText, setLogLevel, setLogSink } from "../../src/log.ts";
 
 const lines: string[] = [];
 setLogSink((line) => lines.push(line));
@@ -102,5 +102,22 @@ describe("log redaction", () => {
     createLogger("t").warn("kept", fields);
     expect(read).toBe(true);
     expect(JSON.parse(lines[0]!).digit).toBe(REDACTED);
+  });
+
+  test("children keep the parent's fields, may name their own component, and see fields a context logger gains later; fixed fields are redacted too", () => {
+    const call = createContextLogger("calls", { callId: "call_1", direction: "outbound" });
+    const leg = call.child({}, "media.leg");
+    const tagged = call.child({ trunkId: "t1", password: "pw" });
+    leg.info("before");
+    call.assign({ sipCallId: "abc@host" });
+    leg.info("after");
+    tagged.warn("tagged");
+    call.info("own");
+    const parsed = lines.map((l) => JSON.parse(l));
+    expect(parsed[0]).toMatchObject({ component: "media.leg", msg: "before", callId: "call_1", direction: "outbound" });
+    expect(parsed[0].sipCallId).toBeUndefined();
+    expect(parsed[1]).toMatchObject({ component: "media.leg", msg: "after", callId: "call_1", sipCallId: "abc@host" });
+    expect(parsed[2]).toMatchObject({ component: "calls", msg: "tagged", callId: "call_1", sipCallId: "abc@host", trunkId: "t1", password: REDACTED });
+    expect(parsed[3]).toMatchObject({ component: "calls", msg: "own", sipCallId: "abc@host" });
   });
 });

@@ -4,6 +4,7 @@ import { RtpSession, type RtpSessionConfig } from "../../src/media/rtp.ts";
 import { parseRtp, serializeRtp, type RtpPacket } from "../../src/media/rtp-packet.ts";
 import { buildCompound, parseCompound } from "../../src/media/rtcp.ts";
 import { LEARN_PROBATION } from "../../src/media/source-latch.ts";
+import type { Logger } from "../../src/log.ts";
 import { metrics } from "../../src/metrics.ts";
 import { SrtpReceiveContext, SrtpSendContext, generateSrtpKey } from "../../src/media/srtp.ts";
 import { inThreadUdpIo, type UdpIo } from "../../src/media/udp-io.ts";
@@ -46,8 +47,8 @@ function rtp(seq: number, ssrc = 0x1111, pt = 0): Uint8Array {
 
 // Every behaviour holds alike with the sockets on this thread and on the RTP I/O worker.
 describe.each<[string, UdpIo]>([["in-thread", inThreadUdpIo], ["worker", workerIo]])("RtpSession (%s sockets)", (_name, io) => {
-  async function session(): Promise<RtpSession> {
-    const s = await RtpSession.open({ allocator, bindAddress: "127.0.0.1", cname: "test", io });
+  async function session(log?: Logger): Promise<RtpSession> {
+    const s = await RtpSession.open({ allocator, bindAddress: "127.0.0.1", cname: "test", io, ...(log ? { log } : {}) });
     if ("error" in s) throw new Error(s.error);
     opened.push(s);
     return s;
@@ -223,7 +224,10 @@ describe.each<[string, UdpIo]>([["in-thread", inThreadUdpIo], ["worker", workerI
   });
 
   test("SRTP: what goes out is protected, what comes in must authenticate; plain, forged and replayed datagrams are dropped and counted", async () => {
-    const s = await session();
+    // The owner's logger (a call's) hears of the first authentication failure only.
+    const warnings: [string, Record<string, unknown> | undefined][] = [];
+    const owner: Logger = { debug() {}, info() {}, error() {}, warn: (msg, fields) => void warnings.push([msg, fields]), child: () => owner };
+    const s = await session(owner);
     const p = await peer();
     s.configure(config(p.socket.port));
     const ours = generateSrtpKey("AES_CM_128_HMAC_SHA1_80");
@@ -252,6 +256,7 @@ describe.each<[string, UdpIo]>([["in-thread", inThreadUdpIo], ["worker", workerI
     expect(got.map((x) => x.sequenceNumber)).toEqual([1, 4]);
     expect(got[1]!.payload).toEqual(new Uint8Array(160).fill(0xff));
     expect(s.stats()).toMatchObject({ srtpAuthFailures: 2, srtpReplays: 1, packetsReceived: 2 });
+    expect(warnings).toEqual([[expect.stringMatching(/^SRTP authentication failed/), { localPort: s.localPort, kind: "srtp" }]]);
 
     // RTCP too: the BYE sent on close is SRTCP.
     s.close();
