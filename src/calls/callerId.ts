@@ -1,6 +1,8 @@
 // The From header of an outbound INVITE: the channel's caller-ID templates rendered over the
-// calling client's info; defaults are no display name and the trunk's username.
+// calling client's info; defaults are no display name and the trunk's username, and with no
+// username at all the anonymous From of RFC 3261 §8.1.1.3.
 import { parseTemplate, renderTemplate, type CallerIdClientInfo } from "../channels/callerIdTemplate.ts";
+import type { NameAddr } from "../sip/message.ts";
 
 export interface CallerIdTemplates {
   displayName?: string;
@@ -21,6 +23,22 @@ export function renderCallerId(
   const displayName = render(templates?.displayName).replace(/[\x00-\x1f\x7f]/g, "");
   const username = escapeUser(render(templates?.username));
   return { ...(displayName ? { displayName } : {}), username: username || trunkUsername };
+}
+
+/**
+ * The From of an outbound INVITE: the caller ID's user part at the trunk's domain. With no user part
+ * at all (no username template, a trunk without username) there is nobody to name, and `sip:@domain`
+ * is no URI (RFC 3261 §25.1: user = 1*(...)). `sip:domain` would be valid but names the provider's
+ * domain itself as the caller; RFC 3261 §8.1.1.3 asks a UA with no identity to give display name
+ * "Anonymous" and a syntactically correct, meaningless URI, sip:anonymous@anonymous.invalid
+ * (the anonymous From that RFC 3323 §4.1.1.3 recommends too).
+ */
+export function fromHeader(callerId: { displayName?: string; username: string }, trunkDomain: string): NameAddr {
+  const uri = callerId.username
+    ? { scheme: "sip", user: callerId.username, host: trunkDomain, params: new Map(), headers: new Map() }
+    : { scheme: "sip", user: "anonymous", host: "anonymous.invalid", params: new Map(), headers: new Map() };
+  const displayName = callerId.displayName ?? (callerId.username ? undefined : "Anonymous");
+  return { ...(displayName ? { displayName } : {}), uri, params: new Map() };
 }
 
 // RFC 3261 §25.1: user = 1*( unreserved / escaped / user-unreserved )

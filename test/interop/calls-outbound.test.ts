@@ -36,15 +36,16 @@ let busyPort: number;
 let ringPort: number;
 let earlyPort: number;
 let tcpPort: number;
+let anonymousPort: number;
 
 beforeAll(async () => {
   hooks = startWebhookServer();
   const ports: number[] = [];
-  while (ports.length < 6) {
+  while (ports.length < 7) {
     const port = await freePort();
     if (!ports.includes(port)) ports.push(port);
   }
-  [uasPort, authPort, busyPort, ringPort, earlyPort, tcpPort] = ports as [number, number, number, number, number, number];
+  [uasPort, authPort, busyPort, ringPort, earlyPort, tcpPort, anonymousPort] = ports as [number, number, number, number, number, number, number];
   app = await startCallsApp(`
 rtp: { portMin: 48000, portMax: 48999, mediaTimeoutSec: 0 }
 calls: { ringTimeoutSec: ${RING_TIMEOUT_SEC} }
@@ -55,6 +56,7 @@ trunks:
   - { id: t4-ring, domain: 127.0.0.1, port: ${ringPort}, username: ring, optionsIntervalSec: 0 }
   - { id: t5-early, domain: 127.0.0.1, port: ${earlyPort}, username: early, earlyOffer: true, optionsIntervalSec: 0 }
   - { id: t6-tcp, domain: 127.0.0.1, port: ${tcpPort}, transport: tcp, username: tcp, earlyOffer: true, optionsIntervalSec: 0 }
+  - { id: t7-nouser, domain: 127.0.0.1, port: ${anonymousPort}, optionsIntervalSec: 0 }
 ${testApplicationYaml({ "1000": "room" }, '    channels:\n      room: { callerId: { displayName: "{userAlias}", username: "{userId}-{id}" } }')}
 `);
 });
@@ -164,6 +166,7 @@ describe("outbound calls", () => {
         { id: "t4-ring", authId: null, username: "ring", domain: "127.0.0.1" },
         { id: "t5-early", authId: null, username: "early", domain: "127.0.0.1" },
         { id: "t6-tcp", authId: null, username: "tcp", domain: "127.0.0.1" },
+        { id: "t7-nouser", authId: null, username: "", domain: "127.0.0.1" },
       ],
     });
   }, 20_000);
@@ -248,6 +251,31 @@ describe("outbound calls", () => {
       expect(r.exitCode, r.summary).toBe(0);
       expect(await callUntil(app, id, (x) => x.state === "ended")).toMatchObject({ endReason: "local_hangup", trunkId: "t6-tcp", sipStatus: 200 });
       expect(callee.packetsReceived).toBeGreaterThan(10);
+    } finally {
+      callee.close();
+    }
+  }, 20_000);
+
+  test("no caller ID and a trunk without username: the From is anonymous (RFC 3261 §8.1.1.3) and the call is answered", async () => {
+    hooks.handle("/nouser", () => Response.json({ sipTrunkId: "t7-nouser" }));
+    await setWebhooks({ outboundUrl: hooks.url("/nouser") });
+    const callee = await startRtpPeer(1000, { replyToSender: true });
+    try {
+      const uas = await startSipp({ scenario: fixture("calls-uas-delayed-offer.xml"), localPort: anonymousPort, keys: { rtpport: callee.port }, extraArgs: ["-d", "500"], timeoutSec: 15 });
+      await uas.ready();
+      // Channel "plain" has no caller-ID templates.
+      const res = await app.harness.call("POST", "/api/v1/applications/app1/channels/plain/calls", { to: "+15557654321", client: { id: "c7" } });
+      expect(res.status, res.text).toBe(201);
+      await callUntil(app, res.json.id, (x) => x.state === "answered");
+      const r = await uas.done;
+      expect(r.exitCode, r.summary).toBe(0);
+      expect(r.logs).toMatch(/FROM\s+"Anonymous" <sip:anonymous@anonymous\.invalid>;tag=/);
+      expect(await callUntil(app, res.json.id, (x) => x.state === "ended")).toMatchObject({
+        trunkId: "t7-nouser",
+        from: "sip:anonymous@anonymous.invalid",
+        endReason: "remote_bye",
+        sipStatus: 200,
+      });
     } finally {
       callee.close();
     }
