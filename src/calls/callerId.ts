@@ -1,7 +1,8 @@
 // The From header of an outbound INVITE, and its P-Asserted-Identity / Privacy headers: the channel's
 // caller-ID templates rendered over the calling client's info; defaults are no display name, the
-// trunk's username, and neither header.
+// trunk's username (with no username at all the anonymous From of RFC 3261 §8.1.1.3), and neither header.
 import { parseTemplate, renderTemplate, type CallerIdClientInfo } from "../channels/callerIdTemplate.ts";
+import type { NameAddr } from "../sip/message.ts";
 
 export interface CallerIdTemplates {
   displayName?: string;
@@ -38,6 +39,22 @@ function escapedInfo(client: CallerIdClientInfo): CallerIdClientInfo {
     else if (Array.isArray(value)) out.roles = value.map(escapeUser);
   }
   return out;
+}
+
+/**
+ * The From of an outbound INVITE: the caller ID's user part at the trunk's domain. With no user part
+ * at all (no username template, a trunk without username) there is nobody to name, and `sip:@domain`
+ * is no URI (RFC 3261 §25.1: user = 1*(...)). `sip:domain` would be valid but names the provider's
+ * domain itself as the caller; RFC 3261 §8.1.1.3 asks a UA with no identity to give display name
+ * "Anonymous" and a syntactically correct, meaningless URI, sip:anonymous@anonymous.invalid
+ * (the anonymous From that RFC 3323 §4.1.1.3 recommends too).
+ */
+export function fromHeader(callerId: { displayName?: string; username: string }, trunkDomain: string): NameAddr {
+  const uri = callerId.username
+    ? { scheme: "sip", user: callerId.username, host: trunkDomain, params: new Map(), headers: new Map() }
+    : { scheme: "sip", user: "anonymous", host: "anonymous.invalid", params: new Map(), headers: new Map() };
+  const displayName = callerId.displayName ?? (callerId.username ? undefined : "Anonymous");
+  return { ...(displayName ? { displayName } : {}), uri, params: new Map() };
 }
 
 // RFC 3261 §25.1: user = 1*( unreserved / escaped / user-unreserved )

@@ -11,13 +11,13 @@ import type { TrunkInput } from "../config/entities.ts";
 import { chooseTrunk, type OutboundWebhookSettings, type TrunkChoiceCandidate } from "../routing/outbound.ts";
 import { Dialog, type DialogHost } from "../sip/dialog.ts";
 import { authorize, DigestState } from "../sip/digest.ts";
-import { formatUri, type NameAddr, type SipRequest, type SipResponse, type SipUri } from "../sip/message.ts";
+import { formatUri, type SipRequest, type SipResponse, type SipUri } from "../sip/message.ts";
 import { ProvisionalAcknowledgements, type ProvisionalVerdict } from "../sip/reliable.ts";
 import { isFailoverStatus, isIpLiteral, type ResolvedTarget, type Resolver } from "../sip/resolver.ts";
 import type { SipStack } from "../sip/stack.ts";
 import type { ClientTransaction } from "../sip/transaction.ts";
 import type { Call } from "./call.ts";
-import { renderCallerId, type CallerIdTemplates } from "./callerId.ts";
+import { fromHeader, renderCallerId, type CallerIdTemplates } from "./callerId.ts";
 import { requestUriFor, type DialTarget } from "./dialTarget.ts";
 import { outboundHeaders } from "./headers.ts";
 import { RedirectFollower } from "./redirects.ts";
@@ -66,11 +66,7 @@ export async function placeOutboundCall(ctx: OutboundFlowContext, call: Call, re
   }
 
   const callerId = renderCallerId(ctx.callerId(request.applicationId, request.channelId), request.client, trunk.username);
-  const from: NameAddr = {
-    ...(callerId.displayName ? { displayName: callerId.displayName } : {}),
-    uri: { scheme: "sip", user: callerId.username, host: trunk.domain, params: new Map(), headers: new Map() },
-    params: new Map(),
-  };
+  const from = fromHeader(callerId, trunk.domain);
   const requestUri = requestUriFor(target, trunk);
   // Our INVITE goes over the trunk's transport, which its schema (sdesSignallingRule) already
   // requires to be TLS for SRTP unless the trunk allows keys in the clear.

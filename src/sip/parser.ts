@@ -4,7 +4,7 @@
 // (or 413/505) statelessly; a rejected response is simply dropped by the caller.
 
 import { SipRequest, SipResponse, emptyUri, parseCSeq, parseScalar, resolveHeaderNameAt, type CSeq } from "./message.ts";
-import { isToken, parseNameAddr, parseUri, parseVia, splitTopLevel, type Via } from "./uri.ts";
+import { isToken, parseNameAddr, parseNameAddrParams, parseUri, parseVia, splitTopLevel, type Via } from "./uri.ts";
 
 export interface ParseLimits {
   /** Whole message (start line, headers, body) in bytes. */
@@ -320,10 +320,14 @@ function checkMandatory(
   }
   const [from, to, callId, cseq, maxForwards, contentLength] = single;
   if (viaCount === 0) note(400, "Missing Via header");
-  const fromParsed = from === undefined ? undefined : parseNameAddr(from);
+  // A response's From and To are copies of our own request's (RFC 3261 §8.2.6.2), and it matches
+  // its transaction by Via branch and CSeq method alone (§17.1.3): a URI in them that we cannot
+  // read (one a peer mangled, or a `sip:@host`) must not lose the response, only their tags matter.
+  const readNameAddr = (value: string) => parseNameAddr(value) ?? (isRequest ? undefined : parseNameAddrParams(value));
+  const fromParsed = from === undefined ? undefined : readNameAddr(from);
   if (from === undefined) note(400, "Missing From header");
   else if (fromParsed === undefined) note(400, "Malformed From header");
-  const toParsed = to === undefined ? undefined : parseNameAddr(to);
+  const toParsed = to === undefined ? undefined : readNameAddr(to);
   if (to === undefined) note(400, "Missing To header");
   else if (toParsed === undefined) note(400, "Malformed To header");
   if (callId === undefined) note(400, "Missing Call-ID header");

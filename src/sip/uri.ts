@@ -556,6 +556,21 @@ export function parseNameAddr(s: string): NameAddr | undefined {
   return displayName === undefined ? { uri, params } : { displayName, uri, params };
 }
 
+/**
+ * A name-addr or addr-spec whose URI does not parse, read for its header parameters only (the
+ * tag), with an empty URI in its place; undefined when the parameters do not parse either.
+ */
+export function parseNameAddrParams(s: string): NameAddr | undefined {
+  const lt = s.indexOf("<");
+  const gt = lt < 0 ? -1 : s.indexOf(">", lt + 1);
+  if (lt >= 0 && gt < 0) return undefined;
+  const semicolon = s.indexOf(";");
+  const paramsStart = gt >= 0 ? gt + 1 : semicolon < 0 ? s.length : semicolon;
+  const params: Params = new Map();
+  if (scanParams(s, paramsStart, s.length, params) !== s.length) return undefined;
+  return { uri: { scheme: "", host: "", params: new Map(), headers: new Map() }, params };
+}
+
 function scanDisplayWord(s: string, i: number): number {
   while (i < s.length) {
     const c = s.charCodeAt(i);

@@ -4,6 +4,7 @@
 // codec's rate on the mixer's clock (`pull`; the mixer converts rates), and sends whatever encoded
 // frames it is given (`sendEncoded`), with its own sequence numbers and timestamps.
 // It reports its own death (`onClosed`): ICE/DTLS failure, no connection in time, or no media.
+import { isIPv4, isIPv6 } from "node:net";
 import { RTCPeerConnection, RTCRtpCodecParameters, RtpHeader, RtpPacket, type MediaStreamTrack, type RTCRtpTransceiver } from "werift";
 import { codecByName, type AudioDecoder, type Codec } from "../media/codec.ts";
 import { JitterBuffer } from "../media/jitter.ts";
@@ -48,6 +49,11 @@ export async function answerClientOffer(offerSdp: string, network: PeerNetworkOp
   if (problem) return { ok: false, message: problem };
   const auto = network.hostAddresses.length === 0;
   const pc = new RTCPeerConnection({
+    // Each socket is bound to the address its host candidate names (RFC 8445 §5.1.1.1): on the
+    // wildcard address the kernel picks the source of our answers by route, so a node advertising
+    // 127.0.0.4 answered a browser from 127.0.0.1 (or its LAN address), and the browser selected a
+    // peer-reflexive pair on an address we never offered instead of the host candidate.
+    ...(auto ? {} : { iceInterfaceAddresses: interfaceAddresses(network.hostAddresses) }),
     codecs: { audio: localCodecs() },
     headerExtensions: { audio: [] },
     // Gather only on the addresses we were given; werift's own interface scan is turned off then.
@@ -86,6 +92,13 @@ export async function answerClientOffer(offerSdp: string, network: PeerNetworkOp
 }
 
 class OfferError extends Error {}
+
+/** The address each socket family binds to: the first host address of that family. */
+function interfaceAddresses(hostAddresses: string[]): { udp4?: string; udp6?: string } {
+  const udp4 = hostAddresses.find((a) => isIPv4(a));
+  const udp6 = hostAddresses.find((a) => isIPv6(a));
+  return { ...(udp4 ? { udp4 } : {}), ...(udp6 ? { udp6 } : {}) };
+}
 
 export class ClientPeer {
   /** Called once when the peer is gone, whatever the cause. */

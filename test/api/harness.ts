@@ -17,20 +17,21 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-/** `http` adds keys to the http mapping (e.g. "tls: { ... }"); `databaseUrl` puts the store on that PostgreSQL
- * (with TRUNKLINE_TEST_POSTGRES=1 and none given, on a server started for this harness). */
+/** `http` adds keys to the http mapping (e.g. "tls: { ... }"); `host` is http.host (default 127.0.0.1);
+ * `databaseUrl` puts the store on that PostgreSQL (with TRUNKLINE_TEST_POSTGRES=1 and none given, on a
+ * server started for this harness). */
 export async function startHarness(
   yaml = "",
   compose?: ComposeServices,
   logLevel = "warn",
-  o: { http?: string; databaseUrl?: string } = {},
+  o: { http?: string; host?: string; databaseUrl?: string } = {},
 ): Promise<Harness> {
   // TRUNKLINE_TEST_POSTGRES=1 runs suites written for SQLite on a PostgreSQL of the harness's own.
   const postgres = o.databaseUrl === undefined && process.env.TRUNKLINE_TEST_POSTGRES === "1" ? await startPostgres() : undefined;
   const databaseUrl = o.databaseUrl ?? postgres?.url;
   const dir = mkdtempSync(join(tmpdir(), "trunkline-api-"));
   const configPath = join(dir, "config.yaml");
-  const http = `http: { host: 127.0.0.1, port: 0${o.http ? `, ${o.http}` : ""} }`;
+  const http = `http: { host: ${o.host ?? "127.0.0.1"}, port: 0${o.http ? `, ${o.http}` : ""} }`;
   const writeConfig = (text: string) =>
     writeFileSync(configPath, `${http}\nadminToken: ${ADMIN_TOKEN}\ndatabase: { path: ${join(dir, "t.db")}${databaseUrl ? `, url: "${databaseUrl}"` : ""} }\nlogLevel: ${logLevel}\n${text}`);
   writeConfig(yaml);

@@ -1,5 +1,6 @@
 import { describe, expect, test } from "bun:test";
-import { renderCallerId } from "../../src/calls/callerId.ts";
+import { fromHeader, renderCallerId } from "../../src/calls/callerId.ts";
+import { formatNameAddr, parseNameAddr } from "../../src/sip/message.ts";
 import { parseDialTarget, requestUriFor } from "../../src/calls/dialTarget.ts";
 import { createSourceMatcher } from "../../src/calls/sourceMatcher.ts";
 import { formatUri } from "../../src/sip/message.ts";
@@ -84,6 +85,14 @@ describe("caller ID", () => {
   test("defaults: no display name and the trunk's username", () => {
     expect(renderCallerId(undefined, client, "trunkuser")).toEqual({ username: "trunkuser", headers: [] });
     expect(renderCallerId({ username: "{deviceId}" }, client, "trunkuser")).toEqual({ username: "trunkuser", headers: [] });
+  });
+
+  test("the From: the user at the trunk's domain; with no user at all, the anonymous From of RFC 3261 §8.1.1.3, which parses", () => {
+    expect(formatNameAddr(fromHeader({ displayName: "Alice", username: "u1" }, "sip.example.net"))).toBe('"Alice" <sip:u1@sip.example.net>');
+    const anonymous = formatNameAddr(fromHeader(renderCallerId(undefined, client, ""), "sip.example.net"));
+    expect(anonymous).toBe('"Anonymous" <sip:anonymous@anonymous.invalid>');
+    expect(parseNameAddr(anonymous)?.uri.user).toBe("anonymous");
+    expect(formatNameAddr(fromHeader({ displayName: "Alice", username: "" }, "sip.example.net"))).toBe('"Alice" <sip:anonymous@anonymous.invalid>');
   });
 
   test("the user part is escaped and control characters never reach the header", () => {

@@ -24,9 +24,12 @@ export interface WebRtcTestApp {
   token(claims: { clientId: string; userId: string; userAlias: string }): string;
 }
 
-/** Application "app1" routes calls to "1000" into channel "room1"; trunk "phones" dials `phonePort`. */
-export async function startWebRtcTestApp(o: { secret: string; phonePort: number }): Promise<WebRtcTestApp> {
-  const calls = composeCalls();
+/**
+ * Application "app1" routes calls to "1000" into channel "room1"; trunk "phones" dials `phonePort`.
+ * `host` (default 127.0.0.1) is the node's HTTP and SIP listen address, as scripts/cluster.sh gives each node its own.
+ */
+export async function startWebRtcTestApp(o: { secret: string; phonePort: number; host?: string }): Promise<WebRtcTestApp> {
+  const calls = composeCalls(o.host ? { sipHost: o.host } : {});
   const harness = await startHarness(
     `
 rtp: { portMin: 45000, portMax: 45999, mediaTimeoutSec: 0 }
@@ -44,6 +47,8 @@ applications:
       const webrtc = new WebRtcService(ctx, calls.registry);
       return [...(await calls.compose(ctx)), webrtc, webrtcApi(webrtc, ctx, () => calls.calls().manager.clientControl())];
     },
+    "warn",
+    o.host ? { host: o.host } : {},
   );
   return {
     harness,

@@ -1,7 +1,8 @@
 // Outbound calls from a channel to a real SIP peer (SIPp as the trunk): delayed offer answered in
 // the ACK, caller ID from the channel's templates in the From, RTP both ways with a phone caller
 // in the same channel, a 407 challenge, the outbound webhook's body and choice, failures keeping
-// their SIP status, and hanging up through the API.
+// their SIP status, and hanging up through the API; the anonymous From when nothing names the
+// caller, and a trunk whose responses mangle our From URI.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { callUntil, phoneCaller, startCallsApp, testApplicationYaml, type CallsApp } from "../helpers/callsApp.ts";
@@ -36,15 +37,17 @@ let busyPort: number;
 let ringPort: number;
 let earlyPort: number;
 let tcpPort: number;
+let anonymousPort: number;
+let oddFromPort: number;
 
 beforeAll(async () => {
   hooks = startWebhookServer();
   const ports: number[] = [];
-  while (ports.length < 6) {
+  while (ports.length < 8) {
     const port = await freePort();
     if (!ports.includes(port)) ports.push(port);
   }
-  [uasPort, authPort, busyPort, ringPort, earlyPort, tcpPort] = ports as [number, number, number, number, number, number];
+  [uasPort, authPort, busyPort, ringPort, earlyPort, tcpPort, anonymousPort, oddFromPort] = ports as [number, number, number, number, number, number, number, number];
   app = await startCallsApp(`
 rtp: { portMin: 48000, portMax: 48999, mediaTimeoutSec: 0 }
 calls: { ringTimeoutSec: ${RING_TIMEOUT_SEC} }
@@ -55,6 +58,8 @@ trunks:
   - { id: t4-ring, domain: 127.0.0.1, port: ${ringPort}, username: ring, optionsIntervalSec: 0 }
   - { id: t5-early, domain: 127.0.0.1, port: ${earlyPort}, username: early, earlyOffer: true, optionsIntervalSec: 0 }
   - { id: t6-tcp, domain: 127.0.0.1, port: ${tcpPort}, transport: tcp, username: tcp, earlyOffer: true, optionsIntervalSec: 0 }
+  - { id: t7-nouser, domain: 127.0.0.1, port: ${anonymousPort}, optionsIntervalSec: 0 }
+  - { id: t8-oddfrom, domain: 127.0.0.1, port: ${oddFromPort}, username: odd, optionsIntervalSec: 0 }
 ${testApplicationYaml({ "1000": "room" }, '    channels:\n      room: { callerId: { displayName: "{userAlias}", username: "{userId}-{id}" } }')}
 `);
 });
@@ -164,6 +169,8 @@ describe("outbound calls", () => {
         { id: "t4-ring", authId: null, username: "ring", domain: "127.0.0.1" },
         { id: "t5-early", authId: null, username: "early", domain: "127.0.0.1" },
         { id: "t6-tcp", authId: null, username: "tcp", domain: "127.0.0.1" },
+        { id: "t7-nouser", authId: null, username: "", domain: "127.0.0.1" },
+        { id: "t8-oddfrom", authId: null, username: "odd", domain: "127.0.0.1" },
       ],
     });
   }, 20_000);
@@ -248,6 +255,49 @@ describe("outbound calls", () => {
       expect(r.exitCode, r.summary).toBe(0);
       expect(await callUntil(app, id, (x) => x.state === "ended")).toMatchObject({ endReason: "local_hangup", trunkId: "t6-tcp", sipStatus: 200 });
       expect(callee.packetsReceived).toBeGreaterThan(10);
+    } finally {
+      callee.close();
+    }
+  }, 20_000);
+
+  test("no caller ID and a trunk without username: the From is anonymous (RFC 3261 §8.1.1.3) and the call is answered", async () => {
+    hooks.handle("/nouser", () => Response.json({ sipTrunkId: "t7-nouser" }));
+    await setWebhooks({ outboundUrl: hooks.url("/nouser") });
+    const callee = await startRtpPeer(1000, { replyToSender: true });
+    try {
+      const uas = await startSipp({ scenario: fixture("calls-uas-delayed-offer.xml"), localPort: anonymousPort, keys: { rtpport: callee.port }, extraArgs: ["-d", "500"], timeoutSec: 15 });
+      await uas.ready();
+      // Channel "plain" has no caller-ID templates.
+      const res = await app.harness.call("POST", "/api/v1/applications/app1/channels/plain/calls", { to: "+15557654321", client: { id: "c7" } });
+      expect(res.status, res.text).toBe(201);
+      await callUntil(app, res.json.id, (x) => x.state === "answered");
+      const r = await uas.done;
+      expect(r.exitCode, r.summary).toBe(0);
+      expect(r.logs).toMatch(/FROM\s+"Anonymous" <sip:anonymous@anonymous\.invalid>;tag=/);
+      expect(await callUntil(app, res.json.id, (x) => x.state === "ended")).toMatchObject({
+        trunkId: "t7-nouser",
+        from: "sip:anonymous@anonymous.invalid",
+        endReason: "remote_bye",
+        sipStatus: 200,
+      });
+    } finally {
+      callee.close();
+    }
+  }, 20_000);
+
+  test("a trunk whose responses carry a From URI we cannot read (<sip:@host>, tag kept): its 200 still answers the call", async () => {
+    hooks.handle("/oddfrom", () => Response.json({ sipTrunkId: "t8-oddfrom" }));
+    await setWebhooks({ outboundUrl: hooks.url("/oddfrom") });
+    const callee = await startRtpPeer(1000, { replyToSender: true });
+    try {
+      const uas = await startSipp({ scenario: fixture("calls-uas-odd-from.xml"), localPort: oddFromPort, keys: { rtpport: callee.port }, extraArgs: ["-d", "500"], timeoutSec: 15 });
+      await uas.ready();
+      const id = await dial("+15550001111");
+      await callUntil(app, id, (x) => x.state === "answered");
+      const r = await uas.done;
+      expect(r.exitCode, r.summary).toBe(0);
+      expect(r.messages).toContain("From: <sip:@127.0.0.1>;tag=");
+      expect(await callUntil(app, id, (x) => x.state === "ended")).toMatchObject({ trunkId: "t8-oddfrom", endReason: "remote_bye", sipStatus: 200 });
     } finally {
       callee.close();
     }

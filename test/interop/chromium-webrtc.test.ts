@@ -2,6 +2,8 @@
 // microphone playing a 1000 Hz tone, and must hear a SIPp caller's 440 Hz tone (WebAudio analyser
 // in the page) while the caller hears the browser's tone — and neither hears itself. Then the page
 // dials a phone (SIPp as the trunk) with its dial pad, sends a DTMF digit during the call and hangs up.
+// A second node listens on 127.0.0.4, as scripts/cluster.sh runs nodes: Chromium's loopback
+// candidate is 127.0.0.1 whatever the node's address, and the caller must still hear the page.
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -16,7 +18,11 @@ import { BROWSER_HZ, PHONE_HZ, hangUpPhone, leaveReasons, pageHearing, pageLevel
 
 const SECRET = "chromium-test-secret-0123456789";
 
+/** A loopback address other than 127.0.0.1, like a node of scripts/cluster.sh. */
+const OTHER_LOOPBACK = "127.0.0.4";
+
 let app: WebRtcTestApp;
+let otherLoopbackApp: WebRtcTestApp;
 let phonePort: number;
 let dir: string;
 let browser: BrowserContext;
@@ -24,6 +30,7 @@ let browser: BrowserContext;
 beforeAll(async () => {
   phonePort = await freePort();
   app = await startWebRtcTestApp({ secret: SECRET, phonePort });
+  otherLoopbackApp = await startWebRtcTestApp({ secret: SECRET, phonePort: await freePort(), host: OTHER_LOOPBACK });
   dir = mkdtempSync(join(tmpdir(), "trunkline-chromium-"));
   const wav = join(dir, "tone.wav");
   writeToneWav(wav, { freq: BROWSER_HZ, seconds: 4 });
@@ -51,13 +58,14 @@ beforeAll(async () => {
 afterAll(async () => {
   await browser?.close();
   await app?.harness.close();
+  await otherLoopbackApp?.harness.close();
   rmSync(dir, { recursive: true, force: true });
 });
 
-/** A new page on /ui/ with a token for these claims, joined to the channel. */
-async function joinedPage(claims: { clientId: string; userId: string; userAlias: string }) {
+/** A new page on /ui/ of `on` with a token for these claims, joined to the channel. */
+async function joinedPage(claims: { clientId: string; userId: string; userAlias: string }, on = app) {
   const page = await browser.newPage();
-  await page.goto(`${app.harness.app.url}/ui/#token=${app.token(claims)}`);
+  await page.goto(`${on.harness.app.url}/ui/#token=${on.token(claims)}`);
   await page.getByRole("button", { name: "Join channel" }).click();
   await page.getByText("Connected to “room1”").waitFor({ timeout: 10_000 });
   return page;
@@ -132,5 +140,46 @@ test("the page dials a phone with its dial pad, sends a digit during the call an
     expect(result.exitCode, result.summary).toBe(0);
   } finally {
     phone.close();
+  }
+}, 30_000);
+
+/** Runs in the page: the remote candidate of the page's selected ICE candidate pair. */
+async function selectedRemoteCandidate(): Promise<{ candidateType?: string; address?: string }> {
+  const pc = (globalThis as unknown as { trunkline: { pc: { getStats(): Promise<Map<string, unknown>> } } }).trunkline.pc;
+  const stats = [...(await pc.getStats()).values()] as { id: string; type: string; selectedCandidatePairId?: string; remoteCandidateId?: string; candidateType?: string; address?: string }[];
+  const transport = stats.find((s) => s.type === "transport");
+  const pair = stats.find((s) => s.id === transport?.selectedCandidatePairId);
+  const remote = stats.find((s) => s.id === pair?.remoteCandidateId);
+  return { candidateType: remote?.candidateType, address: remote?.address };
+}
+
+test(`a caller hears the page of a node on ${OTHER_LOOPBACK}, and the node keeps the page`, async () => {
+  const page = await joinedPage({ clientId: "far-browser", userId: "ada", userAlias: "Ada Lovelace" }, otherLoopbackApp);
+  const leaves = leaveReasons("far-browser");
+  const phone = await startRtpPeer(PHONE_HZ, { replyToSender: true });
+  try {
+    const call = runSipp({
+      scenario: CALLER_UNTIL_BYE,
+      remote: `${OTHER_LOOPBACK}:${otherLoopbackApp.sipPort}`,
+      service: "1000",
+      keys: { rtpport: phone.port, testcase: "chromium-other-loopback" },
+      timeoutSec: 25,
+    });
+    await page.locator("#people").getByText("Phone").waitFor({ timeout: 10_000 });
+    expect(toneShareOf(await peerHears(phone, BROWSER_HZ), 8000, PHONE_HZ)).toBeLessThan(0.1);
+    const { heard } = await pageHearing((hz) => page.evaluate(pageLevelAt, hz), PHONE_HZ, BROWSER_HZ);
+    expect(heard).toBeGreaterThan(-50);
+    // The page sends to the host candidate the node advertised, not to a peer-reflexive address
+    // the node's answers happened to come from.
+    expect(await page.evaluate(selectedRemoteCandidate)).toEqual({ candidateType: "host", address: OTHER_LOOPBACK });
+    expect(leaves.reasons).toEqual([]);
+    expect(otherLoopbackApp.registry.participants("app1", "room1").some((p) => p.id === "far-browser")).toBe(true);
+    await hangUpPhone(otherLoopbackApp);
+    const result = await call;
+    expect(result.exitCode, result.summary).toBe(0);
+  } finally {
+    leaves.stop();
+    phone.close();
+    await page.close();
   }
 }, 30_000);

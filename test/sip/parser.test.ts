@@ -64,6 +64,17 @@ describe("parseMessage", () => {
     expect(m.supported).toEqual(["replaces", "timer"]);
   });
 
+  test("a response whose From or To URI does not parse keeps its tags (it still matches its transaction); a request gets 400", () => {
+    const odd = trunkOk.replace(/^From: .*$/m, "From: <sip:@127.0.0.1>;tag=ft1").replace(/^To: .*$/m, "To: <sip:a b@127.0.0.1>;tag=tt2");
+    const m = ok(parseMessage(enc(odd), "datagram"));
+    if (!(m instanceof SipResponse)) throw new Error("not a response");
+    expect(m.from.params.get("tag")).toBe("ft1");
+    expect(m.to.params.get("tag")).toBe("tt2");
+    expect(m.from.uri.host).toBe("");
+    expect(rejected(trunkInvite.replace(/^From: .*$/m, "From: <sip:@127.0.0.1>;tag=ft1")).reason).toBe("Malformed From header");
+    expect(rejected(trunkOk.replace(/^From: .*$/m, "From: <sip:@127.0.0.1;tag=ft1")).reason).toBe("Malformed From header");
+  });
+
   test("reads a response's status, reason, received and rport", () => {
     const m = ok(parseMessage(enc(trunkOk), "datagram"));
     if (!(m instanceof SipResponse)) throw new Error("not a response");
