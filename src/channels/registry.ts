@@ -7,6 +7,7 @@
 //   const joined = await registry.joinWhenReady({ applicationId, channelId, id, kind: "sip", userId, callId },
 //     async (mixer) => { const leg = await createPhoneLeg({ mixer, participantId: id, ... }); return () => leg.close(); });
 //   member.leave("hangup");   // detaches from the mixer, emits participant.left
+//   const moved = registry.move(member, "room-2", (mixer) => leg.moveTo(mixer));   // same media, another channel
 // participant.joined fires once the participant is in the mixer, never before.
 import { emitEvent } from "../events.ts";
 import { Mixer } from "../media/mixer.ts";
@@ -51,6 +52,8 @@ export class ChannelRegistry {
   private readonly channels = new Map<string, Channel>();
   private readonly watchers = new Map<string, Set<ChannelListener>>();
   private readonly lifecycle = new Set<ChannelLifecycleListener>();
+  /** What move() needs of an admitted member: whether it is still here, and how to take it out without its media. */
+  private readonly placements = new WeakMap<ChannelMember, { isPresent(): boolean; depart(reason?: string): void; detach: (reason?: string) => void }>();
 
   /** Joins a participant whose media attaches at once (a WebRTC peer already connected). */
   join(info: Omit<ParticipantInfo, "joinedAt">, attach: Attach): ChannelMember {
@@ -93,22 +96,52 @@ export class ChannelRegistry {
   private admit(key: string, channel: Channel, info: Omit<ParticipantInfo, "joinedAt">, detach: (reason?: string) => void): ChannelMember {
     const full: ParticipantInfo = { ...info, joinedAt: new Date().toISOString() };
     let present = true;
+    /** Out of this channel (participant.left); the media is the caller's business. */
+    const depart = (reason?: string): void => {
+      present = false;
+      channel.members.delete(info.id);
+      this.closeIfEmpty(key, channel, info);
+      emitEvent("participant.left", { ...eventData(full), ...(reason ? { reason } : {}) });
+      this.notify(key);
+    };
     const member: ChannelMember = {
       info: full,
       leave: (reason) => {
         if (!present) return;
-        present = false;
         detach(reason);
-        channel.members.delete(info.id);
-        this.closeIfEmpty(key, channel, info);
-        emitEvent("participant.left", { ...eventData(full), ...(reason ? { reason } : {}) });
-        this.notify(key);
+        depart(reason);
       },
     };
     channel.members.set(info.id, member);
+    this.placements.set(member, { isPresent: () => present, depart, detach });
     emitEvent("participant.joined", eventData(full));
     this.notify(key);
     return member;
+  }
+
+  /**
+   * Moves a participant to another channel of its application with its media kept: `reattach`
+   * hands the media from the old channel's mixer to the new one synchronously (so between two
+   * ticks: every 20 ms mixer runs on the shared ticker), then the old channel emits participant.left
+   * (reason `moved`) and the new one participant.joined. Returns the member in its new channel (the
+   * old one is spent); throws what `reattach` threw, the participant then staying where it was.
+   */
+  move(member: ChannelMember, channelId: string, reattach: (mixer: Mixer) => void): ChannelMember {
+    const placed = this.placements.get(member);
+    if (!placed?.isPresent()) throw new Error(`participant ${member.info.id} is not in a channel`);
+    const { joinedAt: _, ...info } = member.info;
+    if (info.channelId === channelId) return member;
+    const moved = { ...info, channelId };
+    const key = channelKey(info.applicationId, channelId);
+    const target = this.channels.get(key) ?? this.open(key, moved);
+    try {
+      reattach(target.mixer);
+    } catch (error) {
+      this.closeIfEmpty(key, target, moved);
+      throw error;
+    }
+    placed.depart("moved");
+    return this.admit(key, target, moved, placed.detach);
   }
 
   /** Whether the channel's mixer is open here (it has participants). */
