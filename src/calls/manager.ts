@@ -5,7 +5,7 @@
 //   const calls = new CallManager({ stack, records, registry, trunks, resolver, media, routes, callerId, webhooks, settings });
 //   calls.start();                                    // takes the stack's out-of-dialog requests
 //   calls.dial({ applicationId, channelId, to, client: { id, userId, ... } })  → { ok, call } at once
-//   calls.hangUp(id); calls.sendDtmf(id, "123"); calls.get(id); calls.list({ state, limit, cursor })
+//   calls.hangUp(id); calls.sendDtmf(id, "123"); calls.transfer(id, "+15557654321"); calls.move(id, "room-2"); calls.get(id); calls.list({ state, limit, cursor })
 //   calls.clientControl()                             // for the client API (dialling from a browser)
 import { randomUUID } from "node:crypto";
 import type { CallerIdClientInfo } from "../channels/callerIdTemplate.ts";
@@ -29,6 +29,7 @@ import { handleInboundInvite, type InboundFlowContext } from "./inbound.ts";
 import type { MediaFactory } from "./media.ts";
 import { placeOutboundCall, type OutboundFlowContext } from "./outbound.ts";
 import { createSourceMatcher, type SourceMatcher } from "./sourceMatcher.ts";
+import { transferTarget } from "./transfer.ts";
 import { ALLOW_METHODS, type CommandResult, type DialClient, type DialRequest } from "./types.ts";
 
 
@@ -153,6 +154,9 @@ export class CallManager {
       });
       return;
     }
+    // RFC 3515 §2.4.2 and RFC 6665 §4.1.3, as in a dialog: no transfer on request, no subscriptions of ours out of one.
+    if (req.method === "REFER") return void tx.respond(603, "Declined");
+    if (req.method === "NOTIFY") return void tx.respond(481, "Subscription Does Not Exist");
     // §8.2.1: the stack answered OPTIONS; other out-of-dialog methods have no meaning here.
     tx.respond(405, "Method Not Allowed", { headers: [["Allow", ALLOW_METHODS]] });
   }
@@ -253,6 +257,32 @@ export class CallManager {
     const call = this.calls.get(id);
     if (!call) return this.notLive(id);
     if (!call.sendDtmf(digits)) return { ok: false, status: 409, code: "not_answered", message: "DTMF needs an answered call" };
+    return { ok: true };
+  }
+
+  /** Blind transfer of the far end to `to` (transfer.ts); answered at once, the outcome is an event. */
+  async transfer(id: string, to: string): Promise<CommandResult> {
+    const call = this.calls.get(id);
+    if (!call) return this.notLive(id);
+    const trunkId = call.info.trunkId;
+    const target = transferTarget(to, trunkId === undefined ? undefined : this.trunk(trunkId));
+    if ("error" in target) return { ok: false, status: 400, code: "invalid_body", message: `to ${target.error}`, field: "to" };
+    switch (call.startTransfer(target)) {
+      case "started":
+        return { ok: true };
+      case "not_answered":
+        return { ok: false, status: 409, code: "not_answered", message: "a transfer needs an answered call" };
+      case "in_progress":
+        return { ok: false, status: 409, code: "transfer_in_progress", message: "a transfer of this call is already in progress" };
+    }
+  }
+
+  /** Moves the call's phone leg to another channel of its application, without SIP. */
+  async move(id: string, channelId: string): Promise<CommandResult> {
+    const call = this.calls.get(id);
+    if (!call) return this.notLive(id);
+    if (call.info.channelId === channelId) return { ok: false, status: 409, code: "same_channel", message: `call ${JSON.stringify(id)} is already in channel ${JSON.stringify(channelId)}`, field: "channelId" };
+    if (call.moveToChannel(channelId) === "no_leg") return { ok: false, status: 409, code: "not_in_channel", message: "the call's phone leg is not in a channel yet" };
     return { ok: true };
   }
 
