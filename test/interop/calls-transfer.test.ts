@@ -9,7 +9,7 @@ import { events, type AnyEvent } from "../../src/events.ts";
 import { callUntil, findCall, startCallsApp, testApplicationYaml, type CallsApp } from "../helpers/callsApp.ts";
 import { peerHears, soundShare } from "../helpers/hearing.ts";
 import { startRtpPeer, toneShareOf, type RtpPeer } from "../helpers/rtpPeer.ts";
-import { CALLER_UNTIL_BYE, freePort, runSipp, startSipp } from "../helpers/sipp.ts";
+import { CALLER_UNTIL_BYE, freePort, runSipp, startSipp, type SippResult } from "../helpers/sipp.ts";
 import { until } from "../helpers/until.ts";
 
 const fixture = (name: string) => join(import.meta.dir, "../fixtures/sipp", name);
@@ -133,5 +133,65 @@ describe("blind transfer (REFER)", () => {
     const result = await carrier.done;
     expect(result.exitCode, result.summary).toBe(0);
     expect(result.logs).toContain(`REFER_TO sip:1234@127.0.0.1:${carrierPort}`);
+  });
+});
+
+describe("moving a phone leg to another channel", () => {
+  /** A SIPp phone calling `service` with its own RTP end sending `toneHz`; stays until hung up. */
+  async function phone(service: string, toneHz: number): Promise<{ media: RtpPeer; id: string; run: Promise<SippResult> }> {
+    const media = await rtpPeer(toneHz);
+    const known = new Set(((await app.harness.call("GET", "/api/v1/calls?limit=500")).json.calls as { id: string }[]).map((c) => c.id));
+    const run = runSipp({ scenario: CALLER_UNTIL_BYE, remote: `127.0.0.1:${app.sipPort}`, service, keys: { rtpport: media.port, testcase: `move-${toneHz}` }, timeoutSec: 30 });
+    const call = await findCall(app, (c) => !known.has(c.id) && c.state === "answered");
+    await until(() => media.packetsReceived > 0, { what: () => `phone ${toneHz} Hz never got the channel's RTP` });
+    return { media, id: call.id, run };
+  }
+
+  test("the moved leg is heard in the new channel and no longer in the old one; participant events and the record follow", async () => {
+    const mover = await phone("1000", 440);
+    const stayer = await phone("1000", 700);
+    const host = await phone("2000", 1000);
+    try {
+      await peerHears(stayer.media, 440);
+      const res = await app.harness.call("POST", `/api/v1/calls/${mover.id}/move`, { channelId: "annex" });
+      expect(res.status, res.text).toBe(204);
+      // Heard in the new channel, and hearing it.
+      await Promise.all([peerHears(host.media, 440), peerHears(mover.media, 1000)]);
+      // The stayer's audio kept arriving after that: the half second it got since carries no 440 Hz (alone, it hears silence).
+      const from = stayer.media.received().length;
+      await until(() => stayer.media.received().length >= from + 4000, { what: () => ({ heardSince: stayer.media.received().length - from }) });
+      const since = stayer.media.received().subarray(from, from + 4000);
+      expect(toneShareOf(since, 8000, 440)).toBeLessThan(0.1);
+      expect(soundShare(since, 8000)).toBe(0);
+      expect((await app.harness.call("GET", `/api/v1/calls/${mover.id}`)).json.channelId).toBe("annex");
+      const participantEvents = seen
+        .filter((e) => (e.type === "participant.left" || e.type === "participant.joined") && (e.data as { callId?: string }).callId === mover.id)
+        .map((e) => `${e.type} ${(e.data as { channelId: string }).channelId}${"reason" in e.data && e.data.reason ? ` ${e.data.reason}` : ""}`);
+      expect(participantEvents).toEqual(["participant.joined lobby", "participant.left lobby moved", "participant.joined annex"]);
+      expect(app.registry.participants("app1", "annex").map((p) => p.callId).sort()).toEqual([host.id, mover.id].sort());
+      expect(app.registry.participants("app1", "lobby").map((p) => p.callId)).toEqual([stayer.id]);
+    } finally {
+      for (const p of [mover, stayer, host]) await app.harness.call("DELETE", `/api/v1/calls/${p.id}`);
+    }
+    for (const p of [mover, stayer, host]) {
+      const result = await p.run;
+      expect(result.exitCode, result.summary).toBe(0);
+    }
+  });
+
+  test("bad moves: unknown call 404, ended call 409, same channel 409, a malformed channelId 400 naming it", async () => {
+    expect((await app.harness.call("POST", "/api/v1/calls/call_nope/move", { channelId: "annex" })).status).toBe(404);
+    const caller = await phone("1000", 440);
+    const same = await app.harness.call("POST", `/api/v1/calls/${caller.id}/move`, { channelId: "lobby" });
+    expect(same.status).toBe(409);
+    expect(same.json.error.code).toBe("same_channel");
+    const malformed = await app.harness.call("POST", `/api/v1/calls/${caller.id}/move`, { channelId: "has space" });
+    expect(malformed.status).toBe(400);
+    expect(malformed.json.error.field).toBe("channelId");
+    expect((await app.harness.call("DELETE", `/api/v1/calls/${caller.id}`)).status).toBe(204);
+    expect((await caller.run).exitCode).toBe(0);
+    const ended = await app.harness.call("POST", `/api/v1/calls/${caller.id}/move`, { channelId: "annex" });
+    expect(ended.status).toBe(409);
+    expect(ended.json.error.code).toBe("call_ended");
   });
 });
