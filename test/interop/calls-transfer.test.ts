@@ -195,3 +195,13 @@ describe("moving a phone leg to another channel", () => {
     expect(ended.json.error.code).toBe("call_ended");
   });
 });
+
+test("the OpenAPI document describes transfer and move with their bodies", async () => {
+  const doc = (await app.harness.call("GET", "/api/v1/openapi.json")).json;
+  const paths = Object.keys(doc.paths).filter((p) => /\/calls\/\{id\}\/(transfer|move)$/.test(p));
+  expect(paths.length).toBe(2);
+  const text = JSON.stringify(paths.map((p) => doc.paths[p]));
+  expect(text).toContain("channelId");
+  expect(text).toContain("sip: URI");
+  expect(text).toContain("202");
+});
