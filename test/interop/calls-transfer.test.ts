@@ -157,6 +157,8 @@ describe("moving a phone leg to another channel", () => {
       expect(res.status, res.text).toBe(204);
       // Heard in the new channel, and hearing it.
       await Promise.all([peerHears(host.media, 440), peerHears(mover.media, 1000)]);
+      // What the moved phone receives is one stream throughout: no new SSRC, marker or timestamp jump.
+      expect(mover.media.streamRestarts).toBe(0);
       // The stayer's audio kept arriving after that: the half second it got since carries no 440 Hz (alone, it hears silence).
       const from = stayer.media.received().length;
       await until(() => stayer.media.received().length >= from + 4000, { what: () => ({ heardSince: stayer.media.received().length - from }) });
