@@ -24,6 +24,7 @@ import type { CallListQuery, CallRecord, CallStore } from "../store/calls.ts";
 import { Call, type CallEnvironment, type CallInit } from "./call.ts";
 import type { CallerIdTemplates } from "./callerId.ts";
 import { parseDialTarget } from "./dialTarget.ts";
+import type { Placement } from "../cluster/homes.ts";
 import type { InboundHoming } from "./homing.ts";
 import { handleInboundInvite, type InboundFlowContext } from "./inbound.ts";
 import type { MediaFactory } from "./media.ts";
@@ -67,6 +68,8 @@ export interface CallManagerDeps {
   routes: InboundRouteSource;
   /** Where a routed inbound call's channel lives (this node, or a 302 to its home). */
   homing: InboundHoming;
+  /** Where a channel's mixer lives (claimed here when homed nowhere): a phone leg moves only into a channel mixed here. */
+  placeChannel(channel: { applicationId: string; channelId: string }): Promise<Placement>;
   callerId(applicationId: string, channelId: string): CallerIdTemplates | undefined;
   webhooks(): WebhookConfig;
   settings(): CallSettings;
@@ -281,7 +284,19 @@ export class CallManager {
   async move(id: string, channelId: string): Promise<CommandResult> {
     const call = this.calls.get(id);
     if (!call) return this.notLive(id);
+    const { applicationId } = call.info;
     if (call.info.channelId === channelId) return { ok: false, status: 409, code: "same_channel", message: `call ${JSON.stringify(id)} is already in channel ${JSON.stringify(channelId)}`, field: "channelId" };
+    if (!applicationId) return { ok: false, status: 409, code: "not_in_channel", message: "the call has no channel yet" };
+    let placed: Placement;
+    try {
+      placed = await this.deps.placeChannel({ applicationId, channelId });
+    } catch (error) {
+      call.log.error("the target channel's home could not be determined", { channelId, error });
+      return { ok: false, status: 503, code: "channel_home_unavailable", message: `where channel ${JSON.stringify(channelId)} is mixed cannot be determined now` };
+    }
+    // The media stays on this node: a channel mixed on another one cannot take the leg.
+    if (!placed.here) return { ok: false, status: 409, code: "channel_elsewhere", message: `channel ${JSON.stringify(channelId)} is mixed on node ${JSON.stringify(placed.home.nodeId)}`, field: "channelId" };
+    if (call.isEnded) return this.notLive(id);
     if (call.moveToChannel(channelId) === "no_leg") return { ok: false, status: 409, code: "not_in_channel", message: "the call's phone leg is not in a channel yet" };
     return { ok: true };
   }

@@ -104,6 +104,7 @@ export class CallService implements Service {
       },
       routes,
       homing: inboundHoming(ctx.homes, () => this.ctx.config.cluster.secret),
+      placeChannel: (channel) => ctx.homes.place(channel),
       callerId: (applicationId, channelId) => store.callerIds.get(applicationId, channelId),
       webhooks: () => this.webhooks(),
       settings: () => this.ctx.config.calls,
