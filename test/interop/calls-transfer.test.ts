@@ -181,7 +181,7 @@ describe("moving a phone leg to another channel", () => {
     }
   });
 
-  test("bad moves: unknown call 404, ended call 409, same channel 409, a malformed channelId 400 naming it", async () => {
+  test("bad moves: unknown call 404, ended call 409, same channel 409, a channel mixed on another node 409, a malformed channelId 400 naming it", async () => {
     expect((await app.harness.call("POST", "/api/v1/calls/call_nope/move", { channelId: "annex" })).status).toBe(404);
     const caller = await phone("1000", 440);
     const same = await app.harness.call("POST", `/api/v1/calls/${caller.id}/move`, { channelId: "lobby" });
@@ -190,6 +190,15 @@ describe("moving a phone leg to another channel", () => {
     const malformed = await app.harness.call("POST", `/api/v1/calls/${caller.id}/move`, { channelId: "has space" });
     expect(malformed.status).toBe(400);
     expect(malformed.json.error.field).toBe("channelId");
+    // A channel another (live) node mixes cannot take the leg: its media stays on this node.
+    const { store } = app.harness.app.ctx;
+    await store.nodes.beat({ nodeId: "node-elsewhere", sipAddress: "127.0.0.9:5060", httpUrl: "http://127.0.0.9:8080", load: { activeCalls: 0, mediaLegs: 0, cpuPercent: 0 } }, { starting: false });
+    expect(await store.homes.claim({ applicationId: "app1", channelId: "remote" }, "node-elsewhere", { leaseMs: 60_000, deadAfterMs: 60_000 })).toEqual({ won: true });
+    const elsewhere = await app.harness.call("POST", `/api/v1/calls/${caller.id}/move`, { channelId: "remote" });
+    expect(elsewhere.status).toBe(409);
+    expect(elsewhere.json.error).toMatchObject({ code: "channel_elsewhere", field: "channelId" });
+    expect(elsewhere.json.error.message).toContain("node-elsewhere");
+    expect((await app.harness.call("GET", `/api/v1/calls/${caller.id}`)).json.channelId).toBe("lobby");
     expect((await app.harness.call("DELETE", `/api/v1/calls/${caller.id}`)).status).toBe(204);
     expect((await caller.run).exitCode).toBe(0);
     const ended = await app.harness.call("POST", `/api/v1/calls/${caller.id}/move`, { channelId: "annex" });
