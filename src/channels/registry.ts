@@ -108,6 +108,8 @@ export class ChannelRegistry {
       info: full,
       leave: (reason) => {
         if (!present) return;
+        // Gone before detaching: a detach that ends in leave() again (a peer closing) does nothing twice.
+        present = false;
         detach(reason);
         depart(reason);
       },
