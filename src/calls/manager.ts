@@ -286,7 +286,7 @@ export class CallManager {
     if (!call) return this.notLive(id);
     const { applicationId } = call.info;
     if (call.info.channelId === channelId) return { ok: false, status: 409, code: "same_channel", message: `call ${JSON.stringify(id)} is already in channel ${JSON.stringify(channelId)}`, field: "channelId" };
-    if (!applicationId) return { ok: false, status: 409, code: "not_in_channel", message: "the call has no channel yet" };
+    if (!applicationId || !call.media) return { ok: false, status: 409, code: "not_in_channel", message: "the call's phone leg is not in a channel yet" };
     let placed: Placement;
     try {
       placed = await this.deps.placeChannel({ applicationId, channelId });
