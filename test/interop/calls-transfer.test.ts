@@ -1,5 +1,5 @@
 // Transfer and move against real peers. A blind transfer (RFC 3515) of an outbound call to a SIPp
-// carrier: the REFER's Refer-To, the 202, the NOTIFY sipfrag "100 Trying" then the final status;
+// carrier, and of an inbound call from a SIPp caller: the REFER's Refer-To, the 202, the NOTIFY sipfrag "100 Trying" then the final status;
 // a 2xx ends our leg with BYE and call.transferred, a 503 gives call.transfer_failed and the call
 // stays up. A REFER from the trunk is declined 603. Moving a phone leg to another channel: SIPp
 // phones with their own RTP ends hear it there (Goertzel) and no longer in the old channel.
@@ -92,6 +92,20 @@ describe("blind transfer (REFER)", () => {
     expect(result.logs).toContain("REFER_TO sip:desk@192.0.2.10");
     expect((await callUntil(app, id, (c) => c.state === "ended")).endReason).toBe("local_hangup");
     expect(eventsOf(id, "call.transferred")).toEqual([]);
+  });
+
+  test("an inbound call: the caller's side gets the REFER in the dialog it opened, and our leg ends after its NOTIFY 200", async () => {
+    const media = await rtpPeer(1000);
+    const known = new Set(((await app.harness.call("GET", "/api/v1/calls?limit=500")).json.calls as { id: string }[]).map((c) => c.id));
+    const caller = startSipp({ scenario: fixture("calls-uac-transfer.xml"), remote: `127.0.0.1:${app.sipPort}`, service: "1000", keys: { rtpport: media.port, fragstatus: "200 OK" }, timeoutSec: 20 });
+    const { id } = await findCall(app, (c) => !known.has(c.id) && c.direction === "inbound" && c.state === "answered");
+    const res = await app.harness.call("POST", `/api/v1/calls/${id}/transfer`, { to: "+15557654321" });
+    expect(res.status, res.text).toBe(202);
+    const result = await (await caller).done;
+    expect(result.exitCode, result.summary).toBe(0);
+    expect(result.logs).toContain(`REFER_TO sip:+15557654321@127.0.0.1:${carrierPort}`);
+    expect((await callUntil(app, id, (c) => c.state === "ended")).endReason).toBe("transferred");
+    expect(eventsOf(id, "call.transferred").length).toBe(1);
   });
 
   test("a REFER from the trunk is declined 603; the call goes on", async () => {
