@@ -42,6 +42,10 @@ export interface EventDataMap {
   "call.ringing": CallEventBase & { sipStatus: number };
   "call.answered": CallEventBase & { codec?: string };
   "call.ended": CallEventBase & { reason: string; sipStatus?: number; durationMs?: number };
+  /** The far end took the blind transfer: `sipStatus` is the final status its NOTIFY sipfrag reported. */
+  "call.transferred": CallEventBase & { referTo: string; sipStatus: number };
+  /** rejected: the REFER was refused; failed: the sipfrag's status (≥ 300) or a subscription ended without one; timeout: no NOTIFY in time. */
+  "call.transfer_failed": CallEventBase & { referTo: string; reason: "rejected" | "failed" | "timeout"; sipStatus?: number };
   "participant.joined": ParticipantEventData;
   "participant.left": ParticipantEventData & { reason?: string };
   "dtmf.received": CallEventBase & { digit: string; durationMs?: number; method: "rfc4733" | "sip-info" };

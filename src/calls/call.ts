@@ -27,7 +27,7 @@ import { createContextLogger, type ContextLogger, type Logger } from "../log.ts"
 import { metrics } from "../metrics.ts";
 import type { Dialog } from "../sip/dialog.ts";
 import type { MediaEncryption } from "../media/sdp.ts";
-import { formatNameAddr, type SipRequest } from "../sip/message.ts";
+import { formatNameAddr, formatUri, type SipRequest, type SipUri } from "../sip/message.ts";
 import type { SipStack } from "../sip/stack.ts";
 import type { ClientTransaction, ServerTransaction } from "../sip/transaction.ts";
 import type { CallDirection, CallStore, CallUpdate, RedirectHop } from "../store/calls.ts";
@@ -35,6 +35,7 @@ import { parseDtmfInfo } from "./dtmfInfo.ts";
 import { MAX_DURATION_CAUSE } from "./maxDuration.ts";
 import type { CallMedia, MediaFactory } from "./media.ts";
 import { SessionTimer, type SessionTimerSettings } from "./sessionTimer.ts";
+import { BlindTransfer, type TransferOutcome } from "./transfer.ts";
 import { ALLOW_METHODS } from "./types.ts";
 
 export interface CallEnvironment {
@@ -77,6 +78,8 @@ export type EndReason =
   | "webhook_timeout"
   | "webhook_error"
   | "webhook_malformed"
+  /** The far end took a blind transfer (REFER, transfer.ts): our leg is no longer needed. */
+  | "transferred"
   | "shutdown";
 
 /** Ends decided here rather than reported by the flow: before the answer they still act on the wire (CANCEL, 480). */
@@ -141,6 +144,8 @@ export class Call {
   private member?: ChannelMember;
   private sessionTimer?: SessionTimer;
   private maxDurationTimer?: ReturnType<typeof setTimeout>;
+  /** The blind transfer (REFER) in progress. */
+  private transfer?: BlindTransfer;
   /** A re-INVITE (or INVITE) without SDP: our offer went in the 2xx, the answer comes in the ACK. */
   private awaitingAnswerInAck = false;
   /** Inbound before the answer: the INVITE we answer 480 should we hang up. */
@@ -347,6 +352,7 @@ export class Call {
     this.stopping.abort();
     this.sessionTimer?.stop();
     clearTimeout(this.maxDurationTimer);
+    this.transfer?.stop();
     this.member?.leave(reason);
     this.callMedia?.close();
     if (this.dialog && this.dialog.state !== "terminated") this.dialog.terminate();
@@ -398,6 +404,47 @@ export class Call {
     media.onDtmf((digit, durationMs) => this.dtmfReceived(digit, durationMs, "rfc4733"));
     media.onTimeout(() => this.end("media_timeout", { cause: { status: 408, text: "RTP timeout" } }));
     return media;
+  }
+
+  /**
+   * Moves the phone leg to another channel of its application (no SIP): the leg changes mixers
+   * between two ticks, participant.left (`moved`) and participant.joined follow, the record says
+   * the new channel.
+   */
+  moveToChannel(channelId: string): "moved" | "no_leg" {
+    const { member, callMedia } = this;
+    if (!member || !callMedia || this.isEnded) return "no_leg";
+    this.member = this.env.registry.move(member, channelId, (mixer) => callMedia.moveTo(mixer));
+    this.identity.channelId = channelId;
+    this.record({ channelId });
+    return "moved";
+  }
+
+  /**
+   * Blind transfer (RFC 3515, transfer.ts): a REFER asks the far end to call `referTo`; the outcome
+   * is a call.transferred event followed by our BYE (reason `transferred`), or call.transfer_failed
+   * with the call going on.
+   */
+  startTransfer(referTo: SipUri): "started" | "not_answered" | "in_progress" {
+    const dialog = this.dialog;
+    if (this.phase !== "answered" || !dialog) return "not_answered";
+    if (this.transfer) return "in_progress";
+    const contact = this.env.stack.contactFor(undefined, dialog.peer.transport);
+    const to = formatUri(referTo);
+    this.transfer = new BlindTransfer(dialog, { referTo, contact }, (outcome) => this.transferSettled(to, outcome));
+    return "started";
+  }
+
+  private transferSettled(to: string, outcome: TransferOutcome): void {
+    this.transfer = undefined;
+    if (this.isEnded) return;
+    if (!outcome.ok) {
+      this.log.info("transfer failed", { to, reason: outcome.reason, sipStatus: outcome.sipStatus });
+      emitEvent("call.transfer_failed", { ...this.eventBase(), referTo: to, reason: outcome.reason, ...(outcome.sipStatus !== undefined ? { sipStatus: outcome.sipStatus } : {}) });
+      return;
+    }
+    emitEvent("call.transferred", { ...this.eventBase(), referTo: to, sipStatus: outcome.sipStatus });
+    this.end("transferred");
   }
 
   sendDtmf(digits: string): boolean {
@@ -453,6 +500,12 @@ export class Call {
         return this.onUpdate(req, tx);
       case "INFO":
         return this.onInfo(req, tx);
+      case "NOTIFY":
+        // RFC 6665 §4.1.3: a NOTIFY matching no subscription of ours.
+        return this.transfer ? this.transfer.notify(req, tx) : void tx.respond(481, "Subscription Does Not Exist");
+      case "REFER":
+        // RFC 3515 §2.4.2: the trunk asking us to transfer; we place no calls on a peer's say-so.
+        return void tx.respond(603, "Declined");
       case "OPTIONS":
         tx.respond(200, "OK", { headers: [["Allow", ALLOW_METHODS]] });
         return;

@@ -1,6 +1,7 @@
 // CallMedia on the media plane's PhoneLeg (src/media/leg.ts).
 import { metrics } from "../metrics.ts";
 import type { CodecName } from "../media/codec.ts";
+import type { Mixer } from "../media/mixer.ts";
 import { createPhoneLeg, type PhoneLeg, type SdpFailure } from "../media/leg.ts";
 import type { RtpPortAllocator } from "../media/ports.ts";
 import { srtpDropTotals } from "../media/srtp.ts";
@@ -67,6 +68,10 @@ class PhoneLegMedia implements CallMedia {
 
   onTimeout(listener: () => void): void {
     this.leg.onTimeout = listener;
+  }
+
+  moveTo(mixer: Mixer): void {
+    this.leg.moveTo(mixer);
   }
 
   stats(): Record<string, number> {

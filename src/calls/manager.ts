@@ -5,7 +5,7 @@
 //   const calls = new CallManager({ stack, records, registry, trunks, resolver, media, routes, callerId, webhooks, settings });
 //   calls.start();                                    // takes the stack's out-of-dialog requests
 //   calls.dial({ applicationId, channelId, to, client: { id, userId, ... } })  → { ok, call } at once
-//   calls.hangUp(id); calls.sendDtmf(id, "123"); calls.get(id); calls.list({ state, limit, cursor })
+//   calls.hangUp(id); calls.sendDtmf(id, "123"); calls.transfer(id, "+15557654321"); calls.move(id, "room-2"); calls.get(id); calls.list({ state, limit, cursor })
 //   calls.clientControl()                             // for the client API (dialling from a browser)
 import { randomUUID } from "node:crypto";
 import type { CallerIdClientInfo } from "../channels/callerIdTemplate.ts";
@@ -24,12 +24,14 @@ import type { CallListQuery, CallRecord, CallStore } from "../store/calls.ts";
 import { Call, type CallEnvironment, type CallInit } from "./call.ts";
 import type { CallerIdTemplates } from "./callerId.ts";
 import { parseDialTarget } from "./dialTarget.ts";
+import type { Placement } from "../cluster/homes.ts";
 import type { InboundHoming } from "./homing.ts";
 import { handleInboundInvite, type InboundFlowContext } from "./inbound.ts";
 import { effectiveMaxDurationSec } from "./maxDuration.ts";
 import type { MediaFactory } from "./media.ts";
 import { placeOutboundCall, type OutboundFlowContext } from "./outbound.ts";
 import { createSourceMatcher, type SourceMatcher } from "./sourceMatcher.ts";
+import { transferTarget } from "./transfer.ts";
 import { ALLOW_METHODS, type CommandResult, type DialClient, type DialRequest } from "./types.ts";
 
 
@@ -72,6 +74,8 @@ export interface CallManagerDeps {
   routes: InboundRouteSource;
   /** Where a routed inbound call's channel lives (this node, or a 302 to its home). */
   homing: InboundHoming;
+  /** Where a channel's mixer lives (claimed here when homed nowhere): a phone leg moves only into a channel mixed here. */
+  placeChannel(channel: { applicationId: string; channelId: string }): Promise<Placement>;
   callerId(applicationId: string, channelId: string): CallerIdTemplates | undefined;
   /** The application's own limits (calls.maxDurationSec per application). */
   application(applicationId: string): { maxDurationSec?: number } | undefined;
@@ -182,6 +186,9 @@ export class CallManager {
       });
       return;
     }
+    // RFC 3515 §2.4.2 and RFC 6665 §4.1.3, as in a dialog: no transfer on request, no subscriptions of ours out of one.
+    if (req.method === "REFER") return void tx.respond(603, "Declined");
+    if (req.method === "NOTIFY") return void tx.respond(481, "Subscription Does Not Exist");
     // §8.2.1: the stack answered OPTIONS; other out-of-dialog methods have no meaning here.
     tx.respond(405, "Method Not Allowed", { headers: [["Allow", ALLOW_METHODS]] });
   }
@@ -290,6 +297,44 @@ export class CallManager {
   /** Whether the live call's phone leg has received RTP (early media before the answer). */
   receivingMedia(id: string): boolean {
     return (this.calls.get(id)?.media?.stats().packetsReceived ?? 0) > 0;
+  }
+
+  /** Blind transfer of the far end to `to` (transfer.ts); answered at once, the outcome is an event. */
+  async transfer(id: string, to: string): Promise<CommandResult> {
+    const call = this.calls.get(id);
+    if (!call) return this.notLive(id);
+    const trunkId = call.info.trunkId;
+    const target = transferTarget(to, trunkId === undefined ? undefined : this.trunk(trunkId));
+    if ("error" in target) return { ok: false, status: 400, code: "invalid_body", message: `to ${target.error}`, field: "to" };
+    switch (call.startTransfer(target)) {
+      case "started":
+        return { ok: true };
+      case "not_answered":
+        return { ok: false, status: 409, code: "not_answered", message: "a transfer needs an answered call" };
+      case "in_progress":
+        return { ok: false, status: 409, code: "transfer_in_progress", message: "a transfer of this call is already in progress" };
+    }
+  }
+
+  /** Moves the call's phone leg to another channel of its application, without SIP. */
+  async move(id: string, channelId: string): Promise<CommandResult> {
+    const call = this.calls.get(id);
+    if (!call) return this.notLive(id);
+    const { applicationId } = call.info;
+    if (call.info.channelId === channelId) return { ok: false, status: 409, code: "same_channel", message: `call ${JSON.stringify(id)} is already in channel ${JSON.stringify(channelId)}`, field: "channelId" };
+    if (!applicationId || !call.media) return { ok: false, status: 409, code: "not_in_channel", message: "the call's phone leg is not in a channel yet" };
+    let placed: Placement;
+    try {
+      placed = await this.deps.placeChannel({ applicationId, channelId });
+    } catch (error) {
+      call.log.error("the target channel's home could not be determined", { channelId, error });
+      return { ok: false, status: 503, code: "channel_home_unavailable", message: `where channel ${JSON.stringify(channelId)} is mixed cannot be determined now` };
+    }
+    // The media stays on this node: a channel mixed on another one cannot take the leg.
+    if (!placed.here) return { ok: false, status: 409, code: "channel_elsewhere", message: `channel ${JSON.stringify(channelId)} is mixed on node ${JSON.stringify(placed.home.nodeId)}`, field: "channelId" };
+    if (call.isEnded) return this.notLive(id);
+    if (call.moveToChannel(channelId) === "no_leg") return { ok: false, status: 409, code: "not_in_channel", message: "the call's phone leg is not in a channel yet" };
+    return { ok: true };
   }
 
   get(id: string): Promise<CallRecord | undefined> {

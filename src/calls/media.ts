@@ -25,6 +25,8 @@ export interface CallMedia {
   onDtmf(listener: (digit: string, durationMs: number) => void): void;
   /** No RTP for the configured time while media is expected. */
   onTimeout(listener: () => void): void;
+  /** Leaves its channel's mixer for `mixer` between two ticks (a move to another channel). Throws when `mixer` refuses it. */
+  moveTo(mixer: Mixer): void;
   stats(): Record<string, number>;
   close(): void;
 }

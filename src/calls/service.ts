@@ -3,7 +3,7 @@
 //
 //   const calls = new CallService(ctx, { stack, trunks: trunkService.manager, registry });
 //   calls.manager.clientControl()      // for the WebRTC service (dialling from a browser)
-// The stack should allow UPDATE, INFO and PRACK, support "timer" and "100rel" and accept DTMF INFO bodies:
+// The stack should allow UPDATE, INFO, PRACK, REFER and NOTIFY, support "timer" and "100rel" and accept DTMF INFO and sipfrag NOTIFY bodies:
 //   new SipStack({ ...CALL_STACK_OPTIONS, listen, advertised })
 import type { AppContext, Service } from "../app.ts";
 import type { ChannelRegistry } from "../channels/registry.ts";
@@ -26,7 +26,7 @@ import { CALL_METHODS } from "./types.ts";
 export const CALL_STACK_OPTIONS: Pick<SipStackOptions, "allow" | "supported" | "accept"> = {
   allow: CALL_METHODS,
   supported: ["timer", "100rel"],
-  accept: ["application/sdp", "application/dtmf-relay", "application/dtmf"],
+  accept: ["application/sdp", "application/dtmf-relay", "application/dtmf", "message/sipfrag"],
 };
 
 const log = createLogger("calls.service");
@@ -104,6 +104,7 @@ export class CallService implements Service {
       },
       routes,
       homing: inboundHoming(ctx.homes, () => this.ctx.config.cluster.secret),
+      placeChannel: (channel) => ctx.homes.place(channel),
       callerId: (applicationId, channelId) => store.callerIds.get(applicationId, channelId),
       application: (applicationId) => store.applications.get(applicationId),
       webhooks: () => this.webhooks(),

@@ -20,5 +20,5 @@ export type CommandFailure = { ok: false; status: 400 | 404 | 409 | 503; code: s
 export type CommandResult<T extends object = object> = ({ ok: true } & T) | CommandFailure;
 
 /** The methods the call layer serves (Allow header, and the stack's allow list). */
-export const CALL_METHODS = ["INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "INFO", "UPDATE", "PRACK"];
+export const CALL_METHODS = ["INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "INFO", "UPDATE", "PRACK", "REFER", "NOTIFY"];
 export const ALLOW_METHODS = CALL_METHODS.join(", ");

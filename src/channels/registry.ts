@@ -8,6 +8,7 @@
 //     async (mixer) => { const leg = await createPhoneLeg({ mixer, participantId: id, ... }); return () => leg.close(); });
 //   member.leave("hangup");   // detaches from the mixer, emits participant.left
 //   member.setMuted(true);    // the channel stops hearing this participant (it still hears the channel)
+//   const moved = registry.move(member, "room-2", (mixer) => leg.moveTo(mixer));   // same media, another channel
 // participant.joined fires once the participant is in the mixer, never before.
 import { emitEvent } from "../events.ts";
 import type { Logger } from "../log.ts";
@@ -63,6 +64,11 @@ export class ChannelRegistry {
   private readonly channels = new Map<string, Channel>();
   private readonly watchers = new Map<string, Set<ChannelListener>>();
   private readonly lifecycle = new Set<ChannelLifecycleListener>();
+  /** What move() needs of an admitted member: whether it is still here, and how to take it out without its media. */
+  private readonly placements = new WeakMap<
+    ChannelMember,
+    { isPresent(): boolean; depart(reason?: string): void; detach: (reason?: string) => void; log: Logger | undefined }
+  >();
 
   /** Joins a participant whose media attaches at once (a WebRTC peer already connected). */
   join(info: JoiningParticipant, attach: Attach): ChannelMember {
@@ -107,16 +113,22 @@ export class ChannelRegistry {
   private admit(key: string, channel: Channel, info: JoiningParticipant, detach: (reason?: string) => void, log: Logger | undefined): ChannelMember {
     const full: ParticipantInfo = { ...info, joinedAt: new Date().toISOString(), muted: false };
     let present = true;
+    /** Out of this channel (participant.left); the media is the caller's business. */
+    const depart = (reason?: string): void => {
+      present = false;
+      channel.members.delete(info.id);
+      this.closeIfEmpty(key, channel, info);
+      emitEvent("participant.left", { ...eventData(full), ...(reason ? { reason } : {}) }, log);
+      this.notify(key);
+    };
     const member: ChannelMember = {
       info: full,
       leave: (reason) => {
         if (!present) return;
+        // Gone before detaching: a detach that ends in leave() again (a peer closing) does nothing twice.
         present = false;
         detach(reason);
-        channel.members.delete(info.id);
-        this.closeIfEmpty(key, channel, info);
-        emitEvent("participant.left", { ...eventData(full), ...(reason ? { reason } : {}) }, log);
-        this.notify(key);
+        depart(reason);
       },
       setMuted: (muted) => {
         if (!present || full.muted === muted) return;
@@ -126,9 +138,38 @@ export class ChannelRegistry {
       },
     };
     channel.members.set(info.id, member);
+    this.placements.set(member, { isPresent: () => present, depart, detach, log });
     emitEvent("participant.joined", eventData(full), log);
     this.notify(key);
     return member;
+  }
+
+  /**
+   * Moves a participant to another channel of its application with its media kept: `reattach`
+   * hands the media from the old channel's mixer to the new one synchronously (so between two
+   * ticks: every 20 ms mixer runs on the shared ticker), then the old channel emits participant.left
+   * (reason `moved`) and the new one participant.joined. Returns the member in its new channel (the
+   * old one is spent); throws what `reattach` threw, the participant then staying where it was.
+   */
+  move(member: ChannelMember, channelId: string, reattach: (mixer: Mixer) => void): ChannelMember {
+    const placed = this.placements.get(member);
+    if (!placed?.isPresent()) throw new Error(`participant ${member.info.id} is not in a channel`);
+    const { joinedAt: _, muted, ...info } = member.info;
+    if (info.channelId === channelId) return member;
+    const moved = { ...info, channelId };
+    const key = channelKey(info.applicationId, channelId);
+    const target = this.channels.get(key) ?? this.open(key, moved);
+    try {
+      reattach(target.mixer);
+    } catch (error) {
+      this.closeIfEmpty(key, target, moved);
+      throw error;
+    }
+    placed.depart("moved");
+    const arrived = this.admit(key, target, moved, placed.detach, placed.log);
+    // An operator's mute follows the participant.
+    if (muted) arrived.setMuted(true);
+    return arrived;
   }
 
   /** Whether the channel's mixer is open here (it has participants). */

@@ -17,6 +17,7 @@
 //   leg.sendDtmf("123#");                 // RFC 4733 events (in-band tones when the peer has none)
 //   leg.onDtmf = ({ digit, durationMs }) => …;
 //   leg.onTimeout = () => …;              // no RTP for mediaTimeoutSec while the peer should send
+//   leg.moveTo(otherMixer);              // leaves its mixer and joins another between two ticks
 //   leg.stats(); leg.close();
 //
 // Audio flows once an offer/answer has completed: the mixer pulls one 20 ms frame per tick from the
@@ -105,6 +106,12 @@ export interface PhoneLeg {
   sendDtmf(digits: string): void;
   onDtmf: (event: DtmfEvent) => void;
   onTimeout: () => void;
+  /**
+   * Leaves its mixer and joins `mixer` as the same participant, in one synchronous step: every
+   * 20 ms mixer runs on the shared ticker, so no tick falls between the two, and the RTP stream
+   * (timestamps, sequence numbers, codec state) carries on as if nothing happened.
+   */
+  moveTo(mixer: Mixer): void;
   stats(): PhoneLegStats;
   close(): void;
 }
@@ -149,7 +156,7 @@ class RtpPhoneLeg implements PhoneLeg {
   onTimeout: () => void = () => {};
 
   private readonly codecs: Codec[];
-  private readonly participant: MixerParticipant;
+  private participant: MixerParticipant;
   private readonly sessionId = String(Math.floor(Math.random() * 2 ** 52) + 1);
   private sessionVersion = 0;
   private lastBody: string | undefined;
@@ -184,7 +191,7 @@ class RtpPhoneLeg implements PhoneLeg {
     this.codecs = codecList(o.codecPreferences);
     this.emptyJitterStats = new JitterBuffer({ clockRate: 8000 }).stats();
     // Nothing negotiated yet: ask for the lowest rate until a codec says otherwise.
-    this.participant = o.mixer.join(o.participantId, (frame) => this.hear(frame), { pull: () => this.speak(), sampleRate: 8000 });
+    this.participant = this.joinMixer(o.mixer, 8000);
     session.onPacket = (packet, arrivalMs) => this.receive(packet, arrivalMs);
     session.onNewSource = () => this.restartReceiver();
     session.onTimeout = () => {
@@ -194,6 +201,18 @@ class RtpPhoneLeg implements PhoneLeg {
     };
     this.dtmfReceiver = this.createDtmfReceiver(8000);
     openLegs++;
+  }
+
+  private joinMixer(mixer: Mixer, sampleRate: number): MixerParticipant {
+    return mixer.join(this.o.participantId, (frame) => this.hear(frame), { pull: () => this.speak(), sampleRate });
+  }
+
+  moveTo(mixer: Mixer): void {
+    if (this.closed) return;
+    // Joined first: a refused join (closed mixer, duplicate id) leaves the leg where it was.
+    const next = this.joinMixer(mixer, this.receiver?.codec.sampleRate ?? 8000);
+    this.participant.leave();
+    this.participant = next;
   }
 
   private createDtmfReceiver(clockRate: number): DtmfReceiver {

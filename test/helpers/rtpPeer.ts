@@ -20,6 +20,11 @@ export interface RtpPeer {
   readonly packetsSent: number;
   /** RFC 4733 event codes received (payload type 101), each once per event in arrival order. */
   readonly dtmfEvents: number[];
+  /**
+   * Restarts of the received PCMU stream after its first packet: a new SSRC, a marker bit, or a
+   * timestamp that does not follow the sequence number (160 per packet; a lost packet keeps it).
+   */
+  readonly streamRestarts: number;
   /** Share of the received signal's power at `freq` (0..1) over the last `ms` milliseconds (toneShareOf). */
   toneShare(freq: number, ms?: number): number;
   close(): void;
@@ -35,6 +40,8 @@ export async function startRtpPeer(toneHz: number, o: { amplitude?: number; repl
   const chunks: Int16Array[] = [];
   let packetsReceived = 0;
   let packetsSent = 0;
+  let streamRestarts = 0;
+  let last: { ssrc: number; sequenceNumber: number; timestamp: number } | undefined;
   let sending = false;
   const dtmfEvents: number[] = [];
   let lastEventTimestamp = -1;
@@ -51,6 +58,12 @@ export async function startRtpPeer(toneHz: number, o: { amplitude?: number; repl
           dtmfEvents.push(packet.payload[0]!);
         }
         if (packet.payloadType !== 0) return;
+        if (last) {
+          const packets = (packet.sequenceNumber - last.sequenceNumber) & 0xffff;
+          const follows = packet.ssrc === last.ssrc && !packet.marker && ((packet.timestamp - last.timestamp) >>> 0) === (packets * 160) >>> 0;
+          if (!follows) streamRestarts++;
+        }
+        last = { ssrc: packet.ssrc, sequenceNumber: packet.sequenceNumber, timestamp: packet.timestamp };
         packetsReceived++;
         chunks.push(decodeUlaw(packet.payload));
       },
@@ -116,6 +129,9 @@ export async function startRtpPeer(toneHz: number, o: { amplitude?: number; repl
       return packetsSent;
     },
     dtmfEvents,
+    get streamRestarts() {
+      return streamRestarts;
+    },
     toneShare(freq, ms = 1000) {
       const all = peer.received();
       return toneShareOf(all.subarray(Math.max(0, all.length - (ms * 8000) / 1000)), 8000, freq);

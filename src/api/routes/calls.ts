@@ -4,6 +4,8 @@
 //   GET    /calls/:id                                                       → call
 //   DELETE /calls/:id                                                       → 204 (CANCEL before answer, BYE after)
 //   POST   /calls/:id/dtmf  { digits }                                      → 204
+//   POST   /calls/:id/transfer  { to }                                      → 202 (blind REFER; the outcome is an event)
+//   POST   /calls/:id/move  { channelId }                                   → 204 (another channel of the application, no SIP)
 import type { CallManager } from "../../calls/manager.ts";
 import { dialHeaderNameError, headerValueError, MAX_DIAL_HEADERS } from "../../calls/headers.ts";
 import type { CommandFailure } from "../../calls/types.ts";
@@ -43,6 +45,16 @@ export const dtmfBody = s.object({
   digits: s
     .string({ minLength: 1, maxLength: 64 })
     .refine((d) => (/^[0-9*#A-Da-d]+$/.test(d) ? undefined : "may only contain 0-9, *, #, A-D")),
+});
+
+export const transferBody = s.object({
+  to: s
+    .string({ minLength: 1, maxLength: 256 })
+    .describe("Where the far end is sent: a number or user name at the call's trunk domain (+15557654321), or a full sip: URI."),
+});
+
+export const moveBody = s.object({
+  channelId: channelIdSchema.describe("Another channel of the call's application."),
 });
 
 export const callView = s
@@ -149,6 +161,40 @@ export function callRoutes(calls: CallManager): ApiModule {
       { method: "delete", path: "/calls/:id", summary: "Hang up a call (CANCEL before answer, BYE after)", tag, response: { status: 204, description: "Hanging up" }, errors: [404, 409] },
       async (c) => {
         const result = await calls.hangUp(c.req.param("id") ?? "");
+        if (!result.ok) fail(result);
+        return c.body(null, 204);
+      },
+    );
+
+    api.route(
+      {
+        method: "post",
+        path: "/calls/:id/transfer",
+        summary: "Blind transfer (RFC 3515 REFER): the far end is asked to call `to`; call.transferred (then our BYE) or call.transfer_failed follows",
+        tag,
+        body: transferBody,
+        response: { status: 202, description: "REFER sent; the outcome arrives as an event" },
+        errors: [404, 409],
+      },
+      async (c, body) => {
+        const result = await calls.transfer(c.req.param("id") ?? "", body.to);
+        if (!result.ok) fail(result);
+        return c.body(null, 202);
+      },
+    );
+
+    api.route(
+      {
+        method: "post",
+        path: "/calls/:id/move",
+        summary: "Move the call's phone leg to another channel of its application (no SIP; participant.left and participant.joined follow)",
+        tag,
+        body: moveBody,
+        response: { status: 204, description: "Moved" },
+        errors: [404, 409],
+      },
+      async (c, body) => {
+        const result = await calls.move(c.req.param("id") ?? "", body.channelId);
         if (!result.ok) fail(result);
         return c.body(null, 204);
       },
