@@ -18,6 +18,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { freePort } from "../test/helpers/sipp.ts";
 import { until } from "../test/helpers/until.ts";
+import { sippCall } from "../test/helpers/sippCall.ts";
 
 const CALLS = Number(process.env.BENCH_CLUSTER_CALLS ?? 400);
 const RATE = Number(process.env.BENCH_CLUSTER_RATE ?? 40);
@@ -35,59 +36,7 @@ const TICK_MS = 1000 / 100; // /proc times are in clock ticks (USER_HZ, 100 on L
 const IDLE_WINDOW_MS = 2000;
 
 /** Calls [field0] (a user of its own channel), then hangs up along the Record-Route set, if any. */
-const SCENARIO = `<?xml version="1.0" encoding="UTF-8"?>
-<scenario name="bench-call">
-  <send retrans="500"><![CDATA[
-INVITE sip:[field0]@[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: <sip:+15550001111@[local_ip]:[local_port]>;tag=[pid]b[call_number]
-To: <sip:[field0]@[remote_ip]:[remote_port]>
-Call-ID: [call_id]
-CSeq: 1 INVITE
-Contact: <sip:caller@[local_ip]:[local_port]>
-Max-Forwards: 70
-Content-Type: application/sdp
-Content-Length: [len]
-
-v=0
-o=- 1 1 IN IP4 [local_ip]
-s=-
-c=IN IP4 [local_ip]
-t=0 0
-m=audio 9 RTP/AVP 0
-a=rtpmap:0 PCMU/8000
-a=sendrecv
-]]></send>
-  <recv response="100" optional="true"/>
-  <recv response="180" optional="true"/>
-  <recv response="200" rrs="true" rtd="true"/>
-  <send><![CDATA[
-ACK [next_url] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: <sip:+15550001111@[local_ip]:[local_port]>;tag=[pid]b[call_number]
-[last_To:]
-[routes]
-Call-ID: [call_id]
-CSeq: 1 ACK
-Max-Forwards: 70
-Content-Length: 0
-
-]]></send>
-  <send retrans="500"><![CDATA[
-BYE [next_url] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: <sip:+15550001111@[local_ip]:[local_port]>;tag=[pid]b[call_number]
-[last_To:]
-[routes]
-Call-ID: [call_id]
-CSeq: 2 BYE
-Max-Forwards: 70
-Content-Length: 0
-
-]]></send>
-  <recv response="200"/>
-  <ResponseTimeRepartition value="1, 2, 5, 10, 20, 50, 100"/>
-</scenario>`;
+const SCENARIO = sippCall({ name: "bench-call", requestUri: "sip:[field0]@[remote_ip]:[remote_port]", user: "+15550001111", contactUser: "caller", tag: "b", offerPort: "9", ending: "hang-up", measureAnswer: true, trailer: '  <ResponseTimeRepartition value="1, 2, 5, 10, 20, 50, 100"/>\n' });
 
 interface Target {
   name: "sqlite" | "pg-direct" | "pg-front";

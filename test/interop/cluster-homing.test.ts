@@ -22,6 +22,7 @@ import { startRtpPeer, toneShareOf, type RtpPeer } from "../helpers/rtpPeer.ts";
 import { freePort, startSipp, type SippRun } from "../helpers/sipp.ts";
 import { until } from "../helpers/until.ts";
 import { createTestClient, type TestClient } from "../helpers/weriftClient.ts";
+import { sippCall } from "../helpers/sippCall.ts";
 
 const repo = resolve(import.meta.dir, "../..");
 const NODE_ADDRS = ["127.0.0.2", "127.0.0.3", "127.0.0.4"];
@@ -41,56 +42,7 @@ const WEB_PHONE_HZ = 440;
 const BROWSER_HZ = 1000;
 
 /** Calls [service] through the front (PCMU at -key rtpport), ACKs along the Record-Route, waits for Trunkline's BYE. */
-const CALL_UNTIL_BYE = `<?xml version="1.0" encoding="UTF-8"?>
-<scenario name="call-through-front-until-bye">
-  <send retrans="500"><![CDATA[
-INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: <sip:+15550001111@[local_ip]:[local_port]>;tag=[pid]hm[call_number]
-To: <sip:[service]@[remote_ip]:[remote_port]>
-Call-ID: [call_id]
-CSeq: 1 INVITE
-Contact: <sip:caller@[local_ip]:[local_port]>
-Max-Forwards: 70
-Content-Type: application/sdp
-Content-Length: [len]
-
-v=0
-o=- 1 1 IN IP4 [local_ip]
-s=-
-c=IN IP4 [local_ip]
-t=0 0
-m=audio [rtpport] RTP/AVP 0
-a=rtpmap:0 PCMU/8000
-a=sendrecv
-]]></send>
-  <recv response="100" optional="true"/>
-  <recv response="180" optional="true"/>
-  <recv response="200" rrs="true"/>
-  <send><![CDATA[
-ACK [next_url] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: <sip:+15550001111@[local_ip]:[local_port]>;tag=[pid]hm[call_number]
-[last_To:]
-[routes]
-Call-ID: [call_id]
-CSeq: 1 ACK
-Max-Forwards: 70
-Content-Length: 0
-
-]]></send>
-  <recv request="BYE"/>
-  <send><![CDATA[
-SIP/2.0 200 OK
-[last_Via:]
-[last_From:]
-[last_To:]
-[last_Call-ID:]
-[last_CSeq:]
-Content-Length: 0
-
-]]></send>
-</scenario>`;
+const CALL_UNTIL_BYE = sippCall({ name: "call-through-front-until-bye", requestUri: "sip:[service]@[remote_ip]:[remote_port]", user: "+15550001111", contactUser: "caller", tag: "hm", offerPort: "[rtpport]", ending: "until-bye" });
 
 interface ClusterNode {
   id: string;

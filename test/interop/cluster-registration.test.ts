@@ -15,6 +15,7 @@ import { startKamailio, type KamailioRun } from "../helpers/kamailio.ts";
 import { createDatabase, startPostgres, type Postgres } from "../helpers/postgres.ts";
 import { freePort, runSipp, startSipp } from "../helpers/sipp.ts";
 import { until } from "../helpers/until.ts";
+import { sippCall } from "../helpers/sippCall.ts";
 
 const repo = resolve(import.meta.dir, "../..");
 const TOKEN = "cluster-registration-token-0123";
@@ -87,58 +88,7 @@ Content-Length: 0
 </scenario>`;
 
 /** The carrier calling the trunk's binding (its Contact, the Request-URI) with an offer, then hanging up along the Record-Route set. */
-const CARRIER_CALLS_BINDING = `<?xml version="1.0" encoding="UTF-8"?>
-<scenario name="carrier-calls-binding">
-  <send retrans="500"><![CDATA[
-INVITE [contact] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: <sip:+15550001111@[local_ip]:[local_port]>;tag=[pid]cb[call_number]
-To: <sip:alice@127.0.0.1>
-Call-ID: [call_id]
-CSeq: 1 INVITE
-Contact: <sip:carrier@[local_ip]:[local_port]>
-Max-Forwards: 70
-Content-Type: application/sdp
-Content-Length: [len]
-
-v=0
-o=- 1 1 IN IP4 [local_ip]
-s=-
-c=IN IP4 [local_ip]
-t=0 0
-m=audio [rtpport] RTP/AVP 0
-a=rtpmap:0 PCMU/8000
-a=sendrecv
-]]></send>
-  <recv response="100" optional="true"/>
-  <recv response="180" optional="true"/>
-  <recv response="200" rrs="true"/>
-  <send><![CDATA[
-ACK [next_url] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: <sip:+15550001111@[local_ip]:[local_port]>;tag=[pid]cb[call_number]
-[last_To:]
-[routes]
-Call-ID: [call_id]
-CSeq: 1 ACK
-Max-Forwards: 70
-Content-Length: 0
-
-]]></send>
-  <send retrans="500"><![CDATA[
-BYE [next_url] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: <sip:+15550001111@[local_ip]:[local_port]>;tag=[pid]cb[call_number]
-[last_To:]
-[routes]
-Call-ID: [call_id]
-CSeq: 2 BYE
-Max-Forwards: 70
-Content-Length: 0
-
-]]></send>
-  <recv response="200"/>
-</scenario>`;
+const CARRIER_CALLS_BINDING = sippCall({ name: "carrier-calls-binding", requestUri: "[contact]", to: "<sip:alice@127.0.0.1>", user: "+15550001111", contactUser: "carrier", tag: "cb", offerPort: "[rtpport]", ending: "hang-up" });
 
 let pg: Postgres;
 let registrar: KamailioRun;

@@ -11,63 +11,13 @@ import { startKamailio, type KamailioRun } from "../helpers/kamailio.ts";
 import { isResponse, udpPeer } from "../helpers/rawSipPeer.ts";
 import { runSipp } from "../helpers/sipp.ts";
 import { until } from "../helpers/until.ts";
+import { sippCall } from "../helpers/sippCall.ts";
 
 const NODE_IP = "127.0.0.2";
 const TRUNK_IP = "127.0.0.5";
 
 /** Calls [service] with an SDP offer through the front, then hangs up along the Record-Route set. */
-const CALL_AND_HANG_UP = `<?xml version="1.0" encoding="UTF-8"?>
-<scenario name="call-node-through-front">
-  <send retrans="500"><![CDATA[
-INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: <sip:+15550001111@[local_ip]:[local_port]>;tag=[pid]fn[call_number]
-To: <sip:[service]@[remote_ip]:[remote_port]>
-Call-ID: [call_id]
-CSeq: 1 INVITE
-Contact: <sip:caller@[local_ip]:[local_port]>
-Max-Forwards: 70
-Content-Type: application/sdp
-Content-Length: [len]
-
-v=0
-o=- 1 1 IN IP4 [local_ip]
-s=-
-c=IN IP4 [local_ip]
-t=0 0
-m=audio [rtpport] RTP/AVP 0
-a=rtpmap:0 PCMU/8000
-a=sendrecv
-]]></send>
-  <recv response="100" optional="true"/>
-  <recv response="180" optional="true"/>
-  <recv response="200" rrs="true"/>
-  <send><![CDATA[
-ACK [next_url] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: <sip:+15550001111@[local_ip]:[local_port]>;tag=[pid]fn[call_number]
-[last_To:]
-[routes]
-Call-ID: [call_id]
-CSeq: 1 ACK
-Max-Forwards: 70
-Content-Length: 0
-
-]]></send>
-  <send retrans="500"><![CDATA[
-BYE [next_url] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: <sip:+15550001111@[local_ip]:[local_port]>;tag=[pid]fn[call_number]
-[last_To:]
-[routes]
-Call-ID: [call_id]
-CSeq: 2 BYE
-Max-Forwards: 70
-Content-Length: 0
-
-]]></send>
-  <recv response="200"/>
-</scenario>`;
+const CALL_AND_HANG_UP = sippCall({ name: "call-node-through-front", requestUri: "sip:[service]@[remote_ip]:[remote_port]", user: "+15550001111", contactUser: "caller", tag: "fn", offerPort: "[rtpport]", ending: "hang-up" });
 
 let app: CallsApp;
 let front: KamailioRun;

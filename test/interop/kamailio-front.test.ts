@@ -6,56 +6,13 @@ import { afterEach, expect, test } from "bun:test";
 import { startFrontNode, type FrontNode } from "../helpers/frontNode.ts";
 import { startKamailio, type KamailioRun } from "../helpers/kamailio.ts";
 import { freePort, runSipp } from "../helpers/sipp.ts";
+import { sippCall } from "../helpers/sippCall.ts";
 import { until } from "../helpers/until.ts";
 
 const CALLER_IP = "127.0.0.5";
 
-/**
- * A SIPp call that hangs up at once: INVITE (no body), 200, ACK and BYE along the Record-Route set.
- * `route`: a preloaded Route header (the front as a node's outbound proxy).
- */
-function callAndHangUp(o: { name: string; requestUri: string; to: string; user: string; tag: string; route?: string }): string {
-  const from = `From: <sip:${o.user}@[local_ip]:[local_port]>;tag=[pid]${o.tag}[call_number]`;
-  const inDialog = (method: string, cseq: number) => `${method} [next_url] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-${from}
-[last_To:]
-[routes]
-Call-ID: [call_id]
-CSeq: ${cseq} ${method}
-Max-Forwards: 70
-Content-Length: 0
-`;
-  return `<?xml version="1.0" encoding="UTF-8"?>
-<scenario name="${o.name}">
-  <send retrans="500"><![CDATA[
-INVITE ${o.requestUri} SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-${o.route ? `Route: ${o.route}\n` : ""}${from}
-To: ${o.to}
-Call-ID: [call_id]
-CSeq: 1 INVITE
-Contact: <sip:${o.user}@[local_ip]:[local_port]>
-Max-Forwards: 70
-Content-Length: 0
-
-]]></send>
-  <recv response="100" optional="true"/>
-  <recv response="200" rrs="true"/>
-  <send><![CDATA[
-${inDialog("ACK", 1)}
-]]></send>
-  <send retrans="500"><![CDATA[
-${inDialog("BYE", 2)}
-]]></send>
-  <recv response="200"/>
-</scenario>`;
-}
-
 /** Calls [service] through the front, hangs up at once with a BYE along the Record-Route set. */
-const CALL_AND_HANG_UP = callAndHangUp({
-  name: "call-through-front", requestUri: "sip:[service]@[remote_ip]:[remote_port]", to: "<sip:[service]@[remote_ip]:[remote_port]>", user: "caller", tag: "front",
-});
+const CALL_AND_HANG_UP = sippCall({ name: "call-through-front", requestUri: "sip:[service]@[remote_ip]:[remote_port]", user: "caller", tag: "front", ending: "hang-up" });
 
 let front: KamailioRun | undefined;
 let nodes: FrontNode[] = [];
@@ -150,9 +107,8 @@ test("a node answering the OPTIONS probe with 503 (draining) gets no calls until
 });
 
 /** A node's outbound call: INVITE to the carrier with the front as outbound proxy (preloaded Route), then BYE. */
-const NODE_CALLS_OUT = callAndHangUp({
-  name: "node-calls-out", requestUri: "sip:+15551234567@[carrier]", to: "<sip:+15551234567@[carrier]>", user: "node", tag: "out",
-  route: "<sip:[remote_ip]:[remote_port];lr>",
+const NODE_CALLS_OUT = sippCall({
+  name: "node-calls-out", requestUri: "sip:+15551234567@[carrier]", user: "node", tag: "out", route: "<sip:[remote_ip]:[remote_port];lr>", ending: "hang-up",
 });
 
 test("a node's outbound call leaves through the front: the carrier sees only the front's address, Record-Routed", async () => {

@@ -1,0 +1,95 @@
+// A SIPp caller's scenario, the one template of the tests and benches that call through the cluster
+// front or straight at a node: INVITE (with a PCMU offer, or none), 200 with its Record-Route set,
+// ACK, then either our BYE at once or the far end's BYE answered.
+//
+//   const xml = sippCall({ name: "call", requestUri: "sip:[service]@[remote_ip]:[remote_port]", user: "+15550001111", tag: "hm",
+//     offerPort: "[rtpport]", ending: "until-bye" });
+export interface SippCallOptions {
+  name: string;
+  /** The INVITE's Request-URI, in SIPp keywords ("sip:[service]@[remote_ip]:[remote_port]", "[contact]"). */
+  requestUri: string;
+  /** The To header; default the Request-URI in angle brackets. */
+  to?: string;
+  /** From user (the caller's number). */
+  user: string;
+  /** Contact user; default `user`. */
+  contactUser?: string;
+  /** Makes the From tag unique per scenario: tag=[pid]TAG[call_number]. */
+  tag: string;
+  /** A preloaded Route header (the front as a node's outbound proxy). */
+  route?: string;
+  /** A PCMU offer with this media port ("[rtpport]" for SIPp's own RTP, "9" for none); no body without it. */
+  offerPort?: string;
+  /** "hang-up": our BYE at once, waiting for its 200; "until-bye": the far end's BYE, answered 200. */
+  ending: "hang-up" | "until-bye";
+  /** Measures INVITE→200 as SIPp's response time 1 (benches). */
+  measureAnswer?: boolean;
+  /** XML added before </scenario> (a ResponseTimeRepartition, say). */
+  trailer?: string;
+}
+
+export function sippCall(o: SippCallOptions): string {
+  const from = `From: <sip:${o.user}@[local_ip]:[local_port]>;tag=[pid]${o.tag}[call_number]`;
+  const inDialog = (method: string, cseq: number) => `${method} [next_url] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+${from}
+[last_To:]
+[routes]
+Call-ID: [call_id]
+CSeq: ${cseq} ${method}
+Max-Forwards: 70
+Content-Length: 0
+`;
+  const offer =
+    o.offerPort === undefined
+      ? "Content-Length: 0\n"
+      : `Content-Type: application/sdp
+Content-Length: [len]
+
+v=0
+o=- 1 1 IN IP4 [local_ip]
+s=-
+c=IN IP4 [local_ip]
+t=0 0
+m=audio ${o.offerPort} RTP/AVP 0
+a=rtpmap:0 PCMU/8000
+a=sendrecv`;
+  const ending =
+    o.ending === "hang-up"
+      ? `  <send retrans="500"><![CDATA[
+${inDialog("BYE", 2)}
+]]></send>
+  <recv response="200"/>`
+      : `  <recv request="BYE"/>
+  <send><![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+
+]]></send>`;
+  return `<?xml version="1.0" encoding="UTF-8"?>
+<scenario name="${o.name}">
+  <send retrans="500"><![CDATA[
+INVITE ${o.requestUri} SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+${o.route ? `Route: ${o.route}\n` : ""}${from}
+To: ${o.to ?? `<${o.requestUri}>`}
+Call-ID: [call_id]
+CSeq: 1 INVITE
+Contact: <sip:${o.contactUser ?? o.user}@[local_ip]:[local_port]>
+Max-Forwards: 70
+${offer}
+]]></send>
+  <recv response="100" optional="true"/>
+  <recv response="180" optional="true"/>
+  <recv response="200" rrs="true"${o.measureAnswer ? ` rtd="true"` : ""}/>
+  <send><![CDATA[
+${inDialog("ACK", 1)}
+]]></send>
+${ending}
+${o.trailer ?? ""}</scenario>`;
+}
