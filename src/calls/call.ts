@@ -490,13 +490,13 @@ export class Call {
     const contact = this.env.stack.contactFor(undefined, dialog.peer.transport);
     tx.respond(202, "Accepted", { headers: [["Contact", formatNameAddr(contact)]] });
     this.log.info("transferring at the trunk's request", { referTo, newCallId: placed.call.id });
-    // §2.4.4: the first NOTIFY follows the 202 at once.
-    await notifyReferProgress(dialog, { status: 100 }, contact);
+    // §2.4.4: the first NOTIFY follows the 202 at once. The transferor may hang up from the 202 on
+    // (RFC 5589 §6.1): then there is nobody to notify, and the new call goes on regardless.
+    const subscribed = dialog.state !== "terminated" && (await notifyReferProgress(dialog, { status: 100 }, contact));
     const settlement = await placed.call.settled;
     this.referred = false;
     const status = settlement.answered ? 200 : (settlement.sipStatus ?? (settlement.reason === "timeout" ? 408 : 503));
-    // The transferor may have hung up already (RFC 5589 §6.1 lets it leave after the 202).
-    if (dialog.state !== "terminated") void notifyReferProgress(dialog, { status, final: true }, contact);
+    if (subscribed && dialog.state !== "terminated") void notifyReferProgress(dialog, { status, final: true }, contact);
     if (!settlement.answered) {
       emitEvent("call.transfer_failed", { ...this.eventBase(), referTo, reason: "failed", sipStatus: status });
       return;

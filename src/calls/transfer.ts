@@ -60,8 +60,9 @@ export function referTarget(req: SipRequest): { uri: SipUri } | { status: number
 /**
  * A NOTIFY of the refer subscription (RFC 3515 §2.4.4-2.4.5): the new call's status line as a
  * message/sipfrag body; a final status ends the subscription (RFC 6665 §4.2.2, reason noresource).
+ * Resolves to whether the subscription lives on (the subscriber answered 2xx).
  */
-export function notifyReferProgress(dialog: Dialog, progress: { status: number; final?: boolean }, contact: NameAddr): Promise<unknown> {
+export async function notifyReferProgress(dialog: Dialog, progress: { status: number; final?: boolean }, contact: NameAddr): Promise<boolean> {
   const state = progress.final ? "terminated;reason=noresource" : "active;expires=60";
   const notify = dialog.createRequest("NOTIFY", {
     headers: [["Event", "refer"], ["Subscription-State", state]],
@@ -69,7 +70,9 @@ export function notifyReferProgress(dialog: Dialog, progress: { status: number; 
     contentType: "message/sipfrag;version=2.0",
     contact,
   });
-  return dialog.sendRequest(notify).outcome;
+  const outcome = await dialog.sendRequest(notify).outcome;
+  // RFC 6665 §4.2.2: a NOTIFY refused (or unanswered) ends the subscription.
+  return outcome.kind === "final" && outcome.response.status < 300;
 }
 
 /** The status code of a message/sipfrag body's status line ("SIP/2.0 200 OK"), RFC 3420 §2. */

@@ -209,6 +209,32 @@ ${testApplicationYaml({ "1000": "lobby" })}
     expect(targetResult.messages).toContain(`INVITE sip:+15557654321@127.0.0.1:${targetPort}`);
   });
 
+  test("an inbound call: the caller's REFER is accepted, and the new call takes its place in the channel as the same participant", async () => {
+    const media = await rtpPeer(1000);
+    const targetMedia = await rtpPeer(700);
+    const targetPort = await freePort();
+    const target = await startSipp({ scenario: ANSWERER_UNTIL_BYE, localPort: targetPort, keys: { rtpport: targetMedia.port }, timeoutSec: 20 });
+    await target.ready();
+    const known = new Set(((await acceptApp.harness.call("GET", "/api/v1/calls?limit=500")).json.calls as { id: string }[]).map((c) => c.id));
+    const referto = `sip:+15557654321@127.0.0.1:${targetPort}`;
+    const caller = await startSipp({ scenario: fixture("calls-uac-refer-accept.xml"), remote: `127.0.0.1:${acceptApp.sipPort}`, service: "1000", keys: { rtpport: media.port, referto }, timeoutSec: 20 });
+    const result = await caller.done;
+    expect(result.exitCode, result.summary).toBe(0);
+    expect(result.logs).toContain("NOTIFY SIP/2.0 100 Trying active");
+    expect(result.logs).toContain("NOTIFY SIP/2.0 200 OK terminated");
+    const calls = await newCallsSince(known);
+    const inbound = calls.find((c) => c.direction === "inbound");
+    const outbound = calls.find((c) => c.direction === "outbound");
+    expect((await callUntil(acceptApp, inbound.id, (c) => c.state === "ended")).endReason).toBe("transferred");
+    const joined = seen.find((e) => e.type === "participant.joined" && (e.data as { callId?: string }).callId === inbound.id)!.data as { userId: string };
+    expect(outbound).toMatchObject({ state: "answered", trunkId: "accepting", channelId: "lobby", userId: joined.userId, to: referto });
+    expect(acceptApp.registry.participants("app1", "lobby").map((p) => ({ callId: p.callId, userId: p.userId }))).toEqual([{ callId: outbound.id, userId: joined.userId }]);
+    expect(eventsOf(inbound.id, "call.transferred").length).toBe(1);
+    expect((await acceptApp.harness.call("DELETE", `/api/v1/calls/${outbound.id}`)).status).toBe(204);
+    const targetResult = await target.done;
+    expect(targetResult.exitCode, targetResult.summary).toBe(0);
+  });
+
   test("the new call failing (486) is NOTIFYed with its status, terminated; the original call stays up", async () => {
     const media = await rtpPeer(1000);
     const targetPort = await freePort();
