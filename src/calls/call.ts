@@ -446,7 +446,7 @@ export class Call {
   startTransfer(referTo: SipUri): "started" | "not_answered" | "in_progress" {
     const dialog = this.dialog;
     if (this.phase !== "answered" || !dialog) return "not_answered";
-    if (this.transfer) return "in_progress";
+    if (this.transfer || this.referred) return "in_progress";
     const contact = this.env.stack.contactFor(undefined, dialog.peer.transport);
     const to = formatUri(referTo);
     this.transfer = new BlindTransfer(dialog, { referTo, contact }, (outcome) => this.transferSettled(to, outcome));
@@ -562,7 +562,7 @@ export class Call {
         // RFC 6665 §4.1.3: a NOTIFY matching no subscription of ours.
         return this.transfer ? this.transfer.notify(req, tx) : void tx.respond(481, "Subscription Does Not Exist");
       case "REFER":
-        return void this.onRefer(req, tx);
+        return void this.onRefer(req, tx).catch((error: unknown) => this.log.error("REFER from the trunk failed", { error }));
       case "OPTIONS":
         tx.respond(200, "OK", { headers: [["Allow", ALLOW_METHODS]] });
         return;
