@@ -35,7 +35,7 @@ import { parseDtmfInfo } from "./dtmfInfo.ts";
 import { MAX_DURATION_CAUSE } from "./maxDuration.ts";
 import type { CallMedia, MediaFactory } from "./media.ts";
 import { SessionTimer, type SessionTimerSettings } from "./sessionTimer.ts";
-import { BlindTransfer, type TransferOutcome } from "./transfer.ts";
+import { BlindTransfer, notifyReferProgress, referTarget, type TransferOutcome } from "./transfer.ts";
 import { ALLOW_METHODS } from "./types.ts";
 
 export interface CallEnvironment {
@@ -47,7 +47,18 @@ export interface CallEnvironment {
   release(call: Call): void;
   /** The longest the call may last from its answer (its trunk's, application's and the global limit); 0: unlimited. */
   maxDurationSec(identity: Readonly<CallIdentity>): number;
+  /** The call's trunk's referPolicy: how a REFER from it is answered (RFC 3515 §2.4.2). */
+  referPolicy(identity: Readonly<CallIdentity>): "decline" | "accept";
+  /**
+   * We are the transferee: a new outbound call to `referTo` through `from`'s trunk, into its channel
+   * as the same participant. Refused (with the SIP status to answer the REFER) when the target is
+   * not the trunk's or no call can be placed now.
+   */
+  placeReferredCall(from: Call, referTo: SipUri): Promise<{ call: Call } | { status: number; reason: string }>;
 }
+
+/** How a call turned out: answered, or ended before that (with the final status that ended it, if any). */
+export type CallSettlement = { answered: true } | { answered: false; reason: EndReason; sipStatus?: number };
 
 /** Why a call ended, as recorded in `endReason` and the call.ended event. */
 export type EndReason =
@@ -146,6 +157,11 @@ export class Call {
   private maxDurationTimer?: ReturnType<typeof setTimeout>;
   /** The blind transfer (REFER) in progress. */
   private transfer?: BlindTransfer;
+  /** A REFER from the trunk being acted on (we are the transferee). */
+  private referred = false;
+  private settle: (settlement: CallSettlement) => void = () => undefined;
+  /** Resolves at the answer, or at the end of a call never answered. */
+  readonly settled = new Promise<CallSettlement>((resolve) => (this.settle = resolve));
   /** A re-INVITE (or INVITE) without SDP: our offer went in the 2xx, the answer comes in the ACK. */
   private awaitingAnswerInAck = false;
   /** Inbound before the answer: the INVITE we answer 480 should we hang up. */
@@ -289,6 +305,7 @@ export class Call {
     this.codec = codec;
     this.record({ state: "answered", sipStatus: 200, codec });
     emitEvent("call.answered", { ...this.eventBase(), codec }, this.log);
+    this.settle({ answered: true });
     const maxDurationSec = this.env.maxDurationSec(this.identity);
     if (maxDurationSec > 0) this.maxDurationTimer = setTimeout(() => this.end("max_duration", { cause: MAX_DURATION_CAUSE }), maxDurationSec * 1000);
   }
@@ -357,6 +374,7 @@ export class Call {
     this.callMedia?.close();
     if (this.dialog && this.dialog.state !== "terminated") this.dialog.terminate();
     endedCalls.inc({ direction: this.direction, reason });
+    this.settle({ answered: false, reason, ...(sipStatus !== undefined ? { sipStatus } : {}) });
     const durationMs = Date.now() - this.createdAt;
     emitEvent("call.ended", { ...this.eventBase(), reason, ...(sipStatus !== undefined ? { sipStatus } : {}), durationMs }, this.log);
     this.env.release(this);
@@ -428,7 +446,7 @@ export class Call {
   startTransfer(referTo: SipUri): "started" | "not_answered" | "in_progress" {
     const dialog = this.dialog;
     if (this.phase !== "answered" || !dialog) return "not_answered";
-    if (this.transfer) return "in_progress";
+    if (this.transfer || this.referred) return "in_progress";
     const contact = this.env.stack.contactFor(undefined, dialog.peer.transport);
     const to = formatUri(referTo);
     this.transfer = new BlindTransfer(dialog, { referTo, contact }, (outcome) => this.transferSettled(to, outcome));
@@ -444,6 +462,46 @@ export class Call {
       return;
     }
     emitEvent("call.transferred", { ...this.eventBase(), referTo: to, sipStatus: outcome.sipStatus });
+    this.end("transferred");
+  }
+
+  /**
+   * The trunk asks us to transfer (RFC 3515 §2.4.2): declined (603) unless its referPolicy accepts.
+   * Accepted, we are the transferee (RFC 5589 §6): 202, NOTIFY "100 Trying", a new call to the
+   * Refer-To through the same trunk into the same channel; its answer is NOTIFYed "200 OK", emits
+   * call.transferred and ends this leg with BYE (`transferred`); its failure is NOTIFYed with its
+   * status and this call goes on.
+   */
+  private async onRefer(req: SipRequest, tx: ServerTransaction): Promise<void> {
+    if (this.env.referPolicy(this.identity) !== "accept") return void tx.respond(603, "Declined");
+    const target = referTarget(req);
+    if ("status" in target) return void tx.respond(target.status, target.reason);
+    const dialog = this.dialog;
+    // One transfer at a time, of an answered call (RFC 3261 §14.2's rule for overlapping requests).
+    if (this.phase !== "answered" || !dialog || this.transfer || this.referred) return void tx.respond(491, "Request Pending");
+    this.referred = true;
+    const placed = await this.env.placeReferredCall(this, target.uri);
+    if ("status" in placed) {
+      this.referred = false;
+      this.log.info("REFER from the trunk refused", { referTo: formatUri(target.uri), sipStatus: placed.status, reason: placed.reason });
+      return void tx.respond(placed.status, placed.reason);
+    }
+    const referTo = formatUri(target.uri);
+    const contact = this.env.stack.contactFor(undefined, dialog.peer.transport);
+    tx.respond(202, "Accepted", { headers: [["Contact", formatNameAddr(contact)]] });
+    this.log.info("transferring at the trunk's request", { referTo, newCallId: placed.call.id });
+    // §2.4.4: the first NOTIFY follows the 202 at once. The transferor may hang up from the 202 on
+    // (RFC 5589 §6.1): then there is nobody to notify, and the new call goes on regardless.
+    const subscribed = dialog.state !== "terminated" && (await notifyReferProgress(dialog, { status: 100 }, contact));
+    const settlement = await placed.call.settled;
+    this.referred = false;
+    const status = settlement.answered ? 200 : (settlement.sipStatus ?? (settlement.reason === "timeout" ? 408 : 503));
+    if (subscribed && dialog.state !== "terminated") void notifyReferProgress(dialog, { status, final: true }, contact);
+    if (!settlement.answered) {
+      emitEvent("call.transfer_failed", { ...this.eventBase(), referTo, reason: "failed", sipStatus: status });
+      return;
+    }
+    emitEvent("call.transferred", { ...this.eventBase(), referTo, sipStatus: 200 });
     this.end("transferred");
   }
 
@@ -504,8 +562,7 @@ export class Call {
         // RFC 6665 §4.1.3: a NOTIFY matching no subscription of ours.
         return this.transfer ? this.transfer.notify(req, tx) : void tx.respond(481, "Subscription Does Not Exist");
       case "REFER":
-        // RFC 3515 §2.4.2: the trunk asking us to transfer; we place no calls on a peer's say-so.
-        return void tx.respond(603, "Declined");
+        return void this.onRefer(req, tx).catch((error: unknown) => this.log.error("REFER from the trunk failed", { error }));
       case "OPTIONS":
         tx.respond(200, "OK", { headers: [["Allow", ALLOW_METHODS]] });
         return;

@@ -15,7 +15,7 @@ import { createLogger } from "../log.ts";
 import { metrics } from "../metrics.ts";
 import type { InboundRouteSource, InboundWebhookSettings } from "../routing/inbound.ts";
 import type { OutboundWebhookSettings, TrunkChoiceCandidate } from "../routing/outbound.ts";
-import type { SipRequest } from "../sip/message.ts";
+import { formatUri, type SipRequest, type SipUri } from "../sip/message.ts";
 import type { Resolver } from "../sip/resolver.ts";
 import type { SipStack } from "../sip/stack.ts";
 import type { ServerTransaction } from "../sip/transaction.ts";
@@ -30,6 +30,7 @@ import { handleInboundInvite, type InboundFlowContext } from "./inbound.ts";
 import { effectiveMaxDurationSec } from "./maxDuration.ts";
 import type { MediaFactory } from "./media.ts";
 import { placeOutboundCall, type OutboundFlowContext } from "./outbound.ts";
+import { onTrunk, resolveTarget } from "./redirects.ts";
 import { createSourceMatcher, type SourceMatcher } from "./sourceMatcher.ts";
 import { transferTarget } from "./transfer.ts";
 import { ALLOW_METHODS, type CommandResult, type DialClient, type DialRequest } from "./types.ts";
@@ -119,6 +120,8 @@ export class CallManager {
           trunkId === undefined ? undefined : this.trunk(trunkId)?.maxDurationSec,
           applicationId === undefined ? undefined : deps.application(applicationId)?.maxDurationSec,
         ),
+      referPolicy: ({ trunkId }) => (trunkId === undefined ? undefined : this.trunk(trunkId)?.referPolicy) ?? "decline",
+      placeReferredCall: (from, referTo) => this.placeReferredCall(from, referTo),
     };
     this.inbound = {
       stack: deps.stack,
@@ -278,6 +281,44 @@ export class CallManager {
       call.end("transport_error");
     });
     return { ok: true, call: record };
+  }
+
+  /**
+   * We are the transferee (the trunk's referPolicy: accept): a new call to the Refer-To, which must be
+   * the trunk's by the redirects' sameTrunk rule (whatever its `redirects` says: a REFER is the far
+   * end's request, and the new leg runs on this trunk), sent to where it resolves, into the channel
+   * of `from` as the same participant (its userId).
+   */
+  private async placeReferredCall(from: Call, referTo: SipUri): Promise<{ call: Call } | { status: number; reason: string }> {
+    const { trunkId, applicationId, channelId, userId, clientId } = from.info;
+    const trunk = trunkId === undefined ? undefined : this.trunk(trunkId);
+    if (!trunk || !applicationId || !channelId) return { status: 603, reason: "Declined" };
+    const scope = {
+      transport: trunk.transport,
+      resolver: this.deps.resolver,
+      trunkDomain: trunk.domain,
+      isTrunkAddress: (address: string) => this.outbound.isTrunkAddress(trunk, address),
+    };
+    const destinations = await resolveTarget(referTo, scope);
+    if (!destinations || destinations.length === 0 || !onTrunk(referTo, destinations, scope)) return { status: 403, reason: "Transfer Target Not On This Trunk" };
+    if (this.draining || !this.hasCapacity() || from.isEnded) return { status: 503, reason: "Service Unavailable" };
+    const participant = userId ?? (from.direction === "inbound" ? from.info.from : from.info.to);
+    const { call } = this.createCall({
+      id: newCallId(),
+      direction: "outbound",
+      from: "",
+      to: formatUri(referTo),
+      applicationId,
+      channelId,
+      userId: participant,
+      ...(clientId ? { clientId } : {}),
+    });
+    const request: DialRequest = { applicationId, channelId, to: formatUri(referTo), client: { id: clientId ?? from.id, userId: participant } };
+    placeOutboundCall(this.outbound, call, request, { kind: "uri", uri: referTo }, { trunkId: trunk.id, destinations }).catch((error: unknown) => {
+      call.log.error("outbound call failed", { error });
+      call.end("transport_error");
+    });
+    return { call };
   }
 
   async hangUp(id: string): Promise<CommandResult> {

@@ -45,23 +45,36 @@ export interface OutboundFlowContext {
   isTrunkAddress(trunk: TrunkInput, address: string): boolean;
 }
 
-export async function placeOutboundCall(ctx: OutboundFlowContext, call: Call, request: DialRequest, target: DialTarget): Promise<void> {
-  const candidates = ctx.trunkCandidates();
-  const origin = {
-    applicationId: request.applicationId,
-    channelId: request.channelId,
-    clientId: request.client.id,
-    ...(request.client.userId ? { userId: request.client.userId } : {}),
-  };
-  const choice = await chooseTrunk(origin, candidates, ctx.webhooks(), call.signal);
-  if (!call.isLive) return;
-  if (!choice.ok) {
-    call.log.warn("no trunk for the call", { reason: choice.reason, detail: choice.message });
-    return call.end(choice.reason);
+/**
+ * `via`: the trunk and destinations are already decided (a transfer the trunk asked for, call.ts
+ * onRefer): no trunk choice, and the INVITE goes where the target resolved rather than to the trunk's domain.
+ */
+export async function placeOutboundCall(
+  ctx: OutboundFlowContext,
+  call: Call,
+  request: DialRequest,
+  target: DialTarget,
+  via?: { trunkId: string; destinations: ResolvedTarget[] },
+): Promise<void> {
+  let trunkId = via?.trunkId;
+  if (trunkId === undefined) {
+    const origin = {
+      applicationId: request.applicationId,
+      channelId: request.channelId,
+      clientId: request.client.id,
+      ...(request.client.userId ? { userId: request.client.userId } : {}),
+    };
+    const choice = await chooseTrunk(origin, ctx.trunkCandidates(), ctx.webhooks(), call.signal);
+    if (!call.isLive) return;
+    if (!choice.ok) {
+      call.log.warn("no trunk for the call", { reason: choice.reason, detail: choice.message });
+      return call.end(choice.reason);
+    }
+    trunkId = choice.trunkId;
   }
-  const trunk = ctx.trunk(choice.trunkId);
+  const trunk = ctx.trunk(trunkId);
   if (!trunk || !ctx.takeTrunkSlot(call, trunk.id)) {
-    call.log.warn("chosen trunk refused the call", { trunkId: choice.trunkId });
+    call.log.warn("chosen trunk refused the call", { trunkId });
     return call.end("trunk_unavailable");
   }
 
@@ -74,7 +87,7 @@ export async function placeOutboundCall(ctx: OutboundFlowContext, call: Call, re
 
   let targets: ResolvedTarget[];
   try {
-    targets = await ctx.resolver.resolve(trunk.domain, trunk.transport, trunk.port);
+    targets = via?.destinations ?? (await ctx.resolver.resolve(trunk.domain, trunk.transport, trunk.port));
   } catch (error) {
     call.log.warn("trunk domain does not resolve", { trunkId: trunk.id, error });
     return call.end("transport_error");

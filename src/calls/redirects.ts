@@ -103,24 +103,32 @@ export class RedirectFollower {
     return { next };
   }
 
-  private async resolve(uri: SipUri): Promise<ResolvedTarget[] | undefined> {
-    if (uri.scheme !== "sip" && uri.scheme !== "sips") return undefined;
-    if (!uri.host) return undefined;
-    const param = uri.params.get("transport")?.toLowerCase();
-    const transport: TransportName = uri.scheme === "sips" ? "tls" : param === "udp" || param === "tcp" || param === "tls" ? param : this.scope.transport;
-    try {
-      return await this.scope.resolver.resolve(uri.host, transport, uri.port);
-    } catch {
-      return undefined;
-    }
+  private resolve(uri: SipUri): Promise<ResolvedTarget[] | undefined> {
+    return resolveTarget(uri, this.scope);
   }
 
-  /** `sameTrunk`: the Contact names the trunk's domain, or every address it resolves to is the trunk's. */
   private allowed(uri: SipUri, destinations: ResolvedTarget[]): boolean {
-    if (this.scope.policy === "any") return true;
-    if (uri.host.toLowerCase() === this.scope.trunkDomain.toLowerCase()) return true;
-    return destinations.length > 0 && destinations.every((d) => this.scope.isTrunkAddress(d.address));
+    return this.scope.policy === "any" || onTrunk(uri, destinations, this.scope);
   }
+}
+
+/** Where a sip:/sips: URI leads (RFC 3263), over its own transport or else the trunk's; undefined when it leads nowhere. */
+export async function resolveTarget(uri: SipUri, scope: Pick<RedirectScope, "transport" | "resolver">): Promise<ResolvedTarget[] | undefined> {
+  if (uri.scheme !== "sip" && uri.scheme !== "sips") return undefined;
+  if (!uri.host) return undefined;
+  const param = uri.params.get("transport")?.toLowerCase();
+  const transport: TransportName = uri.scheme === "sips" ? "tls" : param === "udp" || param === "tcp" || param === "tls" ? param : scope.transport;
+  try {
+    return await scope.resolver.resolve(uri.host, transport, uri.port);
+  } catch {
+    return undefined;
+  }
+}
+
+/** The `sameTrunk` rule: the URI names the trunk's domain, or every address it resolves to is the trunk's. */
+export function onTrunk(uri: SipUri, destinations: readonly ResolvedTarget[], scope: Pick<RedirectScope, "trunkDomain" | "isTrunkAddress">): boolean {
+  if (uri.host.toLowerCase() === scope.trunkDomain.toLowerCase()) return true;
+  return destinations.length > 0 && destinations.every((d) => scope.isTrunkAddress(d.address));
 }
 
 /** §20.10: q from 0 to 1, default 1; higher first, the response's order among equals (sort is stable). */

@@ -7,8 +7,15 @@
 //   const target = transferTarget("+15557654321", trunk);        // SipUri | { error }
 //   const transfer = new BlindTransfer(dialog, { referTo, contact }, (outcome) => ...);
 //   call's in-dialog NOTIFY → transfer.notify(req, tx);  call ended → transfer.stop()
+//
+// The other way round, a REFER from the trunk (the trunk's referPolicy: accept) makes us the
+// transferee (RFC 5589 §6): `referTarget(req)` reads its Refer-To, `notifyReferProgress` reports
+// the new call's progress to the transferor in NOTIFYs of the REFER's implicit subscription.
+//
+//   const target = referTarget(req);                               // { uri } | { status, reason }
+//   notifyReferProgress(dialog, { status: 100 }, contact);  ...  notifyReferProgress(dialog, { status: 200, final: true }, contact)
 import type { Dialog } from "../sip/dialog.ts";
-import { formatUri, parseUri, type NameAddr, type SipRequest, type SipUri } from "../sip/message.ts";
+import { formatUri, parseNameAddr, parseUri, reasonPhrase, type NameAddr, type SipRequest, type SipUri } from "../sip/message.ts";
 import type { ServerTransaction } from "../sip/transaction.ts";
 
 export type TransferOutcome =
@@ -32,6 +39,40 @@ export function transferTarget(to: string, trunk: { domain: string; port?: numbe
   if (!/^[A-Za-z0-9\-_.!~*'()+&=$,;?/]{1,64}$/.test(text)) return { error: "must be a number, a user name or a sip: URI" };
   if (!trunk) return { error: "needs a full sip: URI: the call has no trunk to take a domain from" };
   return { scheme: "sip", user: text, host: trunk.domain, port: trunk.port, params: new Map(), headers: new Map() };
+}
+
+/**
+ * The Refer-To of a REFER we are asked to act on: exactly one (RFC 3515 §2.4.1), a sip:/sips: URI
+ * (we place SIP calls only). A Replaces header in it asks for an attended transfer (RFC 3891 §3,
+ * RFC 5589 §7), which we cannot perform: our new call would have to replace a dialog we do not
+ * hold. That is 501 (the functionality is missing) rather than 603, which would say the transfer
+ * was refused by choice and invite no other attempt.
+ */
+export function referTarget(req: SipRequest): { uri: SipUri } | { status: number; reason: string } {
+  const values = req.getHeaders("refer-to");
+  if (values.length !== 1) return { status: 400, reason: values.length === 0 ? "Missing Refer-To" : "More Than One Refer-To" };
+  const uri = parseNameAddr(values[0]!)?.uri;
+  if (!uri || !uri.host || (uri.scheme !== "sip" && uri.scheme !== "sips")) return { status: 416, reason: "Refer-To Must Be A sip: Or sips: URI" };
+  if ([...uri.headers.keys()].some((name) => name.toLowerCase() === "replaces")) return { status: 501, reason: "Attended Transfer (Replaces) Not Supported" };
+  return { uri: { ...uri, headers: new Map() } };
+}
+
+/**
+ * A NOTIFY of the refer subscription (RFC 3515 §2.4.4-2.4.5): the new call's status line as a
+ * message/sipfrag body; a final status ends the subscription (RFC 6665 §4.2.2, reason noresource).
+ * Resolves to whether the subscription lives on (the subscriber answered 2xx).
+ */
+export async function notifyReferProgress(dialog: Dialog, progress: { status: number; final?: boolean }, contact: NameAddr): Promise<boolean> {
+  const state = progress.final ? "terminated;reason=noresource" : "active;expires=60";
+  const notify = dialog.createRequest("NOTIFY", {
+    headers: [["Event", "refer"], ["Subscription-State", state]],
+    body: `SIP/2.0 ${progress.status} ${reasonPhrase(progress.status)}\r\n`,
+    contentType: "message/sipfrag;version=2.0",
+    contact,
+  });
+  const outcome = await dialog.sendRequest(notify).outcome;
+  // RFC 6665 §4.2.2: a NOTIFY refused (or unanswered) ends the subscription.
+  return outcome.kind === "final" && outcome.response.status < 300;
 }
 
 /** The status code of a message/sipfrag body's status line ("SIP/2.0 200 OK"), RFC 3420 §2. */

@@ -101,6 +101,13 @@ export const trunkFieldsSchema = s.object({
       "Where a 301/302 to an outbound INVITE may send the call (RFC 3261 §8.1.3.4). sameTrunk: only Contacts on this trunk's domain or its addresses " +
         "(resolved or allowedAddresses); any: anywhere; off: a 3xx fails the call.",
     ),
+  referPolicy: s
+    .enum(["decline", "accept"])
+    .default("decline")
+    .describe(
+      "How an in-dialog REFER from this trunk is answered (RFC 3515 §2.4.2). decline: 603. accept: we are the transferee (RFC 5589 blind transfer): " +
+        "202, then a new call to the Refer-To URI through this trunk into the same channel; the Refer-To must be on this trunk's domain or its addresses (else 403).",
+    ),
 });
 
 /** RFC 4568 §8.3: SDES keys are only as secret as the signalling that carries them. */

@@ -17,6 +17,8 @@ export interface Migration {
 
 /** RFC 3262 per trunk (outbound INVITEs): the same statement on both drivers. */
 const trunkPrackMigration = `ALTER TABLE trunks ADD COLUMN prack TEXT NOT NULL DEFAULT 'supported' CHECK (prack IN ('supported', 'required', 'off'))`;
+/** RFC 3515 §2.4.2: how a REFER from the trunk is answered; the same statement on both drivers. */
+const trunkReferPolicyMigration = `ALTER TABLE trunks ADD COLUMN refer_policy TEXT NOT NULL DEFAULT 'decline' CHECK (refer_policy IN ('decline', 'accept'))`;
 /** calls.maxDurationSec per trunk and per application (NULL: no limit of its own); the same SQL on both. */
 const maxDurationMigration = `
   ALTER TABLE trunks ADD COLUMN max_duration_sec INTEGER;
@@ -104,6 +106,7 @@ export const migrations: Migration[] = [
   { version: 12, name: "trunk prack", up: trunkPrackMigration },
   { version: 13, name: "outbound redirects", up: redirectsMigration },
   { version: 14, name: "caller-ID headers and call attributes", up: callerIdHeadersMigration + callAttributesMigration },
+  { version: 15, name: "trunk refer policy", up: trunkReferPolicyMigration },
   { version: 16, name: "max call duration", up: maxDurationMigration },
 ];
 
@@ -182,6 +185,7 @@ export const postgresMigrations: PostgresMigration[] = [
   { version: 8, name: "trunk prack", up: trunkPrackMigration },
   { version: 9, name: "outbound redirects", up: redirectsMigration },
   { version: 10, name: "caller-ID headers and call attributes", up: callerIdHeadersMigration + callAttributesMigration },
+  { version: 11, name: "trunk refer policy", up: trunkReferPolicyMigration },
   { version: 12, name: "max call duration", up: maxDurationMigration },
 ];
 

@@ -32,6 +32,7 @@ interface TrunkRow {
   media_encryption: Trunk["mediaEncryption"];
   allow_sdes_without_tls: number;
   redirects: Trunk["redirects"];
+  refer_policy: Trunk["referPolicy"];
   created_at: string;
   updated_at: string;
 }
@@ -55,6 +56,7 @@ function fromRow(row: TrunkRow): Trunk {
     mediaEncryption: row.media_encryption,
     allowSdesWithoutTls: row.allow_sdes_without_tls === 1,
     redirects: row.redirects,
+    referPolicy: row.refer_policy,
     source: row.source,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
@@ -140,13 +142,13 @@ export class TrunkStore {
       await this.sql.query(
         `INSERT INTO trunks (id, source, domain, port, transport, register, can_terminate, username, password, auth_id,
            register_expires, max_concurrent_calls, allowed_addresses, early_offer, options_interval_sec, tls_verify, enabled,
-           media_encryption, allow_sdes_without_tls, prack, redirects, max_duration_sec, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $22, $23, $21, $21)
+           media_encryption, allow_sdes_without_tls, prack, redirects, max_duration_sec, refer_policy, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $22, $23, $24, $21, $21)
          ON CONFLICT (id) DO UPDATE SET source = $2, domain = $3, port = $4, transport = $5,
            register = $6, can_terminate = $7, username = $8, password = $9, auth_id = $10,
            register_expires = $11, max_concurrent_calls = $12, allowed_addresses = $13,
            early_offer = $14, options_interval_sec = $15, tls_verify = $16, enabled = $17,
-           media_encryption = $18, allow_sdes_without_tls = $19, prack = $20, redirects = $22, max_duration_sec = $23, updated_at = $21`,
+           media_encryption = $18, allow_sdes_without_tls = $19, prack = $20, redirects = $22, max_duration_sec = $23, refer_policy = $24, updated_at = $21`,
         [
           input.id,
           source,
@@ -171,6 +173,7 @@ export class TrunkStore {
           new Date().toISOString(),
           input.redirects,
           input.maxDurationSec ?? null,
+          input.referPolicy,
         ],
       );
       await this.reload();

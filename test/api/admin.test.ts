@@ -130,6 +130,19 @@ describe("trunks", () => {
     expect(h.app.ctx.store.trunks.get("prack")?.prack).toBe("required");
   });
 
+  test("referPolicy: decline by default, accept stored and shown when set, anything else (reject too) named in a 400", async () => {
+    const created = await h.call("POST", "/api/v1/trunks", { ...body, id: "refer" });
+    expect(created.status, created.text).toBe(201);
+    expect(created.json.referPolicy).toBe("decline");
+    const accept = await h.call("PATCH", "/api/v1/trunks/refer", { referPolicy: "accept" });
+    expect(accept.json.referPolicy).toBe("accept");
+    expect(h.app.ctx.store.trunks.get("refer")?.referPolicy).toBe("accept");
+    const bad = await h.call("PATCH", "/api/v1/trunks/refer", { referPolicy: "reject" });
+    expect(bad.status).toBe(400);
+    expect(bad.json.error).toMatchObject({ code: "invalid_body", field: "referPolicy" });
+    expect(h.app.ctx.store.trunks.get("refer")?.referPolicy).toBe("accept");
+  });
+
   test("unknown id is 404, duplicate id is 409, id cannot be patched", async () => {
     expect((await h.call("PATCH", "/api/v1/trunks/ghost", { port: 5060 })).status).toBe(404);
     expect((await h.call("DELETE", "/api/v1/trunks/ghost")).status).toBe(404);

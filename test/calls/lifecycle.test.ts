@@ -23,7 +23,7 @@ let ids = 0;
 function newCall(init: Omit<CallInit, "id" | "from" | "to"> & Partial<CallInit>, media: MediaFactory = () => Promise.resolve({ error: "no media in this test" })) {
   const full: CallInit = { id: `lifecycle-${++ids}`, from: "sip:alice@example.net", to: "sip:1000@example.net", ...init };
   store.calls.create({ id: full.id, direction: full.direction, from: full.from, to: full.to });
-  const call = new Call(full, { store: store.calls, media, registry: new ChannelRegistry(), stack: {} as SipStack, release: () => {}, maxDurationSec: () => 0 });
+  const call = new Call(full, { store: store.calls, media, registry: new ChannelRegistry(), stack: {} as SipStack, release: () => {}, maxDurationSec: () => 0, referPolicy: () => "decline", placeReferredCall: () => Promise.resolve({ status: 603, reason: "Declined" }) });
   return { call, record: () => store.calls.get(full.id) };
 }
 

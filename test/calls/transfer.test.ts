@@ -4,7 +4,7 @@
 // without a final status, NOTIFYs of another event package). test/interop/calls-transfer.test.ts
 // drives the same code against SIPp.
 import { describe, expect, test } from "bun:test";
-import { BlindTransfer, sipfragStatus, transferTarget, type TransferOutcome } from "../../src/calls/transfer.ts";
+import { BlindTransfer, referTarget, sipfragStatus, transferTarget, type TransferOutcome } from "../../src/calls/transfer.ts";
 import type { Dialog } from "../../src/sip/dialog.ts";
 import { formatUri, parseUri, type SipRequest } from "../../src/sip/message.ts";
 import { parseMessage } from "../../src/sip/parser.ts";
@@ -139,5 +139,32 @@ describe("BlindTransfer", () => {
     const later = start({ firstNotifyTimeoutMs: 30 });
     await until(() => later.outcomes.length > 0);
     expect(outcomes).toEqual([]);
+  });
+});
+
+describe("referTarget (a REFER from the trunk, we the transferee)", () => {
+  function refer(referTo: string[]): SipRequest {
+    const text =
+      "REFER sip:trunkline@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5099;branch=z9hG4bK2\r\nFrom: <sip:c@127.0.0.1>;tag=a\r\nTo: <sip:t@127.0.0.1>;tag=b\r\n" +
+      "Call-ID: y\r\nCSeq: 2 REFER\r\nMax-Forwards: 70\r\n" +
+      referTo.map((v) => `Refer-To: ${v}\r\n`).join("") +
+      "Content-Length: 0\r\n\r\n";
+    const parsed = parseMessage(new TextEncoder().encode(text), "datagram");
+    if (!parsed.ok) throw new Error(parsed.error.reason);
+    return parsed.message as SipRequest;
+  }
+
+  test("one sip:/sips: Refer-To is the target", () => {
+    const target = referTarget(refer(["<sip:+15557654321@sip.carrier.example:5070>"]));
+    expect("uri" in target && formatUri(target.uri)).toBe("sip:+15557654321@sip.carrier.example:5070");
+    expect(referTarget(refer(["sips:bob@example.net"]))).toMatchObject({ uri: { scheme: "sips", user: "bob" } });
+  });
+
+  test("none or two is 400 (RFC 3515 §2.4.1), another scheme 416, Replaces (attended transfer) 501", () => {
+    expect(referTarget(refer([]))).toEqual({ status: 400, reason: "Missing Refer-To" });
+    expect(referTarget(refer(["<sip:a@h>", "<sip:b@h>"]))).toEqual({ status: 400, reason: "More Than One Refer-To" });
+    expect(referTarget(refer(["<tel:+15557654321>"]))).toMatchObject({ status: 416 });
+    expect(referTarget(refer(["<sip:a@h?Replaces=x%40y%3Bto-tag%3D1%3Bfrom-tag%3D2>"]))).toMatchObject({ status: 501 });
+    expect(referTarget(refer(["<sip:a@h?replaces=x>"]))).toMatchObject({ status: 501 });
   });
 });

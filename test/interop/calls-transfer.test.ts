@@ -1,7 +1,9 @@
 // Transfer and move against real peers. A blind transfer (RFC 3515) of an outbound call to a SIPp
 // carrier, and of an inbound call from a SIPp caller: the REFER's Refer-To, the 202, the NOTIFY sipfrag "100 Trying" then the final status;
 // a 2xx ends our leg with BYE and call.transferred, a 503 gives call.transfer_failed and the call
-// stays up. A REFER from the trunk is declined 603. Moving a phone leg to another channel: SIPp
+// stays up. A REFER from the trunk is declined 603 by default; with referPolicy: accept we are the
+// transferee: 202, NOTIFY 100 then the new call's final status, a new INVITE to a second SIPp,
+// the first leg ended with BYE once it answers; a target off the trunk is 403, Replaces 501. Moving a phone leg to another channel: SIPp
 // phones with their own RTP ends hear it there (Goertzel) and no longer in the old channel.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
@@ -9,7 +11,7 @@ import { events, type AnyEvent } from "../../src/events.ts";
 import { callUntil, findCall, startCallsApp, testApplicationYaml, type CallsApp } from "../helpers/callsApp.ts";
 import { peerHears, soundShare } from "../helpers/hearing.ts";
 import { startRtpPeer, toneShareOf, type RtpPeer } from "../helpers/rtpPeer.ts";
-import { CALLER_UNTIL_BYE, freePort, runSipp, startSipp, type SippResult } from "../helpers/sipp.ts";
+import { ANSWERER_UNTIL_BYE, CALLER_UNTIL_BYE, freePort, runSipp, startSipp, type SippResult } from "../helpers/sipp.ts";
 import { until } from "../helpers/until.ts";
 
 const fixture = (name: string) => join(import.meta.dir, "../fixtures/sipp", name);
@@ -110,7 +112,7 @@ describe("blind transfer (REFER)", () => {
 
   test("a REFER from the trunk is declined 603; the call goes on", async () => {
     const media = await rtpPeer(1000);
-    const trunk = await startSipp({ scenario: fixture("calls-uas-refer.xml"), localPort: carrierPort, keys: { rtpport: media.port }, timeoutSec: 20 });
+    const trunk = await startSipp({ scenario: fixture("calls-uas-refer.xml"), localPort: carrierPort, keys: { rtpport: media.port, referto: "sip:+15559990000@127.0.0.1" }, timeoutSec: 20 });
     await trunk.ready();
     const id = await dial();
     await callUntil(app, id, (c) => c.state === "answered");
@@ -148,6 +150,136 @@ describe("blind transfer (REFER)", () => {
     expect(result.exitCode, result.summary).toBe(0);
     expect(result.logs).toContain(`REFER_TO sip:1234@127.0.0.1:${carrierPort}`);
   });
+});
+
+describe("a REFER from a trunk whose referPolicy is accept (we are the transferee)", () => {
+  let acceptApp: CallsApp;
+  let acceptCarrierPort: number;
+
+  beforeAll(async () => {
+    acceptCarrierPort = await freePort();
+    acceptApp = await startCallsApp(`
+rtp: { portMin: 56000, portMax: 56999, mediaTimeoutSec: 0 }
+trunks:
+  - { id: accepting, domain: 127.0.0.1, port: ${acceptCarrierPort}, username: carrier, optionsIntervalSec: 0, referPolicy: accept }
+${testApplicationYaml({ "1000": "lobby" })}
+`);
+  });
+
+  afterAll(async () => {
+    await acceptApp?.close();
+  });
+
+  async function dialAccepting(): Promise<string> {
+    const res = await acceptApp.harness.call("POST", "/api/v1/applications/app1/channels/lobby/calls", { to: "+15551234567", client: { id: "c1", userId: "agent-7" } });
+    expect(res.status, res.text).toBe(201);
+    return res.json.id;
+  }
+
+  async function newCallsSince(known: Set<string>): Promise<any[]> {
+    return ((await acceptApp.harness.call("GET", "/api/v1/calls?limit=500")).json.calls as { id: string }[]).filter((c) => !known.has(c.id));
+  }
+
+  test("202, NOTIFY 100 then 200; the second UAS gets our INVITE into the same channel as the same participant; the first leg gets BYE", async () => {
+    const media = await rtpPeer(1000);
+    const targetMedia = await rtpPeer(700);
+    const targetPort = await freePort();
+    const target = await startSipp({ scenario: ANSWERER_UNTIL_BYE, localPort: targetPort, keys: { rtpport: targetMedia.port }, timeoutSec: 20 });
+    await target.ready();
+    const carrier = await startSipp({ scenario: fixture("calls-uas-refer-accept.xml"), localPort: acceptCarrierPort, keys: { rtpport: media.port, referto: `sip:+15557654321@127.0.0.1:${targetPort}` }, timeoutSec: 20 });
+    await carrier.ready();
+    const id = await dialAccepting();
+    const known = new Set([id]);
+    const result = await carrier.done;
+    expect(result.exitCode, result.summary).toBe(0);
+    expect(result.messages).toMatch(/SIP\/2\.0 202 Accepted/);
+    expect(result.logs).toContain("EVENT refer");
+    expect(result.logs).toContain("NOTIFY SIP/2.0 100 Trying active");
+    expect(result.logs).toContain("NOTIFY SIP/2.0 200 OK terminated");
+    expect(result.logs.indexOf("100 Trying")).toBeLessThan(result.logs.indexOf("200 OK"));
+    const original = await callUntil(acceptApp, id, (c) => c.state === "ended");
+    expect(original.endReason).toBe("transferred");
+    expect(eventsOf(id, "call.transferred").map((e) => e.data)).toEqual([expect.objectContaining({ referTo: `sip:+15557654321@127.0.0.1:${targetPort}`, sipStatus: 200 })]);
+    const [transferred] = await newCallsSince(known);
+    expect(transferred).toMatchObject({ direction: "outbound", state: "answered", trunkId: "accepting", channelId: "lobby", applicationId: "app1", userId: "agent-7", to: `sip:+15557654321@127.0.0.1:${targetPort}` });
+    expect(acceptApp.registry.participants("app1", "lobby").map((p) => ({ callId: p.callId, userId: p.userId }))).toEqual([{ callId: transferred.id, userId: "agent-7" }]);
+    expect((await acceptApp.harness.call("DELETE", `/api/v1/calls/${transferred.id}`)).status).toBe(204);
+    const targetResult = await target.done;
+    expect(targetResult.exitCode, targetResult.summary).toBe(0);
+    expect(targetResult.messages).toContain(`INVITE sip:+15557654321@127.0.0.1:${targetPort}`);
+  });
+
+  test("an inbound call: the caller's REFER is accepted, and the new call takes its place in the channel as the same participant", async () => {
+    const media = await rtpPeer(1000);
+    const targetMedia = await rtpPeer(700);
+    const targetPort = await freePort();
+    const target = await startSipp({ scenario: ANSWERER_UNTIL_BYE, localPort: targetPort, keys: { rtpport: targetMedia.port }, timeoutSec: 20 });
+    await target.ready();
+    const known = new Set(((await acceptApp.harness.call("GET", "/api/v1/calls?limit=500")).json.calls as { id: string }[]).map((c) => c.id));
+    const referto = `sip:+15557654321@127.0.0.1:${targetPort}`;
+    const caller = await startSipp({ scenario: fixture("calls-uac-refer-accept.xml"), remote: `127.0.0.1:${acceptApp.sipPort}`, service: "1000", keys: { rtpport: media.port, referto }, timeoutSec: 20 });
+    const result = await caller.done;
+    expect(result.exitCode, result.summary).toBe(0);
+    expect(result.logs).toContain("NOTIFY SIP/2.0 100 Trying active");
+    expect(result.logs).toContain("NOTIFY SIP/2.0 200 OK terminated");
+    const calls = await newCallsSince(known);
+    const inbound = calls.find((c) => c.direction === "inbound");
+    const outbound = calls.find((c) => c.direction === "outbound");
+    expect((await callUntil(acceptApp, inbound.id, (c) => c.state === "ended")).endReason).toBe("transferred");
+    const joined = seen.find((e) => e.type === "participant.joined" && (e.data as { callId?: string }).callId === inbound.id)!.data as { userId: string };
+    expect(outbound).toMatchObject({ state: "answered", trunkId: "accepting", channelId: "lobby", userId: joined.userId, to: referto });
+    expect(acceptApp.registry.participants("app1", "lobby").map((p) => ({ callId: p.callId, userId: p.userId }))).toEqual([{ callId: outbound.id, userId: joined.userId }]);
+    expect(eventsOf(inbound.id, "call.transferred").length).toBe(1);
+    expect((await acceptApp.harness.call("DELETE", `/api/v1/calls/${outbound.id}`)).status).toBe(204);
+    const targetResult = await target.done;
+    expect(targetResult.exitCode, targetResult.summary).toBe(0);
+  });
+
+  test("the new call failing (486) is NOTIFYed with its status, terminated; the original call stays up", async () => {
+    const media = await rtpPeer(1000);
+    const targetPort = await freePort();
+    const target = await startSipp({ scenario: fixture("calls-uas-busy.xml"), localPort: targetPort, timeoutSec: 20 });
+    await target.ready();
+    const carrier = await startSipp({ scenario: fixture("calls-uas-refer-accept.xml"), localPort: acceptCarrierPort, keys: { rtpport: media.port, referto: `sip:busy@127.0.0.1:${targetPort}` }, timeoutSec: 20 });
+    await carrier.ready();
+    const id = await dialAccepting();
+    await until(() => eventsOf(id, "call.transfer_failed").length > 0, { what: () => seen.filter((e) => (e.data as { callId?: string }).callId === id).map((e) => e.type) });
+    expect(eventsOf(id, "call.transfer_failed")[0]!.data).toMatchObject({ reason: "failed", sipStatus: 486 });
+    expect((await acceptApp.harness.call("GET", `/api/v1/calls/${id}`)).json.state).toBe("answered");
+    expect((await target.done).exitCode).toBe(0);
+    expect((await acceptApp.harness.call("DELETE", `/api/v1/calls/${id}`)).status).toBe(204);
+    const result = await carrier.done;
+    expect(result.exitCode, result.summary).toBe(0);
+    expect(result.logs).toContain("NOTIFY SIP/2.0 100 Trying active");
+    expect(result.logs).toContain("NOTIFY SIP/2.0 486 Busy Here terminated");
+    expect((await callUntil(acceptApp, id, (c) => c.state === "ended")).endReason).toBe("local_hangup");
+    expect(eventsOf(id, "call.transferred")).toEqual([]);
+  });
+
+  for (const [name, referto, status] of [
+    ["a Refer-To off the trunk is 403", "sip:+15557654321@127.0.0.2", "403 Transfer Target Not On This Trunk"],
+    ["a Refer-To with Replaces (attended transfer) is 501", "sip:+15557654321@127.0.0.1?Replaces=abc%40host%3Bto-tag%3D1%3Bfrom-tag%3D2", "501 Attended Transfer"],
+  ] as const) {
+    test(`${name}; no call is placed and the call goes on`, async () => {
+      const media = await rtpPeer(1000);
+      const trunk = await startSipp({ scenario: fixture("calls-uas-refer.xml"), localPort: acceptCarrierPort, keys: { rtpport: media.port, referto }, timeoutSec: 20 });
+      await trunk.ready();
+      const id = await dialAccepting();
+      const known = new Set(((await acceptApp.harness.call("GET", "/api/v1/calls?limit=500")).json.calls as { id: string }[]).map((c) => c.id));
+      let summaries: string[] = [];
+      await until(async () => {
+        const trace = await acceptApp.harness.call("GET", `/api/v1/calls/${id}/sip`);
+        summaries = trace.status === 200 ? (trace.json.messages as { summary: string }[]).map((m) => m.summary) : [];
+        return summaries.some((m) => m.includes(status.slice(0, 3)));
+      }, { what: () => summaries });
+      expect((await acceptApp.harness.call("GET", `/api/v1/calls/${id}`)).json.state).toBe("answered");
+      expect(await newCallsSince(known)).toEqual([]);
+      expect((await acceptApp.harness.call("DELETE", `/api/v1/calls/${id}`)).status).toBe(204);
+      const result = await trunk.done;
+      expect(result.exitCode, result.summary).toBe(0);
+      expect(result.messages).toContain(`SIP/2.0 ${status}`);
+    });
+  }
 });
 
 describe("moving a phone leg to another channel", () => {

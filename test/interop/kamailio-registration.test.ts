@@ -35,7 +35,7 @@ afterAll(async () => {
 function trunk(over: Partial<TrunkInput> & { id: string; username: string }): TrunkInput {
   return {
     domain: "127.0.0.1", port: kamailio.port, transport: "udp", register: true, canTerminate: true, password: "trunk-secret",
-    registerExpires: 60, allowedAddresses: [], earlyOffer: false, prack: "supported", optionsIntervalSec: 0, tlsVerify: true, enabled: true, mediaEncryption: "none", allowSdesWithoutTls: false, redirects: "sameTrunk",
+    registerExpires: 60, allowedAddresses: [], earlyOffer: false, prack: "supported", optionsIntervalSec: 0, tlsVerify: true, enabled: true, mediaEncryption: "none", allowSdesWithoutTls: false, redirects: "sameTrunk", referPolicy: "decline",
     ...over,
   };
 }

@@ -86,7 +86,7 @@ const trunk = (id: string, extra: Partial<TrunkInput> = {}): TrunkInput => ({
   tlsVerify: true,
   enabled: true,
   mediaEncryption: "none",
-  allowSdesWithoutTls: false, redirects: "sameTrunk",
+  allowSdesWithoutTls: false, redirects: "sameTrunk", referPolicy: "decline",
   ...extra,
 });
 

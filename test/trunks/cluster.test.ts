@@ -17,7 +17,7 @@ const FRONT = { address: "203.0.113.10", port: 5070 };
 function trunk(over: Partial<TrunkInput> = {}): TrunkInput {
   return {
     id: "reg", domain: "example.com", transport: "udp", register: true, canTerminate: true, username: "alice", password: "right",
-    registerExpires: 3600, allowedAddresses: [], earlyOffer: false, prack: "supported", optionsIntervalSec: 0, tlsVerify: true, enabled: true, mediaEncryption: "none", allowSdesWithoutTls: false, redirects: "sameTrunk",
+    registerExpires: 3600, allowedAddresses: [], earlyOffer: false, prack: "supported", optionsIntervalSec: 0, tlsVerify: true, enabled: true, mediaEncryption: "none", allowSdesWithoutTls: false, redirects: "sameTrunk", referPolicy: "decline",
     ...over,
   };
 }

@@ -70,7 +70,7 @@ afterAll(async () => {
 function trunk(over: Partial<TrunkInput> & { id: string }): TrunkInput {
   return {
     domain: "127.0.0.1", transport: "udp", register: false, canTerminate: true, username: "alice", password: "pw",
-    registerExpires: 600, allowedAddresses: [], earlyOffer: false, prack: "supported", optionsIntervalSec: 30, tlsVerify: true, enabled: true, mediaEncryption: "none", allowSdesWithoutTls: false, redirects: "sameTrunk",
+    registerExpires: 600, allowedAddresses: [], earlyOffer: false, prack: "supported", optionsIntervalSec: 30, tlsVerify: true, enabled: true, mediaEncryption: "none", allowSdesWithoutTls: false, redirects: "sameTrunk", referPolicy: "decline",
     ...over,
   };
 }

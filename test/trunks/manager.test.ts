@@ -11,7 +11,7 @@ import { digestRegistrar, fakeProvider, type FakeProvider } from "./fakeRegistra
 function trunk(over: Partial<TrunkInput> & { id: string }): TrunkInput {
   return {
     domain: "example.com", transport: "udp", register: false, canTerminate: true, username: "alice", password: "right",
-    registerExpires: 3600, allowedAddresses: [], earlyOffer: false, prack: "supported", optionsIntervalSec: 0, tlsVerify: true, enabled: true, mediaEncryption: "none", allowSdesWithoutTls: false, redirects: "sameTrunk",
+    registerExpires: 3600, allowedAddresses: [], earlyOffer: false, prack: "supported", optionsIntervalSec: 0, tlsVerify: true, enabled: true, mediaEncryption: "none", allowSdesWithoutTls: false, redirects: "sameTrunk", referPolicy: "decline",
     ...over,
   };
 }
