@@ -7,7 +7,7 @@
 // Screenshots of each screen go to test-artifacts/.
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium, type BrowserContext, type Page } from "playwright-core";
@@ -331,6 +331,34 @@ test("a SIPp call shows up live in channels and calls; mute, DTMF, its SIP ladde
     phone.close();
   }
 }, 90_000);
+
+test("a call recorded with SIP traces off (records.sipTraceMaxBytes 0, reloaded) opens with 'No SIP trace recorded'", async () => {
+  appendFileSync(harness.configPath, "\nrecords: { sipTraceMaxBytes: 0 }\n");
+  expect(await harness.app.reload()).toEqual({ ok: true });
+  const phone = await startRtpPeer(440, { replyToSender: true });
+  try {
+    const caller = await startSipp({ scenario: CALLER_UNTIL_BYE, remote: `127.0.0.1:${sipPort}`, service: "1000", keys: { rtpport: phone.port, testcase: "untraced" }, timeoutSec: 40 });
+    await until(() => registry.participants("app1", "room1").length === 1, { what: () => "the second SIPp call never joined room1" });
+    const callId = registry.participants("app1", "room1")[0]!.callId!;
+    expect((await harness.call("DELETE", `/api/v1/calls/${callId}`)).status).toBeLessThan(300);
+    const result = await caller.done;
+    expect(result.exitCode, result.summary).toBe(0);
+    const trace = await harness.call("GET", `/api/v1/calls/${callId}/sip`);
+    expect(trace.status).toBe(404);
+    expect(trace.text).toContain("has no SIP trace");
+
+    await page.goto(`${harness.app.url}/console/#/calls`);
+    const callRow = page.locator(`tbody tr[data-key="${callId}"]`);
+    await callRow.getByText("ended").waitFor();
+    await callRow.click();
+    await page.locator("#ladder").getByText("No SIP trace recorded for this call.").waitFor();
+    expect(await page.locator("#ladder table.ladder").count()).toBe(0);
+    await shot("calls-no-trace");
+    expect(pageProblems).toEqual([]);
+  } finally {
+    phone.close();
+  }
+}, 60_000);
 
 /** A registrar granting an hour, then answering the un-REGISTER (any expires of 0) and logging it. */
 const REGISTRAR = `<?xml version="1.0" encoding="UTF-8"?>
