@@ -177,8 +177,18 @@ test("trunks: a 400 names the field, a new trunk appears in the list, YAML trunk
 });
 
 test("applications: routes and caller-ID templates, the template checked as typed by the server's rules", async () => {
+  // The trunks screen's poll is still in flight when the screen changes: the new screen loads anyway.
+  let release!: () => void;
+  const held = new Promise<void>((resolve) => (release = resolve));
+  await page.route("**/api/v1/trunks", async (route) => {
+    await held;
+    await route.continue().catch(() => {});
+  });
+  await page.waitForRequest("**/api/v1/trunks");
   await page.goto(`${harness.app.url}/console/#/applications`);
   await page.locator("tbody tr", { hasText: "app1" }).waitFor();
+  release();
+  await page.unroute("**/api/v1/trunks");
   await page.getByText("Inbound routes of app1").waitFor();
   await page.locator("tr", { hasText: "room1" }).getByText("managed by config.yaml").waitFor();
 

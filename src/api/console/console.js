@@ -848,7 +848,8 @@ async function downloadPcap(callId) {
 const views = { trunks: trunksView, applications: applicationsView, webhooks: webhooksView, channels: channelsView, calls: callsView };
 let current;
 let pollTimer;
-let refreshing = false;
+/** The view whose refresh is in flight: a new screen refreshes at once even while the old one's poll is pending. */
+let refreshing;
 
 function route() {
   const name = location.hash.split("/")[1];
@@ -856,10 +857,10 @@ function route() {
 }
 
 async function refreshCurrent() {
-  if (!current || refreshing) return;
-  refreshing = true;
-  const live = document.getElementById("live");
   const view = current;
+  if (!view || refreshing === view) return;
+  refreshing = view;
+  const live = document.getElementById("live");
   try {
     await view.refresh();
     if (view === current) {
@@ -872,7 +873,7 @@ async function refreshCurrent() {
       live.className = "live error";
     }
   } finally {
-    refreshing = false;
+    if (refreshing === view) refreshing = undefined;
   }
 }
 
