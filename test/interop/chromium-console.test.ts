@@ -1,10 +1,13 @@
 // The admin console (/console/) in headless Chromium on the app composed as in production: log in
 // (a wrong token is refused, the token never shows in a URL), create a trunk through the form and
 // see it listed, edit caller-ID templates validated as typed, send a test webhook event, watch a
-// SIPp call appear in the channels and calls screens, mute it and send DTMF, open its SIP ladder and
-// hang it up from the page (SIPp receives the BYE). Screenshots of each screen go to test-artifacts/.
+// SIPp call appear in the channels and calls screens, mute it and send DTMF, open its SIP ladder as
+// the server recorded it (INVITE, 100/180/200, ACK), hang it up from the page (SIPp receives the BYE),
+// see the stored trace end with BYE and 200, and download its pcap, which tshark reads.
+// Screenshots of each screen go to test-artifacts/.
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium, type BrowserContext, type Page } from "playwright-core";
@@ -28,7 +31,8 @@ const urls: string[] = [];
 const pageProblems: string[] = [];
 
 beforeAll(async () => {
-  const calls = composeCalls();
+  // A short linger: the ended call's trace reaches the database soon after its BYE is answered.
+  const calls = composeCalls({ traceLingerMs: 1500 });
   registry = calls.registry;
   harness = await startHarness(
     `
@@ -75,6 +79,30 @@ async function shot(name: string): Promise<void> {
   expect((await page.locator("body").innerText()).match(/\bnull\b|\bundefined\b|\bNaN\b|\[object/g)).toBeNull();
   await page.screenshot({ path: `test-artifacts/console-${name}.png`, fullPage: true });
 }
+/** The call's SIP trace as the API serves it (JSON). */
+async function traceOf(callId: string): Promise<{ direction: string; summary: string }[]> {
+  const res = await harness.call("GET", `/api/v1/calls/${callId}/sip`);
+  return res.status === 200 ? (res.json as { messages: { direction: string; summary: string }[] }).messages : [];
+}
+
+/** The ladder's rows on the page, "direction first-line" (request URIs and reasons cut), retransmissions left out. */
+async function ladderRows(): Promise<string[]> {
+  return page.locator("#ladder td.arrow:not(.retrans)").evaluateAll((cells) =>
+    cells.map((cell) => {
+      const direction = cell.classList.contains("sent") ? "sent" : "received";
+      const line = (cell.textContent ?? "").replace(/^(SIP\/2\.0 \d{3}).*$/, "$1").replace(/^(\w+ sip:(1000@)?).*$/, "$1");
+      return `${direction} ${line}`;
+    }),
+  );
+}
+
+/** tshark's reading of a pcap: one line per SIP message, "method|status". */
+function tsharkSip(path: string): string[] {
+  const run = spawnSync("tshark", ["-r", path, "-Y", "sip", "-T", "fields", "-e", "sip.Method", "-e", "sip.Status-Code", "-E", "separator=|"], { encoding: "utf8" });
+  expect(run.status, run.stderr).toBe(0);
+  return run.stdout.trim().split("\n").filter(Boolean);
+}
+
 const tokenIn = (text: string) => text.includes(ADMIN_TOKEN) || text.includes(encodeURIComponent(ADMIN_TOKEN));
 
 test("a wrong token is refused with an error; the right one logs in; the token is in sessionStorage, never in a URL", async () => {
@@ -149,8 +177,18 @@ test("trunks: a 400 names the field, a new trunk appears in the list, YAML trunk
 });
 
 test("applications: routes and caller-ID templates, the template checked as typed by the server's rules", async () => {
+  // The trunks screen's poll is still in flight when the screen changes: the new screen loads anyway.
+  let release!: () => void;
+  const held = new Promise<void>((resolve) => (release = resolve));
+  await page.route("**/api/v1/trunks", async (route) => {
+    await held;
+    await route.continue().catch(() => {});
+  });
+  await page.waitForRequest("**/api/v1/trunks");
   await page.goto(`${harness.app.url}/console/#/applications`);
   await page.locator("tbody tr", { hasText: "app1" }).waitFor();
+  release();
+  await page.unroute("**/api/v1/trunks");
   await page.getByText("Inbound routes of app1").waitFor();
   await page.locator("tr", { hasText: "room1" }).getByText("managed by config.yaml").waitFor();
 
@@ -230,7 +268,7 @@ test("a SIPp call shows up live in channels and calls; mute, DTMF, its SIP ladde
     await page.locator('tbody tr[data-key="sipp"] td.num', { hasText: /^1$/ }).waitFor();
     await shot("trunks-live-call");
 
-    // Calls: the live call is listed; its detail shows the SIP ladder (or says none was recorded).
+    // Calls: the live call is listed; its detail shows the SIP ladder the server recorded.
     await page.getByRole("link", { name: "Calls" }).click();
     const callRow = page.locator(`tbody tr[data-key="${callId}"]`);
     await callRow.getByText("answered").waitFor();
@@ -239,36 +277,62 @@ test("a SIPp call shows up live in channels and calls; mute, DTMF, its SIP ladde
     await page.getByText("No calls match.").waitFor();
     await page.getByLabel("Direction").selectOption("inbound");
     await page.getByLabel("Trunk").selectOption("sipp");
+    // The ACK is in the server's live trace before the page asks for it.
+    await until(async () => (await traceOf(callId)).some((m) => m.summary.startsWith("ACK ")), { what: () => "the live trace never showed the ACK" });
     await callRow.click();
     const ladder = page.locator("#ladder");
-    await ladder.locator("table.ladder, :text('No SIP trace recorded for this call.')").first().waitFor();
-    if (await ladder.locator("table.ladder").count()) {
-      await ladder.getByText(/^INVITE sip:1000@/).first().click();
-      await ladder.locator("pre", { hasText: "X-Test-Case: console" }).waitFor();
-    }
-    await shot("calls");
-
-    // The ladder drawn from a trace of the shape GET /calls/:id/sip answers (served by the test:
-    // that endpoint is built on another branch): arrows by direction, first lines, the whole message on click.
-    await page.route(`**/api/v1/calls/${callId}/sip`, (route) => route.fulfill({ json: sampleTrace(callId, sipPort) }));
-    await callRow.click();
-    await ladder.getByText("4 messages").waitFor();
-    expect(await ladder.locator("td.arrow.received").count()).toBe(2);
-    expect(await ladder.locator("td.arrow.sent").count()).toBe(2);
-    await ladder.getByText("SIP/2.0 200 OK", { exact: true }).click();
-    await ladder.locator("pre", { hasText: "SIP/2.0 200 OK" }).waitFor();
-    expect(await ladder.locator("pre", { hasText: "INVITE sip:1000@" }).isVisible()).toBe(false);
+    await ladder.locator("table.ladder").waitFor();
+    expect(await ladderRows()).toEqual([
+      "received INVITE sip:1000@",
+      "sent SIP/2.0 100",
+      "sent SIP/2.0 180",
+      "sent SIP/2.0 200",
+      "received ACK sip:1000@",
+    ]);
+    await ladder.getByText(`← 127.0.0.1:${caller.localPort}`).first().waitFor();
+    await ladder.getByText(/^INVITE sip:1000@/).first().click();
+    await ladder.locator("pre", { hasText: "X-Test-Case: console" }).first().waitFor();
+    await ladder.getByText(/^SIP\/2\.0 200 /).first().click();
+    await ladder.locator("pre", { hasText: /^SIP\/2\.0 200 / }).filter({ hasText: "v=0" }).first().waitFor();
     await shot("calls-ladder");
-    await page.unroute(`**/api/v1/calls/${callId}/sip`);
 
     await page.getByRole("button", { name: "Hang up this call" }).click();
     const result = await caller.done;
     expect(result.exitCode, result.summary).toBe(0);
     expect(result.messages).toContain("BYE sip:");
+
+    // The ended call's trace, written to the database after the linger, shows the BYE and its 200.
+    await until(async () => (await harness.app.ctx.store.sipTraces.get(callId)) !== undefined, { what: () => "the trace was never stored" });
     await page.getByLabel("State").selectOption("all");
     await callRow.getByText("ended").waitFor();
     await callRow.getByText("local_hangup").waitFor();
     await shot("calls-ended");
+    await callRow.click();
+    await ladder.locator("td.arrow", { hasText: /^BYE sip:/ }).first().waitFor();
+    expect((await ladderRows()).slice(-2)).toEqual(["sent BYE sip:", "received SIP/2.0 200"]);
+    await shot("calls-ladder-ended");
+
+    // "Download pcap" fetches ?format=pcap with the token in the Authorization header (never in
+    // the URL); the file it saves, and the same URL fetched here, are pcaps tshark reads.
+    const pcapRequest = page.waitForRequest((r) => r.url().endsWith(`/api/v1/calls/${callId}/sip?format=pcap`));
+    const download = page.waitForEvent("download");
+    await ladder.getByRole("button", { name: "Download pcap" }).click();
+    expect((await pcapRequest).headers()["authorization"]).toBe(`Bearer ${ADMIN_TOKEN}`);
+    const saved = join(dir, "console.pcap");
+    await (await download).saveAs(saved);
+    const fetched = await fetch(`${harness.app.url}/api/v1/calls/${callId}/sip?format=pcap`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+    expect(fetched.status).toBe(200);
+    expect(fetched.headers.get("content-type")).toBe("application/vnd.tcpdump.pcap");
+    const fetchedPath = join(dir, "fetched.pcap");
+    writeFileSync(fetchedPath, new Uint8Array(await fetched.arrayBuffer()));
+    for (const path of [saved, fetchedPath]) {
+      const decoded = tsharkSip(path);
+      expect(decoded[0]).toBe("INVITE|");
+      expect(decoded).toContain("BYE|");
+      expect(decoded.at(-1)).toBe("|200");
+    }
+    expect(readFileSync(saved)).toEqual(readFileSync(fetchedPath));
+
     await page.getByRole("link", { name: "Channels" }).click();
     await page.getByText("No live channels on this node.").waitFor();
     expect(urls.filter(tokenIn)).toEqual([]);
@@ -277,6 +341,34 @@ test("a SIPp call shows up live in channels and calls; mute, DTMF, its SIP ladde
     phone.close();
   }
 }, 90_000);
+
+test("a call recorded with SIP traces off (records.sipTraceMaxBytes 0, reloaded) opens with 'No SIP trace recorded'", async () => {
+  appendFileSync(harness.configPath, "\nrecords: { sipTraceMaxBytes: 0 }\n");
+  expect(await harness.app.reload()).toEqual({ ok: true });
+  const phone = await startRtpPeer(440, { replyToSender: true });
+  try {
+    const caller = await startSipp({ scenario: CALLER_UNTIL_BYE, remote: `127.0.0.1:${sipPort}`, service: "1000", keys: { rtpport: phone.port, testcase: "untraced" }, timeoutSec: 40 });
+    await until(() => registry.participants("app1", "room1").length === 1, { what: () => "the second SIPp call never joined room1" });
+    const callId = registry.participants("app1", "room1")[0]!.callId!;
+    expect((await harness.call("DELETE", `/api/v1/calls/${callId}`)).status).toBeLessThan(300);
+    const result = await caller.done;
+    expect(result.exitCode, result.summary).toBe(0);
+    const trace = await harness.call("GET", `/api/v1/calls/${callId}/sip`);
+    expect(trace.status).toBe(404);
+    expect(trace.text).toContain("has no SIP trace");
+
+    await page.goto(`${harness.app.url}/console/#/calls`);
+    const callRow = page.locator(`tbody tr[data-key="${callId}"]`);
+    await callRow.getByText("ended").waitFor();
+    await callRow.click();
+    await page.locator("#ladder").getByText("No SIP trace recorded for this call.").waitFor();
+    expect(await page.locator("#ladder table.ladder").count()).toBe(0);
+    await shot("calls-no-trace");
+    expect(pageProblems).toEqual([]);
+  } finally {
+    phone.close();
+  }
+}, 60_000);
 
 /** A registrar granting an hour, then answering the un-REGISTER (any expires of 0) and logging it. */
 const REGISTRAR = `<?xml version="1.0" encoding="UTF-8"?>
@@ -311,18 +403,3 @@ Content-Length: 0
 
 ]]></send>
 </scenario>`;
-
-/** A trace as GET /api/v1/calls/:id/sip answers it: INVITE in, 100 and 200 out, ACK in. */
-function sampleTrace(callId: string, port: number) {
-  const peer = "127.0.0.1:5070";
-  const us = `127.0.0.1:${port}`;
-  const at = (ms: number) => new Date(Date.parse("2026-12-06T05:00:00Z") + ms).toISOString();
-  const invite = `INVITE sip:1000@${us} SIP/2.0\r\nVia: SIP/2.0/UDP ${peer};branch=z9hG4bK-1\r\nCall-ID: 1-test@127.0.0.1\r\nCSeq: 1 INVITE\r\nContent-Type: application/sdp\r\n\r\nv=0\r\n`;
-  const messages = [
-    { time: at(0), direction: "received", transport: "udp", source: peer, destination: us, summary: `INVITE sip:1000@${us} SIP/2.0`, retransmission: false, message: invite },
-    { time: at(2), direction: "sent", transport: "udp", source: us, destination: peer, summary: "SIP/2.0 100 Trying", retransmission: false, message: "SIP/2.0 100 Trying\r\nCSeq: 1 INVITE\r\n\r\n" },
-    { time: at(41), direction: "sent", transport: "udp", source: us, destination: peer, summary: "SIP/2.0 200 OK", retransmission: false, message: "SIP/2.0 200 OK\r\nCSeq: 1 INVITE\r\nContent-Type: application/sdp\r\n\r\nv=0\r\n" },
-    { time: at(43), direction: "received", transport: "udp", source: peer, destination: us, summary: `ACK sip:1000@${us} SIP/2.0`, retransmission: false, message: `ACK sip:1000@${us} SIP/2.0\r\nCSeq: 1 ACK\r\n\r\n` },
-  ];
-  return { callId, bytes: messages.reduce((n, m) => n + m.message.length, 0), droppedMessages: 0, truncated: false, messages };
-}

@@ -801,43 +801,35 @@ async function showLadder(callId, slot) {
     slot.replaceChildren(h("span", { class: "muted" }, error.status === 404 ? "No SIP trace recorded for this call." : `The SIP trace could not be read: ${error.message}`));
     return;
   }
-  const messages = (Array.isArray(trace) ? trace : trace?.messages ?? []).map(normalizeMessage);
+  // The shape of src/traces/formats.ts traceView: direction "sent"|"received", summary is the first line.
+  const messages = trace.messages;
   if (messages.length === 0) {
     slot.replaceChildren(h("span", { class: "muted" }, "No SIP trace recorded for this call."));
     return;
   }
   const t0 = Date.parse(messages[0].time);
-  const peer = messages.find((m) => m.peer)?.peer ?? "peer";
+  const peer = messages[0].direction === "sent" ? messages[0].destination : messages[0].source;
   const rows = h("tbody");
   for (const m of messages) {
-    const isResponse = /^SIP\/2\.0 /.test(m.firstLine);
-    const full = h("tr", { class: "full", hidden: true }, h("td", { colspan: 4 }, h("pre", {}, m.text)));
+    const isResponse = /^SIP\/2\.0 /.test(m.summary);
+    const full = h("tr", { class: "full", hidden: true }, h("td", { colspan: 4 }, h("pre", {}, m.message)));
     rows.append(
       h(
         "tr",
         { class: "msg", title: "Show the whole message", onclick: () => (full.hidden = !full.hidden) },
-        h("td", { class: "t", title: m.time }, Number.isFinite(t0) ? `+${((Date.parse(m.time) - t0) / 1000).toFixed(3)}s` : m.time),
-        h("td", { class: "lane" }, m.transport ? m.transport.toUpperCase() : ""),
-        h("td", { class: `arrow ${m.direction}${m.retransmission ? " retrans" : ""}${isResponse ? " response" : ""}` }, h("span", {}, m.firstLine, m.retransmission ? " (retransmission)" : "")),
-        h("td", { class: "lane mono" }, m.direction === "sent" ? `→ ${m.destination ?? ""}` : `← ${m.source ?? ""}`),
+        h("td", { class: "t", title: m.time }, `+${((Date.parse(m.time) - t0) / 1000).toFixed(3)}s`),
+        h("td", { class: "lane" }, m.transport.toUpperCase()),
+        h("td", { class: `arrow ${m.direction}${m.retransmission ? " retrans" : ""}${isResponse ? " response" : ""}` }, h("span", {}, m.summary, m.retransmission ? " (retransmission)" : "")),
+        h("td", { class: "lane mono" }, m.direction === "sent" ? `→ ${m.destination}` : `← ${m.source}`),
       ),
       full,
     );
   }
   const pcap = h("button", { type: "button", class: "small secondary", onclick: () => downloadPcap(callId).catch((error) => alert(error.message)) }, "Download pcap");
   slot.replaceChildren(
-    h("div", { class: "filters ladder-bar" }, h("span", {}, `${messages.length} messages`), trace?.truncated ? pill("truncated", "warn") : null, h("span", { class: "spacer" }), pcap),
+    h("div", { class: "filters ladder-bar" }, h("span", {}, `${messages.length} messages`), trace.truncated ? pill("truncated", "warn") : null, h("span", { class: "spacer" }), pcap),
     h("table", { class: "ladder" }, h("thead", {}, h("tr", {}, h("th", {}, `Time from ${formatTime(messages[0].time)}`), h("th", {}, ""), h("th", { class: "center" }, `Trunkline ⇄ ${peer}`), h("th", {}, "Peer address"))), rows),
   );
-}
-
-function normalizeMessage(m) {
-  const text = String(m.message ?? m.text ?? m.raw ?? "");
-  const direction = /^(sent|out|outbound|tx)$/i.test(String(m.direction ?? "")) ? "sent" : "received";
-  const firstLine = String(m.summary ?? m.firstLine ?? text.split(/\r?\n/, 1)[0] ?? "");
-  const source = m.source ?? m.src;
-  const destination = m.destination ?? m.dst;
-  return { text, direction, firstLine, time: m.time ?? m.timestamp ?? m.at, transport: m.transport, source, destination, retransmission: Boolean(m.retransmission), peer: direction === "sent" ? destination : source };
 }
 
 async function downloadPcap(callId) {
@@ -856,7 +848,8 @@ async function downloadPcap(callId) {
 const views = { trunks: trunksView, applications: applicationsView, webhooks: webhooksView, channels: channelsView, calls: callsView };
 let current;
 let pollTimer;
-let refreshing = false;
+/** The view whose refresh is in flight: a new screen refreshes at once even while the old one's poll is pending. */
+let refreshing;
 
 function route() {
   const name = location.hash.split("/")[1];
@@ -864,10 +857,10 @@ function route() {
 }
 
 async function refreshCurrent() {
-  if (!current || refreshing) return;
-  refreshing = true;
-  const live = document.getElementById("live");
   const view = current;
+  if (!view || refreshing === view) return;
+  refreshing = view;
+  const live = document.getElementById("live");
   try {
     await view.refresh();
     if (view === current) {
@@ -880,7 +873,7 @@ async function refreshCurrent() {
       live.className = "live error";
     }
   } finally {
-    refreshing = false;
+    if (refreshing === view) refreshing = undefined;
   }
 }
 
