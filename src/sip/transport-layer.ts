@@ -216,8 +216,10 @@ export class TransportLayer {
     // under "drop" and anything over its source's budget cost a lookup and nothing else.
     const admission = this.guard.admit(ctx.source.address, !isResponseBytes(data), framing === "stream");
     if (admission === "drop") return;
-    if (this.taps.current) this.tap("received", arrival, data, ctx.source);
     let stranger = admission === "reject";
+    // A stranger's request (answered 403 under sip.strangers: reject) is no one's call: neither
+    // traced nor mirrored to HEP, so an attacker's packets cost no copy.
+    if (this.taps.current && !stranger) this.tap("received", arrival, data, ctx.source);
     const parsed = parseMessage(data, framing, this.parseLimits);
     if (!parsed.ok) {
       const { error } = parsed;

@@ -527,8 +527,10 @@ test("a stack with a smaller maxMessageSize answers a larger request 413 and sti
   }
 });
 
-test("strangers: reject answers every method 403 statelessly (no 100 Trying, no transaction, never the handler); ACK nothing", async () => {
+test("strangers: reject answers every method 403 statelessly (no 100 Trying, no transaction, never the handler, never the message tap); ACK nothing", async () => {
   const guarded = new SipStack({ listen: [{ transport: "udp", host: "127.0.0.1", port: 0 }], strangers: "reject", timers: { T1: 20, T2: 160, T4: 200 } });
+  const tapped: string[] = [];
+  guarded.tapMessages((m) => tapped.push(m.direction));
   const seen: SipRequest[] = [];
   guarded.onRequest((req, tx) => {
     seen.push(req);
@@ -554,6 +556,8 @@ test("strangers: reject answers every method 403 statelessly (no 100 Trying, no 
     expect(seen).toEqual([]);
     expect(guarded.transactions.size.servers).toBe(0);
     expect(guarded.counters.sources.strangersRejected).toBe(7);
+    // Neither traced nor mirrored to HEP: a stranger's packets cost no copy.
+    expect(tapped.filter((d) => d === "received")).toEqual([]);
   } finally {
     await guarded.stop();
   }
