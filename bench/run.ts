@@ -2,6 +2,7 @@
 // so their ratios are measured side by side on the same machine in one run.
 import { Glob } from "bun";
 import { cpus } from "node:os";
+import { goalTable } from "./goals.ts";
 
 const only = process.argv.slice(2);
 const files = [...new Glob("*.bench.ts").scanSync(import.meta.dir)]
@@ -15,3 +16,5 @@ for (const file of files) {
   if (typeof module.run !== "function") throw new Error(`${file} does not export run()`);
   await module.run();
 }
+
+console.log(`\n## Goals of this run\n\n${goalTable()}`);
