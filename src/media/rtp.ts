@@ -1,5 +1,5 @@
 // RtpSession: one RTP (+RTCP) flow on a UDP socket pair from the port allocator, bound through a
-// UdpIo (udp-io.ts): on this thread by default, or on the RTP I/O worker (worker-udp-io.ts).
+// UdpIo (udp-io.ts), on the thread that runs the session (a media worker's, see media-plane.ts).
 //
 //   const s = await RtpSession.open({ allocator, bindAddress: "0.0.0.0", cname, io });  // or { error }
 //   s.configure({ remote, payloadTypes, clockRate, expectMedia, mediaTimeoutMs, strictSource });
