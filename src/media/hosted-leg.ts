@@ -90,6 +90,8 @@ export class HostedLeg implements HostedMember {
       const outcome = await leg.bind(undefined);
       if (outcome.ok) {
         countPhoneLegs(1);
+        // The channel moved while the port was being bound (a WebRTC client joined it): follow it.
+        if (channel.host !== host) leg.rehome(channel);
         return leg;
       }
       // EADDRINUSE from another process: the pair cools down like any released one.
@@ -213,7 +215,7 @@ export class HostedLeg implements HostedMember {
   private async relocate(): Promise<void> {
     const from = this.host;
     const carry = await this.waitFor(from, { t: "detach", leg: this.id });
-    this.frozen = from.readSlot(this.slot);
+    this.freeze();
     from.unlisten(this.id);
     from.freeSlot(this.slot);
     from.legs--;
@@ -225,14 +227,27 @@ export class HostedLeg implements HostedMember {
     this.slot = slot;
     const outcome = await this.bind(carry.carry);
     if (!outcome.ok) return this.lost(outcome.error);
-    // The new session counts afresh: what the old one counted stays added.
-    const base = this.base;
-    for (const f of LEG_STAT_FIELDS) if (f !== "jitterMs" && f !== "dtmfReceived") base[f] = (base[f] ?? 0) + this.frozen[f];
+    // The channel moved on again meanwhile: once more, with what is queued still waiting.
+    if (this.channel.host !== to && !this.closed) return void this.relocate();
     this.frozen = undefined;
     const queued = this.queued ?? [];
     this.queued = undefined;
     for (const m of queued) to.send(m);
     if (this.closed) this.finishClose();
+  }
+
+  /** Keeps the old host's counts (the next session counts afresh) and shows them until the new one runs. */
+  private freeze(): void {
+    const counted = this.host.readSlot(this.slot);
+    for (const f of LEG_STAT_FIELDS) if (carriedOver(f)) this.base[f] = (this.base[f] ?? 0) + counted[f];
+    this.frozen = this.withBase(counted, false);
+  }
+
+  /** `counted` with what earlier sessions counted added (`addBase`), or as already added. */
+  private withBase(counted: Record<LegStatField, number>, addBase: boolean): Record<LegStatField, number> {
+    const out = { ...counted };
+    for (const f of LEG_STAT_FIELDS) if (carriedOver(f)) out[f] = (addBase ? counted[f] : 0) + (this.base[f] ?? 0);
+    return out;
   }
 
   private lost(error: string): void {
@@ -259,9 +274,8 @@ export class HostedLeg implements HostedMember {
   }
 
   stats(): HostedLegStats {
-    const live = this.frozen ?? this.host.readSlot(this.slot);
-    for (const f of LEG_STAT_FIELDS) live[f] += this.base[f] ?? 0;
-    return { ...live, dtmfSent: this.dtmfSent };
+    const total = this.frozen ?? this.withBase(this.host.readSlot(this.slot), true);
+    return { ...total, dtmfSent: this.dtmfSent };
   }
 
   close(): void {
@@ -275,7 +289,7 @@ export class HostedLeg implements HostedMember {
 
   private finishClose(): void {
     const host = this.host;
-    this.frozen = host.readSlot(this.slot);
+    this.freeze();
     void this.waitFor(host, { t: "close", leg: this.id }).then(() => {
       host.unlisten(this.id);
       host.freeSlot(this.slot);
@@ -289,3 +303,8 @@ export class HostedLeg implements HostedMember {
   }
 }
 
+
+/** Counters a new session starts afresh (dtmfReceived travels with the stream; jitter is a level). */
+function carriedOver(field: LegStatField): boolean {
+  return field !== "jitterMs" && field !== "dtmfReceived";
+}

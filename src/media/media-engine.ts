@@ -25,9 +25,9 @@ interface HostedPath {
 export class MediaEngine {
   private readonly mixers = new Map<string, Mixer>();
   private readonly legs = new Map<number, HostedPath>();
-  /** legs whose sockets are being bound: a close meanwhile closes them once bound */
-  private readonly binding = new Map<number, { closed: boolean }>();
-  private readonly taps = new Map<number, () => void>();
+  /** legs whose sockets are being bound: a close or detach meanwhile happens once bound */
+  private readonly binding = new Map<number, { closed: boolean; detach: boolean }>();
+  private readonly taps = new Map<number, { channel: string; untap: () => void }>();
   private stats: Float64Array | undefined;
   private timer: ReturnType<typeof setInterval> | undefined;
 
@@ -70,8 +70,10 @@ export class MediaEngine {
       case "move": {
         const hosted = this.legs.get(m.leg);
         if (!hosted) return;
+        const from = hosted.channel;
         hosted.path.moveTo(this.mixer(m.channel));
         hosted.channel = m.channel;
+        this.releaseIfEmpty(from);
         return;
       }
       case "close": {
@@ -82,16 +84,15 @@ export class MediaEngine {
           hosted.path.close();
           this.write(hosted);
           this.legs.delete(m.leg);
+          this.releaseIfEmpty(hosted.channel);
         }
         this.post({ t: "closed", leg: m.leg });
         return;
       }
       case "detach": {
-        const hosted = this.legs.get(m.leg);
-        if (!hosted) return;
-        this.write(hosted);
-        this.legs.delete(m.leg);
-        this.post({ t: "detached", leg: m.leg, carry: hosted.path.detach() });
+        const pending = this.binding.get(m.leg);
+        if (pending) return void (pending.detach = true);
+        this.detach(m.leg);
         return;
       }
       case "mute":
@@ -104,13 +105,17 @@ export class MediaEngine {
             this.post({ t: "mix", tap: m.tap, pcm, sampleRate: frame.sampleRate, tick: frame.tick }, [pcm.buffer]);
           },
         });
-        this.taps.set(m.tap, untap);
+        this.taps.set(m.tap, { channel: m.channel, untap });
         return;
       }
-      case "untap":
-        this.taps.get(m.tap)?.();
+      case "untap": {
+        const tap = this.taps.get(m.tap);
+        if (!tap) return;
+        tap.untap();
         this.taps.delete(m.tap);
+        this.releaseIfEmpty(tap.channel);
         return;
+      }
       case "closeChannel":
         this.mixers.get(m.channel)?.close();
         this.mixers.delete(m.channel);
@@ -127,7 +132,7 @@ export class MediaEngine {
 
   private async bind(m: Extract<ToHost, { t: "bind" }>): Promise<void> {
     const log = this.forwardingLog(m.leg, "rtp");
-    const pending = { closed: false };
+    const pending = { closed: false, detach: false };
     this.binding.set(m.leg, pending);
     // One pair, the one the main thread reserved from the process's range.
     const session = await RtpSession.open({
@@ -166,6 +171,28 @@ export class MediaEngine {
     };
     this.write(hosted);
     this.post({ t: "bound", leg: m.leg });
+    if (pending.detach) this.detach(m.leg);
+  }
+
+  private detach(leg: number): void {
+    const hosted = this.legs.get(leg);
+    if (!hosted) return this.post({ t: "closed", leg });
+    this.write(hosted);
+    this.legs.delete(leg);
+    this.post({ t: "detached", leg, carry: hosted.path.detach() });
+    this.releaseIfEmpty(hosted.channel);
+  }
+
+  /**
+   * Closes a mixer nobody is in any more and nothing taps (its ticker subscription goes with it):
+   * what a channel that moved away leaves behind. The next participant opens it again.
+   */
+  private releaseIfEmpty(channel: string): void {
+    const mixer = this.mixers.get(channel);
+    if (!mixer || mixer.size > 0) return;
+    for (const tap of this.taps.values()) if (tap.channel === channel) return;
+    mixer.close();
+    this.mixers.delete(channel);
   }
 
   private write(hosted: HostedPath): void {

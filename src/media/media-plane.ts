@@ -52,6 +52,8 @@ export class MediaHost {
   private engine: MediaEngine | undefined;
   private terminateTimer: ReturnType<typeof setTimeout> | undefined;
   private closed = false;
+  /** the worker exited unasked */
+  failed = false;
   private removeTotals = (): void => {};
 
   constructor(
@@ -72,6 +74,7 @@ export class MediaHost {
 
   send(m: ToHost): void {
     if (this.closed) return;
+    if (this.failed) return this.refuse(m);
     this.started();
     if (this.worker) this.worker.postMessage(m);
     else this.engine!.handle(m);
@@ -136,7 +139,7 @@ export class MediaHost {
       worker.addEventListener("error", (event) => log.error("media worker failed", { worker: this.name, error: event.message }));
       worker.addEventListener("close", () => {
         clearTimeout(this.terminateTimer);
-        if (!this.closed) log.error("media worker exited; its channels have no media", { worker: this.name, legs: this.legs });
+        if (!this.closed) this.fail();
       });
       this.worker = worker;
     } else {
@@ -145,6 +148,27 @@ export class MediaHost {
     }
     this.send({ t: "init", stats: this.stats.buffer as SharedArrayBuffer });
     return true;
+  }
+
+  /**
+   * The worker died: its legs time out (their calls end), what waits for it is answered as a dead
+   * worker would, and no channel is placed here again.
+   */
+  private fail(): void {
+    this.failed = true;
+    log.error("media worker exited; the calls on it end", { worker: this.name, legs: this.legs });
+    for (const [leg, listener] of [...this.listeners]) {
+      listener.onMessage({ t: "bindFailed", leg, error: `media worker ${this.name} exited` });
+      listener.onMessage({ t: "closed", leg });
+      listener.onMessage({ t: "timeout", leg });
+    }
+  }
+
+  private refuse(m: ToHost): void {
+    const listener = "leg" in m ? this.listeners.get(m.leg) : undefined;
+    if (!listener || !("leg" in m)) return;
+    if (m.t === "bind") queueMicrotask(() => listener.onMessage({ t: "bindFailed", leg: m.leg, error: `media worker ${this.name} exited` }));
+    else if (m.t === "close" || m.t === "detach") queueMicrotask(() => listener.onMessage({ t: "closed", leg: m.leg }));
   }
 
   private onMessage(m: FromHost): void {
@@ -277,6 +301,7 @@ export class MediaPlane {
   open(key: string): ChannelMedia {
     let best = this.mainHost;
     for (const host of this.workers) {
+      if (host.failed) continue;
       if (best === this.mainHost || host.legs < best.legs || (host.legs === best.legs && host.channels < best.channels)) best = host;
     }
     best.channels++;

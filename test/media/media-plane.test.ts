@@ -124,3 +124,39 @@ test("DTMF both ways and the media timeout cross between the worker and this thr
   alice.leg.close();
   await until(() => ports.used === 0);
 });
+
+test("a leg still binding when its channel comes to the main thread follows it there: the channel is never split", async () => {
+  const plane = new MediaPlane({ workers: 1 });
+  cleanup.push(() => plane.close());
+  const room = plane.open("room");
+  cleanup.push(() => room.close());
+  const joining = phone(room, "alice", 440);
+  // A WebRTC client joins before the phone leg's port is bound in the worker.
+  const heard: Int16Array[] = [];
+  const client = room.localMixer().join("browser", (frame) => void heard.push(frame.pcm.slice()), { sampleRate: 8000 });
+  cleanup.push(() => client.leave());
+  const alice = await joining;
+  await until(() => plane.workers[0]!.legs === 0 && room.members.get("alice") === alice.leg);
+  await until(() => heard.length > 10 && heard.slice(-5).some((pcm) => pcm.some((v) => Math.abs(v) > 1000)));
+  await until(() => alice.peer.packetsReceived > 10);
+  expect(alice.peer.streamRestarts).toBe(0);
+});
+
+test("moves in quick succession across workers end where the last one said, the stream unbroken", async () => {
+  const plane = new MediaPlane({ workers: 2 });
+  cleanup.push(() => plane.close());
+  const rooms = ["a", "b", "c"].map((id) => plane.open(id));
+  cleanup.push(() => rooms.forEach((r) => r.close()));
+  const [a, b, c] = rooms as [ChannelMedia, ChannelMedia, ChannelMedia];
+  expect(a.host).not.toBe(b.host);
+  const alice = await phone(a, "alice", 440);
+  const carol = await phone(c, "carol", 1000);
+  await until(() => alice.peer.packetsReceived > 10);
+  alice.leg.moveTo(b);
+  alice.leg.moveTo(c);
+  alice.leg.sendDtmf("9");
+  await until(() => carol.peer.toneShare(440) > 0.5 && alice.peer.dtmfEvents.includes(9));
+  expect(alice.peer.streamRestarts).toBe(0);
+  expect([...c.members.keys()].sort()).toEqual(["alice", "carol"]);
+  expect(a.members.size + b.members.size).toBe(0);
+});
