@@ -8,6 +8,7 @@
 //   leg.moveTo(otherChannel);      // same host: between two ticks; another host: re-homed
 //   leg.stats(); leg.close();
 import type { Logger } from "../log.ts";
+import { digitToEvent } from "./dtmf.ts";
 import { countPhoneLegs, LegNegotiator, type AnswerSdpResult, type ApplyResult, type DtmfEvent, type MediaPathCarry, type NegotiationOptions } from "./leg.ts";
 import { LEG_STAT_FIELDS, type LegStatField, type PathOptions, type ToHost } from "./media-protocol.ts";
 import type { ChannelMedia, HostedLegEvents, HostedMember, MediaHost } from "./media-plane.ts";
@@ -140,7 +141,7 @@ export class HostedLeg implements HostedMember {
         this.pending = undefined;
         return;
       case "dtmf":
-        if (!this.closed) this.onDtmf({ digit: m.digit, durationMs: m.durationMs } as DtmfEvent);
+        if (!this.closed) this.onDtmf({ digit: m.digit, durationMs: m.durationMs });
         return;
       case "timeout":
         if (!this.closed) this.onTimeout();
@@ -182,7 +183,7 @@ export class HostedLeg implements HostedMember {
   }
 
   sendDtmf(digits: string): void {
-    this.dtmfSent += [...digits].filter((d) => /^[0-9*#A-Da-d]$/.test(d)).length;
+    this.dtmfSent += [...digits].filter((d) => digitToEvent(d) !== undefined).length;
     this.send({ t: "dtmf", leg: this.id, digits });
   }
 

@@ -31,6 +31,11 @@
 // carries on; a new key from the peer replaces the receive context (RFC 4568 §7.1.4 re-keying), the
 // old one still opening packets until the new key has opened one.
 // A failure result's `warning` goes into a Warning header: `${code} ${host} "${text}"`.
+//
+// A leg is two halves: LegNegotiator (SDP offer/answer, o= versions, SRTP master keys: pure logic)
+// and LegMediaPath (the RtpSession, receiver, mixer participant, DTMF, SRTP contexts), configured
+// with each negotiated media. createPhoneLeg joins them on one thread; the connector runs the
+// negotiator on the main thread and the media path in the channel's media worker (hosted-leg.ts).
 import { createLogger, type Logger } from "../log.ts";
 import { metrics } from "../metrics.ts";
 import { codecByName, codecs as allCodecs, type AudioDecoder, type AudioEncoder, type Codec, type CodecName } from "./codec.ts";

@@ -8,6 +8,7 @@ import { LegMediaPath } from "./leg.ts";
 import { LEG_STAT_FIELDS, slotOffset, type FromHost, type ToHost } from "./media-protocol.ts";
 import { Mixer } from "./mixer.ts";
 import { RtpPortAllocator } from "./ports.ts";
+import { tapRtcp } from "./rtcp-tap.ts";
 import { RtpSession, strangerTotals } from "./rtp.ts";
 import { tickerTotals } from "./ticker.ts";
 import { totalIndex } from "./worker-totals.ts";
@@ -30,6 +31,7 @@ export class MediaEngine {
   private readonly taps = new Map<number, { channel: string; untap: () => void }>();
   private stats: Float64Array | undefined;
   private timer: ReturnType<typeof setInterval> | undefined;
+  private untapRtcp: (() => void) | undefined;
 
   /**
    * @param post where replies and events go
@@ -116,6 +118,12 @@ export class MediaEngine {
         this.releaseIfEmpty(tap.channel);
         return;
       }
+      case "rtcpTap":
+        // Only in a worker: on the main thread the sessions call this thread's tap directly.
+        if (!this.ownTotals) return;
+        this.untapRtcp?.();
+        this.untapRtcp = m.on ? tapRtcp((packet) => this.post({ t: "rtcp", packet })) : undefined;
+        return;
       case "closeChannel":
         this.mixers.get(m.channel)?.close();
         this.mixers.delete(m.channel);

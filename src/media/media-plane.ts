@@ -18,6 +18,7 @@ import { createLogger } from "../log.ts";
 import type { MixTap } from "./mix-tap.ts";
 import type { Mixer } from "./mixer.ts";
 import { MediaEngine } from "./media-engine.ts";
+import { rtcpTap, watchRtcpTap } from "./rtcp-tap.ts";
 import { LEG_STAT_FIELDS, slotOffset, statsBufferBytes, type FromHost, type ToHost } from "./media-protocol.ts";
 import { addWorkerTotals, totalIndex, type TotalField } from "./worker-totals.ts";
 
@@ -55,6 +56,7 @@ export class MediaHost {
   /** the worker exited unasked */
   failed = false;
   private removeTotals = (): void => {};
+  private unwatchRtcp = (): void => {};
 
   constructor(
     readonly name: string,
@@ -129,6 +131,7 @@ export class MediaHost {
     } else this.engine?.handle({ t: "exit" });
     this.closed = true;
     this.removeTotals();
+    this.unwatchRtcp();
   }
 
   private started(): true {
@@ -142,6 +145,7 @@ export class MediaHost {
         if (!this.closed) this.fail();
       });
       this.worker = worker;
+      this.unwatchRtcp = watchRtcpTap((on) => this.worker?.postMessage({ t: "rtcpTap", on } satisfies ToHost));
     } else {
       // On this thread replies come a microtask later, as from a worker: never inside the sender's call.
       this.engine = new MediaEngine((m) => queueMicrotask(() => this.onMessage(m)), false);
@@ -175,6 +179,9 @@ export class MediaHost {
     switch (m.t) {
       case "ready":
         log.debug("media worker started", { worker: this.name });
+        return;
+      case "rtcp":
+        rtcpTap?.(m.packet);
         return;
       case "mix": {
         const tap = this.taps.get(m.tap);

@@ -6,6 +6,7 @@
 // host rewrites as the leg runs and the main thread reads whenever asked (CallMedia.stats()).
 import type { LogLevel } from "../log.ts";
 import type { MediaPathCarry } from "./leg.ts";
+import type { TappedRtcp } from "./rtcp-tap.ts";
 import type { NegotiatedMedia } from "./sdp.ts";
 import { TOTAL_FIELDS } from "./worker-totals.ts";
 
@@ -46,6 +47,8 @@ export type ToHost =
   | { t: "tap"; tap: number; channel: string }
   | { t: "untap"; tap: number }
   | { t: "closeChannel"; channel: string }
+  /** Whether this thread's RTCP tap has listeners (HEP): a worker forwards its sessions' RTCP only then. */
+  | { t: "rtcpTap"; on: boolean }
   | { t: "exit" };
 
 export type FromHost =
@@ -58,4 +61,5 @@ export type FromHost =
   | { t: "timeout"; leg: number }
   | { t: "log"; leg: number; level: LogLevel; component: string; msg: string; fields?: Record<string, unknown> }
   /** A tapped channel's full mix of one tick (the pcm is the receiver's). */
-  | { t: "mix"; tap: number; pcm: Int16Array; sampleRate: number; tick: number };
+  | { t: "mix"; tap: number; pcm: Int16Array; sampleRate: number; tick: number }
+  | { t: "rtcp"; packet: TappedRtcp };
