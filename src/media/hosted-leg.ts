@@ -226,10 +226,18 @@ export class HostedLeg implements HostedMember {
     if (slot === undefined) return this.lost(`media host ${to.name} holds no more legs`);
     this.host = to;
     this.slot = slot;
+    const target = this.channel;
     const outcome = await this.bind(carry.carry);
     if (!outcome.ok) return this.lost(outcome.error);
     // The channel moved on again meanwhile: once more, with what is queued still waiting.
     if (this.channel.host !== to && !this.closed) return void this.relocate();
+    // Or the leg was moved on to another channel of the same host: a plain move there.
+    if (this.channel !== target && !this.closed) {
+      if (target.members.get(this.o.participantId) === this) target.members.delete(this.o.participantId);
+      this.channel.members.set(this.o.participantId, this);
+      to.send({ t: "move", leg: this.id, channel: this.channel.key });
+      if (this.channel.isMuted(this.o.participantId)) to.send({ t: "mute", channel: this.channel.key, participantId: this.o.participantId, muted: true });
+    }
     this.frozen = undefined;
     const queued = this.queued ?? [];
     this.queued = undefined;

@@ -160,3 +160,28 @@ test("moves in quick succession across workers end where the last one said, the 
   expect([...c.members.keys()].sort()).toEqual(["alice", "carol"]);
   expect(a.members.size + b.members.size).toBe(0);
 });
+
+test("a leg moved on to a second channel of the worker it is being re-homed to ends in that second channel", async () => {
+  const plane = new MediaPlane({ workers: 2 });
+  cleanup.push(() => plane.close());
+  const rooms = ["a", "b", "c"].map((id) => plane.open(id));
+  cleanup.push(() => rooms.forEach((r) => r.close()));
+  // a and c share worker 1, b is on worker 2.
+  const [a, b, c] = rooms as [ChannelMedia, ChannelMedia, ChannelMedia];
+  expect(a.host).toBe(c.host);
+  const alice = await phone(b, "alice", 440);
+  const carol = await phone(c, "carol", 1000);
+  const dave = await phone(a, "dave", 700);
+  await until(() => alice.peer.packetsReceived > 10);
+  alice.leg.moveTo(a);
+  // The second move comes once worker 2 has let go, most likely while worker 1 binds the port for a.
+  await until(() => b.host.legs === 0, { pollMs: 1 });
+  alice.leg.moveTo(c);
+  await until(() => carol.peer.toneShare(440) > 0.5);
+  expect([...c.members.keys()].sort()).toEqual(["alice", "carol"]);
+  expect([...a.members.keys()]).toEqual(["dave"]);
+  // Dave's channel does not hear alice any more (only silence from an empty channel).
+  const daveHeard = dave.peer.packetsReceived;
+  await until(() => dave.peer.packetsReceived > daveHeard + 25);
+  expect(dave.peer.toneShare(440, 400)).toBeLessThan(0.1);
+});
