@@ -13,10 +13,10 @@ deps: node_modules/.installed
 system-deps:
 	scripts/system-deps.sh
 
-# The RTP I/O worker is an entrypoint of its own: a compiled executable only holds the worker
+# The media worker is an entrypoint of its own: a compiled executable only holds the worker
 # scripts it is built with.
 build: deps
-	$(BUN) build --compile --minify main.ts src/media/udp-io-worker.ts --outfile dist/trunkline
+	$(BUN) build --compile --minify main.ts src/media/media-worker.ts --outfile dist/trunkline
 
 run: build
 	mkdir -p data

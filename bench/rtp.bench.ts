@@ -6,12 +6,12 @@
 // Reported: this process's CPU per leg (share of one core) and the share of late frames —
 // packets arriving at the phones more than 20 ms behind their schedule, and mixer ticks that ran
 // late. Target (issue 5): ≥500 legs on one core with no late frames.
-// Socket I/O runs as the connector runs it: on the RTP I/O worker thread (rtp.ioWorker, the default),
-// or on the main thread beside the media work ("thread", rtp.ioWorker: false). CPU is the whole
-// process's, every thread counted.
-// Defaults: 100 and 500 legs, mixer at 48 and 8 kHz, both parties or one party talking, I/O on the
-// worker and in the thread, 10 s each; BENCH_RTP_LEGS="100,500", BENCH_RTP_MIXER_RATES="48000,8000",
-// BENCH_RTP_TALKERS="all,half", BENCH_RTP_IO="worker,thread" and BENCH_RTP_SECONDS=10 override them;
+// Everything runs on one thread here (PhoneLegs in-process, sockets beside them): the cost of the
+// media path itself. The connector runs the same path in media workers, one thread per worker:
+// bench/media-workers.bench.ts measures that, with 1 worker against 2. CPU is the whole process's.
+// Defaults: 100 and 500 legs, mixer at 48 and 8 kHz, both parties or one party talking, 10 s each;
+// BENCH_RTP_LEGS="100,500", BENCH_RTP_MIXER_RATES="48000,8000",
+// BENCH_RTP_TALKERS="all,half", BENCH_RTP_IO="thread" and BENCH_RTP_SECONDS=10 override them;
 // BENCH_RTP_PIN="0:1" gives the media process one core and the load generator the other;
 // BENCH_RTP_IO=bare measures the floor: the same sockets and packets without any media work.
 import { readFileSync, readdirSync } from "node:fs";
@@ -23,7 +23,6 @@ import { RtpPortAllocator } from "../src/media/ports.ts";
 import { sharedTicker, type TickSource } from "../src/media/ticker.ts";
 import { RTP_HEADER_SIZE, writeRtpHeader } from "../src/media/rtp-packet.ts";
 import { inThreadUdpIo, type DatagramSocket, type UdpIo } from "../src/media/udp-io.ts";
-import { WorkerUdpIo } from "../src/media/worker-udp-io.ts";
 
 interface LoadResult { sent: number; received: number; expected: number; late: number; lateStretches: number; missing: number; maxLatenessMs: number; silentLegs: number; senderLateTicks: number; cpuShare: number }
 
@@ -80,11 +79,11 @@ function phoneOffer(port: number): string {
 }
 
 /**
- * Where the socket I/O runs — or "bare": the same sockets and packets with no media work at all (each
- * tick sends one fixed PCMU packet per socket, received packets are dropped), the floor this machine
- * and load generator set for CPU and late frames.
+ * The media path on this thread — or "bare": the same sockets and packets with no media work at all
+ * (each tick sends one fixed PCMU packet per socket, received packets are dropped), the floor this
+ * machine and load generator set for CPU and late frames.
  */
-type IoPlacement = "worker" | "thread" | "bare";
+type IoPlacement = "thread" | "bare";
 
 /** What the measurement needs of a leg, or of a bare socket standing in for one. */
 interface Endpoint {
@@ -126,7 +125,7 @@ async function bareEndpoints(count: number, phonePort: (i: number) => number, ti
 }
 
 /**
- * BENCH_RTP_PIN="0:1": this process (every thread: main and I/O worker) on core 0, the load generator
+ * BENCH_RTP_PIN="0:1": this process (every thread) on core 0, the load generator
  * on core 1 (taskset), so the media path gets exactly one core and the generator never competes for it.
  */
 const pinnedCores = (() => {
@@ -138,7 +137,7 @@ const pinnedCores = (() => {
 })();
 
 async function measure(legCount: number, seconds: number, mixerRate: number, talkers: "all" | "half", placement: IoPlacement): Promise<void> {
-  const io: UdpIo = placement === "worker" ? new WorkerUdpIo() : inThreadUdpIo;
+  const io: UdpIo = inThreadUdpIo;
   const bare = placement === "bare";
   const loadgen = [process.execPath, join(import.meta.dir, "rtp-loadgen.ts")];
   const generator = Bun.spawn(pinnedCores ? ["taskset", "-c", pinnedCores.loadgen, ...loadgen] : loadgen, { stdin: "pipe", stdout: "pipe", stderr: "inherit" });
@@ -217,7 +216,6 @@ async function measure(legCount: number, seconds: number, mixerRate: number, tal
   bareSockets?.stop();
   for (const leg of legs) leg.close();
   for (const m of mixers) m.close();
-  io.close();
 
   const coreShare = (cpu.user + cpu.system) / 1000 / wallMs;
   const skipped = tick1.skippedTicks - tick0.skippedTicks;
@@ -225,12 +223,12 @@ async function measure(legCount: number, seconds: number, mixerRate: number, tal
   const lateTicks = tick1.lateTicks - tick0.lateTicks + skipped;
   const pct = (x: number) => `${(100 * x).toFixed(2)}%`;
   const mixing = mixerRate > 8000 ? `mixer at ${mixerRate / 1000} kHz: a silent wideband listener in each channel` : "mixer at 8 kHz: no resampling";
-  const where = { worker: "socket I/O on the RTP I/O worker", thread: "socket I/O on the main thread", bare: "BARE SOCKETS, no media work: the machine's floor" }[placement];
+  const where = { thread: "media path and sockets on one thread", bare: "BARE SOCKETS, no media work: the machine's floor" }[placement];
   console.log(`${legCount} legs (${legCount / 2} two-party channels, PCMU 20 ms, ${mixing}, ${talkers === "all" ? "both parties talking" : "one party talking"}, ${where}, ${seconds} s):`);
   console.log(`  CPU: ${pct(coreShare)} of one core (kernel ${pct(cpu.system / 1000 / wallMs)}) → ${((coreShare * 1e6) / legCount).toFixed(0)} µs CPU per leg per second (${pct(coreShare / legCount)} of a core per leg)`);
   const threadShare = (ticks: number) => pct(ticks / CLOCK_TICKS_PER_SECOND / (wallMs / 1000));
   const byThread = threadDelta(threads0, threads1);
-  console.log(`  by thread: main ${threadShare(byThread.main)}, others ${threadShare(byThread.others)} (${placement === "worker" ? "the RTP I/O worker, " : ""}garbage collector, JIT)`);
+  console.log(`  by thread: main ${threadShare(byThread.main)}, others ${threadShare(byThread.others)} (garbage collector, JIT)`);
   // Per frame actually sent (each also means one received, decoded and mixed): robust when the
   // machine is shared and this process gets less than a core.
   const perFrameUs = (cpu.user + cpu.system) / Math.max(1, frames);
@@ -244,7 +242,7 @@ async function measure(legCount: number, seconds: number, mixerRate: number, tal
 
 export async function run(): Promise<void> {
   if (pinnedCores) {
-    // -a: every thread now; threads started later (the I/O worker) inherit the main thread's cores.
+    // -a: every thread now; threads started later inherit the main thread's cores.
     const pinned = Bun.spawnSync(["taskset", "-a", "-p", "-c", pinnedCores.media, String(process.pid)]);
     if (pinned.exitCode !== 0) throw new Error(`taskset failed: ${pinned.stderr.toString()}`);
     console.log(`media process on core(s) ${pinnedCores.media}, load generator on core(s) ${pinnedCores.loadgen}`);
@@ -253,7 +251,7 @@ export async function run(): Promise<void> {
   const seconds = Number(process.env.BENCH_RTP_SECONDS ?? 10);
   const rates = (process.env.BENCH_RTP_MIXER_RATES ?? "48000,8000").split(",").map(Number).filter((r) => r > 0);
   const talkers = (process.env.BENCH_RTP_TALKERS ?? "all,half").split(",").filter((t): t is "all" | "half" => t === "all" || t === "half");
-  const placements = (process.env.BENCH_RTP_IO ?? "worker,thread").split(",").filter((p): p is IoPlacement => p === "worker" || p === "thread" || p === "bare");
+  const placements = (process.env.BENCH_RTP_IO ?? "thread").split(",").filter((p): p is IoPlacement => p === "thread" || p === "bare");
   for (const rate of rates) for (const t of talkers) for (const n of legCounts) for (const p of placements) await measure(n + (n % 2), seconds, rate, t, p);
 }
 

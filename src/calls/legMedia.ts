@@ -1,15 +1,17 @@
-// CallMedia on the media plane's PhoneLeg (src/media/leg.ts).
+// CallMedia on the media plane's hosted phone leg (src/media/hosted-leg.ts): negotiation here,
+// the media itself in the channel's media worker.
 import { metrics } from "../metrics.ts";
 import type { CodecName } from "../media/codec.ts";
-import type { Mixer } from "../media/mixer.ts";
-import { createPhoneLeg, type PhoneLeg, type SdpFailure } from "../media/leg.ts";
+import { HostedLeg } from "../media/hosted-leg.ts";
+import type { SdpFailure } from "../media/leg.ts";
+import type { ChannelMedia } from "../media/media-plane.ts";
 import type { RtpPortAllocator } from "../media/ports.ts";
 import { srtpDropTotals } from "../media/srtp.ts";
-import type { UdpIo } from "../media/udp-io.ts";
+import { workerTotal } from "../media/worker-totals.ts";
 import type { CallMedia, MediaFactory } from "./media.ts";
 
 metrics.counter("trunkline_srtp_dropped_total", "SRTP/SRTCP packets dropped: failed authentication (auth) or replayed (replay).", ["reason"], () =>
-  (["auth", "replay"] as const).map((reason) => ({ labels: { reason }, value: srtpDropTotals[reason] })),
+  (["auth", "replay"] as const).map((reason) => ({ labels: { reason }, value: srtpDropTotals[reason] + workerTotal(reason === "auth" ? "srtpAuth" : "srtpReplay") })),
 );
 
 export interface PhoneLegMediaOptions {
@@ -17,8 +19,6 @@ export interface PhoneLegMediaOptions {
   /** Address written into our SDP (c=, o=). */
   advertisedAddress: string;
   bindAddress?: string;
-  /** Where the RTP sockets live (default: the main thread). */
-  io?: UdpIo;
   codecPreferences?: readonly CodecName[];
   mediaTimeoutSec?: number;
   dtmfDurationMs?: number;
@@ -27,14 +27,14 @@ export interface PhoneLegMediaOptions {
 
 export function phoneLegMedia(o: PhoneLegMediaOptions): MediaFactory {
   return async ({ callId, mixer, encryption, log }) => {
-    const leg = await createPhoneLeg({ ...o, mixer, participantId: callId, encryption, log });
+    const leg = await HostedLeg.create({ ...o, channel: mixer, participantId: callId, encryption, log });
     return "error" in leg ? leg : new PhoneLegMedia(leg, o.advertisedAddress);
   };
 }
 
 class PhoneLegMedia implements CallMedia {
   constructor(
-    private readonly leg: PhoneLeg,
+    private readonly leg: HostedLeg,
     private readonly host: string,
   ) {}
 
@@ -70,25 +70,25 @@ class PhoneLegMedia implements CallMedia {
     this.leg.onTimeout = listener;
   }
 
-  moveTo(mixer: Mixer): void {
-    this.leg.moveTo(mixer);
+  moveTo(channel: ChannelMedia): void {
+    this.leg.moveTo(channel);
   }
 
   stats(): Record<string, number> {
-    const { rtp, jitter, dtmfReceived, dtmfSent, srtp } = this.leg.stats();
+    const s = this.leg.stats();
     return {
-      ...(srtp ? { srtp: 1, srtpAuthFailures: rtp.srtpAuthFailures, srtpReplays: rtp.srtpReplays } : {}),
-      packetsSent: rtp.packetsSent,
-      packetsReceived: rtp.packetsReceived,
-      octetsSent: rtp.octetsSent,
-      octetsReceived: rtp.octetsReceived,
-      packetsLost: rtp.packetsLost,
-      strangerPackets: rtp.strangerPackets,
-      jitterMs: rtp.jitterMs,
-      framesConcealed: jitter.lost,
-      latePackets: jitter.late,
-      dtmfReceived,
-      dtmfSent,
+      ...(this.leg.srtp ? { srtp: 1, srtpAuthFailures: s.srtpAuthFailures, srtpReplays: s.srtpReplays } : {}),
+      packetsSent: s.packetsSent,
+      packetsReceived: s.packetsReceived,
+      octetsSent: s.octetsSent,
+      octetsReceived: s.octetsReceived,
+      packetsLost: s.packetsLost,
+      strangerPackets: s.strangerPackets,
+      jitterMs: s.jitterMs,
+      framesConcealed: s.framesConcealed,
+      latePackets: s.latePackets,
+      dtmfReceived: s.dtmfReceived,
+      dtmfSent: s.dtmfSent,
     };
   }
 
@@ -97,7 +97,7 @@ class PhoneLegMedia implements CallMedia {
   }
 
   private codec(): string {
-    return this.leg.stats().codec ?? "unknown";
+    return this.leg.codec ?? "unknown";
   }
 
   private failure(f: SdpFailure) {

@@ -1,7 +1,7 @@
 // What a call needs from its phone leg (src/media/leg.ts does the work): SDP offers and answers,
 // audio into and out of the channel mixer (joined at creation, left at close), DTMF both ways, statistics and the media timeout.
 import type { Logger } from "../log.ts";
-import type { Mixer } from "../media/mixer.ts";
+import type { ChannelMedia } from "../media/media-plane.ts";
 import type { MediaEncryption } from "../media/sdp.ts";
 
 export type AnswerOutcome =
@@ -25,14 +25,14 @@ export interface CallMedia {
   onDtmf(listener: (digit: string, durationMs: number) => void): void;
   /** No RTP for the configured time while media is expected. */
   onTimeout(listener: () => void): void;
-  /** Leaves its channel's mixer for `mixer` between two ticks (a move to another channel). Throws when `mixer` refuses it. */
-  moveTo(mixer: Mixer): void;
+  /** Leaves its channel for `channel` (a move; between two ticks, or re-homed to the channel's media worker). Throws when `channel` refuses it. */
+  moveTo(channel: ChannelMedia): void;
   stats(): Record<string, number>;
   close(): void;
 }
 
 /**
- * Creates the call's phone leg as participant `callId` of the channel's mixer (RTP ports bound),
+ * Creates the call's phone leg as participant `callId` of the channel's mixer (`mixer`: the channel's media, wherever it runs; RTP ports bound),
  * with the call's SRTP policy (mediaEncryption.ts); the leg logs through the call's `log`.
  */
-export type MediaFactory = (o: { callId: string; mixer: Mixer; encryption: MediaEncryption; log: Logger }) => Promise<CallMedia | { error: string }>;
+export type MediaFactory = (o: { callId: string; mixer: ChannelMedia; encryption: MediaEncryption; log: Logger }) => Promise<CallMedia | { error: string }>;

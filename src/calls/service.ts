@@ -10,7 +10,7 @@ import type { ChannelRegistry } from "../channels/registry.ts";
 import { events } from "../events.ts";
 import { createLogger } from "../log.ts";
 import { RtpPortAllocator } from "../media/ports.ts";
-import { WorkerUdpIo } from "../media/worker-udp-io.ts";
+import { defaultMediaWorkers, MediaPlane } from "../media/media-plane.ts";
 import { EventDelivery } from "../routing/eventDelivery.ts";
 import type { InboundRouteSource } from "../routing/inbound.ts";
 import { createResolver, isIpLiteral, type Resolver } from "../sip/resolver.ts";
@@ -50,8 +50,8 @@ export class CallService implements Service {
   private unsubscribes: (() => void)[] = [];
   private resolveTimer: ReturnType<typeof setInterval> | undefined;
   private readonly resolver: Resolver;
-  /** the RTP sockets' worker thread, shared by every call (rtp.ioWorker) */
-  private readonly rtpIo: WorkerUdpIo | undefined;
+  /** the media workers the channels run on (media.workers) */
+  private readonly plane: MediaPlane;
   private readonly registry: ChannelRegistry;
 
   constructor(
@@ -63,7 +63,8 @@ export class CallService implements Service {
     this.resolver = deps.resolver ?? createResolver();
     // RTP sockets come from the configured range; the SDP address is read once the stack is bound.
     const allocator = new RtpPortAllocator({ min: config.rtp.portMin, max: config.rtp.portMax });
-    this.rtpIo = config.rtp.ioWorker ? new WorkerUdpIo() : undefined;
+    this.plane = new MediaPlane({ workers: config.media.workers ?? defaultMediaWorkers(), maxLegs: allocator.capacity });
+    deps.registry.setMediaPlane(this.plane);
     const advertisedAddress = () => config.sip.advertised?.host ?? deps.stack.contactFor(undefined, "udp").uri.host;
     const trunks: TrunkDirectory = {
       list: () => store.trunks.list(),
@@ -95,7 +96,6 @@ export class CallService implements Service {
           advertisedAddress: advertised,
           // RTP listens in the family our SDP advertises: an IPv6 c= line needs an IPv6 socket.
           bindAddress: isIpv6(advertised) ? "::" : "0.0.0.0",
-          io: this.rtpIo,
           codecPreferences: config.rtp.codecs,
           mediaTimeoutSec: config.rtp.mediaTimeoutSec,
           dtmfDurationMs: config.rtp.dtmfDurationMs,
@@ -141,8 +141,8 @@ export class CallService implements Service {
     clearInterval(this.resolveTimer);
     for (const unsubscribe of this.unsubscribes.splice(0)) unsubscribe();
     this.manager.stop();
-    // After the calls' RTCP BYEs, which the worker sends before it ends.
-    this.rtpIo?.close();
+    // After the calls' RTCP BYEs, which the workers send before they end.
+    this.plane.close();
     await this.delivery.stop(Math.max(0, deadline - Date.now() - 200));
   }
 

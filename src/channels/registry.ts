@@ -3,17 +3,21 @@
 // WebRTC clients join through here alike, so the channel knows who is in it and participant
 // events are emitted in one place.
 //
+// Each channel's media runs where the media plane (src/media/media-plane.ts) places it when it opens:
+// a media worker, or this thread once a WebRTC client joins (its mixer is then local).
+//
 //   const member = registry.join(info, (mixer) => { const p = mixer.join(id, ...); return () => p.leave(); });
 //   const joined = await registry.joinWhenReady({ applicationId, channelId, id, kind: "sip", userId, callId },
-//     async (mixer) => { const leg = await createPhoneLeg({ mixer, participantId: id, ... }); return () => leg.close(); });
+//     async (channel) => { const leg = await HostedLeg.create({ channel, participantId: id, ... }); return () => leg.close(); });
 //   member.leave("hangup");   // detaches from the mixer, emits participant.left
 //   member.setMuted(true);    // the channel stops hearing this participant (it still hears the channel)
-//   const moved = registry.move(member, "room-2", (mixer) => leg.moveTo(mixer));   // same media, another channel
+//   const moved = registry.move(member, "room-2", (channel) => leg.moveTo(channel));   // same media, another channel
 // participant.joined fires once the participant is in the mixer, never before.
 import { emitEvent } from "../events.ts";
 import type { Logger } from "../log.ts";
 import type { MixTap } from "../media/mix-tap.ts";
-import { Mixer } from "../media/mixer.ts";
+import { MediaPlane, type ChannelMedia } from "../media/media-plane.ts";
+import type { Mixer } from "../media/mixer.ts";
 
 export interface ParticipantInfo {
   applicationId: string;
@@ -37,7 +41,7 @@ export interface ParticipantInfo {
 /** Who joins: the registry adds when (joinedAt) and the mute state. */
 export type JoiningParticipant = Omit<ParticipantInfo, "joinedAt" | "muted">;
 
-/** Joins the channel's mixer and returns how to leave it (told why). */
+/** Joins the channel's mixer (on this thread) and returns how to leave it (told why). */
 export type Attach = (mixer: Mixer) => (reason?: string) => void;
 
 export interface ChannelMember {
@@ -54,13 +58,15 @@ export type ChannelListener = (participants: ParticipantInfo[]) => void;
 export type ChannelLifecycleListener = (change: "opened" | "closed", channel: { applicationId: string; channelId: string }) => void;
 
 interface Channel {
-  mixer: Mixer;
+  media: ChannelMedia;
   members: Map<string, ChannelMember>;
   /** Participants whose media is still being set up: the channel stays open for them. */
   arriving: number;
 }
 
 export class ChannelRegistry {
+  /** Without a plane (setMediaPlane) every channel runs on this thread. */
+  private plane = new MediaPlane({ workers: 0 });
   private readonly channels = new Map<string, Channel>();
   private readonly watchers = new Map<string, Set<ChannelListener>>();
   private readonly lifecycle = new Set<ChannelLifecycleListener>();
@@ -70,14 +76,19 @@ export class ChannelRegistry {
     { isPresent(): boolean; depart(reason?: string): void; detach: (reason?: string) => void; log: Logger | undefined }
   >();
 
-  /** Joins a participant whose media attaches at once (a WebRTC peer already connected). */
+  /** Where channels opened from now on run (the calls service sets it from the config). */
+  setMediaPlane(plane: MediaPlane): void {
+    this.plane = plane;
+  }
+
+  /** Joins a participant whose media attaches at once, on this thread (a WebRTC peer already connected). */
   join(info: JoiningParticipant, attach: Attach): ChannelMember {
     const key = channelKey(info.applicationId, info.channelId);
     this.channels.get(key)?.members.get(info.id)?.leave("replaced");
     const channel = this.channels.get(key) ?? this.open(key, info);
     let detach: (reason?: string) => void;
     try {
-      detach = attach(channel.mixer);
+      detach = attach(channel.media.localMixer());
     } catch (error) {
       this.closeIfEmpty(key, channel, info);
       throw error;
@@ -92,7 +103,7 @@ export class ChannelRegistry {
    */
   async joinWhenReady(
     info: JoiningParticipant,
-    attach: (mixer: Mixer) => Promise<((reason?: string) => void) | { error: string }>,
+    attach: (channel: ChannelMedia) => Promise<((reason?: string) => void) | { error: string }>,
     /** The participant's own logger (a call's), whose fields its events' lines carry. */
     log?: Logger,
   ): Promise<ChannelMember | { error: string }> {
@@ -102,7 +113,7 @@ export class ChannelRegistry {
     channel.arriving++;
     let detach: ((reason?: string) => void) | { error: string } | undefined;
     try {
-      detach = await attach(channel.mixer);
+      detach = await attach(channel.media);
     } finally {
       channel.arriving--;
       if (typeof detach !== "function") this.closeIfEmpty(key, channel, info);
@@ -133,7 +144,7 @@ export class ChannelRegistry {
       setMuted: (muted) => {
         if (!present || full.muted === muted) return;
         full.muted = muted;
-        channel.mixer.setMuted(info.id, muted);
+        channel.media.setMuted(info.id, muted);
         this.notify(key);
       },
     };
@@ -146,12 +157,12 @@ export class ChannelRegistry {
 
   /**
    * Moves a participant to another channel of its application with its media kept: `reattach`
-   * hands the media from the old channel's mixer to the new one synchronously (so between two
-   * ticks: every 20 ms mixer runs on the shared ticker), then the old channel emits participant.left
+   * hands the media from the old channel to the new one synchronously (between two ticks when both
+   * run on the same thread, re-homed when not: see media-plane.ts), then the old channel emits participant.left
    * (reason `moved`) and the new one participant.joined. Returns the member in its new channel (the
    * old one is spent); throws what `reattach` threw, the participant then staying where it was.
    */
-  move(member: ChannelMember, channelId: string, reattach: (mixer: Mixer) => void): ChannelMember {
+  move(member: ChannelMember, channelId: string, reattach: (channel: ChannelMedia) => void): ChannelMember {
     const placed = this.placements.get(member);
     if (!placed?.isPresent()) throw new Error(`participant ${member.info.id} is not in a channel`);
     const { joinedAt: _, muted, ...info } = member.info;
@@ -160,7 +171,7 @@ export class ChannelRegistry {
     const key = channelKey(info.applicationId, channelId);
     const target = this.channels.get(key) ?? this.open(key, moved);
     try {
-      reattach(target.mixer);
+      reattach(target.media);
     } catch (error) {
       this.closeIfEmpty(key, target, moved);
       throw error;
@@ -204,7 +215,7 @@ export class ChannelRegistry {
    * nobody in it. Returns the function that removes the tap.
    */
   addMixTap(applicationId: string, channelId: string, tap: MixTap): (() => void) | undefined {
-    return this.channels.get(channelKey(applicationId, channelId))?.mixer.addTap(tap);
+    return this.channels.get(channelKey(applicationId, channelId))?.media.addTap(tap);
   }
 
   /** Calls `listener` with the full participant list whenever it changes. Returns the unsubscribe function. */
@@ -238,7 +249,7 @@ export class ChannelRegistry {
   }
 
   private open(key: string, info: { applicationId: string; channelId: string }): Channel {
-    const channel: Channel = { mixer: new Mixer(), members: new Map(), arriving: 0 };
+    const channel: Channel = { media: this.plane.open(key), members: new Map(), arriving: 0 };
     this.channels.set(key, channel);
     for (const listener of this.lifecycle) listener("opened", { applicationId: info.applicationId, channelId: info.channelId });
     return channel;
@@ -246,7 +257,7 @@ export class ChannelRegistry {
 
   private closeIfEmpty(key: string, channel: Channel, info: { applicationId: string; channelId: string }): void {
     if (channel.members.size > 0 || channel.arriving > 0 || this.channels.get(key) !== channel) return;
-    channel.mixer.close();
+    channel.media.close();
     this.channels.delete(key);
     for (const listener of this.lifecycle) listener("closed", { applicationId: info.applicationId, channelId: info.channelId });
   }

@@ -74,16 +74,25 @@ const rtpSchema = s
     mediaTimeoutSec: s.integer({ min: 0, max: 3600 }).default(30),
     codecs: s.array(codecName, { minItems: 1, uniqueBy: (c) => c, uniqueLabel: "codec" }).default(["opus", "G722", "PCMU", "PCMA"]),
     dtmfDurationMs: s.integer({ min: 40, max: 2000 }).default(160),
-    ioWorker: s
-      .boolean()
-      .default(true)
-      .describe("RTP/RTCP socket I/O on a worker thread, beside the media work of the main thread; false keeps it on the main thread."),
+    ioWorker: s.boolean().optional().describe("Removed: RTP sockets now live in the media workers (media.workers)."),
     strictSource: s
       .boolean()
       .default(false)
       .describe("Accept a call's RTP/RTCP only from the exact address and port its SDP names; false also accepts other ports of that address (NAT)."),
   })
-  .refine((rtp) => (rtp.portMax <= rtp.portMin ? { at: ["portMax"], message: `must be above portMin (${rtp.portMin})` } : undefined));
+  .refine((rtp) => {
+    if (rtp.ioWorker !== undefined) {
+      return { at: ["ioWorker"], message: "was removed: the media workers (media.workers) own the RTP sockets now; delete this line" };
+    }
+    return rtp.portMax <= rtp.portMin ? { at: ["portMax"], message: `must be above portMin (${rtp.portMin})` } : undefined;
+  });
+
+const mediaSchema = s.object({
+  workers: s
+    .integer({ min: 1, max: 256 })
+    .optional()
+    .describe("Media worker threads; each runs whole channels (RTP sockets, jitter buffers, codecs, mixer). Default: CPU cores − 1, at least 1."),
+});
 
 /** The problem with a PEM file named in the config, read when the config is loaded; undefined when fine. */
 function pemFileProblem(path: string, kind: "CERTIFICATE" | "PRIVATE KEY"): string | undefined {
@@ -316,6 +325,7 @@ export const configSchema = s
   .object({
     sip: s.defaulted(sipSchema),
     rtp: s.defaulted(rtpSchema),
+    media: s.defaulted(mediaSchema),
     http: s.defaulted(httpSchema),
     adminToken: s.string({ minLength: 16, maxLength: 512 }).optional().writeOnly(),
     database: s.defaulted(databaseSchema),

@@ -31,6 +31,11 @@
 // carries on; a new key from the peer replaces the receive context (RFC 4568 §7.1.4 re-keying), the
 // old one still opening packets until the new key has opened one.
 // A failure result's `warning` goes into a Warning header: `${code} ${host} "${text}"`.
+//
+// A leg is two halves: LegNegotiator (SDP offer/answer, o= versions, SRTP master keys: pure logic)
+// and LegMediaPath (the RtpSession, receiver, mixer participant, DTMF, SRTP contexts), configured
+// with each negotiated media. createPhoneLeg joins them on one thread; the connector runs the
+// negotiator on the main thread and the media path in the channel's media worker (hosted-leg.ts).
 import { createLogger, type Logger } from "../log.ts";
 import { metrics } from "../metrics.ts";
 import { codecByName, codecs as allCodecs, type AudioDecoder, type AudioEncoder, type Codec, type CodecName } from "./codec.ts";
@@ -39,7 +44,7 @@ import { JitterBuffer, type JitterStats } from "./jitter.ts";
 import type { MixedFrame, Mixer, MixerParticipant } from "./mixer.ts";
 import type { RtpPortAllocator } from "./ports.ts";
 import type { RtpPacket } from "./rtp-packet.ts";
-import { RtpSession, type RtpSessionStats } from "./rtp.ts";
+import { RtpSession, type RtpSessionStats, type RtpStreamState } from "./rtp.ts";
 import { SrtpReceiveContext, SrtpSendContext, generateSrtpKey, sameSrtpKey, type SrtpKey, type SrtpSuite } from "./srtp.ts";
 import type { UdpIo } from "./udp-io.ts";
 import {
@@ -51,6 +56,11 @@ const moduleLog = createLogger("media.leg");
 
 let openLegs = 0;
 metrics.gauge("trunkline_phone_legs", "Phone legs open: a SIP call's RTP session and its place in a channel's mixer.", [], () => openLegs);
+
+/** Counts phone legs whose media runs elsewhere (hosted-leg.ts) in trunkline_phone_legs. */
+export function countPhoneLegs(delta: number): void {
+  openLegs += delta;
+}
 
 export interface PhoneLegOptions {
   allocator: RtpPortAllocator;
@@ -137,13 +147,15 @@ interface OutgoingEvent { packets: ScheduledEventPacket[]; next: number; timesta
 export async function createPhoneLeg(o: PhoneLegOptions): Promise<PhoneLeg | { error: string }> {
   const session = await RtpSession.open({ allocator: o.allocator, bindAddress: o.bindAddress, cname: `${o.participantId}@trunkline`, io: o.io, ...(o.log ? { log: o.log.child({}, "rtp") } : {}) });
   if ("error" in session) return session;
+  let path: LegMediaPath;
   try {
-    return new RtpPhoneLeg(o, session);
+    path = new LegMediaPath(session, o.mixer, { ...o, log: o.log ?? moduleLog.child({ participant: o.participantId }) });
   } catch (error) {
     // mixer.join refuses a closed mixer or a duplicate participant id
     session.close();
     return { error: error instanceof Error ? error.message : String(error) };
   }
+  return new RtpPhoneLeg(o, path);
 }
 
 function codecList(names: readonly CodecName[] | undefined): Codec[] {
@@ -151,85 +163,46 @@ function codecList(names: readonly CodecName[] | undefined): Codec[] {
   return list.length > 0 ? list : [...allCodecs];
 }
 
-class RtpPhoneLeg implements PhoneLeg {
-  onDtmf: (event: DtmfEvent) => void = () => {};
-  onTimeout: () => void = () => {};
+/** What the negotiation side needs to know of a leg's port and policy. */
+export interface NegotiationOptions {
+  advertisedAddress: string;
+  codecPreferences?: readonly CodecName[];
+  preferLocalOrder?: boolean;
+  encryption?: MediaEncryption;
+}
 
+/**
+ * The signalling half of a phone leg, pure logic: offers and answers (RFC 3264), our o= version,
+ * our SRTP master keys. Each completed negotiation is handed to `apply` (the media path, here or
+ * in a media worker).
+ */
+export class LegNegotiator {
   private readonly codecs: Codec[];
-  private participant: MixerParticipant;
   private readonly sessionId = String(Math.floor(Math.random() * 2 ** 52) + 1);
   private sessionVersion = 0;
   private lastBody: string | undefined;
   private pendingOffer: Sdp | undefined;
   /** we put the peer on hold with our last offer; our answers keep saying so until we resume */
   private holding = false;
-  private media: NegotiatedMedia | undefined;
-  /** the negotiated direction lets the peer send to us / lets us send to a real address */
-  private receiving = false;
-  private sending = false;
-  private receiver: Receiver | undefined;
-  private sendCodec: Codec | undefined;
-  private outTimestamp = Math.floor(Math.random() * 2 ** 32);
-  private restartMarker = true;
-  private dtmfReceiver: DtmfReceiver;
-  private dtmfQueue: string[] = [];
-  private dtmfEvent: OutgoingEvent | undefined;
-  private dtmfGapTicks = 0;
-  private inband: { generator: InbandDtmfGenerator; encoder: AudioEncoder; codec: Codec } | undefined;
-  private tick = 0;
-  private dtmfReceived = 0;
-  private dtmfSent = 0;
-  private closed = false;
-  private readonly emptyJitterStats: JitterStats;
   /** our SRTP master key per suite, made when first offered or answered */
   private readonly srtpKeys = new Map<SrtpSuite, SrtpKey>();
-  private srtp: { send: SrtpSendContext; receive: SrtpReceiveContext } | undefined;
-  private readonly log: Logger;
+  /** the codec of the last negotiation */
+  codec: CodecName | undefined;
+  /** whether the last negotiation encrypted the media (SRTP) */
+  srtp = false;
 
-  constructor(private readonly o: PhoneLegOptions, private readonly session: RtpSession) {
-    this.log = o.log ? o.log.child({}, "media.leg") : moduleLog.child({ participant: o.participantId });
+  constructor(
+    private readonly o: NegotiationOptions,
+    private readonly localPort: number,
+    private readonly apply: (media: NegotiatedMedia) => void,
+  ) {
     this.codecs = codecList(o.codecPreferences);
-    this.emptyJitterStats = new JitterBuffer({ clockRate: 8000 }).stats();
-    // Nothing negotiated yet: ask for the lowest rate until a codec says otherwise.
-    this.participant = this.joinMixer(o.mixer, 8000);
-    session.onPacket = (packet, arrivalMs) => this.receive(packet, arrivalMs);
-    session.onNewSource = () => this.restartReceiver();
-    session.onTimeout = () => {
-      this.log.warn("media timeout: no RTP from the peer", { timeoutSec: o.mediaTimeoutSec ?? 30, remote: session.stats().remote });
-      this.dtmfReceiver.finish();
-      this.onTimeout();
-    };
-    this.dtmfReceiver = this.createDtmfReceiver(8000);
-    openLegs++;
-  }
-
-  private joinMixer(mixer: Mixer, sampleRate: number): MixerParticipant {
-    return mixer.join(this.o.participantId, (frame) => this.hear(frame), { pull: () => this.speak(), sampleRate });
-  }
-
-  moveTo(mixer: Mixer): void {
-    if (this.closed) return;
-    // Joined first: a refused join (closed mixer, duplicate id) leaves the leg where it was.
-    const next = this.joinMixer(mixer, this.receiver?.codec.sampleRate ?? 8000);
-    this.participant.leave();
-    this.participant = next;
-  }
-
-  private createDtmfReceiver(clockRate: number): DtmfReceiver {
-    return new DtmfReceiver((e) => {
-      this.dtmfReceived++;
-      this.onDtmf(e);
-    }, clockRate);
-  }
-
-  get localPort(): number {
-    return this.session.localPort;
   }
 
   private localOptions(direction?: MediaDirection): LocalMediaOptions {
     return {
       address: this.o.advertisedAddress,
-      port: this.session.localPort,
+      port: this.localPort,
       codecs: this.codecs,
       preferLocalOrder: this.o.preferLocalOrder,
       direction,
@@ -261,7 +234,7 @@ class RtpPhoneLeg implements PhoneLeg {
     const r = negotiateAnswer(parsed.sdp, this.localOptions(this.holding ? "sendonly" : undefined));
     if (!r.ok) return { ok: false, status: 488, reason: "Not Acceptable Here", warning: r.warning };
     this.pendingOffer = undefined;
-    this.apply(r.media);
+    this.applied(r.media);
     return { ok: true, sdp: this.stamp(r.answer) };
   }
 
@@ -280,7 +253,7 @@ class RtpPhoneLeg implements PhoneLeg {
     const r = processAnswer(offer, parsed.sdp, this.localOptions(this.holding ? "sendonly" : "sendrecv"));
     if (!r.ok) return { ok: false, status: 488, reason: "Not Acceptable Here", warning: r.warning };
     this.pendingOffer = undefined;
-    this.apply(r.media);
+    this.applied(r.media);
     return { ok: true };
   }
 
@@ -288,8 +261,177 @@ class RtpPhoneLeg implements PhoneLeg {
     return this.pendingOffer ? this.applyAnswer(sdp) : this.answer(sdp);
   }
 
-  private apply(media: NegotiatedMedia): void {
-    const codec = this.codecs.find((c) => c.name === media.codec.name)!;
+  private applied(media: NegotiatedMedia): void {
+    this.codec = codecByName(media.codec.name)?.name;
+    this.srtp = media.srtp !== undefined;
+    this.apply(media);
+  }
+}
+
+class RtpPhoneLeg implements PhoneLeg {
+  onDtmf: (event: DtmfEvent) => void = () => {};
+  onTimeout: () => void = () => {};
+  private readonly negotiator: LegNegotiator;
+  private closed = false;
+
+  constructor(o: PhoneLegOptions, private readonly path: LegMediaPath) {
+    this.negotiator = new LegNegotiator(o, path.localPort, (media) => path.configure(media));
+    path.onDtmf = (e) => this.onDtmf(e);
+    path.onTimeout = () => this.onTimeout();
+    openLegs++;
+  }
+
+  get localPort(): number {
+    return this.path.localPort;
+  }
+
+  answer(offerSdp: string | Uint8Array): AnswerSdpResult {
+    return this.negotiator.answer(offerSdp);
+  }
+
+  offer(o: { hold?: boolean } = {}): string {
+    return this.negotiator.offer(o);
+  }
+
+  applyAnswer(answerSdp: string | Uint8Array): ApplyResult {
+    return this.negotiator.applyAnswer(answerSdp);
+  }
+
+  applyRemoteSdp(sdp: string | Uint8Array): ApplyResult {
+    return this.negotiator.applyRemoteSdp(sdp);
+  }
+
+  setSignallingAddress(address: string): void {
+    this.path.setSignallingAddress(address);
+  }
+
+  sendDtmf(digits: string): void {
+    this.path.sendDtmf(digits);
+  }
+
+  moveTo(mixer: Mixer): void {
+    this.path.moveTo(mixer);
+  }
+
+  stats(): PhoneLegStats {
+    return this.path.stats();
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    openLegs--;
+    this.path.close();
+  }
+}
+
+/** Options of the media path (the data plane of a leg). */
+export interface MediaPathOptions {
+  participantId: string;
+  mediaTimeoutSec?: number;
+  strictSource?: boolean;
+  dtmfDurationMs?: number;
+  log: Logger;
+}
+
+/** What a media path hands on when its leg moves to another thread: the outgoing stream continues. */
+export interface MediaPathCarry {
+  stream: RtpStreamState;
+  outTimestamp: number;
+  dtmfSent: number;
+  dtmfReceived: number;
+  media: NegotiatedMedia | undefined;
+  signallingAddress: string | undefined;
+}
+
+/**
+ * The data plane of a phone leg: its RtpSession, the receiver (jitter buffer, decoder) of the
+ * negotiated codec, its place in a mixer, RFC 4733 DTMF both ways, the SRTP contexts. Configured
+ * by `configure(media)` after each negotiation; runs on whichever thread owns the channel's mixer.
+ */
+export class LegMediaPath {
+  onDtmf: (event: DtmfEvent) => void = () => {};
+  onTimeout: () => void = () => {};
+
+  private participant: MixerParticipant;
+  private media: NegotiatedMedia | undefined;
+  /** the negotiated direction lets the peer send to us / lets us send to a real address */
+  private receiving = false;
+  private sending = false;
+  private receiver: Receiver | undefined;
+  private sendCodec: Codec | undefined;
+  private outTimestamp: number;
+  private restartMarker = true;
+  private dtmfReceiver: DtmfReceiver;
+  private dtmfQueue: string[] = [];
+  private dtmfEvent: OutgoingEvent | undefined;
+  private dtmfGapTicks = 0;
+  private inband: { generator: InbandDtmfGenerator; encoder: AudioEncoder; codec: Codec } | undefined;
+  private tick = 0;
+  private dtmfReceived = 0;
+  private dtmfSent = 0;
+  private signallingAddress: string | undefined;
+  private closed = false;
+  private readonly emptyJitterStats: JitterStats;
+  private srtp: { send: SrtpSendContext; receive: SrtpReceiveContext } | undefined;
+  private readonly log: Logger;
+
+  constructor(private readonly session: RtpSession, mixer: Mixer, private readonly o: MediaPathOptions, carry?: MediaPathCarry) {
+    this.log = o.log.child({}, "media.leg");
+    this.emptyJitterStats = new JitterBuffer({ clockRate: 8000 }).stats();
+    this.outTimestamp = carry?.outTimestamp ?? Math.floor(Math.random() * 2 ** 32);
+    this.dtmfReceiver = this.createDtmfReceiver(8000);
+    // Nothing negotiated yet: ask for the lowest rate until a codec says otherwise.
+    this.participant = this.joinMixer(mixer, 8000);
+    session.onPacket = (packet, arrivalMs) => this.receive(packet, arrivalMs);
+    session.onNewSource = () => this.restartReceiver();
+    session.onTimeout = () => {
+      this.log.warn("media timeout: no RTP from the peer", { timeoutSec: o.mediaTimeoutSec ?? 30, remote: session.stats().remote });
+      this.dtmfReceiver.finish();
+      this.onTimeout();
+    };
+    if (carry) {
+      this.dtmfSent = carry.dtmfSent;
+      this.dtmfReceived = carry.dtmfReceived;
+      if (carry.signallingAddress !== undefined) this.setSignallingAddress(carry.signallingAddress);
+      if (carry.media) this.configure(carry.media);
+      // The same stream goes on: no restart to mark (RFC 3551 §4.1).
+      this.restartMarker = false;
+    }
+  }
+
+  get localPort(): number {
+    return this.session.localPort;
+  }
+
+  private joinMixer(mixer: Mixer, sampleRate: number): MixerParticipant {
+    return mixer.join(this.o.participantId, (frame) => this.hear(frame), { pull: () => this.speak(), sampleRate });
+  }
+
+  /**
+   * Leaves its mixer and joins `mixer` as the same participant, in one synchronous step: the
+   * thread's mixers share one ticker, so no tick falls between the two, and the RTP stream
+   * (timestamps, sequence numbers, codec state) carries on as if nothing happened.
+   */
+  moveTo(mixer: Mixer): void {
+    if (this.closed) return;
+    // Joined first: a refused join (closed mixer, duplicate id) leaves the leg where it was.
+    const next = this.joinMixer(mixer, this.receiver?.codec.sampleRate ?? 8000);
+    this.participant.leave();
+    this.participant = next;
+  }
+
+  private createDtmfReceiver(clockRate: number): DtmfReceiver {
+    return new DtmfReceiver((e) => {
+      this.dtmfReceived++;
+      this.onDtmf(e);
+    }, clockRate);
+  }
+
+  /** Applies a completed negotiation (LegNegotiator). */
+  configure(media: NegotiatedMedia): void {
+    if (this.closed) return;
+    const codec = codecByName(media.codec.name)!;
     const previous = this.media;
     this.media = media;
     this.receiving = media.direction === "sendrecv" || media.direction === "recvonly";
@@ -342,6 +484,7 @@ class RtpPhoneLeg implements PhoneLeg {
   }
 
   setSignallingAddress(address: string): void {
+    this.signallingAddress = address;
     this.session.setSignallingAddress(address);
   }
 
@@ -478,13 +621,28 @@ class RtpPhoneLeg implements PhoneLeg {
     };
   }
 
+  /** Leaves the mixer and closes the RTP session (RTCP BYE). */
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    openLegs--;
     this.dtmfReceiver.finish();
     this.participant.leave();
     this.session.close();
+  }
+
+  /**
+   * Leaves the mixer and closes the socket without a BYE, returning what another media path on the
+   * same port needs to carry on the stream (a leg re-homed to another media worker).
+   */
+  detach(): MediaPathCarry {
+    this.closed = true;
+    this.participant.leave();
+    const carry: MediaPathCarry = {
+      stream: this.session.stream, outTimestamp: this.outTimestamp, dtmfSent: this.dtmfSent, dtmfReceived: this.dtmfReceived,
+      media: this.media, signallingAddress: this.signallingAddress,
+    };
+    this.session.close({ bye: false });
+    return carry;
   }
 }
 

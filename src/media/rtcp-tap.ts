@@ -14,6 +14,7 @@ export interface TappedRtcp {
 export type RtcpTap = (packet: TappedRtcp) => void;
 
 const listeners = new Set<RtcpTap>();
+const watchers = new Set<(listening: boolean) => void>();
 
 /** The listener the sessions call, or undefined while nobody listens. */
 export let rtcpTap: RtcpTap | undefined;
@@ -28,8 +29,16 @@ export function tapRtcp(tap: RtcpTap): () => void {
   };
 }
 
+/** Tells `watcher` whether anyone listens, now and at each change (media workers forward RTCP only then). */
+export function watchRtcpTap(watcher: (listening: boolean) => void): () => void {
+  watchers.add(watcher);
+  watcher(listeners.size > 0);
+  return () => watchers.delete(watcher);
+}
+
 function rebuild(): void {
   const all = [...listeners];
+  const changed = (all.length > 0) !== (rtcpTap !== undefined);
   rtcpTap =
     all.length === 0
       ? undefined
@@ -42,4 +51,5 @@ function rebuild(): void {
             }
           }
         };
+  if (changed) for (const watcher of watchers) watcher(all.length > 0);
 }

@@ -1,5 +1,5 @@
 // RtpSession: one RTP (+RTCP) flow on a UDP socket pair from the port allocator, bound through a
-// UdpIo (udp-io.ts): on this thread by default, or on the RTP I/O worker (worker-udp-io.ts).
+// UdpIo (udp-io.ts), on the thread that runs the session (a media worker's, see media-plane.ts).
 //
 //   const s = await RtpSession.open({ allocator, bindAddress: "0.0.0.0", cname, io });  // or { error }
 //   s.configure({ remote, payloadTypes, clockRate, expectMedia, mediaTimeoutMs, strictSource });
@@ -31,6 +31,7 @@ import { isNullAddress } from "./sdp.ts";
 import { ADMIT, STRANGER, SourceLatch } from "./source-latch.ts";
 import type { SrtpReceiveContext, SrtpSendContext } from "./srtp.ts";
 import { inThreadUdpIo, type UdpIo } from "./udp-io.ts";
+import { workerTotal } from "./worker-totals.ts";
 
 const moduleLog = createLogger("rtp");
 
@@ -55,6 +56,9 @@ export interface RtpSessionConfig {
   /** learn only the SDP's exact address and port (default: its address, any port) */
   strictSource?: boolean;
 }
+
+/** Where our outgoing RTP stream is: a session opened with it continues the stream (same SSRC, next sequence number). */
+export interface RtpStreamState { ssrc: number; sequence: number }
 
 export interface PeerReport { fractionLost: number; cumulativeLost: number; jitterMs: number; rttMs?: number }
 
@@ -84,12 +88,13 @@ const HOUSEKEEPING_MS = 250;
 const SEND_BUFFER_SIZE = 1500;
 
 /** Per-process totals, read at scrape time (a sprayer's packets cost an increment, no label lookup). */
-const strangers = { rtp: 0, rtcp: 0 };
+export const strangerTotals = { rtp: 0, rtcp: 0 };
+const strangers = strangerTotals;
 metrics.counter(
   "trunkline_rtp_stranger_packets_total",
   "RTP/RTCP datagrams dropped because they came from a source the call's signalling does not allow.",
   ["kind"],
-  () => [{ labels: { kind: "rtp" }, value: strangers.rtp }, { labels: { kind: "rtcp" }, value: strangers.rtcp }],
+  () => [{ labels: { kind: "rtp" }, value: strangers.rtp + workerTotal("strangerRtp") }, { labels: { kind: "rtcp" }, value: strangers.rtcp + workerTotal("strangerRtcp") }],
 );
 
 /** One shared timer drives RTCP and media timeouts for all sessions. */
@@ -124,8 +129,8 @@ export class RtpSession {
   onNewSource: (ssrc: number) => void = () => {};
   onTimeout: () => void = () => {};
 
-  readonly ssrc = randomUint32();
-  private seq = randomUint32() & 0xffff;
+  readonly ssrc: number;
+  private seq: number;
   private readonly cname: string;
   private readonly sendBuffer = new Uint8Array(SEND_BUFFER_SIZE);
   /** view of sendBuffer at the last packet length (audio packets keep one size) */
@@ -155,13 +160,19 @@ export class RtpSession {
   private constructor(
     cname: string,
     private readonly log: Logger,
+    stream: RtpStreamState | undefined,
   ) {
     this.cname = cname;
+    this.ssrc = stream?.ssrc ?? randomUint32();
+    this.seq = stream?.sequence ?? randomUint32() & 0xffff;
   }
 
-  /** `log`: whose session this is (a call's leg logs with the call's fields). */
-  static async open(o: { allocator: RtpPortAllocator; bindAddress?: string; cname?: string; io?: UdpIo; log?: Logger }): Promise<RtpSession | { error: string }> {
-    const session = new RtpSession(o.cname ?? "trunkline", o.log ?? moduleLog);
+  /**
+   * `log`: whose session this is (a call's leg logs with the call's fields). `stream`: carry on an
+   * outgoing stream another session sent (a leg re-homed to another media worker, see media-plane.ts).
+   */
+  static async open(o: { allocator: RtpPortAllocator; bindAddress?: string; cname?: string; io?: UdpIo; log?: Logger; stream?: RtpStreamState }): Promise<RtpSession | { error: string }> {
+    const session = new RtpSession(o.cname ?? "trunkline", o.log ?? moduleLog, o.stream);
     // ICMP port-unreachable from a peer that went away surfaces as a socket error (ECONNREFUSED):
     // the media timeout reports a dead peer, so these are only counted.
     const error = () => { session.counters.socketErrors++; };
@@ -417,10 +428,17 @@ export class RtpSession {
     };
   }
 
-  /** Sends RTCP BYE (RFC 3550 §6.6), closes both sockets and frees the port pair. */
-  close(): void {
+  get stream(): RtpStreamState {
+    return { ssrc: this.ssrc, sequence: this.seq };
+  }
+
+  /**
+   * Sends RTCP BYE (RFC 3550 §6.6), closes both sockets and frees the port pair. `bye: false` when
+   * the stream carries on from another session on the same port (no BYE: the source does not leave).
+   */
+  close(o: { bye?: boolean } = {}): void {
     if (this.closed) return;
-    this.sendRtcp(performance.now(), true);
+    if (o.bye ?? true) this.sendRtcp(performance.now(), true);
     this.closed = true;
     unregister(this);
     this.pair.close();

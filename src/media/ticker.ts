@@ -2,14 +2,15 @@
 // manual one for tests. Ticks are aligned across mixers that share a source.
 import { createLogger } from "../log.ts";
 import { metrics } from "../metrics.ts";
+import { workerTotal } from "./worker-totals.ts";
 
 const log = createLogger("media.ticker");
 
 /** Every real-time ticker's counts together, for the metrics (a tick is one mixed frame per channel). */
 const totals: TickerStats = { ticks: 0, lateTicks: 0, skippedTicks: 0 };
-metrics.counter("trunkline_mixer_ticks_total", "Mixer ticks run (each mixes one frame in every channel).", [], () => totals.ticks);
-metrics.counter("trunkline_mixer_late_ticks_total", "Mixer ticks run late, back-to-back after the event loop stalled: frames mixed late.", [], () => totals.lateTicks);
-metrics.counter("trunkline_mixer_skipped_ticks_total", "Mixer ticks skipped because a stall exceeded the catch-up limit: frames never mixed.", [], () => totals.skippedTicks);
+metrics.counter("trunkline_mixer_ticks_total", "Mixer ticks run (each mixes one frame in every channel).", [], () => totals.ticks + workerTotal("ticks"));
+metrics.counter("trunkline_mixer_late_ticks_total", "Mixer ticks run late, back-to-back after the event loop stalled: frames mixed late.", [], () => totals.lateTicks + workerTotal("lateTicks"));
+metrics.counter("trunkline_mixer_skipped_ticks_total", "Mixer ticks skipped because a stall exceeded the catch-up limit: frames never mixed.", [], () => totals.skippedTicks + workerTotal("skippedTicks"));
 
 export interface TickSource {
   /** Calls `onTick` once per period until the returned function is called. */
@@ -124,6 +125,11 @@ export class ManualTicker implements TickSource {
   tick(count = 1): void {
     for (let i = 0; i < count; i++) this.subscribers.run();
   }
+}
+
+/** This thread's real-time tickers together (a media worker copies them into shared memory). */
+export function tickerTotals(): Readonly<TickerStats> {
+  return totals;
 }
 
 let shared: DriftCorrectedTicker | undefined;

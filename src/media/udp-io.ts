@@ -1,5 +1,5 @@
-// What an RTP session needs from UDP sockets, and its in-thread implementation on Bun.udpSocket.
-// WorkerUdpIo (worker-udp-io.ts) implements the same on sockets owned by a worker thread.
+// What an RTP session needs from UDP sockets, and its in-thread implementation on Bun.udpSocket
+// (a media worker's sockets are in-thread sockets of that worker; benchmarks put stand-ins here).
 //
 //   const socket = await io.bind("0.0.0.0", 10000, { data: (bytes, port, address, arrivalMs) => …, error: () => … });
 //   socket.send(bytes, 5004, "192.0.2.7");   // never throws: failures reach handlers.error()

@@ -29,7 +29,7 @@ beforeAll(() => {
   mkdirSync(join(dir, "build"));
   mkdirSync(join(dir, "run"));
   // As the Makefile builds it.
-  build(["main.ts", "src/media/udp-io-worker.ts"], join(dir, "build", "trunkline"));
+  build(["main.ts", "src/media/media-worker.ts"], join(dir, "build", "trunkline"));
   binary = join(dir, "run", "trunkline");
   copyFileSync(join(dir, "build", "trunkline"), binary);
   Bun.spawnSync(["chmod", "+x", binary]);
@@ -163,13 +163,14 @@ describe("compiled binary", () => {
     }
   }, 90_000);
 
-  test("a call's RTP flows both ways through the compiled binary's RTP I/O worker", async () => {
+  test("a call's RTP flows both ways through the compiled binary's media workers", async () => {
     const sipPort = await freePort();
     writeFileSync(
       join(dir, "run", "call.yaml"),
       `http: { host: 127.0.0.1, port: 0 }
 sip: { listen: [{ transport: udp, host: 127.0.0.1, port: ${sipPort} }] }
-rtp: { portMin: 52000, portMax: 52999, ioWorker: true }
+rtp: { portMin: 52000, portMax: 52999 }
+media: { workers: 2 }
 adminToken: \${TOKEN}
 database: { path: data/call.db }
 trunks: [{ id: local, domain: 127.0.0.1, optionsIntervalSec: 0 }]
@@ -212,7 +213,7 @@ applications:
         },
         { pollMs: 25, what: () => ({ "the call never ended with media stats": ended }) },
       );
-      // What Trunkline counted: the phone's RTP came in, and Trunkline's went out, through the worker.
+      // What Trunkline counted: the phone's RTP came in, and Trunkline's went out, through a media worker.
       expect(ended?.mediaStats?.packetsReceived).toBeGreaterThan(20);
       expect(ended?.mediaStats?.packetsSent).toBeGreaterThan(25);
     } finally {
@@ -221,7 +222,7 @@ applications:
       running.proc.kill("SIGTERM");
     }
     expect(await running.proc.exited).toBe(0);
-    expect(running.lines.join("\n")).not.toContain("RTP I/O worker");
+    expect(running.lines.join("\n")).not.toContain("media worker");
   }, 90_000);
 
   test("@evan/opus loads inside a compiled executable", () => {

@@ -40,7 +40,8 @@ test("a move hands the media over: left (moved) in the old channel, joined in th
   const { member, state } = joinLeg("lobby", "call-1");
   joinLeg("annex", "call-2");
   const lobbyMixer = state.mixer!;
-  const moved = registry.move(member, "annex", (mixer) => {
+  const moved = registry.move(member, "annex", (channel) => {
+    const mixer = channel.localMixer();
     mixer.join("call-1", () => {});
     state.mixer = mixer;
   });
@@ -66,7 +67,7 @@ test("a move hands the media over: left (moved) in the old channel, joined in th
 
 test("a move into a channel nobody is in opens it", () => {
   const { member, state } = joinLeg("lobby", "call-1");
-  const moved = registry.move(member, "empty-room", (mixer) => void (state.mixer = mixer));
+  const moved = registry.move(member, "empty-room", (channel) => void (state.mixer = channel.localMixer()));
   members.push(moved);
   expect(registry.isOpen("app", "empty-room")).toBe(true);
   expect(registry.list()).toEqual([{ applicationId: "app", channelId: "empty-room", participants: 1 }]);

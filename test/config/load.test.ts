@@ -65,6 +65,13 @@ describe("config errors name file, line, column and key path", () => {
     expect(errorsOf("http:\n  prot: 80\n")).toEqual(['t.yaml:2:3: http.prot: unknown key (did you mean "port"?)']);
   });
 
+  test("rtp.ioWorker, removed, says what replaced it; media.workers must be a positive integer", () => {
+    expect(errorsOf("rtp:\n  ioWorker: true\n")).toEqual([
+      "t.yaml:2:13: rtp.ioWorker: was removed: the media workers (media.workers) own the RTP sockets now; delete this line",
+    ]);
+    expect(errorsOf("media:\n  workers: 0\n")).toEqual(["t.yaml:2:12: media.workers: must be between 1 and 256"]);
+  });
+
   test("duplicate key points at the second occurrence", () => {
     expect(errorsOf("logLevel: info\nlogLevel: debug\n")).toEqual(["t.yaml:2:1: logLevel: duplicate key"]);
   });

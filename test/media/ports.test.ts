@@ -1,12 +1,9 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { RtpPortAllocator, bindRtpPair } from "../../src/media/ports.ts";
 import { inThreadUdpIo, type UdpIo } from "../../src/media/udp-io.ts";
-import { WorkerUdpIo } from "../../src/media/worker-udp-io.ts";
 
 const ignore = { data() {}, error() {} };
 const noop = { rtp: ignore, rtcp: ignore };
-const workerIo = new WorkerUdpIo();
-afterAll(() => workerIo.close());
 
 /**
  * Four ports from an even `base` on 127.0.0.1, each free when probed just now, with base + 1 held by
@@ -82,7 +79,7 @@ describe("RtpPortAllocator", () => {
     expect(() => new RtpPortAllocator({ min: 40001, max: 40002 })).toThrow(RangeError);
   });
 
-  test.each<[string, UdpIo]>([["in-thread", inThreadUdpIo], ["worker", workerIo]])("binds RTP on the even port and RTCP on +1, skipping pairs another process holds (%s sockets)", async (_name, io) => {
+  test.each<[string, UdpIo]>([["in-thread", inThreadUdpIo]])("binds RTP on the even port and RTCP on +1, skipping pairs another process holds (%s sockets)", async (_name, io) => {
     const { base, squatter } = await squattedRange();
     const a = new RtpPortAllocator({ min: base, max: base + 3 });
     const first = await bindRtpPair(a, "127.0.0.1", noop, io);

@@ -11,13 +11,12 @@ import { Mixer } from "../../src/media/mixer.ts";
 import { RtpPortAllocator } from "../../src/media/ports.ts";
 import { buildCompound, parseCompound } from "../../src/media/rtcp.ts";
 import { serializeRtp } from "../../src/media/rtp-packet.ts";
-import { WorkerUdpIo } from "../../src/media/worker-udp-io.ts";
+import { inThreadUdpIo } from "../../src/media/udp-io.ts";
 import { startRtpPeer, toneShareOf, type RtpPeer } from "../helpers/rtpPeer.ts";
 import { until } from "../helpers/until.ts";
 
 const allocator = new RtpPortAllocator({ min: 53600, max: 53799 });
-const io = new WorkerUdpIo();
-afterAll(() => io.close());
+const io = inThreadUdpIo;
 const cleanup: (() => void)[] = [];
 afterEach(() => { for (const f of cleanup.splice(0).reverse()) f(); });
 

@@ -8,14 +8,11 @@ import type { Logger } from "../../src/log.ts";
 import { metrics } from "../../src/metrics.ts";
 import { SrtpReceiveContext, SrtpSendContext, generateSrtpKey } from "../../src/media/srtp.ts";
 import { inThreadUdpIo, type UdpIo } from "../../src/media/udp-io.ts";
-import { WorkerUdpIo } from "../../src/media/worker-udp-io.ts";
 import { until } from "../helpers/until.ts";
 
 const allocator = new RtpPortAllocator({ min: 42000, max: 43999 });
 const opened: { close(): void }[] = [];
 afterEach(() => { for (const s of opened.splice(0)) s.close(); });
-const workerIo = new WorkerUdpIo();
-afterAll(() => workerIo.close());
 
 /** A plain socket standing in for the peer; collects what it receives (`rtp`: without RTCP reports). */
 async function peer(hostname = "127.0.0.1") {
@@ -46,7 +43,7 @@ function rtp(seq: number, ssrc = 0x1111, pt = 0): Uint8Array {
 }
 
 // Every behaviour holds alike with the sockets on this thread and on the RTP I/O worker.
-describe.each<[string, UdpIo]>([["in-thread", inThreadUdpIo], ["worker", workerIo]])("RtpSession (%s sockets)", (_name, io) => {
+describe.each<[string, UdpIo]>([["in-thread", inThreadUdpIo]])("RtpSession (%s sockets)", (_name, io) => {
   async function session(log?: Logger): Promise<RtpSession> {
     const s = await RtpSession.open({ allocator, bindAddress: "127.0.0.1", cname: "test", io, ...(log ? { log } : {}) });
     if ("error" in s) throw new Error(s.error);

@@ -1,0 +1,65 @@
+// Messages between the main thread and a media host (media-engine.ts: in a media worker, or on the
+// main thread for channels with WebRTC clients), and the layout of the host's shared statistics.
+//
+// Statistics cross without messages: the host owns a SharedArrayBuffer of Float64 values, first
+// its totals (worker-totals.ts TOTAL_FIELDS), then one slot of LEG_STAT_FIELDS per leg, which the
+// host rewrites as the leg runs and the main thread reads whenever asked (CallMedia.stats()).
+import type { LogLevel } from "../log.ts";
+import type { MediaPathCarry } from "./leg.ts";
+import type { TappedRtcp } from "./rtcp-tap.ts";
+import type { NegotiatedMedia } from "./sdp.ts";
+import { TOTAL_FIELDS } from "./worker-totals.ts";
+
+export const LEG_STAT_FIELDS = [
+  "packetsSent", "packetsReceived", "octetsSent", "octetsReceived", "packetsLost", "strangerPackets", "jitterMs",
+  "framesConcealed", "latePackets", "dtmfReceived", "srtpAuthFailures", "srtpReplays",
+] as const;
+export type LegStatField = (typeof LEG_STAT_FIELDS)[number];
+export const TOTALS_LENGTH = TOTAL_FIELDS.length;
+
+/** Float64 offset of leg slot `slot`. */
+export function slotOffset(slot: number): number {
+  return TOTALS_LENGTH + slot * LEG_STAT_FIELDS.length;
+}
+
+export function statsBufferBytes(slots: number): number {
+  return slotOffset(slots) * Float64Array.BYTES_PER_ELEMENT;
+}
+
+export interface PathOptions {
+  mediaTimeoutSec?: number;
+  strictSource?: boolean;
+  dtmfDurationMs?: number;
+}
+
+export type ToHost =
+  | { t: "init"; stats: SharedArrayBuffer }
+  /** Binds the RTP/RTCP pair at `port` and joins the channel's mixer; `carry` continues a re-homed leg. */
+  | { t: "bind"; leg: number; slot: number; channel: string; participantId: string; host: string; port: number; options: PathOptions; carry?: MediaPathCarry }
+  | { t: "configure"; leg: number; media: NegotiatedMedia }
+  | { t: "signalling"; leg: number; address: string }
+  | { t: "dtmf"; leg: number; digits: string }
+  | { t: "move"; leg: number; channel: string }
+  | { t: "close"; leg: number }
+  /** Closes the leg's sockets without a BYE and answers with what carries its stream on elsewhere. */
+  | { t: "detach"; leg: number }
+  | { t: "mute"; channel: string; participantId: string; muted: boolean }
+  | { t: "tap"; tap: number; channel: string }
+  | { t: "untap"; tap: number }
+  | { t: "closeChannel"; channel: string }
+  /** Whether this thread's RTCP tap has listeners (HEP): a worker forwards its sessions' RTCP only then. */
+  | { t: "rtcpTap"; on: boolean }
+  | { t: "exit" };
+
+export type FromHost =
+  | { t: "ready" }
+  | { t: "bound"; leg: number }
+  | { t: "bindFailed"; leg: number; error: string }
+  | { t: "closed"; leg: number }
+  | { t: "detached"; leg: number; carry: MediaPathCarry }
+  | { t: "dtmf"; leg: number; digit: string; durationMs: number }
+  | { t: "timeout"; leg: number }
+  | { t: "log"; leg: number; level: LogLevel; component: string; msg: string; fields?: Record<string, unknown> }
+  /** A tapped channel's full mix of one tick (the pcm is the receiver's). */
+  | { t: "mix"; tap: number; pcm: Int16Array; sampleRate: number; tick: number }
+  | { t: "rtcp"; packet: TappedRtcp };

@@ -1,0 +1,187 @@
+// Media workers (src/media/media-plane.ts, hosted-leg.ts): a phone leg's media runs in the worker
+// hosting its channel; a move to a channel on another worker re-homes it with the RTP stream
+// carried on (same SSRC, sequence and timestamps: the far end sees no restart); a channel a WebRTC
+// client joins comes to the main thread with its legs. Real sockets, real RTP peers on loopback.
+import { afterEach, expect, test } from "bun:test";
+import { createLogger } from "../../src/log.ts";
+import { HostedLeg } from "../../src/media/hosted-leg.ts";
+import { MediaPlane, type ChannelMedia } from "../../src/media/media-plane.ts";
+import { RtpPortAllocator } from "../../src/media/ports.ts";
+import { startRtpPeer, type RtpPeer } from "../helpers/rtpPeer.ts";
+import { until } from "../helpers/until.ts";
+
+const cleanup: (() => void)[] = [];
+afterEach(() => {
+  for (const fn of cleanup.splice(0).reverse()) fn();
+});
+
+const allocator = new RtpPortAllocator({ min: 20000, max: 59999 });
+
+function offer(port: number): string {
+  return `v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio ${port} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n`;
+}
+
+/** A phone (RTP peer sending `toneHz`) whose leg joins `channel`. */
+async function phone(channel: ChannelMedia, id: string, toneHz: number, o: { ports?: RtpPortAllocator; mediaTimeoutSec?: number } = {}): Promise<{ leg: HostedLeg; peer: RtpPeer }> {
+  const peer = await startRtpPeer(toneHz);
+  cleanup.push(() => peer.close());
+  const leg = await HostedLeg.create({ channel, allocator: o.ports ?? allocator, mediaTimeoutSec: o.mediaTimeoutSec, advertisedAddress: "127.0.0.1", bindAddress: "127.0.0.1", participantId: id, codecPreferences: ["PCMU"], log: createLogger("test") });
+  if ("error" in leg) throw new Error(leg.error);
+  cleanup.push(() => leg.close());
+  const answer = leg.answer(offer(peer.port));
+  expect(answer.ok).toBe(true);
+  peer.sendTo("127.0.0.1", leg.localPort);
+  return { leg, peer };
+}
+
+test("channels spread over the workers; a leg moved to another worker's channel is heard there and its stream carries on", async () => {
+  const plane = new MediaPlane({ workers: 2 });
+  cleanup.push(() => plane.close());
+  const lobby = plane.open("lobby");
+  const annex = plane.open("annex");
+  cleanup.push(() => lobby.close(), () => annex.close());
+  expect(lobby.host.isWorker && annex.host.isWorker).toBe(true);
+  expect(lobby.host).not.toBe(annex.host);
+
+  const alice = await phone(lobby, "alice", 440);
+  const bob = await phone(lobby, "bob", 700);
+  const carol = await phone(annex, "carol", 1000);
+  // Each hears its own channel: statistics come from the workers' shared memory.
+  await until(() => bob.peer.toneShare(440) > 0.5 && alice.peer.toneShare(700) > 0.5 && alice.leg.stats().packetsReceived > 25);
+  const before = alice.leg.stats();
+  expect(before.packetsSent).toBeGreaterThan(0);
+
+  alice.leg.moveTo(annex);
+  expect(lobby.members.has("alice")).toBe(false);
+  await until(() => carol.peer.toneShare(440) > 0.5 && alice.peer.toneShare(1000) > 0.5);
+  // One stream from start to end: same SSRC, sequence numbers and timestamps following each other.
+  expect(alice.peer.streamRestarts).toBe(0);
+  // Counts go on from where the first worker left them.
+  await until(() => alice.leg.stats().packetsSent > before.packetsSent + 10);
+  expect(alice.leg.stats().packetsReceived).toBeGreaterThanOrEqual(before.packetsReceived);
+  expect(annex.members.has("alice")).toBe(true);
+  expect(annex.host.legs).toBe(2);
+  expect(lobby.host.legs).toBe(1);
+});
+
+test("a channel a WebRTC client joins comes to the main thread with its legs, which keep their streams", async () => {
+  const plane = new MediaPlane({ workers: 1 });
+  cleanup.push(() => plane.close());
+  const room = plane.open("room");
+  cleanup.push(() => room.close());
+  const alice = await phone(room, "alice", 440);
+  await until(() => alice.leg.stats().packetsReceived > 10 && alice.peer.packetsReceived > 10);
+  const heard: Int16Array[] = [];
+  const mixer = room.localMixer();
+  expect(room.host.isWorker).toBe(false);
+  const client = mixer.join("browser", (frame) => void heard.push(frame.pcm.slice()), { sampleRate: 8000 });
+  cleanup.push(() => client.leave());
+  // The browser hears the phone, now mixed on this thread.
+  await until(() => heard.length > 25 && heard.slice(-10).some((pcm) => pcm.some((v) => Math.abs(v) > 1000)));
+  const receivedBefore = alice.peer.packetsReceived;
+  await until(() => alice.peer.packetsReceived > receivedBefore + 10);
+  expect(alice.peer.streamRestarts).toBe(0);
+  expect(plane.workers[0]!.legs).toBe(0);
+});
+
+test("a recording tap on a worker's channel gets the mix on this thread, and is told when the channel closes", async () => {
+  const plane = new MediaPlane({ workers: 1 });
+  cleanup.push(() => plane.close());
+  const room = plane.open("room");
+  const frames: { rate: number; loud: boolean }[] = [];
+  let closed = false;
+  room.addTap({ onMix: (f) => void frames.push({ rate: f.sampleRate, loud: f.pcm.some((v) => Math.abs(v) > 1000) }), onClose: () => void (closed = true) });
+  const alice = await phone(room, "alice", 440);
+  await until(() => frames.filter((f) => f.loud).length > 10);
+  expect(frames.every((f) => f.rate === 8000)).toBe(true);
+  alice.leg.close();
+  room.close();
+  expect(closed).toBe(true);
+});
+
+test("DTMF both ways and the media timeout cross between the worker and this thread; a closed leg frees its port", async () => {
+  const plane = new MediaPlane({ workers: 1 });
+  cleanup.push(() => plane.close());
+  const room = plane.open("room");
+  cleanup.push(() => room.close());
+  const ports = new RtpPortAllocator({ min: 20000, max: 59999 });
+  const alice = await phone(room, "alice", 440, { ports, mediaTimeoutSec: 1 });
+  let timedOut = false;
+  alice.leg.onTimeout = () => void (timedOut = true);
+  const digits: string[] = [];
+  alice.leg.onDtmf = (e) => void digits.push(e.digit);
+  await until(() => alice.leg.stats().packetsReceived > 5);
+  await alice.peer.sendDtmf(5);
+  await until(() => digits.length === 1);
+  expect(digits).toEqual(["5"]);
+  expect(alice.leg.stats().dtmfReceived).toBe(1);
+  alice.leg.sendDtmf("7");
+  await until(() => alice.peer.dtmfEvents.includes(7));
+  expect(alice.leg.stats().dtmfSent).toBe(1);
+  alice.peer.close();
+  await until(() => timedOut);
+  expect(ports.used).toBe(1);
+  alice.leg.close();
+  await until(() => ports.used === 0);
+});
+
+test("a leg still binding when its channel comes to the main thread follows it there: the channel is never split", async () => {
+  const plane = new MediaPlane({ workers: 1 });
+  cleanup.push(() => plane.close());
+  const room = plane.open("room");
+  cleanup.push(() => room.close());
+  const joining = phone(room, "alice", 440);
+  // A WebRTC client joins before the phone leg's port is bound in the worker.
+  const heard: Int16Array[] = [];
+  const client = room.localMixer().join("browser", (frame) => void heard.push(frame.pcm.slice()), { sampleRate: 8000 });
+  cleanup.push(() => client.leave());
+  const alice = await joining;
+  await until(() => plane.workers[0]!.legs === 0 && room.members.get("alice") === alice.leg);
+  await until(() => heard.length > 10 && heard.slice(-5).some((pcm) => pcm.some((v) => Math.abs(v) > 1000)));
+  await until(() => alice.peer.packetsReceived > 10);
+  expect(alice.peer.streamRestarts).toBe(0);
+});
+
+test("moves in quick succession across workers end where the last one said, the stream unbroken", async () => {
+  const plane = new MediaPlane({ workers: 2 });
+  cleanup.push(() => plane.close());
+  const rooms = ["a", "b", "c"].map((id) => plane.open(id));
+  cleanup.push(() => rooms.forEach((r) => r.close()));
+  const [a, b, c] = rooms as [ChannelMedia, ChannelMedia, ChannelMedia];
+  expect(a.host).not.toBe(b.host);
+  const alice = await phone(a, "alice", 440);
+  const carol = await phone(c, "carol", 1000);
+  await until(() => alice.peer.packetsReceived > 10);
+  alice.leg.moveTo(b);
+  alice.leg.moveTo(c);
+  alice.leg.sendDtmf("9");
+  await until(() => carol.peer.toneShare(440) > 0.5 && alice.peer.dtmfEvents.includes(9));
+  expect(alice.peer.streamRestarts).toBe(0);
+  expect([...c.members.keys()].sort()).toEqual(["alice", "carol"]);
+  expect(a.members.size + b.members.size).toBe(0);
+});
+
+test("a leg moved on to a second channel of the worker it is being re-homed to ends in that second channel", async () => {
+  const plane = new MediaPlane({ workers: 2 });
+  cleanup.push(() => plane.close());
+  const rooms = ["a", "b", "c"].map((id) => plane.open(id));
+  cleanup.push(() => rooms.forEach((r) => r.close()));
+  // a and c share worker 1, b is on worker 2.
+  const [a, b, c] = rooms as [ChannelMedia, ChannelMedia, ChannelMedia];
+  expect(a.host).toBe(c.host);
+  const alice = await phone(b, "alice", 440);
+  const carol = await phone(c, "carol", 1000);
+  const dave = await phone(a, "dave", 700);
+  await until(() => alice.peer.packetsReceived > 10);
+  alice.leg.moveTo(a);
+  // The second move comes once worker 2 has let go, most likely while worker 1 binds the port for a.
+  await until(() => b.host.legs === 0, { pollMs: 1 });
+  alice.leg.moveTo(c);
+  await until(() => carol.peer.toneShare(440) > 0.5);
+  expect([...c.members.keys()].sort()).toEqual(["alice", "carol"]);
+  expect([...a.members.keys()]).toEqual(["dave"]);
+  // Dave's channel does not hear alice any more (only silence from an empty channel).
+  const daveHeard = dave.peer.packetsReceived;
+  await until(() => dave.peer.packetsReceived > daveHeard + 25);
+  expect(dave.peer.toneShare(440, 400)).toBeLessThan(0.1);
+});
