@@ -14,9 +14,13 @@
 // BENCH_CPS_STEP_SEC (default 10 here): CPU per call side by side (the before/after of a change).
 // BENCH_CPS_PROFILE=<dir>: runs this tree from source under `bun --cpu-prof` instead of the
 // executable and leaves the profile (.cpuprofile and .md) in <dir> (the README's "Calls per second").
+// BENCH_CPS_SOURCE=1: the ladder from source (`bun main.ts`, names unminified) for an outside profiler
+// such as perf with BUN_JSC_useJITDump=1 (README "Calls per second" says how).
 import { mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { setLogLevel } from "../src/log.ts";
+import { openStore } from "../src/store/index.ts";
 import { reportGoal } from "./goals.ts";
 import { freePort } from "../test/helpers/sipp.ts";
 import { sippCall } from "../test/helpers/sippCall.ts";
@@ -222,6 +226,67 @@ async function placeCallsOnce(node: Node, rate: number, seconds: number): Promis
   }
 }
 
+/**
+ * The store writes one inbound call of the ladder makes, alone, on a SQLite file in a temp directory
+ * (WAL, as the node runs it): its record (created, routed, ringing, answered, ended) and, 5 s after
+ * its end, its SIP trace (8 messages). CPU µs per call of this process, the best of several batches.
+ */
+async function storeWritesUs(): Promise<{ records: number; trace: number }> {
+  const dir = mkdtempSync(join(tmpdir(), "bench-cps-store-"));
+  setLogLevel("warn"); // the migrations' lines
+  const store = openStore(join(dir, "trunkline.db"));
+  setLogLevel("info");
+  try {
+    const message = "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.11:5060;branch=z9hG4bK-1\r\n".padEnd(600, "x");
+    const trace = (callId: string) => ({
+      callId,
+      bytes: 8 * message.length,
+      droppedMessages: 0,
+      messages: Array.from({ length: 8 }, (_, i) => ({
+        time: Date.now() + i, direction: i % 2 ? ("sent" as const) : ("received" as const), transport: "udp" as const,
+        source: { address: "127.0.0.11", port: 5060 }, destination: { address: "127.0.0.12", port: 5060 }, message,
+      })),
+    });
+    let n = 0;
+    const oneCall = () => {
+      const id = `call_bench_${n++}`;
+      store.calls.create({ id, direction: "inbound", from: "sip:+15550001111@127.0.0.11", to: "sip:7000@127.0.0.12", sipCallId: `${id}@127.0.0.11`, trunkId: "bench" });
+      store.calls.update(id, { applicationId: "bench", channelId: "ch-0", userId: "sip:+15550001111@127.0.0.11" });
+      store.calls.update(id, { state: "ringing", sipStatus: 180 });
+      store.calls.update(id, { state: "answered", sipStatus: 200, codec: "PCMU" });
+      store.calls.update(id, { state: "ended", endReason: "remote_bye" });
+      return id;
+    };
+    const best = async (work: () => Promise<void>) => {
+      let us = Infinity;
+      for (let batch = 0; batch < 7; batch++) {
+        const t0 = process.cpuUsage();
+        await work();
+        const used = process.cpuUsage(t0);
+        us = Math.min(us, (used.user + used.system) / 500);
+      }
+      return us;
+    };
+    const records = await best(async () => {
+      for (let i = 0; i < 500; i++) oneCall();
+      await store.calls.flush();
+    });
+    const ids: string[] = [];
+    for (let batch = 0; batch < 7; batch++) {
+      for (let i = 0; i < 500; i++) ids.push(oneCall());
+      await store.calls.flush();
+    }
+    let next = 0;
+    const traces = await best(async () => {
+      for (let i = 0; i < 500; i++) store.sipTraces.save(trace(ids[next++]!), Date.now());
+    });
+    return { records, trace: traces };
+  } finally {
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 const fmt = (n: number) => Math.round(n).toLocaleString("en-US");
 
 function stepLine(label: string, r: StepResult): string {
@@ -249,6 +314,8 @@ async function ladder(command: string[]): Promise<void> {
   }
   console.log("\n| offered | achieved | failed | p99 INVITE→200 | CPU/call, main thread | CPU/call, all threads |\n|---|---|---|---|---|---|");
   for (const r of results) console.log(`| ${fmt(r.offered)} CPS | ${fmt(r.achieved)} | ${r.failed} | ${fmt(r.p99Ms)} ms | ${fmt(r.mainUs)} µs | ${fmt(r.allUs)} µs |`);
+  const writes = await storeWritesUs();
+  console.log(`\nthe store writes of one call alone (same SQLite setup, this process): record ${fmt(writes.records)} µs (1 insert + 4 updates), SIP trace ${fmt(writes.trace)} µs`);
   const top = results.at(-1)!;
   reportGoal({
     goal: `calls per second (${fmt(top.offered)} offered for ${TOP_SEC} s, 100 channels)`,
@@ -257,8 +324,8 @@ async function ladder(command: string[]): Promise<void> {
     met: top.achieved >= 0.98 * top.offered && top.failed === 0 && top.p99Ms < 20,
   });
   reportGoal({
-    goal: `CPU per call at ${fmt(top.offered)} CPS (all threads; main thread)`,
-    figure: `${fmt(top.allUs)} µs; ${fmt(top.mainUs)} µs`,
+    goal: `CPU per call at ${fmt(top.offered)} CPS (all threads; main thread; of which record + SIP trace writes alone)`,
+    figure: `${fmt(top.allUs)} µs; ${fmt(top.mainUs)} µs; ${fmt(writes.records)} + ${fmt(writes.trace)} µs`,
     anchor: "≈ 2,200 µs; goal ≤ 600 µs",
     met: top.allUs <= 600,
   });
@@ -300,6 +367,7 @@ async function compare(ref: string): Promise<void> {
 
 export async function run(): Promise<void> {
   if (COMPARE) return compare(COMPARE);
+  if (process.env.BENCH_CPS_SOURCE === "1") return ladder([process.execPath, join(repo, "main.ts")]);
   if (PROFILE_DIR) {
     console.log(`profiling from source under bun --cpu-prof; profile in ${PROFILE_DIR}`);
     return ladder([process.execPath, "--cpu-prof", "--cpu-prof-md", `--cpu-prof-dir=${resolve(PROFILE_DIR)}`, join(repo, "main.ts")]);
