@@ -1,7 +1,9 @@
 // The typed event bus. Every notable thing that happens to a call, a participant or a trunk is
 // emitted here once: it is logged as one line, and every subscriber (the events webhook delivery,
 // the client event stream, metrics) receives it. Subscribers never slow down or break the emitter.
-import { createLogger, type Logger } from "./log.ts";
+// A call's steps before its end are logged at debug: at info a call leaves one line, its
+// `call.ended` (issue 16: a line per step cost a busy node more than the rest of the call layer).
+import { createLogger, logsAt, type LogLevel, type Logger } from "./log.ts";
 
 export interface CallEventBase {
   /** Trunkline's call id (the call record id), not the SIP Call-ID. */
@@ -76,6 +78,9 @@ export type EventHandler = (event: AnyEvent) => void;
 
 const log = createLogger("events");
 
+/** Events of a call's or participant's course, logged at debug; `call.ended` sums the call up at info. */
+const stepEvents: ReadonlySet<EventType> = new Set<EventType>(["call.ringing", "call.answered", "participant.joined", "participant.left", "dtmf.received"]);
+
 export class EventBus {
   private readonly handlers = new Set<EventHandler>();
   private sequence = 0;
@@ -89,7 +94,8 @@ export class EventBus {
       time: new Date().toISOString(),
       data,
     };
-    (subject ? subject.child({}, "events") : log).info(type, { eventId: event.id, ...data });
+    const level: LogLevel = stepEvents.has(type) ? "debug" : "info";
+    if (logsAt(level)) (subject ? subject.child({}, "events") : log)[level](type, { eventId: event.id, ...data });
     for (const handler of this.handlers) {
       try {
         handler(event as AnyEvent);

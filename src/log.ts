@@ -16,6 +16,11 @@ export function setLogLevel(level: LogLevel): void {
   threshold = levelRank[level];
 }
 
+/** Whether lines at `level` are written: a caller skips building a line's fields when not. */
+export function logsAt(level: LogLevel): boolean {
+  return levelRank[level] >= threshold;
+}
+
 /** Redirects log output (tests capture lines with this). */
 export function setLogSink(sink: (line: string) => void): void {
   write = sink;

@@ -268,7 +268,7 @@ export class Dialog extends Emitter<DialogEvents> {
     const send = () =>
       this.stack
         .wireTo(this.nextHop())
-        .send(bytes)
+        .send(bytes, req.callId)
         .catch((error: unknown) => this.log.warn("ACK could not be sent", { error }));
     send();
     tx.on("extra2xx", (res) => {

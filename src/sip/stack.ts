@@ -314,7 +314,7 @@ export class SipStack {
 
   /** Sends outside any transaction: the ACK for a 2xx, 2xx retransmissions, stateless responses. */
   sendStateless(msg: SipRequest | SipResponse, dest: Endpoint, opts: SendOptions = {}): Promise<void> {
-    return this.transports.send(serializeMessage(msg), dest, opts);
+    return this.transports.send(serializeMessage(msg), dest, opts, msg.callId);
   }
 
   /** The path to a destination for transactions and dialogs; a missing transport fails the send (§17.1.4). */

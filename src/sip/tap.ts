@@ -12,6 +12,8 @@ export interface TappedMessage {
   destination: { address: string; port: number };
   /** Epoch milliseconds with sub-millisecond precision. */
   time: number;
+  /** The Call-ID (RFC 3261 §20.8) the stack parsed or built the message with; absent when it could not parse it. */
+  callId?: string;
 }
 
 export type MessageTap = (message: TappedMessage) => void;

@@ -27,7 +27,8 @@ export const DEFAULT_TIMERS: TimerConfig = { T1: 500, T2: 4_000, T4: 5_000 };
 export interface Wire {
   /** Reliable transports switch off retransmissions and zero timers D, I, J, K (RFC 3261 §17). */
   readonly reliable: boolean;
-  send(data: Uint8Array): Promise<void>;
+  /** `callId`: the message's Call-ID, for the message tap (src/sip/tap.ts). */
+  send(data: Uint8Array, callId?: string): Promise<void>;
 }
 
 export const MAGIC_COOKIE = "z9hG4bK";
@@ -141,6 +142,7 @@ export class ClientTransaction extends Emitter<ClientTransactionEvents> {
   private req: SipRequest | undefined;
   private bytes: Uint8Array | undefined;
   private ackBytes: Uint8Array | undefined;
+  private readonly callId: string;
   private cancelWanted = false;
   private hadProvisional = false;
   private cancelTx: ClientTransaction | undefined;
@@ -158,6 +160,7 @@ export class ClientTransaction extends Emitter<ClientTransactionEvents> {
     this.isInvite = request.method === "INVITE";
     this.state = this.isInvite ? "calling" : "trying";
     this.bytes = serializeMessage(request);
+    this.callId = request.callId;
     this.outcome = new Promise((resolve) => {
       this.resolveOutcome = resolve;
     });
@@ -192,7 +195,7 @@ export class ClientTransaction extends Emitter<ClientTransactionEvents> {
   }
 
   private transmit(bytes: Uint8Array): void {
-    this.wire.send(bytes).catch((error: unknown) => this.failTransport(error));
+    this.wire.send(bytes, this.callId).catch((error: unknown) => this.failTransport(error));
   }
 
   private failTransport(error: unknown): void {
@@ -385,6 +388,7 @@ export class ServerTransaction extends Emitter<ServerTransactionEvents> {
   /** Held while the TU may respond; released with the final response, because a UDP transaction
    * lives on for 64*T1 and a flood must not pin every parsed request for that long. */
   private req: SipRequest | undefined;
+  private readonly callId: string;
   /** Where this transaction's warnings go: the TU may hand it its own logger (a call's), whose fields they then carry. */
   log: Logger = log;
 
@@ -401,6 +405,7 @@ export class ServerTransaction extends Emitter<ServerTransactionEvents> {
     this.requestToTag = request.to.params.get("tag") ?? undefined;
     this.mergeKey = this.requestToTag ? undefined : mergeKey(request);
     this.dialogKeyBase = `${request.callId}|${request.cseq.seq}|${request.from.params.get("tag") ?? ""}`;
+    this.callId = request.callId;
   }
 
   /** The request, until the final response has been sent. */
@@ -540,7 +545,7 @@ export class ServerTransaction extends Emitter<ServerTransactionEvents> {
   }
 
   private transmit(bytes: Uint8Array): void {
-    this.wire.send(bytes).catch((error: unknown) => {
+    this.wire.send(bytes, this.callId).catch((error: unknown) => {
       if (this.state === "terminated") return;
       // §17.2.4: report the failure to the TU.
       const err = error instanceof Error ? error : new Error(String(error));

@@ -7,7 +7,7 @@ import { createLogger } from "../log.ts";
 import { isResponseBytes, parseMessage, type ParseError, type SipRequest, type SipResponse, type TransportName } from "./message.ts";
 import { parseRelayedSource, RELAYED_SOURCE_HEADER } from "./relayed-source.ts";
 import type { SourceGuard } from "./source-guard.ts";
-import { type MessageTaps, tapTime } from "./tap.ts";
+import { type MessageTaps, type TappedMessage, tapTime } from "./tap.ts";
 import type { Wire } from "./transaction.ts";
 import {
   defaultPort,
@@ -158,35 +158,37 @@ export class TransportLayer {
   wireThrough(transport: Transport, dest: Endpoint, opts: SendOptions = {}): Wire {
     return {
       reliable: transport.reliable,
-      send: (data) => {
-        if (this.taps.current) this.tap("sent", transport, data, dest);
+      send: (data, callId) => {
+        if (this.taps.current) this.tap("sent", transport, data, dest, callId);
         return transport.send(data, dest, opts);
       },
     };
   }
 
-  async send(data: Uint8Array, dest: Endpoint, opts: SendOptions = {}): Promise<void> {
+  async send(data: Uint8Array, dest: Endpoint, opts: SendOptions = {}, callId?: string): Promise<void> {
     const transport = this.transportFor(dest);
-    if (this.taps.current) this.tap("sent", transport, data, dest);
+    if (this.taps.current) this.tap("sent", transport, data, dest, callId);
     await transport.send(data, dest, opts);
   }
 
   /** Hands a message to the tap's listeners; a failing listener never fails the message. */
-  private tap(direction: "sent" | "received", transport: Transport, data: Uint8Array, peer: Endpoint): void {
+  private tap(direction: "sent" | "received", transport: Transport, data: Uint8Array, peer: Endpoint, callId: string | undefined): void {
     const listener = this.taps.current;
     if (!listener) return;
     const local = transport.local;
     const us = { address: local.address === "0.0.0.0" || local.address === "::" ? this.sentBy(transport.name).host : local.address, port: local.port };
     const them = { address: peer.address, port: peer.port };
+    const message: TappedMessage = {
+      direction,
+      data,
+      transport: transport.name,
+      source: direction === "sent" ? us : them,
+      destination: direction === "sent" ? them : us,
+      time: tapTime(),
+    };
+    if (callId !== undefined) message.callId = callId;
     try {
-      listener({
-        direction,
-        data,
-        transport: transport.name,
-        source: direction === "sent" ? us : them,
-        destination: direction === "sent" ? them : us,
-        time: tapTime(),
-      });
+      listener(message);
     } catch (error) {
       log.error("sip message tap failed", { error });
     }
@@ -219,8 +221,10 @@ export class TransportLayer {
     let stranger = admission === "reject";
     // A stranger's request (answered 403 under sip.strangers: reject) is no one's call: neither
     // traced nor mirrored to HEP, so an attacker's packets cost no copy.
-    if (this.taps.current && !stranger) this.tap("received", arrival, data, ctx.source);
     const parsed = parseMessage(data, framing, this.parseLimits);
+    // Tapped once parsed, with its Call-ID, so listeners need not search the bytes for it; before
+    // anything is done with it, so a trace keeps the order of the wire.
+    if (this.taps.current && !stranger) this.tap("received", arrival, data, ctx.source, parsed.ok ? parsed.message.callId : undefined);
     if (!parsed.ok) {
       const { error } = parsed;
       if (error.request && error.request.method !== "ACK" && error.request.vias.length > 0) {

@@ -75,7 +75,7 @@ export class UserAgentCore {
     // Straight back to the source: the Via itself may be the defect.
     const wire = this.transports.wireThrough(arrival, ctx.source, ctx.connectionId ? { connectionId: ctx.connectionId } : {});
     const res = stranger ? createResponse(error.request, 403, "Forbidden") : createResponse(error.request, error.status, error.reason);
-    wire.send(serializeMessage(res)).catch((sendError: unknown) => {
+    wire.send(serializeMessage(res), res.callId).catch((sendError: unknown) => {
       log.debug("could not answer a malformed request", { error: sendError, source: ctx.source });
     });
   }
@@ -157,7 +157,7 @@ export class UserAgentCore {
   private respondStateless(req: SipRequest, wire: Wire, status: number, reason?: string, headers: [string, string][] = []): void {
     const toTag = req.to.params.get("tag") ? undefined : statelessTag(req);
     const res = createResponse(req, status, reason, { headers, ...(toTag ? { toTag } : {}) });
-    wire.send(serializeMessage(res)).catch((error: unknown) => {
+    wire.send(serializeMessage(res), res.callId).catch((error: unknown) => {
       log.debug("stateless response not sent", { error, status });
     });
   }

@@ -75,7 +75,8 @@ export class SipTraceRecorder {
 
   /** A tapped message (attach() feeds the stack's messages here). */
   message(message: TappedMessage): void {
-    const sipCallId = callIdOf(message.data);
+    // A message the stack could not parse comes without its Call-ID: read from its bytes.
+    const sipCallId = message.callId ?? callIdOf(message.data);
     if (sipCallId === undefined) return;
     // The tapped bytes may be a view into a buffer the transport reuses: keep a copy.
     const kept = { ...message, data: message.data.slice() };

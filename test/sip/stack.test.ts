@@ -563,6 +563,29 @@ test("strangers: reject answers every method 403 statelessly (no 100 Trying, no 
   }
 });
 
+test("the message tap names each message's Call-ID as the stack parsed or built it, both ways; an unparseable datagram comes without one", async () => {
+  const tapping = new SipStack({ listen: [{ transport: "udp", host: "127.0.0.1", port: 0 }], isKnownSource: loopbackIsTrunk });
+  const tapped: { direction: string; callId: string | undefined; firstLine: string }[] = [];
+  tapping.tapMessages((m) => tapped.push({ direction: m.direction, callId: m.callId, firstLine: new TextDecoder().decode(m.data).split("\r\n")[0]! }));
+  tapping.onRequest((_req, tx) => tx.respond(200));
+  await tapping.start();
+  try {
+    const p = await udpPeer("127.0.0.1", tapping.boundEndpoints[0]!.port);
+    peers.push(p);
+    p.send("NOT SIP AT ALL\r\nCall-ID: garbage@test\r\n\r\n");
+    p.send(request("OPTIONS", { callId: "tapped@test" }));
+    await p.waitFor((m) => m.callId === "tapped@test");
+    await until(() => tapped.some((t) => t.direction === "sent"));
+    expect(tapped).toEqual([
+      { direction: "received", callId: undefined, firstLine: "NOT SIP AT ALL" },
+      { direction: "received", callId: "tapped@test", firstLine: "OPTIONS sip:bob@127.0.0.1 SIP/2.0" },
+      { direction: "sent", callId: "tapped@test", firstLine: "SIP/2.0 200 OK" },
+    ]);
+  } finally {
+    await tapping.stop();
+  }
+});
+
 test("a stack without a TLS listener still dials TLS peers (trunks over TLS), verifying them", async () => {
   const cert = new URL("../fixtures/tls/cert.pem", import.meta.url).pathname;
   const key = new URL("../fixtures/tls/key.pem", import.meta.url).pathname;

@@ -100,6 +100,21 @@ describe("the recorder", () => {
     await store.close();
   });
 
+  test("files a message under the Call-ID the stack tapped it with, reading the bytes only for a message without one", async () => {
+    const store = openStore(":memory:");
+    const { stack, send } = fakeStack();
+    const recorder = new SipTraceRecorder({ store: store.sipTraces, maxBytes: () => 100_000, lingerMs: 60_000 });
+    recorder.attach(stack, store.calls);
+    store.calls.create({ id: "call_2", direction: "inbound", from: "a", to: "b", sipCallId: "parsed-id" });
+    // The stack's Call-ID wins over the bytes (which it parsed itself); without one, the bytes are read.
+    send({ ...tapped("received", sip("INVITE sip:b@y SIP/2.0", "bytes-id")), callId: "parsed-id" });
+    send(tapped("received", sip("ACK sip:b@y SIP/2.0", "parsed-id")));
+    send(tapped("received", sip("BYE sip:b@y SIP/2.0", "bytes-id")));
+    expect(recorder.live("call_2")?.messages.map((m) => m.message.split(" ")[0])).toEqual(["INVITE", "ACK"]);
+    recorder.stop();
+    await store.close();
+  });
+
   test("a call's trace stops at records.sipTraceMaxBytes and says how many messages it dropped; 0 records nothing", async () => {
     const store = openStore(":memory:");
     const { stack, send } = fakeStack();
