@@ -324,8 +324,7 @@ export class CallManager {
   async hangUp(id: string): Promise<CommandResult> {
     const call = this.calls.get(id);
     if (!call) return this.notLive(id);
-    call.end("local_hangup");
-    return { ok: true };
+    return hangUp(call);
   }
 
   async sendDtmf(id: string, digits: string): Promise<CommandResult> {
@@ -413,8 +412,7 @@ export class CallManager {
       hangUp: async (o: { claims: ClientIdentity; callId: string }): Promise<CommandResult> => {
         const own = await ownCall(o.claims, o.callId);
         if (!own.ok) return own;
-        own.call.end("local_hangup");
-        return { ok: true };
+        return hangUp(own.call);
       },
       sendDtmf: async (o: { claims: ClientIdentity; callId: string; digits: string }): Promise<CommandResult> => {
         const own = await ownCall(o.claims, o.callId);
@@ -423,6 +421,17 @@ export class CallManager {
       },
     };
   }
+}
+
+/**
+ * Ends the call; the answer waits for its end to be committed (an answered or inbound call ends at
+ * once). An outbound call being cancelled ends at the INVITE's final response: the answer says
+ * only that the hang-up is under way, and call.ended follows.
+ */
+async function hangUp(call: Call): Promise<CommandResult> {
+  call.end("local_hangup");
+  if (call.isEnded) await call.endRecorded;
+  return { ok: true };
 }
 
 export function newCallId(): string {

@@ -18,6 +18,8 @@ export interface SqlExecutor {
   transaction<T>(work: () => Promise<T>): Promise<T>;
   /** Queues `work` after every earlier queued piece of work of this store (PostgreSQL); runs it now on SQLite. */
   serial<T>(work: () => Promise<T>): Promise<T>;
+  /** Runs the statements, in order, as one transaction (SQLite: synchronously, nothing else runs in between). */
+  batch(statements: readonly { sql: string; params: SqlValue[] }[]): Promise<void>;
 }
 
 /** SQLite binds ?NNN where PostgreSQL binds $NNN. */
@@ -55,6 +57,19 @@ export class SqliteExecutor implements SqlExecutor {
   serial<T>(work: () => Promise<T>): Promise<T> {
     return work();
   }
+
+  batch(statements: readonly { sql: string; params: SqlValue[] }[]): Promise<void> {
+    try {
+      this.db
+        .transaction(() => {
+          for (const { sql, params } of statements) this.db.query<unknown, SqlValue[]>(toSqlite(sql)).run(...params);
+        })
+        .immediate();
+      return Promise.resolve();
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+  }
 }
 
 export class PostgresExecutor implements SqlExecutor {
@@ -83,5 +98,11 @@ export class PostgresExecutor implements SqlExecutor {
     const run = this.tail.then(work);
     this.tail = run.catch(() => undefined);
     return run;
+  }
+
+  async batch(statements: readonly { sql: string; params: SqlValue[] }[]): Promise<void> {
+    await this.sql.begin(async (tx) => {
+      for (const { sql, params } of statements) await tx.unsafe(sql, params);
+    });
   }
 }

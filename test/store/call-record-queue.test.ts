@@ -16,7 +16,7 @@ const lines: string[] = [];
 
 beforeAll(async () => {
   pg = await startPostgres();
-  store = await openPostgresStore({ url: await createDatabase(pg, "record_queue"), nodeId: "n1", maxQueuedCallRecordWrites: MAX_QUEUED });
+  store = await openPostgresStore({ url: await createDatabase(pg, "record_queue"), nodeId: "n1", callRecords: { maxPending: MAX_QUEUED } });
   setLogSink((line) => lines.push(line));
 }, 60_000);
 afterAll(async () => {
