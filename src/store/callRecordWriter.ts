@@ -64,6 +64,11 @@ interface PendingRecord {
 export interface CallRecordWriterOptions {
   maxPending?: number;
   windowMs?: number;
+  /** A failed record is given up after this many tries. */
+  maxAttempts?: number;
+  /** The first retry's delay, doubled at each failed round up to retryMaxMs. */
+  retryMinMs?: number;
+  retryMaxMs?: number;
 }
 
 export class CallRecordWriter {
@@ -77,15 +82,20 @@ export class CallRecordWriter {
   private failedRounds = 0;
   /** Changes dropped since the bound was last hit (0: changes are flowing). */
   private droppedThisEpisode = 0;
-  private readonly maxPending: number;
-  private readonly windowMs: number;
+  private readonly options: Required<CallRecordWriterOptions>;
 
   constructor(
     private readonly sql: SqlExecutor,
     options: CallRecordWriterOptions = {},
   ) {
-    this.maxPending = options.maxPending ?? MAX_PENDING_CALL_RECORDS;
-    this.windowMs = options.windowMs ?? CALL_RECORD_WINDOW_MS;
+    this.options = {
+      maxPending: MAX_PENDING_CALL_RECORDS,
+      windowMs: CALL_RECORD_WINDOW_MS,
+      maxAttempts: MAX_WRITE_ATTEMPTS,
+      retryMinMs: RETRY_MIN_MS,
+      retryMaxMs: RETRY_MAX_MS,
+      ...options,
+    };
   }
 
   /** Records whose changes wait for the database (queued or being committed). */
@@ -137,10 +147,10 @@ export class CallRecordWriter {
     if (existing) {
       mergeInto(existing, columns, stamps);
     } else {
-      if (this.waiting >= this.maxPending) {
+      if (this.waiting >= this.options.maxPending) {
         droppedWrites.inc();
         if (this.droppedThisEpisode++ === 0) {
-          log.error("call record writes dropped: the database is not keeping up", { waiting: this.waiting, maxPending: this.maxPending });
+          log.error("call record writes dropped: the database is not keeping up", { waiting: this.waiting, maxPending: this.options.maxPending });
         }
         return;
       }
@@ -148,7 +158,7 @@ export class CallRecordWriter {
     }
     if (this.round || this.retryTimer) return;
     if (this.pending.size >= CALL_RECORD_BATCH) void this.startRound();
-    else this.timer ??= setTimeout(() => void this.startRound(), this.windowMs);
+    else this.timer ??= setTimeout(() => void this.startRound(), this.options.windowMs);
   }
 
   /** Takes the queued records as one batch; the next round starts when it is done. */
@@ -180,7 +190,7 @@ export class CallRecordWriter {
     }
     if (this.pending.size === 0) return;
     if (failed) {
-      const delay = Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** (this.failedRounds - 1));
+      const delay = Math.min(this.options.retryMaxMs, this.options.retryMinMs * 2 ** (this.failedRounds - 1));
       this.retryTimer = setTimeout(() => {
         this.retryTimer = undefined;
         void this.startRound();
@@ -224,7 +234,7 @@ export class CallRecordWriter {
     const given: PendingRecord[] = [];
     const queued = new Map<string, PendingRecord>();
     for (const entry of failed) {
-      if (++entry.attempts >= MAX_WRITE_ATTEMPTS) {
+      if (++entry.attempts >= this.options.maxAttempts) {
         given.push(entry);
         continue;
       }
