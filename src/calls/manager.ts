@@ -174,11 +174,15 @@ export class CallManager {
     this.draining = true;
   }
 
-  /** Ends every call (BYE / CANCEL) for shutdown. */
-  stop(): void {
+  /** Ends every call (BYE / CANCEL) for shutdown; resolves once their ends are committed and call.ended emitted. */
+  stop(): Promise<void> {
     liveManagers.delete(this);
     this.unsubscribe?.();
-    for (const call of [...this.calls.values()]) call.end("shutdown", { cause: { status: 503, text: "shutting down" } });
+    const calls = [...this.calls.values()];
+    for (const call of calls) call.end("shutdown", { cause: { status: 503, text: "shutting down" } });
+    // Committed now rather than at the end of the window.
+    void this.deps.records.flush();
+    return Promise.all(calls.map((call) => call.endRecorded)).then(() => undefined);
   }
 
   private onRequest(req: SipRequest, tx: ServerTransaction, ctx: InboundContext): void {

@@ -27,6 +27,8 @@ const toSqlite = (sql: string) => sql.replace(/\$(\d+)/g, "?$1");
 
 export class SqliteExecutor implements SqlExecutor {
   readonly dialect = "sqlite";
+  /** Batched statements in SQLite's spelling: few shapes (the code writes them), each converted once. */
+  private readonly batchSql = new Map<string, string>();
   constructor(readonly db: Database) {}
 
   querySync<T>(sql: string, params: SqlValue[] = []): T[] {
@@ -58,11 +60,22 @@ export class SqliteExecutor implements SqlExecutor {
     return work();
   }
 
+  private sqliteSpelling(sql: string): string {
+    let converted = this.batchSql.get(sql);
+    if (converted === undefined) {
+      // A bound, should a caller ever vary its statements' text with data.
+      if (this.batchSql.size >= 256) this.batchSql.clear();
+      converted = toSqlite(sql);
+      this.batchSql.set(sql, converted);
+    }
+    return converted;
+  }
+
   batch(statements: readonly { sql: string; params: SqlValue[] }[]): Promise<void> {
     try {
       this.db
         .transaction(() => {
-          for (const { sql, params } of statements) this.db.query<unknown, SqlValue[]>(toSqlite(sql)).run(...params);
+          for (const { sql, params } of statements) this.db.query<unknown, SqlValue[]>(this.sqliteSpelling(sql)).run(...params);
         })
         .immediate();
       return Promise.resolve();

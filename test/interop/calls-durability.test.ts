@@ -1,7 +1,8 @@
 // Call records are written behind (one transaction per window), yet nothing a caller was told is
 // lost to a kill -9: the hang-up API's answer and the call.ended webhook come only once the end is
 // committed. The window is set long here (3 s), so that a process answering before its commit
-// would be killed with the end still queued, and restart with the call `interrupted`.
+// would be killed with the end still queued, and restart with the call `interrupted`. At SIGTERM
+// the calls ended for shutdown still reach the webhook: their ends commit before delivery stops.
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -38,7 +39,7 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function start(): Promise<{ tl: TrunklineProcess; sipPort: number }> {
+async function start(extraYaml = ""): Promise<{ tl: TrunklineProcess; sipPort: number }> {
   const sipPort = await freePort();
   const tl = await startTrunkline(`http: { host: 127.0.0.1, port: 0 }
 sip: { listen: [{ transport: udp, host: 127.0.0.1, port: ${sipPort} }] }
@@ -49,7 +50,7 @@ trunks:
   - { id: sipp, domain: 127.0.0.1, optionsIntervalSec: 0 }
 webhooks: { eventsUrl: "${webhooks.url("/events")}", timeoutMs: 5000 }
 ${testApplicationYaml({ "1000": "lobby" })}
-`);
+${extraYaml}`);
   processes.push(tl);
   return { tl, sipPort };
 }
@@ -107,5 +108,23 @@ test("call.ended reaches the webhook once the end is committed: a kill -9 on its
 
   const { tl: restarted } = await start();
   expect(await (await api(restarted, `/calls/${id}`)).json()).toMatchObject({ id, state: "ended", endReason: "remote_bye" });
+  await kill9(restarted);
+}, 60_000);
+
+test("SIGTERM: a call ended for shutdown is committed, and its call.ended reaches the webhook before the process exits", async () => {
+  const { tl, sipPort } = await start("cluster: { drainGraceSec: 0 }\n");
+  const ended: { callId: string; reason: string }[] = [];
+  webhooks.handle("/events", (request) => {
+    const event = request.json as { type: string; data: { callId: string; reason: string } };
+    if (event.type === "call.ended") ended.push(event.data);
+    return Response.json({});
+  });
+  const id = await answeredCall(tl, sipPort, 30_000);
+  tl.proc.kill("SIGTERM");
+  expect(await tl.proc.exited).toBe(0);
+  expect(ended).toContainEqual(expect.objectContaining({ callId: id, reason: "shutdown" }));
+
+  const { tl: restarted } = await start();
+  expect(await (await api(restarted, `/calls/${id}`)).json()).toMatchObject({ id, state: "ended", endReason: "shutdown" });
   await kill9(restarted);
 }, 60_000);
