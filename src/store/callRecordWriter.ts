@@ -80,6 +80,7 @@ export class CallRecordWriter {
   /** Set while backing off after a failed batch: no round starts before it fires (flush excepted). */
   private retryTimer?: ReturnType<typeof setTimeout>;
   private failedRounds = 0;
+  private closing = false;
   /** Changes dropped since the bound was last hit (0: changes are flowing). */
   private droppedThisEpisode = 0;
   private readonly options: Required<CallRecordWriterOptions>;
@@ -129,8 +130,9 @@ export class CallRecordWriter {
     if (this.pending.size > 0) await this.startRound();
   }
 
-  /** Flushes, then stops retrying; what could not be written is logged. */
+  /** Flushes, then stops retrying; what could not be written is logged, and later changes are ignored. */
   async close(): Promise<void> {
+    this.closing = true;
     await this.flush();
     clearTimeout(this.timer);
     clearTimeout(this.retryTimer);
@@ -143,6 +145,10 @@ export class CallRecordWriter {
   }
 
   private enqueue(id: string, isNew: boolean, columns: Map<string, SqlValue>, stamps: Map<string, number>): void {
+    if (this.closing) {
+      droppedWrites.inc();
+      return void log.warn("call record change after the store closed, ignored", { callId: id });
+    }
     const existing = this.pending.get(id);
     if (existing) {
       mergeInto(existing, columns, stamps);
