@@ -114,8 +114,7 @@ export class PostgresExecutor implements SqlExecutor {
   }
 
   async batch(statements: readonly { sql: string; params: SqlValue[] }[]): Promise<void> {
-    await this.sql.begin(async (tx) => {
-      for (const { sql, params } of statements) await tx.unsafe(sql, params);
-    });
+    // Sent back to back on the transaction's connection (pipelined), answered in order.
+    await this.sql.begin((tx) => Promise.all(statements.map(({ sql, params }) => tx.unsafe(sql, params))));
   }
 }
