@@ -72,6 +72,8 @@ export class SqliteExecutor implements SqlExecutor {
   }
 
   batch(statements: readonly { sql: string; params: SqlValue[] }[]): Promise<void> {
+    // Inside another transaction the batch would commit or roll back with it: it waits for its retry.
+    if (this.db.inTransaction) return Promise.reject(new Error("another transaction is open"));
     try {
       this.db
         .transaction(() => {
