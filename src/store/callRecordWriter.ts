@@ -34,6 +34,13 @@ const droppedWrites = metrics.counter(
   "Call record writes dropped: the records waiting for the database were at their bound, or a record's write failed every retry.",
 );
 const batchesCommitted = metrics.counter("trunkline_call_record_batches_total", "Transactions of call record writes committed (each holds the records that changed in one window).");
+/** Every open writer (one per store), for the gauge. */
+const openWriters = new Set<CallRecordWriter>();
+metrics.gauge("trunkline_call_records_waiting", "Call records with changes not yet committed (queued, or in the transaction being committed).", [], () => {
+  let waiting = 0;
+  for (const writer of openWriters) waiting += writer.waiting;
+  return [{ labels: {}, value: waiting }];
+});
 
 /** Every column a record's insert names, in order. */
 const INSERT_COLUMNS = [
@@ -97,6 +104,7 @@ export class CallRecordWriter {
       retryMaxMs: RETRY_MAX_MS,
       ...options,
     };
+    openWriters.add(this);
   }
 
   /** Records whose changes wait for the database (queued or being committed). */
@@ -137,6 +145,7 @@ export class CallRecordWriter {
     clearTimeout(this.timer);
     clearTimeout(this.retryTimer);
     this.timer = this.retryTimer = undefined;
+    openWriters.delete(this);
     if (this.pending.size > 0) {
       log.error("call records not written at close: the database failed", { records: this.pending.size });
       this.drop([...this.pending.values()]);
