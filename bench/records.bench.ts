@@ -17,7 +17,7 @@ import { setLogSink } from "../src/log.ts";
 import { reportGoal } from "./goals.ts";
 
 const RATE_PER_SEC = 1_000;
-const SECONDS = 4;
+const SECONDS = 3;
 const ANSWER_AFTER_MS = 20;
 const END_AFTER_MS = 200;
 /** The load's own pace: calls start in bursts this far apart (a SIP socket's reads are bursts too). */
