@@ -201,6 +201,18 @@ for (const driver of drivers) {
       expect(calls.queuedWrites).toBe(0);
     });
 
+    test("changes flushed inside another transaction are not rolled back with it", async () => {
+      const { calls, sql } = await driver.fresh({ retryMinMs: 1 });
+      const rolledBack = sql.transaction(async () => {
+        calls.create(newCall("t1"));
+        await calls.flush();
+        throw new Error("rolled back");
+      });
+      await expect(rolledBack).rejects.toThrow("rolled back");
+      expect(await calls.committed("t1")).toBe(true);
+      expect(await calls.get("t1")).toMatchObject({ state: "trying" });
+    });
+
     test("a database failing every write: the records wait, retried with backoff, and land once it heals", async () => {
       const { calls, ddl } = await driver.fresh({ retryMinMs: 1, retryMaxMs: 20, maxAttempts: 1_000 });
       calls.create(newCall("before"));
