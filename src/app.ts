@@ -100,7 +100,8 @@ export async function startApp(options: AppOptions): Promise<App> {
   setLogLevel(config.logLevel);
   const { database } = config;
   const nodeId = config.cluster.nodeId ?? defaultNodeId();
-  const store = database.url ? await openPostgresStore({ url: database.url, nodeId }) : openStore(database.path, undefined, { nodeId });
+  const callRecords = { windowMs: database.callRecordWindowMs };
+  const store = database.url ? await openPostgresStore({ url: database.url, nodeId, callRecords }) : openStore(database.path, undefined, { nodeId, callRecords });
   await applyConfigToStore(config, store);
   if (config.adminToken === undefined) log.warn("no adminToken configured: the admin API answers 401 until one is set");
   else if (/change-me/i.test(config.adminToken)) log.warn("adminToken is the example's placeholder: set a secret one before exposing the API");

@@ -160,8 +160,11 @@ export class Call {
   /** A REFER from the trunk being acted on (we are the transferee). */
   private referred = false;
   private settle: (settlement: CallSettlement) => void = () => undefined;
-  /** Resolves at the answer, or at the end of a call never answered. */
+  /** Resolves at the answer, or at the end of a call never answered (once that end is committed). */
   readonly settled = new Promise<CallSettlement>((resolve) => (this.settle = resolve));
+  private endWasRecorded: () => void = () => undefined;
+  /** Resolves once the record's end is committed and call.ended emitted: a hang-up answers after it. */
+  readonly endRecorded = new Promise<void>((resolve) => (this.endWasRecorded = resolve));
   /** A re-INVITE (or INVITE) without SDP: our offer went in the 2xx, the answer comes in the ACK. */
   private awaitingAnswerInAck = false;
   /** Inbound before the answer: the INVITE we answer 480 should we hang up. */
@@ -374,9 +377,13 @@ export class Call {
     this.callMedia?.close();
     if (this.dialog && this.dialog.state !== "terminated") this.dialog.terminate();
     endedCalls.inc({ direction: this.direction, reason });
-    this.settle({ answered: false, reason, ...(sipStatus !== undefined ? { sipStatus } : {}) });
     const durationMs = Date.now() - this.createdAt;
-    emitEvent("call.ended", { ...this.eventBase(), reason, ...(sipStatus !== undefined ? { sipStatus } : {}), durationMs }, this.log);
+    // Nobody outside hears of the end before the record says so: a kill -9 loses nothing they were told.
+    void this.env.store.committed(this.id).then(() => {
+      this.settle({ answered: false, reason, ...(sipStatus !== undefined ? { sipStatus } : {}) });
+      emitEvent("call.ended", { ...this.eventBase(), reason, ...(sipStatus !== undefined ? { sipStatus } : {}), durationMs }, this.log);
+      this.endWasRecorded();
+    });
     this.env.release(this);
   }
 
@@ -527,7 +534,7 @@ export class Call {
     };
   }
 
-  /** Writes a change of the record (one committed statement). */
+  /** Queues a change of the record (committed within milliseconds, with other calls' changes). */
   private record(change: CallUpdate): void {
     if (this.phase === "ended") return;
     this.env.store.update(this.id, change);

@@ -174,11 +174,15 @@ export class CallManager {
     this.draining = true;
   }
 
-  /** Ends every call (BYE / CANCEL) for shutdown. */
-  stop(): void {
+  /** Ends every call (BYE / CANCEL) for shutdown; resolves once their ends are committed and call.ended emitted. */
+  stop(): Promise<void> {
     liveManagers.delete(this);
     this.unsubscribe?.();
-    for (const call of [...this.calls.values()]) call.end("shutdown", { cause: { status: 503, text: "shutting down" } });
+    const calls = [...this.calls.values()];
+    for (const call of calls) call.end("shutdown", { cause: { status: 503, text: "shutting down" } });
+    // Committed now rather than at the end of the window.
+    void this.deps.records.flush();
+    return Promise.all(calls.map((call) => call.endRecorded)).then(() => undefined);
   }
 
   private onRequest(req: SipRequest, tx: ServerTransaction, ctx: InboundContext): void {
@@ -324,8 +328,7 @@ export class CallManager {
   async hangUp(id: string): Promise<CommandResult> {
     const call = this.calls.get(id);
     if (!call) return this.notLive(id);
-    call.end("local_hangup");
-    return { ok: true };
+    return hangUp(call);
   }
 
   async sendDtmf(id: string, digits: string): Promise<CommandResult> {
@@ -413,8 +416,7 @@ export class CallManager {
       hangUp: async (o: { claims: ClientIdentity; callId: string }): Promise<CommandResult> => {
         const own = await ownCall(o.claims, o.callId);
         if (!own.ok) return own;
-        own.call.end("local_hangup");
-        return { ok: true };
+        return hangUp(own.call);
       },
       sendDtmf: async (o: { claims: ClientIdentity; callId: string; digits: string }): Promise<CommandResult> => {
         const own = await ownCall(o.claims, o.callId);
@@ -423,6 +425,17 @@ export class CallManager {
       },
     };
   }
+}
+
+/**
+ * Ends the call; the answer waits for its end to be committed (an answered or inbound call ends at
+ * once). An outbound call being cancelled ends at the INVITE's final response: the answer says
+ * only that the hang-up is under way, and call.ended follows.
+ */
+async function hangUp(call: Call): Promise<CommandResult> {
+  call.end("local_hangup");
+  if (call.isEnded) await call.endRecorded;
+  return { ok: true };
 }
 
 export function newCallId(): string {

@@ -139,8 +139,13 @@ export class CallService implements Service {
 
   async stop(deadline: number): Promise<void> {
     clearInterval(this.resolveTimer);
+    // The calls' ends (participant.left, then call.ended once committed) reach the events webhook:
+    // the delivery hears the bus until they are out (a database not answering holds the stop only
+    // until the deadline's share).
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([this.manager.stop(), new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.max(0, deadline - Date.now() - 1000))))]);
+    clearTimeout(timer);
     for (const unsubscribe of this.unsubscribes.splice(0)) unsubscribe();
-    this.manager.stop();
     // After the calls' RTCP BYEs, which the workers send before they end.
     this.plane.close();
     await this.delivery.stop(Math.max(0, deadline - Date.now() - 200));

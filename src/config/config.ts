@@ -13,6 +13,7 @@ import {
   webhooksSchema,
 } from "./entities.ts";
 import { frontProblem } from "../cluster/front.ts";
+import { CALL_RECORD_WINDOW_MS } from "../store/callRecordWriter.ts";
 import { s, type Infer } from "./schema.ts";
 
 const host = s.string({ minLength: 1, maxLength: 253 });
@@ -133,6 +134,10 @@ const databaseSchema = s.object({
     .string({ pattern: /^postgres(ql)?:\/\/\S+$/, patternHint: "a postgres://user:password@host:port/database URL" })
     .optional()
     .describe("PostgreSQL shared by several nodes (configuration, call records, node heartbeats), instead of the SQLite file."),
+  callRecordWindowMs: s
+    .integer({ min: 1, max: 10_000 })
+    .default(CALL_RECORD_WINDOW_MS)
+    .describe("Call record changes are committed together, one transaction per this many ms; what tells the outside world a call ended waits for its commit."),
 });
 
 const nodeIdSchema = s.string({ minLength: 1, maxLength: 64, pattern: /^[A-Za-z0-9._-]+$/, patternHint: "letters, digits, '.', '_' or '-'" });

@@ -1,12 +1,14 @@
 // Call records: one row per call, answered or not, updated in place at every state change, owned by
 // the node that handles the call (node_id). In the SQLite file, or in PostgreSQL shared by the
-// cluster. Calls never wait for their records: on SQLite each write is one committed statement
-// (WAL) run at once; on PostgreSQL writes queue in order behind each other and reads queue behind
-// them, so this node reads its own writes. Records still open when their node died end as
+// cluster. Calls never wait for their records: changes are written behind (callRecordWriter.ts),
+// one transaction per few milliseconds, and `committed(id)` says when a call's changes are in the
+// database (what tells the outside world of an end waits for it). Reads commit what waits first,
+// so this node reads its own writes. Records still open when their node died end as
 // `interrupted`: the node's own at its next start (closeInterruptedCalls), a dead node's by a
 // surviving node (closeCallsOfDeadNodes, after each heartbeat).
 import { createLogger } from "../log.ts";
 import { metrics } from "../metrics.ts";
+import { CallRecordWriter, type CallRecordWriterOptions } from "./callRecordWriter.ts";
 import { databaseNowMs } from "./nodes.ts";
 import type { SqlExecutor, SqlValue } from "./sql.ts";
 
@@ -28,19 +30,6 @@ metrics.gauge("trunkline_calls_by_state", "Calls in progress by direction and st
     return { labels: { direction: direction!, state: state! }, value };
   });
 });
-
-/**
- * Call record writes waiting for PostgreSQL, at most. A call makes about five (created, ringing,
- * answered, ended, media stats), so this covers 2,000 calls' worth of a database that stopped
- * answering — a few MB of statements. Past it a hung database would grow the heap without end;
- * new writes are dropped (counted, logged once per episode) and calls go on.
- */
-export const MAX_QUEUED_CALL_RECORD_WRITES = 10_000;
-
-const droppedWrites = metrics.counter(
-  "trunkline_call_record_writes_dropped_total",
-  "Call record writes dropped because the database was not keeping up (the queue of writes waiting for PostgreSQL was full).",
-);
 
 /** Appended to the store's migration list. */
 export const callsMigration = `
@@ -223,16 +212,16 @@ export type CallRecordWatcher = (id: string, change: CallUpdate) => void;
 
 export class CallStore {
   private readonly watchers = new Set<CallRecordWatcher>();
-  private queued = 0;
-  /** Writes dropped since the queue last overflowed (0: writes are flowing). */
-  private droppedThisEpisode = 0;
+  private readonly writer: CallRecordWriter;
 
   constructor(
     private readonly sql: SqlExecutor,
     /** The node whose calls this store records (cluster.nodeId). */
     private readonly nodeId: string,
-    private readonly maxQueuedWrites = MAX_QUEUED_CALL_RECORD_WRITES,
-  ) {}
+    writer: CallRecordWriterOptions = {},
+  ) {
+    this.writer = new CallRecordWriter(sql, writer);
+  }
 
   /** Returns the function that stops watching. */
   watch(watcher: CallRecordWatcher): () => void {
@@ -250,9 +239,9 @@ export class CallStore {
     }
   }
 
-  /** Writes waiting for the database (always 0 on SQLite, where each runs at once). */
+  /** Records whose changes wait for the database (queued, or in the transaction being committed). */
   get queuedWrites(): number {
-    return this.queued;
+    return this.writer.waiting;
   }
 
   /** Records a new call (state `trying`) and returns its record; never waits for the database. */
@@ -260,15 +249,23 @@ export class CallStore {
     startedCalls.inc({ direction: call.direction });
     openRecords.set(call.id, { direction: call.direction, state: "trying" });
     if (this.watchers.size > 0) this.tell(call.id, { state: "trying", ...(call.sipCallId ? { sipCallId: call.sipCallId } : {}) });
-    this.write(
-      `INSERT INTO calls (id, node_id, direction, state, sip_call_id, trunk_id, from_uri, to_uri, application_id, channel_id, user_id, client_id, created_at, attributes)
-       VALUES ($1, $2, $3, 'trying', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
-      [
-        call.id, this.nodeId, call.direction, call.sipCallId ?? null, call.trunkId ?? null, call.from, call.to,
-        call.applicationId ?? null, call.channelId ?? null, call.userId ?? null, call.clientId ?? null, now,
-        call.attributes && Object.keys(call.attributes).length > 0 ? JSON.stringify(call.attributes) : null,
-      ],
-    );
+    const columns = new Map<string, SqlValue>([
+      ["id", call.id],
+      ["node_id", this.nodeId],
+      ["direction", call.direction],
+      ["state", "trying"],
+      ["from_uri", call.from],
+      ["to_uri", call.to],
+      ["created_at", now],
+    ]);
+    if (call.sipCallId) columns.set("sip_call_id", call.sipCallId);
+    if (call.trunkId) columns.set("trunk_id", call.trunkId);
+    if (call.applicationId) columns.set("application_id", call.applicationId);
+    if (call.channelId) columns.set("channel_id", call.channelId);
+    if (call.userId) columns.set("user_id", call.userId);
+    if (call.clientId) columns.set("client_id", call.clientId);
+    if (call.attributes && Object.keys(call.attributes).length > 0) columns.set("attributes", JSON.stringify(call.attributes));
+    this.writer.insert(call.id, columns, new Map());
     return toRecord({
       seq: 0, id: call.id, direction: call.direction, state: "trying", sip_call_id: call.sipCallId ?? null, trunk_id: call.trunkId ?? null,
       from_uri: call.from, to_uri: call.to, application_id: call.applicationId ?? null, channel_id: call.channelId ?? null,
@@ -278,30 +275,36 @@ export class CallStore {
     });
   }
 
-  /** Applies the change in one committed statement; a state's timestamp is set the first time it is entered. */
+  /**
+   * Queues the change, coalesced with the call's other changes not yet committed; a state's timestamp
+   * is set the first time it is entered. An ended record is final: late updates (a retransmission
+   * racing the hang-up, or a node declared dead that was not) cannot reopen it.
+   */
   update(id: string, change: CallUpdate, now = Date.now()): void {
     const open = openRecords.get(id);
     if (open && change.state !== undefined) {
       if (change.state === "ended") openRecords.delete(id);
       else open.state = change.state;
     }
-    const sets: string[] = [];
-    const values: SqlValue[] = [];
-    const bind = (value: SqlValue) => {
-      values.push(value);
-      return `$${values.length}`;
-    };
+    const columns = new Map<string, SqlValue>();
     for (const [key, value] of Object.entries(change) as [keyof CallUpdate, unknown][]) {
       if (value === undefined) continue;
-      sets.push(`${columnOf[key]} = ${bind(key === "mediaStats" || key === "redirects" ? JSON.stringify(value) : (value as string | number))}`);
+      // Serialized now: the caller may change its object after.
+      columns.set(columnOf[key], key === "mediaStats" || key === "redirects" ? JSON.stringify(value) : (value as string | number));
     }
     const stamp = change.state ? stampOf[change.state] : undefined;
-    if (stamp) sets.push(`${stamp} = COALESCE(${stamp}, ${bind(now)})`);
-    if (sets.length === 0) return;
+    const stamps = new Map<string, number>(stamp ? [[stamp, now]] : []);
+    if (columns.size === 0) return;
     if (this.watchers.size > 0) this.tell(id, change);
-    // An ended record is final: late updates (a retransmission racing the hang-up, or a node declared
-    // dead that was not) cannot reopen it.
-    this.write(`UPDATE calls SET ${sets.join(", ")} WHERE id = ${bind(id)} AND state != 'ended'`, values);
+    this.writer.update(id, columns, stamps);
+  }
+
+  /**
+   * Resolves once every change of the call queued so far is committed (true), or given up after
+   * failed writes (false, logged). What tells the outside world of a call's end waits for it.
+   */
+  committed(id: string): Promise<boolean> {
+    return this.writer.committed(id);
   }
 
   async get(id: string): Promise<CallRecord | undefined> {
@@ -370,35 +373,24 @@ export class CallStore {
     return closed.length;
   }
 
-  /** Resolves once every write queued so far is done (on SQLite they are done at once). */
+  /** Resolves once every change queued so far is committed (a failed one stays queued for its retry). */
   flush(): Promise<void> {
-    return this.sql.serial(() => Promise.resolve());
+    return this.writer.flush();
   }
 
-  /** Queued after the earlier writes, or dropped when the queue is full; a failure is logged, the call goes on. */
-  private write(statement: string, params: SqlValue[]): void {
-    if (this.queued >= this.maxQueuedWrites) {
-      droppedWrites.inc();
-      if (this.droppedThisEpisode++ === 0) {
-        log.error("call record writes dropped: the database is not keeping up", { queued: this.queued, maxQueued: this.maxQueuedWrites });
-      }
-      return;
-    }
-    this.queued++;
-    this.sql
-      .serial(() => this.sql.query(statement, params))
-      .catch((err: unknown) => log.error("call record write failed", { err }))
-      .finally(() => {
-        this.queued--;
-        if (this.queued === 0 && this.droppedThisEpisode > 0) {
-          log.warn("call record writes flowing again", { dropped: this.droppedThisEpisode });
-          this.droppedThisEpisode = 0;
-        }
-      });
+  /** Commits what waits, then stops retrying (the store is closing). */
+  close(): Promise<void> {
+    return this.writer.close();
   }
 
-  /** Queued after this node's earlier writes, so it sees them. */
-  private read<T>(statement: string, params: SqlValue[]): Promise<T[]> {
+  /**
+   * After this node's queued changes are committed, so it reads its own writes. Committing early
+   * rather than overlaying the queued changes on what the database returns: a read costs at most
+   * one early transaction (of rows due within milliseconds anyway), and filters, order and paging
+   * (by seq, which the insert assigns) stay the database's.
+   */
+  private async read<T>(statement: string, params: SqlValue[]): Promise<T[]> {
+    await this.writer.flush();
     return this.sql.serial(() => this.sql.query<T>(statement, params));
   }
 }

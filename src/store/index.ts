@@ -15,6 +15,7 @@ import { createLogger } from "../log.ts";
 import { metrics } from "../metrics.ts";
 import { type ApplicationRow, ApplicationStore, selectApplications } from "./applications.ts";
 import { CallerIdStore, type CallerIdRow, selectCallerIds } from "./callerIds.ts";
+import type { CallRecordWriterOptions } from "./callRecordWriter.ts";
 import { CallStore } from "./calls.ts";
 import { ChannelHomeStore, HOMES_CHANNEL } from "./channelHomes.ts";
 import { ChangeFeed, type StoreChange } from "./changes.ts";
@@ -124,6 +125,8 @@ export interface SqliteStore extends Store {
 export interface StoreIdentity {
   /** The node whose call records this store writes (cluster.nodeId). */
   nodeId?: string;
+  /** The call record writer's window and bound (callRecordWriter.ts; defaults there). */
+  callRecords?: CallRecordWriterOptions;
 }
 
 const DEFAULT_NODE_ID = "single";
@@ -175,13 +178,14 @@ export function openStore(path: string, migrations?: Migration[], identity: Stor
   let open = true;
   const absolutePath = resolve(path);
   if (path !== ":memory:") openSqlitePaths.add(absolutePath);
+  const calls = new CallStore(sql, identity.nodeId ?? DEFAULT_NODE_ID, identity.callRecords);
   return {
     driver: "sqlite",
     db,
     path,
     changes,
     ...entities,
-    calls: new CallStore(sql, identity.nodeId ?? DEFAULT_NODE_ID),
+    calls,
     sipTraces: new SipTraceStore(sql),
     recordings: new RecordingStore(sql, identity.nodeId ?? DEFAULT_NODE_ID),
     nodes: new NodeStore(sql),
@@ -190,14 +194,14 @@ export function openStore(path: string, migrations?: Migration[], identity: Stor
     transaction: (work) => atomically(sql, changes, entities, work),
     isOpen: () => open,
     healthy: () => Promise.resolve(open && db.query("SELECT 1 AS ok").get() !== null),
-    close() {
-      if (!open) return Promise.resolve();
+    async close() {
+      if (!open) return;
       open = false;
+      await calls.close();
       openSqlitePaths.delete(absolutePath);
       // Folds the WAL back into the main file so a copied database is complete.
       db.run("PRAGMA wal_checkpoint(TRUNCATE)");
       db.close();
-      return Promise.resolve();
     },
   };
 }
@@ -206,8 +210,6 @@ export interface PostgresStoreOptions extends StoreIdentity {
   /** postgres://user:password@host:port/database */
   url: string;
   migrations?: PostgresMigration[];
-  /** Call record writes waiting for the database, at most (default MAX_QUEUED_CALL_RECORD_WRITES). */
-  maxQueuedCallRecordWrites?: number;
 }
 
 export async function openPostgresStore(options: PostgresStoreOptions): Promise<Store> {
@@ -304,7 +306,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     changes,
     ...entities,
     // Its own queue: call record writes never wait behind a configuration reload, nor delay one.
-    calls: new CallStore(new PostgresExecutor(client), options.nodeId ?? DEFAULT_NODE_ID, options.maxQueuedCallRecordWrites),
+    calls: new CallStore(new PostgresExecutor(client), options.nodeId ?? DEFAULT_NODE_ID, options.callRecords),
     sipTraces: new SipTraceStore(new PostgresExecutor(client)),
     recordings: new RecordingStore(sql, options.nodeId ?? DEFAULT_NODE_ID),
     nodes: new NodeStore(sql),
@@ -321,7 +323,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
       if (!open) return;
       open = false;
       await sql.serial(() => Promise.resolve());
-      await store.calls.flush();
+      await store.calls.close();
       await store.sipTraces.flush();
       await subscription.unlisten();
       await homesSubscription.unlisten();

@@ -18,6 +18,8 @@ export interface SqlExecutor {
   transaction<T>(work: () => Promise<T>): Promise<T>;
   /** Queues `work` after every earlier queued piece of work of this store (PostgreSQL); runs it now on SQLite. */
   serial<T>(work: () => Promise<T>): Promise<T>;
+  /** Runs the statements, in order, as one transaction (SQLite: synchronously, nothing else runs in between). */
+  batch(statements: readonly { sql: string; params: SqlValue[] }[]): Promise<void>;
 }
 
 /** SQLite binds ?NNN where PostgreSQL binds $NNN. */
@@ -25,6 +27,8 @@ const toSqlite = (sql: string) => sql.replace(/\$(\d+)/g, "?$1");
 
 export class SqliteExecutor implements SqlExecutor {
   readonly dialect = "sqlite";
+  /** Batched statements in SQLite's spelling: few shapes (the code writes them), each converted once. */
+  private readonly batchSql = new Map<string, string>();
   constructor(readonly db: Database) {}
 
   querySync<T>(sql: string, params: SqlValue[] = []): T[] {
@@ -55,6 +59,32 @@ export class SqliteExecutor implements SqlExecutor {
   serial<T>(work: () => Promise<T>): Promise<T> {
     return work();
   }
+
+  private sqliteSpelling(sql: string): string {
+    let converted = this.batchSql.get(sql);
+    if (converted === undefined) {
+      // A bound, should a caller ever vary its statements' text with data.
+      if (this.batchSql.size >= 256) this.batchSql.clear();
+      converted = toSqlite(sql);
+      this.batchSql.set(sql, converted);
+    }
+    return converted;
+  }
+
+  batch(statements: readonly { sql: string; params: SqlValue[] }[]): Promise<void> {
+    // Inside another transaction the batch would commit or roll back with it: it waits for its retry.
+    if (this.db.inTransaction) return Promise.reject(new Error("another transaction is open"));
+    try {
+      this.db
+        .transaction(() => {
+          for (const { sql, params } of statements) this.db.query<unknown, SqlValue[]>(this.sqliteSpelling(sql)).run(...params);
+        })
+        .immediate();
+      return Promise.resolve();
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+  }
 }
 
 export class PostgresExecutor implements SqlExecutor {
@@ -83,5 +113,10 @@ export class PostgresExecutor implements SqlExecutor {
     const run = this.tail.then(work);
     this.tail = run.catch(() => undefined);
     return run;
+  }
+
+  async batch(statements: readonly { sql: string; params: SqlValue[] }[]): Promise<void> {
+    // Sent back to back on the transaction's connection (pipelined), answered in order.
+    await this.sql.begin((tx) => Promise.all(statements.map(({ sql, params }) => tx.unsafe(sql, params))));
   }
 }

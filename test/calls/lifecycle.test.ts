@@ -104,6 +104,7 @@ describe("joining the channel", () => {
     try {
       expect(await call.joinChannel()).toEqual({ error: "no media in this test" });
       call.end("rejected", { sipStatus: 503 });
+      await call.endRecorded;
       // call.ended is emitted after anything the join could have emitted.
       expect(seen.filter((t) => t !== "call.ended")).toEqual([]);
       expect(seen).toContain("call.ended");

@@ -161,7 +161,7 @@ describe("call records owned by nodes (PostgreSQL)", () => {
 });
 
 describe("a kill -9 (SQLite)", () => {
-  test("keeps every written record; live calls close as interrupted at the next start", async () => {
+  test("keeps every committed record; live calls close as interrupted at the next start", async () => {
     const path = join(dir, "kill.db");
     const script = `
       import { openStore } from ${JSON.stringify(join(import.meta.dir, "../../src/store/index.ts"))};
@@ -171,6 +171,8 @@ describe("a kill -9 (SQLite)", () => {
       store.calls.update("done", { state: "ended", endReason: "remote_bye", sipStatus: 200 });
       store.calls.create({ id: "live", direction: "outbound", from: "a", to: "c" });
       store.calls.update("live", { state: "answered" });
+      // What the process tells the world once committed: the batch is in the database.
+      await Promise.all([store.calls.committed("done"), store.calls.committed("live")]);
       console.log("written");
       setInterval(() => {}, 1000);
     `;

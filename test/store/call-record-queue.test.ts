@@ -1,7 +1,7 @@
 // Call record writes to a PostgreSQL that stopped answering (its processes frozen with SIGSTOP):
-// the queue of writes waiting for it stops at its bound, further writes are dropped and counted,
+// the records waiting for it stop at their bound, changes of further calls are dropped and counted,
 // one log line per episode says so, the calls' side never waits; once the database answers again
-// the queued writes land and one line says writes flow again.
+// the waiting records land and one line says writes flow again.
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { setLogSink } from "../../src/log.ts";
 import { metrics } from "../../src/metrics.ts";
@@ -16,7 +16,7 @@ const lines: string[] = [];
 
 beforeAll(async () => {
   pg = await startPostgres();
-  store = await openPostgresStore({ url: await createDatabase(pg, "record_queue"), nodeId: "n1", maxQueuedCallRecordWrites: MAX_QUEUED });
+  store = await openPostgresStore({ url: await createDatabase(pg, "record_queue"), nodeId: "n1", callRecords: { maxPending: MAX_QUEUED } });
   setLogSink((line) => lines.push(line));
 }, 60_000);
 afterAll(async () => {
