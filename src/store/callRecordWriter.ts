@@ -172,8 +172,13 @@ export class CallRecordWriter {
       this.pending.set(id, { id, isNew, columns, stamps, attempts: 0, waiters: [] });
     }
     if (this.round || this.retryTimer) return;
-    if (this.pending.size >= CALL_RECORD_BATCH) void this.startRound();
-    else this.timer ??= setTimeout(() => void this.startRound(), this.options.windowMs);
+    if (this.pending.size >= CALL_RECORD_BATCH) {
+      // A full batch goes at the next turn, not inside whatever the caller is doing (its own transaction).
+      clearTimeout(this.timer);
+      this.timer = setTimeout(() => void this.startRound(), 0);
+    } else {
+      this.timer ??= setTimeout(() => void this.startRound(), this.options.windowMs);
+    }
   }
 
   /** Takes the queued records as one batch; the next round starts when it is done. */
