@@ -1,0 +1,288 @@
+// Memory per call leg at 1,000 legs (issue 16, goal 4: under 100 KiB), each part in a process of its
+// own so nothing else this run has allocated is counted:
+//   media   1,000 PhoneLegs (RTP session, jitter buffer, codec, mixer participant) in 500 two-party
+//           channels, socket I/O on the RTP I/O worker as the connector runs it, a load generator
+//           (rtp-loadgen.ts) playing the 1,000 phones so every jitter buffer holds packets. Measured
+//           after a forced full GC (Bun.gc(true)) before the legs are made (after a warm-up set of
+//           legs was made and closed, so code and module state are not counted) and with RTP flowing:
+//           RSS, and the JS heap (cells plus the typed arrays' memory), each divided by the legs.
+//           What the heap gained is listed by type (JSC's object counts, and the heap snapshot's
+//           bytes per type).
+//   calls   The connector as an operator runs it (`bun main.ts serve`), SIPp placing 1,000 inbound
+//           calls (two per channel) held open by a pause, answering them with RTP echoed back (SIPp
+//           -rtp_echo), so each call is a whole one: SIP dialog and transactions, call record, events,
+//           its leg. RSS of the process with the calls up, less its RSS after a warm-up round of the
+//           same calls had come and gone, divided by the calls. No forced GC in there: an upper bound.
+// BENCH_MEMORY_LEGS=1000 and BENCH_MEMORY_PARTS="media,calls" override.
+import { readFileSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { startTrunkline, type TrunklineProcess } from "../test/helpers/trunklineProcess.ts";
+import { freePort } from "../test/helpers/sipp.ts";
+import { sippCall } from "../test/helpers/sippCall.ts";
+import { until } from "../test/helpers/until.ts";
+import { reportGoal } from "./goals.ts";
+
+const LEGS = Number(process.env.BENCH_MEMORY_LEGS ?? 1000);
+const KIB = 1024;
+const TARGET_KIB = 100;
+/** With RTP flowing this long, every jitter buffer has reached its working depth. */
+const FLOWING_MS = 4000;
+
+export interface MediaResult {
+  legs: number;
+  rssBefore: number;
+  rssAfter: number;
+  heapBefore: number;
+  heapAfter: number;
+  extraBefore: number;
+  extraAfter: number;
+  /** Cells JSC counts by type: what the legs added (the largest first). */
+  objectTypes: [string, number][];
+  /** Heap snapshot bytes by class name: what the legs added (the largest first). */
+  snapshotBytes: [string, number, number][];
+  framesPlayed: number;
+}
+
+function rssBytes(pid: number | "self" = "self"): number {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  return Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]) * 1024;
+}
+
+/** Heap snapshot: total shallow size and count per class name. */
+function snapshotByClass(): Map<string, { bytes: number; count: number }> {
+  const snapshot = Bun.generateHeapSnapshot() as unknown as { nodes: number[]; nodeClassNames: string[] };
+  // JSC snapshot nodes: [id, size, classNameIndex, flags, (labelIndex)] — 4 fields (5 with labels).
+  const fields = snapshot.nodes.length % 5 === 0 && snapshot.nodes.length % 4 !== 0 ? 5 : 4;
+  const out = new Map<string, { bytes: number; count: number }>();
+  for (let i = 0; i < snapshot.nodes.length; i += fields) {
+    const name = snapshot.nodeClassNames[snapshot.nodes[i + 2]!]!;
+    const entry = out.get(name) ?? { bytes: 0, count: 0 };
+    entry.bytes += snapshot.nodes[i + 1]!;
+    entry.count++;
+    out.set(name, entry);
+  }
+  return out;
+}
+
+/** The media part, in the child process. */
+async function measureMediaLegs(legCount: number): Promise<MediaResult> {
+  const { heapStats } = await import("bun:jsc");
+  const { createPhoneLeg } = await import("../src/media/leg.ts");
+  const { Mixer } = await import("../src/media/mixer.ts");
+  const { RtpPortAllocator } = await import("../src/media/ports.ts");
+  const { WorkerUdpIo } = await import("../src/media/worker-udp-io.ts");
+  const io = new WorkerUdpIo();
+  const allocator = new RtpPortAllocator({ min: 30000, max: 39999 });
+  const loadgen = Bun.spawn([process.execPath, join(import.meta.dir, "rtp-loadgen.ts")], { stdin: "pipe", stdout: "pipe", stderr: "inherit" });
+  const reader = loadgen.stdout.getReader();
+  let buffered = "";
+  const readLine = async (): Promise<string> => {
+    for (;;) {
+      const nl = buffered.indexOf("\n");
+      if (nl >= 0) {
+        const line = buffered.slice(0, nl);
+        buffered = buffered.slice(nl + 1);
+        return line;
+      }
+      const { value, done } = await reader.read();
+      if (done) throw new Error("load generator exited early");
+      buffered += new TextDecoder().decode(value);
+    }
+  };
+  const { ports, phonesPerSocket } = JSON.parse(await readLine()) as { ports: number[]; phonesPerSocket: number };
+  const offer = (port: number) =>
+    ["v=0", "o=loadgen 1 1 IN IP4 127.0.0.1", "s=-", "c=IN IP4 127.0.0.1", "t=0 0", `m=audio ${port} RTP/AVP 0 101`, "a=rtpmap:0 PCMU/8000", "a=rtpmap:101 telephone-event/8000", "a=sendrecv", ""].join("\r\n");
+
+  type Leg = Exclude<Awaited<ReturnType<typeof createPhoneLeg>>, { error: string }>;
+  const makeLegs = async (count: number, mixers: InstanceType<typeof Mixer>[], legs: Leg[]) => {
+    for (let i = 0; i < count; i++) {
+      if (i % 2 === 0) mixers.push(new Mixer());
+      const leg = await createPhoneLeg({ allocator, bindAddress: "127.0.0.1", advertisedAddress: "127.0.0.1", mixer: mixers.at(-1)!, participantId: `leg${i}`, codecPreferences: ["PCMU"], mediaTimeoutSec: 0, io });
+      if ("error" in leg) throw new Error(leg.error);
+      const answered = leg.answer(offer(ports[Math.floor(i / phonesPerSocket)]!));
+      if (!answered.ok) throw new Error(answered.reason);
+      legs.push(leg);
+    }
+  };
+
+  // Warm-up: code compiled, module state and the worker's buffers made, then closed again.
+  {
+    const mixers: InstanceType<typeof Mixer>[] = [];
+    const legs: Leg[] = [];
+    await makeLegs(20, mixers, legs);
+    await Bun.sleep(200);
+    for (const leg of legs) leg.close();
+    for (const m of mixers) m.close();
+  }
+  await Bun.sleep(100);
+  Bun.gc(true);
+  const typesBefore = heapStats().objectTypeCounts;
+  const classesBefore = snapshotByClass();
+  Bun.gc(true);
+  const rssBefore = rssBytes();
+  const statsBefore = heapStats();
+
+  const mixers: InstanceType<typeof Mixer>[] = [];
+  const legs: Leg[] = [];
+  await makeLegs(legCount, mixers, legs);
+  loadgen.stdin.write(JSON.stringify({ targets: legs.map((l) => l.localPort), warmupMs: 0, measureMs: FLOWING_MS + 2000, talkers: "all" }) + "\n");
+  loadgen.stdin.flush();
+  await Bun.sleep(FLOWING_MS);
+  Bun.gc(true);
+  const rssAfter = rssBytes();
+  const statsAfter = heapStats();
+  const typesAfter = statsAfter.objectTypeCounts;
+  const classesAfter = snapshotByClass();
+  const framesPlayed = legs.reduce((n, l) => n + l.stats().jitter.played, 0);
+
+  await readLine(); // the load generator's result: it has stopped sending
+  await loadgen.exited;
+  for (const leg of legs) leg.close();
+  for (const m of mixers) m.close();
+  io.close();
+
+  const objectTypes = Object.entries(typesAfter)
+    .map(([type, n]): [string, number] => [type, n - (typesBefore[type] ?? 0)])
+    .filter(([, n]) => n > 0)
+    .sort((a, b) => b[1] - a[1]);
+  const snapshotBytes = [...classesAfter]
+    .map(([name, a]): [string, number, number] => [name, a.bytes - (classesBefore.get(name)?.bytes ?? 0), a.count - (classesBefore.get(name)?.count ?? 0)])
+    .filter(([, bytes]) => bytes > 0)
+    .sort((a, b) => b[1] - a[1]);
+  return {
+    legs: legCount,
+    rssBefore,
+    rssAfter,
+    heapBefore: statsBefore.heapSize,
+    heapAfter: statsAfter.heapSize,
+    extraBefore: statsBefore.extraMemorySize,
+    extraAfter: statsAfter.extraMemorySize,
+    objectTypes,
+    snapshotBytes,
+    framesPlayed,
+  };
+}
+
+const kib = (bytes: number) => `${(bytes / KIB).toFixed(1)} KiB`;
+
+async function mediaPart(): Promise<void> {
+  const child = Bun.spawn([process.execPath, import.meta.path, "media", String(LEGS)], { stdout: "pipe", stderr: "inherit" });
+  const output = await new Response(child.stdout).text();
+  if ((await child.exited) !== 0) throw new Error(`media child failed: ${output}`);
+  const r = JSON.parse(output.trim().split("\n").at(-1)!) as MediaResult;
+  const rssPerLeg = (r.rssAfter - r.rssBefore) / r.legs;
+  const heapPerLeg = (r.heapAfter - r.heapBefore) / r.legs;
+  const extraPerLeg = (r.extraAfter - r.extraBefore) / r.legs;
+  console.log(`media plane: ${r.legs} PCMU legs in ${r.legs / 2} two-party channels, RTP flowing (${r.framesPlayed} frames played), after a forced GC:`);
+  console.log(`  RSS ${(r.rssBefore / KIB / KIB).toFixed(1)} → ${(r.rssAfter / KIB / KIB).toFixed(1)} MiB: ${kib(rssPerLeg)} per leg`);
+  console.log(`  JS heap ${kib(heapPerLeg)} per leg (of which typed-array and other memory outside cells: ${kib(extraPerLeg)})`);
+  console.log(`  heap snapshot, bytes per leg by type: ${r.snapshotBytes.slice(0, 12).map(([name, bytes, count]) => `${name} ${(bytes / r.legs).toFixed(0)} B (${(count / r.legs).toFixed(1)})`).join(", ")}`);
+  console.log(`  cells per leg by type: ${r.objectTypes.slice(0, 12).map(([type, n]) => `${type} ${(n / r.legs).toFixed(1)}`).join(", ")}`);
+  reportGoal({
+    goal: `memory per leg, media plane, ${r.legs} legs (RSS; JS heap)`,
+    figure: `${kib(rssPerLeg)}; ${kib(heapPerLeg)}`,
+    anchor: `< ${TARGET_KIB} KiB per leg at 1,000 legs`,
+    met: rssPerLeg < TARGET_KIB * KIB,
+  });
+}
+
+const CALLER_IP = "127.0.0.9";
+const FIRST_USER = 4000;
+/** Calls per second while the 1,000 are placed (well under what the connector takes). */
+const CALL_RATE = 200;
+/** Warm-up calls before the baseline: code compiled, first-use structures made. */
+const WARMUP_CALLS = 100;
+
+/** The metric's value from a Prometheus text page (unlabelled series). */
+function metricValue(page: string, name: string): number {
+  const line = page.split("\n").find((l) => l.startsWith(`${name} `));
+  return line ? Number(line.slice(name.length + 1)) : NaN;
+}
+
+/**
+ * SIPp placing `calls` calls (two per channel), each held `holdMs` after its ACK, RTP echoed back to
+ * the connector from SIPp's media port; resolves when SIPp exits.
+ */
+async function placeCalls(tl: TrunklineProcess, sipPort: number, calls: number, holdMs: number): Promise<{ exitCode: number; stderr: string; successful: number; failed: number }> {
+  const dir = mkdtempSync(join(tl.dir, "sipp-"));
+  writeFileSync(join(dir, "scenario.xml"), sippCall({ name: "memory-call", requestUri: "sip:[field0]@[remote_ip]:[remote_port]", user: "+15550001111", contactUser: "caller", tag: "m", offerPort: "[media_port]", ending: "hang-up", holdMs }));
+  const users = Array.from({ length: calls }, (_, i) => String(FIRST_USER + Math.floor(i / 2)));
+  writeFileSync(join(dir, "users.csv"), `SEQUENTIAL\n${users.join("\n")}\n`);
+  const proc = Bun.spawn(
+    [
+      "sipp", `127.0.0.1:${sipPort}`, "-sf", "scenario.xml", "-inf", "users.csv", "-i", CALLER_IP, "-p", String(await freePort()),
+      "-mp", String(await freePort()), "-rtp_echo", "-t", "u1", "-m", String(calls), "-l", String(calls), "-r", String(CALL_RATE),
+      "-timeout", `${Math.ceil(holdMs / 1000) + 60}s`, "-timeout_error", "-nostdin", "-nd", "-trace_stat", "-stf", "stat.csv",
+    ],
+    { cwd: dir, stdout: "ignore", stderr: "pipe", stdin: "ignore" },
+  );
+  const [stderr, exitCode] = await Promise.all([new Response(proc.stderr).text(), proc.exited]);
+  const stat = readFileSync(join(dir, "stat.csv"), "utf8").trim().split("\n");
+  const header = stat[0]!.split(";");
+  const last = stat.at(-1)!.split(";");
+  const column = (name: string) => Number(last[header.indexOf(name)]);
+  return { exitCode, stderr, successful: column("SuccessfulCall(C)"), failed: column("FailedCall(C)") };
+}
+
+async function callsPart(): Promise<void> {
+  const sipPort = await freePort();
+  const routes = Array.from({ length: Math.ceil(LEGS / 2) }, (_, i) => `      - { sipUsername: "${FIRST_USER + i}", channelId: ch${i} }`);
+  const rtpMin = 20000 + 2 * Math.floor(Math.random() * 5000);
+  const tl = await startTrunkline(`sip:
+  listen: [{ transport: udp, host: 127.0.0.1, port: ${sipPort} }]
+http: { host: 127.0.0.1, port: 0 }
+rtp: { portMin: ${rtpMin}, portMax: ${rtpMin + 4 * LEGS + 999}, codecs: [PCMU] }
+adminToken: bench-memory-token-0123456789
+database: { path: \${DIR}/trunkline.db }
+logLevel: info
+calls: { maxConcurrentCalls: ${2 * LEGS} }
+trunks: [{ id: bench, domain: ${CALLER_IP}, optionsIntervalSec: 0 }]
+applications:
+  - id: bench
+    name: Bench
+    sharedSecret: bench-secret-0123456789
+    inboundRoutes:
+${routes.join("\n")}
+`);
+  try {
+    const pid = tl.proc.pid;
+    const legsUp = async () => metricValue(await (await fetch(`${tl.url}/metrics`)).text(), "trunkline_phone_legs");
+    const warmup = await placeCalls(tl, sipPort, WARMUP_CALLS, 500);
+    if (warmup.successful !== WARMUP_CALLS) throw new Error(`warm-up: ${warmup.successful} of ${WARMUP_CALLS} calls succeeded: ${warmup.stderr.slice(0, 1000)}`);
+    await until(async () => (await legsUp()) === 0, { timeoutMs: 10_000, what: () => "the warm-up calls never ended" });
+    const rssBefore = rssBytes(pid);
+    // Held long enough to place them all at CALL_RATE, then a few seconds with every call up.
+    const placingMs = (LEGS / CALL_RATE) * 1000;
+    const held = placeCalls(tl, sipPort, LEGS, placingMs + 15_000);
+    await until(async () => (await legsUp()) >= LEGS, { timeoutMs: placingMs + 30_000, pollMs: 200, what: () => `not all ${LEGS} calls came up` });
+    // With every call up and its RTP echoed for a few seconds: jitter buffers at their working depth.
+    await Bun.sleep(4000);
+    const up = await legsUp();
+    const rssAfter = rssBytes(pid);
+    const page = await (await fetch(`${tl.url}/metrics`)).text();
+    const result = await held;
+    if (result.successful !== LEGS) throw new Error(`${result.successful} of ${LEGS} calls succeeded (${result.failed} failed): ${result.stderr.slice(0, 1000)}`);
+    const perCall = (rssAfter - rssBefore) / up;
+    console.log(`whole calls: ${up} SIPp calls held up at once (two per channel, RTP echoed), \`bun main.ts serve\`, after ${WARMUP_CALLS} warm-up calls:`);
+    console.log(`  RSS ${(rssBefore / KIB / KIB).toFixed(1)} → ${(rssAfter / KIB / KIB).toFixed(1)} MiB: ${kib(perCall)} per call (JS heap in use with the calls up: ${(metricValue(page, "process_heap_bytes") / KIB / KIB).toFixed(1)} MiB)`);
+    reportGoal({ goal: `memory per call, whole calls (SIPp), ${up} calls (RSS)`, figure: kib(perCall), anchor: `< ${TARGET_KIB} KiB per leg at 1,000 legs`, met: perCall < TARGET_KIB * KIB });
+  } finally {
+    await tl.stop();
+  }
+}
+
+export async function run(): Promise<void> {
+  const parts = (process.env.BENCH_MEMORY_PARTS ?? "media,calls").split(",");
+  if (parts.includes("media")) await mediaPart();
+  if (parts.includes("calls")) await callsPart();
+}
+
+if (import.meta.main) {
+  if (process.argv[2] === "media") {
+    const result = await measureMediaLegs(Number(process.argv[3] ?? LEGS));
+    console.log(JSON.stringify(result));
+    process.exit(0);
+  }
+  await run();
+}
