@@ -14,9 +14,10 @@
 //           its leg. RSS of the process with the calls up, less its RSS after a warm-up round of the
 //           same calls had come and gone, divided by the calls. No forced GC in there: an upper bound.
 // BENCH_MEMORY_LEGS=1000 and BENCH_MEMORY_PARTS="media,calls" override.
-import { readFileSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { classGrowth, rssOf, sampleMemory, type MemorySample } from "./memory-probe.ts";
 import { startTrunkline, type TrunklineProcess } from "../test/helpers/trunklineProcess.ts";
 import { freePort } from "../test/helpers/sipp.ts";
 import { sippCall } from "../test/helpers/sippCall.ts";
@@ -31,43 +32,13 @@ const FLOWING_MS = 4000;
 
 export interface MediaResult {
   legs: number;
-  rssBefore: number;
-  rssAfter: number;
-  heapBefore: number;
-  heapAfter: number;
-  extraBefore: number;
-  extraAfter: number;
-  /** Cells JSC counts by type: what the legs added (the largest first). */
-  objectTypes: [string, number][];
-  /** Heap snapshot bytes by class name: what the legs added (the largest first). */
-  snapshotBytes: [string, number, number][];
+  before: MemorySample;
+  after: MemorySample;
   framesPlayed: number;
-}
-
-function rssBytes(pid: number | "self" = "self"): number {
-  const status = readFileSync(`/proc/${pid}/status`, "utf8");
-  return Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]) * 1024;
-}
-
-/** Heap snapshot: total shallow size and count per class name. */
-function snapshotByClass(): Map<string, { bytes: number; count: number }> {
-  const snapshot = Bun.generateHeapSnapshot() as unknown as { nodes: number[]; nodeClassNames: string[] };
-  // JSC snapshot nodes: [id, size, classNameIndex, flags, (labelIndex)] — 4 fields (5 with labels).
-  const fields = snapshot.nodes.length % 5 === 0 && snapshot.nodes.length % 4 !== 0 ? 5 : 4;
-  const out = new Map<string, { bytes: number; count: number }>();
-  for (let i = 0; i < snapshot.nodes.length; i += fields) {
-    const name = snapshot.nodeClassNames[snapshot.nodes[i + 2]!]!;
-    const entry = out.get(name) ?? { bytes: 0, count: 0 };
-    entry.bytes += snapshot.nodes[i + 1]!;
-    entry.count++;
-    out.set(name, entry);
-  }
-  return out;
 }
 
 /** The media part, in the child process. */
 async function measureMediaLegs(legCount: number): Promise<MediaResult> {
-  const { heapStats } = await import("bun:jsc");
   const { createPhoneLeg } = await import("../src/media/leg.ts");
   const { Mixer } = await import("../src/media/mixer.ts");
   const { RtpPortAllocator } = await import("../src/media/ports.ts");
@@ -116,12 +87,7 @@ async function measureMediaLegs(legCount: number): Promise<MediaResult> {
     for (const m of mixers) m.close();
   }
   await Bun.sleep(100);
-  Bun.gc(true);
-  const typesBefore = heapStats().objectTypeCounts;
-  const classesBefore = snapshotByClass();
-  Bun.gc(true);
-  const rssBefore = rssBytes();
-  const statsBefore = heapStats();
+  const before = sampleMemory({ classes: false });
 
   const mixers: InstanceType<typeof Mixer>[] = [];
   const legs: Leg[] = [];
@@ -129,56 +95,36 @@ async function measureMediaLegs(legCount: number): Promise<MediaResult> {
   loadgen.stdin.write(JSON.stringify({ targets: legs.map((l) => l.localPort), warmupMs: 0, measureMs: FLOWING_MS + 2000, talkers: "all" }) + "\n");
   loadgen.stdin.flush();
   await Bun.sleep(FLOWING_MS);
-  Bun.gc(true);
-  const rssAfter = rssBytes();
-  const statsAfter = heapStats();
-  const typesAfter = statsAfter.objectTypeCounts;
-  const classesAfter = snapshotByClass();
   const framesPlayed = legs.reduce((n, l) => n + l.stats().jitter.played, 0);
+  const after = sampleMemory({ classes: true });
 
   await readLine(); // the load generator's result: it has stopped sending
   await loadgen.exited;
   for (const leg of legs) leg.close();
   for (const m of mixers) m.close();
   io.close();
-
-  const objectTypes = Object.entries(typesAfter)
-    .map(([type, n]): [string, number] => [type, n - (typesBefore[type] ?? 0)])
-    .filter(([, n]) => n > 0)
-    .sort((a, b) => b[1] - a[1]);
-  const snapshotBytes = [...classesAfter]
-    .map(([name, a]): [string, number, number] => [name, a.bytes - (classesBefore.get(name)?.bytes ?? 0), a.count - (classesBefore.get(name)?.count ?? 0)])
-    .filter(([, bytes]) => bytes > 0)
-    .sort((a, b) => b[1] - a[1]);
-  return {
-    legs: legCount,
-    rssBefore,
-    rssAfter,
-    heapBefore: statsBefore.heapSize,
-    heapAfter: statsAfter.heapSize,
-    extraBefore: statsBefore.extraMemorySize,
-    extraAfter: statsAfter.extraMemorySize,
-    objectTypes,
-    snapshotBytes,
-    framesPlayed,
-  };
+  return { legs: legCount, before, after, framesPlayed };
 }
 
 const kib = (bytes: number) => `${(bytes / KIB).toFixed(1)} KiB`;
+
+function printMemory(before: MemorySample, after: MemorySample, count: number, what: string): void {
+  const heap = (m: MemorySample) => m.heapSize + m.extraMemorySize;
+  console.log(`  RSS ${(before.rss / KIB / KIB).toFixed(1)} → ${(after.rss / KIB / KIB).toFixed(1)} MiB: ${kib((after.rss - before.rss) / count)} per ${what}`);
+  console.log(`  JS heap ${(heap(before) / KIB / KIB).toFixed(1)} → ${(heap(after) / KIB / KIB).toFixed(1)} MiB: ${kib((heap(after) - heap(before)) / count)} per ${what} (of which outside cells: ${kib((after.extraMemorySize - before.extraMemorySize) / count)})`);
+  const growth = classGrowth(before, after);
+  console.log(`  largest by type, bytes (cells) per ${what}: ${growth.slice(0, 14).map(([name, bytes, cells]) => `${name} ${(bytes / count).toFixed(0)} (${(cells / count).toFixed(1)})`).join(", ")}`);
+}
 
 async function mediaPart(): Promise<void> {
   const child = Bun.spawn([process.execPath, import.meta.path, "media", String(LEGS)], { stdout: "pipe", stderr: "inherit" });
   const output = await new Response(child.stdout).text();
   if ((await child.exited) !== 0) throw new Error(`media child failed: ${output}`);
   const r = JSON.parse(output.trim().split("\n").at(-1)!) as MediaResult;
-  const rssPerLeg = (r.rssAfter - r.rssBefore) / r.legs;
-  const heapPerLeg = (r.heapAfter - r.heapBefore) / r.legs;
-  const extraPerLeg = (r.extraAfter - r.extraBefore) / r.legs;
+  const rssPerLeg = (r.after.rss - r.before.rss) / r.legs;
+  const heapPerLeg = (r.after.heapSize + r.after.extraMemorySize - r.before.heapSize - r.before.extraMemorySize) / r.legs;
   console.log(`media plane: ${r.legs} PCMU legs in ${r.legs / 2} two-party channels, RTP flowing (${r.framesPlayed} frames played), after a forced GC:`);
-  console.log(`  RSS ${(r.rssBefore / KIB / KIB).toFixed(1)} → ${(r.rssAfter / KIB / KIB).toFixed(1)} MiB: ${kib(rssPerLeg)} per leg`);
-  console.log(`  JS heap ${kib(heapPerLeg)} per leg (of which typed-array and other memory outside cells: ${kib(extraPerLeg)})`);
-  console.log(`  heap snapshot, bytes per leg by type: ${r.snapshotBytes.slice(0, 12).map(([name, bytes, count]) => `${name} ${(bytes / r.legs).toFixed(0)} B (${(count / r.legs).toFixed(1)})`).join(", ")}`);
-  console.log(`  cells per leg by type: ${r.objectTypes.slice(0, 12).map(([type, n]) => `${type} ${(n / r.legs).toFixed(1)}`).join(", ")}`);
+  printMemory(r.before, r.after, r.legs, "leg");
   reportGoal({
     goal: `memory per leg, media plane, ${r.legs} legs (RSS; JS heap)`,
     figure: `${kib(rssPerLeg)}; ${kib(heapPerLeg)}`,
@@ -228,6 +174,8 @@ async function placeCalls(tl: TrunklineProcess, sipPort: number, calls: number, 
 async function callsPart(): Promise<void> {
   const sipPort = await freePort();
   const routes = Array.from({ length: Math.ceil(LEGS / 2) }, (_, i) => `      - { sipUsername: "${FIRST_USER + i}", channelId: ch${i} }`);
+  const probeDir = mkdtempSync(join(tmpdir(), "bench-memory-"));
+  const probeOut = join(probeDir, "sample.json");
   const rtpMin = 20000 + 2 * Math.floor(Math.random() * 5000);
   const tl = await startTrunkline(`sip:
   listen: [{ transport: udp, host: 127.0.0.1, port: ${sipPort} }]
@@ -244,14 +192,24 @@ applications:
     sharedSecret: bench-secret-0123456789
     inboundRoutes:
 ${routes.join("\n")}
-`);
+`, { bunArgs: ["--preload", join(import.meta.dir, "memory-probe.ts")], env: { MEMORY_PROBE_OUT: probeOut } });
+  /** The connector's memory after a forced GC, by the probe preloaded into it. */
+  const sample = async (classes: boolean): Promise<MemorySample> => {
+    if (classes) writeFileSync(`${probeOut}.classes`, "");
+    tl.proc.kill("SIGUSR2");
+    await until(() => existsSync(probeOut), { timeoutMs: 30_000, pollMs: 50, what: () => "no memory sample from the connector" });
+    const text = readFileSync(probeOut, "utf8");
+    rmSync(probeOut);
+    return JSON.parse(text) as MemorySample;
+  };
   try {
     const pid = tl.proc.pid;
     const legsUp = async () => metricValue(await (await fetch(`${tl.url}/metrics`)).text(), "trunkline_phone_legs");
     const warmup = await placeCalls(tl, sipPort, WARMUP_CALLS, 500);
     if (warmup.successful !== WARMUP_CALLS) throw new Error(`warm-up: ${warmup.successful} of ${WARMUP_CALLS} calls succeeded: ${warmup.stderr.slice(0, 1000)}`);
     await until(async () => (await legsUp()) === 0, { timeoutMs: 10_000, what: () => "the warm-up calls never ended" });
-    const rssBefore = rssBytes(pid);
+    const rssBefore = rssOf(pid);
+    const before = await sample(false);
     // Held long enough to place them all at CALL_RATE, then a few seconds with every call up.
     const placingMs = (LEGS / CALL_RATE) * 1000;
     const held = placeCalls(tl, sipPort, LEGS, placingMs + 15_000);
@@ -259,16 +217,28 @@ ${routes.join("\n")}
     // With every call up and its RTP echoed for a few seconds: jitter buffers at their working depth.
     await Bun.sleep(4000);
     const up = await legsUp();
-    const rssAfter = rssBytes(pid);
-    const page = await (await fetch(`${tl.url}/metrics`)).text();
+    const rssAfter = rssOf(pid);
+    const after = await sample(true);
+    const stillUp = await legsUp();
     const result = await held;
+    await until(async () => (await legsUp()) === 0, { timeoutMs: 10_000, what: () => "the calls never ended" });
+    const ended = await sample(false);
     if (result.successful !== LEGS) throw new Error(`${result.successful} of ${LEGS} calls succeeded (${result.failed} failed): ${result.stderr.slice(0, 1000)}`);
-    const perCall = (rssAfter - rssBefore) / up;
-    console.log(`whole calls: ${up} SIPp calls held up at once (two per channel, RTP echoed), \`bun main.ts serve\`, after ${WARMUP_CALLS} warm-up calls:`);
-    console.log(`  RSS ${(rssBefore / KIB / KIB).toFixed(1)} → ${(rssAfter / KIB / KIB).toFixed(1)} MiB: ${kib(perCall)} per call (JS heap in use with the calls up: ${(metricValue(page, "process_heap_bytes") / KIB / KIB).toFixed(1)} MiB)`);
-    reportGoal({ goal: `memory per call, whole calls (SIPp), ${up} calls (RSS)`, figure: kib(perCall), anchor: `< ${TARGET_KIB} KiB per leg at 1,000 legs`, met: perCall < TARGET_KIB * KIB });
+    if (up !== LEGS || stillUp !== LEGS) throw new Error(`calls ended while measured: ${up}, then ${stillUp} of ${LEGS} up`);
+    const perCall = (after.rss - before.rss) / LEGS;
+    console.log(`whole calls: ${LEGS} SIPp calls held up at once (two per channel, RTP echoed), \`bun main.ts serve\`, after ${WARMUP_CALLS} warm-up calls, forced GC:`);
+    console.log(`  RSS without the forced GC: ${(rssBefore / KIB / KIB).toFixed(1)} → ${(rssAfter / KIB / KIB).toFixed(1)} MiB: ${kib((rssAfter - rssBefore) / LEGS)} per call`);
+    printMemory(before, after, LEGS, "call");
+    console.log(`  once the calls have ended: JS heap ${kib((ended.heapSize + ended.extraMemorySize - before.heapSize - before.extraMemorySize) / LEGS)} per call still held (transactions and traces linger a while)`);
+    reportGoal({
+      goal: `memory per call, whole SIPp calls, ${LEGS} up (RSS; JS heap)`,
+      figure: `${kib(perCall)}; ${kib((after.heapSize + after.extraMemorySize - before.heapSize - before.extraMemorySize) / LEGS)}`,
+      anchor: `< ${TARGET_KIB} KiB per leg at 1,000 legs`,
+      met: perCall < TARGET_KIB * KIB,
+    });
   } finally {
     await tl.stop();
+    rmSync(probeDir, { recursive: true, force: true });
   }
 }
 
