@@ -280,6 +280,8 @@ export class ClientTransaction extends Emitter<ClientTransactionEvents> {
     this.bytes = undefined;
     this.resolveOutcome({ kind: "final", response: res });
     this.emit("final", res);
+    // Once final, nothing provisional, final or timed out follows (only extra 2xx, transport errors).
+    this.release("provisional", "final", "timeout");
   }
 
   /**
@@ -443,6 +445,8 @@ export class ServerTransaction extends Emitter<ServerTransactionEvents> {
     }
     this.req = undefined;
     this.timers.stop("noFinal");
+    // A CANCEL or the no-final guard only concern a pending request.
+    this.release("cancel", "unanswered");
     if (!this.isInvite) {
       // §17.2.2: Completed; timer J absorbs request retransmissions.
       this.state = "completed";
