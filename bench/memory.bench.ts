@@ -113,7 +113,7 @@ function printMemory(before: MemorySample, after: MemorySample, count: number, w
   console.log(`  RSS ${(before.rss / KIB / KIB).toFixed(1)} → ${(after.rss / KIB / KIB).toFixed(1)} MiB: ${kib((after.rss - before.rss) / count)} per ${what}`);
   console.log(`  JS heap ${(heap(before) / KIB / KIB).toFixed(1)} → ${(heap(after) / KIB / KIB).toFixed(1)} MiB: ${kib((heap(after) - heap(before)) / count)} per ${what} (of which outside cells: ${kib((after.extraMemorySize - before.extraMemorySize) / count)})`);
   const growth = classGrowth(before, after);
-  console.log(`  largest by type, bytes (cells) per ${what}: ${growth.slice(0, 14).map(([name, bytes, cells]) => `${name} ${(bytes / count).toFixed(0)} (${(cells / count).toFixed(1)})`).join(", ")}`);
+  console.log(`  largest by type, bytes (cells) per ${what}: ${growth.slice(0, Number(process.env.BENCH_MEMORY_TYPES ?? 14)).map(([name, bytes, cells]) => `${name} ${(bytes / count).toFixed(0)} (${(cells / count).toFixed(1)})`).join(", ")}`);
 }
 
 async function mediaPart(): Promise<void> {

@@ -1,6 +1,6 @@
 // A SIPp caller's scenario, the one template of the tests and benches that call through the cluster
 // front or straight at a node: INVITE (with a PCMU offer, or none), 200 with its Record-Route set,
-// ACK, then either our BYE (at once, or after a pause that holds the call) or the far end's BYE answered.
+// ACK, then either our BYE at once or the far end's BYE answered.
 //
 //   const xml = sippCall({ name: "call", requestUri: "sip:[service]@[remote_ip]:[remote_port]", user: "+15550001111", tag: "hm",
 //     offerPort: "[rtpport]", ending: "until-bye" });
@@ -20,9 +20,9 @@ export interface SippCallOptions {
   route?: string;
   /** A PCMU offer with this media port ("[rtpport]" for SIPp's own RTP, "9" for none); no body without it. */
   offerPort?: string;
-  /** "hang-up": our BYE at once (or after holdMs), waiting for its 200; "until-bye": the far end's BYE, answered 200. */
+  /** "hang-up": our BYE at once (or after `holdMs`), waiting for its 200; "until-bye": the far end's BYE, answered 200. */
   ending: "hang-up" | "until-bye";
-  /** With "hang-up": how long the call stays up before our BYE (benches that hold many calls open). */
+  /** With "hang-up": how long the call stays up after the ACK before our BYE (default 0). */
   holdMs?: number;
   /** Measures INVITE→200 as SIPp's response time 1 (benches). */
   measureAnswer?: boolean;
