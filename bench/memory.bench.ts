@@ -1,7 +1,7 @@
 // Memory per call leg at 1,000 legs (issue 16, goal 4: under 100 KiB), each part in a process of its
 // own so nothing else this run has allocated is counted:
 //   media   1,000 PhoneLegs (RTP session, jitter buffer, codec, mixer participant) in 500 two-party
-//           channels, socket I/O on the RTP I/O worker as the connector runs it, a load generator
+//           channels, their sockets on the same thread (as in a media worker), a load generator
 //           (rtp-loadgen.ts) playing the 1,000 phones so every jitter buffer holds packets. Measured
 //           after a forced full GC (Bun.gc(true)) before the legs are made (after a warm-up set of
 //           legs was made and closed, so code and module state are not counted) and with RTP flowing:
@@ -35,6 +35,7 @@ export interface MediaResult {
   before: MemorySample;
   after: MemorySample;
   framesPlayed: number;
+  packetsReceived: number;
 }
 
 /** The media part, in the child process. */
@@ -42,8 +43,7 @@ async function measureMediaLegs(legCount: number): Promise<MediaResult> {
   const { createPhoneLeg } = await import("../src/media/leg.ts");
   const { Mixer } = await import("../src/media/mixer.ts");
   const { RtpPortAllocator } = await import("../src/media/ports.ts");
-  const { WorkerUdpIo } = await import("../src/media/worker-udp-io.ts");
-  const io = new WorkerUdpIo();
+  const { inThreadUdpIo: io } = await import("../src/media/udp-io.ts");
   const allocator = new RtpPortAllocator({ min: 30000, max: 39999 });
   const loadgen = Bun.spawn([process.execPath, join(import.meta.dir, "rtp-loadgen.ts")], { stdin: "pipe", stdout: "pipe", stderr: "inherit" });
   const reader = loadgen.stdout.getReader();
@@ -77,7 +77,7 @@ async function measureMediaLegs(legCount: number): Promise<MediaResult> {
     }
   };
 
-  // Warm-up: code compiled, module state and the worker's buffers made, then closed again.
+  // Warm-up: code compiled, module state made, then closed again.
   {
     const mixers: InstanceType<typeof Mixer>[] = [];
     const legs: Leg[] = [];
@@ -96,14 +96,14 @@ async function measureMediaLegs(legCount: number): Promise<MediaResult> {
   loadgen.stdin.flush();
   await Bun.sleep(FLOWING_MS);
   const framesPlayed = legs.reduce((n, l) => n + l.stats().jitter.played, 0);
+  const packetsReceived = legs.reduce((n, l) => n + l.stats().rtp.packetsReceived, 0);
   const after = sampleMemory({ classes: true });
 
   await readLine(); // the load generator's result: it has stopped sending
   await loadgen.exited;
   for (const leg of legs) leg.close();
   for (const m of mixers) m.close();
-  io.close();
-  return { legs: legCount, before, after, framesPlayed };
+  return { legs: legCount, before, after, framesPlayed, packetsReceived };
 }
 
 const kib = (bytes: number) => `${(bytes / KIB).toFixed(1)} KiB`;
@@ -123,7 +123,7 @@ async function mediaPart(): Promise<void> {
   const r = JSON.parse(output.trim().split("\n").at(-1)!) as MediaResult;
   const rssPerLeg = (r.after.rss - r.before.rss) / r.legs;
   const heapPerLeg = (r.after.heapSize + r.after.extraMemorySize - r.before.heapSize - r.before.extraMemorySize) / r.legs;
-  console.log(`media plane: ${r.legs} PCMU legs in ${r.legs / 2} two-party channels, RTP flowing (${r.framesPlayed} frames played), after a forced GC:`);
+  console.log(`media plane: ${r.legs} PCMU legs in ${r.legs / 2} two-party channels, RTP flowing (${(r.packetsReceived / r.legs).toFixed(0)} packets received and ${(r.framesPlayed / r.legs).toFixed(0)} frames played per leg in ${FLOWING_MS / 1000} s), after a forced GC:`);
   printMemory(r.before, r.after, r.legs, "leg");
   reportGoal({
     goal: `memory per leg, media plane, ${r.legs} legs (RSS; JS heap)`,
