@@ -13,6 +13,8 @@ export interface MemorySample {
   /** JSC heap: cells (heapSize) and memory they own outside the heap (typed arrays' stores, strings). */
   heapSize: number;
   extraMemorySize: number;
+  /** Memory the GC heap holds committed: live cells plus the free space in its blocks. */
+  heapCapacity: number;
   /** Cells by type (JSC's counts: cheap, no snapshot). */
   types: Record<string, number>;
   /** Heap snapshot by class name: shallow bytes and cells (when asked for). */
@@ -29,7 +31,7 @@ export function sampleMemory(o: { classes: boolean }): MemorySample {
   Bun.gc(true);
   const stats = heapStats();
   const rss = rssOf();
-  const figures = { rss, heapSize: stats.heapSize, extraMemorySize: stats.extraMemorySize, types: stats.objectTypeCounts };
+  const figures = { rss, heapSize: stats.heapSize, extraMemorySize: stats.extraMemorySize, heapCapacity: stats.heapCapacity, types: stats.objectTypeCounts };
   if (!o.classes) return figures;
   const snapshot = Bun.generateHeapSnapshot() as unknown as { nodes: number[]; nodeClassNames: string[] };
   // JSC snapshot nodes: [id, size, classNameIndex, flags] per cell.

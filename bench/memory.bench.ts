@@ -111,7 +111,7 @@ const kib = (bytes: number) => `${(bytes / KIB).toFixed(1)} KiB`;
 function printMemory(before: MemorySample, after: MemorySample, count: number, what: string): void {
   const heap = (m: MemorySample) => m.heapSize + m.extraMemorySize;
   console.log(`  RSS ${(before.rss / KIB / KIB).toFixed(1)} → ${(after.rss / KIB / KIB).toFixed(1)} MiB: ${kib((after.rss - before.rss) / count)} per ${what}`);
-  console.log(`  JS heap ${(heap(before) / KIB / KIB).toFixed(1)} → ${(heap(after) / KIB / KIB).toFixed(1)} MiB: ${kib((heap(after) - heap(before)) / count)} per ${what} (of which outside cells: ${kib((after.extraMemorySize - before.extraMemorySize) / count)})`);
+  console.log(`  JS heap ${(heap(before) / KIB / KIB).toFixed(1)} → ${(heap(after) / KIB / KIB).toFixed(1)} MiB: ${kib((heap(after) - heap(before)) / count)} per ${what} (of which outside cells: ${kib((after.extraMemorySize - before.extraMemorySize) / count)}); GC heap capacity ${kib((after.heapCapacity - before.heapCapacity) / count)} per ${what}`);
   const growth = classGrowth(before, after);
   console.log(`  largest by type, bytes (cells) per ${what}: ${growth.slice(0, Number(process.env.BENCH_MEMORY_TYPES ?? 14)).map(([name, bytes, cells]) => `${name} ${(bytes / count).toFixed(0)} (${(cells / count).toFixed(1)})`).join(", ")}`);
 }

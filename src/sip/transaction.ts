@@ -509,7 +509,7 @@ export class ServerTransaction extends Emitter<ServerTransactionEvents> {
     if (req.method === "ACK") {
       if (!this.isInvite) return;
       // An RFC 2543 ACK for our 2xx matches by transaction key rather than by dialog.
-      if (this.state === "accepted") return this.emit("ack", req);
+      if (this.state === "accepted") return this.receiveAck2xx(req);
       if (this.state === "completed") {
         // §17.2.1: Confirmed; timer I absorbs ACK retransmissions.
         this.state = "confirmed";
@@ -531,6 +531,8 @@ export class ServerTransaction extends Emitter<ServerTransactionEvents> {
 
   /** RFC 6026: an ACK for our 2xx, matched by dialog identifiers while Accepted. */
   receiveAck2xx(ack: SipRequest): void {
+    // The 2xx got there: nothing re-sends it any more, and Accepted lasts 64*T1 (Timer L).
+    this.lastBytes = undefined;
     this.emit("ack", ack);
   }
 

@@ -376,6 +376,19 @@ test("a client transaction's final response lets go of its provisional, final an
   advance(64 * FAST.T1); // timer M
 });
 
+test("an Accepted INVITE server transaction re-sends its 2xx until the ACK, then keeps no copy of it (Timer L lasts 64*T1)", () => {
+  const layer = new TransactionLayer(T);
+  const wire = new RecordingWire(false);
+  const tx = layer.createServer(req("INVITE", { branch: "z9hG4bK-acc2" }), wire);
+  tx.respond(200);
+  tx.retransmit2xx();
+  expect(wire.lines()).toEqual(["SIP/2.0 200 OK", "SIP/2.0 200 OK"]);
+  tx.receiveAck2xx(req("ACK", { branch: "z9hG4bK-acc3", toTag: tx.toTag }));
+  tx.retransmit2xx();
+  expect(wire.lines()).toHaveLength(2);
+  expect(tx.state).toBe("accepted");
+});
+
 test("a throwing listener never escapes a timer", async () => {
   const layer = new TransactionLayer(FAST);
   const tx = layer.startClient(req("OPTIONS", { branch: "z9hG4bK-throw" }), new RecordingWire(true));
