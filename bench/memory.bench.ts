@@ -9,11 +9,13 @@
 //           What the heap gained is listed by type (JSC's object counts, and the heap snapshot's
 //           bytes per type).
 //   calls   The connector as an operator runs it (`bun main.ts serve`), SIPp placing 1,000 inbound
-//           calls (two per channel) held open by a pause, answering them with RTP echoed back (SIPp
-//           -rtp_echo), so each call is a whole one: SIP dialog and transactions, call record, events,
-//           its leg. RSS of the process with the calls up, less its RSS after a warm-up round of the
-//           same calls had come and gone, divided by the calls. No forced GC in there: an upper bound.
-// BENCH_MEMORY_LEGS=1000 and BENCH_MEMORY_PARTS="media,calls" override.
+//           calls (two per channel) held open by a pause, RTP echoed back to it (SIPp -rtp_echo), so
+//           each call is a whole one: SIP dialog and transactions, call record, events, trace, its
+//           leg. A probe preloaded into the connector (memory-probe.ts) forces a full GC and reads
+//           RSS and the main thread's JS heap: once after 100 warm-up calls came and went, once with
+//           the 1,000 calls up, and once they have ended (what an ended call still holds while its
+//           transactions linger). Per call: the difference divided by the calls.
+// BENCH_MEMORY_LEGS=1000, BENCH_MEMORY_PARTS="media,calls" and BENCH_MEMORY_TYPES=14 (types listed) override.
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -228,6 +230,7 @@ ${routes.join("\n")}
     const perCall = (after.rss - before.rss) / LEGS;
     console.log(`whole calls: ${LEGS} SIPp calls held up at once (two per channel, RTP echoed), \`bun main.ts serve\`, after ${WARMUP_CALLS} warm-up calls, forced GC:`);
     console.log(`  RSS without the forced GC: ${(rssBefore / KIB / KIB).toFixed(1)} → ${(rssAfter / KIB / KIB).toFixed(1)} MiB: ${kib((rssAfter - rssBefore) / LEGS)} per call`);
+    // The JS heap is the main thread's (SIP, calls, and the media while it runs there); RSS is everything.
     printMemory(before, after, LEGS, "call");
     const lingering = classGrowth(before, ended);
     console.log(
@@ -235,9 +238,9 @@ ${routes.join("\n")}
         `${lingering.slice(0, 8).map(([name, bytes, cells]) => `${name} ${(bytes / LEGS).toFixed(0)} (${(cells / LEGS).toFixed(1)})`).join(", ")})`,
     );
     const heldAfterEnd = (ended.heapSize + ended.extraMemorySize - before.heapSize - before.extraMemorySize) / LEGS;
-    reportGoal({ goal: "JS heap an ended call still holds (transactions linger 64*T1, traces 5 s)", figure: kib(Math.max(0, heldAfterEnd)), anchor: "47.7 KiB before the SIP layer let go of the call's listeners" });
+    reportGoal({ goal: "JS heap an ended call still holds (transactions linger 64*T1, traces 5 s)", figure: kib(Math.max(0, heldAfterEnd)), anchor: "48–64 KiB before the SIP layer let go of the call's listeners" });
     reportGoal({
-      goal: `memory per call, whole SIPp calls, ${LEGS} up (RSS; JS heap)`,
+      goal: `memory per call, whole SIPp calls, ${LEGS} up (RSS; main thread's JS heap)`,
       figure: `${kib(perCall)}; ${kib((after.heapSize + after.extraMemorySize - before.heapSize - before.extraMemorySize) / LEGS)}`,
       anchor: `< ${TARGET_KIB} KiB per leg at 1,000 legs`,
       met: perCall < TARGET_KIB * KIB,
