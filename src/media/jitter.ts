@@ -11,6 +11,12 @@
 // frame (a sender clock faster than ours), an empty one stalls a frame (a slower sender clock). After
 // a few empty frames the buffer goes idle and re-fills to the target before playing again, so a stream
 // on hold or in a silence gap costs nothing.
+//
+// Memory follows what the stream needs, not the worst case: the ring of slots starts small and
+// doubles (up to 256) only when the span of packets held asks for it, and the buffer never holds
+// more than twice maxDelayMs — beyond that (a consumer that stalled, a sender that jumped ahead)
+// the oldest frames are dropped, which also bounds the delay they would add. A PCMU leg keeps
+// about a kilobyte here instead of the 256 slots' 5 KB and up to 40 KB of queued copies.
 
 import { metrics } from "../metrics.ts";
 
@@ -37,20 +43,23 @@ export interface JitterStats {
 
 export interface JitterOptions { clockRate: number; minDelayMs?: number; maxDelayMs?: number }
 
-const SLOTS = 256;                  // power of two; 2.5 s of 10 ms packets
-const MASK = SLOTS - 1;
+const MAX_SLOTS = 256;              // power of two; a sequence jump this large is a restart (RFC 3550 A.1)
+const INITIAL_SLOTS = 32;           // power of two; also how far back duplicates are told from late packets
 const IDLE_AFTER_EMPTY_POPS = 3;    // consecutive underruns before going idle
 const SHRINK_AFTER_POPS = 50;       // ~1 s persistently too deep before dropping a frame
 const BOOST_DECAY = 0.995;          // per pop: an underrun's extra delay halves in ~140 frames
-const SPARE_BUFFERS = 16;           // payload copies kept for reuse (a stream's packets keep one size)
+const SPARE_BUFFERS = 4;            // payload copies kept for reuse (a stream's packets keep one size)
+const MAX_DEPTH_DELAYS = 2;         // the most the buffer holds, in maxDelayMs
 
 export class JitterBuffer {
   private readonly clockRate: number;
   private readonly minDelayMs: number;
   private readonly maxDelayMs: number;
-  private readonly slotExt = new Float64Array(SLOTS).fill(-1);
-  private readonly slotTs = new Uint32Array(SLOTS);
-  private readonly slotPayload: (Uint8Array | null)[] = new Array(SLOTS).fill(null);
+  /** Ring of slots indexed by extended sequence number & mask; grown when the packets held span more. */
+  private mask = INITIAL_SLOTS - 1;
+  private slotExt = new Float64Array(INITIAL_SLOTS).fill(-1);
+  private slotTs = new Uint32Array(INITIAL_SLOTS);
+  private slotPayload: (Uint8Array | null)[] = new Array<Uint8Array | null>(INITIAL_SLOTS).fill(null);
   /** Payload buffers free for the next push: copying into them spares an allocation per packet. */
   private readonly spare: Uint8Array[] = [];
   /** The payload the last pop() handed out, reused once the caller is done with it (the next pop). */
@@ -93,25 +102,27 @@ export class JitterBuffer {
   push(seq: number, timestamp: number, payload: Uint8Array, arrivalMs: number): void {
     this.counters.received++;
     let ext = this.extend(seq & 0xffff);
-    if (this.highestExt >= 0 && Math.abs(ext - this.highestExt) >= SLOTS) {
+    if (this.highestExt >= 0 && Math.abs(ext - this.highestExt) >= MAX_SLOTS) {
       // RFC 3550 A.1 calls a jump this large a restart; begin again from this packet.
       this.reset();
       this.counters.resets++;
       ext = this.extend(seq & 0xffff);
     }
-    const slot = ext & MASK;
     if (this.nextExt >= 0 && ext < this.nextExt) {
-      if (this.slotExt[slot] === ext) this.counters.duplicates++;
+      if (this.slotExt[ext & this.mask] === ext) this.counters.duplicates++;
       else {
         this.counters.late++;
         latePackets++;
       }
       return;
     }
-    if (this.slotExt[slot] === ext) {
+    if (this.slotExt[ext & this.mask] === ext) {
       this.counters.duplicates++;
       return;
     }
+    if (ext > this.highestExt) this.limitDepth(ext);
+    this.fitSpan(ext);
+    const slot = ext & this.mask;
     this.slotExt[slot] = ext;
     this.slotTs[slot] = timestamp >>> 0;
     this.slotPayload[slot] = this.copyOf(payload);
@@ -123,8 +134,60 @@ export class JitterBuffer {
     this.updateJitter(timestamp, arrivalMs);
   }
 
+  /**
+   * Before `newest` is stored: drops the oldest frames the buffer would hold beyond its limit, so a
+   * stalled consumer or a sender that jumped ahead neither grows memory nor adds delay.
+   */
+  private limitDepth(newest: number): void {
+    const oldest = this.playing ? this.nextExt : this.lowestWaiting;
+    if (oldest < 0) return;
+    const maxFrames = Math.max(2, Math.floor((MAX_DEPTH_DELAYS * this.maxDelayMs) / this.frameMs));
+    const keepFrom = newest - maxFrames + 1;
+    if (keepFrom <= oldest) return;
+    let firstKept = -1;
+    for (let ext = oldest; ext <= this.highestExt; ext++) {
+      const slot = ext & this.mask;
+      if (this.slotExt[slot] !== ext || this.slotPayload[slot] === null) continue;
+      if (ext >= keepFrom) {
+        firstKept = ext;
+        break;
+      }
+      this.recycle(this.slotPayload[slot]);
+      this.slotPayload[slot] = null;
+      this.counters.dropped++;
+    }
+    // What is older than the kept window now counts as late.
+    this.nextExt = keepFrom;
+    if (!this.playing) this.lowestWaiting = firstKept;
+  }
+
+  /** Grows the ring (doubling) until it holds every packet from the oldest waiting one up to `ext`. */
+  private fitSpan(ext: number): void {
+    const from = this.playing ? this.nextExt : this.lowestWaiting >= 0 ? Math.min(this.lowestWaiting, ext) : ext;
+    const span = Math.max(ext, this.highestExt) - from + 1;
+    let size = this.mask + 1;
+    if (span <= size || size >= MAX_SLOTS) return;
+    while (size < span && size < MAX_SLOTS) size *= 2;
+    const ext0 = this.slotExt;
+    const ts0 = this.slotTs;
+    const payload0 = this.slotPayload;
+    this.mask = size - 1;
+    this.slotExt = new Float64Array(size).fill(-1);
+    this.slotTs = new Uint32Array(size);
+    this.slotPayload = new Array<Uint8Array | null>(size).fill(null);
+    // Slots differ in their extended numbers modulo the old size, so also modulo the new one.
+    for (let i = 0; i < ext0.length; i++) {
+      const e = ext0[i]!;
+      if (e < 0) continue;
+      const slot = e & this.mask;
+      this.slotExt[slot] = e;
+      this.slotTs[slot] = ts0[i]!;
+      this.slotPayload[slot] = payload0[i]!;
+    }
+  }
+
   private learnFrameDuration(timestamp: number): void {
-    const prev = this.slotTs[(this.highestExt) & MASK]!;
+    const prev = this.slotTs[this.highestExt & this.mask]!;
     const delta = (timestamp - prev) >>> 0;
     // 2.5–120 ms per packet are real packetisations; anything else is a timestamp jump.
     if (delta >= this.clockRate / 400 && delta <= (this.clockRate * 120) / 1000) this.frameTs = delta;
@@ -171,7 +234,7 @@ export class JitterBuffer {
       this.overPops = 0;
     }
     this.shrinkIfTooDeep();
-    const slot = this.nextExt & MASK;
+    const slot = this.nextExt & this.mask;
     if (this.slotExt[slot] === this.nextExt && this.slotPayload[slot] !== null) {
       const frame: JitterFrame = { seq: this.nextExt & 0xffff, timestamp: this.slotTs[slot]!, payload: this.slotPayload[slot]! };
       this.handedOut = frame.payload;
@@ -203,7 +266,7 @@ export class JitterBuffer {
     const depthMs = this.bufferedFrames() * this.frameMs;
     if (depthMs > this.targetDelayMs + 2 * this.frameMs) {
       if (++this.overPops >= SHRINK_AFTER_POPS) {
-        const slot = this.nextExt & MASK;
+        const slot = this.nextExt & this.mask;
         if (this.slotExt[slot] === this.nextExt) {
           this.recycle(this.slotPayload[slot]);
           this.slotPayload[slot] = null;

@@ -85,7 +85,6 @@ export interface RtpSessionStats {
 
 const RTCP_INTERVAL_MS = 5000;
 const HOUSEKEEPING_MS = 250;
-const SEND_BUFFER_SIZE = 1500;
 
 /** Per-process totals, read at scrape time (a sprayer's packets cost an increment, no label lookup). */
 export const strangerTotals = { rtp: 0, rtcp: 0 };
@@ -132,9 +131,8 @@ export class RtpSession {
   readonly ssrc: number;
   private seq: number;
   private readonly cname: string;
-  private readonly sendBuffer = new Uint8Array(SEND_BUFFER_SIZE);
-  /** view of sendBuffer at the last packet length (audio packets keep one size) */
-  private sendView = this.sendBuffer.subarray(0, 0);
+  /** The last packet sent, reused while packets keep its length (audio packets keep one size). */
+  private sendBuffer = new Uint8Array(0);
   private pair!: BoundRtpPair;
   private config: RtpSessionConfig | undefined;
   private accepted = new Set<number>();
@@ -358,8 +356,9 @@ export class RtpSession {
     const port = learned !== undefined ? this.rtpSource.port : this.config.remote.port;
     if (port === 0) return false;
     const length = RTP_HEADER_SIZE + payload.length;
-    if (this.sendView.length !== length) this.sendView = length <= SEND_BUFFER_SIZE ? this.sendBuffer.subarray(0, length) : new Uint8Array(length);
-    const buffer = this.sendView;
+    // Sized to the packet, not to an MTU: a 1,500-byte buffer per leg would mostly stay unused.
+    if (this.sendBuffer.length !== length) this.sendBuffer = new Uint8Array(length);
+    const buffer = this.sendBuffer;
     writeRtpHeader(buffer, { marker, payloadType, sequenceNumber: this.seq, timestamp, ssrc: this.ssrc });
     buffer.set(payload, RTP_HEADER_SIZE);
     this.seq = (this.seq + 1) & 0xffff;

@@ -437,6 +437,9 @@ export class Dialog extends Emitter<DialogEvents> {
     this.awaitingAckFor = undefined;
     this.stack.dialogs.remove(this);
     this.emit("terminated", reason);
+    // A terminated dialog emits nothing more; the INVITE transaction, which lingers (RFC 6026 Timer
+    // L) with a listener on this dialog, must not keep its owner's call alive through it.
+    this.release();
   }
 }
 

@@ -25,6 +25,16 @@ export class Emitter<E extends EventMap> {
     return this.listeners[event]?.length ?? 0;
   }
 
+  /**
+   * Drops the listeners of `events` (of every event when none are named): those that can no longer
+   * fire. A transaction lives on 64*T1 after its final response (UDP), and listeners it kept would
+   * pin what they close over — a whole call, its media buffers included — as long.
+   */
+  protected release(...events: (keyof E)[]): void {
+    if (events.length === 0) this.listeners = {};
+    else for (const event of events) delete this.listeners[event];
+  }
+
   protected emit<K extends keyof E>(event: K, ...args: Parameters<E[K]>): void {
     const list = this.listeners[event];
     if (!list) return;

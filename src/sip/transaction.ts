@@ -283,6 +283,8 @@ export class ClientTransaction extends Emitter<ClientTransactionEvents> {
     this.bytes = undefined;
     this.resolveOutcome({ kind: "final", response: res });
     this.emit("final", res);
+    // Once final, nothing provisional, final or timed out follows (only extra 2xx, transport errors).
+    this.release("provisional", "final", "timeout");
   }
 
   /**
@@ -448,6 +450,8 @@ export class ServerTransaction extends Emitter<ServerTransactionEvents> {
     }
     this.req = undefined;
     this.timers.stop("noFinal");
+    // A CANCEL or the no-final guard only concern a pending request.
+    this.release("cancel", "unanswered");
     if (!this.isInvite) {
       // §17.2.2: Completed; timer J absorbs request retransmissions.
       this.state = "completed";
@@ -510,7 +514,7 @@ export class ServerTransaction extends Emitter<ServerTransactionEvents> {
     if (req.method === "ACK") {
       if (!this.isInvite) return;
       // An RFC 2543 ACK for our 2xx matches by transaction key rather than by dialog.
-      if (this.state === "accepted") return this.emit("ack", req);
+      if (this.state === "accepted") return this.receiveAck2xx(req);
       if (this.state === "completed") {
         // §17.2.1: Confirmed; timer I absorbs ACK retransmissions.
         this.state = "confirmed";
@@ -532,6 +536,8 @@ export class ServerTransaction extends Emitter<ServerTransactionEvents> {
 
   /** RFC 6026: an ACK for our 2xx, matched by dialog identifiers while Accepted. */
   receiveAck2xx(ack: SipRequest): void {
+    // The 2xx got there: nothing re-sends it any more, and Accepted lasts 64*T1 (Timer L).
+    this.lastBytes = undefined;
     this.emit("ack", ack);
   }
 

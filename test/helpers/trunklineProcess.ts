@@ -19,11 +19,12 @@ export interface TrunklineProcess {
   stop(): Promise<number>;
 }
 
-export async function startTrunkline(yaml: string, o: { env?: Record<string, string> } = {}): Promise<TrunklineProcess> {
+/** `bunArgs`: Bun's own options before main.ts (a bench's `--preload` probe). */
+export async function startTrunkline(yaml: string, o: { env?: Record<string, string>; bunArgs?: string[] } = {}): Promise<TrunklineProcess> {
   const dir = mkdtempSync(join(tmpdir(), "trunkline-proc-"));
   const configPath = join(dir, "config.yaml");
   writeFileSync(configPath, yaml.replaceAll("${DIR}", dir));
-  const proc = Bun.spawn([process.execPath, join(repo, "main.ts"), "serve", "--config", configPath, "--log-level", "info"], {
+  const proc = Bun.spawn([process.execPath, ...(o.bunArgs ?? []), join(repo, "main.ts"), "serve", "--config", configPath, "--log-level", "info"], {
     cwd: dir,
     env: { PATH: process.env.PATH ?? "", ...o.env },
     stdin: "ignore",

@@ -141,4 +141,43 @@ describe("JitterBuffer", () => {
     expect(played).toBeGreaterThan(next - 5);
     expect(jb.stats().late).toBe(0);
   });
+
+  test("a deep buffer (minDelayMs 800: 40 frames) outgrows the initial ring and still reorders without loss", () => {
+    const jb = new JitterBuffer({ clockRate: 8000, minDelayMs: 800, maxDelayMs: 1000 });
+    // Each block of 8 arrives reversed: 7, 6, …, 0, 15, 14, …
+    const order = Array.from({ length: 96 }, (_, i) => Math.floor(i / 8) * 8 + 7 - (i % 8));
+    const out = seqs(run(jb, 150, (t) => (t < order.length ? [order[t]!] : [])));
+    expect(out.slice(0, 96)).toEqual(Array.from({ length: 96 }, (_, i) => i));
+    expect(jb.stats()).toMatchObject({ received: 96, late: 0, duplicates: 0, dropped: 0 });
+  });
+
+  test("a stalled consumer: the buffer holds at most twice maxDelayMs, dropping the oldest, then plays on in order", () => {
+    const jb = new JitterBuffer({ clockRate: 8000 });
+    run(jb, 10, (t) => [t]); // playing
+    for (let seq = 10; seq < 110; seq++) jb.push(seq, seq * FRAME, payloadFor(seq), seq * 20);
+    const s = jb.stats();
+    expect(s.bufferedMs).toBeLessThanOrEqual(400);
+    expect(s.bufferedMs).toBeGreaterThanOrEqual(360);
+    expect(s.dropped).toBeGreaterThanOrEqual(75);
+    const out = seqs(run(jb, 20, () => []));
+    expect(out).toEqual(Array.from({ length: 20 }, (_, i) => 90 + i));
+  });
+
+  test("nobody pulling at all: the buffer still holds at most twice maxDelayMs and starts from the newest frames", () => {
+    const jb = new JitterBuffer({ clockRate: 8000, maxDelayMs: 100 });
+    for (let seq = 0; seq < 300; seq++) jb.push(seq, seq * FRAME, payloadFor(seq), seq * 20);
+    expect(jb.stats().bufferedMs).toBeLessThanOrEqual(200);
+    const first = jb.pop();
+    expect(first !== undefined && first !== "lost" && first.seq).toBe(290);
+    expect(jb.stats()).toMatchObject({ resets: 0, late: 0 });
+  });
+
+  test("a duplicate of a frame dropped for depth counts as late, not as a new frame", () => {
+    const jb = new JitterBuffer({ clockRate: 8000 });
+    for (let seq = 0; seq < 40; seq++) jb.push(seq, seq * FRAME, payloadFor(seq), seq * 20);
+    jb.push(5, 5 * FRAME, payloadFor(5), 800);
+    expect(jb.stats().late).toBe(1);
+    const first = jb.pop();
+    expect(first !== undefined && first !== "lost" && first.seq).toBe(20);
+  });
 });

@@ -110,6 +110,9 @@ for (const { transport, host } of variants) {
     await until(() => events.includes("uas:bye"));
     expect(a.dialogs.size).toBe(0);
     expect(b.dialogs.size).toBe(0);
+    // Ended dialogs keep no listeners: the INVITE transaction lingering with one on the UAS dialog
+    // (RFC 6026 Timer L) must not keep the listeners' owner (a call) alive.
+    expect([uas!.listenerCount("ack"), uas!.listenerCount("terminated"), dialog.listenerCount("terminated")]).toEqual([0, 0, 0]);
   });
 }
 

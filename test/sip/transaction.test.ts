@@ -342,6 +342,53 @@ test("a CANCEL on a pending INVITE emits cancel and answers 487", () => {
   expect(tx.receiveCancel(req("CANCEL", { branch: "z9hG4bK-c1" }))).toBe(false);
 });
 
+test("a server transaction's final response lets go of its cancel and unanswered listeners (it lingers 64*T1 holding what they close over); ack still reaches the TU", () => {
+  const layer = new TransactionLayer(T);
+  const tx = layer.createServer(req("INVITE", { branch: "z9hG4bK-rel1" }), new RecordingWire(false));
+  const acks: string[] = [];
+  tx.on("cancel", () => {});
+  tx.on("unanswered", () => {});
+  tx.on("ack", (ack) => acks.push(ack.method));
+  tx.respond(180);
+  expect([tx.listenerCount("cancel"), tx.listenerCount("unanswered")]).toEqual([1, 1]);
+  tx.respond(200);
+  expect(tx.state).toBe("accepted");
+  expect([tx.listenerCount("cancel"), tx.listenerCount("unanswered"), tx.listenerCount("ack")]).toEqual([0, 0, 1]);
+  tx.receiveAck2xx(req("ACK", { branch: "z9hG4bK-rel2", toTag: tx.toTag }));
+  expect(acks).toEqual(["ACK"]);
+});
+
+test("a client transaction's final response lets go of its provisional, final and timeout listeners; a later 2xx still reaches extra2xx", () => {
+  const layer = new TransactionLayer(FAST);
+  const invite = req("INVITE", { branch: "z9hG4bK-rel3" });
+  const tx = layer.startClient(invite, new RecordingWire(false));
+  const extras: number[] = [];
+  tx.on("provisional", () => {});
+  tx.on("final", () => {});
+  tx.on("timeout", () => {});
+  tx.on("extra2xx", (r) => extras.push(r.status));
+  layer.receiveResponse(responseTo(invite, 180));
+  expect(tx.listenerCount("provisional")).toBe(1);
+  layer.receiveResponse(responseTo(invite, 200));
+  expect([tx.listenerCount("provisional"), tx.listenerCount("final"), tx.listenerCount("timeout")]).toEqual([0, 0, 0]);
+  layer.receiveResponse(responseTo(invite, 200));
+  expect(extras).toEqual([200]);
+  advance(64 * FAST.T1); // timer M
+});
+
+test("an Accepted INVITE server transaction re-sends its 2xx until the ACK, then keeps no copy of it (Timer L lasts 64*T1)", () => {
+  const layer = new TransactionLayer(T);
+  const wire = new RecordingWire(false);
+  const tx = layer.createServer(req("INVITE", { branch: "z9hG4bK-acc2" }), wire);
+  tx.respond(200);
+  tx.retransmit2xx();
+  expect(wire.lines()).toEqual(["SIP/2.0 200 OK", "SIP/2.0 200 OK"]);
+  tx.receiveAck2xx(req("ACK", { branch: "z9hG4bK-acc3", toTag: tx.toTag }));
+  tx.retransmit2xx();
+  expect(wire.lines()).toHaveLength(2);
+  expect(tx.state).toBe("accepted");
+});
+
 test("a throwing listener never escapes a timer", async () => {
   const layer = new TransactionLayer(FAST);
   const tx = layer.startClient(req("OPTIONS", { branch: "z9hG4bK-throw" }), new RecordingWire(true));
