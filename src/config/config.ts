@@ -277,6 +277,17 @@ const webrtcSchema = s.object({
   return undefined;
 });
 
+const mediaSchema = s.object({
+  maxSpeakers: s
+    .integer({ min: 0, max: 1000 })
+    .default(3)
+    .describe("Most talkers mixed at once in a channel, the loudest (with hysteresis); everyone else hears one shared mix of them. 0 mixes every talker."),
+  opusComplexity: s
+    .integer({ min: 0, max: 10 })
+    .default(5)
+    .describe("Opus encoder complexity, 0 (cheapest) to 10; 5 costs about 60 % of 10's CPU on speech for no measurable loss at 32 kbit/s."),
+});
+
 const limitsSchema = s.object({
   maxSipMessageBytes: s.integer({ min: 1024, max: 65535 }).default(65535),
   maxSipConnections: s.integer({ min: 1 }).default(1024),
@@ -316,6 +327,7 @@ export const configSchema = s
   .object({
     sip: s.defaulted(sipSchema),
     rtp: s.defaulted(rtpSchema),
+    media: s.defaulted(mediaSchema),
     http: s.defaulted(httpSchema),
     adminToken: s.string({ minLength: 16, maxLength: 512 }).optional().writeOnly(),
     database: s.defaulted(databaseSchema),
