@@ -1,5 +1,6 @@
 // Opus (RFC 6716 / RFC 7587) through @evan/opus: 48 kHz mono internally, rtpmap opus/48000/2.
-// The library returns views into one buffer it reuses, so every result is copied before returning.
+// The binding (native and wasm builds alike) hands back each result as a fresh copy sliced out of its
+// working buffer, so results are used as they are, without a second copy.
 // Loss concealment uses Opus's own PLC: a packet holding only a TOC byte has a zero-length frame,
 // which the decoder treats as lost (RFC 6716 §3.2.1) and fills from its internal state.
 // In-band FEC is switched on in the encoder (peers can use it); the binding exposes no decode_fec
@@ -40,9 +41,9 @@ export interface OpusEncoder extends AudioEncoder {
 /** OPUS_GET_LOOKAHEAD_REQUEST; the binding's typings misname its getter. */
 const getLookahead = 4027;
 
-function copyPcm(bytes: Uint8Array): Int16Array {
-  const copy = Uint8Array.prototype.slice.call(bytes, 0, bytes.length & ~1);
-  return new Int16Array(copy.buffer, 0, copy.length >> 1);
+/** The decoder's output bytes as samples (a fresh slice, so aligned and owned by the caller). */
+function pcmOf(bytes: Uint8Array): Int16Array {
+  return new Int16Array(bytes.buffer, bytes.byteOffset, bytes.length >> 1);
 }
 
 export function createOpusEncoder(o: OpusEncoderOptions = {}): OpusEncoder {
@@ -54,7 +55,7 @@ export function createOpusEncoder(o: OpusEncoderOptions = {}): OpusEncoder {
   return {
     lookahead: enc.ctl(getLookahead),
     encode(pcm) {
-      return Uint8Array.prototype.slice.call(enc.encode(pcm));
+      return enc.encode(pcm);
     },
   };
 }
@@ -80,7 +81,7 @@ export function createOpusDecoder(): AudioDecoder {
       const toc = concealmentToc(lastToc, left >= 960);
       let chunk: Int16Array;
       try {
-        chunk = copyPcm(dec.decode(Uint8Array.of(toc)));
+        chunk = pcmOf(dec.decode(Uint8Array.of(toc)));
       } catch {
         break; // leave the rest silent
       }
@@ -94,7 +95,7 @@ export function createOpusDecoder(): AudioDecoder {
     decode(payload) {
       if (payload.length === 0) return conceal(960);
       try {
-        const pcm = copyPcm(dec.decode(payload));
+        const pcm = pcmOf(dec.decode(payload));
         lastToc = payload[0] ?? lastToc;
         return pcm;
       } catch {
