@@ -328,24 +328,24 @@ describe("Mixer speaker cap", () => {
     expect(mixer.stats().speakers).toBe(5);
   });
 
-  test("a talker only slightly louder does not displace a member; one twice as loud takes the quietest member's place once, faded", () => {
+  test("a talker only slightly louder does not displace a member; one 6 dB louder takes the quietest member's place once, faded", () => {
     // Below the limiter's knee all along, so every tone passes linearly.
     const { mixer, heard, levels, run, hears } = talkers({
-      a: { freq: 300, amplitude: 6000 },
-      b: { freq: 500, amplitude: 5000 },
+      a: { freq: 300, amplitude: 7000 },
+      b: { freq: 500, amplitude: 6000 },
       c: { freq: 700, amplitude: 4000 },
       d: { freq: 900, amplitude: 0 },
       listener: { freq: 0, amplitude: 0 },
     });
     run(20);
     expect(hears("listener")).toEqual(["a", "b", "c"]);
-    // d starts at +1.2 dB over c (energy ratio 1.32): below the 3 dB switch margin, the set holds.
-    levels.set("d", { freq: 900, amplitude: 4600 });
+    // d starts at +4.4 dB over c (energy ratio 2.76): below the 6 dB switch margin, the set holds.
+    levels.set("d", { freq: 900, amplitude: 6650 });
     run(30);
     expect(hears("listener")).toEqual(["a", "b", "c"]);
     expect(heard.get("d")?.mixId).toBe(sharedMixId);
-    // d gets louder than a: it replaces c (the quietest member), exactly once.
-    levels.set("d", { freq: 900, amplitude: 7000 });
+    // d gets 7 dB louder than c: it replaces c (the quietest member), exactly once.
+    levels.set("d", { freq: 900, amplitude: 9000 });
     const sets: string[] = [];
     const frames: Int16Array[] = [];
     run(30, () => {
