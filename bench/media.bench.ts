@@ -10,6 +10,7 @@ import { createResampler } from "../src/media/resample.ts";
 import { ManualTicker } from "../src/media/ticker.ts";
 import { measure } from "./cpu-time.ts";
 import { phoneLegPathUs } from "./phone-leg-path.ts";
+import { speechPacketCount, speechPackets } from "./speech.ts";
 
 const tickUs = 20_000;
 
@@ -81,27 +82,6 @@ function mixerRows(): void {
 }
 
 /**
- * Speech-like test signal: harmonics of a gliding pitch up to 12 kHz plus a little noise, at a
- * syllable-rate envelope. Opus's cost depends on the content: on a pure tone, or on harmonics that
- * stop at 8 kHz, complexity 10's signal analysis drops to wideband SILK and encodes far cheaper than
- * on real (full-band) speech; this signal costs what speech synthesised by espeak-ng costs.
- */
-function voice(pitch: number, frames: number, amplitude: number): Int16Array[] {
-  const out = new Int16Array(960 * frames);
-  let phase = 0;
-  let seed = pitch;
-  const noise = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff) - 0.5;
-  for (let i = 0; i < out.length; i++) {
-    const f0 = pitch * (1 + 0.2 * Math.sin((2 * Math.PI * 0.7 * i) / 48000));
-    phase += (2 * Math.PI * f0) / 48000;
-    let s = 0;
-    for (let h = 1; h * f0 < 12000; h++) s += Math.sin(h * phase) / h;
-    out[i] = Math.round(amplitude * (0.6 + 0.4 * Math.sin((2 * Math.PI * 4 * i) / 48000)) * s + 0.1 * amplitude * noise());
-  }
-  return Array.from({ length: frames }, (_, k) => out.subarray(960 * k, 960 * (k + 1)));
-}
-
-/**
  * One tick of a 10-party WebRTC channel where everyone talks, Opus end to end: each participant's
  * packet decoded once, the mix, and every distinct mix encoded once (what a client's onFrame asks
  * for). `maxSpeakers` 0 mixes all ten (ten N−1 mixes, ten encodes).
@@ -112,8 +92,8 @@ function opusChannelTick(maxSpeakers: number, complexity: OpusComplexity): numbe
   const ticker = new ManualTicker();
   const mixer = new Mixer({ ticker, maxSpeakers });
   for (let i = 0; i < 10; i++) {
-    const source = createOpusEncoder();
-    const packets = voice(110 + 17 * i, 50, 3000 - 150 * i).map((pcm) => source.encode(pcm).slice());
+    // Each participant talks from another point of the speech, so ten different voices overlap.
+    const packets = speechPackets(i * 40, speechPacketCount);
     const decoder = createOpusDecoder();
     let next = 0;
     const p: MixerParticipant = mixer.join(`p${i}`, (f) => f.silent || p.encode(f, encoding), {
@@ -122,12 +102,23 @@ function opusChannelTick(maxSpeakers: number, complexity: OpusComplexity): numbe
     });
   }
   ticker.tick(50); // past the first fade-ins and encoder start-up
-  const us = measure(() => ticker.tick(), 100);
+  const us = measure(() => ticker.tick(), 400, 5); // each batch a full pass over the speech
   mixer.close();
   return us;
 }
 
 function opusChannelRows(): void {
+  const decoder = createOpusDecoder();
+  const speech = speechPackets(0, speechPacketCount).map((p) => decoder.decode(p));
+  for (const complexity of [10, 5] as const) {
+    const encoder = createOpusEncoder({ complexity });
+    let k = 0;
+    report(`opus encode, speech, complexity ${complexity}`, measure(() => encoder.encode(speech[k++ % speech.length] as Int16Array), 400, 5));
+  }
+  const speechDecoder = createOpusDecoder();
+  const packets = speechPackets(0, speechPacketCount);
+  let k = 0;
+  report("opus decode, speech", measure(() => speechDecoder.decode(packets[k++ % packets.length] as Uint8Array), 400, 5));
   const before = opusChannelTick(0, 10);
   report("10-party Opus tick, all talking: all mixed, complexity 10", before);
   report("10-party Opus tick, all talking: all mixed, complexity 5", opusChannelTick(0, 5));
