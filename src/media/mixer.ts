@@ -20,7 +20,8 @@
 //   with hysteresis so the set does not flap (a member keeps its place while it talks; a louder
 //   talker takes the quietest member's place only when it is `switchRatio` (6 dB) louder and that
 //   member has held its place `minHoldMs` (500 ms)). Beyond a few voices a mix is unintelligible
-//   anyway, and everyone else's noise floor would add up; large conference bridges do the same.
+//   anyway, and everyone else's noise floor would add up; libwebrtc's audio mixer also mixes only
+//   its 3 loudest voice-active sources (AudioMixerImpl::kMaximumAmountOfMixedAudioSources).
 // - Everyone who is not a contributor (listeners, and talkers outside the set) hears the same full
 //   mix of the set (mixId `sharedMixId`); each contributor hears its own N−1 mix (mixId unique to
 //   that participant). So a tick has at most maxSpeakers + 1 distinct mixes (a member fading out
