@@ -97,14 +97,15 @@ describe("WebRTC clients in a channel", () => {
     for (const t of [...talkers].reverse()) clientsOf.get(t.id)?.startSending(t.freq, t.amplitude);
     const loudest = talkers.slice(0, 3);
     const quieter = talkers.slice(3);
-    /** Each of the three loudest tones within 6 dB of the level it is sent at. */
-    const hearsLoudest = (pcm: Int16Array, rate: number) => loudest.every((t) => level(pcm, rate, t.freq) > 20 * Math.log10(t.amplitude / 32767) - 6);
+    /**
+     * Each of the three loudest tones within 2 dB of the level it is sent at, and the quieter two
+     * absent, in one half second. A loaded machine that stalls a loud talker lets a quiet one in for
+     * a while; the wait goes on until a half second without such a swap (with the cap broken, none).
+     */
+    const hearsLoudestOnly = (pcm: Int16Array, rate: number) =>
+      loudest.every((t) => level(pcm, rate, t.freq) > 20 * Math.log10(t.amplitude / 32767) - 2) && quieter.every((t) => level(pcm, rate, t.freq) < -50);
     const describe = (pcm: Int16Array, rate: number) => Object.fromEntries(talkers.map((t) => [t.freq, level(pcm, rate, t.freq).toFixed(1)]));
-    const [heardByListener, heardByQuiet] = await Promise.all(
-      [listener, clientsOf.get("quiet") as TestClient].map((c) => clientHearsUntil(c, hearsLoudest, { ms: 500, what: describe })),
-    );
-    // Judged on the same half second in which the three loudest are heard: the quieter two are not mixed.
-    for (const pcm of [heardByListener, heardByQuiet]) for (const t of quieter) expect(level(pcm as Int16Array, 48000, t.freq)).toBeLessThan(-50);
+    await Promise.all([listener, clientsOf.get("quiet") as TestClient].map((c) => clientHearsUntil(c, hearsLoudestOnly, { ms: 500, what: describe })));
   });
 
   test("an Opus client and a PCMU client each hear the other's tone and not their own", async () => {
