@@ -1,13 +1,14 @@
 // Child process of bench/webrtc.bench.ts: N werift Opus clients joining channels of a Trunkline
-// server, speakers sending a 1 kHz tone at 50 packets/s, the others Opus-encoded silence: 50
-// packets/s, or one packet per 400 ms as a browser does with DTX (which Trunkline's answer asks for).
+// server, speakers sending speech at 50 packets/s (each from another point of the recorded speech,
+// so the voices of a channel overlap like people talking at once), the others Opus-encoded silence:
+// 50 packets/s, or one packet per 400 ms as a browser does with DTX (which Trunkline's answer asks for).
 // Prints "ready" once every client is connected and sending, then one JSON line of receive stats.
 import { setPriority } from "node:os";
 import { RtpHeader, RtpPacket } from "werift";
 import { codecByName } from "../src/media/codec.ts";
 import { signClientToken } from "../src/webrtc/tokens.ts";
-import { sine } from "../test/helpers/audio.ts";
 import { createOfferingPeer, type OfferingPeer } from "../test/helpers/weriftClient.ts";
+import { speechPacketCount, speechPackets } from "./speech.ts";
 
 interface Plan {
   url: string;
@@ -23,13 +24,9 @@ interface Plan {
 const plan = JSON.parse(process.argv[2] ?? "{}") as Plan;
 const opus = codecByName("opus")!;
 
-/** One second of payloads, looped: 1000 Hz has a whole number of cycles per second, so the loop is seamless. */
-function oneSecondOf(freq: number): Uint8Array[] {
-  const encoder = opus.createEncoder();
-  return Array.from({ length: 50 }, (_, i) => encoder.encode(sine(48000, freq, 960, freq ? 8000 : 0, i * 960)));
-}
-const tone = oneSecondOf(1000);
-const silence = oneSecondOf(0);
+/** One second of Opus-encoded digital silence, looped. */
+const silenceEncoder = opus.createEncoder();
+const silence = Array.from({ length: 50 }, () => silenceEncoder.encode(new Int16Array(960)));
 
 interface BenchClient {
   peer: OfferingPeer;
@@ -54,10 +51,11 @@ async function joinOne(channel: number, index: number): Promise<BenchClient> {
   if (!res.ok) throw new Error(`join failed: ${res.status} ${await res.text()}`);
   const speaker = index < plan.speakersPerChannel;
   const every = speaker || plan.silence === "continuous" ? 1 : 20;
-  const client: BenchClient = { peer, payloads: speaker ? tone : silence, every, sequence: 0, received: 0 };
+  const payloads = speaker ? speechPackets((index * 40 + channel * 7) % speechPacketCount, speechPacketCount) : silence;
+  const client: BenchClient = { peer, payloads, every, sequence: 0, received: 0 };
   peer.transceiver.onTrack.subscribe((track) => track.onReceiveRtp.subscribe(() => client.received++));
   await peer.accept(((await res.json()) as { sdp: string }).sdp);
-  await peer.connected(20_000);
+  await peer.connected(60_000); // as long as the server waits (a busy machine is slow at 100 DTLS handshakes)
   return client;
 }
 
@@ -77,7 +75,7 @@ const timer = setInterval(() => {
     for (const c of clients) {
       if (sent % c.every !== 0) continue;
       const header = new RtpHeader({ sequenceNumber: c.sequence & 0xffff, timestamp: (sent * 960) >>> 0 });
-      const payload = c.payloads[sent % 50]!;
+      const payload = c.payloads[sent % c.payloads.length]!;
       c.sequence++;
       c.peer.transceiver.sender.sendRtp(new RtpPacket(header, Buffer.from(payload))).catch(() => {});
     }

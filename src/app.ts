@@ -20,6 +20,8 @@ import { listenPort, type Config } from "./config/config.ts";
 import { loadConfigFile } from "./config/load.ts";
 import { applyOverrides, type CliOverrides } from "./config/overrides.ts";
 import { createLogger, setLogLevel } from "./log.ts";
+import { setDefaultMaxSpeakers } from "./media/mixer.ts";
+import { setDefaultOpusComplexity, type OpusComplexity } from "./media/opus.ts";
 import { metrics, type MetricsRegistry } from "./metrics.ts";
 import { openPostgresStore, openStore, type NodeLoad, type Store } from "./store/index.ts";
 import { CallRecordRetention } from "./store/retention.ts";
@@ -95,9 +97,16 @@ async function loadEffectiveConfig(options: AppOptions): Promise<Config> {
   return applyOverrides(loaded.config, options.overrides ?? {}, options.env ?? process.env);
 }
 
+/** Media settings apply to mixers and encoders created from now on (a reload leaves running ones alone). */
+function applyMediaConfig(media: Config["media"]): void {
+  setDefaultMaxSpeakers(media.maxSpeakers);
+  setDefaultOpusComplexity(media.opusComplexity as OpusComplexity);
+}
+
 export async function startApp(options: AppOptions): Promise<App> {
   let config = await loadEffectiveConfig(options);
   setLogLevel(config.logLevel);
+  applyMediaConfig(config.media);
   const { database } = config;
   const nodeId = config.cluster.nodeId ?? defaultNodeId();
   const callRecords = { windowMs: database.callRecordWindowMs };
@@ -219,6 +228,7 @@ export async function startApp(options: AppOptions): Promise<App> {
     }
     config = next;
     setLogLevel(config.logLevel);
+    applyMediaConfig(config.media);
     for (const service of started) {
       try {
         await service.reload?.(config);

@@ -16,8 +16,16 @@
 // - No division by N: levels do not drop as people join. Sums beyond the knee (−2.5 dBFS) go through
 //   a stateless soft limiter (see softLimit), so loud overlaps are compressed instead of clipped,
 //   identically for every stream, with no gain state that would pump or differ between streams.
-// - Everyone who is not a contributor hears the same full mix (mixId `sharedMixId`); each
-//   contributor hears its own N−1 mix (mixId unique to that participant). Use
+// - At most `maxSpeakers` talkers (default 3) are mixed at once: the loudest, by a smoothed level,
+//   with hysteresis so the set does not flap (a member keeps its place while it talks; a louder
+//   talker takes the quietest member's place only when it is `switchRatio` (6 dB) louder and that
+//   member has held its place `minHoldMs` (500 ms)). Beyond a few voices a mix is unintelligible
+//   anyway, and everyone else's noise floor would add up; libwebrtc's audio mixer also mixes only
+//   its 3 loudest voice-active sources (AudioMixerImpl::kMaximumAmountOfMixedAudioSources).
+// - Everyone who is not a contributor (listeners, and talkers outside the set) hears the same full
+//   mix of the set (mixId `sharedMixId`); each contributor hears its own N−1 mix (mixId unique to
+//   that participant). So a tick has at most maxSpeakers + 1 distinct mixes (a member fading out
+//   while its replacement fades in adds one for that tick), however many talk. Use
 //   `participant.encode(frame, codec)` to get the RTP payload: each distinct mix is encoded once
 //   per codec per tick (see mix-encoder.ts for how stateful encoders stay consistent).
 // - Joining and leaving never touch the others' streams; a contributor starting or stopping
@@ -88,14 +96,35 @@ export interface MixerOptions {
   speechThreshold?: number;
   /** How long a participant keeps contributing after its last speech frame; default 300 ms. */
   hangoverMs?: number;
+  /** Most talkers mixed at once (the loudest); default `defaultMaxSpeakers` (3). 0: no limit. */
+  maxSpeakers?: number;
+}
+
+// Speaker-set hysteresis, tuned on five espeak-ng voices talking over each other for 21 s: a
+// 60 ms level with a 3 dB margin and a 200 ms hold changed the set 8 times a second; these settings
+// about 0.6 times a second (a pause longer than the 300 ms hangover frees a place at once anyway).
+/** How much louder (energy ratio) a talker must be to take a member's place. */
+const switchRatio = 4; // 6 dB
+/** A member keeps its place at least this long before a louder talker may take it. */
+const minHoldMs = 500;
+/** Smoothing of the level the set is chosen by: weight of the newest frame's energy (≈ 400 ms time constant). */
+const levelSmoothing = 0.05;
+
+let defaultMaxSpeakers = 3;
+
+/** Sets the speaker cap of mixers created from now on without their own `maxSpeakers` (config `media.maxSpeakers`). */
+export function setDefaultMaxSpeakers(maxSpeakers: number): void {
+  defaultMaxSpeakers = maxSpeakers;
 }
 
 export interface MixerStats {
   ticks: number;
   participants: number;
   sampleRate: number;
-  /** Contributors in the last tick. */
+  /** Contributors in the last tick (at most maxSpeakers, one more while a member is replaced). */
   speakers: number;
+  /** Participants whose voice activity said they were talking in the last tick, mixed or not. */
+  talking: number;
   droppedFrames: number;
 }
 
@@ -134,6 +163,14 @@ class Participant implements MixerParticipant {
   /** Whether it was summed into the mix last tick (for fade edges). */
   wasMixed = false;
   speaking = false;
+  /** In the speaker set: mixed while it talks. */
+  selected = false;
+  /** Tick at which it last entered the speaker set. */
+  selectedAt = 0;
+  /** Smoothed frame energy (mean square) while it talks, to rank talkers by. */
+  level = 0;
+  /** This tick's input at the mix rate, if any. */
+  input: Int16Array | undefined;
   /** Muted by an operator: its input is still taken every tick (buffers drain) but never mixed. */
   muted = false;
   left = false;
@@ -192,6 +229,10 @@ export class Mixer {
   private readonly encoderCache = new MixEncoderCache();
   private readonly speechEnergy: number;
   private readonly hangoverTicks: number;
+  private readonly maxSpeakers: number;
+  private readonly minHoldTicks: number;
+  private readonly candidates: Participant[] = [];
+  private lastTalking = 0;
   private readonly acc: Int32Array;
   private readonly minusOne: Int32Array;
   /** The full mix everyone who is not contributing hears, reused every tick. */
@@ -211,6 +252,9 @@ export class Mixer {
     const threshold = o.speechThreshold ?? 100;
     this.speechEnergy = threshold * threshold;
     this.hangoverTicks = Math.ceil((o.hangoverMs ?? 300) / this.frameMs);
+    const maxSpeakers = o.maxSpeakers ?? defaultMaxSpeakers;
+    this.maxSpeakers = maxSpeakers > 0 ? maxSpeakers : Infinity;
+    this.minHoldTicks = Math.ceil(minHoldMs / this.frameMs);
     const maxSamples = this.samplesAt(48000);
     this.acc = new Int32Array(maxSamples);
     this.minusOne = new Int32Array(maxSamples);
@@ -260,6 +304,7 @@ export class Mixer {
       participants: this.participants.size,
       sampleRate: this.rate,
       speakers: this.lastSpeakers,
+      talking: this.lastTalking,
       droppedFrames: this.droppedFrames,
     };
   }
@@ -364,6 +409,39 @@ export class Mixer {
     this.fullMix = new Int16Array(this.frameSamples);
   }
 
+  /**
+   * Updates the speaker set from this tick's voice activity: members that stopped talking leave it,
+   * free places go to the loudest other talkers, and a full set gives its quietest member's place
+   * (held at least minHoldMs) to a talker switchRatio louder — one such swap per tick.
+   */
+  private selectSpeakers(tick: number): void {
+    const candidates = this.candidates;
+    candidates.length = 0;
+    let members = 0;
+    let quietest: Participant | undefined;
+    for (const p of this.order) {
+      if (!p.speaking) p.selected = false;
+      else if (!p.selected) candidates.push(p);
+      else {
+        members++;
+        if (tick - p.selectedAt >= this.minHoldTicks && (!quietest || p.level < quietest.level)) quietest = p;
+      }
+    }
+    if (candidates.length === 0) return;
+    if (candidates.length > 1) candidates.sort((a, b) => b.level - a.level);
+    let next = 0;
+    for (; members < this.maxSpeakers && next < candidates.length; members++) select(candidates[next++] as Participant);
+    const challenger = candidates[next];
+    if (challenger && quietest && challenger.level > quietest.level * switchRatio) {
+      quietest.selected = false;
+      select(challenger);
+    }
+    function select(p: Participant): void {
+      p.selected = true;
+      p.selectedAt = tick;
+    }
+  }
+
   /** One mixer period: gather inputs, sum contributors, deliver N−1 mixes. Public for offline use. */
   tick(): void {
     if (this.closed) return;
@@ -378,24 +456,40 @@ export class Mixer {
     contributors.length = 0;
     let switches = false;
 
+    let talking = 0;
     for (const p of participants) {
       const frame = this.nextInput(p);
-      p.contribution = undefined;
+      p.input = frame;
       if (!frame) {
-        p.wasMixed = false;
         p.speaking = false;
-      } else {
-        let energy = 0;
-        for (let i = 0; i < n; i++) {
-          const v = frame[i] as number;
-          energy += v * v;
-        }
-        if (energy / n >= this.speechEnergy) p.speakingUntil = tick + this.hangoverTicks;
-        p.speaking = tick <= p.speakingUntil;
-        if (p.speaking || p.wasMixed) {
-          // Fade in on the first mixed frame, out on the first gated one; otherwise add as is.
-          const fadingIn = p.speaking && !p.wasMixed;
-          const fadingOut = !p.speaking;
+        continue;
+      }
+      let energy = 0;
+      for (let i = 0; i < n; i++) {
+        const v = frame[i] as number;
+        energy += v * v;
+      }
+      energy /= n;
+      if (energy >= this.speechEnergy) p.speakingUntil = tick + this.hangoverTicks;
+      const wasSpeaking = p.speaking;
+      p.speaking = tick <= p.speakingUntil;
+      if (p.speaking) {
+        p.level = wasSpeaking ? p.level + levelSmoothing * (energy - p.level) : energy;
+        talking++;
+      }
+    }
+    this.selectSpeakers(tick);
+
+    for (const p of participants) {
+      const frame = p.input;
+      p.contribution = undefined;
+      if (!frame) p.wasMixed = false;
+      else {
+        const mixed = p.speaking && p.selected;
+        if (mixed || p.wasMixed) {
+          // Fade in on the first mixed frame, out on the first one gated or deselected; otherwise add as is.
+          const fadingIn = mixed && !p.wasMixed;
+          const fadingOut = !mixed;
           if (fadingIn || fadingOut) {
             const ramp = this.fadeIn;
             const faded = p.faded;
@@ -409,7 +503,7 @@ export class Mixer {
           for (let i = 0; i < n; i++) acc[i] = (acc[i] as number) + (c[i] as number);
           contributors.push(p);
         }
-        p.wasMixed = p.speaking;
+        p.wasMixed = mixed;
       }
       const mix = p.contribution ? p.mixId : sharedMixId;
       if (mix !== p.currentMix) {
@@ -417,6 +511,7 @@ export class Mixer {
         p.currentMix = mix;
       }
     }
+    this.lastTalking = talking;
     this.lastSpeakers = contributors.length;
     if (switches) this.encoderCache.noteSwitches(tick);
 

@@ -2,8 +2,9 @@
 // Kamailio front (deploy/kamailio/kamailio.cfg) and three Trunkline processes on 127.0.0.2-.4, on
 // ports of its own. SIPp phones call in from the trunk's address (127.0.0.5) through the front.
 //   - 12 calls for 3 channels land on at least two nodes, yet every channel lives on one node (the
-//     others answered 302 and the front followed), and each caller hears exactly the other callers
-//     of its own channel: a tone of its own per caller, judged by Goertzel.
+//     others answered 302 and the front followed), and each caller hears only other callers of its
+//     own channel (at least two: the channel mixes its three loudest), a tone of its own per caller,
+//     judged by Goertzel.
 //   - A forged route ticket sent straight to a node is refused with 403 and the reason.
 //   - A werift WebRTC client joining through a node that is not the channel's home is sent there
 //     (307, same path) and hears the phone, which hears it. A page asks GET /client/home first (a
@@ -166,8 +167,11 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-/** The last `ms` of what a phone heard, once they carry every tone in `present` and none in `absent`. */
-async function hearsExactly(peer: RtpPeer, present: number[], absent: number[], label: string): Promise<void> {
+/**
+ * Waits until the last half second a phone heard carries at least `atLeast` of the tones in
+ * `present` (each a fair share) and none in `absent`.
+ */
+async function hearsOnly(peer: RtpPeer, present: number[], atLeast: number, absent: number[], label: string): Promise<void> {
   const samples = 8000 / 2;
   let shares: Record<number, number> = {};
   await until(
@@ -176,13 +180,13 @@ async function hearsExactly(peer: RtpPeer, present: number[], absent: number[], 
       if (all.length < samples) return false;
       const window = all.subarray(all.length - samples);
       shares = Object.fromEntries([...present, ...absent].map((hz) => [hz, Math.round(toneShareOf(window, 8000, hz) * 1000) / 1000]));
-      return present.every((hz) => shares[hz]! > 0.15) && absent.every((hz) => shares[hz]! < 0.03);
+      return present.filter((hz) => shares[hz]! > 0.15).length >= atLeast && absent.every((hz) => shares[hz]! < 0.03);
     },
-    { timeoutMs: 20_000, pollMs: 50, what: () => ({ label, present, shares, packets: peer.packetsReceived }) },
+    { timeoutMs: 20_000, pollMs: 50, what: () => ({ label, present, atLeast, shares, packets: peer.packetsReceived }) },
   );
 }
 
-test("12 calls for 3 channels through the front land on at least two nodes; each caller hears exactly the other callers of its channel", async () => {
+test("12 calls for 3 channels through the front land on at least two nodes; each caller hears only callers of its channel", async () => {
   const callers: { channel: number; tone: number; peer: RtpPeer }[] = [];
   for (let i = 0; i < 12; i++) {
     const channel = CHANNEL_OF[i]!;
@@ -211,13 +215,15 @@ test("12 calls for 3 channels through the front land on at least two nodes; each
     });
   }
 
-  // Each caller hears the three other callers of its channel, and neither itself nor anyone else.
+  // Each caller hears other callers of its channel, and neither itself nor anyone else. All four
+  // talk at once and a channel mixes its three loudest talkers (media.maxSpeakers): those three hear
+  // each other, the fourth hears all three, so everyone hears at least two of its channel.
   await Promise.all(
     callers.map((caller, i) => {
       const others = callers.filter((c) => c !== caller);
       const present = others.filter((c) => c.channel === caller.channel).map((c) => c.tone);
       const absent = [caller.tone, ...others.filter((c) => c.channel !== caller.channel).map((c) => c.tone)];
-      return hearsExactly(caller.peer, present, absent, `caller ${i} in ${CHANNELS[caller.channel]}`);
+      return hearsOnly(caller.peer, present, 2, absent, `caller ${i} in ${CHANNELS[caller.channel]}`);
     }),
   );
 }, 180_000);

@@ -260,6 +260,161 @@ describe("Mixer", () => {
   });
 });
 
+describe("Mixer speaker cap", () => {
+  /** A capped mixer whose participants talk on their own tone at their own level (0: silent). */
+  function talkers(spec: Record<string, { freq: number; amplitude: number }>, maxSpeakers?: number) {
+    const ticker = new ManualTicker();
+    const mixer = new Mixer({ ticker, ...(maxSpeakers === undefined ? {} : { maxSpeakers }) });
+    const heard = new Map<string, MixedFrame>();
+    const levels = new Map(Object.entries(spec));
+    const parts = [...levels.keys()].map((id) => mixer.join(id, (f) => heard.set(id, { ...f, pcm: f.pcm.slice() })));
+    let k = 0;
+    const run = (ticks: number, onTick?: (k: number) => void) => {
+      for (let t = 0; t < ticks; t++, k++) {
+        onTick?.(k);
+        for (const p of parts) {
+          const { freq, amplitude } = levels.get(p.id) as { freq: number; amplitude: number };
+          p.write(amplitude === 0 ? new Int16Array(frameSamples) : sineFrame(freq, k, amplitude));
+        }
+        ticker.tick();
+      }
+    };
+    /** The talkers whose tone `id` heard last tick at (nearly) full level. */
+    const hears = (id: string) => {
+      const f = heard.get(id) as MixedFrame;
+      return [...levels.entries()]
+        .filter(([, t]) => t.amplitude > 0 && goertzelPower(f.pcm, rate, t.freq) > 0.9 * (t.amplitude * t.amplitude) / 2)
+        .map(([other]) => other);
+    };
+    /** Share of the power of what `id` heard last tick at talker `other`'s tone. */
+    const shareOf = (id: string, other: string) => toneShare((heard.get(id) as MixedFrame).pcm, levels.get(other)?.freq ?? 0);
+    return { mixer, heard, levels, run, hears, shareOf };
+  }
+
+  const five = {
+    a: { freq: 300, amplitude: 12000 },
+    b: { freq: 500, amplitude: 10000 },
+    c: { freq: 700, amplitude: 8000 },
+    d: { freq: 900, amplitude: 4000 },
+    e: { freq: 1100, amplitude: 2000 },
+    listener: { freq: 0, amplitude: 0 },
+  };
+
+  test("by default the three loudest of five talkers are mixed: each of them hears the other two, everyone else the three", () => {
+    const { mixer, heard, run, hears, shareOf } = talkers(five);
+    run(10);
+    expect(hears("a")).toEqual(["b", "c"]);
+    expect(hears("b")).toEqual(["a", "c"]);
+    expect(hears("c")).toEqual(["a", "b"]);
+    for (const id of ["d", "e", "listener"]) {
+      expect(hears(id)).toEqual(["a", "b", "c"]);
+      expect(heard.get(id)?.mixId).toBe(sharedMixId);
+    }
+    // Nothing of the talkers outside the set reaches anyone, not even each other.
+    for (const id of ["a", "d", "e", "listener"]) {
+      expect(shareOf(id, "d")).toBeLessThan(1e-6);
+      expect(shareOf(id, "e")).toBeLessThan(1e-6);
+    }
+    expect(mixer.stats()).toMatchObject({ speakers: 3, talking: 5 });
+  });
+
+  test("maxSpeakers 0 mixes every talker (each hears the other four)", () => {
+    // Quieter than `five`, so that all five together stay below the limiter's knee.
+    const quieter = Object.fromEntries(Object.entries(five).map(([id, t]) => [id, { ...t, amplitude: t.amplitude / 2 }]));
+    const { mixer, run, hears } = talkers(quieter, 0);
+    run(10);
+    expect(hears("e")).toEqual(["a", "b", "c", "d"]);
+    expect(hears("listener")).toEqual(["a", "b", "c", "d", "e"]);
+    expect(mixer.stats().speakers).toBe(5);
+  });
+
+  test("a talker only slightly louder does not displace a member; one 6 dB louder takes the quietest member's place once, faded", () => {
+    // Below the limiter's knee all along, so every tone passes linearly.
+    const { mixer, heard, levels, run, hears } = talkers({
+      a: { freq: 300, amplitude: 7000 },
+      b: { freq: 500, amplitude: 6000 },
+      c: { freq: 700, amplitude: 4000 },
+      d: { freq: 900, amplitude: 0 },
+      listener: { freq: 0, amplitude: 0 },
+    });
+    run(20);
+    expect(hears("listener")).toEqual(["a", "b", "c"]);
+    // d starts at +4.4 dB over c (energy ratio 2.76): below the 6 dB switch margin, the set holds.
+    levels.set("d", { freq: 900, amplitude: 6650 });
+    run(30);
+    expect(hears("listener")).toEqual(["a", "b", "c"]);
+    expect(heard.get("d")?.mixId).toBe(sharedMixId);
+    // d gets 7 dB louder than c: it replaces c (the quietest member), exactly once.
+    levels.set("d", { freq: 900, amplitude: 9000 });
+    const sets: string[] = [];
+    const frames: Int16Array[] = [];
+    run(30, () => {
+      const set = hears("listener").join(",");
+      if (sets.at(-1) !== set) {
+        sets.push(set);
+        frames.push((heard.get("listener") as MixedFrame).pcm);
+      }
+    });
+    // One tick in between has c fading out while d fades in (neither at full level), then d is in.
+    expect(sets).toEqual(["a,b,c", "a,b", "a,b,d"]);
+    const swap = frames[1] as Int16Array;
+    expect(toneShare(swap, 700)).toBeGreaterThan(0.02);
+    expect(toneShare(swap, 900)).toBeGreaterThan(0.1);
+    expect(toneShare(frames[2] as Int16Array, 700)).toBeLessThan(1e-6);
+    expect(toneShare(frames[2] as Int16Array, 900)).toBeGreaterThan(0.3);
+    expect(hears("c")).toEqual(["a", "b", "d"]);
+    expect(heard.get("c")?.mixId).toBe(sharedMixId);
+    expect(mixer.stats()).toMatchObject({ speakers: 3, talking: 4 });
+  });
+
+  test("a member that stops talking leaves its place to the loudest waiting talker", () => {
+    const { levels, run, hears } = talkers(five);
+    run(10);
+    expect(hears("listener")).toEqual(["a", "b", "c"]);
+    levels.set("b", { freq: 500, amplitude: 0 });
+    // b's hangover (300 ms) runs out, it fades out, and d (louder than e) is faded in.
+    run(20);
+    expect(hears("listener")).toEqual(["a", "c", "d"]);
+    expect(hears("e")).toEqual(["a", "c", "d"]);
+  });
+
+  test("everyone talking in a 10-party Opus channel: four encodes per tick (the shared mix and the three members' own), not ten", () => {
+    const opusCodec = codecByName("opus") as Codec;
+    let encodes = 0;
+    const counting: Codec = {
+      ...opusCodec,
+      createEncoder() {
+        const inner = opusCodec.createEncoder();
+        return { encode: (pcm) => (encodes++, inner.encode(pcm)) };
+      },
+    };
+    const ticker = new ManualTicker();
+    const mixer = new Mixer({ ticker });
+    const decoded = new Map<string, Int16Array>();
+    const decoders = new Map<string, ReturnType<Codec["createDecoder"]>>();
+    const parts = Array.from({ length: 10 }, (_, i) => {
+      const id = `p${i}`;
+      decoders.set(id, opusCodec.createDecoder());
+      const p: MixerParticipant = mixer.join(id, (f) => decoded.set(id, decoders.get(id)?.decode(p.encode(f, counting)) as Int16Array));
+      return p;
+    });
+    const freqOf = (i: number) => 400 + 200 * i;
+    const ticks = 25;
+    for (let k = 0; k < ticks; k++) {
+      parts.forEach((p, i) => p.write(sineFrame(freqOf(i), k, 9000 - 500 * i)));
+      ticker.tick();
+    }
+    expect(encodes).toBe(4 * ticks);
+    // Through Opus: the quietest talker (p9) hears the three loudest and not itself; p0 hears p1 and p2.
+    const nine = decoded.get("p9") as Int16Array;
+    for (const i of [0, 1, 2]) expect(toneShare(nine, freqOf(i))).toBeGreaterThan(0.2);
+    expect(toneShare(nine, freqOf(9))).toBeLessThan(0.01);
+    const zero = decoded.get("p0") as Int16Array;
+    for (const i of [1, 2]) expect(toneShare(zero, freqOf(i))).toBeGreaterThan(0.3);
+    for (const i of [0, 3, 9]) expect(toneShare(zero, freqOf(i))).toBeLessThan(0.01);
+  });
+});
+
 describe("Mixer rate follows its participants", () => {
   const pcmu = codecByName("PCMU") as Codec;
 

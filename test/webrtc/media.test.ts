@@ -82,6 +82,32 @@ describe("WebRTC clients in a channel", () => {
     expect(alone.takeReceived().reduce((peak, v) => Math.max(peak, Math.abs(v)), 0)).toBe(0);
   });
 
+  test("five Opus clients talk at once: the channel mixes the three loudest; the listener and the quieter two hear just those", async () => {
+    const talkers = [
+      { id: "loud", freq: 600, amplitude: 8000 },
+      { id: "louder-still", freq: 1000, amplitude: 7000 },
+      { id: "third", freq: 1400, amplitude: 6000 },
+      { id: "quiet", freq: 1800, amplitude: 1500 },
+      { id: "quietest", freq: 2200, amplitude: 1000 },
+    ];
+    const listener = await joinClient("opus", "listener");
+    const clientsOf = new Map<string, TestClient>();
+    for (const t of talkers) clientsOf.set(t.id, await joinClient("opus", t.id));
+    // The quiet ones start first, so they hold places the loud ones must take over.
+    for (const t of [...talkers].reverse()) clientsOf.get(t.id)?.startSending(t.freq, t.amplitude);
+    const loudest = talkers.slice(0, 3);
+    const quieter = talkers.slice(3);
+    /**
+     * Each of the three loudest tones within 2 dB of the level it is sent at, and the quieter two
+     * absent, in one half second. A loaded machine that stalls a loud talker lets a quiet one in for
+     * a while; the wait goes on until a half second without such a swap (with the cap broken, none).
+     */
+    const hearsLoudestOnly = (pcm: Int16Array, rate: number) =>
+      loudest.every((t) => level(pcm, rate, t.freq) > 20 * Math.log10(t.amplitude / 32767) - 2) && quieter.every((t) => level(pcm, rate, t.freq) < -50);
+    const describe = (pcm: Int16Array, rate: number) => Object.fromEntries(talkers.map((t) => [t.freq, level(pcm, rate, t.freq).toFixed(1)]));
+    await Promise.all([listener, clientsOf.get("quiet") as TestClient].map((c) => clientHearsUntil(c, hearsLoudestOnly, { ms: 500, what: describe })));
+  });
+
   test("an Opus client and a PCMU client each hear the other's tone and not their own", async () => {
     const opus = await joinClient("opus", "opus-client");
     const pcmu = await joinClient("PCMU", "pcmu-client");
