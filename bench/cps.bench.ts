@@ -94,7 +94,7 @@ function percentile(sorted: number[], p: number): number {
 }
 
 function buildExecutable(sourceDir: string, outfile: string): void {
-  const build = Bun.spawnSync([process.execPath, "build", "--compile", "--minify", "main.ts", "src/media/udp-io-worker.ts", "--outfile", outfile], { cwd: sourceDir, stderr: "pipe", stdout: "pipe" });
+  const build = Bun.spawnSync([process.execPath, "build", "--compile", "--minify", "main.ts", "src/media/media-worker.ts", "--outfile", outfile], { cwd: sourceDir, stderr: "pipe", stdout: "pipe" });
   if (build.exitCode !== 0) throw new Error(`build in ${sourceDir} failed: ${build.stderr.toString()}`);
 }
 
