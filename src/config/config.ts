@@ -325,7 +325,7 @@ const limitsSchema = s.object({
     .describe("Overload: new INVITEs get a stateless 503 with Retry-After while this many INVITEs wait for the node's first answer beyond 100 Trying; 0 = no limit."),
   maxEventLoopLagMs: s
     .integer({ min: 0, max: 60000 })
-    .default(0)
+    .default(50)
     .describe("Overload: new INVITEs get a stateless 503 with Retry-After while the event loop runs this many ms late; 0 = not measured."),
   overloadRetryAfterSec: s
     .integer({ min: 1, max: 3600 })

@@ -27,7 +27,7 @@ export interface OverloadLimits {
   retryAfterSec: number;
 }
 
-export const DEFAULT_OVERLOAD_LIMITS: OverloadLimits = { maxUnansweredInvites: 200, maxEventLoopLagMs: 0, retryAfterSec: 1 };
+export const DEFAULT_OVERLOAD_LIMITS: OverloadLimits = { maxUnansweredInvites: 200, maxEventLoopLagMs: 50, retryAfterSec: 1 };
 
 export type OverloadReason = "unanswered_invites" | "event_loop_lag";
 
@@ -62,9 +62,13 @@ export class OverloadGuard {
   start(): void {
     if (this.limits.maxEventLoopLagMs <= 0 || this.probe) return;
     let expected = this.now() + LAG_PROBE_MS;
+    let previous = 0;
     this.probe = setInterval(() => {
       const at = this.now();
-      this.lagMs = Math.max(0, at - expected);
+      const sample = Math.max(0, at - expected);
+      // Two turns in a row: one long pause (a GC, the process not scheduled once) is not a backlog.
+      this.lagMs = Math.min(sample, previous);
+      previous = sample;
       expected = at + LAG_PROBE_MS;
     }, LAG_PROBE_MS);
     this.probe.unref();
