@@ -10,10 +10,11 @@
 //   backlog of new calls (routing, channel admission, media ports). Below the knee it stays near
 //   rate × processing time (about 20 at 1,000 calls/s and 20 ms); past it, it grows without bound.
 //   A ringing call has answered with its 18x and does not count: waiting for a far end is not work.
-// - Event-loop lag (optional): how late a 25 ms timer fires, i.e. how long one turn of the loop
-//   takes. It sees work the first number does not (mixing, HTTP, GC), but on a shared box it also
-//   sees time the process was not scheduled, and it is blind to datagrams queued in the kernel; so
-//   it is off unless configured.
+// - Event-loop lag: how late a 25 ms timer fires, two turns in a row (one GC pause or one missed
+//   time slice is not a backlog). Past capacity the backlog builds mostly in the kernel's socket
+//   queue, which the first number never sees; the loop then turns slowly, each turn reading a long
+//   run of queued datagrams. It also counts time the process was not scheduled on a crowded box,
+//   which from the caller's side is overload too.
 import { createLogger } from "../log.ts";
 
 const log = createLogger("sip.overload");
