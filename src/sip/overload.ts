@@ -10,8 +10,8 @@
 //   backlog of new calls (routing, channel admission, media ports). Below the knee it stays near
 //   rate × processing time (about 20 at 1,000 calls/s and 20 ms); past it, it grows without bound.
 //   A ringing call has answered with its 18x and does not count: waiting for a far end is not work.
-// - Event-loop lag: how late a 25 ms timer fires, two turns in a row (one GC pause or one missed
-//   time slice is not a backlog). Past capacity the backlog builds mostly in the kernel's socket
+// - Event-loop lag: how late a 25 ms timer fires, four times in a row (one GC pause or one stall
+//   of a crowded box is not a backlog). Past capacity the backlog builds mostly in the kernel's socket
 //   queue, which the first number never sees; the loop then turns slowly, each turn reading a long
 //   run of queued datagrams. It also counts time the process was not scheduled on a crowded box,
 //   which from the caller's side is overload too.
@@ -40,6 +40,8 @@ export function overloadReason(unansweredInvites: number, eventLoopLagMs: number
 }
 
 const LAG_PROBE_MS = 25;
+/** The lag must hold this many probes in a row (at least 100 ms). */
+const LAG_SAMPLES = 4;
 /** Shedding is logged when it starts and then at most once per this interval, with the count. */
 const LOG_INTERVAL_MS = 10_000;
 
@@ -63,13 +65,14 @@ export class OverloadGuard {
   start(): void {
     if (this.limits.maxEventLoopLagMs <= 0 || this.probe) return;
     let expected = this.now() + LAG_PROBE_MS;
-    let previous = 0;
+    const samples: number[] = new Array<number>(LAG_SAMPLES).fill(0);
+    let next = 0;
     this.probe = setInterval(() => {
       const at = this.now();
-      const sample = Math.max(0, at - expected);
-      // Two turns in a row: one long pause (a GC, the process not scheduled once) is not a backlog.
-      this.lagMs = Math.min(sample, previous);
-      previous = sample;
+      samples[next] = Math.max(0, at - expected);
+      next = (next + 1) % LAG_SAMPLES;
+      // Late every turn of the window: one long pause (a GC, a stall of the box) is not a backlog.
+      this.lagMs = Math.min(...samples);
       expected = at + LAG_PROBE_MS;
     }, LAG_PROBE_MS);
     this.probe.unref();
