@@ -15,6 +15,8 @@
 // BENCH_CPS_STEP_SEC (default 10 here): CPU per call side by side (the before/after of a change).
 // BENCH_CPS_PROFILE=<dir>: runs this tree from source under `bun --cpu-prof` instead of the
 // executable and leaves the profile (.cpuprofile and .md) in <dir> (the README's "Calls per second").
+// BENCH_CPS_OVERLOAD=off: the node without overload control (limits.maxUnansweredInvites and
+// maxEventLoopLagMs 0), to see what the 503s buy past capacity.
 // BENCH_CPS_SOURCE=1: the ladder from source (`bun main.ts`, names unminified) for an outside profiler
 // such as perf with BUN_JSC_useJITDump=1 (README "Calls per second" says how).
 import { mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
@@ -62,6 +64,7 @@ interface Node {
   pid: number;
   remote: string;
   dir: string;
+  metricsUrl: string;
   /** CPU ms per wall ms with no calls: [main thread, whole process]. */
   idle: [number, number];
 }
@@ -70,6 +73,8 @@ interface StepResult {
   offered: number;
   calls: number;
   failed: number;
+  /** Of the failed: INVITEs the node refused with 503 because it was overloaded (its metrics). */
+  refused: number;
   /** Calls of the step neither ok nor failed when SIPp's time ran out (still up, or never placed: the node fell behind). */
   unfinished: number;
   achieved: number;
@@ -94,7 +99,7 @@ function percentile(sorted: number[], p: number): number {
 }
 
 function buildExecutable(sourceDir: string, outfile: string): void {
-  const build = Bun.spawnSync([process.execPath, "build", "--compile", "--minify", "main.ts", "src/media/udp-io-worker.ts", "--outfile", outfile], { cwd: sourceDir, stderr: "pipe", stdout: "pipe" });
+  const build = Bun.spawnSync([process.execPath, "build", "--compile", "--minify", "main.ts", "src/media/media-worker.ts", "--outfile", outfile], { cwd: sourceDir, stderr: "pipe", stdout: "pipe" });
   if (build.exitCode !== 0) throw new Error(`build in ${sourceDir} failed: ${build.stderr.toString()}`);
 }
 
@@ -131,7 +136,7 @@ limits:
   maxSipTrunkMessagesPerSecond: 0
   maxSipTransactions: 200000
   maxParticipantsPerChannel: 2000
-applications:
+${process.env.BENCH_CPS_OVERLOAD === "off" ? "  maxUnansweredInvites: 0\n  maxEventLoopLagMs: 0\n" : ""}applications:
   - id: bench
     name: Bench
     sharedSecret: bench-secret-0123456789
@@ -146,7 +151,7 @@ ${routes.join("\n")}
     stdin: "ignore",
   });
   await until(async () => (await fetch(`http://${NODE_IP}:${httpPort}/readyz`).catch(() => undefined))?.ok === true, { timeoutMs: 30_000, pollMs: 100 });
-  const node: Node = { proc, pid: proc.pid, remote: `${NODE_IP}:${sipPort}`, dir, idle: [0, 0] };
+  const node: Node = { proc, pid: proc.pid, remote: `${NODE_IP}:${sipPort}`, dir, metricsUrl: `http://${NODE_IP}:${httpPort}/metrics`, idle: [0, 0] };
   // Warm-up (the JIT, the first channels' mixers), not reported; then what it burns idle.
   await placeCalls(node, 100, 2);
   const before = cpuMs(node.pid);
@@ -164,6 +169,14 @@ async function stopNode(node: Node): Promise<void> {
   await node.proc.exited;
   clearTimeout(timer);
   rmSync(node.dir, { recursive: true, force: true });
+}
+
+/** INVITEs the node has refused as overloaded since it started (trunkline_sip_rejected_total). */
+async function overloadRefusals(node: Node): Promise<number> {
+  const text = await (await fetch(node.metricsUrl, { headers: { authorization: `Bearer ${TOKEN}` } })).text();
+  let n = 0;
+  for (const line of text.split("\n")) if (line.startsWith('trunkline_sip_rejected_total{reason="overload_')) n += Number(line.split(" ").at(-1));
+  return n;
 }
 
 /** Runs again when SIPp's port, free a moment ago, was taken meanwhile. */
@@ -184,6 +197,7 @@ async function placeCallsOnce(node: Node, rate: number, seconds: number): Promis
     const numbers = Array.from({ length: CHANNELS }, (_, n) => String(FIRST_NUMBER + n));
     writeFileSync(join(runDir, "numbers.csv"), `SEQUENTIAL\n${numbers.join("\n")}\n`);
     const total = Math.round(rate * seconds);
+    const refusedBefore = await overloadRefusals(node);
     const before = cpuMs(node.pid);
     const started = performance.now();
     const sipp = Bun.spawn(
@@ -199,6 +213,7 @@ async function placeCallsOnce(node: Node, rate: number, seconds: number): Promis
     const [stderr, exitCode] = await Promise.all([new Response(sipp.stderr).text(), sipp.exited, new Response(sipp.stdout).text()]);
     const wallMs = performance.now() - started;
     const after = cpuMs(node.pid);
+    const refused = (await overloadRefusals(node)) - refusedBefore;
     if (exitCode !== 0 && stderr.includes("Unable to bind")) throw new Error(`sipp: ${stderr.slice(0, 500)}`);
     const stat = readFileSync(join(runDir, "stat.csv"), "utf8").trim().split("\n");
     const header = stat[0]!.split(";");
@@ -219,6 +234,7 @@ async function placeCallsOnce(node: Node, rate: number, seconds: number): Promis
       offered: rate,
       calls,
       failed,
+      refused,
       unfinished,
       achieved: calls / Math.max(0.001, (wallMs - HOLD_MS) / 1000),
       p50Ms: percentile(setupMs, 50),
@@ -284,6 +300,7 @@ async function storeWritesUs(): Promise<{ records: number; trace: number }> {
     let next = 0;
     const traces = await best(async () => {
       for (let i = 0; i < 500; i++) store.sipTraces.save(trace(ids[next++]!), Date.now());
+      await store.sipTraces.flush();
     });
     return { records, trace: traces };
   } finally {
@@ -297,7 +314,7 @@ const fmt = (n: number) => Math.round(n).toLocaleString("en-US");
 function stepLine(label: string, r: StepResult): string {
   return (
     `${label.padEnd(22)} offered ${fmt(r.offered).padStart(5)}/s  achieved ${fmt(r.achieved).padStart(5)}/s  ` +
-    `${String(r.calls).padStart(6)} ok ${String(r.failed).padStart(5)} failed${r.unfinished ? ` ${r.unfinished} unfinished` : ""}  INVITE→200 p50 ${r.p50Ms.toFixed(0).padStart(5)} ms p99 ${r.p99Ms.toFixed(0).padStart(6)} ms  ` +
+    `${String(r.calls).padStart(6)} ok ${String(r.failed).padStart(5)} failed (${r.refused} refused 503 overloaded)${r.unfinished ? ` ${r.unfinished} unfinished` : ""}  INVITE→200 p50 ${r.p50Ms.toFixed(0).padStart(5)} ms p99 ${r.p99Ms.toFixed(0).padStart(6)} ms  ` +
     `CPU/call main thread ${fmt(r.mainUs).padStart(5)} µs, all threads ${fmt(r.allUs).padStart(5)} µs`
   );
 }
@@ -317,8 +334,8 @@ async function ladder(command: string[]): Promise<void> {
   } finally {
     await stopNode(node);
   }
-  console.log("\n| offered | achieved | failed (unfinished) | p99 INVITE→200 | CPU/call, main thread | CPU/call, all threads |\n|---|---|---|---|---|---|");
-  for (const r of results) console.log(`| ${fmt(r.offered)} CPS | ${fmt(r.achieved)} | ${r.failed}${r.unfinished ? ` (+${r.unfinished})` : ""} | ${fmt(r.p99Ms)} ms | ${fmt(r.mainUs)} µs | ${fmt(r.allUs)} µs |`);
+  console.log("\n| offered | achieved | failed (unfinished) [503 overloaded] | p99 INVITE→200 | CPU/call, main thread | CPU/call, all threads |\n|---|---|---|---|---|---|");
+  for (const r of results) console.log(`| ${fmt(r.offered)} CPS | ${fmt(r.achieved)} | ${r.failed}${r.unfinished ? ` (+${r.unfinished})` : ""} [${r.refused}] | ${fmt(r.p99Ms)} ms | ${fmt(r.mainUs)} µs | ${fmt(r.allUs)} µs |`);
   const writes = await storeWritesUs();
   console.log(`\nthe store writes of one call alone (same SQLite setup, this process): record ${fmt(writes.records)} µs (1 insert + 4 updates), SIP trace ${fmt(writes.trace)} µs`);
   const top = results.at(-1)!;

@@ -84,6 +84,9 @@ function sipLimits(limits: Config["limits"]): Partial<SipLimits> {
     trunkMessagesPerSecond: limits.maxSipTrunkMessagesPerSecond,
     trackedSources: limits.maxSipTrackedSources,
     maxServerTransactions: limits.maxSipTransactions,
+    maxUnansweredInvites: limits.maxUnansweredInvites,
+    maxEventLoopLagMs: limits.maxEventLoopLagMs,
+    retryAfterSec: limits.overloadRetryAfterSec,
   };
 }
 
@@ -136,12 +139,14 @@ metrics.counter(
 );
 metrics.counter(
   "trunkline_sip_rejected_total",
-  "SIP requests the stack answered by itself because of a screen or limit: 403 to strangers (sip.strangers: reject), 503 at the transaction limit, 500 to INVITEs left unanswered.",
+  "SIP requests the stack answered by itself because of a screen or limit: 403 to strangers (sip.strangers: reject), 503 at the transaction limit, 500 to INVITEs left unanswered, 503 to new INVITEs while overloaded (too many unanswered INVITEs, or event-loop lag).",
   ["reason"],
   series("reason", {
     stranger: (c) => c.sources.strangersRejected,
     transaction_table_full: (c) => c.transactionTableFull,
     unanswered_invite: (c) => c.unansweredInvites,
+    overload_unanswered_invites: (c) => c.overloaded.unanswered_invites,
+    overload_event_loop_lag: (c) => c.overloaded.event_loop_lag,
   }),
 );
 metrics.counter(

@@ -327,6 +327,18 @@ const limitsSchema = s.object({
     .integer({ min: 16 })
     .default(20000)
     .describe("Server transactions alive at once; requests beyond get a stateless 503."),
+  maxUnansweredInvites: s
+    .integer({ min: 0 })
+    .default(200)
+    .describe("Overload: new INVITEs get a stateless 503 with Retry-After while this many INVITEs wait for the node's first answer beyond 100 Trying; 0 = no limit."),
+  maxEventLoopLagMs: s
+    .integer({ min: 0, max: 60000 })
+    .default(50)
+    .describe("Overload: new INVITEs get a stateless 503 with Retry-After while the event loop runs this many ms late; 0 = not measured."),
+  overloadRetryAfterSec: s
+    .integer({ min: 1, max: 3600 })
+    .default(1)
+    .describe("Retry-After (seconds) of the overload 503."),
   maxHttpBodyBytes: s.integer({ min: 1024 }).default(1048576),
   maxParticipantsPerChannel: s.integer({ min: 2 }).default(50),
   shutdownGraceSec: s.integer({ min: 0, max: 600 }).default(15),

@@ -69,6 +69,7 @@ import {
   type TransportName,
   type Via,
 } from "./message.ts";
+import { DEFAULT_OVERLOAD_LIMITS, OverloadGuard, type OverloadLimits, type OverloadReason } from "./overload.ts";
 import { DEFAULT_SOURCE_LIMITS, SourceGuard, type SourceGuardCounters, type SourceLimits, type StrangerPolicy } from "./source-guard.ts";
 import {
   type ClientTransaction,
@@ -96,7 +97,8 @@ export type { RequestHandler } from "./user-agent.ts";
 /** Every limit of the stack, each with a default; see SourceLimits, StreamLimits, TransactionLimits. */
 export type SipLimits = SourceLimits &
   Required<StreamLimits> &
-  TransactionLimits & {
+  TransactionLimits &
+  OverloadLimits & {
     /** Largest SIP message accepted, in bytes; larger requests get 413 (RFC 3261 §21.4.11). */
     maxMessageSize: number;
   };
@@ -140,6 +142,8 @@ export interface SipStackCounters {
   connections: StreamCounters;
   transactionTableFull: number;
   unansweredInvites: number;
+  /** New INVITEs answered 503 because the node was behind (src/sip/overload.ts). */
+  overloaded: Record<OverloadReason, number>;
 }
 
 export class SipStack {
@@ -152,6 +156,7 @@ export class SipStack {
   private readonly userAgent: string;
   private readonly outboundProxy: { address: string; port: number; route: string } | undefined;
   private readonly taps = new MessageTaps();
+  private readonly overload: OverloadGuard;
 
   constructor(opts: SipStackOptions) {
     if (opts.outboundProxy) {
@@ -169,6 +174,10 @@ export class SipStack {
       },
     );
     this.transactions = new TransactionLayer(opts.timers, pick(limits, ["maxServerTransactions", "unansweredInviteMs"]));
+    this.overload = new OverloadGuard({
+      ...DEFAULT_OVERLOAD_LIMITS,
+      ...pick(limits, ["maxUnansweredInvites", "maxEventLoopLagMs", "retryAfterSec"]),
+    });
     this.userAgent = opts.userAgent ?? "Trunkline";
     this.transports = new TransportLayer(
       {
@@ -197,10 +206,12 @@ export class SipStack {
       this.transports,
       this.transactions,
       this.dialogs,
+      this.overload,
     );
   }
 
   start(): Promise<void> {
+    this.overload.start();
     return this.transports.start();
   }
 
@@ -216,6 +227,7 @@ export class SipStack {
     this.dialogs.terminateAll();
     this.transactions.clear();
     this.guard.close();
+    this.overload.stop();
     await this.transports.stop();
   }
 
@@ -260,6 +272,7 @@ export class SipStack {
       connections: this.transports.streamCounters,
       transactionTableFull: this.ua.counters.transactionTableFull,
       unansweredInvites: this.transactions.counters.unansweredInvites,
+      overloaded: { ...this.overload.counters },
     };
   }
 

@@ -391,6 +391,8 @@ export class ServerTransaction extends Emitter<ServerTransactionEvents> {
    * lives on for 64*T1 and a flood must not pin every parsed request for that long. */
   private req: SipRequest | undefined;
   private readonly callId: string;
+  /** An INVITE the TU has not answered yet (only the stack's 100 sent): counted by the layer. */
+  private awaitingTu: boolean;
   /** Where this transaction's warnings go: the TU may hand it its own logger (a call's), whose fields they then carry. */
   log: Logger = log;
 
@@ -408,6 +410,8 @@ export class ServerTransaction extends Emitter<ServerTransactionEvents> {
     this.mergeKey = this.requestToTag ? undefined : mergeKey(request);
     this.dialogKeyBase = `${request.callId}|${request.cseq.seq}|${request.from.params.get("tag") ?? ""}`;
     this.callId = request.callId;
+    this.awaitingTu = this.isInvite;
+    if (this.awaitingTu) layer.invitesAwaitingTu++;
   }
 
   /** The request, until the final response has been sent. */
@@ -440,6 +444,7 @@ export class ServerTransaction extends Emitter<ServerTransactionEvents> {
   /** Sends a response built elsewhere (e.g. a 2xx from a dialog); it must belong to this request. */
   respondWith(res: SipResponse): void {
     if (!this.pending) return;
+    if (res.status > 100) this.answeredByTu();
     const { T1, T2 } = this.layer.timers;
     this.lastToTag = res.to.params.get("tag") ?? undefined;
     this.lastBytes = serializeMessage(res);
@@ -550,6 +555,12 @@ export class ServerTransaction extends Emitter<ServerTransactionEvents> {
     return true;
   }
 
+  private answeredByTu(): void {
+    if (!this.awaitingTu) return;
+    this.awaitingTu = false;
+    this.layer.invitesAwaitingTu--;
+  }
+
   private transmit(bytes: Uint8Array): void {
     this.wire.send(bytes, this.callId).catch((error: unknown) => {
       if (this.state === "terminated") return;
@@ -563,6 +574,7 @@ export class ServerTransaction extends Emitter<ServerTransactionEvents> {
   terminate(): void {
     if (this.state === "terminated") return;
     this.state = "terminated";
+    this.answeredByTu();
     this.timers.stopAll();
     this.layer.removeServer(this);
     this.emit("terminated");
@@ -589,6 +601,8 @@ export const DEFAULT_TRANSACTION_LIMITS: TransactionLimits = { maxServerTransact
 export class TransactionLayer {
   readonly timers: TimerConfig;
   readonly counters = { unansweredInvites: 0 };
+  /** INVITE server transactions the TU has not answered yet (only the 100 Trying sent): overload's measure. */
+  invitesAwaitingTu = 0;
   private readonly limits: TransactionLimits;
   private readonly clients = new Map<string, ClientTransaction>();
   private readonly servers = new Map<string, ServerTransaction>();

@@ -8,6 +8,7 @@
 // request always gets the same response, so a flood of requests leaves no state behind.
 import { createLogger } from "../log.ts";
 import type { DialogTable } from "./dialogs.ts";
+import type { OverloadGuard } from "./overload.ts";
 import { createResponse, formatVia, type ParseError, serializeMessage, type SipRequest } from "./message.ts";
 import type { ServerTransaction, TransactionLayer, Wire } from "./transaction.ts";
 import { defaultPort, type Endpoint, type InboundContext, type SendOptions, stripBrackets, type Transport } from "./transport.ts";
@@ -54,6 +55,7 @@ export class UserAgentCore {
     private readonly transports: TransportLayer,
     private readonly transactions: TransactionLayer,
     private readonly dialogs: DialogTable,
+    private readonly overload: OverloadGuard,
   ) {
     this.rules = rules;
     this.supported = rules.supported.map((t) => t.toLowerCase());
@@ -124,6 +126,10 @@ export class UserAgentCore {
     // §21.5.4: a draining node is unavailable to new work; the front's OPTIONS probe reads that.
     if (!inDialog && this.draining && (req.method === "OPTIONS" || req.method === "INVITE")) {
       return this.respondStateless(req, wire, 503, "Draining", [["Retry-After", "30"]]);
+    }
+    // §21.5.4: a node behind on new calls refuses more before any state exists (src/sip/overload.ts).
+    if (!inDialog && req.method === "INVITE" && this.overload.shouldShed(this.transactions.invitesAwaitingTu)) {
+      return this.respondStateless(req, wire, 503, "Service Unavailable", [["Retry-After", this.overload.retryAfter]]);
     }
     // §11.2: capabilities.
     if (!inDialog && req.method === "OPTIONS") return this.respondStateless(req, wire, 200, "OK", this.capabilityHeaders());

@@ -179,6 +179,7 @@ export function openStore(path: string, migrations?: Migration[], identity: Stor
   const absolutePath = resolve(path);
   if (path !== ":memory:") openSqlitePaths.add(absolutePath);
   const calls = new CallStore(sql, identity.nodeId ?? DEFAULT_NODE_ID, identity.callRecords);
+  const sipTraces = new SipTraceStore(sql);
   return {
     driver: "sqlite",
     db,
@@ -186,7 +187,7 @@ export function openStore(path: string, migrations?: Migration[], identity: Stor
     changes,
     ...entities,
     calls,
-    sipTraces: new SipTraceStore(sql),
+    sipTraces,
     recordings: new RecordingStore(sql, identity.nodeId ?? DEFAULT_NODE_ID),
     nodes: new NodeStore(sql),
     homes: new ChannelHomeStore(sql),
@@ -198,6 +199,7 @@ export function openStore(path: string, migrations?: Migration[], identity: Stor
       if (!open) return;
       open = false;
       await calls.close();
+      await sipTraces.flush();
       openSqlitePaths.delete(absolutePath);
       // Folds the WAL back into the main file so a copied database is complete.
       db.run("PRAGMA wal_checkpoint(TRUNCATE)");

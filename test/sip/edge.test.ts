@@ -156,6 +156,42 @@ test("server transactions are capped: beyond the limit requests get a stateless 
   for (const tx of held) tx.respond(486);
 });
 
+test("overload: while INVITEs await the layer above's answer, new ones get a stateless 503 with Retry-After; nothing else is shed", async () => {
+  const stack = await startStack({ limits: { maxUnansweredInvites: 2, retryAfterSec: 7 } });
+  const held: ServerTransaction[] = [];
+  stack.onRequest((_req, tx) => void held.push(tx));
+  const client = await peer(stack);
+  const first = request("INVITE", { callId: "first@test" });
+  client.send(first);
+  client.send(request("INVITE", { callId: "second@test" }));
+  await until(() => held.length === 2);
+  expect(stack.transactions.invitesAwaitingTu).toBe(2);
+
+  client.send(request("INVITE", { callId: "shed@test" }));
+  const refused = await client.waitFor((m): m is SipResponse => m.callId === "shed@test" && "status" in m && m.status === 503);
+  expect(refused.getHeader("Retry-After")).toBe("7");
+  expect(stack.counters.overloaded.unanswered_invites).toBe(1);
+  expect(stack.transactions.size.servers).toBe(2);
+  // A retransmission of an admitted INVITE reaches its transaction (its 100 again), and an in-dialog
+  // request passes the guard (481: no such dialog here), as does OPTIONS.
+  const trying = () => client.received.filter((m) => m.callId === "first@test" && "status" in m && m.status === 100).length;
+  client.send(first);
+  await until(() => trying() === 2);
+  client.send(request("BYE", { callId: "in-dialog@test" }).replace("To: <sip:bob@127.0.0.1>", "To: <sip:bob@127.0.0.1>;tag=known"));
+  await client.waitFor((m) => m.callId === "in-dialog@test" && "status" in m && m.status === 481);
+  client.send(request("OPTIONS", { callId: "options@test" }));
+  await client.waitFor((m) => m.callId === "options@test" && "status" in m && m.status === 200);
+
+  // A ringing call is no longer the node's work: its 180 makes room for the next INVITE.
+  held[0]!.respond(180);
+  expect(stack.transactions.invitesAwaitingTu).toBe(1);
+  client.send(request("INVITE", { callId: "third@test" }));
+  await until(() => held.length === 3);
+  expect(stack.counters.overloaded.unanswered_invites).toBe(1);
+  for (const tx of held) tx.respond(486);
+  expect(stack.transactions.invitesAwaitingTu).toBe(0);
+});
+
 test("an INVITE the layer above never answers gets 500 after the deadline, and its listeners hear it", async () => {
   const stack = await startStack({ limits: { unansweredInviteMs: 300 } });
   let unanswered = 0;

@@ -12,7 +12,8 @@ import type { SipStack } from "../../src/sip/stack.ts";
 import type { MessageTap, TappedMessage } from "../../src/sip/tap.ts";
 import { openPostgresStore, openStore, type Store } from "../../src/store/index.ts";
 import { CallRecordRetention } from "../../src/store/retention.ts";
-import type { SipTrace } from "../../src/store/sipTraces.ts";
+import { type SipTrace, SipTraceStore } from "../../src/store/sipTraces.ts";
+import { type SqlExecutor, SqliteExecutor } from "../../src/store/sql.ts";
 import { tracePcap, traceView } from "../../src/traces/formats.ts";
 import dgram from "node:dgram";
 import { metrics } from "../../src/metrics.ts";
@@ -183,6 +184,54 @@ for (const driver of drivers) {
     await store.close();
   });
 }
+
+test("traces are written behind: readable at once, and closing the store commits what waits", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "traces-behind-"));
+  try {
+    const path = join(dir, "t.db");
+    const store = await openStore(path);
+    for (let i = 0; i < 5; i++) store.sipTraces.save(trace(`batch-${i}`, i + 1), Date.now());
+    // Read-your-writes before any commit.
+    expect(await store.sipTraces.get("batch-3")).toEqual(trace("batch-3", 4));
+    await store.close();
+    const reopened = await openStore(path);
+    for (let i = 0; i < 5; i++) expect(await reopened.sipTraces.get(`batch-${i}`)).toEqual(trace(`batch-${i}`, i + 1));
+    await reopened.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("the traces saved within one window share one transaction; one the database refuses does not take the others along", async () => {
+  const store = await openStore(":memory:");
+  const executor = new SqliteExecutor(store.db!);
+  const batches: number[] = [];
+  const counting: SqlExecutor = {
+    dialect: "sqlite",
+    query: (sql, params) => executor.query(sql, params),
+    transaction: (work) => executor.transaction(work),
+    serial: (work) => executor.serial(work),
+    batch: (statements) => {
+      batches.push(statements.length);
+      // A trace whose call id the database refuses (a stand-in for any row-level failure).
+      if (statements.some((st) => st.params[0] === "refused")) return Promise.reject(new Error("refused"));
+      return executor.batch(statements);
+    },
+  };
+  const traces = new SipTraceStore(counting);
+  for (let i = 0; i < 10; i++) traces.save(trace(`t-${i}`), Date.now());
+  await traces.flush();
+  expect(batches).toEqual([10]);
+  traces.save(trace("ok-1"), Date.now());
+  traces.save(trace("refused"), Date.now());
+  traces.save(trace("ok-2"), Date.now());
+  await traces.flush();
+  expect(batches).toEqual([10, 3, 1, 1, 1]);
+  expect(await traces.get("ok-1")).toBeDefined();
+  expect(await traces.get("ok-2")).toBeDefined();
+  expect(await traces.get("refused")).toBeUndefined();
+  await store.close();
+});
 
 test("the pcap opens in tshark: SIP over UDP/IPv4 and TCP/IPv6 with their addresses, ports and times", () => {
   const v6 = { address: "2001:db8::1", port: 5060 };
