@@ -131,6 +131,8 @@ const DTMF_GAP_MS = 60;
 const DEFAULT_PREFERENCES: readonly CodecName[] = ["opus", "G722", "PCMU", "PCMA"];
 /** Shared by every receiver with nothing left over (the usual case: one allocation less per tick). */
 const NOTHING_PENDING = new Int16Array(0);
+/** A leg with no codec negotiated yet has received nothing: one set of zero stats for all of them. */
+const NO_JITTER_STATS: Readonly<JitterStats> = Object.freeze(new JitterBuffer({ clockRate: 8000 }).stats());
 
 /** The state tied to one negotiated codec (replaced when a re-INVITE changes it). */
 interface Receiver {
@@ -372,13 +374,11 @@ export class LegMediaPath {
   private dtmfSent = 0;
   private signallingAddress: string | undefined;
   private closed = false;
-  private readonly emptyJitterStats: JitterStats;
   private srtp: { send: SrtpSendContext; receive: SrtpReceiveContext } | undefined;
   private readonly log: Logger;
 
   constructor(private readonly session: RtpSession, mixer: Mixer, private readonly o: MediaPathOptions, carry?: MediaPathCarry) {
     this.log = o.log.child({}, "media.leg");
-    this.emptyJitterStats = new JitterBuffer({ clockRate: 8000 }).stats();
     this.outTimestamp = carry?.outTimestamp ?? Math.floor(Math.random() * 2 ** 32);
     this.dtmfReceiver = this.createDtmfReceiver(8000);
     // Nothing negotiated yet: ask for the lowest rate until a codec says otherwise.
@@ -615,7 +615,7 @@ export class LegMediaPath {
       direction: this.media?.direction,
       ...(this.srtp ? { srtp: this.srtp.send.suite } : {}),
       rtp: this.session.stats(),
-      jitter: this.receiver ? this.receiver.jitter.stats() : this.emptyJitterStats,
+      jitter: this.receiver ? this.receiver.jitter.stats() : NO_JITTER_STATS,
       dtmfReceived: this.dtmfReceived,
       dtmfSent: this.dtmfSent,
     };

@@ -178,7 +178,7 @@ class Participant implements MixerParticipant {
    * This tick's contribution when faded (otherwise the input frame itself is used). Int16 like the
    * frames, so the summing loops only ever see one typed-array kind (JSC slows down on a mix).
    */
-  readonly faded: Int16Array;
+  faded = new Int16Array(0);
   /** What it hears while it contributes (its own N−1 mix), reused every tick. */
   ownMix = new Int16Array(0);
   contribution: Int16Array | undefined;
@@ -193,11 +193,11 @@ class Participant implements MixerParticipant {
     readonly pull: (() => Int16Array | undefined) | undefined,
     public sampleRate: MixerRate,
     private readonly mixer: Mixer,
-    maxFrameSamples: number,
+    frameSamples: number,
   ) {
-    this.queue = Array.from({ length: queueDepth }, () => new Int16Array(maxFrameSamples));
+    // Sized for the participant's own rate (a phone's 160 samples, not 48 kHz's 960); a longer frame grows its slot.
+    this.queue = Array.from({ length: queueDepth }, () => new Int16Array(frameSamples));
     this.queuedLengths = Array.from({ length: queueDepth }, () => 0);
-    this.faded = new Int16Array(maxFrameSamples);
   }
 
   write(pcm: Int16Array): void {
@@ -233,8 +233,9 @@ export class Mixer {
   private readonly minHoldTicks: number;
   private readonly candidates: Participant[] = [];
   private lastTalking = 0;
-  private readonly acc: Int32Array;
-  private readonly minusOne: Int32Array;
+  /** Sums at the mix rate, grown when the rate first rises (a channel of phones keeps 160 samples). */
+  private acc: Int32Array;
+  private minusOne: Int32Array;
   /** The full mix everyone who is not contributing hears, reused every tick. */
   private fullMix: Int16Array;
   private readonly contributors: Participant[] = [];
@@ -255,9 +256,8 @@ export class Mixer {
     const maxSpeakers = o.maxSpeakers ?? defaultMaxSpeakers;
     this.maxSpeakers = maxSpeakers > 0 ? maxSpeakers : Infinity;
     this.minHoldTicks = Math.ceil(minHoldMs / this.frameMs);
-    const maxSamples = this.samplesAt(48000);
-    this.acc = new Int32Array(maxSamples);
-    this.minusOne = new Int32Array(maxSamples);
+    this.acc = new Int32Array(this.frameSamples);
+    this.minusOne = new Int32Array(this.frameSamples);
     this.fadeIn = ramp(this.frameSamples);
     this.fullMix = new Int16Array(this.frameSamples);
     const ticker = o.ticker ?? (this.frameMs === 20 ? sharedTicker() : new DriftCorrectedTicker(this.frameMs));
@@ -273,7 +273,8 @@ export class Mixer {
   join(id: string, onFrame: (frame: MixedFrame) => void, o: JoinOptions = {}): MixerParticipant {
     if (this.closed) throw new Error("mixer is closed");
     if (this.participants.has(id)) throw new Error(`participant ${id} already in this mixer`);
-    const p = new Participant(id, this.nextMixId++, onFrame, o.pull, mixerRateFor(o.sampleRate ?? 48000), this, this.samplesAt(48000));
+    const rate = mixerRateFor(o.sampleRate ?? 48000);
+    const p = new Participant(id, this.nextMixId++, onFrame, o.pull, rate, this, this.samplesAt(rate));
     this.participants.set(id, p);
     this.order = [...this.order, p];
     this.updateRate();
@@ -341,6 +342,7 @@ export class Mixer {
       this.droppedFrames++;
     }
     const at = (p.queueHead + p.queued) % queueDepth;
+    if ((p.queue[at] as Int16Array).length < pcm.length) p.queue[at] = new Int16Array(pcm.length);
     (p.queue[at] as Int16Array).set(pcm);
     p.queuedLengths[at] = pcm.length;
     p.queued++;
@@ -449,6 +451,10 @@ export class Mixer {
     const tick = this.tickCount++;
     const n = this.frameSamples;
     const sampleRate = this.rate;
+    if (this.acc.length < n) {
+      this.acc = new Int32Array(n);
+      this.minusOne = new Int32Array(n);
+    }
     const acc = this.acc;
     acc.fill(0, 0, n);
     const participants = this.order;
@@ -492,6 +498,7 @@ export class Mixer {
           const fadingOut = !mixed;
           if (fadingIn || fadingOut) {
             const ramp = this.fadeIn;
+            if (p.faded.length < n) p.faded = new Int16Array(n);
             const faded = p.faded;
             for (let i = 0; i < n; i++) {
               const g = fadingIn ? (ramp[i] as number) : 1 - (ramp[i] as number);
