@@ -1,12 +1,13 @@
 // Calls per second (issue 16, goal 1). The executable `make build` makes (built here into a temp
 // directory) with its limits raised; SIPp on the same box places inbound early-offer calls (INVITE
-// with a PCMU offer → 100/180/200 → ACK, held 1 s, then BYE → 200), dialling 100 numbers in turn,
+// with a PCMU offer naming SIPp's own media port, which takes our RTP unread as a real phone's socket
+// would → 100/180/200 → ACK, held 1 s, then BYE → 200), dialling 100 numbers in turn,
 // each routed statically to a channel of its own (number 7000+N → channel ch-N, N = 0…99), as a
 // ladder of offered rates. Per step: achieved calls/s (successful calls over the time they took to
 // place and finish, less the hold), failed and unfinished calls (SIPp's time, the step plus 60 s, ran
 // out), p99 INVITE→200 (SIPp's response-time trace), and the Trunkline process's CPU per completed
-// call from /proc — its main thread (SIP, calls, mixing) and all of its threads (the RTP I/O worker,
-// JSC's GC and JIT threads too), less what it burns idle.
+// call from /proc — its main thread (SIP, calls, records) and all of its threads, by kind (the media
+// workers, JSC's JIT and GC threads), less what it burns idle.
 //
 // BENCH_CPS_STEP_SEC=5 (each step below the top), BENCH_CPS_TOP_SEC=30 (the top step),
 // BENCH_CPS_LADDER=200,400,600,800,1000 override the ladder.
@@ -53,7 +54,7 @@ const SCENARIO = sippCall({
   user: "+15550001111",
   contactUser: "caller",
   tag: "cps",
-  offerPort: "9",
+  offerPort: "[media_port]",
   ending: "hang-up",
   holdMs: HOLD_MS,
   measureAnswer: true,
@@ -82,6 +83,34 @@ interface StepResult {
   p99Ms: number;
   mainUs: number;
   allUs: number;
+  /** CPU µs per call by kind of thread (media workers, JIT compiler, garbage collector, other). */
+  byThread: Record<ThreadKind, number>;
+}
+
+type ThreadKind = "media workers" | "JIT" | "GC" | "other";
+
+/** JSC and Bun name their threads (/proc/<pid>/task/<tid>/comm): Bun Workers "Worker", JIT "JITWorker"/"JSCWarmUp", GC "HeapHelper"/"mi-scavenger". */
+function threadKind(comm: string): ThreadKind {
+  if (comm === "Worker") return "media workers";
+  if (comm.startsWith("JIT") || comm === "JSCWarmUp") return "JIT";
+  if (comm.startsWith("Heap") || comm.includes("scavenger")) return "GC";
+  return "other";
+}
+
+/** CPU ms of each thread other than the main one, by kind (threads that ended meanwhile are not counted). */
+function cpuMsByKind(pid: number): Map<number, { kind: ThreadKind; ms: number }> {
+  const threads = new Map<number, { kind: ThreadKind; ms: number }>();
+  for (const tid of readdirSync(`/proc/${pid}/task`).map(Number)) {
+    if (tid === pid) continue;
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      threads.set(tid, { kind: threadKind(readFileSync(`/proc/${pid}/task/${tid}/comm`, "utf8").trim()), ms: (Number(fields[11]) + Number(fields[12])) * TICK_MS });
+    } catch {
+      // the thread ended between the listing and the read
+    }
+  }
+  return threads;
 }
 
 /** CPU ms of the process (every thread) and of its main thread, from /proc. */
@@ -199,11 +228,12 @@ async function placeCallsOnce(node: Node, rate: number, seconds: number): Promis
     const total = Math.round(rate * seconds);
     const refusedBefore = await overloadRefusals(node);
     const before = cpuMs(node.pid);
+    const threadsBefore = cpuMsByKind(node.pid);
     const started = performance.now();
     const sipp = Bun.spawn(
       [
         "sipp", node.remote, "-sf", "scenario.xml", "-inf", "numbers.csv",
-        "-i", CALLER_IP, "-p", String(await freePort()), "-t", "u1",
+        "-i", CALLER_IP, "-p", String(await freePort()), "-mp", String(await freePort()), "-t", "u1",
         "-m", String(total), "-r", String(rate), "-l", String(rate * 40),
         "-timeout", `${seconds + 60}s`, "-timeout_error", "-nostdin", "-nd",
         "-trace_rtt", "-rtt_freq", "1", "-trace_stat", "-stf", "stat.csv",
@@ -213,6 +243,7 @@ async function placeCallsOnce(node: Node, rate: number, seconds: number): Promis
     const [stderr, exitCode] = await Promise.all([new Response(sipp.stderr).text(), sipp.exited, new Response(sipp.stdout).text()]);
     const wallMs = performance.now() - started;
     const after = cpuMs(node.pid);
+    const threadsAfter = cpuMsByKind(node.pid);
     const refused = (await overloadRefusals(node)) - refusedBefore;
     if (exitCode !== 0 && stderr.includes("Unable to bind")) throw new Error(`sipp: ${stderr.slice(0, 500)}`);
     const stat = readFileSync(join(runDir, "stat.csv"), "utf8").trim().split("\n");
@@ -230,6 +261,8 @@ async function placeCallsOnce(node: Node, rate: number, seconds: number): Promis
       .map((l) => Number(l.split(";")[1]))
       .sort((a, b) => a - b);
     const completed = Math.max(1, calls + failed);
+    const byThread: Record<ThreadKind, number> = { "media workers": 0, JIT: 0, GC: 0, other: 0 };
+    for (const [tid, t] of threadsAfter) byThread[t.kind] += ((t.ms - (threadsBefore.get(tid)?.ms ?? 0)) * 1000) / completed;
     return {
       offered: rate,
       calls,
@@ -241,6 +274,7 @@ async function placeCallsOnce(node: Node, rate: number, seconds: number): Promis
       p99Ms: percentile(setupMs, 99),
       mainUs: ((after.main - before.main - node.idle[0] * wallMs) * 1000) / completed,
       allUs: ((after.all - before.all - node.idle[1] * wallMs) * 1000) / completed,
+      byThread,
     };
   } finally {
     rmSync(runDir, { recursive: true, force: true });
@@ -315,7 +349,7 @@ function stepLine(label: string, r: StepResult): string {
   return (
     `${label.padEnd(22)} offered ${fmt(r.offered).padStart(5)}/s  achieved ${fmt(r.achieved).padStart(5)}/s  ` +
     `${String(r.calls).padStart(6)} ok ${String(r.failed).padStart(5)} failed (${r.refused} refused 503 overloaded)${r.unfinished ? ` ${r.unfinished} unfinished` : ""}  INVITE→200 p50 ${r.p50Ms.toFixed(0).padStart(5)} ms p99 ${r.p99Ms.toFixed(0).padStart(6)} ms  ` +
-    `CPU/call main thread ${fmt(r.mainUs).padStart(5)} µs, all threads ${fmt(r.allUs).padStart(5)} µs`
+    `CPU/call main thread ${fmt(r.mainUs).padStart(5)} µs, all threads ${fmt(r.allUs).padStart(5)} µs (${Object.entries(r.byThread).map(([kind, us]) => `${kind} ${fmt(us)}`).join(", ")})`
   );
 }
 
