@@ -29,7 +29,7 @@ beforeAll(() => {
   mkdirSync(join(dir, "build"));
   mkdirSync(join(dir, "run"));
   // As the Makefile builds it.
-  build(["main.ts", "src/media/media-worker.ts"], join(dir, "build", "trunkline"));
+  build(["main.ts", "src/media-worker.ts"], join(dir, "build", "trunkline"));
   binary = join(dir, "run", "trunkline");
   copyFileSync(join(dir, "build", "trunkline"), binary);
   Bun.spawnSync(["chmod", "+x", binary]);
