@@ -1,8 +1,11 @@
 // WebRTC participants per core: N werift Opus clients (a separate process) in 10-party channels,
-// each hearing its N−1 mix encoded for it. Measures the server process's CPU while they talk.
+// each hearing its N−1 mix encoded for it. Measures the server process's CPU (every thread) while
+// they talk. The clients' peers run in the media workers, as in production (media.workers default).
 import { loadavg } from "node:os";
 import { setLogLevel } from "../src/log.ts";
+import { defaultMediaWorkers } from "../src/media/media-plane.ts";
 import { sharedTicker } from "../src/media/ticker.ts";
+import { workerTotal } from "../src/media/worker-totals.ts";
 import { APP, startHarness } from "../test/webrtc/harness.ts";
 
 const PER_CHANNEL = 10;
@@ -22,7 +25,7 @@ interface Outcome {
 }
 
 async function measure(participants: number, speakersPerChannel: number, silence: Silence): Promise<Outcome> {
-  const h = startHarness({ timeouts: { connectMs: 60_000, mediaMs: 10_000 } });
+  const h = startHarness({ timeouts: { connectMs: 60_000, mediaMs: 10_000 }, mediaWorkers: defaultMediaWorkers() });
   const plan = {
     url: h.url,
     applicationId: APP.id,
@@ -42,13 +45,13 @@ async function measure(participants: number, speakersPerChannel: number, silence
     if ((await lines.next()).value !== "ready") throw new Error("the load generator could not connect every client");
     const cpuBefore = process.cpuUsage();
     const wallBefore = performance.now();
-    const ticksBefore = sharedTicker().stats();
+    const ticksBefore = mixerTicks();
     const line = (await lines.next()).value;
     if (line === undefined) throw new Error("the load generator ended without its statistics");
     const result = JSON.parse(line) as { minPacketsPerSecond: number; medianPacketsPerSecond: number };
     const cpu = process.cpuUsage(cpuBefore);
     const wallMs = performance.now() - wallBefore;
-    const ticks = sharedTicker().stats();
+    const ticks = mixerTicks();
     return {
       participants,
       speakersPerChannel,
@@ -63,6 +66,12 @@ async function measure(participants: number, speakersPerChannel: number, silence
     await child.exited;
     await h.stop();
   }
+}
+
+/** Late and skipped mixer ticks of this thread and the media workers together. */
+function mixerTicks(): { lateTicks: number; skippedTicks: number } {
+  const here = sharedTicker().stats();
+  return { lateTicks: here.lateTicks + workerTotal("lateTicks"), skippedTicks: here.skippedTicks + workerTotal("skippedTicks") };
 }
 
 async function* readLines(stream: ReadableStream<Uint8Array>): AsyncGenerator<string> {
@@ -81,7 +90,7 @@ async function* readLines(stream: ReadableStream<Uint8Array>): AsyncGenerator<st
 
 export async function run(): Promise<void> {
   setLogLevel("warn");
-  console.log(`WebRTC Opus participants in ${PER_CHANNEL}-party channels, ${SECONDS} s each (werift clients in a separate process)`);
+  console.log(`WebRTC Opus participants in ${PER_CHANNEL}-party channels, ${SECONDS} s each (werift clients in a separate process; peers in ${defaultMediaWorkers()} media worker(s))`);
   // Another busy process on the machine starves the mixer clock (skipped ticks): read numbers with the load in mind.
   console.log(`load average before: ${loadavg().map((l) => l.toFixed(1)).join(" ")}`);
   // When the machine is oversubscribed the server gets too little CPU and skips mixer ticks; the
