@@ -4,7 +4,7 @@
 // from the channel (ToneSink: the WebRTC sessions); nobody else in the channel hears them.
 //
 // It follows the calls on the event bus (call.ringing, call.answered, call.ended), so the call's
-// state machine knows nothing of tones. Ringback stops at once (within a 20 ms frame) when the
+// state machine knows nothing of tones. Ringback stops at once (within a frame or two) when the
 // answer arrives or the phone leg receives its first RTP packet (early media, RFC 3960: the far
 // end plays its own ringback or announcement). A call leaves no state behind once it has ended.
 import type { Service } from "../app.ts";

@@ -84,7 +84,7 @@ export class MediaHost {
     if (isWorker) this.removeTotals = addWorkerTotals(this.stats);
   }
 
-  /** The engine of this thread's host (channels with WebRTC clients); undefined for a worker. */
+  /** The engine of this thread's host (a plane without workers); undefined for a worker. */
   get local(): MediaEngine | undefined {
     return this.isWorker ? undefined : this.started() && this.engine;
   }
