@@ -18,6 +18,8 @@ interface Outcome {
   speakersPerChannel: number;
   silence: Silence;
   cpuCores: number;
+  /** this thread's share: SIP, HTTP, the join's signalling; the peers and their codecs run in the workers */
+  mainThreadCores: number;
   lateTicks: number;
   skippedTicks: number;
   minPacketsPerSecond: number;
@@ -44,12 +46,14 @@ async function measure(participants: number, speakersPerChannel: number, silence
   try {
     if ((await lines.next()).value !== "ready") throw new Error("the load generator could not connect every client");
     const cpuBefore = process.cpuUsage();
+    const threadBefore = process.threadCpuUsage();
     const wallBefore = performance.now();
     const ticksBefore = mixerTicks();
     const line = (await lines.next()).value;
     if (line === undefined) throw new Error("the load generator ended without its statistics");
     const result = JSON.parse(line) as { minPacketsPerSecond: number; medianPacketsPerSecond: number };
     const cpu = process.cpuUsage(cpuBefore);
+    const thread = process.threadCpuUsage(threadBefore);
     const wallMs = performance.now() - wallBefore;
     const ticks = mixerTicks();
     return {
@@ -57,6 +61,7 @@ async function measure(participants: number, speakersPerChannel: number, silence
       speakersPerChannel,
       silence,
       cpuCores: (cpu.user + cpu.system) / 1000 / wallMs,
+      mainThreadCores: (thread.user + thread.system) / 1000 / wallMs,
       lateTicks: ticks.lateTicks - ticksBefore.lateTicks,
       skippedTicks: ticks.skippedTicks - ticksBefore.skippedTicks,
       ...result,
@@ -96,7 +101,7 @@ export async function run(): Promise<void> {
   // When the machine is oversubscribed the server gets too little CPU and skips mixer ticks; the
   // "per core, at full delivery" column scales its CPU up to what 50 packets/s to everyone would take.
   console.log(
-    "participants | speakers/channel | silent clients send | server CPU (cores) | participants per core | late/skipped mixer ticks | packets/s heard (min/median) | per core, at full delivery",
+    "participants | speakers/channel | silent clients send | server CPU (cores) | main thread's share | participants per core | late/skipped mixer ticks | packets/s heard (min/median) | per core, at full delivery",
   );
   // WEBRTC_BENCH=100x2xdtx runs one configuration.
   const only = process.env.WEBRTC_BENCH?.split("x");
@@ -114,7 +119,7 @@ export async function run(): Promise<void> {
       continue;
     }
     console.log(
-      `${o.participants} | ${o.speakersPerChannel} | ${o.silence === "dtx" ? "DTX" : "50 pkt/s"} | ${o.cpuCores.toFixed(2)} | ${Math.round(o.participants / o.cpuCores)} | ${o.lateTicks}/${o.skippedTicks} | ${o.minPacketsPerSecond}/${o.medianPacketsPerSecond} | ${Math.round((o.participants * Math.min(1, o.medianPacketsPerSecond / 50)) / o.cpuCores)}`,
+      `${o.participants} | ${o.speakersPerChannel} | ${o.silence === "dtx" ? "DTX" : "50 pkt/s"} | ${o.cpuCores.toFixed(2)} | ${o.mainThreadCores.toFixed(2)} | ${Math.round(o.participants / o.cpuCores)} | ${o.lateTicks}/${o.skippedTicks} | ${o.minPacketsPerSecond}/${o.medianPacketsPerSecond} | ${Math.round((o.participants * Math.min(1, o.medianPacketsPerSecond / 50)) / o.cpuCores)}`,
     );
   }
 }
