@@ -119,7 +119,7 @@ export async function run(): Promise<void> {
       continue;
     }
     console.log(
-      `${o.participants} | ${o.speakersPerChannel} | ${o.silence === "dtx" ? "DTX" : "50 pkt/s"} | ${o.cpuCores.toFixed(2)} | ${o.mainThreadCores.toFixed(2)} | ${Math.round(o.participants / o.cpuCores)} | ${o.lateTicks}/${o.skippedTicks} | ${o.minPacketsPerSecond}/${o.medianPacketsPerSecond} | ${Math.round((o.participants * Math.min(1, o.medianPacketsPerSecond / 50)) / o.cpuCores)}`,
+      `${o.participants} | ${o.speakersPerChannel} | ${o.silence === "dtx" ? "DTX" : "50 pkt/s"} | ${o.cpuCores.toFixed(2)} | ${o.mainThreadCores.toFixed(3)} | ${Math.round(o.participants / o.cpuCores)} | ${o.lateTicks}/${o.skippedTicks} | ${o.minPacketsPerSecond}/${o.medianPacketsPerSecond} | ${Math.round((o.participants * Math.min(1, o.medianPacketsPerSecond / 50)) / o.cpuCores)}`,
     );
   }
 }
