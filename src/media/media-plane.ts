@@ -195,7 +195,7 @@ export class MediaHost {
   private refuse(m: ToHost): void {
     if (m.t === "clientJoin") {
       const listener = this.clientListeners.get(m.client);
-      queueMicrotask(() => listener?.({ t: "clientRefused", client: m.client, message: `media worker ${this.name} exited` }));
+      queueMicrotask(() => listener?.({ t: "clientClosed", client: m.client, reason: "media-worker-exited" }));
       return;
     }
     const listener = "leg" in m ? this.listeners.get(m.leg) : undefined;
@@ -266,8 +266,12 @@ export class ChannelMedia {
    * go there, the answer comes back. The channel must stay open until this resolves (the registry's
    * joinWhenReady keeps it open).
    */
-  joinClient(participantId: string, offer: string, options: unknown): Promise<{ ok: true; sdp: string; client: ChannelClient } | { ok: false; message: string }> {
-    if (this.closed) return Promise.resolve({ ok: false, message: "mixer is closed" });
+  joinClient(
+    participantId: string,
+    offer: string,
+    options: unknown,
+  ): Promise<{ ok: true; sdp: string; client: ChannelClient } | { ok: false; message: string; /** the host, not the offer, is the problem */ unavailable?: true }> {
+    if (this.closed) return Promise.resolve({ ok: false, message: "mixer is closed", unavailable: true });
     const { host } = this;
     const id = this.plane.nextId();
     return new Promise((resolve) => {
@@ -280,7 +284,7 @@ export class ChannelMedia {
           case "clientClosed":
             host.unlistenClient(id);
             if (client) client.onClosed(m.reason);
-            else resolve({ ok: false, message: `the client's media host closed it (${m.reason})` });
+            else resolve({ ok: false, message: `the channel's media host is gone (${m.reason})`, unavailable: true });
             return;
           case "clientAnswer": {
             host.legs++;

@@ -26,7 +26,7 @@ export interface ClientSession {
 
 export type JoinResult =
   | { ok: true; clientId: string; sdp: string; codec: string }
-  | { ok: false; status: 400 | 409; code: string; message: string };
+  | { ok: false; status: 400 | 409 | 503; code: string; message: string };
 
 export interface ClientSessionsOptions {
   registry: ChannelRegistry;
@@ -83,12 +83,16 @@ export class ClientSessions {
     };
     const options: ClientJoinOptions = { network: network(), timeouts };
     let joined: { client: ChannelClient; sdp: string } | undefined;
+    let unavailable = false;
     this.joining.set(channel, pending + 1);
     let member: ChannelMember | { error: string };
     try {
       member = await registry.joinWhenReady(info, async (media) => {
         const answer = await media.joinClient(clientId, offerSdp, options);
-        if (!answer.ok) return { error: answer.message };
+        if (!answer.ok) {
+          unavailable = answer.unavailable ?? false;
+          return { error: answer.message };
+        }
         const { client } = answer;
         joined = { client, sdp: answer.sdp };
         connectedClients.inc();
@@ -108,7 +112,10 @@ export class ClientSessions {
       if (left === 0) this.joining.delete(channel);
       else this.joining.set(channel, left);
     }
-    if ("error" in member || !joined) return refused(400, "bad_sdp", "error" in member ? member.error : "the offer was not answered");
+    if ("error" in member || !joined) {
+      const message = "error" in member ? member.error : "the offer was not answered";
+      return unavailable ? refused(503, "media_unavailable", message) : refused(400, "bad_sdp", message);
+    }
     const { client, sdp } = joined;
     const admitted = member;
     // The same client joining another channel replaces its session there (the registry replaces it in the same channel).
@@ -176,7 +183,7 @@ export class ClientSessions {
   }
 }
 
-function refused(status: 400 | 409, code: string, message: string): JoinResult {
+function refused(status: 400 | 409 | 503, code: string, message: string): JoinResult {
   joins.inc({ outcome: code });
   return { ok: false, status, code, message };
 }

@@ -116,6 +116,28 @@ test("an offer the worker's peer cannot answer is refused with the reason; the c
   expect(plane.workers[0]!.legs).toBe(0);
 });
 
+test("a worker that dies ends its WebRTC clients (media-worker-exited) and refuses new ones as unavailable, not as a bad offer", async () => {
+  const plane = new MediaPlane({ workers: 1 });
+  cleanup.push(() => plane.close());
+  const room = plane.open("room");
+  cleanup.push(() => room.close());
+  const browser = createTestClient("opus");
+  cleanup.push(() => void browser.close());
+  const options: ClientJoinOptions = { network: { hostAddresses: ["127.0.0.1"] }, timeouts: { connectMs: 10_000, mediaMs: 5_000 } };
+  const joined = await room.joinClient("browser", await browser.offer(), options);
+  if (!joined.ok) throw new Error(joined.message);
+  const reasons: string[] = [];
+  joined.client.onClosed = (reason) => void reasons.push(reason);
+  // The worker ends as if it had crashed: terminated under the host, which did not ask for it.
+  (room.host as unknown as { worker: Worker }).worker.terminate();
+  await until(() => room.host.failed);
+  expect(reasons).toEqual(["media-worker-exited"]);
+  const late = createTestClient("opus");
+  cleanup.push(() => void late.close());
+  const refused = await room.joinClient("late", await late.offer(), options);
+  expect(refused).toEqual({ ok: false, message: "the channel's media host is gone (media-worker-exited)", unavailable: true });
+});
+
 test("a recording tap on a worker's channel gets the mix on this thread, and is told when the channel closes", async () => {
   const plane = new MediaPlane({ workers: 1 });
   cleanup.push(() => plane.close());
