@@ -16,7 +16,7 @@ system-deps:
 # The media worker is an entrypoint of its own: a compiled executable only holds the worker
 # scripts it is built with.
 build: deps
-	$(BUN) build --compile --minify main.ts src/media/media-worker.ts --outfile dist/trunkline
+	$(BUN) build --compile --minify main.ts src/media-worker.ts --outfile dist/trunkline
 
 run: build
 	mkdir -p data

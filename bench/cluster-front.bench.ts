@@ -227,7 +227,7 @@ export async function run(): Promise<void> {
   }
   const dir = mkdtempSync(join(tmpdir(), "bench-cluster-"));
   const binary = join(dir, "trunkline");
-  const build = Bun.spawnSync([process.execPath, "build", "--compile", "main.ts", "src/media/media-worker.ts", "--outfile", binary], { cwd: repo, stderr: "pipe", stdout: "pipe" });
+  const build = Bun.spawnSync([process.execPath, "build", "--compile", "main.ts", "src/media-worker.ts", "--outfile", binary], { cwd: repo, stderr: "pipe", stdout: "pipe" });
   if (build.exitCode !== 0) throw new Error(`build failed: ${build.stderr.toString()}`);
   const stateFile = join(dir, "cluster.state");
   const env = {

@@ -1,13 +1,15 @@
 // WebRTC participants per core: N werift Opus clients (a separate process) in 10-party channels,
-// each hearing its N−1 mix encoded for it. Measures the server process's CPU while they talk.
+// each hearing its N−1 mix encoded for it. Measures the server process's CPU (every thread) while
+// they talk. The clients' peers run in the media workers, as in production (media.workers default).
 // The everyone-talking case runs twice, side by side: as the mixer used to work (every talker
 // mixed, so ten N−1 mixes and ten encodes per channel and tick, at Opus complexity 10) and with the
 // defaults (the 3 loudest mixed, complexity 5).
 import { loadavg } from "node:os";
 import { setLogLevel } from "../src/log.ts";
-import { setDefaultMaxSpeakers } from "../src/media/mixer.ts";
-import { setDefaultOpusComplexity, type OpusComplexity } from "../src/media/opus.ts";
+import { defaultMediaWorkers } from "../src/media/media-plane.ts";
+import { applyMediaSettings, type MediaSettings } from "../src/media/media-settings.ts";
 import { sharedTicker } from "../src/media/ticker.ts";
+import { workerTotal } from "../src/media/worker-totals.ts";
 import { APP, startHarness } from "../test/webrtc/harness.ts";
 import { reportGoal } from "./goals.ts";
 
@@ -17,10 +19,8 @@ const SECONDS = 10;
 type Silence = "dtx" | "continuous";
 
 /** Mixer and encoder settings of a run; the defaults are config's (media.maxSpeakers, media.opusComplexity). */
-interface Settings {
+interface Settings extends MediaSettings {
   label: string;
-  maxSpeakers: number;
-  opusComplexity: OpusComplexity;
 }
 const defaults: Settings = { label: "3 loudest mixed, complexity 5", maxSpeakers: 3, opusComplexity: 5 };
 const before: Settings = { label: "every talker mixed, complexity 10 (before)", maxSpeakers: 0, opusComplexity: 10 };
@@ -30,18 +30,20 @@ interface Outcome {
   speakersPerChannel: number;
   silence: Silence;
   cpuCores: number;
+  /** this thread's share: SIP, HTTP, the join's signalling; the peers and their codecs run in the workers */
+  mainThreadCores: number;
   lateTicks: number;
   skippedTicks: number;
-  /** Share of the 50 ticks a second that the mixer clock actually ran (below 1 when the server was starved of CPU). */
+  /** Share of the 50 ticks a second that the workers' mixer clocks actually ran (below 1 when the server was starved of CPU). */
   ticksRun: number;
   minPacketsPerSecond: number;
   medianPacketsPerSecond: number;
 }
 
 async function measure(participants: number, speakersPerChannel: number, silence: Silence, settings: Settings): Promise<Outcome> {
-  setDefaultMaxSpeakers(settings.maxSpeakers);
-  setDefaultOpusComplexity(settings.opusComplexity);
-  const h = startHarness({ timeouts: { connectMs: 60_000, mediaMs: 10_000 } });
+  // Sent to the media workers as they start, as the app does with the config's.
+  applyMediaSettings(settings);
+  const h = startHarness({ timeouts: { connectMs: 60_000, mediaMs: 10_000 }, mediaWorkers: defaultMediaWorkers() });
   const plan = {
     url: h.url,
     applicationId: APP.id,
@@ -60,31 +62,38 @@ async function measure(participants: number, speakersPerChannel: number, silence
   try {
     if ((await lines.next()).value !== "ready") throw new Error("the load generator could not connect every client");
     const cpuBefore = process.cpuUsage();
+    const threadBefore = process.threadCpuUsage();
     const wallBefore = performance.now();
-    const ticksBefore = sharedTicker().stats();
+    const ticksBefore = mixerTicks();
     const line = (await lines.next()).value;
     if (line === undefined) throw new Error("the load generator ended without its statistics");
     const result = JSON.parse(line) as { minPacketsPerSecond: number; medianPacketsPerSecond: number };
     const cpu = process.cpuUsage(cpuBefore);
+    const thread = process.threadCpuUsage(threadBefore);
     const wallMs = performance.now() - wallBefore;
-    const ticks = sharedTicker().stats();
+    const ticks = mixerTicks();
     return {
       participants,
       speakersPerChannel,
       silence,
       cpuCores: (cpu.user + cpu.system) / 1000 / wallMs,
+      mainThreadCores: (thread.user + thread.system) / 1000 / wallMs,
       lateTicks: ticks.lateTicks - ticksBefore.lateTicks,
       skippedTicks: ticks.skippedTicks - ticksBefore.skippedTicks,
-      ticksRun: (ticks.ticks - ticksBefore.ticks) / (wallMs / 20),
+      ticksRun: (ticks.ticks - ticksBefore.ticks) / defaultMediaWorkers() / (wallMs / 20),
       ...result,
     };
   } finally {
     child.kill();
     await child.exited;
     await h.stop();
-    setDefaultMaxSpeakers(defaults.maxSpeakers);
-    setDefaultOpusComplexity(defaults.opusComplexity);
   }
+}
+
+/** Late and skipped mixer ticks of this thread and the media workers together. */
+function mixerTicks(): { ticks: number; lateTicks: number; skippedTicks: number } {
+  const here = sharedTicker().stats();
+  return { ticks: workerTotal("ticks"), lateTicks: here.lateTicks + workerTotal("lateTicks"), skippedTicks: here.skippedTicks + workerTotal("skippedTicks") };
 }
 
 async function* readLines(stream: ReadableStream<Uint8Array>): AsyncGenerator<string> {
@@ -103,7 +112,7 @@ async function* readLines(stream: ReadableStream<Uint8Array>): AsyncGenerator<st
 
 export async function run(): Promise<void> {
   setLogLevel("warn");
-  console.log(`WebRTC Opus participants in ${PER_CHANNEL}-party channels, ${SECONDS} s each (werift clients in a separate process)`);
+  console.log(`WebRTC Opus participants in ${PER_CHANNEL}-party channels, ${SECONDS} s each (werift clients in a separate process; peers in ${defaultMediaWorkers()} media worker(s))`);
   // Another busy process on the machine starves the mixer clock (skipped ticks): read numbers with the load in mind.
   console.log(`load average before: ${loadavg().map((l) => l.toFixed(1)).join(" ")}`);
   // When the machine is oversubscribed the server gets too little CPU and skips mixer ticks; the
@@ -111,7 +120,7 @@ export async function run(): Promise<void> {
   // judged by what the clients heard (a starved load generator hears less than was sent), and "per
   // core, per tick run" by the mixer ticks the server ran. The goal is read from the latter.
   console.log(
-    "participants | speakers/channel | silent clients send | mixing | server CPU (cores) | participants per core | late/skipped mixer ticks | packets/s heard (min/median) | per core, at full delivery | mixer ticks run | per core, per tick run",
+    "participants | speakers/channel | silent clients send | mixing | server CPU (cores) | main thread's share | participants per core | late/skipped mixer ticks | packets/s heard (min/median) | per core, at full delivery | mixer ticks run | per core, per tick run",
   );
   // WEBRTC_BENCH=100x2xdtx runs one configuration (with the defaults).
   const only = process.env.WEBRTC_BENCH?.split("x");
@@ -133,9 +142,10 @@ export async function run(): Promise<void> {
     const perTickRun = Math.round((o.participants * Math.min(1, o.ticksRun)) / o.cpuCores);
     if (speakers === PER_CHANNEL) everyoneTalking.set(settings, perTickRun);
     console.log(
-      `${o.participants} | ${o.speakersPerChannel} | ${o.silence === "dtx" ? "DTX" : "50 pkt/s"} | ${settings.label} | ${o.cpuCores.toFixed(2)} | ${Math.round(o.participants / o.cpuCores)} | ${o.lateTicks}/${o.skippedTicks} | ${o.minPacketsPerSecond}/${o.medianPacketsPerSecond} | ${atFullDelivery} | ${(100 * o.ticksRun).toFixed(0)} % | ${perTickRun}`,
+      `${o.participants} | ${o.speakersPerChannel} | ${o.silence === "dtx" ? "DTX" : "50 pkt/s"} | ${settings.label} | ${o.cpuCores.toFixed(2)} | ${o.mainThreadCores.toFixed(3)} | ${Math.round(o.participants / o.cpuCores)} | ${o.lateTicks}/${o.skippedTicks} | ${o.minPacketsPerSecond}/${o.medianPacketsPerSecond} | ${atFullDelivery} | ${(100 * o.ticksRun).toFixed(0)} % | ${perTickRun}`,
     );
   }
+  applyMediaSettings(defaults);
   const after = everyoneTalking.get(defaults);
   if (after !== undefined) {
     const old = everyoneTalking.get(before);

@@ -20,8 +20,8 @@ import { listenPort, type Config } from "./config/config.ts";
 import { loadConfigFile } from "./config/load.ts";
 import { applyOverrides, type CliOverrides } from "./config/overrides.ts";
 import { createLogger, setLogLevel } from "./log.ts";
-import { setDefaultMaxSpeakers } from "./media/mixer.ts";
-import { setDefaultOpusComplexity, type OpusComplexity } from "./media/opus.ts";
+import { applyMediaSettings } from "./media/media-settings.ts";
+import type { OpusComplexity } from "./media/opus.ts";
 import { metrics, type MetricsRegistry } from "./metrics.ts";
 import { openPostgresStore, openStore, type NodeLoad, type Store } from "./store/index.ts";
 import { CallRecordRetention } from "./store/retention.ts";
@@ -97,10 +97,9 @@ async function loadEffectiveConfig(options: AppOptions): Promise<Config> {
   return applyOverrides(loaded.config, options.overrides ?? {}, options.env ?? process.env);
 }
 
-/** Media settings apply to mixers and encoders created from now on (a reload leaves running ones alone). */
+/** Media settings apply, here and in every media worker, to mixers and encoders created from now on (a reload leaves running ones alone). */
 function applyMediaConfig(media: Config["media"]): void {
-  setDefaultMaxSpeakers(media.maxSpeakers);
-  setDefaultOpusComplexity(media.opusComplexity as OpusComplexity);
+  applyMediaSettings({ maxSpeakers: media.maxSpeakers, opusComplexity: media.opusComplexity as OpusComplexity });
 }
 
 export async function startApp(options: AppOptions): Promise<App> {

@@ -4,17 +4,17 @@
 // from the channel (ToneSink: the WebRTC sessions); nobody else in the channel hears them.
 //
 // It follows the calls on the event bus (call.ringing, call.answered, call.ended), so the call's
-// state machine knows nothing of tones. Ringback stops at once (within a 20 ms frame) when the
+// state machine knows nothing of tones. Ringback stops at once (within a frame or two) when the
 // answer arrives or the phone leg receives its first RTP packet (early media, RFC 3960: the far
 // end plays its own ringback or announcement). A call leaves no state behind once it has ended.
 import type { Service } from "../app.ts";
 import { subscribeEvents, type AnyEvent } from "../events.ts";
-import { BUSY_TONE, CONGESTION_TONE, ToneGenerator, type ToneCadence } from "../media/tones.ts";
+import { BUSY_TONE, CONGESTION_TONE, type ToneCadence, type ToneRequest } from "../media/tones.ts";
 import type { EndReason } from "./call.ts";
 
 /** Where a client's tone plays (the WebRTC sessions); false when the client is not connected here. */
 export interface ToneSink {
-  playTone(applicationId: string, clientId: string, tone: ToneGenerator | undefined): boolean;
+  playTone(applicationId: string, clientId: string, tone: ToneRequest | undefined): boolean;
 }
 
 export interface ProgressToneOptions {
@@ -52,12 +52,12 @@ export class CallProgressTones implements Service {
     if (event.type !== "call.ringing" && event.type !== "call.answered" && event.type !== "call.ended") return;
     const { callId, direction, applicationId, clientId } = event.data;
     if (direction !== "outbound" || !applicationId || !clientId) return;
-    const play = (tone: ToneGenerator | undefined) => this.o.sink.playTone(applicationId, clientId, tone);
+    const play = (tone: ToneRequest | undefined) => this.o.sink.playTone(applicationId, clientId, tone);
     switch (event.type) {
       case "call.ringing": {
         if (this.o.receivingMedia(callId)) return;
         const stopWhen = () => this.o.receivingMedia(callId);
-        play(new ToneGenerator(this.o.ringback(), { stopWhen }));
+        play({ cadence: this.o.ringback(), stopWhen });
         return;
       }
       case "call.answered":
@@ -68,7 +68,7 @@ export class CallProgressTones implements Service {
         const wasAnswered = this.answered.delete(callId);
         if (wasAnswered || SILENT_ENDS.has(event.data.reason)) return void play(undefined);
         const busy = event.data.sipStatus === 486 || event.data.sipStatus === 600;
-        play(new ToneGenerator(busy ? BUSY_TONE : CONGESTION_TONE, { durationMs: FAILURE_TONE_MS }));
+        play({ cadence: busy ? BUSY_TONE : CONGESTION_TONE, durationMs: FAILURE_TONE_MS });
         return;
       }
     }

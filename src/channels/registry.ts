@@ -3,10 +3,10 @@
 // WebRTC clients join through here alike, so the channel knows who is in it and participant
 // events are emitted in one place.
 //
-// Each channel's media runs where the media plane (src/media/media-plane.ts) places it when it opens:
-// a media worker, or this thread once a WebRTC client joins (its mixer is then local).
+// Each channel's media runs where the media plane (src/media/media-plane.ts) places it when it opens
+// (a media worker, or this thread without workers) and stays there: phone legs and WebRTC clients alike.
 //
-//   const member = registry.join(info, (mixer) => { const p = mixer.join(id, ...); return () => p.leave(); });
+//   const member = registry.join(info, (mixer) => { const p = mixer.join(id, ...); return () => p.leave(); });   // channels on this thread
 //   const joined = await registry.joinWhenReady({ applicationId, channelId, id, kind: "sip", userId, callId },
 //     async (channel) => { const leg = await HostedLeg.create({ channel, participantId: id, ... }); return () => leg.close(); });
 //   member.leave("hangup");   // detaches from the mixer, emits participant.left
@@ -81,7 +81,7 @@ export class ChannelRegistry {
     this.plane = plane;
   }
 
-  /** Joins a participant whose media attaches at once, on this thread (a WebRTC peer already connected). */
+  /** Joins a participant whose media attaches at once to a mixer on this thread (a plane without workers; throws otherwise). */
   join(info: JoiningParticipant, attach: Attach): ChannelMember {
     const key = channelKey(info.applicationId, info.channelId);
     this.channels.get(key)?.members.get(info.id)?.leave("replaced");

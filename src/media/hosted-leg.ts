@@ -91,8 +91,6 @@ export class HostedLeg implements HostedMember {
       const outcome = await leg.bind(undefined);
       if (outcome.ok) {
         countPhoneLegs(1);
-        // The channel moved while the port was being bound (a WebRTC client joined it): follow it.
-        if (channel.host !== host) leg.rehome(channel);
         return leg;
       }
       // EADDRINUSE from another process: the pair cools down like any released one.

@@ -1,7 +1,9 @@
 // The media host side of the media plane (media-plane.ts): the channels' mixers, the phone legs'
 // media paths (LegMediaPath: RTP sockets, jitter buffers, codecs, DTMF, SRTP) and the mix taps of
-// the channels it hosts, driven by messages (media-protocol.ts). One runs in each media worker
-// (media-worker.ts); one runs on the main thread for channels that have WebRTC clients.
+// the channels it hosts, and their clients (WebRTC peers, through the client handler this thread
+// registered: hostClientsHere), driven by messages (media-protocol.ts). One runs in each media
+// worker (src/media-worker.ts); one runs on the main thread when there are no workers.
+import { applyMediaSettings } from "./media-settings.ts";
 import type { Logger, LogLevel } from "../log.ts";
 import { srtpDropTotals } from "./srtp.ts";
 import { LegMediaPath } from "./leg.ts";
@@ -11,7 +13,32 @@ import { RtpPortAllocator } from "./ports.ts";
 import { tapRtcp } from "./rtcp-tap.ts";
 import { RtpSession, strangerTotals } from "./rtp.ts";
 import { tickerTotals } from "./ticker.ts";
+import type { ToneCadence } from "./tones.ts";
 import { totalIndex } from "./worker-totals.ts";
+
+/** A client in a channel's mixer, as its handler runs it on the channel's host. */
+export interface HostedClient {
+  /** Called once when the client is gone by itself (the reason), or after close(). */
+  onClosed: (reason: string) => void;
+  /** Joins `mixer` as `participantId`: the client's audio goes in, its N−1 mix goes out. */
+  attach(mixer: Mixer, participantId: string): void;
+  /** A tone only this client hears over its mix, until its duration is over; none stops it. */
+  playTone(tone: { cadence: ToneCadence; durationMs?: number } | undefined): void;
+  /** Leaves the mixer and closes the connection. */
+  close(): void;
+}
+
+/** What answers a client's offer on a media host (src/webrtc/client-host.ts: werift peers). */
+export interface ClientHandler {
+  answer(offer: string, options: unknown): Promise<{ ok: true; sdp: string; codec: string; client: HostedClient } | { ok: false; message: string }>;
+}
+
+let clientHandler: ClientHandler | undefined;
+
+/** Lets the media hosts of this thread host clients (the composition root of each thread registers one). */
+export function hostClientsHere(handler: ClientHandler): void {
+  clientHandler = handler;
+}
 
 /** How often every leg's slot and the totals are rewritten (besides at once on DTMF and first media). */
 const STATS_INTERVAL_MS = 100;
@@ -29,6 +56,9 @@ export class MediaEngine {
   /** legs whose sockets are being bound: a close or detach meanwhile happens once bound */
   private readonly binding = new Map<number, { closed: boolean; detach: boolean }>();
   private readonly taps = new Map<number, { channel: string; untap: () => void }>();
+  private readonly clients = new Map<number, { client: HostedClient; channel: string }>();
+  /** clients whose offer is being answered: true once a clientLeave came meanwhile */
+  private readonly answering = new Map<number, boolean>();
   private stats: Float64Array | undefined;
   private timer: ReturnType<typeof setInterval> | undefined;
   private untapRtcp: (() => void) | undefined;
@@ -56,6 +86,9 @@ export class MediaEngine {
         this.stats = new Float64Array(m.stats);
         this.timer = setInterval(() => this.writeAll(), STATS_INTERVAL_MS);
         this.timer.unref?.();
+        return;
+      case "settings":
+        applyMediaSettings(m.settings);
         return;
       case "bind":
         void this.bind(m);
@@ -128,8 +161,20 @@ export class MediaEngine {
         this.mixers.get(m.channel)?.close();
         this.mixers.delete(m.channel);
         return;
+      case "clientJoin":
+        void this.joinClient(m);
+        return;
+      case "clientLeave": {
+        if (this.answering.has(m.client)) return void this.answering.set(m.client, true);
+        this.clients.get(m.client)?.client.close();
+        return;
+      }
+      case "clientTone":
+        this.clients.get(m.client)?.client.playTone(m.tone);
+        return;
       case "exit":
         clearInterval(this.timer);
+        for (const { client } of [...this.clients.values()]) client.close();
         for (const hosted of this.legs.values()) hosted.path.close();
         this.legs.clear();
         for (const mixer of this.mixers.values()) mixer.close();
@@ -180,6 +225,33 @@ export class MediaEngine {
     this.write(hosted);
     this.post({ t: "bound", leg: m.leg });
     if (pending.detach) this.detach(m.leg);
+  }
+
+  private async joinClient(m: Extract<ToHost, { t: "clientJoin" }>): Promise<void> {
+    if (!clientHandler) return this.post({ t: "clientRefused", client: m.client, message: "this media host has no client handler" });
+    this.answering.set(m.client, false);
+    let answer: Awaited<ReturnType<ClientHandler["answer"]>>;
+    try {
+      answer = await clientHandler.answer(m.offer, m.options);
+    } catch (error) {
+      answer = { ok: false, message: error instanceof Error ? error.message : String(error) };
+    }
+    const leftMeanwhile = this.answering.get(m.client);
+    this.answering.delete(m.client);
+    if (!answer.ok) return this.post({ t: "clientRefused", client: m.client, message: answer.message });
+    const { client } = answer;
+    if (leftMeanwhile) {
+      client.close();
+      return this.post({ t: "clientClosed", client: m.client, reason: "left" });
+    }
+    client.onClosed = (reason) => {
+      if (!this.clients.delete(m.client)) return;
+      this.releaseIfEmpty(m.channel);
+      this.post({ t: "clientClosed", client: m.client, reason });
+    };
+    this.clients.set(m.client, { client, channel: m.channel });
+    client.attach(this.mixer(m.channel), m.participantId);
+    this.post({ t: "clientAnswer", client: m.client, sdp: answer.sdp, codec: answer.codec });
   }
 
   private detach(leg: number): void {

@@ -5,18 +5,20 @@
 //   const plane = new MediaPlane({ workers: 3, maxLegs: 5000 });
 //   const channel = plane.open("app/room");      // placed on the worker with the fewest legs
 //   const leg = await createHostedLeg({ channel, allocator, ... });   // hosted-leg.ts
+//   const client = await channel.joinClient("browser", offerSdp, options);   // a WebRTC peer, in the channel's host
 //   channel.addTap(recorder.tap); channel.setMuted(id, true);
-//   channel.localMixer();                        // moves the channel to this thread (WebRTC clients)
 //   channel.close(); plane.close();
 //
 // Placement: a channel goes to the worker with the fewest legs when it opens and stays there while
 // it is open. A leg moved to a channel on another host is re-homed (hosted-leg.ts): the old host
 // closes its socket without a BYE, the new one binds the same port and carries the outgoing stream
-// on (SSRC, sequence, timestamp). WebRTC peers run on this thread (werift), so a channel a WebRTC
-// client joins is hosted here, its phone legs re-homed the same way. Workers start when first used.
+// on (SSRC, sequence, timestamp). A channel's WebRTC clients (werift peers) run on its host too:
+// the offer goes there and the answer comes back. Workers start when first used.
+import { mediaSettings, onMediaSettings } from "./media-settings.ts";
 import { createLogger } from "../log.ts";
 import type { MixTap } from "./mix-tap.ts";
 import type { Mixer } from "./mixer.ts";
+import type { ToneCadence } from "./tones.ts";
 import { MediaEngine } from "./media-engine.ts";
 import { rtcpTap, watchRtcpTap } from "./rtcp-tap.ts";
 import { LEG_STAT_FIELDS, slotOffset, statsBufferBytes, type FromHost, type ToHost } from "./media-protocol.ts";
@@ -25,17 +27,30 @@ import { addWorkerTotals, totalIndex, type TotalField } from "./worker-totals.ts
 const log = createLogger("media.plane");
 
 /**
- * From source the worker script sits beside this module. The compiled executable bundles this module
+ * From source the worker script (the worker's composition root) is src/media-worker.ts. The compiled executable bundles this module
  * into its main entrypoint, whose import.meta.url is the bundle's root, and holds the worker (an
  * entrypoint of its own, see the Makefile) under its path from the repository root.
  */
-const WORKER_URL = new URL(import.meta.url.endsWith("/media-plane.ts") ? "./media-worker.ts" : "./src/media/media-worker.ts", import.meta.url).href;
+const WORKER_URL = new URL(import.meta.url.endsWith("/media-plane.ts") ? "../media-worker.ts" : "./src/media-worker.ts", import.meta.url).href;
 /** close() lets a worker send what is queued (RTCP BYEs) before it is terminated regardless. */
 const EXIT_GRACE_MS = 1000;
 
 /** What a hosted leg hears from its host. */
 export interface HostedLegEvents {
   onMessage(m: Extract<FromHost, { leg: number }>): void;
+}
+
+type ClientMessage = Extract<FromHost, { client: number }>;
+
+/** A client in a channel, its peer running on the channel's host. */
+export interface ChannelClient {
+  /** The codec it is sent. */
+  readonly codec: string;
+  /** Called once when the client is gone by itself (ICE failure, connect or media timeout, closed by the browser). */
+  onClosed: (reason: string) => void;
+  /** A tone the client alone hears over its mix (replacing any other), until its duration is over; none stops it. */
+  playTone(tone: { cadence: ToneCadence; durationMs?: number } | undefined): void;
+  leave(): void;
 }
 
 /** Where channels run: a media worker, or this thread. */
@@ -48,6 +63,7 @@ export class MediaHost {
   private nextSlot = 0;
   private readonly slotCount: number;
   private readonly listeners = new Map<number, HostedLegEvents>();
+  private readonly clientListeners = new Map<number, (m: ClientMessage) => void>();
   private readonly taps = new Map<number, MixTap>();
   private worker: Worker | undefined;
   private engine: MediaEngine | undefined;
@@ -57,6 +73,7 @@ export class MediaHost {
   failed = false;
   private removeTotals = (): void => {};
   private unwatchRtcp = (): void => {};
+  private unwatchSettings = (): void => {};
 
   constructor(
     readonly name: string,
@@ -69,7 +86,7 @@ export class MediaHost {
     if (isWorker) this.removeTotals = addWorkerTotals(this.stats);
   }
 
-  /** The engine of this thread's host (channels with WebRTC clients); undefined for a worker. */
+  /** The engine of this thread's host (a plane without workers); undefined for a worker. */
   get local(): MediaEngine | undefined {
     return this.isWorker ? undefined : this.started() && this.engine;
   }
@@ -88,6 +105,14 @@ export class MediaHost {
 
   unlisten(leg: number): void {
     this.listeners.delete(leg);
+  }
+
+  listenClient(client: number, listener: (m: ClientMessage) => void): void {
+    this.clientListeners.set(client, listener);
+  }
+
+  unlistenClient(client: number): void {
+    this.clientListeners.delete(client);
   }
 
   /** A stats slot for a leg, or undefined when every slot is taken. */
@@ -132,6 +157,7 @@ export class MediaHost {
     this.closed = true;
     this.removeTotals();
     this.unwatchRtcp();
+    this.unwatchSettings();
   }
 
   private started(): true {
@@ -146,6 +172,8 @@ export class MediaHost {
       });
       this.worker = worker;
       this.unwatchRtcp = watchRtcpTap((on) => this.worker?.postMessage({ t: "rtcpTap", on } satisfies ToHost));
+      worker.postMessage({ t: "settings", settings: mediaSettings() } satisfies ToHost);
+      this.unwatchSettings = onMediaSettings((settings) => this.worker?.postMessage({ t: "settings", settings } satisfies ToHost));
     } else {
       // On this thread replies come a microtask later, as from a worker: never inside the sender's call.
       this.engine = new MediaEngine((m) => queueMicrotask(() => this.onMessage(m)), false);
@@ -166,9 +194,15 @@ export class MediaHost {
       listener.onMessage({ t: "closed", leg });
       listener.onMessage({ t: "timeout", leg });
     }
+    for (const [client, listener] of [...this.clientListeners]) listener({ t: "clientClosed", client, reason: "media-worker-exited" });
   }
 
   private refuse(m: ToHost): void {
+    if (m.t === "clientJoin") {
+      const listener = this.clientListeners.get(m.client);
+      queueMicrotask(() => listener?.({ t: "clientClosed", client: m.client, reason: "media-worker-exited" }));
+      return;
+    }
     const listener = "leg" in m ? this.listeners.get(m.leg) : undefined;
     if (!listener || !("leg" in m)) return;
     if (m.t === "bind") queueMicrotask(() => listener.onMessage({ t: "bindFailed", leg: m.leg, error: `media worker ${this.name} exited` }));
@@ -193,13 +227,18 @@ export class MediaHost {
         }
         return;
       }
+      case "clientAnswer":
+      case "clientRefused":
+      case "clientClosed":
+        this.clientListeners.get(m.client)?.(m);
+        return;
       default:
         this.listeners.get(m.leg)?.onMessage(m);
     }
   }
 }
 
-/** Something a channel re-homes when it moves to this thread. */
+/** A phone leg in a channel: re-homed when it moves to a channel on another host. */
 export interface HostedMember {
   readonly participantId: string;
   rehome(channel: ChannelMedia): void;
@@ -216,14 +255,62 @@ export class ChannelMedia {
   constructor(
     private readonly plane: MediaPlane,
     readonly key: string,
-    public host: MediaHost,
+    readonly host: MediaHost,
   ) {}
 
-  /** The channel's mixer on this thread, for a participant whose media runs here (a WebRTC peer). */
+  /** The channel's mixer, when the channel runs on this thread (a plane without workers). */
   localMixer(): Mixer {
     if (this.closed) throw new Error("mixer is closed");
-    if (this.host.isWorker) this.moveHere();
-    return this.host.local!.mixer(this.key);
+    const engine = this.host.local;
+    if (!engine) throw new Error(`channel ${this.key} runs in media worker ${this.host.name}`);
+    return engine.mixer(this.key);
+  }
+
+  /**
+   * Joins a client (a WebRTC browser) whose peer runs on the channel's host: `offer` and `options`
+   * go there, the answer comes back. The channel must stay open until this resolves (the registry's
+   * joinWhenReady keeps it open).
+   */
+  joinClient(
+    participantId: string,
+    offer: string,
+    options: unknown,
+  ): Promise<{ ok: true; sdp: string; client: ChannelClient } | { ok: false; message: string; /** the host, not the offer, is the problem */ unavailable?: true }> {
+    if (this.closed) return Promise.resolve({ ok: false, message: "mixer is closed", unavailable: true });
+    const { host } = this;
+    const id = this.plane.nextId();
+    return new Promise((resolve) => {
+      let client: ChannelClient | undefined;
+      host.listenClient(id, (m) => {
+        switch (m.t) {
+          case "clientRefused":
+            host.unlistenClient(id);
+            return resolve({ ok: false, message: m.message });
+          case "clientClosed":
+            host.unlistenClient(id);
+            if (client) client.onClosed(m.reason);
+            else resolve({ ok: false, message: `the channel's media host is gone (${m.reason})`, unavailable: true });
+            return;
+          case "clientAnswer": {
+            host.legs++;
+            let left = false;
+            client = {
+              codec: m.codec,
+              onClosed: () => {},
+              playTone: (tone) => host.send({ t: "clientTone", client: id, ...(tone ? { tone } : {}) }),
+              leave: () => {
+                if (left) return;
+                left = true;
+                host.legs--;
+                host.send({ t: "clientLeave", client: id });
+              },
+            };
+            return resolve({ ok: true, sdp: m.sdp, client });
+          }
+        }
+      });
+      host.send({ t: "clientJoin", client: id, channel: this.key, participantId, offer, options });
+    });
   }
 
   isMuted(participantId: string): boolean {
@@ -262,22 +349,6 @@ export class ChannelMedia {
         log.error("mix tap failed", { error });
       }
     }
-  }
-
-  /** Hosts the channel on this thread from now on: its legs re-home, its taps and mutes follow. */
-  private moveHere(): void {
-    const from = this.host;
-    const to = this.plane.mainHost;
-    this.host = to;
-    from.channels--;
-    to.channels++;
-    log.debug("channel moves to the main thread (WebRTC)", { channel: this.key, from: from.name, legs: this.members.size });
-    for (const member of [...this.members.values()]) member.rehome(this);
-    for (const [id, tap] of this.taps) {
-      from.removeTap(id);
-      to.addTap(id, this.key, tap);
-    }
-    from.send({ t: "closeChannel", channel: this.key });
   }
 }
 

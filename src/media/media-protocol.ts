@@ -1,13 +1,15 @@
 // Messages between the main thread and a media host (media-engine.ts: in a media worker, or on the
-// main thread for channels with WebRTC clients), and the layout of the host's shared statistics.
+// main thread when there are no workers), and the layout of the host's shared statistics.
 //
 // Statistics cross without messages: the host owns a SharedArrayBuffer of Float64 values, first
 // its totals (worker-totals.ts TOTAL_FIELDS), then one slot of LEG_STAT_FIELDS per leg, which the
 // host rewrites as the leg runs and the main thread reads whenever asked (CallMedia.stats()).
+import type { MediaSettings } from "./media-settings.ts";
 import type { LogLevel } from "../log.ts";
 import type { MediaPathCarry } from "./leg.ts";
 import type { TappedRtcp } from "./rtcp-tap.ts";
 import type { NegotiatedMedia } from "./sdp.ts";
+import type { ToneCadence } from "./tones.ts";
 import { TOTAL_FIELDS } from "./worker-totals.ts";
 
 export const LEG_STAT_FIELDS = [
@@ -34,6 +36,8 @@ export interface PathOptions {
 
 export type ToHost =
   | { t: "init"; stats: SharedArrayBuffer }
+  /** The config's media settings (media-settings.ts): sent at start and on every change. */
+  | { t: "settings"; settings: MediaSettings }
   /** Binds the RTP/RTCP pair at `port` and joins the channel's mixer; `carry` continues a re-homed leg. */
   | { t: "bind"; leg: number; slot: number; channel: string; participantId: string; host: string; port: number; options: PathOptions; carry?: MediaPathCarry }
   | { t: "configure"; leg: number; media: NegotiatedMedia }
@@ -49,6 +53,14 @@ export type ToHost =
   | { t: "closeChannel"; channel: string }
   /** Whether this thread's RTCP tap has listeners (HEP): a worker forwards its sessions' RTCP only then. */
   | { t: "rtcpTap"; on: boolean }
+  /**
+   * A client (a WebRTC browser) joins the channel: the host's client handler (media-engine.ts
+   * hostClientsHere) answers `offer` with `options` (its own: ICE addresses, timeouts) and joins the mixer.
+   */
+  | { t: "clientJoin"; client: number; channel: string; participantId: string; offer: string; options: unknown }
+  | { t: "clientLeave"; client: number }
+  /** Plays a call-progress tone to the client alone (replacing any other); none stops it. */
+  | { t: "clientTone"; client: number; tone?: { cadence: ToneCadence; durationMs?: number } }
   | { t: "exit" };
 
 export type FromHost =
@@ -62,4 +74,8 @@ export type FromHost =
   | { t: "log"; leg: number; level: LogLevel; component: string; msg: string; fields?: Record<string, unknown> }
   /** A tapped channel's full mix of one tick (the pcm is the receiver's). */
   | { t: "mix"; tap: number; pcm: Int16Array; sampleRate: number; tick: number }
-  | { t: "rtcp"; packet: TappedRtcp };
+  | { t: "rtcp"; packet: TappedRtcp }
+  | { t: "clientAnswer"; client: number; sdp: string; codec: string }
+  | { t: "clientRefused"; client: number; message: string }
+  /** The client is gone by itself (ICE failure, no connection in time, no media), or after clientLeave. */
+  | { t: "clientClosed"; client: number; reason: string };

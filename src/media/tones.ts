@@ -22,6 +22,16 @@ export const BUSY_TONE: ToneCadence = { frequencies: [480, 620], onMs: 500, offM
 /** North American reorder (congestion): 480 + 620 Hz, 0.25 s on, 0.25 s off. */
 export const CONGESTION_TONE: ToneCadence = { frequencies: [480, 620], onMs: 250, offMs: 250 };
 
+/**
+ * A tone for one listener, as the main thread asks for it: the cadence and how long cross to the
+ * listener's media host as data; the stop condition stays here, and the asker sends a stop once it holds.
+ */
+export interface ToneRequest {
+  cadence: ToneCadence;
+  durationMs?: number;
+  stopWhen?: () => boolean;
+}
+
 const FRAME_MS = 20;
 /** Peak of each sine: two of them stay below −10 dBFS together, about the level of speech. */
 const AMPLITUDE = 3500;
@@ -34,14 +44,14 @@ export class ToneGenerator {
 
   constructor(
     readonly cadence: ToneCadence,
-    private readonly o: { durationMs?: number; stopWhen?: () => boolean } = {},
+    private readonly o: { durationMs?: number } = {},
   ) {
     this.phases = cadence.frequencies.map(() => 0);
   }
 
-  /** Whether the tone has run for its duration or its stop condition holds (checked each frame). */
+  /** Whether the tone has run for its duration. */
   get finished(): boolean {
-    return (this.o.durationMs !== undefined && this.elapsedMs >= this.o.durationMs) || (this.o.stopWhen?.() ?? false);
+    return this.o.durationMs !== undefined && this.elapsedMs >= this.o.durationMs;
   }
 
   /** The next 20 ms at `sampleRate` (reused: valid until the next call), or undefined once finished. */

@@ -1,28 +1,32 @@
-// The WebRTC clients connected right now. A join answers the client's offer, puts the client into
-// its channel's mixer, and wires the two directions: the mixer pulls the client's audio from its
-// jitter buffer each tick, and each mixed frame (N−1) is encoded for the client — identical mixes
-// once per codec (participant.encode), silence as a constant Opus frame. A call-progress tone
-// (playTone) is added to one client's mix and encoded for that client alone (tones.ts).
+// The WebRTC clients connected right now. A join goes to the channel's media host (a media
+// worker, or this thread without workers), whose client handler (client-host.ts) answers the
+// client's offer with a werift peer and puts it in the channel's mixer: the peer, its Opus
+// decoding and encoding run beside the channel's phone legs. What crosses: the offer and the join
+// options out, the answer SDP back; a leave or a call-progress tone (playTone: cadence and
+// duration as data; a stop condition stays here and is checked every 20 ms) out; the peer's
+// close (ice-failed, connect-timeout, media-timeout, closed) back.
 // A client leaves by DELETE, by closing its peer connection, or by going silent/unreachable.
 import type { ChannelMember, ChannelRegistry, JoiningParticipant } from "../channels/registry.ts";
 import { createLogger } from "../log.ts";
+import { hostClientsHere } from "../media/media-engine.ts";
+import type { ChannelClient } from "../media/media-plane.ts";
 import { metrics } from "../metrics.ts";
-import { ToneOverlay, type ToneGenerator } from "../media/tones.ts";
-import { answerClientOffer, type ClientPeer, type PeerNetworkOptions, type PeerTimeouts } from "./peer.ts";
+import type { ToneRequest } from "../media/tones.ts";
+import { webrtcClientHandler, type ClientJoinOptions } from "./client-host.ts";
+import type { PeerNetworkOptions, PeerTimeouts } from "./peer.ts";
 import { newClientId, type ClientClaims } from "./tokens.ts";
 
 export interface ClientSession {
   readonly clientId: string;
   readonly claims: ClientClaims;
-  readonly peer: ClientPeer;
+  /** The codec the client is sent. */
+  readonly codec: string;
   readonly member: ChannelMember;
-  /** A call-progress tone only this client hears, over the channel's mix, until it finishes. */
-  readonly tone: { overlay: ToneOverlay | undefined };
 }
 
 export type JoinResult =
   | { ok: true; clientId: string; sdp: string; codec: string }
-  | { ok: false; status: 400 | 409; code: string; message: string };
+  | { ok: false; status: 400 | 409 | 503; code: string; message: string };
 
 export interface ClientSessionsOptions {
   registry: ChannelRegistry;
@@ -34,22 +38,27 @@ export interface ClientSessionsOptions {
 }
 
 const log = createLogger("webrtc");
-/**
- * One 20 ms Opus frame of silence (RFC 6716 §3.1 TOC 0xF8: CELT fullband, 20 ms, mono, one frame),
- * sent when nobody else is talking. Encoding all-zero input is libopus's slowest case here (measured
- * ~1.7× a speech frame), and a constant frame that decodes to silence needs no encoder at all.
- */
-const OPUS_SILENCE = Uint8Array.of(0xf8, 0xff, 0xfe);
+/** How often a tone's stop condition is checked: once per 20 ms frame, as the tone is played. */
+const TONE_STOP_CHECK_MS = 20;
 const connectedClients = metrics.gauge("trunkline_webrtc_clients", "WebRTC clients in channels.");
 const joins = metrics.counter("trunkline_webrtc_joins_total", "WebRTC join requests by outcome.", ["outcome"]);
 const leaves = metrics.counter("trunkline_webrtc_leaves_total", "WebRTC clients gone by reason (left, media-timeout, ice-failed, ...).", ["reason"]);
 
+interface LiveSession extends ClientSession {
+  readonly client: ChannelClient;
+  /** polls the playing tone's stop condition */
+  toneStop: ReturnType<typeof setInterval> | undefined;
+}
+
 export class ClientSessions {
-  private readonly sessions = new Map<string, ClientSession>();
+  private readonly sessions = new Map<string, LiveSession>();
   /** Joins awaiting their SDP answer, per channel (entries go when their count drops to 0). */
   private readonly joining = new Map<string, number>();
 
-  constructor(private readonly options: ClientSessionsOptions) {}
+  constructor(private readonly options: ClientSessionsOptions) {
+    // Without media workers, channels (and so their clients) run on this thread.
+    hostClientsHere(webrtcClientHandler);
+  }
 
   async join(claims: ClientClaims, offerSdp: string): Promise<JoinResult> {
     const { registry, network, timeouts, maxParticipantsPerChannel } = this.options;
@@ -62,20 +71,7 @@ export class ClientSessions {
     if (maxParticipantsPerChannel !== undefined && !rejoining && present.length + pending >= maxParticipantsPerChannel())
       return refused(409, "channel_full", `the channel already has ${present.length} participants${pending ? ` and ${pending} joining` : ""}`);
 
-    this.joining.set(channel, pending + 1);
-    let answer: Awaited<ReturnType<typeof answerClientOffer>>;
-    try {
-      answer = await answerClientOffer(offerSdp, network(), timeouts);
-    } finally {
-      const left = (this.joining.get(channel) ?? 1) - 1;
-      if (left === 0) this.joining.delete(channel);
-      else this.joining.set(channel, left);
-    }
-    if (!answer.ok) return refused(400, "bad_sdp", answer.message);
-    const { peer } = answer;
-
     const key = sessionKey(claims.applicationId, clientId);
-    this.sessions.get(key)?.member.leave("replaced");
     const info: JoiningParticipant = {
       applicationId: claims.applicationId,
       channelId: claims.channelId,
@@ -85,41 +81,55 @@ export class ClientSessions {
       clientId,
       ...(claims.userAlias ? { userAlias: claims.userAlias } : {}),
     };
-    const tone: ClientSession["tone"] = { overlay: undefined };
-    const member = registry.join(info, (mixer) => {
-      const participant = mixer.join(
-        clientId,
-        (frame) => {
-          if (!peer.isConnected) return;
-          if (tone.overlay) {
-            const payload = tone.overlay.encode(frame.pcm, frame.sampleRate);
-            if (payload) return peer.sendEncoded(payload);
-            tone.overlay = undefined;
+    const options: ClientJoinOptions = { network: network(), timeouts };
+    let joined: { client: ChannelClient; sdp: string } | undefined;
+    let unavailable = false;
+    this.joining.set(channel, pending + 1);
+    let member: ChannelMember | { error: string };
+    try {
+      member = await registry.joinWhenReady(info, async (media) => {
+        const answer = await media.joinClient(clientId, offerSdp, options);
+        if (!answer.ok) {
+          unavailable = answer.unavailable ?? false;
+          return { error: answer.message };
+        }
+        const { client } = answer;
+        joined = { client, sdp: answer.sdp };
+        connectedClients.inc();
+        return (reason = "left") => {
+          connectedClients.dec();
+          leaves.inc({ reason });
+          client.leave();
+          const session = this.sessions.get(key);
+          if (session?.client === client) {
+            clearInterval(session.toneStop);
+            this.sessions.delete(key);
           }
-          const opusSilence = frame.silent && peer.sendCodec.name === "opus";
-          peer.sendEncoded(opusSilence ? OPUS_SILENCE : participant.encode(frame, peer.sendCodec));
-        },
-        // The channel mixes at 48 kHz only while someone hears Opus; PCMU clients leave it at 8 kHz.
-        { pull: () => peer.pull(), sampleRate: peer.sendCodec.sampleRate },
-      );
-      connectedClients.inc();
-      return (reason = "left") => {
-        connectedClients.dec();
-        leaves.inc({ reason });
-        participant.leave();
-        peer.close();
-        if (this.sessions.get(key)?.member === member) this.sessions.delete(key);
-      };
-    });
-    const session: ClientSession = { clientId, claims: { ...claims, clientId }, peer, member, tone };
+        };
+      });
+    } finally {
+      const left = (this.joining.get(channel) ?? 1) - 1;
+      if (left === 0) this.joining.delete(channel);
+      else this.joining.set(channel, left);
+    }
+    if ("error" in member || !joined) {
+      const message = "error" in member ? member.error : "the offer was not answered";
+      return unavailable ? refused(503, "media_unavailable", message) : refused(400, "bad_sdp", message);
+    }
+    const { client, sdp } = joined;
+    const admitted = member;
+    // The same client joining another channel replaces its session there (the registry replaces it in the same channel).
+    const previous = this.sessions.get(key);
+    if (previous && previous.client !== client) previous.member.leave("replaced");
+    const session: LiveSession = { clientId, claims: { ...claims, clientId }, codec: client.codec, member: admitted, client, toneStop: undefined };
     this.sessions.set(key, session);
-    peer.onClosed = (reason) => {
+    client.onClosed = (reason) => {
       log.info("client peer closed", { applicationId: claims.applicationId, channelId: claims.channelId, clientId, reason });
-      member.leave(reason);
+      admitted.leave(reason);
     };
     joins.inc({ outcome: "joined" });
-    log.info("client joined", { applicationId: claims.applicationId, channelId: claims.channelId, clientId, codec: peer.sendCodec.name });
-    return { ok: true, clientId, sdp: answer.sdp, codec: peer.sendCodec.name };
+    log.info("client joined", { applicationId: claims.applicationId, channelId: claims.channelId, clientId, codec: client.codec });
+    return { ok: true, clientId, sdp, codec: client.codec };
   }
 
   get(applicationId: string, clientId: string): ClientSession | undefined {
@@ -127,10 +137,23 @@ export class ClientSessions {
   }
 
   /** Plays `tone` to the client alone (replacing any other; undefined stops it). False when it is not connected here. */
-  playTone(applicationId: string, clientId: string, tone: ToneGenerator | undefined): boolean {
+  playTone(applicationId: string, clientId: string, tone: ToneRequest | undefined): boolean {
     const session = this.sessions.get(sessionKey(applicationId, clientId));
     if (!session) return false;
-    session.tone.overlay = tone ? new ToneOverlay(tone, session.peer.sendCodec) : undefined;
+    clearInterval(session.toneStop);
+    session.toneStop = undefined;
+    const { client } = session;
+    client.playTone(tone && { cadence: tone.cadence, ...(tone.durationMs !== undefined ? { durationMs: tone.durationMs } : {}) });
+    const stopWhen = tone?.stopWhen;
+    if (stopWhen) {
+      const toneStop = setInterval(() => {
+        if (!stopWhen()) return;
+        clearInterval(toneStop);
+        if (session.toneStop === toneStop) session.toneStop = undefined;
+        client.playTone(undefined);
+      }, TONE_STOP_CHECK_MS);
+      session.toneStop = toneStop;
+    }
     return true;
   }
 
@@ -160,7 +183,7 @@ export class ClientSessions {
   }
 }
 
-function refused(status: 400 | 409, code: string, message: string): JoinResult {
+function refused(status: 400 | 409 | 503, code: string, message: string): JoinResult {
   joins.inc({ outcome: code });
   return { ok: false, status, code, message };
 }

@@ -11,6 +11,8 @@ import { SipStack } from "../../src/sip/stack.ts";
 import { startRtpPeer } from "../helpers/rtpPeer.ts";
 import { freePort } from "../helpers/sipp.ts";
 import { until } from "../helpers/until.ts";
+import { createTestClient } from "../helpers/weriftClient.ts";
+import { signClientToken } from "../../src/webrtc/tokens.ts";
 import { loopbackIsTrunk } from "../helpers/loopbackTrunks.ts";
 
 const repo = resolve(import.meta.dir, "../..");
@@ -29,7 +31,7 @@ beforeAll(() => {
   mkdirSync(join(dir, "build"));
   mkdirSync(join(dir, "run"));
   // As the Makefile builds it.
-  build(["main.ts", "src/media/media-worker.ts"], join(dir, "build", "trunkline"));
+  build(["main.ts", "src/media-worker.ts"], join(dir, "build", "trunkline"));
   binary = join(dir, "run", "trunkline");
   copyFileSync(join(dir, "build", "trunkline"), binary);
   Bun.spawnSync(["chmod", "+x", binary]);
@@ -219,6 +221,40 @@ applications:
     } finally {
       media.close();
       await phone.stop();
+      running.proc.kill("SIGTERM");
+    }
+    expect(await running.proc.exited).toBe(0);
+    expect(running.lines.join("\n")).not.toContain("media worker");
+  }, 90_000);
+
+  test("a WebRTC client joins through the compiled binary: its werift peer runs in a media worker and sends the mix", async () => {
+    writeFileSync(
+      join(dir, "run", "webrtc.yaml"),
+      `http: { host: 127.0.0.1, port: 0 }
+sip: { listen: [{ transport: udp, host: 127.0.0.1, port: 0 }] }
+media: { workers: 1 }
+adminToken: \${TOKEN}
+database: { path: data/webrtc.db }
+applications:
+  - { id: app, name: A, sharedSecret: app-secret-0123456789 }
+`,
+    );
+    const running = await serve("webrtc.yaml");
+    const client = createTestClient("opus");
+    try {
+      const clientToken = signClientToken({ applicationId: "app", channelId: "lobby", roles: [], exp: Math.floor(Date.now() / 1000) + 600 }, "app-secret-0123456789");
+      const res = await fetch(`${running.url}/api/v1/client/join`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${clientToken}`, "content-type": "application/json" },
+        body: JSON.stringify({ sdp: await client.offer() }),
+      });
+      expect(res.status, running.lines.join("\n")).toBe(200);
+      await client.accept(((await res.json()) as { sdp: string }).sdp);
+      await client.connected();
+      // Nobody else talks: the worker's mixer sends the client Opus silence, 50 frames a second.
+      await until(() => client.packetsReceived > 25);
+    } finally {
+      await client.close();
       running.proc.kill("SIGTERM");
     }
     expect(await running.proc.exited).toBe(0);

@@ -13,7 +13,7 @@ let binary: string;
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), "trunkline-install-"));
   binary = join(dir, "trunkline");
-  const built = Bun.spawnSync([process.execPath, "build", "--compile", "main.ts", "src/media/media-worker.ts", "--outfile", binary], { cwd: repo, stderr: "pipe" });
+  const built = Bun.spawnSync([process.execPath, "build", "--compile", "main.ts", "src/media-worker.ts", "--outfile", binary], { cwd: repo, stderr: "pipe" });
   if (built.exitCode !== 0) throw new Error(built.stderr.toString());
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -4,9 +4,9 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { CallProgressTones } from "../../src/calls/progressTones.ts";
 import { emitEvent, type CallEventBase } from "../../src/events.ts";
-import { BUSY_TONE, CONGESTION_TONE, RINGBACK_TONE, type ToneGenerator } from "../../src/media/tones.ts";
+import { BUSY_TONE, CONGESTION_TONE, RINGBACK_TONE, type ToneRequest } from "../../src/media/tones.ts";
 
-const played: { clientId: string; tone: ToneGenerator | undefined }[] = [];
+const played: { clientId: string; tone: ToneRequest | undefined }[] = [];
 const media = new Set<string>();
 const tones = new CallProgressTones({
   sink: { playTone: (_applicationId, clientId, tone) => (played.push({ clientId, tone }), true) },
@@ -24,14 +24,15 @@ const call = (o: Partial<CallEventBase> = {}): CallEventBase => ({ callId: `c${+
 const last = () => played.at(-1);
 
 describe("call-progress tones", () => {
-  test("ringback while ringing, stopped at the first frame after early media flows, and by the answer", () => {
+  test("ringback while ringing, until early media flows (its stop condition), and stopped by the answer", () => {
     const c = call();
     emitEvent("call.ringing", { ...c, sipStatus: 180 });
     const ringback = last()?.tone;
     expect(ringback?.cadence).toBe(RINGBACK_TONE);
-    expect(ringback?.frame(8000)).toBeDefined();
+    expect(ringback?.durationMs).toBeUndefined();
+    expect(ringback?.stopWhen?.()).toBe(false);
     media.add(c.callId);
-    expect(ringback?.frame(8000)).toBeUndefined();
+    expect(ringback?.stopWhen?.()).toBe(true);
     emitEvent("call.answered", { ...c, codec: "PCMU" });
     expect(last()).toEqual({ clientId: "web", tone: undefined });
     emitEvent("call.ended", { ...c, reason: "remote_bye" });
@@ -56,9 +57,8 @@ describe("call-progress tones", () => {
       emitEvent("call.ended", { ...call(), reason, ...(sipStatus ? { sipStatus } : {}) });
       const tone = last()?.tone;
       expect(tone?.cadence).toBe(cadence);
-      let frames = 0;
-      while (tone?.frame(8000)) frames++;
-      expect(frames).toBe(3000 / 20);
+      expect(tone?.durationMs).toBe(3000);
+      expect(tone?.stopWhen).toBeUndefined();
     }
   });
 

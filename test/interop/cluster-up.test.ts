@@ -96,7 +96,7 @@ beforeAll(async () => {
   statePath = join(dir, "cluster.state");
   // As the Makefile's build target builds it.
   const binary = join(dir, "trunkline");
-  const build = Bun.spawnSync([process.execPath, "build", "--compile", "--minify", "main.ts", "src/media/media-worker.ts", "--outfile", binary], { cwd: repo, stdout: "pipe", stderr: "pipe" });
+  const build = Bun.spawnSync([process.execPath, "build", "--compile", "--minify", "main.ts", "src/media-worker.ts", "--outfile", binary], { cwd: repo, stdout: "pipe", stderr: "pipe" });
   if (build.exitCode !== 0) throw new Error(`build failed: ${build.stderr.toString()}`);
   ports.pg = await freePort();
   ports.front = await freePort();

@@ -231,7 +231,8 @@ describe("operator control (admin API)", () => {
         ...(body ? { body: JSON.stringify(body) } : {}),
       });
     await joined(hx, "carol");
-    const phone = hx.registry.join({ applicationId: APP.id, channelId: "room1", id: "call_1", kind: "sip", userId: "+15550100", callId: "call_1" }, () => () => {});
+    const phone = await hx.registry.joinWhenReady({ applicationId: APP.id, channelId: "room1", id: "call_1", kind: "sip", userId: "+15550100", callId: "call_1" }, async () => () => {});
+    if ("error" in phone) throw new Error(phone.error);
     const left: (string | undefined)[] = [];
     const stop = subscribeEvents((e) => {
       if (e.type === "participant.left" && e.data.participantId === "carol") left.push(e.data.reason);

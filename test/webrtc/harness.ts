@@ -1,8 +1,10 @@
 // An HTTP server with only the client API (and the admin channel routes) mounted (on 127.0.0.1, a free port), a channel registry
+// whose channels run in a media worker (as in production; `mediaWorkers: 0` runs them on this thread)
 // and client sessions, for the WebRTC tests.
 import { Hono } from "hono";
 import { websocket } from "hono/bun";
 import { ChannelRegistry } from "../../src/channels/registry.ts";
+import { MediaPlane } from "../../src/media/media-plane.ts";
 import { adminAuth, AuthGuard } from "../../src/api/auth.ts";
 import { AuthThrottle } from "../../src/api/authThrottle.ts";
 import { ApiError } from "../../src/api/errors.ts";
@@ -36,9 +38,12 @@ export function startHarness(
     authFailures?: { burst: number; perMinute: number };
     maxParticipantsPerChannel?: number;
     maxEventStreamsPerChannel?: number;
+    mediaWorkers?: number;
   } = {},
 ): Harness {
   const registry = new ChannelRegistry();
+  const plane = new MediaPlane({ workers: o.mediaWorkers ?? 1 });
+  registry.setMediaPlane(plane);
   const sessions = new ClientSessions({
     registry,
     network: () => ({ hostAddresses: ["127.0.0.1"], ...(o.portRange ? { portRange: o.portRange } : {}) }),
@@ -71,6 +76,7 @@ export function startHarness(
     async stop() {
       sessions.closeAll();
       await server.stop(true);
+      plane.close();
     },
   };
 }

@@ -93,7 +93,7 @@ export function mountClientRoutes(api: ApiRouter, deps: ClientApiDeps): void {
 
   api.route(
     { ...client, method: "post", path: "/client/join", summary: "Join the token's channel with an SDP offer", body: joinBody,
-      response: { status: 200, description: "The SDP answer", schema: joinView }, errors: [403, 409] },
+      response: { status: 200, description: "The SDP answer", schema: joinView }, errors: [403, 409, 503] },
     async (c, body) => {
       const claims = claimsOf(c);
       if (body.channelId !== undefined && body.channelId !== claims.channelId)
