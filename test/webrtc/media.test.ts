@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { goertzelPower } from "../../src/media/goertzel.ts";
+import { applyMediaSettings } from "../../src/media/media-settings.ts";
 import { clientHearsUntil } from "../helpers/hearing.ts";
 import { until } from "../helpers/until.ts";
 import { createTestClient, type TestClient, type TestCodec } from "../helpers/weriftClient.ts";
@@ -106,6 +107,26 @@ describe("WebRTC clients in a channel", () => {
       loudest.every((t) => level(pcm, rate, t.freq) > 20 * Math.log10(t.amplitude / 32767) - 2) && quieter.every((t) => level(pcm, rate, t.freq) < -50);
     const describe = (pcm: Int16Array, rate: number) => Object.fromEntries(talkers.map((t) => [t.freq, level(pcm, rate, t.freq).toFixed(1)]));
     await Promise.all([listener, clientsOf.get("quiet") as TestClient].map((c) => clientHearsUntil(c, hearsLoudestOnly, { ms: 500, what: describe })));
+  });
+
+  test("media settings reach the channel's media worker: with maxSpeakers 1 the listener hears only the loudest of three", async () => {
+    // Applied before the worker starts (first join), and sent to it as the app sends the config's.
+    applyMediaSettings({ maxSpeakers: 1, opusComplexity: 5 });
+    try {
+      const talkers = [
+        { id: "loudest", freq: 600, amplitude: 8000 },
+        { id: "middle", freq: 1000, amplitude: 3000 },
+        { id: "quiet", freq: 1400, amplitude: 1500 },
+      ];
+      const listener = await joinClient("opus", "listener");
+      for (const t of talkers) (await joinClient("opus", t.id)).startSending(t.freq, t.amplitude);
+      const hearsLoudestOnly = (pcm: Int16Array, rate: number) =>
+        level(pcm, rate, 600) > 20 * Math.log10(8000 / 32767) - 2 && level(pcm, rate, 1000) < -50 && level(pcm, rate, 1400) < -50;
+      const describe = (pcm: Int16Array, rate: number) => Object.fromEntries(talkers.map((t) => [t.freq, level(pcm, rate, t.freq).toFixed(1)]));
+      await clientHearsUntil(listener, hearsLoudestOnly, { ms: 500, what: describe });
+    } finally {
+      applyMediaSettings({ maxSpeakers: 3, opusComplexity: 5 });
+    }
   });
 
   test("an Opus client and a PCMU client each hear the other's tone and not their own", async () => {
