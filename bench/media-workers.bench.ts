@@ -17,25 +17,9 @@ import { HostedLeg } from "../src/media/hosted-leg.ts";
 import { MediaPlane, type ChannelMedia } from "../src/media/media-plane.ts";
 import { RtpPortAllocator } from "../src/media/ports.ts";
 import { reportGoal } from "./goals.ts";
-
-interface LoadResult { sent: number; received: number; expected: number; late: number; lateStretches: number; missing: number; maxLatenessMs: number; silentLegs: number; senderLateTicks: number; cpuShare: number }
+import { phoneOffer, readLine, type LoadResult } from "./loadgen-driver.ts";
 
 interface Measured { workers: number; perFrameUs: number; coreShare: number; mainShare: number; otherShare: number; lateShare: number; load: LoadResult; tickLateShare: number }
-
-async function readLine(reader: { read(): Promise<{ value?: Uint8Array; done: boolean }> }, state: { buffered: string }): Promise<string> {
-  const decoder = new TextDecoder();
-  for (;;) {
-    const nl = state.buffered.indexOf("\n");
-    if (nl >= 0) {
-      const line = state.buffered.slice(0, nl);
-      state.buffered = state.buffered.slice(nl + 1);
-      return line;
-    }
-    const { value, done } = await reader.read();
-    if (done) throw new Error("load generator exited early");
-    state.buffered += decoder.decode(value);
-  }
-}
 
 /** CPU ticks (1/100 s) of this process's main thread and of its other threads (media workers, GC, JIT). */
 function threadTicks(): { main: number; others: number } {
@@ -54,11 +38,6 @@ function threadTicks(): { main: number; others: number } {
     else others += used;
   }
   return { main, others };
-}
-
-function phoneOffer(port: number): string {
-  return ["v=0", "o=loadgen 1 1 IN IP4 127.0.0.1", "s=-", "c=IN IP4 127.0.0.1", "t=0 0",
-    `m=audio ${port} RTP/AVP 0 101`, "a=rtpmap:0 PCMU/8000", "a=rtpmap:101 telephone-event/8000", "a=sendrecv", ""].join("\r\n");
 }
 
 async function measure(legCount: number, workers: number, seconds: number): Promise<Measured> {

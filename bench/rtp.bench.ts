@@ -23,25 +23,7 @@ import { RtpPortAllocator } from "../src/media/ports.ts";
 import { sharedTicker, type TickSource } from "../src/media/ticker.ts";
 import { RTP_HEADER_SIZE, writeRtpHeader } from "../src/media/rtp-packet.ts";
 import { inThreadUdpIo, type DatagramSocket, type UdpIo } from "../src/media/udp-io.ts";
-
-interface LoadResult { sent: number; received: number; expected: number; late: number; lateStretches: number; missing: number; maxLatenessMs: number; silentLegs: number; senderLateTicks: number; cpuShare: number }
-
-interface ChunkReader { read(): Promise<{ value?: Uint8Array; done: boolean }> }
-
-async function readLine(reader: ChunkReader, state: { buffered: string }): Promise<string> {
-  const decoder = new TextDecoder();
-  for (;;) {
-    const nl = state.buffered.indexOf("\n");
-    if (nl >= 0) {
-      const line = state.buffered.slice(0, nl);
-      state.buffered = state.buffered.slice(nl + 1);
-      return line;
-    }
-    const { value, done } = await reader.read();
-    if (done) throw new Error("load generator exited early");
-    state.buffered += decoder.decode(value);
-  }
-}
+import { phoneOffer, readLine, type LoadResult } from "./loadgen-driver.ts";
 
 /** CPU time of each thread of this process, in clock ticks (Linux /proc), by thread id. */
 function threadTicks(): Map<number, number> {
@@ -72,11 +54,6 @@ function threadDelta(before: Map<number, number>, after: Map<number, number>): {
   return { main, others };
 }
 const CLOCK_TICKS_PER_SECOND = 100;
-
-function phoneOffer(port: number): string {
-  return ["v=0", "o=loadgen 1 1 IN IP4 127.0.0.1", "s=-", "c=IN IP4 127.0.0.1", "t=0 0",
-    `m=audio ${port} RTP/AVP 0 101`, "a=rtpmap:0 PCMU/8000", "a=rtpmap:101 telephone-event/8000", "a=sendrecv", ""].join("\r\n");
-}
 
 /**
  * The media path on this thread — or "bare": the same sockets and packets with no media work at all
