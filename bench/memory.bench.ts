@@ -25,6 +25,7 @@ import { freePort } from "../test/helpers/sipp.ts";
 import { sippCall } from "../test/helpers/sippCall.ts";
 import { until } from "../test/helpers/until.ts";
 import { reportGoal } from "./goals.ts";
+import { phoneOffer, readLine } from "./loadgen-driver.ts";
 
 const LEGS = Number(process.env.BENCH_MEMORY_LEGS ?? 1000);
 const KIB = 1024;
@@ -49,31 +50,15 @@ async function measureMediaLegs(legCount: number): Promise<MediaResult> {
   const allocator = new RtpPortAllocator({ min: 30000, max: 39999 });
   const loadgen = Bun.spawn([process.execPath, join(import.meta.dir, "rtp-loadgen.ts")], { stdin: "pipe", stdout: "pipe", stderr: "inherit" });
   const reader = loadgen.stdout.getReader();
-  let buffered = "";
-  const readLine = async (): Promise<string> => {
-    for (;;) {
-      const nl = buffered.indexOf("\n");
-      if (nl >= 0) {
-        const line = buffered.slice(0, nl);
-        buffered = buffered.slice(nl + 1);
-        return line;
-      }
-      const { value, done } = await reader.read();
-      if (done) throw new Error("load generator exited early");
-      buffered += new TextDecoder().decode(value);
-    }
-  };
-  const { ports, phonesPerSocket } = JSON.parse(await readLine()) as { ports: number[]; phonesPerSocket: number };
-  const offer = (port: number) =>
-    ["v=0", "o=loadgen 1 1 IN IP4 127.0.0.1", "s=-", "c=IN IP4 127.0.0.1", "t=0 0", `m=audio ${port} RTP/AVP 0 101`, "a=rtpmap:0 PCMU/8000", "a=rtpmap:101 telephone-event/8000", "a=sendrecv", ""].join("\r\n");
-
+  const lines = { buffered: "" };
+  const { ports, phonesPerSocket } = JSON.parse(await readLine(reader, lines)) as { ports: number[]; phonesPerSocket: number };
   type Leg = Exclude<Awaited<ReturnType<typeof createPhoneLeg>>, { error: string }>;
   const makeLegs = async (count: number, mixers: InstanceType<typeof Mixer>[], legs: Leg[]) => {
     for (let i = 0; i < count; i++) {
       if (i % 2 === 0) mixers.push(new Mixer());
       const leg = await createPhoneLeg({ allocator, bindAddress: "127.0.0.1", advertisedAddress: "127.0.0.1", mixer: mixers.at(-1)!, participantId: `leg${i}`, codecPreferences: ["PCMU"], mediaTimeoutSec: 0, io });
       if ("error" in leg) throw new Error(leg.error);
-      const answered = leg.answer(offer(ports[Math.floor(i / phonesPerSocket)]!));
+      const answered = leg.answer(phoneOffer(ports[Math.floor(i / phonesPerSocket)]!));
       if (!answered.ok) throw new Error(answered.reason);
       legs.push(leg);
     }
@@ -101,7 +86,7 @@ async function measureMediaLegs(legCount: number): Promise<MediaResult> {
   const packetsReceived = legs.reduce((n, l) => n + l.stats().rtp.packetsReceived, 0);
   const after = sampleMemory({ classes: true });
 
-  await readLine(); // the load generator's result: it has stopped sending
+  await readLine(reader, lines); // the load generator's result: it has stopped sending
   await loadgen.exited;
   for (const leg of legs) leg.close();
   for (const m of mixers) m.close();
