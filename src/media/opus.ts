@@ -1,15 +1,15 @@
 // Opus (RFC 6716 / RFC 7587) through @evan/opus: 48 kHz mono internally, rtpmap opus/48000/2.
-// The binding (native and wasm builds alike) hands back each result as a fresh copy sliced out of its
-// working buffer, so results are used as they are, without a second copy.
+// libopus runs as WebAssembly with memory of each thread's own (opus-wasm.ts says why not the
+// binding's native addon); results are fresh copies, used as they are.
 // Loss concealment uses Opus's own PLC: a packet holding only a TOC byte has a zero-length frame,
 // which the decoder treats as lost (RFC 6716 §3.2.1) and fills from its internal state.
-// In-band FEC is switched on in the encoder (peers can use it); the binding exposes no decode_fec
-// flag, so received FEC data is not used for recovery here.
+// In-band FEC is switched on in the encoder (peers can use it); received FEC data is not used for
+// recovery here (decode_fec 0).
 // Encoder complexity defaults to 5 (config `media.opusComplexity`), what libwebrtc uses on mobile:
 // on speech at 32 kbit/s it costs about 60 % of complexity 10's CPU, and its spectral distance to the
 // original over 0–8 kHz measured the same as 10's (6.98 vs 6.95 dB log-spectral distance, two espeak
 // voices mixed). A mixing server encodes a stream per distinct mix, so this is most of its Opus cost.
-import { Decoder, Encoder } from "@evan/opus";
+import { WasmOpusDecoder, WasmOpusEncoder } from "./opus-wasm.ts";
 import type { AudioDecoder, AudioEncoder, Codec } from "./codec.ts";
 
 const sampleRate = 48000;
@@ -38,22 +38,21 @@ export interface OpusEncoder extends AudioEncoder {
   readonly lookahead: number;
 }
 
-/** OPUS_GET_LOOKAHEAD_REQUEST; the binding's typings misname its getter. */
+/** Encoder CTL requests (opus_defines.h). */
+const setBitrate = 4002;
+const setComplexity = 4010;
+const setInbandFec = 4012;
+const setPacketLossPercent = 4014;
 const getLookahead = 4027;
 
-/** The decoder's output bytes as samples (a fresh slice, so aligned and owned by the caller). */
-function pcmOf(bytes: Uint8Array): Int16Array {
-  return new Int16Array(bytes.buffer, bytes.byteOffset, bytes.length >> 1);
-}
-
 export function createOpusEncoder(o: OpusEncoderOptions = {}): OpusEncoder {
-  const enc = new Encoder({ channels: 1, sample_rate: sampleRate, application: "voip" });
-  enc.bitrate = o.bitrate ?? defaultBitrate;
-  enc.inband_fec = o.inbandFec ?? true;
-  enc.packet_loss = o.packetLossPercent ?? 5;
-  enc.complexity = o.complexity ?? defaultComplexity;
+  const enc = new WasmOpusEncoder(sampleRate, 1);
+  enc.set(setBitrate, o.bitrate ?? defaultBitrate);
+  enc.set(setInbandFec, (o.inbandFec ?? true) ? 1 : 0);
+  enc.set(setPacketLossPercent, o.packetLossPercent ?? 5);
+  enc.set(setComplexity, o.complexity ?? defaultComplexity);
   return {
-    lookahead: enc.ctl(getLookahead),
+    lookahead: enc.get(getLookahead),
     encode(pcm) {
       return enc.encode(pcm);
     },
@@ -71,7 +70,7 @@ function concealmentToc(lastToc: number, want20ms: boolean): number {
 }
 
 export function createOpusDecoder(): AudioDecoder {
-  const dec = new Decoder({ channels: 1, sample_rate: sampleRate });
+  const dec = new WasmOpusDecoder(sampleRate, 1);
   let lastToc = 31 << 3; // CELT fullband 20 ms until a real packet arrives
   const conceal = (samples: number): Int16Array => {
     const out = new Int16Array(samples);
@@ -81,7 +80,7 @@ export function createOpusDecoder(): AudioDecoder {
       const toc = concealmentToc(lastToc, left >= 960);
       let chunk: Int16Array;
       try {
-        chunk = pcmOf(dec.decode(Uint8Array.of(toc)));
+        chunk = dec.decode(Uint8Array.of(toc));
       } catch {
         break; // leave the rest silent
       }
@@ -95,7 +94,7 @@ export function createOpusDecoder(): AudioDecoder {
     decode(payload) {
       if (payload.length === 0) return conceal(960);
       try {
-        const pcm = pcmOf(dec.decode(payload));
+        const pcm = dec.decode(payload);
         lastToc = payload[0] ?? lastToc;
         return pcm;
       } catch {

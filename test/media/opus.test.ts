@@ -1,0 +1,40 @@
+import { expect, test } from "bun:test";
+import { goertzelPower } from "../../src/media/goertzel.ts";
+import { opus } from "../../src/media/opus.ts";
+
+/** Power of `freq` in a 48 kHz block, in dB relative to a full-scale sine. */
+function level(pcm: Int16Array, freq: number): number {
+  return 10 * Math.log10(goertzelPower(pcm, 48000, freq) / (32767 * 32767 * 0.5) + 1e-12);
+}
+
+test("Opus calls of two threads at once never hand one thread the other's result", async () => {
+  const stop = new Int32Array(new SharedArrayBuffer(4));
+  const worker = new Worker(new URL("../helpers/opusBusyWorker.ts", import.meta.url).href);
+  const messages: string[] = [];
+  const next = () => new Promise<string>((resolve) => (worker.onmessage = (e: MessageEvent<string>) => resolve(e.data)));
+  try {
+    const running = next();
+    worker.postMessage({ stop });
+    messages.push(await running);
+    // While the worker codes a 1000 Hz tone without pause, this thread codes 600 Hz: every packet
+    // and every decoded frame it gets back must be its own (the 1000 Hz no louder than coding noise, far below the −12 dBFS it is coded at).
+    const encoder = opus.createEncoder();
+    const decoder = opus.createDecoder();
+    let phase = 0;
+    const worst = { level: -Infinity, frame: -1 };
+    for (let f = 0; f < 1000; f++) {
+      const pcm = new Int16Array(960);
+      for (let i = 0; i < pcm.length; i++, phase += (2 * Math.PI * 600) / 48000) pcm[i] = Math.round(8000 * Math.sin(phase));
+      const decoded = decoder.decode(encoder.encode(pcm));
+      const leaked = level(decoded, 1000);
+      if (f >= 5 && leaked > worst.level) Object.assign(worst, { level: leaked, frame: f });
+    }
+    const stopped = next();
+    Atomics.store(stop, 0, 1);
+    messages.push(await stopped);
+    expect(messages).toEqual(["running", "stopped"]);
+    expect(worst.level).toBeLessThan(-45);
+  } finally {
+    worker.terminate();
+  }
+});
