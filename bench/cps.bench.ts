@@ -20,7 +20,7 @@
 // maxEventLoopLagMs 0), to see what the 503s buy past capacity.
 // BENCH_CPS_SOURCE=1: the ladder from source (`bun main.ts`, names unminified) for an outside profiler
 // such as perf with BUN_JSC_useJITDump=1 (README "Calls per second" says how).
-import { mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { setLogLevel } from "../src/log.ts";
@@ -127,8 +127,13 @@ function percentile(sorted: number[], p: number): number {
   return sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
 }
 
+/** The worker entrypoint `make build` bundles beside main.ts, wherever the commit being built keeps it. */
+const WORKER_ENTRIES = ["src/media-worker.ts", "src/media/media-worker.ts", "src/media/udp-io-worker.ts"];
+
 function buildExecutable(sourceDir: string, outfile: string): void {
-  const build = Bun.spawnSync([process.execPath, "build", "--compile", "--minify", "main.ts", "src/media/media-worker.ts", "--outfile", outfile], { cwd: sourceDir, stderr: "pipe", stdout: "pipe" });
+  const worker = WORKER_ENTRIES.find((entry) => existsSync(join(sourceDir, entry)));
+  if (!worker) throw new Error(`no media worker entrypoint in ${sourceDir} (looked for ${WORKER_ENTRIES.join(", ")})`);
+  const build = Bun.spawnSync([process.execPath, "build", "--compile", "--minify", "main.ts", worker, "--outfile", outfile], { cwd: sourceDir, stderr: "pipe", stdout: "pipe" });
   if (build.exitCode !== 0) throw new Error(`build in ${sourceDir} failed: ${build.stderr.toString()}`);
 }
 
