@@ -103,6 +103,7 @@ export class WasmOpusEncoder {
   /** One packet for one frame of 16-bit PCM (interleaved when stereo); a copy the caller owns. */
   encode(pcm: Int16Array): Uint8Array {
     const { m } = this;
+    if (pcm.byteLength > pcmBytes) throw new Error(`opus: ${pcm.length} samples exceed one frame`);
     m.heap.set(new Uint8Array(pcm.buffer, pcm.byteOffset, pcm.byteLength), m.pcm);
     const length = m.check(m.exports.opus_encode(this.state, m.pcm, pcm.length / this.channels, m.packet, packetBytes));
     return m.heap.slice(m.packet, m.packet + length);
@@ -130,6 +131,9 @@ export class WasmOpusDecoder {
    */
   decode(packet: Uint8Array): Int16Array {
     const { m } = this;
+    // A peer's datagram can be far longer than any Opus packet: copied whole it would overwrite the
+    // PCM scratch and other coders' state in this thread's memory.
+    if (packet.length > packetBytes) throw new Error(`opus: a ${packet.length}-byte packet exceeds ${packetBytes} bytes`);
     m.heap.set(packet, m.packet);
     const samples = m.check(m.exports.opus_decode(this.state, m.packet, packet.length, m.pcm, maxFrameSize / this.channels, 0));
     const bytes = m.heap.slice(m.pcm, m.pcm + samples * this.channels * 2);

@@ -38,3 +38,17 @@ test("Opus calls of two threads at once never hand one thread the other's result
     worker.terminate();
   }
 });
+
+test("a payload longer than any Opus packet (a 60 KB datagram) is refused before it is copied, concealed as lost; another decoder of the thread decodes on", () => {
+  const encoder = opus.createEncoder();
+  const tone = new Int16Array(960).map((_, i) => Math.round(8000 * Math.sin((2 * Math.PI * 1000 * i) / 48000)));
+  const bystander = opus.createDecoder();
+  const packets = Array.from({ length: 10 }, () => encoder.encode(tone));
+  for (const packet of packets.slice(0, 5)) bystander.decode(packet);
+  const attacked = opus.createDecoder();
+  const concealed = attacked.decode(new Uint8Array(60_000).fill(0xfc));
+  expect(concealed.length).toBe(960);
+  // The bystander still decodes its stream: the 1 kHz tone comes through at its level.
+  const heard = bystander.decode(packets[5]!);
+  expect(goertzelPower(heard, 48000, 1000)).toBeGreaterThan(0.5 * (8000 * 8000) / 2);
+});
