@@ -1,6 +1,9 @@
 // A SIPp caller's scenario, the one template of the tests and benches that call through the cluster
 // front or straight at a node: INVITE (with a PCMU offer, or none), 200 with its Record-Route set,
-// ACK, then either our BYE at once or the far end's BYE answered.
+// ACK, then either our BYE at once or the far end's BYE answered. The INVITE's responses name their
+// transaction (start_txn/response_txn): a front with several UDP workers may forward a 180 after the
+// 200 that followed it, and SIPp ignores a late provisional of a known transaction instead of failing
+// the call on an unexpected message.
 //
 //   const xml = sippCall({ name: "call", requestUri: "sip:[service]@[remote_ip]:[remote_port]", user: "+15550001111", tag: "hm",
 //     offerPort: "[rtpport]", ending: "until-bye" });
@@ -75,7 +78,7 @@ Content-Length: 0
 ]]></send>`;
   return `<?xml version="1.0" encoding="UTF-8"?>
 <scenario name="${o.name}">
-  <send retrans="500"><![CDATA[
+  <send retrans="500" start_txn="invite"><![CDATA[
 INVITE ${o.requestUri} SIP/2.0
 Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
 ${o.route ? `Route: ${o.route}\n` : ""}${from}
@@ -86,10 +89,10 @@ Contact: <sip:${o.contactUser ?? o.user}@[local_ip]:[local_port]>
 Max-Forwards: 70
 ${offer}
 ]]></send>
-  <recv response="100" optional="true"/>
-  <recv response="180" optional="true"/>
-  <recv response="200" rrs="true"${o.measureAnswer ? ` rtd="true"` : ""}/>
-  <send><![CDATA[
+  <recv response="100" optional="true" response_txn="invite"/>
+  <recv response="180" optional="true" response_txn="invite"/>
+  <recv response="200" rrs="true" response_txn="invite"${o.measureAnswer ? ` rtd="true"` : ""}/>
+  <send ack_txn="invite"><![CDATA[
 ${inDialog("ACK", 1)}
 ]]></send>
 ${ending}
