@@ -6,7 +6,6 @@
 // Each channel's media runs where the media plane (src/media/media-plane.ts) places it when it opens
 // (a media worker, or this thread without workers) and stays there: phone legs and WebRTC clients alike.
 //
-//   const member = registry.join(info, (mixer) => { const p = mixer.join(id, ...); return () => p.leave(); });   // channels on this thread
 //   const joined = await registry.joinWhenReady({ applicationId, channelId, id, kind: "sip", userId, callId },
 //     async (channel) => { const leg = await HostedLeg.create({ channel, participantId: id, ... }); return () => leg.close(); });
 //   member.leave("hangup");   // detaches from the mixer, emits participant.left
@@ -17,7 +16,6 @@ import { emitEvent } from "../events.ts";
 import type { Logger } from "../log.ts";
 import type { MixTap } from "../media/mix-tap.ts";
 import { MediaPlane, type ChannelMedia } from "../media/media-plane.ts";
-import type { Mixer } from "../media/mixer.ts";
 
 export interface ParticipantInfo {
   applicationId: string;
@@ -40,9 +38,6 @@ export interface ParticipantInfo {
 
 /** Who joins: the registry adds when (joinedAt) and the mute state. */
 export type JoiningParticipant = Omit<ParticipantInfo, "joinedAt" | "muted">;
-
-/** Joins the channel's mixer (on this thread) and returns how to leave it (told why). */
-export type Attach = (mixer: Mixer) => (reason?: string) => void;
 
 export interface ChannelMember {
   readonly info: ParticipantInfo;
@@ -81,24 +76,9 @@ export class ChannelRegistry {
     this.plane = plane;
   }
 
-  /** Joins a participant whose media attaches at once to a mixer on this thread (a plane without workers; throws otherwise). */
-  join(info: JoiningParticipant, attach: Attach): ChannelMember {
-    const key = channelKey(info.applicationId, info.channelId);
-    this.channels.get(key)?.members.get(info.id)?.leave("replaced");
-    const channel = this.channels.get(key) ?? this.open(key, info);
-    let detach: (reason?: string) => void;
-    try {
-      detach = attach(channel.media.localMixer());
-    } catch (error) {
-      this.closeIfEmpty(key, channel, info);
-      throw error;
-    }
-    return this.admit(key, channel, info, detach, undefined);
-  }
-
   /**
-   * Joins a participant whose media takes a while to set up (a phone leg binds its RTP ports): the
-   * channel stays open meanwhile, and the participant is admitted (participant.joined) only once
+   * Joins a participant whose media takes a while to set up (a phone leg binds its RTP ports, a
+   * WebRTC peer is created in the channel's worker): the channel stays open meanwhile, and the participant is admitted (participant.joined) only once
    * `attach` resolved. On `{ error }` nobody joined and the channel closes if it is empty.
    */
   async joinWhenReady(

@@ -25,20 +25,22 @@ afterEach(() => {
 afterAll(stop);
 
 /** A participant whose media sits in one mixer at a time; `detached` counts real detaches. */
-function joinLeg(channelId: string, id: string) {
+async function joinLeg(channelId: string, id: string) {
   const state = { mixer: undefined as Mixer | undefined, detached: 0 };
-  const member = registry.join({ applicationId: "app", channelId, id, kind: "sip", userId: id, callId: id }, (mixer) => {
+  const member = await registry.joinWhenReady({ applicationId: "app", channelId, id, kind: "sip", userId: id, callId: id }, async (channel) => {
+    const mixer = channel.localMixer();
     mixer.join(id, () => {});
     state.mixer = mixer;
     return () => void state.detached++;
   });
+  if ("error" in member) throw new Error(member.error);
   members.push(member);
   return { member, state };
 }
 
-test("a move hands the media over: left (moved) in the old channel, joined in the new; the old one closes once empty", () => {
-  const { member, state } = joinLeg("lobby", "call-1");
-  joinLeg("annex", "call-2");
+test("a move hands the media over: left (moved) in the old channel, joined in the new; the old one closes once empty", async () => {
+  const { member, state } = await joinLeg("lobby", "call-1");
+  await joinLeg("annex", "call-2");
   const lobbyMixer = state.mixer!;
   const moved = registry.move(member, "annex", (channel) => {
     const mixer = channel.localMixer();
@@ -65,16 +67,16 @@ test("a move hands the media over: left (moved) in the old channel, joined in th
   expect(seen.at(-1)).toBe("participant.left annex call-1 hangup");
 });
 
-test("a move into a channel nobody is in opens it", () => {
-  const { member, state } = joinLeg("lobby", "call-1");
+test("a move into a channel nobody is in opens it", async () => {
+  const { member, state } = await joinLeg("lobby", "call-1");
   const moved = registry.move(member, "empty-room", (channel) => void (state.mixer = channel.localMixer()));
   members.push(moved);
   expect(registry.isOpen("app", "empty-room")).toBe(true);
   expect(registry.list()).toEqual([{ applicationId: "app", channelId: "empty-room", participants: 1 }]);
 });
 
-test("a refused hand-over leaves the participant where it was, with no events and no channel left open", () => {
-  const { member } = joinLeg("lobby", "call-1");
+test("a refused hand-over leaves the participant where it was, with no events and no channel left open", async () => {
+  const { member } = await joinLeg("lobby", "call-1");
   seen.length = 0;
   expect(() => registry.move(member, "annex", () => { throw new Error("mixer is closed"); })).toThrow("mixer is closed");
   expect(seen).toEqual([]);
@@ -82,8 +84,8 @@ test("a refused hand-over leaves the participant where it was, with no events an
   expect(registry.participants("app", "lobby").map((p) => p.id)).toEqual(["call-1"]);
 });
 
-test("a member that already left cannot be moved", () => {
-  const { member } = joinLeg("lobby", "call-1");
+test("a member that already left cannot be moved", async () => {
+  const { member } = await joinLeg("lobby", "call-1");
   member.leave();
   expect(() => registry.move(member, "annex", () => {})).toThrow("is not in a channel");
 });

@@ -1,7 +1,7 @@
 // Operator mute in the channel registry: the channel stops hearing a muted participant at once,
 // its input keeps being read (so a jitter buffer does not fill up), and unmuting brings it back.
 import { expect, test } from "bun:test";
-import { ChannelRegistry, type ParticipantInfo } from "../../src/channels/registry.ts";
+import { ChannelRegistry, type ChannelMember, type ParticipantInfo } from "../../src/channels/registry.ts";
 import { goertzelPower } from "../../src/media/goertzel.ts";
 import type { MixedFrame } from "../../src/media/mixer.ts";
 import { until } from "../helpers/until.ts";
@@ -15,18 +15,27 @@ function toneFrame(k: number): Int16Array {
   return out;
 }
 
+function joined(member: ChannelMember | { error: string }): ChannelMember {
+  if ("error" in member) throw new Error(member.error);
+  return member;
+}
+
 test("a muted participant is read but not heard; unmuted it is heard again; watchers see the flag", async () => {
   const registry = new ChannelRegistry();
   let pulls = 0;
-  const talker = registry.join({ applicationId: "app", channelId: "room", id: "talker", kind: "sip", userId: "t" }, (mixer) => {
-    const p = mixer.join("talker", () => {}, { pull: () => toneFrame(pulls++) });
-    return () => p.leave();
-  });
+  const talker = joined(
+    await registry.joinWhenReady({ applicationId: "app", channelId: "room", id: "talker", kind: "sip", userId: "t" }, async (channel) => {
+      const p = channel.localMixer().join("talker", () => {}, { pull: () => toneFrame(pulls++) });
+      return () => p.leave();
+    }),
+  );
   let last: MixedFrame | undefined;
-  const listener = registry.join({ applicationId: "app", channelId: "room", id: "listener", kind: "webrtc", userId: "l" }, (mixer) => {
-    const p = mixer.join("listener", (frame) => (last = { ...frame, pcm: frame.pcm.slice() }));
-    return () => p.leave();
-  });
+  const listener = joined(
+    await registry.joinWhenReady({ applicationId: "app", channelId: "room", id: "listener", kind: "webrtc", userId: "l" }, async (channel) => {
+      const p = channel.localMixer().join("listener", (frame) => (last = { ...frame, pcm: frame.pcm.slice() }));
+      return () => p.leave();
+    }),
+  );
   const seen: ParticipantInfo[][] = [];
   const unwatch = registry.watch("app", "room", (list) => seen.push(list.map((p) => ({ ...p }))));
   const hearsTone = () => last !== undefined && !last.silent && goertzelPower(last.pcm, last.sampleRate, 440) > 1e6;
