@@ -428,6 +428,7 @@ export class Call {
     this.callMedia = media;
     media.onDtmf((digit, durationMs) => this.dtmfReceived(digit, durationMs, "rfc4733"));
     media.onTimeout(() => this.end("media_timeout", { cause: { status: 408, text: "RTP timeout" } }));
+    media.onLost((error) => this.end("media_error", { cause: { status: 500, text: error } }));
     return media;
   }
 

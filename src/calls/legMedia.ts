@@ -70,6 +70,10 @@ class PhoneLegMedia implements CallMedia {
     this.leg.onTimeout = listener;
   }
 
+  onLost(listener: (error: string) => void): void {
+    this.leg.onLost = listener;
+  }
+
   moveTo(channel: ChannelMedia): void {
     this.leg.moveTo(channel);
   }

@@ -25,6 +25,8 @@ export interface CallMedia {
   onDtmf(listener: (digit: string, durationMs: number) => void): void;
   /** No RTP for the configured time while media is expected. */
   onTimeout(listener: () => void): void;
+  /** The leg's media is gone for good (its media worker died): the call cannot go on. */
+  onLost(listener: (error: string) => void): void;
   /** Leaves its channel for `channel` (a move; between two ticks, or re-homed to the channel's media worker). Throws when `channel` refuses it. */
   moveTo(channel: ChannelMedia): void;
   stats(): Record<string, number>;

@@ -34,6 +34,8 @@ type Pending = { resolve: (outcome: { ok: true } | { ok: false; error: string })
 export class HostedLeg implements HostedMember {
   onDtmf: (event: DtmfEvent) => void = () => {};
   onTimeout: () => void = () => {};
+  /** The leg's media is gone for good (its worker died, or it could not be re-homed). */
+  onLost: (error: string) => void = () => {};
   readonly id = ++nextLegId;
   private readonly negotiator: LegNegotiator;
   private host: MediaHost;
@@ -143,6 +145,9 @@ export class HostedLeg implements HostedMember {
         return;
       case "timeout":
         if (!this.closed) this.onTimeout();
+        return;
+      case "lost":
+        if (!this.closed) this.onLost(m.error);
         return;
       case "log":
         this.o.log.child({}, m.component)[m.level](m.msg, m.fields);
@@ -261,7 +266,7 @@ export class HostedLeg implements HostedMember {
     this.o.log.error("phone leg lost its media while moving between media workers", { error });
     this.queued = undefined;
     this.released();
-    if (!this.closed) this.onTimeout();
+    if (!this.closed) this.onLost(error);
   }
 
   private waitFor(host: MediaHost, m: ToHost): Promise<{ t: "closed" } | { t: "detached"; carry: MediaPathCarry }> {

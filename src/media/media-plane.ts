@@ -22,7 +22,7 @@ import type { ToneCadence } from "./tones.ts";
 import { MediaEngine } from "./media-engine.ts";
 import { rtcpTap, watchRtcpTap } from "./rtcp-tap.ts";
 import { LEG_STAT_FIELDS, slotOffset, statsBufferBytes, type FromHost, type ToHost } from "./media-protocol.ts";
-import { addWorkerTotals, totalIndex, type TotalField } from "./worker-totals.ts";
+import { addWorkerTotals, retireWorkerTotals, totalIndex, type TotalField } from "./worker-totals.ts";
 
 const log = createLogger("media.plane");
 
@@ -79,6 +79,8 @@ export class MediaHost {
     readonly name: string,
     readonly isWorker: boolean,
     slots: number,
+    /** Told once when the worker exited unasked. */
+    private readonly onFailed: () => void = () => {},
   ) {
     this.slotCount = slots;
     const buffer = new SharedArrayBuffer(statsBufferBytes(slots));
@@ -183,18 +185,29 @@ export class MediaHost {
   }
 
   /**
-   * The worker died: its legs time out (their calls end), what waits for it is answered as a dead
-   * worker would, and no channel is placed here again.
+   * The worker died: its legs have lost their media (their calls end), what waits for it is answered
+   * as a dead worker would, and no channel is placed here again (the plane puts a new worker in its place).
    */
   private fail(): void {
     this.failed = true;
     log.error("media worker exited; the calls on it end", { worker: this.name, legs: this.legs });
+    const error = `media worker ${this.name} exited`;
     for (const [leg, listener] of [...this.listeners]) {
-      listener.onMessage({ t: "bindFailed", leg, error: `media worker ${this.name} exited` });
+      listener.onMessage({ t: "bindFailed", leg, error });
       listener.onMessage({ t: "closed", leg });
-      listener.onMessage({ t: "timeout", leg });
+      listener.onMessage({ t: "lost", leg, error });
     }
     for (const [client, listener] of [...this.clientListeners]) listener({ t: "clientClosed", client, reason: "media-worker-exited" });
+    this.retire();
+    this.onFailed();
+  }
+
+  /** Its counters stay in the totals; its settings and RTCP tap subscriptions end. */
+  private retire(): void {
+    retireWorkerTotals(this.stats);
+    this.removeTotals = () => {};
+    this.unwatchRtcp();
+    this.unwatchSettings();
   }
 
   private refuse(m: ToHost): void {
@@ -368,11 +381,22 @@ export class MediaPlane {
   readonly workers: MediaHost[];
   readonly mainHost: MediaHost;
   private id = 0;
+  private closed = false;
 
   constructor(o: MediaPlaneOptions) {
     const slots = o.maxLegs ?? 10_000;
-    this.workers = Array.from({ length: o.workers }, (_, i) => new MediaHost(`media-${i + 1}`, true, slots));
+    this.workers = Array.from({ length: o.workers }, (_, i) => this.worker(i, slots));
     this.mainHost = new MediaHost("main", false, slots);
+  }
+
+  /**
+   * Worker `index`, replaced by a fresh one (started when first used) the moment it dies: the
+   * channels on the dead one end, new channels go to its successor.
+   */
+  private worker(index: number, slots: number): MediaHost {
+    return new MediaHost(`media-${index + 1}`, true, slots, () => {
+      if (!this.closed) this.workers[index] = this.worker(index, slots);
+    });
   }
 
   /** Opens a channel's media on the host with the fewest legs (this thread without workers). */
@@ -396,6 +420,7 @@ export class MediaPlane {
   }
 
   close(): void {
+    this.closed = true;
     for (const host of this.workers) host.close();
     this.mainHost.close();
   }

@@ -71,6 +71,8 @@ export type FromHost =
   | { t: "detached"; leg: number; carry: MediaPathCarry }
   | { t: "dtmf"; leg: number; digit: string; durationMs: number }
   | { t: "timeout"; leg: number }
+  /** Said by this thread, never by a worker: the leg's host died under it. */
+  | { t: "lost"; leg: number; error: string }
   | { t: "log"; leg: number; level: LogLevel; component: string; msg: string; fields?: Record<string, unknown> }
   /** A tapped channel's full mix of one tick (the pcm is the receiver's). */
   | { t: "mix"; tap: number; pcm: Int16Array; sampleRate: number; tick: number }

@@ -7,6 +7,8 @@ export type TotalField = (typeof TOTAL_FIELDS)[number];
 export const totalIndex = Object.fromEntries(TOTAL_FIELDS.map((f, i) => [f, i])) as Record<TotalField, number>;
 
 const views = new Set<Float64Array>();
+/** What workers that died had counted. */
+const retired = new Float64Array(TOTAL_FIELDS.length);
 
 /** Adds a worker's totals (TOTAL_FIELDS in order) to every workerTotal() until the returned function is called. */
 export function addWorkerTotals(view: Float64Array): () => void {
@@ -14,10 +16,16 @@ export function addWorkerTotals(view: Float64Array): () => void {
   return () => views.delete(view);
 }
 
-/** The sum of `field` over the media workers (0 without any). */
+/** Keeps what a dead worker counted in workerTotal() (counters never go back) and stops reading its view. */
+export function retireWorkerTotals(view: Float64Array): void {
+  if (!views.delete(view)) return;
+  for (let i = 0; i < TOTAL_FIELDS.length; i++) retired[i] = (retired[i] as number) + (view[i] as number);
+}
+
+/** The sum of `field` over the media workers, dead ones included (0 without any). */
 export function workerTotal(field: TotalField): number {
   const at = totalIndex[field];
-  let sum = 0;
+  let sum = retired[at] as number;
   for (const view of views) sum += view[at] as number;
   return sum;
 }

@@ -7,6 +7,7 @@ import { createLogger } from "../../src/log.ts";
 import { HostedLeg } from "../../src/media/hosted-leg.ts";
 import { MediaPlane, type ChannelMedia } from "../../src/media/media-plane.ts";
 import { RtpPortAllocator } from "../../src/media/ports.ts";
+import { workerTotal } from "../../src/media/worker-totals.ts";
 import type { ClientJoinOptions } from "../../src/webrtc/client-host.ts";
 import { carriesTone, clientHears, clientHearsUntil, peerHears } from "../helpers/hearing.ts";
 import { startRtpPeer, type RtpPeer } from "../helpers/rtpPeer.ts";
@@ -116,7 +117,7 @@ test("an offer the worker's peer cannot answer is refused with the reason; the c
   expect(plane.workers[0]!.legs).toBe(0);
 });
 
-test("a worker that dies ends its WebRTC clients (media-worker-exited) and refuses new ones as unavailable, not as a bad offer", async () => {
+test("a worker that dies ends its WebRTC clients (media-worker-exited) and refuses new ones as unavailable, not as a bad offer; a fresh worker takes its place", async () => {
   const plane = new MediaPlane({ workers: 1 });
   cleanup.push(() => plane.close());
   const room = plane.open("room");
@@ -136,6 +137,45 @@ test("a worker that dies ends its WebRTC clients (media-worker-exited) and refus
   cleanup.push(() => void late.close());
   const refused = await room.joinClient("late", await late.offer(), options);
   expect(refused).toEqual({ ok: false, message: "the channel's media host is gone (media-worker-exited)", unavailable: true });
+  // The channel, once closed, opens again on the dead worker's successor, whose clients are heard.
+  const dead = room.host;
+  room.close();
+  const again = plane.open("room");
+  cleanup.push(() => again.close());
+  expect(again.host).toBe(plane.workers[0]!);
+  expect(again.host).not.toBe(dead);
+  expect(again.host.failed).toBe(false);
+  const next = createTestClient("opus");
+  cleanup.push(() => void next.close());
+  const rejoined = await again.joinClient("next", await next.offer(), options);
+  if (!rejoined.ok) throw new Error(rejoined.message);
+  cleanup.push(() => rejoined.client.leave());
+  await next.accept(rejoined.sdp);
+  await next.connected();
+});
+
+test("a phone leg whose worker dies has lost its media (not an RTP timeout); the worker's counters never go back", async () => {
+  const plane = new MediaPlane({ workers: 1 });
+  cleanup.push(() => plane.close());
+  const room = plane.open("room");
+  cleanup.push(() => room.close());
+  const { leg } = await phone(room, "alice", 440, { mediaTimeoutSec: 30 });
+  const lost: string[] = [];
+  let timedOut = false;
+  leg.onLost = (error) => void lost.push(error);
+  leg.onTimeout = () => void (timedOut = true);
+  await until(() => workerTotal("ticks") > 0, { what: () => "the worker ticks" });
+  (room.host as unknown as { worker: Worker }).worker.terminate();
+  await until(() => lost.length > 0, { what: () => "the leg hears its media is lost" });
+  expect(lost).toEqual(["media worker media-1 exited"]);
+  expect(timedOut).toBe(false);
+  const ticks = workerTotal("ticks");
+  expect(ticks).toBeGreaterThan(0);
+  // The successor starts counting from the dead worker's total.
+  const again = plane.open("again");
+  cleanup.push(() => again.close());
+  await phone(again, "bob", 1000);
+  await until(() => workerTotal("ticks") > ticks, { what: () => "the new worker's ticks add to the old one's" });
 });
 
 test("a recording tap on a worker's channel gets the mix on this thread, and is told when the channel closes", async () => {
