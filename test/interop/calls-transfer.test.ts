@@ -4,10 +4,12 @@
 // stays up. A REFER from the trunk is declined 603 by default; with referPolicy: accept we are the
 // transferee: 202, NOTIFY 100 then the new call's final status, a new INVITE to a second SIPp,
 // the first leg ended with BYE once it answers; a target off the trunk is 403, Replaces 501. Moving a phone leg to another channel: SIPp
-// phones with their own RTP ends hear it there (Goertzel) and no longer in the old channel.
+// phones with their own RTP ends hear it there (Goertzel) and no longer in the old channel; the two
+// channels are mixed on different media workers, so the leg is re-homed with its stream carried on.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { events, type AnyEvent } from "../../src/events.ts";
+import type { MediaPlane } from "../../src/media/media-plane.ts";
 import { callUntil, findCall, startCallsApp, testApplicationYaml, type CallsApp } from "../helpers/callsApp.ts";
 import { peerHears, soundShare } from "../helpers/hearing.ts";
 import { startRtpPeer, toneShareOf, type RtpPeer } from "../helpers/rtpPeer.ts";
@@ -24,7 +26,9 @@ const rtpPeers: RtpPeer[] = [];
 
 beforeAll(async () => {
   carrierPort = await freePort();
+  // Two media workers: lobby and annex are mixed on different ones, so a move re-homes the leg.
   app = await startCallsApp(`
+media: { workers: 2 }
 rtp: { portMin: 44000, portMax: 44999, mediaTimeoutSec: 0 }
 trunks:
   - { id: carrier, domain: 127.0.0.1, port: ${carrierPort}, username: carrier, optionsIntervalSec: 0 }
@@ -38,6 +42,9 @@ afterAll(async () => {
   for (const peer of rtpPeers) peer.close();
   await app?.close();
 });
+
+/** The call service's media plane (which worker holds how many legs). */
+const plane = () => (app.calls as unknown as { plane: MediaPlane }).plane;
 
 async function rtpPeer(toneHz: number): Promise<RtpPeer> {
   const peer = await startRtpPeer(toneHz, { replyToSender: true });
@@ -299,6 +306,8 @@ describe("moving a phone leg to another channel", () => {
     const host = await phone("2000", 1000);
     try {
       await peerHears(stayer.media, 440);
+      // lobby (two legs) and annex (one) on different workers: the move re-homes the leg between them.
+      expect(plane().workers.map((w) => w.legs).sort()).toEqual([1, 2]);
       const res = await app.harness.call("POST", `/api/v1/calls/${mover.id}/move`, { channelId: "annex" });
       expect(res.status, res.text).toBe(204);
       // Heard in the new channel, and hearing it.
@@ -318,6 +327,7 @@ describe("moving a phone leg to another channel", () => {
       expect(participantEvents).toEqual(["participant.joined lobby", "participant.left lobby moved", "participant.joined annex"]);
       expect(app.registry.participants("app1", "annex").map((p) => p.callId).sort()).toEqual([host.id, mover.id].sort());
       expect(app.registry.participants("app1", "lobby").map((p) => p.callId)).toEqual([stayer.id]);
+      expect(plane().workers.map((w) => w.legs).sort()).toEqual([1, 2]);
     } finally {
       for (const p of [mover, stayer, host]) await app.harness.call("DELETE", `/api/v1/calls/${p.id}`);
     }
