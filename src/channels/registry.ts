@@ -192,9 +192,10 @@ export class ChannelRegistry {
 
   /**
    * Hands the channel's full mix to `tap` every tick (recordings); undefined when the channel has
-   * nobody in it. Returns the function that removes the tap.
+   * nobody in it. Returns the function that removes the tap, which resolves once every frame mixed
+   * before it was handed over.
    */
-  addMixTap(applicationId: string, channelId: string, tap: MixTap): (() => void) | undefined {
+  addMixTap(applicationId: string, channelId: string, tap: MixTap): (() => Promise<void>) | undefined {
     return this.channels.get(channelKey(applicationId, channelId))?.media.addTap(tap);
   }
 

@@ -145,6 +145,7 @@ export class MediaEngine {
       }
       case "untap": {
         const tap = this.taps.get(m.tap);
+        this.post({ t: "untapped", tap: m.tap });
         if (!tap) return;
         tap.untap();
         this.taps.delete(m.tap);

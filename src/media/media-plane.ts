@@ -65,6 +65,8 @@ export class MediaHost {
   private readonly listeners = new Map<number, HostedLegEvents>();
   private readonly clientListeners = new Map<number, (m: ClientMessage) => void>();
   private readonly taps = new Map<number, MixTap>();
+  /** taps being removed: their frames still in flight are delivered until the host says "untapped" */
+  private readonly draining = new Map<number, PromiseWithResolvers<void>>();
   private worker: Worker | undefined;
   private engine: MediaEngine | undefined;
   private terminateTimer: ReturnType<typeof setTimeout> | undefined;
@@ -144,9 +146,24 @@ export class MediaHost {
     this.send({ t: "tap", tap: id, channel });
   }
 
-  removeTap(id: number): void {
-    if (!this.taps.delete(id)) return;
+  /** Resolves once the last frame the host mixed for the tap was delivered (no frame is lost on a stop). */
+  removeTap(id: number): Promise<void> {
+    const pending = this.draining.get(id);
+    if (pending) return pending.promise;
+    if (!this.taps.has(id) || this.closed || this.failed) {
+      this.taps.delete(id);
+      return Promise.resolve();
+    }
+    const drain = Promise.withResolvers<void>();
+    this.draining.set(id, drain);
     this.send({ t: "untap", tap: id });
+    return drain.promise;
+  }
+
+  private untapped(id: number): void {
+    this.taps.delete(id);
+    this.draining.get(id)?.resolve();
+    this.draining.delete(id);
   }
 
   close(): void {
@@ -157,6 +174,7 @@ export class MediaHost {
       this.terminateTimer.unref();
     } else this.engine?.handle({ t: "exit" });
     this.closed = true;
+    for (const id of [...this.draining.keys()]) this.untapped(id);
     this.removeTotals();
     this.unwatchRtcp();
     this.unwatchSettings();
@@ -198,6 +216,7 @@ export class MediaHost {
       listener.onMessage({ t: "lost", leg, error });
     }
     for (const [client, listener] of [...this.clientListeners]) listener({ t: "clientClosed", client, reason: "media-worker-exited" });
+    for (const id of [...this.draining.keys()]) this.untapped(id);
     this.retire();
     this.onFailed();
   }
@@ -240,6 +259,9 @@ export class MediaHost {
         }
         return;
       }
+      case "untapped":
+        this.untapped(m.tap);
+        return;
       case "clientAnswer":
       case "clientRefused":
       case "clientClosed":
@@ -336,21 +358,24 @@ export class ChannelMedia {
     this.host.send({ t: "mute", channel: this.key, participantId, muted });
   }
 
-  /** Hands every tick's full mix to `tap` (a copy, a few milliseconds later from a worker) until the returned function is called. */
-  addTap(tap: MixTap): () => void {
+  /**
+   * Hands every tick's full mix to `tap` (a copy, a few milliseconds later from a worker) until the
+   * returned function is called; what it returns resolves once the frames mixed before were delivered.
+   */
+  addTap(tap: MixTap): () => Promise<void> {
     const id = this.plane.nextId();
     this.taps.set(id, tap);
     this.host.addTap(id, this.key, tap);
     return () => {
-      if (!this.taps.delete(id)) return;
-      this.host.removeTap(id);
+      this.taps.delete(id);
+      return this.host.removeTap(id);
     };
   }
 
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    for (const id of this.taps.keys()) this.host.removeTap(id);
+    for (const id of this.taps.keys()) void this.host.removeTap(id);
     this.host.send({ t: "closeChannel", channel: this.key });
     this.host.channels--;
     const taps = [...this.taps.values()];

@@ -76,6 +76,8 @@ export type FromHost =
   | { t: "log"; leg: number; level: LogLevel; component: string; msg: string; fields?: Record<string, unknown> }
   /** A tapped channel's full mix of one tick (the pcm is the receiver's). */
   | { t: "mix"; tap: number; pcm: Int16Array; sampleRate: number; tick: number }
+  /** The tap is off: every frame of it was sent before this. */
+  | { t: "untapped"; tap: number }
   | { t: "rtcp"; packet: TappedRtcp }
   | { t: "clientAnswer"; client: number; sdp: string; codec: string }
   | { t: "clientRefused"; client: number; message: string }

@@ -34,7 +34,8 @@ export type RecordingFailure = { ok: false; status: 404 | 500; code: string; mes
 interface ActiveRecording {
   record: RecordingRecord;
   recorder: Recorder;
-  untap: () => void;
+  /** Resolves once the frames mixed before it reached the recorder. */
+  untap: () => Promise<void>;
 }
 
 let activeRecordings = 0;
@@ -135,8 +136,9 @@ export class RecordingService implements Service {
     if (!running) return Promise.resolve(undefined);
     this.active.delete(id);
     activeRecordings--;
-    running.untap();
-    const done = this.finish(running, reason, Date.now()).finally(() => this.stopping.delete(id));
+    const stoppedAt = Date.now();
+    // The frames mixed up to the stop, still on their way from the channel's media worker, go in the file too.
+    const done = running.untap().then(() => this.finish(running, reason, stoppedAt)).finally(() => this.stopping.delete(id));
     this.stopping.set(id, done);
     return done;
   }

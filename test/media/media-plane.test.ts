@@ -193,6 +193,34 @@ test("a recording tap on a worker's channel gets the mix on this thread, and is 
   expect(closed).toBe(true);
 });
 
+test("removing a tap loses no frame: those the worker mixed while this thread was busy still arrive before the removal resolves", async () => {
+  const plane = new MediaPlane({ workers: 1 });
+  cleanup.push(() => plane.close());
+  const room = plane.open("room");
+  cleanup.push(() => room.close());
+  let frames = 0;
+  const untap = room.addTap({ onMix: () => void frames++ });
+  await phone(room, "alice", 440);
+  await until(() => frames > 0, { what: () => "the tap gets frames" });
+  // This thread stays busy while the worker mixes on (its tick count, shared memory, says so):
+  // the frames of those ticks are in flight when the tap is removed.
+  const ticksBefore = workerTotal("ticks");
+  const framesBefore = frames;
+  const giveUpAt = Date.now() + 10_000;
+  while (workerTotal("ticks") < ticksBefore + 20 && Date.now() < giveUpAt);
+  const mixedMeanwhile = workerTotal("ticks") - ticksBefore;
+  expect(mixedMeanwhile).toBeGreaterThanOrEqual(20);
+  expect(frames).toBe(framesBefore);
+  await untap();
+  // The worker writes its counters every 100 ms: the first reading may be up to five ticks old.
+  expect(frames - framesBefore).toBeGreaterThanOrEqual(mixedMeanwhile - 5);
+  // Removed: no frame after it.
+  const framesAtRemoval = frames;
+  const ticksAtRemoval = workerTotal("ticks");
+  await until(() => workerTotal("ticks") > ticksAtRemoval + 5, { what: () => "the worker ticks on" });
+  expect(frames).toBe(framesAtRemoval);
+});
+
 test("DTMF both ways and the media timeout cross between the worker and this thread; a closed leg frees its port", async () => {
   const plane = new MediaPlane({ workers: 1 });
   cleanup.push(() => plane.close());
