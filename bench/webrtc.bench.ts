@@ -130,10 +130,10 @@ export async function run(): Promise<void> {
   console.log(
     "participants | speakers/channel | silent clients send | mixing | server CPU (cores) | main thread's share | participants per core | late/skipped mixer ticks | packets/s heard (min/median) | per core, at full delivery | mixer ticks run | per core, per tick run",
   );
-  // WEBRTC_BENCH=100x2xdtx runs one configuration (with the defaults; 100x2xdtxxnolevels without levels).
+  // WEBRTC_BENCH=100x2xdtx runs one configuration (with the defaults; WEBRTC_LEVELS=0: clients send no levels).
   const only = process.env.WEBRTC_BENCH?.split("x");
   const plans: [number, number, Silence, Settings][] = only
-    ? [[Number(only[0]), Number(only[1]), only[2] === "continuous" ? "continuous" : "dtx", only[3] === "nolevels" ? withoutLevels : defaults]]
+    ? [[Number(only[0]), Number(only[1]), only[2] === "continuous" ? "continuous" : "dtx", process.env.WEBRTC_LEVELS === "0" ? withoutLevels : defaults]]
     : [
         [100, 1, "dtx", defaults],
         [100, 10, "dtx", before],
