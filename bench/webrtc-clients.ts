@@ -2,12 +2,14 @@
 // server, speakers sending speech at 50 packets/s (each from another point of the recorded speech,
 // so the voices of a channel overlap like people talking at once), the others Opus-encoded silence:
 // 50 packets/s, or one packet per 400 ms as a browser does with DTX (which Trunkline's answer asks for).
+// With `audioLevels` each client offers RFC 6464 levels and tags every packet with its level, as a
+// browser does (measured on the decoded speech like libwebrtc measures what it encodes).
 // Prints "ready" once every client is connected and sending, then one JSON line of receive stats.
 import { setPriority } from "node:os";
 import { RtpHeader, RtpPacket } from "werift";
 import { codecByName } from "../src/media/codec.ts";
 import { signClientToken } from "../src/webrtc/tokens.ts";
-import { createOfferingPeer, type OfferingPeer } from "../test/helpers/weriftClient.ts";
+import { audioLevelOf, createOfferingPeer, type OfferingPeer } from "../test/helpers/weriftClient.ts";
 import { speechPacketCount, speechPackets } from "./speech.ts";
 
 interface Plan {
@@ -19,6 +21,7 @@ interface Plan {
   speakersPerChannel: number;
   silence: "dtx" | "continuous";
   seconds: number;
+  audioLevels: boolean;
 }
 
 const plan = JSON.parse(process.argv[2] ?? "{}") as Plan;
@@ -27,10 +30,15 @@ const opus = codecByName("opus")!;
 /** One second of Opus-encoded digital silence, looped. */
 const silenceEncoder = opus.createEncoder();
 const silence = Array.from({ length: 50 }, () => silenceEncoder.encode(new Int16Array(960)));
+const levelDecoder = opus.createDecoder();
+const speechLevels = speechPackets(0, speechPacketCount).map((p) => audioLevelOf(levelDecoder.decode(p)));
+const silenceLevel = 127;
 
 interface BenchClient {
   peer: OfferingPeer;
   payloads: Uint8Array[];
+  /** −dBov of each payload (RFC 6464), when levels are sent. */
+  levels: number[] | undefined;
   /** Frames per packet actually sent: 1, or 20 for a silent DTX client. */
   every: number;
   sequence: number;
@@ -38,7 +46,7 @@ interface BenchClient {
 }
 
 async function joinOne(channel: number, index: number): Promise<BenchClient> {
-  const peer = createOfferingPeer("opus");
+  const peer = createOfferingPeer("opus", { audioLevels: plan.audioLevels });
   const token = signClientToken(
     { applicationId: plan.applicationId, channelId: `bench-${channel}`, clientId: `c${channel}-${index}`, roles: [], exp: Math.floor(Date.now() / 1000) + 3600 },
     plan.secret,
@@ -51,8 +59,10 @@ async function joinOne(channel: number, index: number): Promise<BenchClient> {
   if (!res.ok) throw new Error(`join failed: ${res.status} ${await res.text()}`);
   const speaker = index < plan.speakersPerChannel;
   const every = speaker || plan.silence === "continuous" ? 1 : 20;
-  const payloads = speaker ? speechPackets((index * 40 + channel * 7) % speechPacketCount, speechPacketCount) : silence;
-  const client: BenchClient = { peer, payloads, every, sequence: 0, received: 0 };
+  const offset = (index * 40 + channel * 7) % speechPacketCount;
+  const payloads = speaker ? speechPackets(offset, speechPacketCount) : silence;
+  const levels = !plan.audioLevels ? undefined : speaker ? payloads.map((_, i) => speechLevels[(offset + i) % speechPacketCount]!) : payloads.map(() => silenceLevel);
+  const client: BenchClient = { peer, payloads, levels, every, sequence: 0, received: 0 };
   peer.transceiver.onTrack.subscribe((track) => track.onReceiveRtp.subscribe(() => client.received++));
   await peer.accept(((await res.json()) as { sdp: string }).sdp);
   await peer.connected(60_000); // as long as the server waits (a busy machine is slow at 100 DTLS handshakes)
@@ -74,8 +84,10 @@ const timer = setInterval(() => {
   for (; sent < due; sent++) {
     for (const c of clients) {
       if (sent % c.every !== 0) continue;
-      const header = new RtpHeader({ sequenceNumber: c.sequence & 0xffff, timestamp: (sent * 960) >>> 0 });
-      const payload = c.payloads[sent % c.payloads.length]!;
+      const at = sent % c.payloads.length;
+      const levelExtension = c.levels && c.peer.audioLevelExtension(c.levels[at]!);
+      const header = new RtpHeader({ sequenceNumber: c.sequence & 0xffff, timestamp: (sent * 960) >>> 0, ...(levelExtension ? { extension: true, extensions: [levelExtension] } : {}) });
+      const payload = c.payloads[at]!;
       c.sequence++;
       c.peer.transceiver.sender.sendRtp(new RtpPacket(header, Buffer.from(payload))).catch(() => {});
     }

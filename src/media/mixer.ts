@@ -28,6 +28,11 @@
 //   while its replacement fades in adds one for that tick), however many talk. Use
 //   `participant.encode(frame, codec)` to get the RTP payload: each distinct mix is encoded once
 //   per codec per tick (see mix-encoder.ts for how stateful encoders stay consistent).
+// - A pull-mode participant may also tell each frame's level as its sender measured it
+//   (`inputLevel`, e.g. RFC 6464 in a WebRTC client's RTP): voice activity and the speaker set are
+//   then judged from that level, and the frame is decoded (`pull`) only when it is mixed, so in a
+//   room where everyone talks only the few mixed talkers are decoded. A frame without a level is
+//   pulled and measured as before.
 // - Joining and leaving never touch the others' streams; a contributor starting or stopping
 //   (voice activity edges) is faded in/out over one frame so gating never clicks.
 import { createLogger } from "../log.ts";
@@ -86,6 +91,13 @@ export interface JoinOptions {
   pull?: () => Int16Array | undefined;
   /** The rate this participant needs (its codec's); default 48 kHz. The mixer runs at the highest. */
   sampleRate?: number;
+  /**
+   * With `pull`: called once per tick before it. A number is the energy (mean square, 16-bit scale)
+   * of this tick's frame as its sender measured it; `pull` then yields that frame and is called only
+   * when the frame is mixed (a frame not pulled is dropped). undefined: no level known for this tick,
+   * `pull` is called as usual.
+   */
+  inputLevel?: () => number | undefined;
 }
 
 export interface MixerOptions {
@@ -171,6 +183,8 @@ class Participant implements MixerParticipant {
   level = 0;
   /** This tick's input at the mix rate, if any. */
   input: Int16Array | undefined;
+  /** This tick's frame is known by its sender's level only: pulled (decoded) only if it is mixed. */
+  levelOnly = false;
   /** Muted by an operator: its input is still taken every tick (buffers drain) but never mixed. */
   muted = false;
   left = false;
@@ -191,6 +205,7 @@ class Participant implements MixerParticipant {
     readonly mixId: number,
     readonly onFrame: (frame: MixedFrame) => void,
     readonly pull: (() => Int16Array | undefined) | undefined,
+    readonly inputLevel: (() => number | undefined) | undefined,
     public sampleRate: MixerRate,
     private readonly mixer: Mixer,
     frameSamples: number,
@@ -274,7 +289,7 @@ export class Mixer {
     if (this.closed) throw new Error("mixer is closed");
     if (this.participants.has(id)) throw new Error(`participant ${id} already in this mixer`);
     const rate = mixerRateFor(o.sampleRate ?? 48000);
-    const p = new Participant(id, this.nextMixId++, onFrame, o.pull, rate, this, this.samplesAt(rate));
+    const p = new Participant(id, this.nextMixId++, onFrame, o.pull, o.pull ? o.inputLevel : undefined, rate, this, this.samplesAt(rate));
     this.participants.set(id, p);
     this.order = [...this.order, p];
     this.updateRate();
@@ -403,6 +418,15 @@ export class Mixer {
     return p.toMixRate.process(frame, rate, this.rate);
   }
 
+  private takeLevel(p: Participant): number | undefined {
+    try {
+      return p.inputLevel?.();
+    } catch (err) {
+      log.error("participant level failed", { participant: p.id, err });
+      return undefined;
+    }
+  }
+
   private switchRate(rate: MixerRate): void {
     log.debug("mixer rate changes", { from: this.rate, to: rate, participants: this.order.length });
     this.rate = rate;
@@ -464,18 +488,31 @@ export class Mixer {
 
     let talking = 0;
     for (const p of participants) {
-      const frame = this.nextInput(p);
-      p.input = frame;
-      if (!frame) {
-        p.speaking = false;
-        continue;
+      const level = p.inputLevel ? this.takeLevel(p) : undefined;
+      p.levelOnly = level !== undefined;
+      let energy: number;
+      if (level !== undefined) {
+        p.input = undefined;
+        if (p.muted) {
+          p.levelOnly = false;
+          p.speaking = false;
+          continue;
+        }
+        energy = level;
+      } else {
+        const frame = this.nextInput(p);
+        p.input = frame;
+        if (!frame) {
+          p.speaking = false;
+          continue;
+        }
+        energy = 0;
+        for (let i = 0; i < n; i++) {
+          const v = frame[i] as number;
+          energy += v * v;
+        }
+        energy /= n;
       }
-      let energy = 0;
-      for (let i = 0; i < n; i++) {
-        const v = frame[i] as number;
-        energy += v * v;
-      }
-      energy /= n;
       if (energy >= this.speechEnergy) p.speakingUntil = tick + this.hangoverTicks;
       const wasSpeaking = p.speaking;
       p.speaking = tick <= p.speakingUntil;
@@ -485,6 +522,8 @@ export class Mixer {
       }
     }
     this.selectSpeakers(tick);
+    // Frames known by their level are decoded only now, and only those that are mixed (or fade out).
+    for (const p of participants) if (p.levelOnly && ((p.speaking && p.selected) || p.wasMixed)) p.input = this.nextInput(p);
 
     for (const p of participants) {
       const frame = p.input;

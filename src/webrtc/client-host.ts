@@ -60,7 +60,7 @@ class WebRtcClient implements HostedClient {
         peer.sendEncoded(opusSilence ? OPUS_SILENCE : participant.encode(frame, peer.sendCodec));
       },
       // The channel mixes at 48 kHz only while someone hears Opus; PCMU clients leave it at 8 kHz.
-      { pull: () => peer.pull(), sampleRate: peer.sendCodec.sampleRate },
+      { pull: () => peer.pull(), inputLevel: () => peer.inputLevel(), sampleRate: peer.sendCodec.sampleRate },
     );
     this.participant = participant;
   }

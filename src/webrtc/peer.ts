@@ -5,9 +5,20 @@
 // frames it is given (`sendEncoded`), with its own sequence numbers and timestamps.
 // It reports its own death (`onClosed`): ICE/DTLS failure, no connection in time, or no media.
 import { isIPv4, isIPv6 } from "node:net";
-import { RTCPeerConnection, RTCRtpCodecParameters, RtpHeader, RtpPacket, type MediaStreamTrack, type RTCRtpTransceiver } from "werift";
+import {
+  RTCPeerConnection,
+  RTCRtpCodecParameters,
+  RTP_EXTENSION_URI,
+  RtpHeader,
+  RtpPacket,
+  useAudioLevelIndication,
+  type AudioLevelIndicationPayload,
+  type Extensions,
+  type MediaStreamTrack,
+  type RTCRtpTransceiver,
+} from "werift";
 import { codecByName, type AudioDecoder, type Codec } from "../media/codec.ts";
-import { JitterBuffer } from "../media/jitter.ts";
+import { JitterBuffer, type JitterPop } from "../media/jitter.ts";
 import { createLogger } from "../log.ts";
 
 export interface PeerNetworkOptions {
@@ -55,7 +66,9 @@ export async function answerClientOffer(offerSdp: string, network: PeerNetworkOp
     // peer-reflexive pair on an address we never offered instead of the host candidate.
     ...(auto ? {} : { iceInterfaceAddresses: interfaceAddresses(network.hostAddresses) }),
     codecs: { audio: localCodecs() },
-    headerExtensions: { audio: [] },
+    // RFC 6464 levels of the client's audio (browsers send them when the answer accepts them): the
+    // mixer ranks talkers by them and decodes only the ones it mixes.
+    headerExtensions: { audio: [useAudioLevelIndication()] },
     // Gather only on the addresses we were given; werift's own interface scan is turned off then.
     iceUseIpv4: auto,
     iceUseIpv6: false,
@@ -129,7 +142,7 @@ export class ClientPeer {
       const known = codecOf(c);
       if (known) this.codecsByPayloadType.set(c.payloadType, known);
     }
-    const subscribeTrack = (track: MediaStreamTrack) => track.onReceiveRtp.subscribe((rtp) => this.receive(rtp));
+    const subscribeTrack = (track: MediaStreamTrack) => track.onReceiveRtp.subscribe((rtp, extensions) => this.receive(rtp, extensions));
     transceiver.receiver.tracks.forEach(subscribeTrack);
     transceiver.onTrack.subscribe(subscribeTrack);
     pc.connectionStateChange.subscribe((state) => {
@@ -172,7 +185,12 @@ export class ClientPeer {
     return this.receiver?.pull();
   }
 
-  private receive(rtp: RtpPacket): void {
+  /** The mixer's inputLevel: the energy of the client's next 20 ms from its RFC 6464 level, if it sent one. */
+  inputLevel(): number | undefined {
+    return this.receiver?.takeLevel();
+  }
+
+  private receive(rtp: RtpPacket, extensions: Extensions | undefined): void {
     if (this.closed) return;
     const now = Date.now();
     this.lastMediaAt = now;
@@ -183,7 +201,8 @@ export class ClientPeer {
       if (!codec) return;
       this.receiver = new ClientAudioReceiver(payloadType, codec);
     }
-    this.receiver.push(sequenceNumber, timestamp, rtp.payload, now);
+    const level = (extensions?.[RTP_EXTENSION_URI.audioLevelIndication] as AudioLevelIndicationPayload | undefined)?.level;
+    this.receiver.push(sequenceNumber, timestamp, rtp.payload, now, level);
   }
 
   private checkLiveness(): void {
@@ -194,12 +213,27 @@ export class ClientPeer {
   }
 }
 
-/** One payload type's incoming audio: jitter buffer, decoding with loss concealment, 20 ms frames. */
+/** How many packets back a level is remembered (a power of two; the jitter buffer holds at most 400 ms). */
+const levelSlots = 64;
+/** takeLevel() took no frame for pull(). */
+const nothingTaken = Symbol("nothing taken");
+
+/**
+ * One payload type's incoming audio: jitter buffer, decoding with loss concealment, 20 ms frames.
+ * Each packet's RFC 6464 level, when the client sends one, is kept beside the jitter buffer by
+ * sequence number, so the mixer can judge a frame by it before deciding to decode it.
+ */
 class ClientAudioReceiver {
   private readonly decoder: AudioDecoder;
   private readonly jitter: JitterBuffer;
   private readonly frameSamples: number;
+  private readonly packetTimestampUnits: number;
   private pending: Int16Array = new Int16Array(0);
+  /** −dBov (0–127) of the packet with sequence number `levelSequence[i]`, by sequence number modulo levelSlots. */
+  private readonly levels = new Uint8Array(levelSlots);
+  private readonly levelSequence = new Int32Array(levelSlots).fill(-1);
+  /** The frame takeLevel() popped for the next pull(). */
+  private taken: JitterPop | typeof nothingTaken = nothingTaken;
 
   constructor(
     readonly payloadType: number,
@@ -208,16 +242,42 @@ class ClientAudioReceiver {
     this.decoder = codec.createDecoder();
     this.jitter = new JitterBuffer({ clockRate: codec.rtpClockRate });
     this.frameSamples = (codec.sampleRate * 20) / 1000;
+    this.packetTimestampUnits = (codec.rtpClockRate * 20) / 1000;
   }
 
-  push(sequence: number, timestamp: number, payload: Uint8Array, arrivalMs: number): void {
+  push(sequence: number, timestamp: number, payload: Uint8Array, arrivalMs: number, level: number | undefined): void {
+    const slot = sequence & (levelSlots - 1);
+    if (level === undefined) this.levelSequence[slot] = -1;
+    else {
+      this.levels[slot] = level;
+      this.levelSequence[slot] = sequence;
+    }
     this.jitter.push(sequence, timestamp, payload, arrivalMs);
+  }
+
+  /**
+   * Takes the next 20 ms packet and answers its energy from its sender's level, leaving it for
+   * pull() to decode; undefined when there is no such packet with a level (a loss, a gap, a client
+   * sending no levels, packets of another length): pull() then works as usual.
+   */
+  takeLevel(): number | undefined {
+    this.taken = nothingTaken;
+    if (this.pending.length > 0 || this.jitter.frameTimestampUnits !== this.packetTimestampUnits) return undefined;
+    const frame = this.jitter.pop();
+    this.taken = frame;
+    if (frame === undefined || frame === "lost") return undefined;
+    const slot = frame.seq & (levelSlots - 1);
+    if (this.levelSequence[slot] !== frame.seq) return undefined;
+    return energyOfLevel(this.levels[slot] as number);
   }
 
   pull(): Int16Array | undefined {
     let pcm = this.pending;
+    let taken = this.taken;
+    this.taken = nothingTaken;
     while (pcm.length < this.frameSamples) {
-      const frame = this.jitter.pop();
+      const frame = taken === nothingTaken ? this.jitter.pop() : taken;
+      taken = nothingTaken;
       if (frame === undefined) break;
       const lostSamples = Math.round((this.jitter.frameTimestampUnits * this.codec.sampleRate) / this.codec.rtpClockRate);
       const decoded = frame === "lost" ? this.decoder.conceal(lostSamples) : this.decoder.decode(frame.payload);
@@ -230,6 +290,14 @@ class ClientAudioReceiver {
     this.pending = pcm.subarray(this.frameSamples);
     return pcm.subarray(0, this.frameSamples);
   }
+}
+
+/**
+ * Mean square (16-bit scale) of audio at `level` −dBov (RFC 6464 §3), as browsers measure it
+ * (libwebrtc's RmsLevel: 10·log10 of the mean square relative to a full-scale 32768²).
+ */
+function energyOfLevel(level: number): number {
+  return 32768 * 32768 * 10 ** (-level / 10);
 }
 
 function joinPcm(a: Int16Array, b: Int16Array): Int16Array {

@@ -1,7 +1,7 @@
 // A WebRTC client for tests and benchmarks: a werift peer that offers audio in one codec, sends a
 // sine tone (or silence) as 20 ms RTP frames on a drift-free clock, and records what it hears,
 // decoded at the codec's sample rate.
-import { RTCPeerConnection, RTCRtpCodecParameters, RtpHeader, RtpPacket, type RTCRtpTransceiver } from "werift";
+import { RTCPeerConnection, RTCRtpCodecParameters, RTP_EXTENSION_URI, RtpHeader, RtpPacket, useAudioLevelIndication, type RTCRtpTransceiver } from "werift";
 import { codecByName, type Codec } from "../../src/media/codec.ts";
 import { guardSockets } from "../../src/webrtc/peer.ts";
 
@@ -13,8 +13,11 @@ export interface TestClient {
   offer(): Promise<string>;
   accept(answerSdp: string): Promise<void>;
   connected(timeoutMs?: number): Promise<void>;
-  /** Starts sending: a tone at `freq` Hz, or digital silence when freq is 0. */
-  startSending(freq: number, amplitude?: number): void;
+  /**
+   * Starts sending: a tone at `freq` Hz, or digital silence when freq is 0. A client made with
+   * audio levels tags each packet with its level (RFC 6464), measured like a browser, or `level`.
+   */
+  startSending(freq: number, amplitude?: number, level?: number): void;
   stopSending(): void;
   /** Everything heard since the last call, decoded (codec sample rate), and forgets it. */
   takeReceived(): Int16Array;
@@ -35,16 +38,31 @@ export interface OfferingPeer {
   offer(): Promise<string>;
   accept(answerSdp: string): Promise<void>;
   connected(timeoutMs?: number): Promise<void>;
+  /** The RTP header extension carrying `level` (−dBov, RFC 6464), once the answer accepted audio levels. */
+  audioLevelExtension(level: number): { id: number; payload: Buffer } | undefined;
 }
 
-export function createOfferingPeer(codecName: TestCodec): OfferingPeer {
+export interface OfferingOptions {
+  /** Offer RFC 6464 client-to-mixer audio levels, as browsers do. */
+  audioLevels?: boolean;
+}
+
+/** −dBov (0–127) of a frame, as libwebrtc's RmsLevel measures what a browser sends (RFC 6464). */
+export function audioLevelOf(pcm: Int16Array): number {
+  let sum = 0;
+  for (const v of pcm) sum += v * v;
+  const meanSquare = sum / pcm.length / (32768 * 32768);
+  return meanSquare <= 1e-127 ? 127 : Math.min(127, Math.max(0, Math.round(-10 * Math.log10(meanSquare))));
+}
+
+export function createOfferingPeer(codecName: TestCodec, o: OfferingOptions = {}): OfferingPeer {
   const parameters =
     codecName === "opus"
       ? new RTCRtpCodecParameters({ mimeType: "audio/opus", clockRate: 48000, channels: 2 })
       : new RTCRtpCodecParameters({ mimeType: "audio/PCMU", clockRate: 8000, payloadType: 0 });
   const pc = new RTCPeerConnection({
     codecs: { audio: [parameters] },
-    headerExtensions: { audio: [] },
+    headerExtensions: { audio: o.audioLevels ? [useAudioLevelIndication()] : [] },
     iceUseIpv4: false,
     iceUseIpv6: false,
     iceAdditionalHostAddresses: ["127.0.0.1"],
@@ -65,12 +83,17 @@ export function createOfferingPeer(codecName: TestCodec): OfferingPeer {
     async connected(timeoutMs = 10_000) {
       if (pc.connectionState !== "connected") await pc.connectionStateChange.watch((s) => s === "connected", timeoutMs);
     },
+    audioLevelExtension(level) {
+      const id = transceiver.headerExtensions.find((e) => e.uri === RTP_EXTENSION_URI.audioLevelIndication)?.id;
+      // RFC 6464 §3: V (voice activity, unused here) then the level in 7 bits.
+      return id === undefined ? undefined : { id, payload: Buffer.of(level & 0x7f) };
+    },
   };
 }
 
-export function createTestClient(codecName: TestCodec): TestClient {
+export function createTestClient(codecName: TestCodec, o: OfferingOptions = {}): TestClient {
   const codec = codecByName(codecName)!;
-  const peer = createOfferingPeer(codecName);
+  const peer = createOfferingPeer(codecName, o);
   const { pc, transceiver } = peer;
   const decoder = codec.createDecoder();
   const encoder = codec.createEncoder();
@@ -97,7 +120,7 @@ export function createTestClient(codecName: TestCodec): TestClient {
     offer: peer.offer,
     accept: peer.accept,
     connected: peer.connected,
-    startSending(freq, amplitude = 8000) {
+    startSending(freq, amplitude = 8000, level) {
       clearInterval(timer);
       let sequence = 0;
       let timestamp = 0;
@@ -112,7 +135,8 @@ export function createTestClient(codecName: TestCodec): TestClient {
         }
         phase %= 2 * Math.PI;
         const payload = encoder.encode(pcm);
-        const header = new RtpHeader({ sequenceNumber: sequence, timestamp, marker: sequence === 0 });
+        const levelExtension = o.audioLevels ? peer.audioLevelExtension(level ?? audioLevelOf(pcm)) : undefined;
+        const header = new RtpHeader({ sequenceNumber: sequence, timestamp, marker: sequence === 0, ...(levelExtension ? { extensions: [levelExtension], extension: true } : {}) });
         sequence = (sequence + 1) & 0xffff;
         timestamp = (timestamp + timestampStep) >>> 0;
         transceiver.sender.sendRtp(new RtpPacket(header, Buffer.from(payload))).catch(() => {});

@@ -415,6 +415,109 @@ describe("Mixer speaker cap", () => {
   });
 });
 
+describe("Mixer with senders' levels (inputLevel)", () => {
+  /**
+   * Pull-mode participants on their own tone; those made `leveled` tell each frame's energy before
+   * it is decoded (as a WebRTC client's RFC 6464 level does). `decoded` counts each one's pulls.
+   */
+  function leveledTalkers(spec: Record<string, { freq: number; amplitude: number; leveled: boolean }>, maxSpeakers = 3) {
+    const ticker = new ManualTicker();
+    const mixer = new Mixer({ ticker, maxSpeakers });
+    const heard = new Map<string, Int16Array>();
+    const talkers = new Map(Object.entries(spec));
+    const decoded = new Map<string, number>();
+    let k = 0;
+    for (const [id, talker] of talkers) {
+      decoded.set(id, 0);
+      const pull = () => {
+        decoded.set(id, (decoded.get(id) as number) + 1);
+        const { freq, amplitude } = talkers.get(id) as typeof talker;
+        return amplitude === 0 ? new Int16Array(frameSamples) : sineFrame(freq, k, amplitude);
+      };
+      // A sine's mean square is amplitude²/2 (what a browser's level says, rounded to 1 dB here).
+      const inputLevel = () => {
+        const { amplitude } = talkers.get(id) as typeof talker;
+        return amplitude === 0 ? 0 : 10 ** (Math.round(10 * Math.log10((amplitude * amplitude) / 2)) / 10);
+      };
+      mixer.join(id, (f) => heard.set(id, f.pcm.slice()), { pull, ...(talker.leveled ? { inputLevel } : {}) });
+    }
+    const run = (ticks: number) => {
+      for (let t = 0; t < ticks; t++, k++) ticker.tick();
+    };
+    /** The talkers whose tone `id` heard last tick at (nearly) full level. */
+    const hears = (id: string) =>
+      [...talkers.entries()]
+        .filter(([, t]) => t.amplitude > 0 && goertzelPower(heard.get(id) as Int16Array, rate, t.freq) > 0.9 * (t.amplitude * t.amplitude) / 2)
+        .map(([other]) => other);
+    return { mixer, talkers, decoded, run, hears };
+  }
+
+  test("of ten talkers with levels only the three mixed are decoded; the others cost no decode", () => {
+    const spec = Object.fromEntries(Array.from({ length: 10 }, (_, i) => [`p${i}`, { freq: 400 + 200 * i, amplitude: 9000 - 500 * i, leveled: true }]));
+    const { decoded, run, hears } = leveledTalkers({ ...spec, listener: { freq: 0, amplitude: 0, leveled: true } });
+    run(25);
+    expect(hears("listener")).toEqual(["p0", "p1", "p2"]);
+    expect(hears("p0")).toEqual(["p1", "p2"]);
+    for (const id of ["p0", "p1", "p2"]) expect(decoded.get(id)).toBe(25);
+    for (const id of ["p3", "p4", "p9", "listener"]) expect(decoded.get(id)).toBe(0);
+  });
+
+  test("a talker below the three loudest is not decoded, yet is heard (faded in) once it becomes loud", () => {
+    const { talkers, decoded, run, hears } = leveledTalkers({
+      a: { freq: 300, amplitude: 9000, leveled: true },
+      b: { freq: 500, amplitude: 8000, leveled: true },
+      c: { freq: 700, amplitude: 7000, leveled: true },
+      d: { freq: 900, amplitude: 1000, leveled: true },
+      listener: { freq: 0, amplitude: 0, leveled: true },
+    });
+    run(30);
+    expect(decoded.get("d")).toBe(0);
+    expect(hears("listener")).toEqual(["a", "b", "c"]);
+    // d gets 6 dB louder than the quietest member (c), held over 500 ms: it takes c's place.
+    talkers.set("d", { freq: 900, amplitude: 20000, leveled: true });
+    // Its smoothed level needs a few frames to pass c's by 6 dB; then one fading frame, then it is heard as is.
+    run(20);
+    expect(hears("listener")).toEqual(["a", "b", "d"]);
+    expect(hears("c")).toEqual(["a", "b", "d"]);
+    expect(decoded.get("d")).toBeGreaterThan(0);
+    expect(decoded.get("d")).toBeLessThan(20);
+    // c, out of the set, is decoded no more (its last pull faded it out).
+    const cDecoded = decoded.get("c") as number;
+    run(5);
+    expect(decoded.get("c")).toBe(cDecoded);
+  });
+
+  test("a client without levels is decoded and mixed as before, beside clients with them", () => {
+    const { decoded, run, hears } = leveledTalkers({
+      a: { freq: 300, amplitude: 9000, leveled: true },
+      plain: { freq: 500, amplitude: 8000, leveled: false },
+      c: { freq: 700, amplitude: 7000, leveled: true },
+      d: { freq: 900, amplitude: 1000, leveled: true },
+      quiet: { freq: 0, amplitude: 0, leveled: false },
+    });
+    run(25);
+    expect(hears("quiet")).toEqual(["a", "plain", "c"]);
+    expect(hears("d")).toEqual(["a", "plain", "c"]);
+    expect(hears("plain")).toEqual(["a", "c"]);
+    // Without levels every frame is decoded to be measured, silent or not.
+    expect(decoded.get("plain")).toBe(25);
+    expect(decoded.get("quiet")).toBe(25);
+    expect(decoded.get("d")).toBe(0);
+  });
+
+  test("a muted participant with levels is neither decoded nor mixed", () => {
+    const { mixer, decoded, run, hears } = leveledTalkers({
+      a: { freq: 300, amplitude: 9000, leveled: true },
+      b: { freq: 500, amplitude: 8000, leveled: true },
+      listener: { freq: 0, amplitude: 0, leveled: true },
+    });
+    mixer.setMuted("a", true);
+    run(10);
+    expect(hears("listener")).toEqual(["b"]);
+    expect(decoded.get("a")).toBe(0);
+  });
+});
+
 describe("Mixer rate follows its participants", () => {
   const pcmu = codecByName("PCMU") as Codec;
 

@@ -3,7 +3,7 @@ import { goertzelPower } from "../../src/media/goertzel.ts";
 import { applyMediaSettings } from "../../src/media/media-settings.ts";
 import { clientHearsUntil } from "../helpers/hearing.ts";
 import { until } from "../helpers/until.ts";
-import { createTestClient, type TestClient, type TestCodec } from "../helpers/weriftClient.ts";
+import { createTestClient, type OfferingOptions, type TestClient, type TestCodec } from "../helpers/weriftClient.ts";
 import { startHarness, type Harness } from "./harness.ts";
 
 let h: Harness;
@@ -17,13 +17,13 @@ afterEach(async () => {
   await h.stop();
 });
 
-async function joinClient(codec: TestCodec, clientId: string): Promise<TestClient> {
-  const { client } = await joinWithAnswer(codec, clientId);
+async function joinClient(codec: TestCodec, clientId: string, options: OfferingOptions = {}): Promise<TestClient> {
+  const { client } = await joinWithAnswer(codec, clientId, options);
   return client;
 }
 
-async function joinWithAnswer(codec: TestCodec, clientId: string): Promise<{ client: TestClient; answer: string }> {
-  const client = createTestClient(codec);
+async function joinWithAnswer(codec: TestCodec, clientId: string, options: OfferingOptions = {}): Promise<{ client: TestClient; answer: string }> {
+  const client = createTestClient(codec, options);
   clients.push(client);
   const res = await h.join(h.token({ clientId, userId: `user-${clientId}` }), await client.offer());
   expect(res.status).toBe(200);
@@ -127,6 +127,36 @@ describe("WebRTC clients in a channel", () => {
     } finally {
       applyMediaSettings({ maxSpeakers: 3, opusComplexity: 5 });
     }
+  });
+
+  test("clients sending RFC 6464 levels: the answer accepts them and the mixer ranks talkers by them (maxSpeakers 1)", async () => {
+    applyMediaSettings({ maxSpeakers: 1, opusComplexity: 5 });
+    try {
+      const { client: listener, answer } = await joinWithAnswer("opus", "listener", { audioLevels: true });
+      expect(answer).toMatch(/^a=extmap:\d+ urn:ietf:params:rtp-hdrext:ssrc-audio-level\r?$/m);
+      // The louder tone says it is quiet (−45 dBov), the quieter one that it is loud (−20 dBov):
+      // the server goes by what the clients say, so only the 1000 Hz tone is mixed (and decoded).
+      const understated = await joinClient("opus", "understated", { audioLevels: true });
+      const stated = await joinClient("opus", "stated", { audioLevels: true });
+      understated.startSending(600, 8000, 45);
+      stated.startSending(1000, 3000, 20);
+      const hearsStatedOnly = (pcm: Int16Array, rate: number) => level(pcm, rate, 1000) > 20 * Math.log10(3000 / 32767) - 2 && level(pcm, rate, 600) < -50;
+      const describe = (pcm: Int16Array, rate: number) => ({ 600: level(pcm, rate, 600).toFixed(1), 1000: level(pcm, rate, 1000).toFixed(1) });
+      await clientHearsUntil(listener, hearsStatedOnly, { ms: 500, what: describe });
+    } finally {
+      applyMediaSettings({ maxSpeakers: 3, opusComplexity: 5 });
+    }
+  });
+
+  test("a client without levels beside clients with them is still measured and mixed", async () => {
+    const listener = await joinClient("opus", "listener", { audioLevels: true });
+    const plain = await joinClient("opus", "plain");
+    const leveled = await joinClient("opus", "leveled", { audioLevels: true });
+    plain.startSending(600, 4000);
+    leveled.startSending(1000, 4000);
+    const hearsBoth = (pcm: Int16Array, rate: number) => level(pcm, rate, 600) > 20 * Math.log10(4000 / 32767) - 2 && level(pcm, rate, 1000) > 20 * Math.log10(4000 / 32767) - 2;
+    const describe = (pcm: Int16Array, rate: number) => ({ 600: level(pcm, rate, 600).toFixed(1), 1000: level(pcm, rate, 1000).toFixed(1) });
+    await clientHearsUntil(listener, hearsBoth, { ms: 500, what: describe });
   });
 
   test("an Opus client and a PCMU client each hear the other's tone and not their own", async () => {
