@@ -7,8 +7,8 @@
 // never before their deadline, at most GRID_MS after it (0.3 % of a 32 s timer, which only
 // bounds how long state lingers). Shorter timers (retransmissions: A, E, G, the 2xx's) stay exact.
 //
-// Date.now() and setTimeout are read at call time, so a test's fake clock (jest.useFakeTimers)
-// drives this too.
+// The clock is the monotonic one (performance.now(): a wall-clock step must not hold timers back),
+// read at call time with setTimeout, so a test's fake clock (jest.useFakeTimers) drives this too.
 
 /** Timers at least this long go on the grid. */
 export const COARSE_FROM_MS = 10_000;
@@ -50,7 +50,7 @@ export class TimerWheel {
   }
 
   schedule(ms: number, fire: () => void): WheelTimer {
-    const deadline = Date.now() + ms;
+    const deadline = performance.now() + ms;
     const timer = new WheelTimer(this, Math.ceil(deadline / GRID_MS), deadline, this.seq++, fire);
     let entries = this.slots.get(timer.slot);
     if (!entries) this.slots.set(timer.slot, (entries = new Set()));
@@ -58,7 +58,7 @@ export class TimerWheel {
     // Re-armed for an earlier slot, or when the armed one is overdue (a fake clock that was put
     // away took its timer with it).
     if (this.armedSlot === undefined || timer.slot < this.armedSlot) this.arm(timer.slot);
-    else if ((this.armedSlot + 1) * GRID_MS < Date.now()) this.arm(this.armedSlot);
+    else if ((this.armedSlot + 1) * GRID_MS < performance.now()) this.arm(this.armedSlot);
     return timer;
   }
 
@@ -74,7 +74,7 @@ export class TimerWheel {
   private arm(slot: number): void {
     clearTimeout(this.handle);
     this.armedSlot = slot;
-    this.handle = setTimeout(() => this.fireDue(), Math.max(0, slot * GRID_MS - Date.now()));
+    this.handle = setTimeout(() => this.fireDue(), Math.max(0, slot * GRID_MS - performance.now()));
   }
 
   private disarm(): void {
@@ -84,7 +84,7 @@ export class TimerWheel {
 
   private fireDue(): void {
     this.handle = this.armedSlot = undefined;
-    const now = Date.now();
+    const now = performance.now();
     const due: WheelTimer[] = [];
     let next: number | undefined;
     for (const [slot, entries] of this.slots) {

@@ -1,7 +1,7 @@
 // The shared wheel for long transaction timers (src/sip/timer-wheel.ts) on a fake clock
-// (jest.useFakeTimers: setTimeout and Date.now), so "not before its deadline" and "at most one grid
-// step after it" are checked at exact times; then the RFC 3261 / RFC 6026 timers of real
-// transactions at the default T1 (Timer J, L, the no-final guard) going through it.
+// (jest.useFakeTimers: setTimeout, Date.now and performance.now), so "not before its deadline" and
+// "at most one grid step after it" are checked at exact times; then the RFC 3261 / RFC 6026 timers
+// of real transactions at the default T1 (Timer J, L, the no-final guard) going through it.
 import { afterEach, beforeEach, expect, jest, test } from "bun:test";
 import { createResponse, parseMessage, type SipRequest } from "../../src/sip/message.ts";
 import { COARSE_FROM_MS, GRID_MS, TimerWheel } from "../../src/sip/timer-wheel.ts";
@@ -22,9 +22,9 @@ const noErrors = (error: unknown) => {
 test("timers fire in deadline order, never before their deadline and at most one grid step after it", () => {
   const wheel = new TimerWheel(noErrors);
   const fired: string[] = [];
-  const t0 = Date.now();
+  const t0 = performance.now();
   const firedAt = new Map<string, number>();
-  const at = (name: string, ms: number) => wheel.schedule(ms, () => (fired.push(name), firedAt.set(name, Date.now() - t0)));
+  const at = (name: string, ms: number) => wheel.schedule(ms, () => (fired.push(name), firedAt.set(name, performance.now() - t0)));
   // Scheduled out of order; L and J fall in one grid slot or two, whatever the clock's phase.
   at("noFinal", 180_000);
   at("L", 32_030);
@@ -76,6 +76,15 @@ test("with every timer cancelled, the wheel holds no timer of its own; an earlie
   advance(45_000);
   expect(fired).toEqual(["15 s", "60 s"]);
   expect(jest.getTimerCount()).toBe(0);
+});
+
+test("a wall-clock step back does not hold timers back: the wheel runs on the monotonic clock", () => {
+  const wheel = new TimerWheel(noErrors);
+  const fired: string[] = [];
+  wheel.schedule(20_000, () => fired.push("20 s"));
+  jest.setSystemTime(Date.now() - 3_600_000);
+  advance(20_000 + GRID_MS);
+  expect(fired).toEqual(["20 s"]);
 });
 
 test("a timer that throws is reported; the others of its slot still fire", () => {
