@@ -21,7 +21,7 @@ import type { Mixer } from "./mixer.ts";
 import type { ToneCadence } from "./tones.ts";
 import { MediaEngine } from "./media-engine.ts";
 import { rtcpTap, watchRtcpTap } from "./rtcp-tap.ts";
-import { LEG_STAT_FIELDS, slotOffset, statsBufferBytes, type FromHost, type ToHost } from "./media-protocol.ts";
+import { LEG_STAT_FIELDS, Outbox, slotOffset, statsBufferBytes, type FromHost, type ToHost } from "./media-protocol.ts";
 import { addWorkerTotals, retireWorkerTotals, totalIndex, type TotalField } from "./worker-totals.ts";
 
 const log = createLogger("media.plane");
@@ -68,6 +68,7 @@ export class MediaHost {
   /** taps being removed: their frames still in flight are delivered until the host says "untapped" */
   private readonly draining = new Map<number, PromiseWithResolvers<void>>();
   private worker: Worker | undefined;
+  private readonly outbox = new Outbox<ToHost>((batch) => this.worker?.postMessage(batch));
   private engine: MediaEngine | undefined;
   private terminateTimer: ReturnType<typeof setTimeout> | undefined;
   private closed = false;
@@ -99,7 +100,7 @@ export class MediaHost {
     if (this.closed) return;
     if (this.failed) return this.refuse(m);
     this.started();
-    if (this.worker) this.worker.postMessage(m);
+    if (this.worker) this.outbox.add(m);
     else this.engine!.handle(m);
   }
 
@@ -169,7 +170,8 @@ export class MediaHost {
   close(): void {
     if (this.closed) return;
     if (this.worker) {
-      this.worker.postMessage({ t: "exit" } satisfies ToHost);
+      this.outbox.add({ t: "exit" });
+      this.outbox.flush();
       this.terminateTimer = setTimeout(() => this.worker?.terminate(), EXIT_GRACE_MS);
       this.terminateTimer.unref();
     } else this.engine?.handle({ t: "exit" });
@@ -184,16 +186,25 @@ export class MediaHost {
     if (this.worker || this.engine) return true;
     if (this.isWorker) {
       const worker = new Worker(WORKER_URL, { ref: false });
-      worker.addEventListener("message", (event: MessageEvent<FromHost>) => this.onMessage(event.data));
+      worker.addEventListener("message", (event: MessageEvent<FromHost[]>) => {
+        // One batch holds many legs' messages: one listener's failure must not cost the others theirs.
+        for (const m of event.data) {
+          try {
+            this.onMessage(m);
+          } catch (error) {
+            log.error("media host message failed", { worker: this.name, message: m.t, error });
+          }
+        }
+      });
       worker.addEventListener("error", (event) => log.error("media worker failed", { worker: this.name, error: event.message }));
       worker.addEventListener("close", () => {
         clearTimeout(this.terminateTimer);
         if (!this.closed) this.fail();
       });
       this.worker = worker;
-      this.unwatchRtcp = watchRtcpTap((on) => this.worker?.postMessage({ t: "rtcpTap", on } satisfies ToHost));
-      worker.postMessage({ t: "settings", settings: mediaSettings() } satisfies ToHost);
-      this.unwatchSettings = onMediaSettings((settings) => this.worker?.postMessage({ t: "settings", settings } satisfies ToHost));
+      this.unwatchRtcp = watchRtcpTap((on) => this.send({ t: "rtcpTap", on }));
+      this.outbox.add({ t: "settings", settings: mediaSettings() });
+      this.unwatchSettings = onMediaSettings((settings) => this.send({ t: "settings", settings }));
     } else {
       // On this thread replies come a microtask later, as from a worker: never inside the sender's call.
       this.engine = new MediaEngine((m) => queueMicrotask(() => this.onMessage(m)), false);

@@ -9,6 +9,7 @@ import { Emitter } from "./emitter.ts";
 import { newTag } from "./ids.ts";
 import { createRequest, createResponse, type NameAddr, type SipRequest, type SipResponse } from "./message.ts";
 import { serializeMessage } from "./serializer.ts";
+import { COARSE_FROM_MS, TimerWheel, WheelTimer } from "./timer-wheel.ts";
 
 const log = createLogger("sip.transaction");
 
@@ -76,34 +77,42 @@ function mergeKey(req: SipRequest): string {
   return `${req.from.params.get("tag") ?? ""}|${req.callId}|${req.cseq.seq}|${req.cseq.method}`;
 }
 
+/** A transaction's named timers: the long ones on the layer's shared wheel (timer-wheel.ts), the others exact. */
 class Timers {
-  private readonly handles = new Map<string, ReturnType<typeof setTimeout>>();
+  private readonly handles = new Map<string, ReturnType<typeof setTimeout> | WheelTimer>();
+
+  constructor(private readonly wheel: TimerWheel) {}
 
   start(name: string, ms: number, fire: () => void): void {
     this.stop(name);
-    const handle = setTimeout(() => {
+    const run = () => {
       this.handles.delete(name);
       try {
         fire();
       } catch (error) {
         log.error("transaction timer failed", { timer: name, error });
       }
-    }, ms);
-    this.handles.set(name, handle);
+    };
+    this.handles.set(name, ms >= COARSE_FROM_MS ? this.wheel.schedule(ms, run) : setTimeout(run, ms));
   }
 
   stop(name: string): void {
     const handle = this.handles.get(name);
     if (handle !== undefined) {
-      clearTimeout(handle);
+      cancel(handle);
       this.handles.delete(name);
     }
   }
 
   stopAll(): void {
-    for (const handle of this.handles.values()) clearTimeout(handle);
+    for (const handle of this.handles.values()) cancel(handle);
     this.handles.clear();
   }
+}
+
+function cancel(handle: ReturnType<typeof setTimeout> | WheelTimer): void {
+  if (handle instanceof WheelTimer) handle.cancel();
+  else clearTimeout(handle);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -137,7 +146,7 @@ export class ClientTransaction extends Emitter<ClientTransactionEvents> {
   /** Resolves with the first final response, the timeout or the transport failure. */
   readonly outcome: Promise<ClientOutcome>;
   private resolveOutcome!: (o: ClientOutcome) => void;
-  private readonly timers = new Timers();
+  private readonly timers: Timers;
   /** The request and its bytes, held until the final response (for retransmission, ACK, CANCEL). */
   private req: SipRequest | undefined;
   private bytes: Uint8Array | undefined;
@@ -153,6 +162,7 @@ export class ClientTransaction extends Emitter<ClientTransactionEvents> {
     private readonly layer: TransactionLayer,
   ) {
     super();
+    this.timers = new Timers(layer.wheel);
     this.req = request;
     const branch = branchOf(request);
     if (!branch) throw new Error("a client transaction needs a Via branch");
@@ -378,7 +388,7 @@ export class ServerTransaction extends Emitter<ServerTransactionEvents> {
    * transactions live on for 64*T1 after their final response). */
   private lastToTag: string | undefined;
   private lastBytes: Uint8Array | undefined;
-  private readonly timers = new Timers();
+  private readonly timers: Timers;
   readonly mergeKey: string | undefined;
   /** Set while Accepted: the key the ACK for our 2xx is matched by (RFC 6026). */
   acceptedKey: string | undefined;
@@ -402,6 +412,7 @@ export class ServerTransaction extends Emitter<ServerTransactionEvents> {
     private readonly layer: TransactionLayer,
   ) {
     super();
+    this.timers = new Timers(layer.wheel);
     this.req = request;
     this.key = serverKey(request);
     this.isInvite = request.method === "INVITE";
@@ -601,6 +612,8 @@ export const DEFAULT_TRANSACTION_LIMITS: TransactionLimits = { maxServerTransact
 export class TransactionLayer {
   readonly timers: TimerConfig;
   readonly counters = { unansweredInvites: 0 };
+  /** The transactions' long timers (Timer J, L, D, M, the no-final guards), one wake-up per slot. */
+  readonly wheel = new TimerWheel((error) => log.error("transaction timer failed", { error }));
   /** INVITE server transactions the TU has not answered yet (only the 100 Trying sent): overload's measure. */
   invitesAwaitingTu = 0;
   private readonly limits: TransactionLimits;
