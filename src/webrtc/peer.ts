@@ -35,7 +35,7 @@ export interface PeerNetworkOptions {
 export interface PeerTimeouts {
   /** ICE + DTLS must complete within this after the answer. */
   connectMs: number;
-  /** No RTP from the client for this long once connected: the client is gone. */
+  /** Nothing from the client (no RTP, no RTCP) for this long once connected: the client is gone. */
   mediaMs: number;
 }
 
@@ -121,7 +121,7 @@ export class ClientPeer {
 
   private closed = false;
   private connected = false;
-  private lastMediaAt = 0;
+  private lastHeardAt = 0;
   private readonly createdAt = Date.now();
   private readonly watchdog: ReturnType<typeof setInterval>;
   private sequence = Math.floor(Math.random() * 0x10000);
@@ -145,10 +145,15 @@ export class ClientPeer {
     const subscribeTrack = (track: MediaStreamTrack) => track.onReceiveRtp.subscribe((rtp, extensions) => this.receive(rtp, extensions));
     transceiver.receiver.tracks.forEach(subscribeTrack);
     transceiver.onTrack.subscribe(subscribeTrack);
+    // RTCP shows the client is there even when it sends no audio (receive-only, or not yet talking):
+    // its receiver reports on our stream, its sender reports on its own (RFC 3550 §6).
+    const alive = (): void => void (this.lastHeardAt = Date.now());
+    transceiver.sender.onRtcp.subscribe(alive);
+    transceiver.receiver.onRtcp.subscribe(alive);
     pc.connectionStateChange.subscribe((state) => {
       if (state === "connected") {
         this.connected = true;
-        this.lastMediaAt = Date.now();
+        this.lastHeardAt = Date.now();
       } else if (state === "failed") this.close("ice-failed");
       else if (state === "closed") this.close("closed");
     });
@@ -193,7 +198,7 @@ export class ClientPeer {
   private receive(rtp: RtpPacket, extensions: Extensions | undefined): void {
     if (this.closed) return;
     const now = Date.now();
-    this.lastMediaAt = now;
+    this.lastHeardAt = now;
     const { payloadType, sequenceNumber, timestamp } = rtp.header;
     if (this.receiver?.payloadType !== payloadType) {
       // A client may switch between the negotiated codecs; each switch starts a fresh decoder.
@@ -209,7 +214,7 @@ export class ClientPeer {
     const now = Date.now();
     if (!this.connected) {
       if (now - this.createdAt > this.timeouts.connectMs) this.close("connect-timeout");
-    } else if (now - this.lastMediaAt > this.timeouts.mediaMs) this.close("media-timeout");
+    } else if (now - this.lastHeardAt > this.timeouts.mediaMs) this.close("media-timeout");
   }
 }
 

@@ -190,8 +190,11 @@ describe("leaving", () => {
     // Mid-call: the one that stays hears the one about to vanish.
     await clientHears(stay, 700);
     const left = nextEvent("participant.left");
-    gone.stopSending(); // no goodbye: just silence on the wire, as when a laptop lid closes
+    // No goodbye (this test client sends no DTLS close_notify): nothing more on the wire, neither
+    // RTP nor RTCP, as when a laptop lid closes.
+    gone.stopSending();
     const lastSentAt = gone.lastSentAt!;
+    await gone.close();
     const { event, at } = await left;
     expect(event.data).toMatchObject({ participantId: "vanishes", reason: "media-timeout" });
     // Not before the media timeout has passed since its last packet; then at the next liveness
@@ -200,6 +203,25 @@ describe("leaving", () => {
     expect(at - lastSentAt).toBeLessThan(mediaMs + 5000);
     expect(hx.registry.participants(APP.id, "room1").map((p) => p.id)).toEqual(["stays"]);
     expect(hx.sessions.size).toBe(1);
+  });
+
+  test("a client that only listens (sends no RTP) stays: its RTCP reports show it is there", async () => {
+    const mediaMs = 1500;
+    const hx = harness({ timeouts: { connectMs: 5000, mediaMs } });
+    const talker = await joined(hx, "talks");
+    talker.startSending(500);
+    const listener = await joined(hx, "listens");
+    const left: unknown[] = [];
+    const stop = subscribeEvents((e) => void (e.type === "participant.left" && left.push(e.data)));
+    try {
+      // Three media timeouts' worth of audio reached the listener: the window has passed.
+      const from = listener.packetsReceived;
+      await until(() => listener.packetsReceived - from >= (3 * mediaMs) / 20, { what: () => ({ received: listener.packetsReceived - from }) });
+      expect(left).toEqual([]);
+      expect(hx.registry.participants(APP.id, "room1").map((p) => p.id).sort()).toEqual(["listens", "talks"]);
+    } finally {
+      stop();
+    }
   });
 
   test("a client that never completes ICE is removed after the connect timeout", async () => {
