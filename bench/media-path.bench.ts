@@ -4,10 +4,11 @@
 // Per frame: the phones (50 per socket, sendMany) send one packet to each leg; the legs receive
 // (source learning, parse, jitter buffer); one mixer tick per channel (decode, mix, encode); each
 // leg sends one packet back; the phones receive them. Two parties per channel, both talking.
-// Beside it, in alternating rounds, the same traffic on bare sockets (each receives its packet and
+// Beside it, frame by frame in turn, the same traffic on bare sockets (each receives its packet and
 // sends a fixed one per frame): the floor of socket I/O on this machine. The gap between the two is
 // what the media path costs above the sockets; the phones' own sending and receiving are in both.
-// BENCH_PATH_LEGS (default 400), BENCH_PATH_FRAMES (default 300 per round), BENCH_PATH_ROUNDS (default 3).
+// Interleaving frame by frame keeps the ratio steady on a busy machine (≈ 1 % between runs where
+// separate rounds differed by 30 %). BENCH_PATH_LEGS (default 400), BENCH_PATH_FRAMES (default 1000).
 import { setLogLevel } from "../src/log.ts";
 import { encodeUlaw } from "../src/media/g711.ts";
 import { createPhoneLeg, type PhoneLeg } from "../src/media/leg.ts";
@@ -69,9 +70,13 @@ async function bareSockets(count: number, phonePort: (i: number) => number): Pro
   };
 }
 
-/** CPU µs of this process per leg-frame over `frames` frames of `count` legs (after a warm-up). */
-async function measure(count: number, frames: number, kind: "legs" | "bare"): Promise<number> {
+/**
+ * Binds `count` legs (or bare sockets) and their phones; returns one frame's step: the phones send
+ * one packet to each, the legs' side runs its tick, and the step ends when the phones have them back.
+ */
+async function prepare(count: number, kind: "legs" | "bare"): Promise<{ step(): Promise<void>; close(): void; lost(): number }> {
   let heard = 0;
+  let frame = 0;
   const phones = await Promise.all(Array.from({ length: Math.ceil(count / PHONES_PER_SOCKET) }, () =>
     Bun.udpSocket({ hostname: "127.0.0.1", binaryType: "uint8array", socket: { data() { heard++; } } })));
   const phonePort = (i: number) => phones[Math.floor(i / PHONES_PER_SOCKET)]!.port;
@@ -85,48 +90,59 @@ async function measure(count: number, frames: number, kind: "legs" | "bare"): Pr
   });
   const batches = phones.map(() => [] as (Uint8Array | number | string)[]);
   setup.ports.forEach((port, i) => batches[Math.floor(i / PHONES_PER_SOCKET)]!.push(packets[i]!, port, "127.0.0.1"));
-  let frame = 0;
-  const step = async () => {
-    for (let i = 0; i < count; i++) writeRtpHeader(packets[i]!, { payloadType: 0, sequenceNumber: frame & 0xffff, timestamp: frame * 160, ssrc: 0x1000 + i });
-    for (let k = 0; k < phones.length; k++) phones[k]!.sendMany(batches[k]!);
-    // The legs' sockets are read on the next turns of the event loop.
-    for (let k = 0; k < 3; k++) await nextLoop();
-    const expected = heard + count;
-    setup.tick();
-    for (let k = 0; k < 200 && heard < expected; k++) await nextLoop();
-    frame++;
+  return {
+    async step() {
+      for (let i = 0; i < count; i++) writeRtpHeader(packets[i]!, { payloadType: 0, sequenceNumber: frame & 0xffff, timestamp: frame * 160, ssrc: 0x1000 + i });
+      for (let k = 0; k < phones.length; k++) phones[k]!.sendMany(batches[k]!);
+      // The legs' sockets are read on the next turns of the event loop.
+      for (let k = 0; k < 3; k++) await nextLoop();
+      const expected = heard + count;
+      setup.tick();
+      for (let k = 0; k < 200 && heard < expected; k++) await nextLoop();
+      frame++;
+    },
+    lost: () => count * frame - heard,
+    close() {
+      setup.close();
+      for (const p of phones) p.close();
+    },
   };
-  // Warm-up: jitter buffers fill, sources are learned, the JIT settles.
-  for (let f = 0; f < 100; f++) await step();
-  const cpu0 = process.cpuUsage();
-  const heard0 = heard;
-  for (let f = 0; f < frames; f++) await step();
-  const cpu = process.cpuUsage(cpu0);
-  const lost = count * frames - (heard - heard0);
-  setup.close();
-  for (const p of phones) p.close();
-  if (lost > count * frames * 0.01) throw new Error(`${kind}: ${lost} of ${count * frames} packets did not come back`);
-  return (cpu.user + cpu.system) / (count * frames);
 }
 
 export async function run(): Promise<void> {
   setLogLevel("warn");
   const legs = Number(process.env.BENCH_PATH_LEGS ?? 400);
-  const frames = Number(process.env.BENCH_PATH_FRAMES ?? 300);
-  const rounds = Number(process.env.BENCH_PATH_ROUNDS ?? 3);
-  const path: number[] = [];
-  const bare: number[] = [];
-  for (let r = 0; r < rounds; r++) {
-    path.push(await measure(legs, frames, "legs"));
-    bare.push(await measure(legs, frames, "bare"));
-    console.log(`  round ${r + 1}: whole path ${path.at(-1)!.toFixed(1)} µs, bare sockets ${bare.at(-1)!.toFixed(1)} µs per leg-frame`);
+  const frames = Number(process.env.BENCH_PATH_FRAMES ?? 1000);
+  const path = await prepare(legs, "legs");
+  const bare = await prepare(legs, "bare");
+  // Warm-up: jitter buffers fill, sources are learned, the JIT settles.
+  for (let f = 0; f < 100; f++) {
+    await path.step();
+    await bare.step();
   }
-  const best = (xs: number[]) => Math.min(...xs);
-  console.log(`${legs} PCMU legs, real loopback sockets, one thread, phones included (best of ${rounds} rounds, CPU per leg-frame): whole path ${best(path).toFixed(1)} µs, bare sockets ${best(bare).toFixed(1)} µs, media path above the sockets ${(best(path) - best(bare)).toFixed(1)} µs`);
+  // Frame by frame, alternating which goes first, so both see the same machine.
+  const cpu = { path: 0, bare: 0 };
+  const timed = async (kind: "path" | "bare") => {
+    const before = process.cpuUsage();
+    await (kind === "path" ? path : bare).step();
+    const used = process.cpuUsage(before);
+    cpu[kind] += used.user + used.system;
+  };
+  for (let f = 0; f < frames; f++) {
+    await timed(f % 2 === 0 ? "path" : "bare");
+    await timed(f % 2 === 0 ? "bare" : "path");
+  }
+  const lost = { path: path.lost(), bare: bare.lost() };
+  path.close();
+  bare.close();
+  for (const [kind, n] of Object.entries(lost)) if (n > legs * (frames + 100) * 0.01) throw new Error(`${kind}: ${n} packets did not come back`);
+  const perLegFrame = (us: number) => us / (legs * frames);
+  const [p, b] = [perLegFrame(cpu.path), perLegFrame(cpu.bare)];
+  console.log(`${legs} PCMU legs, real loopback sockets, one thread, phones included, ${frames} frames each, interleaved (CPU per leg-frame): whole path ${p.toFixed(1)} µs, bare sockets ${b.toFixed(1)} µs, media path above the sockets ${(p - b).toFixed(1)} µs`);
   reportGoal({
     goal: "PCMU leg-frame with real sockets, CPU, phones included: whole path vs bare sockets",
-    figure: `${best(path).toFixed(1)} vs ${best(bare).toFixed(1)} µs (ratio ${(best(path) / best(bare)).toFixed(2)})`,
-    anchor: "the media work above the floor (media path without sockets ≈ 4.5 µs)",
+    figure: `${p.toFixed(1)} vs ${b.toFixed(1)} µs (ratio ${(p / b).toFixed(2)})`,
+    anchor: "the media work above the socket floor (media path without sockets ≈ 4.5 µs)",
   });
 }
 
