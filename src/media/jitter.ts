@@ -216,7 +216,9 @@ export class JitterBuffer {
   private copyOf(bytes: Uint8Array, offset: number, length: number): Uint8Array {
     let copy = this.spare.pop();
     if (copy === undefined || copy.length !== length) copy = new Uint8Array(length);
-    for (let i = 0; i < length; i++) copy[i] = bytes[offset + i]!;
+    // A whole array is copied natively; a part of one without making a view of it (see ParsedRtp).
+    if (offset === 0 && length === bytes.length) copy.set(bytes);
+    else for (let i = 0; i < length; i++) copy[i] = bytes[offset + i]!;
     return copy;
   }
 
