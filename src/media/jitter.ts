@@ -100,6 +100,11 @@ export class JitterBuffer {
   }
 
   push(seq: number, timestamp: number, payload: Uint8Array, arrivalMs: number): void {
+    this.pushFrom(seq, timestamp, payload, 0, payload.length, arrivalMs);
+  }
+
+  /** push() of the `length` bytes at `offset` in `bytes` (a datagram's payload, copied without a view of it). */
+  pushFrom(seq: number, timestamp: number, bytes: Uint8Array, offset: number, length: number, arrivalMs: number): void {
     this.counters.received++;
     let ext = this.extend(seq & 0xffff);
     if (this.highestExt >= 0 && Math.abs(ext - this.highestExt) >= MAX_SLOTS) {
@@ -125,7 +130,7 @@ export class JitterBuffer {
     const slot = ext & this.mask;
     this.slotExt[slot] = ext;
     this.slotTs[slot] = timestamp >>> 0;
-    this.slotPayload[slot] = this.copyOf(payload);
+    this.slotPayload[slot] = this.copyOf(bytes, offset, length);
     if (this.highestExt < 0 || ext > this.highestExt) {
       if (ext === this.highestExt + 1) this.learnFrameDuration(timestamp);
       this.highestExt = ext;
@@ -208,10 +213,12 @@ export class JitterBuffer {
     return from < 0 || this.highestExt < from ? 0 : this.highestExt - from + 1;
   }
 
-  private copyOf(payload: Uint8Array): Uint8Array {
+  private copyOf(bytes: Uint8Array, offset: number, length: number): Uint8Array {
     let copy = this.spare.pop();
-    if (copy === undefined || copy.length !== payload.length) copy = new Uint8Array(payload.length);
-    copy.set(payload);
+    if (copy === undefined || copy.length !== length) copy = new Uint8Array(length);
+    // A whole array is copied natively; a part of one without making a view of it (see ParsedRtp).
+    if (offset === 0 && length === bytes.length) copy.set(bytes);
+    else for (let i = 0; i < length; i++) copy[i] = bytes[offset + i]!;
     return copy;
   }
 

@@ -43,7 +43,7 @@ import { DtmfReceiver, InbandDtmfGenerator, digitToEvent, telephoneEventPackets,
 import { JitterBuffer, type JitterStats } from "./jitter.ts";
 import type { MixedFrame, Mixer, MixerParticipant } from "./mixer.ts";
 import type { RtpPortAllocator } from "./ports.ts";
-import type { RtpPacket } from "./rtp-packet.ts";
+import type { ParsedRtp } from "./rtp-packet.ts";
 import { RtpSession, type RtpSessionStats, type RtpStreamState } from "./rtp.ts";
 import { SrtpReceiveContext, SrtpSendContext, generateSrtpKey, sameSrtpKey, type SrtpKey, type SrtpSuite } from "./srtp.ts";
 import type { UdpIo } from "./udp-io.ts";
@@ -496,13 +496,13 @@ export class LegMediaPath {
     r.pending = NOTHING_PENDING;
   }
 
-  private receive(packet: RtpPacket, arrivalMs: number): void {
+  private receive(packet: ParsedRtp, arrivalMs: number): void {
     const m = this.media;
     const r = this.receiver;
     if (!m || !r || !this.receiving) return;
     if (packet.payloadType === m.payloadType) {
       // The jitter buffer keeps a copy: the socket's buffer is reused for the next datagram.
-      r.jitter.push(packet.sequenceNumber, packet.timestamp, packet.payload, arrivalMs);
+      r.jitter.pushFrom(packet.sequenceNumber, packet.timestamp, packet.data, packet.payloadOffset, packet.payloadLength, arrivalMs);
     } else if (packet.payloadType === m.telephoneEventPayloadType) {
       // Events bypass the jitter buffer: a key press is reported when its end packet arrives.
       // The audio they displace shows up there as a short gap, concealed like loss.

@@ -11,6 +11,30 @@ export interface RtpPacket {
   payload: Uint8Array;
 }
 
+/**
+ * A parsed datagram: the payload is where it lies in `data` (`payloadOffset`, `payloadLength`), and
+ * `payload` makes a view of it only when asked. A view of a small typed array costs JavaScriptCore
+ * a native call that moves the array's bytes to a buffer of their own, per packet; the per-packet
+ * path copies from `data` by offset instead (JitterBuffer.pushFrom).
+ */
+export class ParsedRtp implements RtpPacket {
+  constructor(
+    readonly data: Uint8Array,
+    readonly marker: boolean,
+    readonly payloadType: number,
+    readonly sequenceNumber: number,
+    readonly timestamp: number,
+    readonly ssrc: number,
+    readonly csrcs: readonly number[],
+    readonly payloadOffset: number,
+    readonly payloadLength: number,
+  ) {}
+
+  get payload(): Uint8Array {
+    return this.data.subarray(this.payloadOffset, this.payloadOffset + this.payloadLength);
+  }
+}
+
 export const RTP_HEADER_SIZE = 12;
 
 const NO_CSRCS: readonly number[] = Object.freeze([]);
@@ -20,7 +44,7 @@ function readUint32(d: Uint8Array, o: number): number {
 }
 
 /** Returns undefined for anything that is not a well-formed RTP v2 packet. */
-export function parseRtp(data: Uint8Array): RtpPacket | undefined {
+export function parseRtp(data: Uint8Array): ParsedRtp | undefined {
   if (data.length < RTP_HEADER_SIZE) return undefined;
   const b0 = data[0]!;
   if (b0 >> 6 !== 2) return undefined;
@@ -47,15 +71,7 @@ export function parseRtp(data: Uint8Array): RtpPacket | undefined {
     if (pad === 0 || offset + pad > end) return undefined;
     end -= pad;
   }
-  return {
-    marker: (b1 & 0x80) !== 0,
-    payloadType: b1 & 0x7f,
-    sequenceNumber: (data[2]! << 8) | data[3]!,
-    timestamp: readUint32(data, 4),
-    ssrc: readUint32(data, 8),
-    csrcs,
-    payload: data.subarray(offset, end),
-  };
+  return new ParsedRtp(data, (b1 & 0x80) !== 0, b1 & 0x7f, (data[2]! << 8) | data[3]!, readUint32(data, 4), readUint32(data, 8), csrcs, offset, end - offset);
 }
 
 export interface RtpHeaderFields {

@@ -24,7 +24,7 @@
 import { createLogger, type Logger } from "../log.ts";
 import { metrics } from "../metrics.ts";
 import { bindRtpPair, type BoundRtpPair, type RtpPortAllocator } from "./ports.ts";
-import { RTP_HEADER_SIZE, looksLikeRtcp, parseRtp, writeRtpHeader, type RtpPacket } from "./rtp-packet.ts";
+import { RTP_HEADER_SIZE, looksLikeRtcp, parseRtp, writeRtpHeader, type ParsedRtp } from "./rtp-packet.ts";
 import { rtcpTap } from "./rtcp-tap.ts";
 import { ReceptionStats, buildCompound, ntpNow, parseCompound, roundTripMs, type ReportBlock } from "./rtcp.ts";
 import { isNullAddress } from "./sdp.ts";
@@ -124,7 +124,7 @@ function randomUint32(): number {
 }
 
 export class RtpSession {
-  onPacket: (packet: RtpPacket, arrivalMs: number) => void = () => {};
+  onPacket: (packet: ParsedRtp, arrivalMs: number) => void = () => {};
   onNewSource: (ssrc: number) => void = () => {};
   onTimeout: () => void = () => {};
 
@@ -276,7 +276,7 @@ export class RtpSession {
       return;
     }
     this.counters.packetsReceived++;
-    this.counters.octetsReceived += packet.payload.length;
+    this.counters.octetsReceived += packet.payloadLength;
     let reception = this.reception;
     if (!reception || reception.ssrc !== packet.ssrc) {
       const changed = reception !== undefined;

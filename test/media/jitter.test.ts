@@ -47,6 +47,24 @@ describe("JitterBuffer", () => {
     for (const [k, payload] of played.entries()) expect(payload).toEqual(new Array(4).fill(k));
   });
 
+  test("pushFrom copies the payload at its offset in a datagram, and only those bytes", () => {
+    const jb = new JitterBuffer({ clockRate: 8000 });
+    const datagram = new Uint8Array(12 + 4 + 2);
+    for (let seq = 0; seq < 6; seq++) {
+      datagram.fill(0xaa);
+      datagram.fill(seq, 12, 16);
+      jb.pushFrom(seq, seq * FRAME, datagram, 12, 4, seq * 20);
+    }
+    datagram.fill(0xee);
+    const played: number[][] = [];
+    for (let t = 0; t < 6; t++) {
+      const frame = jb.pop();
+      if (frame && frame !== "lost") played.push([...frame.payload]);
+    }
+    expect(played.length).toBeGreaterThan(2);
+    for (const [k, payload] of played.entries()) expect(payload).toEqual(new Array(4).fill(k));
+  });
+
   test("reordered packets come out in sequence order", () => {
     const jb = new JitterBuffer({ clockRate: 8000, minDelayMs: 60 });
     const order = [0, 2, 1, 3, 5, 4, 6, 8, 7, 9, 11, 10, 12, 13, 14, 15];

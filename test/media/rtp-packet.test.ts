@@ -23,6 +23,20 @@ describe("RTP packet", () => {
     expect([...p.payload]).toEqual([0xaa, 0xbb]);
   });
 
+  test("the payload's place in the datagram (what the receive path copies by) is the payload view's", () => {
+    const bytes = new Uint8Array([
+      0xb1, 0x00, 0x00, 0x01, 0, 0, 0, 160, 0, 0, 0, 9,
+      0, 0, 0, 7,
+      0xbe, 0xde, 0x00, 0x01, 1, 2, 3, 4,
+      0xaa, 0xbb,
+      0, 0, 3,
+    ]);
+    const p = parseRtp(bytes)!;
+    expect(p.data).toBe(bytes);
+    expect([p.payloadOffset, p.payloadLength]).toEqual([24, 2]);
+    expect([...bytes.subarray(p.payloadOffset, p.payloadOffset + p.payloadLength)]).toEqual([...p.payload]);
+  });
+
   test.each([
     ["short", new Uint8Array(11)],
     ["version 1", new Uint8Array([0x40, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0])],
