@@ -87,27 +87,34 @@ const handedOut = new Set<number>();
  * from that range could be taken, between this check and the peer's bind, by any socket bound to
  * port 0 or connecting out — and the tests' RTP port ranges all lie inside it.
  */
-export async function freePort(): Promise<number> {
+export function freePort(): Promise<number> {
+  return freePorts({ udp: 1, tcp: true });
+}
+
+/** An even port for SIPp's -mp, free on UDP with the three above it: SIPp binds audio RTP and RTCP there, video at +2 and +3. */
+export function freeMediaPort(): Promise<number> {
+  return freePorts({ udp: 4, tcp: false });
+}
+
+async function freePorts(o: { udp: number; tcp: boolean }): Promise<number> {
   const [ephemeralLow] = ephemeralRange();
   const low = Math.max(1024, ephemeralLow - 10_000);
   for (let attempt = 0; attempt < 50; attempt++) {
-    const port = low + Math.floor(Math.random() * (ephemeralLow - low));
-    if (handedOut.has(port)) continue;
-    let udp: Bun.udp.Socket<"buffer">;
+    let port = low + Math.floor(Math.random() * (ephemeralLow - low - o.udp));
+    if (o.udp > 1) port -= port % 2;
+    const span = Array.from({ length: o.udp }, (_, i) => port + i);
+    if (span.some((p) => handedOut.has(p))) continue;
+    const bound: Bun.udp.Socket<"buffer">[] = [];
     try {
-      udp = await Bun.udpSocket({ hostname: "127.0.0.1", port });
+      for (const p of span) bound.push(await Bun.udpSocket({ hostname: "127.0.0.1", port: p }));
+      if (o.tcp) Bun.listen({ hostname: "127.0.0.1", port, socket: { data() {} } }).stop(true);
     } catch {
-      continue; // UDP side taken: try another
-    }
-    try {
-      Bun.listen({ hostname: "127.0.0.1", port, socket: { data() {} } }).stop(true);
-      handedOut.add(port);
-      return port;
-    } catch {
-      // TCP side taken: try another
+      continue; // taken: try another
     } finally {
-      udp.close();
+      for (const socket of bound) socket.close();
     }
+    for (const p of span) handedOut.add(p);
+    return port;
   }
   throw new Error("no free port");
 }

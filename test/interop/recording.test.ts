@@ -15,7 +15,7 @@ import { RecordingService } from "../../src/recordings/service.ts";
 import { ADMIN_TOKEN } from "../api/harness.ts";
 import { startCallsApp, testApplicationYaml, type CallsApp } from "../helpers/callsApp.ts";
 import { decodeRecording, toneBlocks } from "../helpers/recordedAudio.ts";
-import { CALLER_UNTIL_BYE, freePort, runSipp, type SippResult } from "../helpers/sipp.ts";
+import { CALLER_UNTIL_BYE, freeMediaPort, runSipp, type SippResult } from "../helpers/sipp.ts";
 import { until } from "../helpers/until.ts";
 import { startWebhookServer, type WebhookServer } from "../helpers/webhookServer.ts";
 
@@ -34,7 +34,7 @@ function callerPlaying(wav: string): string {
 
 /** SIPp calls `service` and plays 440 Hz until Trunkline hangs up. */
 async function sippPlaying(service: string): Promise<{ run: Promise<SippResult> }> {
-  const mediaPort = await freePort();
+  const mediaPort = await freeMediaPort();
   const run = runSipp({
     scenario: callerPlaying(toneWav),
     remote: `127.0.0.1:${app.sipPort}`,

@@ -9,7 +9,7 @@ import { createPhoneLeg, type PhoneLeg } from "../../src/media/leg.ts";
 import { Mixer } from "../../src/media/mixer.ts";
 import { RtpPortAllocator } from "../../src/media/ports.ts";
 import type { DtmfEvent } from "../../src/media/dtmf.ts";
-import { freePort, runSipp } from "../helpers/sipp.ts";
+import { freeMediaPort, runSipp } from "../helpers/sipp.ts";
 import { loopbackIsTrunk } from "../helpers/loopbackTrunks.ts";
 
 const UAC_SCENARIO = join(import.meta.dir, "..", "fixtures", "sipp", "media-uac-dtmf-pcap.xml");
@@ -55,7 +55,7 @@ test.each([false, true])("SIPp play_pcap_audio of dtmf_2833_1.pcap into a PhoneL
   strictSource = strict;
   digits.length = 0;
   const port = stack.boundEndpoints[0]!.port;
-  const mediaPort = await freePort();
+  const mediaPort = await freeMediaPort();
   const result = await runSipp({
     scenario: UAC_SCENARIO, remote: `127.0.0.1:${port}`, transport: "udp", service: "leg", timeoutSec: 8,
     extraArgs: ["-mp", String(mediaPort), "-mi", "127.0.0.1"],
