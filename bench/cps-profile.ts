@@ -8,51 +8,10 @@
 //   bun bench/cps-profile.ts cps.txt /tmp/jit-1234-1230-AbCdEf --hz 1999 --calls 1600
 //   (--calls: calls placed while perf recorded; prints CPU µs per call beside each share)
 import { readFileSync } from "node:fs";
-
-interface Code {
-  start: number;
-  end: number;
-  name: string;
-  loadedAt: number;
-}
-
-const CODE_LOAD = 0;
-const PAGE = 4096;
-
-function readJitDump(bytes: Buffer): Map<number, Code[]> {
-  const byPage = new Map<number, Code[]>();
-  let at = bytes.readUInt32LE(8); // the header's size
-  while (at + 16 <= bytes.length) {
-    const id = bytes.readUInt32LE(at);
-    const size = bytes.readUInt32LE(at + 4);
-    if (size === 0) break;
-    if (id === CODE_LOAD) {
-      const body = at + 16;
-      const start = Number(bytes.readBigUInt64LE(body + 16));
-      const end = start + Number(bytes.readBigUInt64LE(body + 24));
-      const name = bytes.toString("utf8", body + 40, bytes.indexOf(0, body + 40)).replace(/^JSC-[A-Za-z]+: /, "").replace(/#\w+$/, "");
-      const code = { start, end, name, loadedAt: Number(bytes.readBigUInt64LE(at + 8)) / 1e9 };
-      for (let page = Math.floor(start / PAGE); page <= Math.floor((end - 1) / PAGE); page++) {
-        const list = byPage.get(page);
-        if (list) list.push(code);
-        else byPage.set(page, [code]);
-      }
-    }
-    at += size;
-  }
-  return byPage;
-}
-
-function nameAt(byPage: Map<number, Code[]>, ip: number, time: number): string | undefined {
-  let latest: Code | undefined;
-  for (const code of byPage.get(Math.floor(ip / PAGE)) ?? []) {
-    if (code.start <= ip && ip < code.end && code.loadedAt <= time && (!latest || code.loadedAt > latest.loadedAt)) latest = code;
-  }
-  return latest?.name;
-}
+import { jitNameAt, readJitDump, type JitCodeMap } from "./jitdump.ts";
 
 /** Innermost frame first. */
-function readSamples(script: string, byPage: Map<number, Code[]>): string[][] {
+function readSamples(script: string, byPage: JitCodeMap): string[][] {
   const samples: string[][] = [];
   let frames: string[] | undefined;
   let time = 0;
@@ -66,7 +25,7 @@ function readSamples(script: string, byPage: Map<number, Code[]>): string[][] {
     }
     const frame = /^\s+([0-9a-f]+)\s+(.*)$/.exec(line);
     if (!frame || !frames) continue;
-    frames.push(nameAt(byPage, parseInt(frame[1]!, 16), time) ?? frame[2]!.replace(/\+0x[0-9a-f]+$/, ""));
+    frames.push(jitNameAt(byPage, parseInt(frame[1]!, 16), time) ?? frame[2]!.replace(/\+0x[0-9a-f]+$/, ""));
   }
   return samples;
 }

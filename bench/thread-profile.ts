@@ -2,7 +2,7 @@
 // kernel work such as page faults, JavaScript, Bun's own native code), by innermost function, and
 // by every function on the stack. JIT code is named from JavaScriptCore's jitdump
 // (BUN_JSC_useJITDump=1 writes /tmp/jit-<tid>-<pid>-*.dump); each address is named by the code
-// loaded there at the sample's time, as in cps-profile.ts. Bun's binary carries no symbols, so
+// loaded there at the sample's time (jitdump.ts). Bun's binary carries no symbols, so
 // its native code shows as one "[bun native]" (its callers tell which JavaScript called it).
 //
 //   BUN_JSC_useJITDump=1 bun run bench/run.ts media-workers &     # or any Bun process
@@ -10,41 +10,7 @@
 //   perf script -i perf.data -F comm,pid,tid,time,ip,sym > perf.txt
 //   bun bench/thread-profile.ts perf.txt [--top 30] [--callers-of "\[bun native\]"]
 import { readdirSync, readFileSync } from "node:fs";
-
-interface Code { start: number; end: number; name: string; loadedAt: number }
-
-const PAGE = 4096;
-const CODE_LOAD = 0;
-
-function readJitDump(bytes: Buffer, byPage: Map<number, Code[]>): void {
-  let at = bytes.readUInt32LE(8); // the header's size
-  while (at + 16 <= bytes.length) {
-    const id = bytes.readUInt32LE(at);
-    const size = bytes.readUInt32LE(at + 4);
-    if (size === 0) break;
-    if (id === CODE_LOAD) {
-      const body = at + 16;
-      const start = Number(bytes.readBigUInt64LE(body + 16));
-      const end = start + Number(bytes.readBigUInt64LE(body + 24));
-      const name = bytes.toString("utf8", body + 40, bytes.indexOf(0, body + 40)).replace(/#\w+$/, "");
-      const code = { start, end, name, loadedAt: Number(bytes.readBigUInt64LE(at + 8)) / 1e9 };
-      for (let page = Math.floor(start / PAGE); page <= Math.floor((end - 1) / PAGE); page++) {
-        const list = byPage.get(page);
-        if (list) list.push(code);
-        else byPage.set(page, [code]);
-      }
-    }
-    at += size;
-  }
-}
-
-function nameAt(byPage: Map<number, Code[]> | undefined, ip: number, time: number): string | undefined {
-  let latest: Code | undefined;
-  for (const code of byPage?.get(Math.floor(ip / PAGE)) ?? []) {
-    if (code.start <= ip && ip < code.end && code.loadedAt <= time && (!latest || code.loadedAt > latest.loadedAt)) latest = code;
-  }
-  return latest?.name;
-}
+import { jitNameAt, readJitDump, type JitCodeMap } from "./jitdump.ts";
 
 /** The kind of a sample, innermost frame first. */
 function kindOf(frames: string[]): string {
@@ -76,11 +42,11 @@ const callersOf = new RegExp(option("--callers-of") ?? "^\\[bun native\\]$");
 
 const script = readFileSync(scriptPath, "utf8");
 const pids = new Set([...script.matchAll(/^\S.*?\s(\d+)\/\d+\s+\d+\.\d+:/gm)].map((m) => m[1]!));
-const dumps = new Map<string, Map<number, Code[]>>();
+const dumps = new Map<string, JitCodeMap>();
 for (const file of readdirSync("/tmp")) {
   const m = /^jit-\d+-(\d+)-/.exec(file);
   if (!m || !pids.has(m[1]!)) continue;
-  const byPage = dumps.get(m[1]!) ?? new Map<number, Code[]>();
+  const byPage: JitCodeMap = dumps.get(m[1]!) ?? new Map();
   readJitDump(readFileSync(`/tmp/${file}`), byPage);
   dumps.set(m[1]!, byPage);
 }
@@ -110,7 +76,7 @@ for (const line of script.split("\n")) {
   if (!frame || !sample) continue;
   const ip = parseInt(frame[1]!, 16);
   let name = frame[2]!.replace(/\+0x[0-9a-f]+$/, "").replace(/ \(.*\)$/, "");
-  if (name.startsWith("[unknown]")) name = nameAt(dumps.get(sample.pid), ip, sample.time) ?? (ip >= 0x7f0000000000 ? "[anonymous memory]" : "[bun native]");
+  if (name.startsWith("[unknown]")) name = jitNameAt(dumps.get(sample.pid), ip, sample.time) ?? (ip >= 0x7f0000000000 ? "[anonymous memory]" : "[bun native]");
   sample.frames.push(name);
 }
 finish();
