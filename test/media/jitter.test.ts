@@ -21,6 +21,18 @@ function seqs(pops: JitterPop[]): (number | "lost")[] {
   return pops.filter((p) => p !== undefined).map((p) => (p === "lost" ? "lost" : p!.seq));
 }
 
+/** Pops six frames: each played payload holds its packet's sequence number in all four bytes. */
+function expectPlayedInOrder(jb: JitterBuffer): void {
+  const played: number[][] = [];
+  for (let t = 0; t < 6; t++) {
+    const frame = jb.pop();
+    // A frame's payload is valid until the next pop: read it now.
+    if (frame && frame !== "lost") played.push([...frame.payload]);
+  }
+  expect(played.length).toBeGreaterThan(2);
+  for (const [k, payload] of played.entries()) expect(payload).toEqual(new Array(4).fill(k));
+}
+
 describe("JitterBuffer", () => {
   test("in-order stream plays every frame in order after the initial fill", () => {
     const jb = new JitterBuffer({ clockRate: 8000 });
@@ -37,14 +49,7 @@ describe("JitterBuffer", () => {
       jb.push(seq, seq * FRAME, datagram, seq * 20);
     }
     datagram.fill(0xee);
-    const played: number[][] = [];
-    for (let t = 0; t < 6; t++) {
-      const frame = jb.pop();
-      // A frame's payload is valid until the next pop: read it now.
-      if (frame && frame !== "lost") played.push([...frame.payload]);
-    }
-    expect(played.length).toBeGreaterThan(2);
-    for (const [k, payload] of played.entries()) expect(payload).toEqual(new Array(4).fill(k));
+    expectPlayedInOrder(jb);
   });
 
   test("pushFrom copies the payload at its offset in a datagram, and only those bytes", () => {
@@ -56,13 +61,7 @@ describe("JitterBuffer", () => {
       jb.pushFrom(seq, seq * FRAME, datagram, 12, 4, seq * 20);
     }
     datagram.fill(0xee);
-    const played: number[][] = [];
-    for (let t = 0; t < 6; t++) {
-      const frame = jb.pop();
-      if (frame && frame !== "lost") played.push([...frame.payload]);
-    }
-    expect(played.length).toBeGreaterThan(2);
-    for (const [k, payload] of played.entries()) expect(payload).toEqual(new Array(4).fill(k));
+    expectPlayedInOrder(jb);
   });
 
   test("reordered packets come out in sequence order", () => {
