@@ -75,6 +75,13 @@ function opusModule(): OpusModule {
 /** Frees a coder's state when its owner is garbage-collected. */
 const states = new FinalizationRegistry<number>((state) => opusModule().exports.free(state));
 
+/** `bytes` of the module's memory for a coder's state, freed once `owner` is garbage-collected. */
+function allocateState(m: OpusModule, bytes: number, owner: object): number {
+  const state = m.exports.malloc(bytes);
+  states.register(owner, state);
+  return state;
+}
+
 /** A mono or stereo libopus encoder (application VoIP). */
 export class WasmOpusEncoder {
   private readonly state: number;
@@ -84,10 +91,8 @@ export class WasmOpusEncoder {
     sampleRate: number,
     private readonly channels: 1 | 2,
   ) {
-    const { exports } = this.m;
-    this.state = exports.malloc(exports.opus_encoder_get_size(channels));
-    states.register(this, this.state);
-    this.m.check(exports.opus_encoder_init(this.state, sampleRate, channels, applicationVoip));
+    this.state = allocateState(this.m, this.m.exports.opus_encoder_get_size(channels), this);
+    this.m.check(this.m.exports.opus_encoder_init(this.state, sampleRate, channels, applicationVoip));
   }
 
   /** Sets an encoder CTL (opus_defines.h `OPUS_SET_*_REQUEST`). */
@@ -119,10 +124,8 @@ export class WasmOpusDecoder {
     sampleRate: number,
     private readonly channels: 1 | 2,
   ) {
-    const { exports } = this.m;
-    this.state = exports.malloc(exports.opus_decoder_get_size(channels));
-    states.register(this, this.state);
-    this.m.check(exports.opus_decoder_init(this.state, sampleRate, channels));
+    this.state = allocateState(this.m, this.m.exports.opus_decoder_get_size(channels), this);
+    this.m.check(this.m.exports.opus_decoder_init(this.state, sampleRate, channels));
   }
 
   /**
