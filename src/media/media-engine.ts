@@ -8,7 +8,7 @@ import type { Logger, LogLevel } from "../log.ts";
 import { srtpDropTotals } from "./srtp.ts";
 import { LegMediaPath } from "./leg.ts";
 import { LEG_STAT_FIELDS, slotOffset, type FromHost, type ToHost } from "./media-protocol.ts";
-import { Mixer } from "./mixer.ts";
+import { Mixer, mixerTotals } from "./mixer.ts";
 import { RtpPortAllocator } from "./ports.ts";
 import { tapRtcp } from "./rtcp-tap.ts";
 import { RtpSession, strangerTotals } from "./rtp.ts";
@@ -305,6 +305,7 @@ export class MediaEngine {
     stats[totalIndex.skippedTicks] = ticker.skippedTicks;
     stats[totalIndex.strangerRtp] = strangerTotals.rtp;
     stats[totalIndex.strangerRtcp] = strangerTotals.rtcp;
+    stats[totalIndex.levelFrames] = mixerTotals.levelFrames;
     stats[totalIndex.srtpAuth] = srtpDropTotals.auth;
     stats[totalIndex.srtpReplay] = srtpDropTotals.replay;
   }

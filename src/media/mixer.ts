@@ -36,13 +36,24 @@
 // - Joining and leaving never touch the others' streams; a contributor starting or stopping
 //   (voice activity edges) is faded in/out over one frame so gating never clicks.
 import { createLogger } from "../log.ts";
+import { metrics } from "../metrics.ts";
 import type { Codec } from "./codec.ts";
 import { MixEncoderCache } from "./mix-encoder.ts";
 import type { MixTap } from "./mix-tap.ts";
 import { SwitchingResampler } from "./rate-switch.ts";
 import { DriftCorrectedTicker, sharedTicker, type TickSource } from "./ticker.ts";
+import { workerTotal } from "./worker-totals.ts";
 
 const log = createLogger("media.mixer");
+
+/** Frames judged by their sender's level (RFC 6464) rather than decoded to be measured, this thread's mixers together. */
+export const mixerTotals = { levelFrames: 0 };
+metrics.counter(
+  "trunkline_mixer_level_frames_total",
+  "Input frames the mixer ranked by the sender's RFC 6464 audio level instead of decoding them to measure (WebRTC clients that send levels).",
+  [],
+  () => mixerTotals.levelFrames + workerTotal("levelFrames"),
+);
 
 export const sharedMixId = 0;
 
@@ -490,6 +501,7 @@ export class Mixer {
     for (const p of participants) {
       const level = p.inputLevel ? this.takeLevel(p) : undefined;
       p.levelOnly = level !== undefined;
+      if (p.levelOnly) mixerTotals.levelFrames++;
       let energy: number;
       if (level !== undefined) {
         p.input = undefined;

@@ -10,6 +10,8 @@ import { signClientToken } from "../../src/webrtc/tokens.ts";
 import { startHarness, type Harness } from "../api/harness.ts";
 import { composeCalls, findCall } from "./callsApp.ts";
 import { until } from "./until.ts";
+import { mixerTotals } from "../../src/media/mixer.ts";
+import { workerTotal } from "../../src/media/worker-totals.ts";
 
 /** The browsers' fake microphones play this tone (Chromium: a WAV file; Firefox: its fake device). */
 export const BROWSER_HZ = 1000;
@@ -28,6 +30,11 @@ export interface WebRtcTestApp {
  * Application "app1" routes calls to "1000" into channel "room1"; trunk "phones" dials `phonePort`.
  * `host` (default 127.0.0.1) is the node's HTTP and SIP listen address, as scripts/cluster.sh gives each node its own.
  */
+/** Frames the mixers (this thread's and the media workers') ranked by their sender's RFC 6464 level. */
+export function levelFramesNow(): number {
+  return mixerTotals.levelFrames + workerTotal("levelFrames");
+}
+
 export async function startWebRtcTestApp(o: { secret: string; phonePort: number; host?: string }): Promise<WebRtcTestApp> {
   const calls = composeCalls(o.host ? { sipHost: o.host } : {});
   const harness = await startHarness(

@@ -14,7 +14,7 @@ import { startRtpPeer, toneShareOf } from "../helpers/rtpPeer.ts";
 import { ANSWERER_UNTIL_BYE, CALLER_UNTIL_BYE, freePort, runSipp, startSipp } from "../helpers/sipp.ts";
 import { writeToneWav } from "../helpers/toneWav.ts";
 import { until } from "../helpers/until.ts";
-import { BROWSER_HZ, PHONE_HZ, hangUpPhone, leaveReasons, pageHearing, pageLevelAt, startWebRtcTestApp, type WebRtcTestApp } from "../helpers/webrtcPage.ts";
+import { BROWSER_HZ, PHONE_HZ, hangUpPhone, leaveReasons, levelFramesNow, pageHearing, pageLevelAt, startWebRtcTestApp, type WebRtcTestApp } from "../helpers/webrtcPage.ts";
 
 const SECRET = "chromium-test-secret-0123456789";
 
@@ -74,6 +74,7 @@ async function joinedPage(claims: { clientId: string; userId: string; userAlias:
 test("a browser on /ui/ and a SIPp caller hear each other's tone and not their own", async () => {
   const page = await joinedPage({ clientId: "browser", userId: "ada", userAlias: "Ada Lovelace" });
 
+  const levelFramesBefore = levelFramesNow();
   const phone = await startRtpPeer(PHONE_HZ, { replyToSender: true });
   try {
     // The caller stays until hung up below, once both directions have been heard.
@@ -87,6 +88,8 @@ test("a browser on /ui/ and a SIPp caller hear each other's tone and not their o
 
     // The caller hears the browser's tone, not its own (in the same stretch).
     expect(toneShareOf(await peerHears(phone, BROWSER_HZ), 8000, PHONE_HZ)).toBeLessThan(0.1);
+    // The browser sends its audio's level (RFC 6464, accepted in our answer): the mixer ranks it by that.
+    await until(() => levelFramesNow() >= levelFramesBefore + 50, { what: () => ({ levelFrames: levelFramesNow() - levelFramesBefore }) });
 
     await page.locator("#people").getByText("Ada Lovelace").waitFor();
     mkdirSync("test-artifacts", { recursive: true });

@@ -9,7 +9,7 @@ import { peerHears } from "../helpers/hearing.ts";
 import { startRtpPeer, toneShareOf } from "../helpers/rtpPeer.ts";
 import { CALLER_UNTIL_BYE, freePort, runSipp } from "../helpers/sipp.ts";
 import { until } from "../helpers/until.ts";
-import { BROWSER_HZ, PHONE_HZ, hangUpPhone, leaveReasons, pageHearing, pageLevelAt, startWebRtcTestApp, type WebRtcTestApp } from "../helpers/webrtcPage.ts";
+import { BROWSER_HZ, PHONE_HZ, hangUpPhone, leaveReasons, levelFramesNow, pageHearing, pageLevelAt, startWebRtcTestApp, type WebRtcTestApp } from "../helpers/webrtcPage.ts";
 
 const SECRET = "firefox-test-secret-0123456789";
 
@@ -56,6 +56,7 @@ test("Firefox on /ui/ and a SIPp caller hear each other's tone and not their own
     throw new Error(`${e.message}; status: ${await firefox.call(pageText, "status")}; console: ${JSON.stringify(firefox.log)}`);
   });
 
+  const levelFramesBefore = levelFramesNow();
   const phone = await startRtpPeer(PHONE_HZ, { replyToSender: true });
   try {
     // The caller stays until hung up below, once both directions have been heard.
@@ -69,6 +70,8 @@ test("Firefox on /ui/ and a SIPp caller hear each other's tone and not their own
 
     // The caller hears the browser's tone, not its own (in the same stretch).
     expect(toneShareOf(await peerHears(phone, BROWSER_HZ), 8000, PHONE_HZ)).toBeLessThan(0.1);
+    // The browser sends its audio's level (RFC 6464, accepted in our answer): the mixer ranks it by that.
+    await until(() => levelFramesNow() >= levelFramesBefore + 50, { what: () => ({ levelFrames: levelFramesNow() - levelFramesBefore }) });
 
     await firefox.waitFor("Ada in the list", pageHasText, "people", "Ada Lovelace");
     await firefox.screenshot("test-artifacts/webrtc-ui-firefox.png");
