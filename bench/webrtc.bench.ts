@@ -21,7 +21,7 @@ const SECONDS = 10;
 type Silence = "dtx" | "continuous";
 
 /** Mixer and encoder settings of a run; the defaults are config's (media.maxSpeakers, media.opusComplexity). */
-interface Settings extends MediaSettings {
+interface Settings extends Omit<MediaSettings, "relayPairs"> {
   label: string;
   /** The clients send RFC 6464 audio levels. */
   audioLevels: boolean;
@@ -47,7 +47,7 @@ interface Outcome {
 
 async function measure(participants: number, speakersPerChannel: number, silence: Silence, settings: Settings): Promise<Outcome> {
   // Sent to the media workers as they start, as the app does with the config's.
-  applyMediaSettings(settings);
+  applyMediaSettings({ ...settings, relayPairs: true });
   // The clients send only once all have joined, which on a busy machine takes longer than a
   // production media timeout: the first channels' peers would be closed as silent before it.
   const h = startHarness({ timeouts: { connectMs: 60_000, mediaMs: 120_000 }, mediaWorkers: defaultMediaWorkers() });
@@ -154,7 +154,7 @@ export async function run(): Promise<void> {
       `${o.participants} | ${o.speakersPerChannel} | ${o.silence === "dtx" ? "DTX" : "50 pkt/s"} | ${settings.label} | ${o.cpuCores.toFixed(2)} | ${o.mainThreadCores.toFixed(3)} | ${Math.round(o.participants / o.cpuCores)} | ${o.lateTicks}/${o.skippedTicks} | ${o.minPacketsPerSecond}/${o.medianPacketsPerSecond} | ${atFullDelivery} | ${(100 * o.ticksRun).toFixed(0)} % | ${perTickRun}`,
     );
   }
-  applyMediaSettings(defaults);
+  applyMediaSettings({ ...defaults, relayPairs: true });
   const after = everyoneTalking.get(defaults);
   if (after !== undefined) {
     const old = everyoneTalking.get(before);

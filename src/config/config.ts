@@ -297,6 +297,10 @@ const mediaSchema = s.object({
     .integer({ min: 0, max: 10 })
     .default(5)
     .describe("Opus encoder complexity, 0 (cheapest) to 10; 5 costs about 60 % of 10's CPU on speech for no measurable loss at 32 kbit/s."),
+  relayPairs: s
+    .boolean()
+    .default(true)
+    .describe("Two phone legs alone in a channel with the same G.711 codec hear each other's RTP relayed as it arrives instead of mixed; a third participant, a recording or a mute brings the mixer back."),
 });
 
 const limitsSchema = s.object({

@@ -38,6 +38,12 @@ export interface Codec {
   sampleRate: number;
   /** Channel count written in SDP rtpmap (opus/48000/2, RFC 7587 §7); audio is mono regardless. */
   sdpChannels?: number;
+  /**
+   * Payload bytes of one 20 ms frame, for a codec whose every packet decodes on its own (G.711): another
+   * source's 20 ms packets can then be spliced into a stream at any packet (relay.ts). Absent when
+   * packets carry codec state.
+   */
+  relayFrameBytes?: number;
   createEncoder(): AudioEncoder;
   createDecoder(): AudioDecoder;
 }

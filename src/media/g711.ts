@@ -124,6 +124,7 @@ function g711Codec(
     staticPayloadType,
     rtpClockRate: 8000,
     sampleRate: 8000,
+    relayFrameBytes: 160,
     createEncoder,
     createDecoder(): AudioDecoder {
       const plc = new RepeatFadeConcealer();

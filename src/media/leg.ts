@@ -36,13 +36,17 @@
 // and LegMediaPath (the RtpSession, receiver, mixer participant, DTMF, SRTP contexts), configured
 // with each negotiated media. createPhoneLeg joins them on one thread; the connector runs the
 // negotiator on the main thread and the media path in the channel's media worker (hosted-leg.ts).
+// In a channel of two phone legs with the same G.711 codec, the mixer pairs them and each leg's
+// packets are relayed to the other as they arrive (relay.ts) instead of going through the jitter
+// buffer and the mix.
 import { createLogger, type Logger } from "../log.ts";
 import { metrics } from "../metrics.ts";
-import { codecByName, codecs as allCodecs, type AudioDecoder, type AudioEncoder, type Codec, type CodecName } from "./codec.ts";
+import { codecByName, codecs as allCodecs, rtpTimestampsPerFrame, type AudioDecoder, type AudioEncoder, type Codec, type CodecName } from "./codec.ts";
 import { DtmfReceiver, InbandDtmfGenerator, digitToEvent, telephoneEventPackets, type DtmfEvent, type ScheduledEventPacket } from "./dtmf.ts";
 import { JitterBuffer, type JitterStats } from "./jitter.ts";
 import type { MixedFrame, Mixer, MixerParticipant } from "./mixer.ts";
 import type { RtpPortAllocator } from "./ports.ts";
+import { RELAY_QUIET_TICKS, RelayedStream, type PacketRelay } from "./relay.ts";
 import type { ParsedRtp } from "./rtp-packet.ts";
 import { RtpSession, type RtpSessionStats, type RtpStreamState } from "./rtp.ts";
 import { SrtpReceiveContext, SrtpSendContext, generateSrtpKey, sameSrtpKey, type SrtpKey, type SrtpSuite } from "./srtp.ts";
@@ -375,6 +379,11 @@ export class LegMediaPath {
   private signallingAddress: string | undefined;
   private closed = false;
   private srtp: { send: SrtpSendContext; receive: SrtpReceiveContext } | undefined;
+  /** Its end of a relayed pair in the mixer it is in now (a new one per mixer joined). */
+  private relayEnd = new RelayEnd(this);
+  private readonly relayed = new RelayedStream();
+  /** The peer sent audio packets of another length than 20 ms: they are re-cut by the mixer, never relayed. */
+  private unevenPackets = false;
   private readonly log: Logger;
 
   constructor(private readonly session: RtpSession, mixer: Mixer, private readonly o: MediaPathOptions, carry?: MediaPathCarry) {
@@ -405,7 +414,68 @@ export class LegMediaPath {
   }
 
   private joinMixer(mixer: Mixer, sampleRate: number): MixerParticipant {
-    return mixer.join(this.o.participantId, (frame) => this.hear(frame), { pull: () => this.speak(), sampleRate });
+    const previous = this.relayEnd;
+    // Current before the join: the mixer may pair it at once.
+    const relay = this.relayEnd = new RelayEnd(this);
+    try {
+      return mixer.join(this.o.participantId, (frame) => this.hear(frame), { pull: () => this.speak(), sampleRate, relay });
+    } catch (error) {
+      this.relayEnd = previous;
+      throw error;
+    }
+  }
+
+  /** @internal RelayEnd.format: what a peer's packets must be for this leg to take them as they are. */
+  get relayFormat(): string | undefined {
+    const codec = this.sendCodec;
+    return codec?.relayFrameBytes !== undefined && !this.unevenPackets ? codec.name : undefined;
+  }
+
+  /** @internal RelayEnd.pair: the mixer paired or unpaired this leg's end. */
+  relayPaired(end: RelayEnd): void {
+    if (end !== this.relayEnd || this.closed) return;
+    if (!end.peer && this.sendCodec) this.takeOverFromRelay(rtpTimestampsPerFrame(this.sendCodec, FRAME_MS));
+    // Whatever the jitter buffer held is from before; each side's stream starts a new run.
+    this.restartReceiver();
+    this.relayed.resync();
+    this.relayed.lastTick = -Infinity;
+    this.relayed.carried = false;
+  }
+
+  /** @internal RelayEnd.deliver: one audio packet of the paired peer, sent on as our own stream. */
+  relayedPacket(end: RelayEnd, packet: ParsedRtp): void {
+    const m = this.media;
+    const codec = this.sendCodec;
+    if (end !== this.relayEnd || !m || !codec || !this.sending || this.closed) return;
+    const relayed = this.relayed;
+    relayed.lastTick = this.tick;
+    if (this.sendsOwnAudio || !relayed.map(packet, this.outTimestamp)) return;
+    this.session.sendFrom(m.payloadType, packet.data, packet.payloadOffset, packet.payloadLength, relayed.timestamp, packet.marker || this.restartMarker, relayed.gap);
+    this.restartMarker = false;
+    relayed.carried = true;
+    this.outTimestamp = (relayed.timestamp + rtpTimestampsPerFrame(codec, FRAME_MS)) >>> 0;
+  }
+
+  /**
+   * Our own frames take over from the relay (its peer went quiet, or we send DTMF): the stream goes
+   * on from the last packet relayed, as far on as the ticks since then; a gap is a new talkspurt
+   * (RFC 3551 §4.1).
+   */
+  private takeOverFromRelay(frameUnits: number): void {
+    const relayed = this.relayed;
+    relayed.resync();
+    if (!relayed.carried) return;
+    relayed.carried = false;
+    const quietTicks = this.tick - relayed.lastTick - 1;
+    if (quietTicks > 0) {
+      this.outTimestamp = (this.outTimestamp + quietTicks * frameUnits) >>> 0;
+      this.restartMarker = true;
+    }
+  }
+
+  /** DTMF or in-band tones are being sent: they take the place of the audio (RFC 4733 §2.5.1). */
+  private get sendsOwnAudio(): boolean {
+    return this.dtmfEvent !== undefined || this.dtmfQueue.length > 0 || this.inband?.generator.pending === true;
   }
 
   /**
@@ -465,6 +535,7 @@ export class LegMediaPath {
       strictSource: this.o.strictSource,
     });
     this.applySrtp(media.srtp);
+    this.participant.relayChanged();
     this.log.debug("media negotiated", {
       codec: codec.name, direction: media.direction, remote: `${media.remoteAddress}:${media.remotePort}`, srtp: media.srtp?.local.suite ?? "none",
     });
@@ -501,6 +572,12 @@ export class LegMediaPath {
     const r = this.receiver;
     if (!m || !r || !this.receiving) return;
     if (packet.payloadType === m.payloadType) {
+      const peer = this.relayEnd.peer;
+      if (peer) {
+        if (packet.payloadLength === r.codec.relayFrameBytes) return peer.deliver(packet);
+        this.unevenPackets = true;
+        this.participant.relayChanged(); // unpaired: this packet and the rest go to the mixer
+      }
       // The jitter buffer keeps a copy: the socket's buffer is reused for the next datagram.
       r.jitter.pushFrom(packet.sequenceNumber, packet.timestamp, packet.data, packet.payloadOffset, packet.payloadLength, arrivalMs);
     } else if (packet.payloadType === m.telephoneEventPayloadType) {
@@ -537,9 +614,15 @@ export class LegMediaPath {
     const codec = this.sendCodec;
     const m = this.media;
     if (!codec || !m) return;
-    const timestamp = this.outTimestamp;
-    this.outTimestamp = (this.outTimestamp + (codec.rtpClockRate * FRAME_MS) / 1000) >>> 0;
+    const frameUnits = rtpTimestampsPerFrame(codec, FRAME_MS);
     this.tick++;
+    if (this.relayEnd.peer && this.sending) {
+      // While the relay carries the stream, its packets set our timestamps.
+      if (!this.sendsOwnAudio && this.tick - this.relayed.lastTick <= RELAY_QUIET_TICKS) return;
+      this.takeOverFromRelay(frameUnits);
+    }
+    const timestamp = this.outTimestamp;
+    this.outTimestamp = (timestamp + frameUnits) >>> 0;
     if (!this.sending) {
       this.restartMarker = true;
       return;
@@ -651,4 +734,24 @@ function concat(a: Int16Array, b: Int16Array): Int16Array {
   out.set(a);
   out.set(b, a.length);
   return out;
+}
+
+/** A leg's end of a relayed pair in one mixer (relay.ts). */
+class RelayEnd implements PacketRelay {
+  peer: PacketRelay | undefined;
+
+  constructor(private readonly path: LegMediaPath) {}
+
+  get format(): string | undefined {
+    return this.path.relayFormat;
+  }
+
+  pair(peer: PacketRelay | undefined): void {
+    this.peer = peer;
+    this.path.relayPaired(this);
+  }
+
+  deliver(packet: ParsedRtp): void {
+    this.path.relayedPacket(this, packet);
+  }
 }

@@ -33,6 +33,10 @@
 //   then judged from that level, and the frame is decoded (`pull`) only when it is mixed, so in a
 //   room where everyone talks only the few mixed talkers are decoded. A frame without a level is
 //   pulled and measured as before.
+// - A channel of exactly two phone legs with the same self-contained codec is relayed instead of
+//   mixed (relay.ts): each leg's packets go straight to the other. The mixer pairs them while that
+//   holds (two participants, both relayable alike, no tap, no mute; `relayPairs`, default on) and
+//   goes on ticking, so a leg can still be sent DTMF or the mixer's silence.
 // - Joining and leaving never touch the others' streams; a contributor starting or stopping
 //   (voice activity edges) is faded in/out over one frame so gating never clicks.
 import { createLogger } from "../log.ts";
@@ -40,6 +44,7 @@ import { metrics } from "../metrics.ts";
 import type { Codec } from "./codec.ts";
 import { MixEncoderCache } from "./mix-encoder.ts";
 import type { MixTap } from "./mix-tap.ts";
+import type { PacketRelay } from "./relay.ts";
 import { SwitchingResampler } from "./rate-switch.ts";
 import { DriftCorrectedTicker, sharedTicker, type TickSource } from "./ticker.ts";
 import { workerTotal } from "./worker-totals.ts";
@@ -83,6 +88,8 @@ export interface MixerParticipant {
   readonly speaking: boolean;
   /** The rate this participant needs to hear everything its codec carries (it negotiated another codec). */
   setSampleRate(rate: number): void;
+  /** Its relay's format may have changed: the mixer pairs or unpairs the channel again. */
+  relayChanged(): void;
   leave(): void;
 }
 
@@ -109,6 +116,8 @@ export interface JoinOptions {
    * `pull` is called as usual.
    */
   inputLevel?: () => number | undefined;
+  /** This participant's end of a two-party relay (relay.ts); without one it is always mixed. */
+  relay?: PacketRelay;
 }
 
 export interface MixerOptions {
@@ -121,6 +130,8 @@ export interface MixerOptions {
   hangoverMs?: number;
   /** Most talkers mixed at once (the loudest); default `defaultMaxSpeakers` (3). 0: no limit. */
   maxSpeakers?: number;
+  /** Relay a channel of two alike phone legs instead of mixing it; default `defaultRelayPairs` (true). */
+  relayPairs?: boolean;
 }
 
 // Speaker-set hysteresis, tuned on five espeak-ng voices talking over each other for 21 s: a
@@ -140,6 +151,13 @@ export function setDefaultMaxSpeakers(maxSpeakers: number): void {
   defaultMaxSpeakers = maxSpeakers;
 }
 
+let defaultRelayPairs = true;
+
+/** Whether mixers created from now on relay two alike phone legs (config `media.relayPairs`). */
+export function setDefaultRelayPairs(relayPairs: boolean): void {
+  defaultRelayPairs = relayPairs;
+}
+
 export interface MixerStats {
   ticks: number;
   participants: number;
@@ -149,6 +167,8 @@ export interface MixerStats {
   /** Participants whose voice activity said they were talking in the last tick, mixed or not. */
   talking: number;
   droppedFrames: number;
+  /** Its two participants are relayed to each other instead of mixed. */
+  relayed: boolean;
 }
 
 /** Input frames buffered per participant before the oldest is dropped (bounds added latency). */
@@ -217,6 +237,7 @@ class Participant implements MixerParticipant {
     readonly onFrame: (frame: MixedFrame) => void,
     readonly pull: (() => Int16Array | undefined) | undefined,
     readonly inputLevel: (() => number | undefined) | undefined,
+    readonly relay: PacketRelay | undefined,
     public sampleRate: MixerRate,
     private readonly mixer: Mixer,
     frameSamples: number,
@@ -237,6 +258,10 @@ class Participant implements MixerParticipant {
   setSampleRate(rate: number): void {
     this.sampleRate = mixerRateFor(rate);
     this.mixer.updateRate();
+  }
+
+  relayChanged(): void {
+    this.mixer.updateRelay();
   }
 
   leave(): void {
@@ -268,6 +293,9 @@ export class Mixer {
   private taps: MixTap[] = [];
   private fadeIn: Float64Array;
   private nextMixId = sharedMixId + 1;
+  private readonly relayPairs: boolean;
+  /** The two participants relayed to each other, while they are. */
+  private relayed: readonly [Participant, Participant] | undefined;
   private tickCount = 0;
   private lastSpeakers = 0;
   private droppedFrames = 0;
@@ -282,6 +310,7 @@ export class Mixer {
     const maxSpeakers = o.maxSpeakers ?? defaultMaxSpeakers;
     this.maxSpeakers = maxSpeakers > 0 ? maxSpeakers : Infinity;
     this.minHoldTicks = Math.ceil(minHoldMs / this.frameMs);
+    this.relayPairs = o.relayPairs ?? defaultRelayPairs;
     this.acc = new Int32Array(this.frameSamples);
     this.minusOne = new Int32Array(this.frameSamples);
     this.fadeIn = ramp(this.frameSamples);
@@ -300,10 +329,11 @@ export class Mixer {
     if (this.closed) throw new Error("mixer is closed");
     if (this.participants.has(id)) throw new Error(`participant ${id} already in this mixer`);
     const rate = mixerRateFor(o.sampleRate ?? 48000);
-    const p = new Participant(id, this.nextMixId++, onFrame, o.pull, o.pull ? o.inputLevel : undefined, rate, this, this.samplesAt(rate));
+    const p = new Participant(id, this.nextMixId++, onFrame, o.pull, o.pull ? o.inputLevel : undefined, o.relay, rate, this, this.samplesAt(rate));
     this.participants.set(id, p);
     this.order = [...this.order, p];
     this.updateRate();
+    this.updateRelay();
     return p;
   }
 
@@ -314,14 +344,18 @@ export class Mixer {
   /** The others stop (or resume) hearing participant `id`; what it hears is unchanged. */
   setMuted(id: string, muted: boolean): void {
     const p = this.participants.get(id);
-    if (p) p.muted = muted;
+    if (!p) return;
+    p.muted = muted;
+    this.updateRelay();
   }
 
   /** Hands every tick's full mix to `tap` (see mix-tap.ts) until the returned function is called. */
   addTap(tap: MixTap): () => void {
     this.taps = [...this.taps, tap];
+    this.updateRelay();
     return () => {
       this.taps = this.taps.filter((t) => t !== tap);
+      this.updateRelay();
     };
   }
 
@@ -333,6 +367,7 @@ export class Mixer {
       speakers: this.lastSpeakers,
       talking: this.lastTalking,
       droppedFrames: this.droppedFrames,
+      relayed: this.relayed !== undefined,
     };
   }
 
@@ -340,6 +375,7 @@ export class Mixer {
     if (this.closed) return;
     this.closed = true;
     this.unsubscribe();
+    this.unpair();
     for (const p of this.order) p.left = true;
     this.participants.clear();
     this.order = [];
@@ -387,6 +423,30 @@ export class Mixer {
     this.order = this.order.filter((q) => q !== p);
     this.encoderCache.dropListener(p.id, p.mixId);
     this.updateRate();
+    this.updateRelay();
+  }
+
+  /** @internal pairs the channel's two participants when they can be relayed, unpairs them when no longer */
+  updateRelay(): void {
+    const [a, b] = this.order;
+    const pairable = this.relayPairs && !this.closed && this.order.length === 2 && this.taps.length === 0
+      && a !== undefined && b !== undefined && !a.muted && !b.muted
+      && a.relay?.format !== undefined && a.relay.format === b.relay?.format;
+    const current = this.relayed;
+    if (pairable && current && current[0] === a && current[1] === b) return;
+    this.unpair();
+    if (!pairable) return;
+    this.relayed = [a, b];
+    log.debug("two participants relayed", { a: a.id, b: b.id, format: a.relay!.format });
+    a.relay!.pair(b.relay);
+    b.relay!.pair(a.relay);
+  }
+
+  private unpair(): void {
+    const pair = this.relayed;
+    if (!pair) return;
+    this.relayed = undefined;
+    for (const p of pair) p.relay!.pair(undefined);
   }
 
   /** @internal the rate the participants need, applied at the next tick */
@@ -490,6 +550,7 @@ export class Mixer {
       this.acc = new Int32Array(n);
       this.minusOne = new Int32Array(n);
     }
+    if (this.relayed) return this.relayedTick(tick);
     const acc = this.acc;
     acc.fill(0, 0, n);
     const participants = this.order;
@@ -600,6 +661,34 @@ export class Mixer {
       }
       try {
         p.onFrame(frame);
+      } catch (err) {
+        log.error("participant frame handler failed", { participant: p.id, err });
+      }
+    }
+    if (tick % 50 === 0) this.encoderCache.sweep(tick);
+  }
+
+  /** A tick of a relayed pair: nothing is mixed; each hears silence (sent only when its relay is quiet). */
+  private relayedTick(tick: number): void {
+    const full = this.fullMix;
+    full.fill(0);
+    let switches = false;
+    for (const p of this.order) {
+      p.speaking = false;
+      p.wasMixed = false;
+      p.input = undefined;
+      if (p.currentMix !== sharedMixId) {
+        switches = true;
+        p.currentMix = sharedMixId;
+      }
+    }
+    this.lastTalking = 0;
+    this.lastSpeakers = 0;
+    if (switches) this.encoderCache.noteSwitches(tick);
+    const shared: MixedFrame = { pcm: full, sampleRate: this.rate, mixId: sharedMixId, tick, silent: true };
+    for (const p of this.order) {
+      try {
+        p.onFrame(shared);
       } catch (err) {
         log.error("participant frame handler failed", { participant: p.id, err });
       }

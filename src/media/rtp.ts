@@ -350,20 +350,30 @@ export class RtpSession {
 
   /** Sends one RTP packet; returns false when there is nowhere to send or the socket refused it. */
   send(payloadType: number, payload: Uint8Array, timestamp: number, marker = false): boolean {
+    return this.sendFrom(payloadType, payload, 0, payload.length, timestamp, marker, 0);
+  }
+
+  /**
+   * Sends one RTP packet whose payload lies in `data` at `offset` (a relayed packet, copied by offset
+   * as the receive path does), after skipping `gap` sequence numbers: the loss its source had.
+   */
+  sendFrom(payloadType: number, data: Uint8Array, offset: number, payloadLength: number, timestamp: number, marker: boolean, gap: number): boolean {
     if (this.closed || !this.config) return false;
     const learned = this.rtpSource.address;
     const address = learned ?? this.config.remote.address;
     const port = learned !== undefined ? this.rtpSource.port : this.config.remote.port;
     if (port === 0) return false;
-    const length = RTP_HEADER_SIZE + payload.length;
+    const length = RTP_HEADER_SIZE + payloadLength;
     // Sized to the packet, not to an MTU: a 1,500-byte buffer per leg would mostly stay unused.
     if (this.sendBuffer.length !== length) this.sendBuffer = new Uint8Array(length);
     const buffer = this.sendBuffer;
+    this.seq = (this.seq + gap) & 0xffff;
     writeRtpHeader(buffer, { marker, payloadType, sequenceNumber: this.seq, timestamp, ssrc: this.ssrc });
-    buffer.set(payload, RTP_HEADER_SIZE);
+    if (offset === 0 && payloadLength === data.length) buffer.set(data, RTP_HEADER_SIZE);
+    else for (let i = 0; i < payloadLength; i++) buffer[RTP_HEADER_SIZE + i] = data[offset + i]!;
     this.seq = (this.seq + 1) & 0xffff;
     this.counters.packetsSent++;
-    this.counters.octetsSent += payload.length;
+    this.counters.octetsSent += payloadLength;
     this.lastSentTimestamp = timestamp >>> 0;
     this.lastSentAtMs = performance.now();
     return this.pair.rtp.send(this.srtp ? this.srtp.send.protectRtp(buffer) : buffer, port, address);

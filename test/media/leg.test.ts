@@ -5,6 +5,7 @@ import { DtmfReceiver, detectDtmfDigit, type DtmfEvent } from "../../src/media/d
 import { createPhoneLeg, type PhoneLeg, type PhoneLegOptions } from "../../src/media/leg.ts";
 import { Mixer } from "../../src/media/mixer.ts";
 import { RtpPortAllocator } from "../../src/media/ports.ts";
+import { RELAY_QUIET_TICKS } from "../../src/media/relay.ts";
 import { rateConvertersCreated } from "../../src/media/resample.ts";
 import { parseRtp, serializeRtp, type RtpPacket } from "../../src/media/rtp-packet.ts";
 import { readPcapRtp } from "../helpers/pcap.ts";
@@ -15,8 +16,8 @@ const allocator = new RtpPortAllocator({ min: 44000, max: 45999 });
 const cleanup: (() => void)[] = [];
 afterEach(() => { for (const f of cleanup.splice(0).reverse()) f(); });
 
-function mixer(): Mixer {
-  const m = new Mixer();
+function mixer(o: { relayPairs?: boolean } = {}): Mixer {
+  const m = new Mixer(o);
   cleanup.push(() => m.close());
   return m;
 }
@@ -67,6 +68,9 @@ async function phone(o: { toneHz?: number; telephoneEvent?: boolean; codec?: Cod
         seq++;
       }, ptime);
     },
+    stopTone() {
+      clearInterval(timer);
+    },
     /** Everything received in the phone's codec, decoded, at `sampleRate` (decoded once, as it arrives, so tests can poll it). */
     audio(): Int16Array {
       for (; decodedPackets < packets.length; decodedPackets++) {
@@ -109,8 +113,8 @@ function answerOf(l: PhoneLeg, offer: string): string {
 }
 
 describe("PhoneLeg", () => {
-  test("a tone sent into one leg through a real socket is heard by the second leg's phone", async () => {
-    const m = mixer();
+  test("a tone sent into one leg through a real socket is heard by the second leg's phone (mixed: relayPairs off)", async () => {
+    const m = mixer({ relayPairs: false });
     const a = await leg(m, "a");
     const b = await leg(m, "b");
     const phoneA = await phone({ toneHz: 440 });
@@ -480,5 +484,119 @@ describe("PhoneLeg", () => {
     expect(timeouts).toBe(0);
     p.close();
     await until(() => timeouts === 1);
+  });
+});
+
+describe("PhoneLeg two-party relay", () => {
+  async function pair() {
+    const m = mixer();
+    const a = await leg(m, "a");
+    const b = await leg(m, "b");
+    const phoneA = await phone({ toneHz: 440 });
+    const phoneB = await phone();
+    answerOf(a, phoneA.offer);
+    answerOf(b, phoneB.offer);
+    return { m, a, b, phoneA, phoneB };
+  }
+
+  test("two PCMU phones alone in a channel: each packet reaches the other as sent, under our SSRC and stream, loss kept, late and doubled packets dropped", async () => {
+    const { m, a, b, phoneA, phoneB } = await pair();
+    expect(m.stats().relayed).toBe(true);
+    // Until phone A talks, phone B hears the mixer's silence (0xff in PCMU): the stream is already ours.
+    await until(() => phoneB.packets.length >= 3);
+    const sent: { seq: number; fill: number }[] = [];
+    const send = (seq: number, fill: number) => {
+      phoneA.socket.send(serializeRtp({ payloadType: 0, sequenceNumber: seq, timestamp: 16000 + seq * 160, ssrc: 0x5eed }, new Uint8Array(160).fill(fill)), a.localPort, "127.0.0.1");
+      sent.push({ seq, fill });
+    };
+    for (let i = 0; i < 20; i++) if (i !== 7) send(65530 + i, i + 1); // wraps; seq 65537 lost
+    send(65530 + 4, 5); // twice
+    send(65530 + 2, 3); // late
+    await until(() => phoneB.packets.filter((p) => p.payload[0] !== 0xff).length >= 19);
+    const relayed = phoneB.packets.filter((p) => p.payload[0] !== 0xff);
+    expect(relayed.map((p) => p.payload[0])).toEqual([...Array.from({ length: 7 }, (_, i) => i + 1), ...Array.from({ length: 12 }, (_, i) => i + 9)]);
+    expect(relayed.every((p) => p.payload.length === 160 && p.payload.every((v) => v === p.payload[0]))).toBe(true);
+    const ssrcs = new Set(phoneB.packets.map((p) => p.ssrc));
+    expect(ssrcs.size).toBe(1);
+    expect(ssrcs.has(0x5eed)).toBe(false);
+    // The first relayed packet follows the silence before it; after it, the source's steps (the loss included).
+    const first = phoneB.packets.indexOf(relayed[0]!);
+    const before = phoneB.packets[first - 1]!;
+    expect((relayed[0]!.sequenceNumber - before.sequenceNumber) & 0xffff).toBe(1);
+    expect((relayed[0]!.timestamp - before.timestamp) >>> 0).toBe(160);
+    const steps = relayed.slice(1).map((p, i) => [(p.sequenceNumber - relayed[i]!.sequenceNumber) & 0xffff, (p.timestamp - relayed[i]!.timestamp) >>> 0]);
+    expect(steps).toEqual(relayed.slice(1).map((p) => (p.payload[0] === 9 ? [2, 320] : [1, 160])));
+    // Nothing went through a jitter buffer or the mix.
+    expect(a.stats().jitter.played + b.stats().jitter.played).toBe(0);
+    expect(a.stats().rtp.packetsReceived).toBe(sent.length);
+  });
+
+  test("the stream each phone hears stays one while a third joins and leaves, DTMF is sent and the talker pauses", async () => {
+    const { m, a, b, phoneA, phoneB } = await pair();
+    phoneA.startTone(a.localPort);
+    await hears(phoneB, 440, 0.8);
+    expect(b.stats().jitter.played).toBe(0);
+
+    const c = await leg(m, "c");
+    const phoneC = await phone({ toneHz: 1000 });
+    answerOf(c, phoneC.offer);
+    phoneC.startTone(c.localPort);
+    expect(m.stats().relayed).toBe(false);
+    await hears(phoneB, 1000, 0.3);
+    await hears(phoneB, 440, 0.3);
+    phoneC.stopTone();
+    c.close();
+    expect(m.stats().relayed).toBe(true);
+    await hears(phoneB, 440, 0.8);
+
+    b.sendDtmf("5");
+    await until(() => phoneB.packets.filter((p) => p.payloadType === 101 && (p.payload[1]! & 0x80)).length >= 3);
+    const afterDtmf = phoneB.packets.length;
+    await until(() => phoneB.packets.slice(afterDtmf).filter((p) => p.payloadType === 0).length >= 10);
+    await hears(phoneB, 440, 0.8);
+
+    // A pause longer than the relay's patience: phone B hears silence again, the stream caught up.
+    phoneA.stopTone();
+    const paused = phoneB.packets.length;
+    await until(() => phoneB.packets.slice(paused).filter((p) => p.payload[0] === 0xff).length >= 5);
+    // Its timestamps jumped over the pause (at least the relay's patience), marked as a new talkspurt.
+    const resumed = phoneB.packets.findIndex((p, i) => i >= paused && p.payload[0] === 0xff);
+    const lastHeard = phoneB.packets[resumed - 1]!;
+    expect(phoneB.packets[resumed]!.marker).toBe(true);
+    expect((phoneB.packets[resumed]!.timestamp - lastHeard.timestamp) >>> 0).toBeGreaterThanOrEqual(160 * (RELAY_QUIET_TICKS + 1));
+
+    const packets = phoneB.packets;
+    expect(new Set(packets.map((p) => p.ssrc)).size).toBe(1);
+    const problems: string[] = [];
+    for (let i = 1; i < packets.length; i++) {
+      const p = packets[i]!;
+      const q = packets[i - 1]!;
+      const seqStep = (p.sequenceNumber - q.sequenceNumber) & 0xffff;
+      const tsStep = (p.timestamp - q.timestamp) | 0;
+      if (seqStep !== 1) problems.push(`#${i}: sequence step ${seqStep}`);
+      if (tsStep < 0) problems.push(`#${i}: timestamp back by ${-tsStep}`);
+      // Audio after audio follows by exactly one frame, unless the marker says a new talkspurt begins.
+      if (p.payloadType === 0 && q.payloadType === 0 && !p.marker && tsStep !== 160) problems.push(`#${i}: timestamp step ${tsStep} without a marker`);
+    }
+    expect(problems).toEqual([]);
+    // The relay held while DTMF went out: no audio between the first and the last event packet.
+    const events = packets.map((p, i) => (p.payloadType === 101 ? i : -1)).filter((i) => i >= 0);
+    expect(packets.slice(events[0], events.at(-1)).every((p) => p.payloadType === 101)).toBe(true);
+  });
+
+  test("a phone sending 30 ms packets is mixed (its audio re-cut to 20 ms), not relayed", async () => {
+    const m = mixer();
+    const a = await leg(m, "a");
+    const b = await leg(m, "b");
+    const phoneA = await phone({ toneHz: 440, ptimeMs: 30 });
+    const phoneB = await phone();
+    answerOf(a, phoneA.offer);
+    answerOf(b, phoneB.offer);
+    expect(m.stats().relayed).toBe(true);
+    phoneA.startTone(a.localPort);
+    await hears(phoneB, 440, 0.8);
+    expect(m.stats().relayed).toBe(false);
+    expect(phoneB.packets.slice(-10).every((p) => p.payload.length === 160)).toBe(true);
+    expect(a.stats().jitter.played).toBeGreaterThan(10);
   });
 });

@@ -703,3 +703,119 @@ describe("DriftCorrectedTicker", () => {
     expect(seen).toBeLessThanOrEqual(Math.floor(elapsed / 20));
   });
 });
+
+describe("Mixer two-party relay", () => {
+  /** A relay end that records what the mixer tells it; `format` can be changed to say it no longer fits. */
+  function relayEnd(format: string | undefined = "PCMU") {
+    const end = {
+      format: format as string | undefined,
+      peer: undefined as unknown,
+      pairings: 0,
+      pair(peer: unknown) {
+        end.peer = peer;
+        if (peer) end.pairings++;
+      },
+      deliver() {},
+    };
+    return end;
+  }
+
+  function join(mixer: Mixer, id: string, relay?: ReturnType<typeof relayEnd>) {
+    const joined = { part: undefined as unknown as MixerParticipant, heard: [] as MixedFrame[], pulls: 0 };
+    joined.part = mixer.join(id, (f) => joined.heard.push(f), {
+      pull: () => {
+        joined.pulls++;
+        return sineFrame(440, 0).subarray(0, 160);
+      },
+      sampleRate: 8000,
+      relay,
+    });
+    return joined;
+  }
+
+  test("two alike participants are paired to each other; the ticks go on, nobody is pulled, both hear silence", () => {
+    const ticker = new ManualTicker();
+    const mixer = new Mixer({ ticker });
+    const a = relayEnd();
+    const b = relayEnd();
+    const pa = join(mixer, "a", a);
+    expect(a.peer).toBeUndefined();
+    const pb = join(mixer, "b", b);
+    expect(a.peer).toBe(b);
+    expect(b.peer).toBe(a);
+    expect(mixer.stats().relayed).toBe(true);
+    ticker.tick();
+    expect(pa.heard.at(-1)?.silent).toBe(true);
+    expect(pb.heard.at(-1)?.silent).toBe(true);
+    expect(pa.pulls + pb.pulls).toBe(0);
+    expect(mixer.stats().talking).toBe(0);
+    mixer.close();
+    expect(a.peer).toBeUndefined();
+    expect(b.peer).toBeUndefined();
+  });
+
+  test("a third participant, a tap, a mute or a format that stops fitting unpairs them; each end is paired again once it is over", () => {
+    const ticker = new ManualTicker();
+    const mixer = new Mixer({ ticker });
+    const a = relayEnd();
+    const b = relayEnd();
+    const pa = join(mixer, "a", a);
+    join(mixer, "b", b);
+    const unpairedWhile = (what: string, start: () => () => void) => {
+      const end = start();
+      expect({ what, paired: a.peer !== undefined || b.peer !== undefined }).toEqual({ what, paired: false });
+      end();
+      expect({ what, paired: a.peer === b && b.peer === a }).toEqual({ what, paired: true });
+    };
+    unpairedWhile("third", () => {
+      const c = join(mixer, "c");
+      return () => c.part.leave();
+    });
+    unpairedWhile("tap", () => mixer.addTap({ onMix() {} }));
+    unpairedWhile("mute", () => {
+      mixer.setMuted("b", true);
+      return () => mixer.setMuted("b", false);
+    });
+    unpairedWhile("format", () => {
+      a.format = undefined;
+      pa.part.relayChanged();
+      return () => {
+        a.format = "PCMU";
+        pa.part.relayChanged();
+      };
+    });
+    expect(a.pairings).toBe(5);
+    mixer.close();
+  });
+
+  test("relayChanged re-evaluates the pair: different formats, or one without a relay, are mixed", () => {
+    const ticker = new ManualTicker();
+    const mixer = new Mixer({ ticker });
+    const a = relayEnd("PCMU");
+    const b = relayEnd("PCMA");
+    const pa = join(mixer, "a", a);
+    join(mixer, "b", b);
+    expect(mixer.stats().relayed).toBe(false);
+    b.format = "PCMU";
+    pa.part.relayChanged();
+    expect(mixer.stats().relayed).toBe(true);
+    mixer.close();
+
+    const plain = new Mixer({ ticker });
+    const c = relayEnd();
+    join(plain, "c", c);
+    join(plain, "webrtc");
+    expect(c.peer).toBeUndefined();
+    plain.close();
+  });
+
+  test("relayPairs: false always mixes", () => {
+    const mixer = new Mixer({ ticker: new ManualTicker(), relayPairs: false });
+    const a = relayEnd();
+    join(mixer, "a", a);
+    join(mixer, "b", relayEnd());
+    expect(a.peer).toBeUndefined();
+    expect(mixer.stats().relayed).toBe(false);
+    mixer.close();
+  });
+});
