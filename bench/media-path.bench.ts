@@ -3,10 +3,11 @@
 // clock, each 20 ms frame run as soon as the last one is through (no timers, no 20 ms waits).
 // Per frame: the phones (50 per socket, sendMany) send one packet to each leg; the legs receive
 // (source learning, parse, jitter buffer); one mixer tick per channel (decode, mix, encode); each
-// leg sends one packet back; the phones receive them. Two parties per channel, both talking.
-// Beside it, frame by frame in turn, the same traffic on bare sockets (each receives its packet and
-// sends a fixed one per frame): the floor of socket I/O on this machine. The gap between the two is
-// what the media path costs above the sockets; the phones' own sending and receiving are in both.
+// leg sends one packet back; the phones receive them. Two parties per channel, both talking: mixed
+// (media.relayPairs off), and relayed (the default: each leg's packets go straight on to the other,
+// relay.ts). Beside them, frame by frame in turn, the same traffic on bare sockets (each receives its
+// packet and sends a fixed one per frame): the floor of socket I/O on this machine. The gap between
+// a path and the sockets is what it costs above them; the phones' own sending and receiving are in all.
 // Interleaving frame by frame keeps the ratio steady on a busy machine (≈ 1 % between runs where
 // separate rounds differed by 30 %). BENCH_PATH_LEGS (default 400), BENCH_PATH_FRAMES (default 1000).
 import { setLogLevel } from "../src/log.ts";
@@ -29,13 +30,13 @@ interface Setup {
 
 const nextLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
-async function phoneLegs(count: number, phonePort: (i: number) => number): Promise<Setup> {
+async function phoneLegs(count: number, phonePort: (i: number) => number, relayPairs: boolean): Promise<Setup> {
   const ticker = new ManualTicker();
   const allocator = new RtpPortAllocator({ min: 20000, max: 29999 });
   const mixers: Mixer[] = [];
   const legs: PhoneLeg[] = [];
   for (let i = 0; i < count; i++) {
-    if (i % 2 === 0) mixers.push(new Mixer({ ticker }));
+    if (i % 2 === 0) mixers.push(new Mixer({ ticker, relayPairs }));
     const leg = await createPhoneLeg({
       allocator, bindAddress: "127.0.0.1", advertisedAddress: "127.0.0.1", mixer: mixers.at(-1)!, participantId: `leg${i}`,
       codecPreferences: ["PCMU"], mediaTimeoutSec: 0,
@@ -74,13 +75,16 @@ async function bareSockets(count: number, phonePort: (i: number) => number): Pro
  * Binds `count` legs (or bare sockets) and their phones; returns one frame's step: the phones send
  * one packet to each, the legs' side runs its tick, and the step ends when the phones have them back.
  */
-async function prepare(count: number, kind: "legs" | "bare"): Promise<{ step(): Promise<void>; close(): void; lost(): number }> {
+type Kind = "mixed" | "relayed" | "bare";
+const kinds: readonly Kind[] = ["mixed", "relayed", "bare"];
+
+async function prepare(count: number, kind: Kind): Promise<{ step(): Promise<void>; close(): void; lost(): number }> {
   let heard = 0;
   let frame = 0;
   const phones = await Promise.all(Array.from({ length: Math.ceil(count / PHONES_PER_SOCKET) }, () =>
     Bun.udpSocket({ hostname: "127.0.0.1", binaryType: "uint8array", socket: { data() { heard++; } } })));
   const phonePort = (i: number) => phones[Math.floor(i / PHONES_PER_SOCKET)]!.port;
-  const setup = kind === "legs" ? await phoneLegs(count, phonePort) : await bareSockets(count, phonePort);
+  const setup = kind === "bare" ? await bareSockets(count, phonePort) : await phoneLegs(count, phonePort, kind === "relayed");
   const tone = new Int16Array(160).map((_, i) => Math.round(8000 * Math.sin((2 * Math.PI * 400 * i) / 8000)));
   const payload = encodeUlaw(tone);
   const packets = setup.ports.map(() => {
@@ -92,11 +96,12 @@ async function prepare(count: number, kind: "legs" | "bare"): Promise<{ step(): 
   setup.ports.forEach((port, i) => batches[Math.floor(i / PHONES_PER_SOCKET)]!.push(packets[i]!, port, "127.0.0.1"));
   return {
     async step() {
+      // Relayed packets may be back before the tick.
+      const expected = heard + count;
       for (let i = 0; i < count; i++) writeRtpHeader(packets[i]!, { payloadType: 0, sequenceNumber: frame & 0xffff, timestamp: frame * 160, ssrc: 0x1000 + i });
       for (let k = 0; k < phones.length; k++) phones[k]!.sendMany(batches[k]!);
       // The legs' sockets are read on the next turns of the event loop.
       for (let k = 0; k < 3; k++) await nextLoop();
-      const expected = heard + count;
       setup.tick();
       for (let k = 0; k < 200 && heard < expected; k++) await nextLoop();
       frame++;
@@ -113,35 +118,32 @@ export async function run(): Promise<void> {
   setLogLevel("warn");
   const legs = Number(process.env.BENCH_PATH_LEGS ?? 400);
   const frames = Number(process.env.BENCH_PATH_FRAMES ?? 1000);
-  const path = await prepare(legs, "legs");
-  const bare = await prepare(legs, "bare");
+  const setups = new Map<Kind, Awaited<ReturnType<typeof prepare>>>();
+  for (const kind of kinds) setups.set(kind, await prepare(legs, kind));
   // Warm-up: jitter buffers fill, sources are learned, the JIT settles.
-  for (let f = 0; f < 100; f++) {
-    await path.step();
-    await bare.step();
-  }
-  // Frame by frame, alternating which goes first, so both see the same machine.
-  const cpu = { path: 0, bare: 0 };
-  const timed = async (kind: "path" | "bare") => {
-    const before = process.cpuUsage();
-    await (kind === "path" ? path : bare).step();
-    const used = process.cpuUsage(before);
-    cpu[kind] += used.user + used.system;
-  };
+  for (let f = 0; f < 100; f++) for (const kind of kinds) await setups.get(kind)!.step();
+  // Frame by frame, rotating which goes first, so all see the same machine.
+  const cpu: Record<Kind, number> = { mixed: 0, relayed: 0, bare: 0 };
   for (let f = 0; f < frames; f++) {
-    await timed(f % 2 === 0 ? "path" : "bare");
-    await timed(f % 2 === 0 ? "bare" : "path");
+    for (let k = 0; k < kinds.length; k++) {
+      const kind = kinds[(f + k) % kinds.length]!;
+      const before = process.cpuUsage();
+      await setups.get(kind)!.step();
+      const used = process.cpuUsage(before);
+      cpu[kind] += used.user + used.system;
+    }
   }
-  const lost = { path: path.lost(), bare: bare.lost() };
-  path.close();
-  bare.close();
-  for (const [kind, n] of Object.entries(lost)) if (n > legs * (frames + 100) * 0.01) throw new Error(`${kind}: ${n} packets did not come back`);
-  const perLegFrame = (us: number) => us / (legs * frames);
-  const [p, b] = [perLegFrame(cpu.path), perLegFrame(cpu.bare)];
-  console.log(`${legs} PCMU legs, real loopback sockets, one thread, phones included, ${frames} frames each, interleaved (CPU per leg-frame): whole path ${p.toFixed(1)} µs, bare sockets ${b.toFixed(1)} µs, media path above the sockets ${(p - b).toFixed(1)} µs`);
+  for (const [kind, setup] of setups) {
+    const lost = setup.lost();
+    setup.close();
+    if (lost > legs * (frames + 100) * 0.01) throw new Error(`${kind}: ${lost} packets did not come back`);
+  }
+  const perLegFrame = (kind: Kind) => cpu[kind] / (legs * frames);
+  const [m, r, b] = [perLegFrame("mixed"), perLegFrame("relayed"), perLegFrame("bare")];
+  console.log(`${legs} PCMU legs, real loopback sockets, one thread, phones included, ${frames} frames each, interleaved (CPU per leg-frame): mixed ${m.toFixed(1)} µs, relayed ${r.toFixed(1)} µs, bare sockets ${b.toFixed(1)} µs; above the sockets: mixed ${(m - b).toFixed(1)} µs, relayed ${(r - b).toFixed(1)} µs`);
   reportGoal({
-    goal: "PCMU leg-frame with real sockets, CPU, phones included: whole path vs bare sockets",
-    figure: `${p.toFixed(1)} vs ${b.toFixed(1)} µs (ratio ${(p / b).toFixed(2)})`,
+    goal: "PCMU leg-frame with real sockets, CPU, phones included: two-party channel mixed vs relayed vs bare sockets",
+    figure: `${m.toFixed(1)} vs ${r.toFixed(1)} vs ${b.toFixed(1)} µs (relayed/mixed ${(r / m).toFixed(2)})`,
     anchor: "the media work above the socket floor (media path without sockets ≈ 4.5 µs)",
   });
 }

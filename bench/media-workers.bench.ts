@@ -7,19 +7,24 @@
 // thread vs the others: workers, GC, JIT), late frames at the phones (more than 20 ms behind their
 // schedule) and late or skipped mixer ticks in the workers. Goals (issue 16): < 0.1 % late frames
 // at 1,000 legs, and the ratio 1 worker : 2 workers.
-// Defaults: 1,000 legs, workers "1,2", 10 s each (≈ 40 s in all); BENCH_MW_LEGS, BENCH_MW_WORKERS
-// and BENCH_MW_SECONDS override them.
+// Each worker count runs twice: relayed (the default for a two-party channel of alike phones: each
+// leg's packets go straight to the other, relay.ts) and mixed (media.relayPairs off).
+// Defaults: 1,000 legs, workers "1,2", modes "relayed,mixed", 10 s each (≈ 80 s in all);
+// BENCH_MW_LEGS, BENCH_MW_WORKERS, BENCH_MW_MODES and BENCH_MW_SECONDS override them.
 import { readFileSync, readdirSync } from "node:fs";
 import { loadavg } from "node:os";
 import { join } from "node:path";
 import { createLogger, setLogLevel } from "../src/log.ts";
 import { HostedLeg } from "../src/media/hosted-leg.ts";
 import { MediaPlane, type ChannelMedia } from "../src/media/media-plane.ts";
+import { applyMediaSettings, mediaSettings } from "../src/media/media-settings.ts";
 import { RtpPortAllocator } from "../src/media/ports.ts";
 import { reportGoal } from "./goals.ts";
 import { phoneOffer, readLine, type LoadResult } from "./loadgen-driver.ts";
 
-interface Measured { workers: number; perFrameUs: number; coreShare: number; mainShare: number; otherShare: number; lateShare: number; load: LoadResult; tickLateShare: number }
+type Mode = "relayed" | "mixed";
+
+interface Measured { mode: Mode; workers: number; perFrameUs: number; coreShare: number; mainShare: number; otherShare: number; lateShare: number; load: LoadResult; tickLateShare: number }
 
 /** CPU ticks (1/100 s) of this process's main thread and of its other threads (media workers, GC, JIT). */
 function threadTicks(): { main: number; others: number } {
@@ -40,7 +45,9 @@ function threadTicks(): { main: number; others: number } {
   return { main, others };
 }
 
-async function measure(legCount: number, workers: number, seconds: number): Promise<Measured> {
+async function measure(legCount: number, workers: number, mode: Mode, seconds: number): Promise<Measured> {
+  // The plane hands the settings to its workers when they start.
+  applyMediaSettings({ ...mediaSettings(), relayPairs: mode === "relayed" });
   const generator = Bun.spawn([process.execPath, join(import.meta.dir, "rtp-loadgen.ts")], { stdin: "pipe", stdout: "pipe", stderr: "inherit" });
   const reader = generator.stdout.getReader();
   const state = { buffered: "" };
@@ -99,34 +106,39 @@ async function measure(legCount: number, workers: number, seconds: number): Prom
   const lateShare = load.late / Math.max(1, load.received);
   const tickLateShare = (ticks1.late - ticks0.late) / Math.max(1, ticks1.ticks - ticks0.ticks);
   const pct = (x: number) => `${(100 * x).toFixed(2)}%`;
-  console.log(`${legCount} legs (${legCount / 2} two-party channels, PCMU 20 ms, both parties talking), ${workers} media worker${workers > 1 ? "s" : ""}, ${seconds} s:`);
+  console.log(`${legCount} legs (${legCount / 2} two-party channels, PCMU 20 ms, both parties talking), ${mode}, ${workers} media worker${workers > 1 ? "s" : ""}, ${seconds} s:`);
   console.log(`  CPU: ${pct(coreShare)} of one core (main thread ${pct(share(threads1.main - threads0.main))}, other threads ${pct(share(threads1.others - threads0.others))}: workers, GC, JIT)`);
   console.log(`  CPU per leg-frame (20 ms each way): ${perFrameUs.toFixed(1)} µs → one core carries ≈ ${Math.floor(20_000 / perFrameUs)} legs`);
   console.log(`  frames to phones: ${load.received}/${load.expected} received, late (>20 ms behind schedule) ${load.late} = ${pct(lateShare)} in ${load.lateStretches} of ${measureMs / 20} 20 ms stretches, worst ${load.maxLatenessMs.toFixed(1)} ms, lost on the way ${load.missing}`);
   console.log(`  mixer ticks due in the workers: ${ticks1.ticks - ticks0.ticks}, late or skipped ${pct(tickLateShare)}; load generator ${pct(load.cpuShare)} of a core; load average ${loadavg()[0]!.toFixed(2)} on ${navigator.hardwareConcurrency} cores`);
-  return { workers, perFrameUs, coreShare, mainShare: share(threads1.main - threads0.main), otherShare: share(threads1.others - threads0.others), lateShare, load, tickLateShare };
+  return { mode, workers, perFrameUs, coreShare, mainShare: share(threads1.main - threads0.main), otherShare: share(threads1.others - threads0.others), lateShare, load, tickLateShare };
 }
 
 export async function run(): Promise<void> {
   setLogLevel("warn");
   const legCount = Number(process.env.BENCH_MW_LEGS ?? 1000);
   const counts = (process.env.BENCH_MW_WORKERS ?? "1,2").split(",").map(Number).filter((n) => n > 0);
+  const modes = (process.env.BENCH_MW_MODES ?? "relayed,mixed").split(",").filter((m): m is Mode => m === "relayed" || m === "mixed");
   const seconds = Number(process.env.BENCH_MW_SECONDS ?? 10);
+  const settings = mediaSettings();
   const results: Measured[] = [];
-  for (const workers of counts) results.push(await measure(legCount + (legCount % 2), workers, seconds));
+  for (const mode of modes) for (const workers of counts) results.push(await measure(legCount + (legCount % 2), workers, mode, seconds));
+  applyMediaSettings(settings);
   const pct = (x: number) => `${(100 * x).toFixed(2)} %`;
+  const label = (r: Measured) => `${r.mode}, ${r.workers} worker${r.workers > 1 ? "s" : ""}`;
   const best = results.reduce((a, b) => (b.lateShare < a.lateShare ? b : a));
   reportGoal({
     goal: `${legCount} G.711 legs (${legCount / 2} two-party channels, both talking), late frames`,
-    figure: results.map((r) => `${r.workers} worker${r.workers > 1 ? "s" : ""}: ${pct(r.lateShare)}`).join(", "),
+    figure: results.map((r) => `${label(r)}: ${pct(r.lateShare)}`).join("; "),
     anchor: "< 0.1 %",
     met: best.lateShare < 0.001,
   });
-  const one = results.find((r) => r.workers === 1);
-  const two = results.find((r) => r.workers === 2);
-  if (one && two) {
+  for (const mode of modes) {
+    const one = results.find((r) => r.mode === mode && r.workers === 1);
+    const two = results.find((r) => r.mode === mode && r.workers === 2);
+    if (!one || !two) continue;
     reportGoal({
-      goal: "media workers 1 vs 2: CPU per leg-frame, late frames",
+      goal: `media workers 1 vs 2 (${mode}): CPU per leg-frame, late frames`,
       figure: `${one.perFrameUs.toFixed(1)} vs ${two.perFrameUs.toFixed(1)} µs (ratio ${(two.perFrameUs / one.perFrameUs).toFixed(2)}), late ${pct(one.lateShare)} vs ${pct(two.lateShare)}, mixer ticks late ${pct(one.tickLateShare)} vs ${pct(two.tickLateShare)}`,
       anchor: "per-leg CPU ratio ≈ 1 (the work splits, not grows), late frames no worse with 2",
     });

@@ -37,7 +37,7 @@ export async function phoneLegPathUs(o: { legs: number; srtp: boolean }): Promis
   const tone = new Int16Array(160).map((_, i) => Math.round(8000 * Math.sin((2 * Math.PI * 400 * i) / 8000)));
   packet.set(encodeUlaw(tone), RTP_HEADER_SIZE);
   for (let i = 0; i < o.legs; i++) {
-    if (i % 2 === 0) mixers.push(new Mixer({ ticker }));
+    if (i % 2 === 0) mixers.push(new Mixer({ ticker, relayPairs: false }));
     const leg = await createPhoneLeg({
       allocator, advertisedAddress: "127.0.0.1", mixer: mixers.at(-1)!, participantId: `leg${i}`, codecPreferences: ["PCMU"], mediaTimeoutSec: 0, io,
       encryption: o.srtp ? "required" : "none",

@@ -1,6 +1,7 @@
 // The whole media path for N G.711 legs in two-party channels, on loopback: a load generator in
 // another process plays N phones (one 20 ms PCMU packet per leg every 20 ms); this process runs N
-// PhoneLegs (RTP receive, jitter buffer, decode, mixer, encode, RTP send). A channel of phones mixes
+// PhoneLegs (RTP receive, jitter buffer, decode, mixer, encode, RTP send), mixed: the two-party relay
+// (media.relayPairs) is off here, media-path and media-workers measure it. A channel of phones mixes
 // at 8 kHz and resamples nothing; the "mixer at 16/48 kHz" runs add one silent listener that needs that
 // rate to each channel (a muted G.722 phone / WebRTC client), which makes every leg resample both ways.
 // Reported: this process's CPU per leg (share of one core) and the share of late frames —
@@ -134,7 +135,7 @@ async function measure(legCount: number, seconds: number, mixerRate: number, tal
   const legs: Endpoint[] = bareSockets?.endpoints ?? [];
   for (let i = 0; i < (bare ? 0 : legCount); i++) {
     if (i % 2 === 0) {
-      const mixer = new Mixer();
+      const mixer = new Mixer({ relayPairs: false });
       if (mixerRate > 8000) mixer.join(`wideband${i}`, () => {}, { sampleRate: mixerRate });
       mixers.push(mixer);
     }

@@ -46,7 +46,7 @@ import { DtmfReceiver, InbandDtmfGenerator, digitToEvent, telephoneEventPackets,
 import { JitterBuffer, type JitterStats } from "./jitter.ts";
 import type { MixedFrame, Mixer, MixerParticipant } from "./mixer.ts";
 import type { RtpPortAllocator } from "./ports.ts";
-import { RELAY_QUIET_TICKS, RelayedStream, type PacketRelay } from "./relay.ts";
+import { RELAY_QUIET_TICKS, RelayedStream, relayTotals, type PacketRelay } from "./relay.ts";
 import type { ParsedRtp } from "./rtp-packet.ts";
 import { RtpSession, type RtpSessionStats, type RtpStreamState } from "./rtp.ts";
 import { SrtpReceiveContext, SrtpSendContext, generateSrtpKey, sameSrtpKey, type SrtpKey, type SrtpSuite } from "./srtp.ts";
@@ -453,6 +453,7 @@ export class LegMediaPath {
     this.session.sendFrom(m.payloadType, packet.data, packet.payloadOffset, packet.payloadLength, relayed.timestamp, packet.marker || this.restartMarker, relayed.gap);
     this.restartMarker = false;
     relayed.carried = true;
+    relayTotals.packets++;
     this.outTimestamp = (relayed.timestamp + rtpTimestampsPerFrame(codec, FRAME_MS)) >>> 0;
   }
 

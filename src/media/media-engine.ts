@@ -10,6 +10,7 @@ import { LegMediaPath } from "./leg.ts";
 import { LEG_STAT_FIELDS, slotOffset, type FromHost, type ToHost } from "./media-protocol.ts";
 import { Mixer, mixerTotals } from "./mixer.ts";
 import { RtpPortAllocator } from "./ports.ts";
+import { relayTotals } from "./relay.ts";
 import { tapRtcp } from "./rtcp-tap.ts";
 import { RtpSession, strangerTotals } from "./rtp.ts";
 import { tickerTotals } from "./ticker.ts";
@@ -306,6 +307,7 @@ export class MediaEngine {
     stats[totalIndex.strangerRtp] = strangerTotals.rtp;
     stats[totalIndex.strangerRtcp] = strangerTotals.rtcp;
     stats[totalIndex.levelFrames] = mixerTotals.levelFrames;
+    stats[totalIndex.relayedPackets] = relayTotals.packets;
     stats[totalIndex.srtpAuth] = srtpDropTotals.auth;
     stats[totalIndex.srtpReplay] = srtpDropTotals.replay;
   }

@@ -13,7 +13,18 @@
 // and when its peer has sent nothing for RELAY_QUIET_TICKS (it hears the mixer's silence, as it
 // would in a mixed channel).
 
+import { metrics } from "../metrics.ts";
 import type { ParsedRtp } from "./rtp-packet.ts";
+import { workerTotal } from "./worker-totals.ts";
+
+/** Packets relayed from one leg of a pair to the other, this thread's legs together. */
+export const relayTotals = { packets: 0 };
+metrics.counter(
+  "trunkline_relayed_packets_total",
+  "RTP packets a two-party channel passed from one phone leg straight to the other instead of mixing (media.relayPairs), every media worker's included.",
+  [],
+  () => relayTotals.packets + workerTotal("relayedPackets"),
+);
 
 export interface PacketRelay {
   /** Equal for two participants that can take each other's packets as they are; undefined: this one cannot be relayed now. */

@@ -10,6 +10,8 @@ import { expect } from "bun:test";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { relayTotals } from "../../src/media/relay.ts";
+import { workerTotal } from "../../src/media/worker-totals.ts";
 import { callUntil, phoneCaller, type CallsApp } from "./callsApp.ts";
 import { toneShareOf } from "./rtpPeer.ts";
 import { freePort } from "./sipp.ts";
@@ -104,11 +106,14 @@ export async function baresipAndPhoneHearEachOther(app: CallsApp, during: () => 
   try {
     // The phone is in the channel once the channel's audio reaches it (it sends its tone back from then on).
     await until(() => phone.peer.packetsReceived > 0, { what: () => "the phone caller never got the channel's RTP" });
+    const relayedBefore = relayedPacketsNow();
     const result = await during();
     expect(result.output).toContain("Call established");
     expect(toneShareOf(result.received.subarray(result.sampleRate), result.sampleRate, 1000)).toBeGreaterThan(0.5);
     expect((await phone.run).exitCode).toBe(0);
     expect(toneShareOf(phone.peer.received(), 8000, 440)).toBeGreaterThan(0.3);
+    // Two PCMU phones alone in the channel: they heard each other through the two-party relay, not the mix.
+    await until(() => relayedPacketsNow() - relayedBefore >= 100, { what: () => ({ relayed: relayedPacketsNow() - relayedBefore }) });
     return result;
   } finally {
     phone.peer.close();
@@ -156,4 +161,9 @@ function readWav(buf: Buffer): { samples: Int16Array; sampleRate: number } {
     at += 8 + size + (size % 2);
   }
   return { samples: new Int16Array(0), sampleRate };
+}
+
+/** RTP packets relayed between the two legs of two-party channels so far, media workers included. */
+function relayedPacketsNow(): number {
+  return relayTotals.packets + workerTotal("relayedPackets");
 }
