@@ -112,6 +112,18 @@ function answerOf(l: PhoneLeg, offer: string): string {
   return r.sdp;
 }
 
+/** Two PCMU legs in one channel, each answered to its own phone; phone A's tone is `toneHz`. */
+async function pair(o: { toneHz?: number; ptimeMs?: number } = {}) {
+  const m = mixer();
+  const a = await leg(m, "a");
+  const b = await leg(m, "b");
+  const phoneA = await phone({ toneHz: o.toneHz ?? 440, ptimeMs: o.ptimeMs });
+  const phoneB = await phone();
+  answerOf(a, phoneA.offer);
+  answerOf(b, phoneB.offer);
+  return { m, a, b, phoneA, phoneB };
+}
+
 describe("PhoneLeg", () => {
   test("a tone sent into one leg through a real socket is heard by the second leg's phone (mixed: relayPairs off)", async () => {
     const m = mixer({ relayPairs: false });
@@ -368,13 +380,7 @@ describe("PhoneLeg", () => {
   });
 
   test("random datagrams and garbage payloads never break the leg; audio keeps flowing", async () => {
-    const m = mixer();
-    const a = await leg(m, "a");
-    const b = await leg(m, "b");
-    const phoneA = await phone({ toneHz: 700 });
-    const phoneB = await phone();
-    answerOf(a, phoneA.offer);
-    answerOf(b, phoneB.offer);
+    const { a, phoneA, phoneB } = await pair({ toneHz: 700 });
     phoneA.startTone(a.localPort);
     let seed = 12345;
     const rnd = () => (seed = (seed * 1103515245 + 12345) >>> 0) >>> 24;
@@ -488,17 +494,6 @@ describe("PhoneLeg", () => {
 });
 
 describe("PhoneLeg two-party relay", () => {
-  async function pair() {
-    const m = mixer();
-    const a = await leg(m, "a");
-    const b = await leg(m, "b");
-    const phoneA = await phone({ toneHz: 440 });
-    const phoneB = await phone();
-    answerOf(a, phoneA.offer);
-    answerOf(b, phoneB.offer);
-    return { m, a, b, phoneA, phoneB };
-  }
-
   test("two PCMU phones alone in a channel: each packet reaches the other as sent, under our SSRC and stream, loss kept, late and doubled packets dropped", async () => {
     const { m, a, b, phoneA, phoneB } = await pair();
     expect(m.stats().relayed).toBe(true);
@@ -585,13 +580,7 @@ describe("PhoneLeg two-party relay", () => {
   });
 
   test("a phone sending 30 ms packets is mixed (its audio re-cut to 20 ms), not relayed", async () => {
-    const m = mixer();
-    const a = await leg(m, "a");
-    const b = await leg(m, "b");
-    const phoneA = await phone({ toneHz: 440, ptimeMs: 30 });
-    const phoneB = await phone();
-    answerOf(a, phoneA.offer);
-    answerOf(b, phoneB.offer);
+    const { m, a, phoneA, phoneB } = await pair({ ptimeMs: 30 });
     expect(m.stats().relayed).toBe(true);
     phoneA.startTone(a.localPort);
     await hears(phoneB, 440, 0.8);
