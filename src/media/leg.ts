@@ -618,6 +618,7 @@ export class LegMediaPath {
     const frameUnits = rtpTimestampsPerFrame(codec, FRAME_MS);
     this.tick++;
     if (this.relayEnd.peer && this.sending) {
+      this.relayed.refill();
       // While the relay carries the stream, its packets set our timestamps.
       if (!this.sendsOwnAudio && this.tick - this.relayed.lastTick <= RELAY_QUIET_TICKS) return;
       this.takeOverFromRelay(frameUnits);

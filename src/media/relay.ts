@@ -46,6 +46,14 @@ export const RELAY_QUIET_TICKS = 10;
 const MAX_SEQUENCE_GAP = 100;
 
 /**
+ * Packets a peer may have relayed per tick, and at most in a burst: a phone sends one per tick, a
+ * network hiccup delivers a few at once. More is dropped, so a peer cannot use us to send the other
+ * party more than it would get from the mixer (a flood costs the listener nothing).
+ */
+const RELAY_PACKETS_PER_TICK = 1.5;
+const RELAY_BURST = 10;
+
+/**
  * Where a relayed peer's packets land on the listener's own stream. Sequence numbers keep the peer's
  * gaps (the listener's phone sees the loss and conceals it) and drop what comes late or twice; the
  * timestamp offset is fixed at each (re)synchronisation so that the first packet relayed continues
@@ -60,6 +68,7 @@ export class RelayedStream {
   lastTick = -Infinity;
   /** A packet was relayed since our own frames last went out. */
   carried = false;
+  private credit = RELAY_BURST;
   private synced = false;
   private ssrc = 0;
   private sequence = 0;
@@ -70,11 +79,17 @@ export class RelayedStream {
     this.synced = false;
   }
 
+  /** Once per tick: the rate packets may be relayed at. */
+  refill(): void {
+    this.credit = Math.min(RELAY_BURST, this.credit + RELAY_PACKETS_PER_TICK);
+  }
+
   /**
-   * Maps one packet of the peer; false when it is to be dropped (late or a duplicate). `next` is the
-   * timestamp our stream would use next.
+   * Maps one packet of the peer; false when it is to be dropped (late, a duplicate, or beyond the
+   * rate). `next` is the timestamp our stream would use next.
    */
   map(packet: ParsedRtp, next: number): boolean {
+    if (this.credit < 1) return false;
     const step = (packet.sequenceNumber - this.sequence) & 0xffff;
     const sameRun = this.synced && packet.ssrc === this.ssrc;
     if (sameRun && step === 0) return false;
@@ -89,6 +104,7 @@ export class RelayedStream {
     }
     this.sequence = packet.sequenceNumber;
     this.timestamp = (packet.timestamp + this.offset) >>> 0;
+    this.credit--;
     return true;
   }
 }

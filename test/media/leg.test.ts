@@ -504,9 +504,13 @@ describe("PhoneLeg two-party relay", () => {
       phoneA.socket.send(serializeRtp({ payloadType: 0, sequenceNumber: seq, timestamp: 16000 + seq * 160, ssrc: 0x5eed }, new Uint8Array(160).fill(fill)), a.localPort, "127.0.0.1");
       sent.push({ seq, fill });
     };
-    for (let i = 0; i < 20; i++) if (i !== 7) send(65530 + i, i + 1); // wraps; seq 65537 lost
-    send(65530 + 4, 5); // twice
-    send(65530 + 2, 3); // late
+    // Paced as a phone sends: a burst beyond the relay's rate would be cut (see the flood test).
+    for (let i = 0; i < 20; i++) {
+      if (i !== 7) send(65530 + i, i + 1); // wraps; seq 65537 lost
+      if (i === 12) send(65530 + 4, 5); // twice
+      if (i === 14) send(65530 + 2, 3); // late
+      await Bun.sleep(20);
+    }
     await until(() => phoneB.packets.filter((p) => p.payload[0] !== 0xff).length >= 19);
     const relayed = phoneB.packets.filter((p) => p.payload[0] !== 0xff);
     expect(relayed.map((p) => p.payload[0])).toEqual([...Array.from({ length: 7 }, (_, i) => i + 1), ...Array.from({ length: 12 }, (_, i) => i + 9)]);
@@ -524,6 +528,24 @@ describe("PhoneLeg two-party relay", () => {
     // Nothing went through a jitter buffer or the mix.
     expect(a.stats().jitter.played + b.stats().jitter.played).toBe(0);
     expect(a.stats().rtp.packetsReceived).toBe(sent.length);
+  });
+
+  test("a flood from a phone is relayed at most at a phone's rate; the relay goes on afterwards", async () => {
+    const { m, a, phoneA, phoneB } = await pair();
+    const flood = new Uint8Array(160).fill(0x42);
+    const ticksBefore = m.stats().ticks;
+    for (let i = 0; i < 500; i++) phoneA.socket.send(serializeRtp({ payloadType: 0, sequenceNumber: i, timestamp: i * 160, ssrc: 0xf100d }, flood), a.localPort, "127.0.0.1");
+    // Part of it overflows the socket's buffer; what got in is read at once.
+    await until(() => a.stats().rtp.packetsReceived >= 100, { what: () => a.stats().rtp });
+    // The tone comes after the flood on the same socket: once it is heard, the flood has been read.
+    phoneA.startTone(a.localPort);
+    await hears(phoneB, 440, 0.8);
+    const ticks = m.stats().ticks - ticksBefore;
+    const relayedFlood = phoneB.packets.filter((p) => p.payload[0] === 0x42).length;
+    expect(relayedFlood).toBeGreaterThanOrEqual(10);
+    // At most the burst allowance and 1.5 packets per 20 ms tick; the flood is read within a few ticks.
+    expect(relayedFlood).toBeLessThanOrEqual(10 + 1.5 * ticks);
+    expect(relayedFlood).toBeLessThan(50);
   });
 
   test("the stream each phone hears stays one while a third joins and leaves, DTMF is sent and the talker pauses", async () => {
