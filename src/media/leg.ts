@@ -443,13 +443,13 @@ export class LegMediaPath {
   }
 
   /** @internal RelayEnd.deliver: one audio packet of the paired peer, sent on as our own stream. */
-  relayedPacket(end: RelayEnd, packet: ParsedRtp): void {
+  relayedPacket(end: RelayEnd, packet: ParsedRtp, arrivalMs: number): void {
     const m = this.media;
     const codec = this.sendCodec;
     if (end !== this.relayEnd || !m || !codec || !this.sending || this.closed) return;
     const relayed = this.relayed;
     relayed.lastTick = this.tick;
-    if (this.sendsOwnAudio || !relayed.map(packet, this.outTimestamp)) return;
+    if (this.sendsOwnAudio || !relayed.map(packet, this.outTimestamp, arrivalMs)) return;
     this.session.sendFrom(m.payloadType, packet.data, packet.payloadOffset, packet.payloadLength, relayed.timestamp, packet.marker || this.restartMarker, relayed.gap);
     this.restartMarker = false;
     relayed.carried = true;
@@ -575,7 +575,7 @@ export class LegMediaPath {
     if (packet.payloadType === m.payloadType) {
       const peer = this.relayEnd.peer;
       if (peer) {
-        if (packet.payloadLength === r.codec.relayFrameBytes) return peer.deliver(packet);
+        if (packet.payloadLength === r.codec.relayFrameBytes) return peer.deliver(packet, arrivalMs);
         this.unevenPackets = true;
         this.participant.relayChanged(); // unpaired: this packet and the rest go to the mixer
       }
@@ -618,7 +618,6 @@ export class LegMediaPath {
     const frameUnits = rtpTimestampsPerFrame(codec, FRAME_MS);
     this.tick++;
     if (this.relayEnd.peer && this.sending) {
-      this.relayed.refill();
       // While the relay carries the stream, its packets set our timestamps.
       if (!this.sendsOwnAudio && this.tick - this.relayed.lastTick <= RELAY_QUIET_TICKS) return;
       this.takeOverFromRelay(frameUnits);
@@ -753,7 +752,7 @@ class RelayEnd implements PacketRelay {
     this.path.relayPaired(this);
   }
 
-  deliver(packet: ParsedRtp): void {
-    this.path.relayedPacket(this, packet);
+  deliver(packet: ParsedRtp, arrivalMs: number): void {
+    this.path.relayedPacket(this, packet, arrivalMs);
   }
 }

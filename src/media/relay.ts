@@ -35,8 +35,8 @@ export interface PacketRelay {
    * own `deliver`.
    */
   pair(peer: PacketRelay | undefined): void;
-  /** One audio packet of the paired peer, to be sent on as this participant's own stream. */
-  deliver(packet: ParsedRtp): void;
+  /** One audio packet of the paired peer (read at `arrivalMs`), to be sent on as this participant's own stream. */
+  deliver(packet: ParsedRtp, arrivalMs: number): void;
 }
 
 /** Ticks without a relayed packet after which the listener hears the mixer's frames (silence) again. */
@@ -46,12 +46,13 @@ export const RELAY_QUIET_TICKS = 10;
 const MAX_SEQUENCE_GAP = 100;
 
 /**
- * Packets a peer may have relayed per tick, and at most in a burst: a phone sends one per tick, a
- * network hiccup delivers a few at once. More is dropped, so a peer cannot use us to send the other
- * party more than it would get from the mixer (a flood costs the listener nothing).
+ * Packets a peer may have relayed per 20 ms, and at most at once: a phone sends one per 20 ms; a
+ * second's worth arrives at once after a hiccup of the network or of this thread. More is dropped,
+ * so a peer cannot use us to send the other party much more than the mixer would (a flood costs the
+ * listener nothing).
  */
-const RELAY_PACKETS_PER_TICK = 1.5;
-const RELAY_BURST = 10;
+const RELAY_PACKETS_PER_FRAME = 1.5;
+export const RELAY_BURST = 50;
 
 /**
  * Where a relayed peer's packets land on the listener's own stream. Sequence numbers keep the peer's
@@ -69,6 +70,7 @@ export class RelayedStream {
   /** A packet was relayed since our own frames last went out. */
   carried = false;
   private credit = RELAY_BURST;
+  private creditAtMs = 0;
   private synced = false;
   private ssrc = 0;
   private sequence = 0;
@@ -79,16 +81,14 @@ export class RelayedStream {
     this.synced = false;
   }
 
-  /** Once per tick: the rate packets may be relayed at. */
-  refill(): void {
-    this.credit = Math.min(RELAY_BURST, this.credit + RELAY_PACKETS_PER_TICK);
-  }
 
   /**
    * Maps one packet of the peer; false when it is to be dropped (late, a duplicate, or beyond the
-   * rate). `next` is the timestamp our stream would use next.
+   * rate). `next` is the timestamp our stream would use next; `nowMs` when the packet was read.
    */
-  map(packet: ParsedRtp, next: number): boolean {
+  map(packet: ParsedRtp, next: number, nowMs: number): boolean {
+    this.credit = Math.min(RELAY_BURST, this.credit + ((nowMs - this.creditAtMs) * RELAY_PACKETS_PER_FRAME) / 20);
+    this.creditAtMs = nowMs;
     if (this.credit < 1) return false;
     const step = (packet.sequenceNumber - this.sequence) & 0xffff;
     const sameRun = this.synced && packet.ssrc === this.ssrc;
