@@ -9,7 +9,8 @@
 // packet and sends a fixed one per frame): the floor of socket I/O on this machine. The gap between
 // a path and the sockets is what it costs above them; the phones' own sending and receiving are in all.
 // Interleaving frame by frame keeps the ratio steady on a busy machine (≈ 1 % between runs where
-// separate rounds differed by 30 %). BENCH_PATH_LEGS (default 400), BENCH_PATH_FRAMES (default 1000).
+// separate rounds differed by 30 %). BENCH_PATH_LEGS (default 400), BENCH_PATH_FRAMES (default 1000),
+// BENCH_PATH_KINDS (default mixed,relayed,bare; one of them alone to profile it: the others report 0).
 import { setLogLevel } from "../src/log.ts";
 import { encodeUlaw } from "../src/media/g711.ts";
 import { createPhoneLeg, type PhoneLeg } from "../src/media/leg.ts";
@@ -76,7 +77,7 @@ async function bareSockets(count: number, phonePort: (i: number) => number): Pro
  * one packet to each, the legs' side runs its tick, and the step ends when the phones have them back.
  */
 type Kind = "mixed" | "relayed" | "bare";
-const kinds: readonly Kind[] = ["mixed", "relayed", "bare"];
+const kinds = (process.env.BENCH_PATH_KINDS ?? "mixed,relayed,bare").split(",") as Kind[];
 
 async function prepare(count: number, kind: Kind): Promise<{ step(): Promise<void>; close(): void; lost(): number }> {
   let heard = 0;
