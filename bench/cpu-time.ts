@@ -1,4 +1,5 @@
-// The one way micro-benchmarks time a piece of work.
+// The one way micro-benchmarks time a piece of work, and the one way benches split a process's CPU by thread.
+import { readFileSync, readdirSync } from "node:fs";
 
 /**
  * CPU µs per call of `fn`: the fastest of several batches, timed by this process's CPU time so
@@ -14,4 +15,33 @@ export function measure(fn: () => void, perBatch: number, batches = 9): number {
     best = Math.min(best, (used.user + used.system) / perBatch);
   }
   return best;
+}
+
+/** CPU time of each thread of this process, in clock ticks (Linux /proc), by thread id. */
+export function threadTicks(): Map<number, number> {
+  const ticks = new Map<number, number>();
+  for (const tid of readdirSync("/proc/self/task")) {
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/self/task/${tid}/stat`, "utf8");
+    } catch {
+      continue; // the thread ended meanwhile
+    }
+    // utime and stime: fields 14 and 15, counted after the parenthesised command name
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    ticks.set(Number(tid), Number(fields[11]) + Number(fields[12]));
+  }
+  return ticks;
+}
+
+/** CPU ticks between two samples of the main thread and of the others (threads that ended meanwhile are not counted). */
+export function threadDelta(before: Map<number, number>, after: Map<number, number>): { main: number; others: number } {
+  let main = 0;
+  let others = 0;
+  for (const [tid, ticks] of after) {
+    const used = ticks - (before.get(tid) ?? 0);
+    if (tid === process.pid) main += used;
+    else others += used;
+  }
+  return { main, others };
 }

@@ -11,7 +11,6 @@
 // leg's packets go straight to the other, relay.ts) and mixed (media.relayPairs off).
 // Defaults: 1,000 legs, workers "1,2", modes "relayed,mixed", 10 s each (≈ 80 s in all);
 // BENCH_MW_LEGS, BENCH_MW_WORKERS, BENCH_MW_MODES and BENCH_MW_SECONDS override them.
-import { readFileSync, readdirSync } from "node:fs";
 import { loadavg } from "node:os";
 import { join } from "node:path";
 import { createLogger, setLogLevel } from "../src/log.ts";
@@ -19,31 +18,13 @@ import { HostedLeg } from "../src/media/hosted-leg.ts";
 import { MediaPlane, type ChannelMedia } from "../src/media/media-plane.ts";
 import { applyMediaSettings, mediaSettings } from "../src/media/media-settings.ts";
 import { RtpPortAllocator } from "../src/media/ports.ts";
+import { threadDelta, threadTicks } from "./cpu-time.ts";
 import { reportGoal } from "./goals.ts";
 import { phoneOffer, readLine, type LoadResult } from "./loadgen-driver.ts";
 
 type Mode = "relayed" | "mixed";
 
 interface Measured { mode: Mode; workers: number; perFrameUs: number; coreShare: number; mainShare: number; otherShare: number; lateShare: number; load: LoadResult; tickLateShare: number }
-
-/** CPU ticks (1/100 s) of this process's main thread and of its other threads (media workers, GC, JIT). */
-function threadTicks(): { main: number; others: number } {
-  let main = 0;
-  let others = 0;
-  for (const tid of readdirSync("/proc/self/task")) {
-    let stat: string;
-    try {
-      stat = readFileSync(`/proc/self/task/${tid}/stat`, "utf8");
-    } catch {
-      continue; // the thread ended meanwhile
-    }
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    const used = Number(fields[11]) + Number(fields[12]);
-    if (Number(tid) === process.pid) main += used;
-    else others += used;
-  }
-  return { main, others };
-}
 
 async function measure(legCount: number, workers: number, mode: Mode, seconds: number): Promise<Measured> {
   // The plane hands the settings to its workers when they start.
@@ -107,11 +88,12 @@ async function measure(legCount: number, workers: number, mode: Mode, seconds: n
   const tickLateShare = (ticks1.late - ticks0.late) / Math.max(1, ticks1.ticks - ticks0.ticks);
   const pct = (x: number) => `${(100 * x).toFixed(2)}%`;
   console.log(`${legCount} legs (${legCount / 2} two-party channels, PCMU 20 ms, both parties talking), ${mode}, ${workers} media worker${workers > 1 ? "s" : ""}, ${seconds} s:`);
-  console.log(`  CPU: ${pct(coreShare)} of one core (main thread ${pct(share(threads1.main - threads0.main))}, other threads ${pct(share(threads1.others - threads0.others))}: workers, GC, JIT)`);
+  const byThread = threadDelta(threads0, threads1);
+  console.log(`  CPU: ${pct(coreShare)} of one core (main thread ${pct(share(byThread.main))}, other threads ${pct(share(byThread.others))}: workers, GC, JIT)`);
   console.log(`  CPU per leg-frame (20 ms each way): ${perFrameUs.toFixed(1)} µs → one core carries ≈ ${Math.floor(20_000 / perFrameUs)} legs`);
   console.log(`  frames to phones: ${load.received}/${load.expected} received, late (>20 ms behind schedule) ${load.late} = ${pct(lateShare)} in ${load.lateStretches} of ${measureMs / 20} 20 ms stretches, worst ${load.maxLatenessMs.toFixed(1)} ms, lost on the way ${load.missing}`);
   console.log(`  mixer ticks due in the workers: ${ticks1.ticks - ticks0.ticks}, late or skipped ${pct(tickLateShare)}; load generator ${pct(load.cpuShare)} of a core; load average ${loadavg()[0]!.toFixed(2)} on ${navigator.hardwareConcurrency} cores`);
-  return { mode, workers, perFrameUs, coreShare, mainShare: share(threads1.main - threads0.main), otherShare: share(threads1.others - threads0.others), lateShare, load, tickLateShare };
+  return { mode, workers, perFrameUs, coreShare, mainShare: share(byThread.main), otherShare: share(byThread.others), lateShare, load, tickLateShare };
 }
 
 export async function run(): Promise<void> {

@@ -15,7 +15,6 @@
 // BENCH_RTP_TALKERS="all,half", BENCH_RTP_IO="thread" and BENCH_RTP_SECONDS=10 override them;
 // BENCH_RTP_PIN="0:1" gives the media process one core and the load generator the other;
 // BENCH_RTP_IO=bare measures the floor: the same sockets and packets without any media work.
-import { readFileSync, readdirSync } from "node:fs";
 import { loadavg } from "node:os";
 import { join } from "node:path";
 import { createPhoneLeg, type PhoneLeg } from "../src/media/leg.ts";
@@ -24,36 +23,9 @@ import { RtpPortAllocator } from "../src/media/ports.ts";
 import { sharedTicker, type TickSource } from "../src/media/ticker.ts";
 import { RTP_HEADER_SIZE, writeRtpHeader } from "../src/media/rtp-packet.ts";
 import { inThreadUdpIo, type DatagramSocket, type UdpIo } from "../src/media/udp-io.ts";
+import { threadDelta, threadTicks } from "./cpu-time.ts";
 import { phoneOffer, readLine, type LoadResult } from "./loadgen-driver.ts";
 
-/** CPU time of each thread of this process, in clock ticks (Linux /proc), by thread id. */
-function threadTicks(): Map<number, number> {
-  const ticks = new Map<number, number>();
-  for (const tid of readdirSync("/proc/self/task")) {
-    let stat: string;
-    try {
-      stat = readFileSync(`/proc/self/task/${tid}/stat`, "utf8");
-    } catch {
-      continue; // the thread ended meanwhile
-    }
-    // utime and stime: fields 14 and 15, counted after the parenthesised command name
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    ticks.set(Number(tid), Number(fields[11]) + Number(fields[12]));
-  }
-  return ticks;
-}
-
-/** CPU ticks between two samples of the main thread and of the others (threads that ended meanwhile are not counted). */
-function threadDelta(before: Map<number, number>, after: Map<number, number>): { main: number; others: number } {
-  let main = 0;
-  let others = 0;
-  for (const [tid, ticks] of after) {
-    const used = ticks - (before.get(tid) ?? 0);
-    if (tid === process.pid) main += used;
-    else others += used;
-  }
-  return { main, others };
-}
 const CLOCK_TICKS_PER_SECOND = 100;
 
 /**
