@@ -2,14 +2,14 @@
 // audio only (Opus preferred, PCMU accepted), ICE host candidates on the configured addresses.
 // The peer buffers the client's RTP in a jitter buffer and hands out 20 ms frames of PCM at the
 // codec's rate on the mixer's clock (`pull`; the mixer converts rates), and sends whatever encoded
-// frames it is given (`sendEncoded`), with its own sequence numbers and timestamps.
+// frames it is given (`sendEncoded`), with its own sequence numbers and timestamps, straight onto
+// werift's SRTP session and ICE connection (direct-rtp.ts).
 // It reports its own death (`onClosed`): ICE/DTLS failure, no connection in time, or no media.
 import { isIPv4, isIPv6 } from "node:net";
 import {
   RTCPeerConnection,
   RTCRtpCodecParameters,
   RTP_EXTENSION_URI,
-  RtpHeader,
   RtpPacket,
   useAudioLevelIndication,
   type AudioLevelIndicationPayload,
@@ -20,6 +20,7 @@ import {
 import { codecByName, type AudioDecoder, type Codec } from "../media/codec.ts";
 import { JitterBuffer, type JitterPop } from "../media/jitter.ts";
 import { createLogger } from "../log.ts";
+import { DirectRtpSender } from "./direct-rtp.ts";
 
 export interface PeerNetworkOptions {
   /** ICE host candidate addresses; empty means every interface address, loopback included. */
@@ -67,7 +68,8 @@ export async function answerClientOffer(offerSdp: string, network: PeerNetworkOp
     ...(auto ? {} : { iceInterfaceAddresses: interfaceAddresses(network.hostAddresses) }),
     codecs: { audio: localCodecs() },
     // RFC 6464 levels of the client's audio (browsers send them when the answer accepts them): the
-    // mixer ranks talkers by them and decodes only the ones it mixes.
+    // mixer ranks talkers by them and decodes only the ones it mixes. The only extension the answer
+    // accepts, so the packets we send carry none (DirectRtpSender writes none).
     headerExtensions: { audio: [useAudioLevelIndication()] },
     // Gather only on the addresses we were given; werift's own interface scan is turned off then.
     iceUseIpv4: auto,
@@ -96,7 +98,7 @@ export async function answerClientOffer(offerSdp: string, network: PeerNetworkOp
     if (!sdp || !sendCodec) throw new OfferError("no answer could be negotiated");
     const codec = codecOf(sendCodec);
     if (!codec) throw new OfferError("the negotiated codec is neither Opus nor PCMU");
-    return { ok: true, peer: new ClientPeer(pc, transceiver, codec, timeouts), sdp };
+    return { ok: true, peer: new ClientPeer(pc, transceiver, codec, sendCodec.payloadType, timeouts), sdp };
   } catch (error) {
     await pc.close().catch(() => {});
     const message = error instanceof OfferError ? error.message : `the offer was not accepted: ${errorText(error)}`;
@@ -129,14 +131,17 @@ export class ClientPeer {
   private readonly samplesPerFrame: number;
   private readonly codecsByPayloadType = new Map<number, Codec>();
   private receiver: ClientAudioReceiver | undefined;
+  private readonly rtpSender: DirectRtpSender;
 
   constructor(
     private readonly pc: RTCPeerConnection,
-    private readonly transceiver: RTCRtpTransceiver,
+    transceiver: RTCRtpTransceiver,
     codec: Codec,
+    sendPayloadType: number,
     private readonly timeouts: PeerTimeouts,
   ) {
     this.sendCodec = codec;
+    this.rtpSender = new DirectRtpSender(transceiver.sender, sendPayloadType);
     this.samplesPerFrame = (codec.rtpClockRate * 20) / 1000;
     for (const c of transceiver.codecs) {
       const known = codecOf(c);
@@ -167,10 +172,7 @@ export class ClientPeer {
     if (this.closed || !this.connected) return;
     this.sequence = (this.sequence + 1) & 0xffff;
     this.timestamp = (this.timestamp + this.samplesPerFrame) >>> 0;
-    const header = new RtpHeader({ sequenceNumber: this.sequence, timestamp: this.timestamp });
-    // A copy: sendRtp may finish after the encoder has reused its output buffer.
-    const packet = new RtpPacket(header, Buffer.from(payload));
-    this.transceiver.sender.sendRtp(packet).catch(() => {});
+    this.rtpSender.send(payload, this.sequence, this.timestamp);
   }
 
   close(reason: PeerCloseReason = "closed"): void {
