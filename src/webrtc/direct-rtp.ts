@@ -7,7 +7,7 @@
 // is the client's to send). The sender's RTCP loop still sends the sender reports (RFC 3550 §6.4.1)
 // from the counts and the RTP/NTP timestamp pair kept here, and still measures the round trip from
 // the client's receiver reports.
-import { RtpHeader, type RTCRtpSender } from "werift";
+import { isMedia, isRtcp, RTP_EXTENSION_URI, RtpHeader, RtpPacket, type RTCRtpSender, type RTCRtpTransceiver } from "werift";
 
 /** The RTCRtpSender state its sender reports are made of (private in werift's types, plain fields in its code). */
 interface SenderReportState {
@@ -65,5 +65,70 @@ export class DirectRtpSender {
       this.reporting = true;
       void report.runRtcp();
     }
+  }
+}
+
+/** The parts of werift's ICE connection (private in its types) the direct receive reads. */
+interface IceSockets {
+  protocols: { transport?: { type?: string; onData: (data: Buffer, address: [string, number]) => void } }[];
+  nominated?: { protocol: unknown; packetsReceived: number; bytesReceived: number };
+}
+
+/** A stream's reception statistics in werift's RTCRtpReceiver, which its receiver reports are made of. */
+interface ReceiverStatistics {
+  remoteStreams: Record<number, { add(packet: RtpPacket): void } | undefined>;
+}
+
+/** A client's audio packet, with its RFC 6464 level when it sent one. */
+export type ClientRtpHandler = (packet: RtpPacket, level: number | undefined) => void;
+
+/**
+ * Takes the client's SRTP packets from werift's ICE sockets as they arrive and hands them over
+ * decrypted, instead of through werift's chain of events for each (the STUN parse attempt, the ICE
+ * connection's and the DTLS transport's data events, the router's parse of every header extension,
+ * the receiver's packet clone and the track's event, each event also starting a promise). Only
+ * RTP (RFC 7983 §7: first byte 128–191; RFC 5761 §4: not an RTCP packet type) once werift's SRTP
+ * is started takes this way: STUN, DTLS and SRTCP still go through werift as before. The packet is
+ * still decrypted and authenticated by werift's SRTP session (its rollover state included), a
+ * packet that does not authenticate is dropped as werift drops it, only the SSRCs the offer
+ * signalled are taken (werift routes no other), and each packet still goes into the receiver's
+ * statistics that its receiver reports (RFC 3550 §6.4.2) are made of.
+ */
+export function receiveRtpDirectly(transceiver: RTCRtpTransceiver, onRtp: ClientRtpHandler): void {
+  const { receiver } = transceiver;
+  const dtls = receiver.dtlsTransport;
+  const connection = dtls.iceTransport.connection as unknown as IceSockets;
+  const statistics = receiver as unknown as ReceiverStatistics;
+  const payloadTypes = new Set(transceiver.codecs.map((c) => c.payloadType));
+  const levelId = transceiver.headerExtensions.find((e) => e.uri === RTP_EXTENSION_URI.audioLevelIndication)?.id;
+  for (const protocol of connection.protocols) {
+    const transport = protocol.transport;
+    if (transport?.type !== "udp") continue;
+    const werift = transport.onData;
+    transport.onData = (data, address) => {
+      if (!dtls.srtpStarted || !isMedia(data) || isRtcp(data)) return werift(data, address);
+      const pair = connection.nominated;
+      if (pair?.protocol === protocol) {
+        pair.packetsReceived++;
+        pair.bytesReceived += data.length;
+      }
+      dtls.packetsReceived++;
+      dtls.bytesReceived += data.length;
+      let packet: RtpPacket;
+      try {
+        packet = RtpPacket.deSerialize(dtls.srtp.decrypt(data));
+      } catch {
+        return; // not authentic, or not RTP
+      }
+      const { ssrc, payloadType, extensions } = packet.header;
+      if (receiver.trackBySSRC[ssrc] === undefined || !payloadTypes.has(payloadType)) return;
+      const stream = statistics.remoteStreams[ssrc];
+      // The first packet of a stream goes through werift once: it makes the stream's statistics and starts the receiver reports.
+      if (stream) stream.add(packet);
+      else receiver.handleRtpBySsrc(packet, {});
+      let level: number | undefined;
+      if (levelId !== undefined) for (const e of extensions) if (e.id === levelId && e.payload.length > 0) level = (e.payload[0] as number) & 0x7f; // RFC 6464 §3: V bit, then −dBov
+      onRtp(packet, level);
+    };
   }
 }

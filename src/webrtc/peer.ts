@@ -1,6 +1,7 @@
 // One WebRTC client's media connection: a werift RTCPeerConnection answering the client's offer,
 // audio only (Opus preferred, PCMU accepted), ICE host candidates on the configured addresses.
-// The peer buffers the client's RTP in a jitter buffer and hands out 20 ms frames of PCM at the
+// The peer takes the client's RTP straight from werift's ICE sockets and SRTP session
+// (direct-rtp.ts), buffers it in a jitter buffer and hands out 20 ms frames of PCM at the
 // codec's rate on the mixer's clock (`pull`; the mixer converts rates), and sends whatever encoded
 // frames it is given (`sendEncoded`), with its own sequence numbers and timestamps, straight onto
 // werift's SRTP session and ICE connection (direct-rtp.ts).
@@ -9,18 +10,14 @@ import { isIPv4, isIPv6 } from "node:net";
 import {
   RTCPeerConnection,
   RTCRtpCodecParameters,
-  RTP_EXTENSION_URI,
-  RtpPacket,
   useAudioLevelIndication,
-  type AudioLevelIndicationPayload,
-  type Extensions,
-  type MediaStreamTrack,
+  type RtpPacket,
   type RTCRtpTransceiver,
 } from "werift";
 import { codecByName, type AudioDecoder, type Codec } from "../media/codec.ts";
 import { JitterBuffer, type JitterPop } from "../media/jitter.ts";
 import { createLogger } from "../log.ts";
-import { DirectRtpSender } from "./direct-rtp.ts";
+import { DirectRtpSender, receiveRtpDirectly } from "./direct-rtp.ts";
 
 export interface PeerNetworkOptions {
   /** ICE host candidate addresses; empty means every interface address, loopback included. */
@@ -147,9 +144,7 @@ export class ClientPeer {
       const known = codecOf(c);
       if (known) this.codecsByPayloadType.set(c.payloadType, known);
     }
-    const subscribeTrack = (track: MediaStreamTrack) => track.onReceiveRtp.subscribe((rtp, extensions) => this.receive(rtp, extensions));
-    transceiver.receiver.tracks.forEach(subscribeTrack);
-    transceiver.onTrack.subscribe(subscribeTrack);
+    receiveRtpDirectly(transceiver, (rtp, level) => this.receive(rtp, level));
     // RTCP shows the client is there even when it sends no audio (receive-only, or not yet talking):
     // its receiver reports on our stream, its sender reports on its own (RFC 3550 §6).
     const alive = (): void => void (this.lastHeardAt = Date.now());
@@ -197,7 +192,7 @@ export class ClientPeer {
     return this.receiver?.takeLevel();
   }
 
-  private receive(rtp: RtpPacket, extensions: Extensions | undefined): void {
+  private receive(rtp: RtpPacket, level: number | undefined): void {
     if (this.closed) return;
     const now = Date.now();
     this.lastHeardAt = now;
@@ -208,7 +203,6 @@ export class ClientPeer {
       if (!codec) return;
       this.receiver = new ClientAudioReceiver(payloadType, codec);
     }
-    const level = (extensions?.[RTP_EXTENSION_URI.audioLevelIndication] as AudioLevelIndicationPayload | undefined)?.level;
     this.receiver.push(sequenceNumber, timestamp, rtp.payload, now, level);
   }
 

@@ -1,9 +1,10 @@
 // What a client learns from our RTCP and what our answer negotiates, now that the peer sends its RTP
-// straight onto werift's DTLS transport (src/webrtc/direct-rtp.ts): the sender reports still count
-// exactly the packets and payload octets the client received and pair the RTP timestamp with the
-// time it was sent.
+// straight onto werift's DTLS transport and takes the client's RTP straight from the ICE sockets
+// (src/webrtc/direct-rtp.ts): the sender reports still count exactly the packets and payload
+// octets the client received and pair the RTP timestamp with the time it was sent, and the
+// receiver reports still describe what the client sent.
 import { afterEach, beforeEach, expect, test } from "bun:test";
-import { RtcpSrPacket, type RtcpPacket } from "werift";
+import { RtcpRrPacket, RtcpSrPacket, RtpHeader, RtpPacket, type RtcpPacket } from "werift";
 import { ntpNow } from "../../src/webrtc/direct-rtp.ts";
 import { until } from "../helpers/until.ts";
 import { createOfferingPeer, type OfferingPeer } from "../helpers/weriftClient.ts";
@@ -80,5 +81,31 @@ test("our sender reports count the packets and octets the client received and pa
     const sentAt = ntpToUnixMs(report.sr.senderInfo.ntpTimestamp);
     expect(sentAt).toBeLessThanOrEqual(report.arrivedAt + 5);
     expect(sentAt).toBeGreaterThan(report.arrivedAt - 5000);
+  }
+});
+
+test("our receiver reports describe the client's stream: its SSRC, its highest sequence number, nothing lost", async () => {
+  const { peer } = await join("talker");
+  const { sender } = peer.transceiver;
+  let sequence = 0;
+  const timer = setInterval(() => {
+    // Opus silence (RFC 6716 TOC 0xF8), 20 ms each.
+    const header = new RtpHeader({ sequenceNumber: sequence, timestamp: sequence * 960 });
+    sender.sendRtp(new RtpPacket(header, Buffer.of(0xf8, 0xff, 0xfe))).catch(() => {});
+    sequence++;
+  }, 20);
+  try {
+    const reports: { highestSequence: number; packetsLost: number; sent: number }[] = [];
+    sender.onRtcp.subscribe((rtcp: RtcpPacket) => {
+      if (!(rtcp instanceof RtcpRrPacket) && !(rtcp instanceof RtcpSrPacket)) return;
+      for (const r of rtcp.reports) if (r.ssrc === sender.ssrc) reports.push({ highestSequence: r.highestSequence, packetsLost: r.packetsLost, sent: sequence });
+    });
+    await until(() => reports.some((r) => r.highestSequence >= 25), { timeoutMs: 15_000, what: () => ({ reports, sequence }) });
+    for (const r of reports) {
+      expect(r.highestSequence).toBeLessThan(r.sent);
+      expect(r.packetsLost).toBe(0);
+    }
+  } finally {
+    clearInterval(timer);
   }
 });
