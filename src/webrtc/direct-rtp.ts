@@ -8,6 +8,7 @@
 // from the counts and the RTP/NTP timestamp pair kept here, and still measures the round trip from
 // the client's receiver reports.
 import { isMedia, isRtcp, RTP_EXTENSION_URI, RtpHeader, RtpPacket, type RTCRtpSender, type RTCRtpTransceiver } from "werift";
+import { parseRtp, type ParsedRtp } from "../media/rtp-packet.ts";
 
 /** The RTCRtpSender state its sender reports are made of (private in werift's types, plain fields in its code). */
 interface SenderReportState {
@@ -76,23 +77,29 @@ interface IceSockets {
 
 /** A stream's reception statistics in werift's RTCRtpReceiver, which its receiver reports are made of. */
 interface ReceiverStatistics {
-  remoteStreams: Record<number, { add(packet: RtpPacket): void } | undefined>;
+  remoteStreams: Record<number, { add(packet: StatisticsPacket): void } | undefined>;
 }
 
-/** A client's audio packet, with its RFC 6464 level when it sent one. */
-export type ClientRtpHandler = (packet: RtpPacket, level: number | undefined) => void;
+/** What werift's StreamStatistics.add reads of a packet. */
+interface StatisticsPacket {
+  header: { sequenceNumber: number; timestamp: number; serializeSize: number };
+  payload: { length: number };
+}
+
+/** A client's audio packet (a view into the decrypted datagram), with its RFC 6464 level when it sent one. */
+export type ClientRtpHandler = (packet: ParsedRtp, level: number | undefined) => void;
 
 /**
  * Takes the client's SRTP packets from werift's ICE sockets as they arrive and hands them over
  * decrypted, instead of through werift's chain of events for each (the STUN parse attempt, the ICE
- * connection's and the DTLS transport's data events, the router's parse of every header extension,
- * the receiver's packet clone and the track's event, each event also starting a promise). Only
- * RTP (RFC 7983 §7: first byte 128–191; RFC 5761 §4: not an RTCP packet type) once werift's SRTP
- * is started takes this way: STUN, DTLS and SRTCP still go through werift as before. The packet is
- * still decrypted and authenticated by werift's SRTP session (its rollover state included), a
- * packet that does not authenticate is dropped as werift drops it, only the SSRCs the offer
- * signalled are taken (werift routes no other), and each packet still goes into the receiver's
- * statistics that its receiver reports (RFC 3550 §6.4.2) are made of.
+ * connection's and the DTLS transport's data events, a parse of every header extension, the
+ * router, the receiver's packet clone and the track's event, each event also starting a promise).
+ * Only RTP (RFC 7983 §7: first byte 128–191; RFC 5761 §4: not an RTCP packet type) once werift's
+ * SRTP is started takes this way: STUN, DTLS and SRTCP still go through werift as before. The
+ * packet is still decrypted and authenticated by werift's SRTP session (its rollover state
+ * included), a packet that does not authenticate is dropped as werift drops it, only the SSRCs the
+ * offer signalled are taken (werift routes no other), and each packet still goes into the
+ * receiver's statistics that its receiver reports (RFC 3550 §6.4.2) are made of.
  */
 export function receiveRtpDirectly(transceiver: RTCRtpTransceiver, onRtp: ClientRtpHandler): void {
   const { receiver } = transceiver;
@@ -114,21 +121,47 @@ export function receiveRtpDirectly(transceiver: RTCRtpTransceiver, onRtp: Client
       }
       dtls.packetsReceived++;
       dtls.bytesReceived += data.length;
-      let packet: RtpPacket;
+      let plain: Buffer;
       try {
-        packet = RtpPacket.deSerialize(dtls.srtp.decrypt(data));
+        plain = dtls.srtp.decrypt(data);
       } catch {
-        return; // not authentic, or not RTP
+        return; // not authentic
       }
-      const { ssrc, payloadType, extensions } = packet.header;
-      if (receiver.trackBySSRC[ssrc] === undefined || !payloadTypes.has(payloadType)) return;
-      const stream = statistics.remoteStreams[ssrc];
+      const rtp = parseRtp(plain);
+      if (!rtp || receiver.trackBySSRC[rtp.ssrc] === undefined || !payloadTypes.has(rtp.payloadType)) return;
+      const stream = statistics.remoteStreams[rtp.ssrc];
+      if (stream) stream.add({ header: { sequenceNumber: rtp.sequenceNumber, timestamp: rtp.timestamp, serializeSize: rtp.payloadOffset }, payload: { length: rtp.payloadLength } });
       // The first packet of a stream goes through werift once: it makes the stream's statistics and starts the receiver reports.
-      if (stream) stream.add(packet);
-      else receiver.handleRtpBySsrc(packet, {});
-      let level: number | undefined;
-      if (levelId !== undefined) for (const e of extensions) if (e.id === levelId && e.payload.length > 0) level = (e.payload[0] as number) & 0x7f; // RFC 6464 §3: V bit, then −dBov
-      onRtp(packet, level);
+      else receiver.handleRtpBySsrc(RtpPacket.deSerialize(plain), {});
+      onRtp(rtp, levelId === undefined ? undefined : audioLevelOf(plain, levelId));
     };
   }
+}
+
+/**
+ * The RFC 6464 level (−dBov, 0–127) in a well-formed RTP packet's header extension element `id`
+ * (RFC 8285 §4.2 one-byte or §4.3 two-byte form), or undefined when it has none.
+ */
+export function audioLevelOf(packet: Uint8Array, id: number): number | undefined {
+  const b0 = packet[0]!;
+  if ((b0 & 0x10) === 0) return undefined;
+  const start = 12 + (b0 & 0x0f) * 4;
+  const profile = (packet[start]! << 8) | packet[start + 1]!;
+  const end = Math.min(packet.length, start + 4 + ((packet[start + 2]! << 8) | packet[start + 3]!) * 4);
+  const oneByte = profile === 0xbede;
+  if (!oneByte && (profile & 0xfff0) !== 0x1000) return undefined;
+  for (let at = start + 4; at < end; ) {
+    const first = packet[at]!;
+    if (first === 0) {
+      at++; // padding between elements
+      continue;
+    }
+    if (oneByte && first >> 4 === 15) return undefined; // §4.2: stop at ID 15
+    const elementId = oneByte ? first >> 4 : first;
+    const length = oneByte ? (first & 0x0f) + 1 : packet[at + 1]!;
+    const data = at + (oneByte ? 1 : 2);
+    if (elementId === id) return length > 0 && data < end ? packet[data]! & 0x7f : undefined; // RFC 6464 §3: V bit, then the level
+    at = data + length;
+  }
+  return undefined;
 }

@@ -11,11 +11,11 @@ import {
   RTCPeerConnection,
   RTCRtpCodecParameters,
   useAudioLevelIndication,
-  type RtpPacket,
   type RTCRtpTransceiver,
 } from "werift";
 import { codecByName, type AudioDecoder, type Codec } from "../media/codec.ts";
 import { JitterBuffer, type JitterPop } from "../media/jitter.ts";
+import type { ParsedRtp } from "../media/rtp-packet.ts";
 import { createLogger } from "../log.ts";
 import { DirectRtpSender, receiveRtpDirectly } from "./direct-rtp.ts";
 
@@ -192,18 +192,18 @@ export class ClientPeer {
     return this.receiver?.takeLevel();
   }
 
-  private receive(rtp: RtpPacket, level: number | undefined): void {
+  private receive(rtp: ParsedRtp, level: number | undefined): void {
     if (this.closed) return;
     const now = Date.now();
     this.lastHeardAt = now;
-    const { payloadType, sequenceNumber, timestamp } = rtp.header;
+    const { payloadType } = rtp;
     if (this.receiver?.payloadType !== payloadType) {
       // A client may switch between the negotiated codecs; each switch starts a fresh decoder.
       const codec = this.codecsByPayloadType.get(payloadType);
       if (!codec) return;
       this.receiver = new ClientAudioReceiver(payloadType, codec);
     }
-    this.receiver.push(sequenceNumber, timestamp, rtp.payload, now, level);
+    this.receiver.push(rtp, now, level);
   }
 
   private checkLiveness(): void {
@@ -246,14 +246,15 @@ class ClientAudioReceiver {
     this.packetTimestampUnits = (codec.rtpClockRate * 20) / 1000;
   }
 
-  push(sequence: number, timestamp: number, payload: Uint8Array, arrivalMs: number, level: number | undefined): void {
+  push(rtp: ParsedRtp, arrivalMs: number, level: number | undefined): void {
+    const sequence = rtp.sequenceNumber;
     const slot = sequence & (levelSlots - 1);
     if (level === undefined) this.levelSequence[slot] = -1;
     else {
       this.levels[slot] = level;
       this.levelSequence[slot] = sequence;
     }
-    this.jitter.push(sequence, timestamp, payload, arrivalMs);
+    this.jitter.pushFrom(sequence, rtp.timestamp, rtp.data, rtp.payloadOffset, rtp.payloadLength, arrivalMs);
   }
 
   /**
