@@ -147,7 +147,7 @@ test("the page dials a phone with its dial pad, sends a digit during the call an
 }, 30_000);
 
 test("Chromium reads our sender reports: their counts are what it was sent, their NTP time is when each was sent (RFC 3550 §6.4.1)", async () => {
-  // Alone in the channel, the page is sent 50 constant 3-byte Opus silence frames a second.
+  // Exact packet and octet counts are test/webrtc/rtcp.test.ts's (a werift client); here, what a browser makes of the reports.
   const page = await joinedPage({ clientId: "reports", userId: "ada", userAlias: "Ada Lovelace" });
   const reports = new Map<number, SenderReportSeen>();
   await until(async () => {
@@ -156,7 +156,7 @@ test("Chromium reads our sender reports: their counts are what it was sent, thei
     return reports.size >= 3;
   }, { timeoutMs: 20_000, pollMs: 200, what: () => [...reports.values()] });
   for (const r of reports.values()) {
-    expect(r.bytesSent).toBe(3 * r.packetsSent);
+    expect(r.bytesSent).toBeGreaterThanOrEqual(3 * r.packetsSent); // no Opus frame we send is shorter (RFC 6716 §3.1)
     // A report counts what was sent before it (a few packets may precede the browser's DTLS being ready); the page counted on since.
     expect(r.packetsSent).toBeLessThanOrEqual(r.packetsReceivedNow + 25);
     expect(r.packetsSent).toBeGreaterThan(r.packetsReceivedNow - 150);
