@@ -1,25 +1,23 @@
 // One WebRTC client's media connection: a werift RTCPeerConnection answering the client's offer,
 // audio only (Opus preferred, PCMU accepted), ICE host candidates on the configured addresses.
-// The peer buffers the client's RTP in a jitter buffer and hands out 20 ms frames of PCM at the
+// The peer takes the client's RTP straight from werift's ICE sockets and SRTP session
+// (direct-rtp.ts), buffers it in a jitter buffer and hands out 20 ms frames of PCM at the
 // codec's rate on the mixer's clock (`pull`; the mixer converts rates), and sends whatever encoded
-// frames it is given (`sendEncoded`), with its own sequence numbers and timestamps.
+// frames it is given (`sendEncoded`), with its own sequence numbers and timestamps, straight onto
+// werift's SRTP session and ICE connection (direct-rtp.ts).
 // It reports its own death (`onClosed`): ICE/DTLS failure, no connection in time, or no media.
 import { isIPv4, isIPv6 } from "node:net";
 import {
   RTCPeerConnection,
   RTCRtpCodecParameters,
-  RTP_EXTENSION_URI,
-  RtpHeader,
-  RtpPacket,
   useAudioLevelIndication,
-  type AudioLevelIndicationPayload,
-  type Extensions,
-  type MediaStreamTrack,
   type RTCRtpTransceiver,
 } from "werift";
 import { codecByName, type AudioDecoder, type Codec } from "../media/codec.ts";
 import { JitterBuffer, type JitterPop } from "../media/jitter.ts";
+import type { ParsedRtp } from "../media/rtp-packet.ts";
 import { createLogger } from "../log.ts";
+import { DirectRtpSender, receiveRtpDirectly } from "./direct-rtp.ts";
 
 export interface PeerNetworkOptions {
   /** ICE host candidate addresses; empty means every interface address, loopback included. */
@@ -67,7 +65,8 @@ export async function answerClientOffer(offerSdp: string, network: PeerNetworkOp
     ...(auto ? {} : { iceInterfaceAddresses: interfaceAddresses(network.hostAddresses) }),
     codecs: { audio: localCodecs() },
     // RFC 6464 levels of the client's audio (browsers send them when the answer accepts them): the
-    // mixer ranks talkers by them and decodes only the ones it mixes.
+    // mixer ranks talkers by them and decodes only the ones it mixes. The only extension the answer
+    // accepts, so the packets we send carry none (DirectRtpSender writes none).
     headerExtensions: { audio: [useAudioLevelIndication()] },
     // Gather only on the addresses we were given; werift's own interface scan is turned off then.
     iceUseIpv4: auto,
@@ -96,7 +95,7 @@ export async function answerClientOffer(offerSdp: string, network: PeerNetworkOp
     if (!sdp || !sendCodec) throw new OfferError("no answer could be negotiated");
     const codec = codecOf(sendCodec);
     if (!codec) throw new OfferError("the negotiated codec is neither Opus nor PCMU");
-    return { ok: true, peer: new ClientPeer(pc, transceiver, codec, timeouts), sdp };
+    return { ok: true, peer: new ClientPeer(pc, transceiver, codec, sendCodec.payloadType, timeouts), sdp };
   } catch (error) {
     await pc.close().catch(() => {});
     const message = error instanceof OfferError ? error.message : `the offer was not accepted: ${errorText(error)}`;
@@ -129,22 +128,23 @@ export class ClientPeer {
   private readonly samplesPerFrame: number;
   private readonly codecsByPayloadType = new Map<number, Codec>();
   private receiver: ClientAudioReceiver | undefined;
+  private readonly rtpSender: DirectRtpSender;
 
   constructor(
     private readonly pc: RTCPeerConnection,
-    private readonly transceiver: RTCRtpTransceiver,
+    transceiver: RTCRtpTransceiver,
     codec: Codec,
+    sendPayloadType: number,
     private readonly timeouts: PeerTimeouts,
   ) {
     this.sendCodec = codec;
+    this.rtpSender = new DirectRtpSender(transceiver.sender, sendPayloadType);
     this.samplesPerFrame = (codec.rtpClockRate * 20) / 1000;
     for (const c of transceiver.codecs) {
       const known = codecOf(c);
       if (known) this.codecsByPayloadType.set(c.payloadType, known);
     }
-    const subscribeTrack = (track: MediaStreamTrack) => track.onReceiveRtp.subscribe((rtp, extensions) => this.receive(rtp, extensions));
-    transceiver.receiver.tracks.forEach(subscribeTrack);
-    transceiver.onTrack.subscribe(subscribeTrack);
+    receiveRtpDirectly(transceiver, (rtp, level) => this.receive(rtp, level));
     // RTCP shows the client is there even when it sends no audio (receive-only, or not yet talking):
     // its receiver reports on our stream, its sender reports on its own (RFC 3550 §6).
     const alive = (): void => void (this.lastHeardAt = Date.now());
@@ -167,10 +167,7 @@ export class ClientPeer {
     if (this.closed || !this.connected) return;
     this.sequence = (this.sequence + 1) & 0xffff;
     this.timestamp = (this.timestamp + this.samplesPerFrame) >>> 0;
-    const header = new RtpHeader({ sequenceNumber: this.sequence, timestamp: this.timestamp });
-    // A copy: sendRtp may finish after the encoder has reused its output buffer.
-    const packet = new RtpPacket(header, Buffer.from(payload));
-    this.transceiver.sender.sendRtp(packet).catch(() => {});
+    this.rtpSender.send(payload, this.sequence, this.timestamp);
   }
 
   close(reason: PeerCloseReason = "closed"): void {
@@ -195,19 +192,18 @@ export class ClientPeer {
     return this.receiver?.takeLevel();
   }
 
-  private receive(rtp: RtpPacket, extensions: Extensions | undefined): void {
+  private receive(rtp: ParsedRtp, level: number | undefined): void {
     if (this.closed) return;
     const now = Date.now();
     this.lastHeardAt = now;
-    const { payloadType, sequenceNumber, timestamp } = rtp.header;
+    const { payloadType } = rtp;
     if (this.receiver?.payloadType !== payloadType) {
       // A client may switch between the negotiated codecs; each switch starts a fresh decoder.
       const codec = this.codecsByPayloadType.get(payloadType);
       if (!codec) return;
       this.receiver = new ClientAudioReceiver(payloadType, codec);
     }
-    const level = (extensions?.[RTP_EXTENSION_URI.audioLevelIndication] as AudioLevelIndicationPayload | undefined)?.level;
-    this.receiver.push(sequenceNumber, timestamp, rtp.payload, now, level);
+    this.receiver.push(rtp, now, level);
   }
 
   private checkLiveness(): void {
@@ -250,14 +246,15 @@ class ClientAudioReceiver {
     this.packetTimestampUnits = (codec.rtpClockRate * 20) / 1000;
   }
 
-  push(sequence: number, timestamp: number, payload: Uint8Array, arrivalMs: number, level: number | undefined): void {
+  push(rtp: ParsedRtp, arrivalMs: number, level: number | undefined): void {
+    const sequence = rtp.sequenceNumber;
     const slot = sequence & (levelSlots - 1);
     if (level === undefined) this.levelSequence[slot] = -1;
     else {
       this.levels[slot] = level;
       this.levelSequence[slot] = sequence;
     }
-    this.jitter.push(sequence, timestamp, payload, arrivalMs);
+    this.jitter.pushFrom(sequence, rtp.timestamp, rtp.data, rtp.payloadOffset, rtp.payloadLength, arrivalMs);
   }
 
   /**

@@ -146,6 +146,47 @@ test("the page dials a phone with its dial pad, sends a digit during the call an
   }
 }, 30_000);
 
+test("Chromium reads our sender reports: their counts are what it was sent, their NTP time is when each was sent (RFC 3550 §6.4.1)", async () => {
+  // Exact packet and octet counts are test/webrtc/rtcp.test.ts's (a werift client); here, what a browser makes of the reports.
+  const page = await joinedPage({ clientId: "reports", userId: "ada", userAlias: "Ada Lovelace" });
+  const reports = new Map<number, SenderReportSeen>();
+  await until(async () => {
+    const seen = await page.evaluate(senderReportSeen);
+    if (seen) reports.set(seen.reportsSent, seen);
+    return reports.size >= 3;
+  }, { timeoutMs: 20_000, pollMs: 200, what: () => [...reports.values()] });
+  for (const r of reports.values()) {
+    expect(r.bytesSent).toBeGreaterThanOrEqual(3 * r.packetsSent); // no Opus frame we send is shorter (RFC 6716 §3.1)
+    // A report counts what was sent before it (a few packets may precede the browser's DTLS being ready); the page counted on since.
+    expect(r.packetsSent).toBeLessThanOrEqual(r.packetsReceivedNow + 25);
+    expect(r.packetsSent).toBeGreaterThan(r.packetsReceivedNow - 150);
+    // The report's NTP time is its last packet's sending time: next to when the report arrived.
+    expect(Math.abs(r.arrivedAt - r.remoteTimestamp)).toBeLessThan(500);
+  }
+});
+
+interface SenderReportSeen {
+  reportsSent: number;
+  packetsSent: number;
+  bytesSent: number;
+  /** the report's NTP time as Unix milliseconds */
+  remoteTimestamp: number;
+  /** when the report arrived (the stats' own timestamp) */
+  arrivedAt: number;
+  packetsReceivedNow: number;
+}
+
+/** Runs in the page: what the latest sender report on the page's incoming audio said, beside what the page has received. */
+async function senderReportSeen(): Promise<SenderReportSeen | undefined> {
+  const pc = (globalThis as unknown as { trunkline: { pc: { getStats(): Promise<Map<string, unknown>> } } }).trunkline.pc;
+  type Stat = { type: string; kind?: string; reportsSent?: number; packetsSent?: number; bytesSent?: number; remoteTimestamp?: number; timestamp: number; packetsReceived?: number };
+  const stats = [...(await pc.getStats()).values()] as Stat[];
+  const report = stats.find((s) => s.type === "remote-outbound-rtp" && s.kind === "audio");
+  const inbound = stats.find((s) => s.type === "inbound-rtp" && s.kind === "audio");
+  if (!report?.reportsSent || report.remoteTimestamp === undefined || !inbound) return undefined;
+  return { reportsSent: report.reportsSent, packetsSent: report.packetsSent ?? 0, bytesSent: report.bytesSent ?? 0, remoteTimestamp: report.remoteTimestamp, arrivedAt: report.timestamp, packetsReceivedNow: inbound.packetsReceived ?? 0 };
+}
+
 /** Runs in the page: the remote candidate of the page's selected ICE candidate pair. */
 async function selectedRemoteCandidate(): Promise<{ candidateType?: string; address?: string }> {
   const pc = (globalThis as unknown as { trunkline: { pc: { getStats(): Promise<Map<string, unknown>> } } }).trunkline.pc;
