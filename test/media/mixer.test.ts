@@ -733,14 +733,20 @@ describe("Mixer two-party relay", () => {
     return joined;
   }
 
-  test("two alike participants are paired to each other; the ticks go on, nobody is pulled, both hear silence", () => {
+  /** A mixer on a manual clock with two alike participants joined, a first and b second. */
+  function pairedMixer(onFirstJoined: (a: ReturnType<typeof relayEnd>) => void = () => {}) {
     const ticker = new ManualTicker();
     const mixer = new Mixer({ ticker });
     const a = relayEnd();
     const b = relayEnd();
     const pa = join(mixer, "a", a);
-    expect(a.peer).toBeUndefined();
+    onFirstJoined(a);
     const pb = join(mixer, "b", b);
+    return { ticker, mixer, a, b, pa, pb };
+  }
+
+  test("two alike participants are paired to each other; the ticks go on, nobody is pulled, both hear silence", () => {
+    const { ticker, mixer, a, b, pa, pb } = pairedMixer((first) => expect(first.peer).toBeUndefined());
     expect(a.peer).toBe(b);
     expect(b.peer).toBe(a);
     expect(mixer.stats().relayed).toBe(true);
@@ -755,12 +761,7 @@ describe("Mixer two-party relay", () => {
   });
 
   test("a third participant, a tap, a mute or a format that stops fitting unpairs them; each end is paired again once it is over", () => {
-    const ticker = new ManualTicker();
-    const mixer = new Mixer({ ticker });
-    const a = relayEnd();
-    const b = relayEnd();
-    const pa = join(mixer, "a", a);
-    join(mixer, "b", b);
+    const { mixer, a, b, pa } = pairedMixer();
     const unpairedWhile = (what: string, start: () => () => void) => {
       const end = start();
       expect({ what, paired: a.peer !== undefined || b.peer !== undefined }).toEqual({ what, paired: false });
