@@ -91,13 +91,14 @@ describe("config errors name file, line, column and key path", () => {
     ]);
   });
 
-  test("media: maxSpeakers 3 and opusComplexity 5 by default; out of range is an error at the value", () => {
+  test("media: maxSpeakers 3, opusComplexity 5 and relayPairs on by default; a bad value is an error at the value", () => {
     const result = parse("");
     if (!result.ok) throw new Error(result.errors.join("\n"));
     expect(result.config.media).toEqual({ maxSpeakers: 3, opusComplexity: 5, relayPairs: true });
-    expect(errorsOf("media:\n  maxSpeakers: -1\n  opusComplexity: 11\n")).toEqual([
+    expect(errorsOf("media:\n  maxSpeakers: -1\n  opusComplexity: 11\n  relayPairs: sometimes\n")).toEqual([
       "t.yaml:2:16: media.maxSpeakers: must be between 0 and 1000",
       "t.yaml:3:19: media.opusComplexity: must be between 0 and 10",
+      "t.yaml:4:15: media.relayPairs: must be true or false, got a string",
     ]);
   });
 
