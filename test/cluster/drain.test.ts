@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import type { Subprocess } from "bun";
 import { ADMIN_TOKEN } from "../api/harness.ts";
-import { testApplicationYaml } from "../helpers/callsApp.ts";
+import { sippLobbyYaml } from "../helpers/callsApp.ts";
 import { isResponse, udpPeer } from "../helpers/rawSipPeer.ts";
 import { startRtpPeer } from "../helpers/rtpPeer.ts";
 import { CALLER_UNTIL_BYE, freePort, runSipp, startSipp } from "../helpers/sipp.ts";
@@ -131,9 +131,7 @@ adminToken: ${ADMIN_TOKEN}
 database: { path: ${dbPath} }
 rtp: { portMin: 46000, portMax: 46999, mediaTimeoutSec: 0 }
 cluster: { drainGraceSec: ${GRACE_SEC} }
-trunks:
-  - { id: sipp, domain: 127.0.0.1, optionsIntervalSec: 0 }
-${testApplicationYaml({ "1000": "lobby" })}
+${sippLobbyYaml}
 `,
     );
     const node = await serve(configPath);

@@ -129,6 +129,11 @@ ${lines.join("\n")}
 ${extra}`;
 }
 
+/** Config lines for the usual interop setup: a SIPp trunk (no OPTIONS pings) and app1 routing 1000 to the channel "lobby". */
+export const sippLobbyYaml = `trunks:
+  - { id: sipp, domain: 127.0.0.1, optionsIntervalSec: 0 }
+${testApplicationYaml({ "1000": "lobby" })}`;
+
 /**
  * A SIPp phone calling `service` (an inbound route) with a PCMU tone of `toneHz` from its own RTP
  * endpoint; it hangs up after `holdMs`. `peer` records what the phone hears.

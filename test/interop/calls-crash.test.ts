@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { ADMIN_TOKEN } from "../api/harness.ts";
-import { testApplicationYaml } from "../helpers/callsApp.ts";
+import { sippLobbyYaml } from "../helpers/callsApp.ts";
 import { startRtpPeer } from "../helpers/rtpPeer.ts";
 import { runSipp, startSipp, type SippRun } from "../helpers/sipp.ts";
 import { until } from "../helpers/until.ts";
@@ -21,9 +21,7 @@ adminToken: ${ADMIN_TOKEN}
 database: { path: ${join(dir, "calls.db")} }
 logLevel: warn
 rtp: { portMin: 49000, portMax: 49999, mediaTimeoutSec: 0 }
-trunks:
-  - { id: sipp, domain: 127.0.0.1, optionsIntervalSec: 0 }
-${testApplicationYaml({ "1000": "lobby" })}
+${sippLobbyYaml}
 `,
 );
 

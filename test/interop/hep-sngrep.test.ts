@@ -8,7 +8,7 @@ import dgram from "node:dgram";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { findCall, startCallsApp, testApplicationYaml, type CallsApp } from "../helpers/callsApp.ts";
+import { findCall, sippLobbyYaml, startCallsApp, type CallsApp } from "../helpers/callsApp.ts";
 import { decodeHep3, type HepPacket } from "../helpers/hep.ts";
 import { startRtpPeer } from "../helpers/rtpPeer.ts";
 import { freePort, runSipp } from "../helpers/sipp.ts";
@@ -42,9 +42,7 @@ beforeAll(async () => {
   app = await startCallsApp(`
 rtp: { portMin: 45000, portMax: 45999, mediaTimeoutSec: 0 }
 hep: { address: "127.0.0.1:${relay.address().port}", captureId: ${CAPTURE_ID}, password: ${HEP_KEY} }
-trunks:
-  - { id: sipp, domain: 127.0.0.1, optionsIntervalSec: 0 }
-${testApplicationYaml({ "1000": "lobby" })}
+${sippLobbyYaml}
 `);
 });
 

@@ -3,7 +3,7 @@
 // timeout, and the channel's next call is answered on the worker the plane put in the dead one's place.
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import type { MediaPlane } from "../../src/media/media-plane.ts";
-import { callUntil, findCall, startCallsApp, testApplicationYaml, type CallsApp } from "../helpers/callsApp.ts";
+import { callUntil, findCall, sippLobbyYaml, startCallsApp, type CallsApp } from "../helpers/callsApp.ts";
 import { startRtpPeer } from "../helpers/rtpPeer.ts";
 import { runSipp } from "../helpers/sipp.ts";
 import { sippCall } from "../helpers/sippCall.ts";
@@ -15,9 +15,7 @@ beforeAll(async () => {
   app = await startCallsApp(`
 media: { workers: 1 }
 rtp: { mediaTimeoutSec: 30 }
-trunks:
-  - { id: sipp, domain: 127.0.0.1, optionsIntervalSec: 0 }
-${testApplicationYaml({ "1000": "lobby" })}
+${sippLobbyYaml}
 `);
 });
 

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { parseUri, type SipResponse } from "../../src/sip/message.ts";
 import { SipStack } from "../../src/sip/stack.ts";
-import { findCall, phoneCaller, startCallsApp, testApplicationYaml, type CallsApp } from "../helpers/callsApp.ts";
+import { findCall, phoneCaller, sippLobbyYaml, startCallsApp, type CallsApp } from "../helpers/callsApp.ts";
 import { loopbackIsTrunk } from "../helpers/loopbackTrunks.ts";
 import { peerHears } from "../helpers/hearing.ts";
 import { startRtpPeer, toneShareOf } from "../helpers/rtpPeer.ts";
@@ -23,9 +23,7 @@ beforeAll(async () => {
     `
 rtp: { portMin: 43000, portMax: 43999, mediaTimeoutSec: 0 }
 calls: { sendRinging: true }
-trunks:
-  - { id: sipp, domain: 127.0.0.1, optionsIntervalSec: 0 }
-${testApplicationYaml({ "1000": "lobby" })}
+${sippLobbyYaml}
 `,
     { timers: { T1: 50, T2: 400 } },
   );
