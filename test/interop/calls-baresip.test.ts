@@ -1,5 +1,5 @@
 // baresip — a second, independent SIP implementation — calls into a channel and is called from
-// it from it. A SIPp caller in the same channel and baresip hear each other's tones both ways (relayed:
+// it. A SIPp caller in the same channel and baresip hear each other's tones both ways (relayed:
 // two phones alone), and a digit sent to baresip mid-call reaches it as RFC 4733 events.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { baresipAndPhoneHearEachOther, channelDialsBaresip, startBaresip } from "../helpers/baresip.ts";
