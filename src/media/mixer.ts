@@ -687,6 +687,7 @@ export class Mixer {
     if (switches) this.encoderCache.noteSwitches(tick);
     const shared: MixedFrame = { pcm: full, sampleRate: this.rate, mixId: sharedMixId, tick, silent: true };
     for (const p of this.order) {
+      if (p.left) continue; // left during an earlier one's frame, as in tick()
       try {
         p.onFrame(shared);
       } catch (err) {

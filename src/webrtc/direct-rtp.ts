@@ -8,7 +8,8 @@
 // from the counts and the RTP/NTP timestamp pair kept here, and still measures the round trip from
 // the client's receiver reports.
 import { isMedia, isRtcp, RTP_EXTENSION_URI, RtpHeader, RtpPacket, type RTCRtpSender, type RTCRtpTransceiver } from "werift";
-import { parseRtp, type ParsedRtp } from "../media/rtp-packet.ts";
+import { ntpNow } from "../media/rtcp.ts";
+import { RTP_HEADER_SIZE, parseRtp, type ParsedRtp } from "../media/rtp-packet.ts";
 
 /** The RTCRtpSender state its sender reports are made of (private in werift's types, plain fields in its code). */
 interface SenderReportState {
@@ -20,20 +21,14 @@ interface SenderReportState {
   runRtcp(): Promise<void>;
 }
 
-/** RFC 3550 §5.1: no CSRC, no extension. */
-const RTP_HEADER_SIZE = 12;
-/** Seconds from the NTP epoch (1900) to the Unix epoch (1970), RFC 868. */
-const NTP_UNIX_OFFSET_SECONDS = 2_208_988_800;
-
 /**
- * Now as a 64-bit NTP timestamp (RFC 3550 §4: seconds since 1900 and a binary fraction). werift's
- * own ntpTime() puts the decimal digits of the milliseconds in the fraction, so its reports' time
- * jumped back and forth within each second.
+ * Now as werift's 64-bit NTP timestamp, from the one our phone legs' RTCP uses (RFC 3550 §4: seconds
+ * since 1900 and a binary fraction). werift's own ntpTime() puts the decimal digits of the
+ * milliseconds in the fraction, so its reports' time jumped back and forth within each second.
  */
-export function ntpNow(nowMs = performance.timeOrigin + performance.now()): bigint {
-  const seconds = Math.floor(nowMs / 1000);
-  const fraction = Math.floor(((nowMs - seconds * 1000) / 1000) * 0x1_0000_0000);
-  return (BigInt(seconds + NTP_UNIX_OFFSET_SECONDS) << 32n) | BigInt(fraction);
+function ntpTimestamp(): bigint {
+  const { sec, frac } = ntpNow();
+  return (BigInt(sec) << 32n) | BigInt(frac);
 }
 
 export class DirectRtpSender {
@@ -57,7 +52,7 @@ export class DirectRtpSender {
     header.sequenceNumber = sequenceNumber;
     header.timestamp = timestamp;
     dtls.sendRtp(Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength), header).catch(() => {});
-    report.ntpTimestamp = ntpNow();
+    report.ntpTimestamp = ntpTimestamp();
     report.rtpTimestamp = timestamp;
     report.octetCount += payload.byteLength;
     report.packetCount = (report.packetCount + 1) >>> 0;

@@ -94,3 +94,8 @@ describe("compound packets", () => {
     expect(rtt).toBeLessThan(105);
   });
 });
+
+test("NTP timestamps are seconds since 1900 and a binary fraction (RFC 3550 §4)", () => {
+  expect(ntpNow(Date.UTC(2000, 0, 1, 0, 0, 0, 250))).toEqual({ sec: 3_155_673_600, frac: 0x4000_0000 });
+  expect(ntpNow(Date.UTC(2036, 1, 7, 6, 28, 15, 500))).toEqual({ sec: 0xffff_ffff, frac: 0x8000_0000 });
+});
