@@ -1,4 +1,5 @@
 // The one way micro-benchmarks time a piece of work, and the one way benches split a process's CPU by thread.
+import { dlopen, FFIType, ptr } from "bun:ffi";
 import { readFileSync, readdirSync } from "node:fs";
 
 /**
@@ -44,4 +45,14 @@ export function threadDelta(before: Map<number, number>, after: Map<number, numb
     else others += used;
   }
   return { main, others };
+}
+
+const CLOCK_THREAD_CPUTIME_ID = 3;
+const libc = dlopen("libc.so.6", { clock_gettime: { args: [FFIType.i32, FFIType.ptr], returns: FFIType.i32 } });
+const timespec = new BigInt64Array(2);
+
+/** The calling thread's CPU time, µs (clock_gettime(CLOCK_THREAD_CPUTIME_ID)): the main thread alone, without its workers. */
+export function threadCpuUs(): number {
+  libc.symbols.clock_gettime(CLOCK_THREAD_CPUTIME_ID, ptr(timespec));
+  return Number(timespec[0]!) * 1e6 + Number(timespec[1]!) / 1e3;
 }

@@ -9,25 +9,17 @@
 // by running this file from each tree in turn (README "Calls per second").
 //
 // BENCH_LEG_SETUP_LEGS=1000 legs per batch; BENCH_LEG_SETUP_CONCURRENT=1,20 the concurrencies.
-import { dlopen, FFIType, ptr } from "bun:ffi";
 import { createLogger, setLogLevel } from "../src/log.ts";
 import { HostedLeg } from "../src/media/hosted-leg.ts";
 import { MediaPlane } from "../src/media/media-plane.ts";
 import { RtpPortAllocator } from "../src/media/ports.ts";
+import { threadCpuUs } from "./cpu-time.ts";
 
 const LEGS = Number(process.env.BENCH_LEG_SETUP_LEGS ?? 1000);
 const CONCURRENCIES = (process.env.BENCH_LEG_SETUP_CONCURRENT ?? "1,20").split(",").map(Number);
 const BATCHES = 7;
 const CHANNELS = 100;
-const CLOCK_THREAD_CPUTIME_ID = 3;
 
-const libc = dlopen("libc.so.6", { clock_gettime: { args: [FFIType.i32, FFIType.ptr], returns: FFIType.i32 } });
-const timespec = new BigInt64Array(2);
-/** This thread's CPU time, µs. */
-function threadCpuUs(): number {
-  libc.symbols.clock_gettime(CLOCK_THREAD_CPUTIME_ID, ptr(timespec));
-  return Number(timespec[0]!) * 1e6 + Number(timespec[1]!) / 1e3;
-}
 function processCpuUs(): number {
   const u = process.cpuUsage();
   return u.user + u.system;

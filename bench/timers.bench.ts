@@ -3,20 +3,13 @@
 // no-final guard per request. Here 2,000 timers/s are armed for 3 s and fire 1 s later, and as many
 // guards are armed and cleared, deadlines spread as calls arrive, with nothing else running (the event loop idle between them, as
 // between a call's messages); main-thread CPU (CLOCK_THREAD_CPUTIME_ID) per timer, best of rounds.
-import { dlopen, FFIType, ptr } from "bun:ffi";
 import { TimerWheel } from "../src/sip/timer-wheel.ts";
+import { threadCpuUs } from "./cpu-time.ts";
 
 const RATE = 2000;
 const SECONDS = 3;
 const DELAY_MS = 1000;
 const ROUNDS = 3;
-
-const libc = dlopen("libc.so.6", { clock_gettime: { args: [FFIType.i32, FFIType.ptr], returns: FFIType.i32 } });
-const timespec = new BigInt64Array(2);
-function threadCpuUs(): number {
-  libc.symbols.clock_gettime(3 /* CLOCK_THREAD_CPUTIME_ID */, ptr(timespec));
-  return Number(timespec[0]!) * 1e6 + Number(timespec[1]!) / 1e3;
-}
 
 interface Scheduler {
   schedule(ms: number, fire: () => void): { cancel(): void };
