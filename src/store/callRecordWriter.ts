@@ -17,7 +17,7 @@ const log = createLogger("store.calls");
 
 /**
  * How long the first queued change waits for others to share its transaction. Each commit costs the
- * main thread ≈ 200 µs whatever it holds (WAL frames of the pages it dirties, checkpoints), so this
+ * main thread ≈ 200 µs before its rows (WAL frames of the pages it dirties, checkpoints), so this
  * bounds that cost to 50 commits a second; it delays only what waits for the commit (a call's end).
  */
 export const CALL_RECORD_WINDOW_MS = 20;
