@@ -6,10 +6,14 @@
 // sequence numbers and timestamps, no header extension (the only one we negotiate, ssrc-audio-level,
 // is the client's to send). The sender's RTCP loop still sends the sender reports (RFC 3550 §6.4.1)
 // from the counts and the RTP/NTP timestamp pair kept here, and still measures the round trip from
-// the client's receiver reports.
-import { isMedia, isRtcp, RTP_EXTENSION_URI, RtpHeader, RtpPacket, type RTCRtpSender, type RTCRtpTransceiver } from "werift";
+// the client's receiver reports. The packet is protected here on werift's SRTP session state
+// (direct-srtp.ts: its keys, rollover counters, node:crypto as werift calls it) and handed to the
+// ICE pair's socket, without werift's four async calls per packet and the socket's address lookup.
+import { isMedia, isRtcp, RTP_EXTENSION_URI, RtpHeader, RtpPacket, type RTCDtlsTransport, type RTCRtpSender, type RTCRtpTransceiver } from "werift";
+import { isIP } from "node:net";
 import { ntpNow } from "../media/rtcp.ts";
-import { RTP_HEADER_SIZE, parseRtp, type ParsedRtp } from "../media/rtp-packet.ts";
+import { RTP_HEADER_SIZE, parseRtp, writeRtpHeader, type ParsedRtp, type RtpHeaderFields } from "../media/rtp-packet.ts";
+import { directSrtpContexts, protectRtp, unprotectRtp } from "./direct-srtp.ts";
 
 /** The RTCRtpSender state its sender reports are made of (private in werift's types, plain fields in its code). */
 interface SenderReportState {
@@ -31,8 +35,21 @@ function ntpTimestamp(): bigint {
   return (BigInt(sec) << 32n) | BigInt(frac);
 }
 
+/** The parts of werift's ICE connection (private in its types) a direct send uses. */
+interface IceSending {
+  canSendApplicationData(): boolean;
+  nominated?: {
+    protocol: { transport?: { type?: string; closed?: boolean; socket?: { send(data: Uint8Array, port: number, address: string): void } } };
+    remoteAddr: [string, number];
+    packetsSent: number;
+    bytesSent: number;
+  };
+}
+
 export class DirectRtpSender {
   private readonly header: RtpHeader;
+  private readonly headerBytes = new Uint8Array(RTP_HEADER_SIZE);
+  private readonly headerFields: RtpHeaderFields;
   private readonly report: SenderReportState;
   private reporting = false;
 
@@ -41,6 +58,7 @@ export class DirectRtpSender {
     payloadType: number,
   ) {
     this.header = new RtpHeader({ ssrc: sender.ssrc, payloadType });
+    this.headerFields = { payloadType, sequenceNumber: 0, timestamp: 0, ssrc: sender.ssrc };
     this.report = sender as unknown as SenderReportState;
   }
 
@@ -49,9 +67,11 @@ export class DirectRtpSender {
     const dtls = this.sender.dtlsTransport;
     if (dtls.state !== "connected") return;
     const { header, report } = this;
-    header.sequenceNumber = sequenceNumber;
-    header.timestamp = timestamp;
-    dtls.sendRtp(Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength), header).catch(() => {});
+    if (!this.sendDirectly(dtls, payload, sequenceNumber, timestamp)) {
+      header.sequenceNumber = sequenceNumber;
+      header.timestamp = timestamp;
+      dtls.sendRtp(Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength), header).catch(() => {});
+    }
     report.ntpTimestamp = ntpTimestamp();
     report.rtpTimestamp = timestamp;
     report.octetCount += payload.byteLength;
@@ -61,6 +81,34 @@ export class DirectRtpSender {
       this.reporting = true;
       void report.runRtcp();
     }
+  }
+
+  /**
+   * What werift's sendRtp does on a UDP candidate pair with an IP address (its consent check, the
+   * packet's SRTP protection, one datagram, its counters), without its four async calls and the
+   * socket's address lookup; false when direct-srtp.ts lacks the session's profile or the pair is not such a pair.
+   */
+  private sendDirectly(dtls: RTCDtlsTransport, payload: Uint8Array, sequenceNumber: number, timestamp: number): boolean {
+    const srtp = directSrtpContexts(dtls.srtp);
+    const connection = dtls.iceTransport.connection as unknown as IceSending;
+    const pair = connection.nominated;
+    const transport = pair?.protocol.transport;
+    if (!srtp || !pair || transport?.type !== "udp" || !transport.socket) return false;
+    const [host, port] = pair.remoteAddr;
+    if (isIP(host) === 0) return false;
+    const { headerBytes } = this;
+    this.headerFields.sequenceNumber = sequenceNumber;
+    this.headerFields.timestamp = timestamp;
+    writeRtpHeader(headerBytes, this.headerFields);
+    // Protected (the rollover state advanced) and counted by the DTLS transport even when not sent, as werift does.
+    const packet = protectRtp(srtp.localContext, headerBytes, payload);
+    dtls.bytesSent += packet.length;
+    dtls.packetsSent++;
+    if (!connection.canSendApplicationData() || transport.closed) return true; // RFC 7675: no consent, nothing sent
+    transport.socket.send(packet, port, host);
+    pair.packetsSent++;
+    pair.bytesSent += packet.length;
+    return true;
   }
 }
 
@@ -91,10 +139,11 @@ export type ClientRtpHandler = (packet: ParsedRtp, level: number | undefined) =>
  * router, the receiver's packet clone and the track's event, each event also starting a promise).
  * Only RTP (RFC 7983 §7: first byte 128–191; RFC 5761 §4: not an RTCP packet type) once werift's
  * SRTP is started takes this way: STUN, DTLS and SRTCP still go through werift as before. The
- * packet is still decrypted and authenticated by werift's SRTP session (its rollover state
- * included), a packet that does not authenticate is dropped as werift drops it, only the SSRCs the
- * offer signalled are taken (werift routes no other), and each packet still goes into the
- * receiver's statistics that its receiver reports (RFC 3550 §6.4.2) are made of.
+ * packet is still decrypted and authenticated on werift's SRTP session (its keys and rollover
+ * state; by direct-srtp.ts into a buffer valid until the handler returns), a packet that
+ * does not authenticate is dropped as werift drops it, only the SSRCs the offer signalled are taken
+ * (werift routes no other), and each packet still goes into the receiver's statistics that its
+ * receiver reports (RFC 3550 §6.4.2) are made of.
  */
 export function receiveRtpDirectly(transceiver: RTCRtpTransceiver, onRtp: ClientRtpHandler): void {
   const { receiver } = transceiver;
@@ -116,18 +165,22 @@ export function receiveRtpDirectly(transceiver: RTCRtpTransceiver, onRtp: Client
       }
       dtls.packetsReceived++;
       dtls.bytesReceived += data.length;
-      let plain: Buffer;
-      try {
-        plain = dtls.srtp.decrypt(data);
-      } catch {
-        return; // not authentic
-      }
+      const srtp = directSrtpContexts(dtls.srtp);
+      let plain: Buffer | undefined;
+      if (srtp) plain = unprotectRtp(srtp.remoteContext, data);
+      else
+        try {
+          plain = dtls.srtp.decrypt(data);
+        } catch {
+          plain = undefined;
+        }
+      if (!plain) return; // not authentic
       const rtp = parseRtp(plain);
       if (!rtp || receiver.trackBySSRC[rtp.ssrc] === undefined || !payloadTypes.has(rtp.payloadType)) return;
       const stream = statistics.remoteStreams[rtp.ssrc];
       if (stream) stream.add({ header: { sequenceNumber: rtp.sequenceNumber, timestamp: rtp.timestamp, serializeSize: rtp.payloadOffset }, payload: { length: rtp.payloadLength } });
       // The first packet of a stream goes through werift once: it makes the stream's statistics and starts the receiver reports.
-      else receiver.handleRtpBySsrc(RtpPacket.deSerialize(plain), {});
+      else receiver.handleRtpBySsrc(RtpPacket.deSerialize(Buffer.from(plain)), {});
       onRtp(rtp, levelId === undefined ? undefined : audioLevelOf(plain, levelId));
     };
   }

@@ -1,0 +1,169 @@
+// SRTP (RFC 3711) for the direct audio path, on werift's own SRTP session: its session keys and
+// salts (derived by werift, RFC 3711 §4.3), its per-SSRC rollover counters and their update rule
+// (RFC 3711 §3.3.1), and node:crypto's AES and HMAC called as werift calls them, for both profiles
+// werift negotiates: AEAD_AES_128_GCM (RFC 7714; werift's first choice, what werift clients get)
+// and AES_CM_128_HMAC_SHA1_80 (RFC 3711 §4.1.1, §4.2; what Chromium gets). The same bytes on the
+// wire: test/webrtc/direct-srtp.test.ts compares them with werift's. What is left out is werift's
+// per-packet bookkeeping around the cipher: its encrypt serializes a header object, makes the
+// AES-CM counter through a BigInt and concatenates three buffers; its decrypt parses the header
+// into an object with its extensions, copies the rollover state into a new object, allocates and
+// zero-fills buffers it then copies into, and slices. Here the header stays bytes and a decrypted
+// packet is written once into a buffer that is reused (its reader copies what it keeps).
+import { createCipheriv, createDecipheriv, createHmac, timingSafeEqual } from "node:crypto";
+import { ProtectionProfileAeadAes128Gcm, ProtectionProfileAes128CmHmacSha1_80, type SrtpSession } from "werift";
+
+/** werift's rollover state of one SSRC (RFC 3711 §3.3.1: ROC and the highest sequence number). */
+interface RolloverState {
+  ssrc: number;
+  rolloverCounter: number;
+  lastSequenceNumber: number;
+  rolloverHasProcessed?: boolean;
+}
+
+/** The parts of werift's SRTP context (private in its types, plain fields in its code) the direct path uses. */
+export interface SrtpContextState {
+  profile: number;
+  srtpSessionKey: Buffer;
+  srtpSessionSalt: Buffer;
+  /** AES-CM's HMAC-SHA1 key (RFC 3711 §4.2) */
+  srtpSessionAuthTag: Buffer;
+  srtpSSRCStates: Record<number, RolloverState | undefined>;
+  getSrtpSsrcState(ssrc: number): RolloverState;
+  updateRolloverCount(sequenceNumber: number, state: RolloverState): void;
+}
+
+interface SessionContexts {
+  localContext: SrtpContextState;
+  remoteContext: SrtpContextState;
+}
+
+/** RFC 7714 §6: AEAD_AES_128_GCM's 16-octet authentication tag. */
+const GCM_TAG_LENGTH = 16;
+/** RFC 3711 §4.2 / RFC 5764 §4.1.2: AES_CM_128_HMAC_SHA1_80's 80-bit tag. */
+const CM_TAG_LENGTH = 10;
+
+/** werift's contexts of `session` when it runs a profile this module implements, else undefined (werift's own path then). */
+export function directSrtpContexts(session: SrtpSession): SessionContexts | undefined {
+  const contexts = session as unknown as SessionContexts;
+  const { profile } = contexts.localContext;
+  return profile === ProtectionProfileAeadAes128Gcm || profile === ProtectionProfileAes128CmHmacSha1_80 ? contexts : undefined;
+}
+
+const gcmIv = Buffer.alloc(12);
+const cmIv = Buffer.alloc(16);
+const rolloverBytes = Buffer.alloc(4);
+
+/**
+ * RFC 7714 §8.1 (GCM, 12 octets): 00 00 ‖ SSRC ‖ ROC ‖ SEQ; RFC 3711 §4.1.1 (AES-CM, 16 octets):
+ * 00 00 00 00 ‖ SSRC ‖ ROC ‖ SEQ ‖ 00 00; either XORed with the session salt.
+ */
+function writeIv(iv: Buffer, salt: Buffer, ssrc: number, rolloverCounter: number, sequenceNumber: number): Buffer {
+  const at = iv.length === 16 ? 2 : 0;
+  iv.fill(0);
+  iv.writeUInt32BE(ssrc >>> 0, at + 2);
+  iv.writeUInt32BE(rolloverCounter >>> 0, at + 6);
+  iv.writeUInt16BE(sequenceNumber, at + 10);
+  for (let i = 0; i < salt.length && i < iv.length; i++) iv[i]! ^= salt[i]!;
+  return iv;
+}
+
+/** RFC 3711 §4.2: HMAC-SHA1 over the authenticated portion and the ROC, 80 bits of it. */
+function cmTag(context: SrtpContextState, authenticated: Uint8Array, rolloverCounter: number): Buffer {
+  rolloverBytes.writeUInt32BE(rolloverCounter >>> 0, 0);
+  return createHmac("sha1", context.srtpSessionAuthTag).update(authenticated).update(rolloverBytes).digest().subarray(0, CM_TAG_LENGTH);
+}
+
+function readUint32(d: Uint8Array, o: number): number {
+  return ((d[o]! << 24) | (d[o + 1]! << 16) | (d[o + 2]! << 8) | d[o + 3]!) >>> 0;
+}
+
+/**
+ * One SRTP packet: `header` (a whole RTP header, authenticated but not encrypted) ‖ `payload`
+ * encrypted ‖ the tag, advancing the sender's rollover state as werift's encrypt does.
+ */
+export function protectRtp(context: SrtpContextState, header: Uint8Array, payload: Uint8Array): Buffer {
+  const sequenceNumber = (header[2]! << 8) | header[3]!;
+  const ssrc = readUint32(header, 8);
+  const state = context.getSrtpSsrcState(ssrc);
+  context.updateRolloverCount(sequenceNumber, state);
+  const roc = state.rolloverCounter;
+  const gcm = context.profile === ProtectionProfileAeadAes128Gcm;
+  const tagLength = gcm ? GCM_TAG_LENGTH : CM_TAG_LENGTH;
+  const packet = Buffer.allocUnsafe(header.length + payload.length + tagLength);
+  packet.set(header, 0);
+  if (gcm) {
+    const cipher = createCipheriv("aes-128-gcm", context.srtpSessionKey, writeIv(gcmIv, context.srtpSessionSalt, ssrc, roc, sequenceNumber));
+    cipher.setAAD(header); // RFC 7714 §7.1: the header is the associated data
+    packet.set(cipher.update(payload), header.length);
+    cipher.final();
+    packet.set(cipher.getAuthTag(), header.length + payload.length);
+  } else {
+    const cipher = createCipheriv("aes-128-ctr", context.srtpSessionKey, writeIv(cmIv, context.srtpSessionSalt, ssrc, roc, sequenceNumber));
+    packet.set(cipher.update(payload), header.length);
+    const end = header.length + payload.length;
+    packet.set(cmTag(context, packet.subarray(0, end), roc), end);
+  }
+  return packet;
+}
+
+/** The length of an SRTP packet's RTP header (fixed part, CSRCs, extension), or undefined when it does not fit before the tag. */
+function headerLength(packet: Uint8Array, tagAt: number): number | undefined {
+  if (tagAt < 12) return undefined;
+  const b0 = packet[0]!;
+  let length = 12 + (b0 & 0x0f) * 4;
+  if (b0 & 0x10) {
+    if (length + 4 > tagAt) return undefined;
+    length += 4 + ((packet[length + 2]! << 8) | packet[length + 3]!) * 4;
+  }
+  return length <= tagAt ? length : undefined;
+}
+
+let plain = Buffer.alloc(1500);
+const trial: RolloverState = { ssrc: 0, rolloverCounter: 0, lastSequenceNumber: 0 };
+
+/**
+ * The decrypted RTP packet of an SRTP packet, or undefined when it does not authenticate (a
+ * packet that does not leaves no trace in the rollover state, as with werift's decrypt). The
+ * result is a view into a buffer the next call overwrites: copy what must outlive the caller.
+ */
+export function unprotectRtp(context: SrtpContextState, packet: Buffer): Buffer | undefined {
+  const gcm = context.profile === ProtectionProfileAeadAes128Gcm;
+  const tagAt = packet.length - (gcm ? GCM_TAG_LENGTH : CM_TAG_LENGTH);
+  const payloadAt = headerLength(packet, tagAt);
+  if (payloadAt === undefined) return undefined;
+  const sequenceNumber = (packet[2]! << 8) | packet[3]!;
+  const ssrc = readUint32(packet, 8);
+  const known = context.srtpSSRCStates[ssrc];
+  trial.ssrc = ssrc;
+  trial.rolloverCounter = known?.rolloverCounter ?? 0;
+  trial.lastSequenceNumber = known?.lastSequenceNumber ?? 0;
+  if (known?.rolloverHasProcessed === undefined) delete trial.rolloverHasProcessed;
+  else trial.rolloverHasProcessed = known.rolloverHasProcessed;
+  context.updateRolloverCount(sequenceNumber, trial);
+  const roc = trial.rolloverCounter;
+  let payload: Buffer;
+  if (gcm) {
+    const decipher = createDecipheriv("aes-128-gcm", context.srtpSessionKey, writeIv(gcmIv, context.srtpSessionSalt, ssrc, roc, sequenceNumber));
+    decipher.setAAD(packet.subarray(0, payloadAt));
+    decipher.setAuthTag(packet.subarray(tagAt));
+    payload = decipher.update(packet.subarray(payloadAt, tagAt));
+    try {
+      decipher.final();
+    } catch {
+      return undefined;
+    }
+  } else {
+    // RFC 3711 §3.3: authenticate before decrypting.
+    if (!timingSafeEqual(cmTag(context, packet.subarray(0, tagAt), roc), packet.subarray(tagAt))) return undefined;
+    payload = createDecipheriv("aes-128-ctr", context.srtpSessionKey, writeIv(cmIv, context.srtpSessionSalt, ssrc, roc, sequenceNumber)).update(packet.subarray(payloadAt, tagAt));
+  }
+  if (known) {
+    known.rolloverCounter = trial.rolloverCounter;
+    known.lastSequenceNumber = trial.lastSequenceNumber;
+    known.rolloverHasProcessed = trial.rolloverHasProcessed;
+  } else context.srtpSSRCStates[ssrc] = { ...trial };
+  if (plain.length < tagAt) plain = Buffer.alloc(tagAt);
+  plain.set(packet.subarray(0, payloadAt), 0);
+  plain.set(payload, payloadAt);
+  return plain.subarray(0, tagAt);
+}
