@@ -109,7 +109,7 @@ export async function startApp(options: AppOptions): Promise<App> {
   const { database } = config;
   const nodeId = config.cluster.nodeId ?? defaultNodeId();
   const callRecords = { windowMs: database.callRecordWindowMs };
-  const store = database.url ? await openPostgresStore({ url: database.url, nodeId, callRecords }) : openStore(database.path, undefined, { nodeId, callRecords });
+  const store = database.url ? await openPostgresStore({ url: database.url, nodeId, callRecords }) : openStore(database.path, undefined, { nodeId, callRecords, backgroundCheckpoints: true });
   await applyConfigToStore(config, store);
   if (config.adminToken === undefined) log.warn("no adminToken configured: the admin API answers 401 until one is set");
   else if (/change-me/i.test(config.adminToken)) log.warn("adminToken is the example's placeholder: set a secret one before exposing the API");

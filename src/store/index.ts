@@ -18,6 +18,7 @@ import { CallerIdStore, type CallerIdRow, selectCallerIds } from "./callerIds.ts
 import type { CallRecordWriterOptions } from "./callRecordWriter.ts";
 import { CallStore } from "./calls.ts";
 import { ChannelHomeStore, HOMES_CHANNEL } from "./channelHomes.ts";
+import { checkpointInBackground } from "./checkpointer.ts";
 import { ChangeFeed, type StoreChange } from "./changes.ts";
 import { migratePostgres, openDatabase } from "./db.ts";
 import { InboundRouteStore, type RouteRow, selectInboundRoutes } from "./inboundRoutes.ts";
@@ -127,6 +128,8 @@ export interface StoreIdentity {
   nodeId?: string;
   /** The call record writer's window and bound (callRecordWriter.ts; defaults there). */
   callRecords?: CallRecordWriterOptions;
+  /** SQLite: WAL checkpoints on a worker thread instead of inside the main thread's commits (checkpointer.ts). */
+  backgroundCheckpoints?: boolean;
 }
 
 const DEFAULT_NODE_ID = "single";
@@ -180,6 +183,7 @@ export function openStore(path: string, migrations?: Migration[], identity: Stor
   if (path !== ":memory:") openSqlitePaths.add(absolutePath);
   const calls = new CallStore(sql, identity.nodeId ?? DEFAULT_NODE_ID, identity.callRecords);
   const sipTraces = new SipTraceStore(sql);
+  const checkpointer = identity.backgroundCheckpoints && path !== ":memory:" ? checkpointInBackground(db, absolutePath) : undefined;
   return {
     driver: "sqlite",
     db,
@@ -200,6 +204,7 @@ export function openStore(path: string, migrations?: Migration[], identity: Stor
       open = false;
       await calls.close();
       await sipTraces.flush();
+      await checkpointer?.stop();
       openSqlitePaths.delete(absolutePath);
       // Folds the WAL back into the main file so a copied database is complete.
       db.run("PRAGMA wal_checkpoint(TRUNCATE)");
