@@ -39,8 +39,23 @@ export const RTP_HEADER_SIZE = 12;
 
 const NO_CSRCS: readonly number[] = Object.freeze([]);
 
-function readUint32(d: Uint8Array, o: number): number {
+/** The big-endian unsigned 32-bit value at `o`. */
+export function readUint32(d: Uint8Array, o: number): number {
   return ((d[o]! << 24) | (d[o + 1]! << 16) | (d[o + 2]! << 8) | d[o + 3]!) >>> 0;
+}
+
+/**
+ * Length of the RTP header (RFC 3550 §5.1, §5.3.1: CSRCs and an extension, which SRTP leaves in the
+ * clear) when `packet` holds one followed by at least `trailer` bytes (an SRTP tag); -1 otherwise.
+ */
+export function rtpHeaderLength(packet: Uint8Array, trailer: number): number {
+  if (packet.length < RTP_HEADER_SIZE + trailer || packet[0]! >> 6 !== 2) return -1;
+  let length = RTP_HEADER_SIZE + (packet[0]! & 0x0f) * 4;
+  if (packet[0]! & 0x10) {
+    if (packet.length < length + 4 + trailer) return -1;
+    length += 4 + ((packet[length + 2]! << 8) | packet[length + 3]!) * 4;
+  }
+  return packet.length < length + trailer ? -1 : length;
 }
 
 /** Returns undefined for anything that is not a well-formed RTP v2 packet. */

@@ -16,6 +16,7 @@
 // a stranger sends changes any state; failures are counted (`srtpDropTotals`) and never thrown.
 import { createDecipheriv, createCipheriv, timingSafeEqual } from "node:crypto";
 import { ProtectionProfileAes128CmHmacSha1_80, SrtpSession } from "werift";
+import { readUint32, rtpHeaderLength, RTP_HEADER_SIZE } from "./rtp-packet.ts";
 
 /** RFC 4568 §6.2: the crypto suites we support, in our order of preference. */
 export const SRTP_SUITES = ["AES_CM_128_HMAC_SHA1_80", "AES_CM_128_HMAC_SHA1_32"] as const;
@@ -47,7 +48,6 @@ const SRTCP_INDEX_LIMIT = 0x80000000;
 const REPLAY_WINDOW = 64;
 /** A peer sends one SSRC per leg (a new one after a restart); a few cover every legitimate case. */
 const MAX_TRACKED_SSRCS = 4;
-const RTP_HEADER_SIZE = 12;
 const RTCP_HEADER_SIZE = 8;
 
 export function generateSrtpKey(suite: SrtpSuite): SrtpKey {
@@ -93,10 +93,6 @@ class DerivedKeys {
   }
 }
 
-function readUint32(d: Uint8Array, o: number): number {
-  return ((d[o]! << 24) | (d[o + 1]! << 16) | (d[o + 2]! << 8) | d[o + 3]!) >>> 0;
-}
-
 function asBuffer(d: Uint8Array): Buffer {
   return Buffer.isBuffer(d) ? d : Buffer.from(d.buffer, d.byteOffset, d.byteLength);
 }
@@ -104,20 +100,6 @@ function asBuffer(d: Uint8Array): Buffer {
 /** A plain view: a Buffer's slice() would share memory where callers expect a copy. */
 function asUint8Array(b: Buffer): Uint8Array {
   return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
-}
-
-/**
- * Length of the RTP header (RFC 3550 §5.1, §5.3.1: CSRCs and an extension stay in the clear) when
- * `packet` holds one followed by at least `trailer` bytes; -1 otherwise.
- */
-function rtpHeaderLength(packet: Uint8Array, trailer: number): number {
-  if (packet.length < RTP_HEADER_SIZE + trailer || packet[0]! >> 6 !== 2) return -1;
-  let length = RTP_HEADER_SIZE + (packet[0]! & 0x0f) * 4;
-  if (packet[0]! & 0x10) {
-    if (packet.length < length + 4 + trailer) return -1;
-    length += 4 + ((packet[length + 2]! << 8) | packet[length + 3]!) * 4;
-  }
-  return packet.length < length + trailer ? -1 : length;
 }
 
 /** RFC 3711 §3.3.2: which of the last REPLAY_WINDOW indexes below the highest one were seen. */

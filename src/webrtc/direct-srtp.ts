@@ -11,6 +11,7 @@
 // packet is written once into a buffer that is reused (its reader copies what it keeps).
 import { createCipheriv, createDecipheriv, createHmac, timingSafeEqual } from "node:crypto";
 import { ProtectionProfileAeadAes128Gcm, ProtectionProfileAes128CmHmacSha1_80, type SrtpSession } from "werift";
+import { readUint32, rtpHeaderLength } from "../media/rtp-packet.ts";
 
 /** werift's rollover state of one SSRC (RFC 3711 §3.3.1: ROC and the highest sequence number). */
 interface RolloverState {
@@ -73,10 +74,6 @@ function cmTag(context: SrtpContextState, authenticated: Uint8Array, rolloverCou
   return createHmac("sha1", context.srtpSessionAuthTag).update(authenticated).update(rolloverBytes).digest().subarray(0, CM_TAG_LENGTH);
 }
 
-function readUint32(d: Uint8Array, o: number): number {
-  return ((d[o]! << 24) | (d[o + 1]! << 16) | (d[o + 2]! << 8) | d[o + 3]!) >>> 0;
-}
-
 /**
  * One SRTP packet: `header` (a whole RTP header, authenticated but not encrypted) ‖ `payload`
  * encrypted ‖ the tag, advancing the sender's rollover state as werift's encrypt does.
@@ -106,18 +103,6 @@ export function protectRtp(context: SrtpContextState, header: Uint8Array, payloa
   return packet;
 }
 
-/** The length of an SRTP packet's RTP header (fixed part, CSRCs, extension), or undefined when it does not fit before the tag. */
-function headerLength(packet: Uint8Array, tagAt: number): number | undefined {
-  if (tagAt < 12) return undefined;
-  const b0 = packet[0]!;
-  let length = 12 + (b0 & 0x0f) * 4;
-  if (b0 & 0x10) {
-    if (length + 4 > tagAt) return undefined;
-    length += 4 + ((packet[length + 2]! << 8) | packet[length + 3]!) * 4;
-  }
-  return length <= tagAt ? length : undefined;
-}
-
 let plain = Buffer.alloc(1500);
 const trial: RolloverState = { ssrc: 0, rolloverCounter: 0, lastSequenceNumber: 0 };
 
@@ -128,9 +113,10 @@ const trial: RolloverState = { ssrc: 0, rolloverCounter: 0, lastSequenceNumber: 
  */
 export function unprotectRtp(context: SrtpContextState, packet: Buffer): Buffer | undefined {
   const gcm = context.profile === ProtectionProfileAeadAes128Gcm;
-  const tagAt = packet.length - (gcm ? GCM_TAG_LENGTH : CM_TAG_LENGTH);
-  const payloadAt = headerLength(packet, tagAt);
-  if (payloadAt === undefined) return undefined;
+  const tagLength = gcm ? GCM_TAG_LENGTH : CM_TAG_LENGTH;
+  const payloadAt = rtpHeaderLength(packet, tagLength);
+  if (payloadAt < 0) return undefined;
+  const tagAt = packet.length - tagLength;
   const sequenceNumber = (packet[2]! << 8) | packet[3]!;
   const ssrc = readUint32(packet, 8);
   const known = context.srtpSSRCStates[ssrc];
