@@ -52,6 +52,8 @@ export class DirectRtpSender {
   private readonly headerFields: RtpHeaderFields;
   private readonly report: SenderReportState;
   private reporting = false;
+  /** The last nominated pair whose remote address was found to be an IP address (werift's send needs a lookup otherwise). */
+  private pairWithIpAddress: object | undefined;
 
   constructor(
     private readonly sender: RTCRtpSender,
@@ -95,7 +97,11 @@ export class DirectRtpSender {
     const transport = pair?.protocol.transport;
     if (!srtp || !pair || transport?.type !== "udp" || !transport.socket) return false;
     const [host, port] = pair.remoteAddr;
-    if (isIP(host) === 0) return false;
+    // A pair's remote address never changes: checked once per nominated pair, not per packet.
+    if (pair !== this.pairWithIpAddress) {
+      if (isIP(host) === 0) return false;
+      this.pairWithIpAddress = pair;
+    }
     const { headerBytes } = this;
     this.headerFields.sequenceNumber = sequenceNumber;
     this.headerFields.timestamp = timestamp;
