@@ -5,7 +5,7 @@
 // one core.
 import { type Codec, codecByName } from "../src/media/codec.ts";
 import { type MixerParticipant, Mixer } from "../src/media/mixer.ts";
-import { createOpusDecoder, createOpusEncoder, type OpusComplexity } from "../src/media/opus.ts";
+import { createOpusDecoder, createOpusEncoder, type OpusApplication, type OpusComplexity } from "../src/media/opus.ts";
 import { createResampler } from "../src/media/resample.ts";
 import { ManualTicker } from "../src/media/ticker.ts";
 import { measure } from "./cpu-time.ts";
@@ -87,9 +87,9 @@ function mixerRows(): void {
  * for). `maxSpeakers` 0 mixes all ten (ten N−1 mixes, ten encodes). With `levels` each packet
  * comes with its sender's level (RFC 6464, as a browser sends it) and is decoded only when mixed.
  */
-function opusChannelTick(maxSpeakers: number, complexity: OpusComplexity, levels = false): number {
+function opusChannelTick(maxSpeakers: number, complexity: OpusComplexity, application: OpusApplication, levels = false): number {
   const opus = codecByName("opus") as Codec;
-  const encoding: Codec = { ...opus, createEncoder: () => createOpusEncoder({ complexity }) };
+  const encoding: Codec = { ...opus, createEncoder: () => createOpusEncoder({ complexity, application }) };
   const ticker = new ManualTicker();
   const mixer = new Mixer({ ticker, maxSpeakers });
   for (let i = 0; i < 10; i++) {
@@ -125,25 +125,27 @@ const speechEnergies = (() => {
 function opusChannelRows(): void {
   const decoder = createOpusDecoder();
   const speech = speechPackets(0, speechPacketCount).map((p) => decoder.decode(p));
-  for (const complexity of [10, 5] as const) {
-    const encoder = createOpusEncoder({ complexity });
+  for (const [application, complexity] of [["voip", 10], ["voip", 5], ["lowdelay", 5]] as const) {
+    const encoder = createOpusEncoder({ complexity, application });
     let k = 0;
-    report(`opus encode, speech, complexity ${complexity}`, measure(() => encoder.encode(speech[k++ % speech.length] as Int16Array), 400, 5));
+    report(`opus encode, speech, ${application}, complexity ${complexity}`, measure(() => encoder.encode(speech[k++ % speech.length] as Int16Array), 400, 5));
   }
   const speechDecoder = createOpusDecoder();
   const packets = speechPackets(0, speechPacketCount);
   let k = 0;
   report("opus decode, speech", measure(() => speechDecoder.decode(packets[k++ % packets.length] as Uint8Array), 400, 5));
-  const before = opusChannelTick(0, 10);
-  report("10-party Opus tick, all talking: all mixed, complexity 10", before);
-  report("10-party Opus tick, all talking: all mixed, complexity 5", opusChannelTick(0, 5));
-  report("10-party Opus tick, all talking: 3 loudest mixed, complexity 10", opusChannelTick(3, 10));
-  const withoutLevels = opusChannelTick(3, 5);
-  report("10-party Opus tick, all talking: 3 loudest mixed, complexity 5", withoutLevels);
-  const after = opusChannelTick(3, 5, true);
-  report("10-party Opus tick, all talking: same, clients send levels", after);
+  const before = opusChannelTick(0, 10, "voip");
+  report("10-party Opus tick, all talking: all mixed, voip, complexity 10", before);
+  report("10-party Opus tick, all talking: all mixed, voip, complexity 5", opusChannelTick(0, 5, "voip"));
+  report("10-party Opus tick, all talking: 3 loudest mixed, voip, complexity 10", opusChannelTick(3, 10, "voip"));
+  const withoutLevels = opusChannelTick(3, 5, "voip");
+  report("10-party Opus tick, all talking: 3 loudest mixed, voip, complexity 5", withoutLevels);
+  const voip = opusChannelTick(3, 5, "voip", true);
+  report("10-party Opus tick, all talking: same, clients send levels", voip);
+  const after = opusChannelTick(3, 5, "lowdelay", true);
+  report("10-party Opus tick, all talking: same, lowdelay (the defaults)", after);
   console.log(
-    `10-party Opus channel, everyone talking: ${(before / after).toFixed(2)}× less CPU per tick (${before.toFixed(0)} → ${after.toFixed(0)} µs; without levels ${withoutLevels.toFixed(0)} µs)`,
+    `10-party Opus channel, everyone talking: ${(before / after).toFixed(2)}× less CPU per tick (${before.toFixed(0)} → ${after.toFixed(0)} µs; voip ${voip.toFixed(0)} µs, voip without levels ${withoutLevels.toFixed(0)} µs)`,
   );
 }
 

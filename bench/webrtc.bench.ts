@@ -1,11 +1,12 @@
 // WebRTC participants per core: N werift Opus clients (a separate process) in 10-party channels,
 // each hearing its N−1 mix encoded for it. Measures the server process's CPU (every thread) while
 // they talk. The clients' peers run in the media workers, as in production (media.workers default).
-// The everyone-talking case runs three times, side by side: as the mixer used to work (every talker
-// mixed, so ten N−1 mixes and ten encodes per channel and tick, at Opus complexity 10), with the
-// defaults (the 3 loudest mixed, complexity 5) and clients sending no audio levels (all ten decoded
-// to find the loudest), and with the defaults and clients sending RFC 6464 levels as browsers do
-// (only the mixed talkers decoded). The goal is read from the last.
+// The everyone-talking case runs four times, side by side: as the mixer used to work (every talker
+// mixed, so ten N−1 mixes and ten encodes per channel and tick, at Opus complexity 10, voip), with
+// the defaults (the 3 loudest mixed, complexity 5, lowdelay) and clients sending no audio levels
+// (all ten decoded to find the loudest), with clients sending RFC 6464 levels as browsers do (only
+// the mixed talkers decoded) and the encoders in voip (SILK/hybrid with FEC), and with those levels
+// and the defaults. The goal is read from the last.
 import { loadavg } from "node:os";
 import { setLogLevel } from "../src/log.ts";
 import { defaultMediaWorkers } from "../src/media/media-plane.ts";
@@ -20,15 +21,16 @@ const SECONDS = 10;
 
 type Silence = "dtx" | "continuous";
 
-/** Mixer and encoder settings of a run; the defaults are config's (media.maxSpeakers, media.opusComplexity). */
+/** Mixer and encoder settings of a run; the defaults are config's (media.maxSpeakers, media.opusComplexity, media.opusApplication). */
 interface Settings extends Omit<MediaSettings, "relayPairs"> {
   label: string;
   /** The clients send RFC 6464 audio levels. */
   audioLevels: boolean;
 }
-const defaults: Settings = { label: "3 loudest mixed, complexity 5, clients send levels", maxSpeakers: 3, opusComplexity: 5, audioLevels: true };
-const withoutLevels: Settings = { label: "3 loudest mixed, complexity 5, no levels (all decoded)", maxSpeakers: 3, opusComplexity: 5, audioLevels: false };
-const before: Settings = { label: "every talker mixed, complexity 10, no levels (before)", maxSpeakers: 0, opusComplexity: 10, audioLevels: false };
+const defaults: Settings = { label: "3 loudest mixed, complexity 5, lowdelay, clients send levels", maxSpeakers: 3, opusComplexity: 5, opusApplication: "lowdelay", audioLevels: true };
+const voip: Settings = { ...defaults, label: "3 loudest mixed, complexity 5, voip, clients send levels", opusApplication: "voip" };
+const withoutLevels: Settings = { ...defaults, label: "3 loudest mixed, complexity 5, lowdelay, no levels (all decoded)", audioLevels: false };
+const before: Settings = { label: "every talker mixed, complexity 10, voip, no levels (before)", maxSpeakers: 0, opusComplexity: 10, opusApplication: "voip", audioLevels: false };
 
 interface Outcome {
   participants: number;
@@ -130,14 +132,17 @@ export async function run(): Promise<void> {
   console.log(
     "participants | speakers/channel | silent clients send | mixing | server CPU (cores) | main thread's share | participants per core | late/skipped mixer ticks | packets/s heard (min/median) | per core, at full delivery | mixer ticks run | per core, per tick run",
   );
-  // WEBRTC_BENCH=100x2xdtx runs one configuration (with the defaults; WEBRTC_LEVELS=0: clients send no levels).
+  // WEBRTC_BENCH=100x2xdtx runs one configuration (with the defaults; WEBRTC_LEVELS=0: clients send
+  // no levels; WEBRTC_OPUS=voip: the encoders in voip).
   const only = process.env.WEBRTC_BENCH?.split("x");
+  const single = process.env.WEBRTC_LEVELS === "0" ? withoutLevels : process.env.WEBRTC_OPUS === "voip" ? voip : defaults;
   const plans: [number, number, Silence, Settings][] = only
-    ? [[Number(only[0]), Number(only[1]), only[2] === "continuous" ? "continuous" : "dtx", process.env.WEBRTC_LEVELS === "0" ? withoutLevels : defaults]]
+    ? [[Number(only[0]), Number(only[1]), only[2] === "continuous" ? "continuous" : "dtx", single]]
     : [
         [100, 1, "dtx", defaults],
         [100, 10, "dtx", before],
         [100, 10, "dtx", withoutLevels],
+        [100, 10, "dtx", voip],
         [100, 10, "dtx", defaults],
       ];
   const everyoneTalking = new Map<Settings, number>();
@@ -159,7 +164,9 @@ export async function run(): Promise<void> {
   if (after !== undefined) {
     const old = everyoneTalking.get(before);
     const noLevels = everyoneTalking.get(withoutLevels);
+    const inVoip = everyoneTalking.get(voip);
     const sameRun = [
+      ...(inVoip === undefined ? [] : [`encoders in voip: ${inVoip}`]),
       ...(noLevels === undefined ? [] : [`clients without levels: ${noLevels}`]),
       ...(old === undefined ? [] : [`every talker mixed at complexity 10: ${old}`]),
     ];

@@ -99,7 +99,7 @@ async function loadEffectiveConfig(options: AppOptions): Promise<Config> {
 
 /** Media settings apply, here and in every media worker, to mixers and encoders created from now on (a reload leaves running ones alone). */
 function applyMediaConfig(media: Config["media"]): void {
-  applyMediaSettings({ maxSpeakers: media.maxSpeakers, opusComplexity: media.opusComplexity as OpusComplexity, relayPairs: media.relayPairs });
+  applyMediaSettings({ maxSpeakers: media.maxSpeakers, opusComplexity: media.opusComplexity as OpusComplexity, opusApplication: media.opusApplication, relayPairs: media.relayPairs });
 }
 
 export async function startApp(options: AppOptions): Promise<App> {

@@ -297,6 +297,12 @@ const mediaSchema = s.object({
     .integer({ min: 0, max: 10 })
     .default(5)
     .describe("Opus encoder complexity, 0 (cheapest) to 10; 5 costs about 60 % of 10's CPU on speech for no measurable loss at 32 kbit/s."),
+  opusApplication: s
+    .enum(["lowdelay", "voip"])
+    .default("lowdelay")
+    .describe(
+      "What the Opus encoders send: lowdelay (CELT only at 40 kbit/s: about a third of voip's CPU, 4 ms less delay, no in-band FEC) or voip (SILK/hybrid at 32 kbit/s with in-band FEC a peer can recover lost packets from).",
+    ),
   relayPairs: s
     .boolean()
     .default(true)

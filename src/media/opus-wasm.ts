@@ -24,8 +24,6 @@ interface OpusExports {
   opus_decode(state: number, packet: number, packetBytes: number, pcm: number, maxFrameSize: number, decodeFec: number): number;
 }
 
-/** OPUS_APPLICATION_VOIP (opus_defines.h). */
-const applicationVoip = 2048;
 /** Room for one packet (RFC 6716 §3.4: at most 1275 bytes a frame) and for 120 ms of mono PCM at 48 kHz. */
 const packetBytes = 2 ** 13;
 const pcmBytes = 2 ** 15;
@@ -82,17 +80,19 @@ function allocateState(m: OpusModule, bytes: number, owner: object): number {
   return state;
 }
 
-/** A mono or stereo libopus encoder (application VoIP). */
+/** A mono or stereo libopus encoder. */
 export class WasmOpusEncoder {
   private readonly state: number;
   private readonly m = opusModule();
 
+  /** `application`: an `OPUS_APPLICATION_*` of opus_defines.h. */
   constructor(
     sampleRate: number,
     private readonly channels: 1 | 2,
+    application: number,
   ) {
     this.state = allocateState(this.m, this.m.exports.opus_encoder_get_size(channels), this);
-    this.m.check(this.m.exports.opus_encoder_init(this.state, sampleRate, channels, applicationVoip));
+    this.m.check(this.m.exports.opus_encoder_init(this.state, sampleRate, channels, application));
   }
 
   /** Sets an encoder CTL (opus_defines.h `OPUS_SET_*_REQUEST`). */

@@ -3,8 +3,16 @@
 // binding's native addon); results are fresh copies, used as they are.
 // Loss concealment uses Opus's own PLC: a packet holding only a TOC byte has a zero-length frame,
 // which the decoder treats as lost (RFC 6716 §3.2.1) and fills from its internal state.
-// In-band FEC is switched on in the encoder (peers can use it); received FEC data is not used for
-// recovery here (decode_fec 0).
+// The encoders' application (config `media.opusApplication`) picks the codec inside Opus:
+// - "lowdelay" (the default; OPUS_APPLICATION_RESTRICTED_LOWDELAY): CELT only (RFC 6716 §2), at
+//   40 kbit/s. On speech it costs about a third of "voip"'s CPU per encode and its lookahead is
+//   2.5 ms instead of 6.5 ms; its log-spectral distance to the original measured the same as
+//   "voip" at 32 kbit/s (one to three espeak voices: 5.5–5.7 vs 6.0–6.3 dB over 0–8 kHz, 7.5–7.7 vs
+//   7.4–7.7 dB over 0–20 kHz). CELT has no in-band FEC: a lost packet is concealed, not recovered.
+// - "voip" (OPUS_APPLICATION_VOIP): SILK or hybrid on speech at 32 kbit/s, with in-band FEC
+//   (RFC 6716 §2.1.7) that a peer's decoder can recover a lost packet from — for lossy networks,
+//   at about three times the encoding CPU.
+// Received FEC data is not used for recovery here (decode_fec 0).
 // Encoder complexity defaults to 5 (config `media.opusComplexity`), what libwebrtc uses on mobile:
 // on speech at 32 kbit/s it costs about 60 % of complexity 10's CPU, and its spectral distance to the
 // original over 0–8 kHz measured the same as 10's (6.98 vs 6.95 dB log-spectral distance, two espeak
@@ -13,7 +21,6 @@ import { WasmOpusDecoder, WasmOpusEncoder } from "./opus-wasm.ts";
 import type { AudioDecoder, AudioEncoder, Codec } from "./codec.ts";
 
 const sampleRate = 48000;
-const defaultBitrate = 32000;
 
 export type OpusComplexity = 0 | 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8 | 9 | 10;
 let defaultComplexity: OpusComplexity = 5;
@@ -23,11 +30,28 @@ export function setDefaultOpusComplexity(complexity: OpusComplexity): void {
   defaultComplexity = complexity;
 }
 
+export type OpusApplication = "lowdelay" | "voip";
+let defaultApplication: OpusApplication = "lowdelay";
+
+/** Sets the application of Opus encoders created from now on without their own (config `media.opusApplication`). */
+export function setDefaultOpusApplication(application: OpusApplication): void {
+  defaultApplication = application;
+}
+
+/** Per application: its opus_defines.h `OPUS_APPLICATION_*` and its bitrate. */
+const applications: Record<OpusApplication, { code: number; bitrate: number }> = {
+  lowdelay: { code: 2051, bitrate: 40000 },
+  voip: { code: 2048, bitrate: 32000 },
+};
+
 export interface OpusEncoderOptions {
+  /** Default `media.opusApplication` ("lowdelay"). */
+  application?: OpusApplication;
+  /** Default: the application's (40 kbit/s "lowdelay", 32 kbit/s "voip"). */
   bitrate?: number;
   /** Expected loss percentage; drives how much in-band FEC the encoder adds. */
   packetLossPercent?: number;
-  /** In-band FEC for peers that lose packets (default on; a file loses none). */
+  /** In-band FEC for peers that lose packets (default on; a file loses none). "voip" only: CELT has none. */
   inbandFec?: boolean;
   /** 0 (cheapest) to 10 (best); default `media.opusComplexity` (5). */
   complexity?: OpusComplexity;
@@ -46,8 +70,9 @@ const setPacketLossPercent = 4014;
 const getLookahead = 4027;
 
 export function createOpusEncoder(o: OpusEncoderOptions = {}): OpusEncoder {
-  const enc = new WasmOpusEncoder(sampleRate, 1);
-  enc.set(setBitrate, o.bitrate ?? defaultBitrate);
+  const application = applications[o.application ?? defaultApplication];
+  const enc = new WasmOpusEncoder(sampleRate, 1, application.code);
+  enc.set(setBitrate, o.bitrate ?? application.bitrate);
   enc.set(setInbandFec, (o.inbandFec ?? true) ? 1 : 0);
   enc.set(setPacketLossPercent, o.packetLossPercent ?? 5);
   enc.set(setComplexity, o.complexity ?? defaultComplexity);

@@ -91,14 +91,15 @@ describe("config errors name file, line, column and key path", () => {
     ]);
   });
 
-  test("media: maxSpeakers 3, opusComplexity 5 and relayPairs on by default; a bad value is an error at the value", () => {
+  test("media: maxSpeakers 3, opusComplexity 5, opusApplication lowdelay and relayPairs on by default; a bad value is an error at the value", () => {
     const result = parse("");
     if (!result.ok) throw new Error(result.errors.join("\n"));
-    expect(result.config.media).toEqual({ maxSpeakers: 3, opusComplexity: 5, relayPairs: true });
-    expect(errorsOf("media:\n  maxSpeakers: -1\n  opusComplexity: 11\n  relayPairs: sometimes\n")).toEqual([
+    expect(result.config.media).toEqual({ maxSpeakers: 3, opusComplexity: 5, opusApplication: "lowdelay", relayPairs: true });
+    expect(errorsOf("media:\n  maxSpeakers: -1\n  opusComplexity: 11\n  relayPairs: sometimes\n  opusApplication: music\n")).toEqual([
       "t.yaml:2:16: media.maxSpeakers: must be between 0 and 1000",
       "t.yaml:3:19: media.opusComplexity: must be between 0 and 10",
       "t.yaml:4:15: media.relayPairs: must be true or false, got a string",
+      't.yaml:5:20: media.opusApplication: must be one of "lowdelay", "voip"',
     ]);
   });
 

@@ -1,6 +1,6 @@
 import { expect, test } from "bun:test";
 import { goertzelPower } from "../../src/media/goertzel.ts";
-import { opus } from "../../src/media/opus.ts";
+import { createOpusEncoder, opus, setDefaultOpusApplication } from "../../src/media/opus.ts";
 
 /** Power of `freq` in a 48 kHz block, in dB relative to a full-scale sine. */
 function level(pcm: Int16Array, freq: number): number {
@@ -51,4 +51,40 @@ test("a payload longer than any Opus packet (a 60 KB datagram) is refused before
   // The bystander still decodes its stream: the 1 kHz tone comes through at its level.
   const heard = bystander.decode(packets[5]!);
   expect(goertzelPower(heard, 48000, 1000)).toBeGreaterThan(0.5 * (8000 * 8000) / 2);
+});
+
+/** 20 ms of a voiced sound: a gliding 120 Hz pitch with its harmonics, which Opus's voip mode codes as speech. */
+function voicedFrame(frame: number): Int16Array {
+  const pcm = new Int16Array(960);
+  for (let i = 0; i < pcm.length; i++) {
+    const t = (frame * 960 + i) / 48000;
+    const pitch = 120 + 40 * Math.sin(3 * t);
+    let sum = 0;
+    for (let h = 1; h < 8; h++) sum += Math.sin(2 * Math.PI * pitch * h * t) / h;
+    pcm[i] = Math.round(6000 * sum);
+  }
+  return pcm;
+}
+
+/** The TOC configurations (RFC 6716 §3.1: 0–11 SILK, 12–15 hybrid, 16–31 CELT) of an encoder's packets for 1 s of voice. */
+function tocConfigs(encode: (pcm: Int16Array) => Uint8Array): Set<number> {
+  const configs = new Set<number>();
+  for (let frame = 0; frame < 50; frame++) configs.add((encode(voicedFrame(frame))[0] as number) >> 3);
+  return configs;
+}
+
+test("encoders send CELT only with 2.5 ms lookahead by default (lowdelay), SILK or hybrid with 6.5 ms in voip; media.opusApplication sets the default", () => {
+  const lowdelay = createOpusEncoder();
+  expect([...tocConfigs((pcm) => lowdelay.encode(pcm))].every((config) => config >= 16)).toBe(true);
+  expect(lowdelay.lookahead).toBe(120);
+  const voip = createOpusEncoder({ application: "voip" });
+  expect([...tocConfigs((pcm) => voip.encode(pcm))].every((config) => config < 16)).toBe(true);
+  expect(voip.lookahead).toBe(312);
+  setDefaultOpusApplication("voip");
+  try {
+    const configured = opus.createEncoder();
+    expect([...tocConfigs((pcm) => configured.encode(pcm))].every((config) => config < 16)).toBe(true);
+  } finally {
+    setDefaultOpusApplication("lowdelay");
+  }
 });

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { goertzelPower } from "../../src/media/goertzel.ts";
-import { applyMediaSettings } from "../../src/media/media-settings.ts";
+import { applyMediaSettings, defaultMediaSettings } from "../../src/media/media-settings.ts";
 import { clientHearsUntil } from "../helpers/hearing.ts";
 import { until } from "../helpers/until.ts";
 import { createTestClient, type OfferingOptions, type TestClient, type TestCodec } from "../helpers/weriftClient.ts";
@@ -113,7 +113,7 @@ describe("WebRTC clients in a channel", () => {
 
   test("media settings reach the channel's media worker: with maxSpeakers 1 the listener hears only the loudest of three", async () => {
     // Applied before the worker starts (first join), and sent to it as the app sends the config's.
-    applyMediaSettings({ maxSpeakers: 1, opusComplexity: 5, relayPairs: true });
+    applyMediaSettings({ ...defaultMediaSettings, maxSpeakers: 1 });
     try {
       const talkers = [
         { id: "loudest", freq: 600, amplitude: 8000 },
@@ -127,12 +127,12 @@ describe("WebRTC clients in a channel", () => {
       const describe = (pcm: Int16Array, rate: number) => Object.fromEntries(talkers.map((t) => [t.freq, level(pcm, rate, t.freq).toFixed(1)]));
       await clientHearsUntil(listener, hearsLoudestOnly, { ms: 500, timeoutMs: 30_000, what: describe });
     } finally {
-      applyMediaSettings({ maxSpeakers: 3, opusComplexity: 5, relayPairs: true });
+      applyMediaSettings(defaultMediaSettings);
     }
   });
 
   test("clients sending RFC 6464 levels: the answer accepts them and the mixer ranks talkers by them (maxSpeakers 1)", async () => {
-    applyMediaSettings({ maxSpeakers: 1, opusComplexity: 5, relayPairs: true });
+    applyMediaSettings({ ...defaultMediaSettings, maxSpeakers: 1 });
     try {
       const { client: listener, answer } = await joinWithAnswer("opus", "listener", { audioLevels: true });
       expect(answer).toMatch(/^a=extmap:\d+ urn:ietf:params:rtp-hdrext:ssrc-audio-level\r?$/m);
@@ -146,7 +146,7 @@ describe("WebRTC clients in a channel", () => {
       const describe = (pcm: Int16Array, rate: number) => ({ 600: level(pcm, rate, 600).toFixed(1), 1000: level(pcm, rate, 1000).toFixed(1) });
       await clientHearsUntil(listener, hearsStatedOnly, { ms: 500, what: describe });
     } finally {
-      applyMediaSettings({ maxSpeakers: 3, opusComplexity: 5, relayPairs: true });
+      applyMediaSettings(defaultMediaSettings);
     }
   });
 
