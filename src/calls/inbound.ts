@@ -1,5 +1,5 @@
 // An INVITE from a trunk, until it is answered or turned away:
-//   source check (the stack's screen already dropped strangers; 403 for a trunk removed since) → limits (503) → 100 Trying (the stack) → routing: static map, then
+//   source check (the stack's screen already dropped strangers; 403 for a trunk removed since) → limits (503) → 100 Trying (the stack, unless the 180 comes within 100 ms) → routing: static map, then
 //   the inbound webhook (404 / 5xx saying why), or a redirecting node's ticket → the channel's home:
 //   here, or 302 to the node that homes it (homing.ts) → SDP answer (or our offer for a delayed-offer
 //   INVITE), for which the caller joins the channel's mixer with its userId → optional 180 (reliable,

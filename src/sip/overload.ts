@@ -6,7 +6,7 @@
 // Existing calls, retransmissions and in-dialog requests are never refused here.
 //
 // "Behind" is judged by two numbers, both read per INVITE for the price of a comparison:
-// - INVITEs the layer above has not answered yet (nothing but our 100 Trying sent): the node's own
+// - INVITEs the layer above has not answered yet (at most our 100 Trying sent): the node's own
 //   backlog of new calls (routing, channel admission, media ports). Below the knee it stays near
 //   rate × processing time (about 20 at 1,000 calls/s and 20 ms); past it, it grows without bound.
 //   A ringing call has answered with its 18x and does not count: waiting for a far end is not work.
@@ -20,7 +20,7 @@ import { createLogger } from "../log.ts";
 const log = createLogger("sip.overload");
 
 export interface OverloadLimits {
-  /** Unanswered INVITEs (only the 100 Trying sent) at which new INVITEs get 503; 0 = no limit. */
+  /** Unanswered INVITEs (at most the 100 Trying sent) at which new INVITEs get 503; 0 = no limit. */
   maxUnansweredInvites: number;
   /** Event-loop lag (ms) above which new INVITEs get 503; 0 = not measured. */
   maxEventLoopLagMs: number;

@@ -401,7 +401,7 @@ export class ServerTransaction extends Emitter<ServerTransactionEvents> {
    * lives on for 64*T1 and a flood must not pin every parsed request for that long. */
   private req: SipRequest | undefined;
   private readonly callId: string;
-  /** An INVITE the TU has not answered yet (only the stack's 100 sent): counted by the layer. */
+  /** An INVITE the TU has not answered yet (at most the stack's 100 sent): counted by the layer. */
   private awaitingTu: boolean;
   /** Where this transaction's warnings go: the TU may hand it its own logger (a call's), whose fields they then carry. */
   log: Logger = log;
@@ -452,9 +452,25 @@ export class ServerTransaction extends Emitter<ServerTransactionEvents> {
     return res;
   }
 
+  /**
+   * RFC 3261 §17.2.1: an INVITE's 100 (Trying), unless the TU responds first. The RFC lets a server
+   * that knows the TU will respond within 200 ms leave it out: a call routed at once answers 180
+   * within milliseconds, and its 100 would be a fourth message for both sides to build, send, trace
+   * and parse. The 100 goes when the TU has not responded within a fifth of T1 (100 ms: well before
+   * the client's first retransmission at T1), or at once if the INVITE is retransmitted before.
+   */
+  tryUnlessAnswered(): void {
+    this.timers.start("trying", this.layer.timers.T1 / 5, () => this.sendTrying());
+  }
+
+  private sendTrying(): void {
+    if (this.state === "proceeding" && !this.lastBytes) this.respond(100, "Trying");
+  }
+
   /** Sends a response built elsewhere (e.g. a 2xx from a dialog); it must belong to this request. */
   respondWith(res: SipResponse): void {
     if (!this.pending) return;
+    this.timers.stop("trying");
     if (res.status > 100) this.answeredByTu();
     const { T1, T2 } = this.layer.timers;
     this.lastToTag = res.to.params.get("tag") ?? undefined;
@@ -542,7 +558,9 @@ export class ServerTransaction extends Emitter<ServerTransactionEvents> {
       return;
     }
     // §17.2.1 / §17.2.2: resend the last response in Proceeding and Completed; absorb otherwise.
-    if ((this.state === "proceeding" || this.state === "completed") && this.lastBytes) this.transmit(this.lastBytes);
+    if ((this.state === "proceeding" || this.state === "completed") && this.lastBytes) return this.transmit(this.lastBytes);
+    // An INVITE retransmitted before the TU responded: its 100 now (tryUnlessAnswered).
+    if (this.isInvite) this.sendTrying();
   }
 
   /** §13.3.1.4: the dialog re-sends its 2xx through this transaction's path until the ACK. */

@@ -136,7 +136,7 @@ export class UserAgentCore {
     if (this.tableFull(req, wire)) return;
 
     const tx = this.transactions.createServer(req, wire);
-    if (req.method === "INVITE") tx.respond(100, "Trying");
+    if (req.method === "INVITE") tx.tryUnlessAnswered();
     if (dialog) return dialog.receiveRequest(req, tx, ctx);
     if (!this.handler) {
       tx.respond(503, "Service Unavailable");

@@ -195,13 +195,30 @@ test("a retransmitted request is absorbed and answered from the transaction", as
   expect(handled.filter((h) => h.req.method === "INFO")).toHaveLength(1);
 });
 
-test("an INVITE gets 100 Trying at once and the TU's final response", async () => {
+test("an INVITE the TU answers at once gets only the answer; one it holds gets 100 Trying after T1/5, without a To tag — §17.2.1", async () => {
   const p = await newUdpPeer();
-  p.send(request("INVITE"));
-  const trying = await p.waitFor(isResponse(100));
-  expect(trying.to.params.has("tag")).toBe(false);
+  p.send(request("INVITE", { callId: "answered@test" }));
   const busy = await p.waitFor(isResponse(486));
   expect(busy.to.params.get("tag")).toBeTruthy();
+  p.send(request("INVITE", { callId: "held@test", headers: ["X-Hold: 1"] }));
+  const trying = await p.waitFor(isResponse(100));
+  expect(trying.callId).toBe("held@test");
+  expect(trying.to.params.has("tag")).toBe(false);
+  // The answered INVITE's 100 would have been due T1/5 after it arrived, before the held one's.
+  expect(p.received.filter((m) => m.callId === "answered@test").map((m) => ("status" in m ? m.status : m.method))).toEqual([486]);
+});
+
+test("an INVITE retransmitted before its 100 Trying is due gets it at once — §17.2.1", async () => {
+  const p = await newUdpPeer();
+  jest.useFakeTimers();
+  const invite = request("INVITE", { callId: "retransmitted@test", headers: ["X-Hold: 1"] });
+  p.send(invite);
+  await settled(p);
+  // The clock stands still: no 100 yet, and only the retransmission can bring it.
+  expect(p.received.some((m) => m.callId === "retransmitted@test")).toBe(false);
+  p.send(invite);
+  const trying = await p.waitFor(isResponse(100));
+  expect(trying.callId).toBe("retransmitted@test");
 });
 
 // Timer tests run the transactions on a fake clock (jest.useFakeTimers: setTimeout and Date.now),
