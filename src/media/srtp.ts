@@ -8,15 +8,16 @@
 //   new SrtpReceiveContext(newKey, { previous: receive })               // re-keyed (re-INVITE): the old key
 //                                                                        // still opens packets until the new one does
 //
-// The transforms are werift's (its SRTP session: key derivation, the AES-CM counter, the HMAC-SHA1
-// tag, SRTCP encryption and authentication), on node:crypto's AES and HMAC. What werift leaves out
-// is here: the 32-bit tag of AES_CM_128_HMAC_SHA1_32, the receiver's packet index estimate with the
-// rollover counter (RFC 3711 §3.3.1, Appendix A), the replay lists of SRTP and SRTCP (§3.3.2) and a
-// bound on the SSRCs a context tracks. A packet is accepted only after its tag checks out, so nothing
+// The session keys are werift's (its SRTP session's key derivation, RFC 3711 §4.3); the transform is
+// srtp-transform.ts's AES-CM and HMAC-SHA1 on node:crypto, which the WebRTC direct path shares. Here
+// are the rest: the 32-bit tag of AES_CM_128_HMAC_SHA1_32, the receiver's packet index estimate with
+// the rollover counter (RFC 3711 §3.3.1, Appendix A), the replay lists of SRTP and SRTCP (§3.3.2) and
+// a bound on the SSRCs a context tracks. A packet is accepted only after its tag checks out, so nothing
 // a stranger sends changes any state; failures are counted (`srtpDropTotals`) and never thrown.
-import { createDecipheriv, createCipheriv, timingSafeEqual } from "node:crypto";
+import { timingSafeEqual } from "node:crypto";
 import { ProtectionProfileAes128CmHmacSha1_80, SrtpSession } from "werift";
-import { readUint32, rtpHeaderLength, RTP_HEADER_SIZE } from "./rtp-packet.ts";
+import { readUint32, rtpHeaderLength } from "./rtp-packet.ts";
+import { AesCmHmacSha1, RTCP_HEADER_SIZE, SRTCP_INDEX_LENGTH, SRTCP_TAG_LENGTH, TAG_LENGTH_32, TAG_LENGTH_80 } from "./srtp-transform.ts";
 
 /** RFC 4568 §6.2: the crypto suites we support, in our order of preference. */
 export const SRTP_SUITES = ["AES_CM_128_HMAC_SHA1_80", "AES_CM_128_HMAC_SHA1_32"] as const;
@@ -39,16 +40,13 @@ export type SrtpDropReason = "auth" | "replay";
 export const srtpDropTotals: Record<SrtpDropReason, number> = { auth: 0, replay: 0 };
 
 /** RFC 4568 §6.2.1 / §6.2.2: SRTP tags of 80 or 32 bits; SRTCP's is 80 bits for both suites. */
-const RTP_TAG_LENGTH: Record<SrtpSuite, number> = { AES_CM_128_HMAC_SHA1_80: 10, AES_CM_128_HMAC_SHA1_32: 4 };
-const RTCP_TAG_LENGTH = 10;
-/** RFC 3711 §3.4: the E flag and the 31-bit SRTCP index. */
-const SRTCP_INDEX_LENGTH = 4;
+const RTP_TAG_LENGTH: Record<SrtpSuite, number> = { AES_CM_128_HMAC_SHA1_80: TAG_LENGTH_80, AES_CM_128_HMAC_SHA1_32: TAG_LENGTH_32 };
+/** RFC 3711 §3.4: the 31-bit SRTCP index. */
 const SRTCP_INDEX_LIMIT = 0x80000000;
 /** RFC 3711 §3.3.2: a replay list of at least 64 packets. */
 const REPLAY_WINDOW = 64;
 /** A peer sends one SSRC per leg (a new one after a restart); a few cover every legitimate case. */
 const MAX_TRACKED_SSRCS = 4;
-const RTCP_HEADER_SIZE = 8;
 
 export function generateSrtpKey(suite: SrtpSuite): SrtpKey {
   return { suite, keyAndSalt: crypto.getRandomValues(new Uint8Array(KEY_AND_SALT_LENGTH)) };
@@ -59,19 +57,10 @@ export function sameSrtpKey(a: SrtpKey, b: SrtpKey): boolean {
   return a.suite === b.suite && a.keyAndSalt.length === b.keyAndSalt.length && timingSafeEqual(a.keyAndSalt, b.keyAndSalt);
 }
 
-/** The parts of werift's AES-CM cipher (CipherAesCtr) this module drives. */
-interface AesCmCipher {
-  generateCounter(sequenceNumber: number, rolloverCounter: number, ssrc: number, sessionSalt: Buffer): Buffer;
-  generateSrtpAuthTag(rolloverCounter: number, ...buffers: Buffer[]): Buffer;
-  encryptRTCP(packet: Buffer, srtcpIndex: number): Buffer;
-  decryptRTCP(packet: Buffer): [Buffer, unknown];
-}
-
-/** werift's session keys for one master key (RFC 3711 §4.3, key derivation rate 0). */
-class DerivedKeys {
-  readonly cipher: AesCmCipher;
-  readonly rtpKey: Buffer;
-  readonly rtpSalt: Buffer;
+/** The SRTP and SRTCP transforms under werift's session keys for one master key (RFC 3711 §4.3, key derivation rate 0). */
+class SessionTransforms {
+  readonly rtp: AesCmHmacSha1;
+  readonly rtcp: AesCmHmacSha1;
 
   constructor(key: SrtpKey) {
     if (key.keyAndSalt.length !== KEY_AND_SALT_LENGTH) throw new Error(`an SRTP key and salt is ${KEY_AND_SALT_LENGTH} bytes, got ${key.keyAndSalt.length}`);
@@ -83,18 +72,9 @@ class DerivedKeys {
       profile: ProtectionProfileAes128CmHmacSha1_80,
     });
     const context = session.localContext;
-    const cipher = context.cipher as unknown as Partial<AesCmCipher>;
-    if (typeof cipher.generateCounter !== "function" || typeof cipher.generateSrtpAuthTag !== "function") {
-      throw new Error("werift's SRTP cipher lacks generateCounter/generateSrtpAuthTag");
-    }
-    this.cipher = cipher as AesCmCipher;
-    this.rtpKey = context.srtpSessionKey;
-    this.rtpSalt = context.srtpSessionSalt;
+    this.rtp = new AesCmHmacSha1(context.srtpSessionKey, context.srtpSessionSalt, context.srtpSessionAuthTag);
+    this.rtcp = new AesCmHmacSha1(context.srtcpSessionKey, context.srtcpSessionSalt, context.srtcpSessionAuthTag);
   }
-}
-
-function asBuffer(d: Uint8Array): Buffer {
-  return Buffer.isBuffer(d) ? d : Buffer.from(d.buffer, d.byteOffset, d.byteLength);
 }
 
 /** A plain view: a Buffer's slice() would share memory where callers expect a copy. */
@@ -137,7 +117,7 @@ function track<T>(map: Map<number, T>, ssrc: number, value: T): void {
 /** Protects what we send under our master key. */
 export class SrtpSendContext {
   readonly suite: SrtpSuite;
-  private readonly keys: DerivedKeys;
+  private readonly transforms: SessionTransforms;
   private readonly tagLength: number;
   private ssrc = -1;
   private rolloverCounter = 0;
@@ -146,7 +126,7 @@ export class SrtpSendContext {
 
   constructor(readonly key: SrtpKey) {
     this.suite = key.suite;
-    this.keys = new DerivedKeys(key);
+    this.transforms = new SessionTransforms(key);
     this.tagLength = RTP_TAG_LENGTH[key.suite];
   }
 
@@ -164,14 +144,7 @@ export class SrtpSendContext {
       this.rolloverCounter = (this.rolloverCounter + 1) >>> 0;
     }
     this.lastSequence = sequence;
-    const { cipher, rtpKey, rtpSalt } = this.keys;
-    const out = Buffer.allocUnsafe(packet.length + this.tagLength);
-    out.set(packet.subarray(0, headerLength));
-    const aes = createCipheriv("aes-128-ctr", rtpKey, cipher.generateCounter(sequence, this.rolloverCounter, ssrc, rtpSalt));
-    out.set(aes.update(packet.subarray(headerLength)), headerLength);
-    const tag = cipher.generateSrtpAuthTag(this.rolloverCounter, out.subarray(0, packet.length));
-    out.set(tag.subarray(0, this.tagLength), packet.length);
-    return asUint8Array(out);
+    return asUint8Array(this.transforms.rtp.protectRtp(packet.subarray(0, headerLength), packet.subarray(headerLength), this.rolloverCounter, this.tagLength));
   }
 
   /** RFC 3711 §3.4: encrypted after the first 8 bytes, then E flag + index and an 80-bit tag. */
@@ -179,7 +152,7 @@ export class SrtpSendContext {
     if (packet.length < RTCP_HEADER_SIZE) throw new Error("not an RTCP packet");
     // The index starts at 1 and never repeats under one key (2^31 reports outlast any call).
     this.srtcpIndex = (this.srtcpIndex + 1) % SRTCP_INDEX_LIMIT || 1;
-    return asUint8Array(this.keys.cipher.encryptRTCP(asBuffer(packet), this.srtcpIndex));
+    return asUint8Array(this.transforms.rtcp.protectRtcp(packet, this.srtcpIndex));
   }
 }
 
@@ -188,7 +161,7 @@ interface RtpStream { replay: ReplayList }
 /** Checks and decrypts what the peer sends under its master key. */
 export class SrtpReceiveContext {
   readonly suite: SrtpSuite;
-  private readonly keys: DerivedKeys;
+  private readonly transforms: SessionTransforms;
   private readonly tagLength: number;
   private readonly rtpStreams = new Map<number, RtpStream>();
   private readonly rtcpStreams = new Map<number, ReplayList>();
@@ -197,7 +170,7 @@ export class SrtpReceiveContext {
 
   constructor(readonly key: SrtpKey, o: { previous?: SrtpReceiveContext } = {}) {
     this.suite = key.suite;
-    this.keys = new DerivedKeys(key);
+    this.transforms = new SessionTransforms(key);
     this.tagLength = RTP_TAG_LENGTH[key.suite];
     // One step back only: the previous context's own predecessor is dropped.
     if (o.previous) {
@@ -250,15 +223,10 @@ export class SrtpReceiveContext {
       if (!stream.replay.fresh(index)) return "replay";
     }
     const rolloverCounter = Math.floor(index / 0x10000);
-    const authenticated = packet.length - this.tagLength;
-    const data = asBuffer(packet);
-    const { cipher, rtpKey, rtpSalt } = this.keys;
-    const expected = cipher.generateSrtpAuthTag(rolloverCounter, data.subarray(0, authenticated));
-    if (!timingSafeEqual(expected.subarray(0, this.tagLength), data.subarray(authenticated))) return "auth";
-    const plain = new Uint8Array(authenticated);
-    plain.set(data.subarray(0, headerLength));
-    const aes = createDecipheriv("aes-128-ctr", rtpKey, cipher.generateCounter(sequence, rolloverCounter, ssrc, rtpSalt));
-    plain.set(aes.update(data.subarray(headerLength, authenticated)), headerLength);
+    const { rtp } = this.transforms;
+    if (!rtp.authenticRtp(packet, rolloverCounter, this.tagLength)) return "auth";
+    const plain = new Uint8Array(packet.length - this.tagLength);
+    rtp.decryptRtp(packet, headerLength, rolloverCounter, this.tagLength, plain);
     if (stream) {
       stream.replay.add(index);
       track(this.rtpStreams, ssrc, stream);
@@ -269,17 +237,13 @@ export class SrtpReceiveContext {
   }
 
   private openRtcp(packet: Uint8Array): Uint8Array | SrtpDropReason {
-    if (packet.length < RTCP_HEADER_SIZE + SRTCP_INDEX_LENGTH + RTCP_TAG_LENGTH || packet[0]! >> 6 !== 2) return "auth";
+    if (packet.length < RTCP_HEADER_SIZE + SRTCP_INDEX_LENGTH + SRTCP_TAG_LENGTH || packet[0]! >> 6 !== 2) return "auth";
     const ssrc = readUint32(packet, 4);
-    const index = readUint32(packet, packet.length - RTCP_TAG_LENGTH - SRTCP_INDEX_LENGTH) & 0x7fffffff;
+    const index = readUint32(packet, packet.length - SRTCP_TAG_LENGTH - SRTCP_INDEX_LENGTH) & 0x7fffffff;
     const replay = this.rtcpStreams.get(ssrc);
     if (replay && !replay.fresh(index)) return "replay";
-    let plain: Buffer;
-    try {
-      [plain] = this.keys.cipher.decryptRTCP(asBuffer(packet));
-    } catch {
-      return "auth";
-    }
+    const plain = this.transforms.rtcp.unprotectRtcp(packet);
+    if (!plain) return "auth";
     if (replay) {
       replay.add(index);
       track(this.rtcpStreams, ssrc, replay);

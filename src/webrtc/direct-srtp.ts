@@ -1,17 +1,19 @@
 // SRTP (RFC 3711) for the direct audio path, on werift's own SRTP session: its session keys and
 // salts (derived by werift, RFC 3711 §4.3), its per-SSRC rollover counters and their update rule
-// (RFC 3711 §3.3.1), and node:crypto's AES and HMAC called as werift calls them, for both profiles
-// werift negotiates: AEAD_AES_128_GCM (RFC 7714; werift's first choice, what werift clients get)
-// and AES_CM_128_HMAC_SHA1_80 (RFC 3711 §4.1.1, §4.2; what Chromium gets). The same bytes on the
+// (RFC 3711 §3.3.1), for both profiles werift negotiates: AEAD_AES_128_GCM (RFC 7714; werift's
+// first choice, what werift clients get; node:crypto's AES-GCM called as werift calls it) and
+// AES_CM_128_HMAC_SHA1_80 (RFC 3711 §4.1.1, §4.2; what Chromium gets; the transform the phone
+// legs' SRTP uses too, media/srtp-transform.ts). The same bytes on the
 // wire: test/webrtc/direct-srtp.test.ts compares them with werift's. What is left out is werift's
 // per-packet bookkeeping around the cipher: its encrypt serializes a header object, makes the
 // AES-CM counter through a BigInt and concatenates three buffers; its decrypt parses the header
 // into an object with its extensions, copies the rollover state into a new object, allocates and
 // zero-fills buffers it then copies into, and slices. Here the header stays bytes and a decrypted
 // packet is written once into a buffer that is reused (its reader copies what it keeps).
-import { createCipheriv, createDecipheriv, createHmac, timingSafeEqual } from "node:crypto";
+import { createCipheriv, createDecipheriv } from "node:crypto";
 import { ProtectionProfileAeadAes128Gcm, ProtectionProfileAes128CmHmacSha1_80, type SrtpSession } from "werift";
 import { readUint32, rtpHeaderLength } from "../media/rtp-packet.ts";
+import { AesCmHmacSha1, TAG_LENGTH_80, writeSrtpIv } from "../media/srtp-transform.ts";
 
 /** werift's rollover state of one SSRC (RFC 3711 §3.3.1: ROC and the highest sequence number). */
 interface RolloverState {
@@ -41,7 +43,7 @@ interface SessionContexts {
 /** RFC 7714 §6: AEAD_AES_128_GCM's 16-octet authentication tag. */
 const GCM_TAG_LENGTH = 16;
 /** RFC 3711 §4.2 / RFC 5764 §4.1.2: AES_CM_128_HMAC_SHA1_80's 80-bit tag. */
-const CM_TAG_LENGTH = 10;
+const CM_TAG_LENGTH = TAG_LENGTH_80;
 
 /** werift's contexts of `session` when it runs a profile this module implements, else undefined (werift's own path then). */
 export function directSrtpContexts(session: SrtpSession): SessionContexts | undefined {
@@ -51,27 +53,17 @@ export function directSrtpContexts(session: SrtpSession): SessionContexts | unde
 }
 
 const gcmIv = Buffer.alloc(12);
-const cmIv = Buffer.alloc(16);
-const rolloverBytes = Buffer.alloc(4);
 
-/**
- * RFC 7714 §8.1 (GCM, 12 octets): 00 00 ‖ SSRC ‖ ROC ‖ SEQ; RFC 3711 §4.1.1 (AES-CM, 16 octets):
- * 00 00 00 00 ‖ SSRC ‖ ROC ‖ SEQ ‖ 00 00; either XORed with the session salt.
- */
-function writeIv(iv: Buffer, salt: Buffer, ssrc: number, rolloverCounter: number, sequenceNumber: number): Buffer {
-  const at = iv.length === 16 ? 2 : 0;
-  iv.fill(0);
-  iv.writeUInt32BE(ssrc >>> 0, at + 2);
-  iv.writeUInt32BE(rolloverCounter >>> 0, at + 6);
-  iv.writeUInt16BE(sequenceNumber, at + 10);
-  for (let i = 0; i < salt.length && i < iv.length; i++) iv[i]! ^= salt[i]!;
-  return iv;
-}
+/** The AES-CM transform under a werift context's SRTP session keys, made at its first packet. */
+const aesCmTransforms = new WeakMap<SrtpContextState, AesCmHmacSha1>();
 
-/** RFC 3711 §4.2: HMAC-SHA1 over the authenticated portion and the ROC, 80 bits of it. */
-function cmTag(context: SrtpContextState, authenticated: Uint8Array, rolloverCounter: number): Buffer {
-  rolloverBytes.writeUInt32BE(rolloverCounter >>> 0, 0);
-  return createHmac("sha1", context.srtpSessionAuthTag).update(authenticated).update(rolloverBytes).digest().subarray(0, CM_TAG_LENGTH);
+function aesCm(context: SrtpContextState): AesCmHmacSha1 {
+  let transform = aesCmTransforms.get(context);
+  if (!transform) {
+    transform = new AesCmHmacSha1(context.srtpSessionKey, context.srtpSessionSalt, context.srtpSessionAuthTag);
+    aesCmTransforms.set(context, transform);
+  }
+  return transform;
 }
 
 /**
@@ -84,26 +76,22 @@ export function protectRtp(context: SrtpContextState, header: Uint8Array, payloa
   const state = context.getSrtpSsrcState(ssrc);
   context.updateRolloverCount(sequenceNumber, state);
   const roc = state.rolloverCounter;
-  const gcm = context.profile === ProtectionProfileAeadAes128Gcm;
-  const tagLength = gcm ? GCM_TAG_LENGTH : CM_TAG_LENGTH;
-  const packet = Buffer.allocUnsafe(header.length + payload.length + tagLength);
+  if (context.profile !== ProtectionProfileAeadAes128Gcm) return aesCm(context).protectRtp(header, payload, roc, CM_TAG_LENGTH);
+  const packet = Buffer.allocUnsafe(header.length + payload.length + GCM_TAG_LENGTH);
   packet.set(header, 0);
-  if (gcm) {
-    const cipher = createCipheriv("aes-128-gcm", context.srtpSessionKey, writeIv(gcmIv, context.srtpSessionSalt, ssrc, roc, sequenceNumber));
-    cipher.setAAD(header); // RFC 7714 §7.1: the header is the associated data
-    packet.set(cipher.update(payload), header.length);
-    cipher.final();
-    packet.set(cipher.getAuthTag(), header.length + payload.length);
-  } else {
-    const cipher = createCipheriv("aes-128-ctr", context.srtpSessionKey, writeIv(cmIv, context.srtpSessionSalt, ssrc, roc, sequenceNumber));
-    packet.set(cipher.update(payload), header.length);
-    const end = header.length + payload.length;
-    packet.set(cmTag(context, packet.subarray(0, end), roc), end);
-  }
+  const cipher = createCipheriv("aes-128-gcm", context.srtpSessionKey, writeSrtpIv(gcmIv, context.srtpSessionSalt, ssrc, roc, sequenceNumber));
+  cipher.setAAD(header); // RFC 7714 §7.1: the header is the associated data
+  packet.set(cipher.update(payload), header.length);
+  cipher.final();
+  packet.set(cipher.getAuthTag(), header.length + payload.length);
   return packet;
 }
 
 let plain = Buffer.alloc(1500);
+/** Only an authentic packet may grow the buffer: a stranger's packets cost no memory. */
+function growPlain(length: number): void {
+  if (plain.length < length) plain = Buffer.alloc(length);
+}
 const trial: RolloverState = { ssrc: 0, rolloverCounter: 0, lastSequenceNumber: 0 };
 
 /**
@@ -127,29 +115,30 @@ export function unprotectRtp(context: SrtpContextState, packet: Buffer): Buffer 
   else trial.rolloverHasProcessed = known.rolloverHasProcessed;
   context.updateRolloverCount(sequenceNumber, trial);
   const roc = trial.rolloverCounter;
-  let payload: Buffer;
   if (gcm) {
-    const decipher = createDecipheriv("aes-128-gcm", context.srtpSessionKey, writeIv(gcmIv, context.srtpSessionSalt, ssrc, roc, sequenceNumber));
+    const decipher = createDecipheriv("aes-128-gcm", context.srtpSessionKey, writeSrtpIv(gcmIv, context.srtpSessionSalt, ssrc, roc, sequenceNumber));
     decipher.setAAD(packet.subarray(0, payloadAt));
     decipher.setAuthTag(packet.subarray(tagAt));
-    payload = decipher.update(packet.subarray(payloadAt, tagAt));
+    const payload = decipher.update(packet.subarray(payloadAt, tagAt));
     try {
       decipher.final();
     } catch {
       return undefined;
     }
+    growPlain(tagAt);
+    plain.set(packet.subarray(0, payloadAt), 0);
+    plain.set(payload, payloadAt);
   } else {
     // RFC 3711 §3.3: authenticate before decrypting.
-    if (!timingSafeEqual(cmTag(context, packet.subarray(0, tagAt), roc), packet.subarray(tagAt))) return undefined;
-    payload = createDecipheriv("aes-128-ctr", context.srtpSessionKey, writeIv(cmIv, context.srtpSessionSalt, ssrc, roc, sequenceNumber)).update(packet.subarray(payloadAt, tagAt));
+    const transform = aesCm(context);
+    if (!transform.authenticRtp(packet, roc, CM_TAG_LENGTH)) return undefined;
+    growPlain(tagAt);
+    transform.decryptRtp(packet, payloadAt, roc, CM_TAG_LENGTH, plain);
   }
   if (known) {
     known.rolloverCounter = trial.rolloverCounter;
     known.lastSequenceNumber = trial.lastSequenceNumber;
     known.rolloverHasProcessed = trial.rolloverHasProcessed;
   } else context.srtpSSRCStates[ssrc] = { ...trial };
-  if (plain.length < tagAt) plain = Buffer.alloc(tagAt);
-  plain.set(packet.subarray(0, payloadAt), 0);
-  plain.set(payload, payloadAt);
   return plain.subarray(0, tagAt);
 }

@@ -1,5 +1,4 @@
 import { describe, expect, test } from "bun:test";
-import { createCipheriv } from "node:crypto";
 import { ProtectionProfileAes128CmHmacSha1_80, RtpHeader, SrtcpSession, SrtpSession } from "werift";
 import { serializeRtp } from "../../src/media/rtp-packet.ts";
 import { SrtpReceiveContext, SrtpSendContext, generateSrtpKey, sameSrtpKey, srtpDropTotals, type SrtpKey, type SrtpSuite } from "../../src/media/srtp.ts";
@@ -25,28 +24,12 @@ function rtp(sequenceNumber: number, ssrc = 0x1234abcd, fill = 0x55): Uint8Array
   return serializeRtp({ payloadType: 0, sequenceNumber, timestamp: sequenceNumber * 160, ssrc }, new Uint8Array(160).fill(fill));
 }
 
-describe("werift's SRTP transform against RFC 3711 Appendix B", () => {
+describe("werift's key derivation against RFC 3711 Appendix B", () => {
   test("B.3: session encryption key, salt and authentication key from the master key", () => {
     const context = weriftSession(SrtpSession, MASTER).localContext;
     expect(toHex(context.srtpSessionKey)).toBe("c61e7a93744f39ee10734afe3ff7a087");
     expect(toHex(context.srtpSessionSalt)).toBe("30cbbc08863d8c85d49db34a9ae1");
     expect(toHex(context.srtpSessionAuthTag)).toBe("cebe321f6ff7716b6fd4ab49af256a156d38baa4");
-  });
-
-  test("B.2: the AES-CM keystream from werift's counter for SSRC 0, ROC 0, SEQ 0", () => {
-    const cipher = weriftSession(SrtpSession, MASTER).localContext.cipher as unknown as {
-      generateCounter(seq: number, roc: number, ssrc: number, salt: Buffer): Buffer;
-    };
-    const counter = cipher.generateCounter(0, 0, 0, Buffer.from(hex("F0F1F2F3F4F5F6F7F8F9FAFBFCFD")));
-    expect(toHex(counter)).toBe("f0f1f2f3f4f5f6f7f8f9fafbfcfd0000");
-    const keystream = createCipheriv("aes-128-ctr", hex("2B7E151628AED2A6ABF7158809CF4F3C"), counter).update(new Uint8Array(0xff02 * 16));
-    const block = (i: number) => toHex(keystream.subarray(i * 16, i * 16 + 16));
-    expect(block(0)).toBe("e03ead0935c95e80e166b16dd92b4eb4");
-    expect(block(1)).toBe("d23513162b02d0f72a43a2fe4a5f97ab");
-    expect(block(2)).toBe("41e95b3bb0a2e8dd477901e4fca894c0");
-    expect(block(0xfeff)).toBe("ec8cdf7398607cb0f2d21675ea9ea1e4");
-    expect(block(0xff00)).toBe("362b7c3c6773516318a077d7fc5073ae");
-    expect(block(0xff01)).toBe("6a2cc3787889374fbeb4c81b17ba6c44");
   });
 });
 
