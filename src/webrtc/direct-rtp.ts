@@ -7,8 +7,9 @@
 // is the client's to send). The sender's RTCP loop still sends the sender reports (RFC 3550 §6.4.1)
 // from the counts and the RTP/NTP timestamp pair kept here, and still measures the round trip from
 // the client's receiver reports. The packet is protected here on werift's SRTP session state
-// (direct-srtp.ts: its keys, rollover counters, node:crypto as werift calls it) and handed to the
-// ICE pair's socket, without werift's four async calls per packet and the socket's address lookup.
+// (direct-srtp.ts: its keys and rollover counters; AES-CM through src/media/srtp-transform.ts) and
+// handed to the ICE pair's socket, without werift's four async calls per packet and the socket's
+// address lookup.
 import { isMedia, isRtcp, RTP_EXTENSION_URI, RtpHeader, RtpPacket, type RTCDtlsTransport, type RTCRtpSender, type RTCRtpTransceiver } from "werift";
 import { isIP } from "node:net";
 import { ntpNow } from "../media/rtcp.ts";
