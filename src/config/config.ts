@@ -301,7 +301,7 @@ const mediaSchema = s.object({
     .enum(["lowdelay", "voip"])
     .default("lowdelay")
     .describe(
-      "What the Opus encoders send: lowdelay (CELT only at 40 kbit/s: about a third of voip's CPU, 4 ms less delay, no in-band FEC) or voip (SILK/hybrid at 32 kbit/s with in-band FEC a peer can recover lost packets from).",
+      "What the Opus encoders send: lowdelay (CELT only at 40 kbit/s: about a third of voip's CPU per encode, 4 ms less delay) or voip (SILK/hybrid at 32 kbit/s, as before the seventh session).",
     ),
   relayPairs: s
     .boolean()

@@ -8,10 +8,10 @@
 //   40 kbit/s. On speech it costs about a third of "voip"'s CPU per encode and its lookahead is
 //   2.5 ms instead of 6.5 ms; its log-spectral distance to the original measured the same as
 //   "voip" at 32 kbit/s (one to three espeak voices: 5.5–5.7 vs 6.0–6.3 dB over 0–8 kHz, 7.5–7.7 vs
-//   7.4–7.7 dB over 0–20 kHz). CELT has no in-band FEC: a lost packet is concealed, not recovered.
-// - "voip" (OPUS_APPLICATION_VOIP): SILK or hybrid on speech at 32 kbit/s, with in-band FEC
-//   (RFC 6716 §2.1.7) that a peer's decoder can recover a lost packet from — for lossy networks,
-//   at about three times the encoding CPU.
+//   7.4–7.7 dB over 0–20 kHz). CELT has no in-band FEC.
+// - "voip" (OPUS_APPLICATION_VOIP): hybrid (SILK + CELT) on speech at 32 kbit/s, at about three
+//   times the encoding CPU. It asks for in-band FEC (RFC 6716 §2.1.7), but at 32 kbit/s fullband
+//   libopus leaves no room for it: its packets measured byte for byte the same with FEC off.
 // Received FEC data is not used for recovery here (decode_fec 0).
 // Encoder complexity defaults to 5 (config `media.opusComplexity`), what libwebrtc uses on mobile:
 // on speech at 32 kbit/s it costs about 60 % of complexity 10's CPU, and its spectral distance to the
@@ -51,7 +51,7 @@ export interface OpusEncoderOptions {
   bitrate?: number;
   /** Expected loss percentage; drives how much in-band FEC the encoder adds. */
   packetLossPercent?: number;
-  /** In-band FEC for peers that lose packets (default on; a file loses none). "voip" only: CELT has none. */
+  /** In-band FEC for peers that lose packets (default on; a file loses none). SILK's: "voip" only, and only where the bitrate leaves room. */
   inbandFec?: boolean;
   /** 0 (cheapest) to 10 (best); default `media.opusComplexity` (5). */
   complexity?: OpusComplexity;
