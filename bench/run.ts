@@ -1,9 +1,10 @@
 // `make bench`: runs every bench/*.bench.ts (or those named on the command line) one after another,
 // so their ratios are measured side by side on the same machine in one run. Each file runs in a
 // process of its own (this script again, with BENCH_FILE): benches that measure their process's CPU
-// must not be charged for what an earlier one left behind — the SIP transaction bench leaves ≈ 100 MB
-// of transactions for the collector, which cost the WebRTC bench run after it a quarter of its
-// participants per core. Goals come back through a file (goals.ts) and are printed together at the end.
+// must not be charged for what earlier ones left behind (the SIP transaction bench alone leaves
+// ≈ 100 MB of transactions in their wait states; the WebRTC bench, run last in one process, measured
+// a quarter fewer participants per core than alone). Goals come back through a file (goals.ts) and
+// are printed together at the end.
 import { Glob } from "bun";
 import { mkdtempSync, rmSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
