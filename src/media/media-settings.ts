@@ -1,8 +1,7 @@
 // The media settings of the config (media.maxSpeakers, media.opusComplexity, media.opusApplication,
-// media.relayPairs) as every thread that
-// mixes applies them: this thread's mixer and Opus defaults, and each media worker's, which the
-// media plane sends them to when it starts and whenever they change (a reload). They apply to
-// mixers and encoders created from then on.
+// media.relayPairs) as every thread that mixes applies them: this thread's mixer and Opus defaults,
+// and each media worker's, which the media plane sends them to when it starts and whenever they
+// change (a reload). They apply to mixers and encoders created from then on.
 //
 //   applyMediaSettings({ maxSpeakers: 3, opusComplexity: 5, opusApplication: "lowdelay", relayPairs: true });
 import { setDefaultMaxSpeakers, setDefaultRelayPairs } from "./mixer.ts";
