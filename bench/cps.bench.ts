@@ -1,7 +1,7 @@
 // Calls per second (issue 16, goal 1). The executable `make build` makes (built here into a temp
 // directory) with its limits raised; SIPp on the same box places inbound early-offer calls (INVITE
 // with a PCMU offer naming SIPp's own media port, which takes our RTP unread as a real phone's socket
-// would → 100/180/200 → ACK, held 1 s, then BYE → 200), dialling 100 numbers in turn,
+// would → 180/200 → ACK, held 1 s, then BYE → 200), dialling 100 numbers in turn,
 // each routed statically to a channel of its own (number 7000+N → channel ch-N, N = 0…99), as a
 // ladder of offered rates. Per step: achieved calls/s (successful calls over the time they took to
 // place and finish, less the hold), failed and unfinished calls (SIPp's time, the step plus 60 s, ran

@@ -1,7 +1,7 @@
 // Trunk calls while a stranger floods the SIP port (issue 12). The real app as composed in
 // production (calls, trunks, channels, media; default config, so `sip.strangers: drop`) with a trunk
 // on 127.0.0.1; a trunk SipStack in this process places calls one after another: INVITE with SDP →
-// 100 → 200 → ACK → BYE → 200. In alternate rounds another process (bench/sip-flooder.ts) floods
+// 180 → 200 → ACK → BYE → 200. In alternate rounds another process (bench/sip-flooder.ts) floods
 // the same SIP port from 127.0.0.9 at 20,000 OPTIONS per second. Loopback only.
 // Reported per condition over all its rounds: call setup (INVITE → 200) and whole-call latency,
 // p50 and p99, with the ratio flood/quiet; the flood rate reached and what the app dropped; this

@@ -1,5 +1,5 @@
 // What the SIP message tap costs (src/sip/tap.ts): two SipStacks on loopback UDP in this process
-// place full calls (INVITE → 100 → 200 → ACK → BYE → 200; every message is tapped twice, sent by one
+// place full calls (INVITE → 200 → ACK → BYE → 200; every message is tapped twice, sent by one
 // stack and received by the other), 50 in flight, in alternating rounds of four setups measured
 // side by side:
 //   none      nobody listens (the production default when neither traces nor HEP are on)

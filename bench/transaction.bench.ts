@@ -1,6 +1,6 @@
 // Cost of a full INVITE transaction through the stack on loopback: two SipStack instances in this
-// process, caller and callee. One call = INVITE → 100 → 200 (callee dialog) → ACK (caller dialog)
-// → BYE → 200, i.e. two client and two server transactions, six messages parsed and serialized
+// process, caller and callee. One call = INVITE → 200 (callee dialog, at once: no 100) → ACK (caller dialog)
+// → BYE → 200, i.e. two client and two server transactions, five messages parsed and serialized
 // each way. Reported: sequential latency, and throughput/CPU per call with many calls in flight;
 // then an OPTIONS flood (what a scanner on port 5060 sends) and the cost of denied sources.
 import { Dialog } from "../src/sip/dialog.ts";
@@ -97,7 +97,7 @@ async function measure(transport: TransportName): Promise<void> {
     const heapMb = (process.memoryUsage().heapUsed - heapBefore) / 1e6;
 
     console.log(
-      `${transport.toUpperCase()}: sequential call (INVITE/100/200/ACK/BYE/200) p50 ${percentile(latencies, 50).toFixed(3)} ms, ` +
+      `${transport.toUpperCase()}: sequential call (INVITE/200/ACK/BYE/200) p50 ${percentile(latencies, 50).toFixed(3)} ms, ` +
         `p99 ${percentile(latencies, 99).toFixed(3)} ms over ${sequential} calls`,
     );
     console.log(
