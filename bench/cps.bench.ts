@@ -14,6 +14,8 @@
 // BENCH_CPS_COMPARE=<git ref>: instead of the ladder, the executable of that commit and this tree's,
 // alternating over BENCH_CPS_ROUNDS=3 rounds, each taking BENCH_CPS_COMPARE_RATE=300 calls/s for
 // BENCH_CPS_STEP_SEC (default 10 here): CPU per call side by side (the before/after of a change).
+// BENCH_CPS_COMPARE_ENV="NAME=value …": environment for that commit's node alone; with
+// BENCH_CPS_COMPARE=HEAD it weighs a runtime setting on the same code.
 // BENCH_CPS_PROFILE=<dir>: runs this tree from source under `bun --cpu-prof` instead of the
 // executable and leaves the profile (.cpuprofile and .md) in <dir> (the README's "Calls per second").
 // BENCH_CPS_OVERLOAD=off: the node without overload control (limits.maxUnansweredInvites and
@@ -36,6 +38,7 @@ const STEP_SEC = Number(process.env.BENCH_CPS_STEP_SEC ?? (COMPARE ? 10 : 5));
 const TOP_SEC = Number(process.env.BENCH_CPS_TOP_SEC ?? 30);
 const ROUNDS = Number(process.env.BENCH_CPS_ROUNDS ?? 3);
 const COMPARE_RATE = Number(process.env.BENCH_CPS_COMPARE_RATE ?? 300);
+const COMPARE_ENV = Object.fromEntries((process.env.BENCH_CPS_COMPARE_ENV ?? "").split(/\s+/).filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)]));
 const PROFILE_DIR = process.env.BENCH_CPS_PROFILE;
 const HOLD_MS = 1000;
 const CHANNELS = 100;
@@ -148,7 +151,7 @@ function buildCommit(ref: string, dir: string): string {
   return binary;
 }
 
-async function startNode(command: string[], name: string): Promise<Node> {
+async function startNode(command: string[], name: string, env: Record<string, string> = {}): Promise<Node> {
   const dir = mkdtempSync(join(tmpdir(), `bench-cps-${name}-`));
   const sipPort = await freePort();
   const httpPort = await freePort();
@@ -180,6 +183,7 @@ ${routes.join("\n")}
   );
   const proc = Bun.spawn([...command, "serve", "--config", join(dir, "config.yaml")], {
     cwd: dir,
+    env: { ...process.env, ...env },
     stdout: Bun.file(join(dir, "trunkline.log")),
     stderr: "inherit",
     stdin: "ignore",
@@ -405,7 +409,7 @@ async function compare(ref: string): Promise<void> {
     console.log(`${ref} vs this tree, ${COMPARE_RATE} calls/s for ${STEP_SEC} s each, ${ROUNDS} rounds, alternating`);
     for (let round = 1; round <= ROUNDS; round++) {
       for (const build of round % 2 === 1 ? builds : [...builds].reverse()) {
-        const node = await startNode([build.binary], "compare");
+        const node = await startNode([build.binary], "compare", build.name === ref ? COMPARE_ENV : {});
         try {
           const result = await placeCalls(node, COMPARE_RATE, STEP_SEC);
           totals.set(build.name, [...(totals.get(build.name) ?? []), result]);

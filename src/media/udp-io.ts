@@ -8,6 +8,8 @@
 // `arrivalMs` is performance.now() of the calling thread when the datagram was read from the socket.
 // `data` may be a view into a buffer shared with other datagrams: copy what must outlive the callback.
 
+import { isTransientSendError, sendTo, socketAddress, type SocketAddress } from "./udp-sendto.ts";
+
 export interface DatagramSocket {
   readonly port: number;
   /** Sends (or queues) one datagram; false when it could not be handed on. Never throws. */
@@ -39,9 +41,22 @@ export const inThreadUdpIo: UdpIo = {
         error: () => handlers.error(),
       },
     });
+    // The descriptor is a getter Bun's types leave out (node:dgram's own use); without it, Bun's send.
+    const fd = (socket as unknown as { fd?: unknown }).fd;
+    const rawSend = sendTo && typeof fd === "number" && fd >= 0 ? sendTo : undefined;
+    let target: { port: number; address: string; sockaddr: SocketAddress | undefined } | undefined;
     return {
       port: socket.port,
       send(data, toPort, address) {
+        if (rawSend) {
+          if (target?.port !== toPort || target.address !== address) target = { port: toPort, address, sockaddr: socketAddress(address, toPort) };
+          if (target.sockaddr && !socket.closed) {
+            const errno = rawSend(fd as number, data, target.sockaddr);
+            if (errno === 0) return true;
+            if (!isTransientSendError(errno)) handlers.error();
+            return false;
+          }
+        }
         // Bun throws for an address it cannot send to (wrong family, malformed) and on a closed socket.
         try {
           return socket.send(data, toPort, address);
