@@ -3,6 +3,7 @@
 // trunkline calls [--state S] [--trunk ID] [--direction D] [--limit N]
 // trunkline trunks
 // trunkline --version
+import { reexecWithServerAllocator } from "./src/allocator.ts";
 import { ConfigError, startApp } from "./src/app.ts";
 import { CLI_USAGE, runCliCommand } from "./src/cli/commands.ts";
 import { loadConfigFile } from "./src/config/load.ts";
@@ -86,6 +87,7 @@ async function checkConfig(configPath: string): Promise<number> {
 }
 
 async function serve(configPath: string, overrides: CliOverrides): Promise<void> {
+  reexecWithServerAllocator();
   const log = createLogger("main");
   let app;
   try {

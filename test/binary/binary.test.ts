@@ -1,10 +1,11 @@
 // The single-file executable: built with `bun build --compile`, copied alone into an empty
 // directory (no node_modules), run with a temp config and database on free ports.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import type { Subprocess } from "bun";
+import { SERVER_ALLOCATOR_ENV } from "../../src/allocator.ts";
 import { Dialog } from "../../src/sip/dialog.ts";
 import { parseUri } from "../../src/sip/message.ts";
 import { SipStack } from "../../src/sip/stack.ts";
@@ -118,6 +119,10 @@ describe("compiled binary", () => {
   test("serves /healthz, keeps API-made objects across a SIGTERM restart, reloads on SIGHUP", async () => {
     const first = await serve();
     expect(await (await fetch(`${first.url}/healthz`)).json()).toEqual({ status: "ok" });
+    // The executable re-executed itself in place with the server's allocator settings (src/allocator.ts);
+    // the signals below reach the process that serves.
+    const environ = readFileSync(`/proc/${first.proc.pid}/environ`, "utf8").split("\0");
+    for (const [name, value] of Object.entries(SERVER_ALLOCATOR_ENV)) expect(environ).toContain(`${name}=${value}`);
     expect((await api(first.url, "POST", "/api/v1/trunks", { id: "persisted", domain: "sip.example.com", password: "pw-secret" })).status).toBe(201);
     expect((await api(first.url, "POST", "/api/v1/applications", { id: "app", name: "A", sharedSecret: "app-secret-0123456789" })).status).toBe(201);
 
