@@ -9,6 +9,7 @@ import { Glob } from "bun";
 import { mkdtempSync, rmSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
+import { SERVER_ALLOCATOR_ENV } from "../src/allocator.ts";
 import { goalTable, readGoals } from "./goals.ts";
 
 async function runOne(file: string): Promise<void> {
@@ -43,7 +44,9 @@ try {
   for (const file of files) {
     console.log(`\n## ${file}`);
     const child = Bun.spawn([process.execPath, import.meta.path], {
-      env: { ...process.env, BENCH_FILE: file, BENCH_GOALS_FILE: goalsFile },
+      // The allocator settings `serve` runs with (src/allocator.ts), so in-process benches measure the
+      // media path as the connector runs it; a value set in the environment wins.
+      env: { ...SERVER_ALLOCATOR_ENV, ...process.env, BENCH_FILE: file, BENCH_GOALS_FILE: goalsFile },
       stdio: ["inherit", "inherit", "inherit"],
     });
     if ((await child.exited) !== 0) failed.push(file);
