@@ -6,7 +6,7 @@
 // Bun's default, 100 ms, is shorter than the garbage collector's cycle under call load: the heap's
 // blocks were handed back after each collection and faulted in again on the next allocations, and
 // mimalloc's scavenger thread, JavaScriptCore's block warm-up thread and the mutators paid the
-// page faults (at 600 calls/s ≈ 8 % of the process's CPU per call; README "Calls per second").
+// page faults (at 600 calls/s ≈ 10 % of the process's CPU per call; README "Calls per second").
 // A value the operator sets is kept.
 import { dlopen, FFIType, ptr } from "bun:ffi";
 import { readFileSync } from "node:fs";
@@ -19,20 +19,20 @@ function procStrings(path: string): string[] {
   return text.split("\0").slice(0, text.endsWith("\0") ? -1 : undefined);
 }
 
-/** A NULL-terminated array of C strings (char *const[]), with the buffer that holds them alive. */
-function cStringArray(strings: string[]): { pointers: BigUint64Array; keep: Uint8Array } {
+/** A NULL-terminated array of C strings (char *const[]), and the buffer that holds the strings. */
+function cStringArray(values: string[]): { pointers: BigUint64Array; strings: Uint8Array } {
   const encoder = new TextEncoder();
-  const encoded = strings.map((s) => encoder.encode(`${s}\0`));
-  const keep = new Uint8Array(encoded.reduce((n, e) => n + e.length, 0));
-  const pointers = new BigUint64Array(strings.length + 1);
-  const base = ptr(keep);
+  const encoded = values.map((v) => encoder.encode(`${v}\0`));
+  const strings = new Uint8Array(encoded.reduce((n, e) => n + e.length, 0));
+  const pointers = new BigUint64Array(values.length + 1);
+  const base = ptr(strings);
   let at = 0;
   encoded.forEach((e, i) => {
-    keep.set(e, at);
+    strings.set(e, at);
     pointers[i] = BigInt(base + at);
     at += e.length;
   });
-  return { pointers, keep };
+  return { pointers, strings };
 }
 
 /**
@@ -52,9 +52,9 @@ export function reexecWithServerAllocator(): void {
     const args = cStringArray(argv);
     const env = cStringArray(environ);
     libc.symbols.execve(ptr(path), args.pointers, env.pointers);
-    // Still here: execve failed; carry on with the allocator's defaults (the strings stay referenced
-    // until here, so nothing collected them during the call).
-    if (args.keep.length + env.keep.length > 0) libc.close();
+    // Still here: execve failed; carry on with the allocator's defaults. (The strings' buffers are
+    // referenced here, after the call, so they were alive during it.)
+    if (args.strings.length + env.strings.length > 0) libc.close();
   } catch {
     // No /proc or no libc: the defaults.
   }

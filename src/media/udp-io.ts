@@ -42,16 +42,18 @@ export const inThreadUdpIo: UdpIo = {
       },
     });
     // The descriptor is a getter Bun's types leave out (node:dgram's own use); without it, Bun's send.
-    const fd = (socket as unknown as { fd?: unknown }).fd;
-    const rawSend = sendTo && typeof fd === "number" && fd >= 0 ? sendTo : undefined;
+    const descriptor = (socket as unknown as { fd?: unknown }).fd;
+    const fd = typeof descriptor === "number" && descriptor >= 0 ? descriptor : -1;
+    const rawSend = fd >= 0 ? sendTo : undefined;
     let target: { port: number; address: string; sockaddr: SocketAddress | undefined } | undefined;
     return {
       port: socket.port,
       send(data, toPort, address) {
         if (rawSend) {
+          // Encoded once per destination; an address that is not an IP literal goes through Bun's send.
           if (target?.port !== toPort || target.address !== address) target = { port: toPort, address, sockaddr: socketAddress(address, toPort) };
           if (target.sockaddr && !socket.closed) {
-            const errno = rawSend(fd as number, data, target.sockaddr);
+            const errno = rawSend(fd, data, target.sockaddr);
             if (errno === 0) return true;
             if (!isTransientSendError(errno)) handlers.error();
             return false;
