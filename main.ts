@@ -89,7 +89,33 @@ async function checkConfig(configPath: string): Promise<number> {
 async function serve(configPath: string, overrides: CliOverrides): Promise<void> {
   reexecWithServerAllocator();
   const log = createLogger("main");
-  let app;
+  let app: Awaited<ReturnType<typeof startApp>> | undefined;
+  let stopping = false;
+  const stop = (running: NonNullable<typeof app>) =>
+    running.drainAndStop().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        log.error("shutdown failed", { err });
+        process.exit(1);
+      },
+    );
+  // Listened for before the start: a stop signal that comes while the app starts (or the moment it
+  // says it has started) stops it once it is up, instead of killing it half-started.
+  const shutdown = (signal: string) => {
+    log.info("signal received", { signal });
+    if (stopping) {
+      log.warn("second stop signal: exiting without waiting for in-flight work");
+      process.exit(1);
+    }
+    stopping = true;
+    if (app) void stop(app);
+  };
+  process.on("SIGTERM", () => shutdown("SIGTERM"));
+  process.on("SIGINT", () => shutdown("SIGINT"));
+  process.on("SIGHUP", () => {
+    log.info("signal received", { signal: "SIGHUP" });
+    if (app) void app.reload();
+  });
   try {
     app = await startApp({ configPath, overrides, compose: composeServices });
   } catch (err) {
@@ -100,32 +126,10 @@ async function serve(configPath: string, overrides: CliOverrides): Promise<void>
     }
     process.exit(1);
   }
-  const running = app;
   // A stray rejection or exception in one call must not take every other call down with the process.
   process.on("unhandledRejection", (reason) => log.error("unhandled rejection", { err: reason }));
   process.on("uncaughtException", (err) => log.error("uncaught exception", { err }));
-  let stopping = false;
-  const shutdown = (signal: string) => {
-    log.info("signal received", { signal });
-    if (stopping) {
-      log.warn("second stop signal: exiting without waiting for in-flight work");
-      process.exit(1);
-    }
-    stopping = true;
-    running.drainAndStop().then(
-      () => process.exit(0),
-      (err: unknown) => {
-        log.error("shutdown failed", { err });
-        process.exit(1);
-      },
-    );
-  };
-  process.on("SIGTERM", () => shutdown("SIGTERM"));
-  process.on("SIGINT", () => shutdown("SIGINT"));
-  process.on("SIGHUP", () => {
-    log.info("signal received", { signal: "SIGHUP" });
-    void running.reload();
-  });
+  if (stopping) void stop(app);
 }
 
 const command = parseArgs(process.argv.slice(2));
