@@ -38,7 +38,13 @@ const STEP_SEC = Number(process.env.BENCH_CPS_STEP_SEC ?? (COMPARE ? 10 : 5));
 const TOP_SEC = Number(process.env.BENCH_CPS_TOP_SEC ?? 30);
 const ROUNDS = Number(process.env.BENCH_CPS_ROUNDS ?? 3);
 const COMPARE_RATE = Number(process.env.BENCH_CPS_COMPARE_RATE ?? 300);
-const COMPARE_ENV = Object.fromEntries((process.env.BENCH_CPS_COMPARE_ENV ?? "").split(/\s+/).filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)]));
+const COMPARE_ENV = Object.fromEntries(
+  (process.env.BENCH_CPS_COMPARE_ENV ?? "").split(/\s+/).filter(Boolean).map((item) => {
+    const eq = item.indexOf("=");
+    if (eq <= 0) throw new Error(`BENCH_CPS_COMPARE_ENV: ${JSON.stringify(item)} is not NAME=value`);
+    return [item.slice(0, eq), item.slice(eq + 1)];
+  }),
+);
 const PROFILE_DIR = process.env.BENCH_CPS_PROFILE;
 const HOLD_MS = 1000;
 const CHANNELS = 100;
