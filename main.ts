@@ -100,9 +100,11 @@ async function serve(configPath: string, overrides: CliOverrides): Promise<void>
       },
     );
   // Listened for before the start: a stop signal that comes while the app starts (or the moment it
-  // says it has started) stops it once it is up, instead of killing it half-started.
+  // says it has started) stops it once it is up, instead of killing it half-started; a SIGHUP then
+  // reloads it once up.
+  // Logged as processSignal: a field named "signal" is redacted (it carries DTMF in SIP INFO bodies).
   const shutdown = (signal: string) => {
-    log.info("signal received", { signal });
+    log.info("signal received", { processSignal: signal });
     if (stopping) {
       log.warn("second stop signal: exiting without waiting for in-flight work");
       process.exit(1);
@@ -112,9 +114,11 @@ async function serve(configPath: string, overrides: CliOverrides): Promise<void>
   };
   process.on("SIGTERM", () => shutdown("SIGTERM"));
   process.on("SIGINT", () => shutdown("SIGINT"));
+  let reloadWhenUp = false;
   process.on("SIGHUP", () => {
-    log.info("signal received", { signal: "SIGHUP" });
+    log.info("signal received", { processSignal: "SIGHUP" });
     if (app) void app.reload();
+    else reloadWhenUp = true; // the file may have changed after the start read it
   });
   try {
     app = await startApp({ configPath, overrides, compose: composeServices });
@@ -130,6 +134,7 @@ async function serve(configPath: string, overrides: CliOverrides): Promise<void>
   process.on("unhandledRejection", (reason) => log.error("unhandled rejection", { err: reason }));
   process.on("uncaughtException", (err) => log.error("uncaught exception", { err }));
   if (stopping) void stop(app);
+  else if (reloadWhenUp) void app.reload();
 }
 
 const command = parseArgs(process.argv.slice(2));

@@ -1,14 +1,14 @@
 // `bun main.ts serve` as its own process: it re-executes itself once with the server's allocator
 // settings (src/allocator.ts), so the same process (PID) serves with them in its environment unless
-// the operator set them; and a stop signal that comes while it starts stops it cleanly once up.
+// the operator set them; and a stop signal (or a SIGHUP) that comes while it starts is handled once up.
 import { describe, expect, test } from "bun:test";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { readFileSync, writeFileSync } from "node:fs";
 import { SERVER_ALLOCATOR_ENV } from "../src/allocator.ts";
 import { startTrunkline } from "./helpers/trunklineProcess.ts";
+import { until } from "./helpers/until.ts";
 
-const yaml = "http: { host: 127.0.0.1, port: 0 }\nsip: { listen: [{ transport: udp, host: 127.0.0.1, port: 0 }] }\nadminToken: allocator-test-token-0123456789\ndatabase: { path: ${DIR}/t.db }\n";
+const TOKEN = "serve-test-token-0123456789";
+const yaml = `http: { host: 127.0.0.1, port: 0 }\nsip: { listen: [{ transport: udp, host: 127.0.0.1, port: 0 }] }\nadminToken: ${TOKEN}\ndatabase: { path: \${DIR}/t.db }\n`;
 
 function environOf(pid: number): string[] {
   return readFileSync(`/proc/${pid}/environ`, "utf8").split("\0");
@@ -40,39 +40,40 @@ describe("serve's allocator settings", () => {
   }, 60_000);
 });
 
-describe("serve's stop signals", () => {
-  test("SIGTERM while the app is starting: it comes up, then drains and exits 0", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "trunkline-serve-"));
+describe("serve's signals while it starts", () => {
+  // The store's first line comes from inside the start: the rest of it (media workers, HTTP, SIP,
+  // the heartbeat) takes far longer than a signal sent on that line takes to arrive.
+  test("SIGTERM: it comes up, then drains and exits 0", async () => {
+    let signalled = false;
+    const tl = await startTrunkline(yaml, {
+      onLine: (_line, { proc }) => {
+        if (signalled) return;
+        signalled = true;
+        proc.kill("SIGTERM");
+      },
+    });
+    expect(await tl.proc.exited).toBe(0);
+    // The pipe's last lines may still be on their way to the reader.
+    await until(() => tl.lines.some((l) => l.includes('"msg":"signal received"') && l.includes('"processSignal":"SIGTERM"')), { what: () => tl.lines.slice(-5) });
+    expect(await tl.stop()).toBe(0);
+  }, 60_000);
+
+  test("SIGHUP: once up, it reloads the file as it is now", async () => {
+    let signalled = false;
+    const tl = await startTrunkline(yaml, {
+      onLine: (_line, { proc, configPath }) => {
+        if (signalled) return;
+        signalled = true;
+        // Changed after the start read the file, before it is up.
+        writeFileSync(configPath, `${readFileSync(configPath, "utf8")}trunks: [{ id: after-start, domain: sip.example.com }]\n`);
+        proc.kill("SIGHUP");
+      },
+    });
     try {
-      writeFileSync(join(dir, "config.yaml"), yaml.replaceAll("${DIR}", dir));
-      const proc = Bun.spawn([process.execPath, resolve(import.meta.dir, "../main.ts"), "serve", "--config", join(dir, "config.yaml")], {
-        cwd: dir,
-        env: { PATH: process.env.PATH ?? "" },
-        stdin: "ignore",
-        stdout: "pipe",
-        stderr: "inherit",
-      });
-      const lines: string[] = [];
-      const decoder = new TextDecoder();
-      let signalled = false;
-      let buffered = "";
-      for await (const chunk of proc.stdout) {
-        buffered += decoder.decode(chunk, { stream: true });
-        lines.push(...buffered.split("\n").slice(0, -1));
-        buffered = buffered.slice(buffered.lastIndexOf("\n") + 1);
-        // The store's first line comes from inside the start: the rest of it (media workers, HTTP,
-        // SIP, the heartbeat) takes far longer than this signal takes to arrive.
-        if (!signalled && lines.length > 0) {
-          proc.kill("SIGTERM");
-          signalled = true;
-        }
-      }
-      expect(await proc.exited).toBe(0);
-      const messages = lines.map((l) => (JSON.parse(l) as { msg: string }).msg);
-      expect(messages).toContain("signal received");
-      expect(messages.indexOf("trunkline started")).toBeGreaterThan(-1);
+      const trunk = () => fetch(`${tl.url}/api/v1/trunks/after-start`, { headers: { authorization: `Bearer ${TOKEN}` } }).then((r) => r.status);
+      await until(async () => (await trunk()) === 200, { what: () => ({ "the trunk added before the SIGHUP never appeared": tl.lines.slice(-5) }) });
     } finally {
-      rmSync(dir, { recursive: true, force: true });
+      expect(await tl.stop()).toBe(0);
     }
   }, 60_000);
 });

@@ -19,8 +19,14 @@ export interface TrunklineProcess {
   stop(): Promise<number>;
 }
 
-/** `bunArgs`: Bun's own options before main.ts (a bench's `--preload` probe). */
-export async function startTrunkline(yaml: string, o: { env?: Record<string, string>; bunArgs?: string[] } = {}): Promise<TrunklineProcess> {
+/**
+ * `bunArgs`: Bun's own options before main.ts (a bench's `--preload` probe). `onLine`: each log line
+ * as it is read, from the first (a test acting while the app starts).
+ */
+export async function startTrunkline(
+  yaml: string,
+  o: { env?: Record<string, string>; bunArgs?: string[]; onLine?: (line: string, starting: { proc: Subprocess; configPath: string }) => void } = {},
+): Promise<TrunklineProcess> {
   const dir = mkdtempSync(join(tmpdir(), "trunkline-proc-"));
   const configPath = join(dir, "config.yaml");
   writeFileSync(configPath, yaml.replaceAll("${DIR}", dir));
@@ -45,6 +51,7 @@ export async function startTrunkline(yaml: string, o: { env?: Record<string, str
           const line = buffered.slice(0, newline);
           buffered = buffered.slice(newline + 1);
           lines.push(line);
+          o.onLine?.(line, { proc, configPath });
           const started = /"msg":"trunkline started".*"http":"[^"]*:(\d+)"/.exec(line);
           if (started) {
             clearTimeout(timer);
