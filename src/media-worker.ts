@@ -10,7 +10,7 @@ declare var self: Worker;
 
 hostClientsHere(webrtcClientHandler);
 // Replies and events go out in one batch per turn (media-protocol.ts Outbox).
-const outbox = new Outbox<FromHost>((batch, transfer) => self.postMessage(batch, transfer));
+const outbox = new Outbox<FromHost>((batch, transfer) => self.postMessage(batch, transfer), "turn");
 const engine = new MediaEngine((message: FromHost, transfer?: Bun.Transferable[]) => outbox.add(message, transfer), true);
 
 // Installed before anything is awaited, so no message posted during start-up is dropped.

@@ -68,7 +68,7 @@ export class MediaHost {
   /** taps being removed: their frames still in flight are delivered until the host says "untapped" */
   private readonly draining = new Map<number, PromiseWithResolvers<void>>();
   private worker: Worker | undefined;
-  private readonly outbox = new Outbox<ToHost>((batch) => this.worker?.postMessage(batch));
+  private readonly outbox = new Outbox<ToHost>((batch) => this.worker?.postMessage(batch), "loop");
   private engine: MediaEngine | undefined;
   private terminateTimer: ReturnType<typeof setTimeout> | undefined;
   private closed = false;
