@@ -7,7 +7,6 @@
 //   calls.dial({ applicationId, channelId, to, client: { id, userId, ... } })  → { ok, call } at once
 //   calls.hangUp(id); calls.sendDtmf(id, "123"); calls.transfer(id, "+15557654321"); calls.move(id, "room-2"); calls.get(id); calls.list({ state, limit, cursor })
 //   calls.clientControl()                             // for the client API (dialling from a browser)
-import { randomUUID } from "node:crypto";
 import type { CallerIdClientInfo } from "../channels/callerIdTemplate.ts";
 import type { ChannelRegistry } from "../channels/registry.ts";
 import type { TrunkInput } from "../config/entities.ts";
@@ -21,6 +20,7 @@ import type { SipStack } from "../sip/stack.ts";
 import type { ServerTransaction } from "../sip/transaction.ts";
 import type { InboundContext } from "../sip/transport.ts";
 import type { CallListQuery, CallRecord, CallStore } from "../store/calls.ts";
+import { timeOrderedId } from "../store/ids.ts";
 import { Call, type CallEnvironment, type CallInit } from "./call.ts";
 import type { CallerIdTemplates } from "./callerId.ts";
 import { parseDialTarget } from "./dialTarget.ts";
@@ -439,7 +439,7 @@ async function hangUp(call: Call): Promise<CommandResult> {
 }
 
 export function newCallId(): string {
-  return `call_${randomUUID().replace(/-/g, "")}`;
+  return timeOrderedId("call");
 }
 
 function pick<T extends object, K extends keyof T>(o: T, keys: K[]): Partial<Pick<T, K>> {

@@ -13,6 +13,7 @@ import type { ChannelRegistry } from "../channels/registry.ts";
 import { emitEvent, type RecordingEventData } from "../events.ts";
 import { createLogger } from "../log.ts";
 import { metrics } from "../metrics.ts";
+import { timeOrderedId } from "../store/ids.ts";
 import type { RecordingRecord } from "../store/index.ts";
 import { Retention } from "../store/retention.ts";
 import { fileSink, opusFileEncoder, Recorder, type FileEncoder, type RecordingFormat, wavFileEncoder } from "./recorder.ts";
@@ -83,7 +84,7 @@ export class RecordingService implements Service {
     if (!this.ctx.store.applications.get(applicationId)) return notFound("application", applicationId, "appId");
     if (this.registry.participants(applicationId, channelId).length === 0) return channelEmpty(channelId);
     const encoder: FileEncoder = format === "wav" ? wavFileEncoder(request.sampleRate ?? 16000) : opusFileEncoder();
-    const id = `rec_${crypto.randomUUID().replace(/-/g, "")}`;
+    const id = timeOrderedId("rec");
     const dir = resolve(this.ctx.config.recordings.dir);
     const file = join(dir, `${id}.${format === "wav" ? "wav" : "ogg"}`);
     let recorder: Recorder;
