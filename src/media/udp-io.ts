@@ -8,7 +8,7 @@
 // `arrivalMs` is performance.now() of the calling thread when the datagram was read from the socket.
 // `data` may be a view into a buffer shared with other datagrams: copy what must outlive the callback.
 
-import { isTransientSendError, sendTo, socketAddress, type SocketAddress } from "./udp-sendto.ts";
+import { isTransientSendError, sendTo, socketAddress, type SocketAddress } from "../net/udp-sendto.ts";
 
 export interface DatagramSocket {
   readonly port: number;

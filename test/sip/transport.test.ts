@@ -1,10 +1,11 @@
-// Transports on loopback (IPv4 and IPv6): datagrams, stream framing of split and coalesced
-// messages, connection reuse, idle timeout, RFC 5626 keep-alive, TLS certificate checks.
+// Transports on loopback (IPv4 and IPv6): datagrams (the receive buffer, failed sends), stream
+// framing of split and coalesced messages, connection reuse, idle timeout, RFC 5626 keep-alive, TLS certificate checks.
 import { afterEach, expect, test } from "bun:test";
 import type { Socket } from "bun";
-import type { InboundContext } from "../../src/sip/transport.ts";
+import { readFileSync } from "node:fs";
+import { type InboundContext, TransportError } from "../../src/sip/transport.ts";
 import { StreamTransport } from "../../src/sip/transport-stream.ts";
-import { UdpTransport } from "../../src/sip/transport-udp.ts";
+import { UDP_RECEIVE_BUFFER_BYTES, UdpTransport } from "../../src/sip/transport-udp.ts";
 import { until } from "../helpers/until.ts";
 
 const CERT = new URL("../fixtures/tls/cert.pem", import.meta.url).pathname;
@@ -69,6 +70,31 @@ for (const host of ["127.0.0.1", "::1"]) {
     }
     await until(() => b.got.length === 3);
     expect(b.got.map((g) => g.text)).toEqual([message(1), message(2), message(3)]);
+  });
+
+  test(`UDP on ${host}: the socket gets the large receive buffer, as far as net.core.rmem_max allows`, async () => {
+    const t = await UdpTransport.listen(host, 0, () => {});
+    closers.push(() => t.close());
+    const rmemMax = Number(readFileSync("/proc/sys/net/core/rmem_max", "utf8"));
+    expect(t.receiveBufferBytes).toBe(Math.min(UDP_RECEIVE_BUFFER_BYTES, rmemMax));
+  });
+
+  test(`UDP on ${host}: a send to a name, or from a closed transport, fails with a TransportError`, async () => {
+    const b = collector();
+    const ta = await UdpTransport.listen(host, 0, () => {});
+    const tb = await UdpTransport.listen(host, 0, b.handler);
+    closers.push(() => tb.close());
+    await expect(ta.send(encoder.encode(message(1)), { transport: "udp", address: "localhost", port: tb.local.port })).rejects.toBeInstanceOf(TransportError);
+    await ta.send(encoder.encode(message(2)), tb.local);
+    await until(() => b.got.length === 1);
+    await ta.close();
+    await expect(ta.send(encoder.encode(message(3)), tb.local)).rejects.toBeInstanceOf(TransportError);
+    // The one datagram sent is all that arrived: the witness sent after the failures is read next.
+    const witness = await UdpTransport.listen(host, 0, () => {});
+    closers.push(() => witness.close());
+    await witness.send(encoder.encode(message(4)), tb.local);
+    await until(() => b.got.length === 2);
+    expect(b.got.map((g) => g.text)).toEqual([message(2), message(4)]);
   });
 
   test(`TCP on ${host}: requests reuse one connection and the reply takes it back`, async () => {

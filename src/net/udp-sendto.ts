@@ -1,7 +1,9 @@
-// Sending a datagram with libc's sendto(2) on a Bun UDP socket's own descriptor (bun:ffi).
+// Sending a datagram with libc's sendto(2) on a Bun UDP socket's own descriptor (bun:ffi), and
+// asking for a larger receive buffer, which Bun.udpSocket has no option for.
 //
 //   const target = socketAddress("192.0.2.7", 5004);   // once per destination; undefined: not an IP address
 //   const errno = sendTo(socket.fd, bytes, target!);    // 0: sent
+//   const granted = setReceiveBuffer(socket.fd, 4 << 20);
 //
 // Why not the socket's own send: Bun parses the address string and issues a one-message sendmmsg
 // on every call. With the destination encoded once per peer, a 172-byte RTP packet over loopback
@@ -20,6 +22,8 @@ function loadLibc() {
       // ssize_t sendto(…): a datagram's length or -1 fits in the i32 it is read as.
       sendto: { args: [FFIType.i32, FFIType.ptr, FFIType.u64, FFIType.i32, FFIType.ptr, FFIType.u32], returns: FFIType.i32 },
       inet_pton: { args: [FFIType.i32, FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
+      setsockopt: { args: [FFIType.i32, FFIType.i32, FFIType.i32, FFIType.ptr, FFIType.u32], returns: FFIType.i32 },
+      getsockopt: { args: [FFIType.i32, FFIType.i32, FFIType.i32, FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
       __errno_location: { args: [], returns: FFIType.ptr },
     }).symbols;
   } catch {
@@ -59,3 +63,21 @@ export const sendTo: ((fd: number, data: Uint8Array, to: SocketAddress) => numbe
       return read.i32(libc.__errno_location()!, 0);
     }
   : undefined;
+
+const SOL_SOCKET = 1;
+const SO_RCVBUF = 8;
+
+/**
+ * Asks for a receive buffer of `bytes` on descriptor `fd` (SO_RCVBUF; Linux grants up to
+ * net.core.rmem_max) and returns what was granted, in the same units; undefined where libc cannot be
+ * loaded or the descriptor refuses.
+ */
+export function setReceiveBuffer(fd: number, bytes: number): number | undefined {
+  if (!libc) return undefined;
+  const value = new Int32Array([bytes]);
+  if (libc.setsockopt(fd, SOL_SOCKET, SO_RCVBUF, value, 4) !== 0) return undefined;
+  const length = new Uint32Array([4]);
+  if (libc.getsockopt(fd, SOL_SOCKET, SO_RCVBUF, value, length) !== 0) return undefined;
+  // Linux reports twice what it grants (the bookkeeping overhead included).
+  return value[0]! / 2;
+}

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { inThreadUdpIo, type DatagramSocket } from "../../src/media/udp-io.ts";
-import { sendTo, socketAddress } from "../../src/media/udp-sendto.ts";
+import { sendTo, socketAddress } from "../../src/net/udp-sendto.ts";
 import { until } from "../helpers/until.ts";
 
 const open: DatagramSocket[] = [];
