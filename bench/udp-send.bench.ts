@@ -4,9 +4,12 @@
 // - Bun's own send on the same kind of socket (the address parsed and a one-message sendmmsg per call);
 // - Bun's connected socket (send without an address), the floor of what Bun offers, which the media
 //   path cannot use: a connected socket drops datagrams from any other source, and source latching
-//   must see them (source-latch.ts).
+//   must see them (source-latch.ts);
+// - node:dgram's send with a callback turned into a promise, as SIP over UDP sent until the ninth
+//   session (src/sip/transport-udp.ts now sends as the media socket does).
 // The receiver is another process that reads every datagram, as a phone's socket would; sends go in
 // bursts of 500 with a millisecond between, so its buffer never overflows (a drop is a cheaper path).
+import dgram from "node:dgram";
 import { inThreadUdpIo } from "../src/media/udp-io.ts";
 import { readLine } from "./loadgen-driver.ts";
 
@@ -22,10 +25,16 @@ await Bun.stdin.text();
 s.close();
 `;
 
-async function cpuPerSendUs(send: () => void): Promise<number> {
+/** `send` returns a promise when its send completes later (node:dgram's callback). */
+async function cpuPerSendUs(send: () => unknown): Promise<number> {
   const before = process.cpuUsage();
   for (let sent = 0; sent < SENDS; ) {
-    for (let k = 0; k < BURST; k++, sent++) send();
+    const pending: Promise<unknown>[] = [];
+    for (let k = 0; k < BURST; k++, sent++) {
+      const done = send();
+      if (done instanceof Promise) pending.push(done);
+    }
+    await Promise.all(pending);
     await Bun.sleep(1);
   }
   const used = process.cpuUsage(before);
@@ -39,20 +48,25 @@ export async function run(): Promise<void> {
   const ours = await inThreadUdpIo.bind("127.0.0.1", 0, { data() {}, error });
   const bun = await Bun.udpSocket({ hostname: "127.0.0.1", port: 0, binaryType: "uint8array" });
   const connected = await Bun.udpSocket({ hostname: "127.0.0.1", port: 0, binaryType: "uint8array", connect: { hostname: "127.0.0.1", port } });
+  const node = dgram.createSocket("udp4");
+  await new Promise<void>((resolve) => node.bind(0, "127.0.0.1", resolve));
   const rows: Record<string, number[]> = {
     "media socket (sendto, destination encoded once)": [],
     "Bun send(data, port, address)": [],
     "Bun connected socket send(data)": [],
+    "node:dgram send(data, port, address, callback)": [],
   };
-  const [oursRow, bunRow, connectedRow] = Object.values(rows) as [number[], number[], number[]];
+  const [oursRow, bunRow, connectedRow, nodeRow] = Object.values(rows) as [number[], number[], number[], number[]];
   for (let round = 0; round < ROUNDS; round++) {
     oursRow.push(await cpuPerSendUs(() => ours.send(packet, port, "127.0.0.1")));
     bunRow.push(await cpuPerSendUs(() => bun.send(packet, port, "127.0.0.1")));
     connectedRow.push(await cpuPerSendUs(() => connected.send(packet)));
+    nodeRow.push(await cpuPerSendUs(() => new Promise<void>((resolve, reject) => node.send(packet, port, "127.0.0.1", (error) => (error ? reject(error) : resolve())))));
   }
   ours.close();
   bun.close();
   connected.close();
+  node.close();
   receiver.stdin.end();
   await receiver.exited;
   console.log(`CPU per 172-byte send over loopback, µs (${ROUNDS} alternating rounds of ${SENDS.toLocaleString("en")}):`);
@@ -60,6 +74,7 @@ export async function run(): Promise<void> {
     console.log(`  ${label.padEnd(48)} ${values.map((v) => v.toFixed(2).padStart(6)).join(" ")}   best ${Math.min(...values).toFixed(2)}`);
   }
   console.log(`Bun send / media socket (best of each): ${(Math.min(...bunRow) / Math.min(...oursRow)).toFixed(2)}×`);
+  console.log(`node:dgram send / media socket (best of each): ${(Math.min(...nodeRow) / Math.min(...oursRow)).toFixed(2)}×`);
 }
 
 if (import.meta.main) await run();
