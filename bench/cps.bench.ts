@@ -94,6 +94,8 @@ interface StepResult {
   allUs: number;
   /** CPU µs per call by kind of thread (media workers, JIT compiler, garbage collector, other). */
   byThread: Record<ThreadKind, number>;
+  /** SIPp's own CPU µs per call: what the load generator takes of the same two vCPUs. */
+  sippUs: number;
 }
 
 type ThreadKind = "media workers" | "JIT" | "GC" | "other";
@@ -257,6 +259,7 @@ async function placeCallsOnce(node: Node, rate: number, seconds: number): Promis
     );
     const [stderr, exitCode] = await Promise.all([new Response(sipp.stderr).text(), sipp.exited, new Response(sipp.stdout).text()]);
     const wallMs = performance.now() - started;
+    const sippCpu = sipp.resourceUsage()?.cpuTime.total;
     const after = cpuMs(node.pid);
     const threadsAfter = cpuMsByKind(node.pid);
     const refused = (await overloadRefusals(node)) - refusedBefore;
@@ -290,6 +293,7 @@ async function placeCallsOnce(node: Node, rate: number, seconds: number): Promis
       mainUs: ((after.main - before.main - node.idle[0] * wallMs) * 1000) / completed,
       allUs: ((after.all - before.all - node.idle[1] * wallMs) * 1000) / completed,
       byThread,
+      sippUs: sippCpu === undefined ? NaN : Number(sippCpu) / completed,
     };
   } finally {
     rmSync(runDir, { recursive: true, force: true });
@@ -364,7 +368,7 @@ function stepLine(label: string, r: StepResult): string {
   return (
     `${label.padEnd(22)} offered ${fmt(r.offered).padStart(5)}/s  achieved ${fmt(r.achieved).padStart(5)}/s  ` +
     `${String(r.calls).padStart(6)} ok ${String(r.failed).padStart(5)} failed (${r.refused} refused 503 overloaded)${r.unfinished ? ` ${r.unfinished} unfinished` : ""}  INVITE→200 p50 ${r.p50Ms.toFixed(0).padStart(5)} ms p99 ${r.p99Ms.toFixed(0).padStart(6)} ms  ` +
-    `CPU/call main thread ${fmt(r.mainUs).padStart(5)} µs, all threads ${fmt(r.allUs).padStart(5)} µs (${Object.entries(r.byThread).map(([kind, us]) => `${kind} ${fmt(us)}`).join(", ")})`
+    `CPU/call main thread ${fmt(r.mainUs).padStart(5)} µs, all threads ${fmt(r.allUs).padStart(5)} µs (${Object.entries(r.byThread).map(([kind, us]) => `${kind} ${fmt(us)}`).join(", ")}); SIPp ${fmt(r.sippUs)} µs`
   );
 }
 
@@ -383,8 +387,8 @@ async function ladder(command: string[]): Promise<void> {
   } finally {
     await stopNode(node);
   }
-  console.log("\n| offered | achieved | failed (unfinished) [503 overloaded] | p99 INVITE→200 | CPU/call, main thread | CPU/call, all threads |\n|---|---|---|---|---|---|");
-  for (const r of results) console.log(`| ${fmt(r.offered)} CPS | ${fmt(r.achieved)} | ${r.failed}${r.unfinished ? ` (+${r.unfinished})` : ""} [${r.refused}] | ${fmt(r.p99Ms)} ms | ${fmt(r.mainUs)} µs | ${fmt(r.allUs)} µs |`);
+  console.log("\n| offered | achieved | failed (unfinished) [503 overloaded] | p99 INVITE→200 | CPU/call, main thread | CPU/call, all threads | SIPp's CPU/call |\n|---|---|---|---|---|---|---|");
+  for (const r of results) console.log(`| ${fmt(r.offered)} CPS | ${fmt(r.achieved)} | ${r.failed}${r.unfinished ? ` (+${r.unfinished})` : ""} [${r.refused}] | ${fmt(r.p99Ms)} ms | ${fmt(r.mainUs)} µs | ${fmt(r.allUs)} µs | ${fmt(r.sippUs)} µs |`);
   const writes = await storeWritesUs();
   console.log(`\nthe store writes of one call alone (same SQLite setup, this process): record ${fmt(writes.records)} µs (1 insert + 4 updates), SIP trace ${fmt(writes.trace)} µs`);
   const top = results.at(-1)!;
