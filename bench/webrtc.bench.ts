@@ -90,8 +90,7 @@ async function measure(participants: number, speakersPerChannel: number, silence
       mainThreadCores: (thread.user + thread.system) / 1000 / wallMs,
       lateTicks: ticks.lateTicks - ticksBefore.lateTicks,
       skippedTicks: ticks.skippedTicks - ticksBefore.skippedTicks,
-      // Of the ticks that fell due, those run (late or not): a worker has up to four phased tickers.
-      ticksRun: (ticks.ticks - ticksBefore.ticks) / Math.max(1, ticks.ticks - ticksBefore.ticks + ticks.skippedTicks - ticksBefore.skippedTicks),
+      ticksRun: (ticks.ticks - ticksBefore.ticks) / defaultMediaWorkers() / (wallMs / 20),
       ...result,
     };
   } finally {

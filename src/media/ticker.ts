@@ -8,7 +8,7 @@ const log = createLogger("media.ticker");
 
 /** Every real-time ticker's counts together, for the metrics (a tick is one mixed frame per channel). */
 const totals: TickerStats = { ticks: 0, lateTicks: 0, skippedTicks: 0 };
-metrics.counter("trunkline_mixer_ticks_total", "Mixer ticks run (each mixes one frame in every channel on that ticker; a thread has up to four, a quarter period apart).", [], () => totals.ticks + workerTotal("ticks"));
+metrics.counter("trunkline_mixer_ticks_total", "Mixer ticks run (each mixes one frame in every channel).", [], () => totals.ticks + workerTotal("ticks"));
 metrics.counter("trunkline_mixer_late_ticks_total", "Mixer ticks run late, back-to-back after the event loop stalled: frames mixed late.", [], () => totals.lateTicks + workerTotal("lateTicks"));
 metrics.counter("trunkline_mixer_skipped_ticks_total", "Mixer ticks skipped because a stall exceeded the catch-up limit: frames never mixed.", [], () => totals.skippedTicks + workerTotal("skippedTicks"));
 
@@ -53,9 +53,7 @@ class Subscribers {
 /**
  * setTimeout-based ticker that schedules against absolute deadlines (start + k·period), so timer
  * lateness does not accumulate. After a stall it runs missed ticks back-to-back, up to
- * `maxCatchUp`; beyond that it drops them and re-anchors. With `phaseMs` its deadlines sit on a
- * fixed grid of the clock (k·period + phaseMs), so tickers of one period and different phases never
- * fire together.
+ * `maxCatchUp`; beyond that it drops them and re-anchors.
  */
 export class DriftCorrectedTicker implements TickSource {
   private readonly subscribers = new Subscribers();
@@ -67,19 +65,12 @@ export class DriftCorrectedTicker implements TickSource {
     readonly periodMs = 20,
     private readonly maxCatchUp = 5,
     private readonly now: () => number = () => performance.now(),
-    private readonly phaseMs?: number,
   ) {}
-
-  /** Mixers ticking on it. */
-  get subscriberCount(): number {
-    return this.subscribers.size;
-  }
 
   subscribe(onTick: () => void): () => void {
     const unsubscribe = this.subscribers.add(onTick);
     if (this.timer === undefined) {
-      const now = this.now();
-      this.nextDeadline = this.phaseMs === undefined ? now + this.periodMs : (Math.floor((now - this.phaseMs) / this.periodMs) + 1) * this.periodMs + this.phaseMs;
+      this.nextDeadline = this.now() + this.periodMs;
       this.schedule();
     }
     return () => {
@@ -141,20 +132,10 @@ export function tickerTotals(): Readonly<TickerStats> {
   return totals;
 }
 
-/**
- * The thread's 20 ms tickers, each a quarter period after the one before. A mixer takes the one with
- * the fewest mixers: a thread hosting hundreds of channels then mixes and sends a quarter of them
- * at a time, every 5 ms, instead of all of them in one burst. What else the thread has to do (a
- * leg's bind, which a call's answer waits for; another thread sharing the core) waits at most for
- * one phase's work, not for the whole tick's (at 1,000 calls/s in the CPS bench: ≈ 3 ms, not 12).
- */
-export const SHARED_TICKER_PHASES = 4;
-let shared: DriftCorrectedTicker[] | undefined;
+let shared: DriftCorrectedTicker | undefined;
 
-/** The 20 ms ticker a new mixer should use unless given another source (see SHARED_TICKER_PHASES). */
+/** The process-wide 20 ms ticker all mixers use unless given another source. */
 export function sharedTicker(): DriftCorrectedTicker {
-  shared ??= Array.from({ length: SHARED_TICKER_PHASES }, (_, k) => new DriftCorrectedTicker(20, 5, undefined, (k * 20) / SHARED_TICKER_PHASES));
-  let least = shared[0]!;
-  for (const ticker of shared) if (ticker.subscriberCount < least.subscriberCount) least = ticker;
-  return least;
+  shared ??= new DriftCorrectedTicker(20);
+  return shared;
 }

@@ -3,7 +3,7 @@ import { type Codec, codecByName } from "../../src/media/codec.ts";
 import { goertzelPower, meanSquare } from "../../src/media/goertzel.ts";
 import { type MixedFrame, Mixer, type MixerParticipant, sharedMixId } from "../../src/media/mixer.ts";
 import { createResampler, rateConvertersCreated, resampleDelayMs } from "../../src/media/resample.ts";
-import { DriftCorrectedTicker, ManualTicker, SHARED_TICKER_PHASES, sharedTicker } from "../../src/media/ticker.ts";
+import { DriftCorrectedTicker, ManualTicker } from "../../src/media/ticker.ts";
 import { until } from "../helpers/until.ts";
 
 const rate = 48000;
@@ -685,50 +685,6 @@ describe("DriftCorrectedTicker", () => {
       expect(ticker.stats()).toEqual({ ticks: 6, lateTicks: 4, skippedTicks: 44 });
     } finally {
       stop();
-    }
-  });
-
-  test("with a phase, its deadlines sit on the clock's grid: k × period + phase", async () => {
-    let now = 13;
-    let clockReads = 0;
-    const ticker = new DriftCorrectedTicker(20, 5, () => (clockReads++, now), 5);
-    let ticks = 0;
-    const stop = ticker.subscribe(() => ticks++);
-    const timerFires = async () => {
-      const from = clockReads;
-      await until(() => clockReads >= from + 2, { what: () => ({ clockReads, ticks }) });
-    };
-    try {
-      now = 24.9; // the first deadline is 25, not 13 + 20 = 33
-      await timerFires();
-      expect(ticks).toBe(0);
-      now = 25;
-      await timerFires();
-      expect(ticks).toBe(1);
-      now = 44.9;
-      await timerFires();
-      expect(ticks).toBe(1);
-      now = 45;
-      await timerFires();
-      expect(ticks).toBe(2);
-    } finally {
-      stop();
-    }
-  });
-
-  test("mixers share the thread's phased tickers evenly, each new one on the least busy", () => {
-    const mixers = Array.from({ length: 2 * SHARED_TICKER_PHASES }, () => new Mixer());
-    try {
-      // Twice as many mixers as phases, and the least busy phase has two: each has exactly two.
-      expect(sharedTicker().subscriberCount).toBe(2);
-      mixers.pop()!.close();
-      const freed = sharedTicker();
-      expect(freed.subscriberCount).toBe(1);
-      const next = new Mixer();
-      mixers.push(next);
-      expect(freed.subscriberCount).toBe(2);
-    } finally {
-      for (const m of mixers) m.close();
     }
   });
 
