@@ -63,7 +63,9 @@ export class UdpTransport implements Transport {
     const descriptor = (socket as unknown as { fd?: unknown }).fd;
     const fd = typeof descriptor === "number" && descriptor >= 0 && sendTo ? descriptor : -1;
     const granted = fd >= 0 ? setReceiveBuffer(fd, UDP_RECEIVE_BUFFER_BYTES) : undefined;
-    if (granted === undefined || granted < UDP_RECEIVE_BUFFER_BYTES) {
+    if (granted === undefined) {
+      log.info("the SIP UDP socket keeps the kernel's default receive buffer: libc could not be loaded to ask for more", { asked: UDP_RECEIVE_BUFFER_BYTES });
+    } else if (granted < UDP_RECEIVE_BUFFER_BYTES) {
       log.info("the kernel caps the SIP UDP receive buffer; raise net.core.rmem_max to absorb floods", { granted, asked: UDP_RECEIVE_BUFFER_BYTES });
     }
     return new UdpTransport(socket, fd, local, granted);
