@@ -89,7 +89,7 @@ export type FromHost =
  * - "turn": once the current callback's synchronous work and microtasks are done (a worker's
  *   replies: the main thread is waiting on `bound` to answer a call).
  * - "loop": once the event loop has run every callback it had ready (setImmediate). The main
- *   thread's messages to a worker: under load one turn of its loop handles a run of datagrams, each
+ *   thread's messages to a worker: under load one pass of its loop handles a run of datagrams, each
  *   call's bind, configure or close, and one post then carries them all. Every post wakes the worker
  *   (≈ 30 µs of CPU on each side here); side by side at 800 calls/s this took the main thread from
  *   643 to 582 µs per call and the whole process from 1,602 to 1,470 (medians of five rounds, lower
