@@ -8,7 +8,7 @@
 // `arrivalMs` is performance.now() of the calling thread when the datagram was read from the socket.
 // `data` may be a view into a buffer shared with other datagrams: copy what must outlive the callback.
 
-import { isTransientSendError, sendTo, socketAddress, type SocketAddress } from "../net/udp-sendto.ts";
+import { descriptorOf, isTransientSendError, sendTo, socketAddress, type SocketAddress } from "../net/udp-sendto.ts";
 
 export interface DatagramSocket {
   readonly port: number;
@@ -41,9 +41,7 @@ export const inThreadUdpIo: UdpIo = {
         error: () => handlers.error(),
       },
     });
-    // The descriptor is a getter Bun's types leave out (node:dgram's own use); without it, Bun's send.
-    const descriptor = (socket as unknown as { fd?: unknown }).fd;
-    const fd = typeof descriptor === "number" && descriptor >= 0 ? descriptor : -1;
+    const fd = descriptorOf(socket);
     const rawSend = fd >= 0 ? sendTo : undefined;
     let target: { port: number; address: string; sockaddr: SocketAddress | undefined } | undefined;
     return {

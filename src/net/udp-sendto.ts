@@ -1,9 +1,10 @@
 // Sending a datagram with libc's sendto(2) on a Bun UDP socket's own descriptor (bun:ffi), and
 // asking for a larger receive buffer, which Bun.udpSocket has no option for.
 //
+//   const fd = descriptorOf(socket);                    // -1: none to use
 //   const target = socketAddress("192.0.2.7", 5004);   // once per destination; undefined: not an IP address
-//   const errno = sendTo(socket.fd, bytes, target!);    // 0: sent
-//   const granted = setReceiveBuffer(socket.fd, 4 << 20);
+//   const errno = sendTo(fd, bytes, target!);           // 0: sent
+//   const granted = setReceiveBuffer(fd, 4 << 20);
 //
 // Why not the socket's own send: Bun parses the address string and issues a one-message sendmmsg
 // on every call. With the destination encoded once per peer, a 172-byte RTP packet over loopback
@@ -32,6 +33,15 @@ function loadLibc() {
 }
 
 const libc = loadLibc();
+
+/**
+ * The descriptor of a Bun UDP socket for the calls below: a getter Bun's types leave out (node:dgram's
+ * own use); -1 when the socket has none or libc cannot be loaded, and the caller keeps Bun's send.
+ */
+export function descriptorOf(socket: Bun.udp.Socket<"uint8array">): number {
+  const descriptor = (socket as unknown as { fd?: unknown }).fd;
+  return libc && typeof descriptor === "number" && descriptor >= 0 ? descriptor : -1;
+}
 
 /** A destination as struct sockaddr_in / sockaddr_in6 (network byte order), ready for sendto. */
 export type SocketAddress = Uint8Array;

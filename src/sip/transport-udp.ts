@@ -9,7 +9,7 @@
 // name lookup and a callback per send on top).
 import { constants } from "node:os";
 import { createLogger } from "../log.ts";
-import { isTransientSendError, sendTo, setReceiveBuffer, socketAddress, type SocketAddress } from "../net/udp-sendto.ts";
+import { descriptorOf, isTransientSendError, sendTo, setReceiveBuffer, socketAddress, type SocketAddress } from "../net/udp-sendto.ts";
 import { type Endpoint, type InboundHandler, type Transport, TransportError } from "./transport.ts";
 
 const log = createLogger("sip.udp");
@@ -59,9 +59,7 @@ export class UdpTransport implements Transport {
       },
     });
     local = { transport: "udp", address: host, port: socket.port };
-    // The descriptor is a getter Bun's types leave out (node:dgram's own use).
-    const descriptor = (socket as unknown as { fd?: unknown }).fd;
-    const fd = typeof descriptor === "number" && descriptor >= 0 && sendTo ? descriptor : -1;
+    const fd = descriptorOf(socket);
     const granted = fd >= 0 ? setReceiveBuffer(fd, UDP_RECEIVE_BUFFER_BYTES) : undefined;
     if (granted === undefined) {
       log.info("the SIP UDP socket keeps the kernel's default receive buffer: libc could not be loaded to ask for more", { asked: UDP_RECEIVE_BUFFER_BYTES });
