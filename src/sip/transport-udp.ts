@@ -10,7 +10,7 @@
 import { constants } from "node:os";
 import { createLogger } from "../log.ts";
 import { descriptorOf, isTransientSendError, sendTo, setReceiveBuffer, socketAddress, type SocketAddress } from "../net/udp-sendto.ts";
-import { type Endpoint, type InboundHandler, type Transport, TransportError } from "./transport.ts";
+import { type Endpoint, hostPort, type InboundHandler, type Transport, TransportError } from "./transport.ts";
 
 const log = createLogger("sip.udp");
 
@@ -41,23 +41,30 @@ export class UdpTransport implements Transport {
 
   static async listen(host: string, port: number, onMessage: InboundHandler): Promise<UdpTransport> {
     let local: Endpoint | undefined;
-    const socket = await Bun.udpSocket({
-      hostname: host,
-      port,
-      binaryType: "uint8array",
-      socket: {
-        data(_socket, data, fromPort, address) {
-          if (!local || isKeepAlive(data)) return;
-          try {
-            onMessage(data, { source: { transport: "udp", address, port: fromPort }, local }, "datagram");
-          } catch (error) {
-            // A bad datagram must never take the listener down.
-            log.error("udp message handler failed", { error, source: `${address}:${fromPort}` });
-          }
+    let socket: Bun.udp.Socket<"uint8array">;
+    try {
+      socket = await Bun.udpSocket({
+        hostname: host,
+        port,
+        binaryType: "uint8array",
+        socket: {
+          data(_socket, data, fromPort, address) {
+            if (!local || isKeepAlive(data)) return;
+            try {
+              onMessage(data, { source: { transport: "udp", address, port: fromPort }, local }, "datagram");
+            } catch (error) {
+              // A bad datagram must never take the listener down.
+              log.error("udp message handler failed", { error, source: `${address}:${fromPort}` });
+            }
+          },
+          error: (_socket, error) => log.debug("udp socket error", { error: String(error) }),
         },
-        error: (_socket, error) => log.debug("udp socket error", { error: String(error) }),
-      },
-    });
+      });
+    } catch (error) {
+      // Bun's message names the host, not the port: an operator needs both (another process on 5060).
+      const code = (error as { code?: unknown }).code;
+      throw Object.assign(new Error(`udp listen on ${hostPort(host, port)} failed: ${typeof code === "string" ? code : String(error)}`), { code });
+    }
     local = { transport: "udp", address: host, port: socket.port };
     const fd = descriptorOf(socket);
     const granted = fd >= 0 ? setReceiveBuffer(fd, UDP_RECEIVE_BUFFER_BYTES) : undefined;

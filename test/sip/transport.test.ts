@@ -79,6 +79,18 @@ for (const host of ["127.0.0.1", "::1"]) {
     expect(t.receiveBufferBytes).toBe(Math.min(UDP_RECEIVE_BUFFER_BYTES, rmemMax));
   });
 
+  test(`UDP on ${host}: a port another socket holds is refused with an error naming the address and port`, async () => {
+    const first = await UdpTransport.listen(host, 0, () => {});
+    closers.push(() => first.close());
+    const taken = first.local.port;
+    const refused = await UdpTransport.listen(host, taken, () => {}).then(
+      (second) => (closers.push(() => second.close()), undefined),
+      (error: Error & { code?: string }) => error,
+    );
+    expect(refused?.message).toBe(`udp listen on ${host.includes(":") ? `[${host}]` : host}:${taken} failed: EADDRINUSE`);
+    expect(refused?.code).toBe("EADDRINUSE");
+  });
+
   test(`UDP on ${host}: a send to a name, or from a closed transport, fails with a TransportError`, async () => {
     const b = collector();
     const ta = await UdpTransport.listen(host, 0, () => {});
