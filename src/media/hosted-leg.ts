@@ -42,6 +42,7 @@ export class HostedLeg implements HostedMember {
   private slot: number;
   private dtmfSent = 0;
   private closed = false;
+  private lostReported = false;
   /** while re-homing: what to tell the new host once it has bound, in order */
   private queued: ToHost[] | undefined;
   /** statistics while no slot is live (re-homing, closed) */
@@ -81,16 +82,18 @@ export class HostedLeg implements HostedMember {
     for (let i = 0; i < attempts; i++) {
       if (channel.closed) return { error: "mixer is closed" };
       if (channel.members.has(o.participantId)) return { error: `participant ${o.participantId} already in this mixer` };
-      const port = allocator.reserve();
-      if (port === undefined) return { error: `RTP port range ${allocator.min}-${allocator.max} exhausted` };
       const host = channel.host;
+      const spare = host.takeSparePort(allocator, o.bindAddress ?? "0.0.0.0");
+      const port = spare ?? allocator.reserve();
+      if (port === undefined) return { error: `RTP port range ${allocator.min}-${allocator.max} exhausted` };
       const slot = host.takeSlot();
       if (slot === undefined) {
         allocator.release(port);
+        if (spare !== undefined) host.send({ t: "unspare", port });
         return { error: `media host ${host.name} holds no more legs` };
       }
       const leg = new HostedLeg(o, channel, port, host, slot);
-      const outcome = await leg.bind(undefined);
+      const outcome = await leg.bind(undefined, spare !== undefined);
       if (outcome.ok) {
         countPhoneLegs(1);
         return leg;
@@ -102,19 +105,24 @@ export class HostedLeg implements HostedMember {
     return { error: `no bindable RTP port pair in ${allocator.min}-${allocator.max} after ${attempts} attempts (${lastError})` };
   }
 
-  /** Binds the port on the current host and joins the channel there; listens to the host meanwhile. */
-  private bind(carry: MediaPathCarry | undefined): Promise<{ ok: true } | { ok: false; error: string }> {
+  /**
+   * Binds the port on the current host (or takes the spare bound there: done at once, a failure
+   * then loses the leg) and joins the channel there; listens to the host meanwhile.
+   */
+  private bind(carry: MediaPathCarry | undefined, spare = false): Promise<{ ok: true } | { ok: false; error: string }> {
     const { host, channel } = this;
     host.listen(this.id, this);
     host.legs++;
     return new Promise((resolve) => {
-      this.pending = { resolve };
       host.send({
         t: "bind", leg: this.id, slot: this.slot, channel: channel.key, participantId: this.o.participantId,
         host: this.o.bindAddress ?? "0.0.0.0", port: this.localPort,
         options: { mediaTimeoutSec: this.o.mediaTimeoutSec, strictSource: this.o.strictSource, dtmfDurationMs: this.o.dtmfDurationMs },
         ...(carry ? { carry } : {}),
+        ...(spare ? { spare: true } : {}),
       });
+      if (spare) resolve({ ok: true });
+      else this.pending = { resolve };
     }).then((outcome) => {
       const result = outcome as { ok: true } | { ok: false; error: string };
       if (result.ok) {
@@ -137,7 +145,8 @@ export class HostedLeg implements HostedMember {
         this.pending = undefined;
         return;
       case "bindFailed":
-        this.pending?.resolve({ ok: false, error: m.error });
+        if (!this.pending) return this.reportLost(m.error);
+        this.pending.resolve({ ok: false, error: m.error });
         this.pending = undefined;
         return;
       case "dtmf":
@@ -147,7 +156,7 @@ export class HostedLeg implements HostedMember {
         if (!this.closed) this.onTimeout();
         return;
       case "lost":
-        if (!this.closed) this.onLost(m.error);
+        this.reportLost(m.error);
         return;
       case "log":
         this.o.log.child({}, m.component)[m.level](m.msg, m.fields);
@@ -266,7 +275,14 @@ export class HostedLeg implements HostedMember {
     this.o.log.error("phone leg lost its media while moving between media workers", { error });
     this.queued = undefined;
     this.released();
-    if (!this.closed) this.onLost(error);
+    this.reportLost(error);
+  }
+
+  /** Once: a worker that dies says so to a leg more than once. */
+  private reportLost(error: string): void {
+    if (this.closed || this.lostReported) return;
+    this.lostReported = true;
+    this.onLost(error);
   }
 
   private waitFor(host: MediaHost, m: ToHost): Promise<{ t: "closed" } | { t: "detached"; carry: MediaPathCarry }> {

@@ -56,6 +56,8 @@ export class MediaEngine {
   private readonly legs = new Map<number, HostedPath>();
   /** legs whose sockets are being bound: a close or detach meanwhile happens once bound */
   private readonly binding = new Map<number, { closed: boolean; detach: boolean }>();
+  /** pairs bound ahead of need, by port, idle until a leg takes one (spare-ports.ts) */
+  private readonly spares = new Map<number, RtpSession>();
   private readonly taps = new Map<number, { channel: string; untap: () => void }>();
   private readonly clients = new Map<number, { client: HostedClient; channel: string }>();
   /** clients whose offer is being answered: true once a clientLeave came meanwhile */
@@ -93,6 +95,13 @@ export class MediaEngine {
         return;
       case "bind":
         void this.bind(m);
+        return;
+      case "spare":
+        void this.spare(m);
+        return;
+      case "unspare":
+        this.spares.get(m.port)?.close();
+        this.spares.delete(m.port);
         return;
       case "configure":
         this.legs.get(m.leg)?.path.configure(m.media);
@@ -179,6 +188,8 @@ export class MediaEngine {
         for (const { client } of [...this.clients.values()]) client.close();
         for (const hosted of this.legs.values()) hosted.path.close();
         this.legs.clear();
+        for (const session of this.spares.values()) session.close();
+        this.spares.clear();
         for (const mixer of this.mixers.values()) mixer.close();
         this.mixers.clear();
         return;
@@ -187,16 +198,19 @@ export class MediaEngine {
 
   private async bind(m: Extract<ToHost, { t: "bind" }>): Promise<void> {
     const log = this.forwardingLog(m.leg, "rtp");
+    const cname = `${m.participantId}@trunkline`;
     const pending = { closed: false, detach: false };
     this.binding.set(m.leg, pending);
     // One pair, the one the main thread reserved from the process's range.
-    const session = await RtpSession.open({
-      allocator: new RtpPortAllocator({ min: m.port, max: m.port + 1 }),
-      bindAddress: m.host,
-      cname: `${m.participantId}@trunkline`,
-      log,
-      ...(m.carry ? { stream: m.carry.stream } : {}),
-    });
+    const session = m.spare
+      ? this.takeSpare(m.port, cname, log)
+      : await RtpSession.open({
+          allocator: new RtpPortAllocator({ min: m.port, max: m.port + 1 }),
+          bindAddress: m.host,
+          cname,
+          log,
+          ...(m.carry ? { stream: m.carry.stream } : {}),
+        });
     this.binding.delete(m.leg);
     if ("error" in session) return this.post({ t: "bindFailed", leg: m.leg, error: session.error });
     if (pending.closed) {
@@ -225,8 +239,24 @@ export class MediaEngine {
       this.write(hosted);
     };
     this.write(hosted);
-    this.post({ t: "bound", leg: m.leg });
+    // A spare's leg was answered already: the main thread hears only of a failure.
+    if (!m.spare) this.post({ t: "bound", leg: m.leg });
     if (pending.detach) this.detach(m.leg);
+  }
+
+  private takeSpare(port: number, cname: string, log: Logger): RtpSession | { error: string } {
+    const session = this.spares.get(port);
+    if (!session) return { error: `no spare RTP port pair at ${port}` };
+    this.spares.delete(port);
+    session.assign({ cname, log });
+    return session;
+  }
+
+  private async spare(m: Extract<ToHost, { t: "spare" }>): Promise<void> {
+    const session = await RtpSession.open({ allocator: new RtpPortAllocator({ min: m.port, max: m.port + 1 }), bindAddress: m.host });
+    if ("error" in session) return this.post({ t: "spareFailed", port: m.port, error: session.error });
+    this.spares.set(m.port, session);
+    this.post({ t: "spared", port: m.port });
   }
 
   private async joinClient(m: Extract<ToHost, { t: "clientJoin" }>): Promise<void> {

@@ -22,6 +22,8 @@ import type { ToneCadence } from "./tones.ts";
 import { MediaEngine } from "./media-engine.ts";
 import { rtcpTap, watchRtcpTap } from "./rtcp-tap.ts";
 import { LEG_STAT_FIELDS, Outbox, slotOffset, statsBufferBytes, type FromHost, type ToHost } from "./media-protocol.ts";
+import type { RtpPortAllocator } from "./ports.ts";
+import { SparePorts } from "./spare-ports.ts";
 import { addWorkerTotals, retireWorkerTotals, totalIndex, type TotalField } from "./worker-totals.ts";
 
 const log = createLogger("media.plane");
@@ -69,6 +71,8 @@ export class MediaHost {
   private readonly draining = new Map<number, PromiseWithResolvers<void>>();
   private worker: Worker | undefined;
   private readonly outbox = new Outbox<ToHost>((batch) => this.worker?.postMessage(batch), "loop");
+  /** A worker's only: on this thread a bind is answered a microtask later anyway. */
+  private readonly spares: SparePorts | undefined;
   private engine: MediaEngine | undefined;
   private terminateTimer: ReturnType<typeof setTimeout> | undefined;
   private closed = false;
@@ -89,6 +93,12 @@ export class MediaHost {
     const buffer = new SharedArrayBuffer(statsBufferBytes(slots));
     this.stats = new Float64Array(buffer);
     if (isWorker) this.removeTotals = addWorkerTotals(this.stats);
+    this.spares = isWorker ? new SparePorts((m) => this.send(m)) : undefined;
+  }
+
+  /** The port of a pair this host has bound already (bind with `spare`), or undefined. */
+  takeSparePort(allocator: RtpPortAllocator, address: string): number | undefined {
+    return this.closed || this.failed ? undefined : this.spares?.take(allocator, address);
   }
 
   /** The engine of this thread's host (a plane without workers); undefined for a worker. */
@@ -176,6 +186,7 @@ export class MediaHost {
       this.terminateTimer.unref();
     } else this.engine?.handle({ t: "exit" });
     this.closed = true;
+    this.spares?.clear();
     for (const id of [...this.draining.keys()]) this.untapped(id);
     this.removeTotals();
     this.unwatchRtcp();
@@ -228,6 +239,7 @@ export class MediaHost {
     }
     for (const [client, listener] of [...this.clientListeners]) listener({ t: "clientClosed", client, reason: "media-worker-exited" });
     for (const id of [...this.draining.keys()]) this.untapped(id);
+    this.spares?.clear();
     this.retire();
     this.onFailed();
   }
@@ -272,6 +284,12 @@ export class MediaHost {
       }
       case "untapped":
         this.untapped(m.tap);
+        return;
+      case "spared":
+        this.spares?.onSpared(m.port);
+        return;
+      case "spareFailed":
+        this.spares?.onSpareFailed(m.port);
         return;
       case "clientAnswer":
       case "clientRefused":

@@ -38,8 +38,15 @@ export type ToHost =
   | { t: "init"; stats: SharedArrayBuffer }
   /** The config's media settings (media-settings.ts): sent at start and on every change. */
   | { t: "settings"; settings: MediaSettings }
-  /** Binds the RTP/RTCP pair at `port` and joins the channel's mixer; `carry` continues a re-homed leg. */
-  | { t: "bind"; leg: number; slot: number; channel: string; participantId: string; host: string; port: number; options: PathOptions; carry?: MediaPathCarry }
+  /**
+   * Binds the RTP/RTCP pair at `port` (or, `spare`, takes the spare bound there) and joins the
+   * channel's mixer; `carry` continues a re-homed leg. A spare's leg is answered only if it fails.
+   */
+  | { t: "bind"; leg: number; slot: number; channel: string; participantId: string; host: string; port: number; options: PathOptions; carry?: MediaPathCarry; spare?: true }
+  /** Binds the RTP/RTCP pair at `port` ahead of need and keeps it idle for a leg (spare-ports.ts). */
+  | { t: "spare"; host: string; port: number }
+  /** Closes the idle spare at `port`. */
+  | { t: "unspare"; port: number }
   | { t: "configure"; leg: number; media: NegotiatedMedia }
   | { t: "signalling"; leg: number; address: string }
   | { t: "dtmf"; leg: number; digits: string }
@@ -67,6 +74,8 @@ export type FromHost =
   | { t: "ready" }
   | { t: "bound"; leg: number }
   | { t: "bindFailed"; leg: number; error: string }
+  | { t: "spared"; port: number }
+  | { t: "spareFailed"; port: number; error: string }
   | { t: "closed"; leg: number }
   | { t: "detached"; leg: number; carry: MediaPathCarry }
   | { t: "dtmf"; leg: number; digit: string; durationMs: number }

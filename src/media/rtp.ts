@@ -130,7 +130,7 @@ export class RtpSession {
 
   readonly ssrc: number;
   private seq: number;
-  private readonly cname: string;
+  private cname: string;
   /** The last packet sent, reused while packets keep its length (audio packets keep one size). */
   private sendBuffer = new Uint8Array(0);
   private pair!: BoundRtpPair;
@@ -157,7 +157,7 @@ export class RtpSession {
 
   private constructor(
     cname: string,
-    private readonly log: Logger,
+    private log: Logger,
     stream: RtpStreamState | undefined,
   ) {
     this.cname = cname;
@@ -182,6 +182,20 @@ export class RtpSession {
     session.pair = bound;
     register(session);
     return session;
+  }
+
+  /**
+   * A spare session (bound before anyone needed it, see spare-ports.ts) becomes its leg's: its name
+   * and log, and its clocks (media timeout, first RTCP report) start now. Nobody was told of its
+   * port before, so whatever it received meanwhile is not counted.
+   */
+  assign(o: { cname: string; log: Logger }): void {
+    this.cname = o.cname;
+    this.log = o.log;
+    const now = performance.now();
+    this.lastRtpAtMs = now;
+    this.nextRtcpAtMs = now + RTCP_INTERVAL_MS * (0.5 + Math.random());
+    for (const key of Object.keys(this.counters) as (keyof typeof this.counters)[]) this.counters[key] = 0;
   }
 
   get localPort(): number {

@@ -8,6 +8,7 @@ import { HostedLeg } from "../../src/media/hosted-leg.ts";
 import { MediaPlane, type ChannelMedia } from "../../src/media/media-plane.ts";
 import { RtpPortAllocator } from "../../src/media/ports.ts";
 import { workerTotal } from "../../src/media/worker-totals.ts";
+import { metrics } from "../../src/metrics.ts";
 import type { ClientJoinOptions } from "../../src/webrtc/client-host.ts";
 import { carriesTone, clientHears, clientHearsUntil, peerHears } from "../helpers/hearing.ts";
 import { startRtpPeer, type RtpPeer } from "../helpers/rtpPeer.ts";
@@ -66,6 +67,27 @@ test("channels spread over the workers; a leg moved to another worker's channel 
   expect(annex.members.has("alice")).toBe(true);
   expect(annex.host.legs).toBe(2);
   expect(lobby.host.legs).toBe(1);
+});
+
+test("a leg takes a pair its worker bound ahead, without waiting for the worker, and its media flows; spares close when legs stop coming", async () => {
+  const plane = new MediaPlane({ workers: 1 });
+  cleanup.push(() => plane.close());
+  const room = plane.open("room");
+  cleanup.push(() => room.close());
+  const ports = new RtpPortAllocator({ min: 20000, max: 59999 });
+  const idleSpares = () => Number(metrics.render().split("\n").find((l) => l.startsWith("trunkline_rtp_spare_pairs "))?.split(" ")[1]);
+  // The first leg's pair is bound on demand; the worker binds one ahead for the next.
+  const alice = await phone(room, "alice", 440, { ports });
+  await until(() => idleSpares() === 1);
+  // Taken at once: the worker's answers come only on a later turn of the event loop, after this.
+  const bob = await phone(room, "bob", 700, { ports });
+  expect(idleSpares()).toBe(0);
+  await until(() => bob.peer.toneShare(440) > 0.5 && alice.peer.toneShare(700) > 0.5);
+  expect(bob.leg.stats().packetsReceived).toBeGreaterThan(0);
+  expect(bob.leg.stats().strangerPackets).toBe(0);
+  alice.leg.close();
+  bob.leg.close();
+  await until(() => ports.used === 0 && idleSpares() === 0, { timeoutMs: 10_000 });
 });
 
 test("a WebRTC client and phone legs share the channel's worker: offer out, answer and its close back, tones as data", async () => {
@@ -226,7 +248,8 @@ test("DTMF both ways and the media timeout cross between the worker and this thr
   cleanup.push(() => plane.close());
   const room = plane.open("room");
   cleanup.push(() => room.close());
-  const ports = new RtpPortAllocator({ min: 20000, max: 59999 });
+  // 15 pairs: too few to hold spares (spare-ports.ts), so `used` counts the leg's pair alone.
+  const ports = new RtpPortAllocator({ min: 20000, max: 20029 });
   const alice = await phone(room, "alice", 440, { ports, mediaTimeoutSec: 1 });
   let timedOut = false;
   alice.leg.onTimeout = () => void (timedOut = true);
