@@ -429,11 +429,11 @@ async function compare(ref: string): Promise<void> {
         }
       }
     }
-    console.log("\n| build | CPU/call, main thread (median of rounds) | CPU/call, all threads | p99 INVITE→200 |\n|---|---|---|---|");
+    console.log("\n| build | CPU/call, main thread (median of rounds) | CPU/call, all threads | p50 / p99 INVITE→200 | refused 503 |\n|---|---|---|---|---|");
     const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
     for (const build of builds) {
       const rs = totals.get(build.name)!;
-      console.log(`| ${build.name} | ${fmt(median(rs.map((r) => r.mainUs)))} µs | ${fmt(median(rs.map((r) => r.allUs)))} µs | ${fmt(median(rs.map((r) => r.p99Ms)))} ms |`);
+      console.log(`| ${build.name} | ${fmt(median(rs.map((r) => r.mainUs)))} µs | ${fmt(median(rs.map((r) => r.allUs)))} µs | ${fmt(median(rs.map((r) => r.p50Ms)))} / ${fmt(median(rs.map((r) => r.p99Ms)))} ms | ${fmt(median(rs.map((r) => r.refused)))} |`);
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
