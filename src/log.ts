@@ -50,19 +50,42 @@ export interface ContextLogger extends Logger {
 /** The fixed fields of a logger, already scrubbed; the same object until they change. */
 type FixedFields = () => Record<string, unknown>;
 
-function logger(component: string, fixed: FixedFields): Logger {
-  const emit = (level: LogLevel, msg: string, fields?: Record<string, unknown>) => {
+/**
+ * Its methods live on the prototype: a call makes a few loggers (its own, its media leg's, its
+ * dialog's) and a SIP transaction keeps its call's for 64*T1, so a logger is one object and its
+ * fields, not a closure per level.
+ */
+class FieldLogger implements Logger {
+  constructor(
+    private readonly component: string,
+    private readonly fixed: FixedFields,
+  ) {}
+
+  debug(msg: string, fields?: Record<string, unknown>): void {
+    this.emit("debug", msg, fields);
+  }
+
+  info(msg: string, fields?: Record<string, unknown>): void {
+    this.emit("info", msg, fields);
+  }
+
+  warn(msg: string, fields?: Record<string, unknown>): void {
+    this.emit("warn", msg, fields);
+  }
+
+  error(msg: string, fields?: Record<string, unknown>): void {
+    this.emit("error", msg, fields);
+  }
+
+  child(fields: Record<string, unknown>, component = this.component): Logger {
+    return new FieldLogger(component, extend(this.fixed, fields));
+  }
+
+  private emit(level: LogLevel, msg: string, fields?: Record<string, unknown>): void {
     if (levelRank[level] < threshold) return;
     const safeFields = fields && (scrub(fields, 0) as Record<string, unknown>);
-    write(JSON.stringify({ time: new Date().toISOString(), level, component, msg: redactText(msg), ...fixed(), ...safeFields }));
-  };
-  return {
-    debug: (m, f) => emit("debug", m, f),
-    info: (m, f) => emit("info", m, f),
-    warn: (m, f) => emit("warn", m, f),
-    error: (m, f) => emit("error", m, f),
-    child: (fields, childComponent = component) => logger(childComponent, extend(fixed, fields)),
-  };
+    write(JSON.stringify({ time: new Date().toISOString(), level, component: this.component, msg: redactText(msg), ...this.fixed(), ...safeFields }));
+  }
 }
 
 /** The parent's fields and `own`: scrubbed once, merged again only when the parent's change. */
@@ -83,17 +106,16 @@ function extend(parent: FixedFields, own: Record<string, unknown>): FixedFields 
 export function createLogger(component: string, base: Record<string, unknown> = {}): Logger {
   // A child's fixed fields are scrubbed once, not per line.
   const safeBase = scrub(base, 0) as Record<string, unknown>;
-  return logger(component, () => safeBase);
+  return new FieldLogger(component, () => safeBase);
 }
 
 export function createContextLogger(component: string, base: Record<string, unknown> = {}): ContextLogger {
   let current = scrub(base, 0) as Record<string, unknown>;
-  return {
-    ...logger(component, () => current),
-    assign: (fields) => {
+  return Object.assign(new FieldLogger(component, () => current), {
+    assign(fields: Record<string, unknown>): void {
       current = { ...current, ...(scrub(fields, 0) as Record<string, unknown>) };
     },
-  };
+  });
 }
 
 /**
