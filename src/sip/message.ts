@@ -97,6 +97,15 @@ const NOT_A_LIST = new Set([
 ]);
 
 /** Lower-cased canonical key of a header name (compact forms expanded). */
+/**
+ * A copy of `value` that shares nothing with the text it was cut from. A parsed message's values
+ * are JavaScriptCore substrings of the datagram's whole text, and each keeps all of it alive: what
+ * outlives the message (a transaction's keys and tags, for 64*T1 after the call) is copied.
+ */
+export function unshared(value: string): string {
+  return JSON.parse(JSON.stringify(value)) as string;
+}
+
 export function headerKey(name: string): string {
   const lower = name.toLowerCase();
   if (lower.length === 1) return COMPACT[lower] ?? lower;

@@ -7,7 +7,7 @@
 import { createLogger, type Logger } from "../log.ts";
 import { Emitter } from "./emitter.ts";
 import { newTag } from "./ids.ts";
-import { createRequest, createResponse, type NameAddr, type SipRequest, type SipResponse } from "./message.ts";
+import { createRequest, createResponse, unshared, type NameAddr, type SipRequest, type SipResponse } from "./message.ts";
 import { serializeMessage } from "./serializer.ts";
 import { COARSE_FROM_MS, TimerWheel, WheelTimer } from "./timer-wheel.ts";
 
@@ -414,13 +414,15 @@ export class ServerTransaction extends Emitter<ServerTransactionEvents> {
     super();
     this.timers = new Timers(layer.wheel);
     this.req = request;
-    this.key = serverKey(request);
+    // Kept after the request is let go (64*T1 over UDP): copies, not substrings of its text.
+    this.key = unshared(serverKey(request));
     this.isInvite = request.method === "INVITE";
     this.state = this.isInvite ? "proceeding" : "trying";
-    this.requestToTag = request.to.params.get("tag") ?? undefined;
-    this.mergeKey = this.requestToTag ? undefined : mergeKey(request);
-    this.dialogKeyBase = `${request.callId}|${request.cseq.seq}|${request.from.params.get("tag") ?? ""}`;
-    this.callId = request.callId;
+    const requestToTag = request.to.params.get("tag");
+    this.requestToTag = requestToTag ? unshared(requestToTag) : undefined;
+    this.mergeKey = this.requestToTag ? undefined : unshared(mergeKey(request));
+    this.dialogKeyBase = unshared(`${request.callId}|${request.cseq.seq}|${request.from.params.get("tag") ?? ""}`);
+    this.callId = unshared(request.callId);
     this.awaitingTu = this.isInvite;
     if (this.awaitingTu) layer.invitesAwaitingTu++;
   }
@@ -473,7 +475,9 @@ export class ServerTransaction extends Emitter<ServerTransactionEvents> {
     this.timers.stop("trying");
     if (res.status > 100) this.answeredByTu();
     const { T1, T2 } = this.layer.timers;
-    this.lastToTag = res.to.params.get("tag") ?? undefined;
+    // The request's own To tag (the copy kept above), or one of ours.
+    const toTag = res.to.params.get("tag") ?? undefined;
+    this.lastToTag = toTag === this.requestToTag ? this.requestToTag : toTag;
     this.lastBytes = serializeMessage(res);
     this.transmit(this.lastBytes);
     if (res.status < 200) {
@@ -482,8 +486,10 @@ export class ServerTransaction extends Emitter<ServerTransactionEvents> {
     }
     this.req = undefined;
     this.timers.stop("noFinal");
-    // A CANCEL or the no-final guard only concern a pending request.
+    // A CANCEL or the no-final guard only concern a pending request; nothing after the final
+    // response logs for the call (its logger's fields would be pinned as long as this lingers).
     this.release("cancel", "unanswered");
+    this.log = log;
     if (!this.isInvite) {
       // §17.2.2: Completed; timer J absorbs request retransmissions.
       this.state = "completed";
@@ -573,6 +579,9 @@ export class ServerTransaction extends Emitter<ServerTransactionEvents> {
     // The 2xx got there: nothing re-sends it any more, and Accepted lasts 64*T1 (Timer L).
     this.lastBytes = undefined;
     this.emit("ack", ack);
+    // The dialog hears one ACK per INVITE (§13.3.1.4); its listener would pin the dialog and its
+    // call for the rest of Timer L (32 s over UDP), after the call may long have ended.
+    this.release("ack");
   }
 
   /** §9.2: a CANCEL for this INVITE. Returns whether a final response was still pending. */

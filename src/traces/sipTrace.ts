@@ -78,8 +78,10 @@ export class SipTraceRecorder {
     // A message the stack could not parse comes without its Call-ID: read from its bytes.
     const sipCallId = message.callId ?? callIdOf(message.data);
     if (sipCallId === undefined) return;
-    // The tapped bytes may be a view into a buffer the transport reuses: keep a copy.
-    const kept = { ...message, data: message.data.slice() };
+    // The tapped bytes may be a view into a buffer the transport reuses: keep a copy. Not its
+    // Call-ID, a substring that would pin the parsed message's whole text while the trace lingers.
+    const { direction, transport, source, destination, time } = message;
+    const kept: TappedMessage = { direction, data: message.data.slice(), transport, source, destination, time };
     const trace = this.bySipCallId.get(sipCallId);
     if (trace) return this.add(trace, kept);
     this.unclaimed.push({ sipCallId, message: kept });

@@ -2,6 +2,7 @@
 // (T1=10 ms, T2=80 ms, T4=100 ms) on a fake clock (jest.useFakeTimers), so every timer's effect
 // is checked at exact times, however loaded the machine running the tests is.
 import { afterEach, beforeEach, expect, jest, test } from "bun:test";
+import { heapStats } from "bun:jsc";
 import { createResponse, parseMessage, type SipRequest, type SipResponse } from "../../src/sip/message.ts";
 import { TransactionLayer, type Wire } from "../../src/sip/transaction.ts";
 
@@ -356,6 +357,9 @@ test("a server transaction's final response lets go of its cancel and unanswered
   expect([tx.listenerCount("cancel"), tx.listenerCount("unanswered"), tx.listenerCount("ack")]).toEqual([0, 0, 1]);
   tx.receiveAck2xx(req("ACK", { branch: "z9hG4bK-rel2", toTag: tx.toTag }));
   expect(acks).toEqual(["ACK"]);
+  // The ACK came: Timer L keeps the transaction 64*T1 longer, and no listener pins the dialog meanwhile.
+  expect(tx.state).toBe("accepted");
+  expect(tx.listenerCount("ack")).toBe(0);
 });
 
 test("a client transaction's final response lets go of its provisional, final and timeout listeners; a later 2xx still reaches extra2xx", () => {
@@ -374,6 +378,39 @@ test("a client transaction's final response lets go of its provisional, final an
   layer.receiveResponse(responseTo(invite, 200));
   expect(extras).toEqual([200]);
   advance(64 * FAST.T1); // timer M
+});
+
+test("transactions lingering after their final response keep none of their requests' text: what they hold is copied", () => {
+  const layer = new TransactionLayer(T);
+  // ≈ 48 KB of header text per request, the Call-ID, tags and branch substrings of it.
+  const padding = Array.from({ length: 6 }, (_, i) => `X-Padding-${i}: ${"x".repeat(8000)}`);
+  const request = (method: string, n: number, toTag?: string) =>
+    parseReq(
+      [
+        `${method} sip:bob@127.0.0.1 SIP/2.0`,
+        `Via: SIP/2.0/UDP 127.0.0.1:5999;branch=z9hG4bK-keep-${method}-${n}`,
+        `From: <sip:alice@127.0.0.1>;tag=a${n}`,
+        `To: <sip:bob@127.0.0.1>${toTag ? `;tag=${toTag}` : ""}`,
+        `Call-ID: keep-${n}@127.0.0.1`,
+        `CSeq: ${method === "BYE" ? 2 : 1} ${method}`,
+        ...padding,
+        "Content-Length: 0",
+        "",
+        "",
+      ].join("\r\n"),
+    );
+  Bun.gc(true);
+  const before = heapStats().heapSize;
+  for (let n = 0; n < 100; n++) {
+    const invite = layer.createServer(request("INVITE", n), new RecordingWire(false));
+    invite.respond(200);
+    invite.receiveAck2xx(request("ACK", n, invite.toTag));
+    layer.createServer(request("BYE", n, invite.toTag), new RecordingWire(false)).respond(200);
+  }
+  expect(layer.size.servers).toBe(200);
+  Bun.gc(true);
+  // Any kept substring would pin its request's ≈ 48 KB: ≈ 14 MB for these 300.
+  expect(heapStats().heapSize - before).toBeLessThan(3_000_000);
 });
 
 test("an Accepted INVITE server transaction re-sends its 2xx until the ACK, then keeps no copy of it (Timer L lasts 64*T1)", () => {
