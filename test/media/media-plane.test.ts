@@ -8,9 +8,9 @@ import { HostedLeg } from "../../src/media/hosted-leg.ts";
 import { MediaPlane, type ChannelMedia } from "../../src/media/media-plane.ts";
 import { RtpPortAllocator } from "../../src/media/ports.ts";
 import { workerTotal } from "../../src/media/worker-totals.ts";
-import { metrics } from "../../src/metrics.ts";
 import type { ClientJoinOptions } from "../../src/webrtc/client-host.ts";
 import { carriesTone, clientHears, clientHearsUntil, peerHears } from "../helpers/hearing.ts";
+import { metricSample } from "../helpers/metricSample.ts";
 import { startRtpPeer, type RtpPeer } from "../helpers/rtpPeer.ts";
 import { until } from "../helpers/until.ts";
 import { createTestClient } from "../helpers/weriftClient.ts";
@@ -75,7 +75,7 @@ test("a leg takes a pair its worker bound ahead, without waiting for the worker,
   const room = plane.open("room");
   cleanup.push(() => room.close());
   const ports = new RtpPortAllocator({ min: 20000, max: 59999 });
-  const idleSpares = () => Number(metrics.render().split("\n").find((l) => l.startsWith("trunkline_rtp_spare_pairs "))?.split(" ")[1]);
+  const idleSpares = () => metricSample("trunkline_rtp_spare_pairs") ?? NaN;
   // The first leg's pair is bound on demand; the worker binds one ahead for the next.
   const alice = await phone(room, "alice", 440, { ports });
   await until(() => idleSpares() === 1);

@@ -5,9 +5,9 @@ import { parseRtp, serializeRtp, type RtpPacket } from "../../src/media/rtp-pack
 import { buildCompound, parseCompound } from "../../src/media/rtcp.ts";
 import { LEARN_PROBATION } from "../../src/media/source-latch.ts";
 import type { Logger } from "../../src/log.ts";
-import { metrics } from "../../src/metrics.ts";
 import { SrtpReceiveContext, SrtpSendContext, generateSrtpKey } from "../../src/media/srtp.ts";
 import { inThreadUdpIo, type UdpIo } from "../../src/media/udp-io.ts";
+import { metricSample } from "../helpers/metricSample.ts";
 import { until } from "../helpers/until.ts";
 
 const allocator = new RtpPortAllocator({ min: 42000, max: 43999 });
@@ -34,8 +34,7 @@ function config(remotePort: number, extra: Partial<RtpSessionConfig> = {}): RtpS
 
 /** trunkline_rtp_stranger_packets_total{kind} as /metrics shows it. */
 function strangerMetric(kind: "rtp" | "rtcp"): number {
-  const line = metrics.render().split("\n").find((l) => l.startsWith(`trunkline_rtp_stranger_packets_total{kind="${kind}"}`));
-  return Number(line?.split(" ")[1]);
+  return metricSample(`trunkline_rtp_stranger_packets_total{kind="${kind}"}`) ?? NaN;
 }
 
 function rtp(seq: number, ssrc = 0x1111, pt = 0): Uint8Array {

@@ -2,10 +2,10 @@
 // ahead of need, and that every port goes back to its range. The worker's side (a spare bound, taken
 // by a leg whose media then flows) is in media-plane.test.ts.
 import { afterEach, expect, test } from "bun:test";
-import { metrics } from "../../src/metrics.ts";
 import type { ToHost } from "../../src/media/media-protocol.ts";
 import { RtpPortAllocator } from "../../src/media/ports.ts";
 import { SparePorts } from "../../src/media/spare-ports.ts";
+import { metricSample } from "../helpers/metricSample.ts";
 import { until } from "../helpers/until.ts";
 
 const made: SparePorts[] = [];
@@ -23,10 +23,7 @@ function sparePorts(): { spares: SparePorts; sent: ToHost[] } {
 const asked = (sent: ToHost[]) => sent.flatMap((m) => (m.t === "spare" ? [m.port] : []));
 const closed = (sent: ToHost[]) => sent.flatMap((m) => (m.t === "unspare" ? [m.port] : []));
 
-function idleSpares(): number {
-  const line = metrics.render().split("\n").find((l) => l.startsWith("trunkline_rtp_spare_pairs "));
-  return Number(line?.split(" ")[1]);
-}
+const idleSpares = () => metricSample("trunkline_rtp_spare_pairs") ?? NaN;
 
 test("a leg finds none the first time and one is bound for the next, which takes it; the gauge counts the idle ones", () => {
   const { spares, sent } = sparePorts();

@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { postWebhook, signWebhook, SIGNATURE_HEADER, TIMESTAMP_HEADER, verifyWebhookSignature } from "../../src/routing/webhooks.ts";
-import { metrics } from "../../src/metrics.ts";
+import { metricSample } from "../helpers/metricSample.ts";
 import { startWebhookServer } from "../helpers/webhookServer.ts";
 
 const server = startWebhookServer();
@@ -94,10 +94,7 @@ describe("webhook results", () => {
 });
 
 describe("webhook metrics", () => {
-  const sample = (line: string) => {
-    const found = metrics.render().split("\n").find((l) => l.startsWith(line + " "));
-    return found === undefined ? undefined : Number(found.slice(line.length + 1));
-  };
+  const sample = metricSample;
 
   test("every request is counted by webhook and outcome, and timed; every series exists before its first request", async () => {
     expect(sample('trunkline_webhook_requests_total{webhook="inbound_cancel",outcome="malformed"}')).toBe(0);
