@@ -1,7 +1,7 @@
 // Spare RTP port pairs: pairs a media worker binds ahead of need, so that a call's answer does not
 // wait for the worker to bind one. Under load the worker is busy with a mixer tick (all its
 // channels' frames, every 20 ms) when a bind arrives, and the reply waits for the main thread's
-// next turn too: at 1,000 calls/s that round trip was 7–9 ms of a 8–12 ms median INVITE→200 and
+// next turn too: at 1,000 calls/s that round trip was 7–9 ms of an 8–12 ms median INVITE→200 and
 // most of its p99 (README, "Calls per second").
 //
 //   const spares = new SparePorts((m) => host.send(m));
