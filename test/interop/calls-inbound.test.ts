@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { SIGNATURE_HEADER, TIMESTAMP_HEADER, verifyWebhookSignature } from "../../src/routing/webhooks.ts";
 import { callUntil, findCall, startCallsApp, testApplicationYaml, type CallsApp } from "../helpers/callsApp.ts";
 import { peerHears } from "../helpers/hearing.ts";
+import { metricSample } from "../helpers/metricSample.ts";
 import { startRtpPeer, toneShareOf } from "../helpers/rtpPeer.ts";
 import { runSipp } from "../helpers/sipp.ts";
 import { until } from "../helpers/until.ts";
@@ -61,6 +62,8 @@ describe("inbound calls", () => {
       // both are in the channel together for about 2.5 s, far more than the half second judged of each.
       const first = sippCall(UAC, "1000", alice.port, 4000, "alice");
       await until(() => alice.packetsReceived > 0, { what: () => "Alice never got the channel's RTP" });
+      // Alice's leg asked the media worker to bind a pair ahead: Bob's answer takes it (spare-ports.ts).
+      await until(() => (metricSample("trunkline_rtp_spare_pairs") ?? 0) >= 1, { what: () => "no spare RTP pair was bound" });
       const second = sippCall(UAC, "1000", bob.port, 2500, "bob");
       // Alice hears Bob's 1 kHz and not her own 440 Hz; Bob hears Alice and not himself.
       const [heardByAlice, heardByBob] = await Promise.all([peerHears(alice, 1000), peerHears(bob, 440)]);
