@@ -26,6 +26,15 @@ function offer(port: number): string {
   return `v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio ${port} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n`;
 }
 
+/** A plane of one media worker and a channel "room" on it, both closed after the test. */
+function roomOnOneWorker(): { plane: MediaPlane; room: ChannelMedia } {
+  const plane = new MediaPlane({ workers: 1 });
+  cleanup.push(() => plane.close());
+  const room = plane.open("room");
+  cleanup.push(() => room.close());
+  return { plane, room };
+}
+
 /** A phone (RTP peer sending `toneHz`) whose leg joins `channel`. */
 async function phone(channel: ChannelMedia, id: string, toneHz: number, o: { ports?: RtpPortAllocator; mediaTimeoutSec?: number } = {}): Promise<{ leg: HostedLeg; peer: RtpPeer }> {
   const peer = await startRtpPeer(toneHz);
@@ -70,10 +79,7 @@ test("channels spread over the workers; a leg moved to another worker's channel 
 });
 
 test("a leg takes a pair its worker bound ahead, without waiting for the worker, and its media flows; spares close when legs stop coming", async () => {
-  const plane = new MediaPlane({ workers: 1 });
-  cleanup.push(() => plane.close());
-  const room = plane.open("room");
-  cleanup.push(() => room.close());
+  const { room } = roomOnOneWorker();
   const ports = new RtpPortAllocator({ min: 20000, max: 59999 });
   const idleSpares = () => metricSample("trunkline_rtp_spare_pairs") ?? NaN;
   // The first leg's pair is bound on demand; the worker binds one ahead for the next.
@@ -91,10 +97,7 @@ test("a leg takes a pair its worker bound ahead, without waiting for the worker,
 });
 
 test("a WebRTC client and phone legs share the channel's worker: offer out, answer and its close back, tones as data", async () => {
-  const plane = new MediaPlane({ workers: 1 });
-  cleanup.push(() => plane.close());
-  const room = plane.open("room");
-  cleanup.push(() => room.close());
+  const { plane, room } = roomOnOneWorker();
   const alice = await phone(room, "alice", 440);
   const browser = createTestClient("opus");
   cleanup.push(() => void browser.close());
@@ -128,10 +131,7 @@ test("a WebRTC client and phone legs share the channel's worker: offer out, answ
 });
 
 test("an offer the worker's peer cannot answer is refused with the reason; the channel keeps its worker", async () => {
-  const plane = new MediaPlane({ workers: 1 });
-  cleanup.push(() => plane.close());
-  const room = plane.open("room");
-  cleanup.push(() => room.close());
+  const { plane, room } = roomOnOneWorker();
   const options: ClientJoinOptions = { network: { hostAddresses: ["127.0.0.1"] }, timeouts: { connectMs: 10_000, mediaMs: 5_000 } };
   const refused = await room.joinClient("browser", "v=0\r\ns=-\r\n", options);
   expect(refused).toEqual({ ok: false, message: "the offer needs an m=audio section with UDP/TLS/RTP/SAVPF" });
@@ -140,10 +140,7 @@ test("an offer the worker's peer cannot answer is refused with the reason; the c
 });
 
 test("a worker that dies ends its WebRTC clients (media-worker-exited) and refuses new ones as unavailable, not as a bad offer; a fresh worker takes its place", async () => {
-  const plane = new MediaPlane({ workers: 1 });
-  cleanup.push(() => plane.close());
-  const room = plane.open("room");
-  cleanup.push(() => room.close());
+  const { plane, room } = roomOnOneWorker();
   const browser = createTestClient("opus");
   cleanup.push(() => void browser.close());
   const options: ClientJoinOptions = { network: { hostAddresses: ["127.0.0.1"] }, timeouts: { connectMs: 10_000, mediaMs: 5_000 } };
@@ -177,10 +174,7 @@ test("a worker that dies ends its WebRTC clients (media-worker-exited) and refus
 });
 
 test("a phone leg whose worker dies has lost its media (not an RTP timeout); the worker's counters never go back", async () => {
-  const plane = new MediaPlane({ workers: 1 });
-  cleanup.push(() => plane.close());
-  const room = plane.open("room");
-  cleanup.push(() => room.close());
+  const { plane, room } = roomOnOneWorker();
   const { leg } = await phone(room, "alice", 440, { mediaTimeoutSec: 30 });
   const lost: string[] = [];
   let timedOut = false;
@@ -216,10 +210,7 @@ test("a recording tap on a worker's channel gets the mix on this thread, and is 
 });
 
 test("removing a tap loses no frame: those the worker mixed while this thread was busy still arrive before the removal resolves", async () => {
-  const plane = new MediaPlane({ workers: 1 });
-  cleanup.push(() => plane.close());
-  const room = plane.open("room");
-  cleanup.push(() => room.close());
+  const { room } = roomOnOneWorker();
   let frames = 0;
   const untap = room.addTap({ onMix: () => void frames++ });
   await phone(room, "alice", 440);
@@ -244,10 +235,7 @@ test("removing a tap loses no frame: those the worker mixed while this thread wa
 });
 
 test("DTMF both ways and the media timeout cross between the worker and this thread; a closed leg frees its port", async () => {
-  const plane = new MediaPlane({ workers: 1 });
-  cleanup.push(() => plane.close());
-  const room = plane.open("room");
-  cleanup.push(() => room.close());
+  const { room } = roomOnOneWorker();
   // 15 pairs: too few to hold spares (spare-ports.ts), so `used` counts the leg's pair alone.
   const ports = new RtpPortAllocator({ min: 20000, max: 20029 });
   const alice = await phone(room, "alice", 440, { ports, mediaTimeoutSec: 1 });

@@ -1,8 +1,10 @@
 // Spare RTP port pairs (src/media/spare-ports.ts): how many the main thread asks a worker to bind
-// ahead of need, and that every port goes back to its range. The worker's side (a spare bound, taken
-// by a leg whose media then flows) is in media-plane.test.ts.
+// ahead of need, and that every port goes back to its range; the host's side (media-engine.ts) with
+// real sockets. A spare taken by a leg whose media then flows is in media-plane.test.ts.
 import { afterEach, expect, test } from "bun:test";
-import type { ToHost } from "../../src/media/media-protocol.ts";
+import { createSocket } from "node:dgram";
+import { MediaEngine } from "../../src/media/media-engine.ts";
+import type { FromHost, ToHost } from "../../src/media/media-protocol.ts";
 import { RtpPortAllocator } from "../../src/media/ports.ts";
 import { SparePorts } from "../../src/media/spare-ports.ts";
 import { metricSample } from "../helpers/metricSample.ts";
@@ -89,4 +91,32 @@ test("a pair the worker could not bind, and every pair of a worker that is gone,
   spares.onSpared(opening!);
   expect(ports.used).toBe(0);
   expect(spares.take(ports, "0.0.0.0")).toBeUndefined();
+});
+
+/** Whether this process can bind `port` on 127.0.0.1 now (the host closed its socket there). */
+function bindable(port: number): Promise<boolean> {
+  const socket = createSocket("udp4");
+  return new Promise((resolve) => {
+    socket.once("error", () => resolve(false));
+    socket.bind(port, "127.0.0.1", () => socket.close(() => resolve(true)));
+  });
+}
+
+test("the host binds a spare, closes it when told, and refuses a leg for a spare it does not hold, with the reason", async () => {
+  const posted: FromHost[] = [];
+  const engine = new MediaEngine((m) => void posted.push(m), false);
+  const ports = new RtpPortAllocator({ min: 20000, max: 59999 });
+  const port = ports.reserve()!;
+  engine.handle({ t: "spare", host: "127.0.0.1", port });
+  await until(() => posted.length === 1);
+  expect(posted[0]).toEqual({ t: "spared", port });
+  expect(await bindable(port)).toBe(false);
+  expect(await bindable(port + 1)).toBe(false);
+  engine.handle({ t: "unspare", port });
+  await until(async () => (await bindable(port)) && (await bindable(port + 1)));
+
+  engine.handle({ t: "bind", leg: 1, slot: 0, channel: "room", participantId: "alice", host: "127.0.0.1", port, options: {}, spare: true });
+  await until(() => posted.length === 2);
+  expect(posted[1]).toEqual({ t: "bindFailed", leg: 1, error: `no spare RTP port pair at ${port}` });
+  engine.handle({ t: "exit" });
 });
