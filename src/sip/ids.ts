@@ -2,12 +2,12 @@
 
 export const BRANCH_COOKIE = "z9hG4bK";
 
+/**
+ * One flat string: a tag lives as long as its dialog and transactions, and one built by `+=` stays a
+ * JavaScriptCore rope of a node per byte, which serializing never flattens.
+ */
 function randomHex(bytes: number): string {
-  const buf = new Uint8Array(bytes);
-  crypto.getRandomValues(buf);
-  let out = "";
-  for (const b of buf) out += b.toString(16).padStart(2, "0");
-  return out;
+  return crypto.getRandomValues(Buffer.allocUnsafe(bytes)).toString("hex");
 }
 
 /** Via branch with the RFC 3261 magic cookie (§8.1.1.7). */
