@@ -7,22 +7,26 @@ const log = createLogger("sip.emitter");
 // biome-ignore lint: listener signatures vary per event
 type EventMap = Record<string, (...args: any[]) => void>;
 
+type Listeners<E extends EventMap> = { [K in keyof E]?: E[K][] };
+
 export class Emitter<E extends EventMap> {
-  private listeners: { [K in keyof E]?: E[K][] } = {};
+  /** Made with the first listener and dropped with the last one released: a lingering transaction keeps none. */
+  private listeners: Listeners<E> | undefined;
 
   on<K extends keyof E>(event: K, listener: E[K]): this {
-    (this.listeners[event] ??= []).push(listener);
+    const listeners: Listeners<E> = (this.listeners ??= {});
+    (listeners[event] ??= []).push(listener);
     return this;
   }
 
   off<K extends keyof E>(event: K, listener: E[K]): this {
-    const list = this.listeners[event];
-    if (list) this.listeners[event] = list.filter((l) => l !== listener);
+    const list = this.listeners?.[event];
+    if (this.listeners && list) this.listeners[event] = list.filter((l) => l !== listener);
     return this;
   }
 
   listenerCount(event: keyof E): number {
-    return this.listeners[event]?.length ?? 0;
+    return this.listeners?.[event]?.length ?? 0;
   }
 
   /**
@@ -31,12 +35,14 @@ export class Emitter<E extends EventMap> {
    * pin what they close over — a whole call, its media buffers included — as long.
    */
   protected release(...events: (keyof E)[]): void {
-    if (events.length === 0) this.listeners = {};
-    else for (const event of events) delete this.listeners[event];
+    const listeners = this.listeners;
+    if (!listeners) return;
+    for (const event of events) delete listeners[event];
+    if (events.length === 0 || !hasAny(listeners)) this.listeners = undefined;
   }
 
   protected emit<K extends keyof E>(event: K, ...args: Parameters<E[K]>): void {
-    const list = this.listeners[event];
+    const list = this.listeners?.[event];
     if (!list) return;
     // A listener added while this event is delivered hears the next one, not this one.
     for (const listener of list.slice()) {
@@ -47,4 +53,9 @@ export class Emitter<E extends EventMap> {
       }
     }
   }
+}
+
+function hasAny(listeners: object): boolean {
+  for (const _ in listeners) return true;
+  return false;
 }

@@ -1,11 +1,12 @@
-// Long transaction timers on one shared grid. A UDP call leaves two timers of 64*T1 (32 s) behind it,
-// Timer L of its INVITE (RFC 6026 §8.7) and Timer J of its BYE (RFC 3261 §17.2.2), and arms and
-// clears a guard of minutes per request; at 1,000 calls/s, one setTimeout each wakes the event loop
-// two thousand times a second for nothing but absorbing retransmissions. Timers of
-// COARSE_FROM_MS or more are instead kept here, by deadline, in slots of GRID_MS, and one
-// setTimeout, armed for the earliest slot, fires each slot's timers together, in deadline order:
-// never before their deadline, at most GRID_MS after it (0.3 % of a 32 s timer, which only
+// Long transaction timers on one shared grid: the guard of minutes every request arms and clears,
+// Timer L of an INVITE until its ACK (RFC 6026 §8.7), a client's Timers D and M, a non-2xx's Timer H.
+// At 1,000 calls/s, one setTimeout each would wake the event loop thousands of times a second for
+// nothing. Timers of COARSE_FROM_MS or more are instead kept here, by deadline, in slots of GRID_MS,
+// and one setTimeout, armed for the earliest slot, fires each slot's timers together, in deadline
+// order: never before their deadline, at most GRID_MS after it (0.3 % of a 32 s timer, which only
 // bounds how long state lingers). Shorter timers (retransmissions: A, E, G, the 2xx's) stay exact.
+// A server transaction in its last state (Timers I, J, L after the ACK) needs no timer at all: it
+// waits on a linger queue (linger-queue.ts).
 //
 // The clock is the monotonic one (performance.now(): a wall-clock step must not hold timers back),
 // read at call time with setTimeout, so a test's fake clock (jest.useFakeTimers) drives this too.

@@ -7,6 +7,7 @@
 import { createLogger, type Logger } from "../log.ts";
 import { Emitter } from "./emitter.ts";
 import { newTag } from "./ids.ts";
+import { LingerQueue } from "./linger-queue.ts";
 import { createRequest, createResponse, unshared, type NameAddr, type SipRequest, type SipResponse } from "./message.ts";
 import { serializeMessage } from "./serializer.ts";
 import { COARSE_FROM_MS, TimerWheel, WheelTimer } from "./timer-wheel.ts";
@@ -66,6 +67,11 @@ export function serverKey(req: SipRequest, method: string = matchMethod(req.meth
   return `2543|${ruri}|${req.from.params.get("tag") ?? ""}|${req.callId}|${req.cseq.seq}|${method}|${
     via ? `${via.host.toLowerCase()}:${via.port ?? ""}|${via.params.get("branch") ?? ""}` : ""
   }`;
+}
+
+/** RFC 6026 §8.7: what an ACK for our 2xx shares with its INVITE: Call-ID, CSeq number and both tags. */
+function ackKey(callId: string, seq: number, fromTag: string | null | undefined, toTag: string | null | undefined): string {
+  return `${callId}|${seq}|${fromTag ?? ""}|${toTag ?? ""}`;
 }
 
 function isRfc2543(req: SipRequest): boolean {
@@ -388,19 +394,22 @@ export class ServerTransaction extends Emitter<ServerTransactionEvents> {
    * transactions live on for 64*T1 after their final response). */
   private lastToTag: string | undefined;
   private lastBytes: Uint8Array | undefined;
-  private readonly timers: Timers;
+  /** Its timers, until it lingers (`absorbUntil`). */
+  private timers: Timers | undefined;
   readonly mergeKey: string | undefined;
   /** Set while Accepted: the key the ACK for our 2xx is matched by (RFC 6026). */
   acceptedKey: string | undefined;
 
   /** The request's own To tag (in-dialog requests), compared by RFC 2543 matching. */
   readonly requestToTag: string | undefined;
-  /** Call-ID, CSeq number and From tag: with our To tag, what an ACK for our 2xx carries. */
-  readonly dialogKeyBase: string;
   /** Held while the TU may respond; released with the final response, because a UDP transaction
    * lives on for 64*T1 and a flood must not pin every parsed request for that long. */
   private req: SipRequest | undefined;
-  private readonly callId: string;
+  /** Where its responses go, and their Call-ID for the message tap: both dropped when it lingers. */
+  private wire: Wire | undefined;
+  private callId: string | undefined;
+  /** In its last state, on one of the layer's linger queues. */
+  private lingering = false;
   /** An INVITE the TU has not answered yet (at most the stack's 100 sent): counted by the layer. */
   private awaitingTu: boolean;
   /** Where this transaction's warnings go: the TU may hand it its own logger (a call's), whose fields they then carry. */
@@ -408,12 +417,12 @@ export class ServerTransaction extends Emitter<ServerTransactionEvents> {
 
   constructor(
     request: SipRequest,
-    private readonly wire: Wire,
+    wire: Wire,
     private readonly layer: TransactionLayer,
   ) {
     super();
-    this.timers = new Timers(layer.wheel);
     this.req = request;
+    this.wire = wire;
     // Kept after the request is let go (64*T1 over UDP): copies, not substrings of its text.
     this.key = unshared(serverKey(request));
     this.isInvite = request.method === "INVITE";
@@ -421,7 +430,6 @@ export class ServerTransaction extends Emitter<ServerTransactionEvents> {
     const requestToTag = request.to.params.get("tag");
     this.requestToTag = requestToTag ? unshared(requestToTag) : undefined;
     this.mergeKey = this.requestToTag ? undefined : unshared(mergeKey(request));
-    this.dialogKeyBase = unshared(`${request.callId}|${request.cseq.seq}|${request.from.params.get("tag") ?? ""}`);
     this.callId = unshared(request.callId);
     this.awaitingTu = this.isInvite;
     if (this.awaitingTu) layer.invitesAwaitingTu++;
@@ -462,7 +470,7 @@ export class ServerTransaction extends Emitter<ServerTransactionEvents> {
    * the client's first retransmission at T1), or at once if the INVITE is retransmitted before.
    */
   tryUnlessAnswered(): void {
-    this.timers.start("trying", this.layer.timers.T1 / 5, () => this.sendTrying());
+    this.startTimer("trying", this.layer.timers.T1 / 5, () => this.sendTrying());
   }
 
   private sendTrying(): void {
@@ -471,13 +479,16 @@ export class ServerTransaction extends Emitter<ServerTransactionEvents> {
 
   /** Sends a response built elsewhere (e.g. a 2xx from a dialog); it must belong to this request. */
   respondWith(res: SipResponse): void {
-    if (!this.pending) return;
-    this.timers.stop("trying");
+    const req = this.req;
+    const wire = this.wire;
+    if (!this.pending || !req || !wire) return;
+    this.timers?.stop("trying");
     if (res.status > 100) this.answeredByTu();
     const { T1, T2 } = this.layer.timers;
-    // The request's own To tag (the copy kept above), or one of ours.
+    // The request's own To tag or ours (strings kept anyway), or a copy: the response's is a
+    // substring of its To header.
     const toTag = res.to.params.get("tag") ?? undefined;
-    this.lastToTag = toTag === this.requestToTag ? this.requestToTag : toTag;
+    this.lastToTag = toTag === this.requestToTag ? this.requestToTag : toTag === this.localTag ? this.localTag : toTag && unshared(toTag);
     this.lastBytes = serializeMessage(res);
     this.transmit(this.lastBytes);
     if (res.status < 200) {
@@ -485,7 +496,7 @@ export class ServerTransaction extends Emitter<ServerTransactionEvents> {
       return;
     }
     this.req = undefined;
-    this.timers.stop("noFinal");
+    this.timers?.stop("noFinal");
     // A CANCEL or the no-final guard only concern a pending request; nothing after the final
     // response logs for the call (its logger's fields would be pinned as long as this lingers).
     this.release("cancel", "unanswered");
@@ -493,28 +504,28 @@ export class ServerTransaction extends Emitter<ServerTransactionEvents> {
     if (!this.isInvite) {
       // §17.2.2: Completed; timer J absorbs request retransmissions.
       this.state = "completed";
-      this.timers.start("J", this.wire.reliable ? 0 : 64 * T1, () => this.terminate());
+      this.absorbUntil("J", wire.reliable ? 0 : 64 * T1);
       return;
     }
     if (res.status < 300) {
       // RFC 6026 §8.5: Accepted; the TU (dialog) retransmits the 2xx until the ACK (§13.3.1.4).
       this.state = "accepted";
-      this.layer.noteAccepted(this);
-      this.timers.start("L", 64 * T1, () => this.terminate());
+      this.layer.noteAccepted(this, ackKey(req.callId, req.cseq.seq, req.from.params.get("tag"), this.lastToTag));
+      this.startTimer("L", 64 * T1, () => this.terminate());
       return;
     }
     // §17.2.1: Completed; timer G retransmits the final response, timer H waits for the ACK.
     this.state = "completed";
-    if (!this.wire.reliable) {
+    if (!wire.reliable) {
       const retransmit = (interval: number) =>
-        this.timers.start("G", interval, () => {
+        this.startTimer("G", interval, () => {
           if (this.state !== "completed" || !this.lastBytes) return;
           this.transmit(this.lastBytes);
           retransmit(Math.min(2 * interval, T2));
         });
       retransmit(T1);
     }
-    this.timers.start("H", 64 * T1, () => {
+    this.startTimer("H", 64 * T1, () => {
       if (this.state !== "completed") return;
       this.terminate();
       this.emit("timeout");
@@ -528,7 +539,7 @@ export class ServerTransaction extends Emitter<ServerTransactionEvents> {
    */
   armNoFinalGuard(): void {
     if (this.isInvite) {
-      this.timers.start("noFinal", this.layer.unansweredInviteMs, () => {
+      this.startTimer("noFinal", this.layer.unansweredInviteMs, () => {
         if (!this.pending) return;
         this.log.warn("no final response from the TU; INVITE answered 500", { sipCallId: this.req?.callId });
         this.layer.counters.unansweredInvites++;
@@ -537,7 +548,7 @@ export class ServerTransaction extends Emitter<ServerTransactionEvents> {
       });
       return;
     }
-    this.timers.start("noFinal", 64 * this.layer.timers.T1, () => {
+    this.startTimer("noFinal", 64 * this.layer.timers.T1, () => {
       if (!this.pending) return;
       this.log.warn("no final response from the TU; transaction dropped", {
         method: this.req?.method,
@@ -547,8 +558,11 @@ export class ServerTransaction extends Emitter<ServerTransactionEvents> {
     });
   }
 
-  /** A retransmission of the request (or the ACK for a non-2xx final) matched this transaction. */
-  receiveRetransmission(req: SipRequest): void {
+  /**
+   * A retransmission of the request (or the ACK for a non-2xx final) matched this transaction;
+   * `via` is the wire it came by, which a lingering transaction answers through.
+   */
+  receiveRetransmission(req: SipRequest, via: Wire): void {
     if (req.method === "ACK") {
       if (!this.isInvite) return;
       // An RFC 2543 ACK for our 2xx matches by transaction key rather than by dialog.
@@ -556,15 +570,17 @@ export class ServerTransaction extends Emitter<ServerTransactionEvents> {
       if (this.state === "completed") {
         // §17.2.1: Confirmed; timer I absorbs ACK retransmissions.
         this.state = "confirmed";
-        this.timers.stop("G");
-        this.timers.stop("H");
-        this.timers.start("I", this.wire.reliable ? 0 : this.layer.timers.T4, () => this.terminate());
+        this.timers?.stop("G");
+        this.timers?.stop("H");
+        this.absorbUntil("I", this.wire?.reliable ? 0 : this.layer.timers.T4);
         this.emit("ack", req);
       }
       return;
     }
     // §17.2.1 / §17.2.2: resend the last response in Proceeding and Completed; absorb otherwise.
-    if ((this.state === "proceeding" || this.state === "completed") && this.lastBytes) return this.transmit(this.lastBytes);
+    if ((this.state === "proceeding" || this.state === "completed") && this.lastBytes) {
+      return this.transmit(this.lastBytes, this.wire ?? via, this.callId ?? req.callId);
+    }
     // An INVITE retransmitted before the TU responded: its 100 now (tryUnlessAnswered).
     if (this.isInvite) this.sendTrying();
   }
@@ -576,12 +592,16 @@ export class ServerTransaction extends Emitter<ServerTransactionEvents> {
 
   /** RFC 6026: an ACK for our 2xx, matched by dialog identifiers while Accepted. */
   receiveAck2xx(ack: SipRequest): void {
-    // The 2xx got there: nothing re-sends it any more, and Accepted lasts 64*T1 (Timer L).
+    if (this.lingering) return;
+    // The 2xx got there: nothing re-sends it any more.
     this.lastBytes = undefined;
     this.emit("ack", ack);
     // The dialog hears one ACK per INVITE (§13.3.1.4); its listener would pin the dialog and its
     // call for the rest of Timer L (32 s over UDP), after the call may long have ended.
     this.release("ack");
+    // Accepted lasts 64*T1 to absorb retransmissions of the INVITE and of this ACK. Timer L
+    // restarts here, so it ends at most the ACK's delay later than RFC 6026 §8.7 counts it.
+    this.absorbUntil("L", 64 * this.layer.timers.T1);
   }
 
   /** §9.2: a CANCEL for this INVITE. Returns whether a final response was still pending. */
@@ -599,8 +619,33 @@ export class ServerTransaction extends Emitter<ServerTransactionEvents> {
     this.layer.invitesAwaitingTu--;
   }
 
-  private transmit(bytes: Uint8Array): void {
-    this.wire.send(bytes, this.callId).catch((error: unknown) => {
+  private startTimer(name: string, ms: number, fire: () => void): void {
+    (this.timers ??= new Timers(this.layer.wheel)).start(name, ms, fire);
+  }
+
+  /**
+   * Its last state (§17.2.2 Completed, §17.2.1 Confirmed, RFC 6026 Accepted once the ACK came):
+   * it only answers or absorbs retransmissions until `timer` ends it. Over a reliable transport
+   * that is at once (J and I are 0); otherwise it moves to the layer's linger queue and keeps
+   * nothing the retransmissions do not need: no timers, no wire (a retransmission is answered
+   * through the one it came by, §18.2.2), no Call-ID.
+   */
+  private absorbUntil(timer: "I" | "J" | "L", ms: number): void {
+    this.timers?.stopAll();
+    if (ms === 0) {
+      this.startTimer(timer, 0, () => this.terminate());
+      return;
+    }
+    this.timers = undefined;
+    this.wire = undefined;
+    this.callId = undefined;
+    this.lingering = true;
+    this.layer.linger(this, ms);
+  }
+
+  private transmit(bytes: Uint8Array, wire = this.wire, callId = this.callId): void {
+    if (!wire) return;
+    wire.send(bytes, callId).catch((error: unknown) => {
       if (this.state === "terminated") return;
       // §17.2.4: report the failure to the TU.
       const err = error instanceof Error ? error : new Error(String(error));
@@ -613,7 +658,7 @@ export class ServerTransaction extends Emitter<ServerTransactionEvents> {
     if (this.state === "terminated") return;
     this.state = "terminated";
     this.answeredByTu();
-    this.timers.stopAll();
+    this.timers?.stopAll();
     this.layer.removeServer(this);
     this.emit("terminated");
   }
@@ -648,6 +693,8 @@ export class TransactionLayer {
   private readonly servers = new Map<string, ServerTransaction>();
   private readonly merged = new Map<string, ServerTransaction>();
   private readonly accepted = new Map<string, ServerTransaction>();
+  /** Server transactions in their last state, one queue per duration (linger-queue.ts). */
+  private readonly lingering = new Map<number, LingerQueue<ServerTransaction>>();
 
   constructor(timers: Partial<TimerConfig> = {}, limits: Partial<TransactionLimits> = {}) {
     this.timers = { ...DEFAULT_TIMERS, ...timers };
@@ -658,9 +705,14 @@ export class TransactionLayer {
     return this.limits.unansweredInviteMs;
   }
 
-  /** Table sizes: live transactions and the merge / ACK-for-2xx indexes (all drain as timers end). */
-  get size(): { clients: number; servers: number; merged: number; accepted: number } {
-    return { clients: this.clients.size, servers: this.servers.size, merged: this.merged.size, accepted: this.accepted.size };
+  /**
+   * Table sizes: live transactions, the merge / ACK-for-2xx indexes, and the server transactions
+   * lingering in their last state (counted among `servers` too; all drain as timers end).
+   */
+  get size(): { clients: number; servers: number; merged: number; accepted: number; lingering: number } {
+    let lingering = 0;
+    for (const queue of this.lingering.values()) lingering += queue.size;
+    return { clients: this.clients.size, servers: this.servers.size, merged: this.merged.size, accepted: this.accepted.size, lingering };
   }
 
   /** Client transactions still waiting for their final response. */
@@ -721,9 +773,7 @@ export class TransactionLayer {
 
   /** RFC 6026 §8.7: an ACK for a 2xx, matched by Call-ID, CSeq number and tags to an Accepted INVITE. */
   matchAck2xx(ack: SipRequest): ServerTransaction | undefined {
-    return this.accepted.get(
-      `${ack.callId}|${ack.cseq.seq}|${ack.from.params.get("tag") ?? ""}|${ack.to.params.get("tag") ?? ""}`,
-    );
+    return this.accepted.get(ackKey(ack.callId, ack.cseq.seq, ack.from.params.get("tag"), ack.to.params.get("tag")));
   }
 
   createServer(request: SipRequest, wire: Wire): ServerTransaction {
@@ -734,9 +784,18 @@ export class TransactionLayer {
     return tx;
   }
 
-  noteAccepted(tx: ServerTransaction): void {
-    tx.acceptedKey = `${tx.dialogKeyBase}|${tx.responseToTag ?? ""}`;
+  /** @internal ServerTransaction: it is Accepted, and `key` (ackKey) finds it for the ACK. */
+  noteAccepted(tx: ServerTransaction, key: string): void {
+    // Kept as long as the transaction lingers: a copy, not substrings of the request's text.
+    tx.acceptedKey = unshared(key);
     this.accepted.set(tx.acceptedKey, tx);
+  }
+
+  /** @internal ServerTransaction: it ends `ms` from now, as every transaction on that queue does. */
+  linger(tx: ServerTransaction, ms: number): void {
+    let queue = this.lingering.get(ms);
+    if (!queue) this.lingering.set(ms, (queue = new LingerQueue(ms, (error) => log.error("lingering transaction failed to end", { error }))));
+    queue.add(tx);
   }
 
   removeClient(tx: ClientTransaction): void {
@@ -753,5 +812,6 @@ export class TransactionLayer {
   clear(): void {
     for (const tx of [...this.clients.values()]) tx.terminate();
     for (const tx of [...this.servers.values()]) tx.terminate();
+    for (const queue of this.lingering.values()) queue.clear();
   }
 }

@@ -94,7 +94,7 @@ export class UserAgentCore {
 
     if (req.method === "ACK") {
       const tx = this.transactions.matchServer(req);
-      if (tx) return tx.receiveRetransmission(req);
+      if (tx) return tx.receiveRetransmission(req, wire);
       const accepted = this.transactions.matchAck2xx(req);
       if (accepted) return accepted.receiveAck2xx(req);
       const dialog = this.dialogs.match(req);
@@ -104,7 +104,7 @@ export class UserAgentCore {
     }
 
     const existing = this.transactions.matchServer(req);
-    if (existing) return existing.receiveRetransmission(req);
+    if (existing) return existing.receiveRetransmission(req, wire);
 
     if (req.method === "CANCEL") {
       const target = this.transactions.matchCancelTarget(req);

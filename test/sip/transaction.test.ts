@@ -219,10 +219,10 @@ test("non-INVITE server: retransmissions resend the final response; timer J ends
   const wire = new RecordingWire(false);
   const request = req("OPTIONS", { branch: "z9hG4bK-srv1" });
   const tx = layer.createServer(request, wire);
-  layer.matchServer(request)?.receiveRetransmission(request); // Trying: absorbed
+  layer.matchServer(request)?.receiveRetransmission(request, wire); // Trying: absorbed
   expect(wire.sent).toHaveLength(0);
   tx.respond(200);
-  layer.matchServer(request)!.receiveRetransmission(request);
+  layer.matchServer(request)!.receiveRetransmission(request, wire);
   expect(wire.lines()).toEqual(["SIP/2.0 200 OK", "SIP/2.0 200 OK"]);
   expect(tx.state).toBe("completed");
   advance(64 * FAST.T1);
@@ -243,7 +243,7 @@ test("INVITE server: timer G retransmits a non-2xx until the ACK, timer I then e
   tx.on("ack", () => {
     acked = true;
   });
-  layer.matchServer(ack)!.receiveRetransmission(ack);
+  layer.matchServer(ack)!.receiveRetransmission(ack, wire);
   const count = wire.sent.length;
   expect(acked).toBe(true);
   expect(tx.state).toBe("confirmed");
@@ -277,9 +277,8 @@ test("INVITE server on a reliable transport: no retransmission, timer I is 0 aft
   tx.respond(480);
   advance(60);
   expect(wire.sent).toHaveLength(1);
-  layer.matchServer(req("ACK", { branch: "z9hG4bK-srv4", toTag: tx.toTag }))!.receiveRetransmission(
-    req("ACK", { branch: "z9hG4bK-srv4", toTag: tx.toTag }),
-  );
+  const ack = req("ACK", { branch: "z9hG4bK-srv4", toTag: tx.toTag });
+  layer.matchServer(ack)!.receiveRetransmission(ack, wire);
   advance(0);
   expect(tx.state).toBe("terminated");
 });
@@ -411,6 +410,31 @@ test("transactions lingering after their final response keep none of their reque
   Bun.gc(true);
   // Any kept substring would pin its request's ≈ 48 KB: ≈ 14 MB for these 300.
   expect(heapStats().heapSize - before).toBeLessThan(3_000_000);
+});
+
+test("a UDP call's two lingering server transactions keep a few heap cells each: no timers, wire, listeners or rope strings", () => {
+  const layer = new TransactionLayer(T);
+  const call = (n: number) => {
+    const invite = layer.createServer(req("INVITE", { branch: `z9hG4bK-cells-i${n}`, fromTag: `f${n}` }), new RecordingWire(false));
+    invite.on("ack", () => {});
+    invite.respond(200);
+    const ack = req("ACK", { branch: `z9hG4bK-cells-a${n}`, fromTag: `f${n}`, toTag: invite.toTag });
+    layer.matchAck2xx(ack)!.receiveAck2xx(ack);
+    const bye = req("BYE", { branch: `z9hG4bK-cells-b${n}`, fromTag: `f${n}`, toTag: invite.toTag, cseq: 2 });
+    layer.createServer(bye, new RecordingWire(false)).respond(200);
+  };
+  // The code's own cells (compiled functions, shapes) come with the first calls: not counted.
+  for (let n = 0; n < 200; n++) call(n);
+  const calls = 2_000;
+  Bun.gc(true);
+  const before = heapStats().objectCount;
+  for (let n = 200; n < 200 + calls; n++) call(n);
+  expect(layer.size.lingering).toBe(2 * (200 + calls));
+  Bun.gc(true);
+  // Both transactions, their keys and tags, and the BYE's 200 as bytes for its retransmissions:
+  // 12.5 per call. Before the linger queue, 61 (timers and their closures, the wires, listener
+  // objects, tags built as ropes of a node per byte).
+  expect((heapStats().objectCount - before) / calls).toBeLessThan(15);
 });
 
 test("an Accepted INVITE server transaction re-sends its 2xx until the ACK, then keeps no copy of it (Timer L lasts 64*T1)", () => {
