@@ -55,6 +55,9 @@ export function clientKey(branch: string, cseqMethod: string): string {
   return `${branch}|${cseqMethod}`;
 }
 
+/** How the key of a request matched by RFC 2543 rules (below) begins. */
+const RFC2543_KEY = "2543|";
+
 /** RFC 3261 §17.2.3 server transaction key; RFC 2543 style (no magic cookie) when the branch lacks it. */
 export function serverKey(req: SipRequest, method: string = matchMethod(req.method)): string {
   const branch = branchOf(req);
@@ -64,7 +67,7 @@ export function serverKey(req: SipRequest, method: string = matchMethod(req.meth
   const via = req.vias[0];
   const u = req.uri;
   const ruri = `${u.scheme}:${u.user ?? ""}@${u.host.toLowerCase()}:${u.port ?? ""}`;
-  return `2543|${ruri}|${req.from.params.get("tag") ?? ""}|${req.callId}|${req.cseq.seq}|${method}|${
+  return `${RFC2543_KEY}${ruri}|${req.from.params.get("tag") ?? ""}|${req.callId}|${req.cseq.seq}|${method}|${
     via ? `${via.host.toLowerCase()}:${via.port ?? ""}|${via.params.get("branch") ?? ""}` : ""
   }`;
 }
@@ -401,7 +404,7 @@ export class ServerTransaction extends Emitter<ServerTransactionEvents> {
   acceptedKey: string | undefined;
 
   /** The request's own To tag (in-dialog requests), compared by RFC 2543 matching. */
-  readonly requestToTag: string | undefined;
+  requestToTag: string | undefined;
   /** Held while the TU may respond; released with the final response, because a UDP transaction
    * lives on for 64*T1 and a flood must not pin every parsed request for that long. */
   private req: SipRequest | undefined;
@@ -593,8 +596,10 @@ export class ServerTransaction extends Emitter<ServerTransactionEvents> {
   /** RFC 6026: an ACK for our 2xx, matched by dialog identifiers while Accepted. */
   receiveAck2xx(ack: SipRequest): void {
     if (this.lingering) return;
-    // The 2xx got there: nothing re-sends it any more.
+    // The 2xx got there: nothing re-sends it any more, and further ACKs for it go to the TU, whose
+    // dialog knows it has one (RFC 6026 §8.7).
     this.lastBytes = undefined;
+    this.layer.forgetAccepted(this);
     this.emit("ack", ack);
     // The dialog hears one ACK per INVITE (§13.3.1.4); its listener would pin the dialog and its
     // call for the rest of Timer L (32 s over UDP), after the call may long have ended.
@@ -639,6 +644,9 @@ export class ServerTransaction extends Emitter<ServerTransactionEvents> {
     this.timers = undefined;
     this.wire = undefined;
     this.callId = undefined;
+    // The tags serve RFC 2543 matching alone from now on (§17.2.3); an INVITE's own tag stays, the
+    // To tag of a CANCEL's 200 (§9.2).
+    if (!this.key.startsWith(RFC2543_KEY)) this.requestToTag = this.lastToTag = undefined;
     this.lingering = true;
     this.layer.linger(this, ms);
   }
@@ -805,7 +813,13 @@ export class TransactionLayer {
   removeServer(tx: ServerTransaction): void {
     if (this.servers.get(tx.key) === tx) this.servers.delete(tx.key);
     if (tx.mergeKey && this.merged.get(tx.mergeKey) === tx) this.merged.delete(tx.mergeKey);
+    this.forgetAccepted(tx);
+  }
+
+  /** @internal ServerTransaction: its ACK came; the index no longer finds it. */
+  forgetAccepted(tx: ServerTransaction): void {
     if (tx.acceptedKey && this.accepted.get(tx.acceptedKey) === tx) this.accepted.delete(tx.acceptedKey);
+    tx.acceptedKey = undefined;
   }
 
   /** Terminates every transaction (stack shutdown). */
