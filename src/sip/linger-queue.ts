@@ -1,19 +1,19 @@
-// Server transactions in their last state — RFC 3261 §17.2.2 Completed (Timer J), §17.2.1
-// Confirmed (Timer I), RFC 6026 Accepted once the ACK came (Timer L) — do nothing but answer or
-// absorb retransmissions until their timer ends them. Over UDP that is 64*T1 (32 s) for two
-// transactions of every call: at 1,000 calls/s, 64,000 of them. Each one entering a queue stays
-// the queue's one duration, so a queue is in deadline order by construction: appending and
-// expiring are O(1), and it holds one timer, for its head, instead of a timer object, its closures
-// and a wheel entry per transaction.
+// Things that wait a fixed time after they are done, many at once. Server transactions in their
+// last state — RFC 3261 §17.2.2 Completed (Timer J), §17.2.1 Confirmed (Timer I), RFC 6026 Accepted
+// once the ACK came (Timer L) — do nothing but answer or absorb retransmissions until their timer
+// ends them. Over UDP that is 64*T1 (32 s) for two transactions of every call: at 1,000 calls/s,
+// 64,000 of them. Each item entering a queue stays the queue's one duration, so a queue is in
+// deadline order by construction: appending and expiring are O(1), and it holds one timer, for its
+// head, instead of a timer object, its closures and a wheel entry per item.
 //
 // Lateness is the timer wheel's (timer-wheel.ts): never before the deadline; for durations of
 // COARSE_FROM_MS or more, up to GRID_MS after it, so one wake-up ends a batch.
 import { COARSE_FROM_MS, GRID_MS } from "./timer-wheel.ts";
 
-/** Below this many ended entries at its front, a queue does not move its live ones down. */
+/** Below this many ended items at its front, a queue does not move its live ones down. */
 const COMPACT_FROM = 1024;
 
-export class LingerQueue<T extends { terminate(): void }> {
+export class LingerQueue<T> {
   private items: (T | undefined)[] = [];
   private deadlines: number[] = [];
   private head = 0;
@@ -22,17 +22,19 @@ export class LingerQueue<T extends { terminate(): void }> {
 
   constructor(
     readonly ms: number,
+    /** What ends an item, `ms` after it came. */
+    private readonly end: (item: T) => void,
     private readonly onError: (error: unknown) => void,
   ) {
     this.slack = ms >= COARSE_FROM_MS ? GRID_MS : 0;
   }
 
-  /** Entries not yet ended by the queue (one ended otherwise stays counted until its deadline). */
+  /** Items not yet ended by the queue (one ended otherwise stays counted until its deadline). */
   get size(): number {
     return this.items.length - this.head;
   }
 
-  /** `item` ends (`terminate()`) `ms` from now. */
+  /** `item` ends `ms` from now. */
   add(item: T): void {
     const now = performance.now();
     this.items.push(item);
@@ -40,7 +42,7 @@ export class LingerQueue<T extends { terminate(): void }> {
     if (this.handle === undefined) this.arm(now);
   }
 
-  /** Forgets every entry without ending it (the layer's shutdown ends them itself). */
+  /** Forgets every item without ending it (the owner's shutdown ends them itself). */
   clear(): void {
     clearTimeout(this.handle);
     this.handle = undefined;
@@ -60,7 +62,7 @@ export class LingerQueue<T extends { terminate(): void }> {
       const item = this.items[this.head]!;
       this.items[this.head++] = undefined;
       try {
-        item.terminate();
+        this.end(item);
       } catch (error) {
         this.onError(error);
       }

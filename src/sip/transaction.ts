@@ -802,7 +802,10 @@ export class TransactionLayer {
   /** @internal ServerTransaction: it ends `ms` from now, as every transaction on that queue does. */
   linger(tx: ServerTransaction, ms: number): void {
     let queue = this.lingering.get(ms);
-    if (!queue) this.lingering.set(ms, (queue = new LingerQueue(ms, (error) => log.error("lingering transaction failed to end", { error }))));
+    if (!queue) {
+      queue = new LingerQueue<ServerTransaction>(ms, (ended) => ended.terminate(), (error) => log.error("lingering transaction failed to end", { error }));
+      this.lingering.set(ms, queue);
+    }
     queue.add(tx);
   }
 

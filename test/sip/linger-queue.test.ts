@@ -24,13 +24,13 @@ const noErrors = (error: unknown) => {
 class Entry {
   endedAt: number | undefined;
   constructor(readonly name: string) {}
-  terminate(): void {
-    this.endedAt = performance.now();
-  }
 }
+const ending = (entry: Entry) => {
+  entry.endedAt = performance.now();
+};
 
-test("entries end in the order they came, never before their duration, at most one grid step after it, with one timer for all", () => {
-  const queue = new LingerQueue<Entry>(32_000, noErrors);
+test("items end in the order they came, never before their duration, at most one grid step after it, with one timer for all", () => {
+  const queue = new LingerQueue<Entry>(32_000, ending, noErrors);
   const t0 = performance.now();
   const entries = Array.from({ length: 1_000 }, (_, i) => new Entry(String(i)));
   for (const entry of entries) {
@@ -53,9 +53,9 @@ test("entries end in the order they came, never before their duration, at most o
   expect(jest.getTimerCount()).toBe(0);
 });
 
-test("below COARSE_FROM_MS an entry ends exactly at its deadline (Timer I, tests' scaled timers)", () => {
+test("below COARSE_FROM_MS an item ends exactly at its deadline (Timer I, tests' scaled timers)", () => {
   const ms = COARSE_FROM_MS - 1;
-  const queue = new LingerQueue<Entry>(ms, noErrors);
+  const queue = new LingerQueue<Entry>(ms, ending, noErrors);
   const first = new Entry("first");
   const second = new Entry("second");
   const t0 = performance.now();
@@ -70,15 +70,10 @@ test("below COARSE_FROM_MS an entry ends exactly at its deadline (Timer I, tests
   expect(second.endedAt).toBe(t0 + 7 + ms);
 });
 
-test("order holds across the queue moving its live entries down; clear() forgets every entry and its timer", () => {
-  const queue = new LingerQueue<{ terminate(): void }>(100, noErrors);
+test("order holds across the queue moving its live entries down; clear() forgets every item and its timer", () => {
   const ended: string[] = [];
-  const add = (name: string) =>
-    queue.add({
-      terminate: () => {
-        ended.push(name);
-      },
-    });
+  const queue = new LingerQueue<string>(100, (name) => ended.push(name), noErrors);
+  const add = (name: string) => queue.add(name);
   for (let i = 0; i < 3_000; i++) add(`a${i}`);
   advance(50);
   for (let i = 0; i < 3_000; i++) add(`b${i}`);
@@ -94,15 +89,18 @@ test("order holds across the queue moving its live entries down; clear() forgets
   expect(ended).not.toContain("d");
 });
 
-test("an entry that throws as it ends is reported; the ones after it still end", () => {
+test("an item that throws as it ends is reported; the ones after it still end", () => {
   const errors: unknown[] = [];
-  const queue = new LingerQueue(10, (error) => errors.push(error));
-  const after = new Entry("after");
-  queue.add({
-    terminate: () => {
-      throw new Error("boom");
+  const queue = new LingerQueue<Entry | "throws">(
+    10,
+    (item) => {
+      if (item === "throws") throw new Error("boom");
+      ending(item);
     },
-  });
+    (error) => errors.push(error),
+  );
+  const after = new Entry("after");
+  queue.add("throws");
   queue.add(after);
   advance(10);
   expect(String(errors[0])).toContain("boom");

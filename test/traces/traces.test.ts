@@ -101,6 +101,26 @@ describe("the recorder", () => {
     await store.close();
   });
 
+  test("the messages a call's trace keeps share one object per address and port, however many the tap made", async () => {
+    const store = openStore(":memory:");
+    const { stack, send } = fakeStack();
+    const recorder = new SipTraceRecorder({ store: store.sipTraces, maxBytes: () => 100_000, lingerMs: 60_000 });
+    recorder.attach(stack, store.calls);
+    store.calls.create({ id: "call_3", direction: "inbound", from: "a", to: "b", sipCallId: "cid-3" });
+    // The tap makes fresh address objects for every message.
+    for (const direction of ["received", "sent", "received"] as const) {
+      const message = tapped(direction, sip("INFO sip:b@y SIP/2.0", "cid-3"));
+      send({ ...message, source: { ...message.source }, destination: { ...message.destination } });
+    }
+    const [first, second, third] = recorder.live("call_3")!.messages;
+    expect([first!.source, first!.destination]).toEqual([THEM, US]);
+    expect(third!.source).toBe(first!.source);
+    expect(second!.destination).toBe(first!.source);
+    expect(second!.source).toBe(first!.destination);
+    recorder.stop();
+    await store.close();
+  });
+
   test("files a message under the Call-ID the stack tapped it with, reading the bytes only for a message without one", async () => {
     const store = openStore(":memory:");
     const { stack, send } = fakeStack();
