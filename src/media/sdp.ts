@@ -110,6 +110,7 @@ export type AnswerResult = { ok: true; answer: Sdp; media: NegotiatedMedia } | N
 export type ProcessAnswerResult = { ok: true; media: NegotiatedMedia } | NegotiationFailure;
 
 const MAX_SDP_LENGTH = 65536;
+const utf8 = new TextDecoder();
 const DIRECTIONS: readonly MediaDirection[] = ["sendrecv", "sendonly", "recvonly", "inactive"];
 
 // RFC 3551 §6 static payload types for the codecs we know.
@@ -120,7 +121,7 @@ const STATIC_RTPMAP: Record<number, RtpMap> = {
 };
 
 export function parseSdp(input: string | Uint8Array): SdpParseResult {
-  const text = typeof input === "string" ? input : new TextDecoder("utf-8", { fatal: false }).decode(input);
+  const text = typeof input === "string" ? input : utf8.decode(input);
   const fail = (message: string, line?: number): SdpParseResult => ({ ok: false, error: { kind: "sdp", line, message } });
   if (text.length === 0) return fail("empty SDP");
   if (text.length > MAX_SDP_LENGTH) return fail("SDP too large");

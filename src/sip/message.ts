@@ -355,7 +355,7 @@ export abstract class SipMessage {
 
   /** Body decoded as UTF-8 (SDP and other text bodies). */
   get bodyText(): string {
-    return new TextDecoder().decode(this.body);
+    return utf8.decode(this.body);
   }
 
   /**
@@ -454,6 +454,7 @@ export function parseCSeq(v: string): CSeq | undefined {
 // Builders
 
 const encoder = new TextEncoder();
+const utf8 = new TextDecoder();
 
 function toBytes(body: Uint8Array | string | undefined): Uint8Array {
   if (body === undefined) return NO_BODY;
