@@ -1,24 +1,15 @@
 // The linger queues (src/sip/linger-queue.ts) on a fake clock (jest.useFakeTimers), then a UDP
 // call's two server transactions lingering on them at the default T1: the INVITE once its ACK
 // came (RFC 6026 Timer L), the BYE once answered (RFC 3261 §17.2.2 Timer J).
-import { afterEach, beforeEach, expect, jest, test } from "bun:test";
+import { expect, jest, test } from "bun:test";
 import { LingerQueue } from "../../src/sip/linger-queue.ts";
 import { createResponse } from "../../src/sip/message.ts";
 import { COARSE_FROM_MS, GRID_MS } from "../../src/sip/timer-wheel.ts";
 import { DEFAULT_TIMERS, TransactionLayer, type Wire } from "../../src/sip/transaction.ts";
 import { callRequest } from "../helpers/callRequest.ts";
+import { advance, fakeClockPerTest, rethrow } from "../helpers/fakeClock.ts";
 
-beforeEach(() => {
-  jest.useFakeTimers();
-});
-afterEach(() => {
-  jest.useRealTimers();
-});
-
-const advance = (ms: number) => jest.advanceTimersByTime(ms);
-const noErrors = (error: unknown) => {
-  throw error;
-};
+fakeClockPerTest();
 
 /** Records when (fake clock) it was ended. */
 class Entry {
@@ -30,7 +21,7 @@ const ending = (entry: Entry) => {
 };
 
 test("items end in the order they came, never before their duration, at most one grid step after it, with one timer for all", () => {
-  const queue = new LingerQueue<Entry>(32_000, ending, noErrors);
+  const queue = new LingerQueue<Entry>(32_000, ending, rethrow);
   const t0 = performance.now();
   const entries = Array.from({ length: 1_000 }, (_, i) => new Entry(String(i)));
   for (const entry of entries) {
@@ -55,7 +46,7 @@ test("items end in the order they came, never before their duration, at most one
 
 test("below COARSE_FROM_MS an item ends exactly at its deadline (Timer I, tests' scaled timers)", () => {
   const ms = COARSE_FROM_MS - 1;
-  const queue = new LingerQueue<Entry>(ms, ending, noErrors);
+  const queue = new LingerQueue<Entry>(ms, ending, rethrow);
   const first = new Entry("first");
   const second = new Entry("second");
   const t0 = performance.now();
@@ -72,7 +63,7 @@ test("below COARSE_FROM_MS an item ends exactly at its deadline (Timer I, tests'
 
 test("order holds across the queue moving its live entries down; clear() forgets every item and its timer", () => {
   const ended: string[] = [];
-  const queue = new LingerQueue<string>(100, (name) => ended.push(name), noErrors);
+  const queue = new LingerQueue<string>(100, (name) => ended.push(name), rethrow);
   const add = (name: string) => queue.add(name);
   for (let i = 0; i < 3_000; i++) add(`a${i}`);
   advance(50);

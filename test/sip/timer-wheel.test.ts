@@ -2,26 +2,17 @@
 // (jest.useFakeTimers: setTimeout, Date.now and performance.now), so "not before its deadline" and
 // "at most one grid step after it" are checked at exact times; then the RFC 6026 timer of a real
 // transaction at the default T1 (Timer L before the ACK, the no-final guard) going through it.
-import { afterEach, beforeEach, expect, jest, test } from "bun:test";
+import { expect, jest, test } from "bun:test";
 import { createResponse } from "../../src/sip/message.ts";
 import { COARSE_FROM_MS, GRID_MS, TimerWheel } from "../../src/sip/timer-wheel.ts";
 import { DEFAULT_TIMERS, TransactionLayer, type Wire } from "../../src/sip/transaction.ts";
 import { callRequest } from "../helpers/callRequest.ts";
+import { advance, fakeClockPerTest, rethrow } from "../helpers/fakeClock.ts";
 
-beforeEach(() => {
-  jest.useFakeTimers();
-});
-afterEach(() => {
-  jest.useRealTimers();
-});
-
-const advance = (ms: number) => jest.advanceTimersByTime(ms);
-const noErrors = (error: unknown) => {
-  throw error;
-};
+fakeClockPerTest();
 
 test("timers fire in deadline order, never before their deadline and at most one grid step after it", () => {
-  const wheel = new TimerWheel(noErrors);
+  const wheel = new TimerWheel(rethrow);
   const fired: string[] = [];
   const t0 = performance.now();
   const firedAt = new Map<string, number>();
@@ -48,7 +39,7 @@ test("timers fire in deadline order, never before their deadline and at most one
 });
 
 test("a cancelled timer never fires, also when one due in the same slot cancels it", () => {
-  const wheel = new TimerWheel(noErrors);
+  const wheel = new TimerWheel(rethrow);
   const fired: string[] = [];
   const a = wheel.schedule(20_000, () => fired.push("a"));
   wheel.schedule(20_000, () => {
@@ -64,7 +55,7 @@ test("a cancelled timer never fires, also when one due in the same slot cancels 
 });
 
 test("with every timer cancelled, the wheel holds no timer of its own; an earlier timer re-arms it", () => {
-  const wheel = new TimerWheel(noErrors);
+  const wheel = new TimerWheel(rethrow);
   const fired: string[] = [];
   const late = wheel.schedule(60_000, () => fired.push("late"));
   expect(jest.getTimerCount()).toBe(1);
@@ -80,7 +71,7 @@ test("with every timer cancelled, the wheel holds no timer of its own; an earlie
 });
 
 test("a wall-clock step back does not hold timers back: the wheel runs on the monotonic clock", () => {
-  const wheel = new TimerWheel(noErrors);
+  const wheel = new TimerWheel(rethrow);
   const fired: string[] = [];
   wheel.schedule(20_000, () => fired.push("20 s"));
   jest.setSystemTime(Date.now() - 3_600_000);
