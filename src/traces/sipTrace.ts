@@ -23,6 +23,8 @@ const log = createLogger("traces");
 const UNCLAIMED_RING = 32;
 /** Distinct addresses and ports whose objects kept messages share; past this, the cache starts over. */
 const SHARED_ENDPOINTS = 1024;
+/** The last endpoints used, compared field by field before building the cache's key (≈ 20 against ≈ 100 ns). */
+const RECENT_ENDPOINTS = 4;
 
 type Endpoint = TappedMessage["source"];
 
@@ -50,6 +52,7 @@ export class SipTraceRecorder {
   /** Traces of ended calls, saved `lingerMs` after the call ended. */
   private readonly lingering: LingerQueue<CallTrace>;
   private readonly endpoints = new Map<string, Endpoint>();
+  private readonly recentEndpoints: Endpoint[] = [];
   private detach: (() => void)[] = [];
 
   constructor(private readonly options: SipTraceRecorderOptions) {
@@ -130,12 +133,18 @@ export class SipTraceRecorder {
 
   /** One object per address and port, shared by every kept message that names it. */
   private shared(endpoint: Endpoint): Endpoint {
+    for (const recent of this.recentEndpoints) {
+      if (recent.port === endpoint.port && recent.address === endpoint.address) return recent;
+    }
     const key = `${endpoint.port} ${endpoint.address}`;
     let kept = this.endpoints.get(key);
-    if (kept) return kept;
-    if (this.endpoints.size >= SHARED_ENDPOINTS) this.endpoints.clear();
-    kept = { address: endpoint.address, port: endpoint.port };
-    this.endpoints.set(key, kept);
+    if (!kept) {
+      if (this.endpoints.size >= SHARED_ENDPOINTS) this.endpoints.clear();
+      kept = { address: endpoint.address, port: endpoint.port };
+      this.endpoints.set(key, kept);
+    }
+    this.recentEndpoints.unshift(kept);
+    if (this.recentEndpoints.length > RECENT_ENDPOINTS) this.recentEndpoints.pop();
     return kept;
   }
 

@@ -117,6 +117,14 @@ describe("the recorder", () => {
     expect(third!.source).toBe(first!.source);
     expect(second!.destination).toBe(first!.source);
     expect(second!.source).toBe(first!.destination);
+    // Six other peers later, the first one's object is still the one its messages share.
+    for (let port = 6000; port < 6006; port++) {
+      send({ ...tapped("received", sip("INFO sip:b@y SIP/2.0", "cid-3")), source: { address: THEM.address, port } });
+    }
+    send({ ...tapped("received", sip("INFO sip:b@y SIP/2.0", "cid-3")), source: { ...THEM } });
+    const messages = recorder.live("call_3")!.messages;
+    expect(new Set(messages.slice(3, 9).map((m) => m.source)).size).toBe(6);
+    expect(messages.at(-1)!.source).toBe(first!.source);
     recorder.stop();
     await store.close();
   });
