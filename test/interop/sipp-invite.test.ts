@@ -75,8 +75,38 @@ const UAC_XML = `<?xml version="1.0" encoding="UTF-8"?>
 </scenario>
 `;
 
+// After the call: the INVITE again (element 0's branch) and the BYE again (element 6's), as a UAC
+// whose 200s were lost would send them. The stack's lingering transactions answer: the INVITE's
+// (Accepted, Timer L) absorbs it, the BYE's (Completed, Timer J) sends its 200 again.
+const INVITE_TEXT = UAC_XML.slice(UAC_XML.indexOf("INVITE sip:"), UAC_XML.indexOf("]]>"));
+const RETRANSMITTING_UAC_XML = UAC_XML.replace(
+  '  <Reference variables="ct"/>',
+  `  <send>
+    <![CDATA[
+      ${INVITE_TEXT.replace("branch=[branch]", "branch=[branch-8]").trim()}
+    ]]>
+  </send>
+  <send>
+    <![CDATA[
+      BYE [next_url] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch-3]
+      From: <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag[call_number]
+      [last_To:]
+      Call-ID: [call_id]
+      CSeq: 2 BYE
+      Contact: <sip:sipp@[local_ip]:[local_port];transport=[transport]>
+      Max-Forwards: 70
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <recv response="200" crlf="true"/>
+  <Reference variables="ct"/>`,
+);
+
 let stack: SipStack;
 const events: string[] = [];
+const invitesHandled: string[] = [];
 
 beforeAll(async () => {
   stack = new SipStack({
@@ -93,6 +123,7 @@ beforeAll(async () => {
       tx.respond(405);
       return;
     }
+    invitesHandled.push(req.callId);
     tx.respond(180);
     // The Contact names the listener the INVITE came in on, so IPv6 callers get an IPv6 target.
     const contact = stack.contactFor("answer", ctx.local.transport);
@@ -131,3 +162,22 @@ for (const host of ["127.0.0.1", "::1"]) {
     }, 20_000);
   }
 }
+
+test("SIPp sends the INVITE and the BYE again after the call over UDP: the lingering transactions absorb the one and answer the other (RFC 6026 Accepted, RFC 3261 §17.2.2)", async () => {
+  const port = stack.boundEndpoints.find((e) => e.transport === "udp" && e.address === "127.0.0.1")!.port;
+  const before = invitesHandled.length;
+  const result = await runSipp({
+    scenario: RETRANSMITTING_UAC_XML,
+    remote: hostPort("127.0.0.1", port),
+    localIp: "127.0.0.1",
+    transport: "udp",
+    service: "answer",
+    timeoutSec: 8,
+  });
+  // The BYE's second 200 came (SIPp waits for it, and fails on a 481 or a new call's 180/200), and
+  // the INVITE sent before it, over the same socket, made no second call.
+  expect(result.exitCode, result.summary).toBe(0);
+  expect(invitesHandled.length - before).toBe(1);
+  expect(stack.transactions.size.lingering).toBeGreaterThanOrEqual(2);
+  expect(stack.dialogs.size).toBe(0);
+}, 20_000);
