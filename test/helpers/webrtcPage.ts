@@ -86,12 +86,29 @@ export function leaveReasons(participantId: string): { reasons: string[]; stop()
 /** Runs in the page: the level (dB) of `hz` in what the page receives from the channel. */
 export const pageLevelAt = (hz: number) => (globalThis as unknown as { trunkline: { levelAt(hz: number): number } }).trunkline.levelAt(hz);
 
+/** Readings of both levels taken once `hz` is heard; their medians are the result. */
+const HEARING_SAMPLES = 9;
+
 /**
  * Waits until the page's level of `hz` (`levelAt` runs `pageLevelAt` in the page) is above −50 dB;
- * then measures `ownHz` too. Returns both levels in dB; fails with the last level after `timeoutMs`.
+ * then reads both levels HEARING_SAMPLES times, 100 ms apart, and returns their medians in dB. One
+ * reading at the tone's onset can catch the click of its start spread over every frequency, the
+ * own tone's included; a stretch of readings says what the page goes on hearing. Fails with the
+ * last level after `timeoutMs`.
  */
 export async function pageHearing(levelAt: (hz: number) => Promise<number>, hz: number, ownHz: number, timeoutMs = 10_000): Promise<{ heard: number; own: number }> {
   let heard = -Infinity;
   await until(async () => (heard = await levelAt(hz)) > -50, { timeoutMs, pollMs: 100, what: () => `the page's level of ${hz} Hz stayed at ${heard} dB` });
-  return { heard, own: await levelAt(ownHz) };
+  const heardLevels: number[] = [];
+  const ownLevels: number[] = [];
+  while (heardLevels.length < HEARING_SAMPLES) {
+    heardLevels.push(await levelAt(hz));
+    ownLevels.push(await levelAt(ownHz));
+    await Bun.sleep(100);
+  }
+  return { heard: median(heardLevels), own: median(ownLevels) };
+}
+
+function median(values: number[]): number {
+  return [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 }
