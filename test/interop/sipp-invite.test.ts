@@ -75,31 +75,24 @@ const UAC_XML = `<?xml version="1.0" encoding="UTF-8"?>
 </scenario>
 `;
 
+/** The text of the scenario's `send` that begins with `start`. */
+const sentText = (start: string) => {
+  const at = UAC_XML.indexOf(start);
+  return UAC_XML.slice(at, UAC_XML.indexOf("]]>", at)).trim();
+};
+const resend = (start: string, branch: string) => `  <send>
+    <![CDATA[
+      ${sentText(start).replace("branch=[branch]", `branch=${branch}`)}
+
+    ]]>
+  </send>`;
 // After the call: the INVITE again (element 0's branch) and the BYE again (element 6's), as a UAC
 // whose 200s were lost would send them. The stack's lingering transactions answer: the INVITE's
 // (Accepted, Timer L) absorbs it, the BYE's (Completed, Timer J) sends its 200 again.
-const INVITE_TEXT = UAC_XML.slice(UAC_XML.indexOf("INVITE sip:"), UAC_XML.indexOf("]]>"));
 const RETRANSMITTING_UAC_XML = UAC_XML.replace(
   '  <Reference variables="ct"/>',
-  `  <send>
-    <![CDATA[
-      ${INVITE_TEXT.replace("branch=[branch]", "branch=[branch-8]").trim()}
-    ]]>
-  </send>
-  <send>
-    <![CDATA[
-      BYE [next_url] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch-3]
-      From: <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag[call_number]
-      [last_To:]
-      Call-ID: [call_id]
-      CSeq: 2 BYE
-      Contact: <sip:sipp@[local_ip]:[local_port];transport=[transport]>
-      Max-Forwards: 70
-      Content-Length: 0
-
-    ]]>
-  </send>
+  `${resend("INVITE sip:", "[branch-8]")}
+${resend("BYE [next_url]", "[branch-3]")}
   <recv response="200" crlf="true"/>
   <Reference variables="ct"/>`,
 );
