@@ -2,7 +2,7 @@
 // caller-ID templates rendered over the calling client's info; defaults are no display name, the
 // trunk's username (with no username at all the anonymous From of RFC 3261 §8.1.1.3), and neither header.
 import { parseTemplate, renderTemplate, type CallerIdClientInfo } from "../channels/callerIdTemplate.ts";
-import type { NameAddr } from "../sip/message.ts";
+import { NO_PARAMS, NO_URI_HEADERS, type NameAddr } from "../sip/message.ts";
 
 export interface CallerIdTemplates {
   displayName?: string;
@@ -51,10 +51,10 @@ function escapedInfo(client: CallerIdClientInfo): CallerIdClientInfo {
  */
 export function fromHeader(callerId: { displayName?: string; username: string }, trunkDomain: string): NameAddr {
   const uri = callerId.username
-    ? { scheme: "sip", user: callerId.username, host: trunkDomain, params: new Map(), headers: new Map() }
-    : { scheme: "sip", user: "anonymous", host: "anonymous.invalid", params: new Map(), headers: new Map() };
+    ? { scheme: "sip", user: callerId.username, host: trunkDomain, params: NO_PARAMS, headers: NO_URI_HEADERS }
+    : { scheme: "sip", user: "anonymous", host: "anonymous.invalid", params: NO_PARAMS, headers: NO_URI_HEADERS };
   const displayName = callerId.displayName ?? (callerId.username ? undefined : "Anonymous");
-  return { ...(displayName ? { displayName } : {}), uri, params: new Map() };
+  return { ...(displayName ? { displayName } : {}), uri, params: NO_PARAMS };
 }
 
 // RFC 3261 §25.1: user = 1*( unreserved / escaped / user-unreserved )

@@ -1,5 +1,5 @@
 // The `to` of an outbound call: an E.164 number (sent to the trunk's domain) or a SIP URI.
-import { parseUri, type SipUri } from "../sip/message.ts";
+import { NO_PARAMS, NO_URI_HEADERS, parseUri, type SipUri } from "../sip/message.ts";
 
 export type DialTarget = { kind: "number"; number: string } | { kind: "uri"; uri: SipUri };
 
@@ -18,5 +18,5 @@ export function parseDialTarget(to: string): DialTarget | { error: string } {
 /** The Request-URI for a target reached through a trunk (RFC 3261 §8.1.1.1). */
 export function requestUriFor(target: DialTarget, trunk: { domain: string; port?: number }): SipUri {
   if (target.kind === "uri") return target.uri;
-  return { scheme: "sip", user: target.number, host: trunk.domain, port: trunk.port, params: new Map(), headers: new Map() };
+  return { scheme: "sip", user: target.number, host: trunk.domain, port: trunk.port, params: NO_PARAMS, headers: NO_URI_HEADERS };
 }

@@ -11,7 +11,7 @@ import type { TrunkInput } from "../config/entities.ts";
 import { chooseTrunk, type OutboundWebhookSettings, type TrunkChoiceCandidate } from "../routing/outbound.ts";
 import { Dialog, type DialogHost } from "../sip/dialog.ts";
 import { authorize, DigestState } from "../sip/digest.ts";
-import { formatUri, type SipRequest, type SipResponse, type SipUri } from "../sip/message.ts";
+import { formatUri, NO_PARAMS, type SipRequest, type SipResponse, type SipUri } from "../sip/message.ts";
 import { ProvisionalAcknowledgements, type ProvisionalVerdict } from "../sip/reliable.ts";
 import { isFailoverStatus, isIpLiteral, type ResolvedTarget, type Resolver } from "../sip/resolver.ts";
 import type { SipStack } from "../sip/stack.ts";
@@ -106,7 +106,7 @@ export async function placeOutboundCall(
     method: "INVITE",
     uri: requestUri,
     from,
-    to: { uri: requestUri, params: new Map() },
+    to: { uri: requestUri, params: NO_PARAMS },
     transport: trunk.transport,
     contactUser: callerId.username,
     headers: [["Allow", ALLOW_METHODS], ...optionTagHeaders(trunk.prack), ...outboundHeaders(callerId.headers, request.headers)],

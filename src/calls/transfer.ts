@@ -15,7 +15,7 @@
 //   const target = referTarget(req);                               // { uri } | { status, reason }
 //   notifyReferProgress(dialog, { status: 100 }, contact);  ...  notifyReferProgress(dialog, { status: 200, final: true }, contact)
 import type { Dialog } from "../sip/dialog.ts";
-import { formatUri, parseNameAddr, parseUri, reasonPhrase, type NameAddr, type SipRequest, type SipUri } from "../sip/message.ts";
+import { formatUri, NO_PARAMS, NO_URI_HEADERS, parseNameAddr, parseUri, reasonPhrase, type NameAddr, type SipRequest, type SipUri } from "../sip/message.ts";
 import type { ServerTransaction } from "../sip/transaction.ts";
 
 export type TransferOutcome =
@@ -38,7 +38,7 @@ export function transferTarget(to: string, trunk: { domain: string; port?: numbe
   }
   if (!/^[A-Za-z0-9\-_.!~*'()+&=$,;?/]{1,64}$/.test(text)) return { error: "must be a number, a user name or a sip: URI" };
   if (!trunk) return { error: "needs a full sip: URI: the call has no trunk to take a domain from" };
-  return { scheme: "sip", user: text, host: trunk.domain, port: trunk.port, params: new Map(), headers: new Map() };
+  return { scheme: "sip", user: text, host: trunk.domain, port: trunk.port, params: NO_PARAMS, headers: NO_URI_HEADERS };
 }
 
 /**
@@ -54,7 +54,7 @@ export function referTarget(req: SipRequest): { uri: SipUri } | { status: number
   const uri = parseNameAddr(values[0]!)?.uri;
   if (!uri || !uri.host || (uri.scheme !== "sip" && uri.scheme !== "sips")) return { status: 416, reason: "Refer-To Must Be A sip: Or sips: URI" };
   if ([...uri.headers.keys()].some((name) => name.toLowerCase() === "replaces")) return { status: 501, reason: "Attended Transfer (Replaces) Not Supported" };
-  return { uri: { ...uri, headers: new Map() } };
+  return { uri: { ...uri, headers: NO_URI_HEADERS } };
 }
 
 /**

@@ -379,10 +379,8 @@ export class Dialog extends Emitter<DialogEvents> {
     }
     const contact =
       o.contact ?? (method === "INVITE" || method === "UPDATE" ? this.stack.contactFor(this.localUri.uri.user, dest.transport) : undefined);
-    const from: NameAddr = { ...this.localUri, params: new Map(this.localUri.params) };
-    from.params.set("tag", this.localTag);
-    const to: NameAddr = { ...this.remoteUri, params: new Map(this.remoteUri.params) };
-    if (this.remoteTag) to.params.set("tag", this.remoteTag);
+    const from: NameAddr = { ...this.localUri, params: new Map(this.localUri.params).set("tag", this.localTag) };
+    const to: NameAddr = this.remoteTag ? { ...this.remoteUri, params: new Map(this.remoteUri.params).set("tag", this.remoteTag) } : this.remoteUri;
     return createRequest({
       method,
       uri,

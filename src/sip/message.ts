@@ -33,12 +33,12 @@
 // the serializer from body.length.
 
 import type { NameAddr, SipUri, Via } from "./uri.ts";
-import { formatNameAddr, formatVia, isToken, parseNameAddr, parseVia, skipWs, splitTopLevel } from "./uri.ts";
+import { formatNameAddr, formatVia, isToken, NO_PARAMS, NO_URI_HEADERS, parseNameAddr, parseVia, skipWs, splitTopLevel } from "./uri.ts";
 
 export type { NameAddr, Params, SipUri, Via } from "./uri.ts";
 export {
-  formatHost, formatNameAddr, formatUri, formatVia, isHostname, isIPv4, isIPv6, parseNameAddr, parseUri, parseVia,
-  quote, splitTopLevel, unescapeUri, unquote, uriEquals,
+  formatHost, formatNameAddr, formatUri, formatVia, isHostname, isIPv4, isIPv6, NO_PARAMS, NO_URI_HEADERS, parseNameAddr,
+  parseUri, parseVia, quote, splitTopLevel, unescapeUri, unquote, uriEquals,
 } from "./uri.ts";
 export { parseMessage, isResponseBytes, DEFAULT_LIMITS } from "./parser.ts";
 export type { ParseResult, ParseError, ParseLimits } from "./parser.ts";
@@ -160,7 +160,7 @@ export function resolveHeaderName(raw: string): { name: string; key: string } | 
 
 /** Placeholder URI (scheme "") for what could not be parsed; fresh each time since URIs are mutable. */
 export function emptyUri(): SipUri {
-  return { scheme: "", host: "", params: new Map(), headers: new Map() };
+  return { scheme: "", host: "", params: NO_PARAMS, headers: NO_URI_HEADERS };
 }
 
 // Shared by every message without a body: a zero-length array has nothing to mutate.
@@ -403,7 +403,7 @@ export class SipResponse extends SipMessage {
 // Typed header value parsers (shared with parser.ts)
 
 function parseSingleNameAddr(v: string | undefined): NameAddr {
-  return (v === undefined ? undefined : parseNameAddr(v)) ?? { uri: emptyUri(), params: new Map() };
+  return (v === undefined ? undefined : parseNameAddr(v)) ?? { uri: emptyUri(), params: NO_PARAMS };
 }
 
 export function parseNameAddrList(values: string[]): NameAddr[] | undefined {
@@ -501,14 +501,15 @@ export function createResponse(
   o?: { toTag?: string; headers?: [string, string][]; body?: Uint8Array | string; contentType?: string },
 ): SipResponse {
   const res = new SipResponse(status, reason ?? reasonPhrase(status));
+  // A field's name and key were resolved when it was parsed or added.
   for (const f of req.headerFields) {
-    const key = headerKey(f.name);
+    const key = f.key;
     if (key === "via" || key === "from" || key === "call-id" || key === "cseq") {
-      res.addHeader(f.name, f.value);
+      res.pushField(f.name, key, f.value);
     } else if (key === "to") {
       let value = f.value;
       if (o?.toTag !== undefined && !hasTag(value)) value += `;tag=${o.toTag}`;
-      res.addHeader(f.name, value);
+      res.pushField(f.name, key, value);
     }
   }
   for (const [name, value] of o?.headers ?? []) res.addHeader(name, value);

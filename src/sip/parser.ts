@@ -4,7 +4,7 @@
 // (or 413/505) statelessly; a rejected response is simply dropped by the caller.
 
 import { SipRequest, SipResponse, emptyUri, parseCSeq, parseScalar, resolveHeaderNameAt, type CSeq } from "./message.ts";
-import { isToken, parseNameAddr, parseNameAddrParams, parseUri, parseVia, splitTopLevel, type Via } from "./uri.ts";
+import { isToken, parseNameAddr, parseNameAddrParams, parseUri, parseVia, splitTopLevel, type NameAddr, type Via } from "./uri.ts";
 
 export interface ParseLimits {
   /** Whole message (start line, headers, body) in bytes. */
@@ -234,15 +234,14 @@ function parseRequestLine(line: string): { message: SipRequest; defect?: Defect 
   const sp2 = sp1 < 0 ? -1 : line.indexOf(" ", sp1 + 1);
   const token = sp1 > 0 ? line.slice(0, sp1) : "";
   const method = isToken(token) ? token : "";
-  const reject = (reason: string) => ({ message: new SipRequest(method, emptyUri()), defect: { status: 400, reason } });
-  if (sp1 < 0 || sp2 < 0) return reject("Malformed Request-Line");
-  if (method === "") return reject("Malformed method");
-  if (sp2 === sp1 + 1) return reject("Extra whitespace in Request-Line");
+  if (sp1 < 0 || sp2 < 0) return rejectRequestLine(method, "Malformed Request-Line");
+  if (method === "") return rejectRequestLine(method, "Malformed method");
+  if (sp2 === sp1 + 1) return rejectRequestLine(method, "Extra whitespace in Request-Line");
   // RFC 4475 §3.1.2.10: trailing whitespace after the version is tolerated.
   const version = line.slice(sp2 + 1).trimEnd();
   const uriText = line.slice(sp1 + 1, sp2);
-  if (version.indexOf(" ") >= 0 || version.indexOf("\t") >= 0) return reject("Whitespace in Request-URI");
-  if (uriText.charCodeAt(0) === 60) return reject("Request-URI enclosed in <>");
+  if (version.indexOf(" ") >= 0 || version.indexOf("\t") >= 0) return rejectRequestLine(method, "Whitespace in Request-URI");
+  if (uriText.charCodeAt(0) === 60) return rejectRequestLine(method, "Request-URI enclosed in <>");
   const uri = parseUri(uriText);
   const message = new SipRequest(method, uri ?? emptyUri());
   if (!isVersion(version)) return { message, defect: { status: 400, reason: "Malformed SIP version" } };
@@ -252,6 +251,10 @@ function parseRequestLine(line: string): { message: SipRequest; defect?: Defect 
   // RFC 3261 §19.1.1 table: headers are not allowed in a Request-URI (RFC 4475 §3.1.2.11).
   if (uri.headers.size > 0) return { message, defect: { status: 400, reason: "Headers in Request-URI" } };
   return { message };
+}
+
+function rejectRequestLine(method: string, reason: string): { message: SipRequest; defect: Defect } {
+  return { message: new SipRequest(method, emptyUri()), defect: { status: 400, reason } };
 }
 
 function parseStatusLine(line: string): { message: SipResponse } | Defect {
@@ -323,11 +326,10 @@ function checkMandatory(
   // A response's From and To are copies of our own request's (RFC 3261 §8.2.6.2), and it matches
   // its transaction by Via branch and CSeq method alone (§17.1.3): a URI in them that we cannot
   // read (one a peer mangled, or a `sip:@host`) must not lose the response, only their tags matter.
-  const readNameAddr = (value: string) => parseNameAddr(value) ?? (isRequest ? undefined : parseNameAddrParams(value));
-  const fromParsed = from === undefined ? undefined : readNameAddr(from);
+  const fromParsed = from === undefined ? undefined : readNameAddr(from, isRequest);
   if (from === undefined) note(400, "Missing From header");
   else if (fromParsed === undefined) note(400, "Malformed From header");
-  const toParsed = to === undefined ? undefined : readNameAddr(to);
+  const toParsed = to === undefined ? undefined : readNameAddr(to, isRequest);
   if (to === undefined) note(400, "Missing To header");
   else if (toParsed === undefined) note(400, "Malformed To header");
   if (callId === undefined) note(400, "Missing Call-ID header");
@@ -351,6 +353,10 @@ function checkMandatory(
   message.cacheParsed({ vias, from: fromParsed, to: toParsed, cseq: cseqParsed });
   const readable = topViaUsable && from !== undefined && to !== undefined && callId !== undefined && cseq !== undefined;
   return { readable, contentLength: length };
+}
+
+function readNameAddr(value: string, isRequest: boolean): NameAddr | undefined {
+  return parseNameAddr(value) ?? (isRequest ? undefined : parseNameAddrParams(value));
 }
 
 /** callid = word [ "@" word ]: no whitespace, not empty (RFC 3261 §25.1). */

@@ -61,6 +61,8 @@ import {
   newBranch,
   newCallId,
   newTag,
+  NO_PARAMS,
+  NO_URI_HEADERS,
   type NameAddr,
   serializeMessage,
   type SipRequest,
@@ -353,11 +355,10 @@ export class SipStack {
   /** A Contact for requests and 2xx responses on this transport (advertised address). */
   contactFor(user: string | undefined, transport: TransportName): NameAddr {
     const { host, port } = this.transports.sentBy(transport);
-    const params = new Map<string, string | null>();
-    if (transport !== "udp") params.set("transport", transport);
-    const uri: SipUri = { scheme: "sip", host, port, params, headers: new Map() };
+    const params = transport === "udp" ? NO_PARAMS : new Map([["transport", transport]]);
+    const uri: SipUri = { scheme: "sip", host, port, params, headers: NO_URI_HEADERS };
     if (user) uri.user = user;
-    return { uri, params: new Map() };
+    return { uri, params: NO_PARAMS };
   }
 
   /** A new out-of-dialog INVITE (or other method) with fresh Call-ID and From tag. */
@@ -374,8 +375,7 @@ export class SipStack {
     cseq?: number;
     callId?: string;
   }): SipRequest {
-    const from: NameAddr = { ...o.from, params: new Map(o.from.params) };
-    if (!from.params.get("tag")) from.params.set("tag", newTag());
+    const from: NameAddr = o.from.params.get("tag") ? o.from : { ...o.from, params: new Map(o.from.params).set("tag", newTag()) };
     return createRequest({
       method: o.method,
       uri: o.uri,

@@ -12,14 +12,22 @@
 
 export type Params = Map<string, string | null>;
 
+/**
+ * Most URIs have no parameters or headers: those share these empty maps, which nothing may change
+ * (a parsed INVITE had nine maps, and a call's dialog keeps several for its whole life). A URI
+ * that needs others is given new maps.
+ */
+export const NO_PARAMS: ReadonlyMap<string, string | null> = new Map();
+export const NO_URI_HEADERS: ReadonlyMap<string, string> = new Map();
+
 export interface SipUri {
   scheme: string;
   user?: string;
   password?: string;
   host: string;
   port?: number;
-  params: Params;
-  headers: Map<string, string>;
+  params: ReadonlyMap<string, string | null>;
+  headers: ReadonlyMap<string, string>;
   /** Everything after "scheme:" for schemes we do not interpret (RFC 4475 §3.3.2 unkscm). */
   opaque?: string;
 }
@@ -27,7 +35,7 @@ export interface SipUri {
 export interface NameAddr {
   displayName?: string;
   uri: SipUri;
-  params: Params;
+  params: ReadonlyMap<string, string | null>;
 }
 
 export interface Via {
@@ -281,11 +289,11 @@ export function parseUri(s: string): SipUri | undefined {
     const c = s.charCodeAt(i);
     if (c <= SP || c === 127 || c === 60 || c === 62 || c === 34) return undefined;
   }
-  return { scheme, host: "", params: new Map(), headers: new Map(), opaque: s.slice(colon + 1) };
+  return { scheme, host: "", params: NO_PARAMS, headers: NO_URI_HEADERS, opaque: s.slice(colon + 1) };
 }
 
 function parseSipUri(s: string, scheme: string, start: number): SipUri | undefined {
-  const uri: SipUri = { scheme, host: "", params: new Map(), headers: new Map() };
+  const uri: SipUri = { scheme, host: "", params: NO_PARAMS, headers: NO_URI_HEADERS };
   let i = start;
   const at = s.indexOf("@", start);
   if (at >= 0) {
@@ -305,7 +313,7 @@ function parseSipUri(s: string, scheme: string, start: number): SipUri | undefin
 }
 
 function parseTelUri(s: string, start: number): SipUri | undefined {
-  const uri: SipUri = { scheme: "tel", host: "", params: new Map(), headers: new Map() };
+  const uri: SipUri = { scheme: "tel", host: "", params: NO_PARAMS, headers: NO_URI_HEADERS };
   let end = start;
   while (end < s.length && s.charCodeAt(end) !== 59 /* ; */) end++;
   if (end === start || !isUriText(s, start, end, USER)) return undefined;
@@ -317,26 +325,30 @@ function parseTelUri(s: string, start: number): SipUri | undefined {
 function parseUriTail(s: string, i: number, uri: SipUri): SipUri | undefined {
   const q = s.indexOf("?", i);
   const paramsEnd = q < 0 ? s.length : q;
+  let params: Params | undefined;
   while (i < paramsEnd) {
     if (s.charCodeAt(i) !== 59) return undefined;
     let end = s.indexOf(";", i + 1);
     if (end < 0 || end > paramsEnd) end = paramsEnd;
     let eq = i + 1;
     while (eq < end && s.charCodeAt(eq) !== 61 /* = */) eq++;
+    params ??= new Map();
     if (eq < end) {
       if (eq === i + 1 || eq + 1 === end || !isUriText(s, i + 1, eq, PARAM) || !isUriText(s, eq + 1, end, PARAM)) {
         return undefined;
       }
-      uri.params.set(s.slice(i + 1, eq).toLowerCase(), s.slice(eq + 1, end));
+      params.set(s.slice(i + 1, eq).toLowerCase(), s.slice(eq + 1, end));
     } else {
       if (end === i + 1 || !isUriText(s, i + 1, end, PARAM)) return undefined;
-      uri.params.set(s.slice(i + 1, end).toLowerCase(), null);
+      params.set(s.slice(i + 1, end).toLowerCase(), null);
     }
     i = end;
   }
+  if (params) uri.params = params;
   if (q >= 0) {
     i = q + 1;
     if (i >= s.length) return undefined;
+    const headers = new Map<string, string>();
     while (i < s.length) {
       let end = s.indexOf("&", i);
       if (end < 0) end = s.length;
@@ -345,14 +357,15 @@ function parseUriTail(s: string, i: number, uri: SipUri): SipUri | undefined {
       if (eq >= end || eq === i || !isUriText(s, i, eq, HEADER) || !isUriText(s, eq + 1, end, HEADER)) {
         return undefined;
       }
-      uri.headers.set(s.slice(i, eq), s.slice(eq + 1, end));
+      headers.set(s.slice(i, eq), s.slice(eq + 1, end));
       i = end + 1;
     }
+    uri.headers = headers;
   }
   return uri;
 }
 
-function formatParams(params: Params, out: string): string {
+function formatParams(params: ReadonlyMap<string, string | null>, out: string): string {
   for (const [key, value] of params) out += value === null ? `;${key}` : `;${key}=${value}`;
   return out;
 }
@@ -540,20 +553,24 @@ export function parseNameAddr(s: string): NameAddr | undefined {
     }
     const uri = parseUri(s.slice(uriStart, i));
     if (uri === undefined) return undefined;
-    const params: Params = new Map();
-    const stop = scanParams(s, i, end, params);
-    if (stop !== end) return undefined;
-    return { uri, params };
+    const params = paramsToEnd(s, i, end);
+    return params && { uri, params };
   }
   // s[i] === "<": no whitespace allowed between the brackets (RFC 4475 §3.1.2.14)
   const gt = s.indexOf(">", i + 1);
   if (gt < 0) return undefined;
   const uri = parseUri(s.slice(i + 1, gt));
   if (uri === undefined) return undefined;
-  const params: Params = new Map();
-  const stop = scanParams(s, gt + 1, end, params);
-  if (stop !== end) return undefined;
+  const params = paramsToEnd(s, gt + 1, end);
+  if (params === undefined) return undefined;
   return displayName === undefined ? { uri, params } : { displayName, uri, params };
+}
+
+/** *( SEMI generic-param ) from s[i] to `end` and nothing else; undefined when malformed. */
+function paramsToEnd(s: string, i: number, end: number): ReadonlyMap<string, string | null> | undefined {
+  if (skipWs(s, i) >= end) return NO_PARAMS;
+  const params: Params = new Map();
+  return scanParams(s, i, end, params) === end ? params : undefined;
 }
 
 /**
@@ -566,9 +583,8 @@ export function parseNameAddrParams(s: string): NameAddr | undefined {
   if (lt >= 0 && gt < 0) return undefined;
   const semicolon = s.indexOf(";");
   const paramsStart = gt >= 0 ? gt + 1 : semicolon < 0 ? s.length : semicolon;
-  const params: Params = new Map();
-  if (scanParams(s, paramsStart, s.length, params) !== s.length) return undefined;
-  return { uri: { scheme: "", host: "", params: new Map(), headers: new Map() }, params };
+  const params = paramsToEnd(s, paramsStart, s.length);
+  return params && { uri: { scheme: "", host: "", params: NO_PARAMS, headers: NO_URI_HEADERS }, params };
 }
 
 function scanDisplayWord(s: string, i: number): number {

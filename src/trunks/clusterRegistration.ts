@@ -4,7 +4,7 @@
 //   - RegistrationLeases: the lease table (src/store/registrations.ts implements it).
 //   - contactAtFront(port, front): the SIP port the registration client uses, its Contact at the front.
 // The manager claims (or renews) every lease it wants after each heartbeat (TrunkManager.syncLeases).
-import type { NameAddr, SipUri } from "../sip/message.ts";
+import { NO_PARAMS, NO_URI_HEADERS, type NameAddr, type SipUri } from "../sip/message.ts";
 import type { TrunkSipPort } from "./exchange.ts";
 import type { RegistrationStatus } from "./registration.ts";
 
@@ -42,9 +42,9 @@ export function contactAtFront(port: TrunkSipPort, front: { address: string; por
     contact(user, transport): NameAddr {
       const params = new Map<string, string | null>();
       if (transport !== "udp") params.set("transport", transport);
-      const uri: SipUri = { scheme: "sip", host: front.address, port: front.port, params, headers: new Map() };
+      const uri: SipUri = { scheme: "sip", host: front.address, port: front.port, params, headers: NO_URI_HEADERS };
       if (user) uri.user = user;
-      return { uri, params: new Map() };
+      return { uri, params: NO_PARAMS };
     },
     get localHost() {
       return port.localHost;

@@ -8,7 +8,7 @@
 //   probe.start(); probe.status  // { reachable: true | false | null (not probed yet), lastOptionsAt, lastError }
 //   probe.stop();
 import { createLogger, type Logger } from "../log.ts";
-import { createRequest, newCallId, newTag, type SipRequest, type SipUri } from "../sip/message.ts";
+import { createRequest, newCallId, newTag, NO_PARAMS, NO_URI_HEADERS, type SipRequest, type SipUri } from "../sip/message.ts";
 import type { Resolver } from "../sip/resolver.ts";
 import { exchange, type TrunkAddress, type TrunkSipPort } from "./exchange.ts";
 
@@ -101,14 +101,14 @@ export class OptionsProbe {
 
   private buildOptions(): SipRequest {
     const { domain, port, transport } = this.config.address;
-    const target: SipUri = { scheme: "sip", host: domain, params: new Map(), headers: new Map() };
+    const target: SipUri = { scheme: "sip", host: domain, params: NO_PARAMS, headers: NO_URI_HEADERS };
     if (port !== undefined) target.port = port;
     const contact = this.deps.port.contact(this.config.fromUser, transport);
     return createRequest({
       method: "OPTIONS",
       uri: target,
-      from: { uri: { ...contact.uri, params: new Map() }, params: new Map([["tag", newTag()]]) },
-      to: { uri: target, params: new Map() },
+      from: { uri: { ...contact.uri, params: NO_PARAMS }, params: new Map([["tag", newTag()]]) },
+      to: { uri: target, params: NO_PARAMS },
       callId: newCallId(this.deps.port.localHost),
       cseq: 1,
       headers: [["Accept", "application/sdp"]],

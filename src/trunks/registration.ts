@@ -9,7 +9,7 @@
 //   await reg.stop({ unregister: true, finalState: "unregistered" });
 import { createLogger, type Logger } from "../log.ts";
 import { DigestState, type Credentials } from "../sip/digest.ts";
-import { createRequest, newCallId, newTag, type SipRequest, type SipResponse, type SipUri } from "../sip/message.ts";
+import { createRequest, newCallId, newTag, NO_PARAMS, NO_URI_HEADERS, type SipRequest, type SipResponse, type SipUri } from "../sip/message.ts";
 import type { Resolver } from "../sip/resolver.ts";
 import { exchange, type ExchangeResult, type TrunkAddress, type TrunkSipPort } from "./exchange.ts";
 import { backoffDelayMs, defaultBackoff, parseRetryAfter, refreshDelaySec, type BackoffPolicy } from "./timing.ts";
@@ -272,14 +272,14 @@ export class Registration {
   private buildRegister(expires: number): SipRequest {
     const { domain, port } = this.config.address;
     // RFC 3261 §10.2: Request-URI names the registrar's domain; To/From carry the address of record.
-    const registrar: SipUri = { scheme: "sip", host: domain, params: new Map(), headers: new Map() };
+    const registrar: SipUri = { scheme: "sip", host: domain, params: NO_PARAMS, headers: NO_URI_HEADERS };
     if (port !== undefined) registrar.port = port;
-    const aor: SipUri = { scheme: "sip", user: this.config.credentials.username, host: domain, params: new Map(), headers: new Map() };
+    const aor: SipUri = { scheme: "sip", user: this.config.credentials.username, host: domain, params: NO_PARAMS, headers: NO_URI_HEADERS };
     return createRequest({
       method: "REGISTER",
       uri: registrar,
       from: { uri: aor, params: new Map([["tag", this.fromTag]]) },
-      to: { uri: aor, params: new Map() },
+      to: { uri: aor, params: NO_PARAMS },
       callId: this.callId,
       cseq: ++this.cseq,
       contact: this.ourContact(),

@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import {
   BRANCH_COOKIE, SipRequest, SipResponse, createRequest, createResponse, formatNameAddr, formatUri, formatVia,
-  keepAlivePrefix, newBranch, newCallId, newTag, nextMessageLength, parseMessage, parseNameAddr, parseUri,
+  keepAlivePrefix, newBranch, newCallId, newTag, nextMessageLength, NO_PARAMS, NO_URI_HEADERS, parseMessage, parseNameAddr, parseUri,
   parseVia, resolveHeaderName, serializeMessage, splitTopLevel, uriEquals, type ParseResult,
 } from "../../src/sip/message.ts";
 import { mulberry32 } from "./random.ts";
@@ -190,6 +190,24 @@ describe("URIs, name-addr and Via", () => {
       headers: new Map([["subject", "hi"], ["priority", "urgent"]]),
     });
     expect(formatUri(u!)).toBe("sips:alice:secret@[2001:db8::1]:5061;transport=tcp;lr;maddr=x?subject=hi&priority=urgent");
+  });
+
+  test("URIs and name-addrs without parameters or headers share the empty maps; the others have their own", () => {
+    const bare = parseUri("sip:alice@192.0.2.1")!;
+    expect([bare.params, bare.headers]).toEqual([NO_PARAMS, NO_URI_HEADERS]);
+    expect(bare.params).toBe(NO_PARAMS);
+    expect(bare.headers).toBe(NO_URI_HEADERS);
+    const full = parseUri("sip:alice@192.0.2.1;transport=tcp?subject=hi")!;
+    expect([full.params.get("transport"), full.headers.get("subject")]).toEqual(["tcp", "hi"]);
+    expect(NO_PARAMS.size + NO_URI_HEADERS.size).toBe(0);
+    const to = parseNameAddr("Bob <sip:bob@192.0.2.2>")!;
+    expect(to.params).toBe(NO_PARAMS);
+    expect(to.uri.params).toBe(NO_PARAMS);
+    expect(parseNameAddr("<sip:bob@192.0.2.2> ;tag=x")!.params.get("tag")).toBe("x");
+    // A request built from a dialog's URIs adds its tag to a map of its own (dialog.ts, stack.ts).
+    const res = parseMessage(new TextEncoder().encode(trunkInvite), "datagram");
+    if (!res.ok) throw new Error(res.error.reason);
+    expect(res.message.to.params).toBe(NO_PARAMS);
   });
 
   test("keeps %-escapes as received", () => {
