@@ -192,18 +192,24 @@ export class Dialog extends Emitter<DialogEvents> {
     // §13.2.2.4: a 2xx from another fork of the INVITE is ACKed too, and that unwanted dialog
     // is ended at once with BYE.
     const known = new Set([dialog.remoteTag]);
-    tx.on("extra2xx", (res) => {
+    const log = dialog.log;
+    const onFork = (res: SipResponse) => {
       const tag = res.to.params.get("tag") ?? "";
       if (known.has(tag)) return;
       if (known.size > MAX_FORKS) {
-        dialog.log.debug("2xx from one fork too many ignored");
+        log.debug("2xx from one fork too many ignored");
         return;
       }
       known.add(tag);
       const fork = Dialog.uac(stack, invite, res, dest, o.log);
       fork.acknowledge(invite, tx);
       void fork.bye();
-    });
+    };
+    tx.on("extra2xx", onFork);
+    // Accepted lasts 64*T1 after the 2xx (RFC 6026 Timer M): a call shorter than that would be
+    // pinned by this listener, its INVITE and log with it. A fork that answers after the call ended
+    // gets no ACK from us, and its UAS ends it with BYE (§13.3.1.4).
+    dialog.on("terminated", () => tx.off("extra2xx", onFork));
     return dialog;
   }
 
@@ -271,9 +277,14 @@ export class Dialog extends Emitter<DialogEvents> {
         .send(bytes, req.callId)
         .catch((error: unknown) => this.log.warn("ACK could not be sent", { error }));
     send();
-    tx.on("extra2xx", (res) => {
+    const resend = (res: SipResponse) => {
       if ((res.to.params.get("tag") ?? "") === this.remoteTag) send();
-    });
+    };
+    tx.on("extra2xx", resend);
+    // The transaction stays Accepted 64*T1 after the 2xx (RFC 6026 Timer M). Once this dialog has
+    // ended, its BYE has stopped the peer's 2xx retransmissions, and the listener would only pin
+    // the dialog (and its call) that long.
+    this.on("terminated", () => tx.off("extra2xx", resend));
   }
 
   /**

@@ -267,7 +267,7 @@ async function dialogWithRawPeer() {
   const outcome = await tx.outcome;
   if (outcome.kind !== "final") throw new Error("no final");
   const dialog = Dialog.fromInvite2xx(a, inv, outcome.response, tx, dest);
-  return { a, p, got, dialog };
+  return { a, p, got, dialog, tx };
 }
 
 test("a 2xx from a second fork is ACKed and that dialog ended with BYE (§13.2.2.4)", async () => {
@@ -281,6 +281,18 @@ test("a 2xx from a second fork is ACKed and that dialog ended with BYE (§13.2.2
   expect(ackTags).toEqual(["callee1", "callee2"]);
   expect(dialog.state).toBe("confirmed");
   expect(a.dialogs.size).toBe(1);
+});
+
+test("an ended dialog leaves no listener on its INVITE transaction, which stays Accepted for Timer M (RFC 6026)", async () => {
+  const { p, got, dialog, tx } = await dialogWithRawPeer();
+  // A fork's dialog is ACKed and ended at once: it lets go of the transaction as soon.
+  p.send(rawOk(got, p.port).replace("tag=callee1", "tag=callee2"));
+  await p.waitFor((m) => "method" in m && m.method === "BYE");
+  expect(tx.listenerCount("extra2xx")).toBe(2); // the dialog's re-ACK and the fork handler
+  void dialog.bye();
+  await until(() => p.received.filter((m) => "method" in m && m.method === "BYE").length === 2);
+  expect(tx.state).toBe("accepted");
+  expect(tx.listenerCount("extra2xx")).toBe(0);
 });
 
 test("a peer inventing To tags gets at most MAX_FORKS fork dialogs (ACK + BYE each); more 2xx are ignored", async () => {
