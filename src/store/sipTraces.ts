@@ -62,6 +62,14 @@ export interface SipTrace {
   droppedMessages: number;
 }
 
+/** A trace whose messages are already the JSON array written to the `messages` column. */
+export interface SerializedSipTrace {
+  callId: string;
+  bytes: number;
+  droppedMessages: number;
+  messagesJson: string;
+}
+
 interface TraceRow {
   call_id: string;
   bytes: number;
@@ -70,7 +78,7 @@ interface TraceRow {
 }
 
 interface WaitingTrace {
-  trace: SipTrace;
+  trace: SipTrace | SerializedSipTrace;
   endedAt: number;
 }
 
@@ -85,7 +93,7 @@ export class SipTraceStore {
   constructor(private readonly sql: SqlExecutor) {}
 
   /** Queued for the next batch; a failure is logged (the call is over, nothing waits for it). */
-  save(trace: SipTrace, endedAt: number): void {
+  save(trace: SipTrace | SerializedSipTrace, endedAt: number): void {
     this.waiting.set(trace.callId, { trace, endedAt: Math.round(endedAt) });
     if (this.waiting.size >= TRACE_BATCH) {
       void this.commitWaiting();
@@ -115,7 +123,7 @@ export class SipTraceStore {
   private async write(traces: WaitingTrace[]): Promise<void> {
     const statement = ({ trace, endedAt }: WaitingTrace): { sql: string; params: SqlValue[] } => ({
       sql: SAVE_STATEMENT,
-      params: [trace.callId, endedAt, trace.bytes, trace.droppedMessages, JSON.stringify(trace.messages)],
+      params: [trace.callId, endedAt, trace.bytes, trace.droppedMessages, "messagesJson" in trace ? trace.messagesJson : JSON.stringify(trace.messages)],
     });
     try {
       await this.sql.batch(traces.map(statement));
@@ -131,7 +139,11 @@ export class SipTraceStore {
 
   async get(callId: string): Promise<SipTrace | undefined> {
     const waiting = this.waiting.get(callId) ?? this.writing.get(callId);
-    if (waiting) return waiting.trace;
+    if (waiting) {
+      const { trace } = waiting;
+      if (!("messagesJson" in trace)) return trace;
+      return { callId, bytes: trace.bytes, droppedMessages: trace.droppedMessages, messages: JSON.parse(trace.messagesJson) as TracedMessage[] };
+    }
     const [row] = await this.sql.serial(() => this.sql.query<TraceRow>("SELECT call_id, bytes, dropped_messages, messages FROM sip_traces WHERE call_id = $1", [callId]));
     if (!row) return undefined;
     return { callId: row.call_id, bytes: Number(row.bytes), droppedMessages: Number(row.dropped_messages), messages: JSON.parse(row.messages) as TracedMessage[] };

@@ -2,8 +2,9 @@
 // the call records (which call has which SIP Call-ID, when it ends), keeps each call's messages in
 // memory, and writes the call's trace once, `lingerMs` after the call ended (so the last ACK, a
 // retransmitted BYE or its 200 are in it). Nothing touches the database per message. At 1,000
-// calls/s, 5,000 ended calls' traces wait at once: they wait on one linger queue, and their
-// messages share the objects naming their addresses.
+// calls/s, 5,000 ended calls' traces wait at once: they wait on one linger queue, each holding its
+// messages as the one JSON string the store will write (masked when the call ended), and a live
+// call's messages share the objects naming their addresses.
 //
 // Bounded: a call keeps at most `maxBytes` of messages (later ones are only counted, and the trace
 // says how many were dropped); messages of a Call-ID no call claims yet (an inbound INVITE is seen
@@ -30,7 +31,10 @@ type Endpoint = TappedMessage["source"];
 
 interface CallTrace {
   id: string;
+  /** Messages as tapped; once the call has ended, only those that came after. */
   messages: TappedMessage[];
+  /** The messages of the call until it ended, masked: the elements of the JSON array the store writes. */
+  written?: string;
   bytes: number;
   droppedMessages: number;
   sipCallIds: string[];
@@ -127,6 +131,9 @@ export class SipTraceRecorder {
     }
     if (trace && change.state === "ended" && trace.endedAt === undefined) {
       trace.endedAt = Date.now();
+      // One string while it lingers instead of two objects per message (a copy of its bytes, its record).
+      trace.written = trace.messages.map((m) => JSON.stringify(traced(m))).join(",");
+      trace.messages = [];
       this.lingering.add(trace);
     }
   }
@@ -162,9 +169,10 @@ export class SipTraceRecorder {
     if (this.byCall.get(trace.id) !== trace) return;
     this.byCall.delete(trace.id);
     for (const sipCallId of trace.sipCallIds) if (this.bySipCallId.get(sipCallId) === trace) this.bySipCallId.delete(sipCallId);
-    if (trace.messages.length === 0 && trace.droppedMessages === 0) return;
+    if (trace.messages.length === 0 && !trace.written && trace.droppedMessages === 0) return;
     try {
-      this.options.store.save(snapshot(trace), trace.endedAt ?? Date.now());
+      const { id: callId, bytes, droppedMessages } = trace;
+      this.options.store.save({ callId, bytes, droppedMessages, messagesJson: messagesJson(trace) }, trace.endedAt ?? Date.now());
     } catch (err) {
       log.error("saving a sip trace failed", { callId: trace.id, sipCallId: trace.sipCallIds.at(-1), err });
     }
@@ -172,20 +180,29 @@ export class SipTraceRecorder {
 }
 
 function snapshot(trace: CallTrace): SipTrace {
+  const written: TracedMessage[] = trace.written ? JSON.parse(`[${trace.written}]`) : [];
   return {
     callId: trace.id,
     bytes: trace.bytes,
     droppedMessages: trace.droppedMessages,
-    messages: trace.messages.map(
-      (m): TracedMessage => ({
-        time: m.time,
-        direction: m.direction,
-        transport: m.transport,
-        source: m.source,
-        destination: m.destination,
-        message: maskedMessage(m.data),
-      }),
-    ),
+    messages: [...written, ...trace.messages.map(traced)],
+  };
+}
+
+function messagesJson(trace: CallTrace): string {
+  const elements = trace.messages.map((m) => JSON.stringify(traced(m)));
+  if (trace.written) elements.unshift(trace.written);
+  return `[${elements.join(",")}]`;
+}
+
+function traced(m: TappedMessage): TracedMessage {
+  return {
+    time: m.time,
+    direction: m.direction,
+    transport: m.transport,
+    source: m.source,
+    destination: m.destination,
+    message: maskedMessage(m.data),
   };
 }
 
