@@ -107,6 +107,9 @@ export function unshared(value: string): string {
 }
 
 export function headerKey(name: string): string {
+  // The usual spellings, the code's own ("Record-Route", "call-id") among them, without lower-casing anew.
+  const known = resolvedNames.get(name);
+  if (known) return known.key;
   const lower = name.toLowerCase();
   if (lower.length === 1) return COMPACT[lower] ?? lower;
   return lower;
@@ -129,7 +132,11 @@ function addSpelling(spelling: string, resolved: { name: string; key: string }):
   (SPELLINGS[slot] ??= []).push({ spelling, resolved });
   resolvedNames.set(spelling, resolved);
 }
-for (const name of CANONICAL.values()) addSpelling(name, { name, key: name.toLowerCase() });
+for (const name of CANONICAL.values()) {
+  const resolved = { name, key: name.toLowerCase() };
+  addSpelling(name, resolved);
+  if (resolved.key !== name) addSpelling(resolved.key, resolved);
+}
 for (const [letter, key] of Object.entries(COMPACT)) {
   const resolved = { name: CANONICAL.get(key) ?? key, key };
   addSpelling(letter, resolved);
