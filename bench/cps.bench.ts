@@ -22,6 +22,7 @@
 // maxEventLoopLagMs 0), to see what the 503s buy past capacity.
 // BENCH_CPS_SOURCE=1: the ladder from source (`bun main.ts`, names unminified) for an outside profiler
 // such as perf with BUN_JSC_useJITDump=1 (README "Calls per second" says how).
+// BENCH_CPS_SIPP_SCHED=other: SIPp under the default scheduling policy instead of SCHED_BATCH (below).
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -159,6 +160,18 @@ function buildCommit(ref: string, dir: string): string {
   return binary;
 }
 
+// SIPp shares the box with the node, which a trunk's SBC does not. Two effects of that are the load
+// generator's, not the node's, and are taken out:
+// - SIPp's UDP socket buffers default to 64 KiB: when SIPp fell behind, its socket dropped the node's
+//   responses (/proc/net/udp counted them) and it re-sent the INVITE 500 ms later. It gets the 4 MiB
+//   the node's SIP socket asks for.
+// - Each datagram the node sends over loopback wakes SIPp, and the scheduler ran SIPp on the node's
+//   CPU at once: the node's main thread spent 66 µs of wall clock per send, 18 µs of it on the CPU.
+//   As SCHED_BATCH (`chrt -b 0`), SIPp's wake-ups do not preempt the node; it still takes its CPU
+//   time from the same two cores. 32 µs per send then.
+const SIPP_SOCKET_BUFFER_BYTES = 4 << 20;
+const SIPP_SCHEDULING = process.env.BENCH_CPS_SIPP_SCHED === "other" ? [] : ["chrt", "--batch", "0"];
+
 async function startNode(command: string[], name: string, env: Record<string, string> = {}): Promise<Node> {
   const dir = mkdtempSync(join(tmpdir(), `bench-cps-${name}-`));
   const sipPort = await freePort();
@@ -249,11 +262,13 @@ async function placeCallsOnce(node: Node, rate: number, seconds: number): Promis
     const started = performance.now();
     const sipp = Bun.spawn(
       [
+        ...SIPP_SCHEDULING,
         "sipp", node.remote, "-sf", "scenario.xml", "-inf", "numbers.csv",
         "-i", CALLER_IP, "-p", String(await freePort()), "-mp", String(await freePort()), "-t", "u1",
         "-m", String(total), "-r", String(rate), "-l", String(rate * 40),
         "-timeout", `${seconds + 60}s`, "-timeout_error", "-nostdin", "-nd",
         "-trace_rtt", "-rtt_freq", "1", "-trace_stat", "-stf", "stat.csv",
+        "-buff_size", String(SIPP_SOCKET_BUFFER_BYTES),
       ],
       { cwd: runDir, stdout: "pipe", stderr: "pipe", stdin: "ignore" },
     );
