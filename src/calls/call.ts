@@ -678,5 +678,7 @@ function pickIdentity(o: CallIdentity): CallIdentity {
 }
 
 function roundStats(stats: Record<string, number>): Record<string, number> {
-  return Object.fromEntries(Object.entries(stats).map(([k, v]) => [k, Math.round(v)]));
+  const rounded: Record<string, number> = {};
+  for (const key in stats) rounded[key] = Math.round(stats[key]!);
+  return rounded;
 }

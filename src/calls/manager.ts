@@ -19,7 +19,7 @@ import type { Resolver } from "../sip/resolver.ts";
 import type { SipStack } from "../sip/stack.ts";
 import type { ServerTransaction } from "../sip/transaction.ts";
 import type { InboundContext } from "../sip/transport.ts";
-import type { CallListQuery, CallRecord, CallStore } from "../store/calls.ts";
+import { initialRecord, type CallListQuery, type CallRecord, type CallStore, type NewCall } from "../store/calls.ts";
 import { timeOrderedId } from "../store/ids.ts";
 import { Call, type CallEnvironment, type CallInit } from "./call.ts";
 import type { CallerIdTemplates } from "./callerId.ts";
@@ -130,7 +130,7 @@ export class CallManager {
         return id === undefined ? undefined : this.trunk(id);
       },
       hasCapacity: () => this.hasCapacity(),
-      createCall: (init) => this.createCall({ id: newCallId(), ...init }).call,
+      createCall: (init) => this.createCall({ id: newCallId(), ...init }),
       takeTrunkSlot: (call, trunkId) => this.takeTrunkSlot(call, trunkId, {}),
       routes: deps.routes,
       homing: deps.homing,
@@ -227,24 +227,11 @@ export class CallManager {
   }
 
   /** Creates the call and its record (state `trying`). */
-  private createCall(init: CallInit): { call: Call; record: CallRecord } {
-    const { id, direction, from, to, sipCallId, trunkId, applicationId, channelId, userId, clientId, attributes } = init;
-    const record = this.deps.records.create({
-      id,
-      direction,
-      from,
-      to,
-      ...(sipCallId ? { sipCallId } : {}),
-      ...(trunkId ? { trunkId } : {}),
-      ...(applicationId ? { applicationId } : {}),
-      ...(channelId ? { channelId } : {}),
-      ...(userId ? { userId } : {}),
-      ...(clientId ? { clientId } : {}),
-      ...(attributes && Object.keys(attributes).length > 0 ? { attributes } : {}),
-    });
+  private createCall(init: CallInit, now = Date.now()): Call {
+    this.deps.records.create(newCallOf(init), now);
     const call = new Call(init, this.env);
     this.calls.set(call.id, call);
-    return { call, record };
+    return call;
   }
 
   /** Counts the call on its trunk; false when the trunk refuses (at its limit, or unavailable outbound). */
@@ -270,7 +257,7 @@ export class CallManager {
     if ("error" in target) return { ok: false, status: 400, code: "invalid_body", message: `to ${target.error}`, field: "to" };
     if (this.draining) return { ok: false, status: 503, code: "draining", message: "this node is shutting down and takes no new calls" };
     if (!this.hasCapacity()) return { ok: false, status: 503, code: "too_many_calls", message: "the concurrent-call limit is reached" };
-    const { call, record } = this.createCall({
+    const init: CallInit = {
       id: newCallId(),
       direction: "outbound",
       from: "",
@@ -279,12 +266,14 @@ export class CallManager {
       channelId: request.channelId,
       clientId: request.client.id,
       ...(request.client.userId ? { userId: request.client.userId } : {}),
-    });
+    };
+    const now = Date.now();
+    const call = this.createCall(init, now);
     placeOutboundCall(this.outbound, call, request, target).catch((error: unknown) => {
       call.log.error("outbound call failed", { error });
       call.end("transport_error");
     });
-    return { ok: true, call: record };
+    return { ok: true, call: initialRecord(newCallOf(init), now) };
   }
 
   /**
@@ -307,7 +296,7 @@ export class CallManager {
     if (!destinations || destinations.length === 0 || !onTrunk(referTo, destinations, scope)) return { status: 403, reason: "Transfer Target Not On This Trunk" };
     if (this.draining || !this.hasCapacity() || from.isEnded) return { status: 503, reason: "Service Unavailable" };
     const participant = userId ?? (from.direction === "inbound" ? from.info.from : from.info.to);
-    const { call } = this.createCall({
+    const call = this.createCall({
       id: newCallId(),
       direction: "outbound",
       from: "",
@@ -446,4 +435,21 @@ function pick<T extends object, K extends keyof T>(o: T, keys: K[]): Partial<Pic
   const out: Partial<Pick<T, K>> = {};
   for (const key of keys) if (o[key] !== undefined) out[key] = o[key];
   return out;
+}
+
+function newCallOf(init: CallInit): NewCall {
+  const { id, direction, from, to, sipCallId, trunkId, applicationId, channelId, userId, clientId, attributes } = init;
+  return {
+    id,
+    direction,
+    from,
+    to,
+    ...(sipCallId ? { sipCallId } : {}),
+    ...(trunkId ? { trunkId } : {}),
+    ...(applicationId ? { applicationId } : {}),
+    ...(channelId ? { channelId } : {}),
+    ...(userId ? { userId } : {}),
+    ...(clientId ? { clientId } : {}),
+    ...(attributes && Object.keys(attributes).length > 0 ? { attributes } : {}),
+  };
 }

@@ -244,8 +244,8 @@ export class CallStore {
     return this.writer.waiting;
   }
 
-  /** Records a new call (state `trying`) and returns its record; never waits for the database. */
-  create(call: NewCall, now = Date.now()): CallRecord {
+  /** Records a new call (state `trying`); never waits for the database. `initialRecord` is its record. */
+  create(call: NewCall, now = Date.now()): void {
     startedCalls.inc({ direction: call.direction });
     openRecords.set(call.id, { direction: call.direction, state: "trying" });
     if (this.watchers.size > 0) this.tell(call.id, { state: "trying", ...(call.sipCallId ? { sipCallId: call.sipCallId } : {}) });
@@ -266,13 +266,6 @@ export class CallStore {
     if (call.clientId) columns.set("client_id", call.clientId);
     if (call.attributes && Object.keys(call.attributes).length > 0) columns.set("attributes", JSON.stringify(call.attributes));
     this.writer.insert(call.id, columns, new Map());
-    return toRecord({
-      seq: 0, id: call.id, direction: call.direction, state: "trying", sip_call_id: call.sipCallId ?? null, trunk_id: call.trunkId ?? null,
-      from_uri: call.from, to_uri: call.to, application_id: call.applicationId ?? null, channel_id: call.channelId ?? null,
-      user_id: call.userId ?? null, client_id: call.clientId ?? null, created_at: now, ringing_at: null, answered_at: null,
-      ended_at: null, end_reason: null, sip_status: null, codec: null, media_stats: null, redirects: null,
-      attributes: call.attributes && Object.keys(call.attributes).length > 0 ? JSON.stringify(call.attributes) : null,
-    });
   }
 
   /**
@@ -287,7 +280,9 @@ export class CallStore {
       else open.state = change.state;
     }
     const columns = new Map<string, SqlValue>();
-    for (const [key, value] of Object.entries(change) as [keyof CallUpdate, unknown][]) {
+    let key: keyof CallUpdate;
+    for (key in change) {
+      const value = change[key];
       if (value === undefined) continue;
       // Serialized now: the caller may change its object after.
       columns.set(columnOf[key], key === "mediaStats" || key === "redirects" ? JSON.stringify(value) : (value as string | number));
@@ -393,6 +388,17 @@ export class CallStore {
     await this.writer.flush();
     return this.sql.serial(() => this.sql.query<T>(statement, params));
   }
+}
+
+/** The record `create(call, now)` starts, as `get` would read it back. */
+export function initialRecord(call: NewCall, now: number): CallRecord {
+  return toRecord({
+    seq: 0, id: call.id, direction: call.direction, state: "trying", sip_call_id: call.sipCallId ?? null, trunk_id: call.trunkId ?? null,
+    from_uri: call.from, to_uri: call.to, application_id: call.applicationId ?? null, channel_id: call.channelId ?? null,
+    user_id: call.userId ?? null, client_id: call.clientId ?? null, created_at: now, ringing_at: null, answered_at: null,
+    ended_at: null, end_reason: null, sip_status: null, codec: null, media_stats: null, redirects: null,
+    attributes: call.attributes && Object.keys(call.attributes).length > 0 ? JSON.stringify(call.attributes) : null,
+  });
 }
 
 /** Whether `cursor` is one this store produced (the API answers 400 otherwise). */

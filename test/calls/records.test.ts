@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { isValidCursor } from "../../src/store/calls.ts";
+import { initialRecord, isValidCursor } from "../../src/store/calls.ts";
 import { openPostgresStore, openStore, type Store } from "../../src/store/index.ts";
 import { createDatabase, startPostgres, type Postgres } from "../helpers/postgres.ts";
 import { until } from "../helpers/until.ts";
@@ -45,8 +45,11 @@ for (const driver of drivers) {
   describe(`call records (${driver.name})`, () => {
     test("state changes stamp their time once and an ended record is final", async () => {
       const store = (await driver.fresh()).calls;
-      const created = store.create({ id: "c1", direction: "inbound", from: "sip:a@x", to: "sip:b@y", trunkId: "t1" }, 1000);
-      expect(created).toEqual({ id: "c1", direction: "inbound", state: "trying", trunkId: "t1", from: "sip:a@x", to: "sip:b@y", createdAt: new Date(1000).toISOString() });
+      const call = { id: "c1", direction: "inbound", from: "sip:a@x", to: "sip:b@y", trunkId: "t1" } as const;
+      store.create(call, 1000);
+      const created = { id: "c1", direction: "inbound", state: "trying", trunkId: "t1", from: "sip:a@x", to: "sip:b@y", createdAt: new Date(1000).toISOString() } as const;
+      expect(initialRecord(call, 1000)).toEqual(created);
+      expect(await store.get("c1")).toEqual(created);
       store.update("c1", { state: "ringing", sipStatus: 180 }, 2000);
       store.update("c1", { state: "ringing" }, 2500);
       store.update("c1", { state: "answered", codec: "PCMU", applicationId: "app", channelId: "room", userId: "u" }, 3000);
