@@ -663,7 +663,8 @@ export class Call {
 
 }
 
-function pickIdentity(o: CallIdentity): CallIdentity {
+/** The identity with only the optional fields that are set. */
+export function pickIdentity(o: CallIdentity): CallIdentity {
   const { from, to, applicationId, channelId, userId, clientId, trunkId, attributes } = o;
   return {
     from,

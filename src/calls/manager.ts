@@ -21,7 +21,7 @@ import type { ServerTransaction } from "../sip/transaction.ts";
 import type { InboundContext } from "../sip/transport.ts";
 import { initialRecord, type CallListQuery, type CallRecord, type CallStore, type NewCall } from "../store/calls.ts";
 import { timeOrderedId } from "../store/ids.ts";
-import { Call, type CallEnvironment, type CallInit } from "./call.ts";
+import { Call, pickIdentity, type CallEnvironment, type CallInit } from "./call.ts";
 import type { CallerIdTemplates } from "./callerId.ts";
 import { parseDialTarget } from "./dialTarget.ts";
 import type { Placement } from "../cluster/homes.ts";
@@ -438,18 +438,5 @@ function pick<T extends object, K extends keyof T>(o: T, keys: K[]): Partial<Pic
 }
 
 function newCallOf(init: CallInit): NewCall {
-  const { id, direction, from, to, sipCallId, trunkId, applicationId, channelId, userId, clientId, attributes } = init;
-  return {
-    id,
-    direction,
-    from,
-    to,
-    ...(sipCallId ? { sipCallId } : {}),
-    ...(trunkId ? { trunkId } : {}),
-    ...(applicationId ? { applicationId } : {}),
-    ...(channelId ? { channelId } : {}),
-    ...(userId ? { userId } : {}),
-    ...(clientId ? { clientId } : {}),
-    ...(attributes && Object.keys(attributes).length > 0 ? { attributes } : {}),
-  };
+  return { id: init.id, direction: init.direction, ...(init.sipCallId ? { sipCallId: init.sipCallId } : {}), ...pickIdentity(init) };
 }

@@ -73,12 +73,18 @@ function fakeStack(): { stack: SipStack; send(m: TappedMessage): void } {
   return { stack, send: (m) => tap?.(m) };
 }
 
+/** A recorder on an in-memory store, fed by a fake stack's tap. */
+function recording(lingerMs: number, maxBytes: () => number = () => 100_000) {
+  const store = openStore(":memory:");
+  const { stack, send } = fakeStack();
+  const recorder = new SipTraceRecorder({ store: store.sipTraces, maxBytes, lingerMs });
+  recorder.attach(stack, store.calls);
+  return { store, stack, send, recorder };
+}
+
 describe("the recorder", () => {
   test("claims the INVITE seen before its call, keeps only its call's messages, writes once after the linger", async () => {
-    const store = openStore(":memory:");
-    const { stack, send } = fakeStack();
-    const recorder = new SipTraceRecorder({ store: store.sipTraces, maxBytes: () => 100_000, lingerMs: 50 });
-    recorder.attach(stack, store.calls);
+    const { store, send, recorder } = recording(50);
     send(tapped("received", sip("INVITE sip:b@y SIP/2.0", "cid-1")));
     send(tapped("received", sip("OPTIONS sip:b@y SIP/2.0", "someone-else")));
     store.calls.create({ id: "call_1", direction: "inbound", from: "a", to: "b", sipCallId: "cid-1" });
@@ -104,10 +110,7 @@ describe("the recorder", () => {
   });
 
   test("the messages a call's trace keeps share one object per address and port, however many the tap made", async () => {
-    const store = openStore(":memory:");
-    const { stack, send } = fakeStack();
-    const recorder = new SipTraceRecorder({ store: store.sipTraces, maxBytes: () => 100_000, lingerMs: 60_000 });
-    recorder.attach(stack, store.calls);
+    const { store, send, recorder } = recording(60_000);
     store.calls.create({ id: "call_3", direction: "inbound", from: "a", to: "b", sipCallId: "cid-3" });
     // The tap makes fresh address objects for every message.
     for (const direction of ["received", "sent", "received"] as const) {
@@ -164,10 +167,7 @@ describe("the recorder", () => {
   });
 
   test("files a message under the Call-ID the stack tapped it with, reading the bytes only for a message without one", async () => {
-    const store = openStore(":memory:");
-    const { stack, send } = fakeStack();
-    const recorder = new SipTraceRecorder({ store: store.sipTraces, maxBytes: () => 100_000, lingerMs: 60_000 });
-    recorder.attach(stack, store.calls);
+    const { store, send, recorder } = recording(60_000);
     store.calls.create({ id: "call_2", direction: "inbound", from: "a", to: "b", sipCallId: "parsed-id" });
     // The stack's Call-ID wins over the bytes (which it parsed itself); without one, the bytes are read.
     send({ ...tapped("received", sip("INVITE sip:b@y SIP/2.0", "bytes-id")), callId: "parsed-id" });
@@ -179,11 +179,8 @@ describe("the recorder", () => {
   });
 
   test("a call's trace stops at records.sipTraceMaxBytes and says how many messages it dropped; 0 records nothing", async () => {
-    const store = openStore(":memory:");
-    const { stack, send } = fakeStack();
     let maxBytes = 2 * encoder.encode(sip("BYE sip:b@y SIP/2.0", "cid-2")).length;
-    const recorder = new SipTraceRecorder({ store: store.sipTraces, maxBytes: () => maxBytes, lingerMs: 10_000 });
-    recorder.attach(stack, store.calls);
+    const { store, stack, send, recorder } = recording(10_000, () => maxBytes);
     store.calls.create({ id: "call_2", direction: "outbound", from: "a", to: "b" });
     store.calls.update("call_2", { sipCallId: "cid-2" });
     for (let i = 0; i < 5; i++) send(tapped("sent", sip("BYE sip:b@y SIP/2.0", "cid-2")));
