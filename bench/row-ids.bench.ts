@@ -54,7 +54,7 @@ async function perCall(dir: string, name: string, id: (prefix: string) => string
       calls.create({ id: callId, direction: "inbound", from: "sip:+15551230000@carrier.example", to: "sip:7000@trunkline.example", sipCallId: `${callId}@carrier`, trunkId: "carrier" });
       calls.update(callId, { state: "answered", codec: "PCMU" });
       calls.update(callId, { state: "ended", endReason: "remote_bye", mediaStats: { packetsReceived: 50, packetsSent: 50, packetsLost: 0, jitterMs: 1 } });
-      traces.save({ callId, messages: MESSAGES, bytes: BYTES, droppedMessages: 0 }, Date.now());
+      traces.save({ callId, messagesJson: JSON.stringify(MESSAGES), bytes: BYTES, droppedMessages: 0 }, Date.now());
     }
     await calls.flush();
     await traces.flush();

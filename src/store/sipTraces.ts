@@ -62,7 +62,7 @@ export interface SipTrace {
   droppedMessages: number;
 }
 
-/** A trace whose messages are already the JSON array written to the `messages` column. */
+/** A trace as it is saved: its messages already the JSON array of the `messages` column. */
 export interface SerializedSipTrace {
   callId: string;
   bytes: number;
@@ -78,7 +78,7 @@ interface TraceRow {
 }
 
 interface WaitingTrace {
-  trace: SipTrace | SerializedSipTrace;
+  trace: SerializedSipTrace;
   endedAt: number;
 }
 
@@ -93,7 +93,7 @@ export class SipTraceStore {
   constructor(private readonly sql: SqlExecutor) {}
 
   /** Queued for the next batch; a failure is logged (the call is over, nothing waits for it). */
-  save(trace: SipTrace | SerializedSipTrace, endedAt: number): void {
+  save(trace: SerializedSipTrace, endedAt: number): void {
     this.waiting.set(trace.callId, { trace, endedAt: Math.round(endedAt) });
     if (this.waiting.size >= TRACE_BATCH) {
       void this.commitWaiting();
@@ -123,7 +123,7 @@ export class SipTraceStore {
   private async write(traces: WaitingTrace[]): Promise<void> {
     const statement = ({ trace, endedAt }: WaitingTrace): { sql: string; params: SqlValue[] } => ({
       sql: SAVE_STATEMENT,
-      params: [trace.callId, endedAt, trace.bytes, trace.droppedMessages, "messagesJson" in trace ? trace.messagesJson : JSON.stringify(trace.messages)],
+      params: [trace.callId, endedAt, trace.bytes, trace.droppedMessages, trace.messagesJson],
     });
     try {
       await this.sql.batch(traces.map(statement));
@@ -141,7 +141,6 @@ export class SipTraceStore {
     const waiting = this.waiting.get(callId) ?? this.writing.get(callId);
     if (waiting) {
       const { trace } = waiting;
-      if (!("messagesJson" in trace)) return trace;
       return { callId, bytes: trace.bytes, droppedMessages: trace.droppedMessages, messages: JSON.parse(trace.messagesJson) as TracedMessage[] };
     }
     const [row] = await this.sql.serial(() => this.sql.query<TraceRow>("SELECT call_id, bytes, dropped_messages, messages FROM sip_traces WHERE call_id = $1", [callId]));

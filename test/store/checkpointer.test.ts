@@ -26,7 +26,8 @@ test("with background checkpoints the WAL reaches the database file from the wor
   const fileBefore = statSync(path).size;
   const message = "x".repeat(5_000);
   for (let i = 0; i < 300; i++) {
-    store.sipTraces.save({ callId: `call-${i}`, bytes: message.length, droppedMessages: 0, messages: [{ time: i, direction: "sent", transport: "udp", source: { address: "127.0.0.1", port: 5060 }, destination: { address: "127.0.0.2", port: 5060 }, message }] }, Date.now());
+    const messages = [{ time: i, direction: "sent", transport: "udp", source: { address: "127.0.0.1", port: 5060 }, destination: { address: "127.0.0.2", port: 5060 }, message }];
+    store.sipTraces.save({ callId: `call-${i}`, bytes: message.length, droppedMessages: 0, messagesJson: JSON.stringify(messages) }, Date.now());
   }
   await store.sipTraces.flush();
   // 300 traces of 5 kB: ≈ 1.5 MB in the WAL, under the 1,000 pages at which SQLite would checkpoint anyway.
