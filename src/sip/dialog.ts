@@ -206,9 +206,10 @@ export class Dialog extends Emitter<DialogEvents> {
       void fork.bye();
     };
     tx.on("extra2xx", onFork);
-    // Accepted lasts 64*T1 after the 2xx (RFC 6026 Timer M): a call shorter than that would be
-    // pinned by this listener, its INVITE and log with it. A fork that answers after the call ended
-    // gets no ACK from us, and its UAS ends it with BYE (§13.3.1.4).
+    // Accepted lasts 64*T1 after the 2xx (RFC 6026 Timer M): this listener would keep the INVITE
+    // that long after a short call. A fork that answers after the call ended gets no ACK from us,
+    // and its UAS ends it with BYE (§13.3.1.4); 2xx retransmissions of the call's own dialog and of
+    // forks already seen are still ACKed (acknowledge).
     dialog.on("terminated", () => tx.off("extra2xx", onFork));
     return dialog;
   }
@@ -270,21 +271,22 @@ export class Dialog extends Emitter<DialogEvents> {
       headers: credentials,
       ...(ack ? { body: ack.body, contentType: ack.contentType } : {}),
     });
+    // The transaction stays Accepted 64*T1 after the 2xx (RFC 6026 Timer M) and this listener with
+    // it, also after the dialog ended: it holds the ACK's bytes and where they go, not the dialog
+    // (and through it the call).
+    const { stack, remoteTag, log } = this;
+    const hop = this.nextHop();
+    const callId = req.callId;
     const bytes = serializeMessage(req);
     const send = () =>
-      this.stack
-        .wireTo(this.nextHop())
-        .send(bytes, req.callId)
-        .catch((error: unknown) => this.log.warn("ACK could not be sent", { error }));
+      stack
+        .wireTo(hop)
+        .send(bytes, callId)
+        .catch((error: unknown) => log.warn("ACK could not be sent", { error }));
     send();
-    const resend = (res: SipResponse) => {
-      if ((res.to.params.get("tag") ?? "") === this.remoteTag) send();
-    };
-    tx.on("extra2xx", resend);
-    // The transaction stays Accepted 64*T1 after the 2xx (RFC 6026 Timer M). Once this dialog has
-    // ended, its BYE has stopped the peer's 2xx retransmissions, and the listener would only pin
-    // the dialog (and its call) that long.
-    this.on("terminated", () => tx.off("extra2xx", resend));
+    tx.on("extra2xx", (res) => {
+      if ((res.to.params.get("tag") ?? "") === remoteTag) send();
+    });
   }
 
   /**
