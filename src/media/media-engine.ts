@@ -12,7 +12,7 @@ import { Mixer, mixerTotals } from "./mixer.ts";
 import { RtpPortAllocator } from "./ports.ts";
 import { relayTotals } from "./relay.ts";
 import { tapRtcp } from "./rtcp-tap.ts";
-import { RtpSession, strangerTotals } from "./rtp.ts";
+import { RtpSession, rtpPacketTotals, strangerTotals } from "./rtp.ts";
 import { tickerTotals } from "./ticker.ts";
 import type { ToneCadence } from "./tones.ts";
 import { totalIndex } from "./worker-totals.ts";
@@ -338,6 +338,8 @@ export class MediaEngine {
     stats[totalIndex.strangerRtcp] = strangerTotals.rtcp;
     stats[totalIndex.levelFrames] = mixerTotals.levelFrames;
     stats[totalIndex.relayedPackets] = relayTotals.packets;
+    stats[totalIndex.rtpSent] = rtpPacketTotals.sent;
+    stats[totalIndex.rtpReceived] = rtpPacketTotals.received;
     stats[totalIndex.srtpAuth] = srtpDropTotals.auth;
     stats[totalIndex.srtpReplay] = srtpDropTotals.replay;
   }

@@ -96,6 +96,19 @@ metrics.counter(
   () => [{ labels: { kind: "rtp" }, value: strangers.rtp + workerTotal("strangerRtp") }, { labels: { kind: "rtcp" }, value: strangers.rtcp + workerTotal("strangerRtcp") }],
 );
 
+/** RTP packets this thread's sessions sent and accepted (after source, SRTP and payload-type checks). */
+export const rtpPacketTotals = { sent: 0, received: 0 };
+const packetTotals = rtpPacketTotals;
+metrics.counter(
+  "trunkline_rtp_packets_total",
+  "RTP packets of phone legs: sent (mixed, relayed or DTMF), and received and accepted (from the call's source, authenticated, of a negotiated payload type).",
+  ["direction"],
+  () => [
+    { labels: { direction: "sent" }, value: packetTotals.sent + workerTotal("rtpSent") },
+    { labels: { direction: "received" }, value: packetTotals.received + workerTotal("rtpReceived") },
+  ],
+);
+
 /** One shared timer drives RTCP and media timeouts for all sessions. */
 const liveSessions = new Set<RtpSession>();
 let housekeeping: ReturnType<typeof setInterval> | undefined;
@@ -290,6 +303,7 @@ export class RtpSession {
       return;
     }
     this.counters.packetsReceived++;
+    packetTotals.received++;
     this.counters.octetsReceived += packet.payloadLength;
     let reception = this.reception;
     if (!reception || reception.ssrc !== packet.ssrc) {
@@ -387,6 +401,7 @@ export class RtpSession {
     else for (let i = 0; i < payloadLength; i++) buffer[RTP_HEADER_SIZE + i] = data[offset + i]!;
     this.seq = (this.seq + 1) & 0xffff;
     this.counters.packetsSent++;
+    packetTotals.sent++;
     this.counters.octetsSent += payloadLength;
     this.lastSentTimestamp = timestamp >>> 0;
     this.lastSentAtMs = performance.now();

@@ -2,7 +2,7 @@
 // copies its totals into a SharedArrayBuffer (media-engine.ts), and this thread's metrics add them
 // to its own (ticker.ts, rtp.ts, srtp drops in calls/legMedia.ts).
 
-export const TOTAL_FIELDS = ["ticks", "lateTicks", "skippedTicks", "strangerRtp", "strangerRtcp", "srtpAuth", "srtpReplay", "levelFrames", "relayedPackets"] as const;
+export const TOTAL_FIELDS = ["ticks", "lateTicks", "skippedTicks", "strangerRtp", "strangerRtcp", "srtpAuth", "srtpReplay", "levelFrames", "relayedPackets", "rtpSent", "rtpReceived"] as const;
 export type TotalField = (typeof TOTAL_FIELDS)[number];
 export const totalIndex = Object.fromEntries(TOTAL_FIELDS.map((f, i) => [f, i])) as Record<TotalField, number>;
 

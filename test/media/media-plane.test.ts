@@ -78,6 +78,25 @@ test("channels spread over the workers; a leg moved to another worker's channel 
   expect(lobby.host.legs).toBe(1);
 });
 
+test("the RTP packets metric adds what the workers' legs sent and accepted", async () => {
+  const packets = (direction: "sent" | "received") => metricSample(`trunkline_rtp_packets_total{direction="${direction}"}`) ?? NaN;
+  const sentBefore = packets("sent");
+  const receivedBefore = packets("received");
+  const plane = new MediaPlane({ workers: 1 });
+  cleanup.push(() => plane.close());
+  const room = plane.open("room");
+  cleanup.push(() => room.close());
+  expect(room.host.isWorker).toBe(true);
+  const alice = await phone(room, "alice", 440);
+  const bob = await phone(room, "bob", 700);
+  await until(() => alice.leg.stats().packetsReceived > 25 && bob.leg.stats().packetsReceived > 25);
+  // The worker writes its totals after its legs' statistics, in the same turn.
+  const legs = (field: "packetsSent" | "packetsReceived") => alice.leg.stats()[field] + bob.leg.stats()[field];
+  await until(() => packets("sent") - sentBefore >= legs("packetsSent") && packets("received") - receivedBefore >= legs("packetsReceived"), {
+    what: () => ({ sent: packets("sent") - sentBefore, received: packets("received") - receivedBefore, legsSent: legs("packetsSent"), legsReceived: legs("packetsReceived") }),
+  });
+});
+
 test("a leg takes a pair its worker bound ahead, without waiting for the worker, and its media flows; spares close when legs stop coming", async () => {
   const { room } = roomOnOneWorker();
   const ports = new RtpPortAllocator({ min: 20000, max: 59999 });

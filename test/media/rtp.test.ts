@@ -37,6 +37,11 @@ function strangerMetric(kind: "rtp" | "rtcp"): number {
   return metricSample(`trunkline_rtp_stranger_packets_total{kind="${kind}"}`) ?? NaN;
 }
 
+/** trunkline_rtp_packets_total{direction} as /metrics shows it. */
+function packetsMetric(direction: "sent" | "received"): number {
+  return metricSample(`trunkline_rtp_packets_total{direction="${direction}"}`) ?? NaN;
+}
+
 function rtp(seq: number, ssrc = 0x1111, pt = 0): Uint8Array {
   return serializeRtp({ payloadType: pt, sequenceNumber: seq, timestamp: seq * 160, ssrc }, new Uint8Array(160).fill(0xff));
 }
@@ -54,7 +59,9 @@ describe.each<[string, UdpIo]>([["in-thread", inThreadUdpIo]])("RtpSession (%s s
     const s = await session();
     const p = await peer();
     s.configure(config(p.socket.port));
+    const sentBefore = packetsMetric("sent");
     for (let i = 0; i < 5; i++) s.send(0, new Uint8Array(160), 1000 + i * 160, i === 0);
+    expect(packetsMetric("sent") - sentBefore).toBe(5);
     await until(() => p.received.length === 5);
     const packets = p.received.map((r) => parseRtp(r.data)!);
     expect(packets.every((x) => x.ssrc === s.ssrc)).toBe(true);
@@ -70,6 +77,7 @@ describe.each<[string, UdpIo]>([["in-thread", inThreadUdpIo]])("RtpSession (%s s
     const stranger = await peer("127.0.0.66");
     s.configure(config(sdpPeer.socket.port));
     const metricBefore = strangerMetric("rtp");
+    const receivedBefore = packetsMetric("received");
     const got: RtpPacket[] = [];
     s.onPacket = (p) => got.push(p);
     s.send(0, new Uint8Array(160), 0);
@@ -85,6 +93,8 @@ describe.each<[string, UdpIo]>([["in-thread", inThreadUdpIo]])("RtpSession (%s s
     expect(got.map((p) => p.sequenceNumber)).toEqual([LEARN_PROBATION, LEARN_PROBATION + 1]);
     expect(s.stats()).toMatchObject({ latched: true, remote: `127.0.0.1:${natPeer.socket.port}`, ignoredPackets: LEARN_PROBATION - 1, strangerPackets: 15 });
     expect(strangerMetric("rtp") - metricBefore).toBe(15);
+    // Only what was accepted: not the strangers', not the NAT peer's packets before it was learned.
+    expect(packetsMetric("received") - receivedBefore).toBe(2);
     // Sent after every stranger packet was counted: reaches the peer, and the stranger still has nothing.
     s.send(0, new Uint8Array(160), 320);
     await until(() => natPeer.rtp().length === 2);
