@@ -29,6 +29,7 @@ import { join, resolve } from "node:path";
 import { setLogLevel } from "../src/log.ts";
 import { openStore } from "../src/store/index.ts";
 import { reportGoal } from "./goals.ts";
+import { mediaSocketSendUs } from "./udp-send.bench.ts";
 import { freePort } from "../test/helpers/sipp.ts";
 import { sippCall } from "../test/helpers/sippCall.ts";
 import { until } from "../test/helpers/until.ts";
@@ -93,6 +94,13 @@ interface StepResult {
   p99Ms: number;
   mainUs: number;
   allUs: number;
+  /** Of mainUs and allUs, the part spent in the kernel (system time): sends, receives, sockets. */
+  mainKernelUs: number;
+  allKernelUs: number;
+  /** RTP datagrams the node sent per call (trunkline_rtp_packets_total{direction="sent"}). */
+  rtpSentPerCall: number;
+  /** Share of the machine's CPU time the hypervisor gave to others during the step (/proc/stat steal). */
+  stealShare: number;
   /** CPU µs per call by kind of thread (media workers, JIT compiler, garbage collector, other). */
   byThread: Record<ThreadKind, number>;
   /** SIPp's own CPU µs per call: what the load generator takes of the same two vCPUs. */
@@ -125,14 +133,25 @@ function cpuMsByKind(pid: number): Map<number, { kind: ThreadKind; ms: number }>
   return threads;
 }
 
-/** CPU ms of the process (every thread) and of its main thread, from /proc. */
-function cpuMs(pid: number): { main: number; all: number } {
-  const ticks = (path: string) => {
+interface CpuMs { main: number; all: number; mainKernel: number; allKernel: number }
+
+/** CPU ms of the process (every thread) and of its main thread, each with its kernel part, from /proc. */
+function cpuMs(pid: number): CpuMs {
+  const times = (path: string) => {
     const stat = readFileSync(path, "utf8");
     const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return Number(fields[11]) + Number(fields[12]); // utime, stime
+    const system = Number(fields[12]) * TICK_MS;
+    return { total: Number(fields[11]) * TICK_MS + system, system }; // utime + stime, stime
   };
-  return { main: ticks(`/proc/${pid}/task/${pid}/stat`) * TICK_MS, all: ticks(`/proc/${pid}/stat`) * TICK_MS };
+  const main = times(`/proc/${pid}/task/${pid}/stat`);
+  const all = times(`/proc/${pid}/stat`);
+  return { main: main.total, all: all.total, mainKernel: main.system, allKernel: all.system };
+}
+
+/** The machine's CPU time in clock ticks, all and stolen by the hypervisor (/proc/stat's first line). */
+function machineTicks(): { total: number; steal: number } {
+  const fields = readFileSync("/proc/stat", "utf8").split("\n", 1)[0]!.trim().split(/\s+/).slice(1, 9).map(Number);
+  return { total: fields.reduce((a, b) => a + b, 0), steal: fields[7]! };
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -230,13 +249,18 @@ async function stopNode(node: Node): Promise<void> {
   rmSync(node.dir, { recursive: true, force: true });
 }
 
-/** INVITEs the node has refused as overloaded since it started (trunkline_sip_rejected_total). */
-async function overloadRefusals(node: Node): Promise<number> {
+/** The sum of the node's metric samples whose line starts with `prefix`. */
+async function metricSum(node: Node, prefix: string): Promise<number> {
   const text = await (await fetch(node.metricsUrl, { headers: { authorization: `Bearer ${TOKEN}` } })).text();
   let n = 0;
-  for (const line of text.split("\n")) if (line.startsWith('trunkline_sip_rejected_total{reason="overload_')) n += Number(line.split(" ").at(-1));
+  for (const line of text.split("\n")) if (line.startsWith(prefix)) n += Number(line.split(" ").at(-1));
   return n;
 }
+
+/** INVITEs the node has refused as overloaded since it started. */
+const overloadRefusals = (node: Node) => metricSum(node, 'trunkline_sip_rejected_total{reason="overload_');
+/** RTP datagrams the node's phone legs have sent since it started. */
+const rtpSent = (node: Node) => metricSum(node, 'trunkline_rtp_packets_total{direction="sent"}');
 
 /** Runs again when SIPp's port, free a moment ago, was taken meanwhile. */
 async function placeCalls(node: Node, rate: number, seconds: number): Promise<StepResult> {
@@ -257,6 +281,8 @@ async function placeCallsOnce(node: Node, rate: number, seconds: number): Promis
     writeFileSync(join(runDir, "numbers.csv"), `SEQUENTIAL\n${numbers.join("\n")}\n`);
     const total = Math.round(rate * seconds);
     const refusedBefore = await overloadRefusals(node);
+    const rtpBefore = await rtpSent(node);
+    const machineBefore = machineTicks();
     const before = cpuMs(node.pid);
     const threadsBefore = cpuMsByKind(node.pid);
     const started = performance.now();
@@ -276,8 +302,10 @@ async function placeCallsOnce(node: Node, rate: number, seconds: number): Promis
     const wallMs = performance.now() - started;
     const sippCpu = sipp.resourceUsage()?.cpuTime.total;
     const after = cpuMs(node.pid);
+    const machineAfter = machineTicks();
     const threadsAfter = cpuMsByKind(node.pid);
     const refused = (await overloadRefusals(node)) - refusedBefore;
+    const rtpDatagrams = (await rtpSent(node)) - rtpBefore;
     if (exitCode !== 0 && stderr.includes("Unable to bind")) throw new Error(`sipp: ${stderr.slice(0, 500)}`);
     const stat = readFileSync(join(runDir, "stat.csv"), "utf8").trim().split("\n");
     const header = stat[0]!.split(";");
@@ -307,6 +335,10 @@ async function placeCallsOnce(node: Node, rate: number, seconds: number): Promis
       p99Ms: percentile(setupMs, 99),
       mainUs: ((after.main - before.main - node.idle[0] * wallMs) * 1000) / completed,
       allUs: ((after.all - before.all - node.idle[1] * wallMs) * 1000) / completed,
+      mainKernelUs: ((after.mainKernel - before.mainKernel) * 1000) / completed,
+      allKernelUs: ((after.allKernel - before.allKernel) * 1000) / completed,
+      rtpSentPerCall: rtpDatagrams / completed,
+      stealShare: (machineAfter.steal - machineBefore.steal) / Math.max(1, machineAfter.total - machineBefore.total),
       byThread,
       sippUs: sippCpu === undefined ? NaN : Number(sippCpu) / completed,
     };
@@ -386,7 +418,8 @@ function stepLine(label: string, r: StepResult): string {
   return (
     `${label.padEnd(22)} offered ${fmt(r.offered).padStart(5)}/s  achieved ${fmt(r.achieved).padStart(5)}/s  ` +
     `${String(r.calls).padStart(6)} ok ${String(r.failed).padStart(5)} failed (${r.refused} refused 503 overloaded)${r.unfinished ? ` ${r.unfinished} unfinished` : ""}  INVITE→200 p50 ${r.p50Ms.toFixed(0).padStart(5)} ms p99 ${r.p99Ms.toFixed(0).padStart(6)} ms  ` +
-    `CPU/call main thread ${fmt(r.mainUs).padStart(5)} µs, all threads ${fmt(r.allUs).padStart(5)} µs (${Object.entries(r.byThread).map(([kind, us]) => `${kind} ${fmt(us)}`).join(", ")}); SIPp ${fmt(r.sippUs)} µs`
+    `CPU/call main thread ${fmt(r.mainUs).padStart(5)} µs, all threads ${fmt(r.allUs).padStart(5)} µs (${Object.entries(r.byThread).map(([kind, us]) => `${kind} ${fmt(us)}`).join(", ")}; ` +
+    `in the kernel: main ${fmt(r.mainKernelUs)}, all ${fmt(r.allKernelUs)}); SIPp ${fmt(r.sippUs)} µs; ${r.rtpSentPerCall.toFixed(1)} RTP datagrams sent per call; steal ${(r.stealShare * 100).toFixed(1)} %`
   );
 }
 
@@ -410,6 +443,9 @@ async function ladder(command: string[]): Promise<void> {
   const writes = await storeWritesUs();
   console.log(`\nthe store writes of one call alone (same SQLite setup, this process): record ${fmt(writes.records)} µs (1 insert + 4 updates), SIP trace ${fmt(writes.trace)} µs`);
   const top = results.at(-1)!;
+  const sendUs = await mediaSocketSendUs();
+  const rtpUs = top.rtpSentPerCall * sendUs;
+  console.log(`the RTP datagrams of one call alone: ${top.rtpSentPerCall.toFixed(1)} × ${sendUs.toFixed(2)} µs = ${fmt(rtpUs)} µs (one media-socket send over loopback to a reading process, this process, the best of 3 rounds of 20,000)`);
   reportGoal({
     goal: `calls per second (${fmt(top.offered)} offered for ${TOP_SEC} s, 100 channels)`,
     figure: `${fmt(top.achieved)} achieved, ${top.failed} failed${top.unfinished ? ` and ${top.unfinished} unfinished` : ""}, p99 INVITE→200 ${fmt(top.p99Ms)} ms`,
@@ -417,8 +453,8 @@ async function ladder(command: string[]): Promise<void> {
     met: top.achieved >= 0.98 * top.offered && top.failed === 0 && top.unfinished === 0 && top.p99Ms < 20,
   });
   reportGoal({
-    goal: `CPU per call at ${fmt(top.offered)} CPS (all threads; main thread; of which record + SIP trace writes alone)`,
-    figure: `${fmt(top.allUs)} µs; ${fmt(top.mainUs)} µs; ${fmt(writes.records)} + ${fmt(writes.trace)} µs`,
+    goal: `CPU per call at ${fmt(top.offered)} CPS (all threads; main thread; of which record + SIP trace writes alone; the call's RTP sends alone)`,
+    figure: `${fmt(top.allUs)} µs; ${fmt(top.mainUs)} µs; ${fmt(writes.records)} + ${fmt(writes.trace)} µs; ${fmt(rtpUs)} µs`,
     anchor: "≈ 2,200 µs; goal ≤ 600 µs",
     met: top.allUs <= 600,
   });

@@ -26,9 +26,9 @@ s.close();
 `;
 
 /** `send` returns a promise when its send completes later (node:dgram's callback). */
-async function cpuPerSendUs(send: () => unknown): Promise<number> {
+async function cpuPerSendUs(send: () => unknown, sends = SENDS): Promise<number> {
   const before = process.cpuUsage();
-  for (let sent = 0; sent < SENDS; ) {
+  for (let sent = 0; sent < sends; ) {
     const pending: Promise<unknown>[] = [];
     for (let k = 0; k < BURST; k++, sent++) {
       const done = send();
@@ -38,14 +38,44 @@ async function cpuPerSendUs(send: () => unknown): Promise<number> {
     await Bun.sleep(1);
   }
   const used = process.cpuUsage(before);
-  return (used.user + used.system) / SENDS;
+  return (used.user + used.system) / sends;
+}
+
+/** A process on loopback that reads every datagram sent to `port` until `stop()`. */
+async function startReceiver(): Promise<{ port: number; stop: () => Promise<void> }> {
+  const receiver = Bun.spawn([process.execPath, "-e", RECEIVER], { stdin: "pipe", stdout: "pipe", stderr: "inherit" });
+  const port = Number(await readLine(receiver.stdout.getReader(), { buffered: "" }));
+  return {
+    port,
+    stop: async () => {
+      receiver.stdin.end();
+      await receiver.exited;
+    },
+  };
+}
+
+const failedSend = () => {
+  throw new Error("send failed");
+};
+
+/** CPU µs of one media-socket send over loopback to a reading process: the best of `rounds` rounds of `sends`. */
+export async function mediaSocketSendUs(sends = 20_000, rounds = 3): Promise<number> {
+  const receiver = await startReceiver();
+  const socket = await inThreadUdpIo.bind("127.0.0.1", 0, { data() {}, error: failedSend });
+  try {
+    let best = Infinity;
+    for (let round = 0; round < rounds; round++) best = Math.min(best, await cpuPerSendUs(() => socket.send(packet, receiver.port, "127.0.0.1"), sends));
+    return best;
+  } finally {
+    socket.close();
+    await receiver.stop();
+  }
 }
 
 export async function run(): Promise<void> {
-  const receiver = Bun.spawn([process.execPath, "-e", RECEIVER], { stdin: "pipe", stdout: "pipe", stderr: "inherit" });
-  const port = Number(await readLine(receiver.stdout.getReader(), { buffered: "" }));
-  const error = () => { throw new Error("send failed"); };
-  const ours = await inThreadUdpIo.bind("127.0.0.1", 0, { data() {}, error });
+  const receiver = await startReceiver();
+  const port = receiver.port;
+  const ours = await inThreadUdpIo.bind("127.0.0.1", 0, { data() {}, error: failedSend });
   const bun = await Bun.udpSocket({ hostname: "127.0.0.1", port: 0, binaryType: "uint8array" });
   const connected = await Bun.udpSocket({ hostname: "127.0.0.1", port: 0, binaryType: "uint8array", connect: { hostname: "127.0.0.1", port } });
   const node = dgram.createSocket("udp4");
@@ -67,8 +97,7 @@ export async function run(): Promise<void> {
   bun.close();
   connected.close();
   node.close();
-  receiver.stdin.end();
-  await receiver.exited;
+  await receiver.stop();
   console.log(`CPU per 172-byte send over loopback, µs (${ROUNDS} alternating rounds of ${SENDS.toLocaleString("en")}):`);
   for (const [label, values] of Object.entries(rows)) {
     console.log(`  ${label.padEnd(48)} ${values.map((v) => v.toFixed(2).padStart(6)).join(" ")}   best ${Math.min(...values).toFixed(2)}`);
