@@ -300,6 +300,16 @@ export class JitterBuffer {
     this.overPops = 0;
   }
 
+  /** Frames concealed (lost) so far: stats().lost without building stats(). */
+  get lostFrames(): number {
+    return this.counters.lost;
+  }
+
+  /** Packets that came after their playout: stats().late without building stats(). */
+  get latePackets(): number {
+    return this.counters.late;
+  }
+
   stats(): JitterStats {
     return {
       ...this.counters,

@@ -48,7 +48,7 @@ import type { MixedFrame, Mixer, MixerParticipant } from "./mixer.ts";
 import type { RtpPortAllocator } from "./ports.ts";
 import { RELAY_QUIET_TICKS, RelayedStream, relayTotals, type PacketRelay } from "./relay.ts";
 import type { ParsedRtp } from "./rtp-packet.ts";
-import { RtpSession, type RtpSessionStats, type RtpStreamState } from "./rtp.ts";
+import { RtpSession, type RtpCounters, type RtpSessionStats, type RtpStreamState } from "./rtp.ts";
 import { SrtpReceiveContext, SrtpSendContext, generateSrtpKey, sameSrtpKey, type SrtpKey, type SrtpSuite } from "./srtp.ts";
 import type { UdpIo } from "./udp-io.ts";
 import {
@@ -338,6 +338,13 @@ export interface MediaPathOptions {
   strictSource?: boolean;
   dtmfDurationMs?: number;
   log: Logger;
+}
+
+/** The counters a leg's host copies to shared memory every 100 ms (media-protocol.ts LEG_STAT_FIELDS). */
+export interface LegCounters extends RtpCounters {
+  framesConcealed: number;
+  latePackets: number;
+  dtmfReceived: number;
 }
 
 /** What a media path hands on when its leg moves to another thread: the outgoing stream continues. */
@@ -691,6 +698,15 @@ export class LegMediaPath {
       this.inband = { generator: new InbandDtmfGenerator(codec.sampleRate), encoder: codec.createEncoder(), codec };
     }
     for (const d of valid) this.inband.generator.queueDigit(d, this.o.dtmfDurationMs ?? 100, DTMF_GAP_MS);
+  }
+
+  /** stats()'s counters, into `into`: no object made. */
+  readCounters(into: LegCounters): void {
+    this.session.readCounters(into);
+    const jitter = this.receiver?.jitter;
+    into.framesConcealed = jitter ? jitter.lostFrames : 0;
+    into.latePackets = jitter ? jitter.latePackets : 0;
+    into.dtmfReceived = this.dtmfReceived;
   }
 
   stats(): PhoneLegStats {

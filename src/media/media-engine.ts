@@ -6,7 +6,7 @@
 import { applyMediaSettings } from "./media-settings.ts";
 import type { Logger, LogLevel } from "../log.ts";
 import { srtpDropTotals } from "./srtp.ts";
-import { LegMediaPath } from "./leg.ts";
+import { LegMediaPath, type LegCounters } from "./leg.ts";
 import { LEG_STAT_FIELDS, slotOffset, type FromHost, type ToHost } from "./media-protocol.ts";
 import { Mixer, mixerTotals } from "./mixer.ts";
 import { RtpPortAllocator } from "./ports.ts";
@@ -58,6 +58,11 @@ export class MediaEngine {
   private readonly binding = new Map<number, { closed: boolean; detach: boolean }>();
   /** pairs bound ahead of need, by port, idle until a leg takes one (spare-ports.ts) */
   private readonly spares = new Map<number, RtpSession>();
+  /** Where write() reads a leg's counters into: one object for all legs (every 100 ms each). */
+  private readonly counters: LegCounters = {
+    packetsSent: 0, packetsReceived: 0, octetsSent: 0, octetsReceived: 0, packetsLost: 0, strangerPackets: 0, jitterMs: 0,
+    framesConcealed: 0, latePackets: 0, dtmfReceived: 0, srtpAuthFailures: 0, srtpReplays: 0,
+  };
   private readonly taps = new Map<number, { channel: string; untap: () => void }>();
   private readonly clients = new Map<number, { client: HostedClient; channel: string }>();
   /** clients whose offer is being answered: true once a clientLeave came meanwhile */
@@ -310,20 +315,21 @@ export class MediaEngine {
   private write(hosted: HostedPath): void {
     const stats = this.stats;
     if (!stats) return;
-    const { rtp, jitter, dtmfReceived } = hosted.path.stats();
+    const c = this.counters;
+    hosted.path.readCounters(c);
     const at = slotOffset(hosted.slot);
-    stats[at + field.packetsSent] = rtp.packetsSent;
-    stats[at + field.packetsReceived] = rtp.packetsReceived;
-    stats[at + field.octetsSent] = rtp.octetsSent;
-    stats[at + field.octetsReceived] = rtp.octetsReceived;
-    stats[at + field.packetsLost] = rtp.packetsLost;
-    stats[at + field.strangerPackets] = rtp.strangerPackets;
-    stats[at + field.jitterMs] = rtp.jitterMs;
-    stats[at + field.framesConcealed] = jitter.lost;
-    stats[at + field.latePackets] = jitter.late;
-    stats[at + field.dtmfReceived] = dtmfReceived;
-    stats[at + field.srtpAuthFailures] = rtp.srtpAuthFailures;
-    stats[at + field.srtpReplays] = rtp.srtpReplays;
+    stats[at + field.packetsSent] = c.packetsSent;
+    stats[at + field.packetsReceived] = c.packetsReceived;
+    stats[at + field.octetsSent] = c.octetsSent;
+    stats[at + field.octetsReceived] = c.octetsReceived;
+    stats[at + field.packetsLost] = c.packetsLost;
+    stats[at + field.strangerPackets] = c.strangerPackets;
+    stats[at + field.jitterMs] = c.jitterMs;
+    stats[at + field.framesConcealed] = c.framesConcealed;
+    stats[at + field.latePackets] = c.latePackets;
+    stats[at + field.dtmfReceived] = c.dtmfReceived;
+    stats[at + field.srtpAuthFailures] = c.srtpAuthFailures;
+    stats[at + field.srtpReplays] = c.srtpReplays;
   }
 
   private writeAll(): void {

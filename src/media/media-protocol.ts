@@ -6,7 +6,7 @@
 // host rewrites as the leg runs and the main thread reads whenever asked (CallMedia.stats()).
 import type { MediaSettings } from "./media-settings.ts";
 import type { LogLevel } from "../log.ts";
-import type { MediaPathCarry } from "./leg.ts";
+import type { LegCounters, MediaPathCarry } from "./leg.ts";
 import type { TappedRtcp } from "./rtcp-tap.ts";
 import type { NegotiatedMedia } from "./sdp.ts";
 import type { ToneCadence } from "./tones.ts";
@@ -15,7 +15,7 @@ import { TOTAL_FIELDS } from "./worker-totals.ts";
 export const LEG_STAT_FIELDS = [
   "packetsSent", "packetsReceived", "octetsSent", "octetsReceived", "packetsLost", "strangerPackets", "jitterMs",
   "framesConcealed", "latePackets", "dtmfReceived", "srtpAuthFailures", "srtpReplays",
-] as const;
+] as const satisfies readonly (keyof LegCounters)[];
 export type LegStatField = (typeof LEG_STAT_FIELDS)[number];
 export const TOTALS_LENGTH = TOTAL_FIELDS.length;
 

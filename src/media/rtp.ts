@@ -86,6 +86,19 @@ export interface RtpSessionStats {
 const RTCP_INTERVAL_MS = 5000;
 const HOUSEKEEPING_MS = 250;
 
+/** The counters of a session a host copies to shared memory (readCounters). */
+export interface RtpCounters {
+  packetsSent: number;
+  packetsReceived: number;
+  octetsSent: number;
+  octetsReceived: number;
+  packetsLost: number;
+  strangerPackets: number;
+  jitterMs: number;
+  srtpAuthFailures: number;
+  srtpReplays: number;
+}
+
 /** Per-process totals, read at scrape time (a sprayer's packets cost an increment, no label lookup). */
 export const strangerTotals = { rtp: 0, rtcp: 0 };
 const strangers = strangerTotals;
@@ -464,6 +477,21 @@ export class RtpSession {
       jitterMs: r ? r.jitterMs : 0,
       peerReport: this.peerReport,
     };
+  }
+
+  /** The counters stats() reports, into `into`: no object made (a host copies them every 100 ms). */
+  readCounters(into: RtpCounters): void {
+    const c = this.counters;
+    const r = this.reception;
+    into.packetsSent = c.packetsSent;
+    into.packetsReceived = c.packetsReceived;
+    into.octetsSent = c.octetsSent;
+    into.octetsReceived = c.octetsReceived;
+    into.packetsLost = r ? Math.max(0, r.cumulativeLost) : 0;
+    into.strangerPackets = c.strangerPackets;
+    into.jitterMs = r ? r.jitterMs : 0;
+    into.srtpAuthFailures = c.srtpAuthFailures;
+    into.srtpReplays = c.srtpReplays;
   }
 
   get stream(): RtpStreamState {

@@ -23,6 +23,8 @@ export interface SippCallOptions {
   route?: string;
   /** A PCMU offer with this media port ("[rtpport]" for SIPp's own RTP, "9" for none); no body without it. */
   offerPort?: string;
+  /** The offer's direction attribute (RFC 3264 §5.1); default sendrecv. "sendonly": the answerer sends nothing. */
+  direction?: "sendrecv" | "sendonly";
   /** "hang-up": our BYE at once (or after `holdMs`), waiting for its 200; "until-bye": the far end's BYE, answered 200. */
   ending: "hang-up" | "until-bye";
   /** With "hang-up": how long the call stays up after the ACK before our BYE (default 0). */
@@ -58,7 +60,7 @@ c=IN IP4 [local_ip]
 t=0 0
 m=audio ${o.offerPort} RTP/AVP 0
 a=rtpmap:0 PCMU/8000
-a=sendrecv`;
+a=${o.direction ?? "sendrecv"}`;
   const ending =
     o.ending === "hang-up"
       ? `${o.holdMs ? `  <pause milliseconds="${o.holdMs}"/>\n` : ""}  <send retrans="500"><![CDATA[

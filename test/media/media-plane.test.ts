@@ -7,6 +7,7 @@ import { createLogger } from "../../src/log.ts";
 import { HostedLeg } from "../../src/media/hosted-leg.ts";
 import { MediaPlane, type ChannelMedia } from "../../src/media/media-plane.ts";
 import { RtpPortAllocator } from "../../src/media/ports.ts";
+import { serializeRtp } from "../../src/media/rtp-packet.ts";
 import { workerTotal } from "../../src/media/worker-totals.ts";
 import type { ClientJoinOptions } from "../../src/webrtc/client-host.ts";
 import { carriesTone, clientHears, clientHearsUntil, peerHears } from "../helpers/hearing.ts";
@@ -82,10 +83,7 @@ test("the RTP packets metric adds what the workers' legs sent and accepted", asy
   const packets = (direction: "sent" | "received") => metricSample(`trunkline_rtp_packets_total{direction="${direction}"}`) ?? NaN;
   const sentBefore = packets("sent");
   const receivedBefore = packets("received");
-  const plane = new MediaPlane({ workers: 1 });
-  cleanup.push(() => plane.close());
-  const room = plane.open("room");
-  cleanup.push(() => room.close());
+  const { room } = roomOnOneWorker();
   expect(room.host.isWorker).toBe(true);
   const alice = await phone(room, "alice", 440);
   const bob = await phone(room, "bob", 700);
@@ -95,6 +93,30 @@ test("the RTP packets metric adds what the workers' legs sent and accepted", asy
   await until(() => packets("sent") - sentBefore >= legs("packetsSent") && packets("received") - receivedBefore >= legs("packetsReceived"), {
     what: () => ({ sent: packets("sent") - sentBefore, received: packets("received") - receivedBefore, legsSent: legs("packetsSent"), legsReceived: legs("packetsReceived") }),
   });
+});
+
+test("a worker's leg counts the loss its peer's stream had, the frames it concealed and a packet that came too late", async () => {
+  const { room } = roomOnOneWorker();
+  const sender = await Bun.udpSocket({ hostname: "127.0.0.1", port: 0 });
+  cleanup.push(() => sender.close());
+  const leg = await HostedLeg.create({ channel: room, allocator, advertisedAddress: "127.0.0.1", bindAddress: "127.0.0.1", participantId: "lossy", codecPreferences: ["PCMU"], log: createLogger("test") });
+  if ("error" in leg) throw new Error(leg.error);
+  cleanup.push(() => leg.close());
+  expect(leg.answer(offer(sender.port)).ok).toBe(true);
+  const packet = (seq: number) => serializeRtp({ payloadType: 0, sequenceNumber: seq, timestamp: seq * 160, ssrc: 0x5151 }, new Uint8Array(160).fill(0xff));
+  // A phone's pace, every fifth packet missing.
+  let seq = 0;
+  const pacer = setInterval(() => {
+    if (seq % 5 !== 4) sender.send(packet(seq), leg.localPort, "127.0.0.1");
+    seq++;
+  }, 20);
+  cleanup.push(() => clearInterval(pacer));
+  await until(() => leg.stats().packetsLost >= 4 && leg.stats().framesConcealed >= 4, { what: () => leg.stats() });
+  clearInterval(pacer);
+  // One of the missing packets, long after its turn: late, not played.
+  sender.send(packet(4), leg.localPort, "127.0.0.1");
+  await until(() => leg.stats().latePackets === 1, { what: () => leg.stats() });
+  expect(leg.stats().packetsReceived).toBeGreaterThanOrEqual(16);
 });
 
 test("a leg takes a pair its worker bound ahead, without waiting for the worker, and its media flows; spares close when legs stop coming", async () => {
