@@ -43,7 +43,6 @@ export function hostClientsHere(handler: ClientHandler): void {
 
 /** How often every leg's slot and the totals are rewritten (besides at once on DTMF and first media). */
 const STATS_INTERVAL_MS = 100;
-const field = Object.fromEntries(LEG_STAT_FIELDS.map((f, i) => [f, i])) as Record<(typeof LEG_STAT_FIELDS)[number], number>;
 
 interface HostedPath {
   path: LegMediaPath;
@@ -318,18 +317,7 @@ export class MediaEngine {
     const c = this.counters;
     hosted.path.readCounters(c);
     const at = slotOffset(hosted.slot);
-    stats[at + field.packetsSent] = c.packetsSent;
-    stats[at + field.packetsReceived] = c.packetsReceived;
-    stats[at + field.octetsSent] = c.octetsSent;
-    stats[at + field.octetsReceived] = c.octetsReceived;
-    stats[at + field.packetsLost] = c.packetsLost;
-    stats[at + field.strangerPackets] = c.strangerPackets;
-    stats[at + field.jitterMs] = c.jitterMs;
-    stats[at + field.framesConcealed] = c.framesConcealed;
-    stats[at + field.latePackets] = c.latePackets;
-    stats[at + field.dtmfReceived] = c.dtmfReceived;
-    stats[at + field.srtpAuthFailures] = c.srtpAuthFailures;
-    stats[at + field.srtpReplays] = c.srtpReplays;
+    for (let i = 0; i < LEG_STAT_FIELDS.length; i++) stats[at + i] = c[LEG_STAT_FIELDS[i]!];
   }
 
   private writeAll(): void {
