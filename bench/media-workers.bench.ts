@@ -15,7 +15,7 @@ import { loadavg } from "node:os";
 import { join } from "node:path";
 import { createLogger, setLogLevel } from "../src/log.ts";
 import { HostedLeg } from "../src/media/hosted-leg.ts";
-import { MediaPlane, type ChannelMedia } from "../src/media/media-plane.ts";
+import { MediaPlane, defaultMediaWorkers, type ChannelMedia } from "../src/media/media-plane.ts";
 import { applyMediaSettings, mediaSettings } from "../src/media/media-settings.ts";
 import { RtpPortAllocator } from "../src/media/ports.ts";
 import { threadDelta, threadTicks } from "./cpu-time.ts";
@@ -108,12 +108,13 @@ export async function run(): Promise<void> {
   applyMediaSettings(settings);
   const pct = (x: number) => `${(100 * x).toFixed(2)} %`;
   const label = (r: Measured) => `${r.mode}, ${r.workers} worker${r.workers > 1 ? "s" : ""}`;
-  const best = results.reduce((a, b) => (b.lateShare < a.lateShare ? b : a));
+  // Judged on what an operator runs without configuring anything: relayed pairs, the default worker count.
+  const asShipped = results.find((r) => r.mode === "relayed" && r.workers === defaultMediaWorkers());
   reportGoal({
     goal: `${legCount} G.711 legs (${legCount / 2} two-party channels, both talking), late frames`,
-    figure: results.map((r) => `${label(r)}: ${pct(r.lateShare)}`).join("; "),
-    anchor: "< 0.1 %",
-    met: best.lateShare < 0.001,
+    figure: results.map((r) => `${label(r)}${r === asShipped ? " (the defaults)" : ""}: ${pct(r.lateShare)}`).join("; "),
+    anchor: "< 0.1 % with the defaults",
+    met: asShipped ? asShipped.lateShare < 0.001 : undefined,
   });
   for (const mode of modes) {
     const one = results.find((r) => r.mode === mode && r.workers === 1);
