@@ -472,9 +472,9 @@ export class RtpSession {
       remote: address.includes(":") ? `[${address}]:${port}` : `${address}:${port}`,
       latched: learned !== undefined,
       ...this.counters,
-      packetsLost: r ? Math.max(0, r.cumulativeLost) : 0,
+      packetsLost: this.packetsLost,
       fractionLost: r ? r.lastFractionLost : 0,
-      jitterMs: r ? r.jitterMs : 0,
+      jitterMs: this.jitterMs,
       peerReport: this.peerReport,
     };
   }
@@ -482,16 +482,24 @@ export class RtpSession {
   /** The counters stats() reports, into `into`: no object made (a host copies them every 100 ms). */
   readCounters(into: RtpCounters): void {
     const c = this.counters;
-    const r = this.reception;
     into.packetsSent = c.packetsSent;
     into.packetsReceived = c.packetsReceived;
     into.octetsSent = c.octetsSent;
     into.octetsReceived = c.octetsReceived;
-    into.packetsLost = r ? Math.max(0, r.cumulativeLost) : 0;
+    into.packetsLost = this.packetsLost;
     into.strangerPackets = c.strangerPackets;
-    into.jitterMs = r ? r.jitterMs : 0;
+    into.jitterMs = this.jitterMs;
     into.srtpAuthFailures = c.srtpAuthFailures;
     into.srtpReplays = c.srtpReplays;
+  }
+
+  /** RFC 3550 §6.4.1 cumulative loss of the current source, at least 0 (duplicates can take RFC 3550's count below). */
+  private get packetsLost(): number {
+    return this.reception ? Math.max(0, this.reception.cumulativeLost) : 0;
+  }
+
+  private get jitterMs(): number {
+    return this.reception ? this.reception.jitterMs : 0;
   }
 
   get stream(): RtpStreamState {
